@@ -1,0 +1,78 @@
+/**
+ * Adam with explicit, serialisable state, as a pure function.
+ *
+ * The update is PyTorch's (and `tf.train.adam`'s, spec §11): m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g²,
+ * p ← p − lr·m̂/(√v̂ + ε) with m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ). SiD uses β = (0, 0.999) and ε = 1e-8 (spec §5.1).
+ * The moments live in a plain name → tensor map with the parameters' names, so a checkpoint stores them like any
+ * other weights and a resumed run continues with exactly the same moments and step count.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs"
+import type { Parameters } from "./Parameters.js"
+
+/** Adam's hyper-parameters. */
+export interface AdamConfig {
+  readonly learningRate: number
+  readonly beta1: number
+  readonly beta2: number
+  readonly epsilon: number
+}
+
+/** Adam's state: first and second moments by parameter name, and the number of updates taken. */
+export interface AdamState {
+  readonly step: number
+  readonly m: Parameters
+  readonly v: Parameters
+}
+
+/** Zero moments shaped like the parameters (step 0). The caller owns the tensors. */
+export const initAdam = (params: Parameters): AdamState => ({
+  step: 0,
+  m: Object.fromEntries(Object.entries(params).map(([n, p]) => [n, tf.zerosLike(p)])),
+  v: Object.fromEntries(Object.entries(params).map(([n, p]) => [n, tf.zerosLike(p)]))
+})
+
+/** One Adam update's results: new parameter values and new state (all new tensors the caller owns). */
+export interface AdamUpdate {
+  readonly params: Record<string, tf.Tensor>
+  readonly state: AdamState
+}
+
+/**
+ * One Adam update of every parameter that has a gradient. Parameters without a gradient keep their values (copied).
+ * Pure: inputs are not modified or disposed.
+ */
+export const adamUpdate = (
+  config: AdamConfig,
+  params: Parameters,
+  grads: Parameters,
+  state: AdamState
+): AdamUpdate =>
+  tf.tidy(() => {
+    const t = state.step + 1
+    const c1 = 1 - Math.pow(config.beta1, t)
+    const c2 = 1 - Math.pow(config.beta2, t)
+    const next: Record<string, tf.Tensor> = {}
+    const m: Record<string, tf.Tensor> = {}
+    const v: Record<string, tf.Tensor> = {}
+    for (const [name, p] of Object.entries(params)) {
+      const g = grads[name]
+      const m0 = state.m[name]
+      const v0 = state.v[name]
+      if (m0 === undefined || v0 === undefined) throw new Error(`Adam state has no moments for parameter "${name}"`)
+      if (g === undefined) {
+        next[name] = tf.clone(p)
+        m[name] = tf.clone(m0)
+        v[name] = tf.clone(v0)
+        continue
+      }
+      const m1 = tf.add(tf.mul(m0, config.beta1), tf.mul(g, 1 - config.beta1))
+      const v1 = tf.add(tf.mul(v0, config.beta2), tf.mul(tf.square(g), 1 - config.beta2))
+      const update = tf.div(tf.div(m1, c1), tf.add(tf.sqrt(tf.div(v1, c2)), config.epsilon))
+      next[name] = tf.sub(p, tf.mul(update, config.learningRate))
+      m[name] = m1
+      v[name] = v1
+    }
+    return { params: next, state: { step: t, m, v } }
+  })
