@@ -1,0 +1,105 @@
+/**
+ * A correct `ResizeNearestNeighborGrad` (tensor-engine note §3.3–§3.4). The stock cpu kernel offsets `dy` by the
+ * input's batch stride, so every batch element after the first gets a wrong gradient, and both stock kernels ignore
+ * `halfPixelCenters`. This one scatter-adds `dy` into the source pixel that the forward op read, using the forward
+ * kernel's own source mapping (honouring `alignCorners` and `halfPixelCenters`). NHWC only, as the op itself.
+ *
+ * @since 0.1.0
+ */
+import type * as tf from "@tensorflow/tfjs"
+import type { CpuBackendLike, RawKernelFunc, WasmBackendLike } from "./Backend.js"
+
+interface ResizeGradAttrs {
+  readonly alignCorners?: boolean
+  readonly halfPixelCenters?: boolean
+}
+
+const sourceIndex = (
+  outIndex: number,
+  ratio: number,
+  inSize: number,
+  alignCorners: boolean,
+  halfPixelCenters: boolean
+): number => {
+  const frac = halfPixelCenters ? ratio * (outIndex + 0.5) : ratio * outIndex
+  const nearest = Math.min(inSize - 1, alignCorners ? Math.round(frac) : Math.floor(frac))
+  return halfPixelCenters ? Math.max(0, nearest) : nearest
+}
+
+/**
+ * The gradient of nearest-neighbour resizing as plain numbers: `dx[b, src(y), src(x), c] += dy[b, y, x, c]`.
+ *
+ * @since 0.1.0
+ * @category kernels
+ */
+export const resizeNearestNeighborGradValues = (
+  imagesShape: ReadonlyArray<number>,
+  dyShape: ReadonlyArray<number>,
+  dy: ArrayLike<number>,
+  alignCorners: boolean,
+  halfPixelCenters: boolean
+): Float32Array => {
+  const [batch = 0, inH = 0, inW = 0, depth = 0] = imagesShape
+  const [, outH = 0, outW = 0] = dyShape
+  const effIn = (size: number, out: number) => (alignCorners && out > 1 ? size - 1 : size)
+  const effOut = (out: number) => (alignCorners && out > 1 ? out - 1 : out)
+  const ratioH = effIn(inH, outH) / effOut(outH)
+  const ratioW = effIn(inW, outW) / effOut(outW)
+  const rows = Int32Array.from({ length: outH }, (_, y) => sourceIndex(y, ratioH, inH, alignCorners, halfPixelCenters))
+  const cols = Int32Array.from({ length: outW }, (_, x) => sourceIndex(x, ratioW, inW, alignCorners, halfPixelCenters))
+  const dx = new Float32Array(batch * inH * inW * depth)
+  const acc = new Float64Array(dx.length)
+  let k = 0
+  for (let b = 0; b < batch; b++) {
+    const base = b * inH * inW * depth
+    for (let y = 0; y < outH; y++) {
+      const rowBase = base + rows[y]! * inW * depth
+      for (let x = 0; x < outW; x++) {
+        const at = rowBase + cols[x]! * depth
+        for (let c = 0; c < depth; c++) acc[at + c]! += dy[k++]!
+      }
+    }
+  }
+  dx.set(acc)
+  return dx
+}
+
+const compute = (inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap | undefined, dy: tf.BackendValues) => {
+  const a = (attrs ?? {}) as ResizeGradAttrs
+  const images = inputs["images"]!
+  return resizeNearestNeighborGradValues(
+    images.shape,
+    inputs["dy"]!.shape,
+    dy as Float32Array,
+    a.alignCorners === true,
+    a.halfPixelCenters === true
+  )
+}
+
+/**
+ * The fixed kernel function for the cpu backend.
+ *
+ * @since 0.1.0
+ * @category kernels
+ */
+export const resizeNearestNeighborGradCpu: RawKernelFunc = ({ attrs, backend, inputs }) => {
+  const cpu = backend as CpuBackendLike
+  const images = inputs["images"]!
+  const dx = compute(inputs, attrs, cpu.readSync(inputs["dy"]!.dataId))
+  return cpu.makeTensorInfo(images.shape.slice(), "float32", dx)
+}
+
+/**
+ * The wasm kernel function: the stock wasm kernel (correct, fast) unless `halfPixelCenters` is set, which it ignores.
+ *
+ * @since 0.1.0
+ * @category kernels
+ */
+export const makeResizeNearestNeighborGradWasm = (stock: RawKernelFunc): RawKernelFunc => (args) => {
+  const { attrs, backend, inputs } = args
+  if ((attrs as ResizeGradAttrs | undefined)?.halfPixelCenters !== true) return stock(args)
+  const wasm = backend as WasmBackendLike
+  const images = inputs["images"]!
+  const dx = compute(inputs, attrs, wasm.readSync(inputs["dy"]!.dataId))
+  return wasm.makeOutput(images.shape.slice(), "float32", undefined, dx)
+}
