@@ -1,0 +1,69 @@
+/**
+ * A raw network architecture F as data plus pure functions: what the EDM preconditioning wraps (spec §1.3).
+ *
+ * Teacher, generator and fake score share one architecture (spec §2: θ ← φ, ψ ← φ), so an architecture is described
+ * once, serialised into checkpoints as `{ kind, spec }`, and rebuilt from that description when a checkpoint loads.
+ *
+ * @module
+ */
+import type * as tf from "@tensorflow/tfjs"
+import { edmDenoise } from "./Preconditioning.js"
+import { applyMlp, initMlp, mlpShapes, type MlpSpec } from "./Mlp.js"
+import type { Parameters, ParameterShapes } from "./Parameters.js"
+import type { SigmaLike } from "./Tensors.js"
+
+/** A JSON-serialisable description of an architecture: its kind and its spec. */
+export interface NetworkDescription {
+  readonly kind: string
+  readonly spec: unknown
+}
+
+/** An architecture: shapes of its parameters, a seeded initialiser and F as a pure function of the parameters. */
+export interface Network {
+  readonly description: NetworkDescription
+  /** Shape of one sample, without the batch axis. */
+  readonly dataShape: ReadonlyArray<number>
+  readonly shapes: ParameterShapes
+  /** Fresh parameters, deterministic in `seed`; the caller owns them. */
+  readonly init: (seed: number) => Record<string, tf.Tensor>
+  /** F(c_in·x, c_noise) with the given parameters. */
+  readonly apply: (params: Parameters, xIn: tf.Tensor, cNoise: tf.Tensor1D) => tf.Tensor
+}
+
+/** The vector MLP of spec §10.5 as a {@link Network}. */
+export const mlpNetwork = (spec: MlpSpec): Network => ({
+  description: { kind: "mlp", spec },
+  dataShape: [spec.dim],
+  shapes: mlpShapes(spec),
+  init: (seed) => initMlp(spec, seed),
+  apply: (params, xIn, cNoise) => applyMlp(spec, params, xIn as tf.Tensor2D, cNoise)
+})
+
+/** D(x; σ) = c_skip·x + c_out·F(c_in·x, c_noise) for a network and its parameters (spec §1.3). */
+export const denoiseWith = (
+  network: Network,
+  params: Parameters,
+  x: tf.Tensor,
+  sigma: SigmaLike,
+  sigmaData: number
+): tf.Tensor => edmDenoise(x, sigma, (xIn, cNoise) => network.apply(params, xIn, cNoise), sigmaData)
+
+const isMlpSpec = (s: unknown): s is MlpSpec =>
+  typeof s === "object" && s !== null &&
+  ["dim", "hidden", "depth", "frequencies", "outputScale"].every(
+    (k) => typeof (s as Record<string, unknown>)[k] === "number"
+  )
+
+/**
+ * Rebuilds an architecture from its description (as stored in a checkpoint manifest). Throws an Error naming the
+ * kind when it is unknown or its spec is malformed.
+ */
+export const networkFromDescription = (description: NetworkDescription): Network => {
+  switch (description.kind) {
+    case "mlp":
+      if (!isMlpSpec(description.spec)) throw new Error(`malformed "mlp" network spec: ${JSON.stringify(description.spec)}`)
+      return mlpNetwork(description.spec)
+    default:
+      throw new Error(`unknown network kind "${description.kind}" (known: mlp)`)
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * The fake-score layer: f_ψ initialised from the teacher's weights (spec §2: ψ ← φ).
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs"
+import { Effect, Layer } from "effect"
+import type { AdamConfig } from "../domain/Adam.js"
+import { denoiseWith } from "../domain/Network.js"
+import { FakeScore } from "../services/FakeScore.js"
+import { Teacher } from "../services/Teacher.js"
+import { makeTrainableWeights } from "./TrainableWeights.js"
+
+/** A fake score whose ψ starts as a copy of the teacher's weights; its variables are disposed on release. */
+export const layer = (options: { readonly adam: AdamConfig }): Layer.Layer<FakeScore, never, Teacher> =>
+  Layer.scoped(
+    FakeScore,
+    Effect.gen(function*() {
+      const teacher = yield* Teacher
+      const { network, params } = teacher.weights
+      const weights = yield* makeTrainableWeights(params, options.adam)
+      return FakeScore.of({
+        network,
+        sigmaData: teacher.sigmaData,
+        weights,
+        denoise: (x, sigma) => tf.tidy(() => denoiseWith(network, weights.variables, x, sigma, teacher.sigmaData))
+      })
+    })
+  )

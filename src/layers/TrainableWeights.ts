@@ -1,0 +1,80 @@
+/**
+ * Scoped construction of {@link TrainableWeights}: variables and Adam moments created on acquisition, disposed on
+ * release.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs"
+import { Effect, type Scope } from "effect"
+import { type AdamConfig, adamUpdate } from "../domain/Adam.js"
+import { countNonFinite, globalNorm, sanitizeGradients } from "../domain/Gradients.js"
+import { compareShapes, type Parameters, shapesMatch, shapesOf } from "../domain/Parameters.js"
+import type { StepStatistics, TrainableWeights } from "../services/TrainableWeights.js"
+
+const variablesLike = (params: Parameters, zero: boolean): Record<string, tf.Variable> =>
+  Object.fromEntries(
+    Object.keys(params).sort().map((name) => {
+      const p = params[name]!
+      return [name, tf.variable(zero ? tf.zerosLike(p) : tf.clone(p), true)] as const
+    })
+  )
+
+const assignAll = (target: Readonly<Record<string, tf.Variable>>, source: Parameters, what: string): void => {
+  const mismatch = compareShapes(shapesOf(target), shapesOf(source))
+  if (!shapesMatch(mismatch)) {
+    throw new Error(
+      `${what} does not fit: missing [${mismatch.missing}], unexpected [${mismatch.unexpected}], ` +
+        `mis-shaped [${mismatch.misShaped.map((m) => m.name)}]`
+    )
+  }
+  for (const [name, v] of Object.entries(target)) v.assign(source[name]!)
+}
+
+/** Variables holding a copy of `initial`, zero Adam moments, step 0; all disposed when the scope closes. */
+export const makeTrainableWeights = (
+  initial: Parameters,
+  adam: AdamConfig
+): Effect.Effect<TrainableWeights, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => ({
+      variables: variablesLike(initial, false),
+      m: variablesLike(initial, true),
+      v: variablesLike(initial, true)
+    })),
+    (s) => Effect.sync(() => tf.dispose([...Object.values(s.variables), ...Object.values(s.m), ...Object.values(s.v)]))
+  ).pipe(
+    Effect.map(({ m, v, variables }) => {
+      let step = 0
+      const list = Object.keys(variables).sort().map((n) => variables[n]!)
+      const applyGradients = (grads: Parameters): StepStatistics => {
+        const [norm, bad] = tf.tidy(() => [globalNorm(grads), countNonFinite(grads)])
+        const gradNorm = norm!.dataSync()[0]!
+        const nonFinite = bad!.dataSync()[0]!
+        tf.dispose([norm!, bad!])
+        tf.tidy(() => {
+          const clean = sanitizeGradients(grads)
+          const next = adamUpdate(adam, variables, clean, { step, m, v })
+          for (const name of Object.keys(variables)) {
+            variables[name]!.assign(next.params[name]!)
+            m[name]!.assign(next.state.m[name]!)
+            v[name]!.assign(next.state.v[name]!)
+          }
+          step = next.state.step
+        })
+        return { gradNorm, nonFinite }
+      }
+      return {
+        variables,
+        list,
+        adam,
+        applyGradients,
+        optimizerState: () => ({ step, m, v }),
+        restore: (state) => {
+          assignAll(variables, state.params, "parameters")
+          assignAll(m, state.m, "Adam first moments")
+          assignAll(v, state.v, "Adam second moments")
+          step = state.step
+        }
+      } satisfies TrainableWeights
+    })
+  )

@@ -1,0 +1,46 @@
+/**
+ * The data-free sampler: every random draw distillation needs, from seeded, splittable streams (spec §3, §4.1).
+ *
+ * No real data is involved anywhere: the generator's latents, the noise levels and the diffusion noise are all the
+ * randomness SiD uses. Each purpose has its own stream so that resuming from a checkpoint continues every stream
+ * exactly where it stopped.
+ *
+ * @module
+ */
+import type * as tf from "@tensorflow/tfjs"
+import { Context, Schema } from "effect"
+
+/** One batch of draws: latents z, per-sample noise levels σ and diffusion noise ε. */
+export interface Draws {
+  /** Standard-normal generator latents, [N, ...dataShape]. */
+  readonly z: tf.Tensor
+  /** Noise levels, [N]. */
+  readonly sigma: tf.Tensor1D
+  /** Standard-normal diffusion noise, [N, ...dataShape]. */
+  readonly noise: tf.Tensor
+}
+
+/** The serialisable state of all the sampler's streams (four uint32 words each). */
+export const SamplerState = Schema.Record({
+  key: Schema.String,
+  value: Schema.Tuple(Schema.Number, Schema.Number, Schema.Number, Schema.Number)
+})
+/** The serialisable state of all the sampler's streams. */
+export type SamplerState = typeof SamplerState.Type
+
+/** What a data-free sampler provides. Draw methods advance the streams; the caller owns (disposes) the tensors. */
+export interface DataFreeSamplerShape {
+  /** Draws for the fake-score step: σ log-normal(P_mean, P_std) (spec §3). */
+  readonly fakeStep: (batch: number) => Draws
+  /** Draws for the generator step: t ~ U(0, tmax/1000) mapped through the ρ-schedule (spec §4.1). */
+  readonly generatorStep: (batch: number) => Draws
+  /** Standard-normal latents for evaluation, from their own stream. */
+  readonly latents: (batch: number) => tf.Tensor
+  /** The current state of every stream. */
+  readonly state: () => SamplerState
+  /** Continues from a saved state. */
+  readonly restore: (state: SamplerState) => void
+}
+
+/** The data-free sampler service. */
+export class DataFreeSampler extends Context.Tag("sid-ts/DataFreeSampler")<DataFreeSampler, DataFreeSamplerShape>() {}

@@ -1,0 +1,28 @@
+/**
+ * The fake score f_ψ: a denoiser trained on the generator's samples, tracking E_θ[x_g | x_t] (spec §3, §4.2).
+ *
+ * @module
+ */
+import type * as tf from "@tensorflow/tfjs"
+import { Context } from "effect"
+import type { Network } from "../domain/Network.js"
+import type { SigmaLike } from "../domain/Tensors.js"
+import type { TrainableWeights } from "./TrainableWeights.js"
+
+/** What a fake score provides. */
+export interface FakeScoreShape {
+  /** The architecture (the teacher's, spec §2). */
+  readonly network: Network
+  /** σ_data of the preconditioning. */
+  readonly sigmaData: number
+  /** ψ and its Adam state. */
+  readonly weights: TrainableWeights
+  /**
+   * f_ψ(x; σ) with the current ψ: differentiable in x and in ψ. Synchronous: call inside `tf.tidy` or a gradient
+   * closure.
+   */
+  readonly denoise: (x: tf.Tensor, sigma: SigmaLike) => tf.Tensor
+}
+
+/** The fake-score service. */
+export class FakeScore extends Context.Tag("sid-ts/FakeScore")<FakeScore, FakeScoreShape>() {}

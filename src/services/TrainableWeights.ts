@@ -1,0 +1,40 @@
+/**
+ * Trainable weights: a network's parameters as variables together with their Adam state.
+ *
+ * The generator and the fake score each own one. They are plain objects handed out by scoped layers, which create
+ * the variables on acquisition and dispose them on release.
+ *
+ * @module
+ */
+import type * as tf from "@tensorflow/tfjs"
+import type { AdamConfig } from "../domain/Adam.js"
+import type { Parameters } from "../domain/Parameters.js"
+
+/** Statistics of one optimiser step. */
+export interface StepStatistics {
+  /** Global L2 norm of the gradient before sanitisation (NaN when it has non-finite entries). */
+  readonly gradNorm: number
+  /** Number of NaN/Inf gradient entries that were sanitised (spec §5.1). */
+  readonly nonFinite: number
+}
+
+/** Variables, their Adam moments and the optimiser's step count. */
+export interface TrainableWeights {
+  /** The parameters, by name. */
+  readonly variables: Readonly<Record<string, tf.Variable>>
+  /** The parameters in name order, for `tf.variableGrads`. */
+  readonly list: ReadonlyArray<tf.Variable>
+  /** Adam's hyper-parameters. */
+  readonly adam: AdamConfig
+  /** Sanitises the gradients (spec §5.1) and applies one Adam update. */
+  readonly applyGradients: (grads: Parameters) => StepStatistics
+  /** Adam's moments and step count, for checkpoints (tensors are the live variables: read, don't dispose). */
+  readonly optimizerState: () => { readonly step: number; readonly m: Parameters; readonly v: Parameters }
+  /** Restores parameters, moments and step count (from a checkpoint). Shapes must match. */
+  readonly restore: (state: {
+    readonly params: Parameters
+    readonly m: Parameters
+    readonly v: Parameters
+    readonly step: number
+  }) => void
+}
