@@ -264,7 +264,9 @@ export const applyUNet = (
     if (cNoise.rank !== 1 || cNoise.shape[0] !== n) {
       throw new Error(`applyUNet: expected c_noise of shape [${n}]; got [${cNoise.shape}]`)
     }
-    if (labels !== undefined && (spec.labelDim === 0 || labels.rank !== 2 || labels.shape[0] !== n || labels.shape[1] !== spec.labelDim)) {
+    const labelsFit = labels === undefined ||
+      (spec.labelDim > 0 && labels.rank === 2 && labels.shape[0] === n && labels.shape[1] === spec.labelDim)
+    if (labels !== undefined && !labelsFit) {
       throw new Error(
         spec.labelDim === 0
           ? "applyUNet: labels given to an unconditional network (labelDim = 0)"
@@ -276,7 +278,8 @@ export const applyUNet = (
       if (t === undefined) throw new Error(`UNet parameter ${name} is missing`)
       return t
     }
-    const dense = (name: string, x: tf.Tensor): tf.Tensor => tf.add(tf.matMul(x as tf.Tensor2D, p(`${name}.weight`) as tf.Tensor2D), p(`${name}.bias`))
+    const dense = (name: string, x: tf.Tensor): tf.Tensor =>
+      tf.add(tf.matMul(x as tf.Tensor2D, p(`${name}.weight`) as tf.Tensor2D), p(`${name}.bias`))
     const conv = (name: string, x: tf.Tensor): tf.Tensor4D =>
       tf.fused.conv2d({
         x: x as tf.Tensor4D,
