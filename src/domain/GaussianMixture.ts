@@ -172,18 +172,17 @@ const parts = (g: GaussianMixture, x: tf.Tensor, sigma: SigmaLike): Parts => {
 export const logDensity = (g: GaussianMixture, x: tf.Tensor, sigma: SigmaLike): tf.Tensor1D =>
   tf.tidy(() => tf.logSumExp(parts(g, x, sigma).logits, 1) as tf.Tensor1D)
 
-/** Responsibilities r_k(x) = softmax_k(ln π_k + ln N(x; μ_k, Σ_k + σ²I)) via log-sum-exp (spec §10.1). x [N,d] → [N,K]. */
+/** Responsibilities r_k(x) = softmax_k(ln π_k + ln N(x; μ_k, Σ_k + σ²I)), max-shifted (log-sum-exp safe) (spec §10.1). x [N,d] → [N,K]. */
 export const responsibilities = (g: GaussianMixture, x: tf.Tensor, sigma: SigmaLike): tf.Tensor2D =>
   tf.tidy(() => {
-    const { logits } = parts(g, x, sigma)
-    return tf.exp(tf.sub(logits, tf.logSumExp(logits, 1, true))) as tf.Tensor2D
+    return tf.softmax(parts(g, x, sigma).logits, 1) as tf.Tensor2D
   })
 
 /** Exact score ∇ ln p_σ(x) = −Σ_k r_k(x)(Σ_k + σ²I)^{-1}(x − μ_k) in closed form (spec §10.1). x [N,d] → [N,d]. */
 export const score = (g: GaussianMixture, x: tf.Tensor, sigma: SigmaLike): tf.Tensor2D =>
   tf.tidy(() => {
     const { logits, diff, total } = parts(g, x, sigma)
-    const r = tf.exp(tf.sub(logits, tf.logSumExp(logits, 1, true))).expandDims(2)
+    const r = tf.softmax(logits, 1).expandDims(2)
     return tf.neg(tf.mul(r, tf.div(diff, total)).sum(1)) as tf.Tensor2D
   })
 
@@ -194,7 +193,7 @@ export const score = (g: GaussianMixture, x: tf.Tensor, sigma: SigmaLike): tf.Te
 export const denoise = (g: GaussianMixture, x: tf.Tensor, sigma: SigmaLike): tf.Tensor2D =>
   tf.tidy(() => {
     const { logits, diff, total, t } = parts(g, x, sigma)
-    const r = tf.exp(tf.sub(logits, tf.logSumExp(logits, 1, true))).expandDims(2)
+    const r = tf.softmax(logits, 1).expandDims(2)
     const m = tf.add(t.means.expandDims(0), tf.mul(tf.div(t.variances.expandDims(0), total), diff))
     return tf.mul(r, m).sum(1) as tf.Tensor2D
   })
