@@ -11,6 +11,7 @@ import { edmDenoise } from "./Preconditioning.js"
 import { applyMlp, initMlp, mlpShapes, type MlpSpec } from "./Mlp.js"
 import type { Parameters, ParameterShapes } from "./Parameters.js"
 import type { SigmaLike } from "./Tensors.js"
+import { applyUNet, initUNet, unetShapes, type UNetSpec } from "./UNet.js"
 
 /** A JSON-serialisable description of an architecture: its kind and its spec. */
 export interface NetworkDescription {
@@ -39,6 +40,15 @@ export const mlpNetwork = (spec: MlpSpec): Network => ({
   apply: (params, xIn, cNoise) => applyMlp(spec, params, xIn as tf.Tensor2D, cNoise)
 })
 
+/** The small image UNet as a {@link Network} (NHWC data of shape [H, W, C]). */
+export const unetNetwork = (spec: UNetSpec): Network => ({
+  description: { kind: "unet", spec },
+  dataShape: [spec.height, spec.width, spec.channels],
+  shapes: unetShapes(spec),
+  init: (seed) => initUNet(spec, seed),
+  apply: (params, xIn, cNoise) => applyUNet(spec, params, xIn as tf.Tensor4D, cNoise)
+})
+
 /** D(x; σ) = c_skip·x + c_out·F(c_in·x, c_noise) for a network and its parameters (spec §1.3). */
 export const denoiseWith = (
   network: Network,
@@ -63,7 +73,14 @@ export const networkFromDescription = (description: NetworkDescription): Network
     case "mlp":
       if (!isMlpSpec(description.spec)) throw new Error(`malformed "mlp" network spec: ${JSON.stringify(description.spec)}`)
       return mlpNetwork(description.spec)
+    case "unet": {
+      const spec = description.spec as UNetSpec
+      if (typeof spec !== "object" || spec === null || !Array.isArray(spec.channelMult)) {
+        throw new Error(`malformed "unet" network spec: ${JSON.stringify(description.spec)}`)
+      }
+      return unetNetwork(spec)
+    }
     default:
-      throw new Error(`unknown network kind "${description.kind}" (known: mlp)`)
+      throw new Error(`unknown network kind "${description.kind}" (known: mlp, unet)`)
   }
 }
