@@ -12,7 +12,7 @@ import { lossWeight } from "./Preconditioning.js"
 import { broadcastPerSample, replaceNaN, rowHasNaN, rowSum, type SigmaLike } from "./Tensors.js"
 
 /** Inputs of {@link fakeScoreLoss} (spec §3). */
-export interface FakeScoreLossInput {
+export type FakeScoreLossInput = {
   /** Clean targets y = x_g (detached by the caller), [N, ...]. */
   readonly y: tf.Tensor
   /** Fake-network predictions ŷ = f_ψ(y + σ·n, σ), [N, ...]. */
@@ -28,7 +28,7 @@ export interface FakeScoreLossInput {
 }
 
 /** Result of {@link fakeScoreLoss} (spec §3). */
-export interface FakeScoreLossResult {
+export type FakeScoreLossResult = {
   /** Σ_rows perRow · lossScale / batchSize. */
   readonly loss: tf.Scalar
   /** Σ_CHW λ(σ)(ŷ − y)² per row, 0 on dropped rows, [N]. */

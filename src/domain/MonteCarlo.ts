@@ -9,7 +9,7 @@
 import type * as tf from "@tensorflow/tfjs"
 
 /** A Monte Carlo estimate: sample mean, its standard error s/√n (s with the n − 1 divisor) and the sample count. */
-export interface Estimate {
+export type Estimate = {
   readonly mean: number
   readonly stderr: number
   readonly n: number

@@ -11,7 +11,7 @@ import { SIGMA_DATA } from "./Edm.js"
 import { broadcastPerSample, type SigmaLike } from "./Tensors.js"
 
 /** The EDM preconditioning coefficients and the loss weight at one σ (spec §1.3, §1.4). */
-export interface EdmCoefficients<A> {
+export type EdmCoefficients<A> = {
   readonly cSkip: A
   readonly cOut: A
   readonly cIn: A

@@ -12,7 +12,7 @@ import * as tf from "@tensorflow/tfjs"
 import { broadcastPerSample, rowDot, type SigmaLike } from "./Tensors.js"
 
 /** Per-sample left- and right-hand sides of an identity in expectation, each [N] (spec §4.2). */
-export interface IdentityTerms {
+export type IdentityTerms = {
   readonly lhs: tf.Tensor1D
   readonly rhs: tf.Tensor1D
 }

@@ -14,7 +14,7 @@ import { stopGradient } from "./StopGradient.js"
 import { replaceNaN, rowHasNaN, rowMean, rowSum } from "./Tensors.js"
 
 /** Inputs of {@link sidGeneratorLoss} (spec §4.1). All tensors [N, ...] of one shape. */
-export interface SidLossInput {
+export type SidLossInput = {
   /** Generator samples x_g = G_θ(σ_init·ε₀). */
   readonly xg: tf.Tensor
   /** Teacher prediction y_r = f_φ(x_t, σ). */
@@ -34,7 +34,7 @@ export interface SidLossInput {
 }
 
 /** Result of {@link sidGeneratorLoss} (spec §4.1). */
-export interface SidLossResult {
+export type SidLossResult = {
   /** L_θ = Σ_rows perRow · lossScale / batchSize. */
   readonly loss: tf.Scalar
   /** Σ_CHW ℓ per row (ℓ includes the 1/w factor), 0 on dropped rows, [N]. */
@@ -81,7 +81,7 @@ export const sidGeneratorLoss = (input: SidLossInput): SidLossResult =>
   })
 
 /** Per-row pieces of the SiD loss (spec §4.2), without w or loss scaling; 0 on rows with a NaN. */
-export interface SidLossTerms {
+export type SidLossTerms = {
   /** L¹ term ‖δ‖² = Σ_CHW (y_r − y_f)², [N]. */
   readonly l1: tf.Tensor1D
   /** L² term δᵀ(f_φ − x_g) = Σ_CHW (y_r − y_f)(y_r − x_g), [N]. */
