@@ -8,7 +8,7 @@
 import * as tf from "@tensorflow/tfjs"
 import type { RawKernelFunc } from "./Backend.js"
 import { cpuDelegate } from "./CpuDelegate.js"
-import { resizeNearestNeighborGradCpu, makeResizeNearestNeighborGradWasm } from "./ResizeNearestNeighborGrad.js"
+import { resizeNearestNeighborGradCpu, resizeNearestNeighborGradWasm } from "./ResizeNearestNeighborGrad.js"
 import { conv2DBackpropFilter, makeConv2DBackpropInput } from "./WasmConv2D.js"
 
 /**
@@ -30,8 +30,8 @@ const requireStock = (name: string, stock: RawKernelFunc | undefined): RawKernel
 
 /**
  * Patches for the wasm backend: fast `Conv2DBackpropFilter` (missing in stock), fast stride-1 `Conv2DBackpropInput`,
- * cpu delegates for the depthwise gradients and `UnsortedSegmentSum`, and `ResizeNearestNeighborGrad` honouring
- * `halfPixelCenters`.
+ * cpu delegates for the depthwise gradients and `UnsortedSegmentSum`, and a `ResizeNearestNeighborGrad` that honours
+ * `halfPixelCenters` and one-pixel inputs with `alignCorners`.
  *
  * @since 0.1.0
  * @category patches
@@ -54,11 +54,7 @@ export const wasmPatches: ReadonlyArray<KernelPatch> = [
     make: () => cpuDelegate("DepthwiseConv2dNativeBackpropInput")
   },
   { kernelName: "UnsortedSegmentSum", backendName: "wasm", make: () => cpuDelegate("UnsortedSegmentSum") },
-  {
-    kernelName: "ResizeNearestNeighborGrad",
-    backendName: "wasm",
-    make: (stock) => makeResizeNearestNeighborGradWasm(requireStock("ResizeNearestNeighborGrad", stock))
-  }
+  { kernelName: "ResizeNearestNeighborGrad", backendName: "wasm", make: () => resizeNearestNeighborGradWasm }
 ]
 
 /**

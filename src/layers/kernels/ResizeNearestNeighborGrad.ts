@@ -3,6 +3,8 @@
  * input's batch stride, so every batch element after the first gets a wrong gradient, and both stock kernels ignore
  * `halfPixelCenters`. This one scatter-adds `dy` into the source pixel that the forward op read, using the forward
  * kernel's own source mapping (honouring `alignCorners` and `halfPixelCenters`). NHWC only, as the op itself.
+ * The stock wasm kernel is right for batch > 1 but not for `halfPixelCenters` nor `alignCorners` with a one-pixel
+ * side, so both backends get this kernel.
  *
  * @since 0.1.0
  */
@@ -90,14 +92,13 @@ export const resizeNearestNeighborGradCpu: RawKernelFunc = ({ attrs, backend, in
 }
 
 /**
- * The wasm kernel function: the stock wasm kernel (correct, fast) unless `halfPixelCenters` is set, which it ignores.
+ * The kernel function for the wasm backend. The stock wasm kernel ignores `halfPixelCenters` and returns zeros for
+ * `alignCorners` with a one-pixel input (found by the property test in test/Kernels.test.ts), so it is replaced too.
  *
  * @since 0.1.0
  * @category kernels
  */
-export const makeResizeNearestNeighborGradWasm = (stock: RawKernelFunc): RawKernelFunc => (args) => {
-  const { attrs, backend, inputs } = args
-  if ((attrs as ResizeGradAttrs | undefined)?.halfPixelCenters !== true) return stock(args)
+export const resizeNearestNeighborGradWasm: RawKernelFunc = ({ attrs, backend, inputs }) => {
   const wasm = backend as WasmBackendLike
   const images = inputs["images"]!
   const dx = compute(inputs, attrs, wasm.readSync(inputs["dy"]!.dataId))
