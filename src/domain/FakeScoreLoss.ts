@@ -9,7 +9,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { SIGMA_DATA } from "./Edm.js"
 import { lossWeight } from "./Preconditioning.js"
-import { broadcastPerSample, replaceNaN, rowHasNaN, rowSum, type SigmaLike } from "./Tensors.js"
+import { broadcastPerSample, keepRows, replaceNaN, rowSum, type SigmaLike } from "./Tensors.js"
 
 /** Inputs of {@link fakeScoreLoss} (spec §3). */
 export type FakeScoreLossInput = {
@@ -49,7 +49,7 @@ export const fakeScoreLoss = (input: FakeScoreLossInput): FakeScoreLossResult =>
       throw new Error(`y and yHat must have the same shape [N, ...]; got [${y.shape}] and [${yHat.shape}]`)
     }
     const batchSize = input.batchSize ?? (y.shape[0] ?? 0)
-    const keep = tf.logicalNot(tf.logicalOr(rowHasNaN(y), rowHasNaN(yHat)))
+    const keep = keepRows(y, yHat)
     const weight = typeof input.sigma === "number"
       ? tf.scalar((input.sigma ** 2 + (input.sigmaData ?? SIGMA_DATA) ** 2) / (input.sigma * (input.sigmaData ?? SIGMA_DATA)) ** 2)
       : broadcastPerSample(lossWeight(input.sigma, input.sigmaData ?? SIGMA_DATA), y)

@@ -11,7 +11,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { stopGradient } from "./StopGradient.js"
-import { replaceNaN, rowHasNaN, rowMean, rowSum } from "./Tensors.js"
+import { keepRows, replaceNaN, rowMean, rowSum } from "./Tensors.js"
 
 /** Inputs of {@link sidGeneratorLoss} (spec §4.1). All tensors [N, ...] of one shape. */
 export type SidLossInput = {
@@ -62,9 +62,7 @@ export const sidGeneratorLoss = (input: SidLossInput): SidLossResult =>
     checkShapes(input.xg, input.yReal, input.yFake)
     const alpha = input.alpha ?? 1.2
     const batchSize = input.batchSize ?? (input.xg.shape[0] ?? 0)
-    const keep = tf.logicalNot(
-      tf.logicalOr(rowHasNaN(input.xg), tf.logicalOr(rowHasNaN(input.yReal), rowHasNaN(input.yFake)))
-    )
+    const keep = keepRows(input.xg, input.yReal, input.yFake)
     const xg = replaceNaN(input.xg)
     const yr = replaceNaN(input.yReal)
     const yf = replaceNaN(input.yFake)
@@ -103,9 +101,7 @@ export const sidLossTerms = (input: {
 }): SidLossTerms =>
   tf.tidy(() => {
     checkShapes(input.xg, input.yReal, input.yFake)
-    const keep = tf.logicalNot(
-      tf.logicalOr(rowHasNaN(input.xg), tf.logicalOr(rowHasNaN(input.yReal), rowHasNaN(input.yFake)))
-    )
+    const keep = keepRows(input.xg, input.yReal, input.yFake)
     const xg = replaceNaN(input.xg)
     const yr = replaceNaN(input.yReal)
     const yf = replaceNaN(input.yFake)

@@ -46,9 +46,28 @@ export const rowMean = (x: tf.Tensor): tf.Tensor1D =>
 /** Per-row dot product Σ_CHW a ⊙ b: two [N, ...] tensors → [N] (spec §4.2, uᵀv per sample). */
 export const rowDot = (a: tf.Tensor, b: tf.Tensor): tf.Tensor1D => tf.tidy(() => rowSum(tf.mul(a, b)))
 
-/** Boolean [N]: true where the row contains any NaN (spec §3 "drop rows where y or ŷ contain any NaN", §11). */
+/**
+ * Boolean [N]: true where the row contains any NaN (spec §3 "drop rows where y or ŷ contain any NaN", §11). Not for use on
+ * a tensor inside a gradient closure when the result feeds the loss: use {@link keepRows} there.
+ */
 export const rowHasNaN = (x: tf.Tensor): tf.Tensor1D =>
   tf.tidy(() => (x.rank <= 1 ? tf.isNaN(x) : tf.isNaN(x).any(nonBatchAxes(x.rank))) as tf.Tensor1D)
+
+const keepRowsOp = tf.customGrad((...inputs: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const xs = inputs.filter((x): x is tf.Tensor => x instanceof tf.Tensor)
+  const value = xs.map(rowHasNaN).reduce((a, b) => tf.logicalOr(a, b))
+  return { value: tf.logicalNot(value), gradFunc: () => xs.map((x) => tf.zerosLike(x)) }
+})
+
+/**
+ * Boolean [N]: true where no input has a NaN anywhere in the row, i.e. the rows a loss keeps (spec §3, §4.1, §11).
+ * Safe inside a gradient closure: TF.js has no gradients for the boolean ops (`Any`, `LogicalOr`, `LogicalNot`), so the
+ * mask is one tape node whose gradient to every input is zero.
+ */
+export const keepRows = (...xs: ReadonlyArray<tf.Tensor>): tf.Tensor1D => {
+  if (xs.length === 0) throw new Error("keepRows needs at least one tensor")
+  return keepRowsOp(...xs) as tf.Tensor1D
+}
 
 /**
  * Replaces NaN entries by 0 through `tf.where`, so that a later multiply by a 0 mask gives 0 (NaN·0 = NaN; spec §11).
