@@ -1,0 +1,249 @@
+/**
+ * The SiD distillation configuration: every hyper-parameter of the training loop, validated and branded, with
+ * the spec's defaults, plus a pure decoder that turns bad input into a readable {@link ConfigError}.
+ *
+ * Spec: `sid.md` §5.1 (training loop, Adam, EMA), §5.2 (hyper-parameters of the reference runs and the
+ * `sid_train.py` CLI defaults), §1.1/§2/§4.1 (EDM constants, σ_init, α, tmax), §10.3/§10.5 (the 2-D toy), §11 (Adam ε).
+ *
+ * Defaults are the toy (2-D ring) settings of §10.5 where the toy and the image runs differ: learning rates 3e-4
+ * (image runs: 1e-5, ImageNet 4e-6, AFHQv2 5e-6), batch 512 (image runs: 256 on CIFAR-10, 512 on FFHQ/AFHQv2, 8192
+ * on ImageNet). Everything else is SiD's own default. Every field is optional on input
+ * (`Schema.optionalWith(..., { default, exact: true })`): a missing key takes its default, an explicit `undefined`
+ * is rejected, and encoding always writes every field, so encode/decode round-trips (JSON included).
+ *
+ * @module
+ */
+import { Either, ParseResult, Schema } from "effect"
+import { P_MEAN, P_STD, SIGMA_DATA, SIGMA_INIT, TMAX } from "./Edm.js"
+import {
+  AdamBeta,
+  Alpha,
+  BatchSize,
+  Epsilon,
+  HalfLifeKimg,
+  Interval,
+  LearningRate,
+  LogNormalMean,
+  LogNormalStd,
+  LossScale,
+  PositiveSigma,
+  RampupRatio,
+  RampupRatioRule,
+  Seed,
+  Steps,
+  Tmax
+} from "./Units.js"
+
+const withDefault = <S extends Schema.Schema.Any>(schema: S, value: () => Schema.Schema.Type<S>) =>
+  Schema.optionalWith(schema, { default: value, exact: true })
+
+/**
+ * The default values (spec §5.2 CLI defaults, §1.1 EDM constants, §10.5 toy settings), as plain numbers.
+ * {@link DistillConfig.defaults} is the same as a decoded instance.
+ */
+export const DISTILL_DEFAULTS = {
+  /** spec §4.1, §5.2: `--alpha 1.2` (1.0 on AFHQv2; §10.5: 1.0 was best on the ring). */
+  alpha: 1.2,
+  /** spec §4.1: `--tmax 800`. */
+  tmax: TMAX,
+  /** spec §2: `--init_sigma 2.5`. */
+  sigmaInit: SIGMA_INIT,
+  /** spec §1.1: σ_data = 0.5. */
+  sigmaData: SIGMA_DATA,
+  /** spec §1.1: P_mean = −1.2. */
+  pMean: P_MEAN,
+  /** spec §1.1: P_std = 1.2. */
+  pStd: P_STD,
+  /** spec §10.5: 3e-4 on the ring (§10.3: 1e-4..1e-3 for small MLPs; image runs 1e-5, §5.2). */
+  generatorLr: 3e-4,
+  /** spec §10.5: 3e-4 on the ring (image runs 1e-5, §5.2). */
+  fakeLr: 3e-4,
+  /** spec §10.5: 512 (image runs 256–8192, §5.2; `sid_train.py` default 512). */
+  batchSize: 512,
+  /** spec §10.5: the ring was evaluated between 10k and 20k iterations. */
+  steps: 20_000,
+  /** spec §5.1: `--g_beta1 0` (0.9 on FFHQ). The fake-score optimiser always uses β1 = 0. */
+  generatorBeta1: 0,
+  /** spec §5.1: β2 = 0.999 for both optimisers. */
+  beta2: 0.999,
+  /** spec §5.1, §11: ε = 1e-8 (fp32), passed explicitly to TF.js Adam. */
+  epsilon: 1e-8,
+  /** spec §4.1: `--lsg 100`. */
+  generatorLossScale: 100,
+  /** spec §3: `--ls 1`. */
+  fakeLossScale: 1,
+  /** spec §5.1–5.2: `--ema 0.5` Mimg, i.e. `ema_halflife_kimg` = 500. */
+  emaHalfLifeKimg: 500,
+  /** spec §5.1: rampup ratio 0.05 (null disables the rampup). */
+  emaRampupRatio: 0.05,
+  /** Iterations between metric evaluations (spec §5.3 evaluates G_ema periodically; toy choice). */
+  evalEvery: 1_000,
+  /** Iterations between training-state checkpoints (spec §5.3; toy choice). */
+  checkpointEvery: 5_000,
+  /** spec §5.1: the seed. */
+  seed: 0
+} as const
+
+/**
+ * SiD distillation hyper-parameters (spec §5.1–5.2, §11), validated and branded. Construct with
+ * `DistillConfig.make({ alpha: Alpha.make(1) })` (missing fields take {@link DISTILL_DEFAULTS}) or decode untrusted
+ * input with {@link decodeDistillConfig}.
+ */
+export class DistillConfig extends Schema.Class<DistillConfig>("DistillConfig")({
+  /** SiD's α (spec §4.1). */
+  alpha: withDefault(Alpha, () => Alpha.make(DISTILL_DEFAULTS.alpha)),
+  /** Generator-loss time bound in thousandths, t ~ U(0, tmax/1000) (spec §4.1). */
+  tmax: withDefault(Tmax, () => Tmax.make(DISTILL_DEFAULTS.tmax)),
+  /** The generator's fixed input noise level σ_init (spec §2). */
+  sigmaInit: withDefault(PositiveSigma, () => PositiveSigma.make(DISTILL_DEFAULTS.sigmaInit)),
+  /** σ_data of the EDM preconditioning and loss weighting (spec §1.1, §1.3). */
+  sigmaData: withDefault(PositiveSigma, () => PositiveSigma.make(DISTILL_DEFAULTS.sigmaData)),
+  /** Mean of ln σ in the fake-score loss (spec §1.1, §3). */
+  pMean: withDefault(LogNormalMean, () => LogNormalMean.make(DISTILL_DEFAULTS.pMean)),
+  /** Standard deviation of ln σ in the fake-score loss (spec §1.1, §3). */
+  pStd: withDefault(LogNormalStd, () => LogNormalStd.make(DISTILL_DEFAULTS.pStd)),
+  /** Generator Adam learning rate (spec §5.1 `--glr`; toy 3e-4, images 1e-5). */
+  generatorLr: withDefault(LearningRate, () => LearningRate.make(DISTILL_DEFAULTS.generatorLr)),
+  /** Fake-score Adam learning rate (spec §5.1 `--lr`; toy 3e-4, images 1e-5). */
+  fakeLr: withDefault(LearningRate, () => LearningRate.make(DISTILL_DEFAULTS.fakeLr)),
+  /** Samples per iteration (spec §5.1–5.2). */
+  batchSize: withDefault(BatchSize, () => BatchSize.make(DISTILL_DEFAULTS.batchSize)),
+  /** Number of iterations, each one fake step then one generator step (spec §5.1). */
+  steps: withDefault(Steps, () => Steps.make(DISTILL_DEFAULTS.steps)),
+  /** Generator Adam β1 (spec §5.1 `--g_beta1`); the fake-score optimiser's β1 is fixed at 0. */
+  generatorBeta1: withDefault(AdamBeta, () => AdamBeta.make(DISTILL_DEFAULTS.generatorBeta1)),
+  /** Adam β2 of both optimisers (spec §5.1). */
+  beta2: withDefault(AdamBeta, () => AdamBeta.make(DISTILL_DEFAULTS.beta2)),
+  /** Adam ε of both optimisers (spec §5.1, §11). */
+  epsilon: withDefault(Epsilon, () => Epsilon.make(DISTILL_DEFAULTS.epsilon)),
+  /** Generator loss multiplier lsg (spec §4.1). */
+  generatorLossScale: withDefault(LossScale, () => LossScale.make(DISTILL_DEFAULTS.generatorLossScale)),
+  /** Fake-score loss multiplier ls (spec §3). */
+  fakeLossScale: withDefault(LossScale, () => LossScale.make(DISTILL_DEFAULTS.fakeLossScale)),
+  /** EMA half-life of the generator weights in kimg (spec §5.1). */
+  emaHalfLifeKimg: withDefault(HalfLifeKimg, () => HalfLifeKimg.make(DISTILL_DEFAULTS.emaHalfLifeKimg)),
+  /** EMA rampup ratio, or null for no rampup (spec §5.1). */
+  emaRampupRatio: withDefault(
+    Schema.NullOr(RampupRatio).annotations({ message: () => RampupRatioRule }),
+    () => RampupRatio.make(DISTILL_DEFAULTS.emaRampupRatio)
+  ),
+  /** Iterations between metric evaluations of G_ema (spec §5.3). */
+  evalEvery: withDefault(Interval, () => Interval.make(DISTILL_DEFAULTS.evalEvery)),
+  /** Iterations between training-state checkpoints (spec §5.3). */
+  checkpointEvery: withDefault(Interval, () => Interval.make(DISTILL_DEFAULTS.checkpointEvery)),
+  /** Random seed (spec §5.1). */
+  seed: withDefault(Seed, () => Seed.make(DISTILL_DEFAULTS.seed))
+}) {
+  /** The configuration with every default (spec §5.2, §10.5). */
+  static get defaults(): DistillConfig {
+    return DistillConfig.make({})
+  }
+}
+
+/** The keys of {@link DistillConfig} (spec §5.2), in declaration order. */
+export const DISTILL_CONFIG_KEYS: ReadonlyArray<string> = Object.keys(DistillConfig.fields)
+
+/** One rejected setting (spec §5.2): the field's dotted path, the value given, and the rule it broke. */
+export const ConfigIssue = Schema.Struct({
+  field: Schema.String,
+  value: Schema.Unknown,
+  rule: Schema.String
+})
+/** @see {@link ConfigIssue} */
+export type ConfigIssue = typeof ConfigIssue.Type
+
+const renderValue = (value: unknown): string => {
+  if (value === undefined) return "undefined"
+  if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") return String(value)
+  try {
+    const json = JSON.stringify(value)
+    return json.length > 60 ? `${json.slice(0, 57)}...` : json
+  } catch {
+    return String(value)
+  }
+}
+
+/**
+ * A configuration that failed validation (spec §5.2). Each issue names the field, the value given and the rule;
+ * `message` lists them one per line (`alpha = -1: must be a finite number ≥ 0 (...)`) and says how to fix them.
+ */
+export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", {
+  issues: Schema.Array(ConfigIssue)
+}) {
+  override get message(): string {
+    const lines = this.issues.map((issue) => `  ${issue.field} = ${renderValue(issue.value)}: ${issue.rule}`)
+    const count = this.issues.length === 1 ? "1 setting" : `${this.issues.length} settings`
+    return [
+      `Invalid distillation config (${count}):`,
+      ...lines,
+      "Fix the values above (or leave a setting out to use its default, spec §5.2/§10.5) and run again."
+    ].join("\n")
+  }
+}
+
+const valueAt = (input: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
+  let current: unknown = input
+  for (const key of path) {
+    if (current === null || typeof current !== "object") return undefined
+    current = (current as Record<PropertyKey, unknown>)[key]
+  }
+  return current
+}
+
+const unexpectedRule = `is not a DistillConfig setting (known settings: ${DISTILL_CONFIG_KEYS.join(", ")}); check its spelling`
+
+/**
+ * Converts a Schema `ParseError` from decoding `input` into a {@link ConfigError} (spec §5.2), with one issue per
+ * failing path (ParseResult's `ArrayFormatter`), the offending value looked up in `input`.
+ */
+export const configErrorFromParseError = (error: ParseResult.ParseError, input: unknown): ConfigError => {
+  const seen = new Set<string>()
+  const issues: Array<ConfigIssue> = []
+  for (const issue of ParseResult.ArrayFormatter.formatErrorSync(error)) {
+    const field = issue.path.length === 0 ? "(config)" : issue.path.map(String).join(".")
+    if (seen.has(field)) continue
+    seen.add(field)
+    const rule = issue._tag === "Unexpected"
+      ? unexpectedRule
+      : issue.path.length === 0
+      ? "must be an object of settings, e.g. { \"alpha\": 1, \"steps\": 10000 }"
+      : issue.message
+    issues.push({ field, value: valueAt(input, issue.path), rule })
+  }
+  return new ConfigError({ issues })
+}
+
+/**
+ * Decodes untrusted input (a parsed config file, CLI flags, an environment map) into a {@link DistillConfig}
+ * (spec §5.2). Pure: returns `Either.right(config)` or `Either.left(ConfigError)` listing every bad setting.
+ * Unknown keys are rejected, so a misspelt setting is not silently replaced by its default.
+ */
+export const decodeDistillConfig = (input: unknown): Either.Either<DistillConfig, ConfigError> =>
+  Either.mapLeft(
+    Schema.decodeUnknownEither(DistillConfig, { errors: "all", onExcessProperty: "error" })(input),
+    (error) => configErrorFromParseError(error, input)
+  )
+
+/** {@link DistillConfig} to and from a JSON string (spec §5.2), for config files and checkpoints. */
+export const DistillConfigFromJson = Schema.parseJson(DistillConfig)
+
+/**
+ * Decodes a JSON text into a {@link DistillConfig} (spec §5.2); malformed JSON is a {@link ConfigError} on the
+ * field `(json)`. See {@link decodeDistillConfig}.
+ */
+export const decodeDistillConfigJson = (text: string): Either.Either<DistillConfig, ConfigError> => {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (cause) {
+    const reason = cause instanceof Error ? cause.message : String(cause)
+    return Either.left(
+      new ConfigError({ issues: [{ field: "(json)", value: text, rule: `must be valid JSON (${reason})` }] })
+    )
+  }
+  return decodeDistillConfig(parsed)
+}
+
+/** Encodes a {@link DistillConfig} to a plain object with every field (spec §5.2); inverse of the decoder. */
+export const encodeDistillConfig = (config: DistillConfig): typeof DistillConfig.Encoded =>
+  Schema.encodeSync(DistillConfig)(config)

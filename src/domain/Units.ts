@@ -1,0 +1,225 @@
+/**
+ * Branded numeric schemas for the SiD hyper-parameters.
+ *
+ * Spec: `sid.md` §1.1 (σ_data, P_mean, P_std), §2 (σ_init), §4.1 (α, tmax, lsg), §3 (ls), §5.1 (Adam, EMA),
+ * §5.2 (values used by the reference runs), §10.3/§10.5 (toy settings), §11 (Adam ε in TF.js).
+ *
+ * Every schema refines `Schema.Number`, then brands (construct with `X.make(n)`, which throws on a bad literal, or
+ * decode at a boundary). Each carries one `message` annotation, used by the type check and by every filter, stating
+ * the rule and why it holds, so a failure reads `field = value: rule` once the path and value are prepended
+ * (see `ConfigError` in `DistillConfig.ts`). Each rule is also exported as a string (`AlphaRule`, …).
+ *
+ * @module
+ */
+import { Schema } from "effect"
+
+const withRule = (rule: string) => ({ message: () => rule })
+
+const finiteNumber = (rule: string) =>
+  Schema.Number.annotations(withRule(rule)).pipe(Schema.finite(withRule(rule)))
+
+const integer = (rule: string) => finiteNumber(rule).pipe(Schema.int(withRule(rule)))
+
+/** Rule of {@link Alpha} (spec §4.1–4.2). */
+export const AlphaRule =
+  "must be a finite number ≥ 0 (SiD's α weights the −α·(y_r − y_f) term of the generator loss; the reference runs use 1.2, and 1.0 on AFHQv2; spec §4.1–4.2)"
+
+/** SiD's α (spec §4.1, `--alpha`): finite, ≥ 0. Default 1.2; §10.5 finds 1.0 best on the 2-D ring. */
+export const Alpha = finiteNumber(AlphaRule).pipe(
+  Schema.greaterThanOrEqualTo(0, withRule(AlphaRule)),
+  Schema.brand("Alpha")
+).annotations({ identifier: "Alpha" })
+/** @see {@link Alpha} */
+export type Alpha = typeof Alpha.Type
+
+/** Rule of {@link Tmax} (spec §4.1). */
+export const TmaxRule =
+  "must be in (0, 1000] (the generator loss draws t ~ U(0, tmax/1000) on the ρ-schedule; SiD uses 800, i.e. σ ≤ 24.4; spec §4.1, §8 pitfall 2)"
+
+/** Upper end of the generator-loss time in thousandths (spec §4.1, `--tmax`): 0 < tmax ≤ 1000. */
+export const Tmax = finiteNumber(TmaxRule).pipe(
+  Schema.greaterThan(0, withRule(TmaxRule)),
+  Schema.lessThanOrEqualTo(1000, withRule(TmaxRule)),
+  Schema.brand("Tmax")
+).annotations({ identifier: "Tmax" })
+/** @see {@link Tmax} */
+export type Tmax = typeof Tmax.Type
+
+/** Rule of {@link Sigma} (spec §1.1). */
+export const SigmaRule = "must be a finite noise level σ ≥ 0 (spec §1.1)"
+
+/** A noise level σ ≥ 0, finite (spec §1.1, §1.2: the schedule ends at t_N = 0). */
+export const Sigma = finiteNumber(SigmaRule).pipe(
+  Schema.greaterThanOrEqualTo(0, withRule(SigmaRule)),
+  Schema.brand("Sigma")
+).annotations({ identifier: "Sigma" })
+/** @see {@link Sigma} */
+export type Sigma = typeof Sigma.Type
+
+/** Rule of {@link PositiveSigma} (spec §1.1, §2). */
+export const PositiveSigmaRule =
+  "must be a finite number > 0 (a standard deviation: σ_init = 2.5 scales the generator's input noise, σ_data = 0.5 the EDM preconditioning; spec §1.1, §2)"
+
+/** A strictly positive, finite standard deviation such as σ_init or σ_data (spec §1.1, §2). */
+export const PositiveSigma = finiteNumber(PositiveSigmaRule).pipe(
+  Schema.greaterThan(0, withRule(PositiveSigmaRule)),
+  Schema.brand("PositiveSigma")
+).annotations({ identifier: "PositiveSigma" })
+/** @see {@link PositiveSigma} */
+export type PositiveSigma = typeof PositiveSigma.Type
+
+/** Rule of {@link LogNormalMean} (spec §1.1). */
+export const LogNormalMeanRule = "must be a finite number (the mean of ln σ for the fake-score loss, P_mean = −1.2; spec §1.1, §3)"
+
+/** Mean of ln σ of the log-normal training noise, any finite number (spec §1.1 `P_mean`, §3). */
+export const LogNormalMean = finiteNumber(LogNormalMeanRule).pipe(Schema.brand("LogNormalMean")).annotations({
+  identifier: "LogNormalMean"
+})
+/** @see {@link LogNormalMean} */
+export type LogNormalMean = typeof LogNormalMean.Type
+
+/** Rule of {@link LogNormalStd} (spec §1.1). */
+export const LogNormalStdRule =
+  "must be a finite number > 0 (the standard deviation of ln σ for the fake-score loss, P_std = 1.2; spec §1.1, §3)"
+
+/** Standard deviation of ln σ of the log-normal training noise, finite and > 0 (spec §1.1 `P_std`, §3). */
+export const LogNormalStd = finiteNumber(LogNormalStdRule).pipe(
+  Schema.greaterThan(0, withRule(LogNormalStdRule)),
+  Schema.brand("LogNormalStd")
+).annotations({ identifier: "LogNormalStd" })
+/** @see {@link LogNormalStd} */
+export type LogNormalStd = typeof LogNormalStd.Type
+
+/** Rule of {@link LearningRate} (spec §5.2, §10.3). */
+export const LearningRateRule =
+  "must be in (0, 1] (Adam step size: 1e-4..1e-3 for small MLPs, 3e-4 on the 2-D ring, 1e-5 for image UNets; spec §5.2, §10.3, §10.5)"
+
+/** Adam learning rate, 0 < lr ≤ 1 (spec §5.1–5.2 `--lr`/`--glr`, §10.3). */
+export const LearningRate = finiteNumber(LearningRateRule).pipe(
+  Schema.greaterThan(0, withRule(LearningRateRule)),
+  Schema.lessThanOrEqualTo(1, withRule(LearningRateRule)),
+  Schema.brand("LearningRate")
+).annotations({ identifier: "LearningRate" })
+/** @see {@link LearningRate} */
+export type LearningRate = typeof LearningRate.Type
+
+/** Largest accepted batch size (a sanity bound; ImageNet runs use 8192, spec §5.2). */
+export const MAX_BATCH_SIZE = 65536
+
+/** Rule of {@link BatchSize} (spec §5.2, §10.3). */
+export const BatchSizeRule =
+  `must be an integer in [1, ${MAX_BATCH_SIZE}] (samples per iteration: 256–1024 for the 2-D toys, 256–8192 for images; spec §5.2, §10.3)`
+
+/** Samples per iteration, an integer in [1, 65536] (spec §5.2 `--batch`, §10.3). */
+export const BatchSize = integer(BatchSizeRule).pipe(
+  Schema.between(1, MAX_BATCH_SIZE, withRule(BatchSizeRule)),
+  Schema.brand("BatchSize")
+).annotations({ identifier: "BatchSize" })
+/** @see {@link BatchSize} */
+export type BatchSize = typeof BatchSize.Type
+
+/** Rule of {@link Steps} (spec §5.1). */
+export const StepsRule = "must be an integer ≥ 0 (number of SiD iterations, each one fake step and one generator step; spec §5.1)"
+
+/** A count of iterations, a non-negative safe integer (spec §5.1). */
+export const Steps = integer(StepsRule).pipe(
+  Schema.between(0, Number.MAX_SAFE_INTEGER, withRule(StepsRule)),
+  Schema.brand("Steps")
+).annotations({ identifier: "Steps" })
+/** @see {@link Steps} */
+export type Steps = typeof Steps.Type
+
+/** Largest seed: seeds are unsigned 32-bit integers (spec §5.1 reduces seeds mod 2³¹ per rank). */
+export const MAX_SEED = 0xffff_ffff
+
+/** Rule of {@link Seed} (spec §5.1). */
+export const SeedRule = `must be an integer in [0, ${MAX_SEED}] (an unsigned 32-bit seed; spec §5.1)`
+
+/** Random seed, an unsigned 32-bit integer (spec §5.1). */
+export const Seed = integer(SeedRule).pipe(Schema.between(0, MAX_SEED, withRule(SeedRule)), Schema.brand("Seed"))
+  .annotations({ identifier: "Seed" })
+/** @see {@link Seed} */
+export type Seed = typeof Seed.Type
+
+/** Rule of {@link Probability} (spec §3, §5.2). */
+export const ProbabilityRule = "must be a probability in [0, 1] (e.g. dropout or augmentation rate; spec §3, §5.2)"
+
+/** A probability in [0, 1], e.g. dropout or augmentation rate (spec §3, §5.2). */
+export const Probability = finiteNumber(ProbabilityRule).pipe(
+  Schema.between(0, 1, withRule(ProbabilityRule)),
+  Schema.brand("Probability")
+).annotations({ identifier: "Probability" })
+/** @see {@link Probability} */
+export type Probability = typeof Probability.Type
+
+/** Rule of {@link HalfLifeKimg} (spec §5.1). */
+export const HalfLifeKimgRule =
+  "must be a finite number ≥ 0 of thousands of images (EMA half-life; SiD's --ema 0.5 Mimg is 500 kimg, 0 disables averaging; spec §5.1, §5.2)"
+
+/** EMA half-life in thousands of images, finite and ≥ 0 (spec §5.1 `ema_halflife_kimg`). */
+export const HalfLifeKimg = finiteNumber(HalfLifeKimgRule).pipe(
+  Schema.greaterThanOrEqualTo(0, withRule(HalfLifeKimgRule)),
+  Schema.brand("HalfLifeKimg")
+).annotations({ identifier: "HalfLifeKimg" })
+/** @see {@link HalfLifeKimg} */
+export type HalfLifeKimg = typeof HalfLifeKimg.Type
+
+/** Rule of {@link RampupRatio} (spec §5.1). */
+export const RampupRatioRule =
+  "must be a finite number ≥ 0, or null to disable the rampup (EMA half-life ≤ ratio × images seen; SiD uses 0.05; spec §5.1)"
+
+/** EMA rampup ratio, finite and ≥ 0: h = min(h, ratio·cur_nimg) (spec §5.1). */
+export const RampupRatio = finiteNumber(RampupRatioRule).pipe(
+  Schema.greaterThanOrEqualTo(0, withRule(RampupRatioRule)),
+  Schema.brand("RampupRatio")
+).annotations({ identifier: "RampupRatio" })
+/** @see {@link RampupRatio} */
+export type RampupRatio = typeof RampupRatio.Type
+
+/** Rule of {@link LossScale} (spec §3, §4.1). */
+export const LossScaleRule =
+  "must be a finite number > 0 (loss multiplier: lsg = 100 for the generator, ls = 1 for the fake score; spec §3, §4.1)"
+
+/** A loss multiplier, finite and > 0 (spec §3 `--ls`, §4.1 `--lsg`). */
+export const LossScale = finiteNumber(LossScaleRule).pipe(
+  Schema.greaterThan(0, withRule(LossScaleRule)),
+  Schema.brand("LossScale")
+).annotations({ identifier: "LossScale" })
+/** @see {@link LossScale} */
+export type LossScale = typeof LossScale.Type
+
+/** Rule of {@link AdamBeta} (spec §5.1). */
+export const AdamBetaRule =
+  "must be in [0, 1) (an Adam moment decay: SiD uses β1 = 0 (0.9 for G on FFHQ) and β2 = 0.999; spec §5.1, §5.2)"
+
+/** An Adam decay rate β ∈ [0, 1) (spec §5.1). */
+export const AdamBeta = finiteNumber(AdamBetaRule).pipe(
+  Schema.greaterThanOrEqualTo(0, withRule(AdamBetaRule)),
+  Schema.lessThan(1, withRule(AdamBetaRule)),
+  Schema.brand("AdamBeta")
+).annotations({ identifier: "AdamBeta" })
+/** @see {@link AdamBeta} */
+export type AdamBeta = typeof AdamBeta.Type
+
+/** Rule of {@link Epsilon} (spec §5.1, §11). */
+export const EpsilonRule =
+  "must be a finite number > 0 (Adam's ε: 1e-8 as in SiD fp32, 1e-6 to mimic fp16; pass it explicitly in TF.js; spec §5.1, §11)"
+
+/** Adam's ε, finite and > 0 (spec §5.1, §11). */
+export const Epsilon = finiteNumber(EpsilonRule).pipe(
+  Schema.greaterThan(0, withRule(EpsilonRule)),
+  Schema.brand("Epsilon")
+).annotations({ identifier: "Epsilon" })
+/** @see {@link Epsilon} */
+export type Epsilon = typeof Epsilon.Type
+
+/** Rule of {@link Interval} (spec §5.3). */
+export const IntervalRule = "must be an integer ≥ 1 (iterations between evaluations or checkpoints; spec §5.3)"
+
+/** A number of iterations between two events, an integer ≥ 1 (spec §5.3). */
+export const Interval = integer(IntervalRule).pipe(
+  Schema.between(1, Number.MAX_SAFE_INTEGER, withRule(IntervalRule)),
+  Schema.brand("Interval")
+).annotations({ identifier: "Interval" })
+/** @see {@link Interval} */
+export type Interval = typeof Interval.Type
