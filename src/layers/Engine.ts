@@ -1,0 +1,328 @@
+/**
+ * Engine layers (tensor-engine note §6, §7): `wasm` (default), `cpu` (reference for tests), and the optional native
+ * engines `tfjs-node` / `tfjs-node-gpu`, loaded by dynamic `import()` only when chosen.
+ *
+ * Each layer is scoped: acquiring remembers the current TF.js backend, loads the backend package, installs the
+ * engine's kernel patches (reference-counted, so building a layer twice in one process is safe) and sets the backend;
+ * releasing restores the replaced kernels and the previous backend. Backend packages (and their wasm binary) are loaded
+ * once per process and stay registered: a module import cannot be undone, and a later build reuses them.
+ *
+ * @since 0.1.0
+ */
+import * as tf from "@tensorflow/tfjs"
+import { type ConfigError, Effect, Layer } from "effect"
+import { availableParallelism } from "node:os"
+import {
+  Engine,
+  type EngineError,
+  EngineFacts,
+  EngineGpuNotVisible,
+  EngineInitFailed,
+  type EngineName,
+  EngineNameConfig,
+  EngineNativeAddonMissing,
+  EnginePackageNotInstalled,
+  EngineSharedLibraryMissing
+} from "../services/Engine.js"
+import { cpuPatches, install, type KernelPatch, labels, wasmPatches } from "./kernels/Patches.js"
+
+/**
+ * Loads a module by name. The default is the real dynamic `import()`; tests inject fakes to reach every failure branch.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Importer = (specifier: string) => Promise<unknown>
+
+/**
+ * The real dynamic import (the specifier is a variable, so bundlers and tsc never resolve the optional peers).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const dynamicImport: Importer = (specifier) => import(specifier)
+
+/**
+ * Options of the layer constructors.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EngineOptions {
+  readonly importer?: Importer
+}
+
+/**
+ * The package each engine loads.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const packageName: Record<EngineName, string> = {
+  "wasm": "@tensorflow/tfjs-backend-wasm",
+  "cpu": "@tensorflow/tfjs",
+  "tfjs-node": "@tensorflow/tfjs-node",
+  "tfjs-node-gpu": "@tensorflow/tfjs-node-gpu"
+}
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")
+
+const errorText = (cause: unknown): string => {
+  if (cause instanceof Error) {
+    const code = (cause as { code?: unknown }).code
+    return `${typeof code === "string" ? `${code}: ` : ""}${cause.message}`
+  }
+  return String(cause)
+}
+
+const sharedLibrary = /\b((?:lib[\w+-]+|[\w+-]+\.framework\/[\w+-]+)(?:\.so(?:\.[\d]+)*|\.dylib)|[\w+-]+\.dll)\b/
+
+/**
+ * Maps a failure to load `pkg` to a typed error: addon missing, shared library not loadable, package not installed
+ * (Node's "Cannot find package 'pkg'", or Vite's "Could not resolve \"pkg\"" under vitest), else a generic init
+ * failure (note §1, §5, §7). A missing dependency *of* an installed package is an init failure, not "not installed".
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const classifyLoadError = (engine: EngineName, pkg: string, cause: unknown): EngineError => {
+  const text = errorText(cause)
+  if (/tfjs_binding\.node/.test(text)) return new EngineNativeAddonMissing({ engine, packageName: pkg, cause })
+  const lib = sharedLibrary.exec(text)
+  if (lib !== null || /cannot open shared object file|dlopen|Library not loaded/i.test(text)) {
+    return new EngineSharedLibraryMissing({ engine, packageName: pkg, library: lib?.[1] ?? "unknown", cause })
+  }
+  const name = escapeRegExp(pkg)
+  const notFound = new RegExp(
+    `(Cannot find (package|module) ['"]${name}(/[^'"]*)?['"])|(Could not resolve ['"]${name}['"])|` +
+      `(Failed to (load|resolve) (url|import) ['"]?${name}(['"\\s(]|$))`
+  )
+  if (notFound.test(text)) return new EnginePackageNotInstalled({ engine, packageName: pkg, cause })
+  return new EngineInitFailed({ engine, detail: `loading ${pkg} failed: ${text.split("\n")[0]}`, cause })
+}
+
+const load = (engine: EngineName, importer: Importer) =>
+  Effect.tryPromise({
+    try: () => importer(packageName[engine]),
+    catch: (cause) => classifyLoadError(engine, packageName[engine], cause)
+  })
+
+const initFailed = (engine: EngineName, detail: string) => (cause: unknown) =>
+  new EngineInitFailed({ engine, detail: `${detail}: ${errorText(cause).split("\n")[0]}`, cause })
+
+/** Remembers the backend in use and restores it when the scope closes (if it is still registered). */
+const keepBackend = Effect.acquireRelease(
+  Effect.sync(() => (tf.getBackend() as string | null | undefined) ?? undefined),
+  (previous) =>
+    previous === undefined || tf.getBackend() === previous || tf.findBackendFactory(previous) == null
+      ? Effect.void
+      : Effect.tryPromise(() => tf.setBackend(previous)).pipe(
+        Effect.catchAll((error) => Effect.logWarning(`could not restore TF.js backend "${previous}"`, error))
+      )
+)
+
+const patch = (engine: EngineName, patches: ReadonlyArray<KernelPatch>) =>
+  Effect.acquireRelease(
+    Effect.try({ try: () => install(patches), catch: initFailed(engine, "installing kernel patches failed") }),
+    (restore) => Effect.sync(restore)
+  )
+
+const useBackend = (engine: EngineName, tfns: typeof tf, backend: string) =>
+  Effect.tryPromise({
+    try: () => tfns.setBackend(backend),
+    catch: initFailed(engine, `tf.setBackend("${backend}") threw`)
+  }).pipe(
+    Effect.filterOrFail(
+      (ok) => ok,
+      (ok) =>
+        new EngineInitFailed({
+          engine,
+          detail: `tf.setBackend("${backend}") returned false (TF.js logs the reason as a warning)`,
+          cause: ok
+        })
+    ),
+    Effect.zipRight(Effect.tryPromise({ try: () => tfns.ready(), catch: initFailed(engine, "tf.ready() failed") }))
+  )
+
+const looksLikeTf = (mod: unknown): mod is typeof tf =>
+  typeof mod === "object" && mod !== null && typeof (mod as { setBackend?: unknown }).setBackend === "function" &&
+  typeof (mod as { backend?: unknown }).backend === "function" && typeof (mod as { ready?: unknown }).ready === "function"
+
+/**
+ * The wasm engine (default): `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD, one thread in Node) with the training
+ * patches of note §2 (`Conv2DBackpropFilter`, fast stride-1 `Conv2DBackpropInput`, cpu delegates for depthwise
+ * gradients and `UnsortedSegmentSum`, fixed `ResizeNearestNeighborGrad`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+  Layer.scoped(
+    Engine,
+    Effect.gen(function*() {
+      yield* keepBackend
+      const mod = yield* load("wasm", options?.importer ?? dynamicImport)
+      yield* patch("wasm", wasmPatches)
+      yield* useBackend("wasm", tf, "wasm")
+      const simd = yield* Effect.tryPromise({
+        try: () => tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"),
+        catch: initFailed("wasm", "reading WASM_HAS_SIMD_SUPPORT failed")
+      })
+      const getThreadsCount = (mod as { getThreadsCount?: unknown } | null)?.getThreadsCount
+      const threads = typeof getThreadsCount === "function" ? Number(getThreadsCount()) : 1
+      return Engine.of({
+        tf,
+        name: "wasm",
+        backend: "wasm",
+        facts: new EngineFacts({
+          simd: simd === true,
+          threads: Math.max(1, threads),
+          gpu: false,
+          patchedKernels: labels(wasmPatches),
+          tfjsVersion: tf.version_core
+        })
+      })
+    })
+  )
+
+/**
+ * The pure-JS cpu engine: a slow reference for tests (note §0), with the fixed `ResizeNearestNeighborGrad`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeCpu = (_options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+  Layer.scoped(
+    Engine,
+    Effect.gen(function*() {
+      yield* keepBackend
+      yield* patch("cpu", cpuPatches)
+      yield* useBackend("cpu", tf, "cpu")
+      return Engine.of({
+        tf,
+        name: "cpu",
+        backend: "cpu",
+        facts: new EngineFacts({
+          simd: false,
+          threads: 1,
+          gpu: false,
+          patchedKernels: labels(cpuPatches),
+          tfjsVersion: tf.version_core
+        })
+      })
+    })
+  )
+
+const makeNative = (engine: "tfjs-node" | "tfjs-node-gpu", options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+  Layer.scoped(
+    Engine,
+    Effect.gen(function*() {
+      const pkg = packageName[engine]
+      yield* keepBackend
+      const mod = yield* load(engine, options?.importer ?? dynamicImport)
+      if (!looksLikeTf(mod)) {
+        return yield* new EngineInitFailed({
+          engine,
+          detail: `${pkg} loaded but does not export the TF.js API (setBackend, backend, ready)`,
+          cause: mod
+        })
+      }
+      yield* useBackend(engine, mod, "tensorflow")
+      const backend = yield* Effect.try({ try: () => mod.backend(), catch: initFailed(engine, "tf.backend() threw") })
+      const gpu = (backend as { isUsingGpuDevice?: unknown }).isUsingGpuDevice === true
+      if (engine === "tfjs-node-gpu" && !gpu) return yield* new EngineGpuNotVisible({ engine, packageName: pkg })
+      const version = (mod as { version_core?: unknown }).version_core
+      return Engine.of({
+        tf: mod,
+        name: engine,
+        backend: "tensorflow",
+        facts: new EngineFacts({
+          simd: true,
+          threads: Math.max(1, availableParallelism()),
+          gpu,
+          patchedKernels: [],
+          tfjsVersion: typeof version === "string" ? version : tf.version_core
+        })
+      })
+    })
+  )
+
+/**
+ * The native CPU engine from the optional peer `@tensorflow/tfjs-node` (libtensorflow 2.9.1; note §1, §5).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeTfjsNode = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+  makeNative("tfjs-node", options)
+
+/**
+ * The native GPU engine from the optional peer `@tensorflow/tfjs-node-gpu` (CUDA 11.2 + cuDNN 8.1; note §5). Fails
+ * with `EngineGpuNotVisible` rather than running on the CPU when TensorFlow sees no GPU.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeTfjsNodeGpu = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+  makeNative("tfjs-node-gpu", options)
+
+/**
+ * The default wasm engine layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const wasm: Layer.Layer<Engine, EngineError> = makeWasm()
+
+/**
+ * The cpu reference engine layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const cpu: Layer.Layer<Engine, EngineError> = makeCpu()
+
+/**
+ * The tfjs-node engine layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const tfjsNode: Layer.Layer<Engine, EngineError> = makeTfjsNode()
+
+/**
+ * The tfjs-node-gpu engine layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const tfjsNodeGpu: Layer.Layer<Engine, EngineError> = makeTfjsNodeGpu()
+
+/**
+ * The engine layer for `name`. Without options it returns the shared layer values above (layers memoize by reference).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (name: EngineName, options?: EngineOptions): Layer.Layer<Engine, EngineError> => {
+  switch (name) {
+    case "wasm":
+      return options === undefined ? wasm : makeWasm(options)
+    case "cpu":
+      return options === undefined ? cpu : makeCpu(options)
+    case "tfjs-node":
+      return options === undefined ? tfjsNode : makeTfjsNode(options)
+    case "tfjs-node-gpu":
+      return options === undefined ? tfjsNodeGpu : makeTfjsNodeGpu(options)
+  }
+}
+
+/**
+ * The engine named by the `SID_ENGINE` config (default `"wasm"`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: Layer.Layer<Engine, EngineError | ConfigError.ConfigError> = Layer.unwrapEffect(
+  Effect.map(EngineNameConfig, (name) => layer(name))
+)
