@@ -1,0 +1,143 @@
+/**
+ * Capturing the full distillation state into a checkpoint, and restoring it (spec §5.3).
+ *
+ * Tensor names: `generator.params.*`, `generator.ema.*`, `generator.adam_m.*`, `generator.adam_v.*`,
+ * `fake_score.params.*`, `fake_score.adam_m.*`, `fake_score.adam_v.*`, each followed by the network's own parameter
+ * name, so the generator's weights can be read by anything that knows the architecture.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs"
+import { Effect } from "effect"
+import { compareShapes, type ParameterShapes, shapesMatch } from "../domain/Parameters.js"
+import type { NamedArray } from "../domain/Safetensors.js"
+import { type Checkpoint, CHECKPOINT_FORMAT, CheckpointError, CheckpointManifest } from "../services/CheckpointStore.js"
+import type { TrainableWeights } from "../services/TrainableWeights.js"
+import { fromNamedArrays, shapesWithPrefix, toNamedArrays } from "../layers/NamedTensors.js"
+import type { IterationServices } from "./Iteration.js"
+
+/** Progress counters stored in a checkpoint. */
+export interface Progress {
+  readonly step: number
+  readonly imagesSeen: number
+}
+
+const trainableArrays = (prefix: string, w: TrainableWeights): Array<readonly [string, NamedArray]> => {
+  const opt = w.optimizerState()
+  return [
+    ...toNamedArrays(w.variables, `${prefix}.params.`),
+    ...toNamedArrays(opt.m, `${prefix}.adam_m.`),
+    ...toNamedArrays(opt.v, `${prefix}.adam_v.`)
+  ]
+}
+
+/** Reads the whole state into a checkpoint (a synchronous snapshot between iterations). */
+export const captureCheckpoint = (
+  s: IterationServices,
+  progress: Progress,
+  config: unknown
+): Checkpoint => {
+  const tensors = new Map<string, NamedArray>([
+    ...trainableArrays("generator", s.generator.weights),
+    ...toNamedArrays(s.generator.ema, "generator.ema."),
+    ...trainableArrays("fake_score", s.fakeScore.weights)
+  ])
+  const manifest = new CheckpointManifest({
+    format: CHECKPOINT_FORMAT,
+    step: progress.step,
+    imagesSeen: progress.imagesSeen,
+    config,
+    teacher: s.teacher.name,
+    network: { kind: s.generator.network.description.kind, spec: s.generator.network.description.spec },
+    sigmaInit: s.generator.sigmaInit,
+    sigmaData: s.generator.sigmaData,
+    optimizerSteps: {
+      generator: s.generator.weights.optimizerState().step,
+      fakeScore: s.fakeScore.weights.optimizerState().step
+    },
+    sampler: s.sampler.state(),
+    weightsFile: "",
+    weightsSha256: "",
+    tensors: {},
+    createdAt: new Date().toISOString()
+  })
+  return { manifest, tensors }
+}
+
+const checkGroup = (
+  location: string,
+  checkpoint: Checkpoint,
+  prefix: string,
+  expected: ParameterShapes
+): Effect.Effect<void, CheckpointError> => {
+  const m = compareShapes(expected, shapesWithPrefix(checkpoint.tensors, prefix))
+  return shapesMatch(m)
+    ? Effect.void
+    : Effect.fail(
+      new CheckpointError({
+        path: location,
+        reason: `its ${prefix.slice(0, -1)} tensors do not fit the network being trained`,
+        missing: m.missing.map((n) => prefix + n),
+        unexpected: m.unexpected.map((n) => prefix + n),
+        misShaped: m.misShaped.map((x) => `${prefix}${x.name} ${JSON.stringify(x.actual)} ≠ ${JSON.stringify(x.expected)}`)
+      })
+    )
+}
+
+/**
+ * Validates a checkpoint against the running services (architecture, σ_init, every tensor's name and shape) and only
+ * then restores generator, EMA, fake score, both optimisers and the sampler's streams. Returns the progress counters.
+ */
+export const restoreCheckpoint = (
+  s: IterationServices,
+  checkpoint: Checkpoint,
+  location: string
+): Effect.Effect<Progress, CheckpointError> =>
+  Effect.gen(function*() {
+    const { manifest } = checkpoint
+    const ours = JSON.stringify(s.generator.network.description)
+    const theirs = JSON.stringify(manifest.network)
+    if (ours !== theirs) {
+      return yield* new CheckpointError({
+        path: location,
+        reason: `it was written for network ${theirs}, but this run trains ${ours}; resume with the same teacher`
+      })
+    }
+    if (manifest.sigmaInit !== s.generator.sigmaInit) {
+      return yield* new CheckpointError({
+        path: location,
+        reason: `it used σ_init = ${manifest.sigmaInit} but this run uses ${s.generator.sigmaInit} (spec §8.13: σ_init must match)`
+      })
+    }
+    const shapes = s.generator.network.shapes
+    for (const prefix of ["generator.params.", "generator.ema.", "generator.adam_m.", "generator.adam_v."]) {
+      yield* checkGroup(location, checkpoint, prefix, shapes)
+    }
+    for (const prefix of ["fake_score.params.", "fake_score.adam_m.", "fake_score.adam_v."]) {
+      yield* checkGroup(location, checkpoint, prefix, s.fakeScore.network.shapes)
+    }
+    yield* Effect.try({
+      try: () => {
+        const load = (prefix: string) => fromNamedArrays(checkpoint.tensors, prefix)
+        const groups = {
+          gp: load("generator.params."),
+          ge: load("generator.ema."),
+          gm: load("generator.adam_m."),
+          gv: load("generator.adam_v."),
+          fp: load("fake_score.params."),
+          fm: load("fake_score.adam_m."),
+          fv: load("fake_score.adam_v.")
+        }
+        try {
+          s.generator.weights.restore({ params: groups.gp, m: groups.gm, v: groups.gv, step: manifest.optimizerSteps.generator })
+          s.generator.restoreEma(groups.ge)
+          s.fakeScore.weights.restore({ params: groups.fp, m: groups.fm, v: groups.fv, step: manifest.optimizerSteps.fakeScore })
+          s.sampler.restore(manifest.sampler)
+        } finally {
+          for (const g of Object.values(groups)) tf.dispose(Object.values(g))
+        }
+      },
+      catch: (e) => new CheckpointError({ path: location, reason: e instanceof Error ? e.message : String(e) })
+    })
+    return { step: manifest.step, imagesSeen: manifest.imagesSeen }
+  })

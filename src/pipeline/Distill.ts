@@ -1,0 +1,182 @@
+/**
+ * Distillation as an Effect `Stream` of step reports (spec §5).
+ *
+ * Each element is one SiD iteration (fake-score update, generator update, EMA). The stream yields to the runtime
+ * between iterations and checks the stop signal before each, so Ctrl-C is seen within one iteration; an iteration
+ * itself is one synchronous block that is never cut in half. Evaluation and checkpointing happen on their
+ * intervals; when the stream ends for any reason — done, failed or interrupted — a final checkpoint of the last
+ * completed iteration is written (bounded in time) before the services are released.
+ *
+ * @module
+ */
+import { Effect, Option, Ref, Schema, Stream } from "effect"
+import type { DistillConfig } from "../domain/DistillConfig.js"
+import { encodeDistillConfig } from "../domain/DistillConfig.js"
+import type { CheckpointError } from "../services/CheckpointStore.js"
+import { CheckpointStore } from "../services/CheckpointStore.js"
+import { DataFreeSampler } from "../services/DataFreeSampler.js"
+import { FakeScore } from "../services/FakeScore.js"
+import { Generator } from "../services/Generator.js"
+import { Metrics, type MetricsError, SampleMetrics } from "../services/Metrics.js"
+import { Teacher } from "../services/Teacher.js"
+import { captureCheckpoint, type Progress, restoreCheckpoint } from "./Checkpointing.js"
+import { evaluateGenerator } from "./Evaluation.js"
+import { iterate, type IterationServices, type IterationSettings } from "./Iteration.js"
+
+const SigmaSummary = Schema.Struct({ min: Schema.Number, median: Schema.Number, max: Schema.Number })
+
+/** One element of the distillation stream: what an iteration measured, plus evaluation/checkpoint results. */
+export class StepReport extends Schema.Class<StepReport>("StepReport")({
+  /** Completed iterations, this one included. */
+  step: Schema.Int,
+  /** Generator samples used for its updates so far (cur_nimg, spec §5.1). */
+  imagesSeen: Schema.Int,
+  fakeLoss: Schema.Number,
+  generatorLoss: Schema.Number,
+  fakeGradNorm: Schema.Number,
+  generatorGradNorm: Schema.Number,
+  /** Non-finite gradient entries sanitised in this iteration (spec §5.1). */
+  nonFiniteGradients: Schema.Int,
+  /** Generator-loss rows dropped for NaN (spec §4.1). */
+  droppedRows: Schema.Int,
+  fakeSigma: SigmaSummary,
+  generatorSigma: SigmaSummary,
+  emaBeta: Schema.Number,
+  /** Generator samples per second over this iteration. */
+  samplesPerSecond: Schema.Number,
+  iterationMs: Schema.Number,
+  /** Metrics of the EMA generator, on evaluation steps. */
+  evaluation: Schema.optional(SampleMetrics),
+  /** Where a checkpoint was written at this step. */
+  checkpoint: Schema.optional(Schema.String)
+}) {}
+
+/** Failures of a distillation run. */
+export type DistillError = CheckpointError | MetricsError
+
+/** The services a distillation run needs. */
+export type DistillServices = Teacher | Generator | FakeScore | DataFreeSampler | CheckpointStore | Metrics
+
+/** Options of a run beyond the config. */
+export interface DistillOptions {
+  /** Continue from the store's latest checkpoint if there is one (default false). */
+  readonly resume?: boolean
+  /** Polled before each iteration; true ends the stream cleanly (with a final checkpoint). */
+  readonly shouldStop?: Effect.Effect<boolean>
+  /** Samples per evaluation (default 10,000). */
+  readonly evalSamples?: number
+  /** Evaluate before the first iteration too (default true when evalEvery > 0). */
+  readonly evaluateAtStart?: boolean
+  /** Timeout of the final checkpoint write (default 60 s). */
+  readonly finalCheckpointTimeoutMs?: number
+}
+
+/** The iteration settings of a config. */
+export const iterationSettings = (config: DistillConfig): IterationSettings => ({
+  batchSize: config.batchSize,
+  alpha: config.alpha,
+  generatorLossScale: config.generatorLossScale,
+  fakeLossScale: config.fakeLossScale,
+  emaHalfLifeKimg: config.emaHalfLifeKimg,
+  emaRampupRatio: config.emaRampupRatio
+})
+
+/** The services an iteration works on, from the context. */
+export const iterationServices: Effect.Effect<IterationServices, never, Teacher | Generator | FakeScore | DataFreeSampler> =
+  Effect.all({ teacher: Teacher, generator: Generator, fakeScore: FakeScore, sampler: DataFreeSampler })
+
+/** Evaluation of the EMA generator at the start of a run, as an element of its own (step = the starting step). */
+export class StartReport extends Schema.Class<StartReport>("StartReport")({
+  step: Schema.Int,
+  resumedFrom: Schema.optional(Schema.String),
+  evaluation: Schema.optional(SampleMetrics)
+}) {}
+
+/**
+ * The distillation stream. The first element is a {@link StartReport} (resume point, initial evaluation); then one
+ * {@link StepReport} per iteration until `config.steps` iterations are complete or `shouldStop` says so.
+ */
+export const distill = (
+  config: DistillConfig,
+  options: DistillOptions = {}
+): Stream.Stream<StartReport | StepReport, DistillError, DistillServices> =>
+  Stream.unwrapScoped(
+    Effect.gen(function*() {
+      const services = yield* iterationServices
+      const store = yield* CheckpointStore
+      const settings = iterationSettings(config)
+      const encodedConfig = encodeDistillConfig(config)
+      const evalSamples = options.evalSamples ?? 10_000
+      let start: Progress = { step: 0, imagesSeen: 0 }
+      let resumedFrom: string | undefined
+      if (options.resume === true) {
+        const latest = yield* store.latest
+        if (Option.isSome(latest)) {
+          start = yield* restoreCheckpoint(services, latest.value, store.location)
+          resumedFrom = `${store.location} @ step ${start.step}`
+        }
+      }
+      const progress = yield* Ref.make(start)
+      const savedStep = yield* Ref.make(resumedFrom === undefined ? -1 : start.step)
+      const save = Effect.gen(function*() {
+        const p = yield* Ref.get(progress)
+        const checkpoint = yield* Effect.sync(() => captureCheckpoint(services, p, encodedConfig))
+        yield* store.save(checkpoint)
+        yield* Ref.set(savedStep, p.step)
+        return `${store.location} @ step ${p.step}`
+      })
+      yield* Effect.addFinalizer(() =>
+        Effect.gen(function*() {
+          const p = yield* Ref.get(progress)
+          if ((yield* Ref.get(savedStep)) === p.step || p.step === 0) return
+          yield* save.pipe(
+            Effect.interruptible,
+            Effect.timeout(options.finalCheckpointTimeoutMs ?? 60_000),
+            Effect.catchAll((e) => Effect.logWarning(`final checkpoint failed: ${String(e)}`))
+          )
+        })
+      )
+      const evaluate = evaluateGenerator(evalSamples, config.seed + 7919)
+      const startReport = Effect.gen(function*() {
+        const evaluation = config.evalEvery > 0 && (options.evaluateAtStart ?? true) ? yield* evaluate : undefined
+        return new StartReport({
+          step: start.step,
+          ...(resumedFrom === undefined ? {} : { resumedFrom }),
+          ...(evaluation === undefined ? {} : { evaluation })
+        })
+      })
+      const shouldStop = options.shouldStop ?? Effect.succeed(false)
+      const step = (p: Progress) =>
+        Effect.gen(function*() {
+          const began = performance.now()
+          const r = yield* Effect.sync(() => iterate(services, settings, p.imagesSeen))
+          const ms = performance.now() - began
+          const next: Progress = { step: p.step + 1, imagesSeen: p.imagesSeen + config.batchSize }
+          yield* Ref.set(progress, next)
+          const evaluation = next.step % config.evalEvery === 0 || next.step === config.steps ? yield* evaluate : undefined
+          const checkpoint = next.step % config.checkpointEvery === 0 || next.step === config.steps ? yield* save : undefined
+          yield* Effect.yieldNow()
+          const report = new StepReport({
+            step: next.step,
+            imagesSeen: next.imagesSeen,
+            fakeLoss: r.fakeLoss,
+            generatorLoss: r.generatorLoss,
+            fakeGradNorm: r.fakeGrad.gradNorm,
+            generatorGradNorm: r.generatorGrad.gradNorm,
+            nonFiniteGradients: r.fakeGrad.nonFinite + r.generatorGrad.nonFinite,
+            droppedRows: r.droppedRows,
+            fakeSigma: r.fakeSigma,
+            generatorSigma: r.generatorSigma,
+            emaBeta: r.emaBeta,
+            samplesPerSecond: (config.batchSize * 1000) / Math.max(ms, 1e-3),
+            iterationMs: ms,
+            ...(evaluation === undefined ? {} : { evaluation }),
+            ...(checkpoint === undefined ? {} : { checkpoint })
+          })
+          return Option.some([report, next] as const)
+        })
+      const steps = Stream.unfoldEffect(start, (p) =>
+        Effect.flatMap(shouldStop, (stop) => (stop || p.step >= config.steps ? Effect.succeedNone : step(p))))
+      return Stream.concat(Stream.fromEffect(startReport), steps)
+    })
+  )

@@ -1,0 +1,136 @@
+/**
+ * One SiD iteration: a fake-score update, then a generator update, then the EMA (spec §5.1).
+ *
+ * Both updates are synchronous TF.js work inside `tf.tidy`; the caller runs the whole iteration in one `Effect.sync`
+ * so it is never cut in half, and yields to the runtime between iterations.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs"
+import { emaBeta } from "../domain/Ema.js"
+import { fakeScoreLoss } from "../domain/FakeScoreLoss.js"
+import { sidGeneratorLoss } from "../domain/SidLoss.js"
+import { broadcastPerSample } from "../domain/Tensors.js"
+import type { DataFreeSamplerShape } from "../services/DataFreeSampler.js"
+import type { FakeScoreShape } from "../services/FakeScore.js"
+import type { GeneratorShape } from "../services/Generator.js"
+import type { TeacherShape } from "../services/Teacher.js"
+import type { StepStatistics } from "../services/TrainableWeights.js"
+
+/** The services an iteration works on. */
+export interface IterationServices {
+  readonly teacher: TeacherShape
+  readonly generator: GeneratorShape
+  readonly fakeScore: FakeScoreShape
+  readonly sampler: DataFreeSamplerShape
+}
+
+/** The hyper-parameters an iteration needs. */
+export interface IterationSettings {
+  readonly batchSize: number
+  readonly alpha: number
+  readonly generatorLossScale: number
+  readonly fakeLossScale: number
+  readonly emaHalfLifeKimg: number
+  readonly emaRampupRatio: number | null
+  /** Use the per-sample normaliser w in the generator loss (spec §4.1; false is the ablation of spec §10.3). */
+  readonly normalize?: boolean
+}
+
+/** Summary statistics of a batch of σ. */
+export interface SigmaSummary {
+  readonly min: number
+  readonly median: number
+  readonly max: number
+}
+
+/** What one iteration measured. */
+export interface IterationResult {
+  readonly fakeLoss: number
+  readonly generatorLoss: number
+  readonly fakeGrad: StepStatistics
+  readonly generatorGrad: StepStatistics
+  readonly fakeSigma: SigmaSummary
+  readonly generatorSigma: SigmaSummary
+  /** Rows dropped for NaN in the generator loss. */
+  readonly droppedRows: number
+  readonly emaBeta: number
+}
+
+const summarise = (sigma: tf.Tensor1D): SigmaSummary => {
+  const v = Float64Array.from(sigma.dataSync()).sort()
+  return { min: v[0] ?? NaN, median: v[Math.floor(v.length / 2)] ?? NaN, max: v[v.length - 1] ?? NaN }
+}
+
+/** The fake-score update (spec §3): ψ learns to denoise detached generator samples at log-normal σ. */
+export const fakeScoreUpdate = (s: IterationServices, settings: IterationSettings) => {
+  const draws = s.sampler.fakeStep(settings.batchSize)
+  const xg = tf.tidy(() => s.generator.generate(draws.z, "live"))
+  const { grads, value } = tf.tidy(() => {
+    const xt = tf.add(xg, tf.mul(draws.noise, broadcastPerSample(draws.sigma, xg)))
+    return tf.variableGrads(
+      () =>
+        fakeScoreLoss({
+          y: xg,
+          yHat: s.fakeScore.denoise(xt, draws.sigma),
+          sigma: draws.sigma,
+          lossScale: settings.fakeLossScale,
+          sigmaData: s.fakeScore.sigmaData
+        }).loss,
+      [...s.fakeScore.weights.list]
+    )
+  })
+  const stats = s.fakeScore.weights.applyGradients(grads)
+  const loss = value.dataSync()[0]!
+  const sigma = summarise(draws.sigma)
+  tf.dispose([xg, value, draws.z, draws.sigma, draws.noise, ...Object.values(grads)])
+  return { loss, stats, sigma }
+}
+
+/**
+ * The generator update (spec §4.1): the SiD loss at x_t = G_θ(z) + σ·ε with σ from the ρ-map; the gradient flows
+ * through the teacher and the fake score into x_t but only θ is updated.
+ */
+export const generatorUpdate = (s: IterationServices, settings: IterationSettings) => {
+  const draws = s.sampler.generatorStep(settings.batchSize)
+  let dropped = 0
+  const { grads, value } = tf.tidy(() =>
+    tf.variableGrads(() => {
+      const xg = s.generator.generate(draws.z, "live")
+      const xt = tf.add(xg, tf.mul(draws.noise, broadcastPerSample(draws.sigma, xg)))
+      const result = sidGeneratorLoss({
+        xg,
+        yReal: s.teacher.denoise(xt, draws.sigma),
+        yFake: s.fakeScore.denoise(xt, draws.sigma),
+        alpha: settings.alpha,
+        lossScale: settings.generatorLossScale,
+        normalize: settings.normalize ?? true
+      })
+      dropped = settings.batchSize - result.mask.sum().dataSync()[0]!
+      return result.loss
+    }, [...s.generator.weights.list])
+  )
+  const stats = s.generator.weights.applyGradients(grads)
+  const loss = value.dataSync()[0]!
+  const sigma = summarise(draws.sigma)
+  tf.dispose([value, draws.z, draws.sigma, draws.noise, ...Object.values(grads)])
+  return { loss, stats, sigma, dropped }
+}
+
+/** One full iteration (spec §5.1): fake update, generator update, EMA with the ramp-up rule. */
+export const iterate = (s: IterationServices, settings: IterationSettings, imagesSeen: number): IterationResult => {
+  const fake = fakeScoreUpdate(s, settings)
+  const gen = generatorUpdate(s, settings)
+  const beta = emaBeta({ halfLifeKimg: settings.emaHalfLifeKimg, rampupRatio: settings.emaRampupRatio }, settings.batchSize, imagesSeen)
+  s.generator.updateEma(beta)
+  return {
+    fakeLoss: fake.loss,
+    generatorLoss: gen.loss,
+    fakeGrad: fake.stats,
+    generatorGrad: gen.stats,
+    fakeSigma: fake.sigma,
+    generatorSigma: gen.sigma,
+    droppedRows: gen.dropped,
+    emaBeta: beta
+  }
+}
