@@ -8,7 +8,7 @@
  */
 import type * as tf from "@tensorflow/tfjs"
 
-/** A Monte Carlo estimate: sample mean, its standard error s/√n (s with the n − 1 divisor) and the sample count. */
+/** A Monte Carlo estimate: sample mean, its standard error s/√n (s with the n − 1 divisor) and the sample count (spec §4.2, §10.4). */
 export type Estimate = {
   readonly mean: number
   readonly stderr: number
