@@ -11,11 +11,13 @@ import { countNonFinite, globalNorm, sanitizeGradients } from "../domain/Gradien
 import { compareShapes, type Parameters, shapesMatch, shapesOf } from "../domain/Parameters.js"
 import type { StepStatistics, TrainableWeights } from "../services/TrainableWeights.js"
 
-const variablesLike = (params: Parameters, zero: boolean): Record<string, tf.Variable> =>
+let instances = 0
+
+const variablesLike = (params: Parameters, zero: boolean, scope: string): Record<string, tf.Variable> =>
   Object.fromEntries(
     Object.keys(params).sort().map((name) => {
       const p = params[name]!
-      return [name, tf.variable(zero ? tf.zerosLike(p) : tf.clone(p), true)] as const
+      return [name, tf.variable(zero ? tf.zerosLike(p) : tf.clone(p), !zero, `${scope}/${name}`)] as const
     })
   )
 
@@ -36,17 +38,25 @@ export const makeTrainableWeights = (
   adam: AdamConfig
 ): Effect.Effect<TrainableWeights, never, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.sync(() => ({
-      variables: variablesLike(initial, false),
-      m: variablesLike(initial, true),
-      v: variablesLike(initial, true)
-    })),
+    Effect.sync(() => {
+      const scope = `sid-ts/trainable-${instances++}`
+      return {
+        variables: variablesLike(initial, false, `${scope}/params`),
+        m: variablesLike(initial, true, `${scope}/adam_m`),
+        v: variablesLike(initial, true, `${scope}/adam_v`)
+      }
+    }),
     (s) => Effect.sync(() => tf.dispose([...Object.values(s.variables), ...Object.values(s.m), ...Object.values(s.v)]))
   ).pipe(
     Effect.map(({ m, v, variables }) => {
       let step = 0
       const list = Object.keys(variables).sort().map((n) => variables[n]!)
-      const applyGradients = (grads: Parameters): StepStatistics => {
+      const applyGradients = (byVariable: Parameters): StepStatistics => {
+        const grads: Record<string, tf.Tensor> = {}
+        for (const [name, variable] of Object.entries(variables)) {
+          const g = byVariable[variable.name]
+          if (g !== undefined) grads[name] = g
+        }
         const [norm, bad] = tf.tidy(() => [globalNorm(grads), countNonFinite(grads)])
         const gradNorm = norm!.dataSync()[0]!
         const nonFinite = bad!.dataSync()[0]!

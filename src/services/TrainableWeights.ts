@@ -26,7 +26,10 @@ export interface TrainableWeights {
   readonly list: ReadonlyArray<tf.Variable>
   /** Adam's hyper-parameters. */
   readonly adam: AdamConfig
-  /** Sanitises the gradients (spec §5.1) and applies one Adam update. */
+  /**
+   * Sanitises the gradients (spec §5.1) and applies one Adam update. Gradients are keyed by variable name, as
+   * `tf.variableGrads(f, list)` returns them; parameters without a gradient are left unchanged.
+   */
   readonly applyGradients: (grads: Parameters) => StepStatistics
   /** Adam's moments and step count, for checkpoints (tensors are the live variables: read, don't dispose). */
   readonly optimizerState: () => { readonly step: number; readonly m: Parameters; readonly v: Parameters }
