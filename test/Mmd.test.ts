@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs"
 import fc from "fast-check"
 import { beforeAll, describe, expect, it } from "vitest"
-import { mmd2, mmdTerms } from "../src/domain/Mmd.js"
+import { mmd2, mmdTerms, mmdTermsFromValues } from "../src/domain/Mmd.js"
 import { MetricInputError } from "../src/domain/Moments.js"
 
 beforeAll(async () => {
@@ -98,6 +98,11 @@ describe("mmd2 (spec §10.3, §10.5)", () => {
           mmd2(tx, ty, { bandwidth: bandwidths[0]!, maxBlockElements, estimator: "biased" })
         )
         expect(Math.abs(single - reference(x, y, [bandwidths[0]!]).biased)).toBeLessThan(2e-5)
+        const js = mmdTermsFromValues(x.flat().map(Math.fround), y.flat().map(Math.fround), x[0]!.length, {
+          bandwidth: bandwidths
+        })
+        expect(Math.abs(js.unbiased - want.unbiased)).toBeLessThan(1e-12)
+        expect(Math.abs(js.biased - want.biased)).toBeLessThan(1e-12)
       }),
       { numRuns: 60 }
     )
@@ -135,6 +140,9 @@ describe("mmd2 (spec §10.3, §10.5)", () => {
     // seeds at N = 1000 its std was ≈ 2.2·sqrt(kxx)/N, so 12·sqrt(kxx)/N is about 5 standard deviations
     const tol = (12 * Math.sqrt(same.kxx)) / n
     expect(Math.abs(same.unbiased)).toBeLessThan(tol)
+    // float32 tensor path vs float64 JS path on the same (float32-rounded) values
+    const js = mmdTermsFromValues(a.flat().map(Math.fround), b.flat().map(Math.fround), 2, { bandwidth: 0.1 })
+    expect(Math.abs(js.unbiased - same.unbiased)).toBeLessThan(1e-6)
     const wide = ring(n, 0.12, 3) // modes twice as wide
     const different = withTensors(a, wide, (tx, ty) => mmd2(tx, ty, { bandwidth: 0.1 }))
     expect(different).toBeGreaterThan(5 * tol)
@@ -173,7 +181,11 @@ describe("mmd2 (spec §10.3, §10.5)", () => {
       () => mmd2(x, x, { bandwidth: [] }),
       () => mmd2(x, x, { bandwidth: 1, maxBlockElements: 0 }),
       () => mmd2(x, nan, { bandwidth: 1 }),
-      () => mmd2(x, inf, { bandwidth: 1 })
+      () => mmd2(x, inf, { bandwidth: 1 }),
+      () => mmdTermsFromValues([0, 1, 2], [0, 1, 2, 3], 2, { bandwidth: 1 }),
+      () => mmdTermsFromValues([0, 1], [0, 1, 2, 3], 2, { bandwidth: 1 }),
+      () => mmdTermsFromValues([0, 1, NaN, 3], [0, 1, 2, 3], 2, { bandwidth: 1 }),
+      () => mmdTermsFromValues([0, 1, 2, 3], [0, 1, 2, 3], 0, { bandwidth: 1 })
     ]
     for (const f of bad) expect(f).toThrow(MetricInputError)
     expect(tf.memory().numTensors).toBe(before)

@@ -63,17 +63,29 @@ const checkOptions = (options: MmdOptions): { readonly scales: ReadonlyArray<num
   return { scales: bandwidths.map((h) => -1 / (2 * h * h)), budget }
 }
 
+/**
+ * Rows are prepared once as a' = −2·c·a and n' = c·‖a‖² (with c = −1/(2h²) for a single bandwidth, c = 1 for
+ * several), so a block's exponent is one matMul plus two broadcast adds: c·‖a − b‖² = a'·bᵀ + n'_a + n'_b.
+ * One bandwidth: k = exp(min(exponent, 0)); several: k = Σ_b exp(relu(exponent)·(−1/(2h_b²))).
+ */
+interface Prepared {
+  readonly rows: tf.Tensor2D
+  readonly scaledRows: tf.Tensor2D
+  readonly norms: tf.Tensor2D
+}
+
 /** Σ over a block of rows a [r, d] against columns b [c, d] of the summed RBF kernels; one scalar tensor. */
 const blockKernelSum = (
-  a: tf.Tensor2D,
-  aSq: tf.Tensor2D,
+  aScaled: tf.Tensor2D,
+  aNorms: tf.Tensor2D,
   b: tf.Tensor2D,
-  bSq: tf.Tensor2D,
+  bNorms: tf.Tensor2D,
   scales: ReadonlyArray<number>
 ): tf.Scalar =>
   tf.tidy(() => {
-    const cross = tf.matMul(a, b, false, true)
-    const d2 = tf.relu(tf.sub(tf.add(aSq, tf.transpose(bSq)), tf.mul(cross, 2)))
+    const exponent = tf.add(tf.add(tf.matMul(aScaled, b, false, true), aNorms), tf.reshape(bNorms, [1, -1]))
+    if (scales.length === 1) return tf.sum(tf.exp(tf.minimum(exponent, 0)))
+    const d2 = tf.relu(exponent)
     let k: tf.Tensor = tf.exp(tf.mul(d2, scales[0]!))
     for (let i = 1; i < scales.length; i++) k = tf.add(k, tf.exp(tf.mul(d2, scales[i]!)))
     return tf.sum(k)
@@ -81,36 +93,36 @@ const blockKernelSum = (
 
 const rowsPerBlock = (columns: number, budget: number): number => Math.max(1, Math.floor(budget / columns))
 
+type Partials = Array<{ readonly weight: number; readonly sum: tf.Scalar }>
+
 /** Σ_{i,j} k(a_i, a_j) over all ordered pairs (diagonal included), using symmetry: each block row vs its tail. */
-const selfSum = (
-  a: tf.Tensor2D,
-  aSq: tf.Tensor2D,
-  scales: ReadonlyArray<number>,
-  budget: number,
-  partials: Array<{ readonly weight: number; readonly sum: tf.Scalar }>
-): void => {
-  const [n, d] = a.shape
+const selfSum = (a: Prepared, scales: ReadonlyArray<number>, budget: number, partials: Partials): void => {
+  const [n, d] = a.rows.shape
   const step = rowsPerBlock(n, budget)
   for (let start = 0; start < n; start += step) {
     const rows = Math.min(step, n - start)
+    const rest = n - start - rows
     partials.push({
       weight: 1,
-      sum: tf.tidy(() => {
-        const block = tf.slice(a, [start, 0], [rows, d])
-        const blockSq = tf.slice(aSq, [start, 0], [rows, 1])
-        return blockKernelSum(block, blockSq, block, blockSq, scales)
-      })
+      sum: tf.tidy(() =>
+        blockKernelSum(
+          tf.slice(a.scaledRows, [start, 0], [rows, d]),
+          tf.slice(a.norms, [start, 0], [rows, 1]),
+          tf.slice(a.rows, [start, 0], [rows, d]),
+          tf.slice(a.norms, [start, 0], [rows, 1]),
+          scales
+        )
+      )
     })
-    const rest = n - start - rows
     if (rest > 0) {
       partials.push({
         weight: 2,
         sum: tf.tidy(() =>
           blockKernelSum(
-            tf.slice(a, [start, 0], [rows, d]),
-            tf.slice(aSq, [start, 0], [rows, 1]),
-            tf.slice(a, [start + rows, 0], [rest, d]),
-            tf.slice(aSq, [start + rows, 0], [rest, 1]),
+            tf.slice(a.scaledRows, [start, 0], [rows, d]),
+            tf.slice(a.norms, [start, 0], [rows, 1]),
+            tf.slice(a.rows, [start + rows, 0], [rest, d]),
+            tf.slice(a.norms, [start + rows, 0], [rest, 1]),
             scales
           )
         )
@@ -119,29 +131,34 @@ const selfSum = (
   }
 }
 
+/** Σ_{i,j} k(a_i, b_j) over all pairs, in blocks of rows of a. */
 const crossSum = (
-  a: tf.Tensor2D,
-  aSq: tf.Tensor2D,
-  b: tf.Tensor2D,
-  bSq: tf.Tensor2D,
+  a: Prepared,
+  b: Prepared,
   scales: ReadonlyArray<number>,
   budget: number,
-  partials: Array<{ readonly weight: number; readonly sum: tf.Scalar }>
+  partials: Partials
 ): void => {
-  const [n, d] = a.shape
-  const step = rowsPerBlock(b.shape[0], budget)
+  const [n, d] = a.rows.shape
+  const step = rowsPerBlock(b.rows.shape[0], budget)
   for (let start = 0; start < n; start += step) {
     const rows = Math.min(step, n - start)
     partials.push({
       weight: 1,
       sum: tf.tidy(() =>
-        blockKernelSum(tf.slice(a, [start, 0], [rows, d]), tf.slice(aSq, [start, 0], [rows, 1]), b, bSq, scales)
+        blockKernelSum(
+          tf.slice(a.scaledRows, [start, 0], [rows, d]),
+          tf.slice(a.norms, [start, 0], [rows, 1]),
+          b.rows,
+          b.norms,
+          scales
+        )
       )
     })
   }
 }
 
-const readTotal = (partials: ReadonlyArray<{ readonly weight: number; readonly sum: tf.Scalar }>): number => {
+const readTotal = (partials: Partials): number => {
   const values = tf.tidy(() => tf.stack(partials.map((p) => p.sum)).dataSync())
   let total = 0
   partials.forEach((p, i) => {
@@ -168,30 +185,36 @@ export const mmdTerms = (x: tf.Tensor, y: tf.Tensor, options: MmdOptions): MmdTe
   if (dx !== dy) throw new MetricInputError(METRIC, `x has ${dx} coordinates per sample but y has ${dy}`)
   if (n < 2 || m < 2) throw new MetricInputError(METRIC, `needs at least 2 samples per set, got ${n} and ${m}`)
 
-  const prepared = tf.tidy(() => {
+  // one bandwidth: fold c = −1/(2h²) into the prepared rows; several: c = 1, the exponent is ‖a − b‖²
+  const c = scales.length === 1 ? scales[0]! : 1
+  const t = tf.tidy(() => {
     const xf = tf.cast(x, "float32") as tf.Tensor2D
     const yf = tf.cast(y, "float32") as tf.Tensor2D
     const pooledMean = tf.div(tf.add(tf.sum(xf, 0, true), tf.sum(yf, 0, true)), n + m)
-    const xc = tf.sub(xf, pooledMean) as tf.Tensor2D
-    const yc = tf.sub(yf, pooledMean) as tf.Tensor2D
+    const xr = tf.sub(xf, pooledMean) as tf.Tensor2D
+    const yr = tf.sub(yf, pooledMean) as tf.Tensor2D
     return {
-      xc,
-      yc,
-      xSq: tf.sum(tf.square(xc), 1, true) as tf.Tensor2D,
-      ySq: tf.sum(tf.square(yc), 1, true) as tf.Tensor2D
+      xr,
+      xs: tf.mul(xr, -2 * c) as tf.Tensor2D,
+      xn: tf.mul(tf.sum(tf.square(xr), 1, true), c) as tf.Tensor2D,
+      yr,
+      ys: tf.mul(yr, -2 * c) as tf.Tensor2D,
+      yn: tf.mul(tf.sum(tf.square(yr), 1, true), c) as tf.Tensor2D
     }
   })
-  const partialsXX: Array<{ readonly weight: number; readonly sum: tf.Scalar }> = []
-  const partialsYY: Array<{ readonly weight: number; readonly sum: tf.Scalar }> = []
-  const partialsXY: Array<{ readonly weight: number; readonly sum: tf.Scalar }> = []
+  const px: Prepared = { rows: t.xr, scaledRows: t.xs, norms: t.xn }
+  const py: Prepared = { rows: t.yr, scaledRows: t.ys, norms: t.yn }
+  const partialsXX: Partials = []
+  const partialsYY: Partials = []
+  const partialsXY: Partials = []
   let sums: { readonly xx: number; readonly yy: number; readonly xy: number }
   try {
-    selfSum(prepared.xc, prepared.xSq, scales, budget, partialsXX)
-    selfSum(prepared.yc, prepared.ySq, scales, budget, partialsYY)
-    crossSum(prepared.xc, prepared.xSq, prepared.yc, prepared.ySq, scales, budget, partialsXY)
+    selfSum(px, scales, budget, partialsXX)
+    selfSum(py, scales, budget, partialsYY)
+    crossSum(px, py, scales, budget, partialsXY)
     sums = { xx: readTotal(partialsXX), yy: readTotal(partialsYY), xy: readTotal(partialsXY) }
   } finally {
-    tf.dispose([prepared.xc, prepared.yc, prepared.xSq, prepared.ySq])
+    tf.dispose([t.xr, t.xs, t.xn, t.yr, t.ys, t.yn])
     for (const p of [...partialsXX, ...partialsYY, ...partialsXY]) p.sum.dispose()
   }
   if (!Number.isFinite(sums.xx) || !Number.isFinite(sums.yy) || !Number.isFinite(sums.xy)) {
@@ -217,4 +240,59 @@ export const mmdTerms = (x: tf.Tensor, y: tf.Tensor, options: MmdOptions): MmdTe
 export const mmd2 = (x: tf.Tensor, y: tf.Tensor, options: MmdOptions): number => {
   const terms = mmdTerms(x, y, options)
   return options.estimator === "biased" ? terms.biased : terms.unbiased
+}
+
+/**
+ * The same kernel sums and estimates as {@link mmdTerms} (spec §10.3, §10.5), computed in plain float64 JS from
+ * row-major values `x` (`n × dim`) and `y` (`m × dim`), e.g. from one `dataSync()`. No tensors. On the TF.js "cpu"
+ * backend this is about an order of magnitude faster than the tensor path for small `dim` (10k × 10k, d = 2: a few
+ * seconds); the tensor path is for accelerated backends. Throws {@link MetricInputError} on bad input.
+ */
+export const mmdTermsFromValues = (
+  x: ArrayLike<number>,
+  y: ArrayLike<number>,
+  dim: number,
+  options: Pick<MmdOptions, "bandwidth">
+): MmdTerms => {
+  const { scales } = checkOptions(options)
+  if (!Number.isInteger(dim) || dim < 1) throw new MetricInputError(METRIC, `dim ${dim} must be a positive integer`)
+  if (x.length % dim !== 0 || y.length % dim !== 0) {
+    throw new MetricInputError(METRIC, `x and y must hold whole rows of ${dim} values, got ${x.length} and ${y.length}`)
+  }
+  const n = x.length / dim
+  const m = y.length / dim
+  if (n < 2 || m < 2) throw new MetricInputError(METRIC, `needs at least 2 samples per set, got ${n} and ${m}`)
+  const kernel = (a: ArrayLike<number>, i: number, b: ArrayLike<number>, j: number): number => {
+    let d2 = 0
+    for (let k = 0; k < dim; k++) {
+      const diff = a[i * dim + k]! - b[j * dim + k]!
+      d2 += diff * diff
+    }
+    let sum = 0
+    for (const s of scales) sum += Math.exp(d2 * s)
+    return sum
+  }
+  const offDiagonal = (a: ArrayLike<number>, count: number): number => {
+    let total = 0
+    for (let i = 0; i < count; i++) for (let j = i + 1; j < count; j++) total += kernel(a, i, a, j)
+    return 2 * total
+  }
+  const xx = offDiagonal(x, n)
+  const yy = offDiagonal(y, m)
+  let xy = 0
+  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) xy += kernel(x, i, y, j)
+  if (!Number.isFinite(xx) || !Number.isFinite(yy) || !Number.isFinite(xy)) {
+    throw new MetricInputError(METRIC, "x or y contains non-finite values")
+  }
+  const diagonal = scales.length
+  const kxx = xx / (n * (n - 1))
+  const kyy = yy / (m * (m - 1))
+  const kxy = xy / (n * m)
+  return {
+    kxx,
+    kyy,
+    kxy,
+    unbiased: kxx + kyy - 2 * kxy,
+    biased: (xx + n * diagonal) / (n * n) + (yy + m * diagonal) / (m * m) - 2 * kxy
+  }
 }
