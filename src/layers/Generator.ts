@@ -31,7 +31,7 @@ export const layer = (options: GeneratorOptions): Layer.Layer<Generator, never, 
       const weights = yield* makeTrainableWeights(params, options.adam)
       const ema = yield* Effect.acquireRelease(
         Effect.sync(() =>
-          Object.fromEntries(Object.keys(params).sort().map((n) => [n, tf.variable(tf.clone(params[n]!), false)]))
+          tf.tidy(() => Object.fromEntries(Object.keys(params).sort().map((n) => [n, tf.variable(params[n]!, false)])))
         ),
         (vars) => Effect.sync(() => tf.dispose(Object.values(vars)))
       )

@@ -17,7 +17,8 @@ const variablesLike = (params: Parameters, zero: boolean, scope: string): Record
   Object.fromEntries(
     Object.keys(params).sort().map((name) => {
       const p = params[name]!
-      return [name, tf.variable(zero ? tf.zerosLike(p) : tf.clone(p), !zero, `${scope}/${name}`)] as const
+      const variable = tf.tidy(() => tf.variable(zero ? tf.zerosLike(p) : tf.clone(p), !zero, `${scope}/${name}`))
+      return [name, variable] as const
     })
   )
 

@@ -1,0 +1,163 @@
+import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Deferred, Effect, Either, Fiber, Layer, Option, Stream } from "effect"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { decodeDistillConfig } from "../src/domain/DistillConfig.js"
+import { ring } from "../src/domain/GaussianMixture.js"
+import { distill, StartReport, StepReport } from "../src/pipeline/Distill.js"
+import { CheckpointStore as StoreTag } from "../src/services/CheckpointStore.js"
+import { CheckpointStore, runLayers, smallConfig, Teacher, tf, useEngine, writeSmallTeacher } from "./support/distillation.js"
+
+let release: () => Promise<void>
+let dir: string
+let teacherFile: string
+
+beforeAll(async () => {
+  release = await useEngine("wasm")
+  dir = await mkdtemp(join(tmpdir(), "sid-distill-"))
+  teacherFile = join(dir, "teacher.safetensors")
+  await writeSmallTeacher(teacherFile)
+})
+afterAll(() => release())
+
+const steps = (reports: ReadonlyArray<StartReport | StepReport>): Array<StepReport> =>
+  reports.filter((r): r is StepReport => r instanceof StepReport)
+
+const lossesOf = (reports: ReadonlyArray<StepReport>) =>
+  reports.map((r) => [r.step, r.fakeLoss, r.generatorLoss, r.fakeGradNorm, r.generatorGradNorm])
+
+const snapshot = async (path: string): Promise<Record<string, string>> => {
+  const out: Record<string, string> = {}
+  for (const name of await readdir(path)) out[name] = (await readFile(join(path, name))).toString("base64")
+  return out
+}
+
+describe("distill", () => {
+  it("cuts the Fréchet distance to the truth at least in half on the exact mixture teacher", async () => {
+    const config = smallConfig({ steps: 120, batchSize: 256, evalEvery: 120, seed: 3 })
+    const layers = runLayers(
+      config,
+      Teacher.layerGaussianMixture(ring(), { steps: 300, hidden: 32, depth: 2, batchSize: 256 }),
+      CheckpointStore.layerMemory
+    )
+    const reports = await Effect.runPromise(
+      distill(config, { evalSamples: 4000 }).pipe(Stream.runCollect, Effect.provide(layers))
+    ).then((c) => Array.from(c))
+    const start = reports[0] as StartReport
+    const last = steps(reports).at(-1)!
+    expect(last.step).toBe(120)
+    const before = start.evaluation!.frechetDistance
+    const after = last.evaluation!.frechetDistance
+    expect(after).toBeLessThan(0.5 * before)
+    expect(last.evaluation!.modesCovered).toBeGreaterThanOrEqual(6)
+    for (const r of steps(reports)) {
+      expect(Number.isFinite(r.fakeLoss) && Number.isFinite(r.generatorLoss)).toBe(true)
+      expect(r.generatorSigma.max).toBeLessThanOrEqual(24.41)
+      expect(r.nonFiniteGradients).toBe(0)
+    }
+  })
+
+  it("resumes bit for bit: the next 5 steps after a checkpoint equal the uninterrupted run", async () => {
+    const config = smallConfig({ steps: 10, checkpointEvery: 5, seed: 11 })
+    const teacher = Teacher.layerFile(teacherFile)
+    const run = (store: string, options: Parameters<typeof distill>[1], onStep: () => void = () => {}, cfg = config) =>
+      Effect.runPromise(
+        distill(cfg, options).pipe(
+          Stream.tap((r) => Effect.sync(() => r instanceof StepReport && onStep())),
+          Stream.runCollect,
+          Effect.provide(runLayers(cfg, teacher, CheckpointStore.layerDirectory(store)))
+        )
+      ).then((c) => steps(Array.from(c)))
+    const whole = await run(join(dir, "whole"), {})
+    expect(whole.map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    let completed = 0
+    const stopped = await run(join(dir, "stopped"), { shouldStop: Effect.sync(() => completed >= 5) }, () => completed++)
+    expect(stopped.map((r) => r.step)).toEqual([1, 2, 3, 4, 5])
+    expect(lossesOf(stopped)).toEqual(lossesOf(whole.slice(0, 5)))
+    const resumed = await run(join(dir, "stopped"), { resume: true })
+    expect(resumed.map((r) => r.step)).toEqual([6, 7, 8, 9, 10])
+    expect(lossesOf(resumed)).toEqual(lossesOf(whole.slice(5)))
+  })
+
+  it("on interruption writes a loadable final checkpoint and releases every tensor", async () => {
+    const config = smallConfig({ steps: 10_000, seed: 5 })
+    const store = join(dir, "interrupted")
+    const before = tf.memory().numTensors
+    const progressed = await Effect.runPromise(Deferred.make<number>())
+    let lastEmitted = 0
+    const fiber = Effect.runFork(
+      distill(config).pipe(
+        Stream.tap((r) => Effect.sync(() => (lastEmitted = r.step))),
+        Stream.tap((r) => (r.step >= 7 ? Deferred.succeed(progressed, r.step) : Effect.void)),
+        Stream.runDrain,
+        Effect.provide(runLayers(config, Teacher.layerFile(teacherFile), CheckpointStore.layerDirectory(store)))
+      )
+    )
+    const reached = await Effect.runPromise(Deferred.await(progressed))
+    await Effect.runPromise(Fiber.interrupt(fiber))
+    expect(tf.memory().numTensors).toBe(before)
+    const latest = await Effect.runPromise(
+      Effect.flatMap(StoreTag, (s) => s.latest).pipe(Effect.provide(CheckpointStore.layerDirectory(store)))
+    )
+    expect(Option.isSome(latest)).toBe(true)
+    const step = Option.getOrThrow(latest).manifest.step
+    expect(step).toBeGreaterThanOrEqual(reached)
+    expect([lastEmitted, lastEmitted + 1]).toContain(step)
+  })
+
+  it("rejects corrupt and mis-shaped checkpoints with typed errors and leaves the files untouched", async () => {
+    const config = smallConfig({ steps: 3, checkpointEvery: 3, seed: 2 })
+    const store = join(dir, "damaged")
+    await Effect.runPromise(
+      distill(config).pipe(Stream.runDrain, Effect.provide(runLayers(config, Teacher.layerFile(teacherFile), CheckpointStore.layerDirectory(store))))
+    )
+    const otherTeacher = join(dir, "other-teacher.safetensors")
+    await writeSmallTeacher(otherTeacher, 16)
+    const resumeWith = (teacher: string) =>
+      Effect.runPromise(
+        distill(config, { resume: true }).pipe(
+          Stream.runDrain,
+          Effect.provide(runLayers(config, Teacher.layerFile(teacher), CheckpointStore.layerDirectory(store))),
+          Effect.either
+        )
+      )
+    const files = await snapshot(store)
+    const misShaped = await resumeWith(otherTeacher)
+    expect(Either.isLeft(misShaped)).toBe(true)
+    const e1 = Either.getLeft(misShaped).pipe(Option.getOrThrow)
+    expect(e1._tag).toBe("CheckpointError")
+    expect(e1.message).toMatch(/network|mis-shaped/)
+    expect(await snapshot(store)).toEqual(files)
+
+    const manifest = Object.keys(files).find((n) => n.endsWith(".json"))!
+    const weights = Object.keys(files).find((n) => n.endsWith(".safetensors"))!
+    const bytes = await readFile(join(store, weights))
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff
+    await writeFile(join(store, weights), bytes)
+    const damaged = await snapshot(store)
+    const corrupt = await resumeWith(teacherFile)
+    expect(Either.getLeft(corrupt).pipe(Option.getOrThrow).message).toMatch(/corrupt \(checksum mismatch\)/)
+    expect(await snapshot(store)).toEqual(damaged)
+
+    await writeFile(join(store, manifest), "{ not json")
+    const badManifest = await resumeWith(teacherFile)
+    expect(Either.getLeft(badManifest).pipe(Option.getOrThrow).message).toMatch(/corrupt manifest/)
+  })
+
+  it("rejects an invalid config with a ConfigError naming the field, the value and the rule", () => {
+    const bad = decodeDistillConfig({ alpha: -1, batchSize: 0 })
+    expect(Either.isLeft(bad)).toBe(true)
+    const message = Either.getLeft(bad).pipe(Option.getOrThrow).message
+    expect(message).toMatch(/alpha/)
+    expect(message).toMatch(/-1/)
+    expect(message).toMatch(/batchSize/)
+  })
+
+  it("a missing teacher file is a typed TeacherError", async () => {
+    const result = await Effect.runPromise(
+      Layer.build(Teacher.layerFile(join(dir, "nope.safetensors"))).pipe(Effect.scoped, Effect.either)
+    )
+    expect(Either.getLeft(result).pipe(Option.getOrThrow).message).toMatch(/cannot read the file/)
+  })
+})
