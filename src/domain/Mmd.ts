@@ -20,7 +20,7 @@ import { MetricInputError } from "./Moments.js"
 
 const METRIC = "mmd"
 
-/** Default block budget: kernel-matrix elements per block (2²⁰ ≈ 1M, i.e. 100 rows against 10k samples). */
+/** Default block budget (spec §10.5 compares 10k vs 10k): kernel-matrix elements per block, 2²⁰ ≈ 1M (100 rows of 10k). */
 export const DEFAULT_MAX_BLOCK_ELEMENTS = 1 << 20
 
 /** Options of {@link mmd2} and {@link mmdTerms} (spec §10.3, §10.5). */
