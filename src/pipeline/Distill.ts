@@ -63,9 +63,11 @@ export interface DistillOptions {
   readonly resume?: boolean
   /** Polled before each iteration; true ends the stream cleanly (with a final checkpoint). */
   readonly shouldStop?: Effect.Effect<boolean>
+  /** Evaluate the EMA generator on `config.evalEvery` (default true; false when there is no reference set). */
+  readonly evaluate?: boolean
   /** Samples per evaluation (default 10,000). */
   readonly evalSamples?: number
-  /** Evaluate before the first iteration too (default true when evalEvery > 0). */
+  /** Evaluate before the first iteration too (default true). */
   readonly evaluateAtStart?: boolean
   /** Timeout of the final checkpoint write (default 60 s). */
   readonly finalCheckpointTimeoutMs?: number
@@ -136,9 +138,10 @@ export const distill = (
           )
         })
       )
+      const evaluating = options.evaluate ?? true
       const evaluate = evaluateGenerator(evalSamples, config.seed + 7919)
       const startReport = Effect.gen(function*() {
-        const evaluation = config.evalEvery > 0 && (options.evaluateAtStart ?? true) ? yield* evaluate : undefined
+        const evaluation = evaluating && (options.evaluateAtStart ?? true) ? yield* evaluate : undefined
         return new StartReport({
           step: start.step,
           ...(resumedFrom === undefined ? {} : { resumedFrom }),
@@ -153,7 +156,9 @@ export const distill = (
           const ms = performance.now() - began
           const next: Progress = { step: p.step + 1, imagesSeen: p.imagesSeen + config.batchSize }
           yield* Ref.set(progress, next)
-          const evaluation = next.step % config.evalEvery === 0 || next.step === config.steps ? yield* evaluate : undefined
+          const evaluation = evaluating && (next.step % config.evalEvery === 0 || next.step === config.steps)
+            ? yield* evaluate
+            : undefined
           const checkpoint = next.step % config.checkpointEvery === 0 || next.step === config.steps ? yield* save : undefined
           yield* Effect.yieldNow()
           const report = new StepReport({

@@ -1,0 +1,56 @@
+/**
+ * Every service a distillation run needs, composed from a config: the teacher, a generator and a fake score
+ * initialised from it, the data-free sampler, metrics and a checkpoint store.
+ *
+ * Replace any part by passing a different layer; the rest is built around it.
+ *
+ * @module
+ */
+import { Layer } from "effect"
+import type { DistillConfig } from "../domain/DistillConfig.js"
+import type { DistillServices } from "../pipeline/Distill.js"
+import type { CheckpointStore } from "../services/CheckpointStore.js"
+import type { Metrics } from "../services/Metrics.js"
+import type { Teacher, TeacherError } from "../services/Teacher.js"
+import * as DataFreeSampler from "./DataFreeSampler.js"
+import * as FakeScore from "./FakeScore.js"
+import * as Generator from "./Generator.js"
+
+/** The replaceable parts of a run. */
+export interface DistillationParts<E> {
+  readonly teacher: Layer.Layer<Teacher, E>
+  readonly metrics: Layer.Layer<Metrics, never, Teacher>
+  readonly checkpoints: Layer.Layer<CheckpointStore>
+  /** Shape of one sample, without the batch axis (for the sampler). */
+  readonly dataShape: ReadonlyArray<number>
+}
+
+/** The layer of a run: generator and fake score from the teacher, with the config's optimisers and sampler seed. */
+export const layer = <E = TeacherError>(
+  config: DistillConfig,
+  parts: DistillationParts<E>
+): Layer.Layer<DistillServices, E> => {
+  const adam = (learningRate: number, beta1: number) => ({
+    learningRate,
+    beta1,
+    beta2: config.beta2,
+    epsilon: config.epsilon
+  })
+  return Layer.mergeAll(
+    Generator.layer({ adam: adam(config.generatorLr, config.generatorBeta1), sigmaInit: config.sigmaInit }),
+    FakeScore.layer({ adam: adam(config.fakeLr, 0) }),
+    parts.metrics
+  ).pipe(
+    Layer.provideMerge(parts.teacher),
+    Layer.merge(
+      DataFreeSampler.layer({
+        seed: config.seed,
+        dataShape: parts.dataShape,
+        tmax: config.tmax,
+        pMean: config.pMean,
+        pStd: config.pStd
+      })
+    ),
+    Layer.merge(parts.checkpoints)
+  )
+}
