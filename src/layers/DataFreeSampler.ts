@@ -4,11 +4,12 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
-import { Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { P_MEAN, P_STD, TMAX } from "../domain/Edm.js"
 import { makeStream, normals, type StreamState, uniforms } from "../domain/RandomStream.js"
 import { generatorSigmaFromUniform, logNormalSigma } from "../domain/Schedule.js"
 import { DataFreeSampler, type Draws, type SamplerState } from "../services/DataFreeSampler.js"
+import { Teacher } from "../services/Teacher.js"
 
 /** Sampler settings. */
 export interface SamplerOptions {
@@ -67,3 +68,7 @@ export const makeSampler = (options: SamplerOptions) => {
 /** The data-free sampler for a seed and data shape. */
 export const layer = (options: SamplerOptions): Layer.Layer<DataFreeSampler> =>
   Layer.sync(DataFreeSampler, () => makeSampler(options))
+
+/** The data-free sampler for the teacher's data shape. */
+export const layerForTeacher = (options: Omit<SamplerOptions, "dataShape">): Layer.Layer<DataFreeSampler, never, Teacher> =>
+  Layer.effect(DataFreeSampler, Effect.map(Teacher, (t) => makeSampler({ ...options, dataShape: t.dataShape })))

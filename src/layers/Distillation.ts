@@ -21,8 +21,6 @@ export interface DistillationParts<E> {
   readonly teacher: Layer.Layer<Teacher, E>
   readonly metrics: Layer.Layer<Metrics, never, Teacher>
   readonly checkpoints: Layer.Layer<CheckpointStore>
-  /** Shape of one sample, without the batch axis (for the sampler). */
-  readonly dataShape: ReadonlyArray<number>
 }
 
 /** The layer of a run: generator and fake score from the teacher, with the config's optimisers and sampler seed. */
@@ -39,18 +37,7 @@ export const layer = <E = TeacherError>(
   return Layer.mergeAll(
     Generator.layer({ adam: adam(config.generatorLr, config.generatorBeta1), sigmaInit: config.sigmaInit }),
     FakeScore.layer({ adam: adam(config.fakeLr, 0) }),
-    parts.metrics
-  ).pipe(
-    Layer.provideMerge(parts.teacher),
-    Layer.merge(
-      DataFreeSampler.layer({
-        seed: config.seed,
-        dataShape: parts.dataShape,
-        tmax: config.tmax,
-        pMean: config.pMean,
-        pStd: config.pStd
-      })
-    ),
-    Layer.merge(parts.checkpoints)
-  )
+    parts.metrics,
+    DataFreeSampler.layerForTeacher({ seed: config.seed, tmax: config.tmax, pMean: config.pMean, pStd: config.pStd })
+  ).pipe(Layer.provideMerge(parts.teacher), Layer.merge(parts.checkpoints))
 }

@@ -1,0 +1,158 @@
+/**
+ * `sid distill`: the distillation run as a command.
+ *
+ * @module
+ */
+import { Command, Options } from "@effect/cli"
+import { mkdir, readFile, writeFile } from "node:fs/promises"
+import { join } from "node:path"
+import { Effect, Either, Layer, Option, Schema, Stream } from "effect"
+import { decodeDistillConfig, encodeDistillConfig } from "../domain/DistillConfig.js"
+import * as CheckpointStore from "../layers/CheckpointStore.js"
+import * as Distillation from "../layers/Distillation.js"
+import * as Engine from "../layers/Engine.js"
+import * as Metrics from "../layers/Metrics.js"
+import * as Teacher from "../layers/Teacher.js"
+import { distill } from "../pipeline/Distill.js"
+import { EngineName, EngineNameConfig } from "../services/Engine.js"
+import { TeacherError } from "../services/Teacher.js"
+import { makeRunLog, toJsonLine } from "./RunLog.js"
+
+/** A `--config` file could not be read or parsed. */
+export class ConfigFileError extends Schema.TaggedError<ConfigFileError>()("ConfigFileError", {
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `--config ${this.path}: cannot read it as JSON (${this.reason}). Pass a JSON object of DistillConfig fields.`
+  }
+}
+
+const optionalNumber = (name: string, description: string, integer = false) =>
+  (integer ? Options.integer(name) : Options.float(name)).pipe(Options.withDescription(description), Options.optional)
+
+/** The options of `sid distill`. */
+export const distillOptions = {
+  teacher: Options.text("teacher").pipe(
+    Options.withDefault("gmm:ring8"),
+    Options.withDescription(
+      "teacher: gmm:<preset> (exact mixture: ring8, grid25, gauss1d), gmm-dsm:<preset> (an MLP trained in process on " +
+        "the mixture's samples) or the path of a teacher file"
+    )
+  ),
+  reference: Options.text("reference").pipe(
+    Options.withDescription("reference set for metrics, gmm:<preset> (default: the teacher's mixture, if it has one)"),
+    Options.optional
+  ),
+  engine: Options.choice("engine", EngineName.literals).pipe(
+    Options.withFallbackConfig(EngineNameConfig),
+    Options.withDescription("tensor engine (env SID_ENGINE): wasm (default), cpu, tfjs-node, tfjs-node-gpu")
+  ),
+  config: Options.file("config", { exists: "yes" }).pipe(
+    Options.withDescription("a JSON file of DistillConfig fields; flags given on the command line override it"),
+    Options.optional
+  ),
+  alpha: optionalNumber("alpha", "α of the SiD loss L² − α·L¹ (default 1.2; spec §4.1)"),
+  tmax: optionalNumber("tmax", "upper end of the generator-loss time in thousandths, 0 < tmax ≤ 1000 (default 800)"),
+  sigmaInit: optionalNumber("sigma-init", "σ_init of the one-step generator (default 2.5)"),
+  lr: optionalNumber("lr", "fake-score learning rate (default 3e-4)"),
+  glr: optionalNumber("glr", "generator learning rate (default 3e-4)"),
+  batch: optionalNumber("batch", "batch size (default 512)", true),
+  steps: optionalNumber("steps", "SiD iterations in total, counting resumed ones (default 20000)", true),
+  evalEvery: optionalNumber("eval-every", "evaluate the EMA generator every N iterations (default 1000)", true),
+  checkpointEvery: optionalNumber("checkpoint-every", "write a checkpoint every N iterations (default 5000)", true),
+  emaHalfLife: optionalNumber("ema-half-life", "EMA half-life in thousands of samples (default 500)"),
+  seed: optionalNumber("seed", "random seed (default 0)", true),
+  evalSamples: Options.integer("eval-samples").pipe(
+    Options.withDefault(10_000),
+    Options.withDescription("samples per evaluation")
+  ),
+  teacherFitSteps: Options.integer("teacher-fit-steps").pipe(
+    Options.withDefault(3000),
+    Options.withDescription("steps of the in-process MLP fit for gmm:/gmm-dsm: teachers")
+  ),
+  runDir: Options.directory("run-dir").pipe(
+    Options.withDefault("runs/distill"),
+    Options.withDescription("where the config, the JSONL log and the checkpoints go")
+  ),
+  resume: Options.boolean("resume").pipe(
+    Options.withDescription("continue from the newest checkpoint in <run-dir>/checkpoints (exactly where it stopped)")
+  )
+} as const
+
+type Parsed = {
+  readonly [K in keyof typeof distillOptions]: (typeof distillOptions)[K] extends Options.Options<infer A> ? A : never
+}
+
+const flagOverrides = (o: Parsed): Record<string, number> => {
+  const pairs: ReadonlyArray<readonly [string, Option.Option<number>]> = [
+    ["alpha", o.alpha],
+    ["tmax", o.tmax],
+    ["sigmaInit", o.sigmaInit],
+    ["fakeLr", o.lr],
+    ["generatorLr", o.glr],
+    ["batchSize", o.batch],
+    ["steps", o.steps],
+    ["evalEvery", o.evalEvery],
+    ["checkpointEvery", o.checkpointEvery],
+    ["emaHalfLifeKimg", o.emaHalfLife],
+    ["seed", o.seed]
+  ]
+  return Object.fromEntries(pairs.flatMap(([k, v]) => (Option.isSome(v) ? [[k, v.value] as const] : [])))
+}
+
+/** The `sid distill` handler. */
+export const runDistill = (o: Parsed) =>
+  Effect.gen(function*() {
+    const fromFile = yield* Option.match(o.config, {
+      onNone: () => Effect.succeed({}),
+      onSome: (path) =>
+        Effect.tryPromise({
+          try: async () => JSON.parse(await readFile(path, "utf8")) as Record<string, unknown>,
+          catch: (e) => new ConfigFileError({ path, reason: String(e) })
+        })
+    })
+    const config = yield* Either.match(decodeDistillConfig({ ...fromFile, ...flagOverrides(o) }), {
+      onLeft: Effect.fail,
+      onRight: Effect.succeed
+    })
+    const spec = Teacher.parseTeacherSpec(o.teacher)
+    const mixture = yield* Option.match(o.reference, {
+      onNone: () => Teacher.mixtureOfSpec(spec),
+      onSome: (text) => {
+        const r = Teacher.parseTeacherSpec(text)
+        return r.kind === "file"
+          ? Effect.fail(
+            new TeacherError({ teacher: text, reason: "a reference must be gmm:<preset>", fix: "Use e.g. --reference gmm:ring8." })
+          )
+          : Teacher.mixtureOfSpec(r)
+      }
+    })
+    const metrics = mixture === undefined
+      ? Metrics.layerUnavailable([])
+      : Metrics.layerGaussianMixture(mixture, { name: o.teacher })
+    const runDir = o.runDir
+    yield* Effect.promise(async () => {
+      await mkdir(runDir, { recursive: true })
+      await writeFile(join(runDir, "config.json"), toJsonLine(encodeDistillConfig(config)) + "\n")
+    })
+    const log = yield* makeRunLog({ totalSteps: config.steps, logPath: join(runDir, "log.jsonl") })
+    const services = Distillation.layer(config, {
+      teacher: Teacher.layerFromSpec(spec, { steps: o.teacherFitSteps, seed: config.seed }),
+      metrics,
+      checkpoints: CheckpointStore.layerDirectory(join(runDir, "checkpoints"))
+    })
+    yield* distill(config, { resume: o.resume, evaluate: mixture !== undefined, evalSamples: o.evalSamples }).pipe(
+      Stream.runForEach(log.report),
+      Effect.ensuring(log.close),
+      Effect.provide(Layer.provide(services, Engine.layer(o.engine)))
+    )
+  })
+
+/** `sid distill`. */
+export const distillCommand = Command.make("distill", distillOptions, runDistill).pipe(
+  Command.withDescription(
+    "Distil a teacher into a one-step generator with Score identity Distillation (data-free). Ctrl-C stops after the " +
+      "current iteration and writes a final checkpoint; --resume continues exactly where a run stopped."
+  )
+)

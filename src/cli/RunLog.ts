@@ -1,0 +1,89 @@
+/**
+ * What a run shows and records: a progress bar on a TTY (plain lines otherwise) and a JSONL log of every report.
+ *
+ * @module
+ */
+import { appendFile, mkdir } from "node:fs/promises"
+import { dirname } from "node:path"
+import cliProgress from "cli-progress"
+import { Effect } from "effect"
+import type { SampleMetrics } from "../services/Metrics.js"
+import { StartReport, type StepReport } from "../pipeline/Distill.js"
+
+/** JSON with NaN/±Infinity written as null (JSON has no such numbers). */
+export const toJsonLine = (value: unknown): string =>
+  JSON.stringify(value, (_key, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v))
+
+const fmt = (x: number): string => (Number.isFinite(x) ? (Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4 ? x.toFixed(4) : x.toExponential(2)) : String(x))
+
+/** A one-line summary of an evaluation. */
+export const describeEvaluation = (m: SampleMetrics): string =>
+  `FD ${fmt(m.frechetDistance)}  MMD ${fmt(m.mmd)}` +
+  (m.modesCovered === undefined ? "" : `  modes ${m.modesCovered}/${m.modeWeights?.length ?? "?"}`) +
+  (m.offModeFraction === undefined ? "" : `  off-mode ${(100 * m.offModeFraction).toFixed(1)}%`)
+
+/** Reports of a run to a TTY bar or to plain lines, and to a JSONL file. */
+export interface RunLog {
+  readonly report: (r: StartReport | StepReport) => Effect.Effect<void>
+  readonly close: Effect.Effect<void>
+}
+
+/** A run log for `totalSteps` iterations writing JSONL to `logPath`. */
+export const makeRunLog = (options: {
+  readonly totalSteps: number
+  readonly logPath: string
+  readonly tty?: boolean
+  readonly write?: (line: string) => void
+}): Effect.Effect<RunLog> =>
+  Effect.gen(function*() {
+    yield* Effect.promise(() => mkdir(dirname(options.logPath), { recursive: true }))
+    const write = options.write ?? ((line: string) => process.stdout.write(line + "\n"))
+    const tty = options.tty ?? process.stdout.isTTY === true
+    const bar = tty
+      ? new cliProgress.SingleBar(
+        {
+          format: "step {value}/{total} |{bar}| fake {fake} gen {gen} | {rate} samples/s | ETA {eta_formatted}",
+          hideCursor: true,
+          etaBuffer: 50
+        },
+        cliProgress.Presets.shades_classic
+      )
+      : undefined
+    let started = false
+    const every = Math.max(1, Math.floor(options.totalSteps / 50))
+    const say = (line: string) => {
+      if (bar !== undefined) {
+        bar.stop()
+        write(line)
+        started = false
+      } else write(line)
+    }
+    return {
+      report: (r) =>
+        Effect.promise(async () => {
+          await appendFile(options.logPath, toJsonLine(r) + "\n")
+          if (r instanceof StartReport) {
+            say(
+              `start at step ${r.step}${r.resumedFrom === undefined ? "" : ` (resumed from ${r.resumedFrom})`}` +
+                (r.evaluation === undefined ? "" : `: ${describeEvaluation(r.evaluation)}`)
+            )
+            return
+          }
+          if (r.evaluation !== undefined) say(`step ${r.step}: ${describeEvaluation(r.evaluation)}`)
+          if (r.checkpoint !== undefined) say(`step ${r.step}: checkpoint ${r.checkpoint}`)
+          if (bar !== undefined) {
+            const payload = { fake: fmt(r.fakeLoss), gen: fmt(r.generatorLoss), rate: r.samplesPerSecond.toFixed(0) }
+            if (!started) {
+              bar.start(options.totalSteps, r.step, payload)
+              started = true
+            } else bar.update(r.step, payload)
+          } else if (r.step % every === 0 || r.step === options.totalSteps) {
+            write(
+              `step ${r.step}/${options.totalSteps}  fake ${fmt(r.fakeLoss)}  gen ${fmt(r.generatorLoss)}  ` +
+                `|∇θ| ${fmt(r.generatorGradNorm)}  ${r.samplesPerSecond.toFixed(0)} samples/s`
+            )
+          }
+        }),
+      close: Effect.sync(() => bar?.stop())
+    }
+  })
