@@ -129,7 +129,10 @@ const patch = (engine: EngineName, patches: ReadonlyArray<KernelPatch>) =>
 
 const useBackend = (engine: EngineName, tfns: typeof tf, backend: string) =>
   Effect.tryPromise({
-    try: () => tfns.setBackend(backend),
+    try: () => {
+      tf.env().set("PROD", true)
+      return tfns.setBackend(backend)
+    },
     catch: initFailed(engine, `tf.setBackend("${backend}") threw`)
   }).pipe(
     Effect.filterOrFail(

@@ -1,0 +1,3 @@
+import * as tf from "@tensorflow/tfjs"
+
+tf.env().set("PROD", true)
