@@ -1,0 +1,220 @@
+/**
+ * Distillation benchmark (spec §4.3, §5.1, §10.5): milliseconds per SiD iteration (fake-score step + generator step +
+ * EMA) for the 2-D MLP of spec §10.5 and for the small UNet, one-step generation against the teacher's Heun-35
+ * sampler (samples/s and their ratio), peak RSS and `tf.memory().numTensors` drift over the timed iterations.
+ *
+ *   npm run bench:distill -- [--quick] [--warmup N] [--iterations N] [--cases mlp,unet16,unet32] [--out FILE]
+ *
+ * Networks are freshly initialised (timing does not need a trained teacher): the teacher is `Teacher.fromWeights`
+ * over the initial weights and G, ψ start from them as in a real run. The engine comes from `SID_ENGINE`
+ * (default wasm). JSON goes to stdout and to bench/results/distill-<date>.json.
+ *
+ * @since 0.1.0
+ */
+import * as tf from "@tensorflow/tfjs"
+import { Context, Effect, Layer } from "effect"
+import { mkdirSync, writeFileSync } from "node:fs"
+import { cpus, totalmem } from "node:os"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { DISTILL_DEFAULTS } from "../src/domain/DistillConfig.js"
+import { SIGMA_DATA } from "../src/domain/Edm.js"
+import { mlpSpec } from "../src/domain/Mlp.js"
+import { mlpNetwork, type Network, unetNetwork } from "../src/domain/Network.js"
+import { unetSpec } from "../src/domain/UNet.js"
+import * as DataFreeSampler from "../src/layers/DataFreeSampler.js"
+import * as EngineLayers from "../src/layers/Engine.js"
+import * as FakeScoreLayers from "../src/layers/FakeScore.js"
+import * as GeneratorLayers from "../src/layers/Generator.js"
+import * as TeacherLayers from "../src/layers/Teacher.js"
+import { fixedLatents, generatorSamples, teacherSamples } from "../src/pipeline/Evaluation.js"
+import { fakeScoreUpdate, generatorUpdate, type IterationSettings } from "../src/pipeline/Iteration.js"
+import { emaBeta } from "../src/domain/Ema.js"
+import { Engine } from "../src/services/Engine.js"
+import { FakeScore } from "../src/services/FakeScore.js"
+import { Generator } from "../src/services/Generator.js"
+import { Teacher } from "../src/services/Teacher.js"
+
+const args = process.argv.slice(2)
+const flag = (name: string) => args.includes(`--${name}`)
+const option = (name: string): string | undefined => {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 ? args[i + 1] : undefined
+}
+const quick = flag("quick")
+const warmup = Number(option("warmup") ?? (quick ? 2 : 3))
+const iterations = Number(option("iterations") ?? (quick ? 5 : 20))
+const caseNames = (option("cases") ?? "mlp,unet16,unet32").split(",")
+
+interface Case {
+  readonly name: string
+  readonly network: () => Network
+  readonly batch: number
+  /** Samples per generation-throughput measurement. */
+  readonly generate: number
+  /** Iterations scale (UNet iterations are slow). */
+  readonly iterationFactor: number
+}
+
+const CASES: Record<string, Case> = {
+  mlp: { name: "mlp 2-D 4x128 (spec §10.5)", network: () => mlpNetwork(mlpSpec(2)), batch: 512, generate: 20_000, iterationFactor: 1 },
+  unet16: {
+    name: "unet 16x16x1",
+    network: () => unetNetwork(unetSpec([16, 16, 1])),
+    batch: 8,
+    generate: 32,
+    iterationFactor: 0.5
+  },
+  unet32: {
+    name: "unet 32x32x3",
+    network: () => unetNetwork(unetSpec([32, 32, 3])),
+    batch: 8,
+    generate: 16,
+    iterationFactor: 0.25
+  }
+}
+
+const log = (msg: string) => process.stderr.write(`${msg}\n`)
+const median = (xs: ReadonlyArray<number>) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits
+const maxRssMiB = () => round(process.resourceUsage().maxRSS / 1024, 1)
+
+const benchCase = (c: Case) =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const network = c.network()
+      const params = yield* Effect.acquireRelease(
+        Effect.sync(() => network.init(1)),
+        (p) => Effect.sync(() => tf.dispose(Object.values(p)))
+      )
+      const teacherLayer = Layer.succeed(Teacher, TeacherLayers.fromWeights(c.name, network, params, SIGMA_DATA))
+      const adam = { learningRate: DISTILL_DEFAULTS.generatorLr, beta1: 0, beta2: DISTILL_DEFAULTS.beta2, epsilon: DISTILL_DEFAULTS.epsilon }
+      const ctx = yield* Layer.build(
+        Layer.mergeAll(GeneratorLayers.layer({ adam }), FakeScoreLayers.layer({ adam })).pipe(Layer.provideMerge(teacherLayer))
+      )
+      const services = {
+        teacher: Context.get(ctx, Teacher),
+        generator: Context.get(ctx, Generator),
+        fakeScore: Context.get(ctx, FakeScore),
+        sampler: DataFreeSampler.makeSampler({ seed: 0, dataShape: network.dataShape })
+      }
+      const settings: IterationSettings = {
+        batchSize: c.batch,
+        alpha: DISTILL_DEFAULTS.alpha,
+        generatorLossScale: DISTILL_DEFAULTS.generatorLossScale,
+        fakeLossScale: DISTILL_DEFAULTS.fakeLossScale,
+        emaHalfLifeKimg: DISTILL_DEFAULTS.emaHalfLifeKimg,
+        emaRampupRatio: DISTILL_DEFAULTS.emaRampupRatio
+      }
+      const parameters = Object.values(params).reduce((a, p) => a + p.size, 0)
+      const timed = Math.max(2, Math.round(iterations * c.iterationFactor))
+      const warm = Math.max(1, Math.round(warmup * c.iterationFactor))
+      log(`${c.name}: ${parameters} parameters, batch ${c.batch}, ${warm}+${timed} iterations...`)
+      let imagesSeen = 0
+      const one = () => {
+        const t0 = performance.now()
+        fakeScoreUpdate(services, settings)
+        const t1 = performance.now()
+        generatorUpdate(services, settings)
+        const t2 = performance.now()
+        services.generator.updateEma(emaBeta({ halfLifeKimg: settings.emaHalfLifeKimg, rampupRatio: settings.emaRampupRatio }, c.batch, imagesSeen))
+        const t3 = performance.now()
+        imagesSeen += c.batch
+        return { total: t3 - t0, fake: t1 - t0, generator: t2 - t1, ema: t3 - t2 }
+      }
+      for (let i = 0; i < warm; i++) one()
+      const tensorsBefore = tf.memory().numTensors
+      const rssBefore = maxRssMiB()
+      const runs = Array.from({ length: timed }, one)
+      const tensorsAfter = tf.memory().numTensors
+      const rssAfter = maxRssMiB()
+
+      const timeGeneration = (n: number, f: (z: tf.Tensor) => tf.Tensor) => {
+        const z = fixedLatents(9, n, network.dataShape)
+        tf.tidy(() => f(tf.slice(z, 0, Math.min(n, c.batch))).dataSync())
+        const t0 = performance.now()
+        tf.tidy(() => f(z).dataSync())
+        const ms = performance.now() - t0
+        z.dispose()
+        return { samples: n, ms: round(ms, 1), samplesPerSecond: round((n * 1000) / ms, 1) }
+      }
+      const chunk = c.batch >= 512 ? 4096 : c.batch
+      const oneStep = timeGeneration(c.generate, (z) => generatorSamples(services.generator, z, "ema", chunk))
+      const heun = timeGeneration(c.generate, (z) => {
+        const parts: Array<tf.Tensor> = []
+        for (let i = 0; i < (z.shape[0] ?? 0); i += chunk) {
+          parts.push(teacherSamples(services.teacher, tf.slice(z, i, Math.min(chunk, (z.shape[0] ?? 0) - i)), 18))
+        }
+        return parts.length === 1 ? parts[0]! : tf.concat(parts, 0)
+      })
+      const result = {
+        case: c.name,
+        dataShape: network.dataShape,
+        parameters,
+        batch: c.batch,
+        warmup: warm,
+        iterations: timed,
+        iterationMs: {
+          median: round(median(runs.map((r) => r.total)), 1),
+          min: round(Math.min(...runs.map((r) => r.total)), 1),
+          fakeStepMedian: round(median(runs.map((r) => r.fake)), 1),
+          generatorStepMedian: round(median(runs.map((r) => r.generator)), 1),
+          emaMedian: round(median(runs.map((r) => r.ema)), 2)
+        },
+        samplesPerSecondTraining: round((c.batch * 1000) / median(runs.map((r) => r.total)), 1),
+        generation: {
+          oneStep,
+          heun35: heun,
+          speedup: round(oneStep.samplesPerSecond / heun.samplesPerSecond, 1)
+        },
+        memory: { numTensorsBefore: tensorsBefore, numTensorsAfter: tensorsAfter, numTensorsDrift: tensorsAfter - tensorsBefore, maxRssMiBBefore: rssBefore, maxRssMiBAfter: rssAfter }
+      }
+      log(
+        `  ${result.iterationMs.median} ms/iteration (fake ${result.iterationMs.fakeStepMedian}, G ${result.iterationMs.generatorStepMedian}), ` +
+          `one-step ${oneStep.samplesPerSecond}/s vs Heun-35 ${heun.samplesPerSecond}/s (×${result.generation.speedup}), ` +
+          `numTensors ${tensorsBefore}→${tensorsAfter}, max RSS ${rssAfter} MiB`
+      )
+      return result
+    })
+  )
+
+const program = Effect.gen(function*() {
+  const engine = yield* Engine
+  const results: Array<unknown> = []
+  for (const name of caseNames) {
+    const c = CASES[name]
+    if (c === undefined) throw new Error(`unknown case "${name}" (known: ${Object.keys(CASES).join(", ")})`)
+    results.push(yield* benchCase(c))
+  }
+  const report = {
+    date: new Date().toISOString(),
+    node: process.version,
+    tfjs: tf.version_core,
+    engine: engine.name,
+    facts: engine.facts,
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "unknown", memGiB: Math.round(totalmem() / 2 ** 30) },
+    config: { quick, warmup, iterations, cases: caseNames },
+    notes: [
+      "iteration = fake-score step + generator step + EMA (spec §5.1); networks freshly initialised",
+      "Heun-35 = EDM Heun sampler with 18 steps, 35 denoiser evaluations (spec §1.5)",
+      "maxRSS is the process peak so far (process.resourceUsage().maxRSS)"
+    ],
+    results,
+    maxRssMiB: maxRssMiB()
+  }
+  const json = JSON.stringify(report, null, 2)
+  process.stdout.write(`${json}\n`)
+  const out = option("out") ?? join(dirname(fileURLToPath(import.meta.url)), "results", `distill-${report.date.slice(0, 10)}.json`)
+  mkdirSync(dirname(out), { recursive: true })
+  writeFileSync(out, `${json}\n`)
+  log(`written ${out}`)
+})
+
+Effect.runPromise(program.pipe(Effect.provide(EngineLayers.layerConfig))).catch((error: unknown) => {
+  console.error(error)
+  process.exit(1)
+})
