@@ -14,9 +14,10 @@ import * as Engine from "../layers/Engine.js"
 import * as Metrics from "../layers/Metrics.js"
 import * as Teacher from "../layers/Teacher.js"
 import { distill } from "../pipeline/Distill.js"
+import { evaluateTeacher } from "../pipeline/Evaluation.js"
 import { EngineName, EngineNameConfig } from "../services/Engine.js"
 import { TeacherError } from "../services/Teacher.js"
-import { makeRunLog, toJsonLine } from "./RunLog.js"
+import { describeEvaluation, makeRunLog, toJsonLine } from "./RunLog.js"
 
 /** A `--config` file could not be read or parsed. */
 export class ConfigFileError extends Schema.TaggedError<ConfigFileError>()("ConfigFileError", {
@@ -137,13 +138,32 @@ export const runDistill = (o: Parsed) =>
       await writeFile(join(runDir, "config.json"), toJsonLine(encodeDistillConfig(config)) + "\n")
     })
     const log = yield* makeRunLog({ totalSteps: config.steps, logPath: join(runDir, "log.jsonl") })
+    const fitEvery = Math.max(1, Math.floor(o.teacherFitSteps / 5))
     const services = Distillation.layer(config, {
-      teacher: Teacher.layerFromSpec(spec, { steps: o.teacherFitSteps, seed: config.seed }),
+      teacher: Teacher.layerFromSpec(spec, {
+        steps: o.teacherFitSteps,
+        seed: config.seed,
+        onProgress: (step, loss) => {
+          if (step % fitEvery === 0 || step === o.teacherFitSteps - 1) {
+            console.log(`fitting the teacher's network: step ${step + 1}/${o.teacherFitSteps}  loss ${loss.toFixed(4)}`)
+          }
+        }
+      }),
       metrics,
       checkpoints: CheckpointStore.layerDirectory(join(runDir, "checkpoints"))
     })
-    yield* distill(config, { resume: o.resume, evaluate: mixture !== undefined, evalSamples: o.evalSamples }).pipe(
-      Stream.runForEach(log.report),
+    const baseline = mixture === undefined || o.resume
+      ? Effect.void
+      : Effect.flatMap(evaluateTeacher(o.evalSamples, config.seed + 7919), (t) =>
+        log.note(`teacher, Heun sampler (${t.evaluations} evaluations): ${describeEvaluation(t.metrics)}`, {
+          teacherSampler: { evaluations: t.evaluations, metrics: t.metrics }
+        }))
+    yield* baseline.pipe(
+      Effect.zipRight(
+        distill(config, { resume: o.resume, evaluate: mixture !== undefined, evalSamples: o.evalSamples }).pipe(
+          Stream.runForEach(log.report)
+        )
+      ),
       Effect.ensuring(log.close),
       Effect.provide(Layer.provide(services, Engine.layer(o.engine)))
     )

@@ -25,6 +25,8 @@ export const describeEvaluation = (m: SampleMetrics): string =>
 /** Reports of a run to a TTY bar or to plain lines, and to a JSONL file. */
 export interface RunLog {
   readonly report: (r: StartReport | StepReport) => Effect.Effect<void>
+  /** A line for the reader and a record for the log. */
+  readonly note: (line: string, record: Record<string, unknown>) => Effect.Effect<void>
   readonly close: Effect.Effect<void>
 }
 
@@ -83,6 +85,11 @@ export const makeRunLog = (options: {
                 `|∇θ| ${fmt(r.generatorGradNorm)}  ${r.samplesPerSecond.toFixed(0)} samples/s`
             )
           }
+        }),
+      note: (line, record) =>
+        Effect.promise(async () => {
+          await appendFile(options.logPath, toJsonLine(record) + "\n")
+          say(line)
         }),
       close: Effect.sync(() => bar?.stop())
     }
