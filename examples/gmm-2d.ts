@@ -5,8 +5,8 @@
  * denoiser evaluations) against the exact mixture: Fréchet distance, MMD, mode coverage, recovered weights and
  * off-mode mass.
  *
- *   npm run example:gmm-2d -- [--alpha 1.2] [--steps 2500] [--lr 1e-3] [--fake-lr X] [--generator-lr X]
- *                              [--batch 512] [--seed 0] [--teacher-steps 4000] [--teacher-lr 1e-3]
+ *   npm run example:gmm-2d -- [--alpha 1.2] [--steps 1500] [--lr 1e-3] [--fake-lr X] [--generator-lr X]
+ *                              [--batch 512] [--seed 0] [--teacher-steps 2000] [--teacher-lr 1e-3]
  *                              [--ema-kimg 500] [--eval-every 250] [--eval-samples 20000] [--mmd-samples 10000]
  *                              [--teacher exact|dsm] [--out runs/gmm-2d] [--quick]
  *
@@ -56,7 +56,7 @@ const quick = flag("quick")
 const lr = num("lr", 1e-3)
 const settings = {
   alpha: num("alpha", 1.2),
-  steps: num("steps", quick ? 300 : 2500),
+  steps: num("steps", quick ? 300 : 1500),
   generatorLr: num("generator-lr", lr),
   fakeLr: num("fake-lr", lr),
   batchSize: num("batch", 512),
@@ -64,7 +64,7 @@ const settings = {
   emaHalfLifeKimg: num("ema-kimg", 500),
   evalEvery: num("eval-every", quick ? 100 : 250)
 }
-const teacherSteps = num("teacher-steps", quick ? 600 : 4000)
+const teacherSteps = num("teacher-steps", quick ? 600 : 2000)
 const teacherLr = num("teacher-lr", 1e-3)
 const teacherKind = option("teacher") ?? "dsm"
 const evalSamples = num("eval-samples", quick ? 5000 : 20_000)
