@@ -247,3 +247,10 @@ export const decodeDistillConfigJson = (text: string): Either.Either<DistillConf
 /** Encodes a {@link DistillConfig} to a plain object with every field (spec §5.2); inverse of the decoder. */
 export const encodeDistillConfig = (config: DistillConfig): typeof DistillConfig.Encoded =>
   Schema.encodeSync(DistillConfig)(config)
+
+/**
+ * A config from plain values (missing fields take their defaults, spec §5.2/§10.5), for code that builds one
+ * directly: `distillConfig({ steps: 2000, alpha: 1 })`. Throws the {@link ConfigError} on a bad value.
+ */
+export const distillConfig = (input: Partial<typeof DistillConfig.Encoded> = {}): DistillConfig =>
+  Either.getOrThrowWith(decodeDistillConfig(input), (e) => e)

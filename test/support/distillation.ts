@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs"
-import { Effect, Exit, Layer, Schema, Scope } from "effect"
-import { DistillConfig } from "../../src/domain/DistillConfig.js"
+import { Effect, Exit, Layer, Scope } from "effect"
+import { type DistillConfig, distillConfig } from "../../src/domain/DistillConfig.js"
 import { ring } from "../../src/domain/GaussianMixture.js"
 import * as CheckpointStore from "../../src/layers/CheckpointStore.js"
 import * as DataFreeSampler from "../../src/layers/DataFreeSampler.js"
@@ -20,7 +20,7 @@ export const useEngine = async (engine: "wasm" | "cpu" = "wasm"): Promise<() => 
 
 /** A small config for tests: overrides on top of the toy defaults. */
 export const smallConfig = (overrides: Partial<typeof DistillConfig.Encoded> = {}): DistillConfig =>
-  Schema.decodeUnknownSync(DistillConfig)({
+  distillConfig({
     batchSize: 128,
     generatorLr: 1e-3,
     fakeLr: 1e-3,
