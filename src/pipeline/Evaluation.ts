@@ -38,26 +38,28 @@ export const generatorSamples = (
 export const teacherSamples = (teacher: Teacher["Type"], latents: tf.Tensor, numSteps = 18): tf.Tensor =>
   heunSample((x, sigma) => teacher.denoise(x, sigma), latents, { numSteps })
 
+/** Metrics of samples drawn from fixed latents [n, ...shape]; the samples are disposed afterwards. */
+const evaluateFromLatents = (
+  n: number,
+  seed: number,
+  shape: ReadonlyArray<number>,
+  draw: (latents: tf.Tensor) => tf.Tensor
+): Effect.Effect<SampleMetrics, MetricsError, Metrics> =>
+  Effect.flatMap(Metrics, (metrics) =>
+    Effect.acquireUseRelease(
+      Effect.sync(() => tf.tidy(() => draw(fixedLatents(seed, n, shape)))),
+      metrics.evaluate,
+      (x) => Effect.sync(() => x.dispose())
+    ))
+
 /** Metrics of `n` generator samples (EMA weights) from latents of a fixed seed. */
 export const evaluateGenerator = (
   n: number,
   seed: number,
   weights: GeneratorWeights = "ema"
 ): Effect.Effect<SampleMetrics, MetricsError, Generator | Metrics> =>
-  Effect.gen(function*() {
-    const generator = yield* Generator
-    const metrics = yield* Metrics
-    return yield* Effect.acquireUseRelease(
-      Effect.sync(() => {
-        const z = fixedLatents(seed, n, generator.dataShape)
-        const x = generatorSamples(generator, z, weights)
-        z.dispose()
-        return x
-      }),
-      metrics.evaluate,
-      (x) => Effect.sync(() => x.dispose())
-    )
-  })
+  Effect.flatMap(Generator, (generator) =>
+    evaluateFromLatents(n, seed, generator.dataShape, (z) => generatorSamples(generator, z, weights)))
 
 /** Metrics of `n` samples of the teacher's Heun sampler, and its number of denoiser evaluations per sample. */
 export const evaluateTeacher = (
@@ -65,18 +67,8 @@ export const evaluateTeacher = (
   seed: number,
   numSteps = 18
 ): Effect.Effect<{ readonly metrics: SampleMetrics; readonly evaluations: number }, MetricsError, Teacher | Metrics> =>
-  Effect.gen(function*() {
-    const teacher = yield* Teacher
-    const metrics = yield* Metrics
-    const result = yield* Effect.acquireUseRelease(
-      Effect.sync(() => {
-        const z = fixedLatents(seed, n, teacher.dataShape)
-        const x = teacherSamples(teacher, z, numSteps)
-        z.dispose()
-        return x
-      }),
-      metrics.evaluate,
-      (x) => Effect.sync(() => x.dispose())
-    )
-    return { metrics: result, evaluations: heunEvaluations(numSteps) }
-  })
+  Effect.flatMap(Teacher, (teacher) =>
+    Effect.map(
+      evaluateFromLatents(n, seed, teacher.dataShape, (z) => teacherSamples(teacher, z, numSteps)),
+      (metrics) => ({ metrics, evaluations: heunEvaluations(numSteps) })
+    ))
