@@ -94,7 +94,7 @@ const baseConfig = {
   view: { stroke: "#888" },
   title: { fontSize: 14 },
   axis: { labelFontSize: 11, titleFontSize: 12, gridColor: "#e6e6e6" },
-  legend: { labelFontSize: 11, titleFontSize: 12 }
+  legend: { labelFontSize: 11, titleFontSize: 12, labelLimit: 0 }
 } as const
 
 /** Renders a Vega-Lite spec to an SVG string (headless, no canvas). */
