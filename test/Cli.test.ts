@@ -4,10 +4,11 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 
-const tsx = join(process.cwd(), "node_modules", ".bin", "tsx")
+// One process (node with tsx's loader), as a user's shell would signal it: the `tsx` wrapper process relays signals
+// to its child and SIGKILLs it if the child does not acknowledge within 30 ms, which a busy machine can miss.
 
 const sid = (args: ReadonlyArray<string>): { child: ChildProcess; output: () => string; exit: Promise<number | null> } => {
-  const child = spawn(tsx, ["src/cli/bin.ts", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SID_ENGINE: "wasm" } })
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/bin.ts", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SID_ENGINE: "wasm" } })
   let out = ""
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()))
   child.stderr!.on("data", (d: Buffer) => (out += d.toString()))

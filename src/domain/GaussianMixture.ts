@@ -10,6 +10,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { Schema } from "effect"
 import { SIGMA_DATA } from "./Edm.js"
+import { normalTensor, uniformTensor } from "./RandomStream.js"
 import type { SigmaLike } from "./Tensors.js"
 
 /**
@@ -240,12 +241,12 @@ export const sample = (
     return { x, component }
   })
 
-/** Draws n samples with an explicit integer seed (normals from `seed`, uniforms from `seed + 1`) (spec §10.1). */
+/** Draws n samples with an explicit integer seed, from the seeded streams of `RandomStream` (spec §10.1). */
 export const sampleSeeded = (
   g: GaussianMixture,
   n: number,
   seed: number
 ): { readonly x: tf.Tensor2D; readonly component: tf.Tensor1D } =>
   tf.tidy(() =>
-    sample(g, tf.randomNormal([n, dimension(g)], 0, 1, "float32", seed), tf.randomUniform([n], 0, 1, "float32", seed + 1))
+    sample(g, normalTensor([n, dimension(g)], seed, "mixture.normals"), uniformTensor([n], seed, "mixture.uniforms"))
   )

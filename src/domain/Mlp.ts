@@ -10,6 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import type { Parameters } from "./Parameters.js"
+import { normalTensor } from "./RandomStream.js"
 
 /** Architecture of an {@link Mlp}. */
 export interface MlpSpec {
@@ -56,14 +57,14 @@ export const initMlp = (spec: MlpSpec, seed: number): Record<string, tf.Tensor> 
   tf.tidy(() => {
     const shapes = mlpShapes(spec)
     const out: Record<string, tf.Tensor> = {}
-    Object.entries(shapes).forEach(([name, shape], j) => {
+    Object.entries(shapes).forEach(([name, shape]) => {
       if (name.endsWith(".bias")) {
         out[name] = tf.zeros(shape as Array<number>)
       } else {
         const fanIn = shape[0]!
         const isOutput = name === `layers.${spec.depth}.weight`
         const std = Math.sqrt(2 / fanIn) * (isOutput ? spec.outputScale : 1)
-        out[name] = tf.randomNormal(shape as Array<number>, 0, std, "float32", seed * 1009 + j)
+        out[name] = normalTensor(shape, seed, `mlp.${name}`, std)
       }
     })
     return out

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import * as tf from "@tensorflow/tfjs"
 
 /** The four 32-bit words of a xoshiro128** state (never all zero). */
 export type StreamState = readonly [number, number, number, number]
@@ -86,3 +87,18 @@ export const normals = (state: StreamState, n: number): { readonly values: Float
   }
   return { values, state: u.state }
 }
+
+/**
+ * A tensor of standard normals (times `scale`) from the stream (seed, label): deterministic on every engine.
+ * Prefer it to `tf.randomNormal(…, seed)`, which silently draws from `Math.random` when the seed is 0.
+ */
+export const normalTensor = (shape: ReadonlyArray<number>, seed: number, label: string, scale = 1): tf.Tensor => {
+  const size = shape.reduce((a, b) => a * b, 1)
+  const values = normals(makeStream(seed, label), size).values
+  if (scale !== 1) for (let i = 0; i < size; i++) values[i]! *= scale
+  return tf.tensor(values, [...shape])
+}
+
+/** A tensor of uniforms in (0, 1) from the stream (seed, label): deterministic on every engine. */
+export const uniformTensor = (shape: ReadonlyArray<number>, seed: number, label: string): tf.Tensor =>
+  tf.tensor(uniforms(makeStream(seed, label), shape.reduce((a, b) => a * b, 1)).values, [...shape])

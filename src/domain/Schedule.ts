@@ -9,6 +9,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { P_MEAN, P_STD, RHO, SIGMA_MAX, SIGMA_MIN, TMAX } from "./Edm.js"
+import { normalTensor, uniformTensor } from "./RandomStream.js"
 
 /** Limits and curvature of the ρ-schedule (spec §1.1); every field defaults to the EDM constant. */
 export interface RhoScheduleOptions {
@@ -68,7 +69,7 @@ export const generatorSigmaSeeded = (
   tmax: number = TMAX,
   options: RhoScheduleOptions = {}
 ): tf.Tensor1D =>
-  tf.tidy(() => generatorSigmaFromUniform(tf.randomUniform([n], 0, 1, "float32", seed), tmax, options) as tf.Tensor1D)
+  tf.tidy(() => generatorSigmaFromUniform(uniformTensor([n], seed, "schedule.generator"), tmax, options) as tf.Tensor1D)
 
 /** Log-normal σ of the EDM / fake-score loss from standard-normal draws: σ = exp(n·P_std + P_mean) (spec §1.4, §3). */
 export const logNormalSigma = (normal: tf.Tensor, options: LogNormalOptions = {}): tf.Tensor =>
@@ -80,7 +81,7 @@ export const logNormalSigmaNumber = (normal: number, options: LogNormalOptions =
 
 /** Draws n log-normal noise levels with an explicit seed (spec §1.4, §3). Shape [n]. */
 export const logNormalSigmaSeeded = (n: number, seed: number, options: LogNormalOptions = {}): tf.Tensor1D =>
-  tf.tidy(() => logNormalSigma(tf.randomNormal([n], 0, 1, "float32", seed), options) as tf.Tensor1D)
+  tf.tidy(() => logNormalSigma(normalTensor([n], seed, "schedule.lognormal"), options) as tf.Tensor1D)
 
 /**
  * The Heun sampler's step grid in float64 (spec §1.2, §1.5): t_i = (σ_max^{1/ρ} + i/(N−1)(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ

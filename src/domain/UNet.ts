@@ -26,6 +26,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { groupNorm } from "./GroupNorm.js"
 import type { Parameters } from "./Parameters.js"
+import { normalTensor, uniformTensor } from "./RandomStream.js"
 
 /** Architecture of a {@link UNet}-style network F (see the module docs for the layout). */
 export interface UNetSpec {
@@ -194,7 +195,7 @@ export const unetShapes = (spec: UNetSpec): Record<string, ReadonlyArray<number>
 export const initUNet = (spec: UNetSpec, seed: number): Record<string, tf.Tensor> =>
   tf.tidy(() => {
     const out: Record<string, tf.Tensor> = {}
-    Object.entries(unetShapes(spec)).forEach(([name, shape], j) => {
+    Object.entries(unetShapes(spec)).forEach(([name, shape]) => {
       const dims = shape as Array<number>
       if (name.endsWith(".bias")) {
         out[name] = tf.zeros(dims)
@@ -205,7 +206,7 @@ export const initUNet = (spec: UNetSpec, seed: number): Record<string, tf.Tensor
         const std = name === "emb.label.weight"
           ? 1
           : Math.sqrt(2 / fanIn) * (name === "out.conv.weight" ? spec.outputScale : 1)
-        out[name] = tf.randomNormal(dims, 0, std, "float32", seed * 100_003 + j)
+        out[name] = normalTensor(dims, seed, `unet.${name}`, std)
       }
     })
     return out
@@ -301,7 +302,8 @@ export const applyUNet = (
       y = tf.add(y, dense(`${name}.emb`, emb).reshape([n, 1, 1, cout]))
       y = silu(norm(`${name}.norm1`, y))
       if (spec.dropout > 0 && options.dropoutSeed !== undefined) {
-        y = tf.dropout(y, spec.dropout, undefined, options.dropoutSeed * 1009 + blockIndex)
+        const keep = tf.greaterEqual(uniformTensor(y.shape, options.dropoutSeed, `dropout.${blockIndex}`), spec.dropout)
+        y = tf.div(tf.mul(y, tf.cast(keep, "float32")), 1 - spec.dropout)
       }
       blockIndex++
       const skip = cin !== cout ? conv(`${name}.skip`, x) : x

@@ -3,8 +3,8 @@
  *
  * Each element is one SiD iteration (fake-score update, generator update, EMA). The stream yields to the runtime
  * between iterations and checks the stop signal before each, so Ctrl-C is seen within one iteration; an iteration
- * itself is one synchronous block that is never cut in half. Evaluation and checkpointing happen on their
- * intervals; when the stream ends for any reason — done, failed or interrupted — a final checkpoint of the last
+ * itself is one synchronous block that is never cut in half. Evaluation and checkpointing are stages after it that
+ * act on their intervals and add their results to the report; when the stream ends for any reason — done, failed or interrupted — a final checkpoint of the last
  * completed iteration is written (bounded in time) before the services are released.
  *
  * @module
@@ -73,6 +73,20 @@ export interface DistillOptions {
   readonly finalCheckpointTimeoutMs?: number
 }
 
+/**
+ * Runs `write` to completion in a fiber of its own and waits for it at most `timeoutMs`. A finalizer of an interrupted
+ * fiber cannot use `Effect.timeout` on work that must not itself be interrupted (the pending interruption would cut
+ * an interruptible write short, and an uninterruptible one cannot be timed out), so the wait is a plain timer.
+ */
+const boundedFinalWrite = (write: Effect.Effect<unknown>, timeoutMs: number): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    const timer = setTimeout(() => resume(Effect.logWarning(`final checkpoint: still writing after ${timeoutMs} ms, giving up`)), timeoutMs)
+    Effect.runFork(write).addObserver(() => {
+      clearTimeout(timer)
+      resume(Effect.void)
+    })
+  })
+
 /** The iteration settings of a config. */
 export const iterationSettings = (config: DistillConfig): IterationSettings => ({
   batchSize: config.batchSize,
@@ -131,10 +145,9 @@ export const distill = (
         Effect.gen(function*() {
           const p = yield* Ref.get(progress)
           if ((yield* Ref.get(savedStep)) === p.step || p.step === 0) return
-          yield* save.pipe(
-            Effect.interruptible,
-            Effect.timeout(options.finalCheckpointTimeoutMs ?? 60_000),
-            Effect.catchAll((e) => Effect.logWarning(`final checkpoint failed: ${String(e)}`))
+          yield* boundedFinalWrite(
+            save.pipe(Effect.catchAll((e) => Effect.logWarning(`final checkpoint failed: ${e.message}`))),
+            options.finalCheckpointTimeoutMs ?? 60_000
           )
         })
       )
@@ -156,10 +169,6 @@ export const distill = (
           const ms = performance.now() - began
           const next: Progress = { step: p.step + 1, imagesSeen: p.imagesSeen + config.batchSize }
           yield* Ref.set(progress, next)
-          const evaluation = evaluating && (next.step % config.evalEvery === 0 || next.step === config.steps)
-            ? yield* evaluate
-            : undefined
-          const checkpoint = next.step % config.checkpointEvery === 0 || next.step === config.steps ? yield* save : undefined
           yield* Effect.yieldNow()
           const report = new StepReport({
             step: next.step,
@@ -174,14 +183,25 @@ export const distill = (
             generatorSigma: r.generatorSigma,
             emaBeta: r.emaBeta,
             samplesPerSecond: (config.batchSize * 1000) / Math.max(ms, 1e-3),
-            iterationMs: ms,
-            ...(evaluation === undefined ? {} : { evaluation }),
-            ...(checkpoint === undefined ? {} : { checkpoint })
+            iterationMs: ms
           })
           return Option.some([report, next] as const)
         })
+      const due = (r: StepReport, every: number) => r.step % every === 0 || r.step === config.steps
+      // Pull-based: an element is fully processed before the next iteration runs, so the services hold its state.
       const steps = Stream.unfoldEffect(start, (p) =>
-        Effect.flatMap(shouldStop, (stop) => (stop || p.step >= config.steps ? Effect.succeedNone : step(p))))
+        Effect.flatMap(shouldStop, (stop) => (stop || p.step >= config.steps ? Effect.succeedNone : step(p)))).pipe(
+          Stream.mapEffect((r) =>
+            evaluating && due(r, config.evalEvery)
+              ? Effect.map(evaluate, (evaluation) => new StepReport({ ...r, evaluation }))
+              : Effect.succeed(r)
+          ),
+          Stream.mapEffect((r) =>
+            due(r, config.checkpointEvery)
+              ? Effect.map(save, (checkpoint) => new StepReport({ ...r, checkpoint }))
+              : Effect.succeed(r)
+          )
+        )
       return Stream.concat(Stream.fromEffect(startReport), steps)
     })
   )
