@@ -219,6 +219,43 @@ describe("wasm conv2d gradients (patched Conv2DBackpropFilter / Conv2DBackpropIn
   })
 })
 
+describe("wasm BatchMatMul with transposed operands (patched)", () => {
+  it("equals the cpu backend's product, and dense-layer gradients match, for every transpose combination", async () => {
+    fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          batch: fc.integer({ min: 1, max: 3 }),
+          m: fc.integer({ min: 1, max: 9 }),
+          k: fc.integer({ min: 1, max: 9 }),
+          n: fc.integer({ min: 1, max: 9 }),
+          ta: fc.boolean(),
+          tb: fc.boolean(),
+          seed: fc.integer({ min: 1, max: 1000 })
+        }),
+        async ({ batch, k, m, n, seed, ta, tb }) => {
+          const aShape = ta ? [batch, k, m] : [batch, m, k]
+          const bShape = tb ? [batch, n, k] : [batch, k, n]
+          const av = randoms(size(aShape), seed)
+          const bv = randoms(size(bShape), seed + 1)
+          const product = () =>
+            tf.tidy(() => tf.matMul(tf.tensor(av, aShape) as tf.Tensor3D, tf.tensor(bv, bShape) as tf.Tensor3D, ta, tb).dataSync())
+          const grads = () =>
+            tf.tidy(() => {
+              const g = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D, ta, tb))))
+              return g([tf.tensor(av, aShape), tf.tensor(bv, bShape)]).map((t) => t.dataSync())
+            })
+          expect(relErr(await on("wasm", product), await on("cpu", product))).toBeLessThanOrEqual(1e-5)
+          const [wa, wb] = await on("wasm", grads)
+          const [ca, cb] = await on("cpu", grads)
+          expect(relErr(wa!, ca!)).toBeLessThanOrEqual(1e-5)
+          expect(relErr(wb!, cb!)).toBeLessThanOrEqual(1e-5)
+        }
+      ),
+      { numRuns: 60 }
+    )
+  })
+})
+
 describe("wasm cpu-delegated kernels", () => {
   it("depthwiseConv2d gradients equal the cpu backend's", async () => {
     await fc.assert(

@@ -9,6 +9,7 @@ import * as tf from "@tensorflow/tfjs"
 import type { RawKernelFunc } from "./Backend.js"
 import { cpuDelegate } from "./CpuDelegate.js"
 import { resizeNearestNeighborGradCpu, resizeNearestNeighborGradWasm } from "./ResizeNearestNeighborGrad.js"
+import { makeBatchMatMul } from "./WasmBatchMatMul.js"
 import { conv2DBackpropFilter, makeConv2DBackpropInput } from "./WasmConv2D.js"
 
 /**
@@ -30,8 +31,9 @@ const requireStock = (name: string, stock: RawKernelFunc | undefined): RawKernel
 
 /**
  * Patches for the wasm backend: fast `Conv2DBackpropFilter` (missing in stock), fast stride-1 `Conv2DBackpropInput`,
- * cpu delegates for the depthwise gradients and `UnsortedSegmentSum`, and a `ResizeNearestNeighborGrad` that honours
- * `halfPixelCenters` and one-pixel inputs with `alignCorners`.
+ * cpu delegates for the depthwise gradients and `UnsortedSegmentSum`, a `ResizeNearestNeighborGrad` that honours
+ * `halfPixelCenters` and one-pixel inputs with `alignCorners`, and a `BatchMatMul` that transposes operands itself
+ * instead of using XNNPACK's slow transposed path.
  *
  * @since 0.1.0
  * @category patches
@@ -54,7 +56,8 @@ export const wasmPatches: ReadonlyArray<KernelPatch> = [
     make: () => cpuDelegate("DepthwiseConv2dNativeBackpropInput")
   },
   { kernelName: "UnsortedSegmentSum", backendName: "wasm", make: () => cpuDelegate("UnsortedSegmentSum") },
-  { kernelName: "ResizeNearestNeighborGrad", backendName: "wasm", make: () => resizeNearestNeighborGradWasm }
+  { kernelName: "ResizeNearestNeighborGrad", backendName: "wasm", make: () => resizeNearestNeighborGradWasm },
+  { kernelName: "BatchMatMul", backendName: "wasm", make: (stock) => makeBatchMatMul(requireStock("BatchMatMul", stock)) }
 ]
 
 /**
