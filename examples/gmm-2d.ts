@@ -24,10 +24,8 @@ import { join } from "node:path"
 import { DistillConfig, encodeDistillConfig } from "../src/domain/DistillConfig.js"
 import * as GaussianMixture from "../src/domain/GaussianMixture.js"
 import * as CheckpointStore from "../src/layers/CheckpointStore.js"
-import * as DataFreeSampler from "../src/layers/DataFreeSampler.js"
+import * as Distillation from "../src/layers/Distillation.js"
 import * as EngineLayers from "../src/layers/Engine.js"
-import * as FakeScore from "../src/layers/FakeScore.js"
-import * as Generator from "../src/layers/Generator.js"
 import * as MetricsLayers from "../src/layers/Metrics.js"
 import * as TeacherLayers from "../src/layers/Teacher.js"
 import { distill, StartReport, StepReport } from "../src/pipeline/Distill.js"
@@ -99,17 +97,11 @@ const teacherLayer = teacherKind === "exact"
     }
   })
 
-const adam = (learningRate: number, beta1: number) => ({ learningRate, beta1, beta2: config.beta2, epsilon: config.epsilon })
-const layers = Layer.mergeAll(
-  Generator.layer({ adam: adam(config.generatorLr, config.generatorBeta1), sigmaInit: config.sigmaInit }),
-  FakeScore.layer({ adam: adam(config.fakeLr, 0) })
-).pipe(
-  Layer.provideMerge(teacherLayer),
-  Layer.merge(DataFreeSampler.layer({ seed: config.seed, dataShape: [2], tmax: config.tmax, pMean: config.pMean, pStd: config.pStd })),
-  Layer.merge(MetricsLayers.layerGaussianMixture(mixture, { referenceSize: 20_000, mmdSize: mmdSamples, name: "ring8" })),
-  Layer.merge(CheckpointStore.layerMemory),
-  Layer.provideMerge(EngineLayers.layerConfig)
-)
+const layers = Distillation.layer(config, {
+  teacher: teacherLayer,
+  metrics: MetricsLayers.layerGaussianMixture(mixture, { referenceSize: 20_000, mmdSize: mmdSamples, name: "ring8" }),
+  checkpoints: CheckpointStore.layerMemory
+}).pipe(Layer.provideMerge(EngineLayers.layerConfig))
 
 /** Mean over modes of the in-mode sample std (per coordinate), as a multiple of the true per-mode std. */
 const modeSpread = (values: Float32Array): number => {

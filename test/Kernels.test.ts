@@ -233,8 +233,8 @@ describe("wasm BatchMatMul with transposed operands (patched)", () => {
           seed: fc.integer({ min: 1, max: 1000 })
         }),
         async ({ batch, k, m, n, seed, ta, tb }) => {
-          const aShape = ta ? [batch, k, m] : [batch, m, k]
-          const bShape = tb ? [batch, n, k] : [batch, k, n]
+          const aShape: [number, number, number] = ta ? [batch, k, m] : [batch, m, k]
+          const bShape: [number, number, number] = tb ? [batch, n, k] : [batch, k, n]
           const av = randoms(size(aShape), seed)
           const bv = randoms(size(bShape), seed + 1)
           const product = () =>
