@@ -5,9 +5,9 @@
  * denoiser evaluations) against the exact mixture: Fréchet distance, MMD, mode coverage, recovered weights and
  * off-mode mass.
  *
- *   npm run example:gmm-2d -- [--alpha 1.2] [--steps 1500] [--lr 1e-3] [--fake-lr X] [--generator-lr X]
- *                              [--batch 512] [--seed 0] [--teacher-steps 2000] [--teacher-lr 1e-3]
- *                              [--ema-kimg 500] [--eval-every 250] [--eval-samples 20000] [--mmd-samples 10000]
+ *   npm run example:gmm-2d -- [--alpha 1.2] [--steps 5000] [--lr 3e-4] [--fake-lr X] [--generator-lr X]
+ *                              [--batch 512] [--seed 0] [--teacher-steps 3000] [--teacher-lr 1e-3]
+ *                              [--ema-kimg 500] [--eval-every 500] [--eval-samples 20000] [--mmd-samples 10000]
  *                              [--teacher exact|dsm] [--out runs/gmm-2d] [--quick]
  *
  * Writes `<out>/scatter.png` (ground truth | teacher Heun-35 | one-step generator), `<out>/distance.png`
@@ -51,18 +51,18 @@ const num = (name: string, fallback: number): number => {
 }
 
 const quick = flag("quick")
-const lr = num("lr", 1e-3)
+const lr = num("lr", 3e-4)
 const settings = {
   alpha: num("alpha", 1.2),
-  steps: num("steps", quick ? 300 : 1500),
+  steps: num("steps", quick ? 500 : 5000),
   generatorLr: num("generator-lr", lr),
   fakeLr: num("fake-lr", lr),
   batchSize: num("batch", 512),
   seed: num("seed", 0),
   emaHalfLifeKimg: num("ema-kimg", 500),
-  evalEvery: num("eval-every", quick ? 100 : 250)
+  evalEvery: num("eval-every", quick ? 100 : 500)
 }
-const teacherSteps = num("teacher-steps", quick ? 600 : 2000)
+const teacherSteps = num("teacher-steps", quick ? 600 : 3000)
 const teacherLr = num("teacher-lr", 1e-3)
 const teacherKind = option("teacher") ?? "dsm"
 const evalSamples = num("eval-samples", quick ? 5000 : 20_000)
