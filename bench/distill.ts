@@ -13,10 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Context, Effect, Layer } from "effect"
-import { mkdirSync, writeFileSync } from "node:fs"
 import { cpus, totalmem } from "node:os"
-import { dirname, join } from "node:path"
-import { fileURLToPath } from "node:url"
 import { DISTILL_DEFAULTS } from "../src/domain/DistillConfig.js"
 import { SIGMA_DATA } from "../src/domain/Edm.js"
 import { mlpSpec } from "../src/domain/Mlp.js"
@@ -30,17 +27,12 @@ import * as TeacherLayers from "../src/layers/Teacher.js"
 import { fixedLatents, generatorSamples, teacherSamples } from "../src/pipeline/Evaluation.js"
 import { fakeScoreUpdate, generatorUpdate, type IterationSettings } from "../src/pipeline/Iteration.js"
 import { emaBeta } from "../src/domain/Ema.js"
+import { flag, option, writeReport } from "./Support.js"
 import { Engine } from "../src/services/Engine.js"
 import { FakeScore } from "../src/services/FakeScore.js"
 import { Generator } from "../src/services/Generator.js"
 import { Teacher } from "../src/services/Teacher.js"
 
-const args = process.argv.slice(2)
-const flag = (name: string) => args.includes(`--${name}`)
-const option = (name: string): string | undefined => {
-  const i = args.indexOf(`--${name}`)
-  return i >= 0 ? args[i + 1] : undefined
-}
 const quick = flag("quick")
 const warmup = Number(option("warmup") ?? (quick ? 2 : 3))
 const iterations = Number(option("iterations") ?? (quick ? 5 : 20))
@@ -206,11 +198,7 @@ const program = Effect.gen(function*() {
     results,
     maxRssMiB: maxRssMiB()
   }
-  const json = JSON.stringify(report, null, 2)
-  process.stdout.write(`${json}\n`)
-  const out = option("out") ?? join(dirname(fileURLToPath(import.meta.url)), "results", `distill-${report.date.slice(0, 10)}.json`)
-  mkdirSync(dirname(out), { recursive: true })
-  writeFileSync(out, `${json}\n`)
+  const out = writeReport("distill", report)
   log(`written ${out}`)
 })
 

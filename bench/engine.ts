@@ -12,14 +12,12 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Context, Effect, Either, Layer } from "effect"
-import { mkdirSync, writeFileSync } from "node:fs"
 import { cpus, totalmem } from "node:os"
-import { dirname, join } from "node:path"
-import { fileURLToPath } from "node:url"
 import { P_MEAN, P_STD } from "../src/domain/Edm.js"
 import * as EngineLayers from "../src/layers/Engine.js"
 import { Engine, type EngineName } from "../src/services/Engine.js"
 import { convFlops, expectedParameterCount, makeReferenceDenoiser } from "./ReferenceDenoiser.js"
+import { flag, option, writeReport } from "./Support.js"
 
 interface Shape {
   readonly height: number
@@ -46,12 +44,6 @@ const parseShape = (s: string): Shape => {
   return { height: height!, width: width!, channels: channels!, batch: batch! }
 }
 
-const args = process.argv.slice(2)
-const flag = (name: string) => args.includes(`--${name}`)
-const option = (name: string): string | undefined => {
-  const i = args.indexOf(`--${name}`)
-  return i >= 0 ? args[i + 1] : undefined
-}
 const quick = flag("quick")
 const warmup = Number(option("warmup") ?? (quick ? 2 : 5))
 const steps = Number(option("steps") ?? (quick ? 5 : 10))
@@ -177,12 +169,7 @@ const program = Effect.gen(function*() {
     engines: [] as Array<unknown>
   }
   for (const name of engines) report.engines.push(yield* benchEngine(name))
-  const json = JSON.stringify(report, null, 2)
-  process.stdout.write(`${json}\n`)
-  const out = option("out") ??
-    join(dirname(fileURLToPath(import.meta.url)), "results", `engine-${report.date.slice(0, 10)}.json`)
-  mkdirSync(dirname(out), { recursive: true })
-  writeFileSync(out, `${json}\n`)
+  const out = writeReport("engine", report)
   log(`written ${out}`)
 })
 

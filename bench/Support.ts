@@ -1,0 +1,29 @@
+/**
+ * What every benchmark shares: its command-line options and writing its JSON report.
+ *
+ * @module
+ */
+import { mkdirSync, writeFileSync } from "node:fs"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+const args = process.argv.slice(2)
+
+/** True when `--name` is on the command line. */
+export const flag = (name: string): boolean => args.includes(`--${name}`)
+
+/** The value after `--name`, if given. */
+export const option = (name: string): string | undefined => {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 ? args[i + 1] : undefined
+}
+
+/** Prints the report as JSON and writes it to `--out` or `bench/results/<name>-<date>.json`; returns the path. */
+export const writeReport = (name: string, report: { readonly date: string }): string => {
+  const json = JSON.stringify(report, null, 2)
+  process.stdout.write(`${json}\n`)
+  const out = option("out") ?? join(dirname(fileURLToPath(import.meta.url)), "results", `${name}-${report.date.slice(0, 10)}.json`)
+  mkdirSync(dirname(out), { recursive: true })
+  writeFileSync(out, `${json}\n`)
+  return out
+}
