@@ -7,6 +7,8 @@
  * @module
  */
 import type * as tf from "@tensorflow/tfjs"
+import { dhariwalUNetNetwork, dhariwalUNetSpec, type DhariwalUNetSpec } from "./edm/DhariwalUNet.js"
+import { songUNetNetwork, songUNetSpec, type SongUNetSpec } from "./edm/SongUNet.js"
 import { edmDenoise } from "./Preconditioning.js"
 import { applyMlp, initMlp, mlpShapes, type MlpSpec } from "./Mlp.js"
 import type { Parameters, ParameterShapes } from "./Parameters.js"
@@ -80,7 +82,23 @@ export const networkFromDescription = (description: NetworkDescription): Network
       }
       return unetNetwork(spec)
     }
+    case "songunet": {
+      const spec = description.spec as SongUNetSpec
+      if (typeof spec !== "object" || spec === null || !Array.isArray(spec.channelMult)) {
+        throw new Error(`malformed "songunet" network spec: ${JSON.stringify(description.spec)}`)
+      }
+      const { imgChannels, imgResolution, ...rest } = spec
+      return songUNetNetwork(songUNetSpec(imgResolution, imgChannels, rest))
+    }
+    case "dhariwalunet": {
+      const spec = description.spec as DhariwalUNetSpec
+      if (typeof spec !== "object" || spec === null || !Array.isArray(spec.channelMult)) {
+        throw new Error(`malformed "dhariwalunet" network spec: ${JSON.stringify(description.spec)}`)
+      }
+      const { imgChannels, imgResolution, ...rest } = spec
+      return dhariwalUNetNetwork(dhariwalUNetSpec(imgResolution, imgChannels, rest))
+    }
     default:
-      throw new Error(`unknown network kind "${description.kind}" (known: mlp, unet)`)
+      throw new Error(`unknown network kind "${description.kind}" (known: mlp, unet, songunet, dhariwalunet)`)
   }
 }
