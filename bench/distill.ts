@@ -16,6 +16,7 @@ import { Context, Effect, Layer } from "effect"
 import { cpus, totalmem } from "node:os"
 import { DISTILL_DEFAULTS } from "../src/domain/DistillConfig.js"
 import { SIGMA_DATA } from "../src/domain/Edm.js"
+import { sidLoss } from "../src/domain/GeneratorLoss.js"
 import { mlpSpec } from "../src/domain/Mlp.js"
 import { mlpNetwork, type Network, unetNetwork } from "../src/domain/Network.js"
 import { unetSpec } from "../src/domain/UNet.js"
@@ -92,12 +93,11 @@ const benchCase = (c: Case) =>
         teacher: Context.get(ctx, Teacher),
         generator: Context.get(ctx, Generator),
         fakeScore: Context.get(ctx, FakeScore),
-        sampler: DataFreeSampler.makeSampler({ seed: 0, dataShape: network.dataShape })
+        sampler: DataFreeSampler.makeSampler({ seed: 0, dataShape: network.dataShape }),
+        loss: sidLoss({ alpha: DISTILL_DEFAULTS.alpha, lossScale: DISTILL_DEFAULTS.generatorLossScale })
       }
       const settings: IterationSettings = {
         batchSize: c.batch,
-        alpha: DISTILL_DEFAULTS.alpha,
-        generatorLossScale: DISTILL_DEFAULTS.generatorLossScale,
         fakeLossScale: DISTILL_DEFAULTS.fakeLossScale,
         emaHalfLifeKimg: DISTILL_DEFAULTS.emaHalfLifeKimg,
         emaRampupRatio: DISTILL_DEFAULTS.emaRampupRatio

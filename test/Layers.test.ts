@@ -58,7 +58,7 @@ describe("service layers", () => {
 
   it("the fake step updates only ψ; the generator step updates only θ (spec §5.1)", async () => {
     await withServices((s) => {
-      const settings = { batchSize: 64, alpha: 1.2, generatorLossScale: 100, fakeLossScale: 1, emaHalfLifeKimg: 1, emaRampupRatio: 0.05 }
+      const settings = { batchSize: 64, fakeLossScale: 1, emaHalfLifeKimg: 1, emaRampupRatio: 0.05 }
       const teacher0 = values(s.teacher.weights.params)
       const theta0 = values(s.generator.weights.variables)
       const psi0 = values(s.fakeScore.weights.variables)
@@ -77,7 +77,7 @@ describe("service layers", () => {
 
   it("the generator gradient flows through both networks' inputs (it differs from the stop-gradient DMD direction)", async () => {
     await withServices((s) => {
-      for (let i = 0; i < 3; i++) fakeScoreUpdate(s, { batchSize: 64, alpha: 1.2, generatorLossScale: 100, fakeLossScale: 1, emaHalfLifeKimg: 1, emaRampupRatio: 0.05 })
+      for (let i = 0; i < 3; i++) fakeScoreUpdate(s, { batchSize: 64, fakeLossScale: 1, emaHalfLifeKimg: 1, emaRampupRatio: 0.05 })
       tf.tidy(() => {
         const z = tf.randomNormal([128, 2], 0, 1, "float32", 3)
         const eps = tf.randomNormal([128, 2], 0, 1, "float32", 4)

@@ -7,9 +7,11 @@ import { Command, Options } from "@effect/cli"
 import { mkdir, readFile, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { Effect, Either, Layer, Option, Schema, Stream } from "effect"
-import { decodeDistillConfig, encodeDistillConfig } from "../domain/DistillConfig.js"
+import { decodeDistillConfig, type DistillConfig, encodeDistillConfig } from "../domain/DistillConfig.js"
+import { dmdLoss, type GeneratorLoss, l1Loss, l2Loss, sidLoss } from "../domain/GeneratorLoss.js"
 import * as CheckpointStore from "../layers/CheckpointStore.js"
 import * as Distillation from "../layers/Distillation.js"
+import * as DistillationLoss from "../layers/DistillationLoss.js"
 import * as Engine from "../layers/Engine.js"
 import * as Metrics from "../layers/Metrics.js"
 import * as Teacher from "../layers/Teacher.js"
@@ -64,6 +66,16 @@ export const distillOptions = {
   checkpointEvery: optionalNumber("checkpoint-every", "write a checkpoint every N iterations (default 5000)", true),
   emaHalfLife: optionalNumber("ema-half-life", "EMA half-life in thousands of samples (default 500)"),
   seed: optionalNumber("seed", "random seed (default 0)", true),
+  loss: Options.choice("loss", ["sid", "dmd", "l1", "l2"] as const).pipe(
+    Options.withDefault("sid" as const),
+    Options.withDescription(
+      "generator loss: sid (L² − α·L¹, spec §4.1), dmd (the Diff-Instruct/DMD direction, no network Jacobians, spec " +
+        "§4.4), or the l1 / l2 term alone (spec §4.2)"
+    )
+  ),
+  noNormalizer: Options.boolean("no-normalizer").pipe(
+    Options.withDescription("drop the per-sample normaliser w = sg(mean|x_g − f_φ|) (w = 1; the ablation of spec §10.3)")
+  ),
   evalSamples: Options.integer("eval-samples").pipe(
     Options.withDefault(10_000),
     Options.withDescription("samples per evaluation")
@@ -100,6 +112,21 @@ const flagOverrides = (o: Parsed): Record<string, number> => {
     ["seed", o.seed]
   ]
   return Object.fromEntries(pairs.flatMap(([k, v]) => (Option.isSome(v) ? [[k, v.value] as const] : [])))
+}
+
+/** The generator loss a `--loss` choice names, with the config's α and loss scale. */
+export const generatorLoss = (name: "sid" | "dmd" | "l1" | "l2", config: DistillConfig, normalize: boolean): GeneratorLoss => {
+  const options = { lossScale: config.generatorLossScale, normalize }
+  switch (name) {
+    case "sid":
+      return sidLoss({ ...options, alpha: config.alpha })
+    case "dmd":
+      return dmdLoss(options)
+    case "l1":
+      return l1Loss(options)
+    case "l2":
+      return l2Loss(options)
+  }
 }
 
 /** The `sid distill` handler. */
@@ -150,7 +177,8 @@ export const runDistill = (o: Parsed) =>
         }
       }),
       metrics,
-      checkpoints: CheckpointStore.layerDirectory(join(runDir, "checkpoints"))
+      checkpoints: CheckpointStore.layerDirectory(join(runDir, "checkpoints")),
+      loss: DistillationLoss.layer(generatorLoss(o.loss, config, !o.noNormalizer))
     })
     const baseline = mixture === undefined || o.resume
       ? Effect.void

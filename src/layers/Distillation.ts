@@ -12,7 +12,9 @@ import type { DistillServices } from "../pipeline/Distill.js"
 import type { CheckpointStore } from "../services/CheckpointStore.js"
 import type { Metrics } from "../services/Metrics.js"
 import type { Teacher, TeacherError } from "../services/Teacher.js"
+import type { DistillationLoss } from "../services/DistillationLoss.js"
 import * as DataFreeSampler from "./DataFreeSampler.js"
+import * as DistillationLossLayers from "./DistillationLoss.js"
 import * as FakeScore from "./FakeScore.js"
 import * as Generator from "./Generator.js"
 
@@ -21,6 +23,8 @@ export interface DistillationParts<E> {
   readonly teacher: Layer.Layer<Teacher, E>
   readonly metrics: Layer.Layer<Metrics, never, Teacher>
   readonly checkpoints: Layer.Layer<CheckpointStore>
+  /** The generator loss (default: SiD with the config's α and loss scale, spec §4.1). */
+  readonly loss?: Layer.Layer<DistillationLoss>
 }
 
 /** The layer of a run: generator and fake score from the teacher, with the config's optimisers and sampler seed. */
@@ -39,5 +43,9 @@ export const layer = <E = TeacherError>(
     FakeScore.layer({ adam: adam(config.fakeLr, 0) }),
     parts.metrics,
     DataFreeSampler.layerForTeacher({ seed: config.seed, tmax: config.tmax, pMean: config.pMean, pStd: config.pStd })
-  ).pipe(Layer.provideMerge(parts.teacher), Layer.merge(parts.checkpoints))
+  ).pipe(
+    Layer.provideMerge(parts.teacher),
+    Layer.merge(parts.checkpoints),
+    Layer.merge(parts.loss ?? DistillationLossLayers.layerFromConfig(config))
+  )
 }

@@ -15,6 +15,7 @@ import { encodeDistillConfig } from "../domain/DistillConfig.js"
 import type { CheckpointError } from "../services/CheckpointStore.js"
 import { CheckpointStore } from "../services/CheckpointStore.js"
 import { DataFreeSampler } from "../services/DataFreeSampler.js"
+import { DistillationLoss } from "../services/DistillationLoss.js"
 import { FakeScore } from "../services/FakeScore.js"
 import { Generator } from "../services/Generator.js"
 import { Metrics, type MetricsError, SampleMetrics } from "../services/Metrics.js"
@@ -55,7 +56,14 @@ export class StepReport extends Schema.Class<StepReport>("StepReport")({
 export type DistillError = CheckpointError | MetricsError
 
 /** The services a distillation run needs. */
-export type DistillServices = Teacher | Generator | FakeScore | DataFreeSampler | CheckpointStore | Metrics
+export type DistillServices =
+  | Teacher
+  | Generator
+  | FakeScore
+  | DataFreeSampler
+  | DistillationLoss
+  | CheckpointStore
+  | Metrics
 
 /** Options of a run beyond the config. */
 export interface DistillOptions {
@@ -90,16 +98,17 @@ const boundedFinalWrite = (write: Effect.Effect<unknown>, timeoutMs: number): Ef
 /** The iteration settings of a config. */
 export const iterationSettings = (config: DistillConfig): IterationSettings => ({
   batchSize: config.batchSize,
-  alpha: config.alpha,
-  generatorLossScale: config.generatorLossScale,
   fakeLossScale: config.fakeLossScale,
   emaHalfLifeKimg: config.emaHalfLifeKimg,
   emaRampupRatio: config.emaRampupRatio
 })
 
 /** The services an iteration works on, from the context. */
-export const iterationServices: Effect.Effect<IterationServices, never, Teacher | Generator | FakeScore | DataFreeSampler> =
-  Effect.all({ teacher: Teacher, generator: Generator, fakeScore: FakeScore, sampler: DataFreeSampler })
+export const iterationServices: Effect.Effect<
+  IterationServices,
+  never,
+  Teacher | Generator | FakeScore | DataFreeSampler | DistillationLoss
+> = Effect.all({ teacher: Teacher, generator: Generator, fakeScore: FakeScore, sampler: DataFreeSampler, loss: DistillationLoss })
 
 /** Evaluation of the EMA generator at the start of a run, as an element of its own (step = the starting step). */
 export class StartReport extends Schema.Class<StartReport>("StartReport")({

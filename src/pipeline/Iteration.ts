@@ -9,7 +9,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { emaBeta } from "../domain/Ema.js"
 import { fakeScoreLoss } from "../domain/FakeScoreLoss.js"
-import { sidGeneratorLoss } from "../domain/SidLoss.js"
+import type { GeneratorLoss } from "../domain/GeneratorLoss.js"
 import { broadcastPerSample } from "../domain/Tensors.js"
 import type { DataFreeSamplerShape } from "../services/DataFreeSampler.js"
 import type { FakeScoreShape } from "../services/FakeScore.js"
@@ -23,18 +23,16 @@ export interface IterationServices {
   readonly generator: GeneratorShape
   readonly fakeScore: FakeScoreShape
   readonly sampler: DataFreeSamplerShape
+  /** The generator loss (SiD by default, spec §4.1). */
+  readonly loss: GeneratorLoss
 }
 
-/** The hyper-parameters an iteration needs. */
+/** The hyper-parameters an iteration needs (the generator loss carries its own: α, scale, normaliser). */
 export interface IterationSettings {
   readonly batchSize: number
-  readonly alpha: number
-  readonly generatorLossScale: number
   readonly fakeLossScale: number
   readonly emaHalfLifeKimg: number
   readonly emaRampupRatio: number | null
-  /** Use the per-sample normaliser w in the generator loss (spec §4.1; false is the ablation of spec §10.3). */
-  readonly normalize?: boolean
 }
 
 /** Summary statistics of a batch of σ. */
@@ -88,8 +86,8 @@ export const fakeScoreUpdate = (s: IterationServices, settings: IterationSetting
 }
 
 /**
- * The generator update (spec §4.1): the SiD loss at x_t = G_θ(z) + σ·ε with σ from the ρ-map; the gradient flows
- * through the teacher and the fake score into x_t but only θ is updated.
+ * The generator update (spec §4.1): the generator loss (SiD by default) at x_t = G_θ(z) + σ·ε with σ from the ρ-map;
+ * the gradient flows through the teacher and the fake score into x_t but only θ is updated.
  */
 export const generatorUpdate = (s: IterationServices, settings: IterationSettings) => {
   const draws = s.sampler.generatorStep(settings.batchSize)
@@ -98,13 +96,10 @@ export const generatorUpdate = (s: IterationServices, settings: IterationSetting
     tf.variableGrads(() => {
       const xg = s.generator.generate(draws.z, "live")
       const xt = tf.add(xg, tf.mul(draws.noise, broadcastPerSample(draws.sigma, xg)))
-      const result = sidGeneratorLoss({
+      const result = s.loss.compute({
         xg,
         yReal: s.teacher.denoise(xt, draws.sigma),
-        yFake: s.fakeScore.denoise(xt, draws.sigma),
-        alpha: settings.alpha,
-        lossScale: settings.generatorLossScale,
-        normalize: settings.normalize ?? true
+        yFake: s.fakeScore.denoise(xt, draws.sigma)
       })
       dropped = settings.batchSize - result.mask.sum().dataSync()[0]!
       return result.loss

@@ -3,12 +3,11 @@ import { Effect, Exit, Layer, Scope } from "effect"
 import { type DistillConfig, distillConfig } from "../../src/domain/DistillConfig.js"
 import { ring } from "../../src/domain/GaussianMixture.js"
 import * as CheckpointStore from "../../src/layers/CheckpointStore.js"
-import * as DataFreeSampler from "../../src/layers/DataFreeSampler.js"
+import * as Distillation from "../../src/layers/Distillation.js"
 import * as Engine from "../../src/layers/Engine.js"
-import * as FakeScore from "../../src/layers/FakeScore.js"
-import * as Generator from "../../src/layers/Generator.js"
 import * as Metrics from "../../src/layers/Metrics.js"
 import * as Teacher from "../../src/layers/Teacher.js"
+import type { CheckpointStore as CheckpointStoreTag } from "../../src/services/CheckpointStore.js"
 import type { Teacher as TeacherTag, TeacherError } from "../../src/services/Teacher.js"
 
 /** The engine, built once for a test file; returns its release. */
@@ -42,22 +41,16 @@ export const writeSmallTeacher = (path: string, hidden = 32): Promise<void> =>
     )
   )
 
-/** Every layer of a run, given the teacher layer and the checkpoint store. */
+/** Every layer of a run, given the teacher layer and the checkpoint store (metrics against the exact ring). */
 export const runLayers = (
   config: DistillConfig,
   teacher: Layer.Layer<TeacherTag, TeacherError>,
-  store: Layer.Layer<import("../../src/services/CheckpointStore.js").CheckpointStore>
-) => {
-  const adam = (lr: number, beta1: number) => ({ learningRate: lr, beta1, beta2: config.beta2, epsilon: config.epsilon })
-  return Layer.mergeAll(
-    Generator.layer({ adam: adam(config.generatorLr, config.generatorBeta1), sigmaInit: config.sigmaInit }),
-    FakeScore.layer({ adam: adam(config.fakeLr, 0) })
-  ).pipe(
-    Layer.provideMerge(teacher),
-    Layer.merge(DataFreeSampler.layer({ seed: config.seed, dataShape: [2], tmax: config.tmax })),
-    Layer.merge(Metrics.layerGaussianMixture(ring(), { referenceSize: 4000, mmdSize: 1000 })),
-    Layer.merge(store)
-  )
-}
+  store: Layer.Layer<CheckpointStoreTag>
+) =>
+  Distillation.layer(config, {
+    teacher,
+    metrics: Metrics.layerGaussianMixture(ring(), { referenceSize: 4000, mmdSize: 1000 }),
+    checkpoints: store
+  })
 
 export { CheckpointStore, Teacher, tf }
