@@ -1,0 +1,33 @@
+/**
+ * sid-ts/domain: the pure maths, one namespace per concept (spec §N cited in each module's JSDoc).
+ *
+ * @module
+ */
+export * as Adam from "./Adam.js"
+export * as DistillConfig from "./DistillConfig.js"
+export * as Edm from "./Edm.js"
+export * as Ema from "./Ema.js"
+export * as FakeScoreLoss from "./FakeScoreLoss.js"
+export * as FrechetDistance from "./FrechetDistance.js"
+export * as GaussianMixture from "./GaussianMixture.js"
+export * as GeneratorLoss from "./GeneratorLoss.js"
+export * as Gradients from "./Gradients.js"
+export * as GroupNorm from "./GroupNorm.js"
+export * as HeunSampler from "./HeunSampler.js"
+export * as Mlp from "./Mlp.js"
+export * as Mmd from "./Mmd.js"
+export * as Moments from "./Moments.js"
+export * as MonteCarlo from "./MonteCarlo.js"
+export * as Network from "./Network.js"
+export * as Parameters from "./Parameters.js"
+export * as Preconditioning from "./Preconditioning.js"
+export * as RandomStream from "./RandomStream.js"
+export * as Safetensors from "./Safetensors.js"
+export * as Schedule from "./Schedule.js"
+export * as ScoreIdentities from "./ScoreIdentities.js"
+export * as SidLoss from "./SidLoss.js"
+export * as StopGradient from "./StopGradient.js"
+export * as Tensors from "./Tensors.js"
+export * as UNet from "./UNet.js"
+export * as Units from "./Units.js"
+export * as EdmNetworks from "./edm/index.js"

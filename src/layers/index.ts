@@ -1,0 +1,17 @@
+/**
+ * sid-ts/layers: implementations of the services as scoped layers, one namespace per service
+ * (`Teacher.layerFile(path)`, `Engine.wasm`, `Distillation.layer(config, parts)`, …).
+ *
+ * @module
+ */
+export * as CheckpointStore from "./CheckpointStore.js"
+export * as DataFreeSampler from "./DataFreeSampler.js"
+export * as DenoiserFit from "./DenoiserFit.js"
+export * as Distillation from "./Distillation.js"
+export * as DistillationLoss from "./DistillationLoss.js"
+export * as Engine from "./Engine.js"
+export * as FakeScore from "./FakeScore.js"
+export * as Generator from "./Generator.js"
+export * as Metrics from "./Metrics.js"
+export * as Teacher from "./Teacher.js"
+export * as TrainableWeights from "./TrainableWeights.js"

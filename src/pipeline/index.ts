@@ -1,0 +1,10 @@
+/**
+ * sid-ts/pipeline: programs over the services — one SiD iteration, the distillation stream, checkpoint capture and
+ * restore, evaluation.
+ *
+ * @module
+ */
+export * as Checkpointing from "./Checkpointing.js"
+export * as Distill from "./Distill.js"
+export * as Evaluation from "./Evaluation.js"
+export * as Iteration from "./Iteration.js"

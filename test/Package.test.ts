@@ -1,0 +1,74 @@
+import { execFileSync } from "node:child_process"
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, symlinkSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { describe, expect, it } from "vitest"
+
+const root = process.cwd()
+const npm = process.platform === "win32" ? "npm.cmd" : "npm"
+
+/**
+ * `npm pack`, then install the tarball into a fresh folder as its only package of its own (its dependencies are
+ * linked from this checkout's node_modules, so the test needs no network), and use it through its public API only.
+ */
+describe("the packed package", () => {
+  it("installs in a fresh folder, type-checks for a consumer, and runs a 20-step distillation through its public API", () => {
+    const work = mkdtempSync(join(tmpdir(), "sid-pack-"))
+    const packed = JSON.parse(execFileSync(npm, ["pack", "--json", "--pack-destination", work], { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })) as Array<{ filename: string; files: Array<{ path: string }> }>
+    const files = packed[0]!.files.map((f) => f.path)
+    expect(files).toContain("dist/index.js")
+    expect(files).toContain("dist/index.d.ts")
+    expect(files).toContain("dist/cli/bin.js")
+    expect(files.some((f) => f.startsWith("src/") || f.startsWith("test/"))).toBe(false)
+
+    const app = join(work, "app")
+    const modules = join(app, "node_modules")
+    mkdirSync(modules, { recursive: true })
+    execFileSync("tar", ["-xzf", join(work, packed[0]!.filename), "-C", work])
+    renameSync(join(work, "package"), join(modules, "sid-ts"))
+    for (const name of readdirSync(join(root, "node_modules"))) {
+      if (name.startsWith(".") || name === "sid-ts") continue
+      symlinkSync(join(root, "node_modules", name), join(modules, name))
+    }
+    writeFileSync(join(app, "package.json"), JSON.stringify({ name: "consumer", type: "module", private: true }))
+    writeFileSync(
+      join(app, "main.ts"),
+      `import { Effect, Layer, Stream } from "effect"
+import { domain, layers, pipeline } from "sid-ts"
+import { GaussianMixture } from "sid-ts/domain"
+import * as Testing from "sid-ts/testing"
+
+const mixture = GaussianMixture.ring()
+const config = domain.DistillConfig.distillConfig({ steps: 20, batchSize: 64, evalEvery: 20, generatorLr: 1e-3, fakeLr: 1e-3 })
+const services = layers.Distillation.layer(config, {
+  teacher: layers.Teacher.layerGaussianMixture(mixture, { steps: 50, hidden: 32, depth: 2, batchSize: 128 }),
+  metrics: layers.Metrics.layerGaussianMixture(mixture, { referenceSize: 2000, mmdSize: 500 }),
+  checkpoints: layers.CheckpointStore.layerMemory
+})
+const reports = await Effect.runPromise(
+  pipeline.Distill.distill(config, { evalSamples: 1000 }).pipe(Stream.runCollect, Effect.provide(Layer.provide(services, layers.Engine.wasm)))
+)
+const all = Array.from(reports)
+const last = all[all.length - 1]!
+console.log(JSON.stringify({ count: all.length, step: last.step, fd: last.evaluation?.frechetDistance, arbitraries: typeof Testing.logUniformArbitrary }))
+`
+    )
+    writeFileSync(
+      join(app, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, skipLibCheck: true, noEmit: true, types: ["node"] },
+        files: ["main.ts"]
+      })
+    )
+    execFileSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", app], { cwd: app, encoding: "utf8" })
+    const out = execFileSync(process.execPath, ["--import", "tsx", "main.ts"], { cwd: app, encoding: "utf8" })
+    const result = JSON.parse(out.trim().split("\n").at(-1)!) as { count: number; step: number; fd: number; arbitraries: string }
+    expect(result.count).toBe(21)
+    expect(result.step).toBe(20)
+    expect(Number.isFinite(result.fd)).toBe(true)
+    expect(result.arbitraries).toBe("function")
+
+    const help = execFileSync(process.execPath, [join(modules, "sid-ts", "dist", "cli", "bin.js"), "distill", "--help"], { cwd: app, encoding: "utf8" })
+    expect(help).toContain("--teacher")
+  }, 240_000)
+})
