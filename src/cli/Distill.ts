@@ -14,7 +14,7 @@ import * as Distillation from "../layers/Distillation.js"
 import * as DistillationLoss from "../layers/DistillationLoss.js"
 import * as Engine from "../layers/Engine.js"
 import * as Metrics from "../layers/Metrics.js"
-import * as Teacher from "../layers/Teacher.js"
+import * as TeacherSpec from "../layers/TeacherSpec.js"
 import { distill } from "../pipeline/Distill.js"
 import { evaluateTeacher } from "../pipeline/Evaluation.js"
 import { EngineName, EngineNameConfig } from "../services/Engine.js"
@@ -144,16 +144,16 @@ export const runDistill = (o: Parsed) =>
       onLeft: Effect.fail,
       onRight: Effect.succeed
     })
-    const spec = Teacher.parseTeacherSpec(o.teacher)
+    const spec = TeacherSpec.parseTeacherSpec(o.teacher)
     const mixture = yield* Option.match(o.reference, {
-      onNone: () => Teacher.mixtureOfSpec(spec),
+      onNone: () => TeacherSpec.mixtureOfSpec(spec),
       onSome: (text) => {
-        const r = Teacher.parseTeacherSpec(text)
+        const r = TeacherSpec.parseTeacherSpec(text)
         return r.kind === "file"
           ? Effect.fail(
             new TeacherError({ teacher: text, reason: "a reference must be gmm:<preset>", fix: "Use e.g. --reference gmm:ring8." })
           )
-          : Teacher.mixtureOfSpec(r)
+          : TeacherSpec.mixtureOfSpec(r)
       }
     })
     const metrics = mixture === undefined
@@ -167,7 +167,7 @@ export const runDistill = (o: Parsed) =>
     const log = yield* makeRunLog({ totalSteps: config.steps, logPath: join(runDir, "log.jsonl") })
     const fitEvery = Math.max(1, Math.floor(o.teacherFitSteps / 5))
     const services = Distillation.layer(config, {
-      teacher: Teacher.layerFromSpec(spec, {
+      teacher: TeacherSpec.layerFromSpec(spec, {
         steps: o.teacherFitSteps,
         seed: config.seed,
         onProgress: (step, loss) => {

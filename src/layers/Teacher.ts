@@ -211,39 +211,3 @@ export const layerFile = (path: string): Layer.Layer<Teacher, TeacherError> =>
       (t) => fromWeights(path, t.network, t.params, t.sigmaData)
     )
   )
-
-/** A parsed `--teacher` argument. */
-export type TeacherSpec =
-  | { readonly kind: "gmm"; readonly preset: string }
-  | { readonly kind: "gmm-dsm"; readonly preset: string }
-  | { readonly kind: "file"; readonly path: string }
-
-/**
- * Parses a teacher argument: `gmm:<preset>` (the exact mixture), `gmm-dsm:<preset>` (an MLP trained in process by
- * denoising score matching on the mixture's samples), or a path to a teacher file (`file:<path>` or any other text).
- */
-export const parseTeacherSpec = (text: string): TeacherSpec => {
-  if (text.startsWith("gmm:")) return { kind: "gmm", preset: text.slice(4) }
-  if (text.startsWith("gmm-dsm:")) return { kind: "gmm-dsm", preset: text.slice(8) }
-  return { kind: "file", path: text.startsWith("file:") ? text.slice(5) : text }
-}
-
-/** The mixture behind a teacher argument, when it names one. */
-export const mixtureOfSpec = (spec: TeacherSpec): Effect.Effect<GaussianMixture.GaussianMixture | undefined, TeacherError> =>
-  spec.kind === "file" ? Effect.succeed(undefined) : mixturePreset(spec.preset)
-
-/** The teacher layer for a parsed argument. */
-export const layerFromSpec = (spec: TeacherSpec, fit: MixtureFitOptions = {}): Layer.Layer<Teacher, TeacherError> => {
-  switch (spec.kind) {
-    case "file":
-      return layerFile(spec.path)
-    case "gmm":
-      return Layer.unwrapEffect(
-        Effect.map(mixturePreset(spec.preset), (m) => layerGaussianMixture(m, { ...fit, name: `gmm:${spec.preset}` }))
-      )
-    case "gmm-dsm":
-      return Layer.unwrapEffect(
-        Effect.map(mixturePreset(spec.preset), (m) => layerTrainedOnMixture(m, { ...fit, name: `gmm-dsm:${spec.preset}` }))
-      )
-  }
-}

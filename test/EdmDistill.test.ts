@@ -1,0 +1,65 @@
+import { Effect, Layer, Stream } from "effect"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { distillConfig } from "../src/domain/DistillConfig.js"
+import * as CheckpointStore from "../src/layers/CheckpointStore.js"
+import * as Distillation from "../src/layers/Distillation.js"
+import * as EdmTeacher from "../src/layers/EdmTeacher.js"
+import * as Metrics from "../src/layers/Metrics.js"
+import { distill, StepReport } from "../src/pipeline/Distill.js"
+import { Generator } from "../src/services/Generator.js"
+import { Teacher } from "../src/services/Teacher.js"
+import { tf, useEngine } from "./support/distillation.js"
+
+const golden = (name: string) => new URL(`../../shared/golden/edm/${name}.safetensors`, import.meta.url).pathname
+
+let release: () => Promise<void>
+beforeAll(async () => {
+  release = await useEngine("wasm")
+})
+afterAll(() => release())
+
+describe("distilling an EDM teacher (tiny golden SongUNet)", () => {
+  it("starts G at the teacher and runs SiD iterations with finite losses, updating θ", async () => {
+    const config = distillConfig({ steps: 2, batchSize: 2, evalEvery: 1000, checkpointEvery: 2, generatorLr: 1e-5, fakeLr: 1e-5 })
+    const teacher = EdmTeacher.layerEdmFile(golden("songunet-ddpmpp-tiny"))
+    const services = Distillation.layer(config, {
+      teacher,
+      metrics: Metrics.layerUnavailable([16, 16, 3]),
+      checkpoints: CheckpointStore.layerMemory
+    })
+    const before = tf.memory().numTensors
+    const result = await Effect.runPromise(
+      Effect.gen(function*() {
+        const t = yield* Teacher
+        const g = yield* Generator
+        expect(t.dataShape).toEqual([16, 16, 3])
+        const start = tf.tidy(() => {
+          const z = tf.randomNormal([2, 16, 16, 3], 0, 1, "float32", 5)
+          const diff = tf.abs(tf.sub(g.generate(z), t.denoise(tf.mul(z, g.sigmaInit), g.sigmaInit))).max()
+          return diff.dataSync()[0]!
+        })
+        const theta0 = Array.from(g.weights.list[0]!.dataSync())
+        const reports = Array.from(yield* distill(config, { evaluate: false }).pipe(Stream.runCollect))
+        return { start, theta0, theta1: Array.from(g.weights.list[0]!.dataSync()), reports }
+      }).pipe(Effect.provide(services))
+    )
+    expect(result.start).toBe(0)
+    const steps = result.reports.filter((r): r is StepReport => r instanceof StepReport)
+    expect(steps.map((r) => r.step)).toEqual([1, 2])
+    for (const r of steps) {
+      expect(Number.isFinite(r.fakeLoss) && Number.isFinite(r.generatorLoss)).toBe(true)
+      expect(r.nonFiniteGradients).toBe(0)
+    }
+    expect(steps.at(-1)!.checkpoint).toBeDefined()
+    expect(result.theta1).not.toEqual(result.theta0)
+    expect(tf.memory().numTensors).toBe(before)
+  }, 120_000)
+
+  it("a file without EDM config metadata is a TeacherError that says how to convert", async () => {
+    const bad = await Effect.runPromise(
+      Layer.build(EdmTeacher.layerEdmFile(new URL("../package.json", import.meta.url).pathname)).pipe(Effect.scoped, Effect.flip)
+    )
+    expect(bad._tag).toBe("TeacherError")
+    expect(bad.message).toMatch(/edm_to_safetensors/)
+  })
+})
