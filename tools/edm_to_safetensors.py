@@ -13,6 +13,7 @@ keyword of the inner model), which is what sid-ts needs to rebuild the network.
 import argparse
 import inspect
 import json
+import math
 import pickle
 
 import torch
@@ -30,7 +31,12 @@ def constructor_arguments(net):
     for name in inspect.signature(type(net.model).__init__).parameters:
         if name in inner and name not in kwargs:
             kwargs[name] = inner[name]
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in kwargs.items()}
+    # JSON has no Infinity: leave out non-finite values (EDMPrecond's default sigma_max = inf is what sid-ts assumes).
+    return {
+        k: (list(v) if isinstance(v, tuple) else v)
+        for k, v in kwargs.items()
+        if not (isinstance(v, float) and not math.isfinite(v))
+    }
 
 
 def main():
