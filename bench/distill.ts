@@ -17,6 +17,7 @@ import { cpus, totalmem } from "node:os"
 import { DISTILL_DEFAULTS } from "../src/domain/DistillConfig.js"
 import { SIGMA_DATA } from "../src/domain/Edm.js"
 import { sidLoss } from "../src/domain/GeneratorLoss.js"
+import { adam } from "../src/domain/Optimizer.js"
 import { mlpSpec } from "../src/domain/Mlp.js"
 import { mlpNetwork, type Network, unetNetwork } from "../src/domain/Network.js"
 import { unetSpec } from "../src/domain/UNet.js"
@@ -85,9 +86,9 @@ const benchCase = (c: Case) =>
         (p) => Effect.sync(() => tf.dispose(Object.values(p)))
       )
       const teacherLayer = Layer.succeed(Teacher, TeacherLayers.fromWeights(c.name, network, params, SIGMA_DATA))
-      const adam = { learningRate: DISTILL_DEFAULTS.generatorLr, beta1: 0, beta2: DISTILL_DEFAULTS.beta2, epsilon: DISTILL_DEFAULTS.epsilon }
+      const optimizer = adam({ learningRate: DISTILL_DEFAULTS.generatorLr, beta1: 0, beta2: DISTILL_DEFAULTS.beta2, epsilon: DISTILL_DEFAULTS.epsilon })
       const ctx = yield* Layer.build(
-        Layer.mergeAll(GeneratorLayers.layer({ adam }), FakeScoreLayers.layer({ adam })).pipe(Layer.provideMerge(teacherLayer))
+        Layer.mergeAll(GeneratorLayers.layer({ optimizer }), FakeScoreLayers.layer({ optimizer })).pipe(Layer.provideMerge(teacherLayer))
       )
       const services = {
         teacher: Context.get(ctx, Teacher),

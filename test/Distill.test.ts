@@ -4,6 +4,9 @@ import { join } from "node:path"
 import { Deferred, Effect, Either, Fiber, Layer, Option, Stream } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { decodeDistillConfig } from "../src/domain/DistillConfig.js"
+import { sgd } from "../src/domain/Optimizer.js"
+import * as Distillation from "../src/layers/Distillation.js"
+import * as Metrics from "../src/layers/Metrics.js"
 import { ring } from "../src/domain/GaussianMixture.js"
 import { distill, StartReport, StepReport } from "../src/pipeline/Distill.js"
 import { CheckpointStore as StoreTag } from "../src/services/CheckpointStore.js"
@@ -78,6 +81,38 @@ describe("distill", () => {
     const resumed = await run(join(dir, "stopped"), { resume: true })
     expect(resumed.map((r) => r.step)).toEqual([6, 7, 8, 9, 10])
     expect(lossesOf(resumed)).toEqual(lossesOf(whole.slice(5)))
+  })
+
+  it("takes another optimiser (SGD with momentum) as a part: its slot is checkpointed and resume stays exact", async () => {
+    const config = smallConfig({ steps: 6, checkpointEvery: 3, seed: 13 })
+    const optimizers = { generator: sgd({ learningRate: 1e-3, momentum: 0.9 }), fakeScore: sgd({ learningRate: 1e-3, momentum: 0.9 }) }
+    const layers = (store: string) =>
+      Distillation.layer(config, {
+        teacher: Teacher.layerFile(teacherFile),
+        metrics: Metrics.layerGaussianMixture(ring(), { referenceSize: 1000, mmdSize: 500 }),
+        checkpoints: CheckpointStore.layerDirectory(store),
+        optimizers
+      })
+    const run = (store: string, options: Parameters<typeof distill>[1]) =>
+      Effect.runPromise(distill(config, options).pipe(Stream.runCollect, Effect.provide(layers(store)))).then((c) => steps(Array.from(c)))
+    const whole = await run(join(dir, "sgd-whole"), { evaluate: false })
+    let completed = 0
+    await Effect.runPromise(
+      distill(config, { evaluate: false, shouldStop: Effect.sync(() => completed >= 3) }).pipe(
+        Stream.tap((r) => Effect.sync(() => r instanceof StepReport && completed++)),
+        Stream.runDrain,
+        Effect.provide(layers(join(dir, "sgd-split")))
+      )
+    )
+    const latest = await Effect.runPromise(
+      Effect.flatMap(StoreTag, (s) => s.latest).pipe(Effect.provide(CheckpointStore.layerDirectory(join(dir, "sgd-split"))))
+    )
+    const names = [...Option.getOrThrow(latest).tensors.keys()]
+    expect(names.some((n) => n.startsWith("generator.optimizer.velocity."))).toBe(true)
+    expect(names.some((n) => n.includes(".optimizer.m."))).toBe(false)
+    const resumed = await run(join(dir, "sgd-split"), { evaluate: false, resume: true })
+    expect(resumed.map((r) => r.step)).toEqual([4, 5, 6])
+    expect(lossesOf(resumed)).toEqual(lossesOf(whole.slice(3)))
   })
 
   it("on interruption writes a loadable final checkpoint and releases every tensor", async () => {

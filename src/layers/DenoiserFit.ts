@@ -15,6 +15,7 @@ import { emaUpdate } from "../domain/Ema.js"
 import { fakeScoreLoss } from "../domain/FakeScoreLoss.js"
 import { denoiseWith, type Network } from "../domain/Network.js"
 import { cloneParameters } from "../domain/Parameters.js"
+import { adam } from "../domain/Optimizer.js"
 import { makeStream, normals, type StreamState } from "../domain/RandomStream.js"
 import { logNormalSigma } from "../domain/Schedule.js"
 import { makeTrainableWeights } from "./TrainableWeights.js"
@@ -44,12 +45,10 @@ export const fitDenoiser = (options: DenoiserFitOptions): Effect.Effect<Record<s
     Effect.gen(function*() {
       const { network } = options
       const init = network.init(options.seed)
-      const weights = yield* makeTrainableWeights(init, {
-        learningRate: options.learningRate,
-        beta1: 0.9,
-        beta2: 0.999,
-        epsilon: 1e-8
-      })
+      const weights = yield* makeTrainableWeights(
+        init,
+        adam({ learningRate: options.learningRate, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 })
+      )
       tf.dispose(Object.values(init))
       const ema = yield* Effect.acquireRelease(
         Effect.sync(() => cloneParameters(weights.variables)),

@@ -8,6 +8,7 @@
  */
 import { Layer } from "effect"
 import type { DistillConfig } from "../domain/DistillConfig.js"
+import { adam, type Optimizer } from "../domain/Optimizer.js"
 import type { DistillServices } from "../pipeline/Distill.js"
 import type { CheckpointStore } from "../services/CheckpointStore.js"
 import type { Metrics } from "../services/Metrics.js"
@@ -25,22 +26,25 @@ export interface DistillationParts<E> {
   readonly checkpoints: Layer.Layer<CheckpointStore>
   /** The generator loss (default: SiD with the config's α and loss scale, spec §4.1). */
   readonly loss?: Layer.Layer<DistillationLoss>
+  /** The optimisers of the generator and the fake score (default: {@link defaultOptimizers}). */
+  readonly optimizers?: { readonly generator: Optimizer; readonly fakeScore: Optimizer }
 }
+
+/** SiD's optimisers (spec §5.1): Adam with β₁ = generatorBeta1 (0) for θ and 0 for ψ, the config's β₂, ε and rates. */
+export const defaultOptimizers = (config: DistillConfig): { readonly generator: Optimizer; readonly fakeScore: Optimizer } => ({
+  generator: adam({ learningRate: config.generatorLr, beta1: config.generatorBeta1, beta2: config.beta2, epsilon: config.epsilon }),
+  fakeScore: adam({ learningRate: config.fakeLr, beta1: 0, beta2: config.beta2, epsilon: config.epsilon })
+})
 
 /** The layer of a run: generator and fake score from the teacher, with the config's optimisers and sampler seed. */
 export const layer = <E = TeacherError>(
   config: DistillConfig,
   parts: DistillationParts<E>
 ): Layer.Layer<DistillServices, E> => {
-  const adam = (learningRate: number, beta1: number) => ({
-    learningRate,
-    beta1,
-    beta2: config.beta2,
-    epsilon: config.epsilon
-  })
+  const optimizers = parts.optimizers ?? defaultOptimizers(config)
   return Layer.mergeAll(
-    Generator.layer({ adam: adam(config.generatorLr, config.generatorBeta1), sigmaInit: config.sigmaInit }),
-    FakeScore.layer({ adam: adam(config.fakeLr, 0) }),
+    Generator.layer({ optimizer: optimizers.generator, sigmaInit: config.sigmaInit }),
+    FakeScore.layer({ optimizer: optimizers.fakeScore }),
     parts.metrics,
     DataFreeSampler.layerForTeacher({ seed: config.seed, tmax: config.tmax, pMean: config.pMean, pStd: config.pStd })
   ).pipe(

@@ -5,20 +5,20 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
-import type { AdamConfig } from "../domain/Adam.js"
+import type { Optimizer } from "../domain/Optimizer.js"
 import { denoiseWith } from "../domain/Network.js"
 import { FakeScore } from "../services/FakeScore.js"
 import { Teacher } from "../services/Teacher.js"
 import { makeTrainableWeights } from "./TrainableWeights.js"
 
 /** A fake score whose ψ starts as a copy of the teacher's weights; its variables are disposed on release. */
-export const layer = (options: { readonly adam: AdamConfig }): Layer.Layer<FakeScore, never, Teacher> =>
+export const layer = (options: { readonly optimizer: Optimizer }): Layer.Layer<FakeScore, never, Teacher> =>
   Layer.scoped(
     FakeScore,
     Effect.gen(function*() {
       const teacher = yield* Teacher
       const { network, params } = teacher.weights
-      const weights = yield* makeTrainableWeights(params, options.adam)
+      const weights = yield* makeTrainableWeights(params, options.optimizer)
       return FakeScore.of({
         network,
         sigmaData: teacher.sigmaData,

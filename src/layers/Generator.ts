@@ -5,7 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
-import type { AdamConfig } from "../domain/Adam.js"
+import type { Optimizer } from "../domain/Optimizer.js"
 import { SIGMA_INIT } from "../domain/Edm.js"
 import { emaUpdate } from "../domain/Ema.js"
 import { denoiseWith } from "../domain/Network.js"
@@ -17,8 +17,8 @@ import { makeTrainableWeights } from "./TrainableWeights.js"
 export interface GeneratorOptions {
   /** σ_init (spec §2), default 2.5. */
   readonly sigmaInit?: number
-  /** The generator's Adam (spec §5.1: β = (0, 0.999), ε = 1e-8). */
-  readonly adam: AdamConfig
+  /** The generator's optimiser (spec §5.1: Adam, β = (0, 0.999), ε = 1e-8). */
+  readonly optimizer: Optimizer
 }
 
 /** A generator whose θ and θ_ema start as copies of the teacher's weights; all variables disposed on release. */
@@ -28,7 +28,7 @@ export const layer = (options: GeneratorOptions): Layer.Layer<Generator, never, 
     Effect.gen(function*() {
       const teacher = yield* Teacher
       const { network, params } = teacher.weights
-      const weights = yield* makeTrainableWeights(params, options.adam)
+      const weights = yield* makeTrainableWeights(params, options.optimizer)
       const ema = yield* Effect.acquireRelease(
         Effect.sync(() =>
           tf.tidy(() => Object.fromEntries(Object.keys(params).sort().map((n) => [n, tf.variable(params[n]!, false)])))

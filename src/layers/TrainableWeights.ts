@@ -1,13 +1,13 @@
 /**
- * Scoped construction of {@link TrainableWeights}: variables and Adam moments created on acquisition, disposed on
+ * Scoped construction of {@link TrainableWeights}: variables and optimiser slots created on acquisition, disposed on
  * release.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, type Scope } from "effect"
-import { type AdamConfig, adamUpdate } from "../domain/Adam.js"
 import { countNonFinite, globalNorm, sanitizeGradients } from "../domain/Gradients.js"
+import type { Optimizer } from "../domain/Optimizer.js"
 import { compareShapes, type Parameters, shapesMatch, shapesOf } from "../domain/Parameters.js"
 import type { StepStatistics, TrainableWeights } from "../services/TrainableWeights.js"
 
@@ -33,23 +33,25 @@ const assignAll = (target: Readonly<Record<string, tf.Variable>>, source: Parame
   for (const [name, v] of Object.entries(target)) v.assign(source[name]!)
 }
 
-/** Variables holding a copy of `initial`, zero Adam moments, step 0; all disposed when the scope closes. */
+/** Variables holding a copy of `initial`, zero optimiser slots, step 0; all disposed when the scope closes. */
 export const makeTrainableWeights = (
   initial: Parameters,
-  adam: AdamConfig
+  optimizer: Optimizer
 ): Effect.Effect<TrainableWeights, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => {
       const scope = `sid-ts/trainable-${instances++}`
       return {
         variables: variablesLike(initial, false, `${scope}/params`),
-        m: variablesLike(initial, true, `${scope}/adam_m`),
-        v: variablesLike(initial, true, `${scope}/adam_v`)
+        slots: Object.fromEntries(
+          optimizer.slotNames.map((slot) => [slot, variablesLike(initial, true, `${scope}/${slot}`)] as const)
+        )
       }
     }),
-    (s) => Effect.sync(() => tf.dispose([...Object.values(s.variables), ...Object.values(s.m), ...Object.values(s.v)]))
+    (s) =>
+      Effect.sync(() => tf.dispose([...Object.values(s.variables), ...Object.values(s.slots).flatMap((v) => Object.values(v))]))
   ).pipe(
-    Effect.map(({ m, v, variables }) => {
+    Effect.map(({ slots, variables }) => {
       let step = 0
       const list = Object.keys(variables).sort().map((n) => variables[n]!)
       const applyGradients = (byVariable: Parameters): StepStatistics => {
@@ -63,12 +65,10 @@ export const makeTrainableWeights = (
         const nonFinite = bad!.dataSync()[0]!
         tf.dispose([norm!, bad!])
         tf.tidy(() => {
-          const clean = sanitizeGradients(grads)
-          const next = adamUpdate(adam, variables, clean, { step, m, v })
-          for (const name of Object.keys(variables)) {
-            variables[name]!.assign(next.params[name]!)
-            m[name]!.assign(next.state.m[name]!)
-            v[name]!.assign(next.state.v[name]!)
+          const next = optimizer.update(variables, sanitizeGradients(grads), { step, slots })
+          for (const name of Object.keys(variables)) variables[name]!.assign(next.params[name]!)
+          for (const [slot, vars] of Object.entries(slots)) {
+            for (const [name, v] of Object.entries(vars)) v.assign(next.state.slots[slot]![name]!)
           }
           step = next.state.step
         })
@@ -77,14 +77,17 @@ export const makeTrainableWeights = (
       return {
         variables,
         list,
-        adam,
+        optimizer,
         applyGradients,
-        optimizerState: () => ({ step, m, v }),
+        optimizerState: () => ({ step, slots }),
         restore: (state) => {
           assignAll(variables, state.params, "parameters")
-          assignAll(m, state.m, "Adam first moments")
-          assignAll(v, state.v, "Adam second moments")
-          step = state.step
+          for (const [slot, vars] of Object.entries(slots)) {
+            const source = state.optimizer.slots[slot]
+            if (source === undefined) throw new Error(`optimizer slot "${slot}" is missing`)
+            assignAll(vars, source, `optimizer slot "${slot}"`)
+          }
+          step = state.optimizer.step
         }
       } satisfies TrainableWeights
     })

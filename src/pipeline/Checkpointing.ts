@@ -1,9 +1,9 @@
 /**
  * Capturing the full distillation state into a checkpoint, and restoring it (spec §5.3).
  *
- * Tensor names: `generator.params.*`, `generator.ema.*`, `generator.adam_m.*`, `generator.adam_v.*`,
- * `fake_score.params.*`, `fake_score.adam_m.*`, `fake_score.adam_v.*`, each followed by the network's own parameter
- * name, so the generator's weights can be read by anything that knows the architecture.
+ * Tensor names: `generator.params.*`, `generator.ema.*`, `generator.optimizer.<slot>.*` (Adam: slots `m`, `v`),
+ * `fake_score.params.*`, `fake_score.optimizer.<slot>.*`, each followed by the network's own parameter name, so the
+ * generator's weights can be read by anything that knows the architecture.
  *
  * @module
  */
@@ -22,14 +22,16 @@ export interface Progress {
   readonly imagesSeen: number
 }
 
-const trainableArrays = (prefix: string, w: TrainableWeights): Array<readonly [string, NamedArray]> => {
-  const opt = w.optimizerState()
-  return [
-    ...toNamedArrays(w.variables, `${prefix}.params.`),
-    ...toNamedArrays(opt.m, `${prefix}.adam_m.`),
-    ...toNamedArrays(opt.v, `${prefix}.adam_v.`)
-  ]
-}
+const trainableArrays = (prefix: string, w: TrainableWeights): Array<readonly [string, NamedArray]> => [
+  ...toNamedArrays(w.variables, `${prefix}.params.`),
+  ...Object.entries(w.optimizerState().slots).flatMap(([slot, values]) => toNamedArrays(values, `${prefix}.optimizer.${slot}.`))
+]
+
+/** Tensor-name prefixes of one trainable network in a checkpoint: its parameters and each optimiser slot. */
+const trainablePrefixes = (prefix: string, w: TrainableWeights): ReadonlyArray<string> => [
+  `${prefix}.params.`,
+  ...w.optimizer.slotNames.map((slot) => `${prefix}.optimizer.${slot}.`)
+]
 
 /** Reads the whole state into a checkpoint (a synchronous snapshot between iterations). */
 export const captureCheckpoint = (
@@ -109,32 +111,34 @@ export const restoreCheckpoint = (
         reason: `it used σ_init = ${manifest.sigmaInit} but this run uses ${s.generator.sigmaInit} (spec §8.13: σ_init must match)`
       })
     }
-    const shapes = s.generator.network.shapes
-    for (const prefix of ["generator.params.", "generator.ema.", "generator.adam_m.", "generator.adam_v."]) {
-      yield* checkGroup(location, checkpoint, prefix, shapes)
+    for (const prefix of [...trainablePrefixes("generator", s.generator.weights), "generator.ema."]) {
+      yield* checkGroup(location, checkpoint, prefix, s.generator.network.shapes)
     }
-    for (const prefix of ["fake_score.params.", "fake_score.adam_m.", "fake_score.adam_v."]) {
+    for (const prefix of trainablePrefixes("fake_score", s.fakeScore.weights)) {
       yield* checkGroup(location, checkpoint, prefix, s.fakeScore.network.shapes)
     }
     yield* Effect.try({
       try: () => {
-        const load = (prefix: string) => fromNamedArrays(checkpoint.tensors, prefix)
-        const groups = {
-          gp: load("generator.params."),
-          ge: load("generator.ema."),
-          gm: load("generator.adam_m."),
-          gv: load("generator.adam_v."),
-          fp: load("fake_score.params."),
-          fm: load("fake_score.adam_m."),
-          fv: load("fake_score.adam_v.")
+        const loaded: Array<Record<string, tf.Tensor>> = []
+        const load = (prefix: string) => {
+          const t = fromNamedArrays(checkpoint.tensors, prefix)
+          loaded.push(t)
+          return t
         }
+        const state = (prefix: string, w: TrainableWeights, step: number) => ({
+          params: load(`${prefix}.params.`),
+          optimizer: {
+            step,
+            slots: Object.fromEntries(w.optimizer.slotNames.map((slot) => [slot, load(`${prefix}.optimizer.${slot}.`)]))
+          }
+        })
         try {
-          s.generator.weights.restore({ params: groups.gp, m: groups.gm, v: groups.gv, step: manifest.optimizerSteps.generator })
-          s.generator.restoreEma(groups.ge)
-          s.fakeScore.weights.restore({ params: groups.fp, m: groups.fm, v: groups.fv, step: manifest.optimizerSteps.fakeScore })
+          s.generator.weights.restore(state("generator", s.generator.weights, manifest.optimizerSteps.generator))
+          s.generator.restoreEma(load("generator.ema."))
+          s.fakeScore.weights.restore(state("fake_score", s.fakeScore.weights, manifest.optimizerSteps.fakeScore))
           s.sampler.restore(manifest.sampler)
         } finally {
-          for (const g of Object.values(groups)) tf.dispose(Object.values(g))
+          for (const g of loaded) tf.dispose(Object.values(g))
         }
       },
       catch: (e) => new CheckpointError({ path: location, reason: e instanceof Error ? e.message : String(e) })

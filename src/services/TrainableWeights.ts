@@ -7,7 +7,7 @@
  * @module
  */
 import type * as tf from "@tensorflow/tfjs"
-import type { AdamConfig } from "../domain/Adam.js"
+import type { Optimizer, OptimizerState } from "../domain/Optimizer.js"
 import type { Parameters } from "../domain/Parameters.js"
 
 /** Statistics of one optimiser step. */
@@ -18,26 +18,21 @@ export interface StepStatistics {
   readonly nonFinite: number
 }
 
-/** Variables, their Adam moments and the optimiser's step count. */
+/** Variables, their optimiser state and the optimiser's step count. */
 export interface TrainableWeights {
   /** The parameters, by name. */
   readonly variables: Readonly<Record<string, tf.Variable>>
   /** The parameters in name order, for `tf.variableGrads`. */
   readonly list: ReadonlyArray<tf.Variable>
-  /** Adam's hyper-parameters. */
-  readonly adam: AdamConfig
+  /** The optimiser (Adam by default, spec §5.1). */
+  readonly optimizer: Optimizer
   /**
-   * Sanitises the gradients (spec §5.1) and applies one Adam update. Gradients are keyed by variable name, as
+   * Sanitises the gradients (spec §5.1) and applies one optimiser update. Gradients are keyed by variable name, as
    * `tf.variableGrads(f, list)` returns them; parameters without a gradient are left unchanged.
    */
   readonly applyGradients: (grads: Parameters) => StepStatistics
-  /** Adam's moments and step count, for checkpoints (tensors are the live variables: read, don't dispose). */
-  readonly optimizerState: () => { readonly step: number; readonly m: Parameters; readonly v: Parameters }
-  /** Restores parameters, moments and step count (from a checkpoint). Shapes must match. */
-  readonly restore: (state: {
-    readonly params: Parameters
-    readonly m: Parameters
-    readonly v: Parameters
-    readonly step: number
-  }) => void
+  /** The optimiser's slots and step count, for checkpoints (tensors are the live variables: read, don't dispose). */
+  readonly optimizerState: () => OptimizerState
+  /** Restores parameters, optimiser slots and step count (from a checkpoint). Names and shapes must match. */
+  readonly restore: (state: { readonly params: Parameters; readonly optimizer: OptimizerState }) => void
 }
