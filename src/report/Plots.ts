@@ -236,7 +236,7 @@ export const linePlot = (
           scale: logY ? { type: "log" } : { zero: false },
           axis: logY ? { format: ".0e" } : {}
         },
-        color: { field: "series", type: "nominal", title: null, sort: names, scale: { scheme: "category10" } },
+        color: { field: "series", type: "nominal", title: null, sort: names, scale: { scheme: names.length > 10 ? "category20" : "category10" } },
         strokeDash: {
           field: "style",
           type: "nominal",
