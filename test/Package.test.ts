@@ -14,7 +14,9 @@ const npm = process.platform === "win32" ? "npm.cmd" : "npm"
 describe("the packed package", () => {
   it("installs in a fresh folder, type-checks for a consumer, and runs a 20-step distillation through its public API", () => {
     const work = mkdtempSync(join(tmpdir(), "sid-pack-"))
-    const packed = JSON.parse(execFileSync(npm, ["pack", "--json", "--pack-destination", work], { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })) as Array<{ filename: string; files: Array<{ path: string }> }>
+    const stdout = execFileSync(npm, ["pack", "--json", "--pack-destination", work], { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })
+    // Lifecycle banners (the prepack build) may precede the JSON on some npm versions.
+    const packed = JSON.parse(stdout.slice(stdout.search(/^\[/m))) as Array<{ filename: string; files: Array<{ path: string }> }>
     const files = packed[0]!.files.map((f) => f.path)
     expect(files).toContain("dist/index.js")
     expect(files).toContain("dist/index.d.ts")
