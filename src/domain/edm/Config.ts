@@ -158,3 +158,55 @@ export const edmShapes = (architecture: EdmArchitecture): ParameterShapes =>
 /** State-dict entries (EDM shapes and initialisers) of an EDM architecture, in `state_dict()` order. */
 export const edmEntries = (architecture: EdmArchitecture): ReadonlyArray<TensorEntry> =>
   architecture.kind === "songunet" ? songUNetEntries(architecture.spec) : dhariwalUNetEntries(architecture.spec)
+
+/** Options of {@link edmConfigFromArchitecture}. */
+export interface EdmConfigOptions {
+  /** σ_data of the preconditioning (default 0.5, spec §1.1). */
+  readonly sigmaData?: number
+  /** EDMPrecond's `sigma_min`; omitted (EDM default 0) when not given. */
+  readonly sigmaMin?: number
+  /** EDMPrecond's `sigma_max`; omitted (EDM default ∞) when not given or not finite. */
+  readonly sigmaMax?: number
+}
+
+/**
+ * The EDMPrecond keyword arguments of an architecture (spec §1.3, §1.6): the inverse of {@link parseEdmConfig}, so
+ * `parseEdmConfig(edmConfigFromArchitecture(a)).architecture` equals `a`. Every model keyword argument is written out
+ * (none is left to EDM's defaults), `use_fp16` is false (sid-ts runs float32), and the result is JSON-serialisable.
+ */
+export const edmConfigFromArchitecture = (
+  architecture: EdmArchitecture,
+  options: EdmConfigOptions = {}
+): Readonly<Record<string, unknown>> => {
+  const s = architecture.spec
+  const precond: Record<string, unknown> = {
+    img_resolution: s.imgResolution,
+    img_channels: s.imgChannels,
+    label_dim: s.labelDim,
+    use_fp16: false,
+    sigma_data: options.sigmaData ?? SIGMA_DATA,
+    model_type: architecture.kind === "songunet" ? "SongUNet" : "DhariwalUNet"
+  }
+  if (options.sigmaMin !== undefined) precond["sigma_min"] = options.sigmaMin
+  if (options.sigmaMax !== undefined && Number.isFinite(options.sigmaMax)) precond["sigma_max"] = options.sigmaMax
+  const common = {
+    augment_dim: s.augmentDim,
+    model_channels: s.modelChannels,
+    channel_mult: [...s.channelMult],
+    channel_mult_emb: s.channelMultEmb,
+    num_blocks: s.numBlocks,
+    attn_resolutions: [...s.attnResolutions],
+    dropout: s.dropout
+  }
+  if (architecture.kind === "dhariwalunet") return { ...precond, ...common }
+  const song = architecture.spec
+  return {
+    ...precond,
+    ...common,
+    embedding_type: song.embeddingType,
+    channel_mult_noise: song.channelMultNoise,
+    encoder_type: song.encoderType,
+    decoder_type: song.decoderType,
+    resample_filter: [...song.resampleFilter]
+  }
+}
