@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs"
 import { mkdtemp, readFile, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -5,6 +6,7 @@ import { Effect, Option, Stream } from "effect"
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { distillConfig } from "../src/domain/DistillConfig.js"
+import { ring } from "../src/domain/GaussianMixture.js"
 import { edmConfigFromArchitecture, parseEdmConfig } from "../src/domain/edm/Config.js"
 import { denoiseWith } from "../src/domain/Network.js"
 import { decodeSafetensors, type SafetensorsFile } from "../src/domain/Safetensors.js"
@@ -14,9 +16,9 @@ import * as EdmTeacher from "../src/layers/EdmTeacher.js"
 import { exportGeneratorEdm, GENERATOR_EXPORT_FORMAT } from "../src/layers/GeneratorExport.js"
 import * as Metrics from "../src/layers/Metrics.js"
 import { distill } from "../src/pipeline/Distill.js"
-import { type Checkpoint, CheckpointManifest, CheckpointStore as StoreTag } from "../src/services/CheckpointStore.js"
+import { type Checkpoint, CheckpointStore as StoreTag } from "../src/services/CheckpointStore.js"
 import { Generator } from "../src/services/Generator.js"
-import { tf, useEngine } from "./support/distillation.js"
+import { Teacher, tf, useEngine } from "./support/distillation.js"
 
 const GOLDEN = ["songunet-ddpmpp-tiny", "songunet-ncsnpp-tiny", "dhariwalunet-adm-tiny", "dhariwalunet-adm-attn"]
 const golden = (name: string) => new URL(`../../shared/golden/edm/${name}.safetensors`, import.meta.url).pathname
@@ -128,15 +130,23 @@ describe("exporting the one-step generator of an EDM distillation", () => {
     }
     expect(tf.memory().numTensors).toBe(before)
 
-    const mlp: Checkpoint = {
-      manifest: new CheckpointManifest({
-        ...checkpoint.manifest,
-        network: { kind: "mlp", spec: { dim: 2, hidden: 8, depth: 2, frequencies: 4, outputScale: 1 } }
-      }),
-      tensors: checkpoint.tensors
-    }
+    const mlpConfig = distillConfig({ steps: 1, batchSize: 16, evalEvery: 1000, checkpointEvery: 1 })
+    const mlp = await Effect.runPromise(
+      Effect.gen(function*() {
+        yield* distill(mlpConfig, { evaluate: false }).pipe(Stream.runDrain)
+        return Option.getOrThrow(yield* Effect.flatMap(StoreTag, (s) => s.latest))
+      }).pipe(
+        Effect.provide(Distillation.layer(mlpConfig, {
+          teacher: Teacher.layerGaussianMixture(ring(), { steps: 5, hidden: 8, depth: 1, batchSize: 16 }),
+          metrics: Metrics.layerUnavailable([2]),
+          checkpoints: CheckpointStore.layerMemory
+        }))
+      )
+    )
+    expect(mlp.manifest.network.kind).toBe("mlp")
     const error = await Effect.runPromise(Effect.flip(exportGeneratorEdm(mlp, join(dir, "out", "mlp.safetensors"))))
     expect(error._tag).toBe("ExportError")
     expect(error.message).toMatch(/"mlp".*--teacher edm:/s)
+    expect(existsSync(join(dir, "out", "mlp.safetensors"))).toBe(false)
   }, 120_000)
 })
