@@ -1,0 +1,323 @@
+/**
+ * EDM CIFAR-10 benchmark (spec §1.3, §1.6, §5.1): the DDPM++ SongUNet of EDM's CIFAR-10 configuration on the engine
+ * of `SID_ENGINE` (default wasm): parameter count, FLOPs per forward at batch 1, median ms per forward at batch 1 and
+ * 16, ms per SiD iteration (fake-score step + generator step) at batch 2, peak RSS and `tf.memory().numTensors`.
+ *
+ *   npm run bench:edm -- [--quick] [--runs N] [--runs16 N] [--sid-runs N] [--sid-batch N] [--no-sid] [--out FILE]
+ *   npm run bench:edm -- --part sid [--sid-batch N] [--sid-runs N]   (the SiD part alone; one JSON line on stdout)
+ *
+ * FLOPs are counted as 2·MAC over the dense operations of one forward, walking the parameter shapes: a conv weight
+ * [kh, kw, cin, cout] of a module named `enc.RxR_*` / `dec.RxR_*` runs at R×R output pixels (EDM resamples before its
+ * convolutions), so it costs kh·kw·cin·cout·R² MACs; a linear weight [in, out] costs in·out (the map layers and each
+ * block's emb→affine); each attention block adds QKᵀ and AV, 2·(R²)²·C MACs. `map_augment` is not run (EDMPrecond's
+ * unconditional forward passes no augment labels). Not counted: GroupNorm, SiLU, softmax, the [1,1] resampling
+ * filters, the positional embedding and element-wise arithmetic.
+ *
+ * The SiD iteration runs in a child process (`--part sid`): on wasm a large input gradient of this network can abort
+ * the runtime, which would kill the process. If batch 2 fails, batch 1 is tried and the failure recorded. JSON goes to
+ * stdout and to bench/results/edm-<date>.json.
+ *
+ * @since 0.1.0
+ */
+import * as tf from "@tensorflow/tfjs"
+import { Context, Effect, Layer } from "effect"
+import { spawnSync } from "node:child_process"
+import { cpus, totalmem } from "node:os"
+import { fileURLToPath } from "node:url"
+import { DISTILL_DEFAULTS } from "../src/domain/DistillConfig.js"
+import { edmNetwork, parseEdmConfig } from "../src/domain/edm/Config.js"
+import { sidLoss } from "../src/domain/GeneratorLoss.js"
+import type { Network } from "../src/domain/Network.js"
+import { adam } from "../src/domain/Optimizer.js"
+import type { ParameterShapes } from "../src/domain/Parameters.js"
+import * as DataFreeSampler from "../src/layers/DataFreeSampler.js"
+import * as EngineLayers from "../src/layers/Engine.js"
+import * as FakeScoreLayers from "../src/layers/FakeScore.js"
+import * as GeneratorLayers from "../src/layers/Generator.js"
+import * as TeacherLayers from "../src/layers/Teacher.js"
+import { fakeScoreUpdate, generatorUpdate, type IterationSettings } from "../src/pipeline/Iteration.js"
+import { Engine } from "../src/services/Engine.js"
+import { FakeScore } from "../src/services/FakeScore.js"
+import { Generator } from "../src/services/Generator.js"
+import { Teacher } from "../src/services/Teacher.js"
+import { flag, option, writeReport } from "./Support.js"
+
+/** EDM's CIFAR-10 DDPM++ configuration (`--arch=ddpmpp`, unconditional), as EDMPrecond keyword arguments. */
+const CIFAR10_DDPMPP: Readonly<Record<string, unknown>> = {
+  img_resolution: 32,
+  img_channels: 3,
+  label_dim: 0,
+  model_type: "SongUNet",
+  augment_dim: 9,
+  model_channels: 128,
+  channel_mult: [2, 2, 2],
+  channel_mult_emb: 4,
+  num_blocks: 4,
+  attn_resolutions: [16],
+  dropout: 0.13,
+  embedding_type: "positional",
+  channel_mult_noise: 1,
+  encoder_type: "standard",
+  decoder_type: "standard",
+  resample_filter: [1, 1]
+}
+
+const quick = flag("quick")
+const part = option("part") ?? "all"
+const runs1 = Number(option("runs") ?? (quick ? 2 : 5))
+const runs16 = Number(option("runs16") ?? (quick ? 1 : 3))
+const sidRuns = Number(option("sid-runs") ?? (quick ? 1 : 2))
+const sidBatch = Number(option("sid-batch") ?? 2)
+const runSid = !flag("no-sid")
+
+const log = (msg: string) => process.stderr.write(`${msg}\n`)
+const median = (xs: ReadonlyArray<number>) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits
+const maxRssMiB = () => round(process.resourceUsage().maxRSS / 1024, 1)
+
+const config = parseEdmConfig(CIFAR10_DDPMPP)
+const makeNetwork = (): Network => edmNetwork(config.architecture)
+
+/** Dense FLOPs (2·MAC) of one forward at batch 1, from the parameter shapes (see the module comment). */
+const forwardFlops = (shapes: ParameterShapes) => {
+  let conv = 0
+  let linear = 0
+  let attention = 0
+  for (const [name, shape] of Object.entries(shapes)) {
+    if (!name.endsWith(".weight") || name.startsWith("map_augment")) continue
+    const res = Number(/^(?:enc|dec)\.(\d+)x\d+_/.exec(name)?.[1] ?? NaN)
+    if (shape.length === 4) {
+      if (!Number.isFinite(res)) throw new Error(`no resolution for conv ${name}`)
+      conv += 2 * shape.reduce((a, b) => a * b, 1) * res * res
+      if (name.endsWith(".qkv.weight")) {
+        const c = shape[2]!
+        attention += 2 * 2 * (res * res) ** 2 * c
+      }
+    } else if (shape.length === 2) {
+      linear += 2 * shape[0]! * shape[1]!
+    }
+  }
+  return { total: conv + linear + attention, conv, linear, attention }
+}
+
+const timeForward = (network: Network, params: Record<string, tf.Tensor>, batch: number, timed: number) => {
+  const x = tf.randomNormal([batch, ...network.dataShape], 0, 1, "float32", 1)
+  const cNoise = tf.fill([batch], 0.25) as tf.Tensor1D
+  const one = () => {
+    const t0 = performance.now()
+    tf.tidy(() => network.apply(params, x, cNoise).dataSync())
+    return performance.now() - t0
+  }
+  log(`forward batch ${batch}: 1 warm-up + ${timed} runs...`)
+  const warm = one()
+  const tensorsBefore = tf.memory().numTensors
+  const ms = Array.from({ length: timed }, one)
+  const tensorsAfter = tf.memory().numTensors
+  tf.dispose([x, cNoise])
+  const result = {
+    batch,
+    warmupMs: round(warm, 1),
+    runs: timed,
+    medianMs: round(median(ms), 1),
+    minMs: round(Math.min(...ms), 1),
+    msPerSample: round(median(ms) / batch, 1),
+    numTensorsBefore: tensorsBefore,
+    numTensorsAfter: tensorsAfter,
+    maxRssMiB: maxRssMiB()
+  }
+  log(`  ${result.medianMs} ms median (min ${result.minMs}), numTensors ${tensorsBefore}→${tensorsAfter}, max RSS ${result.maxRssMiB} MiB`)
+  return result
+}
+
+/** One SiD configuration in this process: fresh network, teacher = its initial weights, G and ψ from them. */
+const sidPart = (batch: number, timed: number) =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const network = makeNetwork()
+      const params = yield* Effect.acquireRelease(
+        Effect.sync(() => network.init(1)),
+        (p) => Effect.sync(() => tf.dispose(Object.values(p)))
+      )
+      const teacherLayer = Layer.succeed(Teacher, TeacherLayers.fromWeights("edm-cifar10-ddpmpp", network, params, config.sigmaData))
+      const optimizer = adam({ learningRate: DISTILL_DEFAULTS.generatorLr, beta1: 0, beta2: DISTILL_DEFAULTS.beta2, epsilon: DISTILL_DEFAULTS.epsilon })
+      const ctx = yield* Layer.build(
+        Layer.mergeAll(GeneratorLayers.layer({ optimizer }), FakeScoreLayers.layer({ optimizer })).pipe(Layer.provideMerge(teacherLayer))
+      )
+      const services = {
+        teacher: Context.get(ctx, Teacher),
+        generator: Context.get(ctx, Generator),
+        fakeScore: Context.get(ctx, FakeScore),
+        sampler: DataFreeSampler.makeSampler({ seed: 0, dataShape: network.dataShape }),
+        loss: sidLoss({ alpha: DISTILL_DEFAULTS.alpha, lossScale: DISTILL_DEFAULTS.generatorLossScale })
+      }
+      const settings: IterationSettings = {
+        batchSize: batch,
+        fakeLossScale: DISTILL_DEFAULTS.fakeLossScale,
+        emaHalfLifeKimg: DISTILL_DEFAULTS.emaHalfLifeKimg,
+        emaRampupRatio: DISTILL_DEFAULTS.emaRampupRatio
+      }
+      const mib = () => round(tf.memory().numBytes / 2 ** 20, 0)
+      log(`  services built: ${tf.memory().numTensors} tensors, ${mib()} MiB of tensors`)
+      let first = true
+      const one = () => {
+        if (first) log(`  warm-up fake-score step (${mib()} MiB of tensors)...`)
+        const t0 = performance.now()
+        fakeScoreUpdate(services, settings)
+        const t1 = performance.now()
+        if (first) log(`  warm-up generator step (${mib()} MiB of tensors, fake step ${round(t1 - t0, 0)} ms)...`)
+        generatorUpdate(services, settings)
+        const t2 = performance.now()
+        first = false
+        return { total: t2 - t0, fake: t1 - t0, generator: t2 - t1 }
+      }
+      log(`SiD iteration batch ${batch}: 1 warm-up + ${timed} runs...`)
+      const tensorsStart = tf.memory().numTensors
+      const warm = one()
+      const tensorsBefore = tf.memory().numTensors
+      const rssBefore = maxRssMiB()
+      const timedRuns = Array.from({ length: timed }, one)
+      const tensorsAfter = tf.memory().numTensors
+      const result = {
+        batch,
+        warmupMs: round(warm.total, 1),
+        runs: timed,
+        iterationMs: {
+          median: round(median(timedRuns.map((r) => r.total)), 1),
+          min: round(Math.min(...timedRuns.map((r) => r.total)), 1),
+          fakeStepMedian: round(median(timedRuns.map((r) => r.fake)), 1),
+          generatorStepMedian: round(median(timedRuns.map((r) => r.generator)), 1)
+        },
+        memory: {
+          numTensorsAtStart: tensorsStart,
+          numTensorsBefore: tensorsBefore,
+          numTensorsAfter: tensorsAfter,
+          numTensorsDrift: tensorsAfter - tensorsBefore,
+          maxRssMiBBefore: rssBefore,
+          maxRssMiBAfter: maxRssMiB()
+        }
+      }
+      log(
+        `  ${result.iterationMs.median} ms/iteration (fake ${result.iterationMs.fakeStepMedian}, G ${result.iterationMs.generatorStepMedian}), ` +
+          `numTensors ${tensorsBefore}→${tensorsAfter}, max RSS ${result.memory.maxRssMiBAfter} MiB`
+      )
+      return result
+    })
+  )
+
+/** Runs `--part sid` at `batch` in a child process; its last stdout line is its JSON, or the failure is recorded. */
+const sidInChild = (batch: number) => {
+  const t0 = performance.now()
+  const child = spawnSync(
+    process.execPath,
+    [...process.execArgv, fileURLToPath(import.meta.url), "--part", "sid", "--sid-batch", String(batch), "--sid-runs", String(sidRuns)],
+    { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 * 2 ** 20, env: process.env }
+  )
+  process.stderr.write(child.stderr ?? "")
+  const lines = (child.stdout ?? "").trim().split("\n")
+  const last = lines[lines.length - 1] ?? ""
+  if (child.status === 0 && last.startsWith("{")) return { ok: true as const, result: JSON.parse(last) as unknown }
+  const stderrTail = (child.stderr ?? "").trim().split("\n").slice(-8).join("\n")
+  return {
+    ok: false as const,
+    failure: {
+      batch,
+      exitCode: child.status,
+      signal: child.signal,
+      error: child.error === undefined ? null : String(child.error),
+      stderrTail,
+      wallMs: round(performance.now() - t0, 0)
+    }
+  }
+}
+
+const sidProgram = Effect.gen(function*() {
+  const engine = yield* Engine
+  log(`engine ${engine.name}`)
+  const result = yield* sidPart(sidBatch, sidRuns).pipe(
+    Effect.map((r) => ({ ok: true as const, ...r })),
+    Effect.catchAllDefect((defect) => Effect.succeed({ ok: false as const, batch: sidBatch, error: String(defect) }))
+  )
+  process.stdout.write(`${JSON.stringify(result)}\n`)
+  if (!result.ok) process.exitCode = 1
+})
+
+const program = Effect.gen(function*() {
+  const engine = yield* Engine
+  const network = makeNetwork()
+  const tensorsAtStart = tf.memory().numTensors
+  const params = network.init(1)
+  const parameters = Object.values(params).reduce((a, p) => a + p.size, 0)
+  const parameterTensors = Object.keys(params).length
+  const augmentParameters = Object.entries(network.shapes)
+    .filter(([name]) => name.startsWith("map_augment"))
+    .reduce((a, [, s]) => a + s.reduce((x, y) => x * y, 1), 0)
+  const flops = forwardFlops(network.shapes)
+  log(`EDM CIFAR-10 DDPM++ on ${engine.name}: ${parameters} parameters, ${round(flops.total / 1e9, 3)} GFLOPs per forward (batch 1)`)
+  const tensorsAfterInit = tf.memory().numTensors
+  const batch1 = timeForward(network, params, 1, runs1)
+  const batch16 = timeForward(network, params, 16, runs16)
+  tf.dispose(Object.values(params))
+  const tensorsAfterForward = tf.memory().numTensors
+
+  let sid: unknown = { skipped: true }
+  if (runSid) {
+    const failures: Array<unknown> = []
+    let attempt = sidInChild(sidBatch)
+    if (!attempt.ok && sidBatch > 1) {
+      failures.push(attempt.failure)
+      log(`SiD iteration at batch ${sidBatch} failed (exit ${attempt.failure.exitCode}, signal ${attempt.failure.signal}); falling back to batch 1`)
+      attempt = sidInChild(1)
+    }
+    if (!attempt.ok) failures.push(attempt.failure)
+    sid = { requestedBatch: sidBatch, measured: attempt.ok ? attempt.result : null, failures }
+  }
+
+  const report = {
+    date: new Date().toISOString(),
+    node: process.version,
+    tfjs: tf.version_core,
+    engine: engine.name,
+    facts: engine.facts,
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "unknown", memGiB: Math.round(totalmem() / 2 ** 30) },
+    config: { quick, runs: runs1, runs16, sidRuns, sidBatch, runSid },
+    network: {
+      name: "EDM CIFAR-10 DDPM++ (SongUNet, unconditional)",
+      edmConfig: CIFAR10_DDPMPP,
+      parameters,
+      parameterTensors,
+      augmentParameters,
+      flopsPerForwardBatch1: flops.total,
+      gflopsPerForwardBatch1: round(flops.total / 1e9, 3),
+      flopsBreakdown: flops
+    },
+    forward: {
+      batch1: { ...batch1, gflopsPerSecond: round(flops.total / (batch1.medianMs / 1000) / 1e9, 2) },
+      batch16: { ...batch16, gflopsPerSecond: round((16 * flops.total) / (batch16.medianMs / 1000) / 1e9, 2) }
+    },
+    sid,
+    memory: {
+      numTensorsAtStart: tensorsAtStart,
+      numTensorsAfterInit: tensorsAfterInit,
+      numTensorsAfterForward: tensorsAfterForward,
+      maxRssMiB: maxRssMiB()
+    },
+    notes: [
+      "FLOPs = 2·MAC of convs (kh·kw·cin·cout·R² at the module's output resolution R), linears (in·out) and attention QKᵀ+AV (2·(R²)²·C); map_augment not run; GroupNorm, SiLU, softmax, [1,1] resampling filters and element-wise ops not counted",
+      "forward = network.apply (F of spec §1.3) at c_noise 0.25, eval mode (no dropout), median over timed runs after 1 warm-up",
+      "SiD iteration = fakeScoreUpdate + generatorUpdate (spec §5.1, no EMA), run in a child process; network freshly initialised, teacher = initial weights",
+      "maxRSS is the process peak so far (process.resourceUsage().maxRSS); the SiD child's peak is in sid.measured.memory"
+    ]
+  }
+  const out = writeReport("edm", report)
+  log(`written ${out}`)
+})
+
+const main = part === "sid" ? sidProgram : program
+Effect.runPromise(main.pipe(Effect.provide(EngineLayers.layerConfig))).catch((error: unknown) => {
+  console.error(error)
+  process.exit(1)
+})
