@@ -62,6 +62,22 @@ describe("sid distill (the CLI)", () => {
     expect(run.output()).toMatch(/tmax = 1200/)
   })
 
+  it("exports an EDM-teacher run's generator and refuses an MLP run with a clear message", async () => {
+    const runDir = await mkdtemp(join(tmpdir(), "sid-export-"))
+    const golden = new URL("../../shared/golden/edm/songunet-ddpmpp-tiny.safetensors", import.meta.url).pathname
+    expect(await sid(["distill", "--teacher", `edm:${golden}`, "--steps", "1", "--batch", "2", "--run-dir", runDir]).exit).toBe(0)
+    const out = join(runDir, "generator.safetensors")
+    const exported = sid(["export", "--run-dir", runDir, "--out", out])
+    expect(await exported.exit).toBe(0)
+    const again = sid(["distill", "--teacher", `edm:${out}`, "--steps", "1", "--batch", "2", "--run-dir", join(runDir, "second")])
+    expect(await again.exit).toBe(0)
+    const mlpRun = await mkdtemp(join(tmpdir(), "sid-export-mlp-"))
+    expect(await sid(["distill", ...small, "--steps", "1", "--run-dir", mlpRun]).exit).toBe(0)
+    const refused = sid(["export", "--run-dir", mlpRun, "--out", join(mlpRun, "g.safetensors")])
+    expect(await refused.exit).toBe(1)
+    expect(refused.output()).toMatch(/only EDM networks/)
+  })
+
   it("names the missing package when a native engine is not installed", async () => {
     const run = sid(["distill", "--engine", "tfjs-node-gpu", ...small, "--steps", "1"])
     expect(await run.exit).toBe(1)

@@ -1,0 +1,41 @@
+/**
+ * `sid export`: the distilled one-step generator of a run as an EDM safetensors file (EDM `state_dict` names and
+ * layouts, EDMPrecond arguments and σ_init in the metadata), readable by the EDM/SiD Python code and by
+ * `sid distill --teacher edm:<file>`.
+ *
+ * @module
+ */
+import { Command, Options } from "@effect/cli"
+import { join } from "node:path"
+import { Console, Effect, Option } from "effect"
+import * as CheckpointStore from "../layers/CheckpointStore.js"
+import * as Engine from "../layers/Engine.js"
+import { exportGeneratorEdm } from "../layers/GeneratorExport.js"
+import { CheckpointError, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
+
+/** The options of `sid export`. */
+export const exportOptions = {
+  runDir: Options.directory("run-dir").pipe(
+    Options.withDefault("runs/distill"),
+    Options.withDescription("the run whose newest checkpoint to export")
+  ),
+  out: Options.file("out").pipe(Options.withDescription("the safetensors file to write")),
+  weights: Options.choice("weights", ["ema", "live"] as const).pipe(
+    Options.withDefault("ema" as const),
+    Options.withDescription("the EMA weights (default, spec §5.1) or the live θ")
+  )
+} as const
+
+/** `sid export`. */
+export const exportCommand = Command.make("export", exportOptions, (o) =>
+  Effect.gen(function*() {
+    const store = yield* CheckpointStoreTag
+    const latest = yield* store.latest
+    if (Option.isNone(latest)) {
+      return yield* new CheckpointError({ path: store.location, reason: "there is no checkpoint to export; run `sid distill` first" })
+    }
+    yield* exportGeneratorEdm(latest.value, o.out, { weights: o.weights })
+    yield* Console.log(`wrote ${o.out} (generator ${o.weights} weights at step ${latest.value.manifest.step})`)
+  }).pipe(Effect.provide(CheckpointStore.layerDirectory(join(o.runDir, "checkpoints"))), Effect.provide(Engine.cpu))).pipe(
+  Command.withDescription("Export the distilled one-step generator as an EDM safetensors file (EDM teachers only).")
+)
