@@ -228,6 +228,7 @@ const sidInChild = (batch: number) => {
       exitCode: child.status,
       signal: child.signal,
       error: child.error === undefined ? null : String(child.error),
+      childReport: last.startsWith("{") ? (JSON.parse(last) as unknown) : null,
       stderrTail,
       wallMs: round(performance.now() - t0, 0)
     }
