@@ -40,19 +40,44 @@ export const dynamicImport: Importer = (specifier) => import(specifier)
  */
 export const PACKAGE = "mnist"
 
-/** @since 0.1.0 @category constants */
+/**
+ * The version of `mnist` this layer reads (its layout: `mnist[d].raw`, 784 values in [0, 1] per image).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const PACKAGE_VERSION = "1.1.0"
 
-/** Side of a source image. @since 0.1.0 @category constants */
+/**
+ * Side of a source image (28×28).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const SOURCE_SIZE = 28
 
-/** Number of classes. @since 0.1.0 @category constants */
+/**
+ * Number of classes (digits 0–9).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const CLASSES = 10
 
-/** Total number of digits the package ships. @since 0.1.0 @category constants */
+/**
+ * Total number of digits the package ships (issue 4 §1).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const TOTAL = 10_000
 
-/** Size of the training split; the remaining 2,000 are held out. @since 0.1.0 @category constants */
+/**
+ * Size of the training split; the remaining 2,000 are held out (issue 4 §1).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const TRAIN_SIZE = 8_000
 
 /**
