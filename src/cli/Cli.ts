@@ -6,11 +6,12 @@
 import { Command } from "@effect/cli"
 import { distillCommand } from "./Distill.js"
 import { exportCommand } from "./Export.js"
+import { sampleCommand } from "./Sample.js"
 
 /** `sid` and its subcommands. */
 export const sid = Command.make("sid").pipe(
   Command.withDescription("Score identity Distillation (SiD): one-step generators from diffusion teachers, data-free."),
-  Command.withSubcommands([distillCommand, exportCommand])
+  Command.withSubcommands([distillCommand, exportCommand, sampleCommand])
 )
 
 /** Runs the CLI on `process.argv`-style arguments. */

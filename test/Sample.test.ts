@@ -1,0 +1,89 @@
+import { spawn } from "node:child_process"
+import { access, mkdtemp, readFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { PNG } from "pngjs"
+import { describe, expect, it } from "vitest"
+import { decodeSafetensors } from "../src/domain/Safetensors.js"
+
+const golden = join("..", "shared", "golden", "edm", "songunet-ddpmpp-tiny.safetensors")
+
+const sid = (args: ReadonlyArray<string>): Promise<{ code: number | null; output: string }> =>
+  new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/bin.ts", ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, SID_ENGINE: "wasm" }
+    })
+    let output = ""
+    child.stdout.on("data", (d: Buffer) => (output += d.toString()))
+    child.stderr.on("data", (d: Buffer) => (output += d.toString()))
+    child.on("exit", (code) => resolve({ code, output }))
+  })
+
+const exists = (path: string) => access(path).then(() => true, () => false)
+
+const rawSamples = async (path: string) => {
+  const file = decodeSafetensors(new Uint8Array(await readFile(path)))
+  const samples = file.tensors.get("samples")
+  expect(samples).toBeDefined()
+  return samples!
+}
+
+describe("sid sample (the CLI)", () => {
+  it("--teacher edm:<file> writes a PNG grid of the right size and raw NHWC float32 samples", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sid-sample-"))
+    const run = await sid([
+      "sample", "--teacher", `edm:${golden}`, "--count", "4", "--steps", "4",
+      "--out", join(dir, "t.png"), "--raw", join(dir, "t.safetensors")
+    ])
+    expect(run.code, run.output).toBe(0)
+    expect(run.output).toContain("7 evaluations")
+    const png = PNG.sync.read(await readFile(join(dir, "t.png")))
+    expect([png.width, png.height]).toEqual([2 * 16 + 3 * 2, 2 * 16 + 3 * 2])
+    const samples = await rawSamples(join(dir, "t.safetensors"))
+    expect(samples.dtype).toBe("float32")
+    expect(samples.shape).toEqual([4, 16, 16, 3])
+    expect(Array.from(samples.values).every(Number.isFinite)).toBe(true)
+    const distinct = new Set(Array.from(samples.values).map((v) => v.toFixed(3)))
+    expect(distinct.size).toBeGreaterThan(100)
+  }, 30_000)
+
+  it("--run-dir samples the EMA generator of the newest checkpoint of `sid distill`", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sid-sample-"))
+    const runDir = join(dir, "run")
+    const distill = await sid(["distill", "--teacher", `edm:${golden}`, "--steps", "1", "--batch", "2", "--run-dir", runDir])
+    expect(distill.code, distill.output).toBe(0)
+    const run = await sid([
+      "sample", "--run-dir", runDir, "--count", "3", "--columns", "3",
+      "--out", join(dir, "g.png"), "--raw", join(dir, "g.safetensors")
+    ])
+    expect(run.code, run.output).toBe(0)
+    expect(run.output).toContain("EMA generator at step 1")
+    const png = PNG.sync.read(await readFile(join(dir, "g.png")))
+    expect([png.width, png.height]).toEqual([3 * 16 + 4 * 2, 16 + 2 * 2])
+    expect((await rawSamples(join(dir, "g.safetensors"))).shape).toEqual([3, 16, 16, 3])
+  }, 30_000)
+
+  it("a 2-D mixture teacher writes raw samples [N, 2] and no PNG", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sid-sample-"))
+    const run = await sid([
+      "sample", "--teacher", "gmm:ring8", "--count", "10", "--steps", "6", "--churn", "5",
+      "--out", join(dir, "m.png"), "--raw", join(dir, "m.safetensors")
+    ])
+    expect(run.code, run.output).toBe(0)
+    expect(run.output).toContain("no PNG written")
+    expect(await exists(join(dir, "m.png"))).toBe(false)
+    const samples = await rawSamples(join(dir, "m.safetensors"))
+    expect(samples.shape).toEqual([10, 2])
+    expect(Array.from(samples.values).every(Number.isFinite)).toBe(true)
+  }, 30_000)
+
+  it("fails with exit 1 and a clear message when neither or both of --teacher / --run-dir are given", async () => {
+    const neither = await sid(["sample", "--count", "2"])
+    expect(neither.code).toBe(1)
+    expect(neither.output).toMatch(/--teacher .* or --run-dir/)
+    const both = await sid(["sample", "--teacher", "gmm:ring8", "--run-dir", tmpdir()])
+    expect(both.code).toBe(1)
+    expect(both.output).toContain("not both")
+  }, 30_000)
+})
