@@ -2,9 +2,20 @@ import { spawn } from "node:child_process"
 import { access, mkdtemp, readFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { Effect } from "effect"
 import { PNG } from "pngjs"
-import { describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { decodeSafetensors } from "../src/domain/Safetensors.js"
+import { layerEdmFile } from "../src/layers/EdmTeacher.js"
+import { fixedLatents, teacherSamples } from "../src/pipeline/Evaluation.js"
+import { Teacher } from "../src/services/Teacher.js"
+import { tf, useEngine } from "./support/distillation.js"
+
+let release: () => Promise<void>
+beforeAll(async () => {
+  release = await useEngine("wasm")
+})
+afterAll(() => release())
 
 const golden = join("..", "shared", "golden", "edm", "songunet-ddpmpp-tiny.safetensors")
 
@@ -46,12 +57,16 @@ describe("sid sample (the CLI)", () => {
     expect(Array.from(samples.values).every(Number.isFinite)).toBe(true)
     const distinct = new Set(Array.from(samples.values).map((v) => v.toFixed(3)))
     expect(distinct.size).toBeGreaterThan(100)
+    const inProcess = await Effect.runPromise(Effect.map(Teacher, (t) =>
+      tf.tidy(() => Array.from(teacherSamples(t, fixedLatents(0, 4, [16, 16, 3]), 4).dataSync()))
+    ).pipe(Effect.provide(layerEdmFile(golden))))
+    expect(Math.max(...inProcess.map((v, i) => Math.abs(v - samples.values[i]!)))).toBeLessThan(1e-4)
   }, 30_000)
 
   it("--run-dir samples the EMA generator of the newest checkpoint of `sid distill`", async () => {
     const dir = await mkdtemp(join(tmpdir(), "sid-sample-"))
     const runDir = join(dir, "run")
-    const distill = await sid(["distill", "--teacher", `edm:${golden}`, "--steps", "1", "--batch", "2", "--run-dir", runDir])
+    const distill = await sid(["distill", "--teacher", `edm:${golden}`, "--steps", "1", "--batch", "2", "--glr", "1e-9", "--run-dir", runDir])
     expect(distill.code, distill.output).toBe(0)
     const run = await sid([
       "sample", "--run-dir", runDir, "--count", "3", "--columns", "3",
@@ -61,7 +76,19 @@ describe("sid sample (the CLI)", () => {
     expect(run.output).toContain("EMA generator at step 1")
     const png = PNG.sync.read(await readFile(join(dir, "g.png")))
     expect([png.width, png.height]).toEqual([3 * 16 + 4 * 2, 16 + 2 * 2])
-    expect((await rawSamples(join(dir, "g.safetensors"))).shape).toEqual([3, 16, 16, 3])
+    const samples = await rawSamples(join(dir, "g.safetensors"))
+    expect(samples.shape).toEqual([3, 16, 16, 3])
+    // With a negligible generator step the EMA generator is still the teacher: G(z) = D_φ(σ_init·z; σ_init), same z.
+    const teacherOneStep = (seed: number) =>
+      Effect.runPromise(Effect.map(Teacher, (t) =>
+        tf.tidy(() => Array.from(t.denoise(tf.mul(fixedLatents(seed, 3, [16, 16, 3]), 2.5), 2.5).dataSync()))
+      ).pipe(Effect.provide(layerEdmFile(golden))))
+    const maxDiff = (a: ReadonlyArray<number>) => Math.max(...a.map((v, i) => Math.abs(v - samples.values[i]!)))
+    const same = maxDiff(await teacherOneStep(0))
+    const other = maxDiff(await teacherOneStep(1))
+    console.log(`one-step EMA generator vs teacher: same latents ${same}, other latents ${other}`)
+    expect(same).toBeLessThan(1e-3)
+    expect(other).toBeGreaterThan(0.1)
   }, 30_000)
 
   it("a 2-D mixture teacher writes raw samples [N, 2] and no PNG", async () => {
