@@ -12,28 +12,19 @@
  * @since 0.1.0
  */
 import * as tf from "@tensorflow/tfjs"
-import { Context, Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { cpus, totalmem } from "node:os"
-import { DISTILL_DEFAULTS } from "../src/domain/DistillConfig.js"
 import { SIGMA_DATA } from "../src/domain/Edm.js"
-import { sidLoss } from "../src/domain/GeneratorLoss.js"
-import { adam } from "../src/domain/Optimizer.js"
 import { mlpSpec } from "../src/domain/Mlp.js"
 import { mlpNetwork, type Network, unetNetwork } from "../src/domain/Network.js"
 import { unetSpec } from "../src/domain/UNet.js"
-import * as DataFreeSampler from "../src/layers/DataFreeSampler.js"
 import * as EngineLayers from "../src/layers/Engine.js"
-import * as FakeScoreLayers from "../src/layers/FakeScore.js"
-import * as GeneratorLayers from "../src/layers/Generator.js"
-import * as TeacherLayers from "../src/layers/Teacher.js"
 import { fixedLatents, generatorSamples, teacherSamples } from "../src/pipeline/Evaluation.js"
-import { fakeScoreUpdate, generatorUpdate, type IterationSettings } from "../src/pipeline/Iteration.js"
+import { fakeScoreUpdate, generatorUpdate } from "../src/pipeline/Iteration.js"
 import { emaBeta } from "../src/domain/Ema.js"
+import { benchServices } from "./Services.js"
 import { flag, option, writeReport } from "./Support.js"
 import { Engine } from "../src/services/Engine.js"
-import { FakeScore } from "../src/services/FakeScore.js"
-import { Generator } from "../src/services/Generator.js"
-import { Teacher } from "../src/services/Teacher.js"
 
 const quick = flag("quick")
 const warmup = Number(option("warmup") ?? (quick ? 2 : 3))
@@ -81,29 +72,7 @@ const benchCase = (c: Case) =>
   Effect.scoped(
     Effect.gen(function*() {
       const network = c.network()
-      const params = yield* Effect.acquireRelease(
-        Effect.sync(() => network.init(1)),
-        (p) => Effect.sync(() => tf.dispose(Object.values(p)))
-      )
-      const teacherLayer = Layer.succeed(Teacher, TeacherLayers.fromWeights(c.name, network, params, SIGMA_DATA))
-      const optimizer = adam({ learningRate: DISTILL_DEFAULTS.generatorLr, beta1: 0, beta2: DISTILL_DEFAULTS.beta2, epsilon: DISTILL_DEFAULTS.epsilon })
-      const ctx = yield* Layer.build(
-        Layer.mergeAll(GeneratorLayers.layer({ optimizer }), FakeScoreLayers.layer({ optimizer })).pipe(Layer.provideMerge(teacherLayer))
-      )
-      const services = {
-        teacher: Context.get(ctx, Teacher),
-        generator: Context.get(ctx, Generator),
-        fakeScore: Context.get(ctx, FakeScore),
-        sampler: DataFreeSampler.makeSampler({ seed: 0, dataShape: network.dataShape }),
-        loss: sidLoss({ alpha: DISTILL_DEFAULTS.alpha, lossScale: DISTILL_DEFAULTS.generatorLossScale })
-      }
-      const settings: IterationSettings = {
-        batchSize: c.batch,
-        fakeLossScale: DISTILL_DEFAULTS.fakeLossScale,
-        emaHalfLifeKimg: DISTILL_DEFAULTS.emaHalfLifeKimg,
-        emaRampupRatio: DISTILL_DEFAULTS.emaRampupRatio
-      }
-      const parameters = Object.values(params).reduce((a, p) => a + p.size, 0)
+      const { parameters, services, settings } = yield* benchServices(c.name, network, SIGMA_DATA, c.batch)
       const timed = Math.max(2, Math.round(iterations * c.iterationFactor))
       const warm = Math.max(1, Math.round(warmup * c.iterationFactor))
       log(`${c.name}: ${parameters} parameters, batch ${c.batch}, ${warm}+${timed} iterations...`)

@@ -20,26 +20,17 @@
  * @since 0.1.0
  */
 import * as tf from "@tensorflow/tfjs"
-import { Context, Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { spawnSync } from "node:child_process"
 import { cpus, totalmem } from "node:os"
 import { fileURLToPath } from "node:url"
-import { DISTILL_DEFAULTS } from "../src/domain/DistillConfig.js"
 import { edmNetwork, parseEdmConfig } from "../src/domain/edm/Config.js"
-import { sidLoss } from "../src/domain/GeneratorLoss.js"
 import type { Network } from "../src/domain/Network.js"
-import { adam } from "../src/domain/Optimizer.js"
 import type { ParameterShapes } from "../src/domain/Parameters.js"
-import * as DataFreeSampler from "../src/layers/DataFreeSampler.js"
 import * as EngineLayers from "../src/layers/Engine.js"
-import * as FakeScoreLayers from "../src/layers/FakeScore.js"
-import * as GeneratorLayers from "../src/layers/Generator.js"
-import * as TeacherLayers from "../src/layers/Teacher.js"
-import { fakeScoreUpdate, generatorUpdate, type IterationSettings } from "../src/pipeline/Iteration.js"
+import { fakeScoreUpdate, generatorUpdate } from "../src/pipeline/Iteration.js"
 import { Engine } from "../src/services/Engine.js"
-import { FakeScore } from "../src/services/FakeScore.js"
-import { Generator } from "../src/services/Generator.js"
-import { Teacher } from "../src/services/Teacher.js"
+import { benchServices } from "./Services.js"
 import { flag, option, writeReport } from "./Support.js"
 
 /** EDM's CIFAR-10 DDPM++ configuration (`--arch=ddpmpp`, unconditional), as EDMPrecond keyword arguments. */
@@ -138,28 +129,7 @@ const sidPart = (batch: number, timed: number) =>
   Effect.scoped(
     Effect.gen(function*() {
       const network = makeNetwork()
-      const params = yield* Effect.acquireRelease(
-        Effect.sync(() => network.init(1)),
-        (p) => Effect.sync(() => tf.dispose(Object.values(p)))
-      )
-      const teacherLayer = Layer.succeed(Teacher, TeacherLayers.fromWeights("edm-cifar10-ddpmpp", network, params, config.sigmaData))
-      const optimizer = adam({ learningRate: DISTILL_DEFAULTS.generatorLr, beta1: 0, beta2: DISTILL_DEFAULTS.beta2, epsilon: DISTILL_DEFAULTS.epsilon })
-      const ctx = yield* Layer.build(
-        Layer.mergeAll(GeneratorLayers.layer({ optimizer }), FakeScoreLayers.layer({ optimizer })).pipe(Layer.provideMerge(teacherLayer))
-      )
-      const services = {
-        teacher: Context.get(ctx, Teacher),
-        generator: Context.get(ctx, Generator),
-        fakeScore: Context.get(ctx, FakeScore),
-        sampler: DataFreeSampler.makeSampler({ seed: 0, dataShape: network.dataShape }),
-        loss: sidLoss({ alpha: DISTILL_DEFAULTS.alpha, lossScale: DISTILL_DEFAULTS.generatorLossScale })
-      }
-      const settings: IterationSettings = {
-        batchSize: batch,
-        fakeLossScale: DISTILL_DEFAULTS.fakeLossScale,
-        emaHalfLifeKimg: DISTILL_DEFAULTS.emaHalfLifeKimg,
-        emaRampupRatio: DISTILL_DEFAULTS.emaRampupRatio
-      }
+      const { services, settings } = yield* benchServices("edm-cifar10-ddpmpp", network, config.sigmaData, batch)
       const mib = () => round(tf.memory().numBytes / 2 ** 20, 0)
       log(`  services built: ${tf.memory().numTensors} tensors, ${mib()} MiB of tensors`)
       let first = true

@@ -1,0 +1,67 @@
+/**
+ * The services of one SiD iteration for a benchmark: a freshly initialised network as the teacher (timing needs no
+ * trained one), generator and fake score from its weights with SiD's default Adam, the data-free sampler and the SiD
+ * loss, plus the default iteration settings for a batch size.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs"
+import { Context, Effect, Layer, type Scope } from "effect"
+import { DISTILL_DEFAULTS } from "../src/domain/DistillConfig.js"
+import { sidLoss } from "../src/domain/GeneratorLoss.js"
+import type { Network } from "../src/domain/Network.js"
+import { adam } from "../src/domain/Optimizer.js"
+import * as DataFreeSampler from "../src/layers/DataFreeSampler.js"
+import * as FakeScoreLayers from "../src/layers/FakeScore.js"
+import * as GeneratorLayers from "../src/layers/Generator.js"
+import * as TeacherLayers from "../src/layers/Teacher.js"
+import type { IterationServices, IterationSettings } from "../src/pipeline/Iteration.js"
+import { FakeScore } from "../src/services/FakeScore.js"
+import { Generator } from "../src/services/Generator.js"
+import { Teacher } from "../src/services/Teacher.js"
+
+/** Services (released with the scope) and settings for SiD iterations of `network` at `batch`. */
+export const benchServices = (
+  name: string,
+  network: Network,
+  sigmaData: number,
+  batch: number
+): Effect.Effect<
+  { readonly services: IterationServices; readonly settings: IterationSettings; readonly parameters: number },
+  never,
+  Scope.Scope
+> =>
+  Effect.gen(function*() {
+    const params = yield* Effect.acquireRelease(
+      Effect.sync(() => network.init(1)),
+      (p) => Effect.sync(() => tf.dispose(Object.values(p)))
+    )
+    const teacherLayer = Layer.succeed(Teacher, TeacherLayers.fromWeights(name, network, params, sigmaData))
+    const optimizer = adam({
+      learningRate: DISTILL_DEFAULTS.generatorLr,
+      beta1: 0,
+      beta2: DISTILL_DEFAULTS.beta2,
+      epsilon: DISTILL_DEFAULTS.epsilon
+    })
+    const ctx = yield* Layer.build(
+      Layer.mergeAll(GeneratorLayers.layer({ optimizer }), FakeScoreLayers.layer({ optimizer })).pipe(
+        Layer.provideMerge(teacherLayer)
+      )
+    )
+    return {
+      services: {
+        teacher: Context.get(ctx, Teacher),
+        generator: Context.get(ctx, Generator),
+        fakeScore: Context.get(ctx, FakeScore),
+        sampler: DataFreeSampler.makeSampler({ seed: 0, dataShape: network.dataShape }),
+        loss: sidLoss({ alpha: DISTILL_DEFAULTS.alpha, lossScale: DISTILL_DEFAULTS.generatorLossScale })
+      },
+      settings: {
+        batchSize: batch,
+        fakeLossScale: DISTILL_DEFAULTS.fakeLossScale,
+        emaHalfLifeKimg: DISTILL_DEFAULTS.emaHalfLifeKimg,
+        emaRampupRatio: DISTILL_DEFAULTS.emaRampupRatio
+      },
+      parameters: Object.values(params).reduce((a, p) => a + p.size, 0)
+    }
+  })
