@@ -27,3 +27,21 @@ export const writeReport = (name: string, report: { readonly date: string }): st
   writeFileSync(out, `${json}\n`)
   return out
 }
+
+/** A progress line on stderr (stdout carries the JSON report). */
+export const log = (msg: string): void => {
+  process.stderr.write(`${msg}\n`)
+}
+
+/** Median of the values (NaN when empty). */
+export const median = (xs: ReadonlyArray<number>): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
+/** `x` rounded to `digits` decimals. */
+export const round = (x: number, digits = 2): number => Math.round(x * 10 ** digits) / 10 ** digits
+
+/** Peak resident memory of this process so far, MiB. */
+export const maxRssMiB = (): number => round(process.resourceUsage().maxRSS / 1024, 1)

@@ -23,7 +23,7 @@ import { fixedLatents, generatorSamples, teacherSamples } from "../src/pipeline/
 import { fakeScoreUpdate, generatorUpdate } from "../src/pipeline/Iteration.js"
 import { emaBeta } from "../src/domain/Ema.js"
 import { benchServices } from "./Services.js"
-import { flag, option, writeReport } from "./Support.js"
+import { flag, log, maxRssMiB, median, option, round, writeReport } from "./Support.js"
 import { Engine } from "../src/services/Engine.js"
 
 const quick = flag("quick")
@@ -59,14 +59,6 @@ const CASES: Record<string, Case> = {
   }
 }
 
-const log = (msg: string) => process.stderr.write(`${msg}\n`)
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
-}
-const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits
-const maxRssMiB = () => round(process.resourceUsage().maxRSS / 1024, 1)
 
 const benchCase = (c: Case) =>
   Effect.scoped(

@@ -31,7 +31,7 @@ import * as EngineLayers from "../src/layers/Engine.js"
 import { fakeScoreUpdate, generatorUpdate } from "../src/pipeline/Iteration.js"
 import { Engine } from "../src/services/Engine.js"
 import { benchServices } from "./Services.js"
-import { flag, option, writeReport } from "./Support.js"
+import { flag, log, maxRssMiB, median, option, round, writeReport } from "./Support.js"
 
 /** EDM's CIFAR-10 DDPM++ configuration (`--arch=ddpmpp`, unconditional), as EDMPrecond keyword arguments. */
 const CIFAR10_DDPMPP: Readonly<Record<string, unknown>> = {
@@ -61,14 +61,6 @@ const sidRuns = Number(option("sid-runs") ?? (quick ? 1 : 2))
 const sidBatch = Number(option("sid-batch") ?? 2)
 const runSid = !flag("no-sid")
 
-const log = (msg: string) => process.stderr.write(`${msg}\n`)
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
-}
-const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits
-const maxRssMiB = () => round(process.resourceUsage().maxRSS / 1024, 1)
 
 const config = parseEdmConfig(CIFAR10_DDPMPP)
 const makeNetwork = (): Network => edmNetwork(config.architecture)

@@ -17,7 +17,7 @@ import { P_MEAN, P_STD } from "../src/domain/Edm.js"
 import * as EngineLayers from "../src/layers/Engine.js"
 import { Engine, type EngineName } from "../src/services/Engine.js"
 import { convFlops, expectedParameterCount, makeReferenceDenoiser } from "./ReferenceDenoiser.js"
-import { flag, option, writeReport } from "./Support.js"
+import { flag, log, median, option, writeReport } from "./Support.js"
 
 interface Shape {
   readonly height: number
@@ -52,13 +52,6 @@ const cpuShape = parseShape(option("cpu-shape") ?? "16x16x1x2")
 const engines = (option("engines") ?? "wasm,cpu,tfjs-node,tfjs-node-gpu").split(",") as Array<EngineName>
 const runCpu = !flag("no-cpu") && !quick
 
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
-}
-
-const log = (msg: string) => process.stderr.write(`${msg}\n`)
 
 /** Runs `step` warmup + timed times; `step` must return after the device finished (it reads a value). */
 const time = (t: typeof tf, warm: number, timed: number, flops: number, step: () => void): Timing => {

@@ -6,14 +6,12 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
-import { readFile } from "node:fs/promises"
 import { Effect, Layer } from "effect"
 import { edmNetwork, parseEdmConfig } from "../domain/edm/Config.js"
 import { fromEdmStateDict } from "../domain/edm/StateDict.js"
 import type { Network } from "../domain/Network.js"
-import { decodeSafetensors } from "../domain/Safetensors.js"
 import { Teacher, TeacherError } from "../services/Teacher.js"
-import { fromWeights } from "./Teacher.js"
+import { fromWeights, readSafetensorsFile } from "./Teacher.js"
 
 const CONVERT =
   "Convert an EDM .pkl with `python tools/edm_to_safetensors.py <in.pkl> <out.safetensors>` (it stores the state dict " +
@@ -27,14 +25,7 @@ export const readEdmTeacherFile = (
 ): Effect.Effect<{ readonly network: Network; readonly params: Record<string, tf.Tensor>; readonly sigmaData: number }, TeacherError> =>
   Effect.gen(function*() {
     const fail = (reason: string, fix: string = CONVERT) => new TeacherError({ teacher: `edm:${path}`, reason, fix })
-    const bytes = yield* Effect.tryPromise({
-      try: () => readFile(path),
-      catch: (e) => fail(`cannot read the file (${message(e)})`, "Check the path.")
-    })
-    const file = yield* Effect.try({
-      try: () => decodeSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
-      catch: (e) => fail(`not a valid safetensors file: ${message(e)}`)
-    })
+    const file = yield* readSafetensorsFile(path, fail, CONVERT)
     const configText = file.metadata["config"]
     if (configText === undefined) return yield* fail("its metadata has no `config` (the EDMPrecond arguments as JSON)")
     const config = yield* Effect.try({ try: () => parseEdmConfig(configText), catch: (e) => fail(`bad config: ${message(e)}`) })

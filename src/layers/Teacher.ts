@@ -13,7 +13,7 @@ import { mlpSpec } from "../domain/Mlp.js"
 import { denoiseWith, type Network, mlpNetwork, networkFromDescription } from "../domain/Network.js"
 import { compareShapes, type Parameters, shapesMatch } from "../domain/Parameters.js"
 import { normals, type StreamState, uniforms } from "../domain/RandomStream.js"
-import { decodeSafetensors, encodeSafetensors } from "../domain/Safetensors.js"
+import { decodeSafetensors, encodeSafetensors, type SafetensorsFile } from "../domain/Safetensors.js"
 import { Teacher, TeacherError, type TeacherShape } from "../services/Teacher.js"
 import { writeFileAtomic } from "./AtomicFile.js"
 import { fitDenoiser } from "./DenoiserFit.js"
@@ -164,20 +164,34 @@ export const writeTeacherFile = (
     )
   )
 
+/**
+ * Reads and decodes a safetensors file, mapping an unreadable file and a malformed one to the caller's error
+ * (`fix` is the advice for a malformed file).
+ */
+export const readSafetensorsFile = <E>(
+  path: string,
+  fail: (reason: string, fix: string) => E,
+  fix: string
+): Effect.Effect<SafetensorsFile, E> =>
+  Effect.tryPromise({
+    try: () => readFile(path),
+    catch: (e) => fail(`cannot read the file (${e instanceof Error ? e.message : String(e)})`, "Check the path.")
+  }).pipe(
+    Effect.flatMap((bytes) =>
+      Effect.try({
+        try: () => decodeSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
+        catch: (e) => fail(`not a valid safetensors file: ${e instanceof Error ? e.message : String(e)}`, fix)
+      })
+    )
+  )
+
 /** Reads a teacher file (validating format, architecture and every tensor's name and shape). */
 export const readTeacherFile = (
   path: string
 ): Effect.Effect<{ readonly network: Network; readonly params: Record<string, tf.Tensor>; readonly sigmaData: number }, TeacherError> =>
   Effect.gen(function*() {
     const fail = (reason: string, fix: string) => new TeacherError({ teacher: path, reason, fix })
-    const bytes = yield* Effect.tryPromise({
-      try: () => readFile(path),
-      catch: (e) => fail(`cannot read the file (${e instanceof Error ? e.message : String(e)})`, "Check the path.")
-    })
-    const file = yield* Effect.try({
-      try: () => decodeSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
-      catch: (e) => fail(`not a valid safetensors file: ${e instanceof Error ? e.message : String(e)}`, "Re-create the teacher file.")
-    })
+    const file = yield* readSafetensorsFile(path, fail, "Re-create the teacher file.")
     if (file.metadata["format"] !== TEACHER_FORMAT) {
       return yield* fail(
         `metadata format is ${JSON.stringify(file.metadata["format"])}, expected "${TEACHER_FORMAT}"`,
