@@ -18,7 +18,7 @@ import * as CheckpointStore from "../layers/CheckpointStore.js"
 import * as Engine from "../layers/Engine.js"
 import { fromNamedArrays, toNamedArrays } from "../layers/NamedTensors.js"
 import * as TeacherSpec from "../layers/TeacherSpec.js"
-import { fixedLatents } from "../pipeline/Evaluation.js"
+import { balancedLabels, fixedLatents } from "../pipeline/Evaluation.js"
 import { imageGrid } from "../report/ImageGrid.js"
 import { CheckpointError, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
 import { EngineName, EngineNameConfig } from "../services/Engine.js"
@@ -59,6 +59,10 @@ export const sampleOptions = {
   sMax: Options.float("s-max").pipe(Options.withDescription("S_max (default ∞)"), Options.optional),
   sNoise: Options.float("s-noise").pipe(Options.withDefault(1), Options.withDescription("S_noise (default 1)")),
   count: Options.integer("count").pipe(Options.withDefault(64), Options.withDescription("number of samples (default 64)")),
+  label: Options.integer("class").pipe(
+    Options.withDescription("class of every sample, for a class-conditional network (default: classes in turn, 0, 1, …)"),
+    Options.optional
+  ),
   seed: Options.integer("seed").pipe(Options.withDefault(0), Options.withDescription("seed of the latents and churn noise")),
   columns: Options.integer("columns").pipe(Options.withDescription("images per grid row (default ⌈√count⌉)"), Options.optional),
   out: Options.file("out").pipe(Options.withDefault("samples.png"), Options.withDescription("the PNG grid to write")),
@@ -96,27 +100,56 @@ const checkSettings = (o: Parsed): Effect.Effect<void, SampleArgumentsError> => 
   return Effect.void
 }
 
+/**
+ * The labels of a draw: none for an unconditional network (where `--class` is an error), `--class` for every sample,
+ * or the classes in turn.
+ */
+const drawLabels = (labelDim: number, o: Parsed): Effect.Effect<tf.Tensor2D | undefined, SampleArgumentsError> => {
+  if (labelDim === 0) {
+    return Option.isSome(o.label)
+      ? Effect.fail(new SampleArgumentsError({ reason: "--class given, but the network is unconditional (no labels)" }))
+      : Effect.succeed(undefined)
+  }
+  if (Option.isNone(o.label)) return Effect.sync(() => balancedLabels(o.count, labelDim))
+  const k = o.label.value
+  if (!Number.isInteger(k) || k < 0 || k >= labelDim) {
+    return Effect.fail(new SampleArgumentsError({ reason: `--class must be in 0..${labelDim - 1}, got ${k}` }))
+  }
+  return Effect.sync(() => tf.tidy(() => tf.oneHot(tf.fill([o.count], k, "int32") as tf.Tensor1D, labelDim).toFloat() as tf.Tensor2D))
+}
+
+const withLabels = <A, E, R>(
+  labelDim: number,
+  o: Parsed,
+  use: (labels: tf.Tensor2D | undefined) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E | SampleArgumentsError, R> =>
+  Effect.acquireUseRelease(drawLabels(labelDim, o), use, (l) => Effect.sync(() => l?.dispose()))
+
+const classNote = (labels: tf.Tensor2D | undefined, o: Parsed): string =>
+  labels === undefined ? "" : Option.isSome(o.label) ? `, class ${o.label.value}` : ", classes in turn"
+
 /** Heun-sampler samples of the teacher a `--teacher` argument names (spec §1.5). */
 const teacherDraw = (text: string, o: Parsed): Effect.Effect<Drawn, unknown> => {
   const spec = TeacherSpec.parseTeacherSpec(text)
   const fitSteps = spec.kind === "gmm" ? 1 : o.teacherFitSteps
   return Effect.gen(function*() {
     const teacher = yield* Teacher
-    const samples = tf.tidy(() => {
-      const latents = fixedLatents(o.seed, o.count, teacher.dataShape)
-      return heunSample((x, sigma) => teacher.denoise(x, sigma), latents, {
-        numSteps: o.steps,
-        sChurn: o.churn,
-        sMin: o.sMin,
-        sMax: Option.getOrElse(o.sMax, () => Infinity),
-        sNoise: o.sNoise,
-        churnNoise: (i) => normalTensor(latents.shape, o.seed, `churn-${i}`)
-      })
-    })
-    return {
-      samples,
-      source: `teacher ${teacher.name}, Heun sampler: ${o.steps} steps, ${heunEvaluations(o.steps)} evaluations`
-    }
+    return yield* withLabels(teacher.weights.network.labelDim, o, (labels) =>
+      Effect.sync(() => ({
+        samples: tf.tidy(() => {
+          const latents = fixedLatents(o.seed, o.count, teacher.dataShape)
+          return heunSample((x, sigma) => teacher.denoise(x, sigma, labels), latents, {
+            numSteps: o.steps,
+            sChurn: o.churn,
+            sMin: o.sMin,
+            sMax: Option.getOrElse(o.sMax, () => Infinity),
+            sNoise: o.sNoise,
+            churnNoise: (i) => normalTensor(latents.shape, o.seed, `churn-${i}`)
+          })
+        }),
+        source: `teacher ${teacher.name}, Heun sampler: ${o.steps} steps, ${heunEvaluations(o.steps)} evaluations` +
+          classNote(labels, o)
+      })))
   }).pipe(Effect.provide(TeacherSpec.layerFromSpec(spec, { steps: fitSteps, seed: o.seed })))
 }
 
@@ -141,12 +174,15 @@ const generatorDraw = (runDir: string, o: Parsed): Effect.Effect<Drawn, unknown>
       tf.dispose(Object.values(params))
       return yield* new CheckpointError({ path: location, reason: "the EMA generator's weights are incomplete", missing })
     }
-    const samples = tf.tidy(() => {
-      const z = fixedLatents(o.seed, o.count, network.dataShape)
-      return denoiseWith(network, params, tf.mul(z, manifest.sigmaInit), manifest.sigmaInit, manifest.sigmaData)
-    })
-    tf.dispose(Object.values(params))
-    return { samples, source: `EMA generator at step ${manifest.step} of ${runDir}, one step (σ_init = ${manifest.sigmaInit})` }
+    return yield* withLabels(network.labelDim, o, (labels) =>
+      Effect.sync(() => ({
+        samples: tf.tidy(() => {
+          const z = fixedLatents(o.seed, o.count, network.dataShape)
+          return denoiseWith(network, params, tf.mul(z, manifest.sigmaInit), manifest.sigmaInit, manifest.sigmaData, labels)
+        }),
+        source: `EMA generator at step ${manifest.step} of ${runDir}, one step (σ_init = ${manifest.sigmaInit})` +
+          classNote(labels, o)
+      }))).pipe(Effect.ensuring(Effect.sync(() => tf.dispose(Object.values(params)))))
   }).pipe(Effect.provide(CheckpointStore.layerDirectory(location)))
 }
 

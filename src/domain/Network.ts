@@ -26,39 +26,53 @@ export interface Network {
   readonly description: NetworkDescription
   /** Shape of one sample, without the batch axis. */
   readonly dataShape: ReadonlyArray<number>
+  /** Number of classes of one-hot label conditioning (spec §1.3: D(x; σ, c)); 0 for an unconditional network. */
+  readonly labelDim: number
   readonly shapes: ParameterShapes
   /** Fresh parameters, deterministic in `seed`; the caller owns them. */
   readonly init: (seed: number) => Record<string, tf.Tensor>
-  /** F(c_in·x, c_noise) with the given parameters. */
-  readonly apply: (params: Parameters, xIn: tf.Tensor, cNoise: tf.Tensor1D) => tf.Tensor
+  /**
+   * F(c_in·x, c_noise, c) with the given parameters; `labels` are one-hot [N, labelDim] (absent: unconditional, or
+   * the all-zero label of a conditional network).
+   */
+  readonly apply: (params: Parameters, xIn: tf.Tensor, cNoise: tf.Tensor1D, labels?: tf.Tensor2D) => tf.Tensor
 }
 
 /** The vector MLP of spec §10.5 as a {@link Network}. */
 export const mlpNetwork = (spec: MlpSpec): Network => ({
   description: { kind: "mlp", spec },
   dataShape: [spec.dim],
+  labelDim: 0,
   shapes: mlpShapes(spec),
   init: (seed) => initMlp(spec, seed),
-  apply: (params, xIn, cNoise) => applyMlp(spec, params, xIn as tf.Tensor2D, cNoise)
+  apply: (params, xIn, cNoise, labels) => {
+    if (labels !== undefined) throw new Error("mlp networks are unconditional: labels given")
+    return applyMlp(spec, params, xIn as tf.Tensor2D, cNoise)
+  }
 })
 
 /** The small image UNet as a {@link Network} (NHWC data of shape [H, W, C]). */
 export const unetNetwork = (spec: UNetSpec): Network => ({
   description: { kind: "unet", spec },
   dataShape: [spec.height, spec.width, spec.channels],
+  labelDim: spec.labelDim,
   shapes: unetShapes(spec),
   init: (seed) => initUNet(spec, seed),
-  apply: (params, xIn, cNoise) => applyUNet(spec, params, xIn as tf.Tensor4D, cNoise)
+  apply: (params, xIn, cNoise, labels) => applyUNet(spec, params, xIn as tf.Tensor4D, cNoise, labels)
 })
 
-/** D(x; σ) = c_skip·x + c_out·F(c_in·x, c_noise) for a network and its parameters (spec §1.3). */
+/**
+ * D(x; σ, c) = c_skip·x + c_out·F(c_in·x, c_noise, c) for a network and its parameters (spec §1.3); `labels` one-hot
+ * [N, labelDim] for a class-conditional network.
+ */
 export const denoiseWith = (
   network: Network,
   params: Parameters,
   x: tf.Tensor,
   sigma: SigmaLike,
-  sigmaData: number
-): tf.Tensor => edmDenoise(x, sigma, (xIn, cNoise) => network.apply(params, xIn, cNoise), sigmaData)
+  sigmaData: number,
+  labels?: tf.Tensor2D
+): tf.Tensor => edmDenoise(x, sigma, (xIn, cNoise) => network.apply(params, xIn, cNoise, labels), sigmaData)
 
 const isMlpSpec = (s: unknown): s is MlpSpec =>
   typeof s === "object" && s !== null &&

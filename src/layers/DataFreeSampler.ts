@@ -21,14 +21,24 @@ export interface SamplerOptions {
   /** Log-normal σ of the fake step (spec §1.1), defaults −1.2 and 1.2. */
   readonly pMean?: number
   readonly pStd?: number
+  /** Classes of a class-conditional network (labels drawn uniformly); 0 or absent for an unconditional one. */
+  readonly labelDim?: number
 }
 
 const STREAMS = ["fake.z", "fake.sigma", "fake.noise", "generator.z", "generator.t", "generator.noise", "eval.z"] as const
-type StreamName = (typeof STREAMS)[number]
+const LABEL_STREAMS = ["fake.label", "generator.label"] as const
+type StreamName = (typeof STREAMS)[number] | (typeof LABEL_STREAMS)[number]
+
+/** One-hot rows for class indices drawn as ⌊u·K⌋ from uniforms u ∈ [0, 1). */
+const oneHotFromUniforms = (u: Float32Array, classes: number): tf.Tensor2D =>
+  tf.oneHot(tf.tensor1d(Int32Array.from(u, (v) => Math.min(classes - 1, Math.floor(v * classes))), "int32"), classes)
+    .toFloat() as tf.Tensor2D
 
 /** A pure-state sampler implementation; `layer` wraps it. Exported for programs that need one outside a layer. */
 export const makeSampler = (options: SamplerOptions) => {
-  const states = new Map<StreamName, StreamState>(STREAMS.map((s) => [s, makeStream(options.seed, s)]))
+  const labelDim = options.labelDim ?? 0
+  const names: ReadonlyArray<StreamName> = labelDim > 0 ? [...STREAMS, ...LABEL_STREAMS] : STREAMS
+  const states = new Map<StreamName, StreamState>(names.map((s) => [s, makeStream(options.seed, s)]))
   const perSample = options.dataShape.reduce((a, b) => a * b, 1)
   const draw = (name: StreamName, n: number, kind: "normal" | "uniform"): Float32Array => {
     const r = (kind === "normal" ? normals : uniforms)(states.get(name)!, n)
@@ -37,6 +47,8 @@ export const makeSampler = (options: SamplerOptions) => {
   }
   const image = (name: StreamName, batch: number): tf.Tensor =>
     tf.tensor(draw(name, batch * perSample, "normal"), [batch, ...options.dataShape])
+  const labels = (name: StreamName, batch: number): { readonly labels?: tf.Tensor2D } =>
+    labelDim > 0 ? { labels: oneHotFromUniforms(draw(name, batch, "uniform"), labelDim) } : {}
   return DataFreeSampler.of({
     fakeStep: (batch): Draws =>
       tf.tidy(() => ({
@@ -45,18 +57,20 @@ export const makeSampler = (options: SamplerOptions) => {
           pMean: options.pMean ?? P_MEAN,
           pStd: options.pStd ?? P_STD
         }) as tf.Tensor1D,
-        noise: image("fake.noise", batch)
+        noise: image("fake.noise", batch),
+        ...labels("fake.label", batch)
       })),
     generatorStep: (batch): Draws =>
       tf.tidy(() => ({
         z: image("generator.z", batch),
         sigma: generatorSigmaFromUniform(tf.tensor1d(draw("generator.t", batch, "uniform")), options.tmax ?? TMAX) as tf.Tensor1D,
-        noise: image("generator.noise", batch)
+        noise: image("generator.noise", batch),
+        ...labels("generator.label", batch)
       })),
     latents: (batch) => image("eval.z", batch),
     state: (): SamplerState => Object.fromEntries(states.entries()),
     restore: (state) => {
-      for (const name of STREAMS) {
+      for (const name of names) {
         const s = state[name]
         if (s === undefined) throw new Error(`sampler state has no stream "${name}"`)
         states.set(name, s)
@@ -69,6 +83,11 @@ export const makeSampler = (options: SamplerOptions) => {
 export const layer = (options: SamplerOptions): Layer.Layer<DataFreeSampler> =>
   Layer.sync(DataFreeSampler, () => makeSampler(options))
 
-/** The data-free sampler for the teacher's data shape. */
-export const layerForTeacher = (options: Omit<SamplerOptions, "dataShape">): Layer.Layer<DataFreeSampler, never, Teacher> =>
-  Layer.effect(DataFreeSampler, Effect.map(Teacher, (t) => makeSampler({ ...options, dataShape: t.dataShape })))
+/** The data-free sampler for the teacher's data shape and classes. */
+export const layerForTeacher = (
+  options: Omit<SamplerOptions, "dataShape" | "labelDim">
+): Layer.Layer<DataFreeSampler, never, Teacher> =>
+  Layer.effect(
+    DataFreeSampler,
+    Effect.map(Teacher, (t) => makeSampler({ ...options, dataShape: t.dataShape, labelDim: t.weights.network.labelDim }))
+  )

@@ -23,7 +23,8 @@ export const layer = (options: { readonly optimizer: Optimizer }): Layer.Layer<F
         network,
         sigmaData: teacher.sigmaData,
         weights,
-        denoise: (x, sigma) => tf.tidy(() => denoiseWith(network, weights.variables, x, sigma, teacher.sigmaData))
+        denoise: (x, sigma, labels) =>
+          tf.tidy(() => denoiseWith(network, weights.variables, x, sigma, teacher.sigmaData, labels))
       })
     })
   )

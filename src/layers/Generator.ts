@@ -43,9 +43,16 @@ export const layer = (options: GeneratorOptions): Layer.Layer<Generator, never, 
         dataShape: teacher.dataShape,
         weights,
         ema,
-        generate: (z, which = "live") =>
+        generate: (z, which = "live", labels) =>
           tf.tidy(() =>
-            denoiseWith(network, which === "live" ? weights.variables : ema, tf.mul(z, sigmaInit), sigmaInit, teacher.sigmaData)
+            denoiseWith(
+              network,
+              which === "live" ? weights.variables : ema,
+              tf.mul(z, sigmaInit),
+              sigmaInit,
+              teacher.sigmaData,
+              labels
+            )
           ),
         updateEma: (beta) =>
           tf.tidy(() => {

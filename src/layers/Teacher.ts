@@ -123,7 +123,7 @@ export const fromWeights = (
   name,
   dataShape: network.dataShape,
   sigmaData,
-  denoise: (x, sigma) => denoiseWith(network, params, x, sigma, sigmaData),
+  denoise: (x, sigma, labels) => denoiseWith(network, params, x, sigma, sigmaData, labels),
   weights: { network, params }
 })
 

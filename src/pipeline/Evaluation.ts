@@ -17,26 +17,55 @@ import { Teacher } from "../services/Teacher.js"
 export const fixedLatents = (seed: number, n: number, shape: ReadonlyArray<number>): tf.Tensor =>
   tf.tensor(normals(makeStream(seed, "evaluation"), n * shape.reduce((a, b) => a * b, 1)).values, [n, ...shape])
 
-/** Samples of the one-step generator (EMA weights by default), generated in chunks; the caller owns the result. */
+/**
+ * Balanced one-hot labels for evaluating a class-conditional network: row i has class i mod K, so every class gets
+ * n/K samples (and the class-balanced reference of a labelled data set is matched). [n, K].
+ */
+export const balancedLabels = (n: number, classes: number): tf.Tensor2D =>
+  tf.tidy(() =>
+    tf.oneHot(tf.tensor1d(Int32Array.from({ length: n }, (_, i) => i % classes), "int32"), classes).toFloat() as tf.Tensor2D
+  )
+
+/** Balanced labels when the network is class-conditional, none otherwise. */
+const labelsFor = (labelDim: number, n: number): tf.Tensor2D | undefined =>
+  labelDim > 0 ? balancedLabels(n, labelDim) : undefined
+
+/**
+ * Samples of the one-step generator (EMA weights by default), generated in chunks; the caller owns the result.
+ * A class-conditional generator gets `labels` (one-hot [n, K]) or, when absent, {@link balancedLabels}.
+ */
 export const generatorSamples = (
   generator: Generator["Type"],
   latents: tf.Tensor,
   weights: GeneratorWeights = "ema",
-  chunk = 4096
+  chunk = 4096,
+  labels?: tf.Tensor2D
 ): tf.Tensor =>
   tf.tidy(() => {
     const n = latents.shape[0] ?? 0
+    const c = labels ?? labelsFor(generator.network.labelDim, n)
     const parts: Array<tf.Tensor> = []
     for (let i = 0; i < n; i += chunk) {
       const size = Math.min(chunk, n - i)
-      parts.push(generator.generate(tf.slice(latents, i, size), weights))
+      parts.push(generator.generate(tf.slice(latents, i, size), weights, c === undefined ? undefined : tf.slice(c, i, size)))
     }
     return parts.length === 1 ? parts[0]! : tf.concat(parts, 0)
   })
 
-/** Samples of the teacher's Heun sampler (N steps, 2N − 1 evaluations); the caller owns the result. */
-export const teacherSamples = (teacher: Teacher["Type"], latents: tf.Tensor, numSteps = 18): tf.Tensor =>
-  heunSample((x, sigma) => teacher.denoise(x, sigma), latents, { numSteps })
+/**
+ * Samples of the teacher's Heun sampler (N steps, 2N − 1 evaluations); the caller owns the result. A class-conditional
+ * teacher gets `labels` or, when absent, {@link balancedLabels}.
+ */
+export const teacherSamples = (
+  teacher: Teacher["Type"],
+  latents: tf.Tensor,
+  numSteps = 18,
+  labels?: tf.Tensor2D
+): tf.Tensor =>
+  tf.tidy(() => {
+    const c = labels ?? labelsFor(teacher.weights.network.labelDim, latents.shape[0] ?? 0)
+    return heunSample((x, sigma) => teacher.denoise(x, sigma, c), latents, { numSteps })
+  })
 
 /** Metrics of samples drawn from fixed latents [n, ...shape]; the samples are disposed afterwards. */
 const evaluateFromLatents = (

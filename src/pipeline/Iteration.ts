@@ -11,7 +11,7 @@ import { emaBeta } from "../domain/Ema.js"
 import { fakeScoreLoss } from "../domain/FakeScoreLoss.js"
 import type { GeneratorLoss } from "../domain/GeneratorLoss.js"
 import { broadcastPerSample } from "../domain/Tensors.js"
-import type { DataFreeSamplerShape } from "../services/DataFreeSampler.js"
+import type { DataFreeSamplerShape, Draws } from "../services/DataFreeSampler.js"
 import type { FakeScoreShape } from "../services/FakeScore.js"
 import type { GeneratorShape } from "../services/Generator.js"
 import type { TeacherShape } from "../services/Teacher.js"
@@ -60,17 +60,20 @@ const summarise = (sigma: tf.Tensor1D): SigmaSummary => {
   return { min: v[0] ?? NaN, median: v[Math.floor(v.length / 2)] ?? NaN, max: v[v.length - 1] ?? NaN }
 }
 
+const drawnTensors = (d: Draws): Array<tf.Tensor> =>
+  d.labels === undefined ? [d.z, d.sigma, d.noise] : [d.z, d.sigma, d.noise, d.labels]
+
 /** The fake-score update (spec §3): ψ learns to denoise detached generator samples at log-normal σ. */
 export const fakeScoreUpdate = (s: IterationServices, settings: IterationSettings) => {
   const draws = s.sampler.fakeStep(settings.batchSize)
-  const xg = tf.tidy(() => s.generator.generate(draws.z, "live"))
+  const xg = tf.tidy(() => s.generator.generate(draws.z, "live", draws.labels))
   const { grads, value } = tf.tidy(() => {
     const xt = tf.add(xg, tf.mul(draws.noise, broadcastPerSample(draws.sigma, xg)))
     return tf.variableGrads(
       () =>
         fakeScoreLoss({
           y: xg,
-          yHat: s.fakeScore.denoise(xt, draws.sigma),
+          yHat: s.fakeScore.denoise(xt, draws.sigma, draws.labels),
           sigma: draws.sigma,
           lossScale: settings.fakeLossScale,
           sigmaData: s.fakeScore.sigmaData
@@ -81,7 +84,7 @@ export const fakeScoreUpdate = (s: IterationServices, settings: IterationSetting
   const stats = s.fakeScore.weights.applyGradients(grads)
   const loss = value.dataSync()[0]!
   const sigma = summarise(draws.sigma)
-  tf.dispose([xg, value, draws.z, draws.sigma, draws.noise, ...Object.values(grads)])
+  tf.dispose([xg, value, ...drawnTensors(draws), ...Object.values(grads)])
   return { loss, stats, sigma }
 }
 
@@ -94,12 +97,12 @@ export const generatorUpdate = (s: IterationServices, settings: IterationSetting
   let dropped = 0
   const { grads, value } = tf.tidy(() =>
     tf.variableGrads(() => {
-      const xg = s.generator.generate(draws.z, "live")
+      const xg = s.generator.generate(draws.z, "live", draws.labels)
       const xt = tf.add(xg, tf.mul(draws.noise, broadcastPerSample(draws.sigma, xg)))
       const result = s.loss.compute({
         xg,
-        yReal: s.teacher.denoise(xt, draws.sigma),
-        yFake: s.fakeScore.denoise(xt, draws.sigma)
+        yReal: s.teacher.denoise(xt, draws.sigma, draws.labels),
+        yFake: s.fakeScore.denoise(xt, draws.sigma, draws.labels)
       })
       dropped = settings.batchSize - result.mask.sum().dataSync()[0]!
       return result.loss
@@ -108,7 +111,7 @@ export const generatorUpdate = (s: IterationServices, settings: IterationSetting
   const stats = s.generator.weights.applyGradients(grads)
   const loss = value.dataSync()[0]!
   const sigma = summarise(draws.sigma)
-  tf.dispose([value, draws.z, draws.sigma, draws.noise, ...Object.values(grads)])
+  tf.dispose([value, ...drawnTensors(draws), ...Object.values(grads)])
   return { loss, stats, sigma, dropped }
 }
 

@@ -18,6 +18,8 @@ export interface Draws {
   readonly sigma: tf.Tensor1D
   /** Standard-normal diffusion noise, [N, ...dataShape]. */
   readonly noise: tf.Tensor
+  /** One-hot class labels [N, labelDim], uniform over classes, for class-conditional networks; absent otherwise. */
+  readonly labels?: tf.Tensor2D
 }
 
 /** The serialisable state of all the sampler's streams (four uint32 words each). */

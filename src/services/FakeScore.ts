@@ -18,10 +18,10 @@ export interface FakeScoreShape {
   /** ψ and its Adam state. */
   readonly weights: TrainableWeights
   /**
-   * f_ψ(x; σ) with the current ψ: differentiable in x and in ψ. Synchronous: call inside `tf.tidy` or a gradient
-   * closure.
+   * f_ψ(x; σ, c) with the current ψ (`labels` one-hot for a class-conditional network): differentiable in x and in ψ.
+   * Synchronous: call inside `tf.tidy` or a gradient closure.
    */
-  readonly denoise: (x: tf.Tensor, sigma: SigmaLike) => tf.Tensor
+  readonly denoise: (x: tf.Tensor, sigma: SigmaLike, labels?: tf.Tensor2D) => tf.Tensor
 }
 
 /** The fake-score service. */

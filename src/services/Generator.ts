@@ -27,10 +27,11 @@ export interface GeneratorShape {
   /** θ_ema, by name. */
   readonly ema: Parameters
   /**
-   * x_g = D(σ_init·z; σ_init) for standard-normal z [N, ...dataShape] (spec §2). With "live" the result is
-   * differentiable with respect to θ. Synchronous: call inside `tf.tidy` or a gradient closure.
+   * x_g = D(σ_init·z; σ_init, c) for standard-normal z [N, ...dataShape] (spec §2), with one-hot `labels` [N, labelDim]
+   * for a class-conditional generator (`network.labelDim` > 0). With "live" the result is differentiable with respect
+   * to θ. Synchronous: call inside `tf.tidy` or a gradient closure.
    */
-  readonly generate: (z: tf.Tensor, weights?: GeneratorWeights) => tf.Tensor
+  readonly generate: (z: tf.Tensor, weights?: GeneratorWeights, labels?: tf.Tensor2D) => tf.Tensor
   /** θ_ema ← β·θ_ema + (1−β)·θ (spec §5.1). */
   readonly updateEma: (beta: number) => void
   /** Overwrites θ_ema (from a checkpoint). */

@@ -24,11 +24,11 @@ export interface TeacherShape {
   /** σ_data of the teacher's preconditioning (spec §1.1). */
   readonly sigmaData: number
   /**
-   * f_φ(x; σ): x is [N, ...dataShape], σ a number or [N]. The parameters are frozen but the output is differentiable
-   * with respect to x, as the SiD generator loss needs (spec §4.1). Synchronous: call it inside `tf.tidy` or a
-   * gradient closure.
+   * f_φ(x; σ, c): x is [N, ...dataShape], σ a number or [N], `labels` one-hot [N, labelDim] for a class-conditional
+   * teacher (`weights.network.labelDim` > 0). The parameters are frozen but the output is differentiable with respect
+   * to x, as the SiD generator loss needs (spec §4.1). Synchronous: call it inside `tf.tidy` or a gradient closure.
    */
-  readonly denoise: (x: tf.Tensor, sigma: SigmaLike) => tf.Tensor
+  readonly denoise: (x: tf.Tensor, sigma: SigmaLike, labels?: tf.Tensor2D) => tf.Tensor
   /** Weights to initialise the generator and the fake score from. */
   readonly weights: TeacherWeights
 }

@@ -267,13 +267,15 @@ export const applyDhariwalUNet = (
   })
 
 /**
- * A DhariwalUNet as a {@link Network} (NHWC data [R, R, C]; kind "dhariwalunet"). `apply` is the unconditional
- * network of EDMPrecond: zero class labels when labelDim > 0, no augment labels (spec §1.3).
+ * A DhariwalUNet as a {@link Network} (NHWC data [R, R, C]; kind "dhariwalunet"). `apply` is EDMPrecond's network:
+ * one-hot class labels when given, zero labels when labelDim > 0 and none are given, no augment labels (spec §1.3).
  */
 export const dhariwalUNetNetwork = (spec: DhariwalUNetSpec): Network => ({
   description: { kind: "dhariwalunet", spec },
   dataShape: [spec.imgResolution, spec.imgResolution, spec.imgChannels],
+  labelDim: spec.labelDim,
   shapes: dhariwalUNetShapes(spec),
   init: (seed) => initDhariwalUNet(spec, seed),
-  apply: (params, xIn, cNoise) => applyDhariwalUNet(spec, params, xIn as tf.Tensor4D, cNoise)
+  apply: (params, xIn, cNoise, labels) =>
+    applyDhariwalUNet(spec, params, xIn as tf.Tensor4D, cNoise, labels === undefined ? {} : { classLabels: labels })
 })

@@ -329,13 +329,15 @@ export const applySongUNet = (
   })
 
 /**
- * A SongUNet as a {@link Network} (NHWC data [R, R, C]; kind "songunet"). `apply` is the unconditional network of
- * EDMPrecond: zero class labels when labelDim > 0, no augment labels (spec §1.3, §2: augment labels 0).
+ * A SongUNet as a {@link Network} (NHWC data [R, R, C]; kind "songunet"). `apply` is EDMPrecond's network: one-hot
+ * class labels when given, zero labels when labelDim > 0 and none are given, no augment labels (spec §1.3, §2).
  */
 export const songUNetNetwork = (spec: SongUNetSpec): Network => ({
   description: { kind: "songunet", spec },
   dataShape: [spec.imgResolution, spec.imgResolution, spec.imgChannels],
+  labelDim: spec.labelDim,
   shapes: songUNetShapes(spec),
   init: (seed) => initSongUNet(spec, seed),
-  apply: (params, xIn, cNoise) => applySongUNet(spec, params, xIn as tf.Tensor4D, cNoise)
+  apply: (params, xIn, cNoise, labels) =>
+    applySongUNet(spec, params, xIn as tf.Tensor4D, cNoise, labels === undefined ? {} : { classLabels: labels })
 })
