@@ -3,6 +3,9 @@ import { readFileSync } from "node:fs"
 import { dirname, resolve } from "node:path"
 import { beforeAll, describe, expect, it } from "vitest"
 import { loadOneStepGenerator } from "../src/browser/OneStepGenerator.js"
+import { edmConfigFromArchitecture } from "../src/domain/edm/Config.js"
+import { songUNetNetwork, songUNetSpec } from "../src/domain/edm/SongUNet.js"
+import { toEdmStateDict } from "../src/domain/edm/StateDict.js"
 import { denoiseWith } from "../src/domain/Network.js"
 import { decodeSafetensors, encodeSafetensors } from "../src/domain/Safetensors.js"
 import { readEdmTeacherFile } from "../src/layers/EdmTeacher.js"
@@ -60,6 +63,37 @@ describe("the browser one-step generator (sid-ts/browser)", () => {
     expect(Array.from(seeded.dataSync())).toEqual(Array.from(generator.generate(2, 5).dataSync()))
     expect(Array.from(seeded.dataSync())).not.toEqual(Array.from(generator.generate(2, 6).dataSync()))
     generator.dispose()
+  })
+
+  it("a class-conditional export takes one class per sample (default: classes in turn); an unconditional one takes none", () => {
+    const spec = songUNetSpec(8, 1, { modelChannels: 16, channelMult: [1, 2], numBlocks: 1, attnResolutions: [], labelDim: 3 })
+    const network = songUNetNetwork(spec)
+    const init = network.init(1)
+    const params = Object.fromEntries(
+      Object.entries(init).map(([n, t], i) => [n, tf.add(t, tf.randomNormal(t.shape, 0, 0.05, "float32", i + 1))])
+    )
+    tf.dispose(Object.values(init))
+    const bytes = encodeSafetensors(toEdmStateDict(network.shapes, params), {
+      format: "edm-safetensors-v1",
+      config: JSON.stringify(edmConfigFromArchitecture({ kind: "songunet", spec })),
+      sigma_init: "2.5"
+    })
+    const generator = loadOneStepGenerator(bytes)
+    expect(generator.labelDim).toBe(3)
+    const z = tf.randomNormal([4, 8, 8, 1], 0, 1, "float32", 3)
+    const oneHot = tf.oneHot(tf.tensor1d([2, 0, 1, 2], "int32"), 3).toFloat() as tf.Tensor2D
+    const reference = denoiseWith(network, params, tf.mul(z, 2.5), 2.5, 0.5, oneHot)
+    expect(tf.max(tf.abs(tf.sub(generator.generate(z, 0, [2, 0, 1, 2]), reference))).dataSync()[0]).toBeLessThan(1e-6)
+    const inTurn = denoiseWith(network, params, tf.mul(z, 2.5), 2.5, 0.5, tf.oneHot(tf.tensor1d([0, 1, 2, 0], "int32"), 3).toFloat() as tf.Tensor2D)
+    expect(tf.max(tf.abs(tf.sub(generator.generate(z), inTurn))).dataSync()[0]).toBeLessThan(1e-6)
+    expect(tf.max(tf.abs(tf.sub(generator.generate(z), reference))).dataSync()[0]).toBeGreaterThan(1e-4)
+    expect(() => generator.generate(z, 0, [0, 1, 3, 0])).toThrow(/0\.\.2/)
+    generator.dispose()
+    tf.dispose(Object.values(params))
+    const unconditional = loadOneStepGenerator(exportedBytes())
+    expect(unconditional.labelDim).toBe(0)
+    expect(() => unconditional.generate(2, 0, [0, 1])).toThrow(/unconditional/)
+    unconditional.dispose()
   })
 
   it("refuses a file without the export metadata", () => {

@@ -20,8 +20,13 @@ export interface OneStepGenerator {
   readonly imageShape: ReadonlyArray<number>
   /** σ_init the generator was distilled at (spec §2). */
   readonly sigmaInit: number
-  /** `n` samples [n, H, W, C] in about [-1, 1] from latents of `seed` (or from the given standard-normal latents). */
-  readonly generate: (latents: number | tf.Tensor, seed?: number) => tf.Tensor4D
+  /** Classes of a class-conditional generator; 0 when it is unconditional. */
+  readonly labelDim: number
+  /**
+   * `n` samples [n, H, W, C] in about [-1, 1] from latents of `seed` (or from the given standard-normal latents). A
+   * class-conditional generator takes one class index per sample (default: classes in turn, 0, 1, …).
+   */
+  readonly generate: (latents: number | tf.Tensor, seed?: number, classes?: ReadonlyArray<number>) => tf.Tensor4D
   /** Frees the weights. */
   readonly dispose: () => void
 }
@@ -40,10 +45,23 @@ export const loadOneStepGenerator = (bytes: Uint8Array): OneStepGenerator => {
   return {
     imageShape: network.dataShape,
     sigmaInit,
-    generate: (latents, seed = 0) =>
+    labelDim: network.labelDim,
+    generate: (latents, seed = 0, classes) =>
       tf.tidy(() => {
         const z = typeof latents === "number" ? normalTensor([latents, ...network.dataShape], seed, "browser.latents") : latents
-        return denoiseWith(network, params, tf.mul(z, sigmaInit), sigmaInit, config.sigmaData) as tf.Tensor4D
+        const n = z.shape[0] ?? 0
+        const k = network.labelDim
+        if (classes !== undefined && (k === 0 || classes.length !== n || classes.some((c) => !Number.isInteger(c) || c < 0 || c >= k))) {
+          throw new Error(
+            k === 0
+              ? "this generator is unconditional: pass no classes"
+              : `classes must be ${n} integers in 0..${k - 1}, got [${classes.join(", ")}]`
+          )
+        }
+        const labels = k === 0
+          ? undefined
+          : tf.oneHot(tf.tensor1d(Int32Array.from(classes ?? Array.from({ length: n }, (_, i) => i % k)), "int32"), k).toFloat() as tf.Tensor2D
+        return denoiseWith(network, params, tf.mul(z, sigmaInit), sigmaInit, config.sigmaData, labels) as tf.Tensor4D
       }),
     dispose: () => tf.dispose(Object.values(params))
   }
