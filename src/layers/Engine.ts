@@ -21,9 +21,11 @@ import {
   type EngineName,
   EngineNameConfig,
   EngineNativeAddonMissing,
+  EngineNativeKernelsNotBuilt,
   EnginePackageNotInstalled,
   EngineSharedLibraryMissing
 } from "../services/Engine.js"
+import { loadNativeAddon, nativeAddonPath, nativePatches } from "./kernels/Native.js"
 import { cpuPatches, install, type KernelPatch, labels, wasmPatches } from "./kernels/Patches.js"
 
 /**
@@ -50,6 +52,8 @@ export const dynamicImport: Importer = (specifier) => import(specifier)
  */
 export interface EngineOptions {
   readonly importer?: Importer
+  /** Where `wasm-native` loads its addon from (default: `nativeAddonPath()`). */
+  readonly nativeAddonPath?: string
 }
 
 /**
@@ -60,6 +64,7 @@ export interface EngineOptions {
  */
 export const packageName: Record<EngineName, string> = {
   "wasm": "@tensorflow/tfjs-backend-wasm",
+  "wasm-native": "@tensorflow/tfjs-backend-wasm",
   "cpu": "@tensorflow/tfjs",
   "tfjs-node": "@tensorflow/tfjs-node",
   "tfjs-node-gpu": "@tensorflow/tfjs-node-gpu"
@@ -189,6 +194,48 @@ export const makeWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineErr
   )
 
 /**
+ * The wasm engine with the optional native kernels of issue 6 on top of its patches: convolution forward and both
+ * gradients, and batched matrix products, run by the OpenBLAS addon in `native/` on all cores, directly on the wasm
+ * heap. Fails with `EngineNativeKernelsNotBuilt` (before touching the TF.js backend) when the addon is not built.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeWasmNative = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+  Layer.scoped(
+    Engine,
+    Effect.gen(function*() {
+      const path = options?.nativeAddonPath ?? nativeAddonPath()
+      const addon = yield* Effect.try({
+        try: () => loadNativeAddon(path),
+        catch: (cause) => new EngineNativeKernelsNotBuilt({ engine: "wasm-native", path, cause })
+      })
+      yield* keepBackend
+      yield* load("wasm-native", options?.importer ?? dynamicImport)
+      yield* patch("wasm-native", wasmPatches)
+      const native = nativePatches(addon)
+      yield* patch("wasm-native", native)
+      yield* useBackend("wasm-native", tf, "wasm")
+      const simd = yield* Effect.tryPromise({
+        try: () => tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"),
+        catch: initFailed("wasm-native", "reading WASM_HAS_SIMD_SUPPORT failed")
+      })
+      return Engine.of({
+        tf,
+        name: "wasm-native",
+        backend: "wasm",
+        facts: new EngineFacts({
+          simd: simd === true,
+          threads: Math.max(1, addon.threads()),
+          gpu: false,
+          patchedKernels: [...labels(wasmPatches), ...labels(native)],
+          tfjsVersion: tf.version_core
+        })
+      })
+    })
+  )
+
+/**
  * The pure-JS cpu engine: a slow reference for tests (note §0), with the fixed `ResizeNearestNeighborGrad`.
  *
  * @since 0.1.0
@@ -278,6 +325,14 @@ export const makeTfjsNodeGpu = (options?: EngineOptions): Layer.Layer<Engine, En
 export const wasm: Layer.Layer<Engine, EngineError> = makeWasm()
 
 /**
+ * The wasm engine with native kernels (issue 6); fails with `EngineNativeKernelsNotBuilt` where the addon is not built.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const wasmNative: Layer.Layer<Engine, EngineError> = makeWasmNative()
+
+/**
  * The cpu reference engine layer.
  *
  * @since 0.1.0
@@ -311,6 +366,8 @@ export const layer = (name: EngineName, options?: EngineOptions): Layer.Layer<En
   switch (name) {
     case "wasm":
       return options === undefined ? wasm : makeWasm(options)
+    case "wasm-native":
+      return options === undefined ? wasmNative : makeWasmNative(options)
     case "cpu":
       return options === undefined ? cpu : makeCpu(options)
     case "tfjs-node":

@@ -8,13 +8,15 @@ import type * as Tf from "@tensorflow/tfjs"
 import { Config, Context, Schema } from "effect"
 
 /**
- * The selectable engines: `wasm` (default; XNNPACK SIMD, one thread, patched for training), `cpu` (pure-JS reference
- * for tests), and the optional native peers `tfjs-node` / `tfjs-node-gpu` (note §5, §7).
+ * The selectable engines: `wasm` (default; XNNPACK SIMD, one thread, patched for training), `wasm-native` (the wasm
+ * engine with its convolutions and matrix products run by the optional OpenBLAS addon in `native/` on all cores;
+ * issue 6), `cpu` (pure-JS reference for tests), and the optional native peers `tfjs-node` / `tfjs-node-gpu`
+ * (note §5, §7).
  *
  * @since 0.1.0
  * @category models
  */
-export const EngineName = Schema.Literal("wasm", "cpu", "tfjs-node", "tfjs-node-gpu")
+export const EngineName = Schema.Literal("wasm", "wasm-native", "cpu", "tfjs-node", "tfjs-node-gpu")
 
 /**
  * @since 0.1.0
@@ -164,6 +166,25 @@ export class EngineGpuNotVisible extends Schema.TaggedError<EngineGpuNotVisible>
 }
 
 /**
+ * The `wasm-native` engine's addon (`native/build/Release/sid_native.node`) is not built, or it does not load
+ * (usually because OpenBLAS is not installed); issue 6.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class EngineNativeKernelsNotBuilt extends Schema.TaggedError<EngineNativeKernelsNotBuilt>()(
+  "EngineNativeKernelsNotBuilt",
+  { engine: EngineName, path: Schema.String, cause: Schema.Defect }
+) {
+  override get message(): string {
+    return `The "${this.engine}" engine needs the sid-ts native kernels at ${this.path}, which could not be loaded ` +
+      `(${describe(this.cause)}). Fix: install OpenBLAS and a C++ toolchain (Debian/Ubuntu: \`apt-get install ` +
+      `libopenblas-dev g++ make python3\`), then run \`npm run build:native\` in the sid-ts checkout; or choose ` +
+      `another engine (SID_ENGINE=wasm).`
+  }
+}
+
+/**
  * Any other failure while starting an engine (backend initialisation, an unexpected module shape, ...).
  *
  * @since 0.1.0
@@ -189,4 +210,5 @@ export type EngineError =
   | EngineNativeAddonMissing
   | EngineSharedLibraryMissing
   | EngineGpuNotVisible
+  | EngineNativeKernelsNotBuilt
   | EngineInitFailed

@@ -13,7 +13,9 @@ import { makeBatchMatMul } from "./WasmBatchMatMul.js"
 import { conv2DBackpropFilter, makeConv2DBackpropInput } from "./WasmConv2D.js"
 
 /**
- * One kernel replacement: `make` receives the kernel registered before (if any) and returns ours.
+ * One kernel replacement: `make` receives the kernel registered before (if any) and returns ours. Patches with
+ * different `id`s may stack on one kernel (the native kernels sit on top of the wasm patches, issue 6); each id is
+ * reference-counted on its own, and releases are expected in reverse order of installs.
  *
  * @since 0.1.0
  * @category models
@@ -21,6 +23,7 @@ import { conv2DBackpropFilter, makeConv2DBackpropInput } from "./WasmConv2D.js"
 export interface KernelPatch {
   readonly kernelName: string
   readonly backendName: string
+  readonly id?: string
   readonly make: (stock: RawKernelFunc | undefined) => RawKernelFunc
 }
 
@@ -77,7 +80,7 @@ interface Installed {
 
 const installed = new Map<string, Installed>()
 
-const keyOf = (p: KernelPatch) => `${p.backendName}_${p.kernelName}`
+const keyOf = (p: KernelPatch) => `${p.backendName}_${p.kernelName}${p.id === undefined ? "" : `#${p.id}`}`
 
 /**
  * `backend/kernel` labels of the patches, as reported in the engine facts.
@@ -86,7 +89,7 @@ const keyOf = (p: KernelPatch) => `${p.backendName}_${p.kernelName}`
  * @category utils
  */
 export const labels = (patches: ReadonlyArray<KernelPatch>): Array<string> =>
-  patches.map((p) => `${p.backendName}/${p.kernelName}`)
+  patches.map((p) => `${p.backendName}/${p.kernelName}${p.id === undefined ? "" : ` (${p.id})`}`)
 
 /**
  * Installs `patches` (reference-counted) and returns the function that undoes exactly this install.
@@ -145,5 +148,5 @@ const release = (patches: ReadonlyArray<KernelPatch>): void => {
  * @since 0.1.0
  * @category utils
  */
-export const installCount = (backendName: string, kernelName: string): number =>
-  installed.get(`${backendName}_${kernelName}`)?.count ?? 0
+export const installCount = (backendName: string, kernelName: string, id?: string): number =>
+  installed.get(`${backendName}_${kernelName}${id === undefined ? "" : `#${id}`}`)?.count ?? 0
