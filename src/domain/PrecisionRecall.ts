@@ -1,0 +1,167 @@
+/**
+ * Improved precision and recall (Kynkäänniemi et al. 2019; spec §7, "pr50k3_full"): each feature set is turned into
+ * a manifold estimate — the union of balls around its points whose radius is the distance to the point's k-th nearest
+ * neighbour in the same set (k = 3; SiD's `kthvalue(k + 1)` counts the point itself at distance 0) — and
+ *
+ *   precision = share of generated features inside some real feature's ball,
+ *   recall    = share of real features inside some generated feature's ball.
+ *
+ * A point lies in the ball of y when ‖x − y‖ ≤ r_y. Distances are Euclidean, computed in float32 as
+ * ‖a‖² + ‖b‖² − 2a·b after centring both sets on their pooled mean (the distances are translation invariant), in row
+ * blocks so no full N × M matrix is held. Bad input throws {@link MetricInputError}.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs"
+import { MetricInputError } from "./Moments.js"
+
+const METRIC = "precisionRecall"
+
+/** Spec §7: k = 3 nearest neighbours. */
+export const DEFAULT_K = 3
+
+/** Kernel-matrix elements per block (2²⁰). */
+const BLOCK_ELEMENTS = 1 << 20
+
+/** Options of {@link precisionRecall} and {@link nearestNeighbourRadii}. */
+export interface PrecisionRecallOptions {
+  /** The neighbour whose distance is the ball radius (default 3, spec §7). */
+  readonly k?: number
+}
+
+/** Precision and recall of generated features against real ones (spec §7), both in [0, 1]. */
+export interface PrecisionRecall {
+  readonly precision: number
+  readonly recall: number
+}
+
+const check = (name: string, x: tf.Tensor): void => {
+  if (x.rank !== 2) throw new MetricInputError(METRIC, `${name} must be [N, d], got shape [${x.shape.join(", ")}]`)
+  const finite = tf.tidy(() => tf.all(tf.isFinite(x)).dataSync()[0]!)
+  if (finite === 0) throw new MetricInputError(METRIC, `${name} has a non-finite value`)
+}
+
+const checkK = (k: number, n: number, name: string): void => {
+  if (!Number.isInteger(k) || k < 1) throw new MetricInputError(METRIC, `k = ${k} must be an integer ≥ 1`)
+  if (n < k + 1) throw new MetricInputError(METRIC, `${name} has ${n} rows; k = ${k} needs at least ${k + 1}`)
+}
+
+/** Squared distances [rows of a, rows of b] from precomputed squared norms, clamped at 0. */
+const squaredDistances = (a: tf.Tensor2D, aNorms: tf.Tensor2D, b: tf.Tensor2D, bNorms: tf.Tensor2D): tf.Tensor2D =>
+  tf.tidy(() =>
+    tf.relu(tf.add(tf.sub(aNorms, tf.mul(tf.matMul(a, b, false, true), 2)), tf.reshape(bNorms, [1, -1]))) as tf.Tensor2D
+  )
+
+const norms = (x: tf.Tensor2D): tf.Tensor2D => tf.tidy(() => tf.sum(tf.square(x), 1, true))
+
+const squaredRadii = (x: tf.Tensor2D, k: number): tf.Tensor1D =>
+  tf.tidy(() => {
+    const n = x.shape[0]
+    const xNorms = norms(x)
+    const step = Math.max(1, Math.floor(BLOCK_ELEMENTS / n))
+    const parts: Array<tf.Tensor1D> = []
+    for (let start = 0; start < n; start += step) {
+      const rows = Math.min(step, n - start)
+      parts.push(tf.tidy(() => {
+        const d2 = squaredDistances(x.slice([start, 0], [rows, -1]), xNorms.slice([start, 0], [rows, -1]), x, xNorms)
+        const smallest = tf.neg(tf.topk(tf.neg(d2), k + 1).values)
+        return tf.reshape(tf.slice(smallest, [0, k], [rows, 1]), [rows]) as tf.Tensor1D
+      }))
+    }
+    return tf.concat(parts) as tf.Tensor1D
+  })
+
+/** Share of `query` rows within the ball (squared radius `radii2`) of at least one `reference` row. */
+const coverage = (query: tf.Tensor2D, reference: tf.Tensor2D, radii2: tf.Tensor1D): number => {
+  const m = query.shape[0]
+  const n = reference.shape[0]
+  const step = Math.max(1, Math.floor(BLOCK_ELEMENTS / n))
+  let inside = 0
+  const refNorms = norms(reference)
+  try {
+    for (let start = 0; start < m; start += step) {
+      const rows = Math.min(step, m - start)
+      inside += tf.tidy(() => {
+        const q = query.slice([start, 0], [rows, -1])
+        const d2 = squaredDistances(q, norms(q), reference, refNorms)
+        const hit = tf.any(tf.lessEqual(d2, tf.reshape(radii2, [1, -1])), 1)
+        return tf.sum(tf.cast(hit, "int32")).dataSync()[0]!
+      })
+    }
+  } finally {
+    refNorms.dispose()
+  }
+  return inside / m
+}
+
+/**
+ * The k-NN radius of every row of `features` [N, d] within its own set (spec §7: `kthvalue(k + 1)`, self included at
+ * distance 0), as a new [N] tensor the caller owns.
+ */
+export const nearestNeighbourRadii = (features: tf.Tensor, options: PrecisionRecallOptions = {}): tf.Tensor1D => {
+  const k = options.k ?? DEFAULT_K
+  check("features", features)
+  checkK(k, features.shape[0]!, "features")
+  return tf.tidy(() => {
+    const centred = tf.sub(features, tf.mean(features, 0, true)) as tf.Tensor2D
+    return tf.sqrt(squaredRadii(centred, k))
+  })
+}
+
+/**
+ * Share of `query` [M, d] rows inside the union of balls of radius `radii` [N] around the `reference` [N, d] rows
+ * (spec §7): precision with query = generated, reference = real; recall with the roles swapped.
+ */
+export const manifoldCoverage = (query: tf.Tensor, reference: tf.Tensor, radii: tf.Tensor): number => {
+  check("query", query)
+  check("reference", reference)
+  if (query.shape[1] !== reference.shape[1]) {
+    throw new MetricInputError(METRIC, `query has ${query.shape[1]} features per row but reference has ${reference.shape[1]}`)
+  }
+  if (radii.rank !== 1 || radii.shape[0] !== reference.shape[0]) {
+    throw new MetricInputError(METRIC, `radii must be [${reference.shape[0]}], got [${radii.shape.join(", ")}]`)
+  }
+  const centred = tf.tidy(() => {
+    const centre = tf.mean(reference, 0, true)
+    return [tf.sub(query, centre), tf.sub(reference, centre), tf.square(radii)] as const
+  })
+  try {
+    return coverage(centred[0] as tf.Tensor2D, centred[1] as tf.Tensor2D, centred[2] as tf.Tensor1D)
+  } finally {
+    tf.dispose([...centred])
+  }
+}
+
+/**
+ * Improved precision and recall of `generated` [M, d] against `real` [N, d] features with k-NN balls
+ * (Kynkäänniemi et al. 2019; spec §7, k = 3). The tensors are read, not disposed.
+ */
+export const precisionRecall = (
+  real: tf.Tensor,
+  generated: tf.Tensor,
+  options: PrecisionRecallOptions = {}
+): PrecisionRecall => {
+  const k = options.k ?? DEFAULT_K
+  check("real", real)
+  check("generated", generated)
+  if (real.shape[1] !== generated.shape[1]) {
+    throw new MetricInputError(METRIC, `real has ${real.shape[1]} features per row but generated has ${generated.shape[1]}`)
+  }
+  checkK(k, real.shape[0]!, "real")
+  checkK(k, generated.shape[0]!, "generated")
+  const [r, g] = tf.tidy(() => {
+    const centre = tf.mean(tf.concat([real, generated]), 0, true)
+    return [tf.sub(real, centre) as tf.Tensor2D, tf.sub(generated, centre) as tf.Tensor2D] as const
+  })
+  try {
+    const realRadii2 = squaredRadii(r, k)
+    const genRadii2 = squaredRadii(g, k)
+    try {
+      return { precision: coverage(g, r, realRadii2), recall: coverage(r, g, genRadii2) }
+    } finally {
+      tf.dispose([realRadii2, genRadii2])
+    }
+  } finally {
+    tf.dispose([r, g])
+  }
+}
