@@ -19,6 +19,7 @@ import { distill } from "../pipeline/Distill.js"
 import { evaluateTeacher } from "../pipeline/Evaluation.js"
 import { EngineName, EngineNameConfig } from "../services/Engine.js"
 import { TeacherError } from "../services/Teacher.js"
+import { makeRunArtifacts, plottedValue } from "./RunArtifacts.js"
 import { describeEvaluation, makeRunLog, toJsonLine } from "./RunLog.js"
 
 /** A `--config` file could not be read or parsed. */
@@ -164,7 +165,9 @@ export const runDistill = (o: Parsed) =>
       await mkdir(runDir, { recursive: true })
       await writeFile(join(runDir, "config.json"), toJsonLine(encodeDistillConfig(config)) + "\n")
     })
-    const log = yield* makeRunLog({ totalSteps: config.steps, logPath: join(runDir, "log.jsonl") })
+    const logPath = join(runDir, "log.jsonl")
+    const log = yield* makeRunLog({ totalSteps: config.steps, logPath })
+    const artifacts = yield* makeRunArtifacts({ runDir, logPath, seed: config.seed + 104_729 })
     const fitEvery = Math.max(1, Math.floor(o.teacherFitSteps / 5))
     const services = Distillation.layer(config, {
       teacher: TeacherSpec.layerFromSpec(spec, {
@@ -185,11 +188,11 @@ export const runDistill = (o: Parsed) =>
       : Effect.flatMap(evaluateTeacher(o.evalSamples, config.seed + 7919), (t) =>
         log.note(`teacher, Heun sampler (${t.evaluations} evaluations): ${describeEvaluation(t.metrics)}`, {
           teacherSampler: { evaluations: t.evaluations, metrics: t.metrics }
-        }))
+        }).pipe(Effect.zipRight(artifacts.setBaseline(plottedValue(t.metrics), t.evaluations))))
     yield* baseline.pipe(
       Effect.zipRight(
         distill(config, { resume: o.resume, evaluate: mixture !== undefined, evalSamples: o.evalSamples }).pipe(
-          Stream.runForEach(log.report)
+          Stream.runForEach((r) => Effect.zipRight(log.report(r), artifacts.onReport(r)))
         )
       ),
       Effect.ensuring(log.close),

@@ -19,10 +19,11 @@ import * as DistillationLossLayers from "./DistillationLoss.js"
 import * as FakeScore from "./FakeScore.js"
 import * as Generator from "./Generator.js"
 
-/** The replaceable parts of a run. */
-export interface DistillationParts<E> {
+/** The replaceable parts of a run (E: what building the teacher can fail with; M: the metrics). */
+export interface DistillationParts<E, M = never> {
   readonly teacher: Layer.Layer<Teacher, E>
-  readonly metrics: Layer.Layer<Metrics, never, Teacher>
+  /** Metrics, built with the teacher at hand (an image reference matches the teacher's resolution). */
+  readonly metrics: Layer.Layer<Metrics, M, Teacher>
   readonly checkpoints: Layer.Layer<CheckpointStore>
   /** The generator loss (default: SiD with the config's α and loss scale, spec §4.1). */
   readonly loss?: Layer.Layer<DistillationLoss>
@@ -37,10 +38,10 @@ export const defaultOptimizers = (config: DistillConfig): { readonly generator: 
 })
 
 /** The layer of a run: generator and fake score from the teacher, with the config's optimisers and sampler seed. */
-export const layer = <E = TeacherError>(
+export const layer = <E = TeacherError, M = never>(
   config: DistillConfig,
-  parts: DistillationParts<E>
-): Layer.Layer<DistillServices, E> => {
+  parts: DistillationParts<E, M>
+): Layer.Layer<DistillServices, E | M> => {
   const optimizers = parts.optimizers ?? defaultOptimizers(config)
   return Layer.mergeAll(
     Generator.layer({ optimizer: optimizers.generator, sigmaInit: config.sigmaInit }),
