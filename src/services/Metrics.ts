@@ -6,20 +6,36 @@
 import type * as tf from "@tensorflow/tfjs"
 import { Context, type Effect, Schema } from "effect"
 
-/** Sample-quality figures. Mixture-only figures are absent for other references. */
+/** Sample-quality figures. Mixture-only and image-only figures are absent for other references. */
 export class SampleMetrics extends Schema.Class<SampleMetrics>("SampleMetrics")({
   /** Number of samples evaluated. */
   samples: Schema.Int,
-  /** Fréchet distance to the reference set in raw coordinates (spec §7, §10.3). */
+  /**
+   * Fréchet distance to the reference set (spec §7): in raw coordinates for vector data (§10.3), in the feature
+   * extractor's space for images (then equal to `fid`).
+   */
   frechetDistance: Schema.Number,
-  /** Unbiased RBF-kernel MMD² to the reference set (spec §10.5). */
+  /**
+   * MMD² to the reference set: unbiased RBF-kernel MMD² in raw coordinates for vector data (spec §10.5); for images
+   * the KID, an unbiased MMD² with the polynomial kernel (xᵀy/d + 1)³ on the extractor's features (spec §7).
+   */
   mmd: Schema.Number,
   /** Share of the in-mode samples assigned to each mixture component (true weights for a perfect sampler). */
   modeWeights: Schema.optional(Schema.Array(Schema.Number)),
   /** Number of components that received at least half their true share of samples. */
   modesCovered: Schema.optional(Schema.Int),
   /** Share of samples farther than 3 standard deviations from every component mean (spec §10.5). */
-  offModeFraction: Schema.optional(Schema.Number)
+  offModeFraction: Schema.optional(Schema.Number),
+  /** Images: FID, the Fréchet distance of the extractor's features to the reference features (spec §7). */
+  fid: Schema.optional(Schema.Number),
+  /** Images: Inception Score of the samples from the extractor's class probabilities (spec §7; 1 ≤ IS ≤ classes). */
+  inceptionScore: Schema.optional(Schema.Number),
+  /** Images: share of samples inside the reference feature manifold (k-NN balls, k = 3; spec §7). */
+  precision: Schema.optional(Schema.Number),
+  /** Images: share of reference images inside the samples' feature manifold (k-NN balls, k = 3; spec §7). */
+  recall: Schema.optional(Schema.Number),
+  /** Images: the extractor's classification accuracy on the labelled reference set, reported beside its figures. */
+  classifierAccuracy: Schema.optional(Schema.Number)
 }) {}
 
 /** Samples could not be evaluated (wrong shape, non-finite values). */
