@@ -1,10 +1,13 @@
 /**
  * Fitting a preconditioned denoiser D = c_skip·x + c_out·F in process, by EDM's loss (spec §1.4).
  *
+ * {@link denoiserStep} is one training step on a batch of clean samples: log-normal σ (P_mean, P_std), noise, the loss
+ * λ(σ)‖D − target‖² (spec §1.4), one optimiser update of the trainable weights and one EMA update. Its random numbers
+ * come from explicit stream states that it returns advanced, so a caller that stores them resumes exactly. Both
+ * {@link fitDenoiser} (mixture teachers) and the MNIST teacher training stream are loops over it.
+ *
  * Two targets: the clean sample x₀ (denoising score matching on samples — how real teachers are trained), or an
- * exact denoiser's value at x_σ (regression onto an analytic teacher, spec §10.3 step 1). σ is log-normal
- * (P_mean, P_std), the loss is λ(σ)‖D − target‖² (spec §1.4), the optimiser Adam(0.9, 0.999), and the returned weights
- * are an EMA of the iterates. The loop yields to the runtime between steps, so it is interruptible.
+ * exact denoiser's value at x_σ (regression onto an analytic teacher, spec §10.3 step 1).
  *
  * @module
  */
@@ -14,11 +17,93 @@ import { P_MEAN, P_STD } from "../domain/Edm.js"
 import { emaUpdate } from "../domain/Ema.js"
 import { fakeScoreLoss } from "../domain/FakeScoreLoss.js"
 import { denoiseWith, type Network } from "../domain/Network.js"
-import { cloneParameters } from "../domain/Parameters.js"
 import { adam } from "../domain/Optimizer.js"
+import { cloneParameters } from "../domain/Parameters.js"
 import { makeStream, normals, type StreamState } from "../domain/RandomStream.js"
 import { logNormalSigma } from "../domain/Schedule.js"
+import type { TrainableWeights } from "../services/TrainableWeights.js"
 import { makeTrainableWeights } from "./TrainableWeights.js"
+
+/** The random-stream states a denoiser step draws from: the standard normals behind σ, and the noise ε (spec §1.4). */
+export interface DenoiserStreams {
+  readonly sigma: StreamState
+  readonly noise: StreamState
+}
+
+/** Inputs of one {@link denoiserStep}. */
+export interface DenoiserStepInput {
+  readonly network: Network
+  readonly weights: TrainableWeights
+  /** The EMA of the weights; its tensors are replaced (the old ones disposed) by the updated average. */
+  readonly ema: Record<string, tf.Tensor>
+  /** EMA decay β of this step: ema ← β·ema + (1 − β)·θ (spec §5.1 C). */
+  readonly emaBeta: number
+  /** Clean samples x₀ [batch, ...dataShape]; the caller keeps ownership. */
+  readonly x0: tf.Tensor
+  /** One-hot class labels [batch, labelDim] of a class-conditional network (spec §1.3); the caller keeps ownership. */
+  readonly labels?: tf.Tensor2D
+  readonly streams: DenoiserStreams
+  readonly sigmaData: number
+  /** Mean and standard deviation of ln σ (spec §1.1; defaults P_MEAN, P_STD). */
+  readonly pMean?: number
+  readonly pStd?: number
+  /** When given, the regression target at (x_σ, σ) instead of x₀ (an exact denoiser). */
+  readonly exactDenoiser?: (x: tf.Tensor, sigma: tf.Tensor1D) => tf.Tensor
+}
+
+/** What one {@link denoiserStep} measured, and the advanced streams. */
+export interface DenoiserStepResult {
+  /** The EDM loss Σ_CHW λ(σ)(D − y)² averaged over the batch (spec §1.4), before the update. */
+  readonly loss: number
+  /** Global L2 norm of the gradient before sanitisation. */
+  readonly gradNorm: number
+  /** NaN/Inf gradient entries sanitised (spec §5.1). */
+  readonly nonFinite: number
+  readonly streams: DenoiserStreams
+}
+
+/**
+ * One EDM training step (spec §1.4): σ = exp(n·P_std + P_mean), x_σ = x₀ + σ·ε, loss λ(σ)‖D(x_σ; σ, c) − y‖² with
+ * y = x₀ (or the exact denoiser's value), one optimiser update of `weights`, then ema ← β·ema + (1 − β)·θ. Leaves no
+ * tensors behind beyond the replaced EMA.
+ */
+export const denoiserStep = (input: DenoiserStepInput): DenoiserStepResult => {
+  const { network, weights, x0 } = input
+  const batch = x0.shape[0] ?? 0
+  const perSample = network.dataShape.reduce((a, b) => a * b, 1)
+  const s = normals(input.streams.sigma, batch)
+  const e = normals(input.streams.noise, batch * perSample)
+  const { grads, value } = tf.tidy(() => {
+    const sigma = logNormalSigma(tf.tensor1d(s.values), {
+      pMean: input.pMean ?? P_MEAN,
+      pStd: input.pStd ?? P_STD
+    }) as tf.Tensor1D
+    const noise = tf.tensor(e.values, x0.shape)
+    const xt = tf.add(x0, tf.mul(noise, sigma.reshape([-1, ...network.dataShape.map(() => 1)])))
+    const target = input.exactDenoiser === undefined ? x0 : input.exactDenoiser(xt, sigma)
+    return tf.variableGrads(
+      () =>
+        fakeScoreLoss({
+          y: target,
+          yHat: denoiseWith(network, weights.variables, xt, sigma, input.sigmaData, input.labels),
+          sigma,
+          sigmaData: input.sigmaData
+        }).loss,
+      [...weights.list]
+    )
+  })
+  const stats = weights.applyGradients(grads)
+  tf.tidy(() => {
+    const next = emaUpdate(input.ema, weights.variables, input.emaBeta)
+    for (const [n, t] of Object.entries(input.ema)) {
+      t.dispose()
+      input.ema[n] = tf.keep(next[n]!)
+    }
+  })
+  const loss = value.dataSync()[0]!
+  tf.dispose([value, ...Object.values(grads)])
+  return { loss, gradNorm: stats.gradNorm, nonFinite: stats.nonFinite, streams: { sigma: s.state, noise: e.state } }
+}
 
 /** Settings of a denoiser fit. */
 export interface DenoiserFitOptions {
@@ -39,7 +124,11 @@ export interface DenoiserFitOptions {
   readonly reportEvery?: number
 }
 
-/** Fits the network and returns its EMA weights (tensors the caller owns). */
+/**
+ * Fits the network by {@link denoiserStep} with Adam(0.9, 0.999) and returns its EMA weights (tensors the caller
+ * owns). The EMA decay ramps up as min(emaDecay, (1 + step)/(10 + step)). The loop yields to the runtime between
+ * steps, so it is interruptible.
+ */
 export const fitDenoiser = (options: DenoiserFitOptions): Effect.Effect<Record<string, tf.Tensor>> =>
   Effect.scoped(
     Effect.gen(function*() {
@@ -55,47 +144,28 @@ export const fitDenoiser = (options: DenoiserFitOptions): Effect.Effect<Record<s
         (e) => Effect.sync(() => tf.dispose(Object.values(e)))
       )
       let data = makeStream(options.seed, "fit.data")
-      let sigmaStream = makeStream(options.seed, "fit.sigma")
-      let noiseStream = makeStream(options.seed, "fit.noise")
-      const perSample = network.dataShape.reduce((a, b) => a * b, 1)
+      let streams: DenoiserStreams = { sigma: makeStream(options.seed, "fit.sigma"), noise: makeStream(options.seed, "fit.noise") }
       const decay = options.emaDecay ?? 0.999
       for (let step = 0; step < options.steps; step++) {
         const loss = yield* Effect.sync(() => {
           const drawn = options.sampleData(data, options.batchSize)
           data = drawn.state
-          const s = normals(sigmaStream, options.batchSize)
-          sigmaStream = s.state
-          const e = normals(noiseStream, options.batchSize * perSample)
-          noiseStream = e.state
-          const x0 = drawn.x
-          const { grads, value } = tf.tidy(() => {
-            const sigma = logNormalSigma(tf.tensor1d(s.values), { pMean: P_MEAN, pStd: P_STD }) as tf.Tensor1D
-            const noise = tf.tensor(e.values, x0.shape)
-            const xt = tf.add(x0, tf.mul(noise, sigma.reshape([-1, ...network.dataShape.map(() => 1)])))
-            const target = options.exactDenoiser === undefined ? x0 : options.exactDenoiser(xt, sigma)
-            return tf.variableGrads(
-              () =>
-                fakeScoreLoss({
-                  y: target,
-                  yHat: denoiseWith(network, weights.variables, xt, sigma, options.sigmaData),
-                  sigma,
-                  sigmaData: options.sigmaData
-                }).loss,
-              [...weights.list]
-            )
-          })
-          weights.applyGradients(grads)
-          const beta = Math.min(decay, (1 + step) / (10 + step))
-          tf.tidy(() => {
-            const next = emaUpdate(ema, weights.variables, beta)
-            for (const [n, t] of Object.entries(ema)) {
-              t.dispose()
-              ema[n] = tf.keep(next[n]!)
-            }
-          })
-          const lossValue = value.dataSync()[0]!
-          tf.dispose([x0, value, ...Object.values(grads)])
-          return lossValue
+          try {
+            const r = denoiserStep({
+              network,
+              weights,
+              ema,
+              emaBeta: Math.min(decay, (1 + step) / (10 + step)),
+              x0: drawn.x,
+              streams,
+              sigmaData: options.sigmaData,
+              ...(options.exactDenoiser === undefined ? {} : { exactDenoiser: options.exactDenoiser })
+            })
+            streams = r.streams
+            return r.loss
+          } finally {
+            drawn.x.dispose()
+          }
         })
         if (options.onProgress !== undefined && (step % (options.reportEvery ?? 100) === 0 || step === options.steps - 1)) {
           options.onProgress(step, loss)

@@ -1,0 +1,73 @@
+/**
+ * Teacher-training checkpoints (issue 4 §2; spec §5.3): everything a teacher-training run needs to continue exactly
+ * where it stopped — the UNet's weights, Adam's moments and step count, the EMA, the random-stream states, the step,
+ * the config and the architecture.
+ *
+ * The tensors are `params.*`, `optimizer.<slot>.*` (Adam: `m`, `v`) and `ema.*`, each followed by the network's own
+ * parameter name. The store (a directory or memory) writes them as safetensors plus this JSON manifest, atomically,
+ * with the weights' SHA-256 in the manifest.
+ *
+ * @module
+ */
+import { Context, type Effect, type Option, Schema } from "effect"
+import type { NamedArray } from "../domain/Safetensors.js"
+import { TeacherTrainingConfig } from "../domain/TeacherTrainingConfig.js"
+import type { CheckpointError } from "./CheckpointStore.js"
+
+/** Format tag of a teacher-training manifest. */
+export const TEACHER_CHECKPOINT_FORMAT = "sid-ts-teacher-checkpoint-v1"
+
+/** A serialised xoshiro128** stream state (four uint32 words; see RandomStream). */
+export const StreamStateSchema = Schema.Tuple(Schema.Int, Schema.Int, Schema.Int, Schema.Int)
+
+/** The random-stream states of a teacher-training run: batch indices, the normals behind σ, and the noise ε. */
+export const TeacherStreams = Schema.Struct({ data: StreamStateSchema, sigma: StreamStateSchema, noise: StreamStateSchema })
+/** @see {@link TeacherStreams} */
+export type TeacherStreams = typeof TeacherStreams.Type
+
+/** The JSON manifest of a teacher-training checkpoint. */
+export class TeacherCheckpointManifest extends Schema.Class<TeacherCheckpointManifest>("TeacherCheckpointManifest")({
+  format: Schema.Literal(TEACHER_CHECKPOINT_FORMAT),
+  /** Completed optimiser steps of the run. */
+  step: Schema.NonNegativeInt,
+  /** Training images seen (step × batch). */
+  imagesSeen: Schema.NonNegativeInt,
+  /** Adam's step count. */
+  optimizerStep: Schema.NonNegativeInt,
+  /** Random-stream states after the last completed step. */
+  streams: TeacherStreams,
+  /** The run's config. */
+  config: TeacherTrainingConfig,
+  /** The dataset trained on, e.g. `mnist:16 (seed 0)`. */
+  dataset: Schema.String,
+  /** The architecture, as stored in teacher files. */
+  network: Schema.Struct({ kind: Schema.String, spec: Schema.Unknown }),
+  /** File name of the weights, relative to the manifest. */
+  weightsFile: Schema.String,
+  /** SHA-256 of the weights file, hex. */
+  weightsSha256: Schema.String,
+  /** Shape of every stored tensor, by name. */
+  tensors: Schema.Record({ key: Schema.String, value: Schema.Array(Schema.Int) }),
+  createdAt: Schema.String
+}) {}
+
+/** A teacher-training checkpoint: its manifest and its tensors by name. */
+export interface TeacherCheckpoint {
+  readonly manifest: TeacherCheckpointManifest
+  readonly tensors: ReadonlyMap<string, NamedArray>
+}
+
+/** What a teacher-checkpoint store offers (the same contract as the distillation `CheckpointStore`). */
+export interface TeacherCheckpointStoreShape {
+  /** Where checkpoints live. */
+  readonly location: string
+  /** Writes a checkpoint atomically; earlier checkpoints stay intact until it is complete. */
+  readonly save: (checkpoint: TeacherCheckpoint) => Effect.Effect<void, CheckpointError>
+  /** The newest complete checkpoint, if any; fails if the newest one is corrupt. */
+  readonly latest: Effect.Effect<Option.Option<TeacherCheckpoint>, CheckpointError>
+}
+
+/** The teacher-checkpoint store service. */
+export class TeacherCheckpointStore
+  extends Context.Tag("sid-ts/TeacherCheckpointStore")<TeacherCheckpointStore, TeacherCheckpointStoreShape>()
+{}
