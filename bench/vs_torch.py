@@ -91,6 +91,7 @@ def bench(h, w, c, b, warmup, steps):
         "parameters": sum(p.numel() for p in net.parameters()),
         "warmup": warmup,
         "steps": steps,
+        "ms": [round(m, 2) for m in ms],
         "medianMs": round(statistics.median(ms), 1),
         "minMs": round(min(ms), 1),
         "lossFirst": losses[0],

@@ -60,8 +60,7 @@ class Pool {
     }
     cv_.notify_all();
     work(0);
-    while (pending_.load(std::memory_order_acquire) != 0) {
-    }
+    while (pending_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
   }
 
  private:
@@ -76,11 +75,12 @@ class Pool {
     uint64_t seen = generation_.load();
     for (;;) {
       bool got = false;
-      for (int spin = 0; spin < 20000; ++spin) {
+      for (int spin = 0; spin < 2000; ++spin) {
         if (generation_.load(std::memory_order_acquire) != seen) {
           got = true;
           break;
         }
+        if (spin % 64 == 63) std::this_thread::yield();
       }
       if (!got) {
         std::unique_lock<std::mutex> lock(mutex_);
@@ -322,6 +322,253 @@ void batchMatMul(const float* a, const float* b, float* c, int64_t batch, int64_
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Elementwise binary ops with broadcasting (out = a op b), sums over axes, strided block copies (split / concat) and
+// the nearest-neighbour resize gradient. Memory-bound: parallel over large outer ranges only.
+
+constexpr int64_t kGrain = 1 << 15;  // elements per task, roughly
+
+struct Dim {
+  int64_t n, sa, sb;
+};
+
+template <int OP>
+inline float apply(float x, float y) {
+  if constexpr (OP == 0) return x + y;
+  if constexpr (OP == 1) return x - y;
+  if constexpr (OP == 2) return x * y;
+  if constexpr (OP == 3) return x / y;
+  return (x - y) * (x - y);
+}
+
+template <int OP>
+void binaryRow(const float* a, int64_t sa, const float* b, int64_t sb, float* o, int64_t n) {
+  if (sa == 1 && sb == 1) {
+    for (int64_t i = 0; i < n; ++i) o[i] = apply<OP>(a[i], b[i]);
+  } else if (sa == 1 && sb == 0) {
+    const float y = b[0];
+    for (int64_t i = 0; i < n; ++i) o[i] = apply<OP>(a[i], y);
+  } else if (sa == 0 && sb == 1) {
+    const float x = a[0];
+    for (int64_t i = 0; i < n; ++i) o[i] = apply<OP>(x, b[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) o[i] = apply<OP>(a[i * sa], b[i * sb]);
+  }
+}
+
+template <int OP>
+void binaryAll(const std::vector<Dim>& dims, const float* a, const float* b, float* o) {
+  const Dim inner = dims.back();
+  const int64_t outer = [&] {
+    int64_t p = 1;
+    for (size_t i = 0; i + 1 < dims.size(); ++i) p *= dims[i].n;
+    return p;
+  }();
+  const int64_t perTask = std::max<int64_t>(1, kGrain / std::max<int64_t>(1, inner.n));
+  const int64_t tasks = (outer + perTask - 1) / perTask;
+  const int64_t nd = static_cast<int64_t>(dims.size()) - 1;
+  auto task = [&](int64_t t, int) {
+    const int64_t o0 = t * perTask, o1 = std::min(outer, o0 + perTask);
+    int64_t idx[16] = {0};
+    int64_t rem = o0, offA = 0, offB = 0;
+    for (int64_t d = nd - 1; d >= 0; --d) {
+      idx[d] = rem % dims[d].n;
+      rem /= dims[d].n;
+      offA += idx[d] * dims[d].sa;
+      offB += idx[d] * dims[d].sb;
+    }
+    for (int64_t r = o0; r < o1; ++r) {
+      binaryRow<OP>(a + offA, inner.sa, b + offB, inner.sb, o + r * inner.n, inner.n);
+      for (int64_t d = nd - 1; d >= 0; --d) {
+        offA += dims[d].sa;
+        offB += dims[d].sb;
+        if (++idx[d] < dims[d].n) break;
+        offA -= dims[d].sa * dims[d].n;
+        offB -= dims[d].sb * dims[d].n;
+        idx[d] = 0;
+      }
+    }
+  };
+  parallelFor(tasks, task);
+}
+
+// Shapes are right-aligned to the output's rank (missing leading dims are 1).
+void binary(int op, const float* a, const std::vector<int64_t>& as, const float* b, const std::vector<int64_t>& bs,
+            float* o, const std::vector<int64_t>& os) {
+  const size_t r = os.size();
+  std::vector<int64_t> sa(r, 0), sb(r, 0);
+  auto strides = [&](const std::vector<int64_t>& shape, std::vector<int64_t>& st) {
+    int64_t s = 1;
+    for (size_t i = 0; i < shape.size(); ++i) {
+      const size_t d = shape.size() - 1 - i, od = r - 1 - i;
+      st[od] = shape[d] == 1 ? 0 : s;
+      s *= shape[d];
+    }
+  };
+  strides(as, sa);
+  strides(bs, sb);
+  std::vector<Dim> dims;
+  for (size_t i = 0; i < r; ++i) {
+    if (os[i] == 1) continue;
+    if (!dims.empty() && dims.back().sa == sa[i] * os[i] && dims.back().sb == sb[i] * os[i]) {
+      dims.back() = Dim{dims.back().n * os[i], sa[i], sb[i]};
+    } else {
+      dims.push_back(Dim{os[i], sa[i], sb[i]});
+    }
+  }
+  if (dims.empty()) dims.push_back(Dim{1, 1, 1});
+  switch (op) {
+    case 0: binaryAll<0>(dims, a, b, o); break;
+    case 1: binaryAll<1>(dims, a, b, o); break;
+    case 2: binaryAll<2>(dims, a, b, o); break;
+    case 3: binaryAll<3>(dims, a, b, o); break;
+    default: binaryAll<4>(dims, a, b, o); break;
+  }
+}
+
+struct RDim {
+  int64_t n;
+  bool reduced;
+  int64_t outStride;
+};
+
+// out = scale · Σ over the reduced axes of x (out is zeroed here).
+void reduceSum(const float* x, const std::vector<int64_t>& shape, const std::vector<bool>& reduced, float* out,
+               int64_t outSize, float scale) {
+  std::vector<RDim> dims;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == 1) continue;
+    if (!dims.empty() && dims.back().reduced == bool(reduced[i])) {
+      dims.back().n *= shape[i];
+    } else {
+      dims.push_back(RDim{shape[i], bool(reduced[i]), 0});
+    }
+  }
+  if (dims.empty()) dims.push_back(RDim{1, false, 0});
+  int64_t s = 1;
+  for (int64_t d = static_cast<int64_t>(dims.size()) - 1; d >= 0; --d) {
+    if (!dims[d].reduced) {
+      dims[d].outStride = s;
+      s *= dims[d].n;
+    }
+  }
+  const RDim inner = dims.back();
+  const RDim first = dims.front();
+  const int64_t total = [&] {
+    int64_t p = 1;
+    for (auto& d : dims) p *= d.n;
+    return p;
+  }();
+  const int64_t perFirst = total / first.n;
+  // Rows of the innermost dim under first-dim indices f0 .. f1, accumulated into dst (indexed like out); needs
+  // at least two collapsed dims.
+  auto span = [&](int64_t f0, int64_t f1, float* dst) {
+    const int64_t rowsPerFirst = perFirst / inner.n;
+    for (int64_t row = f0 * rowsPerFirst; row < f1 * rowsPerFirst; ++row) {
+      const float* src = x + row * inner.n;
+      int64_t rem = row, off = 0;
+      for (int64_t d = static_cast<int64_t>(dims.size()) - 2; d >= 0; --d) {
+        const int64_t idx = rem % dims[d].n;
+        rem /= dims[d].n;
+        off += idx * dims[d].outStride;
+      }
+      if (inner.reduced) {
+        float acc[8] = {0};
+        int64_t i = 0;
+        for (; i + 8 <= inner.n; i += 8)
+          for (int j = 0; j < 8; ++j) acc[j] += src[i + j];
+        float sum = 0.f;
+        for (int j = 0; j < 8; ++j) sum += acc[j];
+        for (; i < inner.n; ++i) sum += src[i];
+        dst[off] += sum;
+      } else {
+        float* d = dst + off;
+        for (int64_t i = 0; i < inner.n; ++i) d[i] += src[i];
+      }
+    }
+  };
+  std::fill_n(out, outSize, 0.f);
+  if (dims.size() == 1) {
+    if (!inner.reduced) {
+      std::memcpy(out, x, sizeof(float) * inner.n);
+    } else {
+      const int threads = pool->threads();
+      const int64_t tasks = std::min<int64_t>(threads, std::max<int64_t>(1, inner.n / kGrain));
+      std::vector<double> partial(tasks, 0.0);
+      const int64_t per = (inner.n + tasks - 1) / tasks;
+      auto task = [&](int64_t t, int) {
+        const int64_t i0 = t * per, i1 = std::min(inner.n, i0 + per);
+        float acc[16] = {0};
+        int64_t i = i0;
+        for (; i + 16 <= i1; i += 16)
+          for (int j = 0; j < 16; ++j) acc[j] += x[i + j];
+        double sum = 0;
+        for (int j = 0; j < 16; ++j) sum += acc[j];
+        for (; i < i1; ++i) sum += x[i];
+        partial[t] = sum;
+      };
+      parallelFor(tasks, task);
+      double sum = 0;
+      for (double p : partial) sum += p;
+      out[0] = static_cast<float>(sum);
+    }
+  } else if (!first.reduced) {
+    const int64_t perTask = std::max<int64_t>(1, kGrain / std::max<int64_t>(1, perFirst));
+    const int64_t tasks = (first.n + perTask - 1) / perTask;
+    auto task = [&](int64_t t, int) { span(t * perTask, std::min(first.n, (t + 1) * perTask), out); };
+    parallelFor(tasks, task);
+  } else {
+    const int threads = pool->threads();
+    const int64_t tasks = std::min<int64_t>(threads, std::max<int64_t>(1, total / kGrain));
+    const int64_t per = (first.n + tasks - 1) / tasks;
+    for (int t = 0; t < tasks; ++t) std::fill_n(ensure(scratch[t].b, outSize), outSize, 0.f);
+    auto task = [&](int64_t t, int) {
+      const int64_t f0 = t * per, f1 = std::min(first.n, f0 + per);
+      if (f0 < f1) span(f0, f1, scratch[t].b.data());
+    };
+    // Each task owns scratch[t]: run them with one task per index.
+    parallelFor(tasks, task);
+    for (int64_t t = 0; t < tasks; ++t) {
+      const float* p = scratch[t].b.data();
+      for (int64_t i = 0; i < outSize; ++i) out[i] += p[i];
+    }
+  }
+  if (scale != 1.f)
+    for (int64_t i = 0; i < outSize; ++i) out[i] *= scale;
+}
+
+// dst[r * dstStride + dstOffset + i] = src[r * srcStride + srcOffset + i] for r < rows, i < rowLength.
+void copyRows(const float* src, int64_t srcStride, int64_t srcOffset, float* dst, int64_t dstStride, int64_t dstOffset,
+              int64_t rows, int64_t rowLength) {
+  const int64_t perTask = std::max<int64_t>(1, kGrain / std::max<int64_t>(1, rowLength));
+  const int64_t tasks = (rows + perTask - 1) / perTask;
+  auto task = [&](int64_t t, int) {
+    const int64_t r1 = std::min(rows, (t + 1) * perTask);
+    for (int64_t r = t * perTask; r < r1; ++r)
+      std::memcpy(dst + r * dstStride + dstOffset, src + r * srcStride + srcOffset, sizeof(float) * rowLength);
+  };
+  parallelFor(tasks, task);
+}
+
+// dx[b, rows[y], cols[x], c] += dy[b, y, x, c]; dx is zeroed here.
+void resizeNearestGrad(const float* dy, float* dx, int64_t batch, int64_t inH, int64_t inW, int64_t outH, int64_t outW,
+                       int64_t depth, const int32_t* rows, const int32_t* cols) {
+  auto task = [&](int64_t b, int) {
+    float* img = dx + b * inH * inW * depth;
+    std::fill_n(img, inH * inW * depth, 0.f);
+    const float* src = dy + b * outH * outW * depth;
+    for (int64_t y = 0; y < outH; ++y) {
+      float* row = img + int64_t(rows[y]) * inW * depth;
+      for (int64_t x = 0; x < outW; ++x) {
+        float* d = row + int64_t(cols[x]) * depth;
+        const float* s = src + (y * outW + x) * depth;
+        for (int64_t c = 0; c < depth; ++c) d[c] += s[c];
+      }
+    }
+  };
+  parallelFor(batch, task);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // N-API glue.
 
 bool floats(napi_env env, napi_value v, float** data, size_t* length) {
@@ -465,6 +712,129 @@ napi_value BatchMatMul(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+bool intList(napi_env env, napi_value v, std::vector<int64_t>* out) {
+  bool isArray = false;
+  napi_is_array(env, v, &isArray);
+  uint32_t len = 0;
+  if (!isArray || napi_get_array_length(env, v, &len) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "expected an array of integers");
+    return false;
+  }
+  out->resize(len);
+  return len == 0 || ints(env, v, out->data(), len);
+}
+
+int64_t sizeOf(const std::vector<int64_t>& shape) {
+  int64_t p = 1;
+  for (int64_t d : shape) p *= d;
+  return p;
+}
+
+// binary(op, a, aShape, b, bShape, out, outShape); op: 0 add, 1 sub, 2 mul, 3 div, 4 squared difference
+napi_value Binary(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  if (!args(env, info, argv)) return nullptr;
+  int32_t op;
+  float *a, *b, *o;
+  size_t na, nb, no;
+  std::vector<int64_t> as, bs, os;
+  if (napi_get_value_int32(env, argv[0], &op) != napi_ok || !floats(env, argv[1], &a, &na) ||
+      !intList(env, argv[2], &as) || !floats(env, argv[3], &b, &nb) || !intList(env, argv[4], &bs) ||
+      !floats(env, argv[5], &o, &no) || !intList(env, argv[6], &os))
+    return nullptr;
+  bool ok = op >= 0 && op <= 4 && os.size() <= 16 && as.size() <= os.size() && bs.size() <= os.size() && na == size_t(sizeOf(as)) &&
+            nb == size_t(sizeOf(bs)) && no == size_t(sizeOf(os));
+  for (size_t i = 0; ok && i < as.size(); ++i) {
+    const int64_t d = as[as.size() - 1 - i], od = os[os.size() - 1 - i];
+    ok = d == od || d == 1;
+  }
+  for (size_t i = 0; ok && i < bs.size(); ++i) {
+    const int64_t d = bs[bs.size() - 1 - i], od = os[os.size() - 1 - i];
+    ok = d == od || d == 1;
+  }
+  if (!check(env, ok, "binary: shapes do not broadcast to the output shape")) return nullptr;
+  if (no > 0) binary(op, a, as, b, bs, o, os);
+  return nullptr;
+}
+
+// sum(x, shape, axes, out, scale)
+napi_value Sum(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!args(env, info, argv)) return nullptr;
+  float *x, *o;
+  size_t nx, no;
+  std::vector<int64_t> shape, axes;
+  double scale;
+  if (!floats(env, argv[0], &x, &nx) || !intList(env, argv[1], &shape) || !intList(env, argv[2], &axes) ||
+      !floats(env, argv[3], &o, &no) || napi_get_value_double(env, argv[4], &scale) != napi_ok)
+    return nullptr;
+  std::vector<bool> reduced(shape.size(), false);
+  bool ok = nx == size_t(sizeOf(shape));
+  for (int64_t ax : axes) {
+    ok = ok && ax >= 0 && ax < int64_t(shape.size());
+    if (ok) reduced[ax] = true;
+  }
+  int64_t outSize = 1;
+  for (size_t i = 0; i < shape.size(); ++i)
+    if (!reduced[i]) outSize *= shape[i];
+  if (!check(env, ok && no == size_t(outSize) && nx > 0, "sum: sizes do not match")) return nullptr;
+  reduceSum(x, shape, reduced, o, outSize, static_cast<float>(scale));
+  return nullptr;
+}
+
+// copyRows(src, srcStride, srcOffset, dst, dstStride, dstOffset, rows, rowLength)
+napi_value CopyRows(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  if (!args(env, info, argv)) return nullptr;
+  float *src, *dst;
+  size_t ns, nd;
+  int64_t v[6];
+  if (!floats(env, argv[0], &src, &ns) || !floats(env, argv[3], &dst, &nd)) return nullptr;
+  const int idx[6] = {1, 2, 4, 5, 6, 7};
+  for (int i = 0; i < 6; ++i)
+    if (napi_get_value_int64(env, argv[idx[i]], &v[i]) != napi_ok) return nullptr;
+  const int64_t srcStride = v[0], srcOffset = v[1], dstStride = v[2], dstOffset = v[3], rows = v[4], len = v[5];
+  const bool ok = rows >= 0 && len >= 0 && srcOffset >= 0 && dstOffset >= 0 &&
+                  (rows == 0 || len == 0 ||
+                   ((rows - 1) * srcStride + srcOffset + len <= int64_t(ns) &&
+                    (rows - 1) * dstStride + dstOffset + len <= int64_t(nd)));
+  if (!check(env, ok, "copyRows: out of bounds")) return nullptr;
+  if (rows > 0 && len > 0) copyRows(src, srcStride, srcOffset, dst, dstStride, dstOffset, rows, len);
+  return nullptr;
+}
+
+// resizeNearestGrad(dy, dx, [batch, inH, inW, outH, outW, depth], rows: Int32Array, cols: Int32Array)
+napi_value ResizeNearestGrad(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!args(env, info, argv)) return nullptr;
+  float *dy, *dx;
+  size_t ndy, ndx;
+  int64_t d[6];
+  if (!floats(env, argv[0], &dy, &ndy) || !floats(env, argv[1], &dx, &ndx) || !ints(env, argv[2], d, 6)) return nullptr;
+  int32_t* idx[2];
+  size_t lens[2];
+  for (int i = 0; i < 2; ++i) {
+    napi_typedarray_type type;
+    void* ptr;
+    napi_value ab;
+    size_t offset;
+    if (napi_get_typedarray_info(env, argv[3 + i], &type, &lens[i], &ptr, &ab, &offset) != napi_ok ||
+        type != napi_int32_array) {
+      napi_throw_type_error(env, nullptr, "expected an Int32Array");
+      return nullptr;
+    }
+    idx[i] = static_cast<int32_t*>(ptr);
+  }
+  const int64_t batch = d[0], inH = d[1], inW = d[2], outH = d[3], outW = d[4], depth = d[5];
+  bool ok = ndy == size_t(batch * outH * outW * depth) && ndx == size_t(batch * inH * inW * depth) &&
+            lens[0] == size_t(outH) && lens[1] == size_t(outW);
+  for (int64_t y = 0; ok && y < outH; ++y) ok = idx[0][y] >= 0 && idx[0][y] < inH;
+  for (int64_t x = 0; ok && x < outW; ++x) ok = idx[1][x] >= 0 && idx[1][x] < inW;
+  if (!check(env, ok, "resizeNearestGrad: sizes or indices out of range")) return nullptr;
+  resizeNearestGrad(dy, dx, batch, inH, inW, outH, outW, depth, idx[0], idx[1]);
+  return nullptr;
+}
+
 napi_value Threads(napi_env env, napi_callback_info) {
   napi_value out;
   napi_create_int32(env, pool->threads(), &out);
@@ -485,6 +855,10 @@ napi_value Init(napi_env env, napi_value exports) {
       {"conv2dBackpropInput", nullptr, Conv2DBackpropInput, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2dBackpropFilter", nullptr, Conv2DBackpropFilter, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchMatMul", nullptr, BatchMatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sum", nullptr, Sum, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"copyRows", nullptr, CopyRows, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"resizeNearestGrad", nullptr, ResizeNearestGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

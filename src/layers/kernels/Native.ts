@@ -15,6 +15,7 @@ import { createRequire } from "node:module"
 import { fileURLToPath } from "node:url"
 import type { RawKernelFunc } from "./Backend.js"
 import type { KernelPatch } from "./Patches.js"
+import { resizeNearestSourceIndices } from "./ResizeNearestNeighborGrad.js"
 
 /**
  * The addon's functions. Convolution dimensions are
@@ -36,6 +37,37 @@ export interface NativeAddon {
   readonly conv2dBackpropInput: (dy: Float32Array, filter: Float32Array, dx: Float32Array, dims: ReadonlyArray<number>) => void
   readonly conv2dBackpropFilter: (x: Float32Array, dy: Float32Array, df: Float32Array, dims: ReadonlyArray<number>) => void
   readonly batchMatMul: (a: Float32Array, b: Float32Array, c: Float32Array, dims: ReadonlyArray<number>) => void
+  /** `out = a op b` with broadcasting (shapes right-aligned); op 0 add, 1 sub, 2 mul, 3 div, 4 squared difference. */
+  readonly binary: (
+    op: number,
+    a: Float32Array,
+    aShape: ReadonlyArray<number>,
+    b: Float32Array,
+    bShape: ReadonlyArray<number>,
+    out: Float32Array,
+    outShape: ReadonlyArray<number>
+  ) => void
+  /** `out = scale · Σ_axes x`. */
+  readonly sum: (x: Float32Array, shape: ReadonlyArray<number>, axes: ReadonlyArray<number>, out: Float32Array, scale: number) => void
+  /** `dst[r·dstStride + dstOffset + i] = src[r·srcStride + srcOffset + i]` for `r < rows`, `i < rowLength`. */
+  readonly copyRows: (
+    src: Float32Array,
+    srcStride: number,
+    srcOffset: number,
+    dst: Float32Array,
+    dstStride: number,
+    dstOffset: number,
+    rows: number,
+    rowLength: number
+  ) => void
+  /** `dx[b, rows[y], cols[x], c] += dy[b, y, x, c]` with dims `[B, inH, inW, outH, outW, C]`. */
+  readonly resizeNearestGrad: (
+    dy: Float32Array,
+    dx: Float32Array,
+    dims: ReadonlyArray<number>,
+    rows: Int32Array,
+    cols: Int32Array
+  ) => void
   readonly threads: () => number
 }
 
@@ -54,7 +86,17 @@ const cache = new Map<string, NativeAddon>()
 
 const looksLikeAddon = (mod: unknown): mod is NativeAddon =>
   typeof mod === "object" && mod !== null &&
-  ["conv2d", "conv2dBackpropInput", "conv2dBackpropFilter", "batchMatMul", "threads"].every((k) =>
+  [
+    "conv2d",
+    "conv2dBackpropInput",
+    "conv2dBackpropFilter",
+    "batchMatMul",
+    "binary",
+    "sum",
+    "copyRows",
+    "resizeNearestGrad",
+    "threads"
+  ].every((k) =>
     typeof (mod as Record<string, unknown>)[k] === "function"
   )
 
@@ -84,6 +126,7 @@ export const loadNativeAddon = (path: string = nativeAddonPath()): NativeAddon =
 interface WasmHeapBackend {
   readonly makeOutput: (shape: Array<number>, dtype: tf.DataType) => tf.TensorInfo
   readonly typedArrayFromHeap: (info: tf.TensorInfo) => tf.backend_util.TypedArray
+  readonly incRef: (dataId: tf.DataId) => void
 }
 
 type Pair = number | [number, number]
@@ -217,6 +260,127 @@ const makeBatchMatMul = (addon: NativeAddon, stock: RawKernelFunc): RawKernelFun
   return out
 }
 
+const BINARY_OPS = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3, SquaredDifference: 4 } as const
+
+const makeBinary = (addon: NativeAddon, op: number, stock: RawKernelFunc): RawKernelFunc => (args) => {
+  const { a, b } = args.inputs as Record<string, tf.TensorInfo | undefined>
+  if (a === undefined || b === undefined || a.dtype !== "float32" || b.dtype !== "float32") return stock(args)
+  let shape: Array<number>
+  try {
+    shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape)
+  } catch {
+    return stock(args)
+  }
+  if (isEmpty(shape) || shape.length > 16) return stock(args)
+  const be = args.backend as WasmHeapBackend
+  const out = be.makeOutput(shape, "float32")
+  addon.binary(op, view(be, a), a.shape, view(be, b), b.shape, view(be, out), shape)
+  return out
+}
+
+const makeReduce = (addon: NativeAddon, mean: boolean, stock: RawKernelFunc): RawKernelFunc => (args) => {
+  const { x } = args.inputs as Record<string, tf.TensorInfo | undefined>
+  const attrs = (args.attrs ?? {}) as { axis?: number | Array<number> | null; keepDims?: boolean }
+  if (x === undefined || x.dtype !== "float32" || isEmpty(x.shape)) return stock(args)
+  const axes = tf.util.parseAxisParam(attrs.axis ?? x.shape.map((_, i) => i), x.shape)
+  const reduced = new Set(axes)
+  const outShape = x.shape.flatMap((d, i) => (reduced.has(i) ? (attrs.keepDims === true ? [1] : []) : [d]))
+  const count = axes.reduce((p, ax) => p * x.shape[ax]!, 1)
+  const be = args.backend as WasmHeapBackend
+  const out = be.makeOutput(outShape, "float32")
+  addon.sum(view(be, x), x.shape, axes, view(be, out), mean ? 1 / count : 1)
+  return out
+}
+
+const makeSplitV = (addon: NativeAddon, stock: RawKernelFunc): RawKernelFunc => (args) => {
+  const { x } = args.inputs as Record<string, tf.TensorInfo | undefined>
+  const attrs = (args.attrs ?? {}) as { numOrSizeSplits?: number | Array<number>; axis?: number }
+  if (x === undefined || x.dtype !== "float32" || isEmpty(x.shape) || attrs.numOrSizeSplits === undefined) {
+    return stock(args)
+  }
+  const axis = tf.util.parseAxisParam(attrs.axis ?? 0, x.shape)[0]!
+  const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, attrs.numOrSizeSplits, axis)
+  const outer = product(x.shape.slice(0, axis))
+  const inner = product(x.shape.slice(axis + 1))
+  const be = args.backend as WasmHeapBackend
+  const outs = sizes.map((size) => {
+    const shape = [...x.shape]
+    shape[axis] = size
+    return be.makeOutput(shape, "float32")
+  })
+  let offset = 0
+  sizes.forEach((size, i) => {
+    if (size > 0) {
+      addon.copyRows(view(be, x), x.shape[axis]! * inner, offset * inner, view(be, outs[i]!), size * inner, 0, outer, size * inner)
+    }
+    offset += size
+  })
+  return outs
+}
+
+const makeConcat = (addon: NativeAddon, stock: RawKernelFunc): RawKernelFunc => (args) => {
+  const inputs = Object.values(args.inputs) as Array<tf.TensorInfo>
+  const attrs = (args.attrs ?? {}) as { axis?: number | Array<number> }
+  const first = inputs[0]
+  if (first === undefined || inputs.some((t) => t.dtype !== "float32" || t.shape.length !== first.shape.length)) {
+    return stock(args)
+  }
+  const axis = tf.util.parseAxisParam(attrs.axis ?? 0, first.shape)[0]!
+  const parts = inputs.filter((t) => !isEmpty(t.shape))
+  if (parts.length === 0) return stock(args)
+  const shape = tf.backend_util.computeOutShape(parts.map((t) => t.shape), axis)
+  const outer = product(shape.slice(0, axis))
+  const inner = product(shape.slice(axis + 1))
+  const be = args.backend as WasmHeapBackend
+  const out = be.makeOutput(shape, "float32")
+  let offset = 0
+  for (const t of parts) {
+    const len = t.shape[axis]! * inner
+    addon.copyRows(view(be, t), len, 0, view(be, out), shape[axis]! * inner, offset, outer, len)
+    offset += len
+  }
+  return out
+}
+
+/** Shares the input's data (like `Reshape` and the cpu backend's `Identity`): tensors are immutable. */
+const shareInput = (be: WasmHeapBackend, x: tf.TensorInfo): tf.TensorInfo => {
+  be.incRef(x.dataId)
+  return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype }
+}
+
+const makeIdentity = (stock: RawKernelFunc): RawKernelFunc => (args) => {
+  const { x } = args.inputs as Record<string, tf.TensorInfo | undefined>
+  if (x === undefined || x.dtype === "string") return stock(args)
+  return shareInput(args.backend as WasmHeapBackend, x)
+}
+
+const makeCast = (stock: RawKernelFunc): RawKernelFunc => (args) => {
+  const { x } = args.inputs as Record<string, tf.TensorInfo | undefined>
+  const dtype = (args.attrs as { dtype?: string } | undefined)?.dtype
+  if (x === undefined || x.dtype === "string" || dtype !== x.dtype) return stock(args)
+  return shareInput(args.backend as WasmHeapBackend, x)
+}
+
+const makeResizeNearestGrad = (addon: NativeAddon, stock: RawKernelFunc): RawKernelFunc => (args) => {
+  const { dy, images } = args.inputs as Record<string, tf.TensorInfo | undefined>
+  const attrs = (args.attrs ?? {}) as { alignCorners?: boolean; halfPixelCenters?: boolean }
+  if (
+    dy === undefined || images === undefined || dy.dtype !== "float32" || images.shape.length !== 4 ||
+    dy.shape.length !== 4 || isEmpty(dy.shape) || isEmpty(images.shape)
+  ) return stock(args)
+  const { cols, rows } = resizeNearestSourceIndices(
+    images.shape,
+    dy.shape,
+    attrs.alignCorners === true,
+    attrs.halfPixelCenters === true
+  )
+  const [batch, inH, inW, depth] = images.shape as Shape4
+  const be = args.backend as WasmHeapBackend
+  const out = be.makeOutput([batch, inH, inW, depth], "float32")
+  addon.resizeNearestGrad(view(be, dy), view(be, out), [batch, inH, inW, dy.shape[1]!, dy.shape[2]!, depth], rows, cols)
+  return out
+}
+
 /**
  * Kernel patches that route the heavy wasm kernels through the addon, each falling back to the kernel registered
  * before it. Installed on top of the wasm patches (their `id` keeps them apart in the install bookkeeping).
@@ -254,5 +418,23 @@ export const nativePatches = (addon: NativeAddon): ReadonlyArray<KernelPatch> =>
     backendName: "wasm",
     id: "native",
     make: (stock) => makeBatchMatMul(addon, requireStock("BatchMatMul", stock))
+  },
+  ...Object.entries(BINARY_OPS).map(([kernelName, op]): KernelPatch => ({
+    kernelName,
+    backendName: "wasm",
+    id: "native",
+    make: (stock) => makeBinary(addon, op, requireStock(kernelName, stock))
+  })),
+  { kernelName: "Sum", backendName: "wasm", id: "native", make: (stock) => makeReduce(addon, false, requireStock("Sum", stock)) },
+  { kernelName: "Mean", backendName: "wasm", id: "native", make: (stock) => makeReduce(addon, true, requireStock("Mean", stock)) },
+  { kernelName: "SplitV", backendName: "wasm", id: "native", make: (stock) => makeSplitV(addon, requireStock("SplitV", stock)) },
+  { kernelName: "Concat", backendName: "wasm", id: "native", make: (stock) => makeConcat(addon, requireStock("Concat", stock)) },
+  { kernelName: "Identity", backendName: "wasm", id: "native", make: (stock) => makeIdentity(requireStock("Identity", stock)) },
+  { kernelName: "Cast", backendName: "wasm", id: "native", make: (stock) => makeCast(requireStock("Cast", stock)) },
+  {
+    kernelName: "ResizeNearestNeighborGrad",
+    backendName: "wasm",
+    id: "native",
+    make: (stock) => makeResizeNearestGrad(addon, requireStock("ResizeNearestNeighborGrad", stock))
   }
 ]

@@ -29,6 +29,31 @@ const sourceIndex = (
 }
 
 /**
+ * For each output row and column of a nearest-neighbour resize, the input row / column it reads (the forward op's
+ * mapping, honouring `alignCorners` and `halfPixelCenters`); the gradient scatter-adds dy along it.
+ *
+ * @since 0.1.0
+ * @category kernels
+ */
+export const resizeNearestSourceIndices = (
+  imagesShape: ReadonlyArray<number>,
+  dyShape: ReadonlyArray<number>,
+  alignCorners: boolean,
+  halfPixelCenters: boolean
+): { readonly rows: Int32Array; readonly cols: Int32Array } => {
+  const [, inH = 0, inW = 0] = imagesShape
+  const [, outH = 0, outW = 0] = dyShape
+  const effIn = (size: number, out: number) => (alignCorners && out > 1 ? size - 1 : size)
+  const effOut = (out: number) => (alignCorners && out > 1 ? out - 1 : out)
+  const ratioH = effIn(inH, outH) / effOut(outH)
+  const ratioW = effIn(inW, outW) / effOut(outW)
+  return {
+    rows: Int32Array.from({ length: outH }, (_, y) => sourceIndex(y, ratioH, inH, alignCorners, halfPixelCenters)),
+    cols: Int32Array.from({ length: outW }, (_, x) => sourceIndex(x, ratioW, inW, alignCorners, halfPixelCenters))
+  }
+}
+
+/**
  * The gradient of nearest-neighbour resizing as plain numbers: `dx[b, src(y), src(x), c] += dy[b, y, x, c]`.
  *
  * @since 0.1.0
@@ -43,12 +68,7 @@ export const resizeNearestNeighborGradValues = (
 ): Float32Array => {
   const [batch = 0, inH = 0, inW = 0, depth = 0] = imagesShape
   const [, outH = 0, outW = 0] = dyShape
-  const effIn = (size: number, out: number) => (alignCorners && out > 1 ? size - 1 : size)
-  const effOut = (out: number) => (alignCorners && out > 1 ? out - 1 : out)
-  const ratioH = effIn(inH, outH) / effOut(outH)
-  const ratioW = effIn(inW, outW) / effOut(outW)
-  const rows = Int32Array.from({ length: outH }, (_, y) => sourceIndex(y, ratioH, inH, alignCorners, halfPixelCenters))
-  const cols = Int32Array.from({ length: outW }, (_, x) => sourceIndex(x, ratioW, inW, alignCorners, halfPixelCenters))
+  const { cols, rows } = resizeNearestSourceIndices(imagesShape, dyShape, alignCorners, halfPixelCenters)
   const dx = new Float32Array(batch * inH * inW * depth)
   const acc = new Float64Array(dx.length)
   let k = 0

@@ -1,0 +1,249 @@
+/**
+ * TF.js engines against PyTorch on the same machine, in one invocation (issue 6): one Adam step of the reference
+ * denoiser (tensor-engine note §4) on each TF.js engine, and the identical network in PyTorch (bench/vs_torch.py,
+ * Debian's python3-torch, 2 threads) when `/usr/bin/python3 -c "import torch"` works. Per shape: median ms per step,
+ * conv GFLOP/s, `numTensors` before/after the timed steps, and each engine's ratio to PyTorch.
+ *
+ *   npm run bench:vs-torch -- [--shapes 32x32x3x32,28x28x1x32,16x16x1x8] [--engines wasm,wasm-native]
+ *                            [--warmup 5] [--steps 10] [--rounds 1] [--torch-threads 2] [--no-torch] [--out FILE]
+ *
+ * With `--rounds N` every engine and PyTorch are measured N times, interleaved (PyTorch, then each engine, per round),
+ * and the reported median is over all timed steps of all rounds; this evens out other load on a shared machine. The
+ * 1-minute load average is recorded before and after each measurement. JSON goes to stdout and
+ * bench/results/vs-torch-<date>.json.
+ *
+ * @since 0.1.0
+ */
+import * as tf from "@tensorflow/tfjs"
+import { Context, Effect, Either, Layer } from "effect"
+import { spawnSync } from "node:child_process"
+import { cpus, loadavg, totalmem } from "node:os"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { P_MEAN, P_STD } from "../src/domain/Edm.js"
+import * as EngineLayers from "../src/layers/Engine.js"
+import { Engine, type EngineName } from "../src/services/Engine.js"
+import { convFlops, expectedParameterCount, makeReferenceDenoiser } from "./ReferenceDenoiser.js"
+import { flag, log, maxRssMiB, median, option, round, writeReport } from "./Support.js"
+
+interface Shape {
+  readonly height: number
+  readonly width: number
+  readonly channels: number
+  readonly batch: number
+}
+
+const parseShape = (s: string): Shape => {
+  const [height, width, channels, batch] = s.split("x").map(Number)
+  if (![height, width, channels, batch].every((n) => Number.isInteger(n) && n! > 0)) {
+    throw new Error(`bad shape "${s}", expected HxWxCxB`)
+  }
+  return { height: height!, width: width!, channels: channels!, batch: batch! }
+}
+
+const key = (s: Shape) => `${s.height}x${s.width}x${s.channels}x${s.batch}`
+const shapes = (option("shapes") ?? "32x32x3x32,28x28x1x32,16x16x1x8").split(",").map(parseShape)
+const engines = (option("engines") ?? "wasm,wasm-native").split(",") as Array<EngineName>
+const warmup = Number(option("warmup") ?? 5)
+const steps = Number(option("steps") ?? 10)
+const rounds = Number(option("rounds") ?? 1)
+const torchThreads = Number(option("torch-threads") ?? 2)
+const python = option("python") ?? "/usr/bin/python3"
+const load1 = () => round(loadavg()[0]!, 2)
+
+interface Run {
+  readonly ms: ReadonlyArray<number>
+  readonly numTensorsBefore: number
+  readonly numTensorsAfter: number
+  readonly lossFirst: number
+  readonly lossLast: number
+  readonly loadBefore: number
+  readonly loadAfter: number
+}
+
+/** `warmup` + `steps` Adam steps of the reference denoiser on `t`; ms of the timed steps. */
+const trainSteps = (t: typeof tf, shape: Shape): Run => {
+  const { batch, channels, height, width } = shape
+  const loadBefore = load1()
+  const net = makeReferenceDenoiser(t, channels, 1)
+  const expected = expectedParameterCount(channels)
+  if (!Number.isNaN(expected) && net.parameterCount !== expected) {
+    throw new Error(`parameter count ${net.parameterCount} != ${expected} (note §4)`)
+  }
+  const x0 = t.randomNormal([batch, height, width, channels], 0, 0.5, "float32", 7) as tf.Tensor4D
+  const optimizer = t.train.adam(1e-4)
+  let seed = 100
+  const loss = () => {
+    const sigma = t.exp(t.add(t.mul(t.randomNormal([batch], 0, 1, "float32", seed++), P_STD), P_MEAN)) as tf.Tensor1D
+    const s4 = sigma.reshape([batch, 1, 1, 1])
+    const noisy = t.add(x0, t.mul(s4, t.randomNormal(x0.shape, 0, 1, "float32", seed++)))
+    const input = t.div(noisy, t.sqrt(t.add(t.square(s4), 1))) as tf.Tensor4D
+    return t.mean(t.squaredDifference(net.apply(input, sigma), x0)) as tf.Scalar
+  }
+  const losses: Array<number> = []
+  const step = () => {
+    const cost = optimizer.minimize(loss, true, net.variables as Array<tf.Variable>)!
+    losses.push(cost.dataSync()[0]!)
+    cost.dispose()
+  }
+  for (let i = 0; i < warmup; i++) step()
+  const numTensorsBefore = t.memory().numTensors
+  const ms: Array<number> = []
+  for (let i = 0; i < steps; i++) {
+    const t0 = performance.now()
+    step()
+    ms.push(performance.now() - t0)
+  }
+  const numTensorsAfter = t.memory().numTensors
+  optimizer.dispose()
+  x0.dispose()
+  net.dispose()
+  return {
+    ms,
+    numTensorsBefore,
+    numTensorsAfter,
+    lossFirst: losses[0]!,
+    lossLast: losses[losses.length - 1]!,
+    loadBefore,
+    loadAfter: load1()
+  }
+}
+
+const runEngine = (name: EngineName) =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const built = yield* Effect.either(Layer.build(EngineLayers.layer(name)))
+      if (Either.isLeft(built)) {
+        log(`${name}: unavailable: ${built.left.message}`)
+        return { available: false as const, reason: built.left.message, errorTag: built.left._tag }
+      }
+      const engine = Context.get(built.right, Engine)
+      const runs: Record<string, Run> = {}
+      for (const shape of shapes) {
+        log(`${name}: ${key(shape)} (${warmup}+${steps} steps, load ${load1()})...`)
+        const r = yield* Effect.sync(() => trainSteps(engine.tf, shape))
+        log(`  median ${round(median(r.ms), 1)} ms, numTensors ${r.numTensorsBefore}->${r.numTensorsAfter}`)
+        runs[key(shape)] = r
+      }
+      return { available: true as const, threads: engine.facts.threads, patchedKernels: engine.facts.patchedKernels, runs }
+    })
+  )
+
+interface TorchResult {
+  readonly shape: string
+  readonly batch: number
+  readonly parameters: number
+  readonly ms: ReadonlyArray<number>
+  readonly lossFirst: number
+  readonly lossLast: number
+}
+
+const torchScript = join(dirname(fileURLToPath(import.meta.url)), "vs_torch.py")
+
+const torchAvailable = (): { readonly ok: boolean; readonly version?: string; readonly reason?: string } => {
+  if (flag("no-torch")) return { ok: false, reason: "--no-torch" }
+  const r = spawnSync(python, ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8" })
+  return r.status === 0
+    ? { ok: true, version: r.stdout.trim() }
+    : { ok: false, reason: `${python} -c "import torch" failed: ${(r.stderr || String(r.error ?? "")).trim().split("\n").pop()}` }
+}
+
+const runTorch = (): { readonly results: ReadonlyArray<TorchResult>; readonly loadBefore: number; readonly loadAfter: number } => {
+  const loadBefore = load1()
+  log(`torch: ${shapes.map(key).join(",")} (${warmup}+${steps} steps, ${torchThreads} threads, load ${loadBefore})...`)
+  const r = spawnSync(
+    python,
+    [torchScript, "--shapes", shapes.map(key).join(","), "--threads", String(torchThreads), "--warmup", String(warmup), "--steps", String(steps)],
+    { encoding: "utf8", env: { ...process.env, OPENBLAS_NUM_THREADS: "1", OMP_NUM_THREADS: String(torchThreads) } }
+  )
+  if (r.status !== 0) throw new Error(`vs_torch.py failed: ${r.stderr}`)
+  const parsed = JSON.parse(r.stdout) as { results: ReadonlyArray<TorchResult> }
+  for (const x of parsed.results) log(`  ${x.shape} B=${x.batch}: median ${round(median(x.ms), 1)} ms`)
+  return { results: parsed.results, loadBefore, loadAfter: load1() }
+}
+
+const summary = (ms: ReadonlyArray<number>, flops: number) => {
+  const m = median(ms)
+  return { medianMs: round(m, 1), minMs: round(Math.min(...ms), 1), steps: ms.length, gflops: round(flops / (m / 1000) / 1e9, 2) }
+}
+
+const program = Effect.gen(function*() {
+  const torch = torchAvailable()
+  if (!torch.ok) log(`torch: skipped (${torch.reason})`)
+  const raw: Record<string, Array<unknown>> = {}
+  const torchRuns: Array<ReturnType<typeof runTorch>> = []
+  for (let r = 0; r < rounds; r++) {
+    if (rounds > 1) log(`round ${r + 1}/${rounds}`)
+    if (torch.ok) torchRuns.push(runTorch())
+    for (const name of engines) {
+      const result = yield* runEngine(name)
+      ;(raw[name] ??= []).push(result)
+    }
+  }
+  const perShape = shapes.map((shape) => {
+    const k = key(shape)
+    const flops = 3 * convFlops(shape.height, shape.width, shape.channels, shape.batch)
+    const torchMs = torchRuns.flatMap((t) =>
+      t.results.find((x) => `${x.shape}x${x.batch}` === k)?.ms ?? []
+    )
+    const torchSummary = torchMs.length > 0 ? summary(torchMs, flops) : null
+    const byEngine = Object.fromEntries(engines.map((name) => {
+      const runs = (raw[name] ?? []) as Array<
+        { available: true; runs: Record<string, Run> } | { available: false; reason: string }
+      >
+      const ok = runs.flatMap((x) => (x.available ? [x.runs[k]!] : []))
+      if (ok.length === 0) {
+        const reason = runs.find((x) => !x.available) as { reason: string } | undefined
+        return [name, { available: false, reason: reason?.reason ?? "no runs" }]
+      }
+      const s = summary(ok.flatMap((x) => x.ms), flops)
+      return [name, {
+        available: true,
+        ...s,
+        ratioToTorch: torchSummary === null ? null : round(s.medianMs / torchSummary.medianMs, 2),
+        roundMediansMs: ok.map((x) => round(median(x.ms), 1)),
+        numTensors: ok.map((x) => [x.numTensorsBefore, x.numTensorsAfter]),
+        tensorsStable: ok.every((x) => x.numTensorsBefore === x.numTensorsAfter),
+        loss: ok.map((x) => [round(x.lossFirst, 5), round(x.lossLast, 5)]),
+        load1: ok.map((x) => [x.loadBefore, x.loadAfter])
+      }]
+    }))
+    return {
+      shape: `${shape.height}x${shape.width}x${shape.channels}`,
+      batch: shape.batch,
+      trainConvGflop: round(flops / 1e9, 3),
+      torch: torchSummary === null ? null : {
+        ...torchSummary,
+        roundMediansMs: torchRuns.map((t) => round(median(t.results.find((x) => `${x.shape}x${x.batch}` === k)?.ms ?? []), 1)),
+        load1: torchRuns.map((t) => [t.loadBefore, t.loadAfter])
+      },
+      engines: byEngine
+    }
+  })
+  const report = {
+    date: new Date().toISOString(),
+    node: process.version,
+    tfjs: tf.version_core,
+    torch: torch.ok ? { version: torch.version, threads: torchThreads, python } : { skipped: torch.reason },
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "unknown", memGiB: Math.round(totalmem() / 2 ** 30) },
+    config: { shapes: shapes.map(key), engines, warmup, steps, rounds },
+    note: "median ms per Adam step over all timed steps of all rounds; ratioToTorch = engine median / PyTorch median; " +
+      "GFLOP/s = 3 x forward conv FLOPs (2*MAC) / median step; load1 = 1-minute load average before/after",
+    maxRssMiB: maxRssMiB(),
+    results: perShape
+  }
+  for (const r of perShape) {
+    const parts = engines.map((name) => {
+      const e = r.engines[name] as { available: boolean; medianMs?: number; ratioToTorch?: number | null }
+      return e.available ? `${name} ${e.medianMs} ms${e.ratioToTorch == null ? "" : ` (${e.ratioToTorch}x)`}` : `${name} n/a`
+    })
+    log(`${r.shape} B=${r.batch}: ${r.torch === null ? "" : `torch ${r.torch.medianMs} ms, `}${parts.join(", ")}`)
+  }
+  const out = writeReport("vs-torch", report)
+  log(`written ${out}`)
+})
+
+Effect.runPromise(program).catch((error: unknown) => {
+  console.error(error)
+  process.exit(1)
+})
