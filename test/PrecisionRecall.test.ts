@@ -121,7 +121,7 @@ describe("PrecisionRecall (Kynkäänniemi et al. 2019; spec §7, k = 3)", () => 
         got.forEach((v, i) => expect(v).toBeCloseTo(radii[i]!, 3))
         const inside = ys.filter((q) => xs.some((a, j) => dist(q, a) <= radii[j]! * (1 - 1e-4))).length
         const insideLoose = ys.filter((q) => xs.some((a, j) => dist(q, a) <= radii[j]! * (1 + 1e-4))).length
-        const c = manifoldCoverage(y, x, r) * ys.length
+        const c = Math.round(manifoldCoverage(y, x, r) * ys.length)
         expect(c).toBeGreaterThanOrEqual(inside)
         expect(c).toBeLessThanOrEqual(insideLoose)
         tf.dispose([x, y, r])

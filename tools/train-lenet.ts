@@ -3,10 +3,11 @@
  * `assets/lenet-mnist.safetensors` (or `--out <path>`), printing the file's SHA-256 for `LENET_SHA256` in
  * `src/layers/FeatureExtractor.ts`.
  *
- *   node --import tsx tools/train-lenet.ts [--epochs 30] [--seed 0] [--out assets/lenet-mnist.safetensors]
+ *   node --import tsx tools/train-lenet.ts [--epochs 30] [--seed 0] [--conv1 8 --conv2 16 --hidden 128] [--out assets/lenet-mnist.safetensors]
  *
  * Deterministic: the wasm engine (single-threaded), initial weights, batch order and affine augmentation (rotation ±12°, scale 0.9–1.1, shift ±2 px) all
- * come from `RandomStream` with the seed. Adam (β = 0.9/0.999), batch 64, lr 1e-3 decayed ×0.3 for the last third.
+ * come from `RandomStream` with the seed. Adam (β = 0.9/0.999), batch 64, lr 1e-3 with a cosine decay to 0.
+ * `--conv1 --conv2 --hidden` change the architecture (stored in the file's metadata, which the loader reads).
  *
  * @module
  */
@@ -37,6 +38,7 @@ const seed = Number(option("seed", "0"))
 const out = resolve(option("out", resolve(root, "assets/lenet-mnist.safetensors")))
 const batchSize = 64
 const shift = 2
+const peakRate = 1e-3
 
 const permutation = (n: number, label: string): Int32Array => {
   const perm = Int32Array.from({ length: n }, (_, i) => i)
@@ -102,7 +104,11 @@ const evaluate = (params: Record<string, tf.Tensor>, images: tf.Tensor4D, labels
   return correct / n
 }
 
-const spec = leNetSpec()
+const spec = leNetSpec({
+  conv1: Number(option("conv1", String(leNetSpec().conv1))),
+  conv2: Number(option("conv2", String(leNetSpec().conv2))),
+  hidden: Number(option("hidden", String(leNetSpec().hidden)))
+})
 
 const program = Effect.gen(function*() {
   const engine = yield* Engine
@@ -118,11 +124,12 @@ const program = Effect.gen(function*() {
   const pixels = Float32Array.from(data.train.images.dataSync())
   const started = Date.now()
   for (let epoch = 0; epoch < epochs; epoch++) {
-    const learningRate = epoch >= Math.ceil((2 * epochs) / 3) ? 3e-4 : 1e-3
     const perm = permutation(n, `lenet.epoch.${epoch}`)
     let lossSum = 0
     let batches = 0
     for (let s = 0; s + batchSize <= n; s += batchSize) {
+      const progress = (epoch + s / n) / epochs
+      const learningRate = peakRate * 0.5 * (1 + Math.cos(Math.PI * progress))
       const loss = tf.tidy(() => {
         const idx = tf.tensor1d(perm.subarray(s, s + batchSize), "int32")
         const x = augmented(pixels, perm.subarray(s, s + batchSize), spec.size, `lenet.augment.${epoch}.${s}`)
