@@ -23,7 +23,8 @@ namespace {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Thread pool: parallelFor(n, fn) runs fn(i, worker) for i in [0, n) on the calling thread plus (threads - 1)
-// workers. Workers spin briefly before sleeping so back-to-back kernels do not pay a wake-up each.
+// workers, which take indices from a shared counter (so a preempted thread delays at most one index). Waits spin very
+// briefly, then block: on a shared, oversubscribed machine spinning only burns other processes' time.
 
 using Task = void (*)(void* ctx, int64_t i, int worker);
 
@@ -60,7 +61,12 @@ class Pool {
     }
     cv_.notify_all();
     work(0);
-    while (pending_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    for (int spin = 0; spin < 256 && pending_.load(std::memory_order_acquire) != 0; ++spin) {
+    }
+    if (pending_.load(std::memory_order_acquire) != 0) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, [&] { return pending_.load() == 0; });
+    }
   }
 
  private:
@@ -75,12 +81,11 @@ class Pool {
     uint64_t seen = generation_.load();
     for (;;) {
       bool got = false;
-      for (int spin = 0; spin < 2000; ++spin) {
+      for (int spin = 0; spin < 256; ++spin) {
         if (generation_.load(std::memory_order_acquire) != seen) {
           got = true;
           break;
         }
-        if (spin % 64 == 63) std::this_thread::yield();
       }
       if (!got) {
         std::unique_lock<std::mutex> lock(mutex_);
@@ -89,7 +94,10 @@ class Pool {
       seen = generation_.load();
       if (stop_) return;
       work(worker);
-      pending_.fetch_sub(1, std::memory_order_release);
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        done_.notify_one();
+      }
     }
   }
 
@@ -97,6 +105,7 @@ class Pool {
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable cv_;
+  std::condition_variable done_;
   std::atomic<uint64_t> generation_{0};
   std::atomic<int64_t> next_{0};
   std::atomic<int> pending_{0};
@@ -137,8 +146,9 @@ struct Conv {
 };
 
 // Rows of the im2col matrix processed per GEMM (keeps the column block near L2).
+int64_t chunkFloats = 1 << 16;
 int64_t chunkRows(const Conv& c) {
-  int64_t rows = std::max<int64_t>(64, (1 << 16) / std::max<int64_t>(1, c.k()));
+  int64_t rows = std::max<int64_t>(64, chunkFloats / std::max<int64_t>(1, c.k()));
   return std::min(rows, c.pixels());
 }
 
@@ -355,19 +365,41 @@ void binaryRow(const float* a, int64_t sa, const float* b, int64_t sb, float* o,
   }
 }
 
+// Iterates the collapsed dims: the last (or, when it is short, the last two) form a block done as one row; an
+// operand that is neither contiguous nor constant over the block is gathered into a buffer first (and reused while
+// its offset stays the same, e.g. GroupNorm statistics broadcast over H·W). The dims before the block are walked with
+// an incremental index, split into tasks of about kGrain elements.
 template <int OP>
 void binaryAll(const std::vector<Dim>& dims, const float* a, const float* b, float* o) {
+  const bool two = dims.size() >= 2 && dims.back().n < 64 && dims.back().n * dims[dims.size() - 2].n <= 4096;
   const Dim inner = dims.back();
-  const int64_t outer = [&] {
-    int64_t p = 1;
-    for (size_t i = 0; i + 1 < dims.size(); ++i) p *= dims[i].n;
-    return p;
-  }();
-  const int64_t perTask = std::max<int64_t>(1, kGrain / std::max<int64_t>(1, inner.n));
+  const Dim next = two ? dims[dims.size() - 2] : Dim{1, 0, 0};
+  const int64_t nd = static_cast<int64_t>(dims.size()) - (two ? 2 : 1);
+  const int64_t block = inner.n * next.n;
+  int64_t outer = 1;
+  for (int64_t i = 0; i < nd; ++i) outer *= dims[i].n;
+  const int64_t perTask = std::max<int64_t>(1, kGrain / std::max<int64_t>(1, block));
   const int64_t tasks = (outer + perTask - 1) / perTask;
-  const int64_t nd = static_cast<int64_t>(dims.size()) - 1;
+  // 0: constant over the block, 1: contiguous, 2: gather.
+  auto kind = [&](int64_t s1, int64_t s0) -> int {
+    if (!two) return s0 == 0 ? 0 : (s0 == 1 ? 1 : 2);
+    if (s0 == 0 && s1 == 0) return 0;
+    if (s0 == 1 && s1 == inner.n) return 1;
+    return 2;
+  };
+  const int kindA = kind(next.sa, inner.sa), kindB = kind(next.sb, inner.sb);
   auto task = [&](int64_t t, int) {
     const int64_t o0 = t * perTask, o1 = std::min(outer, o0 + perTask);
+    std::vector<float> bufA(kindA == 2 ? block : 0), bufB(kindB == 2 ? block : 0);
+    int64_t cachedA = -1, cachedB = -1;
+    auto gather = [&](const float* src, int64_t s1, int64_t s0, float* dst) {
+      if (!two) {
+        for (int64_t i = 0; i < inner.n; ++i) dst[i] = src[i * s0];
+        return;
+      }
+      for (int64_t i1 = 0; i1 < next.n; ++i1)
+        for (int64_t i0 = 0; i0 < inner.n; ++i0) dst[i1 * inner.n + i0] = src[i1 * s1 + i0 * s0];
+    };
     int64_t idx[16] = {0};
     int64_t rem = o0, offA = 0, offB = 0;
     for (int64_t d = nd - 1; d >= 0; --d) {
@@ -377,7 +409,19 @@ void binaryAll(const std::vector<Dim>& dims, const float* a, const float* b, flo
       offB += idx[d] * dims[d].sb;
     }
     for (int64_t r = o0; r < o1; ++r) {
-      binaryRow<OP>(a + offA, inner.sa, b + offB, inner.sb, o + r * inner.n, inner.n);
+      const float* pa = a + offA;
+      const float* pb = b + offB;
+      if (kindA == 2) {
+        if (cachedA != offA) gather(pa, next.sa, inner.sa, bufA.data());
+        cachedA = offA;
+        pa = bufA.data();
+      }
+      if (kindB == 2) {
+        if (cachedB != offB) gather(pb, next.sb, inner.sb, bufB.data());
+        cachedB = offB;
+        pb = bufB.data();
+      }
+      binaryRow<OP>(pa, kindA == 0 ? 0 : 1, pb, kindB == 0 ? 0 : 1, o + r * block, block);
       for (int64_t d = nd - 1; d >= 0; --d) {
         offA += dims[d].sa;
         offB += dims[d].sb;
@@ -451,6 +495,21 @@ void reduceSum(const float* x, const std::vector<int64_t>& shape, const std::vec
       s *= dims[d].n;
     }
   }
+  if (dims.size() >= 3 && dims.back().reduced && dims.back().n < 16) {
+    // Sum the short innermost reduced run last: accumulate with it kept (wide contiguous adds), then fold it.
+    const int64_t n = dims.back().n;
+    std::vector<bool> keptLast(reduced);
+    for (int64_t i = static_cast<int64_t>(shape.size()) - 1; i >= 0 && (shape[i] == 1 || reduced[i]); --i)
+      keptLast[i] = false;
+    std::vector<float> wide(outSize * n);
+    reduceSum(x, shape, keptLast, wide.data(), outSize * n, 1.f);
+    for (int64_t i = 0; i < outSize; ++i) {
+      float acc = 0.f;
+      for (int64_t j = 0; j < n; ++j) acc += wide[i * n + j];
+      out[i] = acc * scale;
+    }
+    return;
+  }
   const RDim inner = dims.back();
   const RDim first = dims.front();
   const int64_t total = [&] {
@@ -459,30 +518,55 @@ void reduceSum(const float* x, const std::vector<int64_t>& shape, const std::vec
     return p;
   }();
   const int64_t perFirst = total / first.n;
-  // Rows of the innermost dim under first-dim indices f0 .. f1, accumulated into dst (indexed like out); needs
-  // at least two collapsed dims.
+  // Accumulates the input under first-dim indices f0 .. f1 into dst (indexed like out); needs at least two collapsed
+  // dims. The last two collapsed dims (one kept, one reduced: they alternate) form a block done by tight loops; the
+  // dims before them are walked with an incremental index.
   auto span = [&](int64_t f0, int64_t f1, float* dst) {
-    const int64_t rowsPerFirst = perFirst / inner.n;
-    for (int64_t row = f0 * rowsPerFirst; row < f1 * rowsPerFirst; ++row) {
-      const float* src = x + row * inner.n;
-      int64_t rem = row, off = 0;
-      for (int64_t d = static_cast<int64_t>(dims.size()) - 2; d >= 0; --d) {
-        const int64_t idx = rem % dims[d].n;
-        rem /= dims[d].n;
-        off += idx * dims[d].outStride;
-      }
-      if (inner.reduced) {
-        float acc[8] = {0};
-        int64_t i = 0;
-        for (; i + 8 <= inner.n; i += 8)
-          for (int j = 0; j < 8; ++j) acc[j] += src[i + j];
-        float sum = 0.f;
-        for (int j = 0; j < 8; ++j) sum += acc[j];
-        for (; i < inner.n; ++i) sum += src[i];
-        dst[off] += sum;
+    const RDim last = dims.back();
+    const RDim prev = dims[dims.size() - 2];
+    const int64_t block = last.n * prev.n;
+    const int64_t nd = static_cast<int64_t>(dims.size()) - 2;
+    const int64_t blocksPerFirst = nd == 0 ? 1 : perFirst / block;
+    const int64_t b0 = nd == 0 ? f0 : f0 * blocksPerFirst, b1 = nd == 0 ? f1 : f1 * blocksPerFirst;
+    const int64_t fb0 = nd == 0 ? 0 : b0;  // block index for the walk over dims[0 .. nd)
+    int64_t idx[16] = {0};
+    int64_t rem = fb0, off = 0;
+    for (int64_t d = nd - 1; d >= 0; --d) {
+      idx[d] = rem % dims[d].n;
+      rem /= dims[d].n;
+      off += idx[d] * dims[d].outStride;
+    }
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      // With nd == 0 the "block" is one index of prev (the first dim) times last.
+      const float* src = nd == 0 ? x + blk * last.n : x + blk * block;
+      const int64_t rows = nd == 0 ? 1 : prev.n;
+      const int64_t base = nd == 0 ? off + blk * prev.outStride : off;
+      if (last.reduced) {
+        for (int64_t i1 = 0; i1 < rows; ++i1) {
+          const float* s = src + i1 * last.n;
+          float acc[8] = {0};
+          int64_t i = 0;
+          for (; i + 8 <= last.n; i += 8)
+            for (int j = 0; j < 8; ++j) acc[j] += s[i + j];
+          float sum = 0.f;
+          for (int j = 0; j < 8; ++j) sum += acc[j];
+          for (; i < last.n; ++i) sum += s[i];
+          dst[base + i1 * prev.outStride] += sum;
+        }
       } else {
-        float* d = dst + off;
-        for (int64_t i = 0; i < inner.n; ++i) d[i] += src[i];
+        float* d = dst + base;
+        for (int64_t i1 = 0; i1 < rows; ++i1) {
+          const float* s = src + i1 * last.n;
+          for (int64_t i = 0; i < last.n; ++i) d[i] += s[i];
+        }
+      }
+      if (nd > 0) {
+        for (int64_t d = nd - 1; d >= 0; --d) {
+          off += dims[d].outStride;
+          if (++idx[d] < dims[d].n) break;
+          off -= dims[d].outStride * dims[d].n;
+          idx[d] = 0;
+        }
       }
     }
   };
@@ -847,6 +931,7 @@ napi_value Init(napi_env env, napi_value exports) {
     if (const char* s = std::getenv("SID_NATIVE_THREADS")) threads = std::atoi(s);
     threads = std::max(1, std::min(threads, 64));
     openblas_set_num_threads(1);
+    if (const char* s = std::getenv("SID_NATIVE_CHUNK")) chunkFloats = std::max<int64_t>(1024, std::atoll(s));
     pool = new Pool(threads);
     scratch.resize(threads);
   }
