@@ -73,9 +73,11 @@ describe("run artifacts (issue 4 §5)", () => {
     const logged = await Effect.runPromise(evaluationsInLog(log))
     expect(logged.points).toEqual([[0, 4], [10, 2], [20, 1.5]])
     expect(logged.baseline).toEqual({ value: 0.5, evaluations: 35 })
+    expect(logged.fid).toBe(true)
     const none = await Effect.runPromise(evaluationsInLog(join(dir, "absent.jsonl")))
     expect(none.points).toEqual([])
     expect(none.baseline).toBeUndefined()
+    expect(none.fid).toBe(false)
   })
 
   it("writes a sample grid and redraws the plot on evaluation steps only (grids only for image generators)", async () => {
@@ -85,10 +87,10 @@ describe("run artifacts (issue 4 §5)", () => {
     const before = tf.memory().numTensors
     const written = await Effect.runPromise(
       Effect.gen(function*() {
-        const artifacts = yield* makeRunArtifacts({ runDir: dir, logPath: log, gridCount: 6, plotFile: "fid.png" })
+        const artifacts = yield* makeRunArtifacts({ runDir: dir, logPath: log, gridCount: 6 })
         yield* artifacts.setBaseline(0.7, 35)
         const quiet = yield* artifacts.onReport(stepReport(6))
-        const loud = yield* artifacts.onReport(stepReport(10, metrics(1)))
+        const loud = yield* artifacts.onReport(stepReport(10, new SampleMetrics({ samples: 10, frechetDistance: 1, mmd: 0, fid: 1 })))
         return { quiet, loud }
       }).pipe(Effect.provide(generatorLayer))
     )

@@ -13,12 +13,12 @@ import * as CheckpointStore from "../layers/CheckpointStore.js"
 import * as Distillation from "../layers/Distillation.js"
 import * as DistillationLoss from "../layers/DistillationLoss.js"
 import * as Engine from "../layers/Engine.js"
-import * as Metrics from "../layers/Metrics.js"
+import * as ReferenceSpec from "../layers/ReferenceSpec.js"
 import * as TeacherSpec from "../layers/TeacherSpec.js"
 import { distill } from "../pipeline/Distill.js"
 import { evaluateTeacher } from "../pipeline/Evaluation.js"
 import { EngineName, EngineNameConfig } from "../services/Engine.js"
-import { TeacherError } from "../services/Teacher.js"
+import { Metrics as MetricsTag } from "../services/Metrics.js"
 import { makeRunArtifacts, plottedValue } from "./RunArtifacts.js"
 import { describeEvaluation, makeRunLog, toJsonLine } from "./RunLog.js"
 
@@ -45,7 +45,14 @@ export const distillOptions = {
     )
   ),
   reference: Options.text("reference").pipe(
-    Options.withDescription("reference set for metrics, gmm:<preset> (default: the teacher's mixture, if it has one)"),
+    Options.withDefault("auto"),
+    Options.withDescription(
+      "reference set for metrics: gmm:<preset>, mnist (MNIST-FID, IS, precision/recall in LeNet features), none, or " +
+        "auto (default: the teacher's mixture, or MNIST for one-channel 16/28/32-pixel image teachers)"
+    )
+  ),
+  baselineSamples: Options.integer("baseline-samples").pipe(
+    Options.withDescription("samples of the teacher's Heun-35 baseline evaluation (default: --eval-samples; 0 skips it)"),
     Options.optional
   ),
   engine: Options.choice("engine", EngineName.literals).pipe(
@@ -146,20 +153,8 @@ export const runDistill = (o: Parsed) =>
       onRight: Effect.succeed
     })
     const spec = TeacherSpec.parseTeacherSpec(o.teacher)
-    const mixture = yield* Option.match(o.reference, {
-      onNone: () => TeacherSpec.mixtureOfSpec(spec),
-      onSome: (text) => {
-        const r = TeacherSpec.parseTeacherSpec(text)
-        return r.kind === "file"
-          ? Effect.fail(
-            new TeacherError({ teacher: text, reason: "a reference must be gmm:<preset>", fix: "Use e.g. --reference gmm:ring8." })
-          )
-          : TeacherSpec.mixtureOfSpec(r)
-      }
-    })
-    const metrics = mixture === undefined
-      ? Metrics.layerUnavailable([])
-      : Metrics.layerGaussianMixture(mixture, { name: o.teacher })
+    const reference = yield* ReferenceSpec.parseReferenceSpec(o.reference)
+    const metrics = ReferenceSpec.layerFromReference(reference, spec, { name: o.teacher })
     const runDir = o.runDir
     yield* Effect.promise(async () => {
       await mkdir(runDir, { recursive: true })
@@ -183,18 +178,22 @@ export const runDistill = (o: Parsed) =>
       checkpoints: CheckpointStore.layerDirectory(join(runDir, "checkpoints")),
       loss: DistillationLoss.layer(generatorLoss(o.loss, config, !o.noNormalizer))
     })
-    const baseline = mixture === undefined || o.resume
-      ? Effect.void
-      : Effect.flatMap(evaluateTeacher(o.evalSamples, config.seed + 7919), (t) =>
-        log.note(`teacher, Heun sampler (${t.evaluations} evaluations): ${describeEvaluation(t.metrics)}`, {
-          teacherSampler: { evaluations: t.evaluations, metrics: t.metrics }
-        }).pipe(Effect.zipRight(artifacts.setBaseline(plottedValue(t.metrics), t.evaluations))))
-    yield* baseline.pipe(
-      Effect.zipRight(
-        distill(config, { resume: o.resume, evaluate: mixture !== undefined, evalSamples: o.evalSamples }).pipe(
-          Stream.runForEach((r) => Effect.zipRight(log.report(r), artifacts.onReport(r)))
-        )
-      ),
+    const baselineSamples = Option.getOrElse(o.baselineSamples, () => o.evalSamples)
+    const run = Effect.gen(function*() {
+      const evaluating = ReferenceSpec.hasReference(yield* MetricsTag)
+      if (!evaluating) yield* log.note("no reference set for this teacher: evaluations are skipped (see --reference)", {})
+      if (evaluating && !o.resume && baselineSamples > 0) {
+        const t = yield* evaluateTeacher(baselineSamples, config.seed + 7919)
+        yield* log.note(`teacher, Heun sampler (${t.evaluations} evaluations): ${describeEvaluation(t.metrics)}`, {
+          teacherSampler: { evaluations: t.evaluations, samples: baselineSamples, metrics: t.metrics }
+        })
+        yield* artifacts.setBaseline(plottedValue(t.metrics), t.evaluations)
+      }
+      yield* distill(config, { resume: o.resume, evaluate: evaluating, evalSamples: o.evalSamples }).pipe(
+        Stream.runForEach((r) => Effect.zipRight(log.report(r), artifacts.onReport(r)))
+      )
+    })
+    yield* run.pipe(
       Effect.ensuring(log.close),
       Effect.provide(Layer.provide(services, Engine.layer(o.engine)))
     )

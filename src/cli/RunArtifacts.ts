@@ -26,9 +26,9 @@ export interface RunArtifactsOptions {
   readonly runDir: string
   /** The JSONL log of the run, read for the evaluations of earlier (resumed) segments. */
   readonly logPath: string
-  /** Name of the plotted figure, e.g. "MNIST-FID" (default "Fréchet distance"). */
+  /** Name of the plotted figure (default: "FID" when the metrics report one, else "Fréchet distance"). */
   readonly metricName?: string
-  /** File name of the plot (default "fd.png"; "fid.png" suits image runs). */
+  /** File name of the plot (default: "fid.png" when the metrics report a FID, else "fd.png"). */
   readonly plotFile?: string
   /** Images per grid (default 64); 0 writes no grids. */
   readonly gridCount?: number
@@ -37,10 +37,7 @@ export interface RunArtifactsOptions {
 }
 
 /** The figure a plot follows: MNIST-FID when the metrics have it, else the Fréchet distance. */
-export const plottedValue = (m: SampleMetrics): number => {
-  const fid = (m as { readonly fid?: unknown }).fid
-  return typeof fid === "number" ? fid : m.frechetDistance
-}
+export const plottedValue = (m: SampleMetrics): number => m.fid ?? m.frechetDistance
 
 /** The teacher's Heun-sampler figure: the plot's reference level. */
 export interface Baseline {
@@ -54,6 +51,8 @@ export interface LoggedEvaluations {
   readonly points: ReadonlyArray<readonly [number, number]>
   /** The last teacher baseline recorded (a `teacherSampler` record). */
   readonly baseline?: Baseline
+  /** Whether the recorded figures are FIDs. */
+  readonly fid: boolean
 }
 
 /** The evaluations and the teacher baseline recorded in a JSONL run log; an absent or unreadable log has none. */
@@ -62,6 +61,7 @@ export const evaluationsInLog = (logPath: string): Effect.Effect<LoggedEvaluatio
     const text = await readFile(logPath, "utf8").catch(() => "")
     const points: Array<readonly [number, number]> = []
     let baseline: Baseline | undefined
+    let fid = false
     for (const line of text.split("\n")) {
       if (line.trim() === "") continue
       try {
@@ -71,6 +71,7 @@ export const evaluationsInLog = (logPath: string): Effect.Effect<LoggedEvaluatio
           teacherSampler?: { evaluations?: unknown; metrics?: Record<string, unknown> }
         }
         const value = figureOf(record.evaluation)
+        if (typeof record.evaluation?.["fid"] === "number") fid = true
         if (typeof record.step === "number" && value !== undefined) points.push([record.step, value])
         const teacher = figureOf(record.teacherSampler?.metrics)
         const evaluations = record.teacherSampler?.evaluations
@@ -79,7 +80,7 @@ export const evaluationsInLog = (logPath: string): Effect.Effect<LoggedEvaluatio
         // a torn last line of a crashed run carries nothing
       }
     }
-    return baseline === undefined ? { points } : { points, baseline }
+    return baseline === undefined ? { points, fid } : { points, baseline, fid }
   })
 
 const figureOf = (m: Record<string, unknown> | undefined): number | undefined => {
@@ -105,16 +106,18 @@ export const gridPath = (runDir: string, step: number): string =>
  */
 export const makeRunArtifacts = (options: RunArtifactsOptions): Effect.Effect<RunArtifacts> =>
   Effect.gen(function*() {
-    const metricName = options.metricName ?? "Fréchet distance"
-    const plotPath = join(options.runDir, options.plotFile ?? "fd.png")
     const gridCount = options.gridCount ?? 64
     const logged = yield* evaluationsInLog(options.logPath)
+    const isFid = yield* Ref.make(logged.fid)
     const history = yield* Ref.make(logged.points)
     const baseline = yield* Ref.make<Baseline | undefined>(logged.baseline)
     const warn = (what: string) => (e: unknown) =>
       Effect.as(Effect.logWarning(`${what}: ${e instanceof Error ? e.message : String(e)}`), [] as ReadonlyArray<string>)
 
     const drawPlot = Effect.gen(function*() {
+      const fid = yield* Ref.get(isFid)
+      const metricName = options.metricName ?? (fid ? "FID" : "Fréchet distance")
+      const plotPath = join(options.runDir, options.plotFile ?? (fid ? "fid.png" : "fd.png"))
       const points = [...(yield* Ref.get(history))].sort((a, b) => a[0] - b[0])
       if (points.length === 0) return []
       const base = yield* Ref.get(baseline)
@@ -132,7 +135,7 @@ export const makeRunArtifacts = (options: RunArtifactsOptions): Effect.Effect<Ru
       )
       yield* writeFileAtomic(plotPath, png)
       return [plotPath]
-    }).pipe(Effect.catchAll(warn(`plot ${plotPath}`)))
+    }).pipe(Effect.catchAll(warn("plot")))
 
     const drawGrid = (step: number) =>
       Effect.gen(function*() {
@@ -157,6 +160,7 @@ export const makeRunArtifacts = (options: RunArtifactsOptions): Effect.Effect<Ru
           ? Effect.succeed([])
           : Effect.gen(function*() {
             const value = plottedValue(r.evaluation!)
+            if (r.evaluation!.fid !== undefined) yield* Ref.set(isFid, true)
             yield* Ref.update(history, (h) => [...h.filter(([s]) => s !== r.step), [r.step, value] as const])
             const grid = yield* drawGrid(r.step)
             const plot = yield* drawPlot

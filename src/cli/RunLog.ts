@@ -16,9 +16,16 @@ export const toJsonLine = (value: unknown): string =>
 
 const fmt = (x: number): string => (Number.isFinite(x) ? (Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4 ? x.toFixed(4) : x.toExponential(2)) : String(x))
 
-/** A one-line summary of an evaluation. */
+const percent = (x: number | undefined): string => (x === undefined ? "?" : `${(100 * x).toFixed(1)}%`)
+
+/** A one-line summary of an evaluation (FID, KID, IS, precision/recall for images; FD, MMD, modes for mixtures). */
 export const describeEvaluation = (m: SampleMetrics): string =>
-  `FD ${fmt(m.frechetDistance)}  MMD ${fmt(m.mmd)}` +
+  m.fid !== undefined
+    ? `FID ${fmt(m.fid)}  KID ${fmt(m.mmd)}` +
+      (m.inceptionScore === undefined ? "" : `  IS ${m.inceptionScore.toFixed(2)}`) +
+      `  precision ${percent(m.precision)}  recall ${percent(m.recall)}` +
+      (m.classifierAccuracy === undefined ? "" : `  (classifier held-out accuracy ${percent(m.classifierAccuracy)})`)
+    : `FD ${fmt(m.frechetDistance)}  MMD ${fmt(m.mmd)}` +
   (m.modesCovered === undefined ? "" : `  modes ${m.modesCovered}/${m.modeWeights?.length ?? "?"}`) +
   (m.offModeFraction === undefined ? "" : `  off-mode ${(100 * m.offModeFraction).toFixed(1)}%`)
 

@@ -102,12 +102,15 @@ export const layerGaussianMixture = (
     })
   )
 
+/** The `reference` of metrics that have no reference set. */
+export const NO_REFERENCE = "none"
+
 /** Metrics when there is no reference set: every evaluation fails with a MetricsError that says how to add one. */
 export const layerUnavailable = (dataShape: ReadonlyArray<number>): Layer.Layer<Metrics> =>
   Layer.succeed(
     Metrics,
     Metrics.of({
-      reference: "none",
+      reference: NO_REFERENCE,
       dataShape,
       evaluate: () =>
         new MetricsError({ reason: "no reference set to evaluate against; pass a reference (e.g. --reference gmm:ring8)" })

@@ -53,18 +53,26 @@ export const generatorSamples = (
   })
 
 /**
- * Samples of the teacher's Heun sampler (N steps, 2N − 1 evaluations); the caller owns the result. A class-conditional
- * teacher gets `labels` or, when absent, {@link balancedLabels}.
+ * Samples of the teacher's Heun sampler (N steps, 2N − 1 evaluations), in chunks of `chunk` samples; the caller owns
+ * the result. A class-conditional teacher gets `labels` or, when absent, {@link balancedLabels}.
  */
 export const teacherSamples = (
   teacher: Teacher["Type"],
   latents: tf.Tensor,
   numSteps = 18,
-  labels?: tf.Tensor2D
+  labels?: tf.Tensor2D,
+  chunk = 1024
 ): tf.Tensor =>
   tf.tidy(() => {
-    const c = labels ?? labelsFor(teacher.weights.network.labelDim, latents.shape[0] ?? 0)
-    return heunSample((x, sigma) => teacher.denoise(x, sigma, c), latents, { numSteps })
+    const n = latents.shape[0] ?? 0
+    const c = labels ?? labelsFor(teacher.weights.network.labelDim, n)
+    const parts: Array<tf.Tensor> = []
+    for (let i = 0; i < n; i += chunk) {
+      const size = Math.min(chunk, n - i)
+      const ci = c === undefined ? undefined : tf.slice(c, i, size)
+      parts.push(tf.tidy(() => heunSample((x, sigma) => teacher.denoise(x, sigma, ci), tf.slice(latents, i, size), { numSteps })))
+    }
+    return parts.length === 1 ? parts[0]! : tf.concat(parts, 0)
   })
 
 /** Metrics of samples drawn from fixed latents [n, ...shape]; the samples are disposed afterwards. */
