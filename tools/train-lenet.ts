@@ -3,7 +3,7 @@
  * `assets/lenet-mnist.safetensors` (or `--out <path>`), printing the file's SHA-256 for `LENET_SHA256` in
  * `src/layers/FeatureExtractor.ts`.
  *
- *   node --import tsx tools/train-lenet.ts [--epochs 30] [--seed 0] [--conv1 8 --conv2 16 --hidden 128] [--out assets/lenet-mnist.safetensors]
+ *   node --import tsx tools/train-lenet.ts [--epochs 30] [--seed 0] [--conv1 16 --conv2 32 --hidden 128] [--out assets/lenet-mnist.safetensors]
  *
  * Deterministic: the wasm engine (single-threaded), initial weights, batch order and affine augmentation (rotation ±12°, scale 0.9–1.1, shift ±2 px) all
  * come from `RandomStream` with the seed. Adam (β = 0.9/0.999), batch 64, lr 1e-3 with a cosine decay to 0.

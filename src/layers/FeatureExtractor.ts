@@ -31,10 +31,10 @@ import { fromNamedArrays } from "./NamedTensors.js"
 export const LENET_PATH: string = fileURLToPath(new URL("../../assets/lenet-mnist.safetensors", import.meta.url))
 
 /** SHA-256 of the committed `assets/lenet-mnist.safetensors` (printed by `tools/train-lenet.ts`). */
-export const LENET_SHA256 = "0000000000000000000000000000000000000000000000000000000000000000"
+export const LENET_SHA256 = "e8e76c6b5c0095798f3bd225160f2592f8e6c586a3051ed846a6cc17ad8b7721"
 
 /** How to rebuild the LeNet weights. */
-export const LENET_FIX = "Regenerate them with `node --import tsx tools/train-lenet.ts` (deterministic, about 3 minutes " +
+export const LENET_FIX = "Regenerate them with `node --import tsx tools/train-lenet.ts` (deterministic, about 5 minutes " +
   "on the wasm engine) and set LENET_SHA256 in src/layers/FeatureExtractor.ts to the sha256 it prints, or restore " +
   "the committed file with `git checkout -- assets/lenet-mnist.safetensors`"
 
