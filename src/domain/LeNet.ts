@@ -135,8 +135,10 @@ export const applyLeNet = (spec: LeNetSpec, params: Parameters, x: tf.Tensor4D):
     })
     const pool2 = tf.maxPool(conv2, 2, 2, "valid")
     const flat = tf.reshape(pool2, [x.shape[0], -1]) as tf.Tensor2D
-    const features = tf.relu(tf.add(tf.matMul(flat, param(params, "fc1.weight") as tf.Tensor2D), param(params, "fc1.bias"))) as tf.Tensor2D
-    const logits = tf.add(tf.matMul(features, param(params, "fc2.weight") as tf.Tensor2D), param(params, "fc2.bias")) as tf.Tensor2D
+    const dense = (h: tf.Tensor2D, name: string): tf.Tensor2D =>
+      tf.add(tf.matMul(h, param(params, `${name}.weight`) as tf.Tensor2D), param(params, `${name}.bias`))
+    const features = tf.relu(dense(flat, "fc1"))
+    const logits = dense(features, "fc2")
     return { features, logits }
   })
 

@@ -131,10 +131,17 @@ export interface LeNetOptions {
 
 const leNetError = (reason: string) => new FeatureExtractorError({ extractor: "lenet-mnist", reason, fix: LENET_FIX })
 
+/** Loaded LeNet weights: the architecture (from the file's metadata), the tensors and the file's SHA-256. */
+export interface LoadedLeNet {
+  readonly spec: LeNetSpec
+  readonly params: Record<string, tf.Tensor>
+  readonly sha256: string
+}
+
 /** The LeNet weights, read from `path`, SHA-256 verified, decoded and shape-checked: tensors the caller owns. */
 export const loadLeNetWeights = (
   options: LeNetOptions = {}
-): Effect.Effect<{ readonly spec: LeNetSpec; readonly params: Record<string, tf.Tensor>; readonly sha256: string }, FeatureExtractorError> =>
+): Effect.Effect<LoadedLeNet, FeatureExtractorError> =>
   Effect.gen(function*() {
     const path = options.path ?? LENET_PATH
     const expected = options.sha256 === undefined ? LENET_SHA256 : options.sha256
@@ -189,7 +196,10 @@ export const layerLeNet = (options: LeNetOptions = {}): Layer.Layer<FeatureExtra
   Layer.scoped(
     FeatureExtractor,
     Effect.gen(function*() {
-      const loaded = yield* Effect.acquireRelease(loadLeNetWeights(options), (w) => Effect.sync(() => disposeParameters(w.params)))
+      const loaded = yield* Effect.acquireRelease(
+        loadLeNetWeights(options),
+        (w) => Effect.sync(() => disposeParameters(w.params))
+      )
       return FeatureExtractor.of(
         makeLeNet(loaded.spec, loaded.params, {
           name: `lenet-mnist (sha256 ${loaded.sha256.slice(0, 12)})`,

@@ -69,8 +69,8 @@ export const validateImages = (
   })
 
 /**
- * The reference features of `images` (and, with `labels` and a classifier head of matching width, the extractor's
- * accuracy on them), with their k-NN radii: tensors the caller owns.
+ * The reference features of `images` (and, with `labels` and a classifier head, the extractor's accuracy on them), with
+ * their k-NN radii: tensors the caller owns.
  */
 export const makeReference = (
   extractor: FeatureExtractorShape,
@@ -141,7 +141,12 @@ export const evaluateAgainst = (
     return yield* Effect.try({
       try: () => featureMetrics(reference, extracted.features, extracted.logits, options),
       catch: metricsError
-    }).pipe(Effect.ensuring(Effect.sync(() => tf.dispose([extracted.features, ...(extracted.logits === undefined ? [] : [extracted.logits])]))))
+    }).pipe(
+      Effect.ensuring(Effect.sync(() => {
+        extracted.features.dispose()
+        extracted.logits?.dispose()
+      }))
+    )
   })
 
 /**
@@ -169,9 +174,9 @@ export const imageSetMetrics = (
 
 /**
  * The image {@link Metrics} layer: the dataset's held-out split (or its first `referenceSize` images) is the
- * reference; its features, k-NN radii and the extractor's held-out accuracy are computed once on acquisition and the
- * tensors disposed on release. `evaluate` takes samples [N, ...imageShape] in [-1, 1] and fails with a
- * {@link MetricsError} on a wrong shape, N ≤ k, or NaN/Inf.
+ * reference; its features, k-NN radii and the extractor's held-out accuracy (when its classes are the dataset's) are
+ * computed once on acquisition and the tensors disposed on release. `evaluate` takes samples [N, ...imageShape] in
+ * [-1, 1] and fails with a {@link MetricsError} on a wrong shape, N ≤ k, or NaN/Inf.
  */
 export const layer = (
   options: ImageMetricsOptions = {}
@@ -198,7 +203,7 @@ export const layer = (
                 owned: true
               }
           ),
-          (held) => makeReference(extractor, held.images, held.labels, k),
+          (held) => makeReference(extractor, held.images, extractor.classes === dataset.classes ? held.labels : undefined, k),
           (held) => Effect.sync(() => held.owned && tf.dispose([held.images, held.labels]))
         ),
         (r) => Effect.sync(() => tf.dispose([r.features, r.radii]))
