@@ -85,8 +85,8 @@ const coverage = (query: tf.Tensor2D, reference: tf.Tensor2D, radii2: tf.Tensor1
       inside += tf.tidy(() => {
         const q = query.slice([start, 0], [rows, -1])
         const d2 = squaredDistances(q, norms(q), refT, refNorms)
-        const hit = tf.any(tf.lessEqual(d2, tf.reshape(radii2, [1, -1])), 1)
-        return tf.sum(tf.cast(hit, "int32")).dataSync()[0]!
+        const margin = tf.min(tf.sub(d2, tf.reshape(radii2, [1, -1])), 1)
+        return tf.sum(tf.cast(tf.lessEqual(margin, 0), "int32")).dataSync()[0]!
       })
     }
   } finally {
