@@ -242,6 +242,21 @@ void convForward(const Conv& c, const float* x, const float* f, const float* bia
 
 void convBackpropInput(const Conv& c, const float* dy, const float* f, float* dx) {
   const int64_t k = c.k();
+  const int64_t topT = (c.kh - 1) * c.dh - c.pt, leftT = (c.kw - 1) * c.dw - c.pl;
+  if (!c.pointwise() && c.sh == 1 && c.sw == 1 && topT >= 0 && leftT >= 0 && c.cout <= 2 * c.cin) {
+    // Stride 1: dx is the forward convolution of dy with the filter flipped in H and W and its channels swapped,
+    // padded by (k - 1)·d - pad. An im2col of dy replaces the col2im scatter of the generic path.
+    std::vector<float> flipped(k * c.cout);
+    for (int64_t i = 0; i < c.kh; ++i)
+      for (int64_t j = 0; j < c.kw; ++j)
+        for (int64_t ci = 0; ci < c.cin; ++ci)
+          for (int64_t co = 0; co < c.cout; ++co)
+            flipped[((i * c.kw + j) * c.cout + co) * c.cin + ci] =
+                f[(((c.kh - 1 - i) * c.kw + (c.kw - 1 - j)) * c.cin + ci) * c.cout + co];
+    const Conv t{c.b, c.oh, c.ow, c.cout, c.h, c.w, c.cin, c.kh, c.kw, 1, 1, topT, leftT, c.dh, c.dw};
+    convForward(t, dy, flipped.data(), nullptr, dx);
+    return;
+  }
   const int64_t inImage = c.h * c.w * c.cin, outImage = c.pixels() * c.cout;
   if (c.pointwise()) {
     const int64_t m = c.b * c.pixels();
