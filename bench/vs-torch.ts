@@ -53,6 +53,7 @@ const load1 = () => round(loadavg()[0]!, 2)
 
 interface Run {
   readonly ms: ReadonlyArray<number>
+  readonly cpuMs: ReadonlyArray<number>
   readonly numTensorsBefore: number
   readonly numTensorsAfter: number
   readonly lossFirst: number
@@ -89,10 +90,14 @@ const trainSteps = (t: typeof tf, shape: Shape): Run => {
   for (let i = 0; i < warmup; i++) step()
   const numTensorsBefore = t.memory().numTensors
   const ms: Array<number> = []
+  const cpuMs: Array<number> = []
   for (let i = 0; i < steps; i++) {
+    const c0 = process.cpuUsage()
     const t0 = performance.now()
     step()
     ms.push(performance.now() - t0)
+    const c = process.cpuUsage(c0)
+    cpuMs.push((c.user + c.system) / 1000)
   }
   const numTensorsAfter = t.memory().numTensors
   optimizer.dispose()
@@ -100,6 +105,7 @@ const trainSteps = (t: typeof tf, shape: Shape): Run => {
   net.dispose()
   return {
     ms,
+    cpuMs,
     numTensorsBefore,
     numTensorsAfter,
     lossFirst: losses[0]!,
@@ -134,6 +140,7 @@ interface TorchResult {
   readonly batch: number
   readonly parameters: number
   readonly ms: ReadonlyArray<number>
+  readonly cpuMs: ReadonlyArray<number>
   readonly lossFirst: number
   readonly lossLast: number
 }
@@ -200,6 +207,7 @@ const program = Effect.gen(function*() {
       return [name, {
         available: true,
         ...s,
+        medianCpuMs: round(median(ok.flatMap((x) => x.cpuMs)), 1),
         ratioToTorch: torchSummary === null ? null : round(s.medianMs / torchSummary.medianMs, 2),
         roundMediansMs: ok.map((x) => round(median(x.ms), 1)),
         numTensors: ok.map((x) => [x.numTensorsBefore, x.numTensorsAfter]),
@@ -214,6 +222,7 @@ const program = Effect.gen(function*() {
       trainConvGflop: round(flops / 1e9, 3),
       torch: torchSummary === null ? null : {
         ...torchSummary,
+        medianCpuMs: round(median(torchRuns.flatMap((t) => t.results.find((x) => `${x.shape}x${x.batch}` === k)?.cpuMs ?? [])), 1),
         roundMediansMs: torchRuns.map((t) => round(median(t.results.find((x) => `${x.shape}x${x.batch}` === k)?.ms ?? []), 1)),
         load1: torchRuns.map((t) => [t.loadBefore, t.loadAfter])
       },
@@ -228,7 +237,8 @@ const program = Effect.gen(function*() {
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "unknown", memGiB: Math.round(totalmem() / 2 ** 30) },
     config: { shapes: shapes.map(key), engines, warmup, steps, rounds },
     note: "median ms per Adam step over all timed steps of all rounds; ratioToTorch = engine median / PyTorch median; " +
-      "GFLOP/s = 3 x forward conv FLOPs (2*MAC) / median step; load1 = 1-minute load average before/after",
+      "GFLOP/s = 3 x forward conv FLOPs (2*MAC) / median step; medianCpuMs = process CPU time (all threads) per step; " +
+      "load1 = 1-minute load average before/after",
     maxRssMiB: maxRssMiB(),
     results: perShape
   }

@@ -72,9 +72,10 @@ def bench(h, w, c, b, warmup, steps):
     net = Denoiser(c)
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
     x0 = torch.randn(b, c, h, w) * 0.5
-    ms, losses = [], []
+    ms, cpu, losses = [], [], []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
+        c0 = time.process_time()
         sigma = torch.exp(torch.randn(b) * P_STD + P_MEAN)
         s4 = sigma[:, None, None, None]
         x = (x0 + s4 * torch.randn_like(x0)) / torch.sqrt(s4 * s4 + 1)
@@ -85,6 +86,7 @@ def bench(h, w, c, b, warmup, steps):
         losses.append(loss.item())
         if i >= warmup:
             ms.append((time.perf_counter() - t0) * 1000)
+            cpu.append((time.process_time() - c0) * 1000)
     return {
         "shape": f"{h}x{w}x{c}",
         "batch": b,
@@ -92,6 +94,7 @@ def bench(h, w, c, b, warmup, steps):
         "warmup": warmup,
         "steps": steps,
         "ms": [round(m, 2) for m in ms],
+        "cpuMs": [round(c, 2) for c in cpu],
         "medianMs": round(statistics.median(ms), 1),
         "minMs": round(min(ms), 1),
         "lossFirst": losses[0],

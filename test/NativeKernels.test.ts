@@ -507,4 +507,29 @@ describe.runIf(built)("wasm-native engine (addon built)", () => {
     expect(native.after).toBe(native.before)
     native.trained.losses.forEach((l, i) => expect(Math.abs(l - wasm.trained.losses[i]!)).toBeLessThanOrEqual(1e-4 * Math.abs(l)))
   })
+
+  it("200 training steps: no tensor, byte or wasm-heap growth after warm-up", async () => {
+    const result = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const t = Context.get(yield* Layer.build(EngineLayers.makeWasmNative()), Engine).tf
+      const net = makeReferenceDenoiser(t, 1, 5)
+      const x0 = t.tensor4d(randoms(2 * 8 * 8, 12), [2, 8, 8, 1])
+      const sigma = t.tensor1d([0.3, 3])
+      const opt = t.train.adam(1e-3)
+      const heap = () => (t.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length
+      const snapshots: Array<[number, number, number]> = []
+      for (let i = 0; i < 200; i++) {
+        opt.minimize(
+          () => t.mean(t.squaredDifference(net.apply(x0, sigma), x0)) as tf.Scalar,
+          false,
+          net.variables as Array<tf.Variable>
+        )
+        if (i === 19 || i === 199) snapshots.push([t.memory().numTensors, t.memory().numBytes, heap()])
+      }
+      opt.dispose()
+      t.dispose([x0, sigma])
+      net.dispose()
+      return snapshots
+    })))
+    expect(result[1]).toEqual(result[0])
+  })
 })
