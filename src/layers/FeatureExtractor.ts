@@ -34,9 +34,9 @@ export const LENET_PATH: string = fileURLToPath(new URL("../../assets/lenet-mnis
 export const LENET_SHA256 = "e8e76c6b5c0095798f3bd225160f2592f8e6c586a3051ed846a6cc17ad8b7721"
 
 /** How to rebuild the LeNet weights. */
-export const LENET_FIX = "Regenerate them with `node --import tsx tools/train-lenet.ts` (deterministic, about 5 minutes " +
-  "on the wasm engine) and set LENET_SHA256 in src/layers/FeatureExtractor.ts to the sha256 it prints, or restore " +
-  "the committed file with `git checkout -- assets/lenet-mnist.safetensors`"
+export const LENET_FIX = "Regenerate them with `node --import tsx tools/train-lenet.ts` (deterministic: the same bytes, " +
+  "5–15 minutes on the wasm engine; after changing its settings set LENET_SHA256 in src/layers/FeatureExtractor.ts " +
+  "to the sha256 it prints), or restore the committed file with `git checkout -- assets/lenet-mnist.safetensors`"
 
 /** Default images per forward pass. */
 export const DEFAULT_BATCH_SIZE = 250
