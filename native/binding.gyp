@@ -1,12 +1,22 @@
 {
+  "variables": {
+    "sid_dnnl%": "<!(test -e /usr/include/oneapi/dnnl/dnnl.hpp && echo 1 || echo 0)"
+  },
   "targets": [
     {
       "target_name": "sid_native",
       "sources": ["sid_native.cc"],
-      "cflags_cc": ["-O3", "-march=native", "-std=c++17", "-fno-exceptions"],
-      "cflags_cc!": ["-fno-rtti"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-O3", "-march=native", "-std=c++17", "-fexceptions"],
       "include_dirs": ["/usr/include/x86_64-linux-gnu/openblas-pthread", "/usr/include/openblas"],
-      "libraries": ["-lopenblas", "-lpthread"]
+      "libraries": ["-lopenblas", "-lpthread"],
+      "conditions": [
+        ["sid_dnnl==1", {
+          "defines": ["SID_HAVE_DNNL"],
+          "cflags_cc": ["-fopenmp"],
+          "libraries": ["-ldnnl", "-fopenmp"]
+        }]
+      ]
     }
   ]
 }

@@ -6,6 +6,14 @@
 
 #include <cblas.h>
 
+#ifdef SID_HAVE_DNNL
+#include <omp.h>
+
+#include <map>
+#include <memory>
+#include <oneapi/dnnl/dnnl.hpp>
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -14,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -208,7 +217,164 @@ std::vector<Work> plan(const Conv& c) {
   return out;
 }
 
+#ifdef SID_HAVE_DNNL
+// ---------------------------------------------------------------------------------------------------------------
+// oneDNN (Debian libdnnl, the library PyTorch's CPU convolutions use) for the three convolution kernels when it is
+// compiled in: activations stay NHWC in place, the [KH,KW,Cin,Cout] filter (oneDNN "hwio") is reordered to and from
+// the layout the primitive prefers. Primitives are cached per shape; a shape oneDNN rejects, or would only run with
+// its reference implementation, is remembered and handled by the OpenBLAS path instead.
+
+bool dnnlEnabled = true;
+
+struct DnnlConv {
+  dnnl::convolution_forward fwd, fwdBias;
+  dnnl::convolution_backward_data bwdData;
+  dnnl::convolution_backward_weights bwdWeights;
+  dnnl::memory::desc wUser, wFwd, wBwdData, dwPrim;
+  std::unique_ptr<dnnl::memory> wFwdMem, wBwdMem, dwMem;
+  dnnl::memory::desc x, y, bias;
+};
+
+struct Dnnl {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  std::map<std::vector<int64_t>, std::unique_ptr<DnnlConv>> cache;
+};
+Dnnl* dnnlState = nullptr;
+
+bool isReference(const dnnl::primitive_desc_base& pd) {
+  const std::string impl = pd.impl_info_str();
+  return impl.rfind("ref", 0) == 0;
+}
+
+DnnlConv* dnnlConv(const Conv& c) {
+  if (!dnnlEnabled) return nullptr;
+  if (dnnlState == nullptr) dnnlState = new Dnnl();
+  const std::vector<int64_t> key{c.b, c.h, c.w, c.cin, c.oh, c.ow, c.cout, c.kh, c.kw, c.sh, c.sw, c.pt, c.pl, c.dh, c.dw};
+  auto hit = dnnlState->cache.find(key);
+  if (hit != dnnlState->cache.end()) return hit->second.get();
+  std::unique_ptr<DnnlConv> made;
+  try {
+    using dnnl::memory;
+    using tag = memory::format_tag;
+    const auto f32 = memory::data_type::f32;
+    const int64_t pb = (c.oh - 1) * c.sh + (c.kh - 1) * c.dh + 1 - c.h - c.pt;
+    const int64_t pr = (c.ow - 1) * c.sw + (c.kw - 1) * c.dw + 1 - c.w - c.pl;
+    const memory::dims strides{c.sh, c.sw}, dil{c.dh - 1, c.dw - 1}, padL{c.pt, c.pl}, padR{pb, pr};
+    auto d = std::make_unique<DnnlConv>();
+    d->x = memory::desc({c.b, c.cin, c.h, c.w}, f32, tag::nhwc);
+    d->y = memory::desc({c.b, c.cout, c.oh, c.ow}, f32, tag::nhwc);
+    d->bias = memory::desc({c.cout}, f32, tag::x);
+    d->wUser = memory::desc({c.cout, c.cin, c.kh, c.kw}, f32, tag::hwio);
+    const memory::desc wAny({c.cout, c.cin, c.kh, c.kw}, f32, tag::any);
+    auto& eng = dnnlState->engine;
+    const auto algo = dnnl::algorithm::convolution_direct;
+    const auto prop = dnnl::prop_kind::forward_training;
+    dnnl::convolution_forward::primitive_desc fwdPd(
+        dnnl::convolution_forward::desc(prop, algo, d->x, wAny, d->y, strides, dil, padL, padR), eng);
+    dnnl::convolution_forward::primitive_desc fwdBiasPd(
+        dnnl::convolution_forward::desc(prop, algo, d->x, wAny, d->bias, d->y, strides, dil, padL, padR), eng);
+    dnnl::convolution_backward_data::primitive_desc bwdDataPd(
+        dnnl::convolution_backward_data::desc(algo, d->x, wAny, d->y, strides, dil, padL, padR), eng, fwdPd);
+    dnnl::convolution_backward_weights::primitive_desc bwdWeightsPd(
+        dnnl::convolution_backward_weights::desc(algo, d->x, wAny, d->y, strides, dil, padL, padR), eng, fwdPd);
+    if (isReference(fwdPd) || isReference(fwdBiasPd) || isReference(bwdDataPd) || isReference(bwdWeightsPd)) {
+      dnnlState->cache[key] = nullptr;
+      return nullptr;
+    }
+    if (fwdBiasPd.weights_desc() != fwdPd.weights_desc()) {
+      dnnlState->cache[key] = nullptr;
+      return nullptr;
+    }
+    d->fwd = dnnl::convolution_forward(fwdPd);
+    d->fwdBias = dnnl::convolution_forward(fwdBiasPd);
+    d->bwdData = dnnl::convolution_backward_data(bwdDataPd);
+    d->bwdWeights = dnnl::convolution_backward_weights(bwdWeightsPd);
+    d->wFwd = fwdPd.weights_desc();
+    d->wBwdData = bwdDataPd.weights_desc();
+    d->dwPrim = bwdWeightsPd.diff_weights_desc();
+    d->wFwdMem = std::make_unique<memory>(d->wFwd, eng);
+    d->wBwdMem = std::make_unique<memory>(d->wBwdData, eng);
+    d->dwMem = std::make_unique<memory>(d->dwPrim, eng);
+    made = std::move(d);
+  } catch (const dnnl::error&) {
+    made.reset();
+  }
+  DnnlConv* out = made.get();
+  dnnlState->cache[key] = std::move(made);
+  return out;
+}
+
+// The filter in the primitive's layout: a reorder from hwio, or the user's memory when the layouts agree.
+dnnl::memory weightsFor(const dnnl::memory::desc& want, dnnl::memory& scratch, const DnnlConv& d, const float* f) {
+  auto& eng = dnnlState->engine;
+  dnnl::memory user(d.wUser, eng, const_cast<float*>(f));
+  if (want == d.wUser) return user;
+  dnnl::reorder(user, scratch).execute(dnnlState->stream, user, scratch);
+  return scratch;
+}
+
+bool dnnlForward(const Conv& c, const float* x, const float* f, const float* bias, float* y) {
+  DnnlConv* d = dnnlConv(c);
+  if (d == nullptr) return false;
+  try {
+    auto& eng = dnnlState->engine;
+    dnnl::memory xm(d->x, eng, const_cast<float*>(x)), ym(d->y, eng, y);
+    dnnl::memory wm = weightsFor(d->wFwd, *d->wFwdMem, *d, f);
+    if (bias != nullptr) {
+      dnnl::memory bm(d->bias, eng, const_cast<float*>(bias));
+      d->fwdBias.execute(dnnlState->stream,
+                         {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_BIAS, bm}, {DNNL_ARG_DST, ym}});
+    } else {
+      d->fwd.execute(dnnlState->stream, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, ym}});
+    }
+    dnnlState->stream.wait();
+    return true;
+  } catch (const dnnl::error&) {
+    return false;
+  }
+}
+
+bool dnnlBackpropInput(const Conv& c, const float* dy, const float* f, float* dx) {
+  DnnlConv* d = dnnlConv(c);
+  if (d == nullptr) return false;
+  try {
+    auto& eng = dnnlState->engine;
+    dnnl::memory dym(d->y, eng, const_cast<float*>(dy)), dxm(d->x, eng, dx);
+    dnnl::memory wm = weightsFor(d->wBwdData, *d->wBwdMem, *d, f);
+    d->bwdData.execute(dnnlState->stream, {{DNNL_ARG_DIFF_DST, dym}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_SRC, dxm}});
+    dnnlState->stream.wait();
+    return true;
+  } catch (const dnnl::error&) {
+    return false;
+  }
+}
+
+bool dnnlBackpropFilter(const Conv& c, const float* x, const float* dy, float* df) {
+  DnnlConv* d = dnnlConv(c);
+  if (d == nullptr) return false;
+  try {
+    auto& eng = dnnlState->engine;
+    dnnl::memory xm(d->x, eng, const_cast<float*>(x)), dym(d->y, eng, const_cast<float*>(dy));
+    dnnl::memory user(d->wUser, eng, df);
+    const bool direct = d->dwPrim == d->wUser;
+    dnnl::memory& target = direct ? user : *d->dwMem;
+    d->bwdWeights.execute(dnnlState->stream, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_DIFF_DST, dym}, {DNNL_ARG_DIFF_WEIGHTS, target}});
+    if (!direct) dnnl::reorder(*d->dwMem, user).execute(dnnlState->stream, *d->dwMem, user);
+    dnnlState->stream.wait();
+    return true;
+  } catch (const dnnl::error&) {
+    return false;
+  }
+}
+#else
+bool dnnlForward(const Conv&, const float*, const float*, const float*, float*) { return false; }
+bool dnnlBackpropInput(const Conv&, const float*, const float*, float*) { return false; }
+bool dnnlBackpropFilter(const Conv&, const float*, const float*, float*) { return false; }
+#endif
+
 void convForward(const Conv& c, const float* x, const float* f, const float* bias, float* y) {
+  if (dnnlForward(c, x, f, bias, y)) return;
   const int64_t k = c.k();
   const int64_t inImage = c.h * c.w * c.cin, outImage = c.pixels() * c.cout;
   if (c.pointwise()) {
@@ -241,6 +407,7 @@ void convForward(const Conv& c, const float* x, const float* f, const float* bia
 }
 
 void convBackpropInput(const Conv& c, const float* dy, const float* f, float* dx) {
+  if (dnnlBackpropInput(c, dy, f, dx)) return;
   const int64_t k = c.k();
   const int64_t topT = (c.kh - 1) * c.dh - c.pt, leftT = (c.kw - 1) * c.dw - c.pl;
   if (!c.pointwise() && c.sh == 1 && c.sw == 1 && topT >= 0 && leftT >= 0 && c.cout <= 2 * c.cin) {
@@ -286,6 +453,7 @@ void convBackpropInput(const Conv& c, const float* dy, const float* f, float* dx
 }
 
 void convBackpropFilter(const Conv& c, const float* x, const float* dy, float* df) {
+  if (dnnlBackpropFilter(c, x, dy, df)) return;
   const int64_t k = c.k();
   const int64_t inImage = c.h * c.w * c.cin, outImage = c.pixels() * c.cout;
   const int threads = pool->threads();
@@ -934,6 +1102,37 @@ napi_value ResizeNearestGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// useOneDnn(enabled): switches the convolutions between oneDNN and OpenBLAS at run time (tests, benchmarks); returns
+// whether oneDNN is now in use (false when it is not compiled in).
+napi_value UseOneDnn(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!args(env, info, argv)) return nullptr;
+  bool enabled = false;
+  if (napi_get_value_bool(env, argv[0], &enabled) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "expected a boolean");
+    return nullptr;
+  }
+#ifdef SID_HAVE_DNNL
+  dnnlEnabled = enabled;
+#else
+  enabled = false;
+#endif
+  napi_value out;
+  napi_get_boolean(env, enabled, &out);
+  return out;
+}
+
+napi_value ConvLibrary(napi_env env, napi_callback_info) {
+  napi_value out;
+#ifdef SID_HAVE_DNNL
+  const char* name = dnnlEnabled ? "onednn+openblas" : "openblas";
+#else
+  const char* name = "openblas";
+#endif
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
 napi_value Threads(napi_env env, napi_callback_info) {
   napi_value out;
   napi_create_int32(env, pool->threads(), &out);
@@ -946,6 +1145,10 @@ napi_value Init(napi_env env, napi_value exports) {
     if (const char* s = std::getenv("SID_NATIVE_THREADS")) threads = std::atoi(s);
     threads = std::max(1, std::min(threads, 64));
     openblas_set_num_threads(1);
+#ifdef SID_HAVE_DNNL
+    omp_set_num_threads(threads);
+    if (const char* s = std::getenv("SID_NATIVE_DNNL")) dnnlEnabled = std::string(s) != "0";
+#endif
     if (const char* s = std::getenv("SID_NATIVE_CHUNK")) chunkFloats = std::max<int64_t>(1024, std::atoll(s));
     pool = new Pool(threads);
     scratch.resize(threads);
@@ -959,6 +1162,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"sum", nullptr, Sum, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"copyRows", nullptr, CopyRows, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"resizeNearestGrad", nullptr, ResizeNearestGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"useOneDnn", nullptr, UseOneDnn, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"convLibrary", nullptr, ConvLibrary, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -86,7 +86,9 @@ describe.runIf(built)("native kernels (addon built)", () => {
       sum: wrap("sum"),
       copyRows: wrap("copyRows"),
       resizeNearestGrad: wrap("resizeNearestGrad"),
-      threads: addon.threads
+      threads: addon.threads,
+      useOneDnn: addon.useOneDnn,
+      convLibrary: addon.convLibrary
     }
   }
 
@@ -177,10 +179,11 @@ describe.runIf(built)("native kernels (addon built)", () => {
     })
   }
 
-  it("conv2d / fused.conv2d values and gradients equal the cpu backend's (shapes, kernels, strides, paddings)", async () => {
+  it("conv2d / fused.conv2d values and gradients equal the cpu backend's (shapes, kernels, strides, paddings; oneDNN and OpenBLAS)", async () => {
     let native = 0
     await fc.assert(
-      fc.asyncProperty(convCase, async (c) => {
+      fc.asyncProperty(convCase, fc.boolean(), async (c, oneDnn) => {
+        addon.useOneDnn(oneDnn)
         let wasm: ReturnType<typeof convAll> | undefined
         native += ran("conv2dBackpropFilter", () => {
           wasm = convAll(c)
@@ -192,8 +195,9 @@ describe.runIf(built)("native kernels (addon built)", () => {
         expect(relErr(wasm!.dw, cpu.dw)).toBeLessThanOrEqual(1e-5)
         expect(relErr(wasm!.db, cpu.db)).toBeLessThanOrEqual(1e-5)
       }),
-      { numRuns: 40 }
+      { numRuns: 60 }
     )
+    addon.useOneDnn(true)
     expect(native).toBeGreaterThan(0)
     expect(calls.get("conv2d") ?? 0).toBeGreaterThan(0)
     expect(calls.get("conv2dBackpropInput") ?? 0).toBeGreaterThan(0)
@@ -223,8 +227,14 @@ describe.runIf(built)("native kernels (addon built)", () => {
                 dx: (dx as tf.Tensor).dataSync().slice()
               }
             })
+          addon.useOneDnn(false)
+          const blas = all()
+          addon.useOneDnn(true)
           const native = all()
           const patched = withoutNative(all)
+          expect(relErr(blas.y, native.y)).toBeLessThanOrEqual(1e-5)
+          expect(relErr(blas.dw, native.dw)).toBeLessThanOrEqual(1e-5)
+          expect(relErr(blas.dx, native.dx)).toBeLessThanOrEqual(1e-5)
           const cpuY = await on("cpu", () => tf.tidy(() => tf.conv2d(tf.tensor4d(xs, [b, h, w, cin]), tf.tensor4d(fs, [k, k, cin, cout]), 1, "same", "NHWC", d).dataSync().slice()))
           await tf.setBackend("wasm")
           expect(relErr(native.y, cpuY)).toBeLessThanOrEqual(1e-5)

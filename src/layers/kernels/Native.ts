@@ -1,6 +1,7 @@
 /**
  * Native kernels for the wasm backend (issue 6): the optional Node-API addon in `native/` (built by
- * `npm run build:native`; OpenBLAS sgemm over im2col, parallel over all cores) computes the convolution forward pass,
+ * `npm run build:native`; oneDNN convolutions where Debian's libdnnl-dev is installed, else OpenBLAS sgemm over im2col;
+ * parallel over all cores) computes the convolution forward pass,
  * both convolution gradients and batched matrix products directly on the wasm heap, with no copies: inputs and the
  * freshly allocated output are handed to the addon as `Float32Array` views into the heap.
  *
@@ -69,6 +70,10 @@ export interface NativeAddon {
     cols: Int32Array
   ) => void
   readonly threads: () => number
+  /** Switches the convolutions between oneDNN and OpenBLAS; returns whether oneDNN is in use (false if not compiled in). */
+  readonly useOneDnn: (enabled: boolean) => boolean
+  /** The convolution library in use: `"onednn+openblas"` (oneDNN first, OpenBLAS for shapes it rejects) or `"openblas"`. */
+  readonly convLibrary: () => string
 }
 
 /**
@@ -95,10 +100,28 @@ const looksLikeAddon = (mod: unknown): mod is NativeAddon =>
     "sum",
     "copyRows",
     "resizeNearestGrad",
-    "threads"
+    "threads",
+    "useOneDnn",
+    "convLibrary"
   ].every((k) =>
     typeof (mod as Record<string, unknown>)[k] === "function"
   )
+
+/**
+ * OpenMP (used by oneDNN) reads `OMP_WAIT_POLICY` once, when the addon loads it. Its default spins idle threads, which
+ * on a shared or oversubscribed machine takes the cores from the addon's own thread pool and from other processes, so
+ * the addon is loaded with `PASSIVE` unless the caller chose a policy; the variable is restored afterwards.
+ */
+const withPassiveOpenMp = <A>(f: () => A): A => {
+  const chosen = process.env["OMP_WAIT_POLICY"]
+  if (chosen !== undefined) return f()
+  process.env["OMP_WAIT_POLICY"] = "PASSIVE"
+  try {
+    return f()
+  } finally {
+    delete process.env["OMP_WAIT_POLICY"]
+  }
+}
 
 /**
  * Loads the addon (once per process). Throws when the file is missing or does not load (e.g. libopenblas is not
@@ -111,7 +134,7 @@ export const loadNativeAddon = (path: string = nativeAddonPath()): NativeAddon =
   const hit = cache.get(path)
   if (hit !== undefined) return hit
   if (!existsSync(path)) throw new Error(`native addon not found at ${path}`)
-  const mod: unknown = createRequire(import.meta.url)(path)
+  const mod = withPassiveOpenMp(() => createRequire(import.meta.url)(path) as unknown)
   if (!looksLikeAddon(mod)) throw new Error(`${path} does not export the sid-ts native kernels`)
   cache.set(path, mod)
   return mod
