@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { expectedParameterCount, makeReferenceDenoiser } from "../bench/ReferenceDenoiser.js"
 import * as EngineLayers from "../src/layers/Engine.js"
 import { loadNativeAddon, type NativeAddon, nativeAddonPath, nativePatches } from "../src/layers/kernels/Native.js"
+import { fastReduceGradients, installGradients } from "../src/layers/kernels/Gradients.js"
 import { cpuPatches, install, installCount, wasmPatches } from "../src/layers/kernels/Patches.js"
 import { Engine } from "../src/services/Engine.js"
 
@@ -34,6 +35,46 @@ describe("wasm-native engine without the addon", () => {
     expect(tf.getBackend()).toBe("cpu")
     expect(tf.getKernel("Conv2D", "wasm")).toBe(before)
     expect(installCount("wasm", "Conv2D", "native")).toBe(0)
+  })
+})
+
+describe("Sum / Mean gradients broadcast with onesLike (installed by wasm-native)", () => {
+  it("equal the stock gradients bit for bit, and the stock gradients come back on release", async () => {
+    await tf.setBackend("cpu")
+    const stockSum = tf.getGradient("Sum")
+    const stockMean = tf.getGradient("Mean")
+    const reduceCase = fc
+      .array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 4 })
+      .chain((shape) =>
+        fc.record({
+          shape: fc.constant(shape),
+          axes: fc.subarray(shape.map((_, i) => i), { minLength: 1 }),
+          keepDims: fc.boolean(),
+          seed: fc.nat()
+        })
+      )
+    fc.assert(
+      fc.property(reduceCase, ({ axes, keepDims, seed, shape }) => {
+        const grads = () =>
+          tf.tidy(() => {
+            const x = tf.tensor(randoms(size(shape), seed), shape)
+            const f = (x: tf.Tensor) => {
+              const s = tf.sum(tf.square(x), axes, keepDims)
+              const m = tf.mean(x, axes, keepDims)
+              return tf.sum(tf.mul(tf.add(s, m), tf.tensor(randoms(s.size, seed + 1), s.shape)))
+            }
+            return tf.grad(f)(x).dataSync().slice()
+          })
+        const stock = grads()
+        const restore = installGradients(fastReduceGradients)
+        const fast = grads()
+        restore()
+        expect(Array.from(fast)).toEqual(Array.from(stock))
+      }),
+      { numRuns: 30 }
+    )
+    expect(tf.getGradient("Sum")).toBe(stockSum)
+    expect(tf.getGradient("Mean")).toBe(stockMean)
   })
 })
 

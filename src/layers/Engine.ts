@@ -25,6 +25,7 @@ import {
   EnginePackageNotInstalled,
   EngineSharedLibraryMissing
 } from "../services/Engine.js"
+import { fastReduceGradients, installGradients } from "./kernels/Gradients.js"
 import { loadNativeAddon, nativeAddonPath, nativePatches } from "./kernels/Native.js"
 import { cpuPatches, install, type KernelPatch, labels, wasmPatches } from "./kernels/Patches.js"
 
@@ -195,8 +196,10 @@ export const makeWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineErr
 
 /**
  * The wasm engine with the optional native kernels of issue 6 on top of its patches: convolution forward and both
- * gradients, and batched matrix products, run by the OpenBLAS addon in `native/` on all cores, directly on the wasm
- * heap. Fails with `EngineNativeKernelsNotBuilt` (before touching the TF.js backend) when the addon is not built.
+ * gradients (oneDNN, or OpenBLAS im2col), batched matrix products, broadcast elementwise ops, sums and means, split /
+ * concat and the nearest-neighbour resize gradient run by the addon in `native/` on all cores, directly on the wasm
+ * heap; `Sum` / `Mean` gradients broadcast with a backend kernel instead of a JavaScript-filled `ones` tensor. Fails
+ * with `EngineNativeKernelsNotBuilt` (before touching the TF.js backend) when the addon is not built.
  *
  * @since 0.1.0
  * @category constructors
@@ -215,6 +218,10 @@ export const makeWasmNative = (options?: EngineOptions): Layer.Layer<Engine, Eng
       yield* patch("wasm-native", wasmPatches)
       const native = nativePatches(addon)
       yield* patch("wasm-native", native)
+      yield* Effect.acquireRelease(
+        Effect.sync(() => installGradients(fastReduceGradients)),
+        (restore) => Effect.sync(restore)
+      )
       yield* useBackend("wasm-native", tf, "wasm")
       const simd = yield* Effect.tryPromise({
         try: () => tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"),
