@@ -5,7 +5,11 @@
  * conv GFLOP/s, `numTensors` before/after the timed steps, and each engine's ratio to PyTorch.
  *
  *   npm run bench:vs-torch -- [--shapes 32x32x3x32,28x28x1x32,16x16x1x8] [--engines wasm,wasm-native]
- *                            [--warmup 5] [--steps 10] [--rounds 1] [--torch-threads 2] [--no-torch] [--out FILE]
+ *                            [--warmup 5] [--steps 10] [--rounds 1] [--torch-threads 2] [--torch-omp default,passive]
+ *                            [--no-torch] [--out FILE]
+ *
+ * PyTorch runs once per OpenMP wait policy (its spinning default and PASSIVE, the policy the native addon loads
+ * OpenMP with); ratios are to the faster of the two.
  *
  * With `--rounds N` every engine and PyTorch are measured N times, interleaved (PyTorch, then each engine, per round),
  * and the reported median is over all timed steps of all rounds; this evens out other load on a shared machine. The
@@ -22,6 +26,7 @@ import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { P_MEAN, P_STD } from "../src/domain/Edm.js"
 import * as EngineLayers from "../src/layers/Engine.js"
+import { loadNativeAddon } from "../src/layers/kernels/Native.js"
 import { Engine, type EngineName } from "../src/services/Engine.js"
 import { convFlops, expectedParameterCount, makeReferenceDenoiser } from "./ReferenceDenoiser.js"
 import { flag, log, maxRssMiB, median, option, round, writeReport } from "./Support.js"
@@ -155,18 +160,39 @@ const torchAvailable = (): { readonly ok: boolean; readonly version?: string; re
     : { ok: false, reason: `${python} -c "import torch" failed: ${(r.stderr || String(r.error ?? "")).trim().split("\n").pop()}` }
 }
 
-const runTorch = (): { readonly results: ReadonlyArray<TorchResult>; readonly loadBefore: number; readonly loadAfter: number } => {
+/** OpenMP wait policies PyTorch is run with: its default (spinning) and PASSIVE, the policy the native addon uses. */
+const torchPolicies = (option("torch-omp") ?? "default,passive").split(",")
+
+interface TorchRun {
+  readonly policy: string
+  readonly results: ReadonlyArray<TorchResult>
+  readonly loadBefore: number
+  readonly loadAfter: number
+}
+
+const runTorch = (policy: string): TorchRun => {
   const loadBefore = load1()
-  log(`torch: ${shapes.map(key).join(",")} (${warmup}+${steps} steps, ${torchThreads} threads, load ${loadBefore})...`)
+  log(`torch (OMP ${policy}): ${shapes.map(key).join(",")} (${warmup}+${steps} steps, ${torchThreads} threads, load ${loadBefore})...`)
+  const env: Record<string, string | undefined> = { ...process.env, OPENBLAS_NUM_THREADS: "1", OMP_NUM_THREADS: String(torchThreads) }
+  if (policy === "default") delete env["OMP_WAIT_POLICY"]
+  else env["OMP_WAIT_POLICY"] = policy.toUpperCase()
   const r = spawnSync(
     python,
     [torchScript, "--shapes", shapes.map(key).join(","), "--threads", String(torchThreads), "--warmup", String(warmup), "--steps", String(steps)],
-    { encoding: "utf8", env: { ...process.env, OPENBLAS_NUM_THREADS: "1", OMP_NUM_THREADS: String(torchThreads) } }
+    { encoding: "utf8", env }
   )
   if (r.status !== 0) throw new Error(`vs_torch.py failed: ${r.stderr}`)
   const parsed = JSON.parse(r.stdout) as { results: ReadonlyArray<TorchResult> }
   for (const x of parsed.results) log(`  ${x.shape} B=${x.batch}: median ${round(median(x.ms), 1)} ms`)
-  return { results: parsed.results, loadBefore, loadAfter: load1() }
+  return { policy, results: parsed.results, loadBefore, loadAfter: load1() }
+}
+
+const nativeLibrary = (): string => {
+  try {
+    return loadNativeAddon().convLibrary()
+  } catch {
+    return "not built"
+  }
 }
 
 const summary = (ms: ReadonlyArray<number>, flops: number) => {
@@ -178,10 +204,10 @@ const program = Effect.gen(function*() {
   const torch = torchAvailable()
   if (!torch.ok) log(`torch: skipped (${torch.reason})`)
   const raw: Record<string, Array<unknown>> = {}
-  const torchRuns: Array<ReturnType<typeof runTorch>> = []
+  const torchRuns: Array<TorchRun> = []
   for (let r = 0; r < rounds; r++) {
     if (rounds > 1) log(`round ${r + 1}/${rounds}`)
-    if (torch.ok) torchRuns.push(runTorch())
+    if (torch.ok) for (const policy of torchPolicies) torchRuns.push(runTorch(policy))
     for (const name of engines) {
       const result = yield* runEngine(name)
       ;(raw[name] ??= []).push(result)
@@ -190,10 +216,21 @@ const program = Effect.gen(function*() {
   const perShape = shapes.map((shape) => {
     const k = key(shape)
     const flops = 3 * convFlops(shape.height, shape.width, shape.channels, shape.batch)
-    const torchMs = torchRuns.flatMap((t) =>
-      t.results.find((x) => `${x.shape}x${x.batch}` === k)?.ms ?? []
-    )
-    const torchSummary = torchMs.length > 0 ? summary(torchMs, flops) : null
+    const msOf = (t: TorchRun, field: "ms" | "cpuMs") =>
+      t.results.find((x) => `${x.shape}x${x.batch}` === k)?.[field] ?? []
+    const byPolicy = Object.fromEntries(torchPolicies.flatMap((policy) => {
+      const runs = torchRuns.filter((t) => t.policy === policy)
+      const ms = runs.flatMap((t) => msOf(t, "ms"))
+      if (ms.length === 0) return []
+      return [[policy, {
+        ...summary(ms, flops),
+        medianCpuMs: round(median(runs.flatMap((t) => msOf(t, "cpuMs"))), 1),
+        roundMediansMs: runs.map((t) => round(median(msOf(t, "ms")), 1)),
+        load1: runs.map((t) => [t.loadBefore, t.loadAfter])
+      }]]
+    })) as Record<string, ReturnType<typeof summary> & { medianCpuMs: number }>
+    const best = Object.entries(byPolicy).sort((a, b) => a[1].medianMs - b[1].medianMs)[0]
+    const torchSummary = best === undefined ? null : best[1]
     const byEngine = Object.fromEntries(engines.map((name) => {
       const runs = (raw[name] ?? []) as Array<
         { available: true; runs: Record<string, Run> } | { available: false; reason: string }
@@ -220,12 +257,7 @@ const program = Effect.gen(function*() {
       shape: `${shape.height}x${shape.width}x${shape.channels}`,
       batch: shape.batch,
       trainConvGflop: round(flops / 1e9, 3),
-      torch: torchSummary === null ? null : {
-        ...torchSummary,
-        medianCpuMs: round(median(torchRuns.flatMap((t) => t.results.find((x) => `${x.shape}x${x.batch}` === k)?.cpuMs ?? [])), 1),
-        roundMediansMs: torchRuns.map((t) => round(median(t.results.find((x) => `${x.shape}x${x.batch}` === k)?.ms ?? []), 1)),
-        load1: torchRuns.map((t) => [t.loadBefore, t.loadAfter])
-      },
+      torch: best === undefined ? null : { best: best[0], medianMs: best[1].medianMs, byOmpWaitPolicy: byPolicy },
       engines: byEngine
     }
   })
@@ -233,10 +265,12 @@ const program = Effect.gen(function*() {
     date: new Date().toISOString(),
     node: process.version,
     tfjs: tf.version_core,
-    torch: torch.ok ? { version: torch.version, threads: torchThreads, python } : { skipped: torch.reason },
+    torch: torch.ok ? { version: torch.version, threads: torchThreads, python, ompWaitPolicies: torchPolicies } : { skipped: torch.reason },
+    nativeConvLibrary: nativeLibrary(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "unknown", memGiB: Math.round(totalmem() / 2 ** 30) },
     config: { shapes: shapes.map(key), engines, warmup, steps, rounds },
-    note: "median ms per Adam step over all timed steps of all rounds; ratioToTorch = engine median / PyTorch median; " +
+    note: "median ms per Adam step over all timed steps of all rounds; ratioToTorch = engine median / the faster " +
+      "PyTorch median (OpenMP wait policy default or PASSIVE); " +
       "GFLOP/s = 3 x forward conv FLOPs (2*MAC) / median step; medianCpuMs = process CPU time (all threads) per step; " +
       "load1 = 1-minute load average before/after",
     maxRssMiB: maxRssMiB(),
