@@ -78,6 +78,19 @@ describe("Sum / Mean gradients broadcast with onesLike (installed by wasm-native
   })
 })
 
+describe("auto engine", () => {
+  const nameOf = (layer: Layer.Layer<Engine, unknown>) =>
+    Effect.runPromise(Effect.scoped(Effect.map(Layer.build(layer), (ctx) => Context.get(ctx, Engine).name)))
+
+  it("falls back to wasm when the addon is not built", async () => {
+    expect(await nameOf(EngineLayers.makeAuto({ nativeAddonPath: "/nonexistent/sid_native.node" }))).toBe("wasm")
+  })
+
+  it.runIf(built)("runs wasm-native when the addon is built", async () => {
+    expect(await nameOf(EngineLayers.layer("auto"))).toBe("wasm-native")
+  })
+})
+
 /** ‖a − b‖ / max(‖b‖, 1e-2). */
 const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
   expect(a.length).toBe(b.length)

@@ -66,6 +66,7 @@ export interface EngineOptions {
 export const packageName: Record<EngineName, string> = {
   "wasm": "@tensorflow/tfjs-backend-wasm",
   "wasm-native": "@tensorflow/tfjs-backend-wasm",
+  "auto": "@tensorflow/tfjs-backend-wasm",
   "cpu": "@tensorflow/tfjs",
   "tfjs-node": "@tensorflow/tfjs-node",
   "tfjs-node-gpu": "@tensorflow/tfjs-node-gpu"
@@ -243,6 +244,18 @@ export const makeWasmNative = (options?: EngineOptions): Layer.Layer<Engine, Eng
   )
 
 /**
+ * `wasm-native` where its addon is built and loads, else the plain `wasm` engine (only `EngineNativeKernelsNotBuilt`
+ * falls back; any other failure of `wasm-native` is reported). The service's `name` tells which one runs.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeAuto = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+  makeWasmNative(options).pipe(
+    Layer.catchAll((error) => error._tag === "EngineNativeKernelsNotBuilt" ? makeWasm(options) : Layer.fail(error))
+  )
+
+/**
  * The pure-JS cpu engine: a slow reference for tests (note §0), with the fixed `ResizeNearestNeighborGrad`.
  *
  * @since 0.1.0
@@ -340,6 +353,14 @@ export const wasm: Layer.Layer<Engine, EngineError> = makeWasm()
 export const wasmNative: Layer.Layer<Engine, EngineError> = makeWasmNative()
 
 /**
+ * `wasm-native` where built, else `wasm`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const auto: Layer.Layer<Engine, EngineError> = makeAuto()
+
+/**
  * The cpu reference engine layer.
  *
  * @since 0.1.0
@@ -375,6 +396,8 @@ export const layer = (name: EngineName, options?: EngineOptions): Layer.Layer<En
       return options === undefined ? wasm : makeWasm(options)
     case "wasm-native":
       return options === undefined ? wasmNative : makeWasmNative(options)
+    case "auto":
+      return options === undefined ? auto : makeAuto(options)
     case "cpu":
       return options === undefined ? cpu : makeCpu(options)
     case "tfjs-node":

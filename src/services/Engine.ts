@@ -9,14 +9,14 @@ import { Config, Context, Schema } from "effect"
 
 /**
  * The selectable engines: `wasm` (default; XNNPACK SIMD, one thread, patched for training), `wasm-native` (the wasm
- * engine with its convolutions and matrix products run by the optional OpenBLAS addon in `native/` on all cores;
- * issue 6), `cpu` (pure-JS reference for tests), and the optional native peers `tfjs-node` / `tfjs-node-gpu`
- * (note §5, §7).
+ * engine with its convolutions, matrix products and heavy elementwise kernels run by the optional addon in `native/`
+ * on all cores; issue 6), `auto` (`wasm-native` where its addon is built, else `wasm`), `cpu` (pure-JS reference for
+ * tests), and the optional native peers `tfjs-node` / `tfjs-node-gpu` (note §5, §7).
  *
  * @since 0.1.0
  * @category models
  */
-export const EngineName = Schema.Literal("wasm", "wasm-native", "cpu", "tfjs-node", "tfjs-node-gpu")
+export const EngineName = Schema.Literal("wasm", "wasm-native", "auto", "cpu", "tfjs-node", "tfjs-node-gpu")
 
 /**
  * @since 0.1.0
