@@ -240,8 +240,8 @@ export const presets = {
     speedBatch: 64
   },
   full: {
-    teacher: { steps: 4000, batchSize: 32, baseChannels: 32, checkpointEvery: 500 },
-    distill: { steps: 1500, batchSize: 32, evalEvery: 100, checkpointEvery: 250 },
+    teacher: { steps: 3000, batchSize: 32, baseChannels: 32, checkpointEvery: 250 },
+    distill: { steps: 1000, batchSize: 32, evalEvery: 100, checkpointEvery: 250 },
     evalSamples: 2000,
     speedBatch: 256
   }
