@@ -1,11 +1,15 @@
 /**
- * Native kernels for the wasm backend (issue 6): the optional Node-API addon in `native/` (built by
- * `npm run build:native`; oneDNN convolutions where Debian's libdnnl-dev is installed, else OpenBLAS sgemm over im2col;
- * parallel over all cores) computes the convolution forward pass,
- * both convolution gradients and batched matrix products directly on the wasm heap, with no copies: inputs and the
- * freshly allocated output are handed to the addon as `Float32Array` views into the heap.
+ * Native kernels for the wasm backend (issue 6). The optional Node-API addon in `native/` (built by
+ * `npm run build:native`) runs, on all cores and directly on the wasm heap with no copies (inputs and the freshly
+ * allocated output are handed over as `Float32Array` views into the heap):
  *
- * Kernels fall back to the kernel registered before them (stock or the wasm patch) for anything the addon does not
+ * - `Conv2D`, `FusedConv2D` (bias, linear activation), `Conv2DBackpropInput`, `Conv2DBackpropFilter`: oneDNN where
+ *   Debian's libdnnl-dev was installed at build time, else (and for shapes oneDNN rejects) OpenBLAS sgemm over im2col;
+ * - `BatchMatMul` (OpenBLAS);
+ * - `Add`, `Sub`, `Multiply`, `RealDiv`, `SquaredDifference` with broadcasting, `Sum`, `Mean`, `SplitV`, `Concat`,
+ *   `ResizeNearestNeighborGrad`; `Identity` and same-dtype `Cast` share the input's data instead of copying it.
+ *
+ * Each kernel falls back to the kernel registered before it (stock or the wasm patch) for anything the addon does not
  * cover: NCHW, non-float32 dtypes, fused activations other than `linear`, batch shapes that broadcast both ways.
  *
  * @since 0.1.0
