@@ -421,15 +421,15 @@ describe.runIf(built)("native kernels (addon built)", () => {
     expect((calls.get("sum") ?? 0) - before).toBeGreaterThan(0)
   })
 
-  it("concat / split along any axis, nearest-neighbour upsampling gradients and clone/cast equal the cpu backend's", async () => {
+  it("concat / split along any axis, nearest-neighbour upsampling and average-pool gradients, clone/cast equal the cpu backend's", async () => {
     const before = calls.get("copyRows") ?? 0
     const beforeResize = calls.get("resizeNearestGrad") ?? 0
     await fc.assert(
       fc.asyncProperty(
         fc.record({
           b: fc.integer({ min: 1, max: 3 }),
-          h: fc.integer({ min: 1, max: 6 }),
-          w: fc.integer({ min: 1, max: 6 }),
+          h: fc.integer({ min: 3, max: 7 }),
+          w: fc.integer({ min: 3, max: 7 }),
           c1: fc.integer({ min: 1, max: 4 }),
           c2: fc.integer({ min: 1, max: 4 }),
           axis: fc.integer({ min: 0, max: 3 }),
@@ -453,7 +453,10 @@ describe.runIf(built)("native kernels (addon built)", () => {
               const dUp = tf.grad((x: tf.Tensor) => up(x).mul(r).sum())(a)
               const copy = tf.clone(a)
               const cast = tf.cast(a, "float32")
-              return [cat, p!, q!, dUp, copy, cast].map((t) => t.dataSync().slice())
+              const pool = (x: tf.Tensor) => tf.avgPool(x as tf.Tensor4D, c.scale, c.scale, "valid")
+              const rp = tf.tensor(randoms(size(pool(a).shape), c.seed + 3), pool(a).shape)
+              const dPool = tf.grad((x: tf.Tensor) => pool(x).mul(rp).sum())(a)
+              return [cat, p!, q!, dUp, copy, cast, dPool].map((t) => t.dataSync().slice())
             })
           const wasm = run()
           const cpu = await on("cpu", run)

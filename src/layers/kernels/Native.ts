@@ -7,7 +7,8 @@
  *   Debian's libdnnl-dev was installed at build time, else (and for shapes oneDNN rejects) OpenBLAS sgemm over im2col;
  * - `BatchMatMul` (OpenBLAS);
  * - `Add`, `Sub`, `Multiply`, `RealDiv`, `SquaredDifference` with broadcasting, `Sum`, `Mean`, `SplitV`, `Concat`,
- *   `ResizeNearestNeighborGrad`; `Identity` and same-dtype `Cast` share the input's data instead of copying it.
+ *   `ResizeNearestNeighborGrad`, `AvgPoolGrad` (windows that tile the input); `Identity` and same-dtype `Cast` share
+ *   the input's data instead of copying it.
  *
  * Each kernel falls back to the kernel registered before it (stock or the wasm patch) for anything the addon does not
  * cover: NCHW, non-float32 dtypes, fused activations other than `linear`, batch shapes that broadcast both ways.
@@ -408,6 +409,40 @@ const makeResizeNearestGrad = (addon: NativeAddon, stock: RawKernelFunc): RawKer
   return out
 }
 
+interface PoolAttrs {
+  readonly filterSize: Pair
+  readonly strides: Pair
+  readonly pad: Padding
+  readonly dimRoundingMode?: "floor" | "round" | "ceil"
+}
+
+/** Average-pool gradient for non-overlapping windows that tile the input: dy spread over each window, / its size. */
+const makeAvgPoolGrad = (addon: NativeAddon, stock: RawKernelFunc): RawKernelFunc => (args) => {
+  const { dy, input } = args.inputs as Record<string, tf.TensorInfo | undefined>
+  const a = args.attrs as unknown as PoolAttrs
+  if (dy === undefined || input === undefined || dy.dtype !== "float32" || input.shape.length !== 4) return stock(args)
+  const p = tf.backend_util.computePool2DInfo(input.shape as Shape4, a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode)
+  const { filterHeight: fh, filterWidth: fw, outHeight: oh, outWidth: ow, padInfo } = p
+  if (
+    p.dataFormat !== "channelsLast" || fh !== p.strideHeight || fw !== p.strideWidth ||
+    padInfo.top + padInfo.bottom + padInfo.left + padInfo.right !== 0 || p.inHeight !== oh * fh ||
+    p.inWidth !== ow * fw || isEmpty(input.shape)
+  ) return stock(args)
+  const [batch, , , depth] = input.shape as Shape4
+  const be = args.backend as WasmHeapBackend
+  const out = be.makeOutput([...input.shape], "float32")
+  const weight = new Float32Array(fh * fw).fill(1 / (fh * fw))
+  addon.binary(2, view(be, dy), [batch, oh, 1, ow, 1, depth], weight, [1, 1, fh, 1, fw, 1], view(be, out), [
+    batch,
+    oh,
+    fh,
+    ow,
+    fw,
+    depth
+  ])
+  return out
+}
+
 /**
  * Kernel patches that route the heavy wasm kernels through the addon, each falling back to the kernel registered
  * before it. Installed on top of the wasm patches (their `id` keeps them apart in the install bookkeeping).
@@ -463,5 +498,11 @@ export const nativePatches = (addon: NativeAddon): ReadonlyArray<KernelPatch> =>
     backendName: "wasm",
     id: "native",
     make: (stock) => makeResizeNearestGrad(addon, requireStock("ResizeNearestNeighborGrad", stock))
+  },
+  {
+    kernelName: "AvgPoolGrad",
+    backendName: "wasm",
+    id: "native",
+    make: (stock) => makeAvgPoolGrad(addon, requireStock("AvgPoolGrad", stock))
   }
 ]
