@@ -41,7 +41,7 @@ export const teacherTrainOptions = {
   conditional: Options.boolean("conditional").pipe(
     Options.withDescription("train a class-conditional UNet (labelDim 10) on one-hot digit labels")
   ),
-  lr: optionalNumber("lr", "Adam learning rate after the warm-up (default 1e-3)"),
+  lr: optionalNumber("lr", "Adam learning rate after the warm-up (default 2e-3)"),
   lrRampup: optionalNumber("lr-rampup", "linear learning-rate warm-up in thousands of images (default 3.2)"),
   emaHalfLife: optionalNumber("ema-half-life", "EMA half-life in thousands of images (default 10; rampup ratio 0.05)"),
   baseChannels: optionalNumber("base-channels", "UNet base channels (default 32)", true),

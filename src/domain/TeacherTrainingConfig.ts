@@ -85,8 +85,11 @@ export const TEACHER_DEFAULTS = {
   steps: 3000,
   /** Images per step. */
   batchSize: 32,
-  /** Adam learning rate (EDM: 1e-3, spec §1.4). */
-  learningRate: 1e-3,
+  /**
+   * Adam learning rate (EDM: 1e-3, spec §1.4; 2e-3 gave a lower loss at every point of a 1,500-step run of the default
+   * 16×16 UNet than 1e-3, with no instability).
+   */
+  learningRate: 2e-3,
   /** Linear warm-up of the learning rate over this many kimg (EDM: 10,000; short here). */
   learningRateRampupKimg: 3.2,
   /** Adam β1, β2, ε (EDM teacher training: 0.9, 0.999, 1e-8; spec §1.4). */
