@@ -39,6 +39,7 @@ import { trainTeacher, TeacherStepReport } from "../src/pipeline/TeacherTraining
 import { Generator } from "../src/services/Generator.js"
 import type { SampleMetrics } from "../src/services/Metrics.js"
 import { Teacher } from "../src/services/Teacher.js"
+import { readArgs } from "./Args.js"
 
 /** Everything the pipeline needs to know. */
 export interface MnistPipelineSettings {
@@ -248,19 +249,7 @@ export const presets = {
 } as const
 
 const main = () => {
-  const args = process.argv.slice(2)
-  const flag = (name: string) => args.includes(`--${name}`)
-  const option = (name: string): string | undefined => {
-    const i = args.indexOf(`--${name}`)
-    return i >= 0 ? args[i + 1] : undefined
-  }
-  const num = (name: string, fallback: number): number => {
-    const v = option(name)
-    if (v === undefined) return fallback
-    const n = Number(v)
-    if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got "${v}"`)
-    return n
-  }
+  const { flag, num, option } = readArgs()
   const quick = flag("quick")
   const preset = quick ? presets.quick : presets.full
   const seed = num("seed", 0)

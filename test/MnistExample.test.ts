@@ -33,21 +33,15 @@ const distill = distillConfig({
   emaHalfLifeKimg: 0.05
 })
 
+const settings = (out: string) => ({ out, teacher, distill, evalSamples: 300, referenceSize: 500, speedBatch: 16 })
+
 describe("examples/mnist.ts: teacher training → Heun-35 baseline → SiD → one-step MNIST-FID (issue 4 §6, §7)", () => {
   it("on 16×16 digits, distillation lowers the one-step FID and every stage reports and writes its results", async () => {
     const out = await mkdtemp(join(tmpdir(), "sid-mnist-"))
     const lines: Array<string> = []
     const before = tf.memory().numTensors
     const summary = await Effect.runPromise(
-      runMnistPipeline({
-        out,
-        teacher,
-        distill,
-        evalSamples: 300,
-        referenceSize: 500,
-        speedBatch: 16,
-        log: (line) => lines.push(line)
-      })
+      runMnistPipeline({ ...settings(out), log: (line) => lines.push(line) })
     )
     expect(tf.memory().numTensors).toBe(before)
     const start = summary.generator.start!
@@ -70,15 +64,7 @@ describe("examples/mnist.ts: teacher training → Heun-35 baseline → SiD → o
     expect(lines.some((l) => l.startsWith("5. one-step MNIST-FID"))).toBe(true)
 
     const again = await Effect.runPromise(
-      runMnistPipeline({
-        out,
-        teacher,
-        distill,
-        evalSamples: 300,
-        referenceSize: 500,
-        speedBatch: 16,
-        log: () => {}
-      })
+      runMnistPipeline({ ...settings(out), log: () => {} })
     )
     expect(again.generator.final.fid).toBeCloseTo(summary.generator.final.fid!, 6)
   }, 600_000)
