@@ -893,6 +893,10 @@ bool readConv(napi_env env, napi_value v, Conv* c) {
                "convolution dimensions must be positive");
 }
 
+// One kernel at a time per process: the pool, the scratch buffers and the oneDNN cache are shared, and Node may load
+// the addon in several worker threads.
+std::mutex callMutex;
+
 template <size_t N>
 bool args(napi_env env, napi_callback_info info, napi_value (&argv)[N]) {
   size_t argc = N;
@@ -916,7 +920,10 @@ napi_value Conv2D(napi_env env, napi_callback_info info) {
                  ny == size_t(c.b * c.pixels() * c.cout) && (bias == nullptr || nb == size_t(c.cout)),
              "conv2d: array sizes do not match the dimensions"))
     return nullptr;
-  convForward(c, x, f, bias, y);
+  {
+    std::lock_guard<std::mutex> lock(callMutex);
+    convForward(c, x, f, bias, y);
+  }
   return nullptr;
 }
 
@@ -935,7 +942,10 @@ napi_value Conv2DBackpropInput(napi_env env, napi_callback_info info) {
                  ndy == size_t(c.b * c.pixels() * c.cout),
              "conv2dBackpropInput: array sizes do not match the dimensions"))
     return nullptr;
-  convBackpropInput(c, dy, f, dx);
+  {
+    std::lock_guard<std::mutex> lock(callMutex);
+    convBackpropInput(c, dy, f, dx);
+  }
   return nullptr;
 }
 
@@ -954,7 +964,10 @@ napi_value Conv2DBackpropFilter(napi_env env, napi_callback_info info) {
                  ndy == size_t(c.b * c.pixels() * c.cout),
              "conv2dBackpropFilter: array sizes do not match the dimensions"))
     return nullptr;
-  convBackpropFilter(c, x, dy, df);
+  {
+    std::lock_guard<std::mutex> lock(callMutex);
+    convBackpropFilter(c, x, dy, df);
+  }
   return nullptr;
 }
 
@@ -975,7 +988,10 @@ napi_value BatchMatMul(napi_env env, napi_callback_info info) {
                  nc == size_t(batch * m * n),
              "batchMatMul: array sizes do not match the dimensions"))
     return nullptr;
-  batchMatMul(a, b, c, batch, batchA, batchB, m, k, n, d[6] != 0, d[7] != 0);
+  {
+    std::lock_guard<std::mutex> lock(callMutex);
+    batchMatMul(a, b, c, batch, batchA, batchB, m, k, n, d[6] != 0, d[7] != 0);
+  }
   return nullptr;
 }
 
@@ -1020,7 +1036,10 @@ napi_value Binary(napi_env env, napi_callback_info info) {
     ok = d == od || d == 1;
   }
   if (!check(env, ok, "binary: shapes do not broadcast to the output shape")) return nullptr;
-  if (no > 0) binary(op, a, as, b, bs, o, os);
+  {
+    std::lock_guard<std::mutex> lock(callMutex);
+    if (no > 0) binary(op, a, as, b, bs, o, os);
+  }
   return nullptr;
 }
 
@@ -1045,7 +1064,10 @@ napi_value Sum(napi_env env, napi_callback_info info) {
   for (size_t i = 0; i < shape.size(); ++i)
     if (!reduced[i]) outSize *= shape[i];
   if (!check(env, ok && no == size_t(outSize) && nx > 0, "sum: sizes do not match")) return nullptr;
-  reduceSum(x, shape, reduced, o, outSize, static_cast<float>(scale));
+  {
+    std::lock_guard<std::mutex> lock(callMutex);
+    reduceSum(x, shape, reduced, o, outSize, static_cast<float>(scale));
+  }
   return nullptr;
 }
 
@@ -1066,7 +1088,10 @@ napi_value CopyRows(napi_env env, napi_callback_info info) {
                    ((rows - 1) * srcStride + srcOffset + len <= int64_t(ns) &&
                     (rows - 1) * dstStride + dstOffset + len <= int64_t(nd)));
   if (!check(env, ok, "copyRows: out of bounds")) return nullptr;
-  if (rows > 0 && len > 0) copyRows(src, srcStride, srcOffset, dst, dstStride, dstOffset, rows, len);
+  {
+    std::lock_guard<std::mutex> lock(callMutex);
+    if (rows > 0 && len > 0) copyRows(src, srcStride, srcOffset, dst, dstStride, dstOffset, rows, len);
+  }
   return nullptr;
 }
 
@@ -1098,7 +1123,10 @@ napi_value ResizeNearestGrad(napi_env env, napi_callback_info info) {
   for (int64_t y = 0; ok && y < outH; ++y) ok = idx[0][y] >= 0 && idx[0][y] < inH;
   for (int64_t x = 0; ok && x < outW; ++x) ok = idx[1][x] >= 0 && idx[1][x] < inW;
   if (!check(env, ok, "resizeNearestGrad: sizes or indices out of range")) return nullptr;
-  resizeNearestGrad(dy, dx, batch, inH, inW, outH, outW, depth, idx[0], idx[1]);
+  {
+    std::lock_guard<std::mutex> lock(callMutex);
+    resizeNearestGrad(dy, dx, batch, inH, inW, outH, outW, depth, idx[0], idx[1]);
+  }
   return nullptr;
 }
 
@@ -1113,7 +1141,10 @@ napi_value UseOneDnn(napi_env env, napi_callback_info info) {
     return nullptr;
   }
 #ifdef SID_HAVE_DNNL
-  dnnlEnabled = enabled;
+  {
+    std::lock_guard<std::mutex> lock(callMutex);
+    dnnlEnabled = enabled;
+  }
 #else
   enabled = false;
 #endif
@@ -1139,8 +1170,10 @@ napi_value Threads(napi_env env, napi_callback_info) {
   return out;
 }
 
+std::once_flag initOnce;
+
 napi_value Init(napi_env env, napi_value exports) {
-  if (pool == nullptr) {
+  std::call_once(initOnce, [] {
     int threads = static_cast<int>(std::thread::hardware_concurrency());
     if (const char* s = std::getenv("SID_NATIVE_THREADS")) threads = std::atoi(s);
     threads = std::max(1, std::min(threads, 64));
@@ -1152,7 +1185,7 @@ napi_value Init(napi_env env, napi_value exports) {
     if (const char* s = std::getenv("SID_NATIVE_CHUNK")) chunkFloats = std::max<int64_t>(1024, std::atoll(s));
     pool = new Pool(threads);
     scratch.resize(threads);
-  }
+  });
   napi_property_descriptor props[] = {
       {"conv2d", nullptr, Conv2D, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2dBackpropInput", nullptr, Conv2DBackpropInput, nullptr, nullptr, nullptr, napi_default, nullptr},
