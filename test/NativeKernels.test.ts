@@ -138,6 +138,7 @@ describe.runIf(built)("native kernels (addon built)", () => {
       batchMatMul: wrap("batchMatMul"),
       binary: wrap("binary"),
       sum: wrap("sum"),
+      sigmoid: wrap("sigmoid"),
       copyRows: wrap("copyRows"),
       resizeNearestGrad: wrap("resizeNearestGrad"),
       threads: addon.threads,
@@ -383,6 +384,33 @@ describe.runIf(built)("native kernels (addon built)", () => {
       { numRuns: 30 }
     )
     expect((calls.get("binary") ?? 0) - before).toBeGreaterThan(0)
+  })
+
+  it("sigmoid and SiLU values and gradients equal the cpu backend's", async () => {
+    const before = calls.get("sigmoid") ?? 0
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 3 }),
+        fc.double({ min: 0.1, max: 60, noNaN: true }),
+        fc.nat(),
+        async (shape, scale, seed) => {
+          const run = () =>
+            tf.tidy(() => {
+              const x = tf.mul(tf.tensor(randoms(size(shape), seed), shape), scale)
+              const silu = (x: tf.Tensor) => tf.mul(x, tf.sigmoid(x))
+              const r = tf.tensor(randoms(size(shape), seed + 1), shape)
+              const dx = tf.grad((x: tf.Tensor) => silu(x).mul(r).sum())(x)
+              return [tf.sigmoid(x), silu(x), dx].map((t) => t.dataSync().slice())
+            })
+          const wasm = run()
+          const cpu = await on("cpu", run)
+          await tf.setBackend("wasm")
+          wasm.forEach((v, i) => expect(relErr(v, cpu[i]!)).toBeLessThanOrEqual(1e-5))
+        }
+      ),
+      { numRuns: 25 }
+    )
+    expect((calls.get("sigmoid") ?? 0) - before).toBeGreaterThan(0)
   })
 
   it("sum / mean over any axes (keepDims or not) and moments equal the cpu backend's", async () => {

@@ -7,7 +7,7 @@
  *   Debian's libdnnl-dev was installed at build time, else (and for shapes oneDNN rejects) OpenBLAS sgemm over im2col;
  * - `BatchMatMul` (OpenBLAS);
  * - `Add`, `Sub`, `Multiply`, `RealDiv`, `SquaredDifference` with broadcasting, `Sum`, `Mean`, `SplitV`, `Concat`,
- *   `ResizeNearestNeighborGrad`, `AvgPoolGrad` (windows that tile the input); `Identity` and same-dtype `Cast` share
+ *   `Sigmoid`, `ResizeNearestNeighborGrad`, `AvgPoolGrad` (windows that tile the input); `Identity` and same-dtype `Cast` share
  *   the input's data instead of copying it.
  *
  * Each kernel falls back to the kernel registered before it (stock or the wasm patch) for anything the addon does not
@@ -55,6 +55,8 @@ export interface NativeAddon {
   ) => void
   /** `out = scale · Σ_axes x`. */
   readonly sum: (x: Float32Array, shape: ReadonlyArray<number>, axes: ReadonlyArray<number>, out: Float32Array, scale: number) => void
+  /** `y = 1 / (1 + e^-x)` (relative error about 3e-7). */
+  readonly sigmoid: (x: Float32Array, y: Float32Array) => void
   /** `dst[r·dstStride + dstOffset + i] = src[r·srcStride + srcOffset + i]` for `r < rows`, `i < rowLength`. */
   readonly copyRows: (
     src: Float32Array,
@@ -103,6 +105,7 @@ const looksLikeAddon = (mod: unknown): mod is NativeAddon =>
     "batchMatMul",
     "binary",
     "sum",
+    "sigmoid",
     "copyRows",
     "resizeNearestGrad",
     "threads",
@@ -370,6 +373,15 @@ const makeConcat = (addon: NativeAddon, stock: RawKernelFunc): RawKernelFunc => 
   return out
 }
 
+const makeSigmoid = (addon: NativeAddon, stock: RawKernelFunc): RawKernelFunc => (args) => {
+  const { x } = args.inputs as Record<string, tf.TensorInfo | undefined>
+  if (x === undefined || x.dtype !== "float32" || isEmpty(x.shape)) return stock(args)
+  const be = args.backend as WasmHeapBackend
+  const out = be.makeOutput([...x.shape], "float32")
+  addon.sigmoid(view(be, x), view(be, out))
+  return out
+}
+
 /** Shares the input's data (like `Reshape` and the cpu backend's `Identity`): tensors are immutable. */
 const shareInput = (be: WasmHeapBackend, x: tf.TensorInfo): tf.TensorInfo => {
   be.incRef(x.dataId)
@@ -499,6 +511,7 @@ export const nativePatches = (addon: NativeAddon): ReadonlyArray<KernelPatch> =>
     id: "native",
     make: (stock) => makeResizeNearestGrad(addon, requireStock("ResizeNearestNeighborGrad", stock))
   },
+  { kernelName: "Sigmoid", backendName: "wasm", id: "native", make: (stock) => makeSigmoid(addon, requireStock("Sigmoid", stock)) },
   {
     kernelName: "AvgPoolGrad",
     backendName: "wasm",
