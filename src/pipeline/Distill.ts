@@ -22,6 +22,7 @@ import { Metrics, type MetricsError, SampleMetrics } from "../services/Metrics.j
 import { Teacher } from "../services/Teacher.js"
 import { captureCheckpoint, type Progress, restoreCheckpoint } from "./Checkpointing.js"
 import { evaluateGenerator } from "./Evaluation.js"
+import { addFinalCheckpoint } from "./FinalCheckpoint.js"
 import { iterate, type IterationServices, type IterationSettings } from "./Iteration.js"
 
 const SigmaSummary = Schema.Struct({ min: Schema.Number, median: Schema.Number, max: Schema.Number })
@@ -81,20 +82,6 @@ export interface DistillOptions {
   readonly finalCheckpointTimeoutMs?: number
 }
 
-/**
- * Runs `write` to completion in a fiber of its own and waits for it at most `timeoutMs`. A finalizer of an interrupted
- * fiber cannot use `Effect.timeout` on work that must not itself be interrupted (the pending interruption would cut
- * an interruptible write short, and an uninterruptible one cannot be timed out), so the wait is a plain timer.
- */
-const boundedFinalWrite = (write: Effect.Effect<unknown>, timeoutMs: number): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    const timer = setTimeout(() => resume(Effect.logWarning(`final checkpoint: still writing after ${timeoutMs} ms, giving up`)), timeoutMs)
-    Effect.runFork(write).addObserver(() => {
-      clearTimeout(timer)
-      resume(Effect.void)
-    })
-  })
-
 /** The iteration settings of a config. */
 export const iterationSettings = (config: DistillConfig): IterationSettings => ({
   batchSize: config.batchSize,
@@ -150,16 +137,7 @@ export const distill = (
         yield* Ref.set(savedStep, p.step)
         return `${store.location} @ step ${p.step}`
       })
-      yield* Effect.addFinalizer(() =>
-        Effect.gen(function*() {
-          const p = yield* Ref.get(progress)
-          if ((yield* Ref.get(savedStep)) === p.step || p.step === 0) return
-          yield* boundedFinalWrite(
-            save.pipe(Effect.catchAll((e) => Effect.logWarning(`final checkpoint failed: ${e.message}`))),
-            options.finalCheckpointTimeoutMs ?? 60_000
-          )
-        })
-      )
+      yield* addFinalCheckpoint({ progress, savedStep, save, timeoutMs: options.finalCheckpointTimeoutMs ?? 60_000 })
       const evaluating = options.evaluate ?? true
       const evaluate = evaluateGenerator(evalSamples, config.seed + 7919)
       const startReport = Effect.gen(function*() {

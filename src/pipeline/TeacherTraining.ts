@@ -41,6 +41,7 @@ import {
   TeacherCheckpointStore,
   type TeacherStreams
 } from "../services/TeacherCheckpointStore.js"
+import { addFinalCheckpoint } from "./FinalCheckpoint.js"
 import type { TrainableWeights } from "../services/TrainableWeights.js"
 
 /** The first element of the stream: where the run starts and what it trains. */
@@ -115,19 +116,6 @@ export const drawIndices = (state: StreamState, batch: number, n: number): { rea
 
 /** Settings that may change when a run is resumed; every other config field must match the checkpoint's. */
 const RESUMABLE_CHANGES: ReadonlySet<string> = new Set(["steps", "checkpointEvery"])
-
-/**
- * Runs `write` to completion in a fiber of its own and waits for it at most `timeoutMs` (the finalizer of an
- * interrupted fiber cannot time out uninterruptible work; same approach as the distillation stream).
- */
-const boundedFinalWrite = (write: Effect.Effect<unknown>, timeoutMs: number): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    const timer = setTimeout(() => resume(Effect.logWarning(`final checkpoint: still writing after ${timeoutMs} ms, giving up`)), timeoutMs)
-    Effect.runFork(write).addObserver(() => {
-      clearTimeout(timer)
-      resume(Effect.void)
-    })
-  })
 
 const checkGroup = (
   location: string,
@@ -282,16 +270,7 @@ export const trainTeacher = (
         yield* Ref.set(savedStep, p.step)
         return `${store.location} @ step ${p.step}`
       })
-      yield* Effect.addFinalizer(() =>
-        Effect.gen(function*() {
-          const p = yield* Ref.get(progress)
-          if ((yield* Ref.get(savedStep)) === p.step || p.step === 0) return
-          yield* boundedFinalWrite(
-            save.pipe(Effect.catchAll((e) => Effect.logWarning(`final checkpoint failed: ${e.message}`))),
-            options.finalCheckpointTimeoutMs ?? 60_000
-          )
-        })
-      )
+      yield* addFinalCheckpoint({ progress, savedStep, save, timeoutMs: options.finalCheckpointTimeoutMs ?? 60_000 })
       const emaConfig = { halfLifeKimg: config.emaHalfLifeKimg, rampupRatio: config.emaRampupRatio }
       const runStep = (p: { readonly step: number; readonly imagesSeen: number }) =>
         Effect.gen(function*() {
