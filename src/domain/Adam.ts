@@ -76,3 +76,38 @@ export const adamUpdate = (
     }
     return { params: next, state: { step: t, m, v } }
   })
+
+/**
+ * One Adam update of one parameter in host memory (spec §5.1, §11), in place: `value`, `m` and `v` are overwritten,
+ * `grad` is read. `step` is the number of updates taken before this one. Every operation is rounded to float32 in the
+ * order {@link adamUpdate} runs its tensor ops, so on an IEEE float32 engine both give the same bits.
+ */
+export const adamUpdateHost = (
+  config: AdamConfig,
+  step: number,
+  value: Float32Array,
+  grad: Float32Array,
+  m: Float32Array,
+  v: Float32Array
+): void => {
+  const f = Math.fround
+  const t = step + 1
+  const b1 = f(config.beta1)
+  const b2 = f(config.beta2)
+  const g1 = f(1 - config.beta1)
+  const g2 = f(1 - config.beta2)
+  const c1 = f(1 - Math.pow(config.beta1, t))
+  const c2 = f(1 - Math.pow(config.beta2, t))
+  const eps = f(config.epsilon)
+  const lr = f(config.learningRate)
+  const n = value.length
+  for (let i = 0; i < n; i++) {
+    const g = grad[i]!
+    const m1 = f(f(m[i]! * b1) + f(g * g1))
+    const v1 = f(f(v[i]! * b2) + f(f(g * g) * g2))
+    const u = f(f(m1 / c1) / f(f(Math.sqrt(f(v1 / c2))) + eps))
+    value[i] = value[i]! - f(u * lr)
+    m[i] = m1
+    v[i] = v1
+  }
+}

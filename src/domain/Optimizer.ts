@@ -7,7 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
-import { type AdamConfig, adamUpdate } from "./Adam.js"
+import { type AdamConfig, adamUpdate, adamUpdateHost } from "./Adam.js"
 import type { Parameters } from "./Parameters.js"
 
 /** An optimiser's state: the number of updates taken and one tensor map per slot (e.g. Adam's `m` and `v`). */
@@ -16,7 +16,24 @@ export interface OptimizerState {
   readonly slots: Readonly<Record<string, Parameters>>
 }
 
-/** An optimiser. `update` is pure: new parameter values and new state, all new tensors the caller owns. */
+/**
+ * An optimiser's update of one parameter in host memory, in place: `value` and every slot array are overwritten from
+ * the (already sanitised) `grad`; `step` counts the updates taken before this one. Host arrays live outside the tensor
+ * engine (the wasm heap is limited to 4 GB), so a large network's optimiser state does not take engine memory.
+ */
+export type HostUpdate = (
+  step: number,
+  value: Float32Array,
+  grad: Float32Array,
+  slots: Readonly<Record<string, Float32Array>>
+) => void
+
+/**
+ * An optimiser. `update` is pure: new parameter values and new state, all new tensors the caller owns. An optimiser
+ * with `host` is applied by trainable weights one parameter at a time in host memory, its slots kept as
+ * `Float32Array`s outside the engine (materialised as tensors only for a checkpoint); `update` is the same rule on
+ * tensors.
+ */
 export interface Optimizer {
   readonly name: string
   /** The names of its state slots, e.g. `["m", "v"]`. */
@@ -26,6 +43,8 @@ export interface Optimizer {
     grads: Parameters,
     state: OptimizerState
   ) => { readonly params: Record<string, tf.Tensor>; readonly state: OptimizerState }
+  /** The same rule per parameter in host memory; when present, state lives outside the engine. */
+  readonly host?: HostUpdate
 }
 
 /** Zero-filled state for an optimiser's slots, shaped like the parameters (step 0). The caller owns the tensors. */
@@ -51,6 +70,25 @@ export const adam = (config: AdamConfig): Optimizer => ({
     return { params: next.params, state: { step: next.state.step, slots: { m: next.state.m, v: next.state.v } } }
   }
 })
+
+/**
+ * Adam (spec §5.1, §11) with its moments `m`, `v` in host memory: the same update as {@link adam}, float32 operation
+ * for float32 operation, applied one parameter at a time outside the tensor engine. For networks whose seven weight
+ * copies (teacher, θ, θ_ema, ψ and both optimisers' moments) do not fit the wasm heap beside a backward pass.
+ */
+export const adamHost = (config: AdamConfig): Optimizer => {
+  const tensor = adam(config)
+  return {
+    ...tensor,
+    name: `adam-host(lr ${config.learningRate}, β ${config.beta1}/${config.beta2}, ε ${config.epsilon})`,
+    host: (step, value, grad, slots) => {
+      const m = slots["m"]
+      const v = slots["v"]
+      if (m === undefined || v === undefined) throw new Error("host Adam state has no slot \"m\" or \"v\"")
+      adamUpdateHost(config, step, value, grad, m, v)
+    }
+  }
+}
 
 /**
  * SGD with heavy-ball momentum: v ← μ·v + g, p ← p − lr·v (slot `velocity`). Parameters without a gradient keep

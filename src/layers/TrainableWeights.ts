@@ -6,8 +6,8 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, type Scope } from "effect"
-import { countNonFinite, globalNorm, sanitizeGradients } from "../domain/Gradients.js"
-import type { Optimizer } from "../domain/Optimizer.js"
+import { countNonFinite, globalNorm, GRADIENT_INF_REPLACEMENT, sanitizeGradients } from "../domain/Gradients.js"
+import type { HostUpdate, Optimizer, OptimizerState } from "../domain/Optimizer.js"
 import { compareShapes, type Parameters, shapesMatch, shapesOf } from "../domain/Parameters.js"
 import type { StepStatistics, TrainableWeights } from "../services/TrainableWeights.js"
 
@@ -33,8 +33,19 @@ const assignAll = (target: Readonly<Record<string, tf.Variable>>, source: Parame
   for (const [name, v] of Object.entries(target)) v.assign(source[name]!)
 }
 
-/** Variables holding a copy of `initial`, zero optimiser slots, step 0; all disposed when the scope closes. */
+/**
+ * Variables holding a copy of `initial`, zero optimiser slots, step 0; all disposed when the scope closes. With a host
+ * optimiser (`optimizer.host`, e.g. `adamHost`) the slots are `Float32Array`s outside the engine and each step updates
+ * one parameter at a time (see {@link makeHostWeights}); otherwise the slots are variables and one tensor update
+ * covers all parameters.
+ */
 export const makeTrainableWeights = (
+  initial: Parameters,
+  optimizer: Optimizer
+): Effect.Effect<TrainableWeights, never, Scope.Scope> =>
+  optimizer.host === undefined ? makeEngineWeights(initial, optimizer) : makeHostWeights(initial, optimizer, optimizer.host)
+
+const makeEngineWeights = (
   initial: Parameters,
   optimizer: Optimizer
 ): Effect.Effect<TrainableWeights, never, Scope.Scope> =>
@@ -92,3 +103,115 @@ export const makeTrainableWeights = (
       } satisfies TrainableWeights
     })
   )
+
+/**
+ * Trainable weights whose optimiser state lives in host memory (spec §5.1): the engine holds only the parameters and,
+ * during a step, one parameter's update. A step reads each gradient, sanitises it as `sanitizeGradient` does (NaN → 0,
+ * ±Inf and beyond → ±1e5), applies `host` to a copy of the parameter's values and its slots, and assigns the result.
+ * The gradient norm is accumulated in float64. `optimizerState().slots` materialises the slots as tensors on demand
+ * (for a checkpoint); they stay owned by these weights and are disposed at the next step, restore or release.
+ */
+const makeHostWeights = (
+  initial: Parameters,
+  optimizer: Optimizer,
+  host: HostUpdate
+): Effect.Effect<TrainableWeights, never, Scope.Scope> => {
+  let materialised: Record<string, Record<string, tf.Tensor>> | undefined
+  const dropMaterialised = () => {
+    if (materialised !== undefined) tf.dispose(Object.values(materialised).flatMap((t) => Object.values(t)))
+    materialised = undefined
+  }
+  return Effect.acquireRelease(
+    Effect.sync(() => {
+      const scope = `sid-ts/trainable-${instances++}`
+      const variables = variablesLike(initial, false, `${scope}/params`)
+      const slots: Record<string, Record<string, Float32Array>> = Object.fromEntries(
+        optimizer.slotNames.map((slot) => [
+          slot,
+          Object.fromEntries(Object.entries(variables).map(([n, v]) => [n, new Float32Array(v.size)]))
+        ] as const)
+      )
+      return { variables, slots }
+    }),
+    (s) =>
+      Effect.sync(() => {
+        dropMaterialised()
+        tf.dispose(Object.values(s.variables))
+      })
+  ).pipe(
+    Effect.map(({ slots, variables }) => {
+      let step = 0
+      const list = Object.keys(variables).sort().map((n) => variables[n]!)
+      const scratch = new Float32Array(Math.max(0, ...list.map((v) => v.size)))
+      const slotsOf = (name: string): Record<string, Float32Array> =>
+        Object.fromEntries(Object.entries(slots).map(([slot, arrays]) => [slot, arrays[name]!]))
+      const applyGradients = (byVariable: Parameters): StepStatistics => {
+        dropMaterialised()
+        let sumSquares = 0
+        let nonFinite = 0
+        for (const name of Object.keys(variables).sort()) {
+          const variable = variables[name]!
+          const g = byVariable[variable.name]
+          if (g === undefined) continue
+          const raw = g.dataSync()
+          const grad = scratch.subarray(0, raw.length)
+          for (let i = 0; i < raw.length; i++) {
+            const x = raw[i]!
+            sumSquares += x * x
+            if (!Number.isFinite(x)) nonFinite++
+            grad[i] = Number.isNaN(x) ? 0 : Math.min(Math.max(x, -GRADIENT_INF_REPLACEMENT), GRADIENT_INF_REPLACEMENT)
+          }
+          const value = Float32Array.from(variable.dataSync() as Float32Array)
+          host(step, value, grad, slotsOf(name))
+          tf.tidy(() => variable.assign(tf.tensor(value, variable.shape, "float32")))
+        }
+        step += 1
+        return { gradNorm: Math.sqrt(sumSquares), nonFinite }
+      }
+      const optimizerState = (): OptimizerState => ({
+        step,
+        get slots() {
+          if (materialised === undefined) {
+            materialised = Object.fromEntries(
+              Object.entries(slots).map(([slot, arrays]) => [
+                slot,
+                Object.fromEntries(
+                  Object.entries(variables).map(([n, v]) => [n, tf.tensor(arrays[n]!.slice(), v.shape, "float32")])
+                )
+              ])
+            )
+          }
+          return materialised
+        }
+      })
+      return {
+        variables,
+        list,
+        optimizer,
+        applyGradients,
+        optimizerState,
+        restore: (state) => {
+          dropMaterialised()
+          const shapes = shapesOf(variables)
+          for (const slot of Object.keys(slots)) {
+            const source = state.optimizer.slots[slot]
+            if (source === undefined) throw new Error(`optimizer slot "${slot}" is missing`)
+            const mismatch = compareShapes(shapes, shapesOf(source))
+            if (!shapesMatch(mismatch)) {
+              throw new Error(
+                `optimizer slot "${slot}" does not fit: missing [${mismatch.missing}], unexpected [${mismatch.unexpected}], ` +
+                  `mis-shaped [${mismatch.misShaped.map((m) => m.name)}]`
+              )
+            }
+          }
+          assignAll(variables, state.params, "parameters")
+          for (const [slot, arrays] of Object.entries(slots)) {
+            const source = state.optimizer.slots[slot]!
+            for (const [n, array] of Object.entries(arrays)) array.set(source[n]!.dataSync() as Float32Array)
+          }
+          step = state.optimizer.step
+        }
+      } satisfies TrainableWeights
+    })
+  )
+}
