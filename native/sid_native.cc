@@ -87,7 +87,7 @@ class Pool {
     }
   }
   void loop(int worker) {
-    uint64_t seen = generation_.load();
+    uint64_t seen = 0;  // generations start at 0; a worker that starts late must still see the first one
     for (;;) {
       bool got = false;
       for (int spin = 0; spin < 256; ++spin) {
