@@ -1,7 +1,8 @@
 /**
  * The services of one SiD iteration for a benchmark: a freshly initialised network as the teacher (timing needs no
- * trained one), generator and fake score from its weights with SiD's default Adam, the data-free sampler and the SiD
- * loss, plus the default iteration settings for a batch size.
+ * trained one), generator and fake score from its weights with SiD's default Adam (on engine tensors, or with its
+ * moments in host memory: `adamHost`), the data-free sampler and the SiD loss, plus the default iteration settings for
+ * a batch size.
  *
  * @module
  */
@@ -10,7 +11,7 @@ import { Context, Effect, Layer, type Scope } from "effect"
 import { DISTILL_DEFAULTS } from "../src/domain/DistillConfig.js"
 import { sidLoss } from "../src/domain/GeneratorLoss.js"
 import type { Network } from "../src/domain/Network.js"
-import { adam } from "../src/domain/Optimizer.js"
+import { adam, adamHost } from "../src/domain/Optimizer.js"
 import * as DataFreeSampler from "../src/layers/DataFreeSampler.js"
 import * as FakeScoreLayers from "../src/layers/FakeScore.js"
 import * as GeneratorLayers from "../src/layers/Generator.js"
@@ -20,12 +21,19 @@ import { FakeScore } from "../src/services/FakeScore.js"
 import { Generator } from "../src/services/Generator.js"
 import { Teacher } from "../src/services/Teacher.js"
 
+/**
+ * Where the optimisers keep Adam's moments and the generator its θ_ema: engine tensors (the default) or host memory
+ * (`adamHost`, `emaInHost`).
+ */
+export type OptimizerState = "engine" | "host"
+
 /** Services (released with the scope) and settings for SiD iterations of `network` at `batch`. */
 export const benchServices = (
   name: string,
   network: Network,
   sigmaData: number,
-  batch: number
+  batch: number,
+  optimizerState: OptimizerState = "engine"
 ): Effect.Effect<
   { readonly services: IterationServices; readonly settings: IterationSettings; readonly parameters: number },
   never,
@@ -37,14 +45,17 @@ export const benchServices = (
       (p) => Effect.sync(() => tf.dispose(Object.values(p)))
     )
     const teacherLayer = Layer.succeed(Teacher, TeacherLayers.fromWeights(name, network, params, sigmaData))
-    const optimizer = adam({
+    const optimizer = (optimizerState === "host" ? adamHost : adam)({
       learningRate: DISTILL_DEFAULTS.generatorLr,
       beta1: 0,
       beta2: DISTILL_DEFAULTS.beta2,
       epsilon: DISTILL_DEFAULTS.epsilon
     })
     const ctx = yield* Layer.build(
-      Layer.mergeAll(GeneratorLayers.layer({ optimizer }), FakeScoreLayers.layer({ optimizer })).pipe(
+      Layer.mergeAll(
+        GeneratorLayers.layer({ optimizer, emaInHost: optimizerState === "host" }),
+        FakeScoreLayers.layer({ optimizer })
+      ).pipe(
         Layer.provideMerge(teacherLayer)
       )
     )

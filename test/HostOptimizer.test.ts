@@ -1,16 +1,18 @@
 import { mkdtemp } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Effect, Exit, Scope, Stream } from "effect"
+import { Context, Effect, Exit, Layer, Scope, Stream } from "effect"
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type AdamConfig, adamUpdate, adamUpdateHost, initAdam } from "../src/domain/Adam.js"
 import { ring } from "../src/domain/GaussianMixture.js"
 import { adam, adamHost, type Optimizer } from "../src/domain/Optimizer.js"
 import * as Distillation from "../src/layers/Distillation.js"
+import * as GeneratorLayers from "../src/layers/Generator.js"
 import * as Metrics from "../src/layers/Metrics.js"
 import { makeTrainableWeights } from "../src/layers/TrainableWeights.js"
 import { distill, StepReport } from "../src/pipeline/Distill.js"
+import { Generator } from "../src/services/Generator.js"
 import type { TrainableWeights } from "../src/services/TrainableWeights.js"
 import { CheckpointStore, smallConfig, Teacher, tf, useEngine, writeSmallTeacher } from "./support/distillation.js"
 
@@ -227,5 +229,60 @@ describe("distillation with host Adam", () => {
     expect(losses(resumed)).toEqual(losses(whole.slice(3)))
     expect(resumed.map((r) => r.generatorGradNorm)).toEqual(whole.slice(3).map((r) => r.generatorGradNorm))
     expect(tf.memory().numTensors).toBe(before)
+  })
+})
+
+describe("generator with θ_ema in host memory", () => {
+  it("updates, generates from, exposes and restores θ_ema exactly like the engine EMA, without leaking", () => {
+    const scope = Effect.runSync(Scope.make())
+    const optimizer = adam({ learningRate: 1e-2, beta1: 0, beta2: 0.999, epsilon: 1e-8 })
+    const build = (emaInHost: boolean) =>
+      Effect.promise(() =>
+        Effect.runPromise(
+          Scope.extend(Layer.build(GeneratorLayers.layer({ optimizer, emaInHost }).pipe(Layer.provide(Teacher.layerFile(teacherFile)))), scope)
+        )
+      ).pipe(Effect.map((ctx) => Context.get(ctx, Generator)))
+    return Effect.runPromise(
+      Effect.gen(function*() {
+        const engine = yield* build(false)
+        const host = yield* build(true)
+        const z = tf.randomNormal([16, ...engine.dataShape], 0, 1, "float32", 4)
+        const before = tf.memory().numTensors
+        expect(values(host.ema)).toEqual(values(engine.ema))
+        for (let k = 0; k < 3; k++) {
+          for (const g of [engine, host]) {
+            const grads = tf.tidy(() =>
+              Object.fromEntries(g.weights.list.map((v, i) => [v.name, tf.randomNormal(v.shape, 0, 1, "float32", 1 + 100 * k + i)]))
+            )
+            g.weights.applyGradients(grads)
+            tf.dispose(Object.values(grads))
+            g.updateEma(0.9 - 0.2 * k)
+          }
+          expect(tf.memory().numTensors).toBe(before)
+          expect(values(host.weights.variables)).toEqual(values(engine.weights.variables))
+          expect(values(host.ema)).toEqual(values(engine.ema))
+          const [a, b] = [engine.generate(z, "ema"), host.generate(z, "ema")]
+          expect(Array.from(b.dataSync())).toEqual(Array.from(a.dataSync()))
+          tf.dispose([a, b])
+        }
+        const saved = tf.tidy(() => Object.fromEntries(Object.entries(engine.ema).map(([n, t]) => [n, tf.clone(t)])))
+        engine.updateEma(0.5)
+        host.updateEma(0.5)
+        const bad = tf.zeros([1])
+        expect(() => host.restoreEma({ ...saved, [Object.keys(saved)[0]!]: bad })).toThrow(/missing or mis-shaped/)
+        bad.dispose()
+        host.restoreEma(saved)
+        engine.restoreEma(saved)
+        tf.dispose(Object.values(saved))
+        expect(values(host.ema)).toEqual(values(engine.ema))
+        host.updateEma(0.8)
+        engine.updateEma(0.8)
+        expect(values(host.ema)).toEqual(values(engine.ema))
+        expect(tf.memory().numTensors).toBe(before + Object.keys(engine.ema).length)
+        host.updateEma(0.8)
+        expect(tf.memory().numTensors).toBe(before)
+        tf.dispose(z)
+      })
+    ).finally(() => Effect.runPromise(Scope.close(scope, Exit.void)))
   })
 })

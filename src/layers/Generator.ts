@@ -1,11 +1,13 @@
 /**
- * The generator layer: G_θ initialised from the teacher's weights (spec §2: θ ← φ, θ_ema ← φ).
+ * The generator layer: G_θ initialised from the teacher's weights (spec §2: θ ← φ, θ_ema ← φ). θ_ema lives in engine
+ * variables, or, with `emaInHost`, in host memory (for networks too large for the wasm heap).
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
 import type { Optimizer } from "../domain/Optimizer.js"
+import type { Parameters } from "../domain/Parameters.js"
 import { SIGMA_INIT } from "../domain/Edm.js"
 import { emaUpdate } from "../domain/Ema.js"
 import { denoiseWith } from "../domain/Network.js"
@@ -19,6 +21,86 @@ export interface GeneratorOptions {
   readonly sigmaInit?: number
   /** The generator's optimiser (spec §5.1: Adam, β = (0, 0.999), ε = 1e-8). */
   readonly optimizer: Optimizer
+  /**
+   * Keep θ_ema in host memory (`Float32Array`s outside the engine; default false). The EMA update (spec §5.1) then
+   * runs one parameter at a time in float32, bit-identical to the tensor update; `ema` and `generate(z, "ema")`
+   * materialise it as tensors on demand, kept until the next `updateEma`/`restoreEma` or release.
+   */
+  readonly emaInHost?: boolean
+}
+
+/** θ_ema in engine variables: updated by one tensor EMA step over all parameters. */
+const engineEma = (params: Parameters) =>
+  Effect.acquireRelease(
+    Effect.sync(() =>
+      tf.tidy(() => Object.fromEntries(Object.keys(params).sort().map((n) => [n, tf.variable(params[n]!, false)])))
+    ),
+    (vars) => Effect.sync(() => tf.dispose(Object.values(vars)))
+  ).pipe(
+    Effect.map((ema) => ({
+      tensors: (): Parameters => ema,
+      update: (live: Parameters, beta: number) =>
+        tf.tidy(() => {
+          const next = emaUpdate(ema, live, beta)
+          for (const [n, v] of Object.entries(ema)) v.assign(next[n]!)
+        }),
+      restore: (source: Parameters) =>
+        tf.tidy(() => {
+          for (const [n, v] of Object.entries(ema)) {
+            const s = source[n]
+            if (s === undefined || !tf.util.arraysEqual(s.shape, v.shape)) {
+              throw new Error(`EMA tensor "${n}" is missing or mis-shaped`)
+            }
+            v.assign(s)
+          }
+        })
+    }))
+  )
+
+/** θ_ema in host memory: per-parameter float32 update (the ops of `emaUpdate`), tensors materialised on demand. */
+const hostEma = (params: Parameters) => {
+  const names = Object.keys(params).sort()
+  const host: Record<string, Float32Array> = Object.fromEntries(
+    names.map((n) => [n, Float32Array.from(params[n]!.dataSync() as Float32Array)])
+  )
+  let cache: Record<string, tf.Tensor> | undefined
+  const drop = () => {
+    if (cache !== undefined) tf.dispose(Object.values(cache))
+    cache = undefined
+  }
+  return Effect.acquireRelease(Effect.void, () => Effect.sync(drop)).pipe(
+    Effect.as({
+      tensors: (): Parameters => {
+        if (cache === undefined) {
+          cache = Object.fromEntries(names.map((n) => [n, tf.keep(tf.tensor(host[n]!.slice(), params[n]!.shape, "float32"))]))
+        }
+        return cache
+      },
+      update: (live: Parameters, beta: number) => {
+        drop()
+        const f = Math.fround
+        const b = f(beta)
+        const c = f(1 - beta)
+        for (const n of names) {
+          const p = live[n]
+          if (p === undefined) throw new Error(`EMA has parameter "${n}" that the network does not`)
+          const x = p.dataSync()
+          const e = host[n]!
+          for (let i = 0; i < e.length; i++) e[i] = f(e[i]! * b) + f(x[i]! * c)
+        }
+      },
+      restore: (source: Parameters) => {
+        for (const n of names) {
+          const s = source[n]
+          if (s === undefined || !tf.util.arraysEqual(s.shape, params[n]!.shape)) {
+            throw new Error(`EMA tensor "${n}" is missing or mis-shaped`)
+          }
+        }
+        drop()
+        for (const n of names) host[n]!.set(source[n]!.dataSync() as Float32Array)
+      }
+    })
+  )
 }
 
 /** A generator whose θ and θ_ema start as copies of the teacher's weights; all variables disposed on release. */
@@ -29,12 +111,7 @@ export const layer = (options: GeneratorOptions): Layer.Layer<Generator, never, 
       const teacher = yield* Teacher
       const { network, params } = teacher.weights
       const weights = yield* makeTrainableWeights(params, options.optimizer)
-      const ema = yield* Effect.acquireRelease(
-        Effect.sync(() =>
-          tf.tidy(() => Object.fromEntries(Object.keys(params).sort().map((n) => [n, tf.variable(params[n]!, false)])))
-        ),
-        (vars) => Effect.sync(() => tf.dispose(Object.values(vars)))
-      )
+      const ema = yield* (options.emaInHost === true ? hostEma(params) : engineEma(params))
       const sigmaInit = options.sigmaInit ?? SIGMA_INIT
       return Generator.of({
         network,
@@ -42,33 +119,22 @@ export const layer = (options: GeneratorOptions): Layer.Layer<Generator, never, 
         sigmaData: teacher.sigmaData,
         dataShape: teacher.dataShape,
         weights,
-        ema,
+        get ema() {
+          return ema.tensors()
+        },
         generate: (z, which = "live", labels) =>
           tf.tidy(() =>
             denoiseWith(
               network,
-              which === "live" ? weights.variables : ema,
+              which === "live" ? weights.variables : ema.tensors(),
               tf.mul(z, sigmaInit),
               sigmaInit,
               teacher.sigmaData,
               labels
             )
           ),
-        updateEma: (beta) =>
-          tf.tidy(() => {
-            const next = emaUpdate(ema, weights.variables, beta)
-            for (const [n, v] of Object.entries(ema)) v.assign(next[n]!)
-          }),
-        restoreEma: (source) =>
-          tf.tidy(() => {
-            for (const [n, v] of Object.entries(ema)) {
-              const s = source[n]
-              if (s === undefined || !tf.util.arraysEqual(s.shape, v.shape)) {
-                throw new Error(`EMA tensor "${n}" is missing or mis-shaped`)
-              }
-              v.assign(s)
-            }
-          })
+        updateEma: (beta) => ema.update(weights.variables, beta),
+        restoreEma: (source) => ema.restore(source)
       } satisfies GeneratorShape)
     })
   )
