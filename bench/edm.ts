@@ -4,6 +4,7 @@
  * 16, ms per SiD iteration (fake-score step + generator step) at batch 2, peak RSS and `tf.memory().numTensors`.
  *
  *   npm run bench:edm -- [--quick] [--runs N] [--runs16 N] [--sid-runs N] [--sid-batch N] [--no-sid] [--out FILE]
+ *                        [--optimizer-state host|engine] [--copy-identity]
  *   npm run bench:edm -- --part sid [--sid-batch N] [--sid-runs N]   (the SiD part alone; one JSON line on stdout)
  *
  * FLOPs are counted as 2·MAC over the dense operations of one forward, walking the parameter shapes: a conv weight
@@ -13,9 +14,14 @@
  * unconditional forward passes no augment labels). Not counted: GroupNorm, SiLU, softmax, the [1,1] resampling
  * filters, the positional embedding and element-wise arithmetic.
  *
- * The SiD iteration runs in a child process (`--part sid`): on wasm a large input gradient of this network can abort
- * the runtime, which would kill the process. If batch 2 fails, batch 1 is tried and the failure recorded. JSON goes to
- * stdout and to bench/results/edm-<date>.json.
+ * The SiD iteration (fake-score step, generator step, EMA update) runs in a child process (`--part sid`). The wasm heap
+ * is limited to 4 GB: with Adam's moments as engine tensors this network's seven weight copies (teacher, θ, θ_ema, ψ,
+ * two moment pairs) take 1.7 GB and the all-parameter Adam update holds a dozen more temporaries, which aborts the
+ * runtime even at batch 1. By default the benchmark therefore keeps the moments in host memory (`adamHost`,
+ * `--optimizer-state host`), leaving four weight copies on the heap; `--optimizer-state engine` measures the tensor
+ * Adam. The SiD part also makes wasm's Identity share data instead of copying (TF.js clones every tensor it saves for
+ * the backward pass, filters included); `--copy-identity` keeps the stock kernel. If batch 2 fails, batch 1 is tried and the failure recorded. JSON goes to stdout and to
+ * bench/results/edm-<date>.json.
  *
  * @since 0.1.0
  */
@@ -30,7 +36,8 @@ import type { ParameterShapes } from "../src/domain/Parameters.js"
 import * as EngineLayers from "../src/layers/Engine.js"
 import { fakeScoreUpdate, generatorUpdate } from "../src/pipeline/Iteration.js"
 import { Engine } from "../src/services/Engine.js"
-import { benchServices } from "./Services.js"
+import { emaBeta } from "../src/domain/Ema.js"
+import { benchServices, type OptimizerState } from "./Services.js"
 import { flag, log, maxRssMiB, median, option, round, writeReport } from "./Support.js"
 
 /** EDM's CIFAR-10 DDPM++ configuration (`--arch=ddpmpp`, unconditional), as EDMPrecond keyword arguments. */
@@ -60,6 +67,9 @@ const runs16 = Number(option("runs16") ?? (quick ? 1 : 3))
 const sidRuns = Number(option("sid-runs") ?? (quick ? 1 : 2))
 const sidBatch = Number(option("sid-batch") ?? 2)
 const runSid = !flag("no-sid")
+const shareIdentity = !flag("copy-identity")
+const optimizerState = (option("optimizer-state") ?? "host") as OptimizerState
+if (optimizerState !== "host" && optimizerState !== "engine") throw new Error(`--optimizer-state must be host or engine`)
 
 
 const config = parseEdmConfig(CIFAR10_DDPMPP)
@@ -116,14 +126,59 @@ const timeForward = (network: Network, params: Record<string, tf.Tensor>, batch:
   return result
 }
 
+/**
+ * Makes the wasm engine's Identity (and same-dtype Cast) share the input's data instead of copying it, as the cpu
+ * engine does. TF.js clones every tensor it saves for the backward pass through Identity, so with the stock kernel a
+ * recorded forward copies its activations and every filter it reads: three weight copies more in a generator step.
+ * Tensors are immutable (a variable's `assign` swaps its data id), so sharing is safe. Returns the undo.
+ */
+const shareIdentityOnWasm = (): (() => void) => {
+  const restore: Array<tf.KernelConfig> = []
+  const share = (x: tf.TensorInfo, backend: unknown) => {
+    ;(backend as { incRef: (id: tf.DataId) => void }).incRef(x.dataId)
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype }
+  }
+  for (const name of ["Identity", "Cast"]) {
+    const stock = tf.getKernel(name, "wasm")
+    if (stock === undefined) continue
+    restore.push(stock)
+    tf.unregisterKernel(name, "wasm")
+    tf.registerKernel({
+      ...stock,
+      kernelFunc: (args) => {
+        const x = args.inputs["x"]!
+        const sameType = name === "Identity" || (args.attrs as { readonly dtype?: string }).dtype === x.dtype
+        return x.dtype !== "string" && sameType ? share(x, args.backend) : stock.kernelFunc(args)
+      }
+    })
+  }
+  return () => {
+    for (const k of restore) {
+      tf.unregisterKernel(k.kernelName, "wasm")
+      tf.registerKernel(k)
+    }
+  }
+}
+
+/** Size of the wasm heap in MiB (it grows and never shrinks, so this is its peak), or null on another engine. */
+const wasmHeapMiB = (): number | null => {
+  const backend = tf.backend() as unknown as { readonly wasm?: { readonly HEAPU8?: Uint8Array } }
+  const heap = backend.wasm?.HEAPU8
+  return heap === undefined ? null : round(heap.length / 2 ** 20, 0)
+}
+
 /** One SiD configuration in this process: fresh network, teacher = its initial weights, G and ψ from them. */
 const sidPart = (batch: number, timed: number) =>
   Effect.scoped(
     Effect.gen(function*() {
+      if (shareIdentity && tf.getBackend() === "wasm") yield* Effect.acquireRelease(Effect.sync(shareIdentityOnWasm), (undo) => Effect.sync(undo))
       const network = makeNetwork()
-      const { services, settings } = yield* benchServices("edm-cifar10-ddpmpp", network, config.sigmaData, batch)
+      const { services, settings } = yield* benchServices("edm-cifar10-ddpmpp", network, config.sigmaData, batch, optimizerState)
       const mib = () => round(tf.memory().numBytes / 2 ** 20, 0)
-      log(`  services built: ${tf.memory().numTensors} tensors, ${mib()} MiB of tensors`)
+      const tensorMiBAfterBuild = mib()
+      const heapMiBAfterBuild = wasmHeapMiB()
+      log(`  services built (${services.generator.weights.optimizer.name}): ${tf.memory().numTensors} tensors, ${tensorMiBAfterBuild} MiB of tensors, wasm heap ${heapMiBAfterBuild} MiB`)
+      const beta = emaBeta({ halfLifeKimg: settings.emaHalfLifeKimg, rampupRatio: settings.emaRampupRatio }, batch, 10_000)
       let first = true
       const one = () => {
         if (first) log(`  warm-up fake-score step (${mib()} MiB of tensors)...`)
@@ -133,8 +188,11 @@ const sidPart = (batch: number, timed: number) =>
         if (first) log(`  warm-up generator step (${mib()} MiB of tensors, fake step ${round(t1 - t0, 0)} ms)...`)
         generatorUpdate(services, settings)
         const t2 = performance.now()
+        if (first) log(`  warm-up EMA update (generator step ${round(t2 - t1, 0)} ms, wasm heap ${wasmHeapMiB()} MiB)...`)
+        services.generator.updateEma(beta)
+        const t3 = performance.now()
         first = false
-        return { total: t2 - t0, fake: t1 - t0, generator: t2 - t1 }
+        return { total: t3 - t0, fake: t1 - t0, generator: t2 - t1, ema: t3 - t2 }
       }
       log(`SiD iteration batch ${batch}: 1 warm-up + ${timed} runs...`)
       const tensorsStart = tf.memory().numTensors
@@ -151,20 +209,27 @@ const sidPart = (batch: number, timed: number) =>
           median: round(median(timedRuns.map((r) => r.total)), 1),
           min: round(Math.min(...timedRuns.map((r) => r.total)), 1),
           fakeStepMedian: round(median(timedRuns.map((r) => r.fake)), 1),
-          generatorStepMedian: round(median(timedRuns.map((r) => r.generator)), 1)
+          generatorStepMedian: round(median(timedRuns.map((r) => r.generator)), 1),
+          emaMedian: round(median(timedRuns.map((r) => r.ema)), 1)
         },
+        optimizer: services.generator.weights.optimizer.name,
+        optimizerState,
+        sharedIdentity: shareIdentity && tf.getBackend() === "wasm",
         memory: {
           numTensorsAtStart: tensorsStart,
           numTensorsBefore: tensorsBefore,
           numTensorsAfter: tensorsAfter,
           numTensorsDrift: tensorsAfter - tensorsBefore,
           maxRssMiBBefore: rssBefore,
-          maxRssMiBAfter: maxRssMiB()
+          maxRssMiBAfter: maxRssMiB(),
+          tensorMiBAfterBuild,
+          wasmHeapMiBAfterBuild: heapMiBAfterBuild,
+          wasmHeapMiBPeak: wasmHeapMiB()
         }
       }
       log(
         `  ${result.iterationMs.median} ms/iteration (fake ${result.iterationMs.fakeStepMedian}, G ${result.iterationMs.generatorStepMedian}), ` +
-          `numTensors ${tensorsBefore}→${tensorsAfter}, max RSS ${result.memory.maxRssMiBAfter} MiB`
+          `numTensors ${tensorsBefore}→${tensorsAfter}, max RSS ${result.memory.maxRssMiBAfter} MiB, wasm heap ${result.memory.wasmHeapMiBPeak} MiB`
       )
       return result
     })
@@ -175,7 +240,19 @@ const sidInChild = (batch: number) => {
   const t0 = performance.now()
   const child = spawnSync(
     process.execPath,
-    [...process.execArgv, fileURLToPath(import.meta.url), "--part", "sid", "--sid-batch", String(batch), "--sid-runs", String(sidRuns)],
+    [
+      ...process.execArgv,
+      fileURLToPath(import.meta.url),
+      "--part",
+      "sid",
+      "--sid-batch",
+      String(batch),
+      "--sid-runs",
+      String(sidRuns),
+      "--optimizer-state",
+      optimizerState,
+      ...(shareIdentity ? [] : ["--copy-identity"])
+    ],
     { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 * 2 ** 20, env: process.env }
   )
   process.stderr.write(child.stderr ?? "")
@@ -202,7 +279,7 @@ const sidProgram = Effect.gen(function*() {
   log(`engine ${engine.name}`)
   const result = yield* sidPart(sidBatch, sidRuns).pipe(
     Effect.map((r) => ({ ok: true as const, ...r })),
-    Effect.catchAllDefect((defect) => Effect.succeed({ ok: false as const, batch: sidBatch, error: String(defect) }))
+    Effect.catchAllDefect((defect) => Effect.succeed({ ok: false as const, batch: sidBatch, error: String(defect), wasmHeapMiB: wasmHeapMiB(), tensorMiB: round(tf.memory().numBytes / 2 ** 20, 0), maxRssMiB: maxRssMiB() }))
   )
   process.stdout.write(`${JSON.stringify(result)}\n`)
   if (!result.ok) process.exitCode = 1
@@ -246,7 +323,7 @@ const program = Effect.gen(function*() {
     engine: engine.name,
     facts: engine.facts,
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "unknown", memGiB: Math.round(totalmem() / 2 ** 30) },
-    config: { quick, runs: runs1, runs16, sidRuns, sidBatch, runSid },
+    config: { quick, runs: runs1, runs16, sidRuns, sidBatch, runSid, optimizerState, shareIdentity },
     network: {
       name: "EDM CIFAR-10 DDPM++ (SongUNet, unconditional)",
       edmConfig: CIFAR10_DDPMPP,
@@ -271,7 +348,8 @@ const program = Effect.gen(function*() {
     notes: [
       "FLOPs = 2·MAC of convs (kh·kw·cin·cout·R² at the module's output resolution R), linears (in·out) and attention QKᵀ+AV (2·(R²)²·C); map_augment not run; GroupNorm, SiLU, softmax, [1,1] resampling filters and element-wise ops not counted",
       "forward = network.apply (F of spec §1.3) at c_noise 0.25, eval mode (no dropout), median over timed runs after 1 warm-up",
-      "SiD iteration = fakeScoreUpdate + generatorUpdate (spec §5.1, no EMA), run in a child process; network freshly initialised, teacher = initial weights",
+      "SiD iteration = fakeScoreUpdate + generatorUpdate + updateEma (spec §5.1), run in a child process; network freshly initialised, teacher = initial weights",
+      `optimizer state: ${optimizerState === "host" ? "Adam moments in host memory (adamHost: Float32Arrays outside the wasm heap, per-parameter update bit-identical to tensor Adam)" : "Adam moments as engine tensors (adam)"}; wasmHeapMiB = size of the wasm heap (grows, never shrinks: its peak)`,
       "maxRSS is the process peak so far (process.resourceUsage().maxRSS); the SiD child's peak is in sid.measured.memory"
     ]
   }
