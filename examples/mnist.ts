@@ -23,7 +23,7 @@ import { Effect, Layer, Stream } from "effect"
 import { distillConfig, type DistillConfig } from "../src/domain/DistillConfig.js"
 import { logLinearFit } from "../src/domain/LogLinearFit.js"
 import { teacherTrainingConfig, type TeacherTrainingConfig } from "../src/domain/TeacherTrainingConfig.js"
-import { makeRunArtifacts } from "../src/cli/RunArtifacts.js"
+import { evaluationsInLog, makeRunArtifacts } from "../src/cli/RunArtifacts.js"
 import { describeEvaluation, toJsonLine } from "../src/cli/RunLog.js"
 import { writeFileAtomic } from "../src/layers/AtomicFile.js"
 import * as CheckpointStore from "../src/layers/CheckpointStore.js"
@@ -70,7 +70,8 @@ export interface MnistSummary {
   }
   readonly generator: {
     readonly steps: number
-    readonly start: SampleMetrics | null
+    /** FID at step 0 (G = the teacher's denoiser at σ_init), from the run's log. */
+    readonly startFid: number | null
     readonly final: SampleMetrics
     readonly best: { readonly step: number; readonly fid: number }
     readonly seconds: number
@@ -90,6 +91,7 @@ export interface MnistSummary {
     readonly r2: number
     readonly points: number
   } | null
+  /** Every evaluation of the run, earlier (resumed) segments included. */
   readonly evaluations: ReadonlyArray<{ readonly step: number; readonly fid: number }>
 }
 
@@ -152,17 +154,21 @@ export const runMnistPipeline = (s: MnistPipelineSettings) =>
       checkpoints: CheckpointStore.layerDirectory(join(distillDir, "checkpoints"))
     })
     return yield* Effect.gen(function*() {
-      log(`2. teacher baseline: Heun-35 on ${s.evalSamples} samples`)
+      const logPath = join(distillDir, "log.jsonl")
+      const logged = (yield* evaluationsInLog(logPath)).baseline
       const heunBegan = performance.now()
-      const baseline = yield* evaluateTeacher(s.evalSamples, s.distill.seed + 7919)
+      const baseline = logged?.metrics !== undefined && logged.samples === s.evalSamples
+        ? { metrics: logged.metrics, evaluations: logged.evaluations, logged: true }
+        : { ...(yield* evaluateTeacher(s.evalSamples, s.distill.seed + 7919)), logged: false }
       const heunSeconds = seconds(heunBegan)
-      log(`   ${describeEvaluation(baseline.metrics)}  (${heunSeconds} s)`)
+      log(`2. teacher baseline, Heun-35 on ${s.evalSamples} samples${baseline.logged ? " (from the log)" : ` (${heunSeconds} s)`}`)
+      log(`   ${describeEvaluation(baseline.metrics)}`)
+      if (!baseline.logged) {
+        const record = { teacherSampler: { evaluations: baseline.evaluations, samples: s.evalSamples, metrics: baseline.metrics } }
+        yield* Effect.promise(() => appendFile(logPath, toJsonLine(record) + "\n"))
+      }
 
       log(`3. SiD: ${s.distill.steps} iterations of batch ${s.distill.batchSize}, evaluating every ${s.distill.evalEvery}`)
-      const logPath = join(distillDir, "log.jsonl")
-      yield* Effect.promise(() =>
-        appendFile(logPath, toJsonLine({ teacherSampler: { evaluations: baseline.evaluations, samples: s.evalSamples, metrics: baseline.metrics } }) + "\n")
-      )
       const artifacts = yield* makeRunArtifacts({ runDir: distillDir, logPath, seed: s.distill.seed + 104_729 })
       yield* artifacts.setBaseline(baseline.metrics.fid ?? baseline.metrics.frechetDistance, baseline.evaluations)
       const distillBegan = performance.now()
@@ -195,7 +201,7 @@ export const runMnistPipeline = (s: MnistPipelineSettings) =>
       })
       log(`   one step ${speed.oneStepMs.toFixed(0)} ms, Heun-35 ${speed.heun35Ms.toFixed(0)} ms: ${speed.speedup.toFixed(1)}× faster`)
 
-      const fids = evaluations.map((e) => ({ step: e.step, fid: e.metrics.fid ?? e.metrics.frechetDistance }))
+      const fids = (yield* evaluationsInLog(logPath)).points.map(([step, fid]) => ({ step, fid }))
       const final = evaluations.at(-1)
       if (final === undefined) return yield* Effect.dieMessage("the distillation ran no evaluation")
       const best = fids.reduce((a, b) => (b.fid < a.fid ? b : a))
@@ -208,7 +214,7 @@ export const runMnistPipeline = (s: MnistPipelineSettings) =>
         teacher: { steps: s.teacher.steps, lastLoss, seconds: teacherSeconds, heun35: baseline.metrics, heunSeconds },
         generator: {
           steps: s.distill.steps,
-          start: evaluations[0]?.step === 0 ? evaluations[0].metrics : null,
+          startFid: fids[0]?.step === 0 ? fids[0].fid : null,
           final: final.metrics,
           best,
           seconds: distillSeconds

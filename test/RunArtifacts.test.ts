@@ -66,6 +66,7 @@ describe("run artifacts (issue 4 §5)", () => {
         toJsonLine({ teacherSampler: { evaluations: 35, metrics: { frechetDistance: 0.5, mmd: 0 } } }),
         toJsonLine(stepReport(1)),
         toJsonLine(stepReport(10, metrics(2))),
+        toJsonLine({ step: 20, evaluation: { fid: 1.7, frechetDistance: 9 } }),
         toJsonLine({ step: 20, evaluation: { fid: 1.5, frechetDistance: 9 } }),
         "{\"step\": 30, \"evaluation\": {\"frech"
       ].join("\n")

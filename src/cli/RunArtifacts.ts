@@ -11,14 +11,14 @@
 import * as tf from "@tensorflow/tfjs"
 import { readFile } from "node:fs/promises"
 import { join } from "node:path"
-import { Effect, Ref } from "effect"
+import { Effect, Option, Ref, Schema } from "effect"
 import { writeFileAtomic } from "../layers/AtomicFile.js"
 import type { StartReport, StepReport } from "../pipeline/Distill.js"
 import { fixedLatents, generatorSamples } from "../pipeline/Evaluation.js"
 import { imageGrid } from "../report/ImageGrid.js"
 import { linePlot } from "../report/Plots.js"
 import { Generator } from "../services/Generator.js"
-import type { SampleMetrics } from "../services/Metrics.js"
+import { SampleMetrics } from "../services/Metrics.js"
 
 /** Settings of a run's artifacts. */
 export interface RunArtifactsOptions {
@@ -43,11 +43,15 @@ export const plottedValue = (m: SampleMetrics): number => m.fid ?? m.frechetDist
 export interface Baseline {
   readonly value: number
   readonly evaluations: number
+  /** The full figures, when the log holds them. */
+  readonly metrics?: SampleMetrics
+  /** Samples the figures were computed on, when logged. */
+  readonly samples?: number
 }
 
 /** What a JSONL run log holds for the plot. */
 export interface LoggedEvaluations {
-  /** (step, figure) of every evaluation. */
+  /** (step, figure) of every evaluation, by step (a step evaluated twice — a resumed run's start — counts once). */
   readonly points: ReadonlyArray<readonly [number, number]>
   /** The last teacher baseline recorded (a `teacherSampler` record). */
   readonly baseline?: Baseline
@@ -59,7 +63,7 @@ export interface LoggedEvaluations {
 export const evaluationsInLog = (logPath: string): Effect.Effect<LoggedEvaluations> =>
   Effect.promise(async () => {
     const text = await readFile(logPath, "utf8").catch(() => "")
-    const points: Array<readonly [number, number]> = []
+    const points = new Map<number, number>()
     let baseline: Baseline | undefined
     let fid = false
     for (const line of text.split("\n")) {
@@ -68,19 +72,28 @@ export const evaluationsInLog = (logPath: string): Effect.Effect<LoggedEvaluatio
         const record = JSON.parse(line) as {
           step?: unknown
           evaluation?: Record<string, unknown>
-          teacherSampler?: { evaluations?: unknown; metrics?: Record<string, unknown> }
+          teacherSampler?: { evaluations?: unknown; samples?: unknown; metrics?: Record<string, unknown> }
         }
         const value = figureOf(record.evaluation)
         if (typeof record.evaluation?.["fid"] === "number") fid = true
-        if (typeof record.step === "number" && value !== undefined) points.push([record.step, value])
-        const teacher = figureOf(record.teacherSampler?.metrics)
-        const evaluations = record.teacherSampler?.evaluations
-        if (teacher !== undefined && typeof evaluations === "number") baseline = { value: teacher, evaluations }
+        if (typeof record.step === "number" && value !== undefined) points.set(record.step, value)
+        const sampler = record.teacherSampler
+        const teacher = figureOf(sampler?.metrics)
+        if (sampler !== undefined && teacher !== undefined && typeof sampler.evaluations === "number") {
+          const metrics = Schema.decodeUnknownOption(SampleMetrics)(sampler.metrics)
+          baseline = {
+            value: teacher,
+            evaluations: sampler.evaluations,
+            ...(Option.isSome(metrics) ? { metrics: metrics.value } : {}),
+            ...(typeof sampler.samples === "number" ? { samples: sampler.samples } : {})
+          }
+        }
       } catch {
         // a torn last line of a crashed run carries nothing
       }
     }
-    return baseline === undefined ? { points, fid } : { points, baseline, fid }
+    const sorted = [...points.entries()].sort((a, b) => a[0] - b[0])
+    return baseline === undefined ? { points: sorted, fid } : { points: sorted, baseline, fid }
   })
 
 const figureOf = (m: Record<string, unknown> | undefined): number | undefined => {
