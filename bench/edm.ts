@@ -4,7 +4,7 @@
  * 16, ms per SiD iteration (fake-score step + generator step) at batch 2, peak RSS and `tf.memory().numTensors`.
  *
  *   npm run bench:edm -- [--quick] [--runs N] [--runs16 N] [--sid-runs N] [--sid-batch N] [--no-sid] [--out FILE]
- *                        [--optimizer-state host|engine] [--copy-identity]
+ *                        [--optimizer-state host|engine] [--copy-identity] [--fused-generator]
  *   npm run bench:edm -- --part sid [--sid-batch N] [--sid-runs N]   (the SiD part alone; one JSON line on stdout)
  *
  * FLOPs are counted as 2·MAC over the dense operations of one forward, walking the parameter shapes: a conv weight
@@ -20,7 +20,9 @@
  * runtime even at batch 1. By default the benchmark therefore keeps the moments in host memory (`adamHost`,
  * `--optimizer-state host`), leaving four weight copies on the heap; `--optimizer-state engine` measures the tensor
  * Adam. The SiD part also makes wasm's Identity share data instead of copying (TF.js clones every tensor it saves for
- * the backward pass, filters included); `--copy-identity` keeps the stock kernel. If batch 2 fails, batch 1 is tried and the failure recorded. JSON goes to stdout and to
+ * the backward pass, filters included); `--copy-identity` keeps the stock kernel. The generator step runs its backward pass in two stages
+ * (same gradient, one network's tape fewer at the peak; see `generatorUpdateTwoStage`): with the pipeline's fused
+ * `generatorUpdate` (`--fused-generator`) even batch 1 reaches the 4 GB ceiling. If batch 2 fails, batch 1 is tried and the failure recorded. JSON goes to stdout and to
  * bench/results/edm-<date>.json.
  *
  * @since 0.1.0
@@ -34,7 +36,8 @@ import { edmNetwork, parseEdmConfig } from "../src/domain/edm/Config.js"
 import type { Network } from "../src/domain/Network.js"
 import type { ParameterShapes } from "../src/domain/Parameters.js"
 import * as EngineLayers from "../src/layers/Engine.js"
-import { fakeScoreUpdate, generatorUpdate } from "../src/pipeline/Iteration.js"
+import { broadcastPerSample } from "../src/domain/Tensors.js"
+import { fakeScoreUpdate, generatorUpdate, type IterationServices, type IterationSettings } from "../src/pipeline/Iteration.js"
 import { Engine } from "../src/services/Engine.js"
 import { emaBeta } from "../src/domain/Ema.js"
 import { benchServices, type OptimizerState } from "./Services.js"
@@ -68,6 +71,7 @@ const sidRuns = Number(option("sid-runs") ?? (quick ? 1 : 2))
 const sidBatch = Number(option("sid-batch") ?? 2)
 const runSid = !flag("no-sid")
 const shareIdentity = !flag("copy-identity")
+const twoStage = !flag("fused-generator")
 const optimizerState = (option("optimizer-state") ?? "host") as OptimizerState
 if (optimizerState !== "host" && optimizerState !== "engine") throw new Error(`--optimizer-state must be host or engine`)
 
@@ -160,6 +164,38 @@ const shareIdentityOnWasm = (): (() => void) => {
   }
 }
 
+/**
+ * The generator update of spec §4.1 with its backward pass in two stages, an experiment on peak memory: (1) x_g = G_θ(z)
+ * without a tape, then ∂L/∂x_g through the teacher and the fake score; (2) the vector-Jacobian product of G_θ at z with
+ * that gradient, from a second forward of G_θ (the networks run without dropout, so it is the same x_g). The gradient is
+ * the one of `generatorUpdate`; only one network's tape (or two without G's) is alive at a time instead of three.
+ */
+const generatorUpdateTwoStage = (s: IterationServices, settings: IterationSettings) => {
+  const draws = s.sampler.generatorStep(settings.batchSize)
+  const xg = tf.tidy(() => s.generator.generate(draws.z, "live", draws.labels))
+  const { value, grad } = tf.tidy(() =>
+    tf.valueAndGrad((x: tf.Tensor) => {
+      const xt = tf.add(x, tf.mul(draws.noise, broadcastPerSample(draws.sigma, x)))
+      return s.loss.compute({
+        xg: x,
+        yReal: s.teacher.denoise(xt, draws.sigma, draws.labels),
+        yFake: s.fakeScore.denoise(xt, draws.sigma, draws.labels)
+      }).loss
+    })(xg)
+  )
+  tf.dispose(xg)
+  const { grads, value: inner } = tf.tidy(() =>
+    tf.variableGrads(
+      () => tf.sum(tf.mul(s.generator.generate(draws.z, "live", draws.labels), grad)) as tf.Scalar,
+      [...s.generator.weights.list]
+    )
+  )
+  const stats = s.generator.weights.applyGradients(grads)
+  const loss = value.dataSync()[0]!
+  tf.dispose([value, grad, inner, draws.z, draws.sigma, draws.noise, ...(draws.labels === undefined ? [] : [draws.labels]), ...Object.values(grads)])
+  return { loss, stats }
+}
+
 /** Size of the wasm heap in MiB (it grows and never shrinks, so this is its peak), or null on another engine. */
 const wasmHeapMiB = (): number | null => {
   const backend = tf.backend() as unknown as { readonly wasm?: { readonly HEAPU8?: Uint8Array } }
@@ -186,7 +222,8 @@ const sidPart = (batch: number, timed: number) =>
         fakeScoreUpdate(services, settings)
         const t1 = performance.now()
         if (first) log(`  warm-up generator step (${mib()} MiB of tensors, fake step ${round(t1 - t0, 0)} ms)...`)
-        generatorUpdate(services, settings)
+        if (twoStage) generatorUpdateTwoStage(services, settings)
+        else generatorUpdate(services, settings)
         const t2 = performance.now()
         if (first) log(`  warm-up EMA update (generator step ${round(t2 - t1, 0)} ms, wasm heap ${wasmHeapMiB()} MiB)...`)
         services.generator.updateEma(beta)
@@ -215,6 +252,7 @@ const sidPart = (batch: number, timed: number) =>
         optimizer: services.generator.weights.optimizer.name,
         optimizerState,
         sharedIdentity: shareIdentity && tf.getBackend() === "wasm",
+        twoStageGenerator: twoStage,
         memory: {
           numTensorsAtStart: tensorsStart,
           numTensorsBefore: tensorsBefore,
@@ -251,7 +289,8 @@ const sidInChild = (batch: number) => {
       String(sidRuns),
       "--optimizer-state",
       optimizerState,
-      ...(shareIdentity ? [] : ["--copy-identity"])
+      ...(shareIdentity ? [] : ["--copy-identity"]),
+      ...(twoStage ? [] : ["--fused-generator"])
     ],
     { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 * 2 ** 20, env: process.env }
   )
@@ -323,7 +362,7 @@ const program = Effect.gen(function*() {
     engine: engine.name,
     facts: engine.facts,
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "unknown", memGiB: Math.round(totalmem() / 2 ** 30) },
-    config: { quick, runs: runs1, runs16, sidRuns, sidBatch, runSid, optimizerState, shareIdentity },
+    config: { quick, runs: runs1, runs16, sidRuns, sidBatch, runSid, optimizerState, shareIdentity, twoStage },
     network: {
       name: "EDM CIFAR-10 DDPM++ (SongUNet, unconditional)",
       edmConfig: CIFAR10_DDPMPP,
@@ -348,7 +387,8 @@ const program = Effect.gen(function*() {
     notes: [
       "FLOPs = 2·MAC of convs (kh·kw·cin·cout·R² at the module's output resolution R), linears (in·out) and attention QKᵀ+AV (2·(R²)²·C); map_augment not run; GroupNorm, SiLU, softmax, [1,1] resampling filters and element-wise ops not counted",
       "forward = network.apply (F of spec §1.3) at c_noise 0.25, eval mode (no dropout), median over timed runs after 1 warm-up",
-      "SiD iteration = fakeScoreUpdate + generatorUpdate + updateEma (spec §5.1), run in a child process; network freshly initialised, teacher = initial weights",
+      `SiD iteration = fakeScoreUpdate + ${twoStage ? "generatorUpdateTwoStage (bench/edm.ts: ∂L/∂x_g through teacher and fake score, then G's vector-Jacobian product from a second G forward)" : "generatorUpdate"} + updateEma (spec §5.1), run in a child process; network freshly initialised, teacher = initial weights`,
+      `the SiD part ${shareIdentity ? "replaces wasm's Identity/same-dtype Cast by data-sharing kernels (TF.js clones every tensor saved for backward through Identity)" : "uses the stock wasm Identity (copies)"}`,
       `optimizer state: ${optimizerState === "host" ? "Adam moments in host memory (adamHost: Float32Arrays outside the wasm heap, per-parameter update bit-identical to tensor Adam)" : "Adam moments as engine tensors (adam)"}; wasmHeapMiB = size of the wasm heap (grows, never shrinks: its peak)`,
       "maxRSS is the process peak so far (process.resourceUsage().maxRSS); the SiD child's peak is in sid.measured.memory"
     ]
