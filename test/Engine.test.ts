@@ -243,11 +243,13 @@ describe("engine selection", () => {
       expect(yield* nameFrom(injected)).toBe("tfjs-node-gpu")
     }))
 
-  it.effect("layerConfig reads SID_ENGINE (default wasm) and rejects unknown engines", () =>
+  it.effect("layerConfig reads SID_ENGINE (default auto: wasm-native where built, else wasm) and rejects unknown engines", () =>
     Effect.gen(function*() {
       const withEnv = (env: ReadonlyArray<readonly [string, string]>) =>
         Effect.withConfigProvider(ConfigProvider.fromMap(new Map(env)))
-      expect(yield* nameFrom(EngineLayers.layerConfig).pipe(withEnv([]))).toBe("wasm")
+      const fallback = yield* nameFrom(EngineLayers.auto)
+      expect(["wasm", "wasm-native"]).toContain(fallback)
+      expect(yield* nameFrom(EngineLayers.layerConfig).pipe(withEnv([]))).toBe(fallback)
       const named: EngineName = yield* nameFrom(EngineLayers.layerConfig).pipe(withEnv([["SID_ENGINE", "cpu"]]))
       expect(named).toBe("cpu")
       const bad = yield* Effect.flip(nameFrom(EngineLayers.layerConfig).pipe(withEnv([["SID_ENGINE", "gpu"]])))

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { engineOption } from "./EngineOption.js"
 import { Command, Options } from "@effect/cli"
 import { mkdir, readFile, writeFile } from "node:fs/promises"
 import { join } from "node:path"
@@ -17,7 +18,6 @@ import * as ReferenceSpec from "../layers/ReferenceSpec.js"
 import * as TeacherSpec from "../layers/TeacherSpec.js"
 import { distill } from "../pipeline/Distill.js"
 import { evaluateTeacher } from "../pipeline/Evaluation.js"
-import { EngineName, EngineNameConfig } from "../services/Engine.js"
 import { Metrics as MetricsTag } from "../services/Metrics.js"
 import { makeRunArtifacts, plottedValue } from "./RunArtifacts.js"
 import { describeEvaluation, makeRunLog, toJsonLine } from "./RunLog.js"
@@ -55,10 +55,7 @@ export const distillOptions = {
     Options.withDescription("samples of the teacher's Heun-35 baseline evaluation (default: --eval-samples; 0 skips it)"),
     Options.optional
   ),
-  engine: Options.choice("engine", EngineName.literals).pipe(
-    Options.withFallbackConfig(EngineNameConfig),
-    Options.withDescription("tensor engine (env SID_ENGINE): wasm (default), cpu, tfjs-node, tfjs-node-gpu")
-  ),
+  engine: engineOption,
   config: Options.file("config", { exists: "yes" }).pipe(
     Options.withDescription("a JSON file of DistillConfig fields; flags given on the command line override it"),
     Options.optional

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { engineOption } from "./EngineOption.js"
 import { Command, Options } from "@effect/cli"
 import * as tf from "@tensorflow/tfjs"
 import { join } from "node:path"
@@ -21,7 +22,6 @@ import * as TeacherSpec from "../layers/TeacherSpec.js"
 import { balancedLabels, fixedLatents } from "../pipeline/Evaluation.js"
 import { imageGrid } from "../report/ImageGrid.js"
 import { CheckpointError, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
-import { EngineName, EngineNameConfig } from "../services/Engine.js"
 import { Teacher } from "../services/Teacher.js"
 
 /** The arguments of `sid sample` do not name exactly one source, or a sampler setting is out of range. */
@@ -74,10 +74,7 @@ export const sampleOptions = {
     Options.withDefault(3000),
     Options.withDescription("steps of the in-process MLP fit for gmm-dsm: teachers")
   ),
-  engine: Options.choice("engine", EngineName.literals).pipe(
-    Options.withFallbackConfig(EngineNameConfig),
-    Options.withDescription("tensor engine (env SID_ENGINE): wasm (default), cpu, tfjs-node, tfjs-node-gpu")
-  )
+  engine: engineOption
 } as const
 
 type Parsed = {

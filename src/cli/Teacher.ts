@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { engineOption } from "./EngineOption.js"
 import { Command, Options } from "@effect/cli"
 import { access, appendFile, mkdir, readFile } from "node:fs/promises"
 import { join } from "node:path"
@@ -15,7 +16,6 @@ import * as Engine from "../layers/Engine.js"
 import * as MnistDataset from "../layers/MnistDataset.js"
 import * as TeacherCheckpointStore from "../layers/TeacherCheckpointStore.js"
 import { TeacherStartReport, type TeacherStepReport, trainTeacher } from "../pipeline/TeacherTraining.js"
-import { EngineName, EngineNameConfig } from "../services/Engine.js"
 import { ConfigFileError } from "./Distill.js"
 import { toJsonLine } from "./RunLog.js"
 
@@ -52,10 +52,7 @@ export const teacherTrainOptions = {
   blocks: optionalNumber("blocks", "residual blocks per resolution (default 1)", true),
   checkpointEvery: optionalNumber("checkpoint-every", "write a checkpoint and the teacher file every N steps (default 500)", true),
   seed: optionalNumber("seed", "random seed (default 0)", true),
-  engine: Options.choice("engine", EngineName.literals).pipe(
-    Options.withFallbackConfig(EngineNameConfig),
-    Options.withDescription("tensor engine (env SID_ENGINE): wasm (default), cpu, tfjs-node, tfjs-node-gpu")
-  ),
+  engine: engineOption,
   resume: Options.boolean("resume").pipe(
     Options.withDescription(
       "continue from the newest checkpoint in <run-dir>/checkpoints, exactly where it stopped (settings default to " +

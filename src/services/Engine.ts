@@ -64,14 +64,15 @@ export interface EngineShape {
 export class Engine extends Context.Tag("sid-ts/Engine")<Engine, EngineShape>() {}
 
 /**
- * The engine chosen through the environment: `SID_ENGINE` (default `"wasm"`). A CLI flag can fall back to it with
+ * The engine chosen through the environment: `SID_ENGINE` (default `"auto"`: `wasm-native` where its addon is built,
+ * else `wasm`). A CLI flag can fall back to it with
  * `Options.withFallbackConfig(EngineNameConfig)`.
  *
  * @since 0.1.0
  * @category config
  */
 export const EngineNameConfig: Config.Config<EngineName> = Schema.Config("SID_ENGINE", EngineName).pipe(
-  Config.withDefault<EngineName>("wasm")
+  Config.withDefault<EngineName>("auto")
 )
 
 const install = (_engine: EngineName, packageName: string): string =>
