@@ -1,10 +1,11 @@
 /**
  * EDM CIFAR-10 benchmark (spec §1.3, §1.6, §5.1): the DDPM++ SongUNet of EDM's CIFAR-10 configuration on the engine
- * of `SID_ENGINE` (default wasm): parameter count, FLOPs per forward at batch 1, median ms per forward at batch 1 and
- * 16, ms per SiD iteration (fake-score step + generator step) at batch 2, peak RSS and `tf.memory().numTensors`.
+ * of `SID_ENGINE` (default: `EngineNameConfig`'s): parameter count, FLOPs per forward at batch 1, median ms per forward
+ * at batch 1 and 16, ms per SiD iteration (fake-score step + generator step + EMA) at batch 2 and 1, peak RSS, wasm
+ * heap size and `tf.memory().numTensors`.
  *
- *   npm run bench:edm -- [--quick] [--runs N] [--runs16 N] [--sid-runs N] [--sid-batch N] [--no-sid] [--out FILE]
- *                        [--optimizer-state host|engine] [--copy-identity] [--fused-generator]
+ *   npm run bench:edm -- [--quick] [--runs N] [--runs16 N] [--sid-runs N] [--sid-batch N] [--sid-also 1,4] [--no-sid]
+ *                        [--optimizer-state host|engine] [--copy-identity] [--fused-generator] [--out FILE]
  *   npm run bench:edm -- --part sid [--sid-batch N] [--sid-runs N]   (the SiD part alone; one JSON line on stdout)
  *
  * FLOPs are counted as 2·MAC over the dense operations of one forward, walking the parameter shapes: a conv weight
@@ -14,16 +15,18 @@
  * unconditional forward passes no augment labels). Not counted: GroupNorm, SiLU, softmax, the [1,1] resampling
  * filters, the positional embedding and element-wise arithmetic.
  *
- * The SiD iteration (fake-score step, generator step, EMA update) runs in a child process (`--part sid`). The wasm heap
- * is limited to 4 GB: with Adam's moments as engine tensors this network's seven weight copies (teacher, θ, θ_ema, ψ,
- * two moment pairs) take 1.7 GB and the all-parameter Adam update holds a dozen more temporaries, which aborts the
- * runtime even at batch 1. By default the benchmark therefore keeps the moments in host memory (`adamHost`,
- * `--optimizer-state host`), leaving four weight copies on the heap; `--optimizer-state engine` measures the tensor
- * Adam. The SiD part also makes wasm's Identity share data instead of copying (TF.js clones every tensor it saves for
- * the backward pass, filters included); `--copy-identity` keeps the stock kernel. The generator step runs its backward pass in two stages
- * (same gradient, one network's tape fewer at the peak; see `generatorUpdateTwoStage`): with the pipeline's fused
- * `generatorUpdate` (`--fused-generator`) even batch 1 reaches the 4 GB ceiling. If batch 2 fails, batch 1 is tried and the failure recorded. JSON goes to stdout and to
- * bench/results/edm-<date>.json.
+ * The SiD iteration runs in a child process (`--part sid`). The wasm heap is limited to 4 GB: with Adam's moments as
+ * engine tensors this network's seven weight copies (teacher, θ, θ_ema, ψ, two moment pairs) take 1.7 GB and the
+ * all-parameter Adam update holds a dozen more temporaries, which aborts the runtime even at batch 1. So by default:
+ * - Adam's moments and θ_ema live in host memory (`adamHost`, `emaInHost`; `--optimizer-state engine` for tensors),
+ *   leaving three weight copies on the heap;
+ * - wasm's Identity shares data instead of copying (TF.js clones every tensor it saves for the backward pass through
+ *   Identity, filters included; `--copy-identity` keeps the stock kernel);
+ * - the generator step runs its backward pass in two stages (`generatorUpdateTwoStage`: same gradient, one network's
+ *   tape fewer at the peak); with the pipeline's fused `generatorUpdate` (`--fused-generator`) batch 1 already reaches
+ *   the 4 GB ceiling.
+ * After the requested batch, the batches of `--sid-also` (default 1) are measured too; if the requested batch fails,
+ * batch 1 is tried and the failure recorded. JSON goes to stdout and to bench/results/edm-<date>.json.
  *
  * @since 0.1.0
  */
@@ -69,6 +72,7 @@ const runs1 = Number(option("runs") ?? (quick ? 2 : 5))
 const runs16 = Number(option("runs16") ?? (quick ? 1 : 3))
 const sidRuns = Number(option("sid-runs") ?? (quick ? 1 : 2))
 const sidBatch = Number(option("sid-batch") ?? 2)
+const sidAlso = (option("sid-also") ?? "1").split(",").filter((b) => b !== "").map(Number).filter((b) => b !== sidBatch)
 const runSid = !flag("no-sid")
 const shareIdentity = !flag("copy-identity")
 const twoStage = !flag("fused-generator")
@@ -352,7 +356,13 @@ const program = Effect.gen(function*() {
       attempt = sidInChild(1)
     }
     if (!attempt.ok) failures.push(attempt.failure)
-    sid = { requestedBatch: sidBatch, measured: attempt.ok ? attempt.result : null, failures }
+    const also = attempt.ok
+      ? sidAlso.map((b) => {
+        const r = sidInChild(b)
+        return r.ok ? r.result : { ok: false, failure: r.failure }
+      })
+      : []
+    sid = { requestedBatch: sidBatch, measured: attempt.ok ? attempt.result : null, failures, alsoMeasured: also }
   }
 
   const report = {
@@ -362,7 +372,7 @@ const program = Effect.gen(function*() {
     engine: engine.name,
     facts: engine.facts,
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "unknown", memGiB: Math.round(totalmem() / 2 ** 30) },
-    config: { quick, runs: runs1, runs16, sidRuns, sidBatch, runSid, optimizerState, shareIdentity, twoStage },
+    config: { quick, runs: runs1, runs16, sidRuns, sidBatch, sidAlso, runSid, optimizerState, shareIdentity, twoStage },
     network: {
       name: "EDM CIFAR-10 DDPM++ (SongUNet, unconditional)",
       edmConfig: CIFAR10_DDPMPP,
