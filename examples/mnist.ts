@@ -6,12 +6,12 @@
  * falls over the early iterations (SiD's "exponentially fast" claim).
  *
  *   npm run example:mnist -- [--quick] [--resolution 16|28|32] [--conditional] [--teacher-steps N] [--teacher-batch B]
- *                            [--steps N] [--batch B] [--eval-every N] [--eval-samples N] [--seed S] [--out DIR]
+ *                            [--teacher-lr LR] [--steps N] [--batch B] [--eval-every N] [--eval-samples N] [--seed S] [--out DIR]
  *
  * Writes to `<out>` (default runs/mnist or runs/mnist-quick): `teacher/` (teacher checkpoints, log and
  * teacher.safetensors), `distill/` (checkpoints, log.jsonl, a sample grid per evaluation in samples/, fid.png) and
  * `summary.json`. Every stage resumes where an interrupted run stopped (Ctrl-C writes a final checkpoint). The engine
- * comes from `SID_ENGINE` (default wasm).
+ * comes from `SID_ENGINE` (default auto: wasm-native where its addon is built, else wasm).
  *
  * @since 0.1.0
  */
@@ -267,6 +267,7 @@ const main = () => {
       ...preset.teacher,
       steps: num("teacher-steps", preset.teacher.steps),
       batchSize: num("teacher-batch", preset.teacher.batchSize),
+      ...(option("teacher-lr") === undefined ? {} : { learningRate: num("teacher-lr", 2e-3) }),
       resolution,
       conditional: flag("conditional"),
       seed

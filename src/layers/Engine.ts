@@ -408,7 +408,7 @@ export const layer = (name: EngineName, options?: EngineOptions): Layer.Layer<En
 }
 
 /**
- * The engine named by the `SID_ENGINE` config (default `"wasm"`).
+ * The engine named by the `SID_ENGINE` config (default `"auto"`).
  *
  * @since 0.1.0
  * @category layers
