@@ -22,9 +22,9 @@
  *   leaving three weight copies on the heap;
  * - wasm's Identity shares data instead of copying (TF.js clones every tensor it saves for the backward pass through
  *   Identity, filters included; `--copy-identity` keeps the stock kernel);
- * - the generator step runs its backward pass in two stages (`generatorUpdateTwoStage`: same gradient, one network's
- *   tape fewer at the peak); with the pipeline's fused `generatorUpdate` (`--fused-generator`) batch 1 already reaches
- *   the 4 GB ceiling.
+ * - the generator step runs its backward pass in two stages (the pipeline's `generatorUpdateTwoStage`, what
+ *   `DistillConfig.lowMemory` / `sid distill --low-memory` use: same gradient, one network's tape fewer at the peak);
+ *   with the fused `generatorUpdate` (`--fused-generator`) batch 1 already reaches the 4 GB ceiling.
  * After the requested batch, the batches of `--sid-also` (default 1) are measured too; if the requested batch fails,
  * batch 1 is tried and the failure recorded. JSON goes to stdout and to bench/results/edm-<date>.json.
  *
@@ -39,8 +39,7 @@ import { edmNetwork, parseEdmConfig } from "../src/domain/edm/Config.js"
 import type { Network } from "../src/domain/Network.js"
 import type { ParameterShapes } from "../src/domain/Parameters.js"
 import * as EngineLayers from "../src/layers/Engine.js"
-import { broadcastPerSample } from "../src/domain/Tensors.js"
-import { fakeScoreUpdate, generatorUpdate, type IterationServices, type IterationSettings } from "../src/pipeline/Iteration.js"
+import { fakeScoreUpdate, generatorUpdate, generatorUpdateTwoStage } from "../src/pipeline/Iteration.js"
 import { Engine } from "../src/services/Engine.js"
 import { emaBeta } from "../src/domain/Ema.js"
 import { benchServices, type OptimizerState } from "./Services.js"
@@ -166,38 +165,6 @@ const shareIdentityOnWasm = (): (() => void) => {
       tf.registerKernel(k)
     }
   }
-}
-
-/**
- * The generator update of spec §4.1 with its backward pass in two stages, an experiment on peak memory: (1) x_g = G_θ(z)
- * without a tape, then ∂L/∂x_g through the teacher and the fake score; (2) the vector-Jacobian product of G_θ at z with
- * that gradient, from a second forward of G_θ (the networks run without dropout, so it is the same x_g). The gradient is
- * the one of `generatorUpdate`; only one network's tape (or two without G's) is alive at a time instead of three.
- */
-const generatorUpdateTwoStage = (s: IterationServices, settings: IterationSettings) => {
-  const draws = s.sampler.generatorStep(settings.batchSize)
-  const xg = tf.tidy(() => s.generator.generate(draws.z, "live", draws.labels))
-  const { value, grad } = tf.tidy(() =>
-    tf.valueAndGrad((x: tf.Tensor) => {
-      const xt = tf.add(x, tf.mul(draws.noise, broadcastPerSample(draws.sigma, x)))
-      return s.loss.compute({
-        xg: x,
-        yReal: s.teacher.denoise(xt, draws.sigma, draws.labels),
-        yFake: s.fakeScore.denoise(xt, draws.sigma, draws.labels)
-      }).loss
-    })(xg)
-  )
-  tf.dispose(xg)
-  const { grads, value: inner } = tf.tidy(() =>
-    tf.variableGrads(
-      () => tf.sum(tf.mul(s.generator.generate(draws.z, "live", draws.labels), grad)) as tf.Scalar,
-      [...s.generator.weights.list]
-    )
-  )
-  const stats = s.generator.weights.applyGradients(grads)
-  const loss = value.dataSync()[0]!
-  tf.dispose([value, grad, inner, draws.z, draws.sigma, draws.noise, ...(draws.labels === undefined ? [] : [draws.labels]), ...Object.values(grads)])
-  return { loss, stats }
 }
 
 /** Size of the wasm heap in MiB (it grows and never shrinks, so this is its peak), or null on another engine. */
@@ -397,7 +364,7 @@ const program = Effect.gen(function*() {
     notes: [
       "FLOPs = 2·MAC of convs (kh·kw·cin·cout·R² at the module's output resolution R), linears (in·out) and attention QKᵀ+AV (2·(R²)²·C); map_augment not run; GroupNorm, SiLU, softmax, [1,1] resampling filters and element-wise ops not counted",
       "forward = network.apply (F of spec §1.3) at c_noise 0.25, eval mode (no dropout), median over timed runs after 1 warm-up",
-      `SiD iteration = fakeScoreUpdate + ${twoStage ? "generatorUpdateTwoStage (bench/edm.ts: ∂L/∂x_g through teacher and fake score, then G's vector-Jacobian product from a second G forward)" : "generatorUpdate"} + updateEma (spec §5.1), run in a child process; network freshly initialised, teacher = initial weights`,
+      `SiD iteration = fakeScoreUpdate + ${twoStage ? "generatorUpdateTwoStage (src/pipeline/Iteration.ts: ∂L/∂x_g through teacher and fake score, then G's vector-Jacobian product from a second G forward)" : "generatorUpdate"} + updateEma (spec §5.1), run in a child process; network freshly initialised, teacher = initial weights`,
       `the SiD part ${shareIdentity ? "replaces wasm's Identity/same-dtype Cast by data-sharing kernels (TF.js clones every tensor saved for backward through Identity)" : "uses the stock wasm Identity (copies)"}`,
       `optimizer state: ${optimizerState === "host" ? "Adam moments in host memory (adamHost: Float32Arrays outside the wasm heap, per-parameter update bit-identical to tensor Adam)" : "Adam moments as engine tensors (adam)"}; wasmHeapMiB = size of the wasm heap (grows, never shrinks: its peak)`,
       "maxRSS is the process peak so far (process.resourceUsage().maxRSS); the SiD child's peak is in sid.measured.memory"

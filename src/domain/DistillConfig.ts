@@ -34,6 +34,8 @@ import {
   Tmax
 } from "./Units.js"
 
+const LowMemoryRule = "must be true or false (host-memory optimiser state and EMA, two-stage generator backward)"
+
 const withDefault = <S extends Schema.Schema.Any>(schema: S, value: () => Schema.Schema.Type<S>) =>
   Schema.optionalWith(schema, { default: value, exact: true })
 
@@ -81,7 +83,12 @@ export const DISTILL_DEFAULTS = {
   /** Iterations between training-state checkpoints (spec §5.3; toy choice). */
   checkpointEvery: 5_000,
   /** spec §5.1: the seed. */
-  seed: 0
+  seed: 0,
+  /**
+   * Keep Adam's moments and θ_ema in host memory and run the generator's backward pass in two stages (same update,
+   * spec §4.1/§5.1; lower peak engine memory, for networks such as EDM's 56M-parameter DDPM++ on the wasm heap).
+   */
+  lowMemory: false
 } as const
 
 /**
@@ -132,7 +139,15 @@ export class DistillConfig extends Schema.Class<DistillConfig>("DistillConfig")(
   /** Iterations between training-state checkpoints (spec §5.3). */
   checkpointEvery: withDefault(Interval, () => Interval.make(DISTILL_DEFAULTS.checkpointEvery)),
   /** Random seed (spec §5.1). */
-  seed: withDefault(Seed, () => Seed.make(DISTILL_DEFAULTS.seed))
+  seed: withDefault(Seed, () => Seed.make(DISTILL_DEFAULTS.seed)),
+  /**
+   * Low-memory mode (not a hyper-parameter: the updates are those of spec §3–§5.1): Adam's moments and θ_ema in host
+   * memory, and the generator's backward pass in two stages (∂L/∂x_g first, then G's vector-Jacobian product).
+   */
+  lowMemory: withDefault(
+    Schema.Boolean.annotations({ message: () => LowMemoryRule }),
+    () => DISTILL_DEFAULTS.lowMemory
+  )
 }) {
   /** The configuration with every default (spec §5.2, §10.5). */
   static get defaults(): DistillConfig {

@@ -4,11 +4,15 @@
  *
  * Replace any part by passing a different layer; the rest is built around it.
  *
+ * With `config.lowMemory` the default optimisers keep Adam's moments in host memory (`adamHost`) and the generator
+ * keeps θ_ema in host memory (`emaInHost`); the pipeline then also runs the two-stage generator backward. Checkpoints
+ * are the same either way (host state is materialised as tensors for them), so a run may resume in the other mode.
+ *
  * @module
  */
 import { Layer } from "effect"
 import type { DistillConfig } from "../domain/DistillConfig.js"
-import { adam, type Optimizer } from "../domain/Optimizer.js"
+import { adam, adamHost, type Optimizer } from "../domain/Optimizer.js"
 import type { DistillServices } from "../pipeline/Distill.js"
 import type { CheckpointStore } from "../services/CheckpointStore.js"
 import type { Metrics } from "../services/Metrics.js"
@@ -27,24 +31,36 @@ export interface DistillationParts<E, M = never> {
   readonly checkpoints: Layer.Layer<CheckpointStore>
   /** The generator loss (default: SiD with the config's α and loss scale, spec §4.1). */
   readonly loss?: Layer.Layer<DistillationLoss>
-  /** The optimisers of the generator and the fake score (default: {@link defaultOptimizers}). */
+  /**
+   * The optimisers of the generator and the fake score (default: {@link defaultOptimizers}). Used as given, also with
+   * `config.lowMemory` (pass host optimisers, e.g. `adamHost`, to keep their state outside the engine).
+   */
   readonly optimizers?: { readonly generator: Optimizer; readonly fakeScore: Optimizer }
 }
 
-/** SiD's optimisers (spec §5.1): Adam with β₁ = generatorBeta1 (0) for θ and 0 for ψ, the config's β₂, ε and rates. */
-export const defaultOptimizers = (config: DistillConfig): { readonly generator: Optimizer; readonly fakeScore: Optimizer } => ({
-  generator: adam({ learningRate: config.generatorLr, beta1: config.generatorBeta1, beta2: config.beta2, epsilon: config.epsilon }),
-  fakeScore: adam({ learningRate: config.fakeLr, beta1: 0, beta2: config.beta2, epsilon: config.epsilon })
-})
+/**
+ * SiD's optimisers (spec §5.1): Adam with β₁ = generatorBeta1 (0) for θ and 0 for ψ, the config's β₂, ε and rates;
+ * with `config.lowMemory`, the same Adam with its moments in host memory (`adamHost`, bit-identical updates).
+ */
+export const defaultOptimizers = (config: DistillConfig): { readonly generator: Optimizer; readonly fakeScore: Optimizer } => {
+  const adamOf = config.lowMemory ? adamHost : adam
+  return {
+    generator: adamOf({ learningRate: config.generatorLr, beta1: config.generatorBeta1, beta2: config.beta2, epsilon: config.epsilon }),
+    fakeScore: adamOf({ learningRate: config.fakeLr, beta1: 0, beta2: config.beta2, epsilon: config.epsilon })
+  }
+}
 
-/** The layer of a run: generator and fake score from the teacher, with the config's optimisers and sampler seed. */
+/**
+ * The layer of a run: generator and fake score from the teacher, with the config's optimisers and sampler seed (and,
+ * with `config.lowMemory`, θ_ema and the default optimisers' state in host memory).
+ */
 export const layer = <E = TeacherError, M = never>(
   config: DistillConfig,
   parts: DistillationParts<E, M>
 ): Layer.Layer<DistillServices, E | M> => {
   const optimizers = parts.optimizers ?? defaultOptimizers(config)
   return Layer.mergeAll(
-    Generator.layer({ optimizer: optimizers.generator, sigmaInit: config.sigmaInit }),
+    Generator.layer({ optimizer: optimizers.generator, sigmaInit: config.sigmaInit, emaInHost: config.lowMemory }),
     FakeScore.layer({ optimizer: optimizers.fakeScore }),
     parts.metrics,
     DataFreeSampler.layerForTeacher({ seed: config.seed, tmax: config.tmax, pMean: config.pMean, pStd: config.pStd })

@@ -82,12 +82,13 @@ export interface DistillOptions {
   readonly finalCheckpointTimeoutMs?: number
 }
 
-/** The iteration settings of a config. */
+/** The iteration settings of a config (`lowMemory` runs the two-stage generator update). */
 export const iterationSettings = (config: DistillConfig): IterationSettings => ({
   batchSize: config.batchSize,
   fakeLossScale: config.fakeLossScale,
   emaHalfLifeKimg: config.emaHalfLifeKimg,
-  emaRampupRatio: config.emaRampupRatio
+  emaRampupRatio: config.emaRampupRatio,
+  twoStageGenerator: config.lowMemory
 })
 
 /** The services an iteration works on, from the context. */

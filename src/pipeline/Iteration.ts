@@ -4,6 +4,11 @@
  * Both updates are synchronous TF.js work inside `tf.tidy`; the caller runs the whole iteration in one `Effect.sync`
  * so it is never cut in half, and yields to the runtime between iterations.
  *
+ * The generator update comes in two forms with the same gradient: {@link generatorUpdate} records one tape through
+ * G, the teacher and the fake score; {@link generatorUpdateTwoStage} first takes ∂L/∂x_g through the teacher and the
+ * fake score, then G's vector-Jacobian product from a second forward of G, so only one network's tape is alive at a
+ * time (lower peak memory, one more G forward). `IterationSettings.twoStageGenerator` picks it.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
@@ -33,6 +38,11 @@ export interface IterationSettings {
   readonly fakeLossScale: number
   readonly emaHalfLifeKimg: number
   readonly emaRampupRatio: number | null
+  /**
+   * Run the generator update in two stages ({@link generatorUpdateTwoStage}: same gradient, lower peak memory, one
+   * more G forward); default false ({@link generatorUpdate}).
+   */
+  readonly twoStageGenerator?: boolean
 }
 
 /** Summary statistics of a batch of σ. */
@@ -88,22 +98,27 @@ export const fakeScoreUpdate = (s: IterationServices, settings: IterationSetting
   return { loss, stats, sigma }
 }
 
+/** What a generator update measured. */
+export interface GeneratorUpdateResult {
+  readonly loss: number
+  readonly stats: StepStatistics
+  readonly sigma: SigmaSummary
+  /** Rows dropped for NaN (spec §4.1). */
+  readonly dropped: number
+}
+
 /**
  * The generator update (spec §4.1): the generator loss (SiD by default) at x_t = G_θ(z) + σ·ε with σ from the ρ-map;
- * the gradient flows through the teacher and the fake score into x_t but only θ is updated.
+ * the gradient flows through the teacher and the fake score into x_t but only θ is updated. One tape through all
+ * three networks.
  */
-export const generatorUpdate = (s: IterationServices, settings: IterationSettings) => {
+export const generatorUpdate = (s: IterationServices, settings: IterationSettings): GeneratorUpdateResult => {
   const draws = s.sampler.generatorStep(settings.batchSize)
   let dropped = 0
   const { grads, value } = tf.tidy(() =>
     tf.variableGrads(() => {
       const xg = s.generator.generate(draws.z, "live", draws.labels)
-      const xt = tf.add(xg, tf.mul(draws.noise, broadcastPerSample(draws.sigma, xg)))
-      const result = s.loss.compute({
-        xg,
-        yReal: s.teacher.denoise(xt, draws.sigma, draws.labels),
-        yFake: s.fakeScore.denoise(xt, draws.sigma, draws.labels)
-      })
+      const result = generatorLossAt(s, draws, xg)
       dropped = settings.batchSize - result.mask.sum().dataSync()[0]!
       return result.loss
     }, [...s.generator.weights.list])
@@ -115,10 +130,53 @@ export const generatorUpdate = (s: IterationServices, settings: IterationSetting
   return { loss, stats, sigma, dropped }
 }
 
+/** The generator loss at x_g (spec §4.1): x_t = x_g + σ·ε, then the teacher and the fake score at x_t. */
+const generatorLossAt = (s: IterationServices, draws: Draws, xg: tf.Tensor) => {
+  const xt = tf.add(xg, tf.mul(draws.noise, broadcastPerSample(draws.sigma, xg)))
+  return s.loss.compute({
+    xg,
+    yReal: s.teacher.denoise(xt, draws.sigma, draws.labels),
+    yFake: s.fakeScore.denoise(xt, draws.sigma, draws.labels)
+  })
+}
+
+/**
+ * The generator update of {@link generatorUpdate} (spec §4.1) with its backward pass in two stages: (1) x_g = G_θ(z)
+ * without a tape, then g = ∂L/∂x_g through the teacher and the fake score; (2) ∂L/∂θ = ∂⟨G_θ(z), g⟩/∂θ, the
+ * vector-Jacobian product of G at z, from a second forward of G_θ with the same inputs (and the same dropout masks),
+ * so it is the same x_g. The chain rule makes the gradient the fused one's (up to float32 summation order); only one
+ * network's tape is alive at a time instead of three, for one more forward of G.
+ */
+export const generatorUpdateTwoStage = (s: IterationServices, settings: IterationSettings): GeneratorUpdateResult => {
+  const draws = s.sampler.generatorStep(settings.batchSize)
+  const xg = tf.tidy(() => s.generator.generate(draws.z, "live", draws.labels))
+  let dropped = 0
+  const { value, grad } = tf.tidy(() =>
+    tf.valueAndGrad((x: tf.Tensor) => {
+      const result = generatorLossAt(s, draws, x)
+      dropped = settings.batchSize - result.mask.sum().dataSync()[0]!
+      return result.loss
+    })(xg)
+  )
+  tf.dispose(xg)
+  const { grads, value: inner } = tf.tidy(() =>
+    tf.variableGrads(
+      () => tf.sum(tf.mul(s.generator.generate(draws.z, "live", draws.labels), grad)) as tf.Scalar,
+      [...s.generator.weights.list]
+    )
+  )
+  tf.dispose([grad, inner])
+  const stats = s.generator.weights.applyGradients(grads)
+  const loss = value.dataSync()[0]!
+  const sigma = summarise(draws.sigma)
+  tf.dispose([value, ...drawnTensors(draws), ...Object.values(grads)])
+  return { loss, stats, sigma, dropped }
+}
+
 /** One full iteration (spec §5.1): fake update, generator update, EMA with the ramp-up rule. */
 export const iterate = (s: IterationServices, settings: IterationSettings, imagesSeen: number): IterationResult => {
   const fake = fakeScoreUpdate(s, settings)
-  const gen = generatorUpdate(s, settings)
+  const gen = settings.twoStageGenerator === true ? generatorUpdateTwoStage(s, settings) : generatorUpdate(s, settings)
   const beta = emaBeta({ halfLifeKimg: settings.emaHalfLifeKimg, rampupRatio: settings.emaRampupRatio }, settings.batchSize, imagesSeen)
   s.generator.updateEma(beta)
   return {
