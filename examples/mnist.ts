@@ -63,9 +63,12 @@ export interface MnistPipelineSettings {
 export interface MnistSummary {
   readonly teacher: {
     readonly steps: number
+    /** The last training loss this invocation saw (null when the stage was already complete). */
     readonly lastLoss: number | null
+    /** Wall time of this invocation's teacher stage (a resumed run counts only its own part). */
     readonly seconds: number
     readonly heun35: SampleMetrics
+    /** Wall time of the Heun-35 baseline (0 when it was read back from the log). */
     readonly heunSeconds: number
   }
   readonly generator: {
@@ -74,6 +77,7 @@ export interface MnistSummary {
     readonly startFid: number | null
     readonly final: SampleMetrics
     readonly best: { readonly step: number; readonly fid: number }
+    /** Wall time of this invocation's distillation stage (a resumed run counts only its own part). */
     readonly seconds: number
   }
   /** One-step FID ÷ the teacher's Heun-35 FID (≤ 1: the student matches or beats its teacher). */
@@ -160,7 +164,7 @@ export const runMnistPipeline = (s: MnistPipelineSettings) =>
       const baseline = logged?.metrics !== undefined && logged.samples === s.evalSamples
         ? { metrics: logged.metrics, evaluations: logged.evaluations, logged: true }
         : { ...(yield* evaluateTeacher(s.evalSamples, s.distill.seed + 7919)), logged: false }
-      const heunSeconds = seconds(heunBegan)
+      const heunSeconds = baseline.logged ? 0 : seconds(heunBegan)
       log(`2. teacher baseline, Heun-35 on ${s.evalSamples} samples${baseline.logged ? " (from the log)" : ` (${heunSeconds} s)`}`)
       log(`   ${describeEvaluation(baseline.metrics)}`)
       if (!baseline.logged) {
