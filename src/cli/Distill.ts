@@ -71,6 +71,11 @@ export const distillOptions = {
   checkpointEvery: optionalNumber("checkpoint-every", "write a checkpoint every N iterations (default 5000)", true),
   emaHalfLife: optionalNumber("ema-half-life", "EMA half-life in thousands of samples (default 500)"),
   seed: optionalNumber("seed", "random seed (default 0)", true),
+  dropout: optionalNumber(
+    "dropout",
+    "train-mode dropout probability of the generator (generator step) and the fake score (fake step), 0 ≤ p < 1 " +
+      "(default: the teacher network's own, e.g. 0.13 for EDM's CIFAR-10 DDPM++, 0 for the built-in networks; spec §5.1)"
+  ),
   loss: Options.choice("loss", ["sid", "dmd", "l1", "l2"] as const).pipe(
     Options.withDefault("sid" as const),
     Options.withDescription(
@@ -121,7 +126,8 @@ const flagOverrides = (o: Parsed): Record<string, number | boolean> => {
     ["evalEvery", o.evalEvery],
     ["checkpointEvery", o.checkpointEvery],
     ["emaHalfLifeKimg", o.emaHalfLife],
-    ["seed", o.seed]
+    ["seed", o.seed],
+    ["dropout", o.dropout]
   ]
   return {
     ...Object.fromEntries(pairs.flatMap(([k, v]) => (Option.isSome(v) ? [[k, v.value] as const] : []))),

@@ -19,6 +19,8 @@ import {
   AdamBeta,
   Alpha,
   BatchSize,
+  DropoutRate,
+  DropoutRateRule,
   Epsilon,
   HalfLifeKimg,
   Interval,
@@ -88,7 +90,12 @@ export const DISTILL_DEFAULTS = {
    * Keep Adam's moments and θ_ema in host memory and run the generator's backward pass in two stages (same update,
    * spec §4.1/§5.1; lower peak engine memory, for networks such as EDM's 56M-parameter DDPM++ on the wasm heap).
    */
-  lowMemory: false
+  lowMemory: false,
+  /**
+   * spec §5.1–5.2: train-mode dropout of G (generator step) and ψ (fake step); null = the network's own rate (0 for the
+   * small UNet and the MLP, EDM's `dropout` for an EDM teacher, e.g. 0.13 for CIFAR-10 DDPM++).
+   */
+  dropout: null
 } as const
 
 /**
@@ -147,6 +154,15 @@ export class DistillConfig extends Schema.Class<DistillConfig>("DistillConfig")(
   lowMemory: withDefault(
     Schema.Boolean.annotations({ message: () => LowMemoryRule }),
     () => DISTILL_DEFAULTS.lowMemory
+  ),
+  /**
+   * Train-mode dropout probability of G in the generator step and ψ in the fake step (spec §5.1–5.2 `--dropout`);
+   * null (the default): the architecture's own rate. The teacher, G making the fake step's samples and G_ema never
+   * use dropout.
+   */
+  dropout: withDefault(
+    Schema.NullOr(DropoutRate).annotations({ message: () => DropoutRateRule }),
+    () => DISTILL_DEFAULTS.dropout
   )
 }) {
   /** The configuration with every default (spec §5.2, §10.5). */

@@ -4,9 +4,13 @@
  * Teacher, generator and fake score share one architecture (spec §2: θ ← φ, ψ ← φ), so an architecture is described
  * once, serialised into checkpoints as `{ kind, spec }`, and rebuilt from that description when a checkpoint loads.
  *
+ * F runs in evaluation mode unless `apply` is given dropout masks (train mode, spec §5.1: G in the generator step, ψ in
+ * the fake step; never the teacher, G_ema or G producing the fake step's samples).
+ *
  * @module
  */
 import type * as tf from "@tensorflow/tfjs"
+import type { DropoutMasks } from "./Dropout.js"
 import { dhariwalUNetNetwork, dhariwalUNetSpec, type DhariwalUNetSpec } from "./edm/DhariwalUNet.js"
 import { songUNetNetwork, songUNetSpec, type SongUNetSpec } from "./edm/SongUNet.js"
 import { edmDenoise } from "./Preconditioning.js"
@@ -21,6 +25,15 @@ export interface NetworkDescription {
   readonly spec: unknown
 }
 
+/** Options of one evaluation of F. */
+export interface ApplyOptions {
+  /**
+   * Train mode: dropout at the architecture's dropout sites with this rate, masks from this seed (spec §5.1); absent:
+   * evaluation mode. Architectures without dropout sites (the MLP) ignore it.
+   */
+  readonly dropout?: DropoutMasks
+}
+
 /** An architecture: shapes of its parameters, a seeded initialiser and F as a pure function of the parameters. */
 export interface Network {
   readonly description: NetworkDescription
@@ -29,16 +42,30 @@ export interface Network {
   /** Number of classes of one-hot label conditioning (spec §1.3: D(x; σ, c)); 0 for an unconditional network. */
   readonly labelDim: number
   readonly shapes: ParameterShapes
+  /** The architecture's own train-mode dropout rate (spec §5.2 `--dropout`, e.g. EDM's DDPM++ 0.13); absent: 0. */
+  readonly dropout?: number
   /** Fresh parameters, deterministic in `seed`; the caller owns them. */
   readonly init: (seed: number) => Record<string, tf.Tensor>
   /**
    * F(c_in·x, c_noise, c) with the given parameters; `labels` are one-hot [N, labelDim] (absent: unconditional, or
-   * the all-zero label of a conditional network).
+   * the all-zero label of a conditional network). `options.dropout` runs it in train mode.
    */
-  readonly apply: (params: Parameters, xIn: tf.Tensor, cNoise: tf.Tensor1D, labels?: tf.Tensor2D) => tf.Tensor
+  readonly apply: (
+    params: Parameters,
+    xIn: tf.Tensor,
+    cNoise: tf.Tensor1D,
+    labels?: tf.Tensor2D,
+    options?: ApplyOptions
+  ) => tf.Tensor
 }
 
-/** The vector MLP of spec §10.5 as a {@link Network}. */
+/**
+ * The train-mode dropout rate of a network (spec §5.1–5.2): the distillation's setting, or when it is absent (null)
+ * the architecture's own rate (0 when it has none).
+ */
+export const trainDropoutRate = (network: Network, setting?: number | null): number => setting ?? network.dropout ?? 0
+
+/** The vector MLP of spec §10.5 as a {@link Network} (no dropout sites: train mode is evaluation mode). */
 export const mlpNetwork = (spec: MlpSpec): Network => ({
   description: { kind: "mlp", spec },
   dataShape: [spec.dim],
@@ -57,13 +84,22 @@ export const unetNetwork = (spec: UNetSpec): Network => ({
   dataShape: [spec.height, spec.width, spec.channels],
   labelDim: spec.labelDim,
   shapes: unetShapes(spec),
+  dropout: spec.dropout,
   init: (seed) => initUNet(spec, seed),
-  apply: (params, xIn, cNoise, labels) => applyUNet(spec, params, xIn as tf.Tensor4D, cNoise, labels)
+  apply: (params, xIn, cNoise, labels, options = {}) =>
+    applyUNet(
+      spec,
+      params,
+      xIn as tf.Tensor4D,
+      cNoise,
+      labels,
+      options.dropout === undefined ? {} : { dropoutSeed: options.dropout.seed, dropoutRate: options.dropout.rate }
+    )
 })
 
 /**
  * D(x; σ, c) = c_skip·x + c_out·F(c_in·x, c_noise, c) for a network and its parameters (spec §1.3); `labels` one-hot
- * [N, labelDim] for a class-conditional network.
+ * [N, labelDim] for a class-conditional network; `options.dropout` runs F in train mode (spec §5.1).
  */
 export const denoiseWith = (
   network: Network,
@@ -71,8 +107,9 @@ export const denoiseWith = (
   x: tf.Tensor,
   sigma: SigmaLike,
   sigmaData: number,
-  labels?: tf.Tensor2D
-): tf.Tensor => edmDenoise(x, sigma, (xIn, cNoise) => network.apply(params, xIn, cNoise, labels), sigmaData)
+  labels?: tf.Tensor2D,
+  options?: ApplyOptions
+): tf.Tensor => edmDenoise(x, sigma, (xIn, cNoise) => network.apply(params, xIn, cNoise, labels, options), sigmaData)
 
 const isMlpSpec = (s: unknown): s is MlpSpec =>
   typeof s === "object" && s !== null &&

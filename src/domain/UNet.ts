@@ -26,7 +26,8 @@
 import * as tf from "@tensorflow/tfjs"
 import { groupNorm } from "./GroupNorm.js"
 import type { Parameters } from "./Parameters.js"
-import { normalTensor, uniformTensor } from "./RandomStream.js"
+import { dropout } from "./Dropout.js"
+import { normalTensor } from "./RandomStream.js"
 
 /** Architecture of a {@link UNet}-style network F (see the module docs for the layout). */
 export interface UNetSpec {
@@ -50,7 +51,10 @@ export interface UNetSpec {
   readonly embedChannels: number
   /** Number of classes for one-hot label conditioning; 0 for an unconditional network. */
   readonly labelDim: number
-  /** Dropout rate inside the residual blocks, active only when `applyUNet` is given a dropout seed. */
+  /**
+   * Dropout rate inside the residual blocks, active only when `applyUNet` is given a dropout seed (the default rate of
+   * train mode, spec §5.1).
+   */
   readonly dropout: number
   /** Scale of the head conv's initial weights (small but non-zero so that gradients flow from step one). */
   readonly outputScale: number
@@ -238,6 +242,8 @@ export interface ApplyUNetOptions {
    * function: the same seed gives the same masks; without it the network is in evaluation mode.
    */
   readonly dropoutSeed?: number
+  /** The dropout rate in [0, 1) with `dropoutSeed` (default `spec.dropout`; spec §5.2 `--dropout`). */
+  readonly dropoutRate?: number
 }
 
 const silu = (x: tf.Tensor): tf.Tensor => tf.mul(x, tf.sigmoid(x))
@@ -296,14 +302,14 @@ export const applyUNet = (
     if (spec.labelDim > 0 && labels !== undefined) e = tf.add(e, tf.matMul(labels, p("emb.label.weight") as tf.Tensor2D))
     const emb = silu(dense("emb.linear1", silu(dense("emb.linear0", e))))
 
+    const rate = options.dropoutRate ?? spec.dropout
     let blockIndex = 0
     const block = ({ cin, cout, name }: BlockLayout, x: tf.Tensor4D): tf.Tensor4D => {
       let y: tf.Tensor = conv(`${name}.conv0`, silu(norm(`${name}.norm0`, x)))
       y = tf.add(y, dense(`${name}.emb`, emb).reshape([n, 1, 1, cout]))
       y = silu(norm(`${name}.norm1`, y))
-      if (spec.dropout > 0 && options.dropoutSeed !== undefined) {
-        const keep = tf.greaterEqual(uniformTensor(y.shape, options.dropoutSeed, `dropout.${blockIndex}`), spec.dropout)
-        y = tf.div(tf.mul(y, tf.cast(keep, "float32")), 1 - spec.dropout)
+      if (rate > 0 && options.dropoutSeed !== undefined) {
+        y = dropout(y, { rate, seed: options.dropoutSeed }, `dropout.${blockIndex}`)
       }
       blockIndex++
       const skip = cin !== cout ? conv(`${name}.skip`, x) : x

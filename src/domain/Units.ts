@@ -152,6 +152,19 @@ export const Probability = finiteNumber(ProbabilityRule).pipe(
 /** @see {@link Probability} */
 export type Probability = typeof Probability.Type
 
+/** Rule of {@link DropoutRate} (spec §5.1–5.2). */
+export const DropoutRateRule =
+  "must be in [0, 1) (the train-mode dropout probability of G in the generator step and ψ in the fake step; SiD uses 0.13 on CIFAR-10, 0.10 on ImageNet, 0.05 on FFHQ/AFHQv2; spec §5.1, §5.2)"
+
+/** Train-mode dropout probability (spec §5.2 `--dropout`): finite, 0 ≤ p < 1. */
+export const DropoutRate = finiteNumber(DropoutRateRule).pipe(
+  Schema.greaterThanOrEqualTo(0, withRule(DropoutRateRule)),
+  Schema.lessThan(1, withRule(DropoutRateRule)),
+  Schema.brand("DropoutRate")
+).annotations({ identifier: "DropoutRate" })
+/** @see {@link DropoutRate} */
+export type DropoutRate = typeof DropoutRate.Type
+
 /** Rule of {@link HalfLifeKimg} (spec §5.1). */
 export const HalfLifeKimgRule =
   "must be a finite number ≥ 0 of thousands of images (EMA half-life; SiD's --ema 0.5 Mimg is 500 kimg, 0 disables averaging; spec §5.1, §5.2)"

@@ -1,12 +1,14 @@
 /**
- * The data-free sampler layer: seeded xoshiro128** streams, one per purpose (spec §3, §4.1).
+ * The data-free sampler layer: seeded xoshiro128** streams, one per purpose (spec §3, §4.1), plus dropout-mask
+ * seeds for train mode (spec §5.1) when asked for.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
 import { P_MEAN, P_STD, TMAX } from "../domain/Edm.js"
-import { makeStream, normals, type StreamState, uniforms } from "../domain/RandomStream.js"
+import { trainDropoutRate } from "../domain/Network.js"
+import { makeStream, nextUint32, normals, type StreamState, uniforms } from "../domain/RandomStream.js"
 import { generatorSigmaFromUniform, logNormalSigma } from "../domain/Schedule.js"
 import { DataFreeSampler, type Draws, type SamplerState } from "../services/DataFreeSampler.js"
 import { Teacher } from "../services/Teacher.js"
@@ -23,11 +25,18 @@ export interface SamplerOptions {
   readonly pStd?: number
   /** Classes of a class-conditional network (labels drawn uniformly); 0 or absent for an unconditional one. */
   readonly labelDim?: number
+  /**
+   * Draw a dropout-mask seed per step for train-mode dropout (spec §5.1: ψ in the fake step, G in the generator
+   * step), from the streams `fake.dropout` and `generator.dropout`, which exist only then (default false; a sampler
+   * without them saves and restores the same state as before dropout existed).
+   */
+  readonly dropout?: boolean
 }
 
 const STREAMS = ["fake.z", "fake.sigma", "fake.noise", "generator.z", "generator.t", "generator.noise", "eval.z"] as const
 const LABEL_STREAMS = ["fake.label", "generator.label"] as const
-type StreamName = (typeof STREAMS)[number] | (typeof LABEL_STREAMS)[number]
+const DROPOUT_STREAMS = ["fake.dropout", "generator.dropout"] as const
+type StreamName = (typeof STREAMS)[number] | (typeof LABEL_STREAMS)[number] | (typeof DROPOUT_STREAMS)[number]
 
 /** One-hot rows for class indices drawn as ⌊u·K⌋ from uniforms u ∈ [0, 1). */
 const oneHotFromUniforms = (u: Float32Array, classes: number): tf.Tensor2D =>
@@ -37,7 +46,12 @@ const oneHotFromUniforms = (u: Float32Array, classes: number): tf.Tensor2D =>
 /** A pure-state sampler implementation; `layer` wraps it. Exported for programs that need one outside a layer. */
 export const makeSampler = (options: SamplerOptions) => {
   const labelDim = options.labelDim ?? 0
-  const names: ReadonlyArray<StreamName> = labelDim > 0 ? [...STREAMS, ...LABEL_STREAMS] : STREAMS
+  const withDropout = options.dropout === true
+  const names: ReadonlyArray<StreamName> = [
+    ...STREAMS,
+    ...(labelDim > 0 ? LABEL_STREAMS : []),
+    ...(withDropout ? DROPOUT_STREAMS : [])
+  ]
   const states = new Map<StreamName, StreamState>(names.map((s) => [s, makeStream(options.seed, s)]))
   const perSample = options.dataShape.reduce((a, b) => a * b, 1)
   const draw = (name: StreamName, n: number, kind: "normal" | "uniform"): Float32Array => {
@@ -49,6 +63,12 @@ export const makeSampler = (options: SamplerOptions) => {
     tf.tensor(draw(name, batch * perSample, "normal"), [batch, ...options.dataShape])
   const labels = (name: StreamName, batch: number): { readonly labels?: tf.Tensor2D } =>
     labelDim > 0 ? { labels: oneHotFromUniforms(draw(name, batch, "uniform"), labelDim) } : {}
+  const dropoutSeed = (name: StreamName): { readonly dropoutSeed?: number } => {
+    if (!withDropout) return {}
+    const r = nextUint32(states.get(name)!, 1)
+    states.set(name, r.state)
+    return { dropoutSeed: r.values[0]! }
+  }
   return DataFreeSampler.of({
     fakeStep: (batch): Draws =>
       tf.tidy(() => ({
@@ -58,14 +78,16 @@ export const makeSampler = (options: SamplerOptions) => {
           pStd: options.pStd ?? P_STD
         }) as tf.Tensor1D,
         noise: image("fake.noise", batch),
-        ...labels("fake.label", batch)
+        ...labels("fake.label", batch),
+        ...dropoutSeed("fake.dropout")
       })),
     generatorStep: (batch): Draws =>
       tf.tidy(() => ({
         z: image("generator.z", batch),
         sigma: generatorSigmaFromUniform(tf.tensor1d(draw("generator.t", batch, "uniform")), options.tmax ?? TMAX) as tf.Tensor1D,
         noise: image("generator.noise", batch),
-        ...labels("generator.label", batch)
+        ...labels("generator.label", batch),
+        ...dropoutSeed("generator.dropout")
       })),
     latents: (batch) => image("eval.z", batch),
     state: (): SamplerState => Object.fromEntries(states.entries()),
@@ -83,11 +105,22 @@ export const makeSampler = (options: SamplerOptions) => {
 export const layer = (options: SamplerOptions): Layer.Layer<DataFreeSampler> =>
   Layer.sync(DataFreeSampler, () => makeSampler(options))
 
-/** The data-free sampler for the teacher's data shape and classes. */
+/**
+ * The data-free sampler for the teacher's data shape and classes; with dropout seeds when the train-mode dropout rate
+ * (`dropout`: the distillation's setting, null or absent for the architecture's own, spec §5.2) is above 0.
+ */
 export const layerForTeacher = (
-  options: Omit<SamplerOptions, "dataShape" | "labelDim">
+  options: Omit<SamplerOptions, "dataShape" | "labelDim" | "dropout"> & { readonly dropout?: number | null }
 ): Layer.Layer<DataFreeSampler, never, Teacher> =>
   Layer.effect(
     DataFreeSampler,
-    Effect.map(Teacher, (t) => makeSampler({ ...options, dataShape: t.dataShape, labelDim: t.weights.network.labelDim }))
+    Effect.map(Teacher, (t) => {
+      const { dropout, ...rest } = options
+      return makeSampler({
+        ...rest,
+        dataShape: t.dataShape,
+        labelDim: t.weights.network.labelDim,
+        dropout: trainDropoutRate(t.weights.network, dropout) > 0
+      })
+    })
   )

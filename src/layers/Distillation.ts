@@ -7,6 +7,8 @@
  * With `config.lowMemory` the default optimisers keep Adam's moments in host memory (`adamHost`) and the generator
  * keeps θ_ema in host memory (`emaInHost`); the pipeline then also runs the two-stage generator backward. Checkpoints
  * are the same either way (host state is materialised as tensors for them), so a run may resume in the other mode.
+ * When the run's train-mode dropout (`config.dropout`, or the architecture's own rate) is above 0, the sampler draws
+ * dropout seeds from two extra streams, saved in checkpoints with the others (spec §5.1).
  *
  * @module
  */
@@ -63,7 +65,13 @@ export const layer = <E = TeacherError, M = never>(
     Generator.layer({ optimizer: optimizers.generator, sigmaInit: config.sigmaInit, emaInHost: config.lowMemory }),
     FakeScore.layer({ optimizer: optimizers.fakeScore }),
     parts.metrics,
-    DataFreeSampler.layerForTeacher({ seed: config.seed, tmax: config.tmax, pMean: config.pMean, pStd: config.pStd })
+    DataFreeSampler.layerForTeacher({
+      seed: config.seed,
+      tmax: config.tmax,
+      pMean: config.pMean,
+      pStd: config.pStd,
+      dropout: config.dropout
+    })
   ).pipe(
     Layer.provideMerge(parts.teacher),
     Layer.merge(parts.checkpoints),

@@ -23,8 +23,8 @@ export const layer = (options: { readonly optimizer: Optimizer }): Layer.Layer<F
         network,
         sigmaData: teacher.sigmaData,
         weights,
-        denoise: (x, sigma, labels) =>
-          tf.tidy(() => denoiseWith(network, weights.variables, x, sigma, teacher.sigmaData, labels))
+        denoise: (x, sigma, labels, options) =>
+          tf.tidy(() => denoiseWith(network, weights.variables, x, sigma, teacher.sigmaData, labels, options))
       })
     })
   )

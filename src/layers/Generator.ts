@@ -122,17 +122,22 @@ export const layer = (options: GeneratorOptions): Layer.Layer<Generator, never, 
         get ema() {
           return ema.tensors()
         },
-        generate: (z, which = "live", labels) =>
-          tf.tidy(() =>
+        generate: (z, which = "live", labels, options) => {
+          if (which === "ema" && options?.dropout !== undefined) {
+            throw new Error("G_ema runs in evaluation mode only (spec §5.1): no dropout for generate(z, \"ema\")")
+          }
+          return tf.tidy(() =>
             denoiseWith(
               network,
               which === "live" ? weights.variables : ema.tensors(),
               tf.mul(z, sigmaInit),
               sigmaInit,
               teacher.sigmaData,
-              labels
+              labels,
+              options
             )
-          ),
+          )
+        },
         updateEma: (beta) => ema.update(weights.variables, beta),
         restoreEma: (source) => ema.restore(source)
       } satisfies GeneratorShape)

@@ -12,6 +12,7 @@
 import { Effect, Option, Ref, Schema, Stream } from "effect"
 import type { DistillConfig } from "../domain/DistillConfig.js"
 import { encodeDistillConfig } from "../domain/DistillConfig.js"
+import { type Network, trainDropoutRate } from "../domain/Network.js"
 import type { CheckpointError } from "../services/CheckpointStore.js"
 import { CheckpointStore } from "../services/CheckpointStore.js"
 import { DataFreeSampler } from "../services/DataFreeSampler.js"
@@ -82,13 +83,17 @@ export interface DistillOptions {
   readonly finalCheckpointTimeoutMs?: number
 }
 
-/** The iteration settings of a config (`lowMemory` runs the two-stage generator update). */
-export const iterationSettings = (config: DistillConfig): IterationSettings => ({
+/**
+ * The iteration settings of a config (`lowMemory` runs the two-stage generator update) for a network: the train-mode
+ * dropout rate is `config.dropout`, or when that is null the network's own (spec §5.1–5.2; 0 without a network).
+ */
+export const iterationSettings = (config: DistillConfig, network?: Network): IterationSettings => ({
   batchSize: config.batchSize,
   fakeLossScale: config.fakeLossScale,
   emaHalfLifeKimg: config.emaHalfLifeKimg,
   emaRampupRatio: config.emaRampupRatio,
-  twoStageGenerator: config.lowMemory
+  twoStageGenerator: config.lowMemory,
+  dropout: network === undefined ? config.dropout ?? 0 : trainDropoutRate(network, config.dropout)
 })
 
 /** The services an iteration works on, from the context. */
@@ -117,7 +122,7 @@ export const distill = (
     Effect.gen(function*() {
       const services = yield* iterationServices
       const store = yield* CheckpointStore
-      const settings = iterationSettings(config)
+      const settings = iterationSettings(config, services.generator.network)
       const encodedConfig = encodeDistillConfig(config)
       const evalSamples = options.evalSamples ?? 10_000
       let start: Progress = { step: 0, imagesSeen: 0 }

@@ -9,12 +9,17 @@
  * fake score, then G's vector-Jacobian product from a second forward of G, so only one network's tape is alive at a
  * time (lower peak memory, one more G forward). `IterationSettings.twoStageGenerator` picks it.
  *
+ * Train and evaluation mode (spec §5.1): with `IterationSettings.dropout` > 0, ψ runs in train mode (dropout on) in
+ * the fake step and G in the generator step, their masks seeded by the sampler's per-step dropout seeds. The teacher,
+ * G producing the fake step's samples, ψ in the generator step and G_ema always run in evaluation mode.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
 import { emaBeta } from "../domain/Ema.js"
 import { fakeScoreLoss } from "../domain/FakeScoreLoss.js"
 import type { GeneratorLoss } from "../domain/GeneratorLoss.js"
+import type { ApplyOptions } from "../domain/Network.js"
 import { broadcastPerSample } from "../domain/Tensors.js"
 import type { DataFreeSamplerShape, Draws } from "../services/DataFreeSampler.js"
 import type { FakeScoreShape } from "../services/FakeScore.js"
@@ -43,6 +48,27 @@ export interface IterationSettings {
    * more G forward); default false ({@link generatorUpdate}).
    */
   readonly twoStageGenerator?: boolean
+  /**
+   * Train-mode dropout rate in [0, 1) of ψ in the fake step and G in the generator step (spec §5.1–5.2); absent or 0:
+   * evaluation mode throughout. Needs a sampler that draws dropout seeds.
+   */
+  readonly dropout?: number
+}
+
+/**
+ * The train-mode options of a step (spec §5.1): dropout at the settings' rate with the step's seed, or none. Throws
+ * (after releasing the draws) when dropout is on but the sampler drew no seed.
+ */
+const trainMode = (settings: IterationSettings, draws: Draws): ApplyOptions | undefined => {
+  const rate = settings.dropout ?? 0
+  if (rate === 0) return undefined
+  if (draws.dropoutSeed === undefined) {
+    tf.dispose(drawnTensors(draws))
+    throw new Error(
+      `train-mode dropout ${rate} needs a sampler that draws dropout seeds (DataFreeSampler option \`dropout\`)`
+    )
+  }
+  return { dropout: { rate, seed: draws.dropoutSeed } }
 }
 
 /** Summary statistics of a batch of σ. */
@@ -73,9 +99,13 @@ const summarise = (sigma: tf.Tensor1D): SigmaSummary => {
 const drawnTensors = (d: Draws): Array<tf.Tensor> =>
   d.labels === undefined ? [d.z, d.sigma, d.noise] : [d.z, d.sigma, d.noise, d.labels]
 
-/** The fake-score update (spec §3): ψ learns to denoise detached generator samples at log-normal σ. */
+/**
+ * The fake-score update (spec §3): ψ (in train mode when dropout is on) learns to denoise detached generator samples,
+ * made by G in evaluation mode, at log-normal σ.
+ */
 export const fakeScoreUpdate = (s: IterationServices, settings: IterationSettings) => {
   const draws = s.sampler.fakeStep(settings.batchSize)
+  const train = trainMode(settings, draws)
   const xg = tf.tidy(() => s.generator.generate(draws.z, "live", draws.labels))
   const { grads, value } = tf.tidy(() => {
     const xt = tf.add(xg, tf.mul(draws.noise, broadcastPerSample(draws.sigma, xg)))
@@ -83,7 +113,7 @@ export const fakeScoreUpdate = (s: IterationServices, settings: IterationSetting
       () =>
         fakeScoreLoss({
           y: xg,
-          yHat: s.fakeScore.denoise(xt, draws.sigma, draws.labels),
+          yHat: s.fakeScore.denoise(xt, draws.sigma, draws.labels, train),
           sigma: draws.sigma,
           lossScale: settings.fakeLossScale,
           sigmaData: s.fakeScore.sigmaData
@@ -109,15 +139,16 @@ export interface GeneratorUpdateResult {
 
 /**
  * The generator update (spec §4.1): the generator loss (SiD by default) at x_t = G_θ(z) + σ·ε with σ from the ρ-map;
- * the gradient flows through the teacher and the fake score into x_t but only θ is updated. One tape through all
- * three networks.
+ * the gradient flows through the teacher and the fake score into x_t but only θ is updated. G runs in train mode
+ * when dropout is on; the teacher and ψ in evaluation mode. One tape through all three networks.
  */
 export const generatorUpdate = (s: IterationServices, settings: IterationSettings): GeneratorUpdateResult => {
   const draws = s.sampler.generatorStep(settings.batchSize)
+  const train = trainMode(settings, draws)
   let dropped = 0
   const { grads, value } = tf.tidy(() =>
     tf.variableGrads(() => {
-      const xg = s.generator.generate(draws.z, "live", draws.labels)
+      const xg = s.generator.generate(draws.z, "live", draws.labels, train)
       const result = generatorLossAt(s, draws, xg)
       dropped = settings.batchSize - result.mask.sum().dataSync()[0]!
       return result.loss
@@ -149,7 +180,8 @@ const generatorLossAt = (s: IterationServices, draws: Draws, xg: tf.Tensor) => {
  */
 export const generatorUpdateTwoStage = (s: IterationServices, settings: IterationSettings): GeneratorUpdateResult => {
   const draws = s.sampler.generatorStep(settings.batchSize)
-  const xg = tf.tidy(() => s.generator.generate(draws.z, "live", draws.labels))
+  const train = trainMode(settings, draws)
+  const xg = tf.tidy(() => s.generator.generate(draws.z, "live", draws.labels, train))
   let dropped = 0
   const { value, grad } = tf.tidy(() =>
     tf.valueAndGrad((x: tf.Tensor) => {
@@ -161,7 +193,7 @@ export const generatorUpdateTwoStage = (s: IterationServices, settings: Iteratio
   tf.dispose(xg)
   const { grads, value: inner } = tf.tidy(() =>
     tf.variableGrads(
-      () => tf.sum(tf.mul(s.generator.generate(draws.z, "live", draws.labels), grad)) as tf.Scalar,
+      () => tf.sum(tf.mul(s.generator.generate(draws.z, "live", draws.labels, train), grad)) as tf.Scalar,
       [...s.generator.weights.list]
     )
   )

@@ -20,6 +20,11 @@ export interface Draws {
   readonly noise: tf.Tensor
   /** One-hot class labels [N, labelDim], uniform over classes, for class-conditional networks; absent otherwise. */
   readonly labels?: tf.Tensor2D
+  /**
+   * Seed of this step's dropout masks (a uint32 from the step's own stream) for train-mode dropout (spec §5.1); absent
+   * when the sampler draws none.
+   */
+  readonly dropoutSeed?: number
 }
 
 /** The serialisable state of all the sampler's streams (four uint32 words each). */

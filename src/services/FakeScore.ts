@@ -5,7 +5,7 @@
  */
 import type * as tf from "@tensorflow/tfjs"
 import { Context } from "effect"
-import type { Network } from "../domain/Network.js"
+import type { ApplyOptions, Network } from "../domain/Network.js"
 import type { SigmaLike } from "../domain/Tensors.js"
 import type { TrainableWeights } from "./TrainableWeights.js"
 
@@ -19,9 +19,10 @@ export interface FakeScoreShape {
   readonly weights: TrainableWeights
   /**
    * f_ψ(x; σ, c) with the current ψ (`labels` one-hot for a class-conditional network): differentiable in x and in ψ.
-   * Synchronous: call inside `tf.tidy` or a gradient closure.
+   * `options.dropout` runs it in train mode (spec §5.1: the fake step only). Synchronous: call inside `tf.tidy` or a
+   * gradient closure.
    */
-  readonly denoise: (x: tf.Tensor, sigma: SigmaLike, labels?: tf.Tensor2D) => tf.Tensor
+  readonly denoise: (x: tf.Tensor, sigma: SigmaLike, labels?: tf.Tensor2D, options?: ApplyOptions) => tf.Tensor
 }
 
 /** The fake-score service. */

@@ -5,7 +5,7 @@
  */
 import type * as tf from "@tensorflow/tfjs"
 import { Context } from "effect"
-import type { Network } from "../domain/Network.js"
+import type { ApplyOptions, Network } from "../domain/Network.js"
 import type { Parameters } from "../domain/Parameters.js"
 import type { TrainableWeights } from "./TrainableWeights.js"
 
@@ -29,9 +29,10 @@ export interface GeneratorShape {
   /**
    * x_g = D(σ_init·z; σ_init, c) for standard-normal z [N, ...dataShape] (spec §2), with one-hot `labels` [N, labelDim]
    * for a class-conditional generator (`network.labelDim` > 0). With "live" the result is differentiable with respect
-   * to θ. Synchronous: call inside `tf.tidy` or a gradient closure.
+   * to θ. `options.dropout` runs the live G in train mode (spec §5.1: the generator step only); G_ema is always in
+   * evaluation mode (an error to ask otherwise). Synchronous: call inside `tf.tidy` or a gradient closure.
    */
-  readonly generate: (z: tf.Tensor, weights?: GeneratorWeights, labels?: tf.Tensor2D) => tf.Tensor
+  readonly generate: (z: tf.Tensor, weights?: GeneratorWeights, labels?: tf.Tensor2D, options?: ApplyOptions) => tf.Tensor
   /** θ_ema ← β·θ_ema + (1−β)·θ (spec §5.1). */
   readonly updateEma: (beta: number) => void
   /** Overwrites θ_ema (from a checkpoint). */

@@ -7,7 +7,8 @@
  * block, then `numBlocks` blocks; every encoder output is a skip. Decoder from the lowest level: in0 (attention) and in1,
  * else an up block; `numBlocks + 1` blocks fed the concatenation with the next skip; then out_norm → SiLU → out_conv.
  * Blocks: adaptive scale/shift, skip_scale 1, ε 1e-5, resampling filter [1,1] without projection, and attention with
- * C // 64 heads where requested (so none below 64 channels). Dropout is not applied (eval mode).
+ * C // 64 heads where requested (so none below 64 channels). Dropout (EDM's, before each block's conv1) runs only in
+ * train mode, when `apply` is given dropout masks (spec §5.1).
  *
  * @module
  */
@@ -23,6 +24,7 @@ import {
   checkGroupNorms,
   type ConvModule,
   convModule,
+  type EdmApplyOptions,
   type EdmLabels,
   type EdmModule,
   type GroupNormModule,
@@ -50,7 +52,7 @@ export interface DhariwalUNetSpec {
   readonly channelMultEmb: number
   readonly numBlocks: number
   readonly attnResolutions: ReadonlyArray<number>
-  /** Kept for the record; the network runs in evaluation mode (no dropout). */
+  /** Dropout rate of the UNet blocks in train mode (spec §5.1–5.2); evaluation mode has none. */
   readonly dropout: number
 }
 
@@ -236,7 +238,8 @@ export const applyDhariwalUNet = (
   params: Parameters,
   xIn: tf.Tensor4D,
   cNoise: tf.Tensor1D,
-  labels: EdmLabels = {}
+  labels: EdmLabels = {},
+  options: EdmApplyOptions = {}
 ): tf.Tensor4D =>
   tf.tidy(() => {
     checkEdmInputs("applyDhariwalUNet", spec, xIn, cNoise, labels)
@@ -256,12 +259,12 @@ export const applyDhariwalUNet = (
     const skips: Array<tf.Tensor4D> = []
     let x: tf.Tensor4D = xIn
     for (const [name, m] of l.enc) {
-      x = m.kind === "block" ? applyUNetBlock(params, name, m, x, emb) : applyConv(params, name, m as ConvModule, x)
+      x = m.kind === "block" ? applyUNetBlock(params, name, m, x, emb, options.dropout) : applyConv(params, name, m as ConvModule, x)
       skips.push(x)
     }
     for (const [name, b] of l.dec) {
       if (x.shape[3] !== b.inChannels) x = tf.concat([x, skips.pop()!], 3)
-      x = applyUNetBlock(params, name, b, x, emb)
+      x = applyUNetBlock(params, name, b, x, emb, options.dropout)
     }
     return applyConv(params, "out_conv", l.outConv, silu(applyGroupNorm(params, "out_norm", l.outNorm, x)) as tf.Tensor4D)
   })
@@ -275,7 +278,15 @@ export const dhariwalUNetNetwork = (spec: DhariwalUNetSpec): Network => ({
   dataShape: [spec.imgResolution, spec.imgResolution, spec.imgChannels],
   labelDim: spec.labelDim,
   shapes: dhariwalUNetShapes(spec),
+  dropout: spec.dropout,
   init: (seed) => initDhariwalUNet(spec, seed),
-  apply: (params, xIn, cNoise, labels) =>
-    applyDhariwalUNet(spec, params, xIn as tf.Tensor4D, cNoise, labels === undefined ? {} : { classLabels: labels })
+  apply: (params, xIn, cNoise, labels, options = {}) =>
+    applyDhariwalUNet(
+      spec,
+      params,
+      xIn as tf.Tensor4D,
+      cNoise,
+      labels === undefined ? {} : { classLabels: labels },
+      options.dropout === undefined ? {} : { dropout: options.dropout }
+    )
 })

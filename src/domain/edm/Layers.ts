@@ -15,7 +15,7 @@
  *   then the conv without padding). The filter is the normalised outer product of the 1-D taps.
  * - GroupNorm groups = min(32, C // 4).
  * - UNetBlock: conv0(silu(norm0 x)); emb → affine → (adaptive: silu(shift + norm1(·)·(scale + 1)); else
- *   silu(norm1(· + affine))); conv1; + skip(x) (a 1×1 conv with resampling, a pure resampling, or the identity);
+ *   silu(norm1(· + affine))); dropout (train mode only); conv1; + skip(x) (a 1×1 conv with resampling, a pure resampling, or the identity);
  *   × skip_scale; attention (qkv channels ordered per head as [d, 3]; logits q·k/√d; softmax over keys), proj, + x,
  *   × skip_scale.
  * - PositionalEmbedding: f_i = (1/10000)^(i / (C/2 − endpoint)), output [cos, sin]; FourierEmbedding:
@@ -24,6 +24,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
+import { dropout, type DropoutMasks } from "../Dropout.js"
 import { groupNorm } from "../GroupNorm.js"
 import type { Parameters } from "../Parameters.js"
 import { normalTensor, uniformTensor } from "../RandomStream.js"
@@ -409,13 +410,18 @@ export const selfAttention = (qkv: tf.Tensor4D, numHeads: number): tf.Tensor4D =
     return a.reshape([n, numHeads, hw, d]).transpose([0, 2, 1, 3]).reshape([n, h, w, c]) as tf.Tensor4D
   })
 
-/** EDM UNetBlock on NHWC: x [N,H,W,in], emb [N, embChannels] → [N,H',W',out] (see the module docs). */
+/**
+ * EDM UNetBlock on NHWC: x [N,H,W,in], emb [N, embChannels] → [N,H',W',out] (see the module docs). With `masks`
+ * (train mode, spec §5.1) dropout runs before conv1, as in EDM's `conv1(dropout(x))`, its mask from the stream
+ * (seed, `dropout.<name>`); without them the block is in evaluation mode.
+ */
 export const applyUNetBlock = (
   params: Parameters,
   name: string,
   m: UNetBlockModule,
   x: tf.Tensor4D,
-  emb: tf.Tensor2D
+  emb: tf.Tensor2D,
+  masks?: DropoutMasks
 ): tf.Tensor4D =>
   tf.tidy(() => {
     const parts = unetBlockParts(m)
@@ -429,6 +435,7 @@ export const applyUNetBlock = (
     } else {
       y = silu(applyGroupNorm(params, `${name}.norm1`, parts.norm1, tf.add(y, affine) as tf.Tensor4D)) as tf.Tensor4D
     }
+    if (masks !== undefined && masks.rate > 0) y = dropout(y, masks, `dropout.${name}`) as tf.Tensor4D
     y = applyConv(params, `${name}.conv1`, parts.conv1, y)
     const skip = parts.skip === undefined ? x : applyConv(params, `${name}.skip`, parts.skip, x)
     y = tf.add(y, skip) as tf.Tensor4D
@@ -472,6 +479,12 @@ export const applyNoiseEmbedding = (
   m.kind === "positional"
     ? positionalEmbedding(cNoise, m.channels, m.endpoint)
     : tf.tidy(() => fourierEmbedding(cNoise, stopGradient(param(params, `${name}.freqs`)) as tf.Tensor1D))
+
+/** Options of an EDM network's forward pass. */
+export interface EdmApplyOptions {
+  /** Train-mode dropout in every UNet block (spec §5.1); absent: evaluation mode. */
+  readonly dropout?: DropoutMasks
+}
 
 /** Conditioning inputs of an EDM network. */
 export interface EdmLabels {

@@ -9,7 +9,8 @@
  * Decoder per level from the lowest: in0 (attention) and in1 at the lowest level, else an up block; `numBlocks + 1`
  * blocks each fed the concatenation with the next skip (attention in the last one where listed); at level 0 (and at
  * every level for the `skip` decoder) aux_norm → SiLU → aux_conv summed into the output (aux_up upsamples it).
- * Blocks: one head, skip_scale √½, ε 1e-6, resample_proj, no adaptive scale. Dropout is not applied (eval mode).
+ * Blocks: one head, skip_scale √½, ε 1e-6, resample_proj, no adaptive scale. Dropout (EDM's, before each block's
+ * conv1) runs only in train mode, when `apply` is given dropout masks (spec §5.1).
  *
  * @module
  */
@@ -26,6 +27,7 @@ import {
   checkGroupNorms,
   type ConvModule,
   convModule,
+  type EdmApplyOptions,
   type EdmLabels,
   type EdmModule,
   type FourierModule,
@@ -54,7 +56,7 @@ export interface SongUNetSpec {
   readonly channelMultEmb: number
   readonly numBlocks: number
   readonly attnResolutions: ReadonlyArray<number>
-  /** Kept for the record; the network runs in evaluation mode (no dropout). */
+  /** Dropout rate of the UNet blocks in train mode (spec §5.1–5.2); evaluation mode has none. */
   readonly dropout: number
   readonly embeddingType: "positional" | "fourier"
   readonly channelMultNoise: number
@@ -271,7 +273,8 @@ export const applySongUNet = (
   params: Parameters,
   xIn: tf.Tensor4D,
   cNoise: tf.Tensor1D,
-  labels: EdmLabels = {}
+  labels: EdmLabels = {},
+  options: EdmApplyOptions = {}
 ): tf.Tensor4D =>
   tf.tidy(() => {
     checkEdmInputs("applySongUNet", spec, xIn, cNoise, labels)
@@ -304,7 +307,7 @@ export const applySongUNet = (
         skips[skips.length - 1] = x
         aux = x
       } else {
-        x = m.kind === "block" ? applyUNetBlock(params, name, m, x, emb) : applyConv(params, name, m as ConvModule, x)
+        x = m.kind === "block" ? applyUNetBlock(params, name, m, x, emb, options.dropout) : applyConv(params, name, m as ConvModule, x)
         skips.push(x)
       }
     }
@@ -322,7 +325,7 @@ export const applySongUNet = (
       } else {
         const b = m as UNetBlockModule
         if (x.shape[3] !== b.inChannels) x = tf.concat([x, skips.pop()!], 3)
-        x = applyUNetBlock(params, name, b, x, emb)
+        x = applyUNetBlock(params, name, b, x, emb, options.dropout)
       }
     }
     return out!
@@ -337,7 +340,15 @@ export const songUNetNetwork = (spec: SongUNetSpec): Network => ({
   dataShape: [spec.imgResolution, spec.imgResolution, spec.imgChannels],
   labelDim: spec.labelDim,
   shapes: songUNetShapes(spec),
+  dropout: spec.dropout,
   init: (seed) => initSongUNet(spec, seed),
-  apply: (params, xIn, cNoise, labels) =>
-    applySongUNet(spec, params, xIn as tf.Tensor4D, cNoise, labels === undefined ? {} : { classLabels: labels })
+  apply: (params, xIn, cNoise, labels, options = {}) =>
+    applySongUNet(
+      spec,
+      params,
+      xIn as tf.Tensor4D,
+      cNoise,
+      labels === undefined ? {} : { classLabels: labels },
+      options.dropout === undefined ? {} : { dropout: options.dropout }
+    )
 })
