@@ -27,13 +27,17 @@ import { Teacher } from "../src/services/Teacher.js"
  */
 export type OptimizerState = "engine" | "host"
 
-/** Services (released with the scope) and settings for SiD iterations of `network` at `batch`. */
+/**
+ * Services (released with the scope) and settings for SiD iterations of `network` at `batch`; with `dropout` > 0, ψ and
+ * G run in train mode at that rate (spec §5.1), the sampler drawing the mask seeds.
+ */
 export const benchServices = (
   name: string,
   network: Network,
   sigmaData: number,
   batch: number,
-  optimizerState: OptimizerState = "engine"
+  optimizerState: OptimizerState = "engine",
+  dropout = 0
 ): Effect.Effect<
   { readonly services: IterationServices; readonly settings: IterationSettings; readonly parameters: number },
   never,
@@ -64,14 +68,15 @@ export const benchServices = (
         teacher: Context.get(ctx, Teacher),
         generator: Context.get(ctx, Generator),
         fakeScore: Context.get(ctx, FakeScore),
-        sampler: DataFreeSampler.makeSampler({ seed: 0, dataShape: network.dataShape }),
+        sampler: DataFreeSampler.makeSampler({ seed: 0, dataShape: network.dataShape, dropout: dropout > 0 }),
         loss: sidLoss({ alpha: DISTILL_DEFAULTS.alpha, lossScale: DISTILL_DEFAULTS.generatorLossScale })
       },
       settings: {
         batchSize: batch,
         fakeLossScale: DISTILL_DEFAULTS.fakeLossScale,
         emaHalfLifeKimg: DISTILL_DEFAULTS.emaHalfLifeKimg,
-        emaRampupRatio: DISTILL_DEFAULTS.emaRampupRatio
+        emaRampupRatio: DISTILL_DEFAULTS.emaRampupRatio,
+        dropout
       },
       parameters: Object.values(params).reduce((a, p) => a + p.size, 0)
     }

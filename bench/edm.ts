@@ -5,7 +5,7 @@
  * heap size and `tf.memory().numTensors`.
  *
  *   npm run bench:edm -- [--quick] [--runs N] [--runs16 N] [--sid-runs N] [--sid-batch N] [--sid-also 1,4] [--no-sid]
- *                        [--optimizer-state host|engine] [--copy-identity] [--fused-generator] [--out FILE]
+ *                        [--optimizer-state host|engine] [--copy-identity] [--fused-generator] [--dropout P] [--out FILE]
  *   npm run bench:edm -- --part sid [--sid-batch N] [--sid-runs N]   (the SiD part alone; one JSON line on stdout)
  *
  * FLOPs are counted as 2·MAC over the dense operations of one forward, walking the parameter shapes: a conv weight
@@ -25,6 +25,8 @@
  * - the generator step runs its backward pass in two stages (the pipeline's `generatorUpdateTwoStage`, what
  *   `DistillConfig.lowMemory` / `sid distill --low-memory` use: same gradient, one network's tape fewer at the peak);
  *   with the fused `generatorUpdate` (`--fused-generator`) batch 1 already reaches the 4 GB ceiling.
+ * The SiD iteration runs in evaluation mode by default; `--dropout P` runs ψ (fake step) and G (generator step) in
+ * train mode at rate P as `sid distill` does for this teacher (its own rate is 0.13), masks drawn per step.
  * After the requested batch, the batches of `--sid-also` (default 1) are measured too; if the requested batch fails,
  * batch 1 is tried and the failure recorded. JSON goes to stdout and to bench/results/edm-<date>.json.
  *
@@ -65,6 +67,27 @@ const CIFAR10_DDPMPP: Readonly<Record<string, unknown>> = {
   resample_filter: [1, 1]
 }
 
+const USAGE = `bench:edm — EDM CIFAR-10 DDPM++ forward timings and one SiD iteration (see bench/edm.ts)
+
+  npm run bench:edm -- [options]
+    --quick                  fewer timed runs (forward 2/1, SiD 1)
+    --runs N / --runs16 N    timed forwards at batch 1 / 16 (default 5 / 3)
+    --no-sid                 skip the SiD iteration
+    --sid-batch N            SiD batch (default 2; batch 1 is tried if it fails)
+    --sid-runs N             timed SiD iterations after 1 warm-up (default 2)
+    --sid-also B1,B2         further SiD batches to measure (default 1)
+    --optimizer-state S      host (default: Adam moments and θ_ema in host memory) or engine
+    --fused-generator        the fused generator update instead of the two-stage one (generatorUpdateTwoStage)
+    --copy-identity          keep wasm's stock Identity/Cast kernels (copies)
+    --dropout P              train-mode dropout of ψ (fake step) and G (generator step), 0 ≤ P < 1 (default 0: eval)
+    --out FILE               report path (default bench/results/edm-<date>.json)
+    --part sid               the SiD part alone, one JSON line on stdout (used internally)
+`
+if (flag("help")) {
+  process.stdout.write(USAGE)
+  process.exit(0)
+}
+
 const quick = flag("quick")
 const part = option("part") ?? "all"
 const runs1 = Number(option("runs") ?? (quick ? 2 : 5))
@@ -76,6 +99,8 @@ const runSid = !flag("no-sid")
 const shareIdentity = !flag("copy-identity")
 const twoStage = !flag("fused-generator")
 const optimizerState = (option("optimizer-state") ?? "host") as OptimizerState
+const sidDropout = Number(option("dropout") ?? 0)
+if (!(sidDropout >= 0 && sidDropout < 1)) throw new Error(`--dropout must be in [0, 1)`)
 if (optimizerState !== "host" && optimizerState !== "engine") throw new Error(`--optimizer-state must be host or engine`)
 
 
@@ -180,7 +205,7 @@ const sidPart = (batch: number, timed: number) =>
     Effect.gen(function*() {
       if (shareIdentity && tf.getBackend() === "wasm") yield* Effect.acquireRelease(Effect.sync(shareIdentityOnWasm), (undo) => Effect.sync(undo))
       const network = makeNetwork()
-      const { services, settings } = yield* benchServices("edm-cifar10-ddpmpp", network, config.sigmaData, batch, optimizerState)
+      const { services, settings } = yield* benchServices("edm-cifar10-ddpmpp", network, config.sigmaData, batch, optimizerState, sidDropout)
       const mib = () => round(tf.memory().numBytes / 2 ** 20, 0)
       const tensorMiBAfterBuild = mib()
       const heapMiBAfterBuild = wasmHeapMiB()
@@ -224,6 +249,7 @@ const sidPart = (batch: number, timed: number) =>
         optimizerState,
         sharedIdentity: shareIdentity && tf.getBackend() === "wasm",
         twoStageGenerator: twoStage,
+        dropout: sidDropout,
         memory: {
           numTensorsAtStart: tensorsStart,
           numTensorsBefore: tensorsBefore,
@@ -261,7 +287,9 @@ const sidInChild = (batch: number) => {
       "--optimizer-state",
       optimizerState,
       ...(shareIdentity ? [] : ["--copy-identity"]),
-      ...(twoStage ? [] : ["--fused-generator"])
+      ...(twoStage ? [] : ["--fused-generator"]),
+      "--dropout",
+      String(sidDropout)
     ],
     { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 * 2 ** 20, env: process.env }
   )
@@ -339,7 +367,7 @@ const program = Effect.gen(function*() {
     engine: engine.name,
     facts: engine.facts,
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "unknown", memGiB: Math.round(totalmem() / 2 ** 30) },
-    config: { quick, runs: runs1, runs16, sidRuns, sidBatch, sidAlso, runSid, optimizerState, shareIdentity, twoStage },
+    config: { quick, runs: runs1, runs16, sidRuns, sidBatch, sidAlso, runSid, optimizerState, shareIdentity, twoStage, sidDropout },
     network: {
       name: "EDM CIFAR-10 DDPM++ (SongUNet, unconditional)",
       edmConfig: CIFAR10_DDPMPP,
@@ -364,7 +392,7 @@ const program = Effect.gen(function*() {
     notes: [
       "FLOPs = 2·MAC of convs (kh·kw·cin·cout·R² at the module's output resolution R), linears (in·out) and attention QKᵀ+AV (2·(R²)²·C); map_augment not run; GroupNorm, SiLU, softmax, [1,1] resampling filters and element-wise ops not counted",
       "forward = network.apply (F of spec §1.3) at c_noise 0.25, eval mode (no dropout), median over timed runs after 1 warm-up",
-      `SiD iteration = fakeScoreUpdate + ${twoStage ? "generatorUpdateTwoStage (src/pipeline/Iteration.ts: ∂L/∂x_g through teacher and fake score, then G's vector-Jacobian product from a second G forward)" : "generatorUpdate"} + updateEma (spec §5.1), run in a child process; network freshly initialised, teacher = initial weights`,
+      `SiD iteration = fakeScoreUpdate + ${twoStage ? "generatorUpdateTwoStage (src/pipeline/Iteration.ts: ∂L/∂x_g through teacher and fake score, then G's vector-Jacobian product from a second G forward)" : "generatorUpdate"} + updateEma (spec §5.1), run in a child process; network freshly initialised, teacher = initial weights; ${sidDropout > 0 ? `train mode with dropout ${sidDropout} (ψ in the fake step, G in the generator step)` : "evaluation mode (no dropout)"}`,
       `the SiD part ${shareIdentity ? "replaces wasm's Identity/same-dtype Cast by data-sharing kernels (TF.js clones every tensor saved for backward through Identity)" : "uses the stock wasm Identity (copies)"}`,
       `optimizer state: ${optimizerState === "host" ? "Adam moments in host memory (adamHost: Float32Arrays outside the wasm heap, per-parameter update bit-identical to tensor Adam)" : "Adam moments as engine tensors (adam)"}; wasmHeapMiB = size of the wasm heap (grows, never shrinks: its peak)`,
       "maxRSS is the process peak so far (process.resourceUsage().maxRSS); the SiD child's peak is in sid.measured.memory"

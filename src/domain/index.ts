@@ -5,6 +5,7 @@
  */
 export * as Adam from "./Adam.js"
 export * as DistillConfig from "./DistillConfig.js"
+export * as Dropout from "./Dropout.js"
 export * as Edm from "./Edm.js"
 export * as Ema from "./Ema.js"
 export * as FakeScoreLoss from "./FakeScoreLoss.js"
