@@ -5,12 +5,13 @@
  * A mask is a pure function of (seed, label, shape): each dropout site draws its uniforms from its own stream
  * `makeStream(seed, label)`, so the same seed gives the same masks on every engine and in every forward (the two
  * forwards of G in the two-stage generator update drop the same units), and a resumed run draws the masks the
- * uninterrupted run would have. As in PyTorch, kept units are scaled by 1/(1 − p).
+ * uninterrupted run would have. As in PyTorch, kept units are multiplied by 1/(1 − p): the mask is built on the host
+ * as a tensor of 0 and 1/(1 − p), so dropout costs one multiply (and its backward another).
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
-import { uniformTensor } from "./RandomStream.js"
+import { makeStream, nextUint32 } from "./RandomStream.js"
 
 /** Train-mode dropout of one network evaluation: the rate p ∈ [0, 1) and the seed of its masks. */
 export interface DropoutMasks {
@@ -24,12 +25,23 @@ export const checkDropoutRate = (what: string, rate: number): void => {
 }
 
 /**
- * x ⊙ m / (1 − p) with m = [u ≥ p], u uniform from the stream (seed, label); x itself when the rate is 0 (spec §5.1).
+ * The dropout mask of a site (spec §5.1): k/(1 − p) per element with k = [w ≥ round(p·2²⁴)] for the top 24 bits w of
+ * a uint32 from the stream (seed, label), i.e. an element is dropped with probability p to within 2⁻²⁵; a float32
+ * tensor of `shape`.
  */
+export const dropoutMask = (shape: ReadonlyArray<number>, masks: DropoutMasks, label: string): tf.Tensor => {
+  checkDropoutRate("dropout", masks.rate)
+  const raw = nextUint32(makeStream(masks.seed, label), shape.reduce((a, b) => a * b, 1)).values
+  const threshold = Math.round(masks.rate * 16777216)
+  const scale = Math.fround(1 / (1 - masks.rate))
+  const mask = new Float32Array(raw.buffer, raw.byteOffset, raw.length)
+  for (let i = 0; i < raw.length; i++) mask[i] = raw[i]! >>> 8 >= threshold ? scale : 0
+  return tf.tensor(mask, [...shape], "float32")
+}
+
+/** x ⊙ [u ≥ p]/(1 − p) with the mask of {@link dropoutMask}; x itself when the rate is 0 (spec §5.1). */
 export const dropout = (x: tf.Tensor, masks: DropoutMasks, label: string): tf.Tensor =>
   tf.tidy(() => {
     checkDropoutRate("dropout", masks.rate)
-    if (masks.rate === 0) return tf.clone(x)
-    const keep = tf.greaterEqual(uniformTensor(x.shape, masks.seed, label), masks.rate)
-    return tf.div(tf.mul(x, tf.cast(keep, "float32")), 1 - masks.rate)
+    return masks.rate === 0 ? tf.clone(x) : tf.mul(x, dropoutMask(x.shape, masks, label))
   })
