@@ -286,6 +286,22 @@ describe("train mode in the iteration (spec §5.1)", () => {
     expect(norm(fused.map((d, i) => d - staged[i]!)) / norm(fused)).toBeLessThan(1e-4)
   }, 60_000)
 
+  it("a sampler with dropout streams restores a state saved without them (fresh dropout streams); other streams stay required", () => {
+    const plain = DataFreeSampler.makeSampler({ seed: 8, dataShape: [2] })
+    tf.dispose(Object.values(plain.generatorStep(3)).filter((v): v is tf.Tensor => v instanceof tf.Tensor))
+    const saved = plain.state()
+    const withDropout = DataFreeSampler.makeSampler({ seed: 8, dataShape: [2], dropout: true })
+    const fresh = DataFreeSampler.makeSampler({ seed: 8, dataShape: [2], dropout: true })
+    withDropout.restore(saved)
+    const a = withDropout.generatorStep(3)
+    const b = fresh.generatorStep(3)
+    expect(a.dropoutSeed).toBe(b.dropoutSeed)
+    expect(values(a.z)).not.toEqual(values(b.z))
+    const { "fake.z": _dropped, ...missing } = saved
+    expect(() => withDropout.restore(missing)).toThrow(/fake\.z/)
+    tf.dispose([a.z, a.sigma, a.noise, b.z, b.sigma, b.noise])
+  })
+
   it("G_ema refuses train mode", async () => {
     await Effect.runPromise(
       Effect.scoped(
@@ -367,5 +383,13 @@ describe("distillation with dropout", () => {
       expect(losses(resumed.reports)).toEqual(losses(whole.reports.slice(3)))
     }
     expect(tf.memory().numTensors).toBe(start)
+  }, 60_000)
+
+  it("resumes a checkpoint written without dropout streams (an EDM run from before train mode) with dropout on", async () => {
+    await run(tinyUNet(0.3), config({ dropout: 0, steps: 3 }), "old")
+    const resumed = await run(tinyUNet(0.3), config(), "old", { resume: true })
+    expect(resumed.reports.map((r) => r.step)).toEqual([4, 5, 6])
+    expect(resumed.reports.every((r) => Number.isFinite(r.generatorLoss) && Number.isFinite(r.fakeLoss))).toBe(true)
+    expect(resumed.streams).toContain("fake.dropout")
   }, 60_000)
 })

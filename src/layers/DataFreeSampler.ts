@@ -28,7 +28,8 @@ export interface SamplerOptions {
   /**
    * Draw a dropout-mask seed per step for train-mode dropout (spec §5.1: ψ in the fake step, G in the generator
    * step), from the streams `fake.dropout` and `generator.dropout`, which exist only then (default false; a sampler
-   * without them saves and restores the same state as before dropout existed).
+   * without them saves and restores the same state as before dropout existed). Restoring a state saved without them
+   * (a run without dropout, or from before it existed) starts them afresh from the seed.
    */
   readonly dropout?: boolean
 }
@@ -93,10 +94,11 @@ export const makeSampler = (options: SamplerOptions) => {
     state: (): SamplerState => Object.fromEntries(states.entries()),
     restore: (state) => {
       for (const name of names) {
-        const s = state[name]
-        if (s === undefined) throw new Error(`sampler state has no stream "${name}"`)
-        states.set(name, s)
+        if (state[name] === undefined && !(DROPOUT_STREAMS as ReadonlyArray<StreamName>).includes(name)) {
+          throw new Error(`sampler state has no stream "${name}"`)
+        }
       }
+      for (const name of names) states.set(name, state[name] ?? makeStream(options.seed, name))
     }
   })
 }
