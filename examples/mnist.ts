@@ -242,7 +242,10 @@ export const runMnistPipeline = (s: MnistPipelineSettings) =>
     }).pipe(Effect.provide(services))
   })
 
-/** The settings of `--quick` (a few minutes on 2 cores) and of the full run (about an hour), before flags. */
+/**
+ * The settings of `--quick` (a few minutes on 2 cores) and of the full run (about an hour on 2 cores with the
+ * wasm-native engine; several hours on plain wasm), before flags.
+ */
 export const presets = {
   quick: {
     teacher: { steps: 400, batchSize: 32, baseChannels: 16, groups: 8, checkpointEvery: 200 },
@@ -252,7 +255,7 @@ export const presets = {
   },
   full: {
     teacher: { steps: 3000, batchSize: 32, baseChannels: 32, checkpointEvery: 250 },
-    distill: { steps: 1000, batchSize: 32, evalEvery: 100, checkpointEvery: 250 },
+    distill: { steps: 6000, batchSize: 32, evalEvery: 100, checkpointEvery: 250 },
     evalSamples: 2000,
     speedBatch: 256
   }
