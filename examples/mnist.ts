@@ -255,7 +255,7 @@ export const presets = {
   },
   full: {
     teacher: { steps: 3000, batchSize: 32, baseChannels: 32, checkpointEvery: 250 },
-    distill: { steps: 6000, batchSize: 32, evalEvery: 100, checkpointEvery: 250 },
+    distill: { steps: 9000, batchSize: 32, evalEvery: 100, checkpointEvery: 250 },
     evalSamples: 2000,
     speedBatch: 256
   }
