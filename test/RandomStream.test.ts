@@ -1,6 +1,6 @@
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { makeStream, normals, split, uniforms } from "../src/domain/RandomStream.js"
+import { makeStream, normals, permutation, split, uniforms } from "../src/domain/RandomStream.js"
 
 describe("RandomStream", () => {
   it("is deterministic in the seed and label, and different seeds or labels give different numbers", () => {
@@ -75,5 +75,19 @@ describe("RandomStream", () => {
     expect(Math.abs(corr(a, b))).toBeLessThan(5 / Math.sqrt(50_000))
     expect(Math.abs(corr(a, p))).toBeLessThan(5 / Math.sqrt(50_000))
     expect(normals(split(parent, "latents"), 8).values).toEqual(a.slice(0, 8))
+  })
+
+  it("permutation holds every index once, is deterministic in the stream, and puts each index everywhere equally often", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 31 }), fc.integer({ min: 1, max: 200 }), (seed, n) => {
+        const p = permutation(makeStream(seed, "perm"), n)
+        expect(Array.from(p).sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i))
+        expect(permutation(makeStream(seed, "perm"), n)).toEqual(p)
+      }),
+      { numRuns: 50 }
+    )
+    const counts = new Float64Array(4)
+    for (let s = 0; s < 4000; s++) counts[permutation(makeStream(s, "perm"), 4)[0]!]! += 1
+    for (const c of counts) expect(Math.abs(c - 1000)).toBeLessThan(5 * Math.sqrt(4000 * 0.25 * 0.75))
   })
 })

@@ -19,7 +19,7 @@ import { dirname, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { adamUpdate, initAdam } from "../src/domain/Adam.js"
 import { accuracy, applyLeNet, crossEntropy, initLeNet, leNetSpec } from "../src/domain/LeNet.js"
-import { makeStream, uniforms } from "../src/domain/RandomStream.js"
+import { makeStream, permutation as shuffled, uniforms } from "../src/domain/RandomStream.js"
 import { encodeSafetensors } from "../src/domain/Safetensors.js"
 import * as EngineLayers from "../src/layers/Engine.js"
 import * as MnistDataset from "../src/layers/MnistDataset.js"
@@ -40,17 +40,7 @@ const batchSize = 64
 const shift = 2
 const peakRate = 1e-3
 
-const permutation = (n: number, label: string): Int32Array => {
-  const perm = Int32Array.from({ length: n }, (_, i) => i)
-  const u = uniforms(makeStream(seed, label), n).values
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.min(i, Math.floor(u[i]! * (i + 1)))
-    const t = perm[i]!
-    perm[i] = perm[j]!
-    perm[j] = t
-  }
-  return perm
-}
+const permutation = (n: number, label: string): Int32Array => shuffled(makeStream(seed, label), n)
 
 /**
  * A batch of training images with a random affine distortion each (rotation ±12°, scale 0.9–1.1, shift ±2 pixels),

@@ -74,6 +74,19 @@ export const uniforms = (state: StreamState, n: number): { readonly values: Floa
   return { values, state: raw.state }
 }
 
+/** A uniformly random permutation of 0 … n−1 (Fisher–Yates, one uniform per position) drawn from `state`. */
+export const permutation = (state: StreamState, n: number): Int32Array => {
+  const perm = Int32Array.from({ length: n }, (_, i) => i)
+  const u = uniforms(state, n).values
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.min(i, Math.floor(u[i]! * (i + 1)))
+    const t = perm[i]!
+    perm[i] = perm[j]!
+    perm[j] = t
+  }
+  return perm
+}
+
 /** `n` standard normals (Box–Muller on pairs of uniforms) and the next state. */
 export const normals = (state: StreamState, n: number): { readonly values: Float32Array; readonly state: StreamState } => {
   const pairs = Math.ceil(n / 2)

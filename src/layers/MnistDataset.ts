@@ -12,7 +12,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
 import { type ImageSize, prepare } from "../domain/Images.js"
-import { makeStream, uniforms } from "../domain/RandomStream.js"
+import { makeStream, permutation as streamPermutation } from "../domain/RandomStream.js"
 import { Dataset, DatasetError, type DatasetShape, type DatasetSplit } from "../services/Dataset.js"
 
 /**
@@ -227,18 +227,8 @@ const describe = (x: unknown): string => {
  * @since 0.1.0
  * @category constructors
  */
-export const permutation = (n: number, seed: number): Int32Array => {
-  const perm = new Int32Array(n)
-  for (let i = 0; i < n; i++) perm[i] = i
-  const u = uniforms(makeStream(seed, "mnist-split"), n).values
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.min(i, Math.floor(u[i]! * (i + 1)))
-    const t = perm[i]!
-    perm[i] = perm[j]!
-    perm[j] = t
-  }
-  return perm
-}
+export const permutation = (n: number, seed: number): Int32Array =>
+  streamPermutation(makeStream(seed, "mnist-split"), n)
 
 const makeSplit = (raw: RawDigits, indices: ReadonlyArray<number>, size: ImageSize): DatasetSplit => {
   const area = SOURCE_SIZE * SOURCE_SIZE
