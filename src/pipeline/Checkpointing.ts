@@ -66,13 +66,18 @@ export const captureCheckpoint = (
   return { manifest, tensors }
 }
 
-const checkGroup = (
+/**
+ * Checks that the tensors of a checkpoint named `prefix`… are exactly a network's parameters (names and shapes);
+ * fails with a {@link CheckpointError} listing every missing, unexpected and mis-shaped one. Shared by distillation
+ * and teacher-training checkpoints.
+ */
+export const checkTensorGroup = (
   location: string,
-  checkpoint: Checkpoint,
+  tensors: ReadonlyMap<string, NamedArray>,
   prefix: string,
   expected: ParameterShapes
 ): Effect.Effect<void, CheckpointError> => {
-  const m = compareShapes(expected, shapesWithPrefix(checkpoint.tensors, prefix))
+  const m = compareShapes(expected, shapesWithPrefix(tensors, prefix))
   return shapesMatch(m)
     ? Effect.void
     : Effect.fail(
@@ -112,10 +117,10 @@ export const restoreCheckpoint = (
       })
     }
     for (const prefix of [...trainablePrefixes("generator", s.generator.weights), "generator.ema."]) {
-      yield* checkGroup(location, checkpoint, prefix, s.generator.network.shapes)
+      yield* checkTensorGroup(location, checkpoint.tensors, prefix, s.generator.network.shapes)
     }
     for (const prefix of trainablePrefixes("fake_score", s.fakeScore.weights)) {
-      yield* checkGroup(location, checkpoint, prefix, s.fakeScore.network.shapes)
+      yield* checkTensorGroup(location, checkpoint.tensors, prefix, s.fakeScore.network.shapes)
     }
     yield* Effect.try({
       try: () => {

@@ -17,7 +17,7 @@ import { Effect, Option, Ref, Schema, Stream } from "effect"
 import { emaBeta } from "../domain/Ema.js"
 import { unetNetwork } from "../domain/Network.js"
 import { adam, type Optimizer } from "../domain/Optimizer.js"
-import { cloneParameters, compareShapes, countParameters, type ParameterShapes, shapesMatch } from "../domain/Parameters.js"
+import { cloneParameters, countParameters, type ParameterShapes } from "../domain/Parameters.js"
 import { makeStream, type StreamState, uniforms } from "../domain/RandomStream.js"
 import type { NamedArray } from "../domain/Safetensors.js"
 import {
@@ -29,7 +29,7 @@ import {
 } from "../domain/TeacherTrainingConfig.js"
 import { writeFileAtomic } from "../layers/AtomicFile.js"
 import { denoiserStep } from "../layers/DenoiserFit.js"
-import { fromNamedArrays, shapesWithPrefix, toNamedArrays } from "../layers/NamedTensors.js"
+import { fromNamedArrays, toNamedArrays } from "../layers/NamedTensors.js"
 import { encodeTeacherFile } from "../layers/Teacher.js"
 import { makeTrainableWeights } from "../layers/TrainableWeights.js"
 import { CheckpointError } from "../services/CheckpointStore.js"
@@ -41,6 +41,7 @@ import {
   TeacherCheckpointStore,
   type TeacherStreams
 } from "../services/TeacherCheckpointStore.js"
+import { checkTensorGroup } from "./Checkpointing.js"
 import { addFinalCheckpoint } from "./FinalCheckpoint.js"
 import type { TrainableWeights } from "../services/TrainableWeights.js"
 
@@ -117,26 +118,6 @@ export const drawIndices = (state: StreamState, batch: number, n: number): { rea
 /** Settings that may change when a run is resumed; every other config field must match the checkpoint's. */
 const RESUMABLE_CHANGES: ReadonlySet<string> = new Set(["steps", "checkpointEvery"])
 
-const checkGroup = (
-  location: string,
-  checkpoint: TeacherCheckpoint,
-  prefix: string,
-  expected: ParameterShapes
-): Effect.Effect<void, CheckpointError> => {
-  const m = compareShapes(expected, shapesWithPrefix(checkpoint.tensors, prefix))
-  return shapesMatch(m)
-    ? Effect.void
-    : Effect.fail(
-      new CheckpointError({
-        path: location,
-        reason: `its ${prefix.slice(0, -1)} tensors do not fit the network being trained`,
-        missing: m.missing.map((n) => prefix + n),
-        unexpected: m.unexpected.map((n) => prefix + n),
-        misShaped: m.misShaped.map((x) => `${prefix}${x.name} ${JSON.stringify(x.actual)} ≠ ${JSON.stringify(x.expected)}`)
-      })
-    )
-}
-
 /** Checks that a checkpoint was written by a run with this config, dataset and architecture (before anything is restored). */
 const checkCompatible = (
   location: string,
@@ -169,7 +150,7 @@ const checkCompatible = (
       })
     }
     for (const prefix of ["params.", ...weights.optimizer.slotNames.map((s) => `optimizer.${s}.`), "ema."]) {
-      yield* checkGroup(location, checkpoint, prefix, network.shapes)
+      yield* checkTensorGroup(location, checkpoint.tensors, prefix, network.shapes)
     }
   })
 
