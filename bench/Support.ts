@@ -45,3 +45,20 @@ export const round = (x: number, digits = 2): number => Math.round(x * 10 ** dig
 
 /** Peak resident memory of this process so far, MiB. */
 export const maxRssMiB = (): number => round(process.resourceUsage().maxRSS / 1024, 1)
+
+/** An image batch shape of the convolution benchmarks. */
+export interface Shape {
+  readonly height: number
+  readonly width: number
+  readonly channels: number
+  readonly batch: number
+}
+
+/** Parses `HxWxCxB` (e.g. `32x32x3x32`); throws on anything else. */
+export const parseShape = (s: string): Shape => {
+  const [height, width, channels, batch] = s.split("x").map(Number)
+  if (![height, width, channels, batch].every((n) => Number.isInteger(n) && n! > 0)) {
+    throw new Error(`bad shape "${s}", expected HxWxCxB`)
+  }
+  return { height: height!, width: width!, channels: channels!, batch: batch! }
+}

@@ -17,14 +17,7 @@ import { P_MEAN, P_STD } from "../src/domain/Edm.js"
 import * as EngineLayers from "../src/layers/Engine.js"
 import { Engine, type EngineName } from "../src/services/Engine.js"
 import { convFlops, expectedParameterCount, makeReferenceDenoiser } from "./ReferenceDenoiser.js"
-import { flag, log, median, option, writeReport } from "./Support.js"
-
-interface Shape {
-  readonly height: number
-  readonly width: number
-  readonly channels: number
-  readonly batch: number
-}
+import { flag, log, median, option, parseShape, type Shape, writeReport } from "./Support.js"
 
 interface Timing {
   readonly warmup: number
@@ -34,14 +27,6 @@ interface Timing {
   readonly gflops: number
   readonly numTensorsBefore: number
   readonly numTensorsAfter: number
-}
-
-const parseShape = (s: string): Shape => {
-  const [height, width, channels, batch] = s.split("x").map(Number)
-  if (![height, width, channels, batch].every((n) => Number.isInteger(n) && n! > 0)) {
-    throw new Error(`bad shape "${s}", expected HxWxCxB`)
-  }
-  return { height: height!, width: width!, channels: channels!, batch: batch! }
 }
 
 const quick = flag("quick")

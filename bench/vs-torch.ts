@@ -29,22 +29,7 @@ import * as EngineLayers from "../src/layers/Engine.js"
 import { loadNativeAddon } from "../src/layers/kernels/Native.js"
 import { Engine, type EngineName } from "../src/services/Engine.js"
 import { convFlops, expectedParameterCount, makeReferenceDenoiser } from "./ReferenceDenoiser.js"
-import { flag, log, maxRssMiB, median, option, round, writeReport } from "./Support.js"
-
-interface Shape {
-  readonly height: number
-  readonly width: number
-  readonly channels: number
-  readonly batch: number
-}
-
-const parseShape = (s: string): Shape => {
-  const [height, width, channels, batch] = s.split("x").map(Number)
-  if (![height, width, channels, batch].every((n) => Number.isInteger(n) && n! > 0)) {
-    throw new Error(`bad shape "${s}", expected HxWxCxB`)
-  }
-  return { height: height!, width: width!, channels: channels!, batch: batch! }
-}
+import { flag, log, maxRssMiB, median, option, parseShape, round, type Shape, writeReport } from "./Support.js"
 
 const key = (s: Shape) => `${s.height}x${s.width}x${s.channels}x${s.batch}`
 const shapes = (option("shapes") ?? "32x32x3x32,28x28x1x32,16x16x1x8").split(",").map(parseShape)
