@@ -151,6 +151,10 @@ struct Conv {
   int64_t b, h, w, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl, dh, dw;
   int64_t k() const { return kh * kw * cin; }
   int64_t pixels() const { return oh * ow; }
+  // Lengths of the input [B,H,W,Cin], the filter [KH,KW,Cin,Cout] and the output [B,OH,OW,Cout].
+  size_t inputLength() const { return size_t(b * h * w * cin); }
+  size_t filterLength() const { return size_t(k() * cout); }
+  size_t outputLength() const { return size_t(b * pixels() * cout); }
   bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && oh == h && ow == w; }
 };
 
@@ -946,8 +950,8 @@ napi_value Conv2D(napi_env env, napi_callback_info info) {
     return nullptr;
   if (!isNullish(env, argv[2]) && !floats(env, argv[2], &bias, &nb)) return nullptr;
   if (!check(env,
-             nx == size_t(c.b * c.h * c.w * c.cin) && nf == size_t(c.k() * c.cout) &&
-                 ny == size_t(c.b * c.pixels() * c.cout) && (bias == nullptr || nb == size_t(c.cout)),
+             nx == c.inputLength() && nf == c.filterLength() && ny == c.outputLength() &&
+                 (bias == nullptr || nb == size_t(c.cout)),
              "conv2d: array sizes do not match the dimensions"))
     return nullptr;
   {
@@ -957,48 +961,48 @@ napi_value Conv2D(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// conv2dBackpropInput(dy, filter, dx, dims)
-napi_value Conv2DBackpropInput(napi_env env, napi_callback_info info) {
+// The convolution gradients: (a, b, out, dims), each array's length fixed by the dimensions (`lengths`), `kernel`
+// run under the call lock.
+template <typename Lengths, typename Kernel>
+napi_value convGradient(napi_env env, napi_callback_info info, const char* mismatch, Lengths lengths, Kernel kernel) {
   napi_value argv[4];
   if (!args(env, info, argv)) return nullptr;
   Conv c;
-  float *dy, *f, *dx;
-  size_t ndy, nf, ndx;
-  if (!readConv(env, argv[3], &c) || !floats(env, argv[0], &dy, &ndy) || !floats(env, argv[1], &f, &nf) ||
-      !floats(env, argv[2], &dx, &ndx))
+  float *a, *b, *out;
+  size_t na, nb, nout;
+  if (!readConv(env, argv[3], &c) || !floats(env, argv[0], &a, &na) || !floats(env, argv[1], &b, &nb) ||
+      !floats(env, argv[2], &out, &nout))
     return nullptr;
-  if (!check(env,
-             ndx == size_t(c.b * c.h * c.w * c.cin) && nf == size_t(c.k() * c.cout) &&
-                 ndy == size_t(c.b * c.pixels() * c.cout),
-             "conv2dBackpropInput: array sizes do not match the dimensions"))
-    return nullptr;
-  {
-    std::lock_guard<std::mutex> lock(callMutex);
-    convBackpropInput(c, dy, f, dx);
-  }
+  size_t expected[3];
+  lengths(c, expected);
+  if (!check(env, na == expected[0] && nb == expected[1] && nout == expected[2], mismatch)) return nullptr;
+  std::lock_guard<std::mutex> lock(callMutex);
+  kernel(c, a, b, out);
   return nullptr;
+}
+
+// conv2dBackpropInput(dy, filter, dx, dims)
+napi_value Conv2DBackpropInput(napi_env env, napi_callback_info info) {
+  return convGradient(
+      env, info, "conv2dBackpropInput: array sizes do not match the dimensions",
+      [](const Conv& c, size_t* n) {
+        n[0] = c.outputLength();
+        n[1] = c.filterLength();
+        n[2] = c.inputLength();
+      },
+      convBackpropInput);
 }
 
 // conv2dBackpropFilter(x, dy, dfilter, dims)
 napi_value Conv2DBackpropFilter(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  if (!args(env, info, argv)) return nullptr;
-  Conv c;
-  float *x, *dy, *df;
-  size_t nx, ndy, ndf;
-  if (!readConv(env, argv[3], &c) || !floats(env, argv[0], &x, &nx) || !floats(env, argv[1], &dy, &ndy) ||
-      !floats(env, argv[2], &df, &ndf))
-    return nullptr;
-  if (!check(env,
-             nx == size_t(c.b * c.h * c.w * c.cin) && ndf == size_t(c.k() * c.cout) &&
-                 ndy == size_t(c.b * c.pixels() * c.cout),
-             "conv2dBackpropFilter: array sizes do not match the dimensions"))
-    return nullptr;
-  {
-    std::lock_guard<std::mutex> lock(callMutex);
-    convBackpropFilter(c, x, dy, df);
-  }
-  return nullptr;
+  return convGradient(
+      env, info, "conv2dBackpropFilter: array sizes do not match the dimensions",
+      [](const Conv& c, size_t* n) {
+        n[0] = c.inputLength();
+        n[1] = c.outputLength();
+        n[2] = c.filterLength();
+      },
+      convBackpropFilter);
 }
 
 // batchMatMul(a, b, c, [batch, batchA, batchB, m, k, n, transposeA, transposeB])
