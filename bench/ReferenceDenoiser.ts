@@ -9,6 +9,8 @@
  * @since 0.1.0
  */
 import type * as Tf from "@tensorflow/tfjs"
+import { P_MEAN, P_STD } from "../src/domain/Edm.js"
+import type { Shape } from "./Support.js"
 
 type TF = typeof Tf
 
@@ -156,5 +158,63 @@ export const makeReferenceDenoiser = (tf: TF, channels: number, seed = 0): Refer
     parameterCount: variables.reduce((n, t) => n + t.size, 0),
     apply,
     dispose: () => variables.forEach((t) => t.dispose())
+  }
+}
+
+/**
+ * The benchmarked training task (note §4): the reference denoiser on one fixed batch x₀ ~ N(0, 0.5²) of `shape`, the
+ * EDM loss at log-normal σ with fresh σ and noise every call (seeded), Adam at 1e-4. Checks the parameter count.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ReferenceTraining {
+  readonly net: ReferenceDenoiser
+  /** The loss at fresh σ and noise. */
+  readonly loss: () => Tf.Scalar
+  /** One Adam step; returns the loss it minimised (read off the engine, so the step has finished). */
+  readonly step: () => number
+  readonly dispose: () => void
+}
+
+/**
+ * Builds {@link ReferenceTraining} on the engine `tf`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeReferenceTraining = (tf: TF, shape: Shape): ReferenceTraining => {
+  const { batch, channels, height, width } = shape
+  const net = makeReferenceDenoiser(tf, channels, 1)
+  const expected = expectedParameterCount(channels)
+  if (!Number.isNaN(expected) && net.parameterCount !== expected) {
+    net.dispose()
+    throw new Error(`parameter count ${net.parameterCount} != ${expected} (note §4)`)
+  }
+  const x0 = tf.randomNormal([batch, height, width, channels], 0, 0.5, "float32", 7) as Tf.Tensor4D
+  const optimizer = tf.train.adam(1e-4)
+  let seed = 100
+  const loss = () => {
+    const sigma = tf.exp(tf.add(tf.mul(tf.randomNormal([batch], 0, 1, "float32", seed++), P_STD), P_MEAN)) as Tf.Tensor1D
+    const s4 = sigma.reshape([batch, 1, 1, 1])
+    const noisy = tf.add(x0, tf.mul(s4, tf.randomNormal(x0.shape, 0, 1, "float32", seed++)))
+    const input = tf.div(noisy, tf.sqrt(tf.add(tf.square(s4), 1))) as Tf.Tensor4D
+    return tf.mean(tf.squaredDifference(net.apply(input, sigma), x0)) as Tf.Scalar
+  }
+  const step = () => {
+    const cost = optimizer.minimize(loss, true, net.variables as Array<Tf.Variable>)!
+    const value = cost.dataSync()[0]!
+    cost.dispose()
+    return value
+  }
+  return {
+    net,
+    loss,
+    step,
+    dispose: () => {
+      optimizer.dispose()
+      x0.dispose()
+      net.dispose()
+    }
   }
 }

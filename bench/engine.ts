@@ -13,10 +13,9 @@
 import * as tf from "@tensorflow/tfjs"
 import { Context, Effect, Either, Layer } from "effect"
 import { cpus, totalmem } from "node:os"
-import { P_MEAN, P_STD } from "../src/domain/Edm.js"
 import * as EngineLayers from "../src/layers/Engine.js"
 import { Engine, type EngineName } from "../src/services/Engine.js"
-import { convFlops, expectedParameterCount, makeReferenceDenoiser } from "./ReferenceDenoiser.js"
+import { convFlops, makeReferenceTraining } from "./ReferenceDenoiser.js"
 import { flag, log, median, option, parseShape, type Shape, writeReport } from "./Support.js"
 
 interface Timing {
@@ -62,38 +61,20 @@ const time = (t: typeof tf, warm: number, timed: number, flops: number, step: ()
 
 const benchShape = (t: typeof tf, shape: Shape, warm: number, timed: number) => {
   const { batch, channels, height, width } = shape
-  const net = makeReferenceDenoiser(t, channels, 1)
-  const expected = expectedParameterCount(channels)
-  if (!Number.isNaN(expected) && net.parameterCount !== expected) {
-    throw new Error(`parameter count ${net.parameterCount} != ${expected} (note §4)`)
-  }
-  const x0 = t.randomNormal([batch, height, width, channels], 0, 0.5, "float32", 7) as tf.Tensor4D
-  const optimizer = t.train.adam(1e-4)
+  const training = makeReferenceTraining(t, shape)
   const losses: Array<number> = []
-  let seed = 100
-  const loss = () => {
-    const sigma = t.exp(t.add(t.mul(t.randomNormal([batch], 0, 1, "float32", seed++), P_STD), P_MEAN)) as tf.Tensor1D
-    const s4 = sigma.reshape([batch, 1, 1, 1])
-    const noisy = t.add(x0, t.mul(s4, t.randomNormal(x0.shape, 0, 1, "float32", seed++)))
-    const input = t.div(noisy, t.sqrt(t.add(t.square(s4), 1))) as tf.Tensor4D
-    return t.mean(t.squaredDifference(net.apply(input, sigma), x0)) as tf.Scalar
-  }
   const fwdFlops = convFlops(height, width, channels, batch)
   const train = time(t, warm, timed, 3 * fwdFlops, () => {
-    const cost = optimizer.minimize(loss, true, net.variables as Array<tf.Variable>)
-    losses.push(cost!.dataSync()[0]!)
-    cost!.dispose()
+    losses.push(training.step())
   })
   const forward = time(t, warm, timed, fwdFlops, () => {
-    t.tidy(() => loss().dataSync())
+    t.tidy(() => training.loss().dataSync())
   })
-  optimizer.dispose()
-  x0.dispose()
-  net.dispose()
+  training.dispose()
   return {
     shape: `${height}x${width}x${channels}`,
     batch,
-    parameters: net.parameterCount,
+    parameters: training.net.parameterCount,
     forwardConvGflop: Math.round(fwdFlops / 1e6) / 1e3,
     train,
     forward,

@@ -24,11 +24,10 @@ import { spawnSync } from "node:child_process"
 import { cpus, loadavg, totalmem } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { P_MEAN, P_STD } from "../src/domain/Edm.js"
 import * as EngineLayers from "../src/layers/Engine.js"
 import { loadNativeAddon } from "../src/layers/kernels/Native.js"
 import { Engine, type EngineName } from "../src/services/Engine.js"
-import { convFlops, expectedParameterCount, makeReferenceDenoiser } from "./ReferenceDenoiser.js"
+import { convFlops, makeReferenceTraining } from "./ReferenceDenoiser.js"
 import { flag, log, maxRssMiB, median, option, parseShape, round, type Shape, writeReport } from "./Support.js"
 
 const key = (s: Shape) => `${s.height}x${s.width}x${s.channels}x${s.batch}`
@@ -54,28 +53,11 @@ interface Run {
 
 /** `warmup` + `steps` Adam steps of the reference denoiser on `t`; ms of the timed steps. */
 const trainSteps = (t: typeof tf, shape: Shape): Run => {
-  const { batch, channels, height, width } = shape
   const loadBefore = load1()
-  const net = makeReferenceDenoiser(t, channels, 1)
-  const expected = expectedParameterCount(channels)
-  if (!Number.isNaN(expected) && net.parameterCount !== expected) {
-    throw new Error(`parameter count ${net.parameterCount} != ${expected} (note §4)`)
-  }
-  const x0 = t.randomNormal([batch, height, width, channels], 0, 0.5, "float32", 7) as tf.Tensor4D
-  const optimizer = t.train.adam(1e-4)
-  let seed = 100
-  const loss = () => {
-    const sigma = t.exp(t.add(t.mul(t.randomNormal([batch], 0, 1, "float32", seed++), P_STD), P_MEAN)) as tf.Tensor1D
-    const s4 = sigma.reshape([batch, 1, 1, 1])
-    const noisy = t.add(x0, t.mul(s4, t.randomNormal(x0.shape, 0, 1, "float32", seed++)))
-    const input = t.div(noisy, t.sqrt(t.add(t.square(s4), 1))) as tf.Tensor4D
-    return t.mean(t.squaredDifference(net.apply(input, sigma), x0)) as tf.Scalar
-  }
+  const training = makeReferenceTraining(t, shape)
   const losses: Array<number> = []
   const step = () => {
-    const cost = optimizer.minimize(loss, true, net.variables as Array<tf.Variable>)!
-    losses.push(cost.dataSync()[0]!)
-    cost.dispose()
+    losses.push(training.step())
   }
   for (let i = 0; i < warmup; i++) step()
   const numTensorsBefore = t.memory().numTensors
@@ -90,9 +72,7 @@ const trainSteps = (t: typeof tf, shape: Shape): Run => {
     cpuMs.push((c.user + c.system) / 1000)
   }
   const numTensorsAfter = t.memory().numTensors
-  optimizer.dispose()
-  x0.dispose()
-  net.dispose()
+  training.dispose()
   return {
     ms,
     cpuMs,
