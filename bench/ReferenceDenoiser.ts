@@ -4,12 +4,16 @@
  * ResBlock(64→64) @H/4; nearest ×2, concat, ResBlock(128→64) @H/2; nearest ×2, concat, ResBlock(96→32) @H;
  * GroupNorm, SiLU, conv3×3 32→C. ResBlock: GN(8, affine) → SiLU → conv3×3 → + Linear(emb) → GN → SiLU → conv3×3,
  * plus a 1×1 skip when Cin ≠ Cout. σ-embedding: sinusoidal 32 → Linear 128 → SiLU → Linear 128.
- * 365,699 parameters for C = 3 and 364,545 for C = 1.
+ * 365,699 parameters for C = 3 and 364,545 for C = 1. GroupNorm + SiLU and Adam are the library's own
+ * (src/domain/GroupNorm.ts, src/domain/Adam.ts), so an engine's fused kernels for them count, as they do in training.
  *
  * @since 0.1.0
  */
 import type * as Tf from "@tensorflow/tfjs"
+import { type AdamConfig, type AdamState, adamUpdate, initAdam } from "../src/domain/Adam.js"
 import { P_MEAN, P_STD } from "../src/domain/Edm.js"
+import { groupNorm } from "../src/domain/GroupNorm.js"
+import { silu } from "../src/domain/Silu.js"
 import type { Shape } from "./Support.js"
 
 type TF = typeof Tf
@@ -115,23 +119,16 @@ export const makeReferenceDenoiser = (tf: TF, channels: number, seed = 0): Refer
   type Norm = { readonly gamma: Tf.Variable; readonly beta: Tf.Variable }
   type Block = ReturnType<typeof block>
 
-  const silu = (x: Tf.Tensor) => tf.mul(x, tf.sigmoid(x))
   const applyConv = (x: Tf.Tensor4D, c: Conv) =>
     tf.fused.conv2d({ x, filter: c.w as Tf.Tensor4D, strides: 1, pad: "same", bias: c.b })
   const applyLinear = (x: Tf.Tensor2D, l: Conv): Tf.Tensor2D =>
     tf.fused.matMul({ a: x, b: l.w as Tf.Tensor2D, bias: l.b }) as Tf.Tensor2D
-  const groupNorm = (x: Tf.Tensor4D, n: Norm): Tf.Tensor4D => {
-    const [b, h, w, c] = x.shape
-    const g = x.reshape([b, h, w, GROUPS, c / GROUPS])
-    const { mean, variance } = tf.moments(g, [1, 2, 4], true)
-    const normed = tf.mul(tf.sub(g, mean), tf.rsqrt(tf.add(variance, 1e-5))).reshape([b, h, w, c])
-    return tf.add(tf.mul(normed, n.gamma), n.beta)
-  }
+  const normSilu = (x: Tf.Tensor4D, n: Norm): Tf.Tensor4D => groupNorm(x, GROUPS, n.gamma, n.beta, 1e-5, "silu")
   const resBlock = (x: Tf.Tensor4D, e: Tf.Tensor2D, p: Block): Tf.Tensor4D => {
     const cout = p.c1.b.shape[0]!
-    let h = applyConv(silu(groupNorm(x, p.n1)) as Tf.Tensor4D, p.c1)
+    let h = applyConv(normSilu(x, p.n1), p.c1)
     h = tf.add(h, applyLinear(e, p.emb).reshape([x.shape[0], 1, 1, cout])) as Tf.Tensor4D
-    h = applyConv(silu(groupNorm(h, p.n2)) as Tf.Tensor4D, p.c2)
+    h = applyConv(normSilu(h, p.n2), p.c2)
     const skip = p.skip === undefined ? x : applyConv(x, p.skip)
     return tf.add(h, skip)
   }
@@ -143,14 +140,14 @@ export const makeReferenceDenoiser = (tf: TF, channels: number, seed = 0): Refer
     const freqs = tf.exp(tf.mul(tf.range(0, FREQS), -Math.log(10_000) / FREQS)).reshape([1, FREQS])
     const angles = tf.mul(cNoise, freqs)
     const sinusoid = tf.concat([tf.sin(angles), tf.cos(angles)], 1) as Tf.Tensor2D
-    const e = applyLinear(silu(applyLinear(sinusoid, emb1)) as Tf.Tensor2D, emb2) as Tf.Tensor2D
+    const e = applyLinear(silu(applyLinear(sinusoid, emb1)), emb2)
     const h0 = applyConv(x, stem)
     const s1 = resBlock(h0, e, r1)
     const s2 = resBlock(pool(s1), e, r2)
     const h3 = resBlock(pool(s2), e, r3)
     const h4 = resBlock(tf.concat([up(h3), s2], 3) as Tf.Tensor4D, e, r4)
     const h5 = resBlock(tf.concat([up(h4), s1], 3) as Tf.Tensor4D, e, r5)
-    return applyConv(silu(groupNorm(h5, outNorm)) as Tf.Tensor4D, out)
+    return applyConv(normSilu(h5, outNorm), out)
   }
 
   return {
@@ -163,7 +160,8 @@ export const makeReferenceDenoiser = (tf: TF, channels: number, seed = 0): Refer
 
 /**
  * The benchmarked training task (note §4): the reference denoiser on one fixed batch x₀ ~ N(0, 0.5²) of `shape`, the
- * EDM loss at log-normal σ with fresh σ and noise every call (seeded), Adam at 1e-4. Checks the parameter count.
+ * EDM loss at log-normal σ with fresh σ and noise every call (seeded), the library's Adam at lr 1e-4, β (0.9, 0.999),
+ * ε 1e-8 (PyTorch's defaults). Checks the parameter count.
  *
  * @since 0.1.0
  * @category models
@@ -192,7 +190,10 @@ export const makeReferenceTraining = (tf: TF, shape: Shape): ReferenceTraining =
     throw new Error(`parameter count ${net.parameterCount} != ${expected} (note §4)`)
   }
   const x0 = tf.randomNormal([batch, height, width, channels], 0, 0.5, "float32", 7) as Tf.Tensor4D
-  const optimizer = tf.train.adam(1e-4)
+  const adam: AdamConfig = { learningRate: 1e-4, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 }
+  const names = net.variables.map((_, i) => `p${i}`)
+  const named = <T>(xs: ReadonlyArray<T>): Record<string, T> => Object.fromEntries(xs.map((x, i) => [names[i]!, x]))
+  let state: AdamState = initAdam(named(net.variables))
   let seed = 100
   const loss = () => {
     const sigma = tf.exp(tf.add(tf.mul(tf.randomNormal([batch], 0, 1, "float32", seed++), P_STD), P_MEAN)) as Tf.Tensor1D
@@ -202,17 +203,21 @@ export const makeReferenceTraining = (tf: TF, shape: Shape): ReferenceTraining =
     return tf.mean(tf.squaredDifference(net.apply(input, sigma), x0)) as Tf.Scalar
   }
   const step = () => {
-    const cost = optimizer.minimize(loss, true, net.variables as Array<Tf.Variable>)!
-    const value = cost.dataSync()[0]!
-    cost.dispose()
-    return value
+    const { grads, value } = tf.variableGrads(loss, net.variables as Array<Tf.Variable>)
+    const next = adamUpdate(adam, named(net.variables), named(net.variables.map((v) => grads[v.name]!)), state)
+    net.variables.forEach((v, i) => v.assign(next.params[names[i]!]!))
+    tf.dispose([Object.values(grads), Object.values(next.params), Object.values(state.m), Object.values(state.v)])
+    state = next.state
+    const cost = value.dataSync()[0]!
+    value.dispose()
+    return cost
   }
   return {
     net,
     loss,
     step,
     dispose: () => {
-      optimizer.dispose()
+      tf.dispose([Object.values(state.m), Object.values(state.v)])
       x0.dispose()
       net.dispose()
     }

@@ -7,14 +7,13 @@
       "target_name": "sid_native",
       "sources": ["sid_native.cc"],
       "cflags_cc!": ["-fno-exceptions"],
-      "cflags_cc": ["-O3", "-march=native", "-std=c++17", "-fexceptions"],
+      "cflags_cc": ["-O3", "-march=native", "-std=c++17", "-fexceptions", "-fopenmp", "-ffp-contract=off"],
       "include_dirs": ["/usr/include/x86_64-linux-gnu/openblas-pthread", "/usr/include/openblas"],
-      "libraries": ["-lopenblas", "-lpthread"],
+      "libraries": ["-lopenblas", "-lpthread", "-fopenmp"],
       "conditions": [
         ["sid_dnnl==1", {
           "defines": ["SID_HAVE_DNNL"],
-          "cflags_cc": ["-fopenmp"],
-          "libraries": ["-ldnnl", "-fopenmp"]
+          "libraries": ["-ldnnl"]
         }]
       ]
     }

@@ -1,14 +1,14 @@
 // sid-ts optional native kernels (issue 6): NHWC convolution forward / input gradient / filter gradient and batched
-// matrix products over OpenBLAS sgemm, plus a few memory-bound elementwise kernels, parallel over a small persistent
-// thread pool. Every function works in place on Float32Array views (the caller passes views into the TF.js wasm heap,
+// matrix products over oneDNN / OpenBLAS sgemm, plus a few memory-bound elementwise kernels, parallel over one OpenMP
+// team. Every function works in place on Float32Array views (the caller passes views into the TF.js wasm heap,
 // so no copies are made) and is synchronous.
 #include <node_api.h>
 
 #include <cblas.h>
 
-#ifdef SID_HAVE_DNNL
 #include <omp.h>
 
+#ifdef SID_HAVE_DNNL
 #include <map>
 #include <memory>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -31,105 +30,28 @@ extern "C" void openblas_set_num_threads(int);
 namespace {
 
 // ---------------------------------------------------------------------------------------------------------------
-// Thread pool: parallelFor(n, fn) runs fn(i, worker) for i in [0, n) on the calling thread plus (threads - 1)
-// workers, which take indices from a shared counter (so a preempted thread delays at most one index). Waits spin very
-// briefly, then block: on a shared, oversubscribed machine spinning only burns other processes' time.
+// Parallel loops: parallelFor(n, fn) runs fn(i, worker) for i in [0, n) on an OpenMP team (the same threads oneDNN's
+// primitives use, so the process has one set of workers), which take indices from a shared counter: a preempted
+// thread delays at most one index. Idle OpenMP threads spin briefly before they sleep (libgomp's default policy;
+// OMP_WAIT_POLICY / GOMP_SPINCOUNT override it): waking a sleeping thread costs tens of microseconds under a
+// hypervisor, longer than most kernels of a small network's step, which follow each other within microseconds.
 
-using Task = void (*)(void* ctx, int64_t i, int worker);
-
-class Pool {
- public:
-  explicit Pool(int threads) : threads_(std::max(1, threads)) {
-    for (int w = 1; w < threads_; ++w) workers_.emplace_back([this, w] { loop(w); });
-  }
-  ~Pool() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
-      generation_.fetch_add(1);
-    }
-    cv_.notify_all();
-    for (auto& t : workers_) t.join();
-  }
-  int threads() const { return threads_; }
-
-  void run(int64_t n, Task task, void* ctx) {
-    if (n <= 0) return;
-    if (threads_ == 1 || n == 1) {
-      for (int64_t i = 0; i < n; ++i) task(ctx, i, 0);
-      return;
-    }
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      task_ = task;
-      ctx_ = ctx;
-      total_ = n;
-      next_.store(0);
-      pending_.store(threads_ - 1);
-      generation_.fetch_add(1);
-    }
-    cv_.notify_all();
-    work(0);
-    for (int spin = 0; spin < 256 && pending_.load(std::memory_order_acquire) != 0; ++spin) {
-    }
-    if (pending_.load(std::memory_order_acquire) != 0) {
-      std::unique_lock<std::mutex> lock(mutex_);
-      done_.wait(lock, [&] { return pending_.load() == 0; });
-    }
-  }
-
- private:
-  void work(int worker) {
-    for (;;) {
-      int64_t i = next_.fetch_add(1);
-      if (i >= total_) break;
-      task_(ctx_, i, worker);
-    }
-  }
-  void loop(int worker) {
-    uint64_t seen = 0;  // generations start at 0; a worker that starts late must still see the first one
-    for (;;) {
-      bool got = false;
-      for (int spin = 0; spin < 256; ++spin) {
-        if (generation_.load(std::memory_order_acquire) != seen) {
-          got = true;
-          break;
-        }
-      }
-      if (!got) {
-        std::unique_lock<std::mutex> lock(mutex_);
-        cv_.wait(lock, [&] { return generation_.load() != seen; });
-      }
-      seen = generation_.load();
-      if (stop_) return;
-      work(worker);
-      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        done_.notify_one();
-      }
-    }
-  }
-
-  int threads_;
-  std::vector<std::thread> workers_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::condition_variable done_;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int64_t> next_{0};
-  std::atomic<int> pending_{0};
-  int64_t total_ = 0;
-  Task task_ = nullptr;
-  void* ctx_ = nullptr;
-  bool stop_ = false;
-};
-
-Pool* pool = nullptr;
+int threadCount = 1;
 
 template <typename F>
 void parallelFor(int64_t n, F& f) {
-  pool->run(
-      n, [](void* ctx, int64_t i, int worker) { (*static_cast<F*>(ctx))(i, worker); }, &f);
+  if (n <= 0) return;
+  const int team = static_cast<int>(std::min<int64_t>(threadCount, n));
+  if (team <= 1) {
+    for (int64_t i = 0; i < n; ++i) f(i, 0);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+#pragma omp parallel num_threads(team)
+  {
+    const int worker = omp_get_thread_num();
+    for (int64_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) f(i, worker);
+  }
 }
 
 // Per-worker scratch buffers, grown on demand and kept.
@@ -460,7 +382,7 @@ void convBackpropFilter(const Conv& c, const float* x, const float* dy, float* d
   if (dnnlBackpropFilter(c, x, dy, df)) return;
   const int64_t k = c.k();
   const int64_t inImage = c.h * c.w * c.cin, outImage = c.pixels() * c.cout;
-  const int threads = pool->threads();
+  const int threads = threadCount;
   const int64_t size = k * c.cout;
   for (int t = 0; t < threads; ++t) std::fill_n(ensure(scratch[t].b, size), size, 0.f);
   if (c.pointwise()) {
@@ -501,7 +423,7 @@ void batchMatMul(const float* a, const float* b, float* c, int64_t batch, int64_
   const auto opA = ta ? CblasTrans : CblasNoTrans, opB = tb ? CblasTrans : CblasNoTrans;
   if (batch == 1) {
     // Split the rows of c across threads when the product is large enough to pay for it.
-    const int64_t parts = (m * n * k > (1 << 20) && m >= 32) ? std::min<int64_t>(pool->threads(), m / 16) : 1;
+    const int64_t parts = (m * n * k > (1 << 20) && m >= 32) ? std::min<int64_t>(threadCount, m / 16) : 1;
     const int64_t rows = (m + parts - 1) / parts;
     auto task = [&](int64_t t, int) {
       const int64_t r0 = t * rows, r = std::min(rows, m - r0);
@@ -762,7 +684,7 @@ void reduceSum(const float* x, const std::vector<int64_t>& shape, const std::vec
     if (!inner.reduced) {
       std::memcpy(out, x, sizeof(float) * inner.n);
     } else {
-      const int threads = pool->threads();
+      const int threads = threadCount;
       const int64_t tasks = std::min<int64_t>(threads, std::max<int64_t>(1, inner.n / kGrain));
       std::vector<double> partial(tasks, 0.0);
       const int64_t per = (inner.n + tasks - 1) / tasks;
@@ -788,7 +710,7 @@ void reduceSum(const float* x, const std::vector<int64_t>& shape, const std::vec
     auto task = [&](int64_t t, int) { span(t * perTask, std::min(first.n, (t + 1) * perTask), out); };
     parallelFor(tasks, task);
   } else {
-    const int threads = pool->threads();
+    const int threads = threadCount;
     const int64_t tasks = std::min<int64_t>(threads, std::max<int64_t>(1, total / kGrain));
     const int64_t per = (first.n + tasks - 1) / tasks;
     for (int t = 0; t < tasks; ++t) std::fill_n(ensure(scratch[t].b, outSize), outSize, 0.f);
@@ -835,6 +757,176 @@ void sigmoid(const float* x, float* y, int64_t n) {
     for (int64_t i = t * per; i < i1; ++i) y[i] = 1.f / (1.f + fastExp(-x[i]));
   };
   parallelFor(tasks, task);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fused optimiser and normalisation kernels: one call where the composed TF.js ops take a dozen (each op costs
+// microseconds of bookkeeping in a small network's step).
+
+// One Adam update (spec §5.1, §11), every operation rounded to float32 in the order the composed ops run them
+// (src/domain/Adam.ts), so both give the same bits: m' = m·b1 + g·g1, v' = v·b2 + (g·g)·g2,
+// p' = p − ((m'/c1) / (√(v'/c2) + eps))·lr. h = [lr, b1, b2, eps, g1, g2, c1, c2] as float32.
+void adam(const float* p, const float* g, const float* m, const float* v, float* po, float* mo, float* vo, int64_t n,
+          const float* h) {
+  const float lr = h[0], b1 = h[1], b2 = h[2], eps = h[3], g1 = h[4], g2 = h[5], c1 = h[6], c2 = h[7];
+  const int64_t tasks = std::max<int64_t>(1, n / kGrain);
+  const int64_t per = (n + tasks - 1) / tasks;
+  auto task = [&](int64_t t, int) {
+    const int64_t i1 = std::min(n, (t + 1) * per);
+    for (int64_t i = t * per; i < i1; ++i) {
+      const float gi = g[i];
+      const float m1 = m[i] * b1 + gi * g1;
+      const float v1 = v[i] * b2 + (gi * gi) * g2;
+      const float u = (m1 / c1) / (std::sqrt(v1 / c2) + eps);
+      po[i] = p[i] - u * lr;
+      mo[i] = m1;
+      vo[i] = v1;
+    }
+  };
+  parallelFor(tasks, task);
+}
+
+struct NormDims {
+  int64_t n, hw, c, groups;
+  int64_t perGroup() const { return c / groups; }
+  int64_t rowsPerTask() const { return std::max<int64_t>(1, kGrain / std::max<int64_t>(1, c)); }
+  int64_t chunks() const { return (hw + rowsPerTask() - 1) / rowsPerTask(); }
+};
+
+inline float siluOf(float z) { return z / (1.f + fastExp(-z)); }
+
+// Runs task(n, p0, p1, slot) over every sample's pixel chunks; slot indexes per-task partial sums.
+template <typename F>
+void forChunks(const NormDims& d, F&& f) {
+  const int64_t chunks = d.chunks(), rows = d.rowsPerTask();
+  auto task = [&](int64_t t, int) {
+    const int64_t n = t / chunks, p0 = (t % chunks) * rows;
+    f(n, p0, std::min(d.hw, p0 + rows), t);
+  };
+  parallelFor(d.n * chunks, task);
+}
+
+// GroupNorm over NHWC x (statistics per sample and group of C/G channels over H·W·C/G, accumulated in double), then
+// the per-channel affine map and, when silu, z·sigmoid(z). Writes y, and mean and 1/√(var + eps) per [n, g].
+void groupNorm(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* rstd,
+               const NormDims& d, float eps, bool silu) {
+  const int64_t chunks = d.chunks(), cpg = d.perGroup();
+  std::vector<double> part(static_cast<size_t>(d.n * chunks * d.groups * 2), 0.0);
+  forChunks(d, [&](int64_t n, int64_t p0, int64_t p1, int64_t t) {
+    double* s = part.data() + t * d.groups * 2;
+    for (int64_t p = p0; p < p1; ++p) {
+      const float* row = x + (n * d.hw + p) * d.c;
+      for (int64_t g = 0; g < d.groups; ++g) {
+        double a = 0, b = 0;
+        for (int64_t j = 0; j < cpg; ++j) {
+          const double v = row[g * cpg + j];
+          a += v;
+          b += v * v;
+        }
+        s[2 * g] += a;
+        s[2 * g + 1] += b;
+      }
+    }
+  });
+  const double count = static_cast<double>(d.hw * cpg);
+  std::vector<float> scale(static_cast<size_t>(d.n * d.c)), shift(static_cast<size_t>(d.n * d.c));
+  for (int64_t n = 0; n < d.n; ++n) {
+    for (int64_t g = 0; g < d.groups; ++g) {
+      double a = 0, b = 0;
+      for (int64_t t = 0; t < chunks; ++t) {
+        a += part[((n * chunks + t) * d.groups + g) * 2];
+        b += part[((n * chunks + t) * d.groups + g) * 2 + 1];
+      }
+      const double mu = a / count, var = std::max(0.0, b / count - mu * mu);
+      const double r = 1.0 / std::sqrt(var + eps);
+      mean[n * d.groups + g] = static_cast<float>(mu);
+      rstd[n * d.groups + g] = static_cast<float>(r);
+      for (int64_t j = 0; j < cpg; ++j) {
+        const int64_t ch = g * cpg + j;
+        scale[n * d.c + ch] = static_cast<float>(r * gamma[ch]);
+        shift[n * d.c + ch] = static_cast<float>(beta[ch] - mu * r * gamma[ch]);
+      }
+    }
+  }
+  forChunks(d, [&](int64_t n, int64_t p0, int64_t p1, int64_t) {
+    const float* sc = scale.data() + n * d.c;
+    const float* sh = shift.data() + n * d.c;
+    for (int64_t p = p0; p < p1; ++p) {
+      const float* xr = x + (n * d.hw + p) * d.c;
+      float* yr = y + (n * d.hw + p) * d.c;
+      if (silu) {
+        for (int64_t ch = 0; ch < d.c; ++ch) yr[ch] = siluOf(xr[ch] * sc[ch] + sh[ch]);
+      } else {
+        for (int64_t ch = 0; ch < d.c; ++ch) yr[ch] = xr[ch] * sc[ch] + sh[ch];
+      }
+    }
+  });
+}
+
+// The gradient of groupNorm: with z = x̂·γ + β (x̂ = (x − μ)·r) and dz = dy (or dy·σ(z)(1 + z(1 − σ(z))) after SiLU),
+// dβ = Σ dz, dγ = Σ dz·x̂, and per sample and group dx = r·(γ·dz − mean(γ·dz) − x̂·mean(γ·dz·x̂)).
+void groupNormGrad(const float* dy, const float* x, const float* gamma, const float* beta, const float* mean,
+                   const float* rstd, float* dx, float* dgamma, float* dbeta, const NormDims& d, bool silu) {
+  const int64_t chunks = d.chunks(), cpg = d.perGroup();
+  std::vector<double> part(static_cast<size_t>(d.n * chunks * d.c * 2), 0.0);
+  forChunks(d, [&](int64_t n, int64_t p0, int64_t p1, int64_t t) {
+    double* s = part.data() + t * d.c * 2;
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t off = (n * d.hw + p) * d.c;
+      for (int64_t ch = 0; ch < d.c; ++ch) {
+        const int64_t g = ch / cpg;
+        const float xv = x[off + ch];
+        float dz = dy[off + ch];
+        if (silu) {
+          const float z = (xv - mean[n * d.groups + g]) * rstd[n * d.groups + g] * gamma[ch] + beta[ch];
+          const float sg = 1.f / (1.f + fastExp(-z));
+          dz *= sg * (1.f + z * (1.f - sg));
+        }
+        dx[off + ch] = dz;
+        s[2 * ch] += dz;
+        s[2 * ch + 1] += static_cast<double>(dz) * xv;
+      }
+    }
+  });
+  const double count = static_cast<double>(d.hw * cpg);
+  std::vector<float> ka(static_cast<size_t>(d.n * d.c)), kb(static_cast<size_t>(d.n * d.groups)),
+      kd(static_cast<size_t>(d.n * d.groups));
+  std::vector<double> dg(static_cast<size_t>(d.c), 0.0), db(static_cast<size_t>(d.c), 0.0);
+  for (int64_t n = 0; n < d.n; ++n) {
+    for (int64_t g = 0; g < d.groups; ++g) {
+      const double mu = mean[n * d.groups + g], r = rstd[n * d.groups + g];
+      double s1 = 0, s2 = 0;
+      for (int64_t j = 0; j < cpg; ++j) {
+        const int64_t ch = g * cpg + j;
+        double a = 0, b = 0;
+        for (int64_t t = 0; t < chunks; ++t) {
+          a += part[((n * chunks + t) * d.c + ch) * 2];
+          b += part[((n * chunks + t) * d.c + ch) * 2 + 1];
+        }
+        const double dzx = r * (b - mu * a);  // Σ dz·x̂ over this sample's channel
+        db[ch] += a;
+        dg[ch] += dzx;
+        s1 += gamma[ch] * a;
+        s2 += gamma[ch] * dzx;
+        ka[n * d.c + ch] = static_cast<float>(r * gamma[ch]);
+      }
+      kb[n * d.groups + g] = static_cast<float>(-r * r * s2 / count);
+      kd[n * d.groups + g] = static_cast<float>(-r * s1 / count + mu * r * r * s2 / count);
+    }
+  }
+  for (int64_t ch = 0; ch < d.c; ++ch) {
+    dgamma[ch] = static_cast<float>(dg[ch]);
+    dbeta[ch] = static_cast<float>(db[ch]);
+  }
+  forChunks(d, [&](int64_t n, int64_t p0, int64_t p1, int64_t) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t off = (n * d.hw + p) * d.c;
+      for (int64_t ch = 0; ch < d.c; ++ch) {
+        const int64_t g = n * d.groups + ch / cpg;
+        dx[off + ch] = dx[off + ch] * ka[n * d.c + ch] + x[off + ch] * kb[g] + kd[g];
+      }
+    }
+  });
 }
 
 // dst[r * dstStride + dstOffset + i] = src[r * srcStride + srcOffset + i] for r < rows, i < rowLength.
@@ -1105,6 +1197,75 @@ napi_value Sum(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// adam(p, g, m, v, pOut, mOut, vOut, h) with h = [lr, b1, b2, eps, 1 − b1, 1 − b2, 1 − b1^t, 1 − b2^t] (float32)
+napi_value Adam(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  if (!args(env, info, argv)) return nullptr;
+  float* a[8];
+  size_t n[8];
+  for (int i = 0; i < 8; ++i)
+    if (!floats(env, argv[i], &a[i], &n[i])) return nullptr;
+  bool ok = n[7] == 8;
+  for (int i = 1; i < 7; ++i) ok = ok && n[i] == n[0];
+  if (!check(env, ok, "adam: the seven arrays must have one length and the hyper-parameters eight entries")) return nullptr;
+  std::lock_guard<std::mutex> lock(callMutex);
+  adam(a[0], a[1], a[2], a[3], a[4], a[5], a[6], static_cast<int64_t>(n[0]), a[7]);
+  return nullptr;
+}
+
+bool readNorm(napi_env env, napi_value v, NormDims* d) {
+  int64_t q[4];
+  if (!ints(env, v, q, 4)) return false;
+  *d = NormDims{q[0], q[1], q[2], q[3]};
+  return check(env, d->n > 0 && d->hw > 0 && d->c > 0 && d->groups > 0 && d->c % d->groups == 0,
+               "groupNorm: dims must be positive [N, H·W, C, G] with G dividing C");
+}
+
+bool readBool(napi_env env, napi_value v, bool* out) { return napi_get_value_bool(env, v, out) == napi_ok; }
+
+// groupNorm(x, gamma, beta, y, mean, rstd, [N, H·W, C, G], eps, silu)
+napi_value GroupNorm(napi_env env, napi_callback_info info) {
+  napi_value argv[9];
+  if (!args(env, info, argv)) return nullptr;
+  NormDims d;
+  float* a[6];
+  size_t n[6];
+  double eps;
+  bool silu;
+  if (!readNorm(env, argv[6], &d) || napi_get_value_double(env, argv[7], &eps) != napi_ok || !readBool(env, argv[8], &silu))
+    return nullptr;
+  for (int i = 0; i < 6; ++i)
+    if (!floats(env, argv[i], &a[i], &n[i])) return nullptr;
+  const size_t size = size_t(d.n * d.hw * d.c), stats = size_t(d.n * d.groups);
+  if (!check(env, n[0] == size && n[1] == size_t(d.c) && n[2] == size_t(d.c) && n[3] == size && n[4] == stats && n[5] == stats,
+             "groupNorm: array sizes do not match the dimensions"))
+    return nullptr;
+  std::lock_guard<std::mutex> lock(callMutex);
+  groupNorm(a[0], a[1], a[2], a[3], a[4], a[5], d, static_cast<float>(eps), silu);
+  return nullptr;
+}
+
+// groupNormGrad(dy, x, gamma, beta, mean, rstd, dx, dgamma, dbeta, [N, H·W, C, G], silu)
+napi_value GroupNormGrad(napi_env env, napi_callback_info info) {
+  napi_value argv[11];
+  if (!args(env, info, argv)) return nullptr;
+  NormDims d;
+  float* a[9];
+  size_t n[9];
+  bool silu;
+  if (!readNorm(env, argv[9], &d) || !readBool(env, argv[10], &silu)) return nullptr;
+  for (int i = 0; i < 9; ++i)
+    if (!floats(env, argv[i], &a[i], &n[i])) return nullptr;
+  const size_t size = size_t(d.n * d.hw * d.c), stats = size_t(d.n * d.groups), c = size_t(d.c);
+  if (!check(env, n[0] == size && n[1] == size && n[2] == c && n[3] == c && n[4] == stats && n[5] == stats && n[6] == size &&
+                      n[7] == c && n[8] == c,
+             "groupNormGrad: array sizes do not match the dimensions"))
+    return nullptr;
+  std::lock_guard<std::mutex> lock(callMutex);
+  groupNormGrad(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], d, silu);
+  return nullptr;
+}
+
 // sigmoid(x, y)
 napi_value Sigmoid(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -1215,7 +1376,7 @@ napi_value ConvLibrary(napi_env env, napi_callback_info) {
 
 napi_value Threads(napi_env env, napi_callback_info) {
   napi_value out;
-  napi_create_int32(env, pool->threads(), &out);
+  napi_create_int32(env, threadCount, &out);
   return out;
 }
 
@@ -1227,12 +1388,12 @@ napi_value Init(napi_env env, napi_value exports) {
     if (const char* s = std::getenv("SID_NATIVE_THREADS")) threads = std::atoi(s);
     threads = std::max(1, std::min(threads, 64));
     openblas_set_num_threads(1);
-#ifdef SID_HAVE_DNNL
     omp_set_num_threads(threads);
+#ifdef SID_HAVE_DNNL
     if (const char* s = std::getenv("SID_NATIVE_DNNL")) dnnlEnabled = std::string(s) != "0";
 #endif
     if (const char* s = std::getenv("SID_NATIVE_CHUNK")) chunkFloats = std::max<int64_t>(1024, std::atoll(s));
-    pool = new Pool(threads);
+    threadCount = threads;
     scratch.resize(threads);
   });
   napi_property_descriptor props[] = {
@@ -1243,6 +1404,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sum", nullptr, Sum, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sigmoid", nullptr, Sigmoid, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"groupNorm", nullptr, GroupNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"groupNormGrad", nullptr, GroupNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"copyRows", nullptr, CopyRows, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"resizeNearestGrad", nullptr, ResizeNearestGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"useOneDnn", nullptr, UseOneDnn, nullptr, nullptr, nullptr, napi_default, nullptr},

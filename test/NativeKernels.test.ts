@@ -5,9 +5,17 @@ import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { expectedParameterCount, makeReferenceDenoiser } from "../bench/ReferenceDenoiser.js"
 import * as EngineLayers from "../src/layers/Engine.js"
-import { loadNativeAddon, type NativeAddon, nativeAddonPath, nativePatches } from "../src/layers/kernels/Native.js"
+import {
+  groupNormGradient,
+  loadNativeAddon,
+  type NativeAddon,
+  nativeAddonPath,
+  nativePatches
+} from "../src/layers/kernels/Native.js"
 import { fastReduceGradients, installGradients } from "../src/layers/kernels/Gradients.js"
 import { cpuPatches, install, installCount, wasmPatches } from "../src/layers/kernels/Patches.js"
+import { adamUpdate } from "../src/domain/Adam.js"
+import { groupNorm } from "../src/domain/GroupNorm.js"
 import { Engine } from "../src/services/Engine.js"
 
 const built = (() => {
@@ -126,6 +134,7 @@ describe.runIf(built)("native kernels (addon built)", () => {
   const calls = new Map<string, number>()
   let restoreBase: () => void = () => {}
   let restoreNative: () => void = () => {}
+  let restoreGradients: () => void = () => {}
   let addon: NativeAddon
 
   /** The real addon with every call counted, so the tests can tell the native path ran (not a fallback). */
@@ -143,6 +152,9 @@ describe.runIf(built)("native kernels (addon built)", () => {
       binary: wrap("binary"),
       sum: wrap("sum"),
       sigmoid: wrap("sigmoid"),
+      adam: wrap("adam"),
+      groupNorm: wrap("groupNorm"),
+      groupNormGrad: wrap("groupNormGrad"),
       copyRows: wrap("copyRows"),
       resizeNearestGrad: wrap("resizeNearestGrad"),
       threads: addon.threads,
@@ -162,12 +174,14 @@ describe.runIf(built)("native kernels (addon built)", () => {
     addon = counted(loadNativeAddon())
     restoreBase = install([...wasmPatches, ...cpuPatches])
     restoreNative = install(nativePatches(addon))
+    restoreGradients = installGradients([groupNormGradient])
     await tf.setBackend("cpu")
     await tf.setBackend("wasm")
     await tf.ready()
   })
 
   afterAll(() => {
+    restoreGradients()
     restoreNative()
     restoreBase()
   })
@@ -415,6 +429,100 @@ describe.runIf(built)("native kernels (addon built)", () => {
       { numRuns: 25 }
     )
     expect((calls.get("sigmoid") ?? 0) - before).toBeGreaterThan(0)
+  })
+
+  it("fused Adam gives the composed update's bits (the cpu backend's), one call per parameter", async () => {
+    const before = calls.get("adam") ?? 0
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 1, max: 70 }), { minLength: 1, maxLength: 3 }),
+        fc.record({
+          learningRate: fc.double({ min: 1e-6, max: 1e-1, noNaN: true }),
+          beta1: fc.constantFrom(0, 0.9),
+          beta2: fc.constantFrom(0.99, 0.999),
+          epsilon: fc.constantFrom(1e-8, 1e-6)
+        }),
+        fc.integer({ min: 0, max: 5000 }),
+        fc.nat(),
+        async (shape, config, step, seed) => {
+          const run = () =>
+            tf.tidy(() => {
+              const t = (k: number, scale: number) => tf.mul(tf.tensor(randoms(size(shape), seed + k), shape), scale)
+              const params = { w: t(0, 1), b: t(1, 0.1) }
+              const grads = { w: t(2, 3), b: t(3, 1e-3) }
+              const m = { w: t(4, 0.5), b: t(5, 0.1) }
+              const v = { w: tf.abs(t(6, 2)), b: tf.abs(t(7, 1e-4)) }
+              const r = adamUpdate(config, params, grads, { step, m, v })
+              return [r.params["w"]!, r.params["b"]!, r.state.m["w"]!, r.state.v["w"]!, r.state.v["b"]!].map((x) =>
+                x.dataSync().slice()
+              )
+            })
+          const wasm = run()
+          const cpu = await on("cpu", run)
+          await tf.setBackend("wasm")
+          wasm.forEach((x, i) => expect(Array.from(x)).toEqual(Array.from(cpu[i]!)))
+        }
+      ),
+      { numRuns: 30 }
+    )
+    expect((calls.get("adam") ?? 0) - before).toBeGreaterThanOrEqual(60)
+  })
+
+  const groupNormCase = fc.record({
+    n: fc.integer({ min: 1, max: 3 }),
+    h: fc.integer({ min: 1, max: 9 }),
+    w: fc.integer({ min: 1, max: 9 }),
+    groups: fc.integer({ min: 1, max: 4 }),
+    perGroup: fc.integer({ min: 1, max: 6 }),
+    offset: fc.double({ min: -3, max: 3, noNaN: true }),
+    scale: fc.double({ min: 0.05, max: 20, noNaN: true }),
+    silu: fc.boolean(),
+    seed: fc.nat()
+  })
+
+  type GroupNormCase = typeof groupNormCase extends fc.Arbitrary<infer T> ? T : never
+
+  /** GroupNorm (+ SiLU) on the active backend: values and the gradients of Σ y·r for x, γ, β. */
+  const groupNormRun = (c: GroupNormCase) =>
+    tf.tidy(() => {
+      const channels = c.groups * c.perGroup
+      const shape = [c.n, c.h, c.w, channels]
+      const x = tf.add(tf.mul(tf.tensor(randoms(size(shape), c.seed), shape), c.scale), c.offset) as tf.Tensor4D
+      const gamma = tf.add(tf.tensor(randoms(channels, c.seed + 1), [channels]), 1)
+      const beta = tf.tensor(randoms(channels, c.seed + 2), [channels])
+      const r = tf.tensor(randoms(size(shape), c.seed + 3), shape)
+      const f = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+        groupNorm(x as tf.Tensor4D, c.groups, g, b, 1e-5, c.silu ? "silu" : "linear")
+      const [dx, dg, db] = tf.grads((x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => f(x, g, b).mul(r).sum())([x, gamma, beta])
+      const dxOnly = tf.grad((x: tf.Tensor) => f(x, gamma, beta).mul(r).sum())(x)
+      return [f(x, gamma, beta), dx!, dg!, db!, dxOnly].map((t) => t.dataSync().slice())
+    })
+
+  it("fused GroupNorm (+ SiLU) values and gradients for x, γ, β equal the composed ops on the cpu backend", async () => {
+    const before = [calls.get("groupNorm") ?? 0, calls.get("groupNormGrad") ?? 0]
+    await fc.assert(
+      fc.asyncProperty(groupNormCase, async (c) => {
+        const wasm = groupNormRun(c)
+        const cpu = await on("cpu", () => groupNormRun(c))
+        await tf.setBackend("wasm")
+        wasm.forEach((v, i) => expect(relErr(v, cpu[i]!)).toBeLessThanOrEqual(2e-4))
+      }),
+      { numRuns: 40 }
+    )
+    expect((calls.get("groupNorm") ?? 0) - before[0]!).toBeGreaterThan(0)
+    expect((calls.get("groupNormGrad") ?? 0) - before[1]!).toBeGreaterThan(0)
+  })
+
+  it("fused GroupNorm over large tensors (several tasks per sample) and with x-only gradients leaks no tensor", async () => {
+    const c = { n: 2, h: 32, w: 32, groups: 8, perGroup: 16, offset: 0.5, scale: 2, silu: true, seed: 9 }
+    const wasm = groupNormRun(c)
+    const cpu = await on("cpu", () => groupNormRun(c))
+    await tf.setBackend("wasm")
+    wasm.forEach((v, i) => expect(relErr(v, cpu[i]!)).toBeLessThanOrEqual(2e-4))
+    groupNormRun(c)
+    const count = tf.memory().numTensors
+    for (let i = 0; i < 5; i++) groupNormRun(c)
+    expect(tf.memory().numTensors).toBe(count)
   })
 
   it("sum / mean over any axes (keepDims or not) and moments equal the cpu backend's", async () => {

@@ -6,6 +6,9 @@
  * The moments live in a plain name → tensor map with the parameters' names, so a checkpoint stores them like any
  * other weights and a resumed run continues with exactly the same moments and step count.
  *
+ * An engine may register the fused kernel {@link ADAM_KERNEL} (one call per parameter instead of a dozen ops, the same
+ * float32 operations in the same order); {@link adamUpdate} uses it where the active backend has it.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
@@ -33,6 +36,20 @@ export const initAdam = (params: Parameters): AdamState => ({
   v: Object.fromEntries(Object.entries(params).map(([n, p]) => [n, tf.zerosLike(p)]))
 })
 
+/**
+ * Name of the optional fused Adam kernel. Inputs `param`, `grad`, `m`, `v` (float32, one shape); attributes
+ * `learningRate`, `beta1`, `beta2`, `epsilon` and `step` t (this update's number, from 1); outputs the new `param`,
+ * `m` and `v`, each operation rounded to float32 in the order {@link adamUpdate} composes them.
+ */
+export const ADAM_KERNEL = "SidAdam"
+
+const fusedAdam = (config: AdamConfig, t: number, p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor) =>
+  tf.engine().runKernel(
+    ADAM_KERNEL,
+    { param: p, grad: g, m, v },
+    { learningRate: config.learningRate, beta1: config.beta1, beta2: config.beta2, epsilon: config.epsilon, step: t }
+  ) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor]
+
 /** One Adam update's results: new parameter values and new state (all new tensors the caller owns). */
 export interface AdamUpdate {
   readonly params: Record<string, tf.Tensor>
@@ -56,6 +73,7 @@ export const adamUpdate = (
     const next: Record<string, tf.Tensor> = {}
     const m: Record<string, tf.Tensor> = {}
     const v: Record<string, tf.Tensor> = {}
+    const fused = tf.getKernel(ADAM_KERNEL, tf.getBackend()) !== undefined
     for (const [name, p] of Object.entries(params)) {
       const g = grads[name]
       const m0 = state.m[name]
@@ -65,6 +83,10 @@ export const adamUpdate = (
         next[name] = tf.clone(p)
         m[name] = tf.clone(m0)
         v[name] = tf.clone(v0)
+        continue
+      }
+      if (fused && [p, g, m0, v0].every((x) => x.dtype === "float32" && tf.util.arraysEqual(x.shape, p.shape))) {
+        ;[next[name], m[name], v[name]] = fusedAdam(config, t, p, g, m0, v0)
         continue
       }
       const m1 = tf.add(tf.mul(m0, config.beta1), tf.mul(g, 1 - config.beta1))

@@ -5,9 +5,14 @@
  * [H, W, C/G] entries with `tf.moments`, so no statistic ever mixes samples of a batch. EDM's UNet blocks use
  * GroupNorm with ε = 1e-5 (spec §1.3 backbones).
  *
+ * An engine may register the fused kernel {@link GROUP_NORM_KERNEL} (normalisation, affine map and optional SiLU in
+ * one call, with its gradient); {@link groupNorm} uses it where the active backend has it and composes TF.js ops
+ * otherwise. Both compute the same function (the fused kernel accumulates the statistics in double precision).
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
+import { silu } from "./Silu.js"
 
 /** ε added to the per-group variance (EDM/PyTorch GroupNorm default). */
 export const GROUP_NORM_EPS = 1e-5
@@ -34,14 +39,49 @@ export const groupNormalize = (x: tf.Tensor4D, groups: number, eps: number = GRO
     return tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, eps))).reshape([n, h, w, c]) as tf.Tensor4D
   })
 
+/** The activation applied after the affine map: none, or SiLU z·sigmoid(z) (EDM's UNet blocks, spec §1.3). */
+export type GroupNormActivation = "linear" | "silu"
+
 /**
- * GroupNorm with a per-channel affine map: `groupNormalize(x) · weight + bias`, weight and bias of shape [C]
- * (initialised to 1 and 0).
+ * Name of the optional fused GroupNorm kernel. Inputs `x` [N,H,W,C] float32, `gamma` [C], `beta` [C]; attributes
+ * `groups`, `epsilon`, `activation` ({@link GroupNormActivation}); outputs `y` [N,H,W,C], and per sample and group
+ * `mean` [N,G] and `rstd` = 1/√(var + ε) [N,G] (kept for the gradient).
+ */
+export const GROUP_NORM_KERNEL = "SidGroupNorm"
+
+/**
+ * Name of the fused GroupNorm gradient kernel. Inputs `dy`, `x`, `gamma`, `beta`, `mean`, `rstd` (as above); the
+ * same attributes; outputs `dx` [N,H,W,C], `dgamma` [C], `dbeta` [C].
+ */
+export const GROUP_NORM_GRAD_KERNEL = "SidGroupNormGrad"
+
+const fusedAvailable = (x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor): boolean =>
+  x.dtype === "float32" && weight.rank === 1 && bias.rank === 1 && weight.shape[0] === x.shape[3] &&
+  bias.shape[0] === x.shape[3] && tf.getKernel(GROUP_NORM_KERNEL, tf.getBackend()) !== undefined
+
+/**
+ * GroupNorm with a per-channel affine map and an optional activation: `act(groupNormalize(x) · weight + bias)`,
+ * weight and bias of shape [C] (initialised to 1 and 0). Runs {@link GROUP_NORM_KERNEL} where the active backend
+ * registers it.
  */
 export const groupNorm = (
   x: tf.Tensor4D,
   groups: number,
   weight: tf.Tensor,
   bias: tf.Tensor,
-  eps: number = GROUP_NORM_EPS
-): tf.Tensor4D => tf.tidy(() => tf.add(tf.mul(groupNormalize(x, groups, eps), weight), bias) as tf.Tensor4D)
+  eps: number = GROUP_NORM_EPS,
+  activation: GroupNormActivation = "linear"
+): tf.Tensor4D =>
+  tf.tidy(() => {
+    checkGroups(x, groups)
+    if (fusedAvailable(x, weight, bias)) {
+      const outputs = tf.engine().runKernel(
+        GROUP_NORM_KERNEL,
+        { x, gamma: weight, beta: bias },
+        { groups, epsilon: eps, activation }
+      ) as unknown as Array<tf.Tensor>
+      return outputs[0] as tf.Tensor4D
+    }
+    const z = tf.add(tf.mul(groupNormalize(x, groups, eps), weight), bias)
+    return (activation === "silu" ? silu(z) : z) as tf.Tensor4D
+  })

@@ -11,6 +11,7 @@
 import * as tf from "@tensorflow/tfjs"
 import type { Parameters } from "./Parameters.js"
 import { normalTensor } from "./RandomStream.js"
+import { silu } from "./Silu.js"
 
 /** Architecture of an {@link Mlp}. */
 export interface MlpSpec {
@@ -92,7 +93,7 @@ export const applyMlp = (
       const b = params[`layers.${i}.bias`]
       if (w === undefined || b === undefined) throw new Error(`MLP parameter layers.${i} is missing`)
       const z = tf.add(tf.matMul(h, w), b) as tf.Tensor2D
-      h = i < spec.depth ? (tf.mul(z, tf.sigmoid(z)) as tf.Tensor2D) : z
+      h = i < spec.depth ? silu(z) : z
     }
     return h
   })

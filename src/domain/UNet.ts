@@ -24,7 +24,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
-import { groupNorm } from "./GroupNorm.js"
+import { groupNorm, GROUP_NORM_EPS, type GroupNormActivation } from "./GroupNorm.js"
+import { silu } from "./Silu.js"
 import type { Parameters } from "./Parameters.js"
 import { dropout } from "./Dropout.js"
 import { normalTensor } from "./RandomStream.js"
@@ -246,8 +247,6 @@ export interface ApplyUNetOptions {
   readonly dropoutRate?: number
 }
 
-const silu = (x: tf.Tensor): tf.Tensor => tf.mul(x, tf.sigmoid(x))
-
 /**
  * F(x_in, c_noise, labels): x_in [N,H,W,C] (already multiplied by c_in), c_noise [N], optional one-hot labels
  * [N, labelDim] → [N,H,W,C] (spec §1.3). When labelDim > 0 and no labels are given, an all-zero label vector is
@@ -295,8 +294,8 @@ export const applyUNet = (
         strides: 1,
         pad: "same"
       })
-    const norm = (name: string, x: tf.Tensor): tf.Tensor4D =>
-      groupNorm(x as tf.Tensor4D, spec.groups, p(`${name}.weight`), p(`${name}.bias`))
+    const norm = (name: string, x: tf.Tensor, activation: GroupNormActivation): tf.Tensor4D =>
+      groupNorm(x as tf.Tensor4D, spec.groups, p(`${name}.weight`), p(`${name}.bias`), GROUP_NORM_EPS, activation)
 
     let e: tf.Tensor = sinusoidalEmbedding(cNoise, spec.noiseChannels)
     if (spec.labelDim > 0 && labels !== undefined) e = tf.add(e, tf.matMul(labels, p("emb.label.weight") as tf.Tensor2D))
@@ -305,9 +304,9 @@ export const applyUNet = (
     const rate = options.dropoutRate ?? spec.dropout
     let blockIndex = 0
     const block = ({ cin, cout, name }: BlockLayout, x: tf.Tensor4D): tf.Tensor4D => {
-      let y: tf.Tensor = conv(`${name}.conv0`, silu(norm(`${name}.norm0`, x)))
+      let y: tf.Tensor = conv(`${name}.conv0`, norm(`${name}.norm0`, x, "silu"))
       y = tf.add(y, dense(`${name}.emb`, emb).reshape([n, 1, 1, cout]))
-      y = silu(norm(`${name}.norm1`, y))
+      y = norm(`${name}.norm1`, y, "silu")
       if (rate > 0 && options.dropoutSeed !== undefined) {
         y = dropout(y, { rate, seed: options.dropoutSeed }, `dropout.${blockIndex}`)
       }
@@ -330,5 +329,5 @@ export const applyUNet = (
       x = tf.concat([upsampleNearest2x(x), skips[l]!], 3)
       for (const b of dec[l]!) x = block(b, x)
     }
-    return conv("out.conv", silu(norm("out.norm", x)))
+    return conv("out.conv", norm("out.norm", x, "silu"))
   })

@@ -26,7 +26,7 @@ import {
   EngineSharedLibraryMissing
 } from "../services/Engine.js"
 import { fastReduceGradients, installGradients } from "./kernels/Gradients.js"
-import { loadNativeAddon, nativeAddonPath, nativePatches } from "./kernels/Native.js"
+import { groupNormGradient, loadNativeAddon, nativeAddonPath, nativePatches } from "./kernels/Native.js"
 import { cpuPatches, install, type KernelPatch, labels, wasmPatches } from "./kernels/Patches.js"
 
 /**
@@ -220,7 +220,7 @@ export const makeWasmNative = (options?: EngineOptions): Layer.Layer<Engine, Eng
       const native = nativePatches(addon)
       yield* patch("wasm-native", native)
       yield* Effect.acquireRelease(
-        Effect.sync(() => installGradients(fastReduceGradients)),
+        Effect.sync(() => installGradients([...fastReduceGradients, groupNormGradient])),
         (restore) => Effect.sync(restore)
       )
       yield* useBackend("wasm-native", tf, "wasm")

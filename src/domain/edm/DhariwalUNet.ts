@@ -266,7 +266,7 @@ export const applyDhariwalUNet = (
       if (x.shape[3] !== b.inChannels) x = tf.concat([x, skips.pop()!], 3)
       x = applyUNetBlock(params, name, b, x, emb, options.dropout)
     }
-    return applyConv(params, "out_conv", l.outConv, silu(applyGroupNorm(params, "out_norm", l.outNorm, x)) as tf.Tensor4D)
+    return applyConv(params, "out_conv", l.outConv, applyGroupNorm(params, "out_norm", l.outNorm, x, "silu"))
   })
 
 /**

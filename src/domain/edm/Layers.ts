@@ -25,7 +25,8 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { dropout, type DropoutMasks } from "../Dropout.js"
-import { groupNorm } from "../GroupNorm.js"
+import { groupNorm, type GroupNormActivation } from "../GroupNorm.js"
+import { silu } from "../Silu.js"
 import type { Parameters } from "../Parameters.js"
 import { normalTensor, uniformTensor } from "../RandomStream.js"
 import { stopGradient } from "../StopGradient.js"
@@ -312,7 +313,7 @@ export const param = (params: Parameters, name: string): tf.Tensor => {
 }
 
 /** SiLU, x·sigmoid(x). */
-export const silu = (x: tf.Tensor): tf.Tensor => tf.mul(x, tf.sigmoid(x))
+export { silu } from "../Silu.js"
 
 /** EDM Linear: x [N, in] → x·W + b with W [in, out]. */
 export const applyLinear = (params: Parameters, name: string, m: LinearModule, x: tf.Tensor2D): tf.Tensor2D =>
@@ -321,9 +322,15 @@ export const applyLinear = (params: Parameters, name: string, m: LinearModule, x
     return m.bias ? (tf.add(y, param(params, `${name}.bias`)) as tf.Tensor2D) : y
   })
 
-/** EDM GroupNorm on NHWC: groups min(32, C // 4), the module's ε. */
-export const applyGroupNorm = (params: Parameters, name: string, m: GroupNormModule, x: tf.Tensor4D): tf.Tensor4D =>
-  groupNorm(x, groupCount(m.channels), param(params, `${name}.weight`), param(params, `${name}.bias`), m.eps)
+/** EDM GroupNorm on NHWC: groups min(32, C // 4), the module's ε; optionally followed by SiLU (fused where the engine can). */
+export const applyGroupNorm = (
+  params: Parameters,
+  name: string,
+  m: GroupNormModule,
+  x: tf.Tensor4D,
+  activation: GroupNormActivation = "linear"
+): tf.Tensor4D =>
+  groupNorm(x, groupCount(m.channels), param(params, `${name}.weight`), param(params, `${name}.bias`), m.eps, activation)
 
 const padOrCrop = (x: tf.Tensor4D, before: number, after: number): tf.Tensor4D => {
   let y = x
@@ -426,14 +433,14 @@ export const applyUNetBlock = (
   tf.tidy(() => {
     const parts = unetBlockParts(m)
     const n = x.shape[0]
-    let y = applyConv(params, `${name}.conv0`, parts.conv0, silu(applyGroupNorm(params, `${name}.norm0`, parts.norm0, x)) as tf.Tensor4D)
+    let y = applyConv(params, `${name}.conv0`, parts.conv0, applyGroupNorm(params, `${name}.norm0`, parts.norm0, x, "silu"))
     const affine = applyLinear(params, `${name}.affine`, parts.affine, emb).reshape([n, 1, 1, -1])
     if (m.adaptiveScale) {
       const [scale, shift] = tf.split(affine, 2, 3)
       const normed = applyGroupNorm(params, `${name}.norm1`, parts.norm1, y)
       y = silu(tf.add(shift!, tf.mul(normed, tf.add(scale!, 1)))) as tf.Tensor4D
     } else {
-      y = silu(applyGroupNorm(params, `${name}.norm1`, parts.norm1, tf.add(y, affine) as tf.Tensor4D)) as tf.Tensor4D
+      y = applyGroupNorm(params, `${name}.norm1`, parts.norm1, tf.add(y, affine) as tf.Tensor4D, "silu")
     }
     if (masks !== undefined && masks.rate > 0) y = dropout(y, masks, `dropout.${name}`) as tf.Tensor4D
     y = applyConv(params, `${name}.conv1`, parts.conv1, y)

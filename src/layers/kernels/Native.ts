@@ -19,6 +19,8 @@ import * as tf from "@tensorflow/tfjs"
 import { existsSync } from "node:fs"
 import { createRequire } from "node:module"
 import { fileURLToPath } from "node:url"
+import { ADAM_KERNEL } from "../../domain/Adam.js"
+import { GROUP_NORM_GRAD_KERNEL, GROUP_NORM_KERNEL, type GroupNormActivation } from "../../domain/GroupNorm.js"
 import type { RawKernelFunc } from "./Backend.js"
 import type { KernelPatch } from "./Patches.js"
 import { resizeNearestSourceIndices } from "./ResizeNearestNeighborGrad.js"
@@ -57,6 +59,46 @@ export interface NativeAddon {
   readonly sum: (x: Float32Array, shape: ReadonlyArray<number>, axes: ReadonlyArray<number>, out: Float32Array, scale: number) => void
   /** `y = 1 / (1 + e^-x)` (relative error about 3e-7). */
   readonly sigmoid: (x: Float32Array, y: Float32Array) => void
+  /**
+   * One Adam update into `pOut`, `mOut`, `vOut`; `h` = float32 `[lr, β₁, β₂, ε, 1 − β₁, 1 − β₂, 1 − β₁ᵗ, 1 − β₂ᵗ]`
+   * (the kernel contract of `Adam.ADAM_KERNEL`).
+   */
+  readonly adam: (
+    p: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    pOut: Float32Array,
+    mOut: Float32Array,
+    vOut: Float32Array,
+    h: Float32Array
+  ) => void
+  /** GroupNorm (+ SiLU) of NHWC `x` with dims `[N, H·W, C, G]`; writes `y`, `mean` and `rstd` [N, G]. */
+  readonly groupNorm: (
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    y: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    dims: ReadonlyArray<number>,
+    epsilon: number,
+    silu: boolean
+  ) => void
+  /** The gradient of `groupNorm`: writes `dx`, `dgamma`, `dbeta`. */
+  readonly groupNormGrad: (
+    dy: Float32Array,
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    dx: Float32Array,
+    dgamma: Float32Array,
+    dbeta: Float32Array,
+    dims: ReadonlyArray<number>,
+    silu: boolean
+  ) => void
   /** `dst[r·dstStride + dstOffset + i] = src[r·srcStride + srcOffset + i]` for `r < rows`, `i < rowLength`. */
   readonly copyRows: (
     src: Float32Array,
@@ -106,6 +148,9 @@ const looksLikeAddon = (mod: unknown): mod is NativeAddon =>
     "binary",
     "sum",
     "sigmoid",
+    "adam",
+    "groupNorm",
+    "groupNormGrad",
     "copyRows",
     "resizeNearestGrad",
     "threads",
@@ -114,22 +159,6 @@ const looksLikeAddon = (mod: unknown): mod is NativeAddon =>
   ].every((k) =>
     typeof (mod as Record<string, unknown>)[k] === "function"
   )
-
-/**
- * OpenMP (used by oneDNN) reads `OMP_WAIT_POLICY` once, when the addon loads it. Its default spins idle threads, which
- * on a shared or oversubscribed machine takes the cores from the addon's own thread pool and from other processes, so
- * the addon is loaded with `PASSIVE` unless the caller chose a policy; the variable is restored afterwards.
- */
-const withPassiveOpenMp = <A>(f: () => A): A => {
-  const chosen = process.env["OMP_WAIT_POLICY"]
-  if (chosen !== undefined) return f()
-  process.env["OMP_WAIT_POLICY"] = "PASSIVE"
-  try {
-    return f()
-  } finally {
-    delete process.env["OMP_WAIT_POLICY"]
-  }
-}
 
 /**
  * Loads the addon (once per process). Throws when the file is missing or does not load (e.g. libopenblas is not
@@ -142,7 +171,7 @@ export const loadNativeAddon = (path: string = nativeAddonPath()): NativeAddon =
   const hit = cache.get(path)
   if (hit !== undefined) return hit
   if (!existsSync(path)) throw new Error(`native addon not found at ${path}`)
-  const mod = withPassiveOpenMp(() => createRequire(import.meta.url)(path) as unknown)
+  const mod = createRequire(import.meta.url)(path) as unknown
   if (!looksLikeAddon(mod)) throw new Error(`${path} does not export the sid-ts native kernels`)
   cache.set(path, mod)
   return mod
@@ -455,6 +484,105 @@ const makeAvgPoolGrad = (addon: NativeAddon, stock: RawKernelFunc): RawKernelFun
   return out
 }
 
+const makeAdam = (addon: NativeAddon): RawKernelFunc => (args) => {
+  const { grad, m, param, v } = args.inputs as Record<string, tf.TensorInfo>
+  const a = args.attrs as unknown as { learningRate: number; beta1: number; beta2: number; epsilon: number; step: number }
+  const be = args.backend as WasmHeapBackend
+  const outs = [be.makeOutput([...param!.shape], "float32"), be.makeOutput([...param!.shape], "float32"), be.makeOutput([...param!.shape], "float32")]
+  const h = Float32Array.of(
+    a.learningRate,
+    a.beta1,
+    a.beta2,
+    a.epsilon,
+    1 - a.beta1,
+    1 - a.beta2,
+    1 - Math.pow(a.beta1, a.step),
+    1 - Math.pow(a.beta2, a.step)
+  )
+  addon.adam(view(be, param!), view(be, grad!), view(be, m!), view(be, v!), view(be, outs[0]!), view(be, outs[1]!), view(be, outs[2]!), h)
+  return outs
+}
+
+interface GroupNormAttrs {
+  readonly groups: number
+  readonly epsilon: number
+  readonly activation: GroupNormActivation
+}
+
+const normDims = (x: tf.TensorInfo, groups: number): Array<number> => {
+  const [n, h, w, c] = x.shape as Shape4
+  return [n, h * w, c, groups]
+}
+
+const makeGroupNorm = (addon: NativeAddon): RawKernelFunc => (args) => {
+  const { beta, gamma, x } = args.inputs as Record<string, tf.TensorInfo>
+  const a = args.attrs as unknown as GroupNormAttrs
+  const be = args.backend as WasmHeapBackend
+  const [n] = x!.shape
+  const y = be.makeOutput([...x!.shape], "float32")
+  const mean = be.makeOutput([n!, a.groups], "float32")
+  const rstd = be.makeOutput([n!, a.groups], "float32")
+  addon.groupNorm(
+    view(be, x!),
+    view(be, gamma!),
+    view(be, beta!),
+    view(be, y),
+    view(be, mean),
+    view(be, rstd),
+    normDims(x!, a.groups),
+    a.epsilon,
+    a.activation === "silu"
+  )
+  return [y, mean, rstd]
+}
+
+const makeGroupNormGrad = (addon: NativeAddon): RawKernelFunc => (args) => {
+  const { beta, dy, gamma, mean, rstd, x } = args.inputs as Record<string, tf.TensorInfo>
+  const a = args.attrs as unknown as GroupNormAttrs
+  const be = args.backend as WasmHeapBackend
+  const dx = be.makeOutput([...x!.shape], "float32")
+  const dgamma = be.makeOutput([...gamma!.shape], "float32")
+  const dbeta = be.makeOutput([...beta!.shape], "float32")
+  addon.groupNormGrad(
+    view(be, dy!),
+    view(be, x!),
+    view(be, gamma!),
+    view(be, beta!),
+    view(be, mean!),
+    view(be, rstd!),
+    view(be, dx),
+    view(be, dgamma),
+    view(be, dbeta),
+    normDims(x!, a.groups),
+    a.activation === "silu"
+  )
+  return [dx, dgamma, dbeta]
+}
+
+/**
+ * The gradient of the fused GroupNorm kernel: one {@link GROUP_NORM_GRAD_KERNEL} call gives dx, dγ and dβ. It runs
+ * when the gradient function is called (outside the per-input scopes of the tape walk), so each input's gradient is
+ * one of its outputs and the unused ones are freed with the backward pass.
+ *
+ * @since 0.1.0
+ * @category gradients
+ */
+export const groupNormGradient: tf.GradConfig = {
+  kernelName: GROUP_NORM_KERNEL,
+  inputsToSave: ["x", "gamma", "beta"],
+  outputsToSave: [false, true, true],
+  gradFunc: (dys, saved, attrs) => {
+    const [x, gamma, beta, mean, rstd] = saved
+    const dy = Array.isArray(dys) ? dys[0]! : dys
+    const [dx, dgamma, dbeta] = tf.engine().runKernel(
+      GROUP_NORM_GRAD_KERNEL,
+      { dy, x: x!, gamma: gamma!, beta: beta!, mean: mean!, rstd: rstd! },
+      attrs as unknown as tf.NamedAttrMap
+    ) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor]
+    return { x: () => dx, gamma: () => dgamma, beta: () => dbeta }
+  }
+}
+
 /**
  * Kernel patches that route the heavy wasm kernels through the addon, each falling back to the kernel registered
  * before it. Installed on top of the wasm patches (their `id` keeps them apart in the install bookkeeping).
@@ -517,5 +645,8 @@ export const nativePatches = (addon: NativeAddon): ReadonlyArray<KernelPatch> =>
     backendName: "wasm",
     id: "native",
     make: (stock) => makeAvgPoolGrad(addon, requireStock("AvgPoolGrad", stock))
-  }
+  },
+  { kernelName: ADAM_KERNEL, backendName: "wasm", id: "native", make: () => makeAdam(addon) },
+  { kernelName: GROUP_NORM_KERNEL, backendName: "wasm", id: "native", make: () => makeGroupNorm(addon) },
+  { kernelName: GROUP_NORM_GRAD_KERNEL, backendName: "wasm", id: "native", make: () => makeGroupNormGrad(addon) }
 ]

@@ -1,0 +1,9 @@
+/**
+ * SiLU (swish), z·sigmoid(z): the activation of EDM's networks and of the project's MLP and UNet (spec §1.3).
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs"
+
+/** SiLU, z·sigmoid(z), elementwise. */
+export const silu = <T extends tf.Tensor>(z: T): T => tf.tidy(() => tf.mul(z, tf.sigmoid(z)) as T)
