@@ -3,7 +3,7 @@ import { Cause, Context, Effect, Exit, Layer, Option } from "effect"
 import { existsSync } from "node:fs"
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { expectedParameterCount, makeReferenceDenoiser } from "../bench/ReferenceDenoiser.js"
+import { expectedParameterCount, makeReferenceDenoiser, makeReferenceTraining } from "../bench/ReferenceDenoiser.js"
 import * as EngineLayers from "../src/layers/Engine.js"
 import {
   groupNormGradient,
@@ -14,8 +14,8 @@ import {
 } from "../src/layers/kernels/Native.js"
 import { fastReduceGradients, installGradients } from "../src/layers/kernels/Gradients.js"
 import { cpuPatches, install, installCount, wasmPatches } from "../src/layers/kernels/Patches.js"
-import { adamUpdate } from "../src/domain/Adam.js"
-import { groupNorm } from "../src/domain/GroupNorm.js"
+import { ADAM_KERNEL, adamUpdate } from "../src/domain/Adam.js"
+import { GROUP_NORM_GRAD_KERNEL, GROUP_NORM_KERNEL, groupNorm } from "../src/domain/GroupNorm.js"
 import { Engine } from "../src/services/Engine.js"
 
 const built = (() => {
@@ -715,26 +715,19 @@ describe.runIf(built)("wasm-native engine (addon built)", () => {
     native.trained.losses.forEach((l, i) => expect(Math.abs(l - wasm.trained.losses[i]!)).toBeLessThanOrEqual(1e-4 * Math.abs(l)))
   })
 
-  it("200 training steps: no tensor, byte or wasm-heap growth after warm-up", async () => {
+  it("200 training steps (fused GroupNorm + SiLU and Adam): no tensor, byte or wasm-heap growth after warm-up", async () => {
     const result = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const t = Context.get(yield* Layer.build(EngineLayers.makeWasmNative()), Engine).tf
-      const net = makeReferenceDenoiser(t, 1, 5)
-      const x0 = t.tensor4d(randoms(2 * 8 * 8, 12), [2, 8, 8, 1])
-      const sigma = t.tensor1d([0.3, 3])
-      const opt = t.train.adam(1e-3)
+      const training = makeReferenceTraining(t, { height: 8, width: 8, channels: 1, batch: 2 })
       const heap = () => (t.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length
+      expect([ADAM_KERNEL, GROUP_NORM_KERNEL, GROUP_NORM_GRAD_KERNEL].map((k) => t.getKernel(k, "wasm") !== undefined))
+        .toEqual([true, true, true])
       const snapshots: Array<[number, number, number]> = []
       for (let i = 0; i < 200; i++) {
-        opt.minimize(
-          () => t.mean(t.squaredDifference(net.apply(x0, sigma), x0)) as tf.Scalar,
-          false,
-          net.variables as Array<tf.Variable>
-        )
+        training.step()
         if (i === 19 || i === 199) snapshots.push([t.memory().numTensors, t.memory().numBytes, heap()])
       }
-      opt.dispose()
-      t.dispose([x0, sigma])
-      net.dispose()
+      training.dispose()
       return snapshots
     })))
     expect(result[1]).toEqual(result[0])
