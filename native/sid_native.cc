@@ -1197,14 +1197,20 @@ napi_value Sum(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// Reads count Float32Array arguments starting at argv[0].
+bool floatArgs(napi_env env, const napi_value* argv, int count, float** data, size_t* lengths) {
+  for (int i = 0; i < count; ++i)
+    if (!floats(env, argv[i], &data[i], &lengths[i])) return false;
+  return true;
+}
+
 // adam(p, g, m, v, pOut, mOut, vOut, h) with h = [lr, b1, b2, eps, 1 − b1, 1 − b2, 1 − b1^t, 1 − b2^t] (float32)
 napi_value Adam(napi_env env, napi_callback_info info) {
   napi_value argv[8];
   if (!args(env, info, argv)) return nullptr;
   float* a[8];
   size_t n[8];
-  for (int i = 0; i < 8; ++i)
-    if (!floats(env, argv[i], &a[i], &n[i])) return nullptr;
+  if (!floatArgs(env, argv, 8, a, n)) return nullptr;
   bool ok = n[7] == 8;
   for (int i = 1; i < 7; ++i) ok = ok && n[i] == n[0];
   if (!check(env, ok, "adam: the seven arrays must have one length and the hyper-parameters eight entries")) return nullptr;
@@ -1232,10 +1238,9 @@ napi_value GroupNorm(napi_env env, napi_callback_info info) {
   size_t n[6];
   double eps;
   bool silu;
-  if (!readNorm(env, argv[6], &d) || napi_get_value_double(env, argv[7], &eps) != napi_ok || !readBool(env, argv[8], &silu))
+  if (!readNorm(env, argv[6], &d) || napi_get_value_double(env, argv[7], &eps) != napi_ok || !readBool(env, argv[8], &silu) ||
+      !floatArgs(env, argv, 6, a, n))
     return nullptr;
-  for (int i = 0; i < 6; ++i)
-    if (!floats(env, argv[i], &a[i], &n[i])) return nullptr;
   const size_t size = size_t(d.n * d.hw * d.c), stats = size_t(d.n * d.groups);
   if (!check(env, n[0] == size && n[1] == size_t(d.c) && n[2] == size_t(d.c) && n[3] == size && n[4] == stats && n[5] == stats,
              "groupNorm: array sizes do not match the dimensions"))
@@ -1253,9 +1258,7 @@ napi_value GroupNormGrad(napi_env env, napi_callback_info info) {
   float* a[9];
   size_t n[9];
   bool silu;
-  if (!readNorm(env, argv[9], &d) || !readBool(env, argv[10], &silu)) return nullptr;
-  for (int i = 0; i < 9; ++i)
-    if (!floats(env, argv[i], &a[i], &n[i])) return nullptr;
+  if (!readNorm(env, argv[9], &d) || !readBool(env, argv[10], &silu) || !floatArgs(env, argv, 9, a, n)) return nullptr;
   const size_t size = size_t(d.n * d.hw * d.c), stats = size_t(d.n * d.groups), c = size_t(d.c);
   if (!check(env, n[0] == size && n[1] == size && n[2] == c && n[3] == c && n[4] == stats && n[5] == stats && n[6] == size &&
                       n[7] == c && n[8] == c,
