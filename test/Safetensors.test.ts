@@ -52,6 +52,13 @@ describe("Safetensors", () => {
     )
   })
 
+  it("keeps a tensor named __proto__ (a name like any other)", () => {
+    const values = Float32Array.from([1.5, -2])
+    const file = decodeSafetensors(encodeSafetensors([["__proto__", { dtype: "float32", shape: [2], values }], ["w", { dtype: "float32", shape: [2], values }]]))
+    expect([...file.tensors.keys()].sort()).toEqual(["__proto__", "w"])
+    expect(Array.from(file.tensors.get("__proto__")!.values)).toEqual([1.5, -2])
+  })
+
   it("reads the EDM golden files written by the Python safetensors package", () => {
     const file = decodeSafetensors(
       new Uint8Array(readFileSync(new URL("../../shared/golden/edm/songunet-ddpmpp-tiny.safetensors", import.meta.url)))

@@ -167,7 +167,8 @@ export const encodeSafetensors = (
   metadata: Readonly<Record<string, string>> = {}
 ): Uint8Array => {
   const entries = Array.from(tensors)
-  const header: Record<string, unknown> = {}
+  // No prototype: a tensor may be named "__proto__", which on a plain object would set the prototype instead.
+  const header: Record<string, unknown> = Object.create(null) as Record<string, unknown>
   if (Object.keys(metadata).length > 0) header["__metadata__"] = metadata
   let offset = 0
   for (const [name, t] of entries) {
