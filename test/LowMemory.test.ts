@@ -3,7 +3,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Context, Effect, Layer, Stream } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { distillConfig, type DistillConfig } from "../src/domain/DistillConfig.js"
+import type { DistillConfig } from "../src/domain/DistillConfig.js"
 import { sidLoss } from "../src/domain/GeneratorLoss.js"
 import { unetNetwork } from "../src/domain/Network.js"
 import { adam, sgd } from "../src/domain/Optimizer.js"
@@ -24,7 +24,7 @@ import {
 import { FakeScore } from "../src/services/FakeScore.js"
 import { Generator } from "../src/services/Generator.js"
 import { Teacher as TeacherTag } from "../src/services/Teacher.js"
-import { CheckpointStore, Teacher, tf, useEngine } from "./support/distillation.js"
+import { CheckpointStore, smallConfig, Teacher, tf, useEngine } from "./support/distillation.js"
 
 const spec = unetSpec([8, 8, 1], { baseChannels: 8, channelMult: [1, 2], groups: 4, labelDim: 3 })
 const network = unetNetwork(spec)
@@ -108,18 +108,7 @@ describe("two-stage generator update", () => {
 
 describe("low-memory distillation", () => {
   const config = (lowMemory: boolean, overrides: Partial<typeof DistillConfig.Encoded> = {}) =>
-    distillConfig({
-      batchSize: 4,
-      steps: 6,
-      generatorLr: 1e-3,
-      fakeLr: 1e-3,
-      emaHalfLifeKimg: 0.01,
-      evalEvery: 1_000_000,
-      checkpointEvery: 1_000_000,
-      seed: 3,
-      lowMemory,
-      ...overrides
-    })
+    smallConfig({ batchSize: 4, steps: 6, emaHalfLifeKimg: 0.01, seed: 3, lowMemory, ...overrides })
   const layers = (c: DistillConfig, store: string) =>
     Distillation.layer(c, {
       teacher: teacherLayer(),

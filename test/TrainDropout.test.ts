@@ -40,7 +40,7 @@ import { DataFreeSampler as SamplerTag } from "../src/services/DataFreeSampler.j
 import { FakeScore } from "../src/services/FakeScore.js"
 import { Generator } from "../src/services/Generator.js"
 import { Teacher as TeacherTag } from "../src/services/Teacher.js"
-import { CheckpointStore, Teacher, tf, useEngine } from "./support/distillation.js"
+import { CheckpointStore, smallConfig, Teacher, tf, useEngine } from "./support/distillation.js"
 
 const tinyUNet = (rate: number) =>
   unetNetwork(unetSpec([8, 8, 1], { baseChannels: 8, channelMult: [1, 2], groups: 4, dropout: rate }))
@@ -318,17 +318,7 @@ describe("train mode in the iteration (spec §5.1)", () => {
 
 describe("distillation with dropout", () => {
   const config = (overrides: Partial<typeof DistillConfig.Encoded> = {}) =>
-    distillConfig({
-      batchSize: 4,
-      steps: 6,
-      generatorLr: 1e-3,
-      fakeLr: 1e-3,
-      emaHalfLifeKimg: 0.01,
-      evalEvery: 1_000_000,
-      checkpointEvery: 1_000_000,
-      seed: 3,
-      ...overrides
-    })
+    smallConfig({ batchSize: 4, steps: 6, emaHalfLifeKimg: 0.01, seed: 3, ...overrides })
   const run = (network: Network, c: DistillConfig, store: string, options: Parameters<typeof distill>[1] = {}) =>
     Effect.runPromise(
       Effect.scoped(

@@ -506,7 +506,7 @@ const makeAdam = (addon: NativeAddon): RawKernelFunc => (args) => {
   const { grad, m, param, v } = args.inputs as Record<string, tf.TensorInfo>
   const a = args.attrs as unknown as { learningRate: number; beta1: number; beta2: number; epsilon: number; step: number }
   const be = args.backend as WasmHeapBackend
-  const outs = [be.makeOutput([...param!.shape], "float32"), be.makeOutput([...param!.shape], "float32"), be.makeOutput([...param!.shape], "float32")]
+  const outs = [0, 1, 2].map(() => be.makeOutput([...param!.shape], "float32"))
   const h = Float32Array.of(
     a.learningRate,
     a.beta1,
