@@ -56,8 +56,8 @@ export const GROUP_NORM_KERNEL = "SidGroupNorm"
 export const GROUP_NORM_GRAD_KERNEL = "SidGroupNormGrad"
 
 const fusedAvailable = (x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor): boolean =>
-  x.dtype === "float32" && weight.rank === 1 && bias.rank === 1 && weight.shape[0] === x.shape[3] &&
-  bias.shape[0] === x.shape[3] && tf.getKernel(GROUP_NORM_KERNEL, tf.getBackend()) !== undefined
+  [x, weight, bias].every((t) => t.dtype === "float32") && weight.rank === 1 && bias.rank === 1 &&
+  weight.shape[0] === x.shape[3] && bias.shape[0] === x.shape[3] && tf.getKernel(GROUP_NORM_KERNEL, tf.getBackend()) !== undefined
 
 /**
  * GroupNorm with a per-channel affine map and an optional activation: `act(groupNormalize(x) · weight + bias)`,
