@@ -1,10 +1,11 @@
 import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Deferred, Effect, Either, Fiber, Layer, Option, Stream } from "effect"
+import { Deferred, Effect, Either, Exit, Fiber, Layer, Option, Stream } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { decodeDistillConfig } from "../src/domain/DistillConfig.js"
 import { sgd } from "../src/domain/Optimizer.js"
+import { distillationFormat, memoryStore } from "../src/layers/CheckpointStore.js"
 import * as Distillation from "../src/layers/Distillation.js"
 import * as Metrics from "../src/layers/Metrics.js"
 import { ring } from "../src/domain/GaussianMixture.js"
@@ -139,6 +140,32 @@ describe("distill", () => {
     const step = Option.getOrThrow(latest).manifest.step
     expect(step).toBeGreaterThanOrEqual(reached)
     expect([lastEmitted, lastEmitted + 1]).toContain(step)
+  })
+
+  it("an interrupt from a timer (as a signal handler would send it) is seen within one iteration", async () => {
+    const config = smallConfig({ steps: 400, seed: 9 })
+    const store = await Effect.runPromise(memoryStore(distillationFormat))
+    for (const k of [3, 12]) {
+      let lastStep = 0
+      const fiber = Effect.runFork(
+        distill(config, { evaluate: false }).pipe(
+          Stream.tap((r) =>
+            Effect.sync(() => {
+              lastStep = r.step
+              if (r.step === k) setTimeout(() => Effect.runFork(Fiber.interrupt(fiber)), 0)
+            })
+          ),
+          Stream.runDrain,
+          Effect.provide(runLayers(config, Teacher.layerFile(teacherFile), Layer.succeed(StoreTag, StoreTag.of(store))))
+        )
+      )
+      const exit = await Effect.runPromise(Fiber.await(fiber))
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      const saved = Option.getOrThrow(await Effect.runPromise(store.latest)).manifest.step
+      expect(saved).toBeGreaterThanOrEqual(k)
+      expect(saved).toBeLessThanOrEqual(k + 1)
+      expect(lastStep).toBeLessThanOrEqual(k + 1)
+    }
   })
 
   it("rejects corrupt and mis-shaped checkpoints with typed errors and leaves the files untouched", async () => {

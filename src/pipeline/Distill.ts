@@ -22,6 +22,7 @@ import { Generator } from "../services/Generator.js"
 import { Metrics, type MetricsError, SampleMetrics } from "../services/Metrics.js"
 import { Teacher } from "../services/Teacher.js"
 import { captureCheckpoint, type Progress, restoreCheckpoint } from "./Checkpointing.js"
+import { yieldToEventLoop } from "../layers/EventLoop.js"
 import { evaluateGenerator } from "./Evaluation.js"
 import { addFinalCheckpoint } from "./FinalCheckpoint.js"
 import { iterate, type IterationServices, type IterationSettings } from "./Iteration.js"
@@ -162,7 +163,7 @@ export const distill = (
           const ms = performance.now() - began
           const next: Progress = { step: p.step + 1, imagesSeen: p.imagesSeen + config.batchSize }
           yield* Ref.set(progress, next)
-          yield* Effect.yieldNow()
+          yield* yieldToEventLoop
           const report = new StepReport({
             step: next.step,
             imagesSeen: next.imagesSeen,
