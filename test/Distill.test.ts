@@ -3,7 +3,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Deferred, Effect, Either, Exit, Fiber, Layer, Option, Stream } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { decodeDistillConfig } from "../src/domain/DistillConfig.js"
+import { decodeDistillConfig, type DistillConfig } from "../src/domain/DistillConfig.js"
+import type { RunSpecMismatch } from "../src/domain/RunSpec.js"
 import { sgd } from "../src/domain/Optimizer.js"
 import { distillationFormat, memoryStore } from "../src/layers/CheckpointStore.js"
 import * as Distillation from "../src/layers/Distillation.js"
@@ -166,6 +167,39 @@ describe("distill", () => {
       expect(saved).toBeLessThanOrEqual(k + 1)
       expect(lastStep).toBeLessThanOrEqual(k + 1)
     }
+  })
+
+  it("resume keeps the recorded run: a trajectory setting that differs is a RunSpecMismatch, run-only ones may change", async () => {
+    const store = await Effect.runPromise(memoryStore(distillationFormat))
+    const storeLayer = Layer.succeed(StoreTag, StoreTag.of(store))
+    const record = { teacher: { spec: "gmm:ring8", sha256: "ab", fitSteps: 300 }, reference: "gmm:ring8" }
+    const run = (cfg: DistillConfig, options: Parameters<typeof distill>[1]) =>
+      Effect.runPromise(
+        distill(cfg, { evaluate: false, ...options }).pipe(
+          Stream.runCollect,
+          Effect.provide(runLayers(cfg, Teacher.layerFile(teacherFile), storeLayer)),
+          Effect.either
+        )
+      )
+    const first = smallConfig({ steps: 2, batchSize: 64, alpha: 0.5, seed: 21 })
+    expect(Either.isRight(await run(first, { record }))).toBe(true)
+    const changed = smallConfig({ steps: 4, batchSize: 32, alpha: 0.5, loss: "dmd", seed: 21 })
+    const refused = Either.getLeft(await run(changed, { resume: true, record })).pipe(Option.getOrThrow)
+    expect(refused._tag).toBe("RunSpecMismatch")
+    const differences = (refused as RunSpecMismatch).differences
+    expect(differences.map((d) => d.setting).sort()).toEqual(["batchSize", "loss"])
+    expect(refused.message).toMatch(/batchSize \(--batch\): recorded 64, requested 32/)
+    const otherTeacher = { ...record, teacher: { ...record.teacher, sha256: "cd" } }
+    const teacherRefused = Either.getLeft(await run(smallConfig({ steps: 4, batchSize: 64, alpha: 0.5, seed: 21 }), {
+      resume: true,
+      record: otherTeacher
+    })).pipe(Option.getOrThrow)
+    expect((teacherRefused as RunSpecMismatch).differences.map((d) => d.setting)).toEqual(["teacher.sha256"])
+    const longer = smallConfig({ steps: 4, batchSize: 64, alpha: 0.5, seed: 21, checkpointEvery: 7 })
+    const resumed = await run(longer, { resume: true, record })
+    expect(steps(Array.from(Either.getOrThrow(resumed))).map((r) => [r.step, r.imagesSeen])).toEqual([[3, 192], [4, 256]])
+    const manifest = Option.getOrThrow(await Effect.runPromise(store.latest)).manifest
+    expect((manifest.run as { teacher: unknown }).teacher).toEqual(record.teacher)
   })
 
   it("rejects corrupt and mis-shaped checkpoints with typed errors and leaves the files untouched", async () => {

@@ -14,7 +14,7 @@
  * @module
  */
 import { Either, ParseResult, Schema } from "effect"
-import { P_MEAN, P_STD, SIGMA_DATA, SIGMA_INIT, TMAX } from "./Edm.js"
+import { P_MEAN, P_STD, SIGMA_INIT, TMAX } from "./Edm.js"
 import {
   AdamBeta,
   Alpha,
@@ -52,8 +52,6 @@ export const DISTILL_DEFAULTS = {
   tmax: TMAX,
   /** spec §2: `--init_sigma 2.5`. */
   sigmaInit: SIGMA_INIT,
-  /** spec §1.1: σ_data = 0.5. */
-  sigmaData: SIGMA_DATA,
   /** spec §1.1: P_mean = −1.2. */
   pMean: P_MEAN,
   /** spec §1.1: P_std = 1.2. */
@@ -95,8 +93,25 @@ export const DISTILL_DEFAULTS = {
    * spec §5.1–5.2: train-mode dropout of G (generator step) and ψ (fake step); null = the network's own rate (0 for the
    * small UNet and the MLP, EDM's `dropout` for an EDM teacher, e.g. 0.13 for CIFAR-10 DDPM++).
    */
-  dropout: null
+  dropout: null,
+  /** spec §4.1: the SiD loss (§4.2 the L¹/L² terms alone, §4.4 the DMD direction). */
+  loss: "sid",
+  /** spec §4.1: the per-sample normaliser w = sg(mean|x_g − f_φ|) (false: w = 1, the ablation of §10.3). */
+  normalizer: true
 } as const
+
+/** Rule of {@link GeneratorLossName}. */
+export const GeneratorLossNameRule =
+  "must be one of sid (L² − α·L¹, spec §4.1), dmd (the Diff-Instruct/DMD direction, spec §4.4), l1 or l2 (one term alone, spec §4.2)"
+
+/** The generator losses a run can use (spec §4.1, §4.2, §4.4). */
+export const GeneratorLossName = Schema.Literal("sid", "dmd", "l1", "l2").annotations({
+  message: () => ({ message: GeneratorLossNameRule, override: true })
+})
+/** @see {@link GeneratorLossName} */
+export type GeneratorLossName = typeof GeneratorLossName.Type
+
+const NormalizerRule = "must be true or false (the per-sample normaliser w of the generator loss; spec §4.1, §10.3)"
 
 /**
  * SiD distillation hyper-parameters (spec §5.1–5.2, §11), validated and branded. Construct with
@@ -110,8 +125,6 @@ export class DistillConfig extends Schema.Class<DistillConfig>("DistillConfig")(
   tmax: withDefault(Tmax, () => Tmax.make(DISTILL_DEFAULTS.tmax)),
   /** The generator's fixed input noise level σ_init (spec §2). */
   sigmaInit: withDefault(PositiveSigma, () => PositiveSigma.make(DISTILL_DEFAULTS.sigmaInit)),
-  /** σ_data of the EDM preconditioning and loss weighting (spec §1.1, §1.3). */
-  sigmaData: withDefault(PositiveSigma, () => PositiveSigma.make(DISTILL_DEFAULTS.sigmaData)),
   /** Mean of ln σ in the fake-score loss (spec §1.1, §3). */
   pMean: withDefault(LogNormalMean, () => LogNormalMean.make(DISTILL_DEFAULTS.pMean)),
   /** Standard deviation of ln σ in the fake-score loss (spec §1.1, §3). */
@@ -163,6 +176,13 @@ export class DistillConfig extends Schema.Class<DistillConfig>("DistillConfig")(
   dropout: withDefault(
     Schema.NullOr(DropoutRate).annotations({ message: () => DropoutRateRule }),
     () => DISTILL_DEFAULTS.dropout
+  ),
+  /** The generator loss (spec §4.1; §4.2 one term alone; §4.4 the DMD direction). */
+  loss: withDefault(GeneratorLossName, () => DISTILL_DEFAULTS.loss),
+  /** The per-sample normaliser w of the generator loss (spec §4.1); false gives w = 1 (§10.3). */
+  normalizer: withDefault(
+    Schema.Boolean.annotations({ message: () => NormalizerRule }),
+    () => DISTILL_DEFAULTS.normalizer
   )
 }) {
   /** The configuration with every default (spec §5.2, §10.5). */
@@ -170,6 +190,62 @@ export class DistillConfig extends Schema.Class<DistillConfig>("DistillConfig")(
     return DistillConfig.make({})
   }
 }
+
+/** How a setting appears on the command line: its flag and a one-line description (defaults and rules come from the schema). */
+export interface SettingFlag {
+  /** The flag's name without dashes (kebab-case); a boolean setting whose default is true is switched off by `--no-<flag>`. */
+  readonly flag: string
+  readonly description: string
+}
+
+/**
+ * The command-line face of every {@link DistillConfig} setting, in one table beside the defaults: `sid distill`
+ * builds its flags and help from it, and errors name the flag of a bad setting.
+ */
+export const DISTILL_FLAGS: { readonly [K in keyof typeof DISTILL_DEFAULTS]: SettingFlag } = {
+  alpha: { flag: "alpha", description: "α of the SiD loss L² − α·L¹ (spec §4.1)" },
+  tmax: { flag: "tmax", description: "upper end of the generator-loss time t ~ U(0, tmax/1000), in thousandths" },
+  sigmaInit: { flag: "sigma-init", description: "σ_init, the noise level of the one-step generator's input (spec §2)" },
+  pMean: { flag: "p-mean", description: "mean of ln σ in the fake-score loss (EDM's P_mean)" },
+  pStd: { flag: "p-std", description: "standard deviation of ln σ in the fake-score loss (EDM's P_std)" },
+  generatorLr: { flag: "glr", description: "generator Adam learning rate" },
+  fakeLr: { flag: "lr", description: "fake-score Adam learning rate" },
+  batchSize: { flag: "batch", description: "generator samples per iteration" },
+  steps: { flag: "steps", description: "SiD iterations in total, counting resumed ones" },
+  generatorBeta1: { flag: "g-beta1", description: "generator Adam β1 (the fake score's is 0)" },
+  beta2: { flag: "beta2", description: "Adam β2 of both optimisers" },
+  epsilon: { flag: "epsilon", description: "Adam ε of both optimisers" },
+  generatorLossScale: { flag: "lsg", description: "generator loss multiplier" },
+  fakeLossScale: { flag: "ls", description: "fake-score loss multiplier" },
+  emaHalfLifeKimg: { flag: "ema-half-life", description: "EMA half-life of the generator, in thousands of samples" },
+  emaRampupRatio: { flag: "ema-rampup", description: "EMA rampup ratio (half-life ≤ ratio × samples seen)" },
+  evalEvery: { flag: "eval-every", description: "evaluate the EMA generator every N iterations" },
+  checkpointEvery: { flag: "checkpoint-every", description: "write a checkpoint every N iterations" },
+  seed: { flag: "seed", description: "random seed of every stream of the run" },
+  lowMemory: {
+    flag: "low-memory",
+    description: "Adam's moments and the EMA generator in host memory, two-stage generator backward (same updates, " +
+      "lower peak engine memory; a run may resume either way)"
+  },
+  dropout: {
+    flag: "dropout",
+    description: "train-mode dropout of G (generator step) and ψ (fake step); default: the teacher network's own rate"
+  },
+  loss: { flag: "loss", description: "generator loss: sid, dmd (no network Jacobians), l1 or l2 (one term alone)" },
+  normalizer: { flag: "normalizer", description: "the per-sample normaliser w = sg(mean|x_g − f_φ|) (--no-normalizer: w = 1)" }
+}
+
+/**
+ * The settings that do not change a run's trajectory: how long it runs, how often it is evaluated and checkpointed,
+ * and where the optimiser state lives (`lowMemory`: the same updates, spec §5.1). A resumed run may change these and
+ * nothing else.
+ */
+export const RUN_ONLY_SETTINGS: ReadonlyArray<keyof typeof DistillConfig.fields> = [
+  "steps",
+  "evalEvery",
+  "checkpointEvery",
+  "lowMemory"
+]
 
 /** The keys of {@link DistillConfig} (spec §5.2), in declaration order. */
 export const DISTILL_CONFIG_KEYS: ReadonlyArray<string> = Object.keys(DistillConfig.fields)

@@ -5,12 +5,29 @@
  */
 import { Layer } from "effect"
 import type { DistillConfig } from "../domain/DistillConfig.js"
-import { type GeneratorLoss, sidLoss } from "../domain/GeneratorLoss.js"
+import { dmdLoss, type GeneratorLoss, l1Loss, l2Loss, sidLoss } from "../domain/GeneratorLoss.js"
 import { DistillationLoss } from "../services/DistillationLoss.js"
 
 /** A run that uses `loss`. */
 export const layer = (loss: GeneratorLoss): Layer.Layer<DistillationLoss> => Layer.succeed(DistillationLoss, loss)
 
-/** The SiD loss with the config's α and generator loss scale (spec §4.1). */
-export const layerFromConfig = (config: DistillConfig): Layer.Layer<DistillationLoss> =>
-  layer(sidLoss({ alpha: config.alpha, lossScale: config.generatorLossScale }))
+/**
+ * The generator loss a config names (`config.loss`: SiD with its α, spec §4.1; the DMD direction, §4.4; or the L¹ /
+ * L² term alone, §4.2), with the config's loss scale and normaliser.
+ */
+export const lossFromConfig = (config: DistillConfig): GeneratorLoss => {
+  const options = { lossScale: config.generatorLossScale, normalize: config.normalizer }
+  switch (config.loss) {
+    case "sid":
+      return sidLoss({ ...options, alpha: config.alpha })
+    case "dmd":
+      return dmdLoss(options)
+    case "l1":
+      return l1Loss(options)
+    case "l2":
+      return l2Loss(options)
+  }
+}
+
+/** The generator loss the config names ({@link lossFromConfig}). */
+export const layerFromConfig = (config: DistillConfig): Layer.Layer<DistillationLoss> => layer(lossFromConfig(config))

@@ -37,7 +37,8 @@ const trainablePrefixes = (prefix: string, w: TrainableWeights): ReadonlyArray<s
 export const captureCheckpoint = (
   s: IterationServices,
   progress: Progress,
-  config: unknown
+  config: unknown,
+  run?: unknown
 ): Checkpoint => {
   const tensors = new Map<string, NamedArray>([
     ...trainableArrays("generator", s.generator.weights),
@@ -50,6 +51,7 @@ export const captureCheckpoint = (
     imagesSeen: progress.imagesSeen,
     config,
     teacher: s.teacher.name,
+    ...(run === undefined ? {} : { run }),
     network: { kind: s.generator.network.description.kind, spec: s.generator.network.description.spec },
     sigmaInit: s.generator.sigmaInit,
     sigmaData: s.generator.sigmaData,

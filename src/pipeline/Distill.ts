@@ -9,11 +9,24 @@
  *
  * @module
  */
-import { Effect, Option, Ref, Schema, Stream } from "effect"
+import { Effect, Either, Option, Ref, Schema, Stream } from "effect"
 import type { DistillConfig } from "../domain/DistillConfig.js"
 import { encodeDistillConfig } from "../domain/DistillConfig.js"
 import { type Network, trainDropoutRate } from "../domain/Network.js"
-import type { CheckpointError } from "../services/CheckpointStore.js"
+import {
+  configDifferences,
+  decodeRecordedConfig,
+  decodeRunRecord,
+  encodeRunSpec,
+  type RecordedRun,
+  RUN_SPEC_FORMAT,
+  RunRecordError,
+  RunSpec,
+  runSpecDifferences,
+  RunSpecMismatch,
+  type TeacherIdentity
+} from "../domain/RunSpec.js"
+import type { CheckpointError, CheckpointManifest } from "../services/CheckpointStore.js"
 import { CheckpointStore } from "../services/CheckpointStore.js"
 import { DataFreeSampler } from "../services/DataFreeSampler.js"
 import { DistillationLoss } from "../services/DistillationLoss.js"
@@ -56,7 +69,7 @@ export class StepReport extends Schema.Class<StepReport>("StepReport")({
 }) {}
 
 /** Failures of a distillation run. */
-export type DistillError = CheckpointError | MetricsError
+export type DistillError = CheckpointError | MetricsError | RunSpecMismatch | RunRecordError
 
 /** The services a distillation run needs. */
 export type DistillServices =
@@ -82,7 +95,35 @@ export interface DistillOptions {
   readonly evaluateAtStart?: boolean
   /** Timeout of the final checkpoint write (default 60 s). */
   readonly finalCheckpointTimeoutMs?: number
+  /**
+   * What the run records about its teacher and reference beside the config (a {@link RunSpec} is written into every
+   * checkpoint); on resume, a checkpoint whose record differs in anything that changes the trajectory is refused.
+   */
+  readonly record?: { readonly teacher: TeacherIdentity; readonly reference: string }
 }
+
+/**
+ * Checks that a checkpoint was written by the run being resumed: the config (and, when both sides record them, the
+ * teacher and reference) may differ only in {@link RUN_ONLY_SETTINGS}. Fails with a {@link RunSpecMismatch} listing
+ * every other difference.
+ */
+export const checkResumedRun = (
+  location: string,
+  manifest: CheckpointManifest,
+  config: DistillConfig,
+  record?: DistillOptions["record"]
+): Effect.Effect<void, RunSpecMismatch | RunRecordError> =>
+  Effect.gen(function*() {
+    const recorded = manifest.run === undefined
+      ? Either.map(decodeRecordedConfig(manifest.config), (c) => ({ _tag: "ConfigOnly", config: c }) as RecordedRun)
+        .pipe(Either.mapLeft((e) => new RunRecordError({ path: location, reason: e.message })))
+      : decodeRunRecord(location, manifest.run)
+    const run = yield* recorded
+    const differences = run._tag === "RunSpec" && record !== undefined
+      ? runSpecDifferences(run.spec, new RunSpec({ format: RUN_SPEC_FORMAT, config, ...record }))
+      : configDifferences(run._tag === "RunSpec" ? run.spec.config : run.config, config)
+    if (differences.length > 0) return yield* new RunSpecMismatch({ location, differences })
+  })
 
 /**
  * The iteration settings of a config (`lowMemory` runs the two-stage generator update) for a network: the train-mode
@@ -125,12 +166,16 @@ export const distill = (
       const store = yield* CheckpointStore
       const settings = iterationSettings(config, services.generator.network)
       const encodedConfig = encodeDistillConfig(config)
+      const run = options.record === undefined
+        ? undefined
+        : encodeRunSpec(new RunSpec({ format: RUN_SPEC_FORMAT, config, ...options.record }))
       const evalSamples = options.evalSamples ?? 10_000
       let start: Progress = { step: 0, imagesSeen: 0 }
       let resumedFrom: string | undefined
       if (options.resume === true) {
         const latest = yield* store.latest
         if (Option.isSome(latest)) {
+          yield* checkResumedRun(store.location, latest.value.manifest, config, options.record)
           start = yield* restoreCheckpoint(services, latest.value, store.location)
           resumedFrom = `${store.location} @ step ${start.step}`
         }
@@ -139,7 +184,7 @@ export const distill = (
       const savedStep = yield* Ref.make(resumedFrom === undefined ? -1 : start.step)
       const save = Effect.gen(function*() {
         const p = yield* Ref.get(progress)
-        const checkpoint = yield* Effect.sync(() => captureCheckpoint(services, p, encodedConfig))
+        const checkpoint = yield* Effect.sync(() => captureCheckpoint(services, p, encodedConfig, run))
         yield* store.save(checkpoint)
         yield* Ref.set(savedStep, p.step)
         return `${store.location} @ step ${p.step}`

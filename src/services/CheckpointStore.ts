@@ -25,6 +25,8 @@ export class CheckpointManifest extends Schema.Class<CheckpointManifest>("Checkp
   config: Schema.Unknown,
   /** The teacher's description. */
   teacher: Schema.String,
+  /** The run spec (`RunSpec`, encoded) of the run that wrote it, where the run recorded one. */
+  run: Schema.optional(Schema.Unknown),
   /** The architecture shared by generator and fake score. */
   network: Schema.Struct({ kind: Schema.String, spec: Schema.Unknown }),
   sigmaInit: Schema.Number,
