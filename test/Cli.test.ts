@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtemp, readdir, readFile } from "node:fs/promises"
+import { appendFile, mkdtemp, readdir, readFile, stat, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
@@ -46,13 +46,90 @@ describe("sid distill (the CLI)", () => {
     expect(stopped.step).toBeGreaterThan(0)
     const log = (await readFile(join(runDir, "log.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as { step: number })
     expect(log.at(-1)!.step).toBeLessThanOrEqual(stopped.step)
-    expect(JSON.parse(await readFile(join(runDir, "config.json"), "utf8")).batchSize).toBe(64)
+    expect(JSON.parse(await readFile(join(runDir, "config.json"), "utf8")).config.batchSize).toBe(64)
 
     const resumed = sid(["distill", ...small, "--steps", String(stopped.step + 3), "--run-dir", runDir, "--resume"])
     expect(await resumed.exit).toBe(0)
     expect(resumed.output()).toContain(`resumed from`)
     const after = (await readFile(join(runDir, "log.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as { step: number })
     expect(after.slice(-3).map((r) => r.step)).toEqual([stopped.step + 1, stopped.step + 2, stopped.step + 3])
+  })
+
+  it("keeps a run directory to one run: resume keeps the recorded spec, a fresh start and a second writer are refused", async () => {
+    const runDir = await mkdtemp(join(tmpdir(), "sid-owned-"))
+    const first = sid(["distill", ...small, "--alpha", "0.5", "--steps", "2", "--checkpoint-every", "2", "--run-dir", runDir])
+    expect(await first.exit).toBe(0)
+    const files = async () => {
+      const out: Record<string, string> = {}
+      for (const name of ["config.json", "log.jsonl"]) out[name] = await readFile(join(runDir, name), "utf8")
+      for (const name of await readdir(join(runDir, "checkpoints"))) {
+        out[name] = (await readFile(join(runDir, "checkpoints", name))).toString("base64")
+      }
+      return out
+    }
+    const before = await files()
+
+    const changed = sid(["distill", "--resume", "--steps", "4", "--batch", "32", "--loss", "dmd", "--teacher", "gmm:grid25", "--run-dir", runDir])
+    expect(await changed.exit).toBe(1)
+    expect(changed.output()).toMatch(/batchSize \(--batch\): recorded 64, requested 32/)
+    expect(changed.output()).toMatch(/loss \(--loss\): recorded sid, requested dmd/)
+    expect(changed.output()).toMatch(/teacher.spec \(--teacher\): recorded gmm:ring8, requested gmm:grid25/)
+    expect(changed.output()).not.toMatch(/\n\s+at /)
+    const fresh = sid(["distill", ...small, "--steps", "2", "--run-dir", runDir])
+    expect(await fresh.exit).toBe(1)
+    expect(fresh.output()).toMatch(/already holds a run.*--resume.*--overwrite/s)
+    await writeFile(join(runDir, "run.lock"), JSON.stringify({ pid: process.pid, host: (await import("node:os")).hostname(), startedAt: "then", command: "sid distill", token: "t" }))
+    const second = sid(["distill", "--resume", "--steps", "3", "--run-dir", runDir])
+    expect(await second.exit).toBe(1)
+    expect(second.output()).toContain(`in use by pid ${process.pid}`)
+    expect(await files()).toEqual(before)
+
+    const dead = spawn(process.execPath, ["-e", ""])
+    await new Promise((r) => dead.on("exit", r))
+    await writeFile(join(runDir, "run.lock"), JSON.stringify({ pid: dead.pid, host: (await import("node:os")).hostname(), startedAt: "then", command: "sid distill", token: "t" }))
+    await appendFile(join(runDir, "log.jsonl"), JSON.stringify({ step: 3, note: "logged after the checkpoint by a killed run" }) + "\n")
+    const resumed = sid(["distill", "--resume", "--steps", "4", "--eval-samples", "300", "--run-dir", runDir])
+    expect(await resumed.exit).toBe(0)
+    expect(resumed.output()).toContain(`took over the lock of pid ${dead.pid}`)
+    const record = JSON.parse(await readFile(join(runDir, "config.json"), "utf8"))
+    expect([record.config.alpha, record.config.batchSize, record.config.steps, record.teacher.spec]).toEqual([0.5, 64, 4, "gmm:ring8"])
+    const steps = (await readFile(join(runDir, "log.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l).step as number | undefined)
+      .filter((x): x is number => x !== undefined)
+    expect(steps).toEqual([0, 1, 2, 2, 3, 4])
+    await expect(stat(join(runDir, "run.lock"))).rejects.toThrow()
+
+    const over = sid(["distill", ...small, "--steps", "1", "--overwrite", "--run-dir", runDir])
+    expect(await over.exit).toBe(0)
+    const aside = /moved the previous run aside to (\S+)/.exec(over.output())![1]!
+    expect(await readFile(join(aside, "config.json"), "utf8")).toBe(JSON.stringify(record) + "\n")
+  })
+
+  it("validates every flag before anything is written, naming the flag, the value and the rule", async () => {
+    const root = await mkdtemp(join(tmpdir(), "sid-flags-"))
+    const cases: ReadonlyArray<readonly [ReadonlyArray<string>, RegExp]> = [
+      [["--batch", "1.5"], /--batch = 1.5: must be an integer/],
+      [["--lr", "abc"], /--lr = "abc": must be in \(0, 1\]/],
+      [["--eval-samples", "0"], /--eval-samples 0: must be a whole number ≥ 1/],
+      [["--teacher-fit-steps", "-5"], /--teacher-fit-steps -5: must be a whole number ≥ 1/],
+      [["--engine", "nonsense"], /--engine nonsense: must be one of auto/],
+      [["--config", join(root, "missing.json")], /--config .*missing.json: cannot read it/],
+      [["--teacher", join(root, "missing.safetensors")], /cannot read the file/],
+      [["--teacher", "gmm:nope"], /unknown mixture preset "nope"/],
+      [["--loss", "sidd"], /--loss = "sidd": must be one of sid/]
+    ]
+    for (const [args, message] of cases) {
+      const runDir = join(root, "run")
+      const run = sid(["distill", ...args, "--run-dir", runDir])
+      expect(await run.exit).toBe(1)
+      expect(run.output()).toMatch(message)
+      expect(run.output()).not.toMatch(/\n\s+at /)
+      await expect(stat(runDir)).rejects.toThrow()
+    }
+    const file = join(root, "a-file")
+    await writeFile(file, "x")
+    const onFile = sid(["distill", "--run-dir", file])
+    expect(await onFile.exit).toBe(1)
+    expect(onFile.output()).toMatch(/is a file, not a directory/)
   })
 
   it("rejects a bad config with exit 1 and a message naming the field, the value and the rule", async () => {

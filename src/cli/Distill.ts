@@ -1,24 +1,42 @@
 /**
  * `sid distill`: the distillation run as a command.
  *
+ * Every value is validated before anything is written: the flags (each error names its flag), the `--config` file,
+ * the teacher (its file is hashed, its preset looked up) and the reference. Then the run directory is claimed (an
+ * exclusive lock; a fresh start never mixes with an earlier run), the run spec is recorded in `config.json`, and the
+ * stream runs. A resumed run starts from the recorded spec: flags may change only what leaves the trajectory alone.
+ *
  * @module
  */
 import { engineOption } from "./EngineOption.js"
 import { Command, Options } from "@effect/cli"
-import { mkdir, readFile, writeFile } from "node:fs/promises"
+import { readFile } from "node:fs/promises"
 import { join } from "node:path"
 import { Effect, Either, Layer, Option, Schema, Stream } from "effect"
 import { decodeDistillConfig, type DistillConfig, encodeDistillConfig } from "../domain/DistillConfig.js"
-import { dmdLoss, type GeneratorLoss, l1Loss, l2Loss, sidLoss } from "../domain/GeneratorLoss.js"
+import {
+  configDifferences,
+  decodeRunRecord,
+  encodeRunSpec,
+  type RecordedRun,
+  RUN_SPEC_FORMAT,
+  RunRecordError,
+  RunSpec,
+  runSpecDifferences,
+  RunSpecMismatch
+} from "../domain/RunSpec.js"
+import { writeFileAtomic } from "../layers/AtomicFile.js"
 import * as CheckpointStore from "../layers/CheckpointStore.js"
 import * as Distillation from "../layers/Distillation.js"
-import * as DistillationLoss from "../layers/DistillationLoss.js"
 import * as Engine from "../layers/Engine.js"
 import * as ReferenceSpec from "../layers/ReferenceSpec.js"
+import { claimRunDirectory, type ClaimMode, rewindLog, RunDirectoryError } from "../layers/RunDirectory.js"
 import * as TeacherSpec from "../layers/TeacherSpec.js"
 import { distill } from "../pipeline/Distill.js"
 import { evaluateTeacher } from "../pipeline/Evaluation.js"
+import { CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
 import { Metrics as MetricsTag } from "../services/Metrics.js"
+import { decodeFlag, FlagError, IntegerFlag, nameFlags, settingOptions, settingOverrides, type SettingValues, textFlag } from "./Flags.js"
 import { makeRunArtifacts, plottedValue } from "./RunArtifacts.js"
 import { describeEvaluation, makeRunLog, toJsonLine } from "./RunLog.js"
 
@@ -32,81 +50,51 @@ export class ConfigFileError extends Schema.TaggedError<ConfigFileError>()("Conf
   }
 }
 
-const optionalNumber = (name: string, description: string, integer = false) =>
-  (integer ? Options.integer(name) : Options.float(name)).pipe(Options.withDescription(description), Options.optional)
+/** Defaults of the flags that are not config settings. */
+const RUN_DEFAULTS = {
+  teacher: "gmm:ring8",
+  reference: "auto",
+  evalSamples: 10_000,
+  teacherFitSteps: 3000,
+  runDir: "runs/distill",
+  keep: 3
+} as const
 
 /** The options of `sid distill`. */
 export const distillOptions = {
-  teacher: Options.text("teacher").pipe(
-    Options.withDefault("gmm:ring8"),
-    Options.withDescription(
-      "teacher: gmm:<preset> (exact mixture: ring8, grid25, gauss1d), gmm-dsm:<preset> (an MLP trained in process on " +
-        "the mixture's samples) or the path of a teacher file"
-    )
+  teacher: textFlag(
+    "teacher",
+    "teacher: gmm:<preset> (exact mixture: ring8, grid25, gauss1d), gmm-dsm:<preset> (an MLP trained in process on " +
+      "the mixture's samples), edm:<file.safetensors> (a pretrained EDM network) or the path of a sid-ts teacher file " +
+      `(default ${RUN_DEFAULTS.teacher}; a resumed run keeps its own)`
   ),
-  reference: Options.text("reference").pipe(
-    Options.withDefault("auto"),
-    Options.withDescription(
-      "reference set for metrics: gmm:<preset>, mnist (MNIST-FID, IS, precision/recall in LeNet features), none, or " +
-        "auto (default: the teacher's mixture, or MNIST for one-channel 16/28/32-pixel image teachers)"
-    )
+  reference: textFlag(
+    "reference",
+    "reference set for metrics: gmm:<preset>, mnist (MNIST-FID, IS, precision/recall in LeNet features), none, or " +
+      "auto (the teacher's mixture, or MNIST for one-channel 16/28/32-pixel image teachers; default auto)"
   ),
-  baselineSamples: Options.integer("baseline-samples").pipe(
-    Options.withDescription("samples of the teacher's Heun-35 baseline evaluation (default: --eval-samples; 0 skips it)"),
-    Options.optional
+  baselineSamples: textFlag(
+    "baseline-samples",
+    "samples of the teacher's Heun-35 baseline evaluation (default: --eval-samples; 0 skips it)"
   ),
   engine: engineOption,
-  config: Options.file("config", { exists: "yes" }).pipe(
-    Options.withDescription("a JSON file of DistillConfig fields; flags given on the command line override it"),
-    Options.optional
+  config: textFlag("config", "a JSON file of DistillConfig fields; flags given on the command line override it"),
+  ...settingOptions(),
+  evalSamples: textFlag("eval-samples", `samples per evaluation (default ${RUN_DEFAULTS.evalSamples})`),
+  teacherFitSteps: textFlag(
+    "teacher-fit-steps",
+    `steps of the in-process MLP fit for gmm:/gmm-dsm: teachers (default ${RUN_DEFAULTS.teacherFitSteps})`
   ),
-  alpha: optionalNumber("alpha", "α of the SiD loss L² − α·L¹ (default 1.2; spec §4.1)"),
-  tmax: optionalNumber("tmax", "upper end of the generator-loss time in thousandths, 0 < tmax ≤ 1000 (default 800)"),
-  sigmaInit: optionalNumber("sigma-init", "σ_init of the one-step generator (default 2.5)"),
-  lr: optionalNumber("lr", "fake-score learning rate (default 3e-4)"),
-  glr: optionalNumber("glr", "generator learning rate (default 3e-4)"),
-  batch: optionalNumber("batch", "batch size (default 512)", true),
-  steps: optionalNumber("steps", "SiD iterations in total, counting resumed ones (default 20000)", true),
-  evalEvery: optionalNumber("eval-every", "evaluate the EMA generator every N iterations (default 1000)", true),
-  checkpointEvery: optionalNumber("checkpoint-every", "write a checkpoint every N iterations (default 5000)", true),
-  emaHalfLife: optionalNumber("ema-half-life", "EMA half-life in thousands of samples (default 500)"),
-  seed: optionalNumber("seed", "random seed (default 0)", true),
-  dropout: optionalNumber(
-    "dropout",
-    "train-mode dropout probability of the generator (generator step) and the fake score (fake step), 0 ≤ p < 1 " +
-      "(default: the teacher network's own, e.g. 0.13 for EDM's CIFAR-10 DDPM++, 0 for the built-in networks; spec §5.1)"
-  ),
-  loss: Options.choice("loss", ["sid", "dmd", "l1", "l2"] as const).pipe(
-    Options.withDefault("sid" as const),
-    Options.withDescription(
-      "generator loss: sid (L² − α·L¹, spec §4.1), dmd (the Diff-Instruct/DMD direction, no network Jacobians, spec " +
-        "§4.4), or the l1 / l2 term alone (spec §4.2)"
-    )
-  ),
-  noNormalizer: Options.boolean("no-normalizer").pipe(
-    Options.withDescription("drop the per-sample normaliser w = sg(mean|x_g − f_φ|) (w = 1; the ablation of spec §10.3)")
-  ),
-  evalSamples: Options.integer("eval-samples").pipe(
-    Options.withDefault(10_000),
-    Options.withDescription("samples per evaluation")
-  ),
-  teacherFitSteps: Options.integer("teacher-fit-steps").pipe(
-    Options.withDefault(3000),
-    Options.withDescription("steps of the in-process MLP fit for gmm:/gmm-dsm: teachers")
-  ),
-  runDir: Options.directory("run-dir").pipe(
-    Options.withDefault("runs/distill"),
-    Options.withDescription("where the config, the JSONL log and the checkpoints go")
-  ),
+  runDir: textFlag("run-dir", `where the config, the JSONL log and the checkpoints go (default ${RUN_DEFAULTS.runDir})`),
+  keep: textFlag("keep", `checkpoints kept, newest first (default ${RUN_DEFAULTS.keep})`),
   resume: Options.boolean("resume").pipe(
-    Options.withDescription("continue from the newest checkpoint in <run-dir>/checkpoints (exactly where it stopped)")
-  ),
-  lowMemory: Options.boolean("low-memory").pipe(
     Options.withDescription(
-      "keep Adam's moments and the EMA generator in host memory and run the generator's backward pass in two stages " +
-        "(same updates, lower peak engine memory: what EDM's 56M-parameter CIFAR-10 networks need on the wasm engines; " +
-        "the generator step costs one more forward of G). Checkpoints are the same, so a run may resume either way"
+      "continue the run in --run-dir from its newest checkpoint, exactly where it stopped, with its recorded settings " +
+        "(flags may change only --steps, --eval-every, --checkpoint-every, --low-memory, evaluation sizes, --engine, --keep)"
     )
+  ),
+  overwrite: Options.boolean("overwrite").pipe(
+    Options.withDescription("start afresh where --run-dir holds a run: the old run is moved aside (never deleted)")
   )
 } as const
 
@@ -114,103 +102,169 @@ type Parsed = {
   readonly [K in keyof typeof distillOptions]: (typeof distillOptions)[K] extends Options.Options<infer A> ? A : never
 }
 
-const flagOverrides = (o: Parsed): Record<string, number | boolean> => {
-  const pairs: ReadonlyArray<readonly [string, Option.Option<number>]> = [
-    ["alpha", o.alpha],
-    ["tmax", o.tmax],
-    ["sigmaInit", o.sigmaInit],
-    ["fakeLr", o.lr],
-    ["generatorLr", o.glr],
-    ["batchSize", o.batch],
-    ["steps", o.steps],
-    ["evalEvery", o.evalEvery],
-    ["checkpointEvery", o.checkpointEvery],
-    ["emaHalfLifeKimg", o.emaHalfLife],
-    ["seed", o.seed],
-    ["dropout", o.dropout]
-  ]
-  return {
-    ...Object.fromEntries(pairs.flatMap(([k, v]) => (Option.isSome(v) ? [[k, v.value] as const] : []))),
-    ...(o.lowMemory ? { lowMemory: true } : {})
-  }
+const integerFlag = (flag: string, value: Option.Option<string>, fallback: number, min: number, what: string) =>
+  Option.match(value, {
+    onNone: () => Either.right(fallback),
+    onSome: (text) => decodeFlag(flag, IntegerFlag(min, what), text)
+  })
+
+/** Everything a run needs, validated, before anything is written. */
+interface Plan {
+  readonly mode: ClaimMode
+  readonly runDir: string
+  readonly spec: RunSpec
+  /** The recorded run, when resuming. */
+  readonly recorded?: RecordedRun
+  readonly evalSamples: number
+  readonly baselineSamples: number
+  readonly keep: number
 }
 
-/** The generator loss a `--loss` choice names, with the config's α and loss scale. */
-export const generatorLoss = (name: "sid" | "dmd" | "l1" | "l2", config: DistillConfig, normalize: boolean): GeneratorLoss => {
-  const options = { lossScale: config.generatorLossScale, normalize }
-  switch (name) {
-    case "sid":
-      return sidLoss({ ...options, alpha: config.alpha })
-    case "dmd":
-      return dmdLoss(options)
-    case "l1":
-      return l1Loss(options)
-    case "l2":
-      return l2Loss(options)
-  }
-}
+const readJson = (path: string, onError: (reason: string) => ConfigFileError | RunRecordError) =>
+  Effect.tryPromise({
+    try: async () => JSON.parse(await readFile(path, "utf8")) as unknown,
+    catch: (e) => onError(e instanceof Error ? e.message : String(e))
+  })
+
+/** Validates every flag, the config file, the teacher and the reference; for a resume, checks the recorded run. */
+const plan = (o: Parsed) =>
+  Effect.gen(function*() {
+    const runDir = Option.getOrElse(o.runDir, () => RUN_DEFAULTS.runDir)
+    if (o.resume && o.overwrite) {
+      return yield* new FlagError({ flag: "overwrite", value: "", rule: "cannot be combined with --resume (choose one)" })
+    }
+    const mode: ClaimMode = o.resume ? "resume" : o.overwrite ? "overwrite" : "fresh"
+    const evalSamples = yield* integerFlag("eval-samples", o.evalSamples, RUN_DEFAULTS.evalSamples, 1, "samples per evaluation")
+    const baselineSamples = yield* integerFlag("baseline-samples", o.baselineSamples, evalSamples, 0, "0 skips the baseline")
+    const keep = yield* integerFlag("keep", o.keep, RUN_DEFAULTS.keep, 1, "checkpoints kept")
+    const fromFile = yield* Option.match(o.config, {
+      onNone: () => Effect.succeed<unknown>({}),
+      onSome: (path) => readJson(path, (reason) => new ConfigFileError({ path, reason }))
+    })
+    if (fromFile === null || typeof fromFile !== "object" || Array.isArray(fromFile)) {
+      return yield* new ConfigFileError({ path: Option.getOrElse(o.config, () => ""), reason: "it is not a JSON object" })
+    }
+    const fromFlags = settingOverrides(o as unknown as SettingValues)
+    const recorded = mode === "resume"
+      ? yield* readJson(join(runDir, "config.json"), (reason) => new RunRecordError({ path: join(runDir, "config.json"), reason }))
+        .pipe(
+          Effect.catchIf(
+            (e) => e.reason.includes("ENOENT"),
+            () =>
+              new RunDirectoryError({
+                path: runDir,
+                reason: "it holds no config.json, so there is no run to resume",
+                fix: "Check --run-dir, or start the run without --resume."
+              })
+          ),
+          Effect.flatMap((json) => decodeRunRecord(join(runDir, "config.json"), json))
+        )
+      : undefined
+    const base = recorded === undefined
+      ? {}
+      : encodeDistillConfig(recorded._tag === "RunSpec" ? recorded.spec.config : recorded.config)
+    const config = yield* Either.mapLeft(
+      decodeDistillConfig({ ...base, ...fromFile, ...fromFlags }),
+      (e) => nameFlags(e, fromFlags)
+    )
+    const recordedSpec = recorded?._tag === "RunSpec" ? recorded.spec : undefined
+    const teacherText = Option.getOrElse(o.teacher, () => recordedSpec?.teacher.spec ?? RUN_DEFAULTS.teacher)
+    const fitSteps = yield* integerFlag(
+      "teacher-fit-steps",
+      o.teacherFitSteps,
+      recordedSpec?.teacher.fitSteps ?? RUN_DEFAULTS.teacherFitSteps,
+      1,
+      "steps of the teacher network's fit"
+    )
+    const referenceText = Option.getOrElse(o.reference, () => recordedSpec?.reference ?? RUN_DEFAULTS.reference)
+    yield* ReferenceSpec.parseReferenceSpec(referenceText)
+    const teacher = yield* TeacherSpec.teacherIdentity(teacherText, fitSteps)
+    const spec = new RunSpec({ format: RUN_SPEC_FORMAT, config, teacher, reference: referenceText })
+    if (recorded !== undefined) {
+      const differences = recorded._tag === "RunSpec"
+        ? runSpecDifferences(recorded.spec, spec)
+        : configDifferences(recorded.config, config)
+      if (differences.length > 0) return yield* new RunSpecMismatch({ location: runDir, differences })
+    }
+    return { mode, runDir, spec, evalSamples, baselineSamples, keep, ...(recorded === undefined ? {} : { recorded }) } satisfies Plan
+  })
+
+const writeRecord = (runDir: string, spec: RunSpec) =>
+  writeFileAtomic(join(runDir, "config.json"), new TextEncoder().encode(toJsonLine(encodeRunSpec(spec)) + "\n")).pipe(
+    Effect.mapError((e) =>
+      new RunDirectoryError({ path: join(runDir, "config.json"), reason: `cannot write it (${e.message})`, fix: "Choose a writable --run-dir." })
+    )
+  )
 
 /** The `sid distill` handler. */
 export const runDistill = (o: Parsed) =>
-  Effect.gen(function*() {
-    const fromFile = yield* Option.match(o.config, {
-      onNone: () => Effect.succeed({}),
-      onSome: (path) =>
-        Effect.tryPromise({
-          try: async () => JSON.parse(await readFile(path, "utf8")) as Record<string, unknown>,
-          catch: (e) => new ConfigFileError({ path, reason: String(e) })
-        })
-    })
-    const config = yield* Either.match(decodeDistillConfig({ ...fromFile, ...flagOverrides(o) }), {
-      onLeft: Effect.fail,
-      onRight: Effect.succeed
-    })
-    const spec = TeacherSpec.parseTeacherSpec(o.teacher)
-    const reference = yield* ReferenceSpec.parseReferenceSpec(o.reference)
-    const metrics = ReferenceSpec.layerFromReference(reference, spec, { name: o.teacher })
-    const runDir = o.runDir
-    yield* Effect.promise(async () => {
-      await mkdir(runDir, { recursive: true })
-      await writeFile(join(runDir, "config.json"), toJsonLine(encodeDistillConfig(config)) + "\n")
-    })
-    const logPath = join(runDir, "log.jsonl")
-    const log = yield* makeRunLog({ totalSteps: config.steps, logPath })
-    const artifacts = yield* makeRunArtifacts({ runDir, logPath, seed: config.seed + 104_729 })
-    const fitEvery = Math.max(1, Math.floor(o.teacherFitSteps / 5))
-    const services = Distillation.layer(config, {
-      teacher: TeacherSpec.layerFromSpec(spec, {
-        steps: o.teacherFitSteps,
-        seed: config.seed,
-        onProgress: (step, loss) => {
-          if (step % fitEvery === 0 || step === o.teacherFitSteps - 1) {
-            console.log(`fitting the teacher's network: step ${step + 1}/${o.teacherFitSteps}  loss ${loss.toFixed(4)}`)
-          }
-        }
-      }),
-      metrics,
-      checkpoints: CheckpointStore.layerDirectory(join(runDir, "checkpoints")),
-      loss: DistillationLoss.layer(generatorLoss(o.loss, config, !o.noNormalizer))
-    })
-    const baselineSamples = Option.getOrElse(o.baselineSamples, () => o.evalSamples)
-    const run = Effect.gen(function*() {
-      const evaluating = ReferenceSpec.hasReference(yield* MetricsTag)
-      if (!evaluating) yield* log.note("no reference set for this teacher: evaluations are skipped (see --reference)", {})
-      if (evaluating && !o.resume && baselineSamples > 0) {
-        const t = yield* evaluateTeacher(baselineSamples, config.seed + 7919)
-        yield* log.note(`teacher, Heun sampler (${t.evaluations} evaluations): ${describeEvaluation(t.metrics)}`, {
-          teacherSampler: { evaluations: t.evaluations, samples: baselineSamples, metrics: t.metrics }
-        })
-        yield* artifacts.setBaseline(plottedValue(t.metrics), t.evaluations)
+  Effect.scoped(
+    Effect.gen(function*() {
+      const p = yield* plan(o)
+      const { config } = p.spec
+      const claim = yield* claimRunDirectory(p.runDir, p.mode)
+      for (const note of claim.notes) yield* Effect.sync(() => console.log(`run directory: ${note}`))
+      const checkpoints = CheckpointStore.layerDirectory(join(p.runDir, "checkpoints"), { keep: p.keep })
+      const logPath = join(p.runDir, "log.jsonl")
+      let resumeStep: number | undefined
+      if (p.mode === "resume") {
+        const latest = yield* Effect.flatMap(CheckpointStoreTag, (s) => s.latest).pipe(Effect.provide(checkpoints))
+        resumeStep = Option.match(latest, { onNone: () => 0, onSome: (c) => c.manifest.step })
+        const dropped = yield* rewindLog(logPath, resumeStep)
+        if (dropped > 0) console.log(`run log: ${dropped} record(s) after step ${resumeStep} dropped (the resumed run writes them again)`)
       }
-      yield* distill(config, { resume: o.resume, evaluate: evaluating, evalSamples: o.evalSamples }).pipe(
-        Stream.runForEach((r) => Effect.zipRight(log.report(r), artifacts.onReport(r)))
+      const recordedConfig = p.recorded === undefined
+        ? undefined
+        : p.recorded._tag === "RunSpec" ? p.recorded.spec.config : p.recorded.config
+      if (recordedConfig === undefined || p.recorded?._tag !== "RunSpec" || !sameRecord(recordedConfig, config)) {
+        yield* writeRecord(p.runDir, p.spec)
+      }
+      const spec = TeacherSpec.parseTeacherSpec(p.spec.teacher.spec)
+      const reference = yield* ReferenceSpec.parseReferenceSpec(p.spec.reference)
+      const metrics = ReferenceSpec.layerFromReference(reference, spec, { name: p.spec.teacher.spec })
+      const log = yield* makeRunLog({ totalSteps: config.steps, logPath })
+      const artifacts = yield* makeRunArtifacts({ runDir: p.runDir, logPath, seed: config.seed + 104_729 })
+      const fitSteps = p.spec.teacher.fitSteps ?? RUN_DEFAULTS.teacherFitSteps
+      const fitEvery = Math.max(1, Math.floor(fitSteps / 5))
+      const services = Distillation.layer(config, {
+        teacher: TeacherSpec.layerFromSpec(spec, {
+          steps: fitSteps,
+          seed: config.seed,
+          onProgress: (step, loss) => {
+            if (step % fitEvery === 0 || step === fitSteps - 1) {
+              console.log(`fitting the teacher's network: step ${step + 1}/${fitSteps}  loss ${loss.toFixed(4)}`)
+            }
+          }
+        }),
+        metrics,
+        checkpoints
+      })
+      const run = Effect.gen(function*() {
+        const evaluating = ReferenceSpec.hasReference(yield* MetricsTag)
+        if (!evaluating) yield* log.note("no reference set for this teacher: evaluations are skipped (see --reference)", {})
+        if (evaluating && p.mode !== "resume" && p.baselineSamples > 0) {
+          const t = yield* evaluateTeacher(p.baselineSamples, config.seed + 7919)
+          yield* log.note(`teacher, Heun sampler (${t.evaluations} evaluations): ${describeEvaluation(t.metrics)}`, {
+            teacherSampler: { evaluations: t.evaluations, samples: p.baselineSamples, metrics: t.metrics }
+          })
+          yield* artifacts.setBaseline(plottedValue(t.metrics), t.evaluations)
+        }
+        yield* distill(config, {
+          resume: p.mode === "resume",
+          evaluate: evaluating,
+          evalSamples: p.evalSamples,
+          record: { teacher: p.spec.teacher, reference: p.spec.reference }
+        }).pipe(Stream.runForEach((r) => Effect.zipRight(log.report(r), artifacts.onReport(r))))
+      })
+      yield* run.pipe(
+        Effect.ensuring(log.close),
+        Effect.provide(Layer.provide(services, Engine.layer(o.engine)))
       )
     })
-    yield* run.pipe(
-      Effect.ensuring(log.close),
-      Effect.provide(Layer.provide(services, Engine.layer(o.engine)))
-    )
-  })
+  )
+
+const sameRecord = (a: DistillConfig, b: DistillConfig): boolean =>
+  JSON.stringify(encodeDistillConfig(a)) === JSON.stringify(encodeDistillConfig(b))
 
 /** `sid distill`. */
 export const distillCommand = Command.make("distill", distillOptions, runDistill).pipe(

@@ -3,14 +3,20 @@
  *
  * @module
  */
-import { Options } from "@effect/cli"
-import { EngineName, EngineNameConfig } from "../services/Engine.js"
+import { HelpDoc, Options } from "@effect/cli"
+import { Config, Either } from "effect"
+import { EngineName } from "../services/Engine.js"
+import { decodeFlag } from "./Flags.js"
 
 /** `--engine`: auto (default: wasm-native where its addon is built, else wasm), wasm, wasm-native, cpu, tfjs-node(-gpu). */
-export const engineOption = Options.choice("engine", EngineName.literals).pipe(
-  Options.withFallbackConfig(EngineNameConfig),
+export const engineOption: Options.Options<EngineName> = Options.text("engine").pipe(
+  Options.withFallbackConfig(Config.string("SID_ENGINE").pipe(Config.withDefault("auto"))),
   Options.withDescription(
-    "tensor engine (env SID_ENGINE): auto (default: wasm-native where `npm run build:native` built its addon, else " +
-      "wasm), wasm, wasm-native, cpu, tfjs-node, tfjs-node-gpu"
+    "tensor engine (env SID_ENGINE; default auto: wasm-native where `npm run build:native` built its addon, else " +
+      "wasm): auto, wasm, wasm-native, cpu, tfjs-node, tfjs-node-gpu"
+  ),
+  Options.mapTryCatch(
+    (text) => Either.getOrThrowWith(decodeFlag("engine", EngineName, text, (t) => t), (e) => e),
+    (e) => HelpDoc.p(e instanceof Error ? e.message : String(e))
   )
 )

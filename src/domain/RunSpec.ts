@@ -84,7 +84,9 @@ export const configDifferences = (recorded: DistillConfig, requested: DistillCon
 export const runSpecDifferences = (recorded: RunSpec, requested: RunSpec): Array<SettingDifference> => {
   const others: Array<readonly [string, string, unknown, unknown]> = [
     ["teacher.spec", "teacher", recorded.teacher.spec, requested.teacher.spec],
-    ["teacher.sha256", "teacher", recorded.teacher.sha256, requested.teacher.sha256],
+    ...(recorded.teacher.spec === requested.teacher.spec
+      ? [["teacher.sha256", "teacher", recorded.teacher.sha256, requested.teacher.sha256] as const]
+      : []),
     ["teacher.fitSteps", "teacher-fit-steps", recorded.teacher.fitSteps, requested.teacher.fitSteps],
     ["reference", "reference", recorded.reference, requested.reference]
   ]

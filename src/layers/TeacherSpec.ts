@@ -4,9 +4,12 @@
  *
  * @module
  */
+import { createHash } from "node:crypto"
+import { createReadStream } from "node:fs"
 import type * as GaussianMixture from "../domain/GaussianMixture.js"
 import { Effect, Layer } from "effect"
-import type { Teacher, TeacherError } from "../services/Teacher.js"
+import type { TeacherIdentity } from "../domain/RunSpec.js"
+import { type Teacher, TeacherError } from "../services/Teacher.js"
 import { layerEdmFile } from "./EdmTeacher.js"
 import { layerFile, layerGaussianMixture, layerTrainedOnMixture, type MixtureFitOptions, mixturePreset } from "./Teacher.js"
 
@@ -48,5 +51,44 @@ export const layerFromSpec = (spec: TeacherSpec, fit: MixtureFitOptions = {}): L
       return Layer.unwrapEffect(
         Effect.map(mixturePreset(spec.preset), (m) => layerTrainedOnMixture(m, { ...fit, name: `gmm-dsm:${spec.preset}` }))
       )
+  }
+}
+
+const sha256OfFile = (path: string): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const hash = createHash("sha256")
+    createReadStream(path).on("error", reject).on("data", (chunk) => hash.update(chunk)).on("end", () => resolve(hash.digest("hex")))
+  })
+
+/**
+ * What a run records about its teacher (`RunSpec.teacher`): the argument, a SHA-256 of the teacher file or of the
+ * mixture preset's definition (so a changed file or preset is noticed on resume), and the steps of the in-process fit
+ * of mixture teachers. Fails with a {@link TeacherError} when the file cannot be read or the preset is unknown — before
+ * anything is built or written.
+ */
+export const teacherIdentity = (
+  text: string,
+  fitSteps: number
+): Effect.Effect<TeacherIdentity, TeacherError> => {
+  const spec = parseTeacherSpec(text)
+  switch (spec.kind) {
+    case "file":
+    case "edm":
+      return Effect.tryPromise({
+        try: () => sha256OfFile(spec.path),
+        catch: (e) =>
+          new TeacherError({
+            teacher: text,
+            reason: `cannot read the file ${spec.path} (${e instanceof Error ? e.message : String(e)})`,
+            fix: "Give the path of a teacher file (sid teacher train writes one), edm:<file.safetensors>, or gmm:<preset>."
+          })
+      }).pipe(Effect.map((sha256) => ({ spec: text, sha256, fitSteps: null })))
+    case "gmm":
+    case "gmm-dsm":
+      return Effect.map(mixturePreset(spec.preset), (m) => ({
+        spec: text,
+        sha256: createHash("sha256").update(JSON.stringify(m)).digest("hex"),
+        fitSteps
+      }))
   }
 }

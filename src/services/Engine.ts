@@ -16,7 +16,9 @@ import { Config, Context, Schema } from "effect"
  * @since 0.1.0
  * @category models
  */
-export const EngineName = Schema.Literal("wasm", "wasm-native", "auto", "cpu", "tfjs-node", "tfjs-node-gpu")
+export const EngineName = Schema.Literal("wasm", "wasm-native", "auto", "cpu", "tfjs-node", "tfjs-node-gpu").annotations({
+  message: () => ({ message: "must be one of auto, wasm, wasm-native, cpu, tfjs-node, tfjs-node-gpu", override: true })
+})
 
 /**
  * @since 0.1.0
