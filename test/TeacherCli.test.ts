@@ -47,6 +47,13 @@ describe("sid teacher train (the CLI)", () => {
     expect(teacher.network.dataShape).toEqual([16, 16, 1])
     tf.dispose(Object.values(teacher.params))
 
+    const changed = sid(["teacher", "train", "--resume", "--batch", "8", "--steps", String(stopped.step + 2), "--run-dir", runDir])
+    expect(await changed.exit).toBe(1)
+    expect(changed.output()).toMatch(/batchSize \(--batch\): recorded 4, requested 8/)
+    const fresh = sid(["teacher", "train", ...tiny, "--steps", "2", "--run-dir", runDir])
+    expect(await fresh.exit).toBe(1)
+    expect(fresh.output()).toMatch(/already holds a run/)
+
     const resumed = sid(["teacher", "train", "--resume", "--steps", String(stopped.step + 2), "--run-dir", runDir])
     expect(await resumed.exit).toBe(0)
     expect(resumed.output()).toContain(`resumed from`)

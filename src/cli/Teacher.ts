@@ -7,16 +7,20 @@
  */
 import { engineOption } from "./EngineOption.js"
 import { Command, Options } from "@effect/cli"
-import { access, appendFile, mkdir, readFile } from "node:fs/promises"
+import { access, appendFile, readFile } from "node:fs/promises"
 import { join } from "node:path"
 import { Console, Effect, Either, Layer, Option, Stream } from "effect"
-import { decodeTeacherTrainingConfig, encodeTeacherTrainingConfig } from "../domain/TeacherTrainingConfig.js"
+import { RunSpecMismatch, settingDifferences } from "../domain/RunSpec.js"
+import { decodeTeacherTrainingConfig, encodeTeacherTrainingConfig, TeacherTrainingConfig } from "../domain/TeacherTrainingConfig.js"
 import { writeFileAtomic } from "../layers/AtomicFile.js"
 import * as Engine from "../layers/Engine.js"
 import * as MnistDataset from "../layers/MnistDataset.js"
+import { claimRunDirectory, rewindLog } from "../layers/RunDirectory.js"
 import * as TeacherCheckpointStore from "../layers/TeacherCheckpointStore.js"
 import { TeacherStartReport, type TeacherStepReport, trainTeacher } from "../pipeline/TeacherTraining.js"
+import { TeacherCheckpointStore as TeacherCheckpointStoreTag } from "../services/TeacherCheckpointStore.js"
 import { ConfigFileError } from "./Distill.js"
+import { FlagError } from "./Flags.js"
 import { toJsonLine } from "./RunLog.js"
 
 const optionalNumber = (name: string, description: string, integer = false) =>
@@ -53,6 +57,9 @@ export const teacherTrainOptions = {
   checkpointEvery: optionalNumber("checkpoint-every", "write a checkpoint and the teacher file every N steps (default 500)", true),
   seed: optionalNumber("seed", "random seed (default 0)", true),
   engine: engineOption,
+  overwrite: Options.boolean("overwrite").pipe(
+    Options.withDescription("start afresh where --run-dir holds a run: the old run is moved aside (never deleted)")
+  ),
   resume: Options.boolean("resume").pipe(
     Options.withDescription(
       "continue from the newest checkpoint in <run-dir>/checkpoints, exactly where it stopped (settings default to " +
@@ -92,21 +99,57 @@ const readJson = (path: string) =>
 
 const fmt = (x: number): string => (Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4 ? x.toFixed(4) : x.toExponential(2))
 
+/** The flag of each teacher-training setting. */
+const TEACHER_FLAGS: Partial<Record<keyof typeof TeacherTrainingConfig.fields, string>> = {
+  steps: "steps",
+  batchSize: "batch",
+  resolution: "resolution",
+  learningRate: "lr",
+  learningRateRampupKimg: "lr-rampup",
+  emaHalfLifeKimg: "ema-half-life",
+  baseChannels: "base-channels",
+  channelMult: "channel-mult",
+  blocksPerResolution: "blocks",
+  checkpointEvery: "checkpoint-every",
+  seed: "seed",
+  conditional: "conditional"
+}
+
+/** What a resumed teacher run may change: how long it runs and how often it checkpoints. */
+const TEACHER_RUN_ONLY: ReadonlyArray<keyof typeof TeacherTrainingConfig.fields> = ["steps", "checkpointEvery"]
+
 /** The `sid teacher train` handler. */
 export const runTeacherTrain = (o: Parsed) =>
-  Effect.gen(function*() {
+  Effect.scoped(Effect.gen(function*() {
+    if (o.resume && o.overwrite) {
+      return yield* new FlagError({ flag: "overwrite", value: "", rule: "cannot be combined with --resume (choose one)" })
+    }
     const savedConfig = join(o.runDir, "config.json")
-    const resumeBase = o.resume && (yield* Effect.promise(() => access(savedConfig).then(() => true, () => false)))
-      ? yield* readJson(savedConfig)
-      : {}
+    const recorded = o.resume && (yield* Effect.promise(() => access(savedConfig).then(() => true, () => false)))
+      ? yield* Effect.flatMap(readJson(savedConfig), (json) => decodeTeacherTrainingConfig(json))
+      : undefined
     const fromFile = Option.isSome(o.config) ? yield* readJson(o.config.value) : {}
-    const config = yield* Either.match(decodeTeacherTrainingConfig({ ...resumeBase, ...fromFile, ...teacherFlagOverrides(o) }), {
-      onLeft: Effect.fail,
-      onRight: Effect.succeed
-    })
+    const config = yield* Either.match(
+      decodeTeacherTrainingConfig({ ...(recorded === undefined ? {} : encodeTeacherTrainingConfig(recorded)), ...fromFile, ...teacherFlagOverrides(o) }),
+      { onLeft: Effect.fail, onRight: Effect.succeed }
+    )
+    if (recorded !== undefined) {
+      const keys = Object.keys(TeacherTrainingConfig.fields) as Array<keyof typeof TeacherTrainingConfig.fields>
+      const differences = settingDifferences(recorded, config, keys, TEACHER_RUN_ONLY, (k) => TEACHER_FLAGS[k])
+      if (differences.length > 0) {
+        return yield* new RunSpecMismatch({ location: o.runDir, differences, mayChange: "--steps, --checkpoint-every and --engine" })
+      }
+    }
+    const claim = yield* claimRunDirectory(o.runDir, o.resume ? "resume" : o.overwrite ? "overwrite" : "fresh")
+    for (const note of claim.notes) yield* Console.log(`run directory: ${note}`)
     const logPath = join(o.runDir, "log.jsonl")
     const teacherFile = join(o.runDir, "teacher.safetensors")
-    yield* Effect.promise(() => mkdir(o.runDir, { recursive: true }))
+    const checkpoints = TeacherCheckpointStore.layerDirectory(join(o.runDir, "checkpoints"))
+    if (o.resume) {
+      const latest = yield* Effect.flatMap(TeacherCheckpointStoreTag, (s) => s.latest).pipe(Effect.provide(checkpoints))
+      const dropped = yield* rewindLog(logPath, Option.match(latest, { onNone: () => 0, onSome: (c) => c.manifest.step }))
+      if (dropped > 0) yield* Console.log(`run log: ${dropped} record(s) after the checkpoint dropped (the resumed run writes them again)`)
+    }
     const every = Math.max(1, Math.floor(config.steps / 50))
     const report = (r: TeacherStartReport | TeacherStepReport) =>
       Effect.gen(function*() {
@@ -129,16 +172,13 @@ export const runTeacherTrain = (o: Parsed) =>
         }
         if (r.checkpoint !== undefined) yield* Console.log(`step ${r.step}: checkpoint ${r.checkpoint}; teacher ${teacherFile}`)
       })
-    const services = Layer.mergeAll(
-      MnistDataset.layer({ size: config.resolution }),
-      TeacherCheckpointStore.layerDirectory(join(o.runDir, "checkpoints"))
-    )
+    const services = Layer.mergeAll(MnistDataset.layer({ size: config.resolution }), checkpoints)
     yield* trainTeacher(config, { resume: o.resume, teacherFile }).pipe(
       Stream.runForEach(report),
       Effect.provide(Layer.provide(services, Engine.layer(o.engine)))
     )
     yield* Console.log(`teacher written to ${teacherFile} (use it with: sid distill --teacher ${teacherFile})`)
-  })
+  }))
 
 /** `sid teacher train`. */
 export const teacherTrainCommand = Command.make("train", teacherTrainOptions, runTeacherTrain).pipe(

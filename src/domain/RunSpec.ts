@@ -56,7 +56,9 @@ const show = (v: unknown): string => (typeof v === "string" ? v : JSON.stringify
 export class RunSpecMismatch extends Schema.TaggedError<RunSpecMismatch>()("RunSpecMismatch", {
   /** Where the run is recorded (a run directory or a checkpoint store). */
   location: Schema.String,
-  differences: Schema.Array(SettingDifference)
+  differences: Schema.Array(SettingDifference),
+  /** What a resumed run may change, in words (default: the distillation's run-only settings). */
+  mayChange: Schema.optional(Schema.String)
 }) {
   override get message(): string {
     const lines = this.differences.map((d) =>
@@ -66,19 +68,39 @@ export class RunSpecMismatch extends Schema.TaggedError<RunSpecMismatch>()("RunS
       `the run in ${this.location} was recorded with other settings, and a resumed run keeps them:`,
       ...lines,
       `Resume without these flags to continue the run as recorded (only ${
-        RUN_ONLY_SETTINGS.map((k) => `--${DISTILL_FLAGS[k].flag}`).join(", ")
-      }, evaluation sizes, the engine and the keep policy may change), or start a new run in another --run-dir.`
+        this.mayChange ?? `${RUN_ONLY_SETTINGS.map((k) => `--${DISTILL_FLAGS[k].flag}`).join(", ")}, evaluation sizes, the engine and the keep policy`
+      } may change), or start a new run in another --run-dir.`
     ].join("\n")
   }
 }
 
 const sameValue = (a: unknown, b: unknown): boolean => Object.is(a, b) || JSON.stringify(a) === JSON.stringify(b)
 
+/**
+ * The settings of two records of one config schema that differ, except those in `runOnly` (the ones a resumed run may
+ * change); `flags` names each setting's command-line flag.
+ */
+export const settingDifferences = <K extends string>(
+  recorded: { readonly [k in K]: unknown },
+  requested: { readonly [k in K]: unknown },
+  keys: ReadonlyArray<K>,
+  runOnly: ReadonlyArray<K>,
+  flags: (key: K) => string | undefined = () => undefined
+): Array<SettingDifference> =>
+  keys.filter((k) => !runOnly.includes(k) && !sameValue(recorded[k], requested[k])).map((k) => {
+    const flag = flags(k)
+    return { setting: k, ...(flag === undefined ? {} : { flag }), recorded: recorded[k], requested: requested[k] }
+  })
+
 /** The settings of `requested` that differ from `recorded` and would change the trajectory (config only). */
 export const configDifferences = (recorded: DistillConfig, requested: DistillConfig): Array<SettingDifference> =>
-  (Object.keys(DistillConfig.fields) as Array<keyof typeof DistillConfig.fields>)
-    .filter((k) => !RUN_ONLY_SETTINGS.includes(k) && !sameValue(recorded[k], requested[k]))
-    .map((k) => ({ setting: k, flag: DISTILL_FLAGS[k].flag, recorded: recorded[k], requested: requested[k] }))
+  settingDifferences(
+    recorded,
+    requested,
+    Object.keys(DistillConfig.fields) as Array<keyof typeof DistillConfig.fields>,
+    RUN_ONLY_SETTINGS,
+    (k) => DISTILL_FLAGS[k].flag
+  )
 
 /** Every difference of `requested` from `recorded` that would change the trajectory: config, teacher and reference. */
 export const runSpecDifferences = (recorded: RunSpec, requested: RunSpec): Array<SettingDifference> => {
