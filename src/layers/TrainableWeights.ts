@@ -107,8 +107,8 @@ const makeEngineWeights = (
 /**
  * Trainable weights whose optimiser state lives in host memory (spec §5.1): the engine holds only the parameters and,
  * during a step, one parameter's update. A step reads each gradient, sanitises it as `sanitizeGradient` does (NaN → 0,
- * ±Inf → ±1e5, finite values untouched), applies `host` to a copy of the parameter's values and its slots, and assigns the result.
- * The gradient norm is accumulated in float64. `optimizerState().slots` materialises the slots as tensors on demand
+ * ±Inf → ±1e5, finite values untouched), applies `host` to a copy of the parameter's values and its slots, and
+ * assigns the result. The gradient norm is accumulated in float64. `optimizerState().slots` materialises the slots as tensors on demand
  * (for a checkpoint); they stay owned by these weights and are disposed at the next step, restore or release.
  */
 const makeHostWeights = (
