@@ -3,7 +3,7 @@ import fc from "fast-check"
 import { beforeAll, describe, expect, it } from "vitest"
 import { adamUpdate, initAdam } from "../src/domain/Adam.js"
 import { emaBeta, emaUpdate } from "../src/domain/Ema.js"
-import { countNonFinite, globalNorm, sanitizeGradient } from "../src/domain/Gradients.js"
+import { countNonFinite, globalNorm, sanitizeGradient, sanitizeGradientValue } from "../src/domain/Gradients.js"
 
 beforeAll(async () => {
   await tf.setBackend("cpu")
@@ -70,10 +70,35 @@ describe("EMA", () => {
 })
 
 describe("gradient sanitisation", () => {
-  it("maps NaN → 0, ±Inf → ±1e5 and keeps finite values (nan_to_num as SiD calls it)", () => {
-    const g = tf.tensor1d([NaN, Infinity, -Infinity, 1.5, -2e6])
-    expect(Array.from(sanitizeGradient(g).dataSync())).toEqual([0, 1e5, -1e5, 1.5, -1e5])
+  it("is nan_to_num(nan=0, posinf=1e5, neginf=-1e5): NaN → 0, ±Inf → ±1e5, finite values beyond ±1e5 kept", () => {
+    const g = tf.tensor1d([NaN, Infinity, -Infinity, 1.5, -2e6, 3e38])
+    expect(Array.from(sanitizeGradient(g).dataSync())).toEqual([0, 1e5, -1e5, 1.5, -2e6, Math.fround(3e38)])
     expect(countNonFinite({ g }).dataSync()[0]).toBe(3)
     expect(globalNorm({ a: tf.tensor1d([3]), b: tf.tensor1d([4]) }).dataSync()[0]).toBeCloseTo(5, 6)
+  })
+
+  it("property: finite entries untouched bit for bit, NaN → 0, ±Inf → ±1e5, on the tensor and the host path", () => {
+    const entry = fc.oneof(
+      { weight: 6, arbitrary: fc.float({ noNaN: true, noDefaultInfinity: true }) },
+      { weight: 1, arbitrary: fc.constantFrom(NaN, Infinity, -Infinity) }
+    )
+    fc.assert(
+      fc.property(fc.array(entry, { minLength: 1, maxLength: 64 }), (values) => {
+        const before = tf.memory().numTensors
+        const input = Float32Array.from(values)
+        const g = tf.tensor1d(input)
+        const sanitised = sanitizeGradient(g)
+        const out = sanitised.dataSync()
+        tf.dispose([g, sanitised])
+        for (let i = 0; i < input.length; i++) {
+          const x = input[i]!
+          const expected = Number.isNaN(x) ? 0 : x === Infinity ? 1e5 : x === -Infinity ? -1e5 : x
+          expect(Object.is(out[i], expected)).toBe(true)
+          expect(Object.is(sanitizeGradientValue(x), expected)).toBe(true)
+        }
+        expect(tf.memory().numTensors).toBe(before)
+      }),
+      { numRuns: 200 }
+    )
   })
 })

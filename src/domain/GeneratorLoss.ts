@@ -5,7 +5,9 @@
  * Every variant takes the same inputs as {@link sidGeneratorLoss}: x_g = G_θ(z), y_r = f_φ(x_t, σ), y_f = f_ψ(x_t, σ),
  * built by the caller inside its gradient closure, and shares its conventions: per-sample normaliser
  * w = sg(mean_CHW |x_g − y_r|) clipped at wMin (or w = 1 when `normalize` is false), rows with a NaN in x_g, y_r or y_f
- * dropped (value and gradient 0, divisor kept), and L = Σ_rows perRow · lossScale / batchSize.
+ * dropped (value and gradient 0, divisor kept), and L = Σ_rows perRow · lossScale / batchSize. That masking is the
+ * reference's (spec §4.1) and acts on the loss only: the networks' backward passes still carry 0·NaN from a dropped
+ * row into ∂L/∂θ. {@link nonFiniteRows} names the rows a pipeline removes from the whole step to isolate them there.
  *
  * The SiD-style variants differentiate through y_r and y_f (the networks' input-Jacobians, spec §4.2). The DMD variant
  * stop-gradients both, so its gradient with respect to x_g is (y_f − y_r)/w per element and nothing reaches the networks.
@@ -15,7 +17,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { sidGeneratorLoss } from "./SidLoss.js"
 import { stopGradient } from "./StopGradient.js"
-import { keepRows, replaceNaN, rowMean, rowSum } from "./Tensors.js"
+import { keepRows, nonBatchAxes, replaceNaN, rowMean, rowSum } from "./Tensors.js"
 
 /** Inputs of a {@link GeneratorLoss} (spec §4.1): all tensors [N, ...] of one shape. */
 export type GeneratorLossInput = {
@@ -106,6 +108,22 @@ const finish = (input: GeneratorLossInput, options: GeneratorLossOptions, p: Pre
   const loss = perRow.sum().mul((options.lossScale ?? 100) / batchSize) as tf.Scalar
   return { loss, perRow, mask: p.keep.cast("float32") as tf.Tensor1D }
 }
+
+/**
+ * The rows of a generator step that must leave it entirely (row isolation at ∂L/∂θ, beyond the reference): boolean
+ * [N], true where x_g, y_r or y_f has a NaN or ±Inf anywhere in the row, or where the row's loss is not finite. The
+ * loss itself drops only NaN rows and only from its value (spec §4.1); their gradient still passes 0·NaN through the
+ * networks' backward passes into every parameter, so a pipeline recomputes the step without these rows. Inside a
+ * gradient closure the result is off the loss's path and is not differentiated.
+ */
+export const nonFiniteRows = (input: GeneratorLossInput, result: GeneratorLossResult): tf.Tensor1D =>
+  tf.tidy(() => {
+    const rowBad = (x: tf.Tensor): tf.Tensor => {
+      const bad = tf.logicalNot(tf.isFinite(x))
+      return x.rank <= 1 ? bad : tf.any(bad, nonBatchAxes(x.rank))
+    }
+    return [input.xg, input.yReal, input.yFake, result.perRow].map(rowBad).reduce((a, b) => tf.logicalOr(a, b)) as tf.Tensor1D
+  })
 
 /**
  * The SiD loss L̃ = L² − α·L¹ (spec §4.1), delegating to {@link sidGeneratorLoss}: per row

@@ -2,21 +2,32 @@
  * Gradient hygiene: NaN/Inf sanitisation and norms.
  *
  * SiD sanitises every gradient before each optimiser step with `nan_to_num(nan=0, posinf=1e5, neginf=-1e5)`
- * (spec §5.1, §8.3); there is no clipping beyond that.
+ * (spec §5.1, §8.3): only non-finite entries change; finite values pass untouched, however large (there is no clipping
+ * of any kind, spec §5.1).
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
 import type { Parameters } from "./Parameters.js"
 
-/** Bound that ±Inf gradients are replaced by (spec §5.1). */
+/** The value ±Inf gradient entries are replaced by, with their sign (spec §5.1: `posinf=1e5, neginf=-1e5`). */
 export const GRADIENT_INF_REPLACEMENT = 1e5
 
-/** NaN → 0, +Inf → 1e5, −Inf → −1e5; finite values unchanged (PyTorch's `nan_to_num` as SiD calls it). */
+/**
+ * One gradient entry sanitised as {@link sanitizeGradient} does, on the host: NaN → 0, ±Inf → ±1e5, finite values
+ * unchanged.
+ */
+export const sanitizeGradientValue = (x: number): number =>
+  Number.isNaN(x) ? 0 : x === Infinity ? GRADIENT_INF_REPLACEMENT : x === -Infinity ? -GRADIENT_INF_REPLACEMENT : x
+
+/**
+ * PyTorch's `nan_to_num(g, nan=0, posinf=1e5, neginf=-1e5)` as SiD calls it (spec §5.1): NaN → 0, +Inf → 1e5,
+ * −Inf → −1e5, every finite value unchanged (a finite 2e6 stays 2e6: this is no clip).
+ */
 export const sanitizeGradient = (g: tf.Tensor): tf.Tensor =>
   tf.tidy(() => {
-    const noNaN = tf.where(tf.isNaN(g), tf.zerosLike(g), g)
-    return tf.clipByValue(noNaN, -GRADIENT_INF_REPLACEMENT, GRADIENT_INF_REPLACEMENT)
+    const infReplaced = tf.where(tf.isInf(g), tf.mul(tf.sign(g), GRADIENT_INF_REPLACEMENT), g)
+    return tf.where(tf.isNaN(g), tf.zerosLike(g), infReplaced)
   })
 
 /** Sanitises every gradient of a map (new tensors the caller owns). */

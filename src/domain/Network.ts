@@ -93,7 +93,11 @@ export const unetNetwork = (spec: UNetSpec): Network => ({
       xIn as tf.Tensor4D,
       cNoise,
       labels,
-      options.dropout === undefined ? {} : { dropoutSeed: options.dropout.seed, dropoutRate: options.dropout.rate }
+      options.dropout === undefined ? {} : {
+        dropoutSeed: options.dropout.seed,
+        dropoutRate: options.dropout.rate,
+        ...(options.dropout.rows === undefined ? {} : { dropoutRows: options.dropout.rows })
+      }
     )
 })
 

@@ -27,7 +27,7 @@ import * as tf from "@tensorflow/tfjs"
 import { groupNorm, GROUP_NORM_EPS, type GroupNormActivation } from "./GroupNorm.js"
 import { silu } from "./Silu.js"
 import type { Parameters } from "./Parameters.js"
-import { dropout } from "./Dropout.js"
+import { type BatchRows, dropout } from "./Dropout.js"
 import { normalTensor } from "./RandomStream.js"
 
 /** Architecture of a {@link UNet}-style network F (see the module docs for the layout). */
@@ -245,6 +245,8 @@ export interface ApplyUNetOptions {
   readonly dropoutSeed?: number
   /** The dropout rate in [0, 1) with `dropoutSeed` (default `spec.dropout`; spec §5.2 `--dropout`). */
   readonly dropoutRate?: number
+  /** The batch is these rows of a larger one: each row keeps its mask from the whole batch (`DropoutMasks.rows`). */
+  readonly dropoutRows?: BatchRows
 }
 
 /**
@@ -308,7 +310,8 @@ export const applyUNet = (
       y = tf.add(y, dense(`${name}.emb`, emb).reshape([n, 1, 1, cout]))
       y = norm(`${name}.norm1`, y, "silu")
       if (rate > 0 && options.dropoutSeed !== undefined) {
-        y = dropout(y, { rate, seed: options.dropoutSeed }, `dropout.${blockIndex}`)
+        const rows = options.dropoutRows === undefined ? {} : { rows: options.dropoutRows }
+        y = dropout(y, { rate, seed: options.dropoutSeed, ...rows }, `dropout.${blockIndex}`)
       }
       blockIndex++
       const skip = cin !== cout ? conv(`${name}.skip`, x) : x

@@ -6,7 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, type Scope } from "effect"
-import { countNonFinite, globalNorm, GRADIENT_INF_REPLACEMENT, sanitizeGradients } from "../domain/Gradients.js"
+import { countNonFinite, globalNorm, sanitizeGradients, sanitizeGradientValue } from "../domain/Gradients.js"
 import type { HostUpdate, Optimizer, OptimizerState } from "../domain/Optimizer.js"
 import { compareShapes, type Parameters, shapesMatch, shapesOf } from "../domain/Parameters.js"
 import type { StepStatistics, TrainableWeights } from "../services/TrainableWeights.js"
@@ -107,8 +107,8 @@ const makeEngineWeights = (
 /**
  * Trainable weights whose optimiser state lives in host memory (spec §5.1): the engine holds only the parameters and,
  * during a step, one parameter's update. A step reads each gradient, sanitises it as `sanitizeGradient` does (NaN → 0,
- * ±Inf and beyond → ±1e5), applies `host` to a copy of the parameter's values and its slots, and assigns the result.
- * The gradient norm is accumulated in float64. `optimizerState().slots` materialises the slots as tensors on demand
+ * ±Inf → ±1e5, finite values untouched), applies `host` to a copy of the parameter's values and its slots, and
+ * assigns the result. The gradient norm is accumulated in float64. `optimizerState().slots` materialises the slots as tensors on demand
  * (for a checkpoint); they stay owned by these weights and are disposed at the next step, restore or release.
  */
 const makeHostWeights = (
@@ -159,7 +159,7 @@ const makeHostWeights = (
             const x = raw[i]!
             sumSquares += x * x
             if (!Number.isFinite(x)) nonFinite++
-            grad[i] = Number.isNaN(x) ? 0 : Math.min(Math.max(x, -GRADIENT_INF_REPLACEMENT), GRADIENT_INF_REPLACEMENT)
+            grad[i] = sanitizeGradientValue(x)
           }
           const value = Float32Array.from(variable.dataSync() as Float32Array)
           host(step, value, grad, slotsOf(name))

@@ -54,7 +54,12 @@ export class StepReport extends Schema.Class<StepReport>("StepReport")({
   generatorGradNorm: Schema.Number,
   /** Non-finite gradient entries sanitised in this iteration (spec §5.1). */
   nonFiniteGradients: Schema.Int,
-  /** Generator-loss rows dropped for NaN (spec §4.1). */
+  /**
+   * Rows removed from the generator step: a NaN or ±Inf in x_g, y_r, y_f or the row's loss. The step is recomputed
+   * without them (divisor still the batch size), so they cost only their own contribution to ∂L/∂θ (beyond spec
+   * §4.1, which drops NaN rows from the loss value only). Equal to the batch size when every row was dropped: the
+   * generator then took no optimiser step (θ and its optimiser state unchanged; the EMA still updates).
+   */
   droppedRows: Schema.Int,
   fakeSigma: SigmaSummary,
   generatorSigma: SigmaSummary,

@@ -13,12 +13,16 @@
  * the fake step and G in the generator step, their masks seeded by the sampler's per-step dropout seeds. The teacher,
  * G producing the fake step's samples, ψ in the generator step and G_ema always run in evaluation mode.
  *
+ * Row isolation (beyond spec §4.1): a generator-step row whose x_g, y_r, y_f or loss is not finite is removed from the
+ * step, which is recomputed on the other rows of the same draws (divisor still the batch size); only that row's
+ * contribution is lost, not the update. The fake-score step keeps the reference's NaN-row masking (spec §3).
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
 import { emaBeta } from "../domain/Ema.js"
 import { fakeScoreLoss } from "../domain/FakeScoreLoss.js"
-import type { GeneratorLoss } from "../domain/GeneratorLoss.js"
+import { type GeneratorLoss, nonFiniteRows } from "../domain/GeneratorLoss.js"
 import type { ApplyOptions } from "../domain/Network.js"
 import { broadcastPerSample } from "../domain/Tensors.js"
 import type { DataFreeSamplerShape, Draws } from "../services/DataFreeSampler.js"
@@ -86,7 +90,10 @@ export interface IterationResult {
   readonly generatorGrad: StepStatistics
   readonly fakeSigma: SigmaSummary
   readonly generatorSigma: SigmaSummary
-  /** Rows dropped for NaN in the generator loss. */
+  /**
+   * Rows removed from the generator step because x_g, y_r, y_f or the row's loss was not finite (NaN or ±Inf); equal
+   * to the batch size when the generator update was skipped.
+   */
   readonly droppedRows: number
   readonly emaBeta: number
 }
@@ -130,80 +137,182 @@ export const fakeScoreUpdate = (s: IterationServices, settings: IterationSetting
 
 /** What a generator update measured. */
 export interface GeneratorUpdateResult {
+  /** The loss of the rows kept (dropped rows count in its divisor, spec §4.1); 0 when every row was dropped. */
   readonly loss: number
+  /** Statistics of the optimiser step; gradNorm and nonFinite 0 when every row was dropped and no step was taken. */
   readonly stats: StepStatistics
+  /** σ of the whole batch as drawn. */
   readonly sigma: SigmaSummary
-  /** Rows dropped for NaN (spec §4.1). */
+  /**
+   * Rows removed from the step because x_g, y_r, y_f or the row's loss was not finite (see {@link generatorUpdate});
+   * equal to the batch size when the update was skipped.
+   */
   readonly dropped: number
+}
+
+/** Some rows of a generator step's draws (all of them, or the kept rows), with their train-mode options. */
+interface StepRows {
+  readonly draws: Draws
+  readonly train: ApplyOptions | undefined
+}
+
+/** A generator pass whose non-finite rows are known before it is completed. */
+interface PendingPass {
+  /** bool [rows]: true where the row is not finite (`nonFiniteRows`); the caller reads and disposes it. */
+  readonly bad: tf.Tensor1D
+  /** Completes the pass: the loss and ∂L/∂θ, new tensors the caller owns. */
+  readonly finish: () => { readonly grads: tf.NamedTensorMap; readonly value: tf.Scalar }
+  /** Releases the pass without completing it. */
+  readonly discard: () => void
+}
+
+/** The generator loss at x_g (spec §4.1): x_t = x_g + σ·ε, then the teacher and the fake score at x_t. */
+const generatorLossAt = (s: IterationServices, draws: Draws, xg: tf.Tensor, batchSize: number) => {
+  const xt = tf.add(xg, tf.mul(draws.noise, broadcastPerSample(draws.sigma, xg)))
+  const input = {
+    xg,
+    yReal: s.teacher.denoise(xt, draws.sigma, draws.labels),
+    yFake: s.fakeScore.denoise(xt, draws.sigma, draws.labels),
+    batchSize
+  }
+  const result = s.loss.compute(input)
+  return { loss: result.loss, bad: tf.keep(nonFiniteRows(input, result)) }
+}
+
+/** The fused pass: one tape through G, the teacher and the fake score. */
+const fusedPass = (s: IterationServices, rows: StepRows, batchSize: number): PendingPass => {
+  let bad: tf.Tensor1D | undefined
+  const { grads, value } = tf.tidy(() =>
+    tf.variableGrads(() => {
+      const xg = s.generator.generate(rows.draws.z, "live", rows.draws.labels, rows.train)
+      const r = generatorLossAt(s, rows.draws, xg, batchSize)
+      bad = r.bad
+      return r.loss
+    }, [...s.generator.weights.list])
+  )
+  return {
+    bad: bad!,
+    finish: () => ({ grads, value }),
+    discard: () => tf.dispose([value, ...Object.values(grads)])
+  }
+}
+
+/**
+ * The two-stage pass: stage 1 (∂L/∂x_g through the teacher and the fake score, x_g from a forward of G without a
+ * tape) runs at once; stage 2 (G's vector-Jacobian product) only when the pass is completed.
+ */
+const twoStagePass = (s: IterationServices, rows: StepRows, batchSize: number): PendingPass => {
+  const { draws, train } = rows
+  const xg = tf.tidy(() => s.generator.generate(draws.z, "live", draws.labels, train))
+  let bad: tf.Tensor1D | undefined
+  const { value, grad } = tf.tidy(() =>
+    tf.valueAndGrad((x: tf.Tensor) => {
+      const r = generatorLossAt(s, draws, x, batchSize)
+      bad = r.bad
+      return r.loss
+    })(xg)
+  )
+  tf.dispose(xg)
+  return {
+    bad: bad!,
+    finish: () => {
+      const { grads, value: inner } = tf.tidy(() =>
+        tf.variableGrads(
+          () => tf.sum(tf.mul(s.generator.generate(draws.z, "live", draws.labels, train), grad)) as tf.Scalar,
+          [...s.generator.weights.list]
+        )
+      )
+      tf.dispose([grad, inner])
+      return { grads, value: value as tf.Scalar }
+    },
+    discard: () => tf.dispose([value, grad])
+  }
+}
+
+/** The rows `kept` (indices into the whole batch of `of` rows) of the draws, and the train mode for them. */
+const keptRows = (draws: Draws, train: ApplyOptions | undefined, kept: ReadonlyArray<number>, of: number): StepRows => {
+  const subset = tf.tidy(() => {
+    const index = tf.tensor1d(Int32Array.from(kept), "int32")
+    return {
+      z: tf.gather(draws.z, index),
+      sigma: tf.gather(draws.sigma, index) as tf.Tensor1D,
+      noise: tf.gather(draws.noise, index),
+      ...(draws.labels === undefined ? {} : { labels: tf.gather(draws.labels, index) as tf.Tensor2D })
+    }
+  })
+  return {
+    draws: subset,
+    train: train?.dropout === undefined ? train : { ...train, dropout: { ...train.dropout, rows: { of, indices: kept } } }
+  }
+}
+
+/**
+ * A generator update with row isolation at ∂L/∂θ (beyond the reference, which drops NaN rows from the loss value
+ * only, spec §4.1): a pass over the whole batch; if any row is not finite (`nonFiniteRows`: a NaN or ±Inf in x_g, y_r,
+ * y_f or the row's loss, read from the host in one read), the pass is discarded and redone on the rows still kept,
+ * gathered from the same draws (z, σ, ε, labels; dropout masks as those rows had them in the whole batch) with the
+ * divisor kept at the batch size, until a pass has no such row. The kept rows' contributions to L and ∂L/∂θ are then
+ * those of the whole batch; no randomness is drawn beyond the step's draws, so the streams advance as without drops.
+ * When every row is dropped, no optimiser step is taken (θ, its optimiser state and step count unchanged), and the
+ * reported loss is 0.
+ */
+const isolatedUpdate = (
+  s: IterationServices,
+  settings: IterationSettings,
+  pass: (s: IterationServices, rows: StepRows, batchSize: number) => PendingPass
+): GeneratorUpdateResult => {
+  const n = settings.batchSize
+  const draws = s.sampler.generatorStep(n)
+  const train = trainMode(settings, draws)
+  let kept: ReadonlyArray<number> = Array.from({ length: n }, (_, i) => i)
+  let subset: StepRows | undefined
+  let result: { readonly grads: tf.NamedTensorMap; readonly value: tf.Scalar } | undefined
+  try {
+    while (kept.length > 0 && result === undefined) {
+      const pending = pass(s, subset ?? { draws, train }, n)
+      const bad = pending.bad.dataSync()
+      pending.bad.dispose()
+      if (bad.every((b) => b === 0)) {
+        result = pending.finish()
+      } else {
+        pending.discard()
+        kept = kept.filter((_, i) => bad[i] === 0)
+        if (subset !== undefined) tf.dispose(drawnTensors(subset.draws))
+        subset = kept.length > 0 ? keptRows(draws, train, kept, n) : undefined
+      }
+    }
+  } finally {
+    if (subset !== undefined) tf.dispose(drawnTensors(subset.draws))
+  }
+  const stats = result === undefined ? { gradNorm: 0, nonFinite: 0 } : s.generator.weights.applyGradients(result.grads)
+  const loss = result === undefined ? 0 : result.value.dataSync()[0]!
+  const sigma = summarise(draws.sigma)
+  tf.dispose([...drawnTensors(draws), ...(result === undefined ? [] : [result.value, ...Object.values(result.grads)])])
+  return { loss, stats, sigma, dropped: n - kept.length }
 }
 
 /**
  * The generator update (spec §4.1): the generator loss (SiD by default) at x_t = G_θ(z) + σ·ε with σ from the ρ-map;
  * the gradient flows through the teacher and the fake score into x_t but only θ is updated. G runs in train mode
- * when dropout is on; the teacher and ψ in evaluation mode. One tape through all three networks.
+ * when dropout is on; the teacher and ψ in evaluation mode. One tape through all three networks. A row with a NaN or
+ * ±Inf in x_g, y_r, y_f or its loss is removed from the step and the step recomputed without it (divisor still the
+ * batch size), so it costs only its own contribution, not the whole update (the module docs; `dropped` counts such
+ * rows). The first pass's backward over the whole batch is computed before its rows are judged, and discarded when
+ * one is not finite.
  */
-export const generatorUpdate = (s: IterationServices, settings: IterationSettings): GeneratorUpdateResult => {
-  const draws = s.sampler.generatorStep(settings.batchSize)
-  const train = trainMode(settings, draws)
-  let dropped = 0
-  const { grads, value } = tf.tidy(() =>
-    tf.variableGrads(() => {
-      const xg = s.generator.generate(draws.z, "live", draws.labels, train)
-      const result = generatorLossAt(s, draws, xg)
-      dropped = settings.batchSize - result.mask.sum().dataSync()[0]!
-      return result.loss
-    }, [...s.generator.weights.list])
-  )
-  const stats = s.generator.weights.applyGradients(grads)
-  const loss = value.dataSync()[0]!
-  const sigma = summarise(draws.sigma)
-  tf.dispose([value, ...drawnTensors(draws), ...Object.values(grads)])
-  return { loss, stats, sigma, dropped }
-}
-
-/** The generator loss at x_g (spec §4.1): x_t = x_g + σ·ε, then the teacher and the fake score at x_t. */
-const generatorLossAt = (s: IterationServices, draws: Draws, xg: tf.Tensor) => {
-  const xt = tf.add(xg, tf.mul(draws.noise, broadcastPerSample(draws.sigma, xg)))
-  return s.loss.compute({
-    xg,
-    yReal: s.teacher.denoise(xt, draws.sigma, draws.labels),
-    yFake: s.fakeScore.denoise(xt, draws.sigma, draws.labels)
-  })
-}
+export const generatorUpdate = (s: IterationServices, settings: IterationSettings): GeneratorUpdateResult =>
+  isolatedUpdate(s, settings, fusedPass)
 
 /**
  * The generator update of {@link generatorUpdate} (spec §4.1) with its backward pass in two stages: (1) x_g = G_θ(z)
  * without a tape, then g = ∂L/∂x_g through the teacher and the fake score; (2) ∂L/∂θ = ∂⟨G_θ(z), g⟩/∂θ, the
  * vector-Jacobian product of G at z, from a second forward of G_θ with the same inputs (and the same dropout masks),
  * so it is the same x_g. The chain rule makes the gradient the fused one's (up to float32 summation order); only one
- * network's tape is alive at a time instead of three, for one more forward of G.
+ * network's tape is alive at a time instead of three, for one more forward of G. Non-finite rows are removed as in
+ * {@link generatorUpdate}, judged after stage 1, so a batch with such a row skips the whole-batch stage 2.
  */
-export const generatorUpdateTwoStage = (s: IterationServices, settings: IterationSettings): GeneratorUpdateResult => {
-  const draws = s.sampler.generatorStep(settings.batchSize)
-  const train = trainMode(settings, draws)
-  const xg = tf.tidy(() => s.generator.generate(draws.z, "live", draws.labels, train))
-  let dropped = 0
-  const { value, grad } = tf.tidy(() =>
-    tf.valueAndGrad((x: tf.Tensor) => {
-      const result = generatorLossAt(s, draws, x)
-      dropped = settings.batchSize - result.mask.sum().dataSync()[0]!
-      return result.loss
-    })(xg)
-  )
-  tf.dispose(xg)
-  const { grads, value: inner } = tf.tidy(() =>
-    tf.variableGrads(
-      () => tf.sum(tf.mul(s.generator.generate(draws.z, "live", draws.labels, train), grad)) as tf.Scalar,
-      [...s.generator.weights.list]
-    )
-  )
-  tf.dispose([grad, inner])
-  const stats = s.generator.weights.applyGradients(grads)
-  const loss = value.dataSync()[0]!
-  const sigma = summarise(draws.sigma)
-  tf.dispose([value, ...drawnTensors(draws), ...Object.values(grads)])
-  return { loss, stats, sigma, dropped }
-}
+export const generatorUpdateTwoStage = (s: IterationServices, settings: IterationSettings): GeneratorUpdateResult =>
+  isolatedUpdate(s, settings, twoStagePass)
 
 /** One full iteration (spec §5.1): fake update, generator update, EMA with the ramp-up rule. */
 export const iterate = (s: IterationServices, settings: IterationSettings, imagesSeen: number): IterationResult => {
