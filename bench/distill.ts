@@ -19,6 +19,7 @@ import { mlpSpec } from "../src/domain/Mlp.js"
 import { mlpNetwork, type Network, unetNetwork } from "../src/domain/Network.js"
 import { unetSpec } from "../src/domain/UNet.js"
 import * as EngineLayers from "../src/layers/Engine.js"
+import { yieldToEventLoop } from "../src/layers/EventLoop.js"
 import { fixedLatents, generatorSamples, teacherSamples } from "../src/pipeline/Evaluation.js"
 import { fakeScoreUpdate, generatorUpdate } from "../src/pipeline/Iteration.js"
 import { emaBeta } from "../src/domain/Ema.js"
@@ -60,7 +61,19 @@ const CASES: Record<string, Case> = {
 }
 
 
-const benchCase = (c: Case) =>
+/**
+ * The cost of the stream's turn of the event loop between iterations (`yieldToEventLoop`), per turn: the mean over
+ * many turns, so it can be set against an iteration's time (the pipeline takes one turn per iteration).
+ */
+const eventLoopTurn = Effect.gen(function*() {
+  for (let i = 0; i < 200; i++) yield* yieldToEventLoop
+  const turns = 5000
+  const t0 = performance.now()
+  for (let i = 0; i < turns; i++) yield* yieldToEventLoop
+  return { turns, meanUs: round(((performance.now() - t0) * 1000) / turns, 2) }
+})
+
+const benchCase = (c: Case, turnUs: number) =>
   Effect.scoped(
     Effect.gen(function*() {
       const network = c.network()
@@ -120,6 +133,7 @@ const benchCase = (c: Case) =>
           emaMedian: round(median(runs.map((r) => r.ema)), 2)
         },
         samplesPerSecondTraining: round((c.batch * 1000) / median(runs.map((r) => r.total)), 1),
+        eventLoopTurnShare: round(turnUs / 1000 / median(runs.map((r) => r.total)), 5),
         generation: {
           oneStep,
           heun35: heun,
@@ -139,10 +153,12 @@ const benchCase = (c: Case) =>
 const program = Effect.gen(function*() {
   const engine = yield* Engine
   const results: Array<unknown> = []
+  const turn = yield* eventLoopTurn
+  log(`event-loop turn between iterations: ${turn.meanUs} µs (mean of ${turn.turns})`)
   for (const name of caseNames) {
     const c = CASES[name]
     if (c === undefined) throw new Error(`unknown case "${name}" (known: ${Object.keys(CASES).join(", ")})`)
-    results.push(yield* benchCase(c))
+    results.push(yield* benchCase(c, turn.meanUs))
   }
   const report = {
     date: new Date().toISOString(),
@@ -155,8 +171,10 @@ const program = Effect.gen(function*() {
     notes: [
       "iteration = fake-score step + generator step + EMA (spec §5.1); networks freshly initialised",
       "Heun-35 = EDM Heun sampler with 18 steps, 35 denoiser evaluations (spec §1.5)",
-      "maxRSS is the process peak so far (process.resourceUsage().maxRSS)"
+      "maxRSS is the process peak so far (process.resourceUsage().maxRSS)",
+      "eventLoopTurn: the stream's setImmediate turn between iterations; eventLoopTurnShare = its mean / the iteration median"
     ],
+    eventLoopTurn: turn,
     results,
     maxRssMiB: maxRssMiB()
   }
