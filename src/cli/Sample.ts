@@ -184,6 +184,21 @@ const pictureOf = (samples: tf.Tensor): "grid" | "scatter" | undefined =>
     ? "scatter"
     : undefined
 
+/** The range of the finite coordinates, widened by a tenth on each side (absent when there is none). */
+const paddedDomain = (points: Float32Array): { readonly domain?: readonly [number, number] } => {
+  let lo = Infinity
+  let hi = -Infinity
+  for (const v of points) {
+    if (Number.isFinite(v)) {
+      lo = Math.min(lo, v)
+      hi = Math.max(hi, v)
+    }
+  }
+  if (!(hi > lo)) return {}
+  const pad = 0.1 * (hi - lo)
+  return { domain: [lo - pad, hi + pad] }
+}
+
 const writeOutputs = (drawn: Drawn, o: Parsed): Effect.Effect<void, SampleOutputError> =>
   Effect.gen(function*() {
     const { samples } = drawn
@@ -210,7 +225,13 @@ const writeOutputs = (drawn: Drawn, o: Parsed): Effect.Effect<void, SampleOutput
       yield* Console.log(`wrote ${o.out}`)
     } else if (picture === "scatter") {
       const points = Float32Array.from(samples.dataSync())
-      const png = yield* scatterPanels([{ title: drawn.title, points }], { width: 480, height: 510, pointSize: 8, opacity: 0.5 }).pipe(
+      const png = yield* scatterPanels([{ title: drawn.title, points }], {
+        width: 480,
+        height: 510,
+        pointSize: 14,
+        opacity: 0.6,
+        ...paddedDomain(points)
+      }).pipe(
         Effect.mapError((e) => new SampleOutputError({ path: o.out, reason: e.message }))
       )
       yield* write(o.out, png)
