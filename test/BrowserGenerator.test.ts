@@ -2,11 +2,15 @@ import * as tf from "@tensorflow/tfjs"
 import { readFileSync } from "node:fs"
 import { dirname, resolve } from "node:path"
 import { beforeAll, describe, expect, it } from "vitest"
-import { loadOneStepGenerator } from "../src/browser/OneStepGenerator.js"
+import { GeneratorFileError, loadOneStepGenerator, SID_GENERATOR_FORMAT } from "../src/browser/OneStepGenerator.js"
 import { edmConfigFromArchitecture } from "../src/domain/edm/Config.js"
 import { songUNetNetwork, songUNetSpec } from "../src/domain/edm/SongUNet.js"
 import { toEdmStateDict } from "../src/domain/edm/StateDict.js"
-import { denoiseWith } from "../src/domain/Network.js"
+import { encodeGeneratorFile } from "../src/domain/GeneratorFile.js"
+import { mlpSpec } from "../src/domain/Mlp.js"
+import { denoiseWith, mlpNetwork, unetNetwork } from "../src/domain/Network.js"
+import { fixedLatents } from "../src/domain/OneStep.js"
+import { unetSpec } from "../src/domain/UNet.js"
 import { decodeSafetensors, encodeSafetensors } from "../src/domain/Safetensors.js"
 import { readEdmTeacherFile } from "../src/layers/EdmTeacher.js"
 import { Effect } from "effect"
@@ -96,10 +100,44 @@ describe("the browser one-step generator (sid-ts/browser)", () => {
     unconditional.dispose()
   })
 
+  it("loads the sid-ts generator format (MLP, conditional UNet); generate(n, seed) draws fixedLatents(seed, n, shape)", () => {
+    const networks = [
+      mlpNetwork(mlpSpec(2, { hidden: 8, depth: 1 })),
+      unetNetwork(unetSpec([8, 8, 1], { baseChannels: 8, channelMult: [1, 2], groups: 4, labelDim: 2 }))
+    ]
+    for (const network of networks) {
+      const params = network.init(2)
+      const bytes = encodeGeneratorFile({ network, params, sigmaInit: 1.5, sigmaData: 0.5, provenance: { step: 7, teacher: "t" } })
+      expect(decodeSafetensors(bytes).metadata["format"]).toBe(SID_GENERATOR_FORMAT)
+      const generator = loadOneStepGenerator(bytes)
+      expect(generator.architecture).toEqual(network.description)
+      expect(generator.dataShape).toEqual(network.dataShape)
+      expect(generator.provenance).toEqual({ step: 7, teacher: "t" })
+      const z = fixedLatents(9, 4, network.dataShape)
+      const labels = network.labelDim === 0 ? undefined : tf.oneHot(tf.tensor1d([0, 1, 0, 1], "int32"), 2).toFloat() as tf.Tensor2D
+      const reference = denoiseWith(network, params, tf.mul(z, 1.5), 1.5, 0.5, labels)
+      expect(tf.max(tf.abs(tf.sub(generator.generate(4, 9), reference))).dataSync()[0]).toBe(0)
+      expect(tf.max(tf.abs(tf.sub(generator.generate(z), reference))).dataSync()[0]).toBe(0)
+      generator.dispose()
+      tf.dispose(Object.values(params))
+    }
+  })
+
   it("refuses a file without the export metadata", () => {
     expect(() => loadOneStepGenerator(readFileSync(new URL("../package.json", import.meta.url)))).toThrow()
     const file = decodeSafetensors(new Uint8Array(readFileSync(goldenPath)))
     const noSigma = encodeSafetensors([...file.tensors].filter(([n]) => n.startsWith("model.")), { config: file.metadata["config"]! })
     expect(() => loadOneStepGenerator(noSigma)).toThrow(/sigma_init/)
+    const unknown = encodeSafetensors([], { format: SID_GENERATOR_FORMAT, sigma_init: "2.5", network: JSON.stringify({ kind: "vit", spec: {} }) })
+    const thrown = (() => {
+      try {
+        loadOneStepGenerator(unknown)
+      } catch (e) {
+        return e
+      }
+    })()
+    expect(thrown).toBeInstanceOf(GeneratorFileError)
+    expect((thrown as GeneratorFileError).problem).toBe("unknown-architecture")
+    expect((thrown as GeneratorFileError).message).toMatch(/"vit" network/)
   })
 })

@@ -2,7 +2,9 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { appendFile, mkdtemp, readdir, readFile, stat, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
+import { loadGenerator } from "../src/layers/GeneratorLoader.js"
 
 // One process (node with tsx's loader), as a user's shell would signal it: the `tsx` wrapper process relays signals
 // to its child and SIGKILLs it if the child does not acknowledge within 30 ms, which a busy machine can miss.
@@ -139,20 +141,28 @@ describe("sid distill (the CLI)", () => {
     expect(run.output()).toMatch(/tmax = 1200/)
   })
 
-  it("exports an EDM-teacher run's generator and refuses an MLP run with a clear message", async () => {
+  it("exports an EDM-teacher run's generator in EDM format and an MLP run's in the sid-ts format, both loadable", async () => {
     const runDir = await mkdtemp(join(tmpdir(), "sid-export-"))
     const golden = new URL("../../shared/golden/edm/songunet-ddpmpp-tiny.safetensors", import.meta.url).pathname
     expect(await sid(["distill", "--teacher", `edm:${golden}`, "--steps", "1", "--batch", "2", "--run-dir", runDir]).exit).toBe(0)
     const out = join(runDir, "generator.safetensors")
     const exported = sid(["export", "--run-dir", runDir, "--out", out])
     expect(await exported.exit).toBe(0)
+    expect(exported.output()).toContain("format edm-safetensors-v1")
     const again = sid(["distill", "--teacher", `edm:${out}`, "--steps", "1", "--batch", "2", "--run-dir", join(runDir, "second")])
     expect(await again.exit).toBe(0)
     const mlpRun = await mkdtemp(join(tmpdir(), "sid-export-mlp-"))
     expect(await sid(["distill", ...small, "--steps", "1", "--run-dir", mlpRun]).exit).toBe(0)
-    const refused = sid(["export", "--run-dir", mlpRun, "--out", join(mlpRun, "g.safetensors")])
-    expect(await refused.exit).toBe(1)
-    expect(refused.output()).toMatch(/only EDM networks/)
+    const mlpOut = join(mlpRun, "g.safetensors")
+    const mlp = sid(["export", "--run-dir", mlpRun, "--out", mlpOut])
+    expect(await mlp.exit, mlp.output()).toBe(0)
+    expect(mlp.output()).toContain("mlp generator, ema weights at step 1, format sid-ts-generator-v1")
+    const loaded = await Effect.runPromise(Effect.scoped(Effect.map(loadGenerator(mlpOut), (g) => ({
+      kind: g.architecture.kind,
+      dataShape: g.dataShape,
+      provenance: g.provenance
+    }))))
+    expect(loaded).toEqual({ kind: "mlp", dataShape: [2], provenance: { runDir: mlpRun, step: 1, teacher: "gmm:ring8", weights: "ema" } })
   })
 
   it("names the missing package when a native engine is not installed", async () => {

@@ -1,24 +1,36 @@
 import { existsSync } from "node:fs"
-import { mkdtemp, readFile, rm } from "node:fs/promises"
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Option, Stream } from "effect"
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { loadOneStepGenerator } from "../src/browser/OneStepGenerator.js"
 import { distillConfig } from "../src/domain/DistillConfig.js"
 import { ring } from "../src/domain/GaussianMixture.js"
 import { edmConfigFromArchitecture, parseEdmConfig } from "../src/domain/edm/Config.js"
-import { denoiseWith } from "../src/domain/Network.js"
-import { decodeSafetensors, type SafetensorsFile } from "../src/domain/Safetensors.js"
+import { songUNetNetwork, songUNetSpec } from "../src/domain/edm/SongUNet.js"
+import { encodeGeneratorFile } from "../src/domain/GeneratorFile.js"
+import { mlpSpec } from "../src/domain/Mlp.js"
+import { denoiseWith, mlpNetwork, type Network, unetNetwork } from "../src/domain/Network.js"
+import { decodeSafetensors, encodeSafetensors, type SafetensorsFile } from "../src/domain/Safetensors.js"
+import { unetSpec } from "../src/domain/UNet.js"
 import * as CheckpointStore from "../src/layers/CheckpointStore.js"
 import * as Distillation from "../src/layers/Distillation.js"
 import * as EdmTeacher from "../src/layers/EdmTeacher.js"
-import { exportGeneratorEdm, GENERATOR_EXPORT_FORMAT } from "../src/layers/GeneratorExport.js"
+import {
+  EDM_GENERATOR_FORMAT,
+  exportGenerator,
+  exportGeneratorEdm,
+  GENERATOR_EXPORT_FORMAT,
+  SID_GENERATOR_FORMAT
+} from "../src/layers/GeneratorExport.js"
+import { loadGenerator, type LoadGeneratorError } from "../src/layers/GeneratorLoader.js"
 import * as Metrics from "../src/layers/Metrics.js"
 import { distill } from "../src/pipeline/Distill.js"
 import { type Checkpoint, CheckpointStore as StoreTag } from "../src/services/CheckpointStore.js"
 import { Generator } from "../src/services/Generator.js"
-import { Teacher, tf, useEngine } from "./support/distillation.js"
+import { Teacher, tf, tinyRun, useEngine } from "./support/distillation.js"
 
 const GOLDEN = ["songunet-ddpmpp-tiny", "songunet-ncsnpp-tiny", "dhariwalunet-adm-tiny", "dhariwalunet-adm-attn"]
 const golden = (name: string) => new URL(`../../shared/golden/edm/${name}.safetensors`, import.meta.url).pathname
@@ -149,4 +161,117 @@ describe("exporting the one-step generator of an EDM distillation", () => {
     expect(error.message).toMatch(/"mlp".*--teacher edm:/s)
     expect(existsSync(join(dir, "out", "mlp.safetensors"))).toBe(false)
   }, 120_000)
+})
+
+const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+  expect(a.length).toBe(b.length)
+  let m = 0
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!))
+  return m
+}
+
+const generators: ReadonlyArray<readonly [string, Network, number, string]> = [
+  ["mlp", mlpNetwork(mlpSpec(2, { hidden: 16, depth: 2 })), 16, SID_GENERATOR_FORMAT],
+  ["unet", unetNetwork(unetSpec([8, 8, 1], { baseChannels: 8, channelMult: [1, 2], groups: 4, labelDim: 3 })), 2, SID_GENERATOR_FORMAT],
+  [
+    "songunet",
+    songUNetNetwork(songUNetSpec(8, 1, { modelChannels: 16, channelMult: [1, 2], numBlocks: 1, attnResolutions: [] })),
+    2,
+    EDM_GENERATOR_FORMAT
+  ]
+]
+
+describe("every generator leaves the run: export and loadGenerator (issue 17.8)", () => {
+  it.each(generators)(
+    "a %s run exports its EMA generator with its provenance, and loadGenerator / sid-ts/browser sample exactly what the run's generator does",
+    async (kind, network, batchSize, format) => {
+      const runDir = join(dir, `run-${kind}`)
+      const run = await tinyRun(network, runDir, { batchSize, seed: 4, count: 3 })
+      expect(maxAbsDiff(run.ema, run.live)).toBeGreaterThan(1e-5)
+      const file = join(dir, `${kind}.safetensors`)
+      const written = await Effect.runPromise(exportGenerator(run.checkpoint, file, { runDir }))
+      expect(written).toEqual({ path: file, format, kind, step: 2, weights: "ema" })
+
+      const { metadata, tensors } = await readSafetensors(file)
+      expect(metadata).toMatchObject({
+        format,
+        sigma_init: String(run.sigmaInit),
+        sigma_data: "0.5",
+        label_dim: String(network.labelDim),
+        data_shape: JSON.stringify(network.dataShape),
+        source: "sid-ts",
+        run_dir: runDir,
+        step: "2",
+        teacher: `tiny ${kind}`,
+        weights: "ema"
+      })
+      if (format === SID_GENERATOR_FORMAT) {
+        expect(JSON.parse(metadata["network"]!)).toEqual(network.description)
+        expect(new Set(tensors.keys())).toEqual(new Set(Object.keys(network.shapes)))
+      } else {
+        expect(parseEdmConfig(metadata["config"]!).architecture).toEqual(network.description)
+        expect([...tensors.keys()].every((n) => n.startsWith("model."))).toBe(true)
+      }
+
+      const before = tf.memory().numTensors
+      const loaded = await Effect.runPromise(Effect.scoped(Effect.map(loadGenerator(file), (g) => ({
+        kind: g.architecture.kind,
+        dataShape: g.dataShape,
+        labelDim: g.labelDim,
+        sigmaInit: g.sigmaInit,
+        provenance: g.provenance,
+        samples: tf.tidy(() => Float32Array.from(g.generate(3, 4).dataSync()))
+      }))))
+      expect(tf.memory().numTensors).toBe(before)
+      expect(loaded.kind).toBe(kind)
+      expect(loaded.dataShape).toEqual(network.dataShape)
+      expect(loaded.labelDim).toBe(network.labelDim)
+      expect(loaded.sigmaInit).toBe(run.sigmaInit)
+      expect(loaded.provenance).toEqual({ runDir, step: 2, teacher: `tiny ${kind}`, weights: "ema" })
+      expect(maxAbsDiff(loaded.samples, run.ema)).toBeLessThan(1e-6)
+
+      const browser = loadOneStepGenerator(new Uint8Array(await readFile(file)))
+      const browserSamples = tf.tidy(() => Float32Array.from(browser.generate(3, 4).dataSync()))
+      browser.dispose()
+      expect(maxAbsDiff(browserSamples, loaded.samples)).toBe(0)
+      expect(tf.memory().numTensors).toBe(before)
+    },
+    120_000
+  )
+
+  it("loadGenerator fails with a typed error saying what is wrong: missing file, corrupt file, unknown architecture", async () => {
+    const network = mlpNetwork(mlpSpec(2, { hidden: 8, depth: 1 }))
+    const params = network.init(1)
+    const good = encodeGeneratorFile({ network, params, sigmaInit: 2.5, sigmaData: 0.5, provenance: {} })
+    const teacherBytes = Teacher.encodeTeacherFile(network, params, 0.5)
+    tf.dispose(Object.values(params))
+    const file = decodeSafetensors(good)
+    const variant = (tensors: SafetensorsFile["tensors"], metadata: Record<string, string>) =>
+      encodeSafetensors(tensors, { ...file.metadata, ...metadata })
+    const withoutOne = new Map(file.tensors)
+    withoutOne.delete("layers.0.weight")
+    const cases: ReadonlyArray<readonly [string, Uint8Array | undefined, LoadGeneratorError["_tag"], RegExp]> = [
+      ["absent", undefined, "GeneratorNotFoundError", /cannot read the file.*sid export/s],
+      ["text", new TextEncoder().encode("{\"not\": \"safetensors\"}"), "GeneratorCorruptError", /not a safetensors file/],
+      ["truncated", good.slice(0, good.length - 12), "GeneratorCorruptError", /not a safetensors file/],
+      ["missing-tensor", variant(withoutOne, {}), "GeneratorCorruptError", /do not fit the mlp network: missing layers\.0\.weight/],
+      ["no-sigma", encodeSafetensors(file.tensors, { format: SID_GENERATOR_FORMAT, network: file.metadata["network"]! }), "GeneratorCorruptError", /sigma_init/],
+      ["bad-json", variant(file.tensors, { network: "{kind:" }), "GeneratorCorruptError", /`network` metadata is not JSON/],
+      ["transformer", variant(file.tensors, { network: JSON.stringify({ kind: "transformer", spec: {} }) }), "UnknownGeneratorArchitectureError", /"transformer" network.*known: mlp, unet/s],
+      ["edm-unknown", encodeSafetensors([], { format: EDM_GENERATOR_FORMAT, sigma_init: "2.5", config: JSON.stringify({ model_type: "UNet2DModel", img_resolution: 8, img_channels: 1 }) }), "UnknownGeneratorArchitectureError", /"UNet2DModel"/],
+      ["future", variant(file.tensors, { format: "sid-ts-generator-v9" }), "UnknownGeneratorArchitectureError", /"sid-ts-generator-v9"/],
+      ["teacher", teacherBytes, "UnknownGeneratorArchitectureError", /not a generator; write one .*sid export/s]
+    ]
+    await mkdir(join(dir, "bad"), { recursive: true })
+    const before = tf.memory().numTensors
+    for (const [name, bytes, tag, pattern] of cases) {
+      const path = join(dir, "bad", `${name}.safetensors`)
+      if (bytes !== undefined) await writeFile(path, bytes)
+      const error = await Effect.runPromise(Effect.flip(Effect.scoped(loadGenerator(path))))
+      expect([name, error._tag]).toEqual([name, tag])
+      expect(error.message).toContain(path)
+      expect(error.message).toMatch(pattern)
+    }
+    expect(tf.memory().numTensors).toBe(before)
+  })
 })

@@ -5,11 +5,15 @@ import { join } from "node:path"
 import { Effect } from "effect"
 import { PNG } from "pngjs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { loadOneStepGenerator } from "../src/browser/OneStepGenerator.js"
+import { mlpSpec } from "../src/domain/Mlp.js"
+import { mlpNetwork } from "../src/domain/Network.js"
 import { decodeSafetensors } from "../src/domain/Safetensors.js"
 import { layerEdmFile } from "../src/layers/EdmTeacher.js"
+import { loadGenerator } from "../src/layers/GeneratorLoader.js"
 import { fixedLatents, teacherSamples } from "../src/pipeline/Evaluation.js"
 import { Teacher } from "../src/services/Teacher.js"
-import { tf, useEngine } from "./support/distillation.js"
+import { tf, tinyRun, useEngine } from "./support/distillation.js"
 
 let release: () => Promise<void>
 beforeAll(async () => {
@@ -32,6 +36,23 @@ const sid = (args: ReadonlyArray<string>): Promise<{ code: number | null; output
   })
 
 const exists = (path: string) => access(path).then(() => true, () => false)
+
+const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+  expect(a.length).toBe(b.length)
+  let m = 0
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!))
+  return m
+}
+
+/** `generate(count, seed)` of the file `sid export` wrote, in `sid-ts/browser`. */
+const browserSamples = async (file: string, count: number, seed: number): Promise<Float32Array> => {
+  const generator = loadOneStepGenerator(new Uint8Array(await readFile(file)))
+  try {
+    return tf.tidy(() => Float32Array.from(generator.generate(count, seed).dataSync()))
+  } finally {
+    generator.dispose()
+  }
+}
 
 const rawSamples = async (path: string) => {
   const file = decodeSafetensors(new Uint8Array(await readFile(path)))
@@ -89,20 +110,68 @@ describe("sid sample (the CLI)", () => {
     console.log(`one-step EMA generator vs teacher: same latents ${same}, other latents ${other}`)
     expect(same).toBeLessThan(1e-3)
     expect(other).toBeGreaterThan(0.1)
-  }, 30_000)
 
-  it("a 2-D mixture teacher writes raw samples [N, 2] and no PNG", async () => {
+    const exported = await sid(["export", "--run-dir", runDir, "--out", join(dir, "g-export.safetensors")])
+    expect(exported.code, exported.output).toBe(0)
+    expect(maxAbsDiff(await browserSamples(join(dir, "g-export.safetensors"), 3, 0), samples.values)).toBe(0)
+  }, 60_000)
+
+  it("a 2-D mixture teacher writes a scatter PNG and raw samples [N, 2]", async () => {
     const dir = await mkdtemp(join(tmpdir(), "sid-sample-"))
     const run = await sid([
       "sample", "--teacher", "gmm:ring8", "--count", "10", "--steps", "6", "--churn", "5",
       "--out", join(dir, "m.png"), "--raw", join(dir, "m.safetensors")
     ])
     expect(run.code, run.output).toBe(0)
-    expect(run.output).toContain("no PNG written")
-    expect(await exists(join(dir, "m.png"))).toBe(false)
+    expect(run.output).toContain("scatter plot")
+    const png = PNG.sync.read(await readFile(join(dir, "m.png")))
+    expect([png.width, png.height]).toEqual([480, 510])
     const samples = await rawSamples(join(dir, "m.safetensors"))
     expect(samples.shape).toEqual([10, 2])
     expect(Array.from(samples.values).every(Number.isFinite)).toBe(true)
+  }, 30_000)
+
+  it("--run-dir of a 2-D run writes a scatter PNG, and `sid export` + sid-ts/browser or loadGenerator draw the same samples for the same seed", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sid-sample-"))
+    const runDir = join(dir, "run")
+    const inProcess = await tinyRun(mlpNetwork(mlpSpec(2, { hidden: 16, depth: 2 })), runDir, { batchSize: 16, seed: 3, count: 50 })
+    const sampled = await sid(["sample", "--run-dir", runDir, "--count", "50", "--seed", "3", "--out", join(dir, "g.png"), "--raw", join(dir, "g.safetensors")])
+    expect(sampled.code, sampled.output).toBe(0)
+    expect(sampled.output).toContain("EMA generator at step 2")
+    const png = PNG.sync.read(await readFile(join(dir, "g.png")))
+    expect([png.width, png.height]).toEqual([480, 510])
+    const samples = await rawSamples(join(dir, "g.safetensors"))
+    expect(samples.shape).toEqual([50, 2])
+    expect(maxAbsDiff(samples.values, inProcess.ema)).toBeLessThan(1e-6)
+
+    const file = join(dir, "generator.safetensors")
+    const exported = await sid(["export", "--run-dir", runDir, "--out", file])
+    expect(exported.code, exported.output).toBe(0)
+    expect(exported.output).toContain("mlp generator, ema weights at step 2, format sid-ts-generator-v1")
+    expect(maxAbsDiff(await browserSamples(file, 50, 3), samples.values)).toBe(0)
+    const library = await Effect.runPromise(Effect.scoped(Effect.map(loadGenerator(file), (g) =>
+      tf.tidy(() => Float32Array.from(g.generate(50, 3).dataSync()))
+    )))
+    expect(maxAbsDiff(library, samples.values)).toBe(0)
+    expect(maxAbsDiff(await browserSamples(file, 50, 4), samples.values)).toBeGreaterThan(0.1)
+
+    const noRaw = await sid(["sample", "--run-dir", runDir, "--count", "8", "--out", join(dir, "default.png")])
+    expect(noRaw.code, noRaw.output).toBe(0)
+    expect(await exists(join(dir, "default.png"))).toBe(true)
+  }, 60_000)
+
+  it("never exits 0 having written nothing: samples that are neither images nor 2-D points need --raw", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sid-sample-"))
+    const refused = await sid(["sample", "--teacher", "gmm:gauss1d", "--count", "10", "--steps", "3", "--out", join(dir, "x.png")])
+    expect(refused.code, refused.output).toBe(1)
+    expect(refused.output).toMatch(/\[10, 1\].*pass --raw/s)
+    expect(await exists(join(dir, "x.png"))).toBe(false)
+    const raw = await sid([
+      "sample", "--teacher", "gmm:gauss1d", "--count", "10", "--steps", "3", "--out", join(dir, "x.png"), "--raw", join(dir, "x.safetensors")
+    ])
+    expect(raw.code, raw.output).toBe(0)
+    expect(raw.output).toContain("no PNG written")
+    expect((await rawSamples(join(dir, "x.safetensors"))).shape).toEqual([10, 1])
   }, 30_000)
 
   it("fails with exit 1 and a clear message when neither or both of --teacher / --run-dir are given", async () => {

@@ -1,7 +1,9 @@
 /**
- * `sid export`: the distilled one-step generator of a run as an EDM safetensors file (EDM `state_dict` names and
- * layouts, EDMPrecond arguments and σ_init in the metadata), readable by the EDM/SiD Python code and by
- * `sid distill --teacher edm:<file>`.
+ * `sid export`: the distilled one-step generator of a run as a generator file that `loadGenerator` and
+ * `sid-ts/browser` read: EDM safetensors for EDM networks (EDM `state_dict` names and layouts, EDMPrecond arguments
+ * in the metadata; readable by the EDM/SiD Python code and by `sid distill --teacher edm:<file>`), the sid-ts
+ * generator format for the MLP and the small UNet (docs/generator-format.md). Both record σ_init, σ_data, the label
+ * dimension and the provenance (run directory, step, teacher).
  *
  * @module
  */
@@ -10,7 +12,7 @@ import { join } from "node:path"
 import { Console, Effect, Option } from "effect"
 import * as CheckpointStore from "../layers/CheckpointStore.js"
 import * as Engine from "../layers/Engine.js"
-import { exportGeneratorEdm } from "../layers/GeneratorExport.js"
+import { exportGenerator } from "../layers/GeneratorExport.js"
 import { CheckpointError, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
 
 /** The options of `sid export`. */
@@ -34,8 +36,13 @@ export const exportCommand = Command.make("export", exportOptions, (o) =>
     if (Option.isNone(latest)) {
       return yield* new CheckpointError({ path: store.location, reason: "there is no checkpoint to export; run `sid distill` first" })
     }
-    yield* exportGeneratorEdm(latest.value, o.out, { weights: o.weights })
-    yield* Console.log(`wrote ${o.out} (generator ${o.weights} weights at step ${latest.value.manifest.step})`)
+    const written = yield* exportGenerator(latest.value, o.out, { weights: o.weights, runDir: o.runDir })
+    yield* Console.log(
+      `wrote ${written.path} (${written.kind} generator, ${written.weights} weights at step ${written.step}, format ${written.format})`
+    )
   }).pipe(Effect.provide(CheckpointStore.layerDirectory(join(o.runDir, "checkpoints"))), Effect.provide(Engine.cpu))).pipe(
-  Command.withDescription("Export the distilled one-step generator as an EDM safetensors file (EDM teachers only).")
+  Command.withDescription(
+    "Export the distilled one-step generator: EDM safetensors for EDM networks, the sid-ts generator format " +
+      "(docs/generator-format.md) for the others; `loadGenerator` and sid-ts/browser read both."
+  )
 )

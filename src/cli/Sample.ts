@@ -1,7 +1,11 @@
 /**
  * `sid sample`: samples of a teacher's EDM Heun sampler (spec §1.5: N = 18 steps, 2N − 1 = 35 evaluations by default,
  * with S_churn / S_min / S_max / S_noise) or of a run's distilled one-step generator (EMA weights,
- * x = G_θ(z) = D_θ(σ_init·z; σ_init), spec §3), as a PNG grid and optionally as raw float32 samples (safetensors).
+ * x = G_θ(z) = D_θ(σ_init·z; σ_init), spec §3), as a PNG (a grid of images, or a scatter plot of 2-D points) and
+ * optionally as raw float32 samples (safetensors). It never succeeds without writing a file.
+ *
+ * Generator samples use the latent convention of `domain/OneStep` (`generate(n, seed)`), so `sid sample --seed s`,
+ * `loadGenerator` and `sid-ts/browser` give the same samples for the same seed.
  *
  * @module
  */
@@ -11,16 +15,17 @@ import * as tf from "@tensorflow/tfjs"
 import { join } from "node:path"
 import { Console, Effect, Option, Schema } from "effect"
 import { heunEvaluations, heunSample } from "../domain/HeunSampler.js"
-import { denoiseWith, networkFromDescription } from "../domain/Network.js"
+import { classLabels, fixedLatents, oneStepGenerator } from "../domain/OneStep.js"
 import { normalTensor } from "../domain/RandomStream.js"
 import { encodeSafetensors } from "../domain/Safetensors.js"
 import { writeFileAtomic } from "../layers/AtomicFile.js"
 import * as CheckpointStore from "../layers/CheckpointStore.js"
 import * as Engine from "../layers/Engine.js"
-import { fromNamedArrays, toNamedArrays } from "../layers/NamedTensors.js"
+import { checkpointGenerator } from "../layers/GeneratorExport.js"
+import { toNamedArrays } from "../layers/NamedTensors.js"
 import * as TeacherSpec from "../layers/TeacherSpec.js"
-import { balancedLabels, fixedLatents } from "../pipeline/Evaluation.js"
 import { imageGrid } from "../report/ImageGrid.js"
+import { scatterPanels } from "../report/Plots.js"
 import { CheckpointError, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
 import { Teacher } from "../services/Teacher.js"
 
@@ -81,9 +86,10 @@ type Parsed = {
   readonly [K in keyof typeof sampleOptions]: (typeof sampleOptions)[K] extends Options.Options<infer A> ? A : never
 }
 
-/** Samples and a description of where they came from. */
+/** Samples, a short title for a plot and a description of where they came from. */
 interface Drawn {
   readonly samples: tf.Tensor
+  readonly title: string
   readonly source: string
 }
 
@@ -98,32 +104,21 @@ const checkSettings = (o: Parsed): Effect.Effect<void, SampleArgumentsError> => 
 }
 
 /**
- * The labels of a draw: none for an unconditional network (where `--class` is an error), `--class` for every sample,
- * or the classes in turn.
+ * The class of each sample: none for an unconditional network (where `--class` is an error), `--class` for every
+ * sample, or undefined for the classes in turn.
  */
-const drawLabels = (labelDim: number, o: Parsed): Effect.Effect<tf.Tensor2D | undefined, SampleArgumentsError> => {
-  if (labelDim === 0) {
-    return Option.isSome(o.label)
-      ? Effect.fail(new SampleArgumentsError({ reason: "--class given, but the network is unconditional (no labels)" }))
-      : Effect.succeed(undefined)
-  }
-  if (Option.isNone(o.label)) return Effect.sync(() => balancedLabels(o.count, labelDim))
+const drawClasses = (labelDim: number, o: Parsed): Effect.Effect<ReadonlyArray<number> | undefined, SampleArgumentsError> => {
+  if (Option.isNone(o.label)) return Effect.succeed(undefined)
+  if (labelDim === 0) return Effect.fail(new SampleArgumentsError({ reason: "--class given, but the network is unconditional (no labels)" }))
   const k = o.label.value
   if (!Number.isInteger(k) || k < 0 || k >= labelDim) {
     return Effect.fail(new SampleArgumentsError({ reason: `--class must be in 0..${labelDim - 1}, got ${k}` }))
   }
-  return Effect.sync(() => tf.tidy(() => tf.oneHot(tf.fill([o.count], k, "int32") as tf.Tensor1D, labelDim).toFloat() as tf.Tensor2D))
+  return Effect.succeed(Array.from({ length: o.count }, () => k))
 }
 
-const withLabels = <A, E, R>(
-  labelDim: number,
-  o: Parsed,
-  use: (labels: tf.Tensor2D | undefined) => Effect.Effect<A, E, R>
-): Effect.Effect<A, E | SampleArgumentsError, R> =>
-  Effect.acquireUseRelease(drawLabels(labelDim, o), use, (l) => Effect.sync(() => l?.dispose()))
-
-const classNote = (labels: tf.Tensor2D | undefined, o: Parsed): string =>
-  labels === undefined ? "" : Option.isSome(o.label) ? `, class ${o.label.value}` : ", classes in turn"
+const classNote = (labelDim: number, o: Parsed): string =>
+  labelDim === 0 ? "" : Option.isSome(o.label) ? `, class ${o.label.value}` : ", classes in turn"
 
 /** Heun-sampler samples of the teacher a `--teacher` argument names (spec §1.5). */
 const teacherDraw = (text: string, o: Parsed): Effect.Effect<Drawn, unknown> => {
@@ -131,26 +126,32 @@ const teacherDraw = (text: string, o: Parsed): Effect.Effect<Drawn, unknown> => 
   const fitSteps = spec.kind === "gmm" ? 1 : o.teacherFitSteps
   return Effect.gen(function*() {
     const teacher = yield* Teacher
-    return yield* withLabels(teacher.weights.network.labelDim, o, (labels) =>
-      Effect.sync(() => ({
-        samples: tf.tidy(() => {
-          const latents = fixedLatents(o.seed, o.count, teacher.dataShape)
-          return heunSample((x, sigma) => teacher.denoise(x, sigma, labels), latents, {
-            numSteps: o.steps,
-            sChurn: o.churn,
-            sMin: o.sMin,
-            sMax: Option.getOrElse(o.sMax, () => Infinity),
-            sNoise: o.sNoise,
-            churnNoise: (i) => normalTensor(latents.shape, o.seed, `churn-${i}`)
-          })
-        }),
-        source: `teacher ${teacher.name}, Heun sampler: ${o.steps} steps, ${heunEvaluations(o.steps)} evaluations` +
-          classNote(labels, o)
-      })))
+    const labelDim = teacher.weights.network.labelDim
+    const classes = yield* drawClasses(labelDim, o)
+    return yield* Effect.sync(() => ({
+      samples: tf.tidy(() => {
+        const latents = fixedLatents(o.seed, o.count, teacher.dataShape)
+        const labels = classLabels(o.count, labelDim, classes)
+        return heunSample((x, sigma) => teacher.denoise(x, sigma, labels), latents, {
+          numSteps: o.steps,
+          sChurn: o.churn,
+          sMin: o.sMin,
+          sMax: Option.getOrElse(o.sMax, () => Infinity),
+          sNoise: o.sNoise,
+          churnNoise: (i) => normalTensor(latents.shape, o.seed, `churn-${i}`)
+        })
+      }),
+      title: `teacher, Heun sampler (${heunEvaluations(o.steps)} evaluations)`,
+      source: `teacher ${teacher.name}, Heun sampler: ${o.steps} steps, ${heunEvaluations(o.steps)} evaluations` +
+        classNote(labelDim, o)
+    }))
   }).pipe(Effect.provide(TeacherSpec.layerFromSpec(spec, { steps: fitSteps, seed: o.seed })))
 }
 
-/** One-step samples x = D_θ(σ_init·z; σ_init) of the EMA generator in a run's newest checkpoint (spec §3, §5.1). */
+/**
+ * One-step samples x = D_θ(σ_init·z; σ_init) of the EMA generator in a run's newest checkpoint (spec §3, §5.1), drawn
+ * as `loadGenerator` and `sid-ts/browser` draw them from the exported file: the same seed gives the same samples.
+ */
 const generatorDraw = (runDir: string, o: Parsed): Effect.Effect<Drawn, unknown> => {
   const location = join(runDir, "checkpoints")
   return Effect.gen(function*() {
@@ -159,52 +160,84 @@ const generatorDraw = (runDir: string, o: Parsed): Effect.Effect<Drawn, unknown>
     if (Option.isNone(latest)) {
       return yield* new CheckpointError({ path: store.location, reason: "there is no checkpoint to sample; run `sid distill` first" })
     }
-    const { manifest, tensors } = latest.value
-    const network = yield* Effect.try({
-      try: () => networkFromDescription(manifest.network),
-      catch: (e) => new CheckpointError({ path: location, reason: e instanceof Error ? e.message : String(e) })
-    })
-    const params = fromNamedArrays(tensors, "generator.ema.")
-    const expected = Object.keys(network.shapes)
-    const missing = expected.filter((k) => !(k in params))
-    if (missing.length > 0) {
-      tf.dispose(Object.values(params))
-      return yield* new CheckpointError({ path: location, reason: "the EMA generator's weights are incomplete", missing })
-    }
-    return yield* withLabels(network.labelDim, o, (labels) =>
-      Effect.sync(() => ({
-        samples: tf.tidy(() => {
-          const z = fixedLatents(o.seed, o.count, network.dataShape)
-          return denoiseWith(network, params, tf.mul(z, manifest.sigmaInit), manifest.sigmaInit, manifest.sigmaData, labels)
-        }),
-        source: `EMA generator at step ${manifest.step} of ${runDir}, one step (σ_init = ${manifest.sigmaInit})` +
-          classNote(labels, o)
-      }))).pipe(Effect.ensuring(Effect.sync(() => tf.dispose(Object.values(params)))))
+    const step = latest.value.manifest.step
+    return yield* Effect.acquireUseRelease(
+      Effect.map(checkpointGenerator(latest.value, { weights: "ema", runDir }), oneStepGenerator),
+      (generator) =>
+        Effect.flatMap(drawClasses(generator.labelDim, o), (classes) =>
+          Effect.sync((): Drawn => ({
+            samples: generator.generate(o.count, o.seed, classes),
+            title: `one-step generator, step ${step}`,
+            source: `EMA generator at step ${step} of ${runDir}, one step (σ_init = ${generator.sigmaInit})` +
+              classNote(generator.labelDim, o)
+          }))),
+      (generator) => Effect.sync(() => generator.dispose())
+    )
   }).pipe(Effect.provide(CheckpointStore.layerDirectory(location)))
+}
+
+/** What a sample set can be drawn as: an image grid, a 2-D scatter plot, or nothing (raw samples only). */
+const pictureOf = (samples: tf.Tensor): "grid" | "scatter" | undefined =>
+  samples.rank === 4 && (samples.shape[3] === 1 || samples.shape[3] === 3)
+    ? "grid"
+    : samples.rank === 2 && samples.shape[1] === 2
+    ? "scatter"
+    : undefined
+
+/** The range of the finite coordinates, widened by a tenth on each side (absent when there is none). */
+const paddedDomain = (points: Float32Array): { readonly domain?: readonly [number, number] } => {
+  let lo = Infinity
+  let hi = -Infinity
+  for (const v of points) {
+    if (Number.isFinite(v)) {
+      lo = Math.min(lo, v)
+      hi = Math.max(hi, v)
+    }
+  }
+  if (!(hi > lo)) return {}
+  const pad = 0.1 * (hi - lo)
+  return { domain: [lo - pad, hi + pad] }
 }
 
 const writeOutputs = (drawn: Drawn, o: Parsed): Effect.Effect<void, SampleOutputError> =>
   Effect.gen(function*() {
     const { samples } = drawn
+    const shape = `[${samples.shape.join(", ")}]`
     const write = (path: string, bytes: Uint8Array) =>
       Effect.mapError(writeFileAtomic(path, bytes), (e) => new SampleOutputError({ path, reason: e.message }))
-    yield* Console.log(`${o.count} samples [${samples.shape.join(", ")}] from ${drawn.source}`)
+    const picture = pictureOf(samples)
+    if (picture === undefined && Option.isNone(o.raw)) {
+      return yield* new SampleOutputError({
+        path: o.out,
+        reason: `samples ${shape} are neither images [N, H, W, 1 or 3] nor 2-D points [N, 2], so there is no picture to ` +
+          "draw; pass --raw <file.safetensors> to keep them"
+      })
+    }
+    yield* Console.log(`${o.count} samples ${shape} from ${drawn.source}`)
     if (Option.isSome(o.raw)) {
       const named = toNamedArrays({ samples })
       yield* write(o.raw.value, encodeSafetensors(named, { source: drawn.source, layout: samples.rank === 4 ? "NHWC" : "ND" }))
-      yield* Console.log(`wrote ${o.raw.value} (tensor "samples", float32 [${samples.shape.join(", ")}])`)
+      yield* Console.log(`wrote ${o.raw.value} (tensor "samples", float32 ${shape})`)
     }
-    const channels = samples.shape[3]
-    if (samples.rank === 4 && (channels === 1 || channels === 3)) {
+    if (picture === "grid") {
       const columns = Option.getOrUndefined(o.columns)
-      const png = imageGrid(samples as tf.Tensor4D, columns === undefined ? {} : { columns })
-      yield* write(o.out, png)
+      yield* write(o.out, imageGrid(samples as tf.Tensor4D, columns === undefined ? {} : { columns }))
       yield* Console.log(`wrote ${o.out}`)
-    } else {
-      yield* Console.log(
-        `no PNG written: a grid needs image samples [N, H, W, 1 or 3], these are [${samples.shape.join(", ")}]` +
-          (Option.isSome(o.raw) ? "" : "; pass --raw <file.safetensors> to keep them")
+    } else if (picture === "scatter") {
+      const points = Float32Array.from(samples.dataSync())
+      const png = yield* scatterPanels([{ title: drawn.title, points }], {
+        width: 480,
+        height: 510,
+        pointSize: 14,
+        opacity: 0.6,
+        ...paddedDomain(points)
+      }).pipe(
+        Effect.mapError((e) => new SampleOutputError({ path: o.out, reason: e.message }))
       )
+      yield* write(o.out, png)
+      yield* Console.log(`wrote ${o.out} (scatter plot)`)
+    } else {
+      yield* Console.log(`no PNG written: a picture needs images [N, H, W, 1 or 3] or 2-D points [N, 2], these are ${shape}`)
     }
   })
 

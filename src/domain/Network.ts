@@ -121,6 +121,9 @@ const isMlpSpec = (s: unknown): s is MlpSpec =>
     (k) => typeof (s as Record<string, unknown>)[k] === "number"
   )
 
+/** The network kinds {@link networkFromDescription} rebuilds. */
+export const NETWORK_KINDS: ReadonlyArray<string> = ["mlp", "unet", "songunet", "dhariwalunet"]
+
 /**
  * Rebuilds an architecture from its description (as stored in a checkpoint manifest). Throws an Error naming the
  * kind when it is unknown or its spec is malformed.
@@ -154,6 +157,6 @@ export const networkFromDescription = (description: NetworkDescription): Network
       return dhariwalUNetNetwork(dhariwalUNetSpec(imgResolution, imgChannels, rest))
     }
     default:
-      throw new Error(`unknown network kind "${description.kind}" (known: mlp, unet, songunet, dhariwalunet)`)
+      throw new Error(`unknown network kind "${description.kind}" (known: ${NETWORK_KINDS.join(", ")})`)
   }
 }

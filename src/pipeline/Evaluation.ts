@@ -8,23 +8,13 @@
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import { heunEvaluations, heunSample } from "../domain/HeunSampler.js"
-import { makeStream, normals } from "../domain/RandomStream.js"
+import { balancedLabels, fixedLatents } from "../domain/OneStep.js"
 import { Generator, type GeneratorWeights } from "../services/Generator.js"
 import { Metrics, type MetricsError, type SampleMetrics } from "../services/Metrics.js"
 import { Teacher } from "../services/Teacher.js"
 
-/** Standard-normal latents [n, ...shape] from a fixed seed. */
-export const fixedLatents = (seed: number, n: number, shape: ReadonlyArray<number>): tf.Tensor =>
-  tf.tensor(normals(makeStream(seed, "evaluation"), n * shape.reduce((a, b) => a * b, 1)).values, [n, ...shape])
-
-/**
- * Balanced one-hot labels for evaluating a class-conditional network: row i has class i mod K, so every class gets
- * n/K samples (and the class-balanced reference of a labelled data set is matched). [n, K].
- */
-export const balancedLabels = (n: number, classes: number): tf.Tensor2D =>
-  tf.tidy(() =>
-    tf.oneHot(tf.tensor1d(Int32Array.from({ length: n }, (_, i) => i % classes), "int32"), classes).toFloat() as tf.Tensor2D
-  )
+/** The latent convention (`domain/OneStep`): the latents and balanced labels that every sampler draws. */
+export { balancedLabels, fixedLatents } from "../domain/OneStep.js"
 
 /** Balanced labels when the network is class-conditional, none otherwise. */
 const labelsFor = (labelDim: number, n: number): tf.Tensor2D | undefined =>

@@ -1,14 +1,19 @@
 import * as tf from "@tensorflow/tfjs"
-import { Effect, Exit, Layer, Scope } from "effect"
+import { join } from "node:path"
+import { Effect, Exit, Layer, Option, Scope, Stream } from "effect"
 import { type DistillConfig, distillConfig } from "../../src/domain/DistillConfig.js"
 import { ring } from "../../src/domain/GaussianMixture.js"
+import type { Network } from "../../src/domain/Network.js"
+import { balancedLabels, fixedLatents } from "../../src/domain/OneStep.js"
 import * as CheckpointStore from "../../src/layers/CheckpointStore.js"
 import * as Distillation from "../../src/layers/Distillation.js"
 import * as Engine from "../../src/layers/Engine.js"
 import * as Metrics from "../../src/layers/Metrics.js"
 import * as Teacher from "../../src/layers/Teacher.js"
-import type { CheckpointStore as CheckpointStoreTag } from "../../src/services/CheckpointStore.js"
-import type { Teacher as TeacherTag, TeacherError } from "../../src/services/Teacher.js"
+import { distill } from "../../src/pipeline/Distill.js"
+import { type Checkpoint, CheckpointStore as CheckpointStoreTag } from "../../src/services/CheckpointStore.js"
+import { Generator } from "../../src/services/Generator.js"
+import { Teacher as TeacherTag, type TeacherError } from "../../src/services/Teacher.js"
 
 /** The engine, built once for a test file; returns its release. */
 export const useEngine = async (engine: "wasm" | "cpu" = "wasm"): Promise<() => Promise<void>> => {
@@ -52,5 +57,62 @@ export const runLayers = (
     metrics: Metrics.layerGaussianMixture(ring(), { referenceSize: 4000, mmdSize: 1000 }),
     checkpoints: store
   })
+
+/** A finished tiny run and the EMA generator's samples from the latents of a seed, computed by the run itself. */
+export interface TinyRun {
+  readonly checkpoint: Checkpoint
+  /** EMA and live samples of `count` latents of `seed` (`fixedLatents`), classes in turn for a conditional network. */
+  readonly ema: Float32Array
+  readonly live: Float32Array
+  readonly sigmaInit: number
+}
+
+/**
+ * `steps` SiD iterations distilling a teacher made of `network`'s seeded initial weights (checkpoint at the last step
+ * in `<runDir>/checkpoints`), with a fast EMA so that EMA and live weights differ.
+ */
+export const tinyRun = (
+  network: Network,
+  runDir: string,
+  options: { readonly steps?: number; readonly batchSize?: number; readonly seed?: number; readonly count?: number } = {}
+): Promise<TinyRun> => {
+  const steps = options.steps ?? 2
+  const config = distillConfig({
+    steps,
+    batchSize: options.batchSize ?? 2,
+    evalEvery: 1_000_000,
+    checkpointEvery: steps,
+    generatorLr: 1e-3,
+    fakeLr: 1e-4,
+    emaHalfLifeKimg: 0.01,
+    emaRampupRatio: null
+  })
+  const teacher = Layer.scoped(
+    TeacherTag,
+    Effect.acquireRelease(
+      Effect.sync(() => Teacher.fromWeights(`tiny ${network.description.kind}`, network, network.init(3), 0.5)),
+      (t) => Effect.sync(() => tf.dispose(Object.values(t.weights.params)))
+    )
+  )
+  const services = Distillation.layer(config, {
+    teacher,
+    metrics: Metrics.layerUnavailable(network.dataShape),
+    checkpoints: CheckpointStore.layerDirectory(join(runDir, "checkpoints"))
+  })
+  const count = options.count ?? 3
+  return Effect.runPromise(
+    Effect.gen(function*() {
+      const g = yield* Generator
+      yield* distill(config, { evaluate: false }).pipe(Stream.runDrain)
+      const samples = (w: "ema" | "live") =>
+        tf.tidy(() => {
+          const labels = network.labelDim > 0 ? balancedLabels(count, network.labelDim) : undefined
+          return Float32Array.from(g.generate(fixedLatents(options.seed ?? 0, count, network.dataShape), w, labels).dataSync())
+        })
+      const checkpoint = Option.getOrThrow(yield* Effect.flatMap(CheckpointStoreTag, (s) => s.latest))
+      return { checkpoint, ema: samples("ema"), live: samples("live"), sigmaInit: g.sigmaInit }
+    }).pipe(Effect.provide(services))
+  )
+}
 
 export { CheckpointStore, Teacher, tf }
