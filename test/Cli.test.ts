@@ -166,8 +166,10 @@ describe("sid distill (the CLI)", () => {
   })
 
   it("names the missing package when a native engine is not installed", async () => {
-    const run = sid(["distill", "--engine", "tfjs-node-gpu", ...small, "--steps", "1"])
+    const runDir = await mkdtemp(join(tmpdir(), "sid-engine-"))
+    const run = sid(["distill", "--engine", "tfjs-node-gpu", ...small, "--steps", "1", "--run-dir", runDir])
     expect(await run.exit).toBe(1)
     expect(run.output()).toMatch(/@tensorflow\/tfjs-node-gpu.*not installed/)
+    expect(await readdir(runDir)).toEqual([])
   })
 })

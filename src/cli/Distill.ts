@@ -12,7 +12,7 @@ import { engineOption } from "./EngineOption.js"
 import { Command, Options } from "@effect/cli"
 import { readFile } from "node:fs/promises"
 import { join } from "node:path"
-import { Effect, Either, Layer, Option, Schema, Stream } from "effect"
+import { Effect, Either, Option, Schema, Stream } from "effect"
 import { decodeDistillConfig, type DistillConfig, encodeDistillConfig } from "../domain/DistillConfig.js"
 import {
   configDifferences,
@@ -201,46 +201,54 @@ export const runDistill = (o: Parsed) =>
   Effect.scoped(
     Effect.gen(function*() {
       const p = yield* plan(o)
-      const { config } = p.spec
-      const claim = yield* claimRunDirectory(p.runDir, p.mode)
-      for (const note of claim.notes) yield* Effect.sync(() => console.log(`run directory: ${note}`))
-      const checkpoints = CheckpointStore.layerDirectory(join(p.runDir, "checkpoints"), { keep: p.keep })
-      const logPath = join(p.runDir, "log.jsonl")
-      let resumeStep: number | undefined
-      if (p.mode === "resume") {
-        const latest = yield* Effect.flatMap(CheckpointStoreTag, (s) => s.latest).pipe(Effect.provide(checkpoints))
-        resumeStep = Option.match(latest, { onNone: () => 0, onSome: (c) => c.manifest.step })
-        const dropped = yield* rewindLog(logPath, resumeStep)
-        if (dropped > 0) console.log(`run log: ${dropped} record(s) after step ${resumeStep} dropped (the resumed run writes them again)`)
-      }
-      const recordedConfig = p.recorded === undefined
-        ? undefined
-        : p.recorded._tag === "RunSpec" ? p.recorded.spec.config : p.recorded.config
-      if (recordedConfig === undefined || p.recorded?._tag !== "RunSpec" || !sameRecord(recordedConfig, config)) {
-        yield* writeRecord(p.runDir, p.spec)
-      }
-      const spec = TeacherSpec.parseTeacherSpec(p.spec.teacher.spec)
-      const reference = yield* ReferenceSpec.parseReferenceSpec(p.spec.reference)
-      const metrics = ReferenceSpec.layerFromReference(reference, spec, { name: p.spec.teacher.spec })
+      yield* startRun(p).pipe(Effect.provide(Engine.layer(o.engine)))
+    })
+  )
+
+/**
+ * Runs a validated plan on the engine at hand: claims the run directory, checks the checkpoint a resume starts from
+ * (before the teacher is fitted), and runs the stream. The run record is written when the run has started (its
+ * services built), so a command that fails before that leaves the directory as it was.
+ */
+const startRun = (p: Plan) =>
+  Effect.gen(function*() {
+    const { config } = p.spec
+    const claim = yield* claimRunDirectory(p.runDir, p.mode)
+    for (const note of claim.notes) yield* Effect.sync(() => console.log(`run directory: ${note}`))
+    const checkpoints = CheckpointStore.layerDirectory(join(p.runDir, "checkpoints"), { keep: p.keep })
+    const logPath = join(p.runDir, "log.jsonl")
+    if (p.mode === "resume") {
+      const latest = yield* Effect.flatMap(CheckpointStoreTag, (s) => s.latest).pipe(Effect.provide(checkpoints))
+      const resumeStep = Option.match(latest, { onNone: () => 0, onSome: (c) => c.manifest.step })
+      const dropped = yield* rewindLog(logPath, resumeStep)
+      if (dropped > 0) console.log(`run log: ${dropped} record(s) after step ${resumeStep} dropped (the resumed run writes them again)`)
+    }
+    const unchanged = p.recorded?._tag === "RunSpec" && sameRecord(p.recorded.spec.config, config)
+    const recordOnce = unchanged ? Effect.void : writeRecord(p.runDir, p.spec)
+    const spec = TeacherSpec.parseTeacherSpec(p.spec.teacher.spec)
+    const reference = yield* ReferenceSpec.parseReferenceSpec(p.spec.reference)
+    const metrics = ReferenceSpec.layerFromReference(reference, spec, { name: p.spec.teacher.spec })
+    const fitSteps = p.spec.teacher.fitSteps ?? RUN_DEFAULTS.teacherFitSteps
+    const fitEvery = Math.max(1, Math.floor(fitSteps / 5))
+    const services = Distillation.layer(config, {
+      teacher: TeacherSpec.layerFromSpec(spec, {
+        steps: fitSteps,
+        seed: config.seed,
+        onProgress: (step, loss) => {
+          if (step % fitEvery === 0 || step === fitSteps - 1) {
+            console.log(`fitting the teacher's network: step ${step + 1}/${fitSteps}  loss ${loss.toFixed(4)}`)
+          }
+        }
+      }),
+      metrics,
+      checkpoints
+    })
+    const run = Effect.gen(function*() {
+      yield* recordOnce
       const log = yield* makeRunLog({ totalSteps: config.steps, logPath })
       const artifacts = yield* makeRunArtifacts({ runDir: p.runDir, logPath, seed: config.seed + 104_729 })
-      const fitSteps = p.spec.teacher.fitSteps ?? RUN_DEFAULTS.teacherFitSteps
-      const fitEvery = Math.max(1, Math.floor(fitSteps / 5))
-      const services = Distillation.layer(config, {
-        teacher: TeacherSpec.layerFromSpec(spec, {
-          steps: fitSteps,
-          seed: config.seed,
-          onProgress: (step, loss) => {
-            if (step % fitEvery === 0 || step === fitSteps - 1) {
-              console.log(`fitting the teacher's network: step ${step + 1}/${fitSteps}  loss ${loss.toFixed(4)}`)
-            }
-          }
-        }),
-        metrics,
-        checkpoints
-      })
-      const run = Effect.gen(function*() {
-        const evaluating = ReferenceSpec.hasReference(yield* MetricsTag)
+      const evaluating = ReferenceSpec.hasReference(yield* MetricsTag)
+      const body = Effect.gen(function*() {
         if (!evaluating) yield* log.note("no reference set for this teacher: evaluations are skipped (see --reference)", {})
         if (evaluating && p.mode !== "resume" && p.baselineSamples > 0) {
           const t = yield* evaluateTeacher(p.baselineSamples, config.seed + 7919)
@@ -256,12 +264,10 @@ export const runDistill = (o: Parsed) =>
           record: { teacher: p.spec.teacher, reference: p.spec.reference }
         }).pipe(Stream.runForEach((r) => Effect.zipRight(log.report(r), artifacts.onReport(r))))
       })
-      yield* run.pipe(
-        Effect.ensuring(log.close),
-        Effect.provide(Layer.provide(services, Engine.layer(o.engine)))
-      )
+      yield* body.pipe(Effect.ensuring(log.close))
     })
-  )
+    yield* run.pipe(Effect.provide(services))
+  })
 
 const sameRecord = (a: DistillConfig, b: DistillConfig): boolean =>
   JSON.stringify(encodeDistillConfig(a)) === JSON.stringify(encodeDistillConfig(b))
