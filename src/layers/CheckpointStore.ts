@@ -124,6 +124,9 @@ const ioFailure = (e: unknown): IoFailure =>
 
 const io = <A>(run: () => Promise<A>): Effect.Effect<A, IoFailure> => Effect.tryPromise({ try: run, catch: ioFailure })
 
+/** Whether a failure means the path does not exist (or a part of it is not a directory): nothing stored there. */
+const isAbsent = (e: unknown): boolean => errorCode(e) === "ENOENT" || errorCode(e) === "ENOTDIR"
+
 const sha256 = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex")
 
 const nodeFiles = (write: (path: string, bytes: Uint8Array) => Effect.Effect<void, Error>): Files => ({
@@ -133,7 +136,7 @@ const nodeFiles = (write: (path: string, bytes: Uint8Array) => Effect.Effect<voi
       try {
         return (await readdir(dir, { withFileTypes: true })).map((d) => ({ name: d.name, isFile: d.isFile() }))
       } catch (e) {
-        if (errorCode(e) === "ENOENT") return []
+        if (isAbsent(e)) return []
         throw e
       }
     }),
@@ -196,7 +199,7 @@ const memoryFiles = (): Files => {
     read: get,
     readPrefix: (path, length) => Effect.map(get(path), (bytes) => bytes.subarray(0, length)),
     digest: (path) => Effect.map(get(path), (bytes) => ({ sha256: sha256(bytes), size: bytes.byteLength })),
-    write: (path, bytes) => Effect.sync(() => void table.set(path, bytes.slice())),
+    write: (path, bytes) => Effect.sync(() => void table.set(path, bytes)),
     remove: (path) => Effect.sync(() => void table.delete(path))
   }
 }
@@ -436,7 +439,7 @@ const makeStore = <M extends StoredManifest, I>(
     const bytes = yield* files.read(bestFile).pipe(
       Effect.map(Option.some),
       Effect.catchAll((e) =>
-        e.code === "ENOENT" ? Effect.succeed(Option.none()) : Effect.fail(damaged(`cannot read it (${e.message})`))
+        isAbsent(e) ? Effect.succeed(Option.none()) : Effect.fail(damaged(`cannot read it (${e.message})`))
       )
     )
     if (Option.isNone(bytes)) return Option.none()
