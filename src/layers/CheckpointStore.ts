@@ -497,7 +497,9 @@ const makeStore = <M extends StoredManifest, I>(
             Effect.fail(withAlternatives(
               e,
               intact,
-              intact.length === 0 ? `no intact checkpoint is left in ${root}` : `load one of the intact steps instead`
+              intact.length === 0
+                ? `no intact checkpoint is left in ${root}`
+                : `continue from one of the intact steps instead (--resume-from <step>)`
             ))
           )
         )
@@ -510,7 +512,9 @@ const makeStore = <M extends StoredManifest, I>(
         step,
         reason: `there is no checkpoint at step ${step}`,
         intactSteps: intact,
-        advice: intact.length === 0 ? "the store holds no intact checkpoint" : "choose one of the intact steps"
+        advice: intact.length === 0
+          ? `${root} holds no intact checkpoint`
+          : "choose one of the intact steps (--resume-from <step>)"
       })
     })
 
