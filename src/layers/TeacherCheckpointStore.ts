@@ -10,7 +10,7 @@ import {
   TeacherCheckpointStore,
   type TeacherCheckpointStoreShape
 } from "../services/TeacherCheckpointStore.js"
-import { directoryStore, memoryStore, type StoreFormat } from "./CheckpointStore.js"
+import { directoryStore, type DirectoryStoreOptions, memoryStore, type StoreFormat } from "./CheckpointStore.js"
 
 /** The teacher-training checkpoint format: {@link TeacherCheckpointManifest} with `sid-ts-teacher-weights-v1` weights. */
 export const teacherFormat: StoreFormat<TeacherCheckpointManifest, typeof TeacherCheckpointManifest.Encoded> = {
@@ -25,15 +25,21 @@ export const teacherFormat: StoreFormat<TeacherCheckpointManifest, typeof Teache
   weightsFormat: "sid-ts-teacher-weights-v1"
 }
 
-/** A directory store of teacher-training checkpoints, keeping the newest `keep` (default 3). */
+/**
+ * A directory store of teacher-training checkpoints, keeping the newest `keep` (default 3) plus the best. Validate a
+ * user's `keep` with `KeepCount` first: building the layer with a `keep` below 1 is a defect.
+ */
 export const layerDirectory = (
   directory: string,
-  options: { readonly keep?: number } = {}
+  options: DirectoryStoreOptions = {}
 ): Layer.Layer<TeacherCheckpointStore> =>
-  Layer.succeed(TeacherCheckpointStore, TeacherCheckpointStore.of(directoryStore(teacherFormat, directory, options)))
+  Layer.effect(
+    TeacherCheckpointStore,
+    Effect.map(Effect.orDie(directoryStore(teacherFormat, directory, options)), TeacherCheckpointStore.of)
+  )
 
-/** A fresh in-memory store (serialising like the directory store). */
-export const makeMemory: Effect.Effect<TeacherCheckpointStoreShape> = memoryStore(teacherFormat)
+/** A fresh in-memory store (the directory store's logic over an in-memory file table), keeping the newest 3. */
+export const makeMemory: Effect.Effect<TeacherCheckpointStoreShape> = Effect.orDie(memoryStore(teacherFormat))
 
 /** An in-memory store of teacher-training checkpoints, one per layer build. */
 export const layerMemory: Layer.Layer<TeacherCheckpointStore> = Layer.effect(TeacherCheckpointStore, makeMemory)

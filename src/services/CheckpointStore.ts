@@ -5,6 +5,11 @@
  * JSON manifest (step, images seen, optimiser step counts, random-stream states, config, architecture). Both are
  * written atomically (temp file, fsync, rename), the manifest last, so a crash never leaves a torn checkpoint.
  *
+ * A store ({@link CheckpointStoreOf}) keeps the newest `keep` checkpoints plus the best one by an evaluation metric
+ * (`saveBest`, `best`), lists what it holds with each checkpoint's status (`list`), loads any of them (`load`), reports
+ * a damaged newest checkpoint with the intact older steps instead of skipping it (`latest`), removes crash leftovers
+ * (`recover`), and reports a failed write with its cause and what to do ({@link CheckpointError}).
+ *
  * @module
  */
 import { Context, type Effect, type Option, Schema } from "effect"
@@ -44,16 +49,60 @@ export class CheckpointManifest extends Schema.Class<CheckpointManifest>("Checkp
   createdAt: Schema.String
 }) {}
 
-/** A checkpoint: its manifest and its tensors by name. */
-export interface Checkpoint {
-  readonly manifest: CheckpointManifest
+
+/** A stored checkpoint with a manifest of type `M`: its manifest and its tensors by name. */
+export interface StoredCheckpoint<M> {
+  readonly manifest: M
   readonly tensors: ReadonlyMap<string, NamedArray>
 }
 
-/** A checkpoint could not be written, or a stored one is missing, corrupt or does not fit. */
+/** A distillation checkpoint: its manifest and its tensors by name. */
+export interface Checkpoint extends StoredCheckpoint<CheckpointManifest> {}
+
+/** How many of the newest checkpoints a store keeps by default (the best one is kept besides them). */
+export const DEFAULT_KEEP = 3
+
+/** A valid `keep` count: an integer ≥ 1 (use it to validate a `--keep` flag before building a store). */
+export const KeepCount = Schema.Int.pipe(
+  Schema.greaterThanOrEqualTo(1, { message: () => "keep must be an integer of at least 1 (the newest checkpoint is always kept)" })
+)
+
+/**
+ * What kind of problem a {@link CheckpointError} reports:
+ * - `damaged`: a stored checkpoint is unreadable, corrupt or incomplete (`step`, and for `latest` the `intactSteps`);
+ * - `write-failed`: a save could not be written (`code`: `ENOSPC`, `EACCES`, `EROFS`, `ENOTDIR`, ...); earlier
+ *   checkpoints are unchanged;
+ * - `read-failed`: the store's directory could not be read;
+ * - `not-found`: `load(step)` for a step that is not stored (`intactSteps` lists what is);
+ * - `invalid`: a bad argument (a `keep` below 1, a best-checkpoint score by a different metric);
+ * - `other`: anything else, e.g. a checkpoint that does not fit the run resuming from it.
+ */
+export const CheckpointProblem = Schema.Literal("damaged", "write-failed", "read-failed", "not-found", "invalid", "other")
+/** @see {@link CheckpointProblem} */
+export type CheckpointProblem = typeof CheckpointProblem.Type
+
+/**
+ * A checkpoint could not be written, or a stored one is missing, corrupt or does not fit. The message says what was
+ * wrong, with the tensor lists, the intact steps and the `advice` (what to do) when there are some.
+ */
 export class CheckpointError extends Schema.TaggedError<CheckpointError>()("CheckpointError", {
+  /** The file (or store) concerned. */
   path: Schema.String,
+  /** What is wrong. */
   reason: Schema.String,
+  /** The kind of problem (default `other`). */
+  kind: Schema.optionalWith(CheckpointProblem, { default: () => "other" as const }),
+  /** The step of the checkpoint concerned, when known. */
+  step: Schema.optional(Schema.NonNegativeInt),
+  /**
+   * Intact checkpoints one could continue from instead (newest first): for a damaged newest checkpoint, the intact
+   * older ones (the best checkpoint included); for `load(step)` of a missing or damaged step, every intact one.
+   */
+  intactSteps: Schema.optionalWith(Schema.Array(Schema.NonNegativeInt), { default: () => [] }),
+  /** The system error code of a failed write or read (`ENOSPC`, `EACCES`, `EROFS`, `ENOTDIR`, ...). */
+  code: Schema.optional(Schema.String),
+  /** What to do about it. */
+  advice: Schema.optional(Schema.String),
   missing: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
   unexpected: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
   misShaped: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] })
@@ -62,19 +111,135 @@ export class CheckpointError extends Schema.TaggedError<CheckpointError>()("Chec
     const list = (label: string, names: ReadonlyArray<string>) =>
       names.length === 0 ? "" : `\n  ${label} (${names.length}): ${names.slice(0, 20).join(", ")}${names.length > 20 ? ", …" : ""}`
     return `checkpoint ${this.path}: ${this.reason}` +
-      list("missing", this.missing) + list("unexpected", this.unexpected) + list("mis-shaped", this.misShaped)
+      list("missing", this.missing) + list("unexpected", this.unexpected) + list("mis-shaped", this.misShaped) +
+      (this.intactSteps.length === 0 ? "" : `\n  intact checkpoints at steps: ${this.intactSteps.join(", ")}`) +
+      (this.advice === undefined ? "" : `\n  ${this.advice}`)
   }
 }
 
-/** What a checkpoint store offers. */
-export interface CheckpointStoreShape {
-  /** Where checkpoints live (a directory, or a description for in-memory stores). */
-  readonly location: string
-  /** Writes a checkpoint atomically; earlier checkpoints stay intact until it is complete. */
-  readonly save: (checkpoint: Checkpoint) => Effect.Effect<void, CheckpointError>
-  /** The newest complete checkpoint, if any; fails if the newest one is corrupt. */
-  readonly latest: Effect.Effect<Option.Option<Checkpoint>, CheckpointError>
+/** Whether a stored checkpoint can be loaded: `Intact`, or `Damaged` with the reason. */
+export const CheckpointStatus = Schema.Union(
+  Schema.TaggedStruct("Intact", {}),
+  Schema.TaggedStruct("Damaged", { reason: Schema.String })
+)
+/** @see {@link CheckpointStatus} */
+export type CheckpointStatus = typeof CheckpointStatus.Type
+
+/** One stored checkpoint, as `list` reports it. */
+export class CheckpointEntry extends Schema.Class<CheckpointEntry>("CheckpointEntry")({
+  step: Schema.NonNegativeInt,
+  /** Its manifest's path (`memory/...` in a memory store). */
+  path: Schema.String,
+  /** Whether this is the copy of the best checkpoint (kept in `best/`, never rotated away). */
+  best: Schema.Boolean,
+  status: CheckpointStatus
+}) {}
+
+/** Format tag of `best.json`. */
+export const BEST_FORMAT = "sid-ts-best-v1"
+
+/** The score of the best checkpoint, as stored in `best/best.json`. */
+export class BestScore extends Schema.Class<BestScore>("BestScore")({
+  format: Schema.Literal(BEST_FORMAT),
+  /** The step of the best checkpoint. */
+  step: Schema.NonNegativeInt,
+  /** The metric it is best by, e.g. `fid`. */
+  metric: Schema.NonEmptyString,
+  /** Its value of the metric (finite). */
+  value: Schema.Finite,
+  /** Whether lower values are better (true for distances such as FID). */
+  lowerIsBetter: Schema.Boolean,
+  recordedAt: Schema.String
+}) {}
+
+/** A score offered with a checkpoint to `saveBest`. */
+export interface ScoreOffer {
+  /** The metric, e.g. `fid`; every offer to one store must use the same metric and direction. */
+  readonly metric: string
+  /** The value; a non-finite value (NaN, ±∞) never becomes the best. */
+  readonly value: number
+  /** Whether lower values are better (default true). */
+  readonly lowerIsBetter?: boolean
 }
+
+/** What `saveBest` did. */
+export interface BestOutcome {
+  /** Whether the offered checkpoint became the best (it was strictly better, or the first finite offer). */
+  readonly replaced: boolean
+  /** The best after the call: the offered one when `replaced`, else the previous (none if there is none yet). */
+  readonly best: Option.Option<BestScore>
+  /** The best before the call. */
+  readonly previous: Option.Option<BestScore>
+}
+
+/** The best checkpoint and its score. */
+export interface BestCheckpoint<M> {
+  readonly checkpoint: StoredCheckpoint<M>
+  readonly score: BestScore
+}
+
+/** What `recover` removed: crash leftovers (temp files, weights files no manifest names), as paths. */
+export interface RecoveryReport {
+  readonly removed: ReadonlyArray<string>
+}
+
+/**
+ * A store of checkpoints with manifests of type `M` (distillation: {@link CheckpointStoreShape}; teacher training:
+ * `TeacherCheckpointStoreShape`).
+ *
+ * Keep policy: after each `save`, the newest `keep` checkpoints stay (the one just saved always among them) and older
+ * ones are deleted; the best checkpoint (`saveBest`) is a separate copy that is never rotated away.
+ *
+ * Damage is never skipped silently: `latest` fails when the newest checkpoint is damaged, with the intact older steps
+ * on the error (`intactSteps`), from which a caller continues explicitly with `load(step)` (`--resume-from <step>`).
+ */
+export interface CheckpointStoreOf<M> {
+  /** Where checkpoints live (a directory, or `memory`). */
+  readonly location: string
+  /** How many of the newest checkpoints are kept (≥ 1; the best one is kept besides them). */
+  readonly keep: number
+  /**
+   * Writes a checkpoint atomically (weights, then the manifest that commits it), then deletes those beyond `keep`.
+   * Earlier checkpoints stay intact until it is complete; if the write fails (`kind: "write-failed"`, with the path,
+   * the system error `code` and advice) the previous newest checkpoint stays the newest. Not interruptible while
+   * writing.
+   */
+  readonly save: (checkpoint: StoredCheckpoint<M>) => Effect.Effect<void, CheckpointError>
+  /**
+   * The newest checkpoint, none when there is none. If the newest is damaged it fails (`kind: "damaged"`) naming it,
+   * the reason, and the intact older steps (`intactSteps`); it never falls back to an older one silently.
+   */
+  readonly latest: Effect.Effect<Option.Option<StoredCheckpoint<M>>, CheckpointError>
+  /**
+   * The checkpoint of a given step (from the kept ones, or the best copy). Fails with `kind: "not-found"` or
+   * `"damaged"`, listing the intact steps on the error.
+   */
+  readonly load: (step: number) => Effect.Effect<StoredCheckpoint<M>, CheckpointError>
+  /**
+   * Every stored checkpoint, newest first, then the best copy, each with its status. Checks each manifest, the
+   * weights' checksum and the tensor table (reading the weights file, but not decoding the tensors).
+   */
+  readonly list: Effect.Effect<ReadonlyArray<CheckpointEntry>, CheckpointError>
+  /**
+   * Offers an evaluated checkpoint as the best: it is written to `best/` (with `best.json` naming step, metric and
+   * value) only if its value is strictly better than the current best's (lower, unless `lowerIsBetter: false`), or
+   * there is no best yet; NaN and ±∞ never win. Fails (`kind: "invalid"`) if the metric or direction differs from the
+   * current best's, and with `kind: "write-failed"` if it cannot be written (the previous best then stays).
+   */
+  readonly saveBest: (checkpoint: StoredCheckpoint<M>, score: ScoreOffer) => Effect.Effect<BestOutcome, CheckpointError>
+  /** The best checkpoint and its score, none if none was saved; fails if it is damaged. */
+  readonly best: Effect.Effect<Option.Option<BestCheckpoint<M>>, CheckpointError>
+  /**
+   * Removes crash leftovers — temp files (`.*.tmp`) and weights files that no manifest names (and, in `best/`, files
+   * of a best checkpoint whose `best.json` was never written) — and reports their paths. A manifest whose weights are
+   * missing is left alone (`list` reports it damaged). Call it once when a run that writes to the store starts
+   * (never while another process writes to it); readers need not.
+   */
+  readonly recover: Effect.Effect<RecoveryReport, CheckpointError>
+}
+
+/** What a distillation checkpoint store offers. */
+export interface CheckpointStoreShape extends CheckpointStoreOf<CheckpointManifest> {}
 
 /** The checkpoint store service. */
 export class CheckpointStore extends Context.Tag("sid-ts/CheckpointStore")<CheckpointStore, CheckpointStoreShape>() {}

@@ -9,10 +9,9 @@
  *
  * @module
  */
-import { Context, type Effect, type Option, Schema } from "effect"
-import type { NamedArray } from "../domain/Safetensors.js"
+import { Context, Schema } from "effect"
 import { TeacherTrainingConfig } from "../domain/TeacherTrainingConfig.js"
-import type { CheckpointError } from "./CheckpointStore.js"
+import type { CheckpointStoreOf, StoredCheckpoint } from "./CheckpointStore.js"
 
 /** Format tag of a teacher-training manifest. */
 export const TEACHER_CHECKPOINT_FORMAT = "sid-ts-teacher-checkpoint-v1"
@@ -52,20 +51,13 @@ export class TeacherCheckpointManifest extends Schema.Class<TeacherCheckpointMan
 }) {}
 
 /** A teacher-training checkpoint: its manifest and its tensors by name. */
-export interface TeacherCheckpoint {
-  readonly manifest: TeacherCheckpointManifest
-  readonly tensors: ReadonlyMap<string, NamedArray>
-}
+export interface TeacherCheckpoint extends StoredCheckpoint<TeacherCheckpointManifest> {}
 
-/** What a teacher-checkpoint store offers (the same contract as the distillation `CheckpointStore`). */
-export interface TeacherCheckpointStoreShape {
-  /** Where checkpoints live. */
-  readonly location: string
-  /** Writes a checkpoint atomically; earlier checkpoints stay intact until it is complete. */
-  readonly save: (checkpoint: TeacherCheckpoint) => Effect.Effect<void, CheckpointError>
-  /** The newest complete checkpoint, if any; fails if the newest one is corrupt. */
-  readonly latest: Effect.Effect<Option.Option<TeacherCheckpoint>, CheckpointError>
-}
+/**
+ * What a teacher-checkpoint store offers: the same contract as the distillation `CheckpointStore` (keep the newest
+ * `keep` plus the best, `list`, `load(step)`, `latest` reporting a damaged newest checkpoint, `recover`).
+ */
+export interface TeacherCheckpointStoreShape extends CheckpointStoreOf<TeacherCheckpointManifest> {}
 
 /** The teacher-checkpoint store service. */
 export class TeacherCheckpointStore
