@@ -106,6 +106,31 @@ describe("sid distill (the CLI)", () => {
     expect(await readFile(join(aside, "config.json"), "utf8")).toBe(JSON.stringify(record) + "\n")
   })
 
+  it("keeps the best checkpoint; a damaged newest one is reported with the intact ones, and --resume-from continues", async () => {
+    const runDir = await mkdtemp(join(tmpdir(), "sid-damaged-"))
+    const first = sid(["distill", "--batch", "64", "--teacher-fit-steps", "30", "--eval-samples", "500", "--eval-every", "2", "--baseline-samples", "0", "--steps", "6", "--checkpoint-every", "2", "--run-dir", runDir])
+    expect(await first.exit).toBe(0)
+    const summary = JSON.parse(await readFile(join(runDir, "summary.json"), "utf8"))
+    expect(first.output()).toContain(`best: step ${summary.best.step}, frechetDistance`)
+    expect(await readdir(join(runDir, "checkpoints", "best"))).toContain("best.json")
+    for (const folder of [join(runDir, "checkpoints"), join(runDir, "checkpoints", "best")]) {
+      for (const weights of (await readdir(folder)).filter((n) => n.startsWith("ckpt-00000006") && n.endsWith(".safetensors"))) {
+        const bytes = await readFile(join(folder, weights))
+        bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff
+        await writeFile(join(folder, weights), bytes)
+      }
+    }
+    const refused = sid(["distill", "--resume", "--steps", "8", "--run-dir", runDir])
+    expect(await refused.exit).toBe(1)
+    expect(refused.output()).toMatch(/step 6\) is damaged.*intact checkpoints at steps: 4, 2.*--resume-from 4/s)
+    const resumed = sid(["distill", "--resume-from", "4", "--steps", "8", "--eval-samples", "300", "--run-dir", runDir])
+    expect(await resumed.exit).toBe(0)
+    expect(resumed.output()).toMatch(/checkpoints: those after step 4 moved to .*superseded-/)
+    const steps = (await readFile(join(runDir, "log.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l).step as number | undefined)
+      .filter((x): x is number => x !== undefined)
+    expect(steps).toEqual([0, 1, 2, 3, 4, 5, 6].slice(0, 5).concat([4, 5, 6, 7, 8]))
+  })
+
   it("validates every flag before anything is written, naming the flag, the value and the rule", async () => {
     const root = await mkdtemp(join(tmpdir(), "sid-flags-"))
     const cases: ReadonlyArray<readonly [ReadonlyArray<string>, RegExp]> = [

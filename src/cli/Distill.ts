@@ -10,9 +10,9 @@
  */
 import { engineOption } from "./EngineOption.js"
 import { Command, Options } from "@effect/cli"
-import { readFile } from "node:fs/promises"
+import { mkdir, readdir, readFile, rename } from "node:fs/promises"
 import { join } from "node:path"
-import { Effect, Either, Option, Schema, Stream } from "effect"
+import { Effect, Either, Layer, Option, Schema, Stream } from "effect"
 import { decodeDistillConfig, type DistillConfig, encodeDistillConfig } from "../domain/DistillConfig.js"
 import {
   configDifferences,
@@ -34,7 +34,7 @@ import { claimRunDirectory, type ClaimMode, rewindLog, RunDirectoryError } from 
 import * as TeacherSpec from "../layers/TeacherSpec.js"
 import { distill } from "../pipeline/Distill.js"
 import { evaluateTeacher } from "../pipeline/Evaluation.js"
-import { CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
+import { BestScore, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
 import { Metrics as MetricsTag } from "../services/Metrics.js"
 import { decodeFlag, FlagError, IntegerFlag, nameFlags, settingOptions, settingOverrides, type SettingValues, textFlag } from "./Flags.js"
 import { makeRunArtifacts, plottedValue } from "./RunArtifacts.js"
@@ -93,6 +93,11 @@ export const distillOptions = {
         "(flags may change only --steps, --eval-every, --checkpoint-every, --low-memory, evaluation sizes, --engine, --keep)"
     )
   ),
+  resumeFrom: textFlag(
+    "resume-from",
+    "continue the run from the checkpoint of this step (e.g. when the newest is damaged); newer checkpoints are moved " +
+      "to checkpoints/superseded-<time>/, never deleted"
+  ),
   overwrite: Options.boolean("overwrite").pipe(
     Options.withDescription("start afresh where --run-dir holds a run: the old run is moved aside (never deleted)")
   )
@@ -118,6 +123,8 @@ interface Plan {
   readonly evalSamples: number
   readonly baselineSamples: number
   readonly keep: number
+  /** The checkpoint step to resume from instead of the newest. */
+  readonly resumeFrom?: number
 }
 
 const readJson = (path: string, onError: (reason: string) => ConfigFileError | RunRecordError) =>
@@ -133,7 +140,14 @@ const plan = (o: Parsed) =>
     if (o.resume && o.overwrite) {
       return yield* new FlagError({ flag: "overwrite", value: "", rule: "cannot be combined with --resume (choose one)" })
     }
-    const mode: ClaimMode = o.resume ? "resume" : o.overwrite ? "overwrite" : "fresh"
+    const resumeFrom = yield* Option.match(o.resumeFrom, {
+      onNone: () => Either.right(undefined),
+      onSome: (text) => decodeFlag("resume-from", IntegerFlag(0, "a checkpoint's step"), text)
+    })
+    if (resumeFrom !== undefined && o.overwrite) {
+      return yield* new FlagError({ flag: "overwrite", value: "", rule: "cannot be combined with --resume-from (choose one)" })
+    }
+    const mode: ClaimMode = o.resume || resumeFrom !== undefined ? "resume" : o.overwrite ? "overwrite" : "fresh"
     const evalSamples = yield* integerFlag("eval-samples", o.evalSamples, RUN_DEFAULTS.evalSamples, 1, "samples per evaluation")
     const baselineSamples = yield* integerFlag("baseline-samples", o.baselineSamples, evalSamples, 0, "0 skips the baseline")
     const keep = yield* integerFlag("keep", o.keep, RUN_DEFAULTS.keep, 1, "checkpoints kept")
@@ -186,7 +200,16 @@ const plan = (o: Parsed) =>
         : configDifferences(recorded.config, config)
       if (differences.length > 0) return yield* new RunSpecMismatch({ location: runDir, differences })
     }
-    return { mode, runDir, spec, evalSamples, baselineSamples, keep, ...(recorded === undefined ? {} : { recorded }) } satisfies Plan
+    return {
+      mode,
+      runDir,
+      spec,
+      evalSamples,
+      baselineSamples,
+      keep,
+      ...(recorded === undefined ? {} : { recorded }),
+      ...(resumeFrom === undefined ? {} : { resumeFrom })
+    } satisfies Plan
   })
 
 const writeRecord = (runDir: string, spec: RunSpec) =>
@@ -215,11 +238,22 @@ const startRun = (p: Plan) =>
     const { config } = p.spec
     const claim = yield* claimRunDirectory(p.runDir, p.mode)
     for (const note of claim.notes) yield* Effect.sync(() => console.log(`run directory: ${note}`))
-    const checkpoints = CheckpointStore.layerDirectory(join(p.runDir, "checkpoints"), { keep: p.keep })
+    const checkpointDir = join(p.runDir, "checkpoints")
+    const store = yield* Effect.provide(CheckpointStoreTag, CheckpointStore.layerDirectory(checkpointDir, { keep: p.keep }))
+    const checkpoints = Layer.succeed(CheckpointStoreTag, store)
+    const recovered = yield* store.recover
+    if (recovered.removed.length > 0) {
+      console.log(`checkpoints: removed ${recovered.removed.length} file(s) left by an interrupted write: ${recovered.removed.join(", ")}`)
+    }
     const logPath = join(p.runDir, "log.jsonl")
     if (p.mode === "resume") {
-      const latest = yield* Effect.flatMap(CheckpointStoreTag, (s) => s.latest).pipe(Effect.provide(checkpoints))
-      const resumeStep = Option.match(latest, { onNone: () => 0, onSome: (c) => c.manifest.step })
+      const resumeStep = p.resumeFrom !== undefined
+        ? (yield* store.load(p.resumeFrom)).manifest.step
+        : Option.match(yield* store.latest, { onNone: () => 0, onSome: (c) => c.manifest.step })
+      if (p.resumeFrom !== undefined) {
+        const moved = yield* supersedeAfter(checkpointDir, resumeStep)
+        if (moved !== undefined) console.log(`checkpoints: those after step ${resumeStep} moved to ${moved}`)
+      }
       const dropped = yield* rewindLog(logPath, resumeStep)
       if (dropped > 0) console.log(`run log: ${dropped} record(s) after step ${resumeStep} dropped (the resumed run writes them again)`)
     }
@@ -259,14 +293,48 @@ const startRun = (p: Plan) =>
         }
         yield* distill(config, {
           resume: p.mode === "resume",
+          ...(p.resumeFrom === undefined ? {} : { resumeFrom: p.resumeFrom }),
           evaluate: evaluating,
           evalSamples: p.evalSamples,
           record: { teacher: p.spec.teacher, reference: p.spec.reference }
         }).pipe(Stream.runForEach((r) => Effect.zipRight(log.report(r), artifacts.onReport(r))))
+        yield* writeSummary(p.runDir)
       })
       yield* body.pipe(Effect.ensuring(log.close))
     })
     yield* run.pipe(Effect.provide(services))
+  })
+
+/** Moves the checkpoints of steps after `step` into `superseded-<time>/` of the same directory (never deletes). */
+const supersedeAfter = (dir: string, step: number) =>
+  Effect.tryPromise({
+    try: async () => {
+      const later = (await readdir(dir)).filter((n) => Number(/^ckpt-(\d+)/.exec(n)?.[1] ?? -1) > step)
+      if (later.length === 0) return undefined
+      const aside = join(dir, `superseded-${new Date().toISOString().replace(/[:.]/g, "-")}`)
+      await mkdir(aside)
+      for (const name of later) await rename(join(dir, name), join(aside, name))
+      return aside
+    },
+    catch: (e) =>
+      new RunDirectoryError({ path: dir, reason: `cannot move the later checkpoints aside (${String(e)})`, fix: "Check the directory's permissions." })
+  })
+
+/** Writes `summary.json` (the best checkpoint's step and figure, from `checkpoints/best/best.json`) and prints it. */
+const writeSummary = (runDir: string) =>
+  Effect.gen(function*() {
+    const bestDir = join(runDir, "checkpoints", "best")
+    const score = yield* Effect.promise(() =>
+      readFile(join(bestDir, "best.json"), "utf8").then(
+        (text) => Option.getOrUndefined(Schema.decodeUnknownOption(Schema.parseJson(BestScore))(text)),
+        () => undefined
+      )
+    )
+    const summary = { best: score === undefined ? null : { step: score.step, metric: score.metric, value: score.value, checkpoint: bestDir } }
+    if (score !== undefined) console.log(`best: step ${score.step}, ${score.metric} ${score.value.toPrecision(4)} (${bestDir})`)
+    yield* writeFileAtomic(join(runDir, "summary.json"), new TextEncoder().encode(toJsonLine(summary) + "\n")).pipe(
+      Effect.mapError((e) => new RunDirectoryError({ path: join(runDir, "summary.json"), reason: e.message, fix: "Choose a writable --run-dir." }))
+    )
   })
 
 const sameRecord = (a: DistillConfig, b: DistillConfig): boolean =>

@@ -145,6 +145,10 @@ export const runTeacherTrain = (o: Parsed) =>
     const logPath = join(o.runDir, "log.jsonl")
     const teacherFile = join(o.runDir, "teacher.safetensors")
     const checkpoints = TeacherCheckpointStore.layerDirectory(join(o.runDir, "checkpoints"))
+    const recovered = yield* Effect.flatMap(TeacherCheckpointStoreTag, (s) => s.recover).pipe(Effect.provide(checkpoints))
+    if (recovered.removed.length > 0) {
+      yield* Console.log(`checkpoints: removed ${recovered.removed.length} file(s) left by an interrupted write: ${recovered.removed.join(", ")}`)
+    }
     if (o.resume) {
       const latest = yield* Effect.flatMap(TeacherCheckpointStoreTag, (s) => s.latest).pipe(Effect.provide(checkpoints))
       const dropped = yield* rewindLog(logPath, Option.match(latest, { onNone: () => 0, onSome: (c) => c.manifest.step }))

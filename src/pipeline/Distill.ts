@@ -26,7 +26,7 @@ import {
   RunSpecMismatch,
   type TeacherIdentity
 } from "../domain/RunSpec.js"
-import type { CheckpointError, CheckpointManifest } from "../services/CheckpointStore.js"
+import type { CheckpointError, CheckpointManifest, ScoreOffer } from "../services/CheckpointStore.js"
 import { CheckpointStore } from "../services/CheckpointStore.js"
 import { DataFreeSampler } from "../services/DataFreeSampler.js"
 import { DistillationLoss } from "../services/DistillationLoss.js"
@@ -70,8 +70,19 @@ export class StepReport extends Schema.Class<StepReport>("StepReport")({
   /** Metrics of the EMA generator, on evaluation steps. */
   evaluation: Schema.optional(SampleMetrics),
   /** Where a checkpoint was written at this step. */
-  checkpoint: Schema.optional(Schema.String)
+  checkpoint: Schema.optional(Schema.String),
+  /** This step's evaluation is the best so far: its state is the store's best checkpoint. */
+  best: Schema.optional(Schema.Boolean)
 }) {}
+
+/**
+ * The figure that ranks evaluations for the best checkpoint: FID for images, else the Fréchet distance (lower is
+ * better); undefined when it is not finite.
+ */
+export const bestScoreOf = (m: SampleMetrics): ScoreOffer | undefined => {
+  const [metric, value] = m.fid !== undefined ? ["fid", m.fid] as const : ["frechetDistance", m.frechetDistance] as const
+  return Number.isFinite(value) ? { metric, value, lowerIsBetter: true } : undefined
+}
 
 /** Failures of a distillation run. */
 export type DistillError = CheckpointError | MetricsError | RunSpecMismatch | RunRecordError
@@ -90,6 +101,13 @@ export type DistillServices =
 export interface DistillOptions {
   /** Continue from the store's latest checkpoint if there is one (default false). */
   readonly resume?: boolean
+  /** Continue from the stored checkpoint of this step instead of the latest (implies `resume`). */
+  readonly resumeFrom?: number
+  /**
+   * Offer each evaluated state to the store's best checkpoint (`saveBest`, kept apart from the rotated ones): scored
+   * by FID for images, the Fréchet distance otherwise, lower is better (default true).
+   */
+  readonly keepBest?: boolean
   /** Polled before each iteration; true ends the stream cleanly (with a final checkpoint). */
   readonly shouldStop?: Effect.Effect<boolean>
   /** Evaluate the EMA generator on `config.evalEvery` (default true; false when there is no reference set). */
@@ -177,7 +195,12 @@ export const distill = (
       const evalSamples = options.evalSamples ?? 10_000
       let start: Progress = { step: 0, imagesSeen: 0 }
       let resumedFrom: string | undefined
-      if (options.resume === true) {
+      if (options.resumeFrom !== undefined) {
+        const chosen = yield* store.load(options.resumeFrom)
+        yield* checkResumedRun(store.location, chosen.manifest, config, options.record)
+        start = yield* restoreCheckpoint(services, chosen, store.location)
+        resumedFrom = `${store.location} @ step ${start.step}`
+      } else if (options.resume === true) {
         const latest = yield* store.latest
         if (Option.isSome(latest)) {
           yield* checkResumedRun(store.location, latest.value.manifest, config, options.record)
@@ -194,6 +217,15 @@ export const distill = (
         yield* Ref.set(savedStep, p.step)
         return `${store.location} @ step ${p.step}`
       })
+      const offerBest = (evaluation: SampleMetrics) =>
+        Effect.gen(function*() {
+          const score = bestScoreOf(evaluation)
+          if (score === undefined || options.keepBest === false) return undefined
+          const p = yield* Ref.get(progress)
+          const checkpoint = yield* Effect.sync(() => captureCheckpoint(services, p, encodedConfig, run))
+          const outcome = yield* store.saveBest(checkpoint, score)
+          return outcome.replaced ? p.step : undefined
+        })
       yield* addFinalCheckpoint({ progress, savedStep, save, timeoutMs: options.finalCheckpointTimeoutMs ?? 60_000 })
       const evaluating = options.evaluate ?? true
       const evaluate = evaluateGenerator(evalSamples, config.seed + 7919)
@@ -237,7 +269,11 @@ export const distill = (
         Effect.flatMap(shouldStop, (stop) => (stop || p.step >= config.steps ? Effect.succeedNone : step(p)))).pipe(
           Stream.mapEffect((r) =>
             evaluating && due(r, config.evalEvery)
-              ? Effect.map(evaluate, (evaluation) => new StepReport({ ...r, evaluation }))
+              ? Effect.gen(function*() {
+                const evaluation = yield* evaluate
+                const best = yield* offerBest(evaluation)
+                return new StepReport({ ...r, evaluation, ...(best === undefined ? {} : { best: true }) })
+              })
               : Effect.succeed(r)
           ),
           Stream.mapEffect((r) =>
