@@ -34,7 +34,8 @@ const main = () => {
   }
   const gyp = join(root, "node_modules", "node-gyp", "bin", "node-gyp.js")
   const npmGyp = process.env.npm_config_node_gyp
-  const script = existsSync(gyp) ? gyp : npmGyp !== undefined && existsSync(npmGyp) ? npmGyp : undefined
+  const bundled = join(nodeDir, "lib", "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js")
+  const script = [gyp, npmGyp, bundled].find((p) => p !== undefined && existsSync(p))
   if (script === undefined) {
     say(`optional native CPU kernels not built (node-gyp not found); build them with: npm run build:native`)
     return
