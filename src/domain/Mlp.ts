@@ -79,21 +79,57 @@ export const noiseEmbedding = (cNoise: tf.Tensor1D, frequencies: number): tf.Ten
     return tf.concat([cNoise.reshape([-1, 1]), tf.sin(phase), tf.cos(phase)], 1) as tf.Tensor2D
   })
 
+/**
+ * The hidden layer whose activations stand in for an encoder's bottleneck in SiDA (docs/sida.md §3): the output of the
+ * first ⌈depth/2⌉ hidden layers, i.e. index ⌈depth/2⌉ − 1.
+ */
+export const mlpBottleneckLayer = (spec: MlpSpec): number => Math.max(0, Math.ceil(spec.depth / 2) - 1)
+
+const runMlp = (
+  spec: MlpSpec,
+  params: Parameters,
+  xIn: tf.Tensor2D,
+  cNoise: tf.Tensor1D,
+  want: "decoder" | "encoder" | "both"
+): { readonly output?: tf.Tensor2D; readonly logits?: tf.Tensor2D } => {
+  const bottleneck = mlpBottleneckLayer(spec)
+  let logits: tf.Tensor2D | undefined
+  let h: tf.Tensor2D = tf.concat([xIn, noiseEmbedding(cNoise, spec.frequencies)], 1)
+  for (let i = 0; i <= spec.depth; i++) {
+    const w = params[`layers.${i}.weight`] as tf.Tensor2D | undefined
+    const b = params[`layers.${i}.bias`]
+    if (w === undefined || b === undefined) throw new Error(`MLP parameter layers.${i} is missing`)
+    const z = tf.add(tf.matMul(h, w), b) as tf.Tensor2D
+    h = i < spec.depth ? silu(z) : z
+    if (want !== "decoder" && i === bottleneck) {
+      logits = tf.mean(h, 1, true) as tf.Tensor2D
+      if (want === "encoder") return { logits }
+    }
+  }
+  return logits === undefined ? { output: h } : { output: h, logits }
+}
+
 /** F(x_in, c_noise): x_in [N, d] (already multiplied by c_in), c_noise [N] → [N, d]. */
 export const applyMlp = (
   spec: MlpSpec,
   params: Parameters,
   xIn: tf.Tensor2D,
   cNoise: tf.Tensor1D
-): tf.Tensor2D =>
+): tf.Tensor2D => tf.tidy(() => runMlp(spec, params, xIn, cNoise, "decoder").output!)
+
+/**
+ * The MLP's stand-in for SiDA's shared discriminator (docs/sida.md §3): the logits [N, 1] are the mean over units of
+ * the hidden layer {@link mlpBottleneckLayer}, the analogue of an encoder bottleneck's channel mean. `"encoder"` stops
+ * there; `"both"` also returns F exactly as {@link applyMlp} computes it.
+ */
+export const applyMlpDiscriminator = (
+  spec: MlpSpec,
+  params: Parameters,
+  xIn: tf.Tensor2D,
+  cNoise: tf.Tensor1D,
+  want: "encoder" | "both"
+): { readonly output?: tf.Tensor2D; readonly logits: tf.Tensor2D } =>
   tf.tidy(() => {
-    let h: tf.Tensor2D = tf.concat([xIn, noiseEmbedding(cNoise, spec.frequencies)], 1)
-    for (let i = 0; i <= spec.depth; i++) {
-      const w = params[`layers.${i}.weight`] as tf.Tensor2D | undefined
-      const b = params[`layers.${i}.bias`]
-      if (w === undefined || b === undefined) throw new Error(`MLP parameter layers.${i} is missing`)
-      const z = tf.add(tf.matMul(h, w), b) as tf.Tensor2D
-      h = i < spec.depth ? silu(z) : z
-    }
-    return h
+    const r = runMlp(spec, params, xIn, cNoise, want)
+    return r.output === undefined ? { logits: r.logits! } : { output: r.output, logits: r.logits! }
   })

@@ -78,16 +78,37 @@ export const edmDenoise = (
   sigma: SigmaLike,
   network: RawNetwork,
   sigmaData: number = SIGMA_DATA
-): tf.Tensor =>
+): tf.Tensor => edmDenoiseWith(x, sigma, (xIn, noise) => ({ output: network(xIn, noise), extra: undefined }), sigmaData).denoised
+
+/**
+ * {@link edmDenoise} for a network that also returns something beside F (SiDA's discriminator logits, spec §9.1):
+ * D(x;σ) as `denoised` (the same operations, so the same values as `edmDenoise`) and the network's `extra` as it is.
+ */
+export const edmDenoiseWith = <E extends tf.Tensor | undefined>(
+  x: tf.Tensor,
+  sigma: SigmaLike,
+  network: (xIn: tf.Tensor, cNoise: tf.Tensor1D) => { readonly output: tf.Tensor; readonly extra: E },
+  sigmaData: number = SIGMA_DATA
+): { readonly denoised: tf.Tensor; readonly extra: E } =>
   tf.tidy(() => {
-    const n = x.shape[0] ?? 1
     const s = broadcastPerSample(sigma, x)
-    const noise = typeof sigma === "number"
-      ? tf.fill([n], Math.log(sigma) / 4)
-      : cNoise(tf.broadcastTo(sigma.reshape([-1]), [n]))
-    const out = network(tf.mul(x, cIn(s, sigmaData)), noise as tf.Tensor1D)
-    return tf.mul(x, cSkip(s, sigmaData)).add(tf.mul(out, cOut(s, sigmaData)))
+    const out = network(tf.mul(x, cIn(s, sigmaData)), edmNoiseInput(x, sigma))
+    const denoised = tf.mul(x, cSkip(s, sigmaData)).add(tf.mul(out.output, cOut(s, sigmaData)))
+    return (out.extra === undefined ? { denoised } : { denoised, extra: out.extra }) as { denoised: tf.Tensor; extra: E }
   })
+
+/** The network inputs c_in·x and c_noise [N] of a preconditioned evaluation at σ (spec §1.3). */
+export const edmNetworkInputs = (
+  x: tf.Tensor,
+  sigma: SigmaLike,
+  sigmaData: number = SIGMA_DATA
+): { readonly xIn: tf.Tensor; readonly cNoise: tf.Tensor1D } =>
+  tf.tidy(() => ({ xIn: tf.mul(x, cIn(broadcastPerSample(sigma, x), sigmaData)), cNoise: edmNoiseInput(x, sigma) }))
+
+const edmNoiseInput = (x: tf.Tensor, sigma: SigmaLike): tf.Tensor1D => {
+  const n = x.shape[0] ?? 1
+  return (typeof sigma === "number" ? tf.fill([n], Math.log(sigma) / 4) : cNoise(tf.broadcastTo(sigma.reshape([-1]), [n]))) as tf.Tensor1D
+}
 
 /**
  * The network-space target of a denoiser value: F = (D − c_skip·x)/c_out (spec §1.4, §10.1). With D = y (the clean data)

@@ -249,6 +249,9 @@ export interface ApplyUNetOptions {
   readonly dropoutRows?: BatchRows
 }
 
+/** What a pass of the small UNet computes: F, the discriminator logits of SiDA, or both from one pass. */
+export type UNetPass = "decoder" | "encoder" | "both"
+
 /**
  * F(x_in, c_noise, labels): x_in [N,H,W,C] (already multiplied by c_in), c_noise [N], optional one-hot labels
  * [N, labelDim] → [N,H,W,C] (spec §1.3). When labelDim > 0 and no labels are given, an all-zero label vector is
@@ -261,76 +264,107 @@ export const applyUNet = (
   cNoise: tf.Tensor1D,
   labels?: tf.Tensor2D,
   options: ApplyUNetOptions = {}
-): tf.Tensor4D =>
+): tf.Tensor4D => tf.tidy(() => runUNet(spec, params, xIn, cNoise, labels, options, "decoder").output!)
+
+/**
+ * The small UNet as SiDA's shared discriminator uses it (spec §9.1, docs/sida.md §3): the logits are the channel mean
+ * of the encoder's lowest-resolution feature map, [N, H/2^(L−1), W/2^(L−1), 1]. `"encoder"` stops there; `"both"` also
+ * returns F exactly as {@link applyUNet} computes it (same dropout masks).
+ */
+export const applyUNetDiscriminator = (
+  spec: UNetSpec,
+  params: Parameters,
+  xIn: tf.Tensor4D,
+  cNoise: tf.Tensor1D,
+  labels: tf.Tensor2D | undefined,
+  options: ApplyUNetOptions,
+  want: "encoder" | "both"
+): { readonly output?: tf.Tensor4D; readonly logits: tf.Tensor4D } =>
   tf.tidy(() => {
-    const [n, h, w, c] = xIn.shape
-    if (xIn.rank !== 4 || h !== spec.height || w !== spec.width || c !== spec.channels) {
-      throw new Error(
-        `applyUNet: expected x_in of shape [N,${spec.height},${spec.width},${spec.channels}]; got [${xIn.shape}]`
-      )
-    }
-    if (cNoise.rank !== 1 || cNoise.shape[0] !== n) {
-      throw new Error(`applyUNet: expected c_noise of shape [${n}]; got [${cNoise.shape}]`)
-    }
-    const labelsFit = labels === undefined ||
-      (spec.labelDim > 0 && labels.rank === 2 && labels.shape[0] === n && labels.shape[1] === spec.labelDim)
-    if (labels !== undefined && !labelsFit) {
-      throw new Error(
-        spec.labelDim === 0
-          ? "applyUNet: labels given to an unconditional network (labelDim = 0)"
-          : `applyUNet: expected labels of shape [${n},${spec.labelDim}]; got [${labels.shape}]`
-      )
-    }
-    const p = (name: string): tf.Tensor => {
-      const t = params[name]
-      if (t === undefined) throw new Error(`UNet parameter ${name} is missing`)
-      return t
-    }
-    const dense = (name: string, x: tf.Tensor): tf.Tensor =>
-      tf.add(tf.matMul(x as tf.Tensor2D, p(`${name}.weight`) as tf.Tensor2D), p(`${name}.bias`))
-    const conv = (name: string, x: tf.Tensor): tf.Tensor4D =>
-      tf.fused.conv2d({
-        x: x as tf.Tensor4D,
-        filter: p(`${name}.weight`) as tf.Tensor4D,
-        bias: p(`${name}.bias`),
-        strides: 1,
-        pad: "same"
-      })
-    const norm = (name: string, x: tf.Tensor, activation: GroupNormActivation): tf.Tensor4D =>
-      groupNorm(x as tf.Tensor4D, spec.groups, p(`${name}.weight`), p(`${name}.bias`), GROUP_NORM_EPS, activation)
-
-    let e: tf.Tensor = sinusoidalEmbedding(cNoise, spec.noiseChannels)
-    if (spec.labelDim > 0 && labels !== undefined) e = tf.add(e, tf.matMul(labels, p("emb.label.weight") as tf.Tensor2D))
-    const emb = silu(dense("emb.linear1", silu(dense("emb.linear0", e))))
-
-    const rate = options.dropoutRate ?? spec.dropout
-    let blockIndex = 0
-    const block = ({ cin, cout, name }: BlockLayout, x: tf.Tensor4D): tf.Tensor4D => {
-      let y: tf.Tensor = conv(`${name}.conv0`, norm(`${name}.norm0`, x, "silu"))
-      y = tf.add(y, dense(`${name}.emb`, emb).reshape([n, 1, 1, cout]))
-      y = norm(`${name}.norm1`, y, "silu")
-      if (rate > 0 && options.dropoutSeed !== undefined) {
-        const rows = options.dropoutRows === undefined ? {} : { rows: options.dropoutRows }
-        y = dropout(y, { rate, seed: options.dropoutSeed, ...rows }, `dropout.${blockIndex}`)
-      }
-      blockIndex++
-      const skip = cin !== cout ? conv(`${name}.skip`, x) : x
-      return tf.add(skip, conv(`${name}.conv1`, y)) as tf.Tensor4D
-    }
-
-    const { dec, enc } = blockLayout(spec)
-    let x = conv("stem", xIn)
-    const skips: Array<tf.Tensor4D> = []
-    enc.forEach((blocks, l) => {
-      for (const b of blocks) x = block(b, x)
-      if (l + 1 < enc.length) {
-        skips.push(x)
-        x = tf.avgPool(x, 2, 2, "valid")
-      }
-    })
-    for (let l = dec.length - 1; l >= 0; l--) {
-      x = tf.concat([upsampleNearest2x(x), skips[l]!], 3)
-      for (const b of dec[l]!) x = block(b, x)
-    }
-    return conv("out.conv", norm("out.norm", x, "silu"))
+    const r = runUNet(spec, params, xIn, cNoise, labels, options, want)
+    return r.output === undefined ? { logits: r.logits! } : { output: r.output, logits: r.logits! }
   })
+
+const runUNet = (
+  spec: UNetSpec,
+  params: Parameters,
+  xIn: tf.Tensor4D,
+  cNoise: tf.Tensor1D,
+  labels: tf.Tensor2D | undefined,
+  options: ApplyUNetOptions,
+  want: UNetPass
+): { readonly output?: tf.Tensor4D; readonly logits?: tf.Tensor4D } => {
+  const [n, h, w, c] = xIn.shape
+  if (xIn.rank !== 4 || h !== spec.height || w !== spec.width || c !== spec.channels) {
+    throw new Error(
+      `applyUNet: expected x_in of shape [N,${spec.height},${spec.width},${spec.channels}]; got [${xIn.shape}]`
+    )
+  }
+  if (cNoise.rank !== 1 || cNoise.shape[0] !== n) {
+    throw new Error(`applyUNet: expected c_noise of shape [${n}]; got [${cNoise.shape}]`)
+  }
+  const labelsFit = labels === undefined ||
+    (spec.labelDim > 0 && labels.rank === 2 && labels.shape[0] === n && labels.shape[1] === spec.labelDim)
+  if (labels !== undefined && !labelsFit) {
+    throw new Error(
+      spec.labelDim === 0
+        ? "applyUNet: labels given to an unconditional network (labelDim = 0)"
+        : `applyUNet: expected labels of shape [${n},${spec.labelDim}]; got [${labels.shape}]`
+    )
+  }
+  const p = (name: string): tf.Tensor => {
+    const t = params[name]
+    if (t === undefined) throw new Error(`UNet parameter ${name} is missing`)
+    return t
+  }
+  const dense = (name: string, x: tf.Tensor): tf.Tensor =>
+    tf.add(tf.matMul(x as tf.Tensor2D, p(`${name}.weight`) as tf.Tensor2D), p(`${name}.bias`))
+  const conv = (name: string, x: tf.Tensor): tf.Tensor4D =>
+    tf.fused.conv2d({
+      x: x as tf.Tensor4D,
+      filter: p(`${name}.weight`) as tf.Tensor4D,
+      bias: p(`${name}.bias`),
+      strides: 1,
+      pad: "same"
+    })
+  const norm = (name: string, x: tf.Tensor, activation: GroupNormActivation): tf.Tensor4D =>
+    groupNorm(x as tf.Tensor4D, spec.groups, p(`${name}.weight`), p(`${name}.bias`), GROUP_NORM_EPS, activation)
+
+  let e: tf.Tensor = sinusoidalEmbedding(cNoise, spec.noiseChannels)
+  if (spec.labelDim > 0 && labels !== undefined) e = tf.add(e, tf.matMul(labels, p("emb.label.weight") as tf.Tensor2D))
+  const emb = silu(dense("emb.linear1", silu(dense("emb.linear0", e))))
+
+  const rate = options.dropoutRate ?? spec.dropout
+  let blockIndex = 0
+  const block = ({ cin, cout, name }: BlockLayout, x: tf.Tensor4D): tf.Tensor4D => {
+    let y: tf.Tensor = conv(`${name}.conv0`, norm(`${name}.norm0`, x, "silu"))
+    y = tf.add(y, dense(`${name}.emb`, emb).reshape([n, 1, 1, cout]))
+    y = norm(`${name}.norm1`, y, "silu")
+    if (rate > 0 && options.dropoutSeed !== undefined) {
+      const rows = options.dropoutRows === undefined ? {} : { rows: options.dropoutRows }
+      y = dropout(y, { rate, seed: options.dropoutSeed, ...rows }, `dropout.${blockIndex}`)
+    }
+    blockIndex++
+    const skip = cin !== cout ? conv(`${name}.skip`, x) : x
+    return tf.add(skip, conv(`${name}.conv1`, y)) as tf.Tensor4D
+  }
+
+  const { dec, enc } = blockLayout(spec)
+  let x = conv("stem", xIn)
+  const skips: Array<tf.Tensor4D> = []
+  enc.forEach((blocks, l) => {
+    for (const b of blocks) x = block(b, x)
+    if (l + 1 < enc.length) {
+      skips.push(x)
+      x = tf.avgPool(x, 2, 2, "valid")
+    }
+  })
+  const logits = want === "decoder" ? undefined : (tf.mean(x, 3, true) as tf.Tensor4D)
+  if (want === "encoder") return { logits: logits! }
+  for (let l = dec.length - 1; l >= 0; l--) {
+    x = tf.concat([upsampleNearest2x(x), skips[l]!], 3)
+    for (const b of dec[l]!) x = block(b, x)
+  }
+  const output = conv("out.conv", norm("out.norm", x, "silu"))
+  return logits === undefined ? { output } : { output, logits }
+}

@@ -20,6 +20,7 @@ import {
   applyGroupNorm,
   applyLinear,
   applyUNetBlock,
+  bottleneckLogits,
   checkEdmInputs,
   checkGroupNorms,
   type ConvModule,
@@ -27,6 +28,8 @@ import {
   type EdmApplyOptions,
   type EdmLabels,
   type EdmModule,
+  edmInputs,
+  type EncoderDecoderOutput,
   type GroupNormModule,
   groupNormModule,
   initEntries,
@@ -229,6 +232,45 @@ export const dhariwalUNetShapes = (spec: DhariwalUNetSpec): ParameterShapes =>
 export const initDhariwalUNet = (spec: DhariwalUNetSpec, seed: number): Record<string, tf.Tensor> =>
   initEntries(dhariwalUNetEntries(spec), seed)
 
+const runDhariwalUNet = (
+  spec: DhariwalUNetSpec,
+  params: Parameters,
+  xIn: tf.Tensor4D,
+  cNoise: tf.Tensor1D,
+  labels: EdmLabels,
+  options: EdmApplyOptions,
+  want: "decoder" | "encoder" | "both"
+): { readonly output?: tf.Tensor4D; readonly logits?: tf.Tensor4D } => {
+  checkEdmInputs("applyDhariwalUNet", spec, xIn, cNoise, labels)
+  const n = xIn.shape[0]
+  const l = dhariwalUNetLayout(spec)
+  let emb: tf.Tensor2D = positionalEmbedding(cNoise, l.noiseChannels, false)
+  if (l.mapAugment !== undefined && labels.augmentLabels !== undefined) {
+    emb = tf.add(emb, applyLinear(params, "map_augment", l.mapAugment, labels.augmentLabels))
+  }
+  emb = silu(applyLinear(params, "map_layer0", l.mapLayer0, emb)) as tf.Tensor2D
+  emb = applyLinear(params, "map_layer1", l.mapLayer1, emb)
+  if (l.mapLabel !== undefined) {
+    emb = tf.add(emb, applyLinear(params, "map_label", l.mapLabel, labels.classLabels ?? tf.zeros([n, spec.labelDim])))
+  }
+  emb = silu(emb) as tf.Tensor2D
+
+  const skips: Array<tf.Tensor4D> = []
+  let x: tf.Tensor4D = xIn
+  for (const [name, m] of l.enc) {
+    x = m.kind === "block" ? applyUNetBlock(params, name, m, x, emb, options.dropout) : applyConv(params, name, m as ConvModule, x)
+    skips.push(x)
+  }
+  const logits = want === "decoder" ? undefined : bottleneckLogits(x)
+  if (want === "encoder") return { logits: logits! }
+  for (const [name, b] of l.dec) {
+    if (x.shape[3] !== b.inChannels) x = tf.concat([x, skips.pop()!], 3)
+    x = applyUNetBlock(params, name, b, x, emb, options.dropout)
+  }
+  const output = applyConv(params, "out_conv", l.outConv, applyGroupNorm(params, "out_norm", l.outNorm, x, "silu"))
+  return logits === undefined ? { output } : { output, logits }
+}
+
 /**
  * F(x_in, c_noise, class labels, augment labels) of a DhariwalUNet (spec §1.3): x_in [N,R,R,C] (NHWC, already × c_in),
  * c_noise [N] → [N,R,R,C]. Parameters are named by state-dict names without `model.`, in TF.js layouts.
@@ -240,53 +282,50 @@ export const applyDhariwalUNet = (
   cNoise: tf.Tensor1D,
   labels: EdmLabels = {},
   options: EdmApplyOptions = {}
-): tf.Tensor4D =>
-  tf.tidy(() => {
-    checkEdmInputs("applyDhariwalUNet", spec, xIn, cNoise, labels)
-    const n = xIn.shape[0]
-    const l = dhariwalUNetLayout(spec)
-    let emb: tf.Tensor2D = positionalEmbedding(cNoise, l.noiseChannels, false)
-    if (l.mapAugment !== undefined && labels.augmentLabels !== undefined) {
-      emb = tf.add(emb, applyLinear(params, "map_augment", l.mapAugment, labels.augmentLabels))
-    }
-    emb = silu(applyLinear(params, "map_layer0", l.mapLayer0, emb)) as tf.Tensor2D
-    emb = applyLinear(params, "map_layer1", l.mapLayer1, emb)
-    if (l.mapLabel !== undefined) {
-      emb = tf.add(emb, applyLinear(params, "map_label", l.mapLabel, labels.classLabels ?? tf.zeros([n, spec.labelDim])))
-    }
-    emb = silu(emb) as tf.Tensor2D
+): tf.Tensor4D => tf.tidy(() => runDhariwalUNet(spec, params, xIn, cNoise, labels, options, "decoder").output!)
 
-    const skips: Array<tf.Tensor4D> = []
-    let x: tf.Tensor4D = xIn
-    for (const [name, m] of l.enc) {
-      x = m.kind === "block" ? applyUNetBlock(params, name, m, x, emb, options.dropout) : applyConv(params, name, m as ConvModule, x)
-      skips.push(x)
-    }
-    for (const [name, b] of l.dec) {
-      if (x.shape[3] !== b.inChannels) x = tf.concat([x, skips.pop()!], 3)
-      x = applyUNetBlock(params, name, b, x, emb, options.dropout)
-    }
-    return applyConv(params, "out_conv", l.outConv, applyGroupNorm(params, "out_norm", l.outNorm, x, "silu"))
+/**
+ * DhariwalUNet's forward pass as SiDA's shared discriminator uses it (spec §9.1, docs/sida.md §3): `"encoder"` runs
+ * only the encoder and returns the logits [N, r, r, 1] (the bottleneck's channel mean); `"both"` returns F exactly as
+ * {@link applyDhariwalUNet} computes it, and the logits of the same pass.
+ */
+export const applyDhariwalUNetDiscriminator = <W extends "encoder" | "both">(
+  spec: DhariwalUNetSpec,
+  params: Parameters,
+  xIn: tf.Tensor4D,
+  cNoise: tf.Tensor1D,
+  labels: EdmLabels,
+  options: EdmApplyOptions,
+  want: W
+): EncoderDecoderOutput<W> =>
+  tf.tidy(() => {
+    const r = runDhariwalUNet(spec, params, xIn, cNoise, labels, options, want)
+    return (want === "encoder" ? r.logits! : { output: r.output!, logits: r.logits! }) as EncoderDecoderOutput<W>
   })
 
 /**
  * A DhariwalUNet as a {@link Network} (NHWC data [R, R, C]; kind "dhariwalunet"). `apply` is EDMPrecond's network:
- * one-hot class labels when given, zero labels when labelDim > 0 and none are given, no augment labels (spec §1.3).
+ * one-hot class labels when given, zero labels when labelDim > 0 and none are given; augment labels when given (absent:
+ * the zero vector, spec §8 pitfall 15). The discriminator logits of SiDA come from the encoder's bottleneck (spec §9.1).
  */
 export const dhariwalUNetNetwork = (spec: DhariwalUNetSpec): Network => ({
   description: { kind: "dhariwalunet", spec },
   dataShape: [spec.imgResolution, spec.imgResolution, spec.imgChannels],
   labelDim: spec.labelDim,
+  augmentDim: spec.augmentDim,
   shapes: dhariwalUNetShapes(spec),
   dropout: spec.dropout,
   init: (seed) => initDhariwalUNet(spec, seed),
-  apply: (params, xIn, cNoise, labels, options = {}) =>
-    applyDhariwalUNet(
-      spec,
-      params,
-      xIn as tf.Tensor4D,
-      cNoise,
-      labels === undefined ? {} : { classLabels: labels },
-      options.dropout === undefined ? {} : { dropout: options.dropout }
-    )
+  apply: (params, xIn, cNoise, labels, options = {}) => {
+    const e = edmInputs(labels, options)
+    return applyDhariwalUNet(spec, params, xIn as tf.Tensor4D, cNoise, e.labels, e.options)
+  },
+  applyWithLogits: (params, xIn, cNoise, labels, options = {}) => {
+    const e = edmInputs(labels, options)
+    return applyDhariwalUNetDiscriminator(spec, params, xIn as tf.Tensor4D, cNoise, e.labels, e.options, "both")
+  },
+  applyLogits: (params, xIn, cNoise, labels, options = {}) => {
+    const e = edmInputs(labels, options)
+    return applyDhariwalUNetDiscriminator(spec, params, xIn as tf.Tensor4D, cNoise, e.labels, e.options, "encoder")
+  }
 })

@@ -27,6 +27,7 @@ import * as tf from "@tensorflow/tfjs"
 import { dropout, type DropoutMasks } from "../Dropout.js"
 import { groupNorm, type GroupNormActivation } from "../GroupNorm.js"
 import { silu } from "../Silu.js"
+import type { ApplyOptions } from "../Network.js"
 import type { Parameters } from "../Parameters.js"
 import { normalTensor, uniformTensor } from "../RandomStream.js"
 import { stopGradient } from "../StopGradient.js"
@@ -543,3 +544,27 @@ export const checkGroupNorms = (what: string, modules: ReadonlyArray<readonly [s
     if (g < 1 || c % g !== 0) throw new Error(`${what}: GroupNorm ${name} has ${c} channels, not divisible into ${g} groups`)
   }
 }
+
+/** What a forward pass of a network with an encoder and a decoder returns: F, the discriminator logits, or both. */
+export type EncoderDecoderOutput<W extends "decoder" | "encoder" | "both"> = W extends "decoder" ? tf.Tensor4D
+  : W extends "encoder" ? tf.Tensor4D
+  : { readonly output: tf.Tensor4D; readonly logits: tf.Tensor4D }
+
+/**
+ * SiDA's discriminator logits from an encoder's bottleneck feature map [N, h, w, C]: its mean over channels,
+ * [N, h, w, 1] (docs/sida.md §3; spec §9.1).
+ */
+export const bottleneckLogits = (x: tf.Tensor4D): tf.Tensor4D => tf.mean(x, 3, true) as tf.Tensor4D
+
+/** The EDM labels and options of one evaluation of an EDM network through the `Network` interface. */
+export const edmInputs = (
+  labels: tf.Tensor2D | undefined,
+  options: ApplyOptions
+): { readonly labels: EdmLabels; readonly options: EdmApplyOptions } => ({
+  labels: {
+    ...(labels === undefined ? {} : { classLabels: labels }),
+    ...(options.augmentLabels === undefined ? {} : { augmentLabels: options.augmentLabels })
+  },
+  options: options.dropout === undefined ? {} : { dropout: options.dropout }
+})
+

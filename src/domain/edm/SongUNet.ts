@@ -23,6 +23,7 @@ import {
   applyLinear,
   applyNoiseEmbedding,
   applyUNetBlock,
+  bottleneckLogits,
   checkEdmInputs,
   checkGroupNorms,
   type ConvModule,
@@ -30,6 +31,8 @@ import {
   type EdmApplyOptions,
   type EdmLabels,
   type EdmModule,
+  edmInputs,
+  type EncoderDecoderOutput,
   type FourierModule,
   type GroupNormModule,
   groupNormModule,
@@ -264,6 +267,71 @@ export const songUNetShapes = (spec: SongUNetSpec): ParameterShapes =>
 export const initSongUNet = (spec: SongUNetSpec, seed: number): Record<string, tf.Tensor> =>
   initEntries(songUNetEntries(spec), seed)
 
+const runSongUNet = (
+  spec: SongUNetSpec,
+  params: Parameters,
+  xIn: tf.Tensor4D,
+  cNoise: tf.Tensor1D,
+  labels: EdmLabels,
+  options: EdmApplyOptions,
+  want: "decoder" | "encoder" | "both"
+): { readonly output?: tf.Tensor4D; readonly logits?: tf.Tensor4D } => {
+  checkEdmInputs("applySongUNet", spec, xIn, cNoise, labels)
+  const n = xIn.shape[0]
+  const l = songUNetLayout(spec)
+  const raw = applyNoiseEmbedding(params, "map_noise", l.mapNoise, cNoise)
+  const [cosHalf, sinHalf] = tf.split(raw, 2, 1)
+  let emb = tf.concat([sinHalf!, cosHalf!], 1) as tf.Tensor2D
+  if (l.mapLabel !== undefined) {
+    const c = labels.classLabels ?? tf.zeros([n, spec.labelDim])
+    emb = tf.add(emb, applyLinear(params, "map_label", l.mapLabel, tf.mul(c, Math.sqrt(spec.labelDim)) as tf.Tensor2D))
+  }
+  if (l.mapAugment !== undefined && labels.augmentLabels !== undefined) {
+    emb = tf.add(emb, applyLinear(params, "map_augment", l.mapAugment, labels.augmentLabels))
+  }
+  emb = silu(applyLinear(params, "map_layer0", l.mapLayer0, emb)) as tf.Tensor2D
+  emb = silu(applyLinear(params, "map_layer1", l.mapLayer1, emb)) as tf.Tensor2D
+
+  const skips: Array<tf.Tensor4D> = []
+  let x: tf.Tensor4D = xIn
+  let aux: tf.Tensor4D = xIn
+  for (const [name, m] of l.enc) {
+    if (name.includes("aux_down")) {
+      aux = applyConv(params, name, m as ConvModule, aux)
+    } else if (name.includes("aux_skip")) {
+      x = tf.add(x, applyConv(params, name, m as ConvModule, aux))
+      skips[skips.length - 1] = x
+    } else if (name.includes("aux_residual")) {
+      x = tf.div(tf.add(x, applyConv(params, name, m as ConvModule, aux)), Math.SQRT2) as tf.Tensor4D
+      skips[skips.length - 1] = x
+      aux = x
+    } else {
+      x = m.kind === "block" ? applyUNetBlock(params, name, m, x, emb, options.dropout) : applyConv(params, name, m as ConvModule, x)
+      skips.push(x)
+    }
+  }
+  const logits = want === "decoder" ? undefined : bottleneckLogits(x)
+  if (want === "encoder") return { logits: logits! }
+
+  let out: tf.Tensor4D | undefined
+  let tmp: tf.Tensor4D | undefined
+  for (const [name, m] of l.dec) {
+    if (name.includes("aux_up")) {
+      out = applyConv(params, name, m as ConvModule, out!)
+    } else if (name.includes("aux_norm")) {
+      tmp = applyGroupNorm(params, name, m as GroupNormModule, x)
+    } else if (name.includes("aux_conv")) {
+      tmp = applyConv(params, name, m as ConvModule, silu(tmp!) as tf.Tensor4D)
+      out = out === undefined ? tmp : (tf.add(tmp, out) as tf.Tensor4D)
+    } else {
+      const b = m as UNetBlockModule
+      if (x.shape[3] !== b.inChannels) x = tf.concat([x, skips.pop()!], 3)
+      x = applyUNetBlock(params, name, b, x, emb, options.dropout)
+    }
+  }
+  return logits === undefined ? { output: out! } : { output: out!, logits }
+}
+
 /**
  * F(x_in, c_noise, class labels, augment labels) of a SongUNet (spec §1.3): x_in [N,R,R,C] (NHWC, already × c_in),
  * c_noise [N] → [N,R,R,C]. Parameters are named by state-dict names without `model.`, in TF.js layouts.
@@ -275,80 +343,51 @@ export const applySongUNet = (
   cNoise: tf.Tensor1D,
   labels: EdmLabels = {},
   options: EdmApplyOptions = {}
-): tf.Tensor4D =>
+): tf.Tensor4D => tf.tidy(() => runSongUNet(spec, params, xIn, cNoise, labels, options, "decoder").output!)
+
+/**
+ * SongUNet's forward pass as SiDA's shared discriminator uses it (spec §9.1, docs/sida.md §3): `"encoder"` runs only
+ * the encoder and returns the logits [N, r, r, 1] (the bottleneck's channel mean, r the lowest resolution); `"both"`
+ * returns F exactly as {@link applySongUNet} computes it, and the logits of the same pass.
+ */
+export const applySongUNetDiscriminator = <W extends "encoder" | "both">(
+  spec: SongUNetSpec,
+  params: Parameters,
+  xIn: tf.Tensor4D,
+  cNoise: tf.Tensor1D,
+  labels: EdmLabels,
+  options: EdmApplyOptions,
+  want: W
+): EncoderDecoderOutput<W> =>
   tf.tidy(() => {
-    checkEdmInputs("applySongUNet", spec, xIn, cNoise, labels)
-    const n = xIn.shape[0]
-    const l = songUNetLayout(spec)
-    const raw = applyNoiseEmbedding(params, "map_noise", l.mapNoise, cNoise)
-    const [cosHalf, sinHalf] = tf.split(raw, 2, 1)
-    let emb = tf.concat([sinHalf!, cosHalf!], 1) as tf.Tensor2D
-    if (l.mapLabel !== undefined) {
-      const c = labels.classLabels ?? tf.zeros([n, spec.labelDim])
-      emb = tf.add(emb, applyLinear(params, "map_label", l.mapLabel, tf.mul(c, Math.sqrt(spec.labelDim)) as tf.Tensor2D))
-    }
-    if (l.mapAugment !== undefined && labels.augmentLabels !== undefined) {
-      emb = tf.add(emb, applyLinear(params, "map_augment", l.mapAugment, labels.augmentLabels))
-    }
-    emb = silu(applyLinear(params, "map_layer0", l.mapLayer0, emb)) as tf.Tensor2D
-    emb = silu(applyLinear(params, "map_layer1", l.mapLayer1, emb)) as tf.Tensor2D
-
-    const skips: Array<tf.Tensor4D> = []
-    let x: tf.Tensor4D = xIn
-    let aux: tf.Tensor4D = xIn
-    for (const [name, m] of l.enc) {
-      if (name.includes("aux_down")) {
-        aux = applyConv(params, name, m as ConvModule, aux)
-      } else if (name.includes("aux_skip")) {
-        x = tf.add(x, applyConv(params, name, m as ConvModule, aux))
-        skips[skips.length - 1] = x
-      } else if (name.includes("aux_residual")) {
-        x = tf.div(tf.add(x, applyConv(params, name, m as ConvModule, aux)), Math.SQRT2) as tf.Tensor4D
-        skips[skips.length - 1] = x
-        aux = x
-      } else {
-        x = m.kind === "block" ? applyUNetBlock(params, name, m, x, emb, options.dropout) : applyConv(params, name, m as ConvModule, x)
-        skips.push(x)
-      }
-    }
-
-    let out: tf.Tensor4D | undefined
-    let tmp: tf.Tensor4D | undefined
-    for (const [name, m] of l.dec) {
-      if (name.includes("aux_up")) {
-        out = applyConv(params, name, m as ConvModule, out!)
-      } else if (name.includes("aux_norm")) {
-        tmp = applyGroupNorm(params, name, m as GroupNormModule, x)
-      } else if (name.includes("aux_conv")) {
-        tmp = applyConv(params, name, m as ConvModule, silu(tmp!) as tf.Tensor4D)
-        out = out === undefined ? tmp : (tf.add(tmp, out) as tf.Tensor4D)
-      } else {
-        const b = m as UNetBlockModule
-        if (x.shape[3] !== b.inChannels) x = tf.concat([x, skips.pop()!], 3)
-        x = applyUNetBlock(params, name, b, x, emb, options.dropout)
-      }
-    }
-    return out!
+    const r = runSongUNet(spec, params, xIn, cNoise, labels, options, want)
+    return (want === "encoder" ? r.logits! : { output: r.output!, logits: r.logits! }) as EncoderDecoderOutput<W>
   })
 
 /**
  * A SongUNet as a {@link Network} (NHWC data [R, R, C]; kind "songunet"). `apply` is EDMPrecond's network: one-hot
- * class labels when given, zero labels when labelDim > 0 and none are given, no augment labels (spec §1.3, §2).
+ * class labels when given, zero labels when labelDim > 0 and none are given; augment labels when given (absent: the
+ * zero vector, spec §8 pitfall 15: the augment map has no bias). The discriminator logits of SiDA come from the
+ * encoder's bottleneck (spec §9.1).
  */
 export const songUNetNetwork = (spec: SongUNetSpec): Network => ({
   description: { kind: "songunet", spec },
   dataShape: [spec.imgResolution, spec.imgResolution, spec.imgChannels],
   labelDim: spec.labelDim,
+  augmentDim: spec.augmentDim,
   shapes: songUNetShapes(spec),
   dropout: spec.dropout,
   init: (seed) => initSongUNet(spec, seed),
-  apply: (params, xIn, cNoise, labels, options = {}) =>
-    applySongUNet(
-      spec,
-      params,
-      xIn as tf.Tensor4D,
-      cNoise,
-      labels === undefined ? {} : { classLabels: labels },
-      options.dropout === undefined ? {} : { dropout: options.dropout }
-    )
+  apply: (params, xIn, cNoise, labels, options = {}) => {
+    const e = edmInputs(labels, options)
+    return applySongUNet(spec, params, xIn as tf.Tensor4D, cNoise, e.labels, e.options)
+  },
+  applyWithLogits: (params, xIn, cNoise, labels, options = {}) => {
+    const e = edmInputs(labels, options)
+    return applySongUNetDiscriminator(spec, params, xIn as tf.Tensor4D, cNoise, e.labels, e.options, "both")
+  },
+  applyLogits: (params, xIn, cNoise, labels, options = {}) => {
+    const e = edmInputs(labels, options)
+    return applySongUNetDiscriminator(spec, params, xIn as tf.Tensor4D, cNoise, e.labels, e.options, "encoder")
+  }
 })
