@@ -25,6 +25,11 @@ export type FakeScoreLossInput = {
   readonly batchSize?: number
   /** σ_d of λ(σ); default SIGMA_DATA. */
   readonly sigmaData?: number
+  /**
+   * Rows to keep besides those without a NaN in y or ŷ (bool [N]); SiDA also drops rows whose logits have one
+   * (spec §9.1, docs/sida.md §4). Default: all.
+   */
+  readonly keep?: tf.Tensor1D
 }
 
 /** Result of {@link fakeScoreLoss} (spec §3). */
@@ -49,7 +54,7 @@ export const fakeScoreLoss = (input: FakeScoreLossInput): FakeScoreLossResult =>
       throw new Error(`y and yHat must have the same shape [N, ...]; got [${y.shape}] and [${yHat.shape}]`)
     }
     const batchSize = input.batchSize ?? (y.shape[0] ?? 0)
-    const keep = keepRows(y, yHat)
+    const keep = input.keep === undefined ? keepRows(y, yHat) : tf.logicalAnd(keepRows(y, yHat), input.keep)
     const weight = typeof input.sigma === "number"
       ? tf.scalar((input.sigma ** 2 + (input.sigmaData ?? SIGMA_DATA) ** 2) / (input.sigma * (input.sigmaData ?? SIGMA_DATA)) ** 2)
       : broadcastPerSample(lossWeight(input.sigma, input.sigmaData ?? SIGMA_DATA), y)

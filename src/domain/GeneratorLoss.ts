@@ -29,6 +29,11 @@ export type GeneratorLossInput = {
   readonly yFake: tf.Tensor
   /** Divisor of the row sum (spec §4.1, batch_gpu_total); defaults to N, the number of rows. */
   readonly batchSize?: number
+  /**
+   * SiDA's discriminator logits of the fake score at x_t, from the same pass as y_f (spec §9.1); only losses with an
+   * adversarial term read them.
+   */
+  readonly fakeLogits?: tf.Tensor
 }
 
 /** Output of a {@link GeneratorLoss} (spec §4.1). */
@@ -39,6 +44,8 @@ export type GeneratorLossResult = {
   readonly perRow: tf.Tensor1D
   /** float32 [N]: 1 where the row is kept, 0 where x_g, y_r or y_f has a NaN. */
   readonly mask: tf.Tensor1D
+  /** The weighted terms of a composite loss, by name, summing to `loss` (SiDA: `sid` and `adversarial`). */
+  readonly terms?: Readonly<Record<string, tf.Scalar>>
 }
 
 /**
@@ -111,10 +118,10 @@ const finish = (input: GeneratorLossInput, options: GeneratorLossOptions, p: Pre
 
 /**
  * The rows of a generator step that must leave it entirely (row isolation at ∂L/∂θ, beyond the reference): boolean
- * [N], true where x_g, y_r or y_f has a NaN or ±Inf anywhere in the row, or where the row's loss is not finite. The
- * loss itself drops only NaN rows and only from its value (spec §4.1); their gradient still passes 0·NaN through the
- * networks' backward passes into every parameter, so a pipeline recomputes the step without these rows. Inside a
- * gradient closure the result is off the loss's path and is not differentiated.
+ * [N], true where x_g, y_r, y_f (or SiDA's fake logits) has a NaN or ±Inf anywhere in the row, or where the row's
+ * loss is not finite. The loss itself drops only NaN rows and only from its value (spec §4.1); their gradient still
+ * passes 0·NaN through the networks' backward passes into every parameter, so a pipeline recomputes the step without
+ * these rows. Inside a gradient closure the result is off the loss's path and is not differentiated.
  */
 export const nonFiniteRows = (input: GeneratorLossInput, result: GeneratorLossResult): tf.Tensor1D =>
   tf.tidy(() => {
@@ -122,7 +129,8 @@ export const nonFiniteRows = (input: GeneratorLossInput, result: GeneratorLossRe
       const bad = tf.logicalNot(tf.isFinite(x))
       return x.rank <= 1 ? bad : tf.any(bad, nonBatchAxes(x.rank))
     }
-    return [input.xg, input.yReal, input.yFake, result.perRow].map(rowBad).reduce((a, b) => tf.logicalOr(a, b)) as tf.Tensor1D
+    const inputs = [input.xg, input.yReal, input.yFake, result.perRow, ...(input.fakeLogits === undefined ? [] : [input.fakeLogits])]
+    return inputs.map(rowBad).reduce((a, b) => tf.logicalOr(a, b)) as tf.Tensor1D
   })
 
 /**
