@@ -244,8 +244,8 @@ export interface SidaGeneratorLossOptions {
 /**
  * A generator loss with SiDA's adversarial term (spec §9.1): sidWeight·base + adversarialWeight·L_gan, where L_gan is
  * {@link adversarialGeneratorLoss} at the input's `fakeLogits` (required when adversarialWeight > 0). `terms` holds both
- * weighted parts; `perRow` the weighted sum of the two per-row values, each before its loss scale (for row isolation); `mask` the
- * rows both keep.
+ * weighted parts; `perRow` the weighted sum of the two per-row values, each before its loss scale (for row isolation);
+ * `mask` the rows both keep.
  */
 export const sidaGeneratorLoss = (base: GeneratorLoss, options: SidaGeneratorLossOptions): GeneratorLoss => ({
   name: `${base.name}+adversarial`,
