@@ -6,6 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
+import { type AugmentSettings, drawAugmentParams } from "../domain/Augment.js"
 import { P_MEAN, P_STD, TMAX } from "../domain/Edm.js"
 import { trainDropoutRate } from "../domain/Network.js"
 import { makeStream, nextUint32, normals, type StreamState, uniforms } from "../domain/RandomStream.js"
@@ -32,12 +33,24 @@ export interface SamplerOptions {
    * (a run without dropout, or from before it existed) starts them afresh from the seed.
    */
   readonly dropout?: boolean
+  /**
+   * Augmentation settings (spec §3; p > 0): the sampler then draws each batch's augmentation parameters from the
+   * stream `augment`, which exists only then. Absent: no such stream (the state is as before augmentation existed).
+   */
+  readonly augment?: AugmentSettings
+  /** Draw rows of a real dataset for SiDA (spec §9.1) from the stream `real`, which exists only then (default false). */
+  readonly realData?: boolean
 }
 
 const STREAMS = ["fake.z", "fake.sigma", "fake.noise", "generator.z", "generator.t", "generator.noise", "eval.z"] as const
 const LABEL_STREAMS = ["fake.label", "generator.label"] as const
 const DROPOUT_STREAMS = ["fake.dropout", "generator.dropout"] as const
-type StreamName = (typeof STREAMS)[number] | (typeof LABEL_STREAMS)[number] | (typeof DROPOUT_STREAMS)[number]
+type StreamName =
+  | (typeof STREAMS)[number]
+  | (typeof LABEL_STREAMS)[number]
+  | (typeof DROPOUT_STREAMS)[number]
+  | "augment"
+  | "real"
 
 /** One-hot rows for class indices drawn as ⌊u·K⌋ from uniforms u ∈ [0, 1). */
 const oneHotFromUniforms = (u: Float32Array, classes: number): tf.Tensor2D =>
@@ -51,7 +64,9 @@ export const makeSampler = (options: SamplerOptions) => {
   const names: ReadonlyArray<StreamName> = [
     ...STREAMS,
     ...(labelDim > 0 ? LABEL_STREAMS : []),
-    ...(withDropout ? DROPOUT_STREAMS : [])
+    ...(withDropout ? DROPOUT_STREAMS : []),
+    ...(options.augment === undefined ? [] : ["augment" as const]),
+    ...(options.realData === true ? ["real" as const] : [])
   ]
   const states = new Map<StreamName, StreamState>(names.map((s) => [s, makeStream(options.seed, s)]))
   const perSample = options.dataShape.reduce((a, b) => a * b, 1)
@@ -91,6 +106,20 @@ export const makeSampler = (options: SamplerOptions) => {
         ...dropoutSeed("generator.dropout")
       })),
     latents: (batch) => image("eval.z", batch),
+    ...(options.augment === undefined ? {} : {
+      augmentation: (batch: number) => {
+        const r = drawAugmentParams(states.get("augment")!, batch, options.augment!)
+        states.set("augment", r.state)
+        return r.params
+      }
+    }),
+    ...(options.realData === true ? {
+      realIndices: (batch: number, size: number) => {
+        if (!(Number.isInteger(size) && size > 0)) throw new Error(`realIndices: dataset size must be a positive integer; got ${size}`)
+        const u = draw("real", batch, "uniform")
+        return Int32Array.from(u, (v) => Math.min(size - 1, Math.floor(v * size)))
+      }
+    } : {}),
     state: (): SamplerState => Object.fromEntries(states.entries()),
     restore: (state) => {
       for (const name of names) {

@@ -1,14 +1,17 @@
 /**
  * The data-free sampler: every random draw distillation needs, from seeded, splittable streams (spec §3, §4.1).
  *
- * No real data is involved anywhere: the generator's latents, the noise levels and the diffusion noise are all the
- * randomness SiD uses. Each purpose has its own stream so that resuming from a checkpoint continues every stream
- * exactly where it stopped.
+ * No real data is involved in SiD: the generator's latents, the noise levels and the diffusion noise are all the
+ * randomness it uses. Each purpose has its own stream so that resuming from a checkpoint continues every stream
+ * exactly where it stopped. Optional streams exist only when a run needs them: dropout seeds, augmentation (spec §3)
+ * and, for SiDA (spec §9.1), the rows of the real images its discriminator sees (the images themselves come from the
+ * `RealData` service; the sampler only chooses them).
  *
  * @module
  */
 import type * as tf from "@tensorflow/tfjs"
 import { Context, Schema } from "effect"
+import type { AugmentParams } from "../domain/Augment.js"
 
 /** One batch of draws: latents z, per-sample noise levels σ and diffusion noise ε. */
 export interface Draws {
@@ -43,6 +46,16 @@ export interface DataFreeSamplerShape {
   readonly generatorStep: (batch: number) => Draws
   /** Standard-normal latents for evaluation, from their own stream. */
   readonly latents: (batch: number) => tf.Tensor
+  /**
+   * One batch's augmentation parameters (spec §3, docs/sida.md §2) from the stream `augment`; present only on a
+   * sampler built with augmentation (p > 0), so a run without it keeps exactly its former streams.
+   */
+  readonly augmentation?: (batch: number) => AugmentParams
+  /**
+   * Rows of a real dataset of `size` images for SiDA's discriminator (spec §9.1), uniform with replacement, from the
+   * stream `real`; present only on a sampler built for real data.
+   */
+  readonly realIndices?: (batch: number, size: number) => Int32Array
   /** The current state of every stream. */
   readonly state: () => SamplerState
   /** Continues from a saved state. */
