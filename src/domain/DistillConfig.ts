@@ -17,6 +17,7 @@ import { Either, ParseResult, Schema } from "effect"
 import { P_MEAN, P_STD, SIGMA_INIT, TMAX } from "./Edm.js"
 import {
   AdamBeta,
+  AdversarialScale,
   Alpha,
   BatchSize,
   DropoutRate,
@@ -29,11 +30,13 @@ import {
   LogNormalStd,
   LossScale,
   PositiveSigma,
+  Probability,
   RampupRatio,
   RampupRatioRule,
   Seed,
   Steps,
-  Tmax
+  Tmax,
+  WarmupKimg
 } from "./Units.js"
 
 const LowMemoryRule = "must be true or false (host-memory optimiser state and EMA, two-stage generator backward)"
@@ -97,7 +100,21 @@ export const DISTILL_DEFAULTS = {
   /** spec §4.1: the SiD loss (§4.2 the L¹/L² terms alone, §4.4 the DMD direction). */
   loss: "sid",
   /** spec §4.1: the per-sample normaliser w = sg(mean|x_g − f_φ|) (false: w = 1, the ablation of §10.3). */
-  normalizer: true
+  normalizer: true,
+  /** spec §3: probability p of EDM's augmentation pipe in the fake step (SiD's image runs 0.12–0.15; 0: off). */
+  augment: 0,
+  /** spec §9.1: SiDA, the fake score doubling as a discriminator on real images (false: plain SiD, data-free). */
+  adversarial: false,
+  /** spec §9.1: the real images SiDA's discriminator sees (null: none; "mnist": the MNIST training split). */
+  data: null,
+  /** spec §9.1: `--lsd`, the discriminator loss multiplier. */
+  lsd: 1,
+  /** spec §9.1: `--lsg_gan`, the multiplier of the generator's adversarial term. */
+  lsgGan: 0.01,
+  /** spec §9.1: G takes no optimiser step for its first 100 kimg (the fake score warms up). */
+  generatorWarmupKimg: 100,
+  /** spec §9.1: the generator's adversarial term starts after 200 kimg. */
+  adversarialWarmupKimg: 200
 } as const
 
 /** Rule of {@link GeneratorLossName}. */
@@ -112,6 +129,19 @@ export const GeneratorLossName = Schema.Literal("sid", "dmd", "l1", "l2").annota
 export type GeneratorLossName = typeof GeneratorLossName.Type
 
 const NormalizerRule = "must be true or false (the per-sample normaliser w of the generator loss; spec §4.1, §10.3)"
+
+const AdversarialRule = "must be true or false (SiDA: the fake score doubles as a discriminator on real images; spec §9.1)"
+
+/** Rule of {@link RealDataName}. */
+export const RealDataNameRule =
+  "must be null (no real data: SiD is data-free) or mnist (the MNIST training split, for SiDA's discriminator; spec §9.1)"
+
+/** The real-data sources a config can name (spec §9.1); null: none. */
+export const RealDataName = Schema.NullOr(Schema.Literal("mnist")).annotations({
+  message: () => ({ message: RealDataNameRule, override: true })
+})
+/** @see {@link RealDataName} */
+export type RealDataName = typeof RealDataName.Type
 
 /**
  * SiD distillation hyper-parameters (spec §5.1–5.2, §11), validated and branded. Construct with
@@ -183,7 +213,24 @@ export class DistillConfig extends Schema.Class<DistillConfig>("DistillConfig")(
   normalizer: withDefault(
     Schema.Boolean.annotations({ message: () => NormalizerRule }),
     () => DISTILL_DEFAULTS.normalizer
-  )
+  ),
+  /** Probability p of EDM's augmentation pipe in the fake step (spec §3; docs/sida.md §2); 0: off. */
+  augment: withDefault(Probability, () => Probability.make(DISTILL_DEFAULTS.augment)),
+  /** SiDA (spec §9.1; docs/sida.md): the fake score doubles as a discriminator on real images from `data`. */
+  adversarial: withDefault(
+    Schema.Boolean.annotations({ message: () => AdversarialRule }),
+    () => DISTILL_DEFAULTS.adversarial
+  ),
+  /** The real images of SiDA's discriminator (spec §9.1); null: none (SiD needs none). */
+  data: withDefault(RealDataName, () => DISTILL_DEFAULTS.data),
+  /** Discriminator loss multiplier lsd (spec §9.1). */
+  lsd: withDefault(AdversarialScale, () => AdversarialScale.make(DISTILL_DEFAULTS.lsd)),
+  /** Multiplier lsg_gan of the generator's adversarial term (spec §9.1). */
+  lsgGan: withDefault(AdversarialScale, () => AdversarialScale.make(DISTILL_DEFAULTS.lsgGan)),
+  /** SiDA: G takes no optimiser step while the images seen are at most this many thousand (spec §9.1). */
+  generatorWarmupKimg: withDefault(WarmupKimg, () => WarmupKimg.make(DISTILL_DEFAULTS.generatorWarmupKimg)),
+  /** SiDA: the generator's adversarial term is off while the images seen are at most this many thousand (spec §9.1). */
+  adversarialWarmupKimg: withDefault(WarmupKimg, () => WarmupKimg.make(DISTILL_DEFAULTS.adversarialWarmupKimg))
 }) {
   /** The configuration with every default (spec §5.2, §10.5). */
   static get defaults(): DistillConfig {
@@ -232,7 +279,24 @@ export const DISTILL_FLAGS: { readonly [K in keyof typeof DISTILL_DEFAULTS]: Set
     description: "train-mode dropout of G (generator step) and ψ (fake step); default: the teacher network's own rate"
   },
   loss: { flag: "loss", description: "generator loss: sid, dmd (no network Jacobians), l1 or l2 (one term alone)" },
-  normalizer: { flag: "normalizer", description: "the per-sample normaliser w = sg(mean|x_g − f_φ|) (--no-normalizer: w = 1)" }
+  normalizer: { flag: "normalizer", description: "the per-sample normaliser w = sg(mean|x_g − f_φ|) (--no-normalizer: w = 1)" },
+  augment: {
+    flag: "augment",
+    description: "probability p of EDM's augmentation (flips, scaling, rotation, translation) of the fake step's images " +
+      "(SiD: 0.12 CIFAR-10, 0.15 FFHQ/AFHQ; 0 off)"
+  },
+  adversarial: {
+    flag: "adversarial",
+    description: "SiDA: the fake score doubles as a discriminator on real images (needs --data)"
+  },
+  data: { flag: "data", description: "real images for SiDA's discriminator: mnist, or null (none)" },
+  lsd: { flag: "lsd", description: "SiDA: discriminator loss multiplier" },
+  lsgGan: { flag: "lsg-gan", description: "SiDA: multiplier of the generator's adversarial term" },
+  generatorWarmupKimg: { flag: "g-warmup", description: "SiDA: thousands of images before G's first update" },
+  adversarialWarmupKimg: {
+    flag: "gan-warmup",
+    description: "SiDA: thousands of images before the generator's adversarial term starts"
+  }
 }
 
 /**

@@ -236,3 +236,27 @@ export const Interval = integer(IntervalRule).pipe(
 ).annotations({ identifier: "Interval" })
 /** @see {@link Interval} */
 export type Interval = typeof Interval.Type
+
+/** Rule of {@link AdversarialScale} (spec §9.1). */
+export const AdversarialScaleRule =
+  "must be a finite number ≥ 0 (a SiDA loss multiplier: lsd = 1 for the discriminator, lsg_gan = 0.01 for the generator's adversarial term; 0 switches the term off; spec §9.1)"
+
+/** A multiplier of a SiDA loss term, finite and ≥ 0 (spec §9.1 `--lsd`, `--lsg_gan`). */
+export const AdversarialScale = finiteNumber(AdversarialScaleRule).pipe(
+  Schema.greaterThanOrEqualTo(0, withRule(AdversarialScaleRule)),
+  Schema.brand("AdversarialScale")
+).annotations({ identifier: "AdversarialScale" })
+/** @see {@link AdversarialScale} */
+export type AdversarialScale = typeof AdversarialScale.Type
+
+/** Rule of {@link WarmupKimg} (spec §9.1). */
+export const WarmupKimgRule =
+  "must be a finite number ≥ 0 of thousands of images (a SiDA warm-up: G frozen for the first 100 kimg, the adversarial term from 200 kimg; 0: none; spec §9.1)"
+
+/** A warm-up length in thousands of images, finite and ≥ 0 (spec §9.1). */
+export const WarmupKimg = finiteNumber(WarmupKimgRule).pipe(
+  Schema.greaterThanOrEqualTo(0, withRule(WarmupKimgRule)),
+  Schema.brand("WarmupKimg")
+).annotations({ identifier: "WarmupKimg" })
+/** @see {@link WarmupKimg} */
+export type WarmupKimg = typeof WarmupKimg.Type

@@ -8,14 +8,20 @@
  * keeps θ_ema in host memory (`emaInHost`); the pipeline then also runs the two-stage generator backward. Checkpoints
  * are the same either way (host state is materialised as tensors for them), so a run may resume in the other mode.
  * When the run's train-mode dropout (`config.dropout`, or the architecture's own rate) is above 0, the sampler draws
- * dropout seeds from two extra streams, saved in checkpoints with the others (spec §5.1).
+ * dropout seeds from two extra streams, saved in checkpoints with the others (spec §5.1). Likewise augmentation
+ * (`config.augment` > 0, spec §3) adds the stream `augment`, and SiDA (`config.adversarial`, spec §9.1) the stream
+ * `real` and the real-data service; SiDA without a real-data source fails with a `SidaSetupError` when the layer is
+ * built, before anything is written.
  *
  * @module
  */
-import { Layer } from "effect"
+import { Effect, Layer } from "effect"
 import type { DistillConfig } from "../domain/DistillConfig.js"
 import { adam, adamHost, type Optimizer } from "../domain/Optimizer.js"
 import type { DistillServices } from "../pipeline/Distill.js"
+import { augmentSettingsOf, checkSidaConfig } from "../pipeline/Sida.js"
+import type { DatasetError } from "../services/Dataset.js"
+import type { RealData, SidaSetupError } from "../services/RealData.js"
 import type { CheckpointStore } from "../services/CheckpointStore.js"
 import type { Metrics } from "../services/Metrics.js"
 import type { Teacher, TeacherError } from "../services/Teacher.js"
@@ -24,6 +30,7 @@ import * as DataFreeSampler from "./DataFreeSampler.js"
 import * as DistillationLossLayers from "./DistillationLoss.js"
 import * as FakeScore from "./FakeScore.js"
 import * as Generator from "./Generator.js"
+import * as RealDataLayers from "./RealData.js"
 
 /** The replaceable parts of a run (E: what building the teacher can fail with; M: the metrics). */
 export interface DistillationParts<E, M = never> {
@@ -38,6 +45,11 @@ export interface DistillationParts<E, M = never> {
    * `config.lowMemory` (pass host optimisers, e.g. `adamHost`, to keep their state outside the engine).
    */
   readonly optimizers?: { readonly generator: Optimizer; readonly fakeScore: Optimizer }
+  /**
+   * The real images of SiDA's discriminator (spec §9.1), in place of the source `config.data` names (default: that
+   * source, built for the teacher by `RealData.layerForTeacher`; none when `config.adversarial` is off).
+   */
+  readonly realData?: Layer.Layer<RealData, never, Teacher>
 }
 
 /**
@@ -59,9 +71,13 @@ export const defaultOptimizers = (config: DistillConfig): { readonly generator: 
 export const layer = <E = TeacherError, M = never>(
   config: DistillConfig,
   parts: DistillationParts<E, M>
-): Layer.Layer<DistillServices, E | M> => {
+): Layer.Layer<DistillServices, E | M | SidaSetupError | DatasetError> => {
   const optimizers = parts.optimizers ?? defaultOptimizers(config)
-  return Layer.mergeAll(
+  const augment = augmentSettingsOf(config)
+  const realData: Layer.Layer<RealData, SidaSetupError | DatasetError, Teacher> | undefined = !config.adversarial
+    ? undefined
+    : parts.realData ?? (config.data === null ? undefined : RealDataLayers.layerForTeacher(config.data))
+  const run = Layer.mergeAll(
     Generator.layer({ optimizer: optimizers.generator, sigmaInit: config.sigmaInit, emaInHost: config.lowMemory }),
     FakeScore.layer({ optimizer: optimizers.fakeScore }),
     parts.metrics,
@@ -70,11 +86,15 @@ export const layer = <E = TeacherError, M = never>(
       tmax: config.tmax,
       pMean: config.pMean,
       pStd: config.pStd,
-      dropout: config.dropout
-    })
+      dropout: config.dropout,
+      ...(augment === undefined ? {} : { augment }),
+      ...(config.adversarial ? { realData: true } : {})
+    }),
+    realData ?? Layer.empty
   ).pipe(
     Layer.provideMerge(parts.teacher),
     Layer.merge(parts.checkpoints),
     Layer.merge(parts.loss ?? DistillationLossLayers.layerFromConfig(config))
   )
+  return Layer.unwrapEffect(Effect.as(checkSidaConfig(config, parts.realData !== undefined), run))
 }

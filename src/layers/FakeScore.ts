@@ -1,12 +1,20 @@
 /**
- * The fake-score layer: f_ψ initialised from the teacher's weights (spec §2: ψ ← φ).
+ * The fake-score layer: f_ψ initialised from the teacher's weights (spec §2: ψ ← φ); with SiDA's discriminator view
+ * (spec §9.1) when the architecture has one.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
 import type { Optimizer } from "../domain/Optimizer.js"
-import { denoiseWith } from "../domain/Network.js"
+import {
+  type ApplyOptions,
+  denoiseWith,
+  denoiseWithLogits,
+  discriminatorLogitsWith,
+  hasDiscriminator
+} from "../domain/Network.js"
+import type { SigmaLike } from "../domain/Tensors.js"
 import { FakeScore } from "../services/FakeScore.js"
 import { Teacher } from "../services/Teacher.js"
 import { makeTrainableWeights } from "./TrainableWeights.js"
@@ -24,7 +32,15 @@ export const layer = (options: { readonly optimizer: Optimizer }): Layer.Layer<F
         sigmaData: teacher.sigmaData,
         weights,
         denoise: (x, sigma, labels, options) =>
-          tf.tidy(() => denoiseWith(network, weights.variables, x, sigma, teacher.sigmaData, labels, options))
+          tf.tidy(() => denoiseWith(network, weights.variables, x, sigma, teacher.sigmaData, labels, options)),
+        ...(hasDiscriminator(network)
+          ? {
+            denoiseWithLogits: (x: tf.Tensor, sigma: SigmaLike, labels?: tf.Tensor2D, options?: ApplyOptions) =>
+              tf.tidy(() => denoiseWithLogits(network, weights.variables, x, sigma, teacher.sigmaData, labels, options)),
+            logits: (x: tf.Tensor, sigma: SigmaLike, labels?: tf.Tensor2D, options?: ApplyOptions) =>
+              tf.tidy(() => discriminatorLogitsWith(network, weights.variables, x, sigma, teacher.sigmaData, labels, options))
+          }
+          : {})
       })
     })
   )

@@ -9,7 +9,7 @@ import { Effect, type Scope } from "effect"
 import { countNonFinite, globalNorm, sanitizeGradients, sanitizeGradientValue } from "../domain/Gradients.js"
 import type { HostUpdate, Optimizer, OptimizerState } from "../domain/Optimizer.js"
 import { compareShapes, type Parameters, shapesMatch, shapesOf } from "../domain/Parameters.js"
-import type { StepStatistics, TrainableWeights } from "../services/TrainableWeights.js"
+import type { ApplyGradientsOptions, StepStatistics, TrainableWeights } from "../services/TrainableWeights.js"
 
 let instances = 0
 
@@ -65,7 +65,7 @@ const makeEngineWeights = (
     Effect.map(({ slots, variables }) => {
       let step = 0
       const list = Object.keys(variables).sort().map((n) => variables[n]!)
-      const applyGradients = (byVariable: Parameters): StepStatistics => {
+      const applyGradients = (byVariable: Parameters, options: ApplyGradientsOptions = {}): StepStatistics => {
         const grads: Record<string, tf.Tensor> = {}
         for (const [name, variable] of Object.entries(variables)) {
           const g = byVariable[variable.name]
@@ -76,7 +76,12 @@ const makeEngineWeights = (
         const nonFinite = bad!.dataSync()[0]!
         tf.dispose([norm!, bad!])
         tf.tidy(() => {
-          const next = optimizer.update(variables, sanitizeGradients(grads), { step, slots })
+          const clip = options.clipValue
+          const clean = sanitizeGradients(grads)
+          const clipped = clip === undefined
+            ? clean
+            : Object.fromEntries(Object.entries(clean).map(([n, g]) => [n, tf.clipByValue(g, -clip, clip)]))
+          const next = optimizer.update(variables, clipped, { step, slots })
           for (const name of Object.keys(variables)) variables[name]!.assign(next.params[name]!)
           for (const [slot, vars] of Object.entries(slots)) {
             for (const [name, v] of Object.entries(vars)) v.assign(next.state.slots[slot]![name]!)
@@ -145,8 +150,9 @@ const makeHostWeights = (
       const scratch = new Float32Array(Math.max(0, ...list.map((v) => v.size)))
       const slotsOf = (name: string): Record<string, Float32Array> =>
         Object.fromEntries(Object.entries(slots).map(([slot, arrays]) => [slot, arrays[name]!]))
-      const applyGradients = (byVariable: Parameters): StepStatistics => {
+      const applyGradients = (byVariable: Parameters, options: ApplyGradientsOptions = {}): StepStatistics => {
         dropMaterialised()
+        const clip = options.clipValue
         let sumSquares = 0
         let nonFinite = 0
         for (const name of Object.keys(variables).sort()) {
@@ -159,7 +165,8 @@ const makeHostWeights = (
             const x = raw[i]!
             sumSquares += x * x
             if (!Number.isFinite(x)) nonFinite++
-            grad[i] = sanitizeGradientValue(x)
+            const clean = sanitizeGradientValue(x)
+            grad[i] = clip === undefined ? clean : Math.min(clip, Math.max(-clip, clean))
           }
           const value = Float32Array.from(variable.dataSync() as Float32Array)
           host(step, value, grad, slotsOf(name))

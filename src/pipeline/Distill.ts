@@ -33,12 +33,14 @@ import { DistillationLoss } from "../services/DistillationLoss.js"
 import { FakeScore } from "../services/FakeScore.js"
 import { Generator } from "../services/Generator.js"
 import { Metrics, type MetricsError, SampleMetrics } from "../services/Metrics.js"
+import { RealData, type SidaSetupError } from "../services/RealData.js"
 import { Teacher } from "../services/Teacher.js"
 import { captureCheckpoint, type Progress, restoreCheckpoint } from "./Checkpointing.js"
 import { yieldToEventLoop } from "../layers/EventLoop.js"
 import { evaluateGenerator } from "./Evaluation.js"
 import { addFinalCheckpoint } from "./FinalCheckpoint.js"
 import { iterate, type IterationServices, type IterationSettings } from "./Iteration.js"
+import { adversarialSettingsOf, augmentSettingsOf, checkSidaSetup } from "./Sida.js"
 
 const SigmaSummary = Schema.Struct({ min: Schema.Number, median: Schema.Number, max: Schema.Number })
 
@@ -72,7 +74,13 @@ export class StepReport extends Schema.Class<StepReport>("StepReport")({
   /** Where a checkpoint was written at this step. */
   checkpoint: Schema.optional(Schema.String),
   /** This step's evaluation is the best so far: its state is the store's best checkpoint. */
-  best: Schema.optional(Schema.Boolean)
+  best: Schema.optional(Schema.Boolean),
+  /** SiDA (spec §9.1): the discriminator part of the fake loss (lsd included). */
+  discriminatorLoss: Schema.optional(Schema.Number),
+  /** SiDA: the weighted adversarial part of the generator loss (0 before its phase). */
+  adversarialLoss: Schema.optional(Schema.Number),
+  /** SiDA: G was frozen in this iteration (its warm-up); the generator loss and gradient are then 0. */
+  generatorFrozen: Schema.optional(Schema.Boolean)
 }) {}
 
 /**
@@ -85,7 +93,7 @@ export const bestScoreOf = (m: SampleMetrics): ScoreOffer | undefined => {
 }
 
 /** Failures of a distillation run. */
-export type DistillError = CheckpointError | MetricsError | RunSpecMismatch | RunRecordError
+export type DistillError = CheckpointError | MetricsError | RunSpecMismatch | RunRecordError | SidaSetupError
 
 /** The services a distillation run needs. */
 export type DistillServices =
@@ -152,21 +160,38 @@ export const checkResumedRun = (
  * The iteration settings of a config (`lowMemory` runs the two-stage generator update) for a network: the train-mode
  * dropout rate is `config.dropout`, or when that is null the network's own (spec §5.1–5.2; 0 without a network).
  */
-export const iterationSettings = (config: DistillConfig, network?: Network): IterationSettings => ({
-  batchSize: config.batchSize,
-  fakeLossScale: config.fakeLossScale,
-  emaHalfLifeKimg: config.emaHalfLifeKimg,
-  emaRampupRatio: config.emaRampupRatio,
-  twoStageGenerator: config.lowMemory,
-  dropout: network === undefined ? config.dropout ?? 0 : trainDropoutRate(network, config.dropout)
-})
+export const iterationSettings = (config: DistillConfig, network?: Network): IterationSettings => {
+  const augment = augmentSettingsOf(config)
+  const adversarial = adversarialSettingsOf(config)
+  return {
+    batchSize: config.batchSize,
+    fakeLossScale: config.fakeLossScale,
+    emaHalfLifeKimg: config.emaHalfLifeKimg,
+    emaRampupRatio: config.emaRampupRatio,
+    twoStageGenerator: config.lowMemory,
+    dropout: network === undefined ? config.dropout ?? 0 : trainDropoutRate(network, config.dropout),
+    ...(augment === undefined ? {} : { augment }),
+    ...(adversarial === undefined ? {} : { adversarial })
+  }
+}
 
-/** The services an iteration works on, from the context. */
+/** The services an iteration works on, from the context (the real-data service when there is one, for SiDA). */
 export const iterationServices: Effect.Effect<
   IterationServices,
   never,
   Teacher | Generator | FakeScore | DataFreeSampler | DistillationLoss
-> = Effect.all({ teacher: Teacher, generator: Generator, fakeScore: FakeScore, sampler: DataFreeSampler, loss: DistillationLoss })
+> = Effect.all({
+  teacher: Teacher,
+  generator: Generator,
+  fakeScore: FakeScore,
+  sampler: DataFreeSampler,
+  loss: DistillationLoss,
+  realData: Effect.serviceOption(RealData)
+}).pipe(
+  Effect.map(({ realData, ...rest }): IterationServices =>
+    Option.isSome(realData) ? { ...rest, realData: realData.value } : rest
+  )
+)
 
 /** Evaluation of the EMA generator at the start of a run, as an element of its own (step = the starting step). */
 export class StartReport extends Schema.Class<StartReport>("StartReport")({
@@ -186,6 +211,7 @@ export const distill = (
   Stream.unwrapScoped(
     Effect.gen(function*() {
       const services = yield* iterationServices
+      yield* checkSidaSetup(config, services.generator.network, services.realData)
       const store = yield* CheckpointStore
       const settings = iterationSettings(config, services.generator.network)
       const encodedConfig = encodeDistillConfig(config)
@@ -259,7 +285,10 @@ export const distill = (
             generatorSigma: r.generatorSigma,
             emaBeta: r.emaBeta,
             samplesPerSecond: (config.batchSize * 1000) / Math.max(ms, 1e-3),
-            iterationMs: ms
+            iterationMs: ms,
+            ...(r.discriminatorLoss === undefined ? {} : { discriminatorLoss: r.discriminatorLoss }),
+            ...(r.adversarialLoss === undefined ? {} : { adversarialLoss: r.adversarialLoss }),
+            ...(r.generatorFrozen === true ? { generatorFrozen: true } : {})
           })
           return Option.some([report, next] as const)
         })

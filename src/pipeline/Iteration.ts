@@ -20,14 +20,17 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
+import { augment, type AugmentSettings } from "../domain/Augment.js"
 import { emaBeta } from "../domain/Ema.js"
 import { fakeScoreLoss } from "../domain/FakeScoreLoss.js"
-import { type GeneratorLoss, nonFiniteRows } from "../domain/GeneratorLoss.js"
+import { type GeneratorLoss, type GeneratorLossInput, nonFiniteRows } from "../domain/GeneratorLoss.js"
 import type { ApplyOptions } from "../domain/Network.js"
+import { FAKE_GRADIENT_CLIP, sidaFakeScoreLoss, sidaGeneratorLoss, sidaPhase, type SidaSchedule } from "../domain/SidaLoss.js"
 import { broadcastPerSample } from "../domain/Tensors.js"
 import type { DataFreeSamplerShape, Draws } from "../services/DataFreeSampler.js"
 import type { FakeScoreShape } from "../services/FakeScore.js"
 import type { GeneratorShape } from "../services/Generator.js"
+import type { RealDataShape } from "../services/RealData.js"
 import type { TeacherShape } from "../services/Teacher.js"
 import type { StepStatistics } from "../services/TrainableWeights.js"
 
@@ -39,6 +42,20 @@ export interface IterationServices {
   readonly sampler: DataFreeSamplerShape
   /** The generator loss (SiD by default, spec §4.1). */
   readonly loss: GeneratorLoss
+  /** Real images for SiDA's discriminator (spec §9.1); needed only when `IterationSettings.adversarial` is set. */
+  readonly realData?: RealDataShape
+}
+
+/** SiDA's settings of an iteration (spec §9.1; docs/sida.md). */
+export interface AdversarialSettings {
+  /** lsd: multiplier of the discriminator loss in the fake step. */
+  readonly discriminatorScale: number
+  /** lsg_gan: multiplier of the generator's adversarial term. */
+  readonly generatorScale: number
+  /** When G starts to update and when its adversarial term starts. */
+  readonly schedule: SidaSchedule
+  /** The SiD normaliser w in the adversarial term (the run's `normalizer`); default true. */
+  readonly normalize?: boolean
 }
 
 /** The hyper-parameters an iteration needs (the generator loss carries its own: α, scale, normaliser). */
@@ -57,6 +74,13 @@ export interface IterationSettings {
    * evaluation mode throughout. Needs a sampler that draws dropout seeds.
    */
   readonly dropout?: number
+  /**
+   * EDM's augmentation of the fake step's images (spec §3; docs/sida.md §2), p > 0; absent: none. Needs a sampler
+   * with augmentation (its `augmentation` draws); labels reach ψ when its network takes them (`augmentDim` > 0).
+   */
+  readonly augment?: AugmentSettings
+  /** SiDA (spec §9.1): the fake score doubles as a discriminator on real images; absent: plain SiD. */
+  readonly adversarial?: AdversarialSettings
 }
 
 /**
@@ -96,6 +120,12 @@ export interface IterationResult {
    */
   readonly droppedRows: number
   readonly emaBeta: number
+  /** SiDA: the discriminator part of the fake loss (lsd included). */
+  readonly discriminatorLoss?: number
+  /** SiDA: the weighted adversarial part of the generator loss (0 before its start). */
+  readonly adversarialLoss?: number
+  /** SiDA: G was still warming up (frozen): its step's draws were taken but no update was computed. */
+  readonly generatorFrozen?: boolean
 }
 
 const summarise = (sigma: tf.Tensor1D): SigmaSummary => {
@@ -106,33 +136,138 @@ const summarise = (sigma: tf.Tensor1D): SigmaSummary => {
 const drawnTensors = (d: Draws): Array<tf.Tensor> =>
   d.labels === undefined ? [d.z, d.sigma, d.noise] : [d.z, d.sigma, d.noise, d.labels]
 
+/** Images augmented for ψ (spec §3): the augmented batch and ψ's options with its labels when ψ takes them. */
+interface AugmentedInput {
+  readonly images: tf.Tensor
+  readonly options: ApplyOptions | undefined
+}
+
+/**
+ * The fake step's view of a batch (spec §3): augmented with the sampler's next parameters when augmentation is on
+ * (labels passed to ψ when its network takes them, spec §8 pitfall 15), else the batch itself. New tensors.
+ */
+const augmentedInput = (
+  s: IterationServices,
+  settings: IterationSettings,
+  images: tf.Tensor,
+  train: ApplyOptions | undefined
+): AugmentedInput => {
+  if (settings.augment === undefined) return { images: tf.clone(images), options: train }
+  if (s.sampler.augmentation === undefined) {
+    throw new Error("augmentation needs a sampler that draws augmentation parameters (DataFreeSampler option `augment`)")
+  }
+  const params = s.sampler.augmentation(images.shape[0] ?? 0)
+  const out = augment(images, params, settings.augment)
+  if ((s.fakeScore.network.augmentDim ?? 0) === 0) {
+    out.labels.dispose()
+    return { images: out.images, options: train }
+  }
+  return { images: out.images, options: { ...train, augmentLabels: out.labels } }
+}
+
+const disposeInput = (input: AugmentedInput): void => {
+  input.images.dispose()
+  input.options?.augmentLabels?.dispose()
+}
+
+/** Train-mode options of ψ's second pass in a SiDA fake step (the real images): its own dropout masks. */
+const secondPass = (train: ApplyOptions | undefined): ApplyOptions | undefined =>
+  train?.dropout === undefined ? train : { ...train, dropout: { ...train.dropout, seed: (train.dropout.seed + 0x9e3779b9) >>> 0 } }
+
+/** What a fake-score update measured. */
+export interface FakeUpdateResult {
+  /** The whole loss ψ descended (DSM, plus the discriminator term under SiDA). */
+  readonly loss: number
+  readonly stats: StepStatistics
+  readonly sigma: SigmaSummary
+  /** SiDA: the discriminator term (lsd included). */
+  readonly discriminatorLoss?: number
+}
+
 /**
  * The fake-score update (spec §3): ψ (in train mode when dropout is on) learns to denoise detached generator samples,
- * made by G in evaluation mode, at log-normal σ.
+ * made by G in evaluation mode, at log-normal σ; augmented by EDM's pipe when `settings.augment` is set. Under SiDA
+ * (`settings.adversarial`, spec §9.1) ψ also learns to tell real images (the real-data service's rows the sampler
+ * draws, augmented independently) from the generator's, at the same σ and noise: the discriminator term is added to the
+ * DSM loss, and ψ's gradients are clipped by value at 1 after sanitisation. Real images reach only ψ.
  */
-export const fakeScoreUpdate = (s: IterationServices, settings: IterationSettings) => {
-  const draws = s.sampler.fakeStep(settings.batchSize)
+export const fakeScoreUpdate = (s: IterationServices, settings: IterationSettings): FakeUpdateResult => {
+  const n = settings.batchSize
+  const draws = s.sampler.fakeStep(n)
   const train = trainMode(settings, draws)
-  const xg = tf.tidy(() => s.generator.generate(draws.z, "live", draws.labels))
-  const { grads, value } = tf.tidy(() => {
-    const xt = tf.add(xg, tf.mul(draws.noise, broadcastPerSample(draws.sigma, xg)))
-    return tf.variableGrads(
-      () =>
-        fakeScoreLoss({
-          y: xg,
-          yHat: s.fakeScore.denoise(xt, draws.sigma, draws.labels, train),
+  const adversarial = settings.adversarial
+  const owned: Array<tf.Tensor> = [...drawnTensors(draws)]
+  const inputs: Array<AugmentedInput> = []
+  try {
+    const real = adversarial === undefined ? undefined : realRows(s, n)
+    if (real !== undefined) owned.push(real.images, ...(real.labels === undefined ? [] : [real.labels]))
+    const xg = tf.tidy(() => s.generator.generate(draws.z, "live", draws.labels))
+    owned.push(xg)
+    const fake = augmentedInput(s, settings, xg, train)
+    inputs.push(fake)
+    const realInput = real === undefined ? undefined : augmentedInput(s, settings, real.images, secondPass(train))
+    if (realInput !== undefined) inputs.push(realInput)
+    let discriminator: tf.Scalar | undefined
+    const { grads, value } = tf.tidy(() => {
+      const noise = tf.mul(draws.noise, broadcastPerSample(draws.sigma, fake.images))
+      return tf.variableGrads(() => {
+        const xt = tf.add(fake.images, noise)
+        if (adversarial === undefined || realInput === undefined) {
+          return fakeScoreLoss({
+            y: fake.images,
+            yHat: s.fakeScore.denoise(xt, draws.sigma, draws.labels, fake.options),
+            sigma: draws.sigma,
+            lossScale: settings.fakeLossScale,
+            sigmaData: s.fakeScore.sigmaData
+          }).loss
+        }
+        const { denoiseWithLogits, logits } = s.fakeScore
+        if (denoiseWithLogits === undefined || logits === undefined) {
+          throw new Error(`SiDA needs a fake score with discriminator logits (network kind "${s.fakeScore.network.description.kind}")`)
+        }
+        const pass = denoiseWithLogits(xt, draws.sigma, draws.labels, fake.options)
+        const r = sidaFakeScoreLoss({
+          y: fake.images,
+          yHat: pass.denoised,
+          fakeLogits: pass.logits,
+          realLogits: logits(tf.add(realInput.images, noise), draws.sigma, real?.labels, realInput.options),
           sigma: draws.sigma,
           lossScale: settings.fakeLossScale,
+          discriminatorScale: adversarial.discriminatorScale,
+          batchSize: n,
           sigmaData: s.fakeScore.sigmaData
-        }).loss,
-      [...s.fakeScore.weights.list]
+        })
+        discriminator = tf.keep(r.discriminator)
+        return r.loss
+      }, [...s.fakeScore.weights.list])
+    })
+    const stats = s.fakeScore.weights.applyGradients(
+      grads,
+      adversarial === undefined ? {} : { clipValue: FAKE_GRADIENT_CLIP }
     )
-  })
-  const stats = s.fakeScore.weights.applyGradients(grads)
-  const loss = value.dataSync()[0]!
-  const sigma = summarise(draws.sigma)
-  tf.dispose([xg, value, ...drawnTensors(draws), ...Object.values(grads)])
-  return { loss, stats, sigma }
+    const loss = value.dataSync()[0]!
+    const discriminatorLoss = discriminator?.dataSync()[0]
+    tf.dispose([value, ...Object.values(grads), ...(discriminator === undefined ? [] : [discriminator])])
+    return {
+      loss,
+      stats,
+      sigma: summarise(draws.sigma),
+      ...(discriminatorLoss === undefined ? {} : { discriminatorLoss })
+    }
+  } finally {
+    inputs.forEach(disposeInput)
+    tf.dispose(owned)
+  }
+}
+
+/** SiDA's real batch: rows drawn by the sampler's `real` stream, with one-hot labels for a conditional ψ. */
+const realRows = (s: IterationServices, n: number) => {
+  const real = s.realData
+  if (real === undefined) throw new Error("SiDA needs real images: provide the RealData service (config `data`)")
+  if (s.sampler.realIndices === undefined) {
+    throw new Error("SiDA needs a sampler that draws real-data rows (DataFreeSampler option `realData`)")
+  }
+  return real.rows(s.sampler.realIndices(n, real.size), { labels: s.fakeScore.network.labelDim > 0 })
 }
 
 /** What a generator update measured. */
@@ -148,6 +283,10 @@ export interface GeneratorUpdateResult {
    * equal to the batch size when the update was skipped.
    */
   readonly dropped: number
+  /** SiDA: the weighted adversarial part of the loss, when the objective read the fake logits. */
+  readonly adversarialLoss?: number
+  /** SiDA: G was frozen (warm-up); nothing was computed. */
+  readonly frozen?: boolean
 }
 
 /** Some rows of a generator step's draws (all of them, or the kept rows), with their train-mode options. */
@@ -156,44 +295,72 @@ interface StepRows {
   readonly train: ApplyOptions | undefined
 }
 
+/** What a completed generator pass hands back: ∂L/∂θ, L, and SiDA's adversarial part of L. New tensors. */
+interface PassResult {
+  readonly grads: tf.NamedTensorMap
+  readonly value: tf.Scalar
+  readonly adversarial?: tf.Scalar
+}
+
 /** A generator pass whose non-finite rows are known before it is completed. */
 interface PendingPass {
   /** bool [rows]: true where the row is not finite (`nonFiniteRows`); the caller reads and disposes it. */
   readonly bad: tf.Tensor1D
   /** Completes the pass: the loss and ∂L/∂θ, new tensors the caller owns. */
-  readonly finish: () => { readonly grads: tf.NamedTensorMap; readonly value: tf.Scalar }
+  readonly finish: () => PassResult
   /** Releases the pass without completing it. */
   readonly discard: () => void
 }
 
-/** The generator loss at x_g (spec §4.1): x_t = x_g + σ·ε, then the teacher and the fake score at x_t. */
-const generatorLossAt = (s: IterationServices, draws: Draws, xg: tf.Tensor, batchSize: number) => {
-  const xt = tf.add(xg, tf.mul(draws.noise, broadcastPerSample(draws.sigma, xg)))
-  const input = {
-    xg,
-    yReal: s.teacher.denoise(xt, draws.sigma, draws.labels),
-    yFake: s.fakeScore.denoise(xt, draws.sigma, draws.labels),
-    batchSize
-  }
-  const result = s.loss.compute(input)
-  return { loss: result.loss, bad: tf.keep(nonFiniteRows(input, result)) }
+/**
+ * What the generator minimises in a step: a generator loss, and whether it reads the fake score's discriminator
+ * logits at x_t (SiDA's adversarial phase, spec §9.1).
+ */
+export interface GeneratorObjective {
+  readonly loss: GeneratorLoss
+  readonly logits: boolean
 }
 
+/** The generator loss at x_g (spec §4.1): x_t = x_g + σ·ε, then the teacher and the fake score at x_t. */
+const generatorLossAt = (s: IterationServices, objective: GeneratorObjective, draws: Draws, xg: tf.Tensor, batchSize: number) => {
+  const xt = tf.add(xg, tf.mul(draws.noise, broadcastPerSample(draws.sigma, xg)))
+  const yReal = s.teacher.denoise(xt, draws.sigma, draws.labels)
+  let input: GeneratorLossInput
+  if (objective.logits) {
+    if (s.fakeScore.denoiseWithLogits === undefined) throw new Error("the adversarial term needs a fake score with discriminator logits")
+    const f = s.fakeScore.denoiseWithLogits(xt, draws.sigma, draws.labels)
+    input = { xg, yReal, yFake: f.denoised, fakeLogits: f.logits, batchSize }
+  } else {
+    input = { xg, yReal, yFake: s.fakeScore.denoise(xt, draws.sigma, draws.labels), batchSize }
+  }
+  const result = objective.loss.compute(input)
+  const adversarial = result.terms?.["adversarial"]
+  return {
+    loss: result.loss,
+    bad: tf.keep(nonFiniteRows(input, result)),
+    ...(adversarial === undefined ? {} : { adversarial: tf.keep(adversarial.clone()) })
+  }
+}
+
+type Pass = (s: IterationServices, objective: GeneratorObjective, rows: StepRows, batchSize: number) => PendingPass
+
 /** The fused pass: one tape through G, the teacher and the fake score. */
-const fusedPass = (s: IterationServices, rows: StepRows, batchSize: number): PendingPass => {
+const fusedPass: Pass = (s, objective, rows, batchSize) => {
   let bad: tf.Tensor1D | undefined
+  let adversarial: tf.Scalar | undefined
   const { grads, value } = tf.tidy(() =>
     tf.variableGrads(() => {
       const xg = s.generator.generate(rows.draws.z, "live", rows.draws.labels, rows.train)
-      const r = generatorLossAt(s, rows.draws, xg, batchSize)
+      const r = generatorLossAt(s, objective, rows.draws, xg, batchSize)
       bad = r.bad
+      adversarial = r.adversarial
       return r.loss
     }, [...s.generator.weights.list])
   )
   return {
     bad: bad!,
-    finish: () => ({ grads, value }),
-    discard: () => tf.dispose([value, ...Object.values(grads)])
+    finish: () => ({ grads, value, ...(adversarial === undefined ? {} : { adversarial }) }),
+    discard: () => tf.dispose([value, ...Object.values(grads), ...(adversarial === undefined ? [] : [adversarial])])
   }
 }
 
@@ -201,14 +368,16 @@ const fusedPass = (s: IterationServices, rows: StepRows, batchSize: number): Pen
  * The two-stage pass: stage 1 (∂L/∂x_g through the teacher and the fake score, x_g from a forward of G without a
  * tape) runs at once; stage 2 (G's vector-Jacobian product) only when the pass is completed.
  */
-const twoStagePass = (s: IterationServices, rows: StepRows, batchSize: number): PendingPass => {
+const twoStagePass: Pass = (s, objective, rows, batchSize) => {
   const { draws, train } = rows
   const xg = tf.tidy(() => s.generator.generate(draws.z, "live", draws.labels, train))
   let bad: tf.Tensor1D | undefined
+  let adversarial: tf.Scalar | undefined
   const { value, grad } = tf.tidy(() =>
     tf.valueAndGrad((x: tf.Tensor) => {
-      const r = generatorLossAt(s, draws, x, batchSize)
+      const r = generatorLossAt(s, objective, draws, x, batchSize)
       bad = r.bad
+      adversarial = r.adversarial
       return r.loss
     })(xg)
   )
@@ -223,9 +392,9 @@ const twoStagePass = (s: IterationServices, rows: StepRows, batchSize: number): 
         )
       )
       tf.dispose([grad, inner])
-      return { grads, value: value as tf.Scalar }
+      return { grads, value: value as tf.Scalar, ...(adversarial === undefined ? {} : { adversarial }) }
     },
-    discard: () => tf.dispose([value, grad])
+    discard: () => tf.dispose([value, grad, ...(adversarial === undefined ? [] : [adversarial])])
   }
 }
 
@@ -259,17 +428,18 @@ const keptRows = (draws: Draws, train: ApplyOptions | undefined, kept: ReadonlyA
 const isolatedUpdate = (
   s: IterationServices,
   settings: IterationSettings,
-  pass: (s: IterationServices, rows: StepRows, batchSize: number) => PendingPass
+  pass: Pass,
+  objective: GeneratorObjective
 ): GeneratorUpdateResult => {
   const n = settings.batchSize
   const draws = s.sampler.generatorStep(n)
   const train = trainMode(settings, draws)
   let kept: ReadonlyArray<number> = Array.from({ length: n }, (_, i) => i)
   let subset: StepRows | undefined
-  let result: { readonly grads: tf.NamedTensorMap; readonly value: tf.Scalar } | undefined
+  let result: PassResult | undefined
   try {
     while (kept.length > 0 && result === undefined) {
-      const pending = pass(s, subset ?? { draws, train }, n)
+      const pending = pass(s, objective, subset ?? { draws, train }, n)
       const bad = pending.bad.dataSync()
       pending.bad.dispose()
       if (bad.every((b) => b === 0)) {
@@ -286,22 +456,61 @@ const isolatedUpdate = (
   }
   const stats = result === undefined ? { gradNorm: 0, nonFinite: 0 } : s.generator.weights.applyGradients(result.grads)
   const loss = result === undefined ? 0 : result.value.dataSync()[0]!
+  const adversarial = result?.adversarial?.dataSync()[0]
   const sigma = summarise(draws.sigma)
-  tf.dispose([...drawnTensors(draws), ...(result === undefined ? [] : [result.value, ...Object.values(result.grads)])])
-  return { loss, stats, sigma, dropped: n - kept.length }
+  tf.dispose([
+    ...drawnTensors(draws),
+    ...(result === undefined ? [] : [result.value, ...Object.values(result.grads)]),
+    ...(result?.adversarial === undefined ? [] : [result.adversarial])
+  ])
+  return {
+    loss,
+    stats,
+    sigma,
+    dropped: n - kept.length,
+    ...(objective.logits ? { adversarialLoss: adversarial ?? 0 } : {})
+  }
 }
 
 /**
- * The generator update (spec §4.1): the generator loss (SiD by default) at x_t = G_θ(z) + σ·ε with σ from the ρ-map;
- * the gradient flows through the teacher and the fake score into x_t but only θ is updated. G runs in train mode
- * when dropout is on; the teacher and ψ in evaluation mode. One tape through all three networks. A row with a NaN or
- * ±Inf in x_g, y_r, y_f or its loss is removed from the step and the step recomputed without it (divisor still the
- * batch size), so it costs only its own contribution, not the whole update (the module docs; `dropped` counts such
- * rows). The first pass's backward over the whole batch is computed before its rows are judged, and discarded when
- * one is not finite.
+ * The generator's objective in an iteration that starts with `imagesSeen` images seen: the run's loss (SiD by
+ * default); under SiDA (spec §9.1) frozen while G warms up (undefined), then the run's loss alone, then
+ * ½·loss + ½·adversarial term once that phase starts.
  */
-export const generatorUpdate = (s: IterationServices, settings: IterationSettings): GeneratorUpdateResult =>
-  isolatedUpdate(s, settings, fusedPass)
+export const generatorObjective = (
+  s: IterationServices,
+  settings: IterationSettings,
+  imagesSeen: number
+): GeneratorObjective | undefined => {
+  const adversarial = settings.adversarial
+  if (adversarial === undefined) return { loss: s.loss, logits: false }
+  const phase = sidaPhase(imagesSeen, adversarial.schedule)
+  if (!phase.updateGenerator) return undefined
+  return {
+    loss: sidaGeneratorLoss(s.loss, {
+      lossScale: adversarial.generatorScale,
+      sidWeight: phase.sidWeight,
+      adversarialWeight: phase.adversarialWeight,
+      ...(adversarial.normalize === undefined ? {} : { normalize: adversarial.normalize })
+    }),
+    logits: phase.adversarial
+  }
+}
+
+/**
+ * The generator update (spec §4.1): the generator loss (SiD by default, or `objective`) at x_t = G_θ(z) + σ·ε with σ
+ * from the ρ-map; the gradient flows through the teacher and the fake score into x_t but only θ is updated. G runs in
+ * train mode when dropout is on; the teacher and ψ in evaluation mode. One tape through all three networks. A row with
+ * a NaN or ±Inf in x_g, y_r, y_f (or the fake logits) or its loss is removed from the step and the step recomputed
+ * without it (divisor still the batch size), so it costs only its own contribution, not the whole update (the module
+ * docs; `dropped` counts such rows). The first pass's backward over the whole batch is computed before its rows are
+ * judged, and discarded when one is not finite.
+ */
+export const generatorUpdate = (
+  s: IterationServices,
+  settings: IterationSettings,
+  objective: GeneratorObjective = { loss: s.loss, logits: false }
+): GeneratorUpdateResult => isolatedUpdate(s, settings, fusedPass, objective)
 
 /**
  * The generator update of {@link generatorUpdate} (spec §4.1) with its backward pass in two stages: (1) x_g = G_θ(z)
@@ -311,13 +520,36 @@ export const generatorUpdate = (s: IterationServices, settings: IterationSetting
  * network's tape is alive at a time instead of three, for one more forward of G. Non-finite rows are removed as in
  * {@link generatorUpdate}, judged after stage 1, so a batch with such a row skips the whole-batch stage 2.
  */
-export const generatorUpdateTwoStage = (s: IterationServices, settings: IterationSettings): GeneratorUpdateResult =>
-  isolatedUpdate(s, settings, twoStagePass)
+export const generatorUpdateTwoStage = (
+  s: IterationServices,
+  settings: IterationSettings,
+  objective: GeneratorObjective = { loss: s.loss, logits: false }
+): GeneratorUpdateResult => isolatedUpdate(s, settings, twoStagePass, objective)
 
-/** One full iteration (spec §5.1): fake update, generator update, EMA with the ramp-up rule. */
+/**
+ * A generator step while G is frozen (SiDA's warm-up, spec §9.1): the step's draws are taken, so every stream is
+ * where it would be after an update, but nothing is computed and θ is unchanged.
+ */
+const frozenGeneratorStep = (s: IterationServices, settings: IterationSettings): GeneratorUpdateResult => {
+  const draws = s.sampler.generatorStep(settings.batchSize)
+  const sigma = summarise(draws.sigma)
+  tf.dispose(drawnTensors(draws))
+  return { loss: 0, stats: { gradNorm: 0, nonFinite: 0 }, sigma, dropped: 0, frozen: true }
+}
+
+/**
+ * One full iteration (spec §5.1): fake update, generator update, EMA with the ramp-up rule; under SiDA (spec §9.1)
+ * the discriminator term in the fake update, and G's warm-up and adversarial phase decided by `imagesSeen` (the
+ * images seen before this iteration, cur_nimg).
+ */
 export const iterate = (s: IterationServices, settings: IterationSettings, imagesSeen: number): IterationResult => {
   const fake = fakeScoreUpdate(s, settings)
-  const gen = settings.twoStageGenerator === true ? generatorUpdateTwoStage(s, settings) : generatorUpdate(s, settings)
+  const objective = generatorObjective(s, settings, imagesSeen)
+  const gen = objective === undefined
+    ? frozenGeneratorStep(s, settings)
+    : settings.twoStageGenerator === true
+    ? generatorUpdateTwoStage(s, settings, objective)
+    : generatorUpdate(s, settings, objective)
   const beta = emaBeta({ halfLifeKimg: settings.emaHalfLifeKimg, rampupRatio: settings.emaRampupRatio }, settings.batchSize, imagesSeen)
   s.generator.updateEma(beta)
   return {
@@ -328,6 +560,9 @@ export const iterate = (s: IterationServices, settings: IterationSettings, image
     fakeSigma: fake.sigma,
     generatorSigma: gen.sigma,
     droppedRows: gen.dropped,
-    emaBeta: beta
+    emaBeta: beta,
+    ...(fake.discriminatorLoss === undefined ? {} : { discriminatorLoss: fake.discriminatorLoss }),
+    ...(settings.adversarial === undefined ? {} : { adversarialLoss: gen.adversarialLoss ?? 0 }),
+    ...(gen.frozen === true ? { generatorFrozen: true } : {})
   }
 }

@@ -23,6 +23,18 @@ export interface FakeScoreShape {
    * gradient closure.
    */
   readonly denoise: (x: tf.Tensor, sigma: SigmaLike, labels?: tf.Tensor2D, options?: ApplyOptions) => tf.Tensor
+  /**
+   * SiDA (spec §9.1): f_ψ(x; σ, c) as `denoise` computes it and the discriminator logits of the same pass (the channel
+   * mean of the encoder's bottleneck). Present when the architecture has them (`Network.applyWithLogits`).
+   */
+  readonly denoiseWithLogits?: (
+    x: tf.Tensor,
+    sigma: SigmaLike,
+    labels?: tf.Tensor2D,
+    options?: ApplyOptions
+  ) => { readonly denoised: tf.Tensor; readonly logits: tf.Tensor }
+  /** SiDA (spec §9.1): the discriminator logits alone (the encoder only), e.g. of noised real images. */
+  readonly logits?: (x: tf.Tensor, sigma: SigmaLike, labels?: tf.Tensor2D, options?: ApplyOptions) => tf.Tensor
 }
 
 /** The fake-score service. */

@@ -18,6 +18,12 @@ export interface StepStatistics {
   readonly nonFinite: number
 }
 
+/** Options of {@link TrainableWeights.applyGradients}. */
+export interface ApplyGradientsOptions {
+  /** Clip every gradient entry by value to [−clipValue, clipValue] after sanitisation (PyTorch `clip_grad_value_`). */
+  readonly clipValue?: number
+}
+
 /** Variables, their optimiser state and the optimiser's step count. */
 export interface TrainableWeights {
   /** The parameters, by name. */
@@ -28,9 +34,11 @@ export interface TrainableWeights {
   readonly optimizer: Optimizer
   /**
    * Sanitises the gradients (spec §5.1) and applies one optimiser update. Gradients are keyed by variable name, as
-   * `tf.variableGrads(f, list)` returns them; parameters without a gradient are left unchanged.
+   * `tf.variableGrads(f, list)` returns them; parameters without a gradient are left unchanged. With `clipValue`, every
+   * sanitised entry is then clipped to [−clipValue, clipValue] (SiDA's fake score, spec §9.1); the statistics are of
+   * the gradient as given.
    */
-  readonly applyGradients: (grads: Parameters) => StepStatistics
+  readonly applyGradients: (grads: Parameters, options?: ApplyGradientsOptions) => StepStatistics
   /** The optimiser's slots and step count, for checkpoints (tensors are the live variables: read, don't dispose). */
   readonly optimizerState: () => OptimizerState
   /** Restores parameters, optimiser slots and step count (from a checkpoint). Names and shapes must match. */
