@@ -26,8 +26,9 @@ export type FakeScoreLossInput = {
   /** σ_d of λ(σ); default SIGMA_DATA. */
   readonly sigmaData?: number
   /**
-   * Rows to keep besides those without a NaN in y or ŷ (bool [N]); SiDA also drops rows whose logits have one
-   * (spec §9.1, docs/sida.md §4). Default: all.
+   * The rows to keep (bool [N]), in place of the default (rows without a NaN in y or ŷ): the caller's mask must drop
+   * those too. SiDA also drops rows whose logits have a NaN (spec §9.1, `keepRows(y, ŷ, logits…)`). Inside a gradient
+   * closure build it with `keepRows`, whose gradient is defined (zero).
    */
   readonly keep?: tf.Tensor1D
 }
@@ -54,7 +55,7 @@ export const fakeScoreLoss = (input: FakeScoreLossInput): FakeScoreLossResult =>
       throw new Error(`y and yHat must have the same shape [N, ...]; got [${y.shape}] and [${yHat.shape}]`)
     }
     const batchSize = input.batchSize ?? (y.shape[0] ?? 0)
-    const keep = input.keep === undefined ? keepRows(y, yHat) : tf.logicalAnd(keepRows(y, yHat), input.keep)
+    const keep = input.keep ?? keepRows(y, yHat)
     const weight = typeof input.sigma === "number"
       ? tf.scalar((input.sigma ** 2 + (input.sigmaData ?? SIGMA_DATA) ** 2) / (input.sigma * (input.sigmaData ?? SIGMA_DATA)) ** 2)
       : broadcastPerSample(lossWeight(input.sigma, input.sigmaData ?? SIGMA_DATA), y)
