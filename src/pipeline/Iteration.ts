@@ -17,6 +17,11 @@
  * step, which is recomputed on the other rows of the same draws (divisor still the batch size); only that row's
  * contribution is lost, not the update. The fake-score step keeps the reference's NaN-row masking (spec §3).
  *
+ * Augmentation and SiDA (docs/sida.md): with `IterationSettings.augment` the fake step's images pass through EDM's
+ * augmentation pipe (spec §3); with `IterationSettings.adversarial` the fake score doubles as a discriminator on real
+ * images in the fake step, and the generator follows SiDA's warm-up and adversarial objective (spec §9.1). Both are
+ * compositions of the pure losses in `domain/SidaLoss.ts`; without them an iteration is exactly plain SiD's.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
