@@ -47,7 +47,9 @@ import { FakeScore } from "../src/services/FakeScore.js"
 import { Generator } from "../src/services/Generator.js"
 import { RealData, type RealDataShape, SidaSetupError } from "../src/services/RealData.js"
 import { Teacher as TeacherTag } from "../src/services/Teacher.js"
-import { CheckpointStore, smallConfig, Teacher, tf, useEngine } from "./support/distillation.js"
+import { fixedLatents } from "../src/domain/OneStep.js"
+import { exportGenerator } from "../src/layers/GeneratorExport.js"
+import { CheckpointStore, smallConfig, Teacher, tf, tinyRun, useEngine } from "./support/distillation.js"
 
 let release: () => Promise<void>
 let dir: string
@@ -531,3 +533,65 @@ describe("SiDA runs (spec §9.1)", () => {
     expect(new SidaSetupError({ setting: "data", reason: "r", fix: "f" }).message).toBe("data: r. f")
   })
 })
+
+describe("SiD²A: G starts from a distilled generator (spec §9.1)", () => {
+  const start = (network: Network, c: DistillConfig) =>
+    Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function*() {
+          const params = yield* Effect.acquireRelease(Effect.sync(() => network.init(11)), (p) => Effect.sync(() => tf.dispose(Object.values(p))))
+          return yield* Effect.gen(function*() {
+            const g = yield* Generator
+            const f = yield* FakeScore
+            const z = fixedLatents(0, 3, network.dataShape)
+            const sample = (which: "live" | "ema") => tf.tidy(() => Float32Array.from(g.generate(z, which).dataSync()))
+            const name = Object.keys(f.weights.variables).sort()[0]!
+            const out = {
+              live: sample("live"),
+              ema: sample("ema"),
+              psi: Float32Array.from(f.weights.variables[name]!.dataSync()),
+              teacher: Float32Array.from(params[name]!.dataSync())
+            }
+            z.dispose()
+            return out
+          }).pipe(
+            Effect.provide(
+              Distillation.layer(c, {
+                teacher: Layer.succeed(TeacherTag, Teacher.fromWeights("tiny", network, params, 0.5)),
+                metrics: Metrics.layerUnavailable(network.dataShape),
+                checkpoints: CheckpointStore.layerMemory
+              })
+            )
+          )
+        })
+      )
+    )
+
+  it("from a run directory (its newest EMA generator) or an exported file; ψ still starts from the teacher", async () => {
+    const network = tinyUNet()
+    const runDir = join(dir, "sid-run")
+    const previous = await tinyRun(network, runDir, { steps: 2 })
+    const fromRun = await start(network, smallConfig({ steps: 0, initGenerator: runDir }))
+    expect(fromRun.live).toEqual(previous.ema)
+    expect(fromRun.ema).toEqual(previous.ema)
+    expect(fromRun.psi).toEqual(fromRun.teacher)
+    const file = join(dir, "sid-generator.safetensors")
+    await Effect.runPromise(exportGenerator(previous.checkpoint, file))
+    const fromFile = await start(network, smallConfig({ steps: 0, initGenerator: file }))
+    expect(fromFile.live).toEqual(previous.ema)
+    const plain = await start(network, smallConfig({ steps: 0 }))
+    expect(plain.live).not.toEqual(previous.ema)
+  }, 60_000)
+
+  it("refuses a generator of another network, another σ_init or a missing path with a typed error", async () => {
+    const runDir = join(dir, "sid-run-other")
+    await tinyRun(unetNetwork(unetSpec([8, 8, 1], { baseChannels: 4, channelMult: [1, 2], groups: 2 })), runDir, { steps: 1 })
+    const other = await start(tinyUNet(), smallConfig({ steps: 0, initGenerator: runDir })).then(() => "ok", (e: unknown) => String(e))
+    expect(other).toMatch(/initGenerator: .*its network is/)
+    const sigma = await start(tinyUNet(), smallConfig({ steps: 0, initGenerator: join(dir, "sid-run"), sigmaInit: 1 })).then(() => "ok", (e: unknown) => String(e))
+    expect(sigma).toMatch(/σ_init = 2.5, but this run uses 1/)
+    const missing = await start(tinyUNet(), smallConfig({ steps: 0, initGenerator: join(dir, "nowhere") })).then(() => "ok", (e: unknown) => String(e))
+    expect(missing).toMatch(/initGenerator: .*nowhere: cannot read it/)
+  }, 60_000)
+})
+

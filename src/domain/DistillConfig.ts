@@ -114,7 +114,12 @@ export const DISTILL_DEFAULTS = {
   /** spec §9.1: G takes no optimiser step for its first 100 kimg (the fake score warms up). */
   generatorWarmupKimg: 100,
   /** spec §9.1: the generator's adversarial term starts after 200 kimg. */
-  adversarialWarmupKimg: 200
+  adversarialWarmupKimg: 200,
+  /**
+   * spec §9.1 (SiD²A): start G and G_ema from a distilled generator (a run directory's newest checkpoint or an
+   * exported generator file) instead of the teacher's weights; null: from the teacher (spec §2).
+   */
+  initGenerator: null
 } as const
 
 /** Rule of {@link GeneratorLossName}. */
@@ -142,6 +147,9 @@ export const RealDataName = Schema.NullOr(Schema.Literal("mnist")).annotations({
 })
 /** @see {@link RealDataName} */
 export type RealDataName = typeof RealDataName.Type
+
+const InitGeneratorRule =
+  "must be null (G starts from the teacher, spec §2) or the path of a run directory or an exported generator file (SiD²A, spec §9.1)"
 
 /**
  * SiD distillation hyper-parameters (spec §5.1–5.2, §11), validated and branded. Construct with
@@ -230,7 +238,16 @@ export class DistillConfig extends Schema.Class<DistillConfig>("DistillConfig")(
   /** SiDA: G takes no optimiser step while the images seen are at most this many thousand (spec §9.1). */
   generatorWarmupKimg: withDefault(WarmupKimg, () => WarmupKimg.make(DISTILL_DEFAULTS.generatorWarmupKimg)),
   /** SiDA: the generator's adversarial term is off while the images seen are at most this many thousand (spec §9.1). */
-  adversarialWarmupKimg: withDefault(WarmupKimg, () => WarmupKimg.make(DISTILL_DEFAULTS.adversarialWarmupKimg))
+  adversarialWarmupKimg: withDefault(WarmupKimg, () => WarmupKimg.make(DISTILL_DEFAULTS.adversarialWarmupKimg)),
+  /**
+   * SiD²A (spec §9.1; docs/sida.md §1): G and G_ema start from this distilled generator (a run directory's newest
+   * checkpoint, EMA weights, or an exported generator file); null: from the teacher (spec §2). ψ always starts from
+   * the teacher.
+   */
+  initGenerator: withDefault(
+    Schema.NullOr(Schema.String.pipe(Schema.minLength(1))).annotations({ message: () => InitGeneratorRule }),
+    () => DISTILL_DEFAULTS.initGenerator
+  )
 }) {
   /** The configuration with every default (spec §5.2, §10.5). */
   static get defaults(): DistillConfig {
@@ -296,6 +313,10 @@ export const DISTILL_FLAGS: { readonly [K in keyof typeof DISTILL_DEFAULTS]: Set
   adversarialWarmupKimg: {
     flag: "gan-warmup",
     description: "SiDA: thousands of images before the generator's adversarial term starts"
+  },
+  initGenerator: {
+    flag: "init-generator",
+    description: "SiD²A: start G from a distilled generator (a run directory or an exported generator file) instead of the teacher"
   }
 }
 

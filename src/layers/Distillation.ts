@@ -11,7 +11,8 @@
  * dropout seeds from two extra streams, saved in checkpoints with the others (spec §5.1). Likewise augmentation
  * (`config.augment` > 0, spec §3) adds the stream `augment`, and SiDA (`config.adversarial`, spec §9.1) the stream
  * `real` and the real-data service; SiDA without a real-data source fails with a `SidaSetupError` when the layer is
- * built, before anything is written.
+ * built, before anything is written. With `config.initGenerator` (SiD²A) G and G_ema start from that distilled
+ * generator (`GeneratorInit.layer`), checked against the teacher and σ_init when the layer is built.
  *
  * @module
  */
@@ -30,6 +31,7 @@ import * as DataFreeSampler from "./DataFreeSampler.js"
 import * as DistillationLossLayers from "./DistillationLoss.js"
 import * as FakeScore from "./FakeScore.js"
 import * as Generator from "./Generator.js"
+import * as GeneratorInit from "./GeneratorInit.js"
 import * as RealDataLayers from "./RealData.js"
 
 /** The replaceable parts of a run (E: what building the teacher can fail with; M: the metrics). */
@@ -78,7 +80,13 @@ export const layer = <E = TeacherError, M = never>(
     ? undefined
     : parts.realData ?? (config.data === null ? undefined : RealDataLayers.layerForTeacher(config.data))
   const run = Layer.mergeAll(
-    Generator.layer({ optimizer: optimizers.generator, sigmaInit: config.sigmaInit, emaInHost: config.lowMemory }),
+    config.initGenerator === null
+      ? Generator.layer({ optimizer: optimizers.generator, sigmaInit: config.sigmaInit, emaInHost: config.lowMemory })
+      : GeneratorInit.layer(config.initGenerator, {
+        optimizer: optimizers.generator,
+        sigmaInit: config.sigmaInit,
+        emaInHost: config.lowMemory
+      }),
     FakeScore.layer({ optimizer: optimizers.fakeScore }),
     parts.metrics,
     DataFreeSampler.layerForTeacher({

@@ -27,6 +27,11 @@ export interface GeneratorOptions {
    * materialise it as tensors on demand, kept until the next `updateEma`/`restoreEma` or release.
    */
   readonly emaInHost?: boolean
+  /**
+   * θ and θ_ema start as copies of these (names and shapes of the teacher's network) instead of the teacher's weights:
+   * SiD²A starts from a distilled generator (spec §9.1). The caller keeps ownership. Default: the teacher's (spec §2).
+   */
+  readonly initial?: Parameters
 }
 
 /** θ_ema in engine variables: updated by one tensor EMA step over all parameters. */
@@ -103,13 +108,17 @@ const hostEma = (params: Parameters) => {
   )
 }
 
-/** A generator whose θ and θ_ema start as copies of the teacher's weights; all variables disposed on release. */
+/**
+ * A generator whose θ and θ_ema start as copies of the teacher's weights (or of `options.initial`); all variables
+ * disposed on release.
+ */
 export const layer = (options: GeneratorOptions): Layer.Layer<Generator, never, Teacher> =>
   Layer.scoped(
     Generator,
     Effect.gen(function*() {
       const teacher = yield* Teacher
-      const { network, params } = teacher.weights
+      const { network } = teacher.weights
+      const params = options.initial ?? teacher.weights.params
       const weights = yield* makeTrainableWeights(params, options.optimizer)
       const ema = yield* (options.emaInHost === true ? hostEma(params) : engineEma(params))
       const sigmaInit = options.sigmaInit ?? SIGMA_INIT
