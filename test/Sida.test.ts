@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Context, Effect, Either, Exit, Layer, Stream } from "effect"
+import { Context, Effect, Either, Exit, Layer, Option, Stream } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { sidAugmentSettings } from "../src/domain/Augment.js"
 import { decodeDistillConfig, type DistillConfig } from "../src/domain/DistillConfig.js"
@@ -473,6 +473,40 @@ describe("SiDA runs (spec §9.1)", () => {
       }
     }
   }, 120_000)
+
+  it("data: mnist feeds the MNIST training split, at the teacher's image size, to the discriminator", async () => {
+    const network = unetNetwork(unetSpec([16, 16, 1], { baseChannels: 4, channelMult: [1, 2], groups: 2 }))
+    const c = config({ steps: 2, adversarial: true, data: "mnist", generatorWarmupKimg: 0, adversarialWarmupKimg: 0 })
+    const reports = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function*() {
+          const params = yield* Effect.acquireRelease(Effect.sync(() => network.init(1)), (p) => Effect.sync(() => tf.dispose(Object.values(p))))
+          return yield* Effect.gen(function*() {
+            const real = Option.getOrThrow(yield* Effect.serviceOption(RealData))
+            const rows = real.rows(Int32Array.from([0, 1]))
+            const range = [rows.images.min().dataSync()[0], rows.images.max().dataSync()[0]]
+            tf.dispose(rows.images)
+            const steps = yield* distill(c, { evaluate: false }).pipe(Stream.runCollect)
+            return { name: real.name, size: real.size, shape: real.dataShape, range, steps: Array.from(steps).filter((r): r is StepReport => r instanceof StepReport) }
+          }).pipe(
+            Effect.provide(
+              Distillation.layer(c, {
+                teacher: Layer.succeed(TeacherTag, Teacher.fromWeights("tiny16", network, params, 0.5)),
+                metrics: Metrics.layerUnavailable(network.dataShape),
+                checkpoints: CheckpointStore.layerMemory
+              })
+            )
+          )
+        })
+      )
+    )
+    expect(reports.name).toBe("mnist:16 (seed 0)")
+    expect(reports.size).toBe(8000)
+    expect(reports.shape).toEqual([16, 16, 1])
+    expect(reports.range[0]).toBeGreaterThanOrEqual(-1)
+    expect(reports.range[1]).toBeLessThanOrEqual(1)
+    expect(reports.steps.map((r) => Number.isFinite(r.discriminatorLoss) && (r.adversarialLoss ?? 0) > 0)).toEqual([true, true])
+  }, 60_000)
 
   it("refuses bad SiDA input with typed errors before anything is written", async () => {
     const failure = async (c: DistillConfig, store: string, realData?: RealDataShape) => {
