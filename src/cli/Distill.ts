@@ -34,6 +34,7 @@ import { claimRunDirectory, type ClaimMode, rewindLog, RunDirectoryError } from 
 import * as TeacherSpec from "../layers/TeacherSpec.js"
 import { distill } from "../pipeline/Distill.js"
 import { evaluateTeacher } from "../pipeline/Evaluation.js"
+import { checkSidaConfig } from "../pipeline/Sida.js"
 import { BestScore, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
 import { Metrics as MetricsTag } from "../services/Metrics.js"
 import { decodeFlag, FlagError, IntegerFlag, nameFlags, settingOptions, settingOverrides, type SettingValues, textFlag } from "./Flags.js"
@@ -181,6 +182,7 @@ const plan = (o: Parsed) =>
       decodeDistillConfig({ ...base, ...fromFile, ...fromFlags }),
       (e) => nameFlags(e, fromFlags)
     )
+    yield* checkSidaConfig(config)
     const recordedSpec = recorded?._tag === "RunSpec" ? recorded.spec : undefined
     const teacherText = Option.getOrElse(o.teacher, () => recordedSpec?.teacher.spec ?? RUN_DEFAULTS.teacher)
     const fitSteps = yield* integerFlag(
