@@ -18,7 +18,7 @@ import {
   type Network,
   unetNetwork
 } from "../src/domain/Network.js"
-import { adam, sgd } from "../src/domain/Optimizer.js"
+import { adam, adamHost, sgd } from "../src/domain/Optimizer.js"
 import {
   adversarialGeneratorLoss,
   bceWithLogits,
@@ -34,6 +34,7 @@ import * as FakeScoreLayers from "../src/layers/FakeScore.js"
 import * as GeneratorLayers from "../src/layers/Generator.js"
 import * as Metrics from "../src/layers/Metrics.js"
 import * as RealDataLayers from "../src/layers/RealData.js"
+import { makeTrainableWeights } from "../src/layers/TrainableWeights.js"
 import { distill, StepReport } from "../src/pipeline/Distill.js"
 import {
   generatorObjective,
@@ -246,6 +247,31 @@ describe("SiDA losses on a hand-computed case (spec §9.1)", () => {
     expect(zero.value.dataSync()[0]).toBe(dsm.value.dataSync()[0])
     expect(changed).toBeGreaterThan(0)
     tf.dispose([y, real, noise, sigma, xt, rt, dsm.value, zero.value, one.value, ...Object.values(dsm.grads), ...Object.values(zero.grads), ...Object.values(one.grads), ...list, ...Object.values(init)])
+  })
+})
+
+describe("ψ's gradient clip by value (SiDA, spec §9.1)", () => {
+  it("clips every sanitised entry to [−1, 1], the same in engine and host optimiser state; statistics are of the raw gradient", () => {
+    const run = (optimizer: ReturnType<typeof adam>) =>
+      Effect.runSync(
+        Effect.scoped(
+          Effect.gen(function*() {
+            const initial = { a: tf.tensor1d([0, 0, 0, 0, 0]) }
+            const w = yield* makeTrainableWeights(initial, optimizer)
+            const g = tf.tensor1d([3, -0.5, NaN, -Infinity, 0.25])
+            const stats = w.applyGradients({ [w.list[0]!.name]: g }, { clipValue: 1 })
+            const value = Array.from(w.variables["a"]!.dataSync())
+            tf.dispose([g, initial.a])
+            return { stats, value }
+          })
+        )
+      )
+    const sgdEngine = run(sgd({ learningRate: 1, momentum: 0 }))
+    expect(sgdEngine.value).toEqual([-1, 0.5, 0, 1, -0.25])
+    expect(sgdEngine.stats.nonFinite).toBe(2)
+    const engine = run(adam({ learningRate: 0.1, beta1: 0, beta2: 0.999, epsilon: 1e-8 }))
+    const host = run(adamHost({ learningRate: 0.1, beta1: 0, beta2: 0.999, epsilon: 1e-8 }))
+    expect(host.value).toEqual(engine.value)
   })
 })
 

@@ -29,10 +29,15 @@ export interface AugmentSettings {
   readonly p: number
   /** x-flip multiplier; SiD sets 1e8 so that xflip·p ≥ 1 and every sample gets a fair-coin x-flip. */
   readonly xflip: number
+  /** y-flip multiplier (a fair-coin flip with probability yflip·p). */
   readonly yflip: number
+  /** Isotropic-scaling multiplier (probability scale·p). */
   readonly scale: number
+  /** Rotation multiplier (probability rotateFrac·p). */
   readonly rotateFrac: number
+  /** Anisotropic-scaling multiplier (probability aniso·p). */
   readonly aniso: number
+  /** Fractional-translation multiplier (probability translateFrac·p). */
   readonly translateFrac: number
   /** log2 standard deviation of isotropic scaling. */
   readonly scaleStd: number
