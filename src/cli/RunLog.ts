@@ -87,9 +87,12 @@ export const makeRunLog = (options: {
               started = true
             } else bar.update(r.step, payload)
           } else if (r.step % every === 0 || r.step === options.totalSteps) {
+            const sida = r.discriminatorLoss === undefined
+              ? ""
+              : `  D ${fmt(r.discriminatorLoss)}  adv ${fmt(r.adversarialLoss ?? 0)}${r.generatorFrozen === true ? "  (G warming up)" : ""}`
             write(
               `step ${r.step}/${options.totalSteps}  fake ${fmt(r.fakeLoss)}  gen ${fmt(r.generatorLoss)}  ` +
-                `|∇θ| ${fmt(r.generatorGradNorm)}  ${r.samplesPerSecond.toFixed(0)} samples/s`
+                `|∇θ| ${fmt(r.generatorGradNorm)}${sida}  ${r.samplesPerSecond.toFixed(0)} samples/s`
             )
           }
         }),
