@@ -1,3 +1,4 @@
+import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import {
   applyAugment,
@@ -324,3 +325,75 @@ describe("augmentation labels reach the networks (spec §1.3, §8 pitfall 15)", 
     tf.dispose([...Object.values(params), ...Object.values(mp)])
   })
 })
+
+describe("augmentation properties (fast-check)", () => {
+  it("per seed: parameters are deterministic, within EDM's ranges, zero at p = 0, and the labels are exactly those parameters", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.integer({ min: 1, max: 6 }), fc.double({ min: 0, max: 1, noNaN: true }), (seed, batch, p) => {
+        const settings = sidAugmentSettings(p)
+        const a = drawAugmentParams(makeStream(seed, "augment"), batch, settings)
+        const b = drawAugmentParams(makeStream(seed, "augment"), batch, settings)
+        expect(b).toEqual(a)
+        const q = a.params
+        for (let i = 0; i < batch; i++) {
+          expect([0, 1]).toContain(q.xflip[i])
+          expect([0, 1]).toContain(q.yflip[i])
+          expect(Math.abs(q.rotate[i]!)).toBeLessThanOrEqual(Math.PI)
+          expect(Math.abs(q.anisoAngle[i]!)).toBeLessThanOrEqual(Math.PI)
+          if (p === 0) {
+            for (const v of [q.xflip[i], q.yflip[i], q.scale[i], q.rotate[i], q.aniso[i], q.translateX[i], q.translateY[i]]) expect(v).toBe(0)
+          }
+        }
+        const labels = tf.tidy(() => Array.from(augment(tf.zeros([batch, 4, 4, 1]), q, settings).labels.dataSync()))
+        for (let i = 0; i < batch; i++) {
+          const row = labels.slice(i * AUGMENT_LABEL_DIM, (i + 1) * AUGMENT_LABEL_DIM)
+          const expected = [
+            q.xflip[i]!,
+            q.yflip[i]!,
+            q.scale[i]!,
+            Math.cos(q.rotate[i]!) - 1,
+            Math.sin(q.rotate[i]!),
+            q.aniso[i]! * Math.cos(q.anisoAngle[i]!),
+            q.aniso[i]! * Math.sin(q.anisoAngle[i]!),
+            q.translateX[i]!,
+            q.translateY[i]!
+          ]
+          row.forEach((v, k) => expect(v).toBeCloseTo(expected[k]!, 5))
+        }
+      }),
+      { numRuns: 40 }
+    )
+  })
+
+  it("flips drawn from any seed are exact involutions", () => {
+    const x = tf.randomNormal([5, 7, 6, 3], 0, 1, "float32", 21)
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 32 - 1 }), (seed) => {
+        const flips = only("xflip", "yflip")
+        const { params } = drawAugmentParams(makeStream(seed, "augment"), 5, { ...flips, p: 1 })
+        const y = applyAugment(x, params, flips)
+        const back = applyAugment(y, params, flips)
+        expect(maxAbs(back, x)).toBe(0)
+        tf.dispose([y, back])
+      }),
+      { numRuns: 20 }
+    )
+    x.dispose()
+  })
+
+  it("any rotation is undone by its opposite in a smooth image's interior", () => {
+    const x = blobs(1, 24, 24, 1, [[12, 11]], 3)
+    fc.assert(
+      fc.property(fc.double({ min: -Math.PI, max: Math.PI, noNaN: true }), (theta) => {
+        const settings = only("rotateFrac")
+        const y = applyAugment(x, withParams(1, { rotate: [theta] }), settings)
+        const z = applyAugment(y, withParams(1, { rotate: [-theta] }), settings)
+        expect(tf.tidy(() => maxAbs(x.slice([0, 6, 6, 0], [1, 12, 12, 1]), z.slice([0, 6, 6, 0], [1, 12, 12, 1])))).toBeLessThan(0.02)
+        tf.dispose([y, z])
+      }),
+      { numRuns: 10 }
+    )
+    x.dispose()
+  })
+})
+
