@@ -64,8 +64,8 @@ describe("sid distill (the CLI)", () => {
     const files = async () => {
       const out: Record<string, string> = {}
       for (const name of ["config.json", "log.jsonl"]) out[name] = await readFile(join(runDir, name), "utf8")
-      for (const name of await readdir(join(runDir, "checkpoints"))) {
-        out[name] = (await readFile(join(runDir, "checkpoints", name))).toString("base64")
+      for (const entry of await readdir(join(runDir, "checkpoints"), { withFileTypes: true, recursive: true })) {
+        if (entry.isFile()) out[join(entry.parentPath, entry.name)] = (await readFile(join(entry.parentPath, entry.name))).toString("base64")
       }
       return out
     }

@@ -34,7 +34,11 @@ const lossesOf = (reports: ReadonlyArray<StepReport>) =>
 
 const snapshot = async (path: string): Promise<Record<string, string>> => {
   const out: Record<string, string> = {}
-  for (const name of await readdir(path)) out[name] = (await readFile(join(path, name))).toString("base64")
+  for (const entry of await readdir(path, { withFileTypes: true })) {
+    if (entry.isDirectory()) {
+      for (const [name, bytes] of Object.entries(await snapshot(join(path, entry.name)))) out[`${entry.name}/${name}`] = bytes
+    } else out[entry.name] = (await readFile(join(path, entry.name))).toString("base64")
+  }
   return out
 }
 
@@ -206,7 +210,7 @@ describe("distill", () => {
     const config = smallConfig({ steps: 3, checkpointEvery: 3, seed: 2 })
     const store = join(dir, "damaged")
     await Effect.runPromise(
-      distill(config).pipe(Stream.runDrain, Effect.provide(runLayers(config, Teacher.layerFile(teacherFile), CheckpointStore.layerDirectory(store))))
+      distill(config, { evaluate: false }).pipe(Stream.runDrain, Effect.provide(runLayers(config, Teacher.layerFile(teacherFile), CheckpointStore.layerDirectory(store))))
     )
     const otherTeacher = join(dir, "other-teacher.safetensors")
     await writeSmallTeacher(otherTeacher, 16)
@@ -226,8 +230,8 @@ describe("distill", () => {
     expect(e1.message).toMatch(/network|mis-shaped/)
     expect(await snapshot(store)).toEqual(files)
 
-    const manifest = Object.keys(files).find((n) => n.endsWith(".json"))!
-    const weights = Object.keys(files).find((n) => n.endsWith(".safetensors"))!
+    const manifest = Object.keys(files).find((n) => n.endsWith(".json") && !n.includes("/"))!
+    const weights = Object.keys(files).find((n) => n.endsWith(".safetensors") && !n.includes("/"))!
     const bytes = await readFile(join(store, weights))
     bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff
     await writeFile(join(store, weights), bytes)

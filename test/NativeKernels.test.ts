@@ -18,6 +18,10 @@ import { ADAM_KERNEL, adamUpdate } from "../src/domain/Adam.js"
 import { GROUP_NORM_GRAD_KERNEL, GROUP_NORM_KERNEL, groupNorm } from "../src/domain/GroupNorm.js"
 import { Engine } from "../src/services/Engine.js"
 
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+// A turn of the event loop before each property case, so that vitest's worker RPC is served between cases.
+fc.configureGlobal({ asyncBeforeEach: turn })
+
 const built = (() => {
   try {
     return existsSync(nativeAddonPath()) && loadNativeAddon() !== undefined
@@ -61,8 +65,8 @@ describe("Sum / Mean gradients broadcast with onesLike (installed by wasm-native
           seed: fc.nat()
         })
       )
-    fc.assert(
-      fc.property(reduceCase, ({ axes, keepDims, seed, shape }) => {
+    await fc.assert(
+      fc.asyncProperty(reduceCase, async ({ axes, keepDims, seed, shape }) => {
         const grads = () =>
           tf.tidy(() => {
             const x = tf.tensor(randoms(size(shape), seed), shape)
@@ -724,6 +728,7 @@ describe.runIf(built)("wasm-native engine (addon built)", () => {
         .toEqual([true, true, true])
       const snapshots: Array<[number, number, number]> = []
       for (let i = 0; i < 200; i++) {
+        if (i % 20 === 0) yield* Effect.promise(turn)
         training.step()
         if (i === 19 || i === 199) snapshots.push([t.memory().numTensors, t.memory().numBytes, heap()])
       }
