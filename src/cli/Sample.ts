@@ -9,17 +9,18 @@ import { engineOption } from "./EngineOption.js"
 import { Command, Options } from "@effect/cli"
 import * as tf from "@tensorflow/tfjs"
 import { join } from "node:path"
-import { Console, Effect, Option, Schema } from "effect"
-import { heunEvaluations, heunSample } from "../domain/HeunSampler.js"
+import { Console, Effect, Option, Schema, type Scope } from "effect"
+import { heunEvaluations } from "../domain/HeunSampler.js"
 import { denoiseWith, networkFromDescription } from "../domain/Network.js"
+import { compareShapes } from "../domain/Parameters.js"
 import { normalTensor } from "../domain/RandomStream.js"
 import { encodeSafetensors } from "../domain/Safetensors.js"
 import { writeFileAtomic } from "../layers/AtomicFile.js"
 import * as CheckpointStore from "../layers/CheckpointStore.js"
 import * as Engine from "../layers/Engine.js"
-import { fromNamedArrays, toNamedArrays } from "../layers/NamedTensors.js"
+import { fromNamedArrays, shapesWithPrefix, toNamedArrays } from "../layers/NamedTensors.js"
 import * as TeacherSpec from "../layers/TeacherSpec.js"
-import { balancedLabels, fixedLatents } from "../pipeline/Evaluation.js"
+import { balancedLabels, fixedLatents, sampleHeun } from "../pipeline/Evaluation.js"
 import { imageGrid } from "../report/ImageGrid.js"
 import { CheckpointError, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
 import { Teacher } from "../services/Teacher.js"
@@ -53,7 +54,7 @@ export const sampleOptions = {
     Options.withDescription("sample the EMA one-step generator of the newest checkpoint in <run-dir>/checkpoints"),
     Options.optional
   ),
-  steps: Options.integer("steps").pipe(Options.withDefault(18), Options.withDescription("Heun steps N (2N − 1 evaluations; default 18)")),
+  steps: Options.integer("steps").pipe(Options.withDefault(18), Options.withDescription("Heun steps N ≥ 2 (2N − 1 evaluations; default 18)")),
   churn: Options.float("churn").pipe(Options.withDefault(0), Options.withDescription("S_churn (default 0: deterministic)")),
   sMin: Options.float("s-min").pipe(Options.withDefault(0), Options.withDescription("S_min (default 0)")),
   sMax: Options.float("s-max").pipe(Options.withDescription("S_max (default ∞)"), Options.optional),
@@ -90,7 +91,7 @@ interface Drawn {
 const checkSettings = (o: Parsed): Effect.Effect<void, SampleArgumentsError> => {
   const fail = (reason: string) => Effect.fail(new SampleArgumentsError({ reason }))
   if (!Number.isInteger(o.count) || o.count < 1) return fail(`--count must be a positive integer, got ${o.count}`)
-  if (!Number.isInteger(o.steps) || o.steps < 1) return fail(`--steps must be a positive integer, got ${o.steps}`)
+  if (!Number.isInteger(o.steps) || o.steps < 2) return fail(`--steps must be an integer ≥ 2, got ${o.steps}`)
   if (o.churn < 0) return fail(`--churn must be ≥ 0, got ${o.churn}`)
   if (o.sNoise < 0) return fail(`--s-noise must be ≥ 0, got ${o.sNoise}`)
   if (Option.isSome(o.columns) && o.columns.value < 1) return fail(`--columns must be ≥ 1, got ${o.columns.value}`)
@@ -115,71 +116,106 @@ const drawLabels = (labelDim: number, o: Parsed): Effect.Effect<tf.Tensor2D | un
   return Effect.sync(() => tf.tidy(() => tf.oneHot(tf.fill([o.count], k, "int32") as tf.Tensor1D, labelDim).toFloat() as tf.Tensor2D))
 }
 
-const withLabels = <A, E, R>(
-  labelDim: number,
-  o: Parsed,
-  use: (labels: tf.Tensor2D | undefined) => Effect.Effect<A, E, R>
-): Effect.Effect<A, E | SampleArgumentsError, R> =>
-  Effect.acquireUseRelease(drawLabels(labelDim, o), use, (l) => Effect.sync(() => l?.dispose()))
-
 const classNote = (labels: tf.Tensor2D | undefined, o: Parsed): string =>
   labels === undefined ? "" : Option.isSome(o.label) ? `, class ${o.label.value}` : ", classes in turn"
 
-/** Heun-sampler samples of the teacher a `--teacher` argument names (spec §1.5). */
-const teacherDraw = (text: string, o: Parsed): Effect.Effect<Drawn, unknown> => {
+/** A tensor held by the enclosing scope (disposed when it closes). */
+const holdTensor = (make: () => tf.Tensor): Effect.Effect<tf.Tensor, never, Scope.Scope> =>
+  Effect.acquireRelease(Effect.sync(make), (t) => Effect.sync(() => t.dispose()))
+
+/**
+ * Heun-sampler samples of the teacher a `--teacher` argument names (spec §1.5); interruptible between sampler steps.
+ * The samples are owned by the caller's scope.
+ */
+const teacherDraw = (text: string, o: Parsed): Effect.Effect<Drawn, unknown, Scope.Scope> => {
   const spec = TeacherSpec.parseTeacherSpec(text)
   const fitSteps = spec.kind === "gmm" ? 1 : o.teacherFitSteps
   return Effect.gen(function*() {
     const teacher = yield* Teacher
-    return yield* withLabels(teacher.weights.network.labelDim, o, (labels) =>
-      Effect.sync(() => ({
-        samples: tf.tidy(() => {
-          const latents = fixedLatents(o.seed, o.count, teacher.dataShape)
-          return heunSample((x, sigma) => teacher.denoise(x, sigma, labels), latents, {
-            numSteps: o.steps,
-            sChurn: o.churn,
-            sMin: o.sMin,
-            sMax: Option.getOrElse(o.sMax, () => Infinity),
-            sNoise: o.sNoise,
-            churnNoise: (i) => normalTensor(latents.shape, o.seed, `churn-${i}`)
-          })
-        }),
-        source: `teacher ${teacher.name}, Heun sampler: ${o.steps} steps, ${heunEvaluations(o.steps)} evaluations` +
-          classNote(labels, o)
-      })))
+    const labels = yield* Effect.acquireRelease(drawLabels(teacher.weights.network.labelDim, o), (l) => Effect.sync(() => l?.dispose()))
+    const latents = yield* holdTensor(() => fixedLatents(o.seed, o.count, teacher.dataShape))
+    const samples = yield* sampleHeun((x, sigma) => teacher.denoise(x, sigma, labels), latents, {
+      numSteps: o.steps,
+      sChurn: o.churn,
+      sMin: o.sMin,
+      sMax: Option.getOrElse(o.sMax, () => Infinity),
+      sNoise: o.sNoise,
+      churnNoise: (i) => normalTensor(latents.shape, o.seed, `churn-${i}`)
+    })
+    return {
+      samples,
+      source: `teacher ${teacher.name}, Heun sampler: ${o.steps} steps, ${heunEvaluations(o.steps)} evaluations` +
+        classNote(labels, o)
+    }
   }).pipe(Effect.provide(TeacherSpec.layerFromSpec(spec, { steps: fitSteps, seed: o.seed })))
 }
 
-/** One-step samples x = D_θ(σ_init·z; σ_init) of the EMA generator in a run's newest checkpoint (spec §3, §5.1). */
-const generatorDraw = (runDir: string, o: Parsed): Effect.Effect<Drawn, unknown> => {
-  const location = join(runDir, "checkpoints")
-  return Effect.gen(function*() {
+/**
+ * The EMA generator of a run's newest checkpoint, checked against the architecture its manifest describes: a missing,
+ * unreadable or damaged checkpoint is a {@link CheckpointError} naming the file and the problem.
+ */
+const checkpointGenerator = (location: string) =>
+  Effect.gen(function*() {
     const store = yield* CheckpointStoreTag
     const latest = yield* store.latest
     if (Option.isNone(latest)) {
       return yield* new CheckpointError({ path: store.location, reason: "there is no checkpoint to sample; run `sid distill` first" })
     }
     const { manifest, tensors } = latest.value
+    const manifestPath = join(location, manifest.weightsFile.replace(/\.safetensors$/, ".json"))
+    const path = join(location, manifest.weightsFile)
     const network = yield* Effect.try({
       try: () => networkFromDescription(manifest.network),
-      catch: (e) => new CheckpointError({ path: location, reason: e instanceof Error ? e.message : String(e) })
+      catch: (e) => new CheckpointError({ path: manifestPath, reason: `its network description is malformed (${errorText(e)})` })
     })
-    const params = fromNamedArrays(tensors, "generator.ema.")
-    const expected = Object.keys(network.shapes)
-    const missing = expected.filter((k) => !(k in params))
-    if (missing.length > 0) {
-      tf.dispose(Object.values(params))
-      return yield* new CheckpointError({ path: location, reason: "the EMA generator's weights are incomplete", missing })
+    const m = compareShapes(network.shapes, shapesWithPrefix(tensors, EMA_PREFIX))
+    const wrong = [
+      ...m.missing.map((n) => `${EMA_PREFIX}${n} missing`),
+      ...m.misShaped.map((x) => `${EMA_PREFIX}${x.name} ${JSON.stringify(x.actual)} ≠ ${JSON.stringify(x.expected)}`)
+    ]
+    if (wrong.length > 0) {
+      return yield* new CheckpointError({
+        path,
+        reason: `its EMA generator's weights do not fit the network its manifest describes (${wrong.length} tensors: ` +
+          `${wrong.slice(0, 3).join(", ")}${wrong.length > 3 ? ", …" : ""}); the checkpoint is damaged, sample an intact one`
+      })
     }
-    return yield* withLabels(network.labelDim, o, (labels) =>
-      Effect.sync(() => ({
-        samples: tf.tidy(() => {
-          const z = fixedLatents(o.seed, o.count, network.dataShape)
-          return denoiseWith(network, params, tf.mul(z, manifest.sigmaInit), manifest.sigmaInit, manifest.sigmaData, labels)
-        }),
-        source: `EMA generator at step ${manifest.step} of ${runDir}, one step (σ_init = ${manifest.sigmaInit})` +
-          classNote(labels, o)
-      }))).pipe(Effect.ensuring(Effect.sync(() => tf.dispose(Object.values(params)))))
+    const params = yield* Effect.acquireRelease(
+      Effect.sync(() => fromNamedArrays(tensors, EMA_PREFIX)),
+      (p) => Effect.sync(() => tf.dispose(Object.values(p)))
+    )
+    return { manifest, network, params, path }
+  })
+
+const EMA_PREFIX = "generator.ema."
+
+const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split("\n")[0]!
+
+/**
+ * One-step samples x = D_θ(σ_init·z; σ_init) of the EMA generator in a run's newest checkpoint (spec §3, §5.1). The
+ * samples are owned by the caller's scope.
+ */
+const generatorDraw = (runDir: string, o: Parsed): Effect.Effect<Drawn, unknown, Scope.Scope> => {
+  const location = join(runDir, "checkpoints")
+  return Effect.gen(function*() {
+    const { manifest, network, params, path } = yield* checkpointGenerator(location)
+    const labels = yield* Effect.acquireRelease(drawLabels(network.labelDim, o), (l) => Effect.sync(() => l?.dispose()))
+    const samples = yield* Effect.acquireRelease(
+      Effect.try({
+        try: () =>
+          tf.tidy(() => {
+            const z = fixedLatents(o.seed, o.count, network.dataShape)
+            return denoiseWith(network, params, tf.mul(z, manifest.sigmaInit), manifest.sigmaInit, manifest.sigmaData, labels)
+          }),
+        catch: (e) => new CheckpointError({ path, reason: `its EMA generator cannot be run (${errorText(e)}); the checkpoint is damaged` })
+      }),
+      (t) => Effect.sync(() => t.dispose())
+    )
+    return {
+      samples,
+      source: `EMA generator at step ${manifest.step} of ${runDir}, one step (σ_init = ${manifest.sigmaInit})` +
+        classNote(labels, o)
+    }
   }).pipe(Effect.provide(CheckpointStore.layerDirectory(location)))
 }
 
@@ -220,9 +256,7 @@ export const runSample = (o: Parsed) =>
     }
     yield* checkSettings(o)
     const draw = Option.isSome(o.teacher) ? teacherDraw(o.teacher.value, o) : generatorDraw(Option.getOrThrow(o.runDir), o)
-    yield* Effect.acquireUseRelease(draw, (d) => writeOutputs(d, o), (d) => Effect.sync(() => d.samples.dispose())).pipe(
-      Effect.provide(Engine.layer(o.engine))
-    )
+    yield* Effect.scoped(Effect.flatMap(draw, (d) => writeOutputs(d, o))).pipe(Effect.provide(Engine.layer(o.engine)))
   })
 
 /** `sid sample`. */
