@@ -7,7 +7,7 @@
  */
 import { engineOption } from "./EngineOption.js"
 import { Command, Options } from "@effect/cli"
-import { access, appendFile, mkdir, readFile } from "node:fs/promises"
+import { access, mkdir, readFile } from "node:fs/promises"
 import { join } from "node:path"
 import { Console, Effect, Either, Layer, Option, Stream } from "effect"
 import { decodeTeacherTrainingConfig, encodeTeacherTrainingConfig } from "../domain/TeacherTrainingConfig.js"
@@ -17,7 +17,7 @@ import * as MnistDataset from "../layers/MnistDataset.js"
 import * as TeacherCheckpointStore from "../layers/TeacherCheckpointStore.js"
 import { TeacherStartReport, type TeacherStepReport, trainTeacher } from "../pipeline/TeacherTraining.js"
 import { ConfigFileError } from "./Distill.js"
-import { toJsonLine } from "./RunLog.js"
+import { appendJsonLine, runLogError, toJsonLine } from "./RunLog.js"
 
 const optionalNumber = (name: string, description: string, integer = false) =>
   (integer ? Options.integer(name) : Options.float(name)).pipe(Options.withDescription(description), Options.optional)
@@ -106,14 +106,14 @@ export const runTeacherTrain = (o: Parsed) =>
     })
     const logPath = join(o.runDir, "log.jsonl")
     const teacherFile = join(o.runDir, "teacher.safetensors")
-    yield* Effect.promise(() => mkdir(o.runDir, { recursive: true }))
+    yield* Effect.tryPromise({ try: () => mkdir(o.runDir, { recursive: true }), catch: (e) => runLogError(o.runDir, e) })
     const every = Math.max(1, Math.floor(config.steps / 50))
     const report = (r: TeacherStartReport | TeacherStepReport) =>
       Effect.gen(function*() {
-        yield* Effect.promise(() => appendFile(logPath, toJsonLine(r) + "\n"))
+        yield* appendJsonLine(logPath, r)
         if (r instanceof TeacherStartReport) {
           yield* writeFileAtomic(savedConfig, new TextEncoder().encode(toJsonLine(encodeTeacherTrainingConfig(config)) + "\n")).pipe(
-            Effect.orDie
+            Effect.mapError((e) => runLogError(savedConfig, e))
           )
           return yield* Console.log(
             `teacher training: ${r.dataset}, ${r.trainImages} images, UNet ${r.parameters.toLocaleString("en-US")} parameters` +

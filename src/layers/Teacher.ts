@@ -53,7 +53,9 @@ export interface MixtureFitOptions {
   /** The MLP's hidden width and depth (default 128 × 4, spec §10.5). */
   readonly hidden?: number
   readonly depth?: number
+  /** Called every `reportEvery` steps (default 100) and after the last one with the step and the loss. */
   readonly onProgress?: (step: number, loss: number) => void
+  readonly reportEvery?: number
 }
 
 const mixtureSampler = (mixture: GaussianMixture.GaussianMixture) => (stream: StreamState, batch: number) => {
@@ -85,7 +87,8 @@ const fitOnMixture = (
       seed: options.seed ?? 0,
       sampleData: mixtureSampler(mixture),
       ...(exact ? { exactDenoiser: (x: tf.Tensor, s: tf.Tensor1D) => GaussianMixture.denoise(mixture, x, s) } : {}),
-      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress })
+      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+      ...(options.reportEvery === undefined ? {} : { reportEvery: options.reportEvery })
     }),
     (params) => ({ network, params })
   )
