@@ -193,30 +193,30 @@ const errorText = (e: unknown): string => (e instanceof Error ? e.message : Stri
 
 /**
  * One-step samples x = D_θ(σ_init·z; σ_init) of the EMA generator in a run's newest checkpoint (spec §3, §5.1). The
- * samples are owned by the caller's scope.
+ * samples are owned by the caller's scope; the checkpoint's tensors are released once they are drawn.
  */
 const generatorDraw = (runDir: string, o: Parsed): Effect.Effect<Drawn, unknown, Scope.Scope> => {
   const location = join(runDir, "checkpoints")
-  return Effect.gen(function*() {
+  const draw = Effect.gen(function*() {
     const { manifest, network, params, path } = yield* checkpointGenerator(location)
     const labels = yield* Effect.acquireRelease(drawLabels(network.labelDim, o), (l) => Effect.sync(() => l?.dispose()))
-    const samples = yield* Effect.acquireRelease(
-      Effect.try({
-        try: () =>
-          tf.tidy(() => {
-            const z = fixedLatents(o.seed, o.count, network.dataShape)
-            return denoiseWith(network, params, tf.mul(z, manifest.sigmaInit), manifest.sigmaInit, manifest.sigmaData, labels)
-          }),
-        catch: (e) => new CheckpointError({ path, reason: `its EMA generator cannot be run (${errorText(e)}); the checkpoint is damaged` })
-      }),
-      (t) => Effect.sync(() => t.dispose())
-    )
+    const samples = yield* Effect.try({
+      try: () =>
+        tf.tidy(() => {
+          const z = fixedLatents(o.seed, o.count, network.dataShape)
+          return denoiseWith(network, params, tf.mul(z, manifest.sigmaInit), manifest.sigmaInit, manifest.sigmaData, labels)
+        }),
+      catch: (e) => new CheckpointError({ path, reason: `its EMA generator cannot be run (${errorText(e)}); the checkpoint is damaged` })
+    })
     return {
       samples,
       source: `EMA generator at step ${manifest.step} of ${runDir}, one step (σ_init = ${manifest.sigmaInit})` +
         classNote(labels, o)
     }
-  }).pipe(Effect.provide(CheckpointStore.layerDirectory(location)))
+  })
+  return Effect.acquireRelease(Effect.scoped(draw), (d) => Effect.sync(() => d.samples.dispose())).pipe(
+    Effect.provide(CheckpointStore.layerDirectory(location))
+  )
 }
 
 const writeOutputs = (drawn: Drawn, o: Parsed): Effect.Effect<void, SampleOutputError> =>
