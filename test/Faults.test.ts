@@ -3,7 +3,7 @@ import { access, mkdir, mkdtemp, readdir, readFile, symlink, truncate, writeFile
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
-import { describe, expect, it } from "vitest"
+import { afterEach, describe, expect, it } from "vitest"
 import { makeRunLog, RunLogError } from "../src/cli/RunLog.js"
 
 // Fault drills (issue 17, point 9): every fault ends with exit 130 (interrupted) or exit 1 and one `error:` line,
@@ -15,6 +15,13 @@ interface Run {
   readonly exit: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
 }
 
+const running = new Set<ChildProcess>()
+
+afterEach(() => {
+  for (const child of running) child.kill("SIGKILL")
+  running.clear()
+})
+
 const sid = (args: ReadonlyArray<string>): Run => {
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli/bin.ts", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
@@ -23,8 +30,12 @@ const sid = (args: ReadonlyArray<string>): Run => {
   let out = ""
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()))
   child.stderr!.on("data", (d: Buffer) => (out += d.toString()))
+  running.add(child)
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on("exit", (code, signal) => resolve({ code, signal }))
+    child.on("exit", (code, signal) => {
+      running.delete(child)
+      resolve({ code, signal })
+    })
   )
   return { child, output: () => out, exit }
 }
@@ -78,6 +89,18 @@ describe("Ctrl-C (SIGINT) in every phase", () => {
     expect(output).not.toContain("teacher, Heun sampler")
     expect(output).not.toContain("start at step")
     expect(await exists(join(runDir, "checkpoints"))).toBe(false)
+  }, 60_000)
+
+  it("during the teacher's baseline evaluation (Heun sampler): exits 130 without finishing it", async () => {
+    const runDir = join(await mkdtemp(join(tmpdir(), "sid-faults-baseline-")), "run")
+    const run = sid(["distill", ...quick, "--baseline-samples", "2000000", "--run-dir", runDir])
+    await waitFor(() => run.output().includes("fitting the teacher's network: step 10/10"), "the end of the fit")
+    run.child.kill("SIGINT")
+    const { code, signal } = await run.exit
+    expect(signal).toBeNull()
+    expect(code, run.output()).toBe(130)
+    expect(run.output()).not.toContain("teacher, Heun sampler")
+    expect(run.output()).not.toContain("start at step")
   }, 60_000)
 
   it("more SIGINTs while the first is being honoured exit 130 at once and leave a loadable checkpoint", async () => {
