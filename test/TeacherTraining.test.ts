@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs"
-import { Chunk, Context, Effect, Either, Exit, Layer, Option, Scope, Stream } from "effect"
+import { Chunk, Context, Effect, Either, Exit, Fiber, Layer, Option, Scope, Stream } from "effect"
 import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -198,6 +198,33 @@ describe("trainTeacher (issue 4 §2)", () => {
     const name = Object.keys(file.params)[0]!
     expect(Array.from(file.params[name]!.dataSync())).toEqual(Array.from(checkpoint.tensors.get(`ema.${name}`)!.values))
     tf.dispose(Object.values(file.params))
+  })
+
+  it("an interruption from a macrotask (Ctrl-C) ends training within one step, with a final checkpoint there", async () => {
+    const k = 3
+    const dir = await mkdtemp(join(tmpdir(), "sid-teacher-interrupt-"))
+    const store = TeacherCheckpointStore.layerDirectory(join(dir, "ck"))
+    const steps: Array<number> = []
+    let fiber: Fiber.RuntimeFiber<void, unknown> | undefined
+    fiber = Effect.runFork(
+      trainTeacher(tiny({ steps: 200 })).pipe(
+        Stream.runForEach((r) =>
+          Effect.sync(() => {
+            if (!(r instanceof TeacherStepReport)) return
+            steps.push(r.step)
+            if (r.step === k) setImmediate(() => fiber!.unsafeInterruptAsFork(fiber!.id()))
+          })
+        ),
+        Effect.provide(store),
+        Effect.provide(data)
+      )
+    )
+    const exit = await Effect.runPromise(Fiber.await(fiber))
+    expect(Exit.isInterrupted(exit)).toBe(true)
+    expect(steps.at(-1)!).toBeLessThanOrEqual(k + 1)
+    const saved = (await latestOf(store)).manifest.step
+    expect(saved).toBeLessThanOrEqual(k + 1)
+    expect([steps.at(-1)!, steps.at(-1)! + 1]).toContain(saved)
   })
 
   it("refuses a mismatched or corrupt checkpoint, and a fresh run over an existing one, without losing it", async () => {

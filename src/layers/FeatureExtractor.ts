@@ -16,7 +16,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
-import { Effect, Layer } from "effect"
+import { Effect, Exit, Layer } from "effect"
 import { createHash } from "node:crypto"
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises"
 import { dirname, join, resolve } from "node:path"
@@ -25,6 +25,7 @@ import { applyLeNet, type LeNetSpec, leNetShapes, leNetSpec, toLeNetInput } from
 import { compareShapes, disposeParameters, type Parameters, shapesMatch } from "../domain/Parameters.js"
 import { decodeSafetensors } from "../domain/Safetensors.js"
 import { type Extracted, FeatureExtractor, FeatureExtractorError, type FeatureExtractorShape } from "../services/FeatureExtractor.js"
+import { yieldToEventLoop } from "./EventLoop.js"
 import { fromNamedArrays } from "./NamedTensors.js"
 
 /** Where the committed LeNet weights live (the repository's `assets/`). */
@@ -57,43 +58,52 @@ export interface ExtractorDefinition {
 /**
  * A {@link FeatureExtractorShape} from a batch function: splits the images into batches, flattens rank > 2 feature
  * outputs (e.g. Inception's [N, 1, 1, 2048] pool) to [N, F], and turns any thrown error into a
- * {@link FeatureExtractorError}.
+ * {@link FeatureExtractorError}. The event loop gets a turn between batches, so an interruption (Ctrl-C) ends an
+ * extraction within one batch, with the batches done so far released.
  */
 export const make = (definition: ExtractorDefinition): FeatureExtractorShape => {
   const batchSize = definition.batchSize ?? DEFAULT_BATCH_SIZE
+  const fail = (cause: unknown) => new FeatureExtractorError({ extractor: definition.name, reason: errorText(cause), fix: "" })
   const extract = (images: tf.Tensor4D, withLogits: boolean): Effect.Effect<Extracted, FeatureExtractorError> =>
-    Effect.try({
-      try: () => {
-        if (images.rank !== 4 || images.shape[0] < 1) {
-          throw new Error(`images must be [N ≥ 1, H, W, C], got [${images.shape.join(", ")}]`)
-        }
-        const n = images.shape[0]
-        const features: Array<tf.Tensor2D> = []
-        const logits: Array<tf.Tensor2D> = []
-        try {
-          for (let start = 0; start < n; start += batchSize) {
+    Effect.suspend(() => {
+      if (images.rank !== 4 || images.shape[0] < 1) {
+        return Effect.fail(fail(`images must be [N ≥ 1, H, W, C], got [${images.shape.join(", ")}]`))
+      }
+      const n = images.shape[0]
+      const features: Array<tf.Tensor2D> = []
+      const logits: Array<tf.Tensor2D> = []
+      const batch = (start: number) =>
+        Effect.try({
+          try: () => {
             const rows = Math.min(batchSize, n - start)
             const out = tf.tidy(() => {
-              const batch = images.slice([start, 0, 0, 0], [rows, -1, -1, -1])
-              const r = definition.run(batch)
+              const r = definition.run(images.slice([start, 0, 0, 0], [rows, -1, -1, -1]))
               const f = tf.reshape(r.features, [rows, -1]) as tf.Tensor2D
               const l = withLogits && r.logits !== undefined ? (tf.reshape(r.logits, [rows, -1]) as tf.Tensor2D) : undefined
               return l === undefined ? [f] : [f, l]
             })
             features.push(out[0]!)
             if (out[1] !== undefined) logits.push(out[1])
-          }
+          },
+          catch: fail
+        })
+      const joined = Effect.try({
+        try: (): Extracted => {
           const f = features.length === 1 ? features[0]! : (tf.concat(features) as tf.Tensor2D)
           const l = logits.length === 0 ? undefined : logits.length === 1 ? logits[0]! : (tf.concat(logits) as tf.Tensor2D)
           if (features.length > 1) tf.dispose(features)
           if (logits.length > 1) tf.dispose(logits)
           return l === undefined ? { features: f } : { features: f, logits: l }
-        } catch (e) {
-          tf.dispose([...features, ...logits])
-          throw e
+        },
+        catch: fail
+      })
+      return Effect.gen(function*() {
+        for (let start = 0; start < n; start += batchSize) {
+          if (start > 0) yield* yieldToEventLoop
+          yield* batch(start)
         }
-      },
-      catch: (cause) => new FeatureExtractorError({ extractor: definition.name, reason: errorText(cause), fix: "" })
+        return yield* joined
+      }).pipe(Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => tf.dispose([...features, ...logits]))))
     })
   const hasLogits = definition.classes !== undefined
   return {

@@ -6,7 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { readFile } from "node:fs/promises"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, type Scope } from "effect"
 import { SIGMA_DATA } from "../domain/Edm.js"
 import * as GaussianMixture from "../domain/GaussianMixture.js"
 import { mlpSpec } from "../domain/Mlp.js"
@@ -16,7 +16,7 @@ import { normals, type StreamState, uniforms } from "../domain/RandomStream.js"
 import { decodeSafetensors, encodeSafetensors, type SafetensorsFile } from "../domain/Safetensors.js"
 import { Teacher, TeacherError, type TeacherShape } from "../services/Teacher.js"
 import { writeFileAtomic } from "./AtomicFile.js"
-import { fitDenoiser } from "./DenoiserFit.js"
+import { fitDenoiserScoped } from "./DenoiserFit.js"
 import { fromNamedArrays, shapesWithPrefix, toNamedArrays } from "./NamedTensors.js"
 
 /** Format tag of teacher files. */
@@ -53,7 +53,9 @@ export interface MixtureFitOptions {
   /** The MLP's hidden width and depth (default 128 × 4, spec §10.5). */
   readonly hidden?: number
   readonly depth?: number
+  /** Called every `reportEvery` steps (default 100) and after the last one with the step and the loss. */
   readonly onProgress?: (step: number, loss: number) => void
+  readonly reportEvery?: number
 }
 
 const mixtureSampler = (mixture: GaussianMixture.GaussianMixture) => (stream: StreamState, batch: number) => {
@@ -71,12 +73,12 @@ const fitOnMixture = (
   mixture: GaussianMixture.GaussianMixture,
   options: MixtureFitOptions,
   exact: boolean
-): Effect.Effect<{ readonly network: Network; readonly params: Record<string, tf.Tensor> }> => {
+): Effect.Effect<{ readonly network: Network; readonly params: Record<string, tf.Tensor> }, never, Scope.Scope> => {
   const network = mlpNetwork(
     mlpSpec(GaussianMixture.dimension(mixture), { hidden: options.hidden ?? 128, depth: options.depth ?? 4 })
   )
   return Effect.map(
-    fitDenoiser({
+    fitDenoiserScoped({
       network,
       sigmaData: SIGMA_DATA,
       steps: options.steps ?? 3000,
@@ -85,14 +87,12 @@ const fitOnMixture = (
       seed: options.seed ?? 0,
       sampleData: mixtureSampler(mixture),
       ...(exact ? { exactDenoiser: (x: tf.Tensor, s: tf.Tensor1D) => GaussianMixture.denoise(mixture, x, s) } : {}),
-      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress })
+      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+      ...(options.reportEvery === undefined ? {} : { reportEvery: options.reportEvery })
     }),
     (params) => ({ network, params })
   )
 }
-
-const scopedParams = <A extends { readonly params: Record<string, tf.Tensor> }>(acquire: Effect.Effect<A>) =>
-  Effect.acquireRelease(acquire, (a) => Effect.sync(() => tf.dispose(Object.values(a.params))))
 
 /**
  * The exact mixture teacher: f_φ is the analytic posterior mean (spec §10.1). The generator and fake score start from
@@ -104,7 +104,7 @@ export const layerGaussianMixture = (
 ): Layer.Layer<Teacher> =>
   Layer.scoped(
     Teacher,
-    Effect.map(scopedParams(fitOnMixture(mixture, options, true)), (weights): TeacherShape => ({
+    Effect.map(fitOnMixture(mixture, options, true), (weights): TeacherShape => ({
       name: options.name ?? "gmm (exact)",
       dataShape: [GaussianMixture.dimension(mixture)],
       sigmaData: SIGMA_DATA,
@@ -138,7 +138,7 @@ export const layerTrainedOnMixture = (
   Layer.scoped(
     Teacher,
     Effect.map(
-      scopedParams(fitOnMixture(mixture, options, false)),
+      fitOnMixture(mixture, options, false),
       (w) => fromWeights(options.name ?? "gmm (trained MLP)", w.network, w.params, SIGMA_DATA)
     )
   )

@@ -3,12 +3,13 @@
  * training split with EDM's loss (spec §1.4: log-normal σ, λ(σ)‖D − y‖², Adam with a linear learning-rate warm-up,
  * an EMA of the weights with EDM's half-life rule, spec §5.1 C).
  *
- * Like distillation, the stream checks its stop signal before each step and yields to the runtime between steps; a
- * step is one synchronous block. Checkpoints (weights, Adam moments and step, EMA, random-stream states, config,
- * architecture; spec §5.3) are written every `checkpointEvery` steps, at the end, and — bounded in time — when the
- * stream ends early for any reason. Each checkpoint also (re)writes the EMA weights as a teacher file
- * (`sid-ts-teacher-v1`) when a path is given, so `sid distill --teacher <file>` can use the newest one. A resumed run
- * draws exactly the numbers the uninterrupted run would have.
+ * Like distillation, the stream checks its stop signal before each step; a step is one synchronous block, and between
+ * steps the event loop gets a turn, so an interruption (Ctrl-C) is seen before the next step. Checkpoints (weights,
+ * Adam moments and step, EMA, random-stream states, config, architecture; spec §5.3) are written every
+ * `checkpointEvery` steps, at the end, and — bounded in time — when the stream ends early for any reason. Each
+ * checkpoint also (re)writes the EMA weights as a teacher file (`sid-ts-teacher-v1`) when a path is given, so
+ * `sid distill --teacher <file>` can use the newest one. A resumed run draws exactly the numbers the uninterrupted run
+ * would have.
  *
  * @module
  */
@@ -29,6 +30,7 @@ import {
 } from "../domain/TeacherTrainingConfig.js"
 import { writeFileAtomic } from "../layers/AtomicFile.js"
 import { denoiserStep } from "../layers/DenoiserFit.js"
+import { yieldToEventLoop } from "../layers/EventLoop.js"
 import { fromNamedArrays, toNamedArrays } from "../layers/NamedTensors.js"
 import { encodeTeacherFile } from "../layers/Teacher.js"
 import { makeTrainableWeights } from "../layers/TrainableWeights.js"
@@ -289,7 +291,7 @@ export const trainTeacher = (
           const ms = performance.now() - began
           const next = { step: p.step + 1, imagesSeen: p.imagesSeen + config.batchSize }
           yield* Ref.set(progress, next)
-          yield* Effect.yieldNow()
+          yield* yieldToEventLoop
           const report = new TeacherStepReport({
             step: next.step,
             imagesSeen: next.imagesSeen,
