@@ -173,7 +173,12 @@ const generatorDraw = (runDir: string, o: Parsed): Effect.Effect<Drawn, unknown>
     }
     const step = latest.value.manifest.step
     return yield* Effect.acquireUseRelease(
-      Effect.map(checkpointGenerator(latest.value, { weights: "ema", runDir }), oneStepGenerator),
+      Effect.map(
+        checkpointGenerator(latest.value, { weights: "ema", runDir }).pipe(
+          Effect.mapError((e) => new CheckpointError({ ...e, path: join(location, latest.value.manifest.weightsFile) }))
+        ),
+        oneStepGenerator
+      ),
       (generator) =>
         Effect.flatMap(drawClasses(generator.labelDim, o), (classes) =>
           Effect.try({
