@@ -173,6 +173,24 @@ describe("distill", () => {
     }
   })
 
+  it("Effect.timeout ends a run within one iteration of its deadline, with a final checkpoint of the last one", async () => {
+    const config = smallConfig({ steps: 100_000, seed: 10 })
+    const store = await Effect.runPromise(memoryStore(distillationFormat))
+    let lastStep = 0
+    const exit = await Effect.runPromiseExit(
+      distill(config, { evaluate: false }).pipe(
+        Stream.tap((r) => Effect.sync(() => (lastStep = r.step))),
+        Stream.runDrain,
+        Effect.timeout("400 millis"),
+        Effect.provide(runLayers(config, Teacher.layerFile(teacherFile), Layer.succeed(StoreTag, StoreTag.of(store))))
+      )
+    )
+    expect(Exit.isFailure(exit)).toBe(true)
+    expect(lastStep).toBeLessThan(config.steps)
+    const saved = Option.getOrThrow(await Effect.runPromise(store.latest)).manifest.step
+    expect([lastStep, lastStep + 1]).toContain(saved)
+  })
+
   it("resume keeps the recorded run: a trajectory setting that differs is a RunSpecMismatch, run-only ones may change", async () => {
     const store = await Effect.runPromise(memoryStore(distillationFormat))
     const storeLayer = Layer.succeed(StoreTag, StoreTag.of(store))
