@@ -21,6 +21,7 @@ import { adam } from "../domain/Optimizer.js"
 import { cloneParameters } from "../domain/Parameters.js"
 import { makeStream, normals, type StreamState } from "../domain/RandomStream.js"
 import { logNormalSigma } from "../domain/Schedule.js"
+import type { Engine } from "../services/Engine.js"
 import type { TrainableWeights } from "../services/TrainableWeights.js"
 import { makeTrainableWeights } from "./TrainableWeights.js"
 
@@ -129,7 +130,7 @@ export interface DenoiserFitOptions {
  * owns). The EMA decay ramps up as min(emaDecay, (1 + step)/(10 + step)). The loop yields to the runtime between
  * steps, so it is interruptible.
  */
-export const fitDenoiser = (options: DenoiserFitOptions): Effect.Effect<Record<string, tf.Tensor>> =>
+export const fitDenoiser = (options: DenoiserFitOptions): Effect.Effect<Record<string, tf.Tensor>, never, Engine> =>
   Effect.scoped(
     Effect.gen(function*() {
       const { network } = options
