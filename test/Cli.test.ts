@@ -5,6 +5,7 @@ import { join } from "node:path"
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { loadGenerator } from "../src/layers/GeneratorLoader.js"
+import * as Engine from "../src/layers/Engine.js"
 
 // One process (node with tsx's loader), as a user's shell would signal it: the `tsx` wrapper process relays signals
 // to its child and SIGKILLs it if the child does not acknowledge within 30 ms, which a busy machine can miss.
@@ -186,7 +187,7 @@ describe("sid distill (the CLI)", () => {
       kind: g.architecture.kind,
       dataShape: g.dataShape,
       provenance: g.provenance
-    }))))
+    }))).pipe(Effect.provide(Engine.cpu)))
     expect(loaded).toEqual({ kind: "mlp", dataShape: [2], provenance: { runDir: mlpRun, step: 1, teacher: "gmm:ring8", weights: "ema" } })
   })
 

@@ -12,7 +12,7 @@ import * as Metrics from "../src/layers/Metrics.js"
 import { ring } from "../src/domain/GaussianMixture.js"
 import { distill, StartReport, StepReport } from "../src/pipeline/Distill.js"
 import { CheckpointStore as StoreTag } from "../src/services/CheckpointStore.js"
-import { CheckpointStore, runLayers, smallConfig, Teacher, tf, useEngine, writeSmallTeacher } from "./support/distillation.js"
+import { CheckpointStore, runLayers, runWithEngine, smallConfig, Teacher, tf, useEngine, writeSmallTeacher } from "./support/distillation.js"
 
 let release: () => Promise<void>
 let dir: string
@@ -100,10 +100,10 @@ describe("distill", () => {
         optimizers
       })
     const run = (store: string, options: Parameters<typeof distill>[1]) =>
-      Effect.runPromise(distill(config, options).pipe(Stream.runCollect, Effect.provide(layers(store)))).then((c) => steps(Array.from(c)))
+      runWithEngine(distill(config, options).pipe(Stream.runCollect, Effect.provide(layers(store)))).then((c) => steps(Array.from(c)))
     const whole = await run(join(dir, "sgd-whole"), { evaluate: false })
     let completed = 0
-    await Effect.runPromise(
+    await runWithEngine(
       distill(config, { evaluate: false, shouldStop: Effect.sync(() => completed >= 3) }).pipe(
         Stream.tap((r) => Effect.sync(() => r instanceof StepReport && completed++)),
         Stream.runDrain,
@@ -273,7 +273,7 @@ describe("distill", () => {
   })
 
   it("a missing teacher file is a typed TeacherError", async () => {
-    const result = await Effect.runPromise(
+    const result = await runWithEngine(
       Layer.build(Teacher.layerFile(join(dir, "nope.safetensors"))).pipe(Effect.scoped, Effect.either)
     )
     expect(Either.getLeft(result).pipe(Option.getOrThrow).message).toMatch(/cannot read the file/)

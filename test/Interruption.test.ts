@@ -10,7 +10,8 @@ import * as TeacherSpec from "../src/layers/TeacherSpec.js"
 import { drawGeneratorSamples, drawTeacherSamples, fixedLatents } from "../src/pipeline/Evaluation.js"
 import { Generator } from "../src/services/Generator.js"
 import { Teacher } from "../src/services/Teacher.js"
-import { CheckpointStore, runLayers, smallConfig, Teacher as TeacherLayers, tf, useEngine } from "./support/distillation.js"
+import type { Engine as EngineTag } from "../src/services/Engine.js"
+import { activeEngine, CheckpointStore, runLayers, smallConfig, Teacher as TeacherLayers, tf, useEngine } from "./support/distillation.js"
 
 // An interruption that a signal handler sends (Ctrl-C) arrives as a macrotask: these tests interrupt from
 // `setImmediate` at a known step and count the steps that ran, never the time.
@@ -22,7 +23,7 @@ beforeAll(async () => {
 afterAll(() => release())
 
 /** Runs `program` on its own fiber; `interruptSoon()` interrupts it from the next macrotask, as a signal would. */
-const forkWithMacrotaskInterrupt = <A, E>(make: (interruptSoon: () => void) => Effect.Effect<A, E>) => {
+const forkWithMacrotaskInterrupt = <A, E>(make: (interruptSoon: () => void) => Effect.Effect<A, E, EngineTag>) => {
   let fiber: Fiber.RuntimeFiber<A, E> | undefined
   let sent = false
   const interruptSoon = () => {
@@ -30,7 +31,7 @@ const forkWithMacrotaskInterrupt = <A, E>(make: (interruptSoon: () => void) => E
     sent = true
     setImmediate(() => fiber!.unsafeInterruptAsFork(fiber!.id()))
   }
-  fiber = Effect.runFork(make(interruptSoon))
+  fiber = Effect.runFork(Effect.provide(make(interruptSoon), activeEngine))
   return Effect.runPromise(Fiber.await(fiber))
 }
 

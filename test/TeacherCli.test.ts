@@ -6,6 +6,7 @@ import { join } from "node:path"
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { readTeacherFile } from "../src/layers/Teacher.js"
+import * as Engine from "../src/layers/Engine.js"
 
 const sid = (args: ReadonlyArray<string>): { child: ChildProcess; output: () => string; exit: Promise<number | null> } => {
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli/bin.ts", ...args], {
@@ -43,7 +44,7 @@ describe("sid teacher train (the CLI)", () => {
     const stopped = JSON.parse(await readFile(join(runDir, "checkpoints", manifests[0]!), "utf8")) as { step: number }
     expect(stopped.step).toBeGreaterThan(0)
     expect((await logSteps(runDir)).at(-1)).toBeLessThanOrEqual(stopped.step)
-    const teacher = await Effect.runPromise(readTeacherFile(join(runDir, "teacher.safetensors")))
+    const teacher = await Effect.runPromise(Effect.provide(readTeacherFile(join(runDir, "teacher.safetensors")), Engine.cpu))
     expect(teacher.network.dataShape).toEqual([16, 16, 1])
     tf.dispose(Object.values(teacher.params))
 

@@ -28,6 +28,7 @@ import { sampleHeun } from "../pipeline/Evaluation.js"
 import { imageGrid } from "../report/ImageGrid.js"
 import { scatterPanels } from "../report/Plots.js"
 import { CheckpointError, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
+import type { Engine as EngineTag } from "../services/Engine.js"
 import { Teacher } from "../services/Teacher.js"
 
 /** The arguments of `sid sample` do not name exactly one source, or a sampler setting is out of range. */
@@ -122,7 +123,7 @@ const classNote = (labelDim: number, o: Parsed): string =>
   labelDim === 0 ? "" : Option.isSome(o.label) ? `, class ${o.label.value}` : ", classes in turn"
 
 /** Heun-sampler samples of the teacher a `--teacher` argument names (spec §1.5). */
-const teacherDraw = (text: string, o: Parsed): Effect.Effect<Drawn, unknown> => {
+const teacherDraw = (text: string, o: Parsed): Effect.Effect<Drawn, unknown, EngineTag> => {
   const spec = TeacherSpec.parseTeacherSpec(text)
   const fitSteps = spec.kind === "gmm" ? 1 : o.teacherFitSteps
   return Effect.gen(function*() {
@@ -163,7 +164,7 @@ const teacherDraw = (text: string, o: Parsed): Effect.Effect<Drawn, unknown> => 
  * One-step samples x = D_θ(σ_init·z; σ_init) of the EMA generator in a run's newest checkpoint (spec §3, §5.1), drawn
  * as `loadGenerator` and `sid-ts/browser` draw them from the exported file: the same seed gives the same samples.
  */
-const generatorDraw = (runDir: string, o: Parsed): Effect.Effect<Drawn, unknown> => {
+const generatorDraw = (runDir: string, o: Parsed): Effect.Effect<Drawn, unknown, EngineTag> => {
   const location = join(runDir, "checkpoints")
   return Effect.gen(function*() {
     const store = yield* CheckpointStoreTag

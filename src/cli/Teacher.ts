@@ -179,7 +179,7 @@ export const runTeacherTrain = (o: Parsed) =>
     const services = Layer.mergeAll(MnistDataset.layer({ size: config.resolution }), checkpoints)
     yield* trainTeacher(config, { resume: o.resume, teacherFile }).pipe(
       Stream.runForEach(report),
-      Effect.provide(Layer.provide(services, Engine.layer(o.engine)))
+      Effect.provide(Layer.provideMerge(services, Engine.layer(o.engine)))
     )
     yield* Console.log(`teacher written to ${teacherFile} (use it with: sid distill --teacher ${teacherFile})`)
   }))

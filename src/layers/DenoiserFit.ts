@@ -21,6 +21,7 @@ import { adam } from "../domain/Optimizer.js"
 import { cloneParameters } from "../domain/Parameters.js"
 import { makeStream, normals, type StreamState } from "../domain/RandomStream.js"
 import { logNormalSigma } from "../domain/Schedule.js"
+import type { Engine } from "../services/Engine.js"
 import type { TrainableWeights } from "../services/TrainableWeights.js"
 import { yieldToEventLoop } from "./EventLoop.js"
 import { makeTrainableWeights } from "./TrainableWeights.js"
@@ -134,7 +135,7 @@ export interface DenoiserFitOptions {
  */
 export const fitDenoiserScoped = (
   options: DenoiserFitOptions
-): Effect.Effect<Record<string, tf.Tensor>, never, Scope.Scope> =>
+): Effect.Effect<Record<string, tf.Tensor>, never, Scope.Scope | Engine> =>
   Effect.gen(function*() {
     const { network } = options
     const ema = yield* Effect.acquireRelease(
@@ -149,11 +150,11 @@ export const fitDenoiserScoped = (
  * {@link fitDenoiserScoped} returning tensors the caller owns and must dispose. Interruptible between steps like it;
  * prefer {@link fitDenoiserScoped}, which cannot lose the result to an interruption that lands as the fit returns.
  */
-export const fitDenoiser = (options: DenoiserFitOptions): Effect.Effect<Record<string, tf.Tensor>> =>
+export const fitDenoiser = (options: DenoiserFitOptions): Effect.Effect<Record<string, tf.Tensor>, never, Engine> =>
   Effect.scoped(Effect.map(fitDenoiserScoped(options), cloneParameters))
 
 /** The fit's steps: trainable weights initialised from `ema` (which holds the initial weights) and updated in place. */
-const fitLoop = (options: DenoiserFitOptions, ema: Record<string, tf.Tensor>): Effect.Effect<void, never, Scope.Scope> =>
+const fitLoop = (options: DenoiserFitOptions, ema: Record<string, tf.Tensor>): Effect.Effect<void, never, Scope.Scope | Engine> =>
   Effect.gen(function*() {
     const { network } = options
     const weights = yield* makeTrainableWeights(

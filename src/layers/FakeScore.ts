@@ -7,12 +7,13 @@ import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
 import type { Optimizer } from "../domain/Optimizer.js"
 import { denoiseWith } from "../domain/Network.js"
+import type { Engine } from "../services/Engine.js"
 import { FakeScore } from "../services/FakeScore.js"
 import { Teacher } from "../services/Teacher.js"
 import { makeTrainableWeights } from "./TrainableWeights.js"
 
 /** A fake score whose ψ starts as a copy of the teacher's weights; its variables are disposed on release. */
-export const layer = (options: { readonly optimizer: Optimizer }): Layer.Layer<FakeScore, never, Teacher> =>
+export const layer = (options: { readonly optimizer: Optimizer }): Layer.Layer<FakeScore, never, Teacher | Engine> =>
   Layer.scoped(
     FakeScore,
     Effect.gen(function*() {

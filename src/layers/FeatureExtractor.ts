@@ -24,6 +24,7 @@ import { fileURLToPath } from "node:url"
 import { applyLeNet, type LeNetSpec, leNetShapes, leNetSpec, toLeNetInput } from "../domain/LeNet.js"
 import { compareShapes, disposeParameters, type Parameters, shapesMatch } from "../domain/Parameters.js"
 import { decodeSafetensors } from "../domain/Safetensors.js"
+import { type Engine, withEngine, withEngineEffect } from "../services/Engine.js"
 import { type Extracted, FeatureExtractor, FeatureExtractorError, type FeatureExtractorShape } from "../services/FeatureExtractor.js"
 import { yieldToEventLoop } from "./EventLoop.js"
 import { fromNamedArrays } from "./NamedTensors.js"
@@ -151,8 +152,8 @@ export interface LoadedLeNet {
 /** The LeNet weights, read from `path`, SHA-256 verified, decoded and shape-checked: tensors the caller owns. */
 export const loadLeNetWeights = (
   options: LeNetOptions = {}
-): Effect.Effect<LoadedLeNet, FeatureExtractorError> =>
-  Effect.gen(function*() {
+): Effect.Effect<LoadedLeNet, FeatureExtractorError, Engine> =>
+  withEngineEffect(Effect.gen(function*() {
     const path = options.path ?? LENET_PATH
     const expected = options.sha256 === undefined ? LENET_SHA256 : options.sha256
     const bytes = yield* Effect.tryPromise({
@@ -181,7 +182,7 @@ export const loadLeNetWeights = (
       )
     }
     return { spec, params: fromNamedArrays(file.tensors), sha256 }
-  })
+  }))
 
 /** The LeNet extractor over given parameters (not disposed by it): 128-d features, 10 logits (issue 4 §4). */
 export const makeLeNet = (
@@ -202,7 +203,7 @@ export const makeLeNet = (
  * The committed LeNet of MNIST-FID as a scoped layer: weights read and SHA-256 checked on acquisition (a typed
  * {@link FeatureExtractorError} saying how to regenerate them when missing or mismatched), disposed on release.
  */
-export const layerLeNet = (options: LeNetOptions = {}): Layer.Layer<FeatureExtractor, FeatureExtractorError> =>
+export const layerLeNet = (options: LeNetOptions = {}): Layer.Layer<FeatureExtractor, FeatureExtractorError, Engine> =>
   Layer.scoped(
     FeatureExtractor,
     Effect.gen(function*() {
@@ -375,8 +376,8 @@ const loadModel = async (options: TfjsModelOptions): Promise<LoadedModel> => {
  * files are missing, malformed or lack the named outputs), probed once to learn the feature and class widths, and
  * disposed on release.
  */
-export const layerTfjsModel = (options: TfjsModelOptions): Layer.Layer<FeatureExtractor, FeatureExtractorError> =>
-  Layer.scoped(
+export const layerTfjsModel = (options: TfjsModelOptions): Layer.Layer<FeatureExtractor, FeatureExtractorError, Engine> =>
+  withEngine(Layer.scoped(
     FeatureExtractor,
     Effect.gen(function*() {
       const fail = (reason: string, fix: string) => new FeatureExtractorError({ extractor: options.path, reason, fix })
@@ -425,4 +426,4 @@ export const layerTfjsModel = (options: TfjsModelOptions): Layer.Layer<FeatureEx
         })
       )
     })
-  )
+  ))

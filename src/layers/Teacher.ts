@@ -14,6 +14,7 @@ import { denoiseWith, type Network, mlpNetwork, networkFromDescription } from ".
 import { compareShapes, type Parameters, shapesMatch } from "../domain/Parameters.js"
 import { normals, type StreamState, uniforms } from "../domain/RandomStream.js"
 import { decodeSafetensors, encodeSafetensors, type SafetensorsFile } from "../domain/Safetensors.js"
+import { type Engine, withEngine, withEngineEffect } from "../services/Engine.js"
 import { Teacher, TeacherError, type TeacherShape } from "../services/Teacher.js"
 import { writeFileAtomic } from "./AtomicFile.js"
 import { fitDenoiserScoped } from "./DenoiserFit.js"
@@ -73,7 +74,7 @@ const fitOnMixture = (
   mixture: GaussianMixture.GaussianMixture,
   options: MixtureFitOptions,
   exact: boolean
-): Effect.Effect<{ readonly network: Network; readonly params: Record<string, tf.Tensor> }, never, Scope.Scope> => {
+): Effect.Effect<{ readonly network: Network; readonly params: Record<string, tf.Tensor> }, never, Scope.Scope | Engine> => {
   const network = mlpNetwork(
     mlpSpec(GaussianMixture.dimension(mixture), { hidden: options.hidden ?? 128, depth: options.depth ?? 4 })
   )
@@ -101,8 +102,8 @@ const fitOnMixture = (
 export const layerGaussianMixture = (
   mixture: GaussianMixture.GaussianMixture,
   options: MixtureFitOptions & { readonly name?: string } = {}
-): Layer.Layer<Teacher> =>
-  Layer.scoped(
+): Layer.Layer<Teacher, never, Engine> =>
+  withEngine(Layer.scoped(
     Teacher,
     Effect.map(fitOnMixture(mixture, options, true), (weights): TeacherShape => ({
       name: options.name ?? "gmm (exact)",
@@ -111,7 +112,7 @@ export const layerGaussianMixture = (
       denoise: (x, sigma) => GaussianMixture.denoise(mixture, x, sigma),
       weights
     }))
-  )
+  ))
 
 /** A network teacher from fixed weights: f_φ = D with frozen parameters (differentiable in x). */
 export const fromWeights = (
@@ -134,14 +135,14 @@ export const fromWeights = (
 export const layerTrainedOnMixture = (
   mixture: GaussianMixture.GaussianMixture,
   options: MixtureFitOptions & { readonly name?: string } = {}
-): Layer.Layer<Teacher> =>
-  Layer.scoped(
+): Layer.Layer<Teacher, never, Engine> =>
+  withEngine(Layer.scoped(
     Teacher,
     Effect.map(
       fitOnMixture(mixture, options, false),
       (w) => fromWeights(options.name ?? "gmm (trained MLP)", w.network, w.params, SIGMA_DATA)
     )
-  )
+  ))
 
 /** Teacher-file bytes: the weights as safetensors, the architecture and σ_data in its metadata. */
 export const encodeTeacherFile = (network: Network, params: Parameters, sigmaData: number): Uint8Array =>
@@ -185,11 +186,15 @@ export const readSafetensorsFile = <E>(
     )
   )
 
-/** Reads a teacher file (validating format, architecture and every tensor's name and shape). */
+/** Reads a teacher file (validating format, architecture and every tensor's name and shape); needs the engine. */
 export const readTeacherFile = (
   path: string
-): Effect.Effect<{ readonly network: Network; readonly params: Record<string, tf.Tensor>; readonly sigmaData: number }, TeacherError> =>
-  Effect.gen(function*() {
+): Effect.Effect<
+  { readonly network: Network; readonly params: Record<string, tf.Tensor>; readonly sigmaData: number },
+  TeacherError,
+  Engine
+> =>
+  withEngineEffect(Effect.gen(function*() {
     const fail = (reason: string, fix: string) => new TeacherError({ teacher: path, reason, fix })
     const file = yield* readSafetensorsFile(path, fail, "Re-create the teacher file.")
     if (file.metadata["format"] !== TEACHER_FORMAT) {
@@ -214,10 +219,10 @@ export const readTeacherFile = (
       )
     }
     return { network, params: fromNamedArrays(file.tensors), sigmaData }
-  })
+  }))
 
 /** A network teacher loaded from a teacher file; its tensors are disposed on release. */
-export const layerFile = (path: string): Layer.Layer<Teacher, TeacherError> =>
+export const layerFile = (path: string): Layer.Layer<Teacher, TeacherError, Engine> =>
   Layer.scoped(
     Teacher,
     Effect.map(

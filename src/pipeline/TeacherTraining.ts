@@ -36,6 +36,7 @@ import { encodeTeacherFile } from "../layers/Teacher.js"
 import { makeTrainableWeights } from "../layers/TrainableWeights.js"
 import { CheckpointError } from "../services/CheckpointStore.js"
 import { Dataset } from "../services/Dataset.js"
+import type { Engine } from "../services/Engine.js"
 import {
   TEACHER_CHECKPOINT_FORMAT,
   type TeacherCheckpoint,
@@ -159,12 +160,12 @@ const checkCompatible = (
 /**
  * The teacher-training stream. The first element is a {@link TeacherStartReport}; then one {@link TeacherStepReport}
  * per step until `config.steps` steps are complete or `shouldStop` says so. Needs the dataset (its training split,
- * at the config's resolution) and a teacher-checkpoint store.
+ * at the config's resolution), a teacher-checkpoint store and the engine (the weights are tensors).
  */
 export const trainTeacher = (
   config: TeacherTrainingConfig,
   options: TeacherTrainingOptions = {}
-): Stream.Stream<TeacherStartReport | TeacherStepReport, TeacherTrainingError, Dataset | TeacherCheckpointStore> =>
+): Stream.Stream<TeacherStartReport | TeacherStepReport, TeacherTrainingError, Dataset | TeacherCheckpointStore | Engine> =>
   Stream.unwrapScoped(
     Effect.gen(function*() {
       const dataset = yield* Dataset
