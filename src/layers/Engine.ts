@@ -168,6 +168,30 @@ const looksLikeTf = (mod: unknown): mod is typeof tf =>
   typeof (mod as { backend?: unknown }).backend === "function" && typeof (mod as { ready?: unknown }).ready === "function"
 
 /**
+ * What `auto` chooses here and why, in words (for the start of a run): `wasm-native` where the native addon loads,
+ * else `wasm`, with the reason the addon did not load and how to build it.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const explainAuto = (
+  options?: EngineOptions
+): Effect.Effect<{ readonly name: Exclude<EngineName, "auto">; readonly reason: string }> =>
+  Effect.sync(() => {
+    try {
+      loadNativeAddon(options?.nativeAddonPath ?? nativeAddonPath())
+      return { name: "wasm-native" as const, reason: "the native CPU kernels are built" }
+    } catch (e) {
+      const why = (e instanceof Error ? e.message : String(e)).split("\n")[0]!.slice(0, 120)
+      return {
+        name: "wasm" as const,
+        reason: `the native CPU kernels are not built (${why}); for 5-8x faster CPU training: apt-get install g++ make ` +
+          "python3 libopenblas-dev libdnnl-dev && npm run build:native"
+      }
+    }
+  })
+
+/**
  * The wasm engine (default): `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD, one thread in Node) with the training
  * patches of note §2 (`Conv2DBackpropFilter`, fast stride-1 `Conv2DBackpropInput`, cpu delegates for depthwise
  * gradients and `UnsortedSegmentSum`, fixed `ResizeNearestNeighborGrad`).
