@@ -1,10 +1,11 @@
-import { type ChildProcess, spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import { access, mkdir, mkdtemp, readdir, readFile, symlink, truncate, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
 import { makeRunLog, RunLogError } from "../src/cli/RunLog.js"
+import { spawnSid } from "./support/cli.js"
 
 // Fault drills (issue 17, point 9): every fault ends with exit 130 (interrupted) or exit 1 and one `error:` line,
 // never a stack trace or death by a signal. Steps and lines are counted; the only times are generous test timeouts.
@@ -23,21 +24,10 @@ afterEach(() => {
 })
 
 const sid = (args: ReadonlyArray<string>): Run => {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/bin.ts", ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, SID_ENGINE: "wasm" }
-  })
-  let out = ""
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()))
-  child.stderr!.on("data", (d: Buffer) => (out += d.toString()))
-  running.add(child)
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on("exit", (code, signal) => {
-      running.delete(child)
-      resolve({ code, signal })
-    })
-  )
-  return { child, output: () => out, exit }
+  const p = spawnSid(args)
+  running.add(p.child)
+  void p.ended.then(() => running.delete(p.child))
+  return { child: p.child, output: p.output, exit: p.ended }
 }
 
 const waitFor = async (f: () => boolean | Promise<boolean>, what: string, timeoutMs = 90_000) => {

@@ -1,5 +1,4 @@
 import * as tf from "@tensorflow/tfjs"
-import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtemp, readdir, readFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -7,18 +6,9 @@ import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { readTeacherFile } from "../src/layers/Teacher.js"
 import * as Engine from "../src/layers/Engine.js"
+import { spawnSid } from "./support/cli.js"
 
-const sid = (args: ReadonlyArray<string>): { child: ChildProcess; output: () => string; exit: Promise<number | null> } => {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/bin.ts", ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, SID_ENGINE: "wasm" }
-  })
-  let out = ""
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()))
-  child.stderr!.on("data", (d: Buffer) => (out += d.toString()))
-  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
-  return { child, output: () => out, exit }
-}
+const sid = (args: ReadonlyArray<string>) => spawnSid(args)
 
 const tiny = ["--batch", "4", "--base-channels", "8", "--channel-mult", "1,2", "--resolution", "16"]
 
