@@ -17,6 +17,7 @@ import * as FakeScoreLayers from "../src/layers/FakeScore.js"
 import * as GeneratorLayers from "../src/layers/Generator.js"
 import * as TeacherLayers from "../src/layers/Teacher.js"
 import type { IterationServices, IterationSettings } from "../src/pipeline/Iteration.js"
+import type { Engine } from "../src/services/Engine.js"
 import { FakeScore } from "../src/services/FakeScore.js"
 import { Generator } from "../src/services/Generator.js"
 import { Teacher } from "../src/services/Teacher.js"
@@ -41,7 +42,7 @@ export const benchServices = (
 ): Effect.Effect<
   { readonly services: IterationServices; readonly settings: IterationSettings; readonly parameters: number },
   never,
-  Scope.Scope
+  Scope.Scope | Engine
 > =>
   Effect.gen(function*() {
     const params = yield* Effect.acquireRelease(

@@ -14,6 +14,7 @@ import { unetSpec } from "../src/domain/UNet.js"
 import { decodeSafetensors, encodeSafetensors } from "../src/domain/Safetensors.js"
 import { readEdmTeacherFile } from "../src/layers/EdmTeacher.js"
 import { Effect } from "effect"
+import * as Engine from "../src/layers/Engine.js"
 
 const goldenPath = new URL("../../shared/golden/edm/songunet-ddpmpp-tiny.safetensors", import.meta.url).pathname
 
@@ -57,7 +58,7 @@ describe("the browser one-step generator (sid-ts/browser)", () => {
   it("loads an exported generator and samples exactly what the library's generator does", async () => {
     const generator = loadOneStepGenerator(exportedBytes())
     expect(generator.imageShape).toEqual([16, 16, 3])
-    const teacher = await Effect.runPromise(readEdmTeacherFile(goldenPath))
+    const teacher = await Effect.runPromise(Effect.provide(readEdmTeacherFile(goldenPath), Engine.cpu))
     const z = tf.randomNormal([3, 16, 16, 3], 0, 1, "float32", 7)
     const ours = generator.generate(z)
     const reference = denoiseWith(teacher.network, teacher.params, tf.mul(z, 2.5), 2.5, teacher.sigmaData)

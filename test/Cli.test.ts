@@ -1,22 +1,14 @@
-import { type ChildProcess, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import { appendFile, mkdtemp, readdir, readFile, stat, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { loadGenerator } from "../src/layers/GeneratorLoader.js"
+import * as Engine from "../src/layers/Engine.js"
+import { spawnSid } from "./support/cli.js"
 
-// One process (node with tsx's loader), as a user's shell would signal it: the `tsx` wrapper process relays signals
-// to its child and SIGKILLs it if the child does not acknowledge within 30 ms, which a busy machine can miss.
-
-const sid = (args: ReadonlyArray<string>): { child: ChildProcess; output: () => string; exit: Promise<number | null> } => {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/bin.ts", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SID_ENGINE: "wasm" } })
-  let out = ""
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()))
-  child.stderr!.on("data", (d: Buffer) => (out += d.toString()))
-  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
-  return { child, output: () => out, exit }
-}
+const sid = (args: ReadonlyArray<string>) => spawnSid(args)
 
 const waitFor = async (f: () => boolean, timeoutMs: number) => {
   const end = Date.now() + timeoutMs
@@ -64,8 +56,8 @@ describe("sid distill (the CLI)", () => {
     const files = async () => {
       const out: Record<string, string> = {}
       for (const name of ["config.json", "log.jsonl"]) out[name] = await readFile(join(runDir, name), "utf8")
-      for (const name of await readdir(join(runDir, "checkpoints"))) {
-        out[name] = (await readFile(join(runDir, "checkpoints", name))).toString("base64")
+      for (const entry of await readdir(join(runDir, "checkpoints"), { withFileTypes: true, recursive: true })) {
+        if (entry.isFile()) out[join(entry.parentPath, entry.name)] = (await readFile(join(entry.parentPath, entry.name))).toString("base64")
       }
       return out
     }
@@ -186,7 +178,7 @@ describe("sid distill (the CLI)", () => {
       kind: g.architecture.kind,
       dataShape: g.dataShape,
       provenance: g.provenance
-    }))))
+    }))).pipe(Effect.provide(Engine.cpu)))
     expect(loaded).toEqual({ kind: "mlp", dataShape: [2], provenance: { runDir: mlpRun, step: 1, teacher: "gmm:ring8", weights: "ema" } })
   })
 

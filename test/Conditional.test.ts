@@ -16,7 +16,7 @@ import type { CheckpointStore as CheckpointStoreTag } from "../src/services/Chec
 import { DataFreeSampler as SamplerTag } from "../src/services/DataFreeSampler.js"
 import { Generator } from "../src/services/Generator.js"
 import { Teacher as TeacherTag } from "../src/services/Teacher.js"
-import { CheckpointStore, Teacher, tf, useEngine } from "./support/distillation.js"
+import { CheckpointStore, runWithEngine, Teacher, tf, useEngine } from "./support/distillation.js"
 
 const CLASSES = 3
 const network = unetNetwork(
@@ -56,7 +56,7 @@ const layers = (store: Layer.Layer<CheckpointStoreTag>) =>
 
 describe("class-conditional networks (spec §1.3: D(x; σ, c))", () => {
   it("a teacher file keeps the label dimension, and labels change the teacher's, generator's and sampler's outputs", async () => {
-    const out = await Effect.runPromise(
+    const out = await runWithEngine(
       Effect.gen(function*() {
         const teacher = yield* TeacherTag
         const generator = yield* Generator
@@ -106,7 +106,7 @@ describe("class-conditional networks (spec §1.3: D(x; σ, c))", () => {
   it("distils a conditional teacher and resumes bit for bit (label streams included), without leaking tensors", async () => {
     const dir = await mkdtemp(join(tmpdir(), "sid-conditional-run-"))
     const run = (store: string, options: Parameters<typeof distill>[1]) =>
-      Effect.runPromise(
+      runWithEngine(
         Effect.gen(function*() {
           const reports = yield* distill(config, options).pipe(Stream.runCollect)
           const sampler = yield* SamplerTag

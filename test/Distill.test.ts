@@ -12,7 +12,7 @@ import * as Metrics from "../src/layers/Metrics.js"
 import { ring } from "../src/domain/GaussianMixture.js"
 import { distill, StartReport, StepReport } from "../src/pipeline/Distill.js"
 import { CheckpointStore as StoreTag } from "../src/services/CheckpointStore.js"
-import { CheckpointStore, runLayers, smallConfig, Teacher, tf, useEngine, writeSmallTeacher } from "./support/distillation.js"
+import { CheckpointStore, runLayers, runWithEngine, smallConfig, Teacher, tf, useEngine, writeSmallTeacher } from "./support/distillation.js"
 
 let release: () => Promise<void>
 let dir: string
@@ -34,7 +34,11 @@ const lossesOf = (reports: ReadonlyArray<StepReport>) =>
 
 const snapshot = async (path: string): Promise<Record<string, string>> => {
   const out: Record<string, string> = {}
-  for (const name of await readdir(path)) out[name] = (await readFile(join(path, name))).toString("base64")
+  for (const entry of await readdir(path, { withFileTypes: true })) {
+    if (entry.isDirectory()) {
+      for (const [name, bytes] of Object.entries(await snapshot(join(path, entry.name)))) out[`${entry.name}/${name}`] = bytes
+    } else out[entry.name] = (await readFile(join(path, entry.name))).toString("base64")
+  }
   return out
 }
 
@@ -96,10 +100,10 @@ describe("distill", () => {
         optimizers
       })
     const run = (store: string, options: Parameters<typeof distill>[1]) =>
-      Effect.runPromise(distill(config, options).pipe(Stream.runCollect, Effect.provide(layers(store)))).then((c) => steps(Array.from(c)))
+      runWithEngine(distill(config, options).pipe(Stream.runCollect, Effect.provide(layers(store)))).then((c) => steps(Array.from(c)))
     const whole = await run(join(dir, "sgd-whole"), { evaluate: false })
     let completed = 0
-    await Effect.runPromise(
+    await runWithEngine(
       distill(config, { evaluate: false, shouldStop: Effect.sync(() => completed >= 3) }).pipe(
         Stream.tap((r) => Effect.sync(() => r instanceof StepReport && completed++)),
         Stream.runDrain,
@@ -169,6 +173,24 @@ describe("distill", () => {
     }
   })
 
+  it("Effect.timeout ends a run within one iteration of its deadline, with a final checkpoint of the last one", async () => {
+    const config = smallConfig({ steps: 100_000, seed: 10 })
+    const store = await Effect.runPromise(memoryStore(distillationFormat))
+    let lastStep = 0
+    const exit = await Effect.runPromiseExit(
+      distill(config, { evaluate: false }).pipe(
+        Stream.tap((r) => Effect.sync(() => (lastStep = r.step))),
+        Stream.runDrain,
+        Effect.timeout("400 millis"),
+        Effect.provide(runLayers(config, Teacher.layerFile(teacherFile), Layer.succeed(StoreTag, StoreTag.of(store))))
+      )
+    )
+    expect(Exit.isFailure(exit)).toBe(true)
+    expect(lastStep).toBeLessThan(config.steps)
+    const saved = Option.getOrThrow(await Effect.runPromise(store.latest)).manifest.step
+    expect([lastStep, lastStep + 1]).toContain(saved)
+  })
+
   it("resume keeps the recorded run: a trajectory setting that differs is a RunSpecMismatch, run-only ones may change", async () => {
     const store = await Effect.runPromise(memoryStore(distillationFormat))
     const storeLayer = Layer.succeed(StoreTag, StoreTag.of(store))
@@ -206,7 +228,7 @@ describe("distill", () => {
     const config = smallConfig({ steps: 3, checkpointEvery: 3, seed: 2 })
     const store = join(dir, "damaged")
     await Effect.runPromise(
-      distill(config).pipe(Stream.runDrain, Effect.provide(runLayers(config, Teacher.layerFile(teacherFile), CheckpointStore.layerDirectory(store))))
+      distill(config, { evaluate: false }).pipe(Stream.runDrain, Effect.provide(runLayers(config, Teacher.layerFile(teacherFile), CheckpointStore.layerDirectory(store))))
     )
     const otherTeacher = join(dir, "other-teacher.safetensors")
     await writeSmallTeacher(otherTeacher, 16)
@@ -226,8 +248,8 @@ describe("distill", () => {
     expect(e1.message).toMatch(/network|mis-shaped/)
     expect(await snapshot(store)).toEqual(files)
 
-    const manifest = Object.keys(files).find((n) => n.endsWith(".json"))!
-    const weights = Object.keys(files).find((n) => n.endsWith(".safetensors"))!
+    const manifest = Object.keys(files).find((n) => n.endsWith(".json") && !n.includes("/"))!
+    const weights = Object.keys(files).find((n) => n.endsWith(".safetensors") && !n.includes("/"))!
     const bytes = await readFile(join(store, weights))
     bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff
     await writeFile(join(store, weights), bytes)
@@ -251,7 +273,7 @@ describe("distill", () => {
   })
 
   it("a missing teacher file is a typed TeacherError", async () => {
-    const result = await Effect.runPromise(
+    const result = await runWithEngine(
       Layer.build(Teacher.layerFile(join(dir, "nope.safetensors"))).pipe(Effect.scoped, Effect.either)
     )
     expect(Either.getLeft(result).pipe(Option.getOrThrow).message).toMatch(/cannot read the file/)

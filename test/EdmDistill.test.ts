@@ -11,7 +11,7 @@ import { distill, StepReport } from "../src/pipeline/Distill.js"
 import { DataFreeSampler } from "../src/services/DataFreeSampler.js"
 import { Generator } from "../src/services/Generator.js"
 import { Teacher } from "../src/services/Teacher.js"
-import { tf, useEngine } from "./support/distillation.js"
+import { runWithEngine, tf, useEngine } from "./support/distillation.js"
 
 const golden = (name: string) => new URL(`../../shared/golden/edm/${name}.safetensors`, import.meta.url).pathname
 
@@ -31,7 +31,7 @@ describe("distilling an EDM teacher (tiny golden SongUNet)", () => {
       checkpoints: CheckpointStore.layerMemory
     })
     const before = tf.memory().numTensors
-    const result = await Effect.runPromise(
+    const result = await runWithEngine(
       Effect.gen(function*() {
         const t = yield* Teacher
         const g = yield* Generator
@@ -59,7 +59,7 @@ describe("distilling an EDM teacher (tiny golden SongUNet)", () => {
   }, 120_000)
 
   it("a file without EDM config metadata is a TeacherError that says how to convert", async () => {
-    const bad = await Effect.runPromise(
+    const bad = await runWithEngine(
       Layer.build(EdmTeacher.layerEdmFile(new URL("../package.json", import.meta.url).pathname)).pipe(Effect.scoped, Effect.flip)
     )
     expect(bad._tag).toBe("TeacherError")
@@ -80,7 +80,7 @@ describe("distilling an EDM teacher (tiny golden SongUNet)", () => {
       checkpoints: CheckpointStore.layerMemory
     })
     const before = tf.memory().numTensors
-    const result = await Effect.runPromise(
+    const result = await runWithEngine(
       Effect.gen(function*() {
         const t = yield* Teacher
         const g = yield* Generator

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
-import { ConfigProvider, Context, Effect, Exit, Layer } from "effect"
+import { ConfigProvider, Context, Deferred, Effect, Exit, Fiber, Layer, Option, Scope } from "effect"
 import { beforeAll } from "vitest"
 import * as EngineLayers from "../src/layers/Engine.js"
 import { installCount } from "../src/layers/kernels/Patches.js"
-import { Engine, type EngineName } from "../src/services/Engine.js"
+import { Engine, EngineConflict, type EngineName, EngineNotActive } from "../src/services/Engine.js"
 
 beforeAll(async () => {
   await tf.setBackend("cpu")
@@ -76,16 +76,18 @@ describe("wasm engine layer", () => {
       expect(tf.memory().numTensors).toBe(tensors)
     }))
 
-  it.effect("is safe to build twice in one process (nested and sequential)", () =>
+  it.effect("is shared when built twice in one process (nested: one engine, one patch install; sequential: rebuilt)", () =>
     Effect.gen(function*() {
       const stockDx = tf.getKernel("Conv2DBackpropInput", "wasm").kernelFunc
       yield* withEngine(EngineLayers.wasm, () => undefined)
+      expect(Option.isNone(yield* EngineLayers.activeEngine)).toBe(true)
       yield* Effect.scoped(Effect.gen(function*() {
-        yield* Layer.build(EngineLayers.wasm)
+        const outer = Context.get(yield* Layer.build(EngineLayers.wasm), Engine)
         yield* withEngine(EngineLayers.makeWasm({}), (engine) => {
-          expect(engine.name).toBe("wasm")
-          expect(installCount("wasm", "Conv2DBackpropFilter")).toBe(2)
+          expect(engine === outer).toBe(true)
+          expect(installCount("wasm", "Conv2DBackpropFilter")).toBe(1)
         })
+        expect(yield* EngineLayers.activeEngine).toEqual(Option.some({ name: "wasm", users: 1 }))
         expect(installCount("wasm", "Conv2DBackpropFilter")).toBe(1)
         expect(tf.getBackend()).toBe("wasm")
         expect(convWeightGrad()[0]).toBe(9)
@@ -94,6 +96,7 @@ describe("wasm engine layer", () => {
       expect(tf.getKernel("Conv2DBackpropInput", "wasm").kernelFunc).toBe(stockDx)
       expect(tf.getKernel("Conv2DBackpropInput", "wasm").setupFunc).toBeDefined()
       expect(tf.getBackend()).toBe("cpu")
+      expect(Option.isNone(yield* EngineLayers.activeEngine)).toBe(true)
     }))
 
   it.effect("maps a missing wasm package to EnginePackageNotInstalled and leaves nothing installed", () =>
@@ -255,5 +258,98 @@ describe("engine selection", () => {
       const bad = yield* Effect.flip(nameFrom(EngineLayers.layerConfig).pipe(withEnv([["SID_ENGINE", "gpu"]])))
       expect((bad as { _tag: string })._tag).toBe("ConfigError")
       expect(String(bad)).toContain("SID_ENGINE")
+    }))
+})
+
+describe("one engine per process", () => {
+  it.effect("two users of the same engine, built concurrently, share it; the backend stays until the last release", () =>
+    Effect.gen(function*() {
+      expect(tf.getBackend()).toBe("cpu")
+      const tensors = tf.memory().numTensors
+      const secondBuilt = yield* Deferred.make<void>()
+      const firstReleased = yield* Deferred.make<void>()
+      const first = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
+        const engine = Context.get(yield* Layer.build(EngineLayers.wasm), Engine)
+        yield* Deferred.await(secondBuilt)
+        expect(yield* EngineLayers.activeEngine).toEqual(Option.some({ name: "wasm", users: 2 }))
+        return engine
+      })).pipe(Effect.ensuring(Deferred.succeed(firstReleased, undefined))))
+      const second = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
+        const engine = Context.get(yield* Layer.build(EngineLayers.layer("wasm")), Engine)
+        yield* Deferred.succeed(secondBuilt, undefined)
+        yield* Deferred.await(firstReleased)
+        // The first user is gone; this one still computes on the engine it was given.
+        expect(tf.getBackend()).toBe("wasm")
+        expect(yield* EngineLayers.activeEngine).toEqual(Option.some({ name: "wasm", users: 1 }))
+        expect(convWeightGrad()[0]).toBe(9)
+        return engine
+      })))
+      const [a, b] = yield* Fiber.join(Fiber.zip(first, second))
+      expect(a === b).toBe(true)
+      expect(tf.getBackend()).toBe("cpu")
+      expect(installCount("wasm", "Conv2DBackpropFilter")).toBe(0)
+      expect(Option.isNone(yield* EngineLayers.activeEngine)).toBe(true)
+      expect(tf.memory().numTensors).toBe(tensors)
+    }))
+
+  it.effect("another engine while one is active fails with EngineConflict naming the active one, and changes nothing", () =>
+    Effect.gen(function*() {
+      const stockCpu = tf.getKernel("ResizeNearestNeighborGrad", "cpu").kernelFunc
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* Layer.build(EngineLayers.wasm)
+        const error = yield* failureOf(EngineLayers.cpu)
+        expect(error).toBeInstanceOf(EngineConflict)
+        expect(error).toMatchObject({ _tag: "EngineConflict", requested: "cpu", active: "wasm", users: 1 })
+        expect(error.message).toContain(`the "wasm" engine is already active`)
+        expect(error.message).toContain(`Engine.layer("wasm")`)
+        expect(error.message).toContain("release")
+        expect(tf.getBackend()).toBe("wasm")
+        expect(tf.getKernel("ResizeNearestNeighborGrad", "cpu").kernelFunc).toBe(stockCpu)
+        const native = yield* failureOf(EngineLayers.makeTfjsNode({ importer: () => Promise.resolve(fakeTf(false)) }))
+        expect(native).toMatchObject({ _tag: "EngineConflict", requested: "tfjs-node", active: "wasm" })
+        expect(yield* EngineLayers.activeEngine).toEqual(Option.some({ name: "wasm", users: 1 }))
+      }))
+      expect(tf.getBackend()).toBe("cpu")
+      // Released: now the other engine starts.
+      expect(yield* withEngine(EngineLayers.cpu, (engine) => engine.name)).toBe("cpu")
+    }))
+
+  it.effect("auto is resolved before it is compared: it shares the engine it names", () =>
+    Effect.gen(function*() {
+      const resolved = yield* EngineLayers.resolveEngineName("auto")
+      expect(["wasm", "wasm-native"]).toContain(resolved)
+      expect(yield* EngineLayers.resolveEngineName("cpu")).toBe("cpu")
+      yield* Effect.scoped(Effect.gen(function*() {
+        const active = Context.get(yield* Layer.build(EngineLayers.layer(resolved)), Engine)
+        expect((yield* withEngine(EngineLayers.auto, (engine) => engine)) === active).toBe(true)
+        const other = resolved === "wasm" ? "wasm-native" : "wasm"
+        const conflict = yield* failureOf(EngineLayers.layer(other))
+        expect(conflict).toMatchObject({ _tag: "EngineConflict", active: resolved })
+      }))
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* Layer.build(EngineLayers.cpu)
+        expect(yield* failureOf(EngineLayers.auto)).toMatchObject({ _tag: "EngineConflict", requested: resolved, active: "cpu" })
+      }))
+      expect(tf.getBackend()).toBe("cpu")
+    }))
+
+  it.effect("layerActive shares the active engine, and fails with EngineNotActive when there is none", () =>
+    Effect.gen(function*() {
+      const none = yield* failureOf(EngineLayers.layerActive)
+      expect(none).toBeInstanceOf(EngineNotActive)
+      expect(none.message).toContain("No engine is active")
+      expect(none.message).toContain("Engine.layer")
+      const scope = yield* Scope.make()
+      const engine = Context.get(yield* Layer.buildWithScope(EngineLayers.wasm, scope), Engine)
+      yield* Effect.scoped(Effect.gen(function*() {
+        expect(Context.get(yield* Layer.build(EngineLayers.layerActive), Engine) === engine).toBe(true)
+        expect(yield* EngineLayers.activeEngine).toEqual(Option.some({ name: "wasm", users: 2 }))
+        // The first user releases; the shared one keeps the engine alive.
+        yield* Scope.close(scope, Exit.void)
+        expect(tf.getBackend()).toBe("wasm")
+        expect(yield* EngineLayers.activeEngine).toEqual(Option.some({ name: "wasm", users: 1 }))
+      }))
+      expect(tf.getBackend()).toBe("cpu")
+      expect(Option.isNone(yield* EngineLayers.activeEngine)).toBe(true)
     }))
 })

@@ -30,7 +30,7 @@ import * as Metrics from "../src/layers/Metrics.js"
 import { distill } from "../src/pipeline/Distill.js"
 import { type Checkpoint, CheckpointStore as StoreTag } from "../src/services/CheckpointStore.js"
 import { Generator } from "../src/services/Generator.js"
-import { Teacher, tf, tinyRun, useEngine } from "./support/distillation.js"
+import { runWithEngine, Teacher, tf, tinyRun, useEngine } from "./support/distillation.js"
 
 const GOLDEN = ["songunet-ddpmpp-tiny", "songunet-ncsnpp-tiny", "dhariwalunet-adm-tiny", "dhariwalunet-adm-attn"]
 const golden = (name: string) => new URL(`../../shared/golden/edm/${name}.safetensors`, import.meta.url).pathname
@@ -92,7 +92,7 @@ describe("exporting the one-step generator of an EDM distillation", () => {
       checkpoints: CheckpointStore.layerDirectory(store)
     })
     const zValues = tf.tidy(() => tf.randomNormal([2, 16, 16, 3], 0, 1, "float32", 11).dataSync() as Float32Array)
-    const run = await Effect.runPromise(
+    const run = await runWithEngine(
       Effect.gen(function*() {
         const g = yield* Generator
         yield* distill(config, { evaluate: false }).pipe(Stream.runDrain)
@@ -108,8 +108,8 @@ describe("exporting the one-step generator of an EDM distillation", () => {
 
     const emaFile = join(dir, "out", "generator-ema.safetensors")
     const liveFile = join(dir, "out", "generator-live.safetensors")
-    await Effect.runPromise(exportGeneratorEdm(checkpoint, emaFile, { weights: "ema" }))
-    await Effect.runPromise(exportGeneratorEdm(checkpoint, liveFile, { weights: "live" }))
+    await runWithEngine(exportGeneratorEdm(checkpoint, emaFile, { weights: "ema" }))
+    await runWithEngine(exportGeneratorEdm(checkpoint, liveFile, { weights: "live" }))
 
     const reference = await readSafetensors(golden("songunet-ddpmpp-tiny"))
     const exported = await readSafetensors(emaFile)
@@ -127,7 +127,7 @@ describe("exporting the one-step generator of an EDM distillation", () => {
 
     const before = tf.memory().numTensors
     for (const [file, expected] of [[emaFile, run.ema], [liveFile, run.live]] as const) {
-      const loaded = await Effect.runPromise(EdmTeacher.readEdmTeacherFile(file))
+      const loaded = await runWithEngine(EdmTeacher.readEdmTeacherFile(file))
       const sigmaInit = Number((await readSafetensors(file)).metadata["sigma_init"])
       const actual = tf.tidy(() => {
         const z = tf.tensor(zValues, [2, 16, 16, 3])
@@ -143,7 +143,7 @@ describe("exporting the one-step generator of an EDM distillation", () => {
     expect(tf.memory().numTensors).toBe(before)
 
     const mlpConfig = distillConfig({ steps: 1, batchSize: 16, evalEvery: 1000, checkpointEvery: 1 })
-    const mlp = await Effect.runPromise(
+    const mlp = await runWithEngine(
       Effect.gen(function*() {
         yield* distill(mlpConfig, { evaluate: false }).pipe(Stream.runDrain)
         return Option.getOrThrow(yield* Effect.flatMap(StoreTag, (s) => s.latest))
@@ -156,7 +156,7 @@ describe("exporting the one-step generator of an EDM distillation", () => {
       )
     )
     expect(mlp.manifest.network.kind).toBe("mlp")
-    const error = await Effect.runPromise(Effect.flip(exportGeneratorEdm(mlp, join(dir, "out", "mlp.safetensors"))))
+    const error = await runWithEngine(Effect.flip(exportGeneratorEdm(mlp, join(dir, "out", "mlp.safetensors"))))
     expect(error._tag).toBe("ExportError")
     expect(error.message).toMatch(/"mlp".*--teacher edm:/s)
     expect(existsSync(join(dir, "out", "mlp.safetensors"))).toBe(false)
@@ -189,7 +189,7 @@ describe("every generator leaves the run: export and loadGenerator (issue 17.8)"
       const run = await tinyRun(network, runDir, { batchSize, seed: 4, count: 3 })
       expect(maxAbsDiff(run.ema, run.live)).toBeGreaterThan(1e-5)
       const file = join(dir, `${kind}.safetensors`)
-      const written = await Effect.runPromise(exportGenerator(run.checkpoint, file, { runDir }))
+      const written = await runWithEngine(exportGenerator(run.checkpoint, file, { runDir }))
       expect(written).toEqual({ path: file, format, kind, step: 2, weights: "ema" })
 
       const { metadata, tensors } = await readSafetensors(file)
@@ -214,7 +214,7 @@ describe("every generator leaves the run: export and loadGenerator (issue 17.8)"
       }
 
       const before = tf.memory().numTensors
-      const loaded = await Effect.runPromise(Effect.scoped(Effect.map(loadGenerator(file), (g) => ({
+      const loaded = await runWithEngine(Effect.scoped(Effect.map(loadGenerator(file), (g) => ({
         kind: g.architecture.kind,
         dataShape: g.dataShape,
         labelDim: g.labelDim,
@@ -267,7 +267,7 @@ describe("every generator leaves the run: export and loadGenerator (issue 17.8)"
     for (const [name, bytes, tag, pattern] of cases) {
       const path = join(dir, "bad", `${name}.safetensors`)
       if (bytes !== undefined) await writeFile(path, bytes)
-      const error = await Effect.runPromise(Effect.flip(Effect.scoped(loadGenerator(path))))
+      const error = await runWithEngine(Effect.flip(Effect.scoped(loadGenerator(path))))
       expect([name, error._tag]).toEqual([name, tag])
       expect(error.message).toContain(path)
       expect(error.message).toMatch(pattern)

@@ -14,7 +14,7 @@ import { makeTrainableWeights } from "../src/layers/TrainableWeights.js"
 import { distill, StepReport } from "../src/pipeline/Distill.js"
 import { Generator } from "../src/services/Generator.js"
 import type { TrainableWeights } from "../src/services/TrainableWeights.js"
-import { CheckpointStore, smallConfig, Teacher, tf, useEngine, writeSmallTeacher } from "./support/distillation.js"
+import { CheckpointStore, runSyncWithEngine, runWithEngine, smallConfig, Teacher, tf, useEngine, writeSmallTeacher } from "./support/distillation.js"
 
 let release: () => Promise<void>
 let dir: string
@@ -87,7 +87,7 @@ describe("adamUpdateHost", () => {
 /** Builds trainable weights for `initial` in a fresh scope; returns them and the scope's close. */
 const build = (initial: Record<string, tf.Tensor>, optimizer: Optimizer) => {
   const scope = Effect.runSync(Scope.make())
-  const weights = Effect.runSync(Scope.extend(makeTrainableWeights(initial, optimizer), scope))
+  const weights = runSyncWithEngine(Scope.extend(makeTrainableWeights(initial, optimizer), scope))
   return { weights, close: () => Effect.runSync(Scope.close(scope, Exit.void)) }
 }
 
@@ -206,7 +206,7 @@ describe("distillation with host Adam", () => {
       ...(optimizers === undefined ? {} : { optimizers })
     })
   const run = (layer: ReturnType<typeof layers>, options: Parameters<typeof distill>[1]) =>
-    Effect.runPromise(distill(config, options).pipe(Stream.runCollect, Effect.provide(layer))).then((c) =>
+    runWithEngine(distill(config, options).pipe(Stream.runCollect, Effect.provide(layer))).then((c) =>
       Array.from(c).filter((r): r is StepReport => r instanceof StepReport)
     )
   const losses = (rs: ReadonlyArray<StepReport>) => rs.map((r) => [r.step, r.fakeLoss, r.generatorLoss])
@@ -217,7 +217,7 @@ describe("distillation with host Adam", () => {
     const whole = await run(layers(join(dir, "host-whole"), hostOptimizers), { evaluate: false })
     expect(losses(whole)).toEqual(losses(reference))
     let completed = 0
-    await Effect.runPromise(
+    await runWithEngine(
       distill(config, { evaluate: false, shouldStop: Effect.sync(() => completed >= 3) }).pipe(
         Stream.tap((r) => Effect.sync(() => r instanceof StepReport && completed++)),
         Stream.runDrain,
@@ -238,7 +238,7 @@ describe("generator with θ_ema in host memory", () => {
     const optimizer = adam({ learningRate: 1e-2, beta1: 0, beta2: 0.999, epsilon: 1e-8 })
     const build = (emaInHost: boolean) =>
       Effect.promise(() =>
-        Effect.runPromise(
+        runWithEngine(
           Scope.extend(Layer.build(GeneratorLayers.layer({ optimizer, emaInHost }).pipe(Layer.provide(Teacher.layerFile(teacherFile)))), scope)
         )
       ).pipe(Effect.map((ctx) => Context.get(ctx, Generator)))

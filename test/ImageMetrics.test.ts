@@ -11,16 +11,20 @@ import * as MnistDataset from "../src/layers/MnistDataset.js"
 import { Dataset } from "../src/services/Dataset.js"
 import { FeatureExtractor, FeatureExtractorError } from "../src/services/FeatureExtractor.js"
 import { Metrics, MetricsError, type SampleMetrics } from "../src/services/Metrics.js"
+import { runExitWithEngine, runWithEngine, useEngine } from "./support/distillation.js"
 
 const dir = mkdtempSync(join(tmpdir(), "sid-image-metrics-"))
 
+let release: () => Promise<void>
+
 beforeAll(async () => {
-  await import("@tensorflow/tfjs-backend-wasm")
-  await tf.setBackend("wasm")
-  await tf.ready()
+  release = await useEngine("wasm")
 })
 
-afterAll(() => rmSync(dir, { recursive: true, force: true }))
+afterAll(async () => {
+  await release()
+  rmSync(dir, { recursive: true, force: true })
+})
 
 const SUBSET = 1000
 
@@ -52,7 +56,7 @@ describe("ImageMetrics with the committed LeNet (issue 4 §4, §7)", () => {
       Layer.provideMerge(Layer.merge(layerLeNet(), MnistDataset.layer({ size: 28 })))
     )
     const startTensors = tf.memory().numTensors
-    const r = await Effect.runPromise(Effect.provide(program, layer))
+    const r = await runWithEngine(Effect.provide(program, layer))
     expect(tf.memory().numTensors).toBe(startTensors)
     expect(r.after).toBe(r.before)
     expect(r.again).toEqual(r.random)
@@ -88,7 +92,7 @@ describe("ImageMetrics with the committed LeNet (issue 4 §4, §7)", () => {
     const layer = ImageMetrics.layer({ referenceSize: 200 }).pipe(
       Layer.provideMerge(Layer.merge(layerLeNet(), MnistDataset.layer({ size: 28 })))
     )
-    const exits = await Effect.runPromise(Effect.provide(program, layer))
+    const exits = await runWithEngine(Effect.provide(program, layer))
     const reasons = exits.map((e) => {
       if (Exit.isFailure(e) && e.cause._tag === "Fail") {
         expect(e.cause.error).toBeInstanceOf(MetricsError)
@@ -116,7 +120,7 @@ describe("ImageMetrics with the committed LeNet (issue 4 §4, §7)", () => {
         return { real, random }
       })
       const layer = Layer.merge(layerLeNet(), MnistDataset.layer({ size }))
-      const { random, real } = await Effect.runPromise(Effect.provide(program, layer))
+      const { random, real } = await runWithEngine(Effect.provide(program, layer))
       expect(real.fid! * 20).toBeLessThan(random.fid!)
       expect(real.classifierAccuracy).toBeGreaterThan(size === 32 ? 0.97 : 0.85)
       expect(random.classifierAccuracy).toBeUndefined()
@@ -156,7 +160,7 @@ describe("A user-supplied TF.js model as the feature extractor", () => {
       return { f, p, metrics, shape: extractor.inputShape, dim: extractor.featureDim, classes: extractor.classes }
     })
     const before = tf.memory().numTensors
-    const r = await Effect.runPromise(
+    const r = await runWithEngine(
       Effect.provide(
         program,
         layerTfjsModel({
@@ -242,7 +246,7 @@ describe("A user-supplied TF.js model as the feature extractor", () => {
       return { out, shape: extractor.inputShape, classes: extractor.classes }
     })
     const before = tf.memory().numTensors
-    const r = await Effect.runPromise(
+    const r = await runWithEngine(
       Effect.provide(
         program,
         layerTfjsModel({ path: modelDir, featureOutput: "features", logitsOutput: "logits", inputRange: "[0,1]" })
@@ -257,14 +261,14 @@ describe("A user-supplied TF.js model as the feature extractor", () => {
   })
 
   it("a missing model or an unknown output name is a FeatureExtractorError", async () => {
-    const missing = await Effect.runPromiseExit(
+    const missing = await runExitWithEngine(
       Effect.provide(FeatureExtractor, layerTfjsModel({ path: join(dir, "nowhere"), featureOutput: "pool" }))
     )
     const modelDir = join(dir, "tiny2")
     const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [4, 4, 1], units: 2, name: "d" })] })
     await model.save(fileSystemSaver(modelDir))
     model.dispose()
-    const unknown = await Effect.runPromiseExit(
+    const unknown = await runExitWithEngine(
       Effect.provide(FeatureExtractor, layerTfjsModel({ path: join(modelDir, "model.json"), featureOutput: "nope" }))
     )
     for (const exit of [missing, unknown]) {

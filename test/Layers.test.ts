@@ -9,7 +9,7 @@ import * as DataFreeSamplerLayer from "../src/layers/DataFreeSampler.js"
 import { fakeScoreUpdate, generatorUpdate, type IterationServices } from "../src/pipeline/Iteration.js"
 import { iterationServices } from "../src/pipeline/Distill.js"
 import { DataFreeSampler } from "../src/services/DataFreeSampler.js"
-import { CheckpointStore, runLayers, smallConfig, Teacher, tf, useEngine, writeSmallTeacher } from "./support/distillation.js"
+import { CheckpointStore, runLayers, runWithEngine, smallConfig, Teacher, tf, useEngine, writeSmallTeacher } from "./support/distillation.js"
 
 let release: () => Promise<void>
 let teacherFile: string
@@ -108,7 +108,7 @@ describe("service layers", () => {
   })
 
   it("the data-free sampler draws σ from the right schedules and resumes its streams exactly", async () => {
-    const sampler = await Effect.runPromise(
+    const sampler = await runWithEngine(
       Effect.provide(DataFreeSampler, DataFreeSamplerLayer.layer({ seed: 9, dataShape: [3, 2], tmax: 800 }))
     )
     const g = sampler.generatorStep(4000)

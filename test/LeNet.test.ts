@@ -11,16 +11,20 @@ import { layerLeNet, LENET_PATH, loadLeNetWeights } from "../src/layers/FeatureE
 import * as MnistDataset from "../src/layers/MnistDataset.js"
 import { Dataset } from "../src/services/Dataset.js"
 import { FeatureExtractor, FeatureExtractorError } from "../src/services/FeatureExtractor.js"
+import { runExitWithEngine, runWithEngine, useEngine } from "./support/distillation.js"
 
 const dir = mkdtempSync(join(tmpdir(), "sid-lenet-"))
 
+let release: () => Promise<void>
+
 beforeAll(async () => {
-  await import("@tensorflow/tfjs-backend-wasm")
-  await tf.setBackend("wasm")
-  await tf.ready()
+  release = await useEngine("wasm")
 })
 
-afterAll(() => rmSync(dir, { recursive: true, force: true }))
+afterAll(async () => {
+  await release()
+  rmSync(dir, { recursive: true, force: true })
+})
 
 const spec = leNetSpec()
 
@@ -81,7 +85,7 @@ describe("LeNet (issue 4 §4)", () => {
       return { acc, name: extractor.name, dim: extractor.featureDim, classes: extractor.classes }
     })
     const before = tf.memory().numTensors
-    const result = await Effect.runPromise(
+    const result = await runWithEngine(
       accuracyOf.pipe(Effect.provide(Layer.merge(layerLeNet(), MnistDataset.layer({ size: 28 }))))
     )
     expect(tf.memory().numTensors).toBe(before)
@@ -93,7 +97,7 @@ describe("LeNet (issue 4 §4)", () => {
 
   it("a checksum mismatch, a missing file or a corrupt file is a typed FeatureExtractorError saying how to regenerate", async () => {
     const load = (options: Parameters<typeof loadLeNetWeights>[0]) =>
-      Effect.runPromiseExit(Effect.map(loadLeNetWeights(options), (w) => tf.dispose(Object.values(w.params))))
+      runExitWithEngine(Effect.map(loadLeNetWeights(options), (w) => tf.dispose(Object.values(w.params))))
     const expectError = (exit: Exit.Exit<unknown, FeatureExtractorError>, pattern: RegExp) => {
       expect(Exit.isFailure(exit)).toBe(true)
       if (Exit.isFailure(exit) && exit.cause._tag === "Fail") {
@@ -115,7 +119,7 @@ describe("LeNet (issue 4 §4)", () => {
     const garbage = join(dir, "garbage.safetensors")
     writeFileSync(garbage, new Uint8Array([1, 2, 3]))
     expectError(await load({ path: garbage, sha256: null }), /not a valid safetensors/)
-    const layerExit = await Effect.runPromiseExit(
+    const layerExit = await runExitWithEngine(
       Effect.provide(FeatureExtractor, layerLeNet({ sha256: "00".repeat(32) }))
     )
     expectError(layerExit, /checksum mismatch/)

@@ -24,7 +24,7 @@ import {
 import { FakeScore } from "../src/services/FakeScore.js"
 import { Generator } from "../src/services/Generator.js"
 import { Teacher as TeacherTag } from "../src/services/Teacher.js"
-import { CheckpointStore, smallConfig, Teacher, tf, useEngine } from "./support/distillation.js"
+import { CheckpointStore, runWithEngine, smallConfig, Teacher, tf, useEngine } from "./support/distillation.js"
 
 const spec = unetSpec([8, 8, 1], { baseChannels: 8, channelMult: [1, 2], groups: 4, labelDim: 3 })
 const network = unetNetwork(spec)
@@ -65,7 +65,7 @@ describe("two-stage generator update", () => {
    * with the fused or the two-stage generator update, on identically seeded services.
    */
   const generatorStep = (twoStage: boolean) =>
-    Effect.runPromise(
+    runWithEngine(
       Effect.scoped(
         Effect.gen(function*() {
           const ctx = yield* Layer.build(
@@ -117,7 +117,7 @@ describe("low-memory distillation", () => {
     })
   const run = (c: DistillConfig, store: string, options: Parameters<typeof distill>[1] = {}) => {
     const tensors: Array<number> = []
-    return Effect.runPromise(
+    return runWithEngine(
       Effect.gen(function*() {
         const g = yield* Generator
         const f = yield* FakeScore

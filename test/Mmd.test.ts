@@ -3,6 +3,7 @@ import fc from "fast-check"
 import { beforeAll, describe, expect, it } from "vitest"
 import { mmd2, mmdTerms, mmdTermsFromValues } from "../src/domain/Mmd.js"
 import { MetricInputError } from "../src/domain/Moments.js"
+import { turn } from "./support/turn.js"
 
 beforeAll(async () => {
   await tf.setBackend("cpu")
@@ -131,7 +132,7 @@ describe("mmd2 (spec §10.3, §10.5)", () => {
     )
   })
 
-  it("is ≈ 0 for two samples of one distribution and clearly positive for different ones", () => {
+  it("is ≈ 0 for two samples of one distribution and clearly positive for different ones", async () => {
     const n = 2000
     const a = ring(n, 0.06, 1)
     const b = ring(n, 0.06, 2)
@@ -140,12 +141,15 @@ describe("mmd2 (spec §10.3, §10.5)", () => {
     // seeds at N = 1000 its std was ≈ 2.2·sqrt(kxx)/N, so 12·sqrt(kxx)/N is about 5 standard deviations
     const tol = (12 * Math.sqrt(same.kxx)) / n
     expect(Math.abs(same.unbiased)).toBeLessThan(tol)
+    await turn()
     // float32 tensor path vs float64 JS path on the same (float32-rounded) values
     const js = mmdTermsFromValues(a.flat().map(Math.fround), b.flat().map(Math.fround), 2, { bandwidth: 0.1 })
     expect(Math.abs(js.unbiased - same.unbiased)).toBeLessThan(1e-6)
+    await turn()
     const wide = ring(n, 0.12, 3) // modes twice as wide
     const different = withTensors(a, wide, (tx, ty) => mmd2(tx, ty, { bandwidth: 0.1 }))
     expect(different).toBeGreaterThan(5 * tol)
+    await turn()
     const shifted = a.map(([u, v]) => [u! + 0.05, v!])
     const moved = withTensors(b, shifted, (tx, ty) => mmd2(tx, ty, { bandwidth: [0.05, 0.1, 0.2] }))
     expect(moved).toBeGreaterThan(5 * tol)

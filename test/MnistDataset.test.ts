@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { pad, prepare, resize, toSigned } from "../src/domain/Images.js"
 import * as MnistDataset from "../src/layers/MnistDataset.js"
 import { Dataset, DatasetError, type DatasetShape } from "../src/services/Dataset.js"
-import { useEngine } from "./support/distillation.js"
+import { runExitWithEngine, runWithEngine, useEngine } from "./support/distillation.js"
 
 let release: () => Promise<void>
 beforeAll(async () => {
@@ -15,12 +15,12 @@ afterAll(() => release())
 
 /** Builds the layer, runs `f` on the service, closes the scope. */
 const withDataset = <A>(options: MnistDataset.MnistOptions, f: (d: DatasetShape) => A): Promise<A> =>
-  Effect.runPromise(
+  runWithEngine(
     Effect.scoped(Effect.map(Layer.build(MnistDataset.layer(options)), (ctx) => f(Context.get(ctx, Dataset))))
   )
 
 const buildError = async (options: MnistDataset.MnistOptions): Promise<DatasetError> => {
-  const exit = await Effect.runPromiseExit(Effect.scoped(Layer.build(MnistDataset.layer(options))))
+  const exit = await runExitWithEngine(Effect.scoped(Layer.build(MnistDataset.layer(options))))
   if (Exit.isSuccess(exit)) throw new Error("expected the layer to fail")
   const failure = Cause.failureOption(exit.cause)
   if (Option.isNone(failure)) throw new Error(`expected a typed failure, got ${Cause.pretty(exit.cause)}`)

@@ -1,12 +1,11 @@
 import { mkdtemp, readdir, readFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { runMnistPipeline } from "../examples/mnist.js"
 import { distillConfig } from "../src/domain/DistillConfig.js"
 import { teacherTrainingConfig } from "../src/domain/TeacherTrainingConfig.js"
-import { tf, useEngine } from "./support/distillation.js"
+import { runWithEngine, tf, useEngine } from "./support/distillation.js"
 
 let release: () => Promise<void>
 beforeAll(async () => {
@@ -40,7 +39,7 @@ describe("examples/mnist.ts: teacher training → Heun-35 baseline → SiD → o
     const out = await mkdtemp(join(tmpdir(), "sid-mnist-"))
     const lines: Array<string> = []
     const before = tf.memory().numTensors
-    const summary = await Effect.runPromise(
+    const summary = await runWithEngine(
       runMnistPipeline({ ...settings(out), log: (line) => lines.push(line) })
     )
     expect(tf.memory().numTensors).toBe(before)
@@ -63,7 +62,7 @@ describe("examples/mnist.ts: teacher training → Heun-35 baseline → SiD → o
     expect(await readdir(join(out, "teacher"))).toEqual(expect.arrayContaining(["teacher.safetensors", "checkpoints", "log.jsonl"]))
     expect(lines.some((l) => l.startsWith("5. one-step MNIST-FID"))).toBe(true)
 
-    const again = await Effect.runPromise(
+    const again = await runWithEngine(
       runMnistPipeline({ ...settings(out), log: () => {} })
     )
     expect(again.generator.final.fid).toBeCloseTo(summary.generator.final.fid!, 6)

@@ -17,6 +17,10 @@ import { cpuPatches, install, installCount, wasmPatches } from "../src/layers/ke
 import { ADAM_KERNEL, adamUpdate } from "../src/domain/Adam.js"
 import { GROUP_NORM_GRAD_KERNEL, GROUP_NORM_KERNEL, groupNorm } from "../src/domain/GroupNorm.js"
 import { Engine } from "../src/services/Engine.js"
+import { turn } from "./support/turn.js"
+
+// A turn of the event loop before each property case, so that vitest's worker RPC is served between cases.
+fc.configureGlobal({ asyncBeforeEach: turn })
 
 const built = (() => {
   try {
@@ -61,8 +65,8 @@ describe("Sum / Mean gradients broadcast with onesLike (installed by wasm-native
           seed: fc.nat()
         })
       )
-    fc.assert(
-      fc.property(reduceCase, ({ axes, keepDims, seed, shape }) => {
+    await fc.assert(
+      fc.asyncProperty(reduceCase, async ({ axes, keepDims, seed, shape }) => {
         const grads = () =>
           tf.tidy(() => {
             const x = tf.tensor(randoms(size(shape), seed), shape)
@@ -516,12 +520,17 @@ describe.runIf(built)("native kernels (addon built)", () => {
   it("fused GroupNorm over large tensors (several tasks per sample) and with x-only gradients leaks no tensor", async () => {
     const c = { n: 2, h: 32, w: 32, groups: 8, perGroup: 16, offset: 0.5, scale: 2, silu: true, seed: 9 }
     const wasm = groupNormRun(c)
+    await turn()
     const cpu = await on("cpu", () => groupNormRun(c))
+    await turn()
     await tf.setBackend("wasm")
     wasm.forEach((v, i) => expect(relErr(v, cpu[i]!)).toBeLessThanOrEqual(2e-4))
     groupNormRun(c)
     const count = tf.memory().numTensors
-    for (let i = 0; i < 5; i++) groupNormRun(c)
+    for (let i = 0; i < 5; i++) {
+      await turn()
+      groupNormRun(c)
+    }
     expect(tf.memory().numTensors).toBe(count)
   })
 
@@ -613,14 +622,9 @@ describe.runIf(built)("native kernels (addon built)", () => {
   it("large tensors (several parallel tasks per kernel) give the cpu backend's values", async () => {
     const shape: [number, number, number, number] = [8, 64, 64, 16]
     const xs = randoms(size(shape), 21)
-    const run = () =>
-      tf.tidy(() => {
-        const x = tf.tensor4d(xs, shape)
+    const parts = [
+      (x: tf.Tensor4D) => {
         const g = tf.tensor4d(randoms(8 * 16, 22), [8, 1, 1, 16])
-        const w = tf.tensor4d(randoms(9 * 8 * 8, 23), [3, 3, 8, 8])
-        const xc = tf.slice(x, [0, 0, 0, 0], [4, 32, 32, 8])
-        const y = tf.conv2d(xc, w, 1, "same")
-        const [dx, dw] = tf.grads((x: tf.Tensor, w: tf.Tensor) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, "same").square().sum())([xc, w])
         return [
           tf.sum(x),
           tf.sum(x, [0, 1, 2]),
@@ -629,13 +633,26 @@ describe.runIf(built)("native kernels (addon built)", () => {
           tf.mean(x, [0, 3]),
           tf.mul(x, g),
           tf.sub(x, tf.mean(x, [1, 2], true)),
-          tf.concat(tf.split(x, [4, 12], 3).reverse(), 3),
-          y,
-          dx!,
-          dw!
-        ].map((t) => t.dataSync().slice())
-      })
-    const wasm = run()
+          tf.concat(tf.split(x, [4, 12], 3).reverse(), 3)
+        ]
+      },
+      (x: tf.Tensor4D) => {
+        const w = tf.tensor4d(randoms(9 * 8 * 8, 23), [3, 3, 8, 8])
+        const xc = tf.slice(x, [0, 0, 0, 0], [4, 32, 32, 8])
+        const y = tf.conv2d(xc, w, 1, "same")
+        const [dx, dw] = tf.grads((x: tf.Tensor, w: tf.Tensor) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, "same").square().sum())([xc, w])
+        return [y, dx!, dw!]
+      }
+    ]
+    const run = async () => {
+      const out: Array<Float32Array> = []
+      for (const part of parts) {
+        await turn()
+        out.push(...tf.tidy(() => part(tf.tensor4d(xs, shape)).map((t) => Float32Array.from(t.dataSync() as Float32Array))))
+      }
+      return out
+    }
+    const wasm = await run()
     const cpu = await on("cpu", run)
     await tf.setBackend("wasm")
     wasm.forEach((v, i) => expect(relErr(v, cpu[i]!)).toBeLessThanOrEqual(1e-5))
@@ -724,6 +741,7 @@ describe.runIf(built)("wasm-native engine (addon built)", () => {
         .toEqual([true, true, true])
       const snapshots: Array<[number, number, number]> = []
       for (let i = 0; i < 200; i++) {
+        if (i % 20 === 0) yield* Effect.promise(turn)
         training.step()
         if (i === 19 || i === 199) snapshots.push([t.memory().numTensors, t.memory().numBytes, heap()])
       }

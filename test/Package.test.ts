@@ -1,4 +1,5 @@
-import { execFileSync } from "node:child_process"
+import { execFile } from "node:child_process"
+import { promisify } from "node:util"
 import { mkdirSync, mkdtempSync, readdirSync, renameSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -7,26 +8,32 @@ import { describe, expect, it } from "vitest"
 const root = process.cwd()
 const npm = process.platform === "win32" ? "npm.cmd" : "npm"
 
+/** A child process whose output is awaited (the event loop keeps turning, so vitest's worker RPC is served). */
+const run = async (file: string, args: ReadonlyArray<string>, cwd: string): Promise<string> =>
+  (await promisify(execFile)(file, [...args], { cwd, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 })).stdout
+
 /**
  * `npm pack`, then install the tarball into a fresh folder as its only package of its own (its dependencies are
  * linked from this checkout's node_modules, so the test needs no network), and use it through its public API only.
  */
 describe("the packed package", () => {
-  it("installs in a fresh folder, type-checks for a consumer, and runs a 20-step distillation through its public API", () => {
+  it("installs in a fresh folder, type-checks for a consumer, and runs a 20-step distillation through its public API", async () => {
     const work = mkdtempSync(join(tmpdir(), "sid-pack-"))
-    const stdout = execFileSync(npm, ["pack", "--json", "--pack-destination", work], { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })
+    const stdout = await run(npm, ["pack", "--json", "--pack-destination", work], root)
     // Lifecycle banners (the prepack build) may precede the JSON on some npm versions.
     const packed = JSON.parse(stdout.slice(stdout.search(/^\[/m))) as Array<{ filename: string; files: Array<{ path: string }> }>
     const files = packed[0]!.files.map((f) => f.path)
     expect(files).toContain("dist/index.js")
     expect(files).toContain("dist/index.d.ts")
     expect(files).toContain("dist/cli/bin.js")
+    expect(files).toContain("tools/build-native.mjs")
+    expect(files).toContain("native/binding.gyp")
     expect(files.some((f) => f.startsWith("src/") || f.startsWith("test/"))).toBe(false)
 
     const app = join(work, "app")
     const modules = join(app, "node_modules")
     mkdirSync(modules, { recursive: true })
-    execFileSync("tar", ["-xzf", join(work, packed[0]!.filename), "-C", work])
+    await run("tar", ["-xzf", join(work, packed[0]!.filename), "-C", work], work)
     renameSync(join(work, "package"), join(modules, "sid-ts"))
     for (const name of readdirSync(join(root, "node_modules"))) {
       if (name.startsWith(".") || name === "sid-ts") continue
@@ -62,15 +69,15 @@ console.log(JSON.stringify({ count: all.length, step: last.step, fd: last.evalua
         files: ["main.ts"]
       })
     )
-    execFileSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", app], { cwd: app, encoding: "utf8" })
-    const out = execFileSync(process.execPath, ["--import", "tsx", "main.ts"], { cwd: app, encoding: "utf8" })
+    await run(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", app], app)
+    const out = await run(process.execPath, ["--import", "tsx", "main.ts"], app)
     const result = JSON.parse(out.trim().split("\n").at(-1)!) as { count: number; step: number; fd: number; arbitraries: string }
     expect(result.count).toBe(21)
     expect(result.step).toBe(20)
     expect(Number.isFinite(result.fd)).toBe(true)
     expect(result.arbitraries).toBe("function")
 
-    const help = execFileSync(process.execPath, [join(modules, "sid-ts", "dist", "cli", "bin.js"), "distill", "--help"], { cwd: app, encoding: "utf8" })
+    const help = await run(process.execPath, [join(modules, "sid-ts", "dist", "cli", "bin.js"), "distill", "--help"], app)
     expect(help).toContain("--teacher")
   }, 240_000)
 })

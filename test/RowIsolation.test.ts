@@ -28,7 +28,7 @@ import type { DataFreeSamplerShape, Draws } from "../src/services/DataFreeSample
 import { FakeScore, type FakeScoreShape } from "../src/services/FakeScore.js"
 import { Generator, type GeneratorShape } from "../src/services/Generator.js"
 import { Teacher as TeacherTag, type TeacherShape } from "../src/services/Teacher.js"
-import { CheckpointStore, smallConfig, Teacher, tf, useEngine } from "./support/distillation.js"
+import { CheckpointStore, runWithEngine, smallConfig, Teacher, tf, useEngine } from "./support/distillation.js"
 
 const mlp = mlpNetwork(mlpSpec(2, { hidden: 16, depth: 2 }))
 const unet = unetNetwork(unetSpec([8, 8, 1], { baseChannels: 8, channelMult: [1, 2], groups: 4, labelDim: 3, dropout: 0.3 }))
@@ -147,7 +147,7 @@ const settingsOf = (c: { readonly network: Network; readonly twoStage: boolean }
 
 /** Services for a network: G under SGD (lr 1, no momentum: Δθ = −∂L/∂θ), ψ under Adam, the sampler seeded by SEED. */
 const withServices = <A>(network: Network, use: (s: IterationServices) => A): Promise<A> =>
-  Effect.runPromise(
+  runWithEngine(
     Effect.scoped(
       Effect.gen(function*() {
         const teacher = Teacher.fromWeights("test", network, params.get(network)!, 0.5)
@@ -345,7 +345,7 @@ describe("row isolation in a run", () => {
         checkpoints: CheckpointStore.layerDirectory(join(dir, store))
       })
     const run = (store: string, steps: number, resume: boolean) =>
-      Effect.runPromise(
+      runWithEngine(
         Effect.gen(function*() {
           const reports = yield* distill(configOf(steps), { evaluate: false, resume }).pipe(Stream.runCollect)
           const g = yield* Generator

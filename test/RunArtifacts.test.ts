@@ -14,7 +14,7 @@ import { StartReport, StepReport } from "../src/pipeline/Distill.js"
 import { gridSize } from "../src/report/ImageGrid.js"
 import { SampleMetrics } from "../src/services/Metrics.js"
 import { Teacher as TeacherTag } from "../src/services/Teacher.js"
-import { Teacher, tf, useEngine } from "./support/distillation.js"
+import { runWithEngine, Teacher, tf, useEngine } from "./support/distillation.js"
 
 let release: () => Promise<void>
 beforeAll(async () => {
@@ -86,7 +86,7 @@ describe("run artifacts (issue 4 §5)", () => {
     const log = join(dir, "log.jsonl")
     await writeFile(log, toJsonLine(stepReport(5, metrics(3))) + "\n")
     const before = tf.memory().numTensors
-    const written = await Effect.runPromise(
+    const written = await runWithEngine(
       Effect.gen(function*() {
         const artifacts = yield* makeRunArtifacts({ runDir: dir, logPath: log, gridCount: 6 })
         yield* artifacts.setBaseline(0.7, 35)
@@ -102,7 +102,7 @@ describe("run artifacts (issue 4 §5)", () => {
     const size = gridSize(6, 8, 8, { scale: 2 })
     expect([grid.width, grid.height]).toEqual([size.width, size.height])
     expect((await stat(join(dir, "fid.png"))).size).toBeGreaterThan(1000)
-    const again = await Effect.runPromise(
+    const again = await runWithEngine(
       Effect.gen(function*() {
         const artifacts = yield* makeRunArtifacts({ runDir: dir, logPath: log, gridCount: 0 })
         return yield* artifacts.onReport(stepReport(20, metrics(0.5)))

@@ -13,7 +13,7 @@ import { layerEdmFile } from "../src/layers/EdmTeacher.js"
 import { loadGenerator } from "../src/layers/GeneratorLoader.js"
 import { fixedLatents, teacherSamples } from "../src/pipeline/Evaluation.js"
 import { Teacher } from "../src/services/Teacher.js"
-import { tf, tinyRun, useEngine } from "./support/distillation.js"
+import { runWithEngine, tf, tinyRun, useEngine } from "./support/distillation.js"
 
 let release: () => Promise<void>
 beforeAll(async () => {
@@ -78,7 +78,7 @@ describe("sid sample (the CLI)", () => {
     expect(Array.from(samples.values).every(Number.isFinite)).toBe(true)
     const distinct = new Set(Array.from(samples.values).map((v) => v.toFixed(3)))
     expect(distinct.size).toBeGreaterThan(100)
-    const inProcess = await Effect.runPromise(Effect.map(Teacher, (t) =>
+    const inProcess = await runWithEngine(Effect.map(Teacher, (t) =>
       tf.tidy(() => Array.from(teacherSamples(t, fixedLatents(0, 4, [16, 16, 3]), 4).dataSync()))
     ).pipe(Effect.provide(layerEdmFile(golden))))
     expect(Math.max(...inProcess.map((v, i) => Math.abs(v - samples.values[i]!)))).toBeLessThan(1e-4)
@@ -101,7 +101,7 @@ describe("sid sample (the CLI)", () => {
     expect(samples.shape).toEqual([3, 16, 16, 3])
     // With a negligible generator step the EMA generator is still the teacher: G(z) = D_φ(σ_init·z; σ_init), same z.
     const teacherOneStep = (seed: number) =>
-      Effect.runPromise(Effect.map(Teacher, (t) =>
+      runWithEngine(Effect.map(Teacher, (t) =>
         tf.tidy(() => Array.from(t.denoise(tf.mul(fixedLatents(seed, 3, [16, 16, 3]), 2.5), 2.5).dataSync()))
       ).pipe(Effect.provide(layerEdmFile(golden))))
     const maxDiff = (a: ReadonlyArray<number>) => Math.max(...a.map((v, i) => Math.abs(v - samples.values[i]!)))
@@ -149,7 +149,7 @@ describe("sid sample (the CLI)", () => {
     expect(exported.code, exported.output).toBe(0)
     expect(exported.output).toContain("mlp generator, ema weights at step 2, format sid-ts-generator-v1")
     expect(maxAbsDiff(await browserSamples(file, 50, 3), samples.values)).toBe(0)
-    const library = await Effect.runPromise(Effect.scoped(Effect.map(loadGenerator(file), (g) =>
+    const library = await runWithEngine(Effect.scoped(Effect.map(loadGenerator(file), (g) =>
       tf.tidy(() => Float32Array.from(g.generate(50, 3).dataSync()))
     )))
     expect(maxAbsDiff(library, samples.values)).toBe(0)

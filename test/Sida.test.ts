@@ -50,7 +50,7 @@ import { RealData, type RealDataShape, SidaSetupError } from "../src/services/Re
 import { Teacher as TeacherTag } from "../src/services/Teacher.js"
 import { fixedLatents } from "../src/domain/OneStep.js"
 import { exportGenerator } from "../src/layers/GeneratorExport.js"
-import { CheckpointStore, smallConfig, Teacher, tf, tinyRun, useEngine } from "./support/distillation.js"
+import { CheckpointStore, runExitWithEngine, runSyncWithEngine, runWithEngine, smallConfig, Teacher, tf, tinyRun, useEngine } from "./support/distillation.js"
 
 let release: () => Promise<void>
 let dir: string
@@ -253,7 +253,7 @@ describe("SiDA losses on a hand-computed case (spec §9.1)", () => {
 describe("ψ's gradient clip by value (SiDA, spec §9.1)", () => {
   it("clips every sanitised entry to [−1, 1], the same in engine and host optimiser state; statistics are of the raw gradient", () => {
     const run = (optimizer: ReturnType<typeof adam>) =>
-      Effect.runSync(
+      runSyncWithEngine(
         Effect.scoped(
           Effect.gen(function*() {
             const initial = { a: tf.tensor1d([0, 0, 0, 0, 0]) }
@@ -340,7 +340,7 @@ const sidaSettings = (overrides: Partial<IterationSettings> = {}, generatorWarmu
 
 describe("SiDA in the iteration (spec §9.1)", () => {
   it("G is frozen during its warm-up; then it learns from SiD alone (no adversarial gradient) until the adversarial phase", async () => {
-    const r = await Effect.runPromise(
+    const r = await runWithEngine(
       Effect.scoped(
         Effect.gen(function*() {
           const real = fakeRealData(16)
@@ -371,7 +371,7 @@ describe("SiDA in the iteration (spec §9.1)", () => {
   }, 60_000)
 
   it("before the adversarial phase the generator's update is plain SiD's, bit for bit; in it, it differs", async () => {
-    const updates = await Effect.runPromise(
+    const updates = await runWithEngine(
       Effect.scoped(
         Effect.gen(function*() {
           const real = fakeRealData(16)
@@ -391,7 +391,7 @@ describe("SiDA in the iteration (spec §9.1)", () => {
   }, 60_000)
 
   it("real images reach only ψ's discriminator: G's inputs are the sampler's latents; ψ's logits see the real rows noised", async () => {
-    const r = await Effect.runPromise(
+    const r = await runWithEngine(
       Effect.scoped(
         Effect.gen(function*() {
           const real = fakeRealData(16, 10, () => 0.75)
@@ -415,7 +415,7 @@ describe("SiDA in the iteration (spec §9.1)", () => {
   }, 60_000)
 
   it("works with a class-conditional network (real rows with their labels) and with augmentation", async () => {
-    const r = await Effect.runPromise(
+    const r = await runWithEngine(
       Effect.scoped(
         Effect.gen(function*() {
           const { s } = yield* sidaServices(tinyUNet(3), fakeRealData(12, 3), { augment: true })
@@ -434,7 +434,7 @@ describe("SiDA in the iteration (spec §9.1)", () => {
   }, 60_000)
 
   it("holds no tensors across 200 SiDA iterations (augmentation on, through every phase)", async () => {
-    const growth = await Effect.runPromise(
+    const growth = await runWithEngine(
       Effect.scoped(
         Effect.gen(function*() {
           const network = unetNetwork(unetSpec([8, 8, 1], { baseChannels: 4, channelMult: [1, 2], groups: 2 }))
@@ -453,7 +453,7 @@ describe("SiDA in the iteration (spec §9.1)", () => {
 
 describe("SiDA runs (spec §9.1)", () => {
   const run = (c: DistillConfig, store: string, options: Parameters<typeof distill>[1] = {}, realData?: RealDataShape) =>
-    Effect.runPromise(
+    runWithEngine(
       Effect.scoped(
         Effect.gen(function*() {
           const network = tinyUNet()
@@ -503,7 +503,7 @@ describe("SiDA runs (spec §9.1)", () => {
   it("data: mnist feeds the MNIST training split, at the teacher's image size, to the discriminator", async () => {
     const network = unetNetwork(unetSpec([16, 16, 1], { baseChannels: 4, channelMult: [1, 2], groups: 2 }))
     const c = config({ steps: 2, adversarial: true, data: "mnist", generatorWarmupKimg: 0, adversarialWarmupKimg: 0 })
-    const reports = await Effect.runPromise(
+    const reports = await runWithEngine(
       Effect.scoped(
         Effect.gen(function*() {
           const params = yield* Effect.acquireRelease(Effect.sync(() => network.init(1)), (p) => Effect.sync(() => tf.dispose(Object.values(p))))
@@ -559,7 +559,7 @@ describe("SiDA runs (spec §9.1)", () => {
       expect(!existsSync(join(dir, store)) || readdirSync(join(dir, store)).every((n) => !n.startsWith("ckpt"))).toBe(true)
     }
     const mlp = mlpNetwork(mlpSpec(2, { hidden: 8, depth: 2 }))
-    const augmented = await Effect.runPromiseExit(
+    const augmented = await runExitWithEngine(
       Effect.scoped(
         Effect.gen(function*() {
           const params = yield* Effect.acquireRelease(Effect.sync(() => mlp.init(1)), (p) => Effect.sync(() => tf.dispose(Object.values(p))))
@@ -596,7 +596,7 @@ describe("SiDA runs (spec §9.1)", () => {
 
 describe("SiD²A: G starts from a distilled generator (spec §9.1)", () => {
   const start = (network: Network, c: DistillConfig) =>
-    Effect.runPromise(
+    runWithEngine(
       Effect.scoped(
         Effect.gen(function*() {
           const params = yield* Effect.acquireRelease(Effect.sync(() => network.init(11)), (p) => Effect.sync(() => tf.dispose(Object.values(p))))
@@ -636,7 +636,7 @@ describe("SiD²A: G starts from a distilled generator (spec §9.1)", () => {
     expect(fromRun.ema).toEqual(previous.ema)
     expect(fromRun.psi).toEqual(fromRun.teacher)
     const file = join(dir, "sid-generator.safetensors")
-    await Effect.runPromise(exportGenerator(previous.checkpoint, file))
+    await runWithEngine(exportGenerator(previous.checkpoint, file))
     const fromFile = await start(network, smallConfig({ steps: 0, initGenerator: file }))
     expect(fromFile.live).toEqual(previous.ema)
     const plain = await start(network, smallConfig({ steps: 0 }))

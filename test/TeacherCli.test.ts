@@ -1,23 +1,14 @@
 import * as tf from "@tensorflow/tfjs"
-import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtemp, readdir, readFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { readTeacherFile } from "../src/layers/Teacher.js"
+import * as Engine from "../src/layers/Engine.js"
+import { spawnSid } from "./support/cli.js"
 
-const sid = (args: ReadonlyArray<string>): { child: ChildProcess; output: () => string; exit: Promise<number | null> } => {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/bin.ts", ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, SID_ENGINE: "wasm" }
-  })
-  let out = ""
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()))
-  child.stderr!.on("data", (d: Buffer) => (out += d.toString()))
-  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
-  return { child, output: () => out, exit }
-}
+const sid = (args: ReadonlyArray<string>) => spawnSid(args)
 
 const tiny = ["--batch", "4", "--base-channels", "8", "--channel-mult", "1,2", "--resolution", "16"]
 
@@ -43,7 +34,7 @@ describe("sid teacher train (the CLI)", () => {
     const stopped = JSON.parse(await readFile(join(runDir, "checkpoints", manifests[0]!), "utf8")) as { step: number }
     expect(stopped.step).toBeGreaterThan(0)
     expect((await logSteps(runDir)).at(-1)).toBeLessThanOrEqual(stopped.step)
-    const teacher = await Effect.runPromise(readTeacherFile(join(runDir, "teacher.safetensors")))
+    const teacher = await Effect.runPromise(Effect.provide(readTeacherFile(join(runDir, "teacher.safetensors")), Engine.cpu))
     expect(teacher.network.dataShape).toEqual([16, 16, 1])
     tf.dispose(Object.values(teacher.params))
 

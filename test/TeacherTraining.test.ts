@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs"
-import { Chunk, Context, Effect, Either, Exit, Layer, Option, Scope, Stream } from "effect"
+import { Chunk, Context, Effect, Either, Exit, Fiber, Layer, Option, Scope, Stream } from "effect"
 import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -22,6 +22,7 @@ import { TeacherStartReport, TeacherStepReport, trainTeacher, type TeacherTraini
 import { Dataset } from "../src/services/Dataset.js"
 import { Teacher } from "../src/services/Teacher.js"
 import { type TeacherCheckpoint, TeacherCheckpointStore as StoreTag } from "../src/services/TeacherCheckpointStore.js"
+import { activeEngine, runWithEngine } from "./support/distillation.js"
 
 const tiny = (overrides: Partial<typeof TeacherTrainingConfig.Encoded> = {}) =>
   teacherTrainingConfig({
@@ -43,7 +44,7 @@ let data: Context.Context<Dataset>
 beforeAll(async () => {
   scope = await Effect.runPromise(Scope.make())
   await Effect.runPromise(Layer.buildWithScope(Engine.layer("wasm"), scope))
-  data = await Effect.runPromise(Layer.buildWithScope(MnistDataset.layer({ size: 16 }), scope))
+  data = await runWithEngine(Layer.buildWithScope(MnistDataset.layer({ size: 16 }), scope))
 })
 
 afterAll(async () => {
@@ -58,7 +59,7 @@ const run = (
   options: TeacherTrainingOptions = {},
   onReport: (r: Report) => void = () => {}
 ) =>
-  Effect.runPromise(
+  runWithEngine(
     trainTeacher(config, options).pipe(
       Stream.tap((r) => Effect.sync(() => onReport(r))),
       Stream.runCollect,
@@ -69,7 +70,7 @@ const run = (
   )
 
 const runEither = (config: TeacherTrainingConfig, store: Layer.Layer<StoreTag>, options: TeacherTrainingOptions = {}) =>
-  Effect.runPromise(
+  runWithEngine(
     trainTeacher(config, options).pipe(Stream.runDrain, Effect.either, Effect.provide(store), Effect.provide(data))
   )
 
@@ -132,7 +133,7 @@ describe("trainTeacher (issue 4 §2)", () => {
     expect(steps.filter((r) => r.checkpoint !== undefined).map((r) => r.step)).toEqual([40, 80])
     expect(steps.every((r) => Number.isFinite(r.loss) && r.gradNorm > 0 && r.nonFiniteGradients === 0)).toBe(true)
 
-    const file = await Effect.runPromise(readTeacherFile(teacherFile))
+    const file = await runWithEngine(readTeacherFile(teacherFile))
     const checkpoint = await latestOf(TeacherCheckpointStore.layerDirectory(join(dir, "checkpoints")))
     expect(checkpoint.manifest.step).toBe(80)
     expect(file.network.description).toEqual(checkpoint.manifest.network)
@@ -146,7 +147,7 @@ describe("trainTeacher (issue 4 §2)", () => {
     tf.dispose([...Object.values(init), ...Object.values(file.params)])
     expect(lossAfter).toBeLessThan(0.7 * lossBefore)
 
-    const denoised = await Effect.runPromise(
+    const denoised = await runWithEngine(
       Effect.flatMap(Teacher, (t) =>
         Effect.sync(() =>
           tf.tidy(() => {
@@ -194,10 +195,38 @@ describe("trainTeacher (issue 4 §2)", () => {
     const checkpoint = await latestOf(TeacherCheckpointStore.layerDirectory(join(dir, "ck")))
     expect(checkpoint.manifest.step).toBe(3)
     expect(checkpoint.manifest.imagesSeen).toBe(24)
-    const file = await Effect.runPromise(readTeacherFile(teacherFile))
+    const file = await runWithEngine(readTeacherFile(teacherFile))
     const name = Object.keys(file.params)[0]!
     expect(Array.from(file.params[name]!.dataSync())).toEqual(Array.from(checkpoint.tensors.get(`ema.${name}`)!.values))
     tf.dispose(Object.values(file.params))
+  })
+
+  it("an interruption from a macrotask (Ctrl-C) ends training within one step, with a final checkpoint there", async () => {
+    const k = 3
+    const dir = await mkdtemp(join(tmpdir(), "sid-teacher-interrupt-"))
+    const store = TeacherCheckpointStore.layerDirectory(join(dir, "ck"))
+    const steps: Array<number> = []
+    let fiber: Fiber.RuntimeFiber<void, unknown> | undefined
+    fiber = Effect.runFork(
+      trainTeacher(tiny({ steps: 200 })).pipe(
+        Stream.runForEach((r) =>
+          Effect.sync(() => {
+            if (!(r instanceof TeacherStepReport)) return
+            steps.push(r.step)
+            if (r.step === k) setImmediate(() => fiber!.unsafeInterruptAsFork(fiber!.id()))
+          })
+        ),
+        Effect.provide(store),
+        Effect.provide(data),
+        Effect.provide(activeEngine)
+      )
+    )
+    const exit = await Effect.runPromise(Fiber.await(fiber))
+    expect(Exit.isInterrupted(exit)).toBe(true)
+    expect(steps.at(-1)!).toBeLessThanOrEqual(k + 1)
+    const saved = (await latestOf(store)).manifest.step
+    expect(saved).toBeLessThanOrEqual(k + 1)
+    expect([steps.at(-1)!, steps.at(-1)! + 1]).toContain(saved)
   })
 
   it("refuses a mismatched or corrupt checkpoint, and a fresh run over an existing one, without losing it", async () => {
@@ -224,7 +253,7 @@ describe("trainTeacher (issue 4 §2)", () => {
     const dir = await mkdtemp(join(tmpdir(), "sid-teacher-cond-"))
     const teacherFile = join(dir, "teacher.safetensors")
     await run(tiny({ steps: 3, conditional: true }), TeacherCheckpointStore.layerDirectory(dir), { teacherFile })
-    const file = await Effect.runPromise(readTeacherFile(teacherFile))
+    const file = await runWithEngine(readTeacherFile(teacherFile))
     expect(file.network.labelDim).toBe(10)
     expect(file.params["emb.label.weight"]!.shape).toEqual([10, 8])
     const labels = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1], "int32"), 10).toFloat() as tf.Tensor2D

@@ -41,7 +41,7 @@ import { DataFreeSampler as SamplerTag } from "../src/services/DataFreeSampler.j
 import { FakeScore } from "../src/services/FakeScore.js"
 import { Generator } from "../src/services/Generator.js"
 import { Teacher as TeacherTag } from "../src/services/Teacher.js"
-import { CheckpointStore, smallConfig, Teacher, tf, useEngine } from "./support/distillation.js"
+import { CheckpointStore, runWithEngine, smallConfig, Teacher, tf, useEngine } from "./support/distillation.js"
 
 const tinyUNet = (rate: number) =>
   unetNetwork(unetSpec([8, 8, 1], { baseChannels: 8, channelMult: [1, 2], groups: 4, dropout: rate }))
@@ -201,7 +201,7 @@ const settings = (dropoutRate?: number, twoStageGenerator = false): IterationSet
 
 describe("train mode in the iteration (spec §5.1)", () => {
   it("ψ trains with dropout in the fake step and G in the generator step; the teacher, the fake step's G and the generator step's ψ stay in eval mode", async () => {
-    const calls = await Effect.runPromise(
+    const calls = await runWithEngine(
       Effect.scoped(
         Effect.gen(function*() {
           const fused = yield* recordedServices(tinyUNet(0), true)
@@ -220,7 +220,7 @@ describe("train mode in the iteration (spec §5.1)", () => {
   }, 60_000)
 
   it("dropout changes the updates, its masks come from the sampler's streams, and a sampler without them is refused", async () => {
-    const r = await Effect.runPromise(
+    const r = await runWithEngine(
       Effect.scoped(
         Effect.gen(function*() {
           const step = (s: IterationServices, rate: number) => {
@@ -269,7 +269,7 @@ describe("train mode in the iteration (spec §5.1)", () => {
 
   it("the two-stage generator update uses the same masks in both forwards of G (same gradient as the fused one)", async () => {
     const delta = (twoStage: boolean) =>
-      Effect.runPromise(
+      runWithEngine(
         Effect.scoped(
           Effect.gen(function*() {
             const { s } = yield* recordedServices(tinyUNet(0), true, sgd({ learningRate: 1, momentum: 0 }))
@@ -304,7 +304,7 @@ describe("train mode in the iteration (spec §5.1)", () => {
   })
 
   it("G_ema refuses train mode", async () => {
-    await Effect.runPromise(
+    await runWithEngine(
       Effect.scoped(
         Effect.gen(function*() {
           const { generator } = yield* recordedServices(tinyUNet(0.3), false)
@@ -321,7 +321,7 @@ describe("distillation with dropout", () => {
   const config = (overrides: Partial<typeof DistillConfig.Encoded> = {}) =>
     smallConfig({ batchSize: 4, steps: 6, emaHalfLifeKimg: 0.01, seed: 3, ...overrides })
   const run = (network: Network, c: DistillConfig, store: string, options: Parameters<typeof distill>[1] = {}) =>
-    Effect.runPromise(
+    runWithEngine(
       Effect.scoped(
         Effect.gen(function*() {
           const params = yield* Effect.acquireRelease(

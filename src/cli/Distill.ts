@@ -226,6 +226,10 @@ export const runDistill = (o: Parsed) =>
   Effect.scoped(
     Effect.gen(function*() {
       const p = yield* plan(o)
+      if (o.engine === "auto") {
+        const choice = yield* Engine.explainAuto()
+        yield* Effect.sync(() => console.log(`engine: ${choice.name} (auto: ${choice.reason})`))
+      }
       yield* startRun(p).pipe(Effect.provide(Engine.layer(o.engine)))
     })
   )

@@ -14,7 +14,7 @@ import { Command, Options } from "@effect/cli"
 import * as tf from "@tensorflow/tfjs"
 import { join } from "node:path"
 import { Console, Effect, Option, Schema } from "effect"
-import { heunEvaluations, heunSample } from "../domain/HeunSampler.js"
+import { heunEvaluations } from "../domain/HeunSampler.js"
 import { classLabels, fixedLatents, oneStepGenerator } from "../domain/OneStep.js"
 import { normalTensor } from "../domain/RandomStream.js"
 import { encodeSafetensors } from "../domain/Safetensors.js"
@@ -24,9 +24,11 @@ import * as Engine from "../layers/Engine.js"
 import { checkpointGenerator } from "../layers/GeneratorExport.js"
 import { toNamedArrays } from "../layers/NamedTensors.js"
 import * as TeacherSpec from "../layers/TeacherSpec.js"
+import { sampleHeun } from "../pipeline/Evaluation.js"
 import { imageGrid } from "../report/ImageGrid.js"
 import { scatterPanels } from "../report/Plots.js"
 import { CheckpointError, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
+import type { Engine as EngineTag } from "../services/Engine.js"
 import { Teacher } from "../services/Teacher.js"
 
 /** The arguments of `sid sample` do not name exactly one source, or a sampler setting is out of range. */
@@ -96,7 +98,7 @@ interface Drawn {
 const checkSettings = (o: Parsed): Effect.Effect<void, SampleArgumentsError> => {
   const fail = (reason: string) => Effect.fail(new SampleArgumentsError({ reason }))
   if (!Number.isInteger(o.count) || o.count < 1) return fail(`--count must be a positive integer, got ${o.count}`)
-  if (!Number.isInteger(o.steps) || o.steps < 1) return fail(`--steps must be a positive integer, got ${o.steps}`)
+  if (!Number.isInteger(o.steps) || o.steps < 2) return fail(`--steps must be an integer ≥ 2, got ${o.steps}`)
   if (o.churn < 0) return fail(`--churn must be ≥ 0, got ${o.churn}`)
   if (o.sNoise < 0) return fail(`--s-noise must be ≥ 0, got ${o.sNoise}`)
   if (Option.isSome(o.columns) && o.columns.value < 1) return fail(`--columns must be ≥ 1, got ${o.columns.value}`)
@@ -121,18 +123,24 @@ const classNote = (labelDim: number, o: Parsed): string =>
   labelDim === 0 ? "" : Option.isSome(o.label) ? `, class ${o.label.value}` : ", classes in turn"
 
 /** Heun-sampler samples of the teacher a `--teacher` argument names (spec §1.5). */
-const teacherDraw = (text: string, o: Parsed): Effect.Effect<Drawn, unknown> => {
+const teacherDraw = (text: string, o: Parsed): Effect.Effect<Drawn, unknown, EngineTag> => {
   const spec = TeacherSpec.parseTeacherSpec(text)
   const fitSteps = spec.kind === "gmm" ? 1 : o.teacherFitSteps
   return Effect.gen(function*() {
     const teacher = yield* Teacher
     const labelDim = teacher.weights.network.labelDim
     const classes = yield* drawClasses(labelDim, o)
-    return yield* Effect.sync(() => ({
-      samples: tf.tidy(() => {
-        const latents = fixedLatents(o.seed, o.count, teacher.dataShape)
-        const labels = classLabels(o.count, labelDim, classes)
-        return heunSample((x, sigma) => teacher.denoise(x, sigma, labels), latents, {
+    const samples = yield* Effect.scoped(
+      Effect.gen(function*() {
+        const latents = yield* Effect.acquireRelease(
+          Effect.sync(() => fixedLatents(o.seed, o.count, teacher.dataShape)),
+          (t) => Effect.sync(() => t.dispose())
+        )
+        const labels = yield* Effect.acquireRelease(
+          Effect.sync(() => classLabels(o.count, labelDim, classes)),
+          (t) => Effect.sync(() => t?.dispose())
+        )
+        const drawn = yield* sampleHeun((x, sigma) => teacher.denoise(x, sigma, labels), latents, {
           numSteps: o.steps,
           sChurn: o.churn,
           sMin: o.sMin,
@@ -140,11 +148,15 @@ const teacherDraw = (text: string, o: Parsed): Effect.Effect<Drawn, unknown> => 
           sNoise: o.sNoise,
           churnNoise: (i) => normalTensor(latents.shape, o.seed, `churn-${i}`)
         })
-      }),
+        return drawn.clone()
+      })
+    )
+    return {
+      samples,
       title: `teacher, Heun sampler (${heunEvaluations(o.steps)} evaluations)`,
       source: `teacher ${teacher.name}, Heun sampler: ${o.steps} steps, ${heunEvaluations(o.steps)} evaluations` +
         classNote(labelDim, o)
-    }))
+    } satisfies Drawn
   }).pipe(Effect.provide(TeacherSpec.layerFromSpec(spec, { steps: fitSteps, seed: o.seed })))
 }
 
@@ -152,7 +164,7 @@ const teacherDraw = (text: string, o: Parsed): Effect.Effect<Drawn, unknown> => 
  * One-step samples x = D_θ(σ_init·z; σ_init) of the EMA generator in a run's newest checkpoint (spec §3, §5.1), drawn
  * as `loadGenerator` and `sid-ts/browser` draw them from the exported file: the same seed gives the same samples.
  */
-const generatorDraw = (runDir: string, o: Parsed): Effect.Effect<Drawn, unknown> => {
+const generatorDraw = (runDir: string, o: Parsed): Effect.Effect<Drawn, unknown, EngineTag> => {
   const location = join(runDir, "checkpoints")
   return Effect.gen(function*() {
     const store = yield* CheckpointStoreTag
@@ -162,15 +174,29 @@ const generatorDraw = (runDir: string, o: Parsed): Effect.Effect<Drawn, unknown>
     }
     const step = latest.value.manifest.step
     return yield* Effect.acquireUseRelease(
-      Effect.map(checkpointGenerator(latest.value, { weights: "ema", runDir }), oneStepGenerator),
+      Effect.map(
+        checkpointGenerator(latest.value, { weights: "ema", runDir }).pipe(
+          Effect.mapError((e) => new CheckpointError({ ...e, path: join(location, latest.value.manifest.weightsFile) }))
+        ),
+        oneStepGenerator
+      ),
       (generator) =>
         Effect.flatMap(drawClasses(generator.labelDim, o), (classes) =>
-          Effect.sync((): Drawn => ({
-            samples: generator.generate(o.count, o.seed, classes),
-            title: `one-step generator, step ${step}`,
-            source: `EMA generator at step ${step} of ${runDir}, one step (σ_init = ${generator.sigmaInit})` +
-              classNote(generator.labelDim, o)
-          }))),
+          Effect.try({
+            try: (): Drawn => ({
+              samples: generator.generate(o.count, o.seed, classes),
+              title: `one-step generator, step ${step}`,
+              source: `EMA generator at step ${step} of ${runDir}, one step (σ_init = ${generator.sigmaInit})` +
+                classNote(generator.labelDim, o)
+            }),
+            catch: (e) =>
+              new CheckpointError({
+                path: location,
+                reason: `the EMA generator of its step-${step} checkpoint cannot be run (${
+                  (e instanceof Error ? e.message : String(e)).split("\n")[0]
+                }); the checkpoint is damaged, sample an intact one`
+              })
+          })),
       (generator) => Effect.sync(() => generator.dispose())
     )
   }).pipe(Effect.provide(CheckpointStore.layerDirectory(location)))

@@ -7,7 +7,7 @@
  */
 import { engineOption } from "./EngineOption.js"
 import { Command, Options } from "@effect/cli"
-import { access, appendFile, readFile } from "node:fs/promises"
+import { access, readFile } from "node:fs/promises"
 import { join } from "node:path"
 import { Console, Effect, Either, Layer, Option, Stream } from "effect"
 import { RunSpecMismatch, settingDifferences } from "../domain/RunSpec.js"
@@ -21,7 +21,7 @@ import { TeacherStartReport, type TeacherStepReport, trainTeacher } from "../pip
 import { TeacherCheckpointStore as TeacherCheckpointStoreTag } from "../services/TeacherCheckpointStore.js"
 import { ConfigFileError } from "./Distill.js"
 import { FlagError } from "./Flags.js"
-import { toJsonLine } from "./RunLog.js"
+import { appendJsonLine, runLogError, toJsonLine } from "./RunLog.js"
 
 const optionalNumber = (name: string, description: string, integer = false) =>
   (integer ? Options.integer(name) : Options.float(name)).pipe(Options.withDescription(description), Options.optional)
@@ -157,10 +157,10 @@ export const runTeacherTrain = (o: Parsed) =>
     const every = Math.max(1, Math.floor(config.steps / 50))
     const report = (r: TeacherStartReport | TeacherStepReport) =>
       Effect.gen(function*() {
-        yield* Effect.promise(() => appendFile(logPath, toJsonLine(r) + "\n"))
+        yield* appendJsonLine(logPath, r)
         if (r instanceof TeacherStartReport) {
           yield* writeFileAtomic(savedConfig, new TextEncoder().encode(toJsonLine(encodeTeacherTrainingConfig(config)) + "\n")).pipe(
-            Effect.orDie
+            Effect.mapError((e) => runLogError(savedConfig, e))
           )
           return yield* Console.log(
             `teacher training: ${r.dataset}, ${r.trainImages} images, UNet ${r.parameters.toLocaleString("en-US")} parameters` +
@@ -179,7 +179,7 @@ export const runTeacherTrain = (o: Parsed) =>
     const services = Layer.mergeAll(MnistDataset.layer({ size: config.resolution }), checkpoints)
     yield* trainTeacher(config, { resume: o.resume, teacherFile }).pipe(
       Stream.runForEach(report),
-      Effect.provide(Layer.provide(services, Engine.layer(o.engine)))
+      Effect.provide(Layer.provideMerge(services, Engine.layer(o.engine)))
     )
     yield* Console.log(`teacher written to ${teacherFile} (use it with: sid distill --teacher ${teacherFile})`)
   }))

@@ -27,32 +27,45 @@ export interface HeunOptions extends RhoScheduleOptions {
 /** Denoiser evaluations the sampler makes for N steps: 2N − 1. */
 export const heunEvaluations = (numSteps: number): number => 2 * numSteps - 1
 
-/** Samples from a denoiser starting at standard-normal `latents` [N, ...] (spec §1.5). */
+/**
+ * Step i of the sampler (spec §1.5): from x at t_i (of the schedule `t` = `heunSteps(N, options)`) to t_{i+1}, with
+ * churn when the options ask for it. Returns a new tensor; `x` is left to the caller.
+ */
+export const heunStep = (
+  denoise: Denoiser,
+  x: tf.Tensor,
+  i: number,
+  t: ReadonlyArray<number>,
+  options: HeunOptions = {}
+): tf.Tensor =>
+  tf.tidy(() => {
+    const n = t.length - 1
+    const sChurn = options.sChurn ?? 0
+    const sMin = options.sMin ?? 0
+    const sMax = options.sMax ?? Infinity
+    const sNoise = options.sNoise ?? 1
+    const ti = t[i]!
+    const tNext = t[i + 1]!
+    const gamma = sChurn > 0 && ti >= sMin && ti <= sMax ? Math.min(sChurn / n, Math.SQRT2 - 1) : 0
+    const tHat = ti * (1 + gamma)
+    let xHat: tf.Tensor = x
+    if (gamma > 0) {
+      if (options.churnNoise === undefined) throw new Error("S_churn > 0 needs churnNoise")
+      xHat = tf.add(x, tf.mul(options.churnNoise(i), Math.sqrt(tHat * tHat - ti * ti) * sNoise))
+    }
+    const d = tf.div(tf.sub(xHat, denoise(xHat, tHat)), tHat)
+    const euler = tf.add(xHat, tf.mul(d, tNext - tHat))
+    if (i === n - 1) return euler
+    const d2 = tf.div(tf.sub(euler, denoise(euler, tNext)), tNext)
+    return tf.add(xHat, tf.mul(tf.add(d, d2), 0.5 * (tNext - tHat)))
+  })
+
+/** Samples from a denoiser starting at standard-normal `latents` [N, ...] (spec §1.5): {@link heunStep} N times. */
 export const heunSample = (denoise: Denoiser, latents: tf.Tensor, options: HeunOptions = {}): tf.Tensor => {
-  const n = options.numSteps ?? 18
-  const t = heunSteps(n, options)
-  const sChurn = options.sChurn ?? 0
-  const sMin = options.sMin ?? 0
-  const sMax = options.sMax ?? Infinity
-  const sNoise = options.sNoise ?? 1
+  const t = heunSteps(options.numSteps ?? 18, options)
   let x = tf.mul(latents, t[0]!)
-  for (let i = 0; i < n; i++) {
-    const next = tf.tidy(() => {
-      const ti = t[i]!
-      const tNext = t[i + 1]!
-      const gamma = sChurn > 0 && ti >= sMin && ti <= sMax ? Math.min(sChurn / n, Math.SQRT2 - 1) : 0
-      const tHat = ti * (1 + gamma)
-      let xHat: tf.Tensor = x
-      if (gamma > 0) {
-        if (options.churnNoise === undefined) throw new Error("S_churn > 0 needs churnNoise")
-        xHat = tf.add(x, tf.mul(options.churnNoise(i), Math.sqrt(tHat * tHat - ti * ti) * sNoise))
-      }
-      const d = tf.div(tf.sub(xHat, denoise(xHat, tHat)), tHat)
-      const euler = tf.add(xHat, tf.mul(d, tNext - tHat))
-      if (i === n - 1) return euler
-      const d2 = tf.div(tf.sub(euler, denoise(euler, tNext)), tNext)
-      return tf.add(xHat, tf.mul(tf.add(d, d2), 0.5 * (tNext - tHat)))
-    })
+  for (let i = 0; i < t.length - 1; i++) {
+    const next = heunStep(denoise, x, i, t, options)
     x.dispose()
     x = next
   }

@@ -241,6 +241,17 @@ const serialise = <M extends StoredManifest, I>(
 }
 
 /** The tensors a manifest lists that are missing, unexpected or mis-shaped in `actual` (name → shape). */
+/** Whether a comparison of a weights file with its manifest found any difference. */
+const tensorsDisagree = (m: { readonly missing: ReadonlyArray<string>; readonly unexpected: ReadonlyArray<string>; readonly misShaped: ReadonlyArray<string> }) =>
+  m.missing.length + m.unexpected.length + m.misShaped.length > 0
+
+/** A weights file that does not hold the tensors its manifest lists. */
+const weightsMismatch = (
+  path: string,
+  step: number,
+  m: { readonly missing: ReadonlyArray<string>; readonly unexpected: ReadonlyArray<string>; readonly misShaped: ReadonlyArray<string> }
+) => new CheckpointError({ path, kind: "damaged", step, reason: "the weights file does not match its manifest", ...m })
+
 const compareTensors = (
   expected: { readonly [name: string]: ReadonlyArray<number> },
   actual: ReadonlyMap<string, ReadonlyArray<number>>
@@ -367,15 +378,7 @@ const makeStore = <M extends StoredManifest, I>(
         catch: (e) => damaged(`weights file ${manifest.weightsFile}: ${e instanceof Error ? e.message : String(e)}`)
       })
       const mismatch = compareTensors(manifest.tensors, new Map([...file.tensors].map(([n, t]) => [n, t.shape])))
-      if (mismatch.missing.length + mismatch.unexpected.length + mismatch.misShaped.length > 0) {
-        return yield* new CheckpointError({
-          path,
-          kind: "damaged",
-          step,
-          reason: "the weights file does not match its manifest",
-          ...mismatch
-        })
-      }
+      if (tensorsDisagree(mismatch)) return yield* weightsMismatch(path, step, mismatch)
       return { manifest, tensors: file.tensors }
     })
 
@@ -413,15 +416,7 @@ const makeStore = <M extends StoredManifest, I>(
       }
       const shapes = yield* readHeader(weightsPath, size, damaged, weightsUnreadable)
       const mismatch = compareTensors(manifest.tensors, shapes)
-      if (mismatch.missing.length + mismatch.unexpected.length + mismatch.misShaped.length > 0) {
-        return yield* new CheckpointError({
-          path,
-          kind: "damaged",
-          step,
-          reason: "the weights file does not match its manifest",
-          ...mismatch
-        })
-      }
+      if (tensorsDisagree(mismatch)) return yield* weightsMismatch(path, step, mismatch)
       return { _tag: "Intact" } as const
     }).pipe(
       Effect.catchAll((e): Effect.Effect<CheckpointStatus> => Effect.succeed({ _tag: "Damaged", reason: summary(e) }))

@@ -11,6 +11,7 @@ import { P_MEAN, P_STD, TMAX } from "../domain/Edm.js"
 import { trainDropoutRate } from "../domain/Network.js"
 import { makeStream, nextUint32, normals, type StreamState, uniforms } from "../domain/RandomStream.js"
 import { generatorSigmaFromUniform, logNormalSigma } from "../domain/Schedule.js"
+import { type Engine, withEngine } from "../services/Engine.js"
 import { DataFreeSampler, type Draws, type SamplerState } from "../services/DataFreeSampler.js"
 import { Teacher } from "../services/Teacher.js"
 
@@ -133,8 +134,8 @@ export const makeSampler = (options: SamplerOptions) => {
 }
 
 /** The data-free sampler for a seed and data shape. */
-export const layer = (options: SamplerOptions): Layer.Layer<DataFreeSampler> =>
-  Layer.sync(DataFreeSampler, () => makeSampler(options))
+export const layer = (options: SamplerOptions): Layer.Layer<DataFreeSampler, never, Engine> =>
+  withEngine(Layer.sync(DataFreeSampler, () => makeSampler(options)))
 
 /**
  * The data-free sampler for the teacher's data shape and classes; with dropout seeds when the train-mode dropout rate
@@ -142,8 +143,8 @@ export const layer = (options: SamplerOptions): Layer.Layer<DataFreeSampler> =>
  */
 export const layerForTeacher = (
   options: Omit<SamplerOptions, "dataShape" | "labelDim" | "dropout"> & { readonly dropout?: number | null }
-): Layer.Layer<DataFreeSampler, never, Teacher> =>
-  Layer.effect(
+): Layer.Layer<DataFreeSampler, never, Teacher | Engine> =>
+  withEngine(Layer.effect(
     DataFreeSampler,
     Effect.map(Teacher, (t) => {
       const { dropout, ...rest } = options
@@ -154,4 +155,4 @@ export const layerForTeacher = (
         dropout: trainDropoutRate(t.weights.network, dropout) > 0
       })
     })
-  )
+  ))

@@ -4,7 +4,7 @@
  * {@link denoiserStep} is one training step on a batch of clean samples: log-normal σ (P_mean, P_std), noise, the loss
  * λ(σ)‖D − target‖² (spec §1.4), one optimiser update of the trainable weights and one EMA update. Its random numbers
  * come from explicit stream states that it returns advanced, so a caller that stores them resumes exactly. Both
- * {@link fitDenoiser} (mixture teachers) and the MNIST teacher training stream are loops over it.
+ * {@link fitDenoiserScoped} (mixture teachers) and the MNIST teacher training stream are loops over it.
  *
  * Two targets: the clean sample x₀ (denoising score matching on samples — how real teachers are trained), or an
  * exact denoiser's value at x_σ (regression onto an analytic teacher, spec §10.3 step 1).
@@ -12,7 +12,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
-import { Effect } from "effect"
+import { Effect, type Scope } from "effect"
 import { P_MEAN, P_STD } from "../domain/Edm.js"
 import { emaUpdate } from "../domain/Ema.js"
 import { fakeScoreLoss } from "../domain/FakeScoreLoss.js"
@@ -21,7 +21,9 @@ import { adam } from "../domain/Optimizer.js"
 import { cloneParameters } from "../domain/Parameters.js"
 import { makeStream, normals, type StreamState } from "../domain/RandomStream.js"
 import { logNormalSigma } from "../domain/Schedule.js"
+import type { Engine } from "../services/Engine.js"
 import type { TrainableWeights } from "../services/TrainableWeights.js"
+import { yieldToEventLoop } from "./EventLoop.js"
 import { makeTrainableWeights } from "./TrainableWeights.js"
 
 /** The random-stream states a denoiser step draws from: the standard normals behind σ, and the noise ε (spec §1.4). */
@@ -125,53 +127,67 @@ export interface DenoiserFitOptions {
 }
 
 /**
- * Fits the network by {@link denoiserStep} with Adam(0.9, 0.999) and returns its EMA weights (tensors the caller
- * owns). The EMA decay ramps up as min(emaDecay, (1 + step)/(10 + step)). The loop yields to the runtime between
- * steps, so it is interruptible.
+ * Fits the network by {@link denoiserStep} with Adam(0.9, 0.999) and returns its EMA weights, owned by the caller's
+ * scope (disposed when it closes, also when the fit is interrupted or fails). The EMA decay ramps up as
+ * min(emaDecay, (1 + step)/(10 + step)). The optimiser and its state are released as soon as the fit ends. The loop
+ * gives the event loop a turn between steps ({@link yieldToEventLoop}), so an interruption — from another fiber or
+ * from a signal handler such as Ctrl-C's — ends it before the next step starts.
  */
-export const fitDenoiser = (options: DenoiserFitOptions): Effect.Effect<Record<string, tf.Tensor>> =>
-  Effect.scoped(
-    Effect.gen(function*() {
-      const { network } = options
-      const init = network.init(options.seed)
-      const weights = yield* makeTrainableWeights(
-        init,
-        adam({ learningRate: options.learningRate, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 })
-      )
-      tf.dispose(Object.values(init))
-      const ema = yield* Effect.acquireRelease(
-        Effect.sync(() => cloneParameters(weights.variables)),
-        (e) => Effect.sync(() => tf.dispose(Object.values(e)))
-      )
-      let data = makeStream(options.seed, "fit.data")
-      let streams: DenoiserStreams = { sigma: makeStream(options.seed, "fit.sigma"), noise: makeStream(options.seed, "fit.noise") }
-      const decay = options.emaDecay ?? 0.999
-      for (let step = 0; step < options.steps; step++) {
-        const loss = yield* Effect.sync(() => {
-          const drawn = options.sampleData(data, options.batchSize)
-          data = drawn.state
-          try {
-            const r = denoiserStep({
-              network,
-              weights,
-              ema,
-              emaBeta: Math.min(decay, (1 + step) / (10 + step)),
-              x0: drawn.x,
-              streams,
-              sigmaData: options.sigmaData,
-              ...(options.exactDenoiser === undefined ? {} : { exactDenoiser: options.exactDenoiser })
-            })
-            streams = r.streams
-            return r.loss
-          } finally {
-            drawn.x.dispose()
-          }
-        })
-        if (options.onProgress !== undefined && (step % (options.reportEvery ?? 100) === 0 || step === options.steps - 1)) {
-          options.onProgress(step, loss)
+export const fitDenoiserScoped = (
+  options: DenoiserFitOptions
+): Effect.Effect<Record<string, tf.Tensor>, never, Scope.Scope | Engine> =>
+  Effect.gen(function*() {
+    const { network } = options
+    const ema = yield* Effect.acquireRelease(
+      Effect.sync(() => network.init(options.seed)),
+      (e) => Effect.sync(() => tf.dispose(Object.values(e)))
+    )
+    yield* Effect.scoped(fitLoop(options, ema))
+    return ema
+  })
+
+/**
+ * {@link fitDenoiserScoped} returning tensors the caller owns and must dispose. Interruptible between steps like it;
+ * prefer {@link fitDenoiserScoped}, which cannot lose the result to an interruption that lands as the fit returns.
+ */
+export const fitDenoiser = (options: DenoiserFitOptions): Effect.Effect<Record<string, tf.Tensor>, never, Engine> =>
+  Effect.scoped(Effect.map(fitDenoiserScoped(options), cloneParameters))
+
+/** The fit's steps: trainable weights initialised from `ema` (which holds the initial weights) and updated in place. */
+const fitLoop = (options: DenoiserFitOptions, ema: Record<string, tf.Tensor>): Effect.Effect<void, never, Scope.Scope | Engine> =>
+  Effect.gen(function*() {
+    const { network } = options
+    const weights = yield* makeTrainableWeights(
+      ema,
+      adam({ learningRate: options.learningRate, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 })
+    )
+    let data = makeStream(options.seed, "fit.data")
+    let streams: DenoiserStreams = { sigma: makeStream(options.seed, "fit.sigma"), noise: makeStream(options.seed, "fit.noise") }
+    const decay = options.emaDecay ?? 0.999
+    for (let step = 0; step < options.steps; step++) {
+      const loss = yield* Effect.sync(() => {
+        const drawn = options.sampleData(data, options.batchSize)
+        data = drawn.state
+        try {
+          const r = denoiserStep({
+            network,
+            weights,
+            ema,
+            emaBeta: Math.min(decay, (1 + step) / (10 + step)),
+            x0: drawn.x,
+            streams,
+            sigmaData: options.sigmaData,
+            ...(options.exactDenoiser === undefined ? {} : { exactDenoiser: options.exactDenoiser })
+          })
+          streams = r.streams
+          return r.loss
+        } finally {
+          drawn.x.dispose()
         }
-        yield* Effect.yieldNow()
+      })
+      if (options.onProgress !== undefined && (step % (options.reportEvery ?? 100) === 0 || step === options.steps - 1)) {
+        options.onProgress(step, loss)
       }
-      return cloneParameters(ema)
-    })
-  )
+      yield* yieldToEventLoop
+    }
+  })

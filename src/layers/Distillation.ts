@@ -24,6 +24,7 @@ import { augmentSettingsOf, checkSidaConfig } from "../pipeline/Sida.js"
 import type { DatasetError } from "../services/Dataset.js"
 import type { RealData, SidaSetupError } from "../services/RealData.js"
 import type { CheckpointStore } from "../services/CheckpointStore.js"
+import type { Engine } from "../services/Engine.js"
 import type { Metrics } from "../services/Metrics.js"
 import type { Teacher, TeacherError } from "../services/Teacher.js"
 import type { DistillationLoss } from "../services/DistillationLoss.js"
@@ -34,11 +35,14 @@ import * as Generator from "./Generator.js"
 import * as GeneratorInit from "./GeneratorInit.js"
 import * as RealDataLayers from "./RealData.js"
 
-/** The replaceable parts of a run (E: what building the teacher can fail with; M: the metrics). */
+/**
+ * The replaceable parts of a run (E: what building the teacher can fail with; M: the metrics). The teacher and the
+ * metrics may need the {@link Engine} (the library's own layers do); the run's layer needs it anyway.
+ */
 export interface DistillationParts<E, M = never> {
-  readonly teacher: Layer.Layer<Teacher, E>
+  readonly teacher: Layer.Layer<Teacher, E, Engine>
   /** Metrics, built with the teacher at hand (an image reference matches the teacher's resolution). */
-  readonly metrics: Layer.Layer<Metrics, M, Teacher>
+  readonly metrics: Layer.Layer<Metrics, M, Teacher | Engine>
   readonly checkpoints: Layer.Layer<CheckpointStore>
   /** The generator loss (default: SiD with the config's α and loss scale, spec §4.1). */
   readonly loss?: Layer.Layer<DistillationLoss>
@@ -68,15 +72,17 @@ export const defaultOptimizers = (config: DistillConfig): { readonly generator: 
 
 /**
  * The layer of a run: generator and fake score from the teacher, with the config's optimisers and sampler seed (and,
- * with `config.lowMemory`, θ_ema and the default optimisers' state in host memory).
+ * with `config.lowMemory`, θ_ema and the default optimisers' state in host memory). It needs the {@link Engine}: every
+ * service here owns tensors, so provide one (`Layer.provide(Distillation.layer(...), Engine.layer("wasm"))`, or
+ * `Engine.layerActive` inside a program that already runs one) — without it the program does not compile.
  */
 export const layer = <E = TeacherError, M = never>(
   config: DistillConfig,
   parts: DistillationParts<E, M>
-): Layer.Layer<DistillServices, E | M | SidaSetupError | DatasetError> => {
+): Layer.Layer<DistillServices, E | M | SidaSetupError | DatasetError, Engine> => {
   const optimizers = parts.optimizers ?? defaultOptimizers(config)
   const augment = augmentSettingsOf(config)
-  const realData: Layer.Layer<RealData, SidaSetupError | DatasetError, Teacher> | undefined = !config.adversarial
+  const realData: Layer.Layer<RealData, SidaSetupError | DatasetError, Teacher | Engine> | undefined = !config.adversarial
     ? undefined
     : parts.realData ?? (config.data === null ? undefined : RealDataLayers.layerForTeacher(config.data))
   const run = Layer.mergeAll(

@@ -10,6 +10,7 @@ import { Effect, Layer } from "effect"
 import { edmNetwork, parseEdmConfig } from "../domain/edm/Config.js"
 import { fromEdmStateDict } from "../domain/edm/StateDict.js"
 import type { Network } from "../domain/Network.js"
+import { type Engine, withEngineEffect } from "../services/Engine.js"
 import { Teacher, TeacherError } from "../services/Teacher.js"
 import { fromWeights, readSafetensorsFile } from "./Teacher.js"
 
@@ -19,11 +20,18 @@ const CONVERT =
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
-/** Reads an EDM teacher file: the architecture from its `config` metadata and the weights converted to sid-ts layouts. */
+/**
+ * Reads an EDM teacher file: the architecture from its `config` metadata and the weights converted to sid-ts layouts
+ * (tensors, so it needs the engine).
+ */
 export const readEdmTeacherFile = (
   path: string
-): Effect.Effect<{ readonly network: Network; readonly params: Record<string, tf.Tensor>; readonly sigmaData: number }, TeacherError> =>
-  Effect.gen(function*() {
+): Effect.Effect<
+  { readonly network: Network; readonly params: Record<string, tf.Tensor>; readonly sigmaData: number },
+  TeacherError,
+  Engine
+> =>
+  withEngineEffect(Effect.gen(function*() {
     const fail = (reason: string, fix: string = CONVERT) => new TeacherError({ teacher: `edm:${path}`, reason, fix })
     const file = yield* readSafetensorsFile(path, fail, CONVERT)
     const configText = file.metadata["config"]
@@ -35,10 +43,10 @@ export const readEdmTeacherFile = (
       catch: (e) => fail(message(e))
     })
     return { network, params, sigmaData: config.sigmaData }
-  })
+  }))
 
 /** A teacher loaded from an EDM safetensors file; its tensors are disposed on release. */
-export const layerEdmFile = (path: string): Layer.Layer<Teacher, TeacherError> =>
+export const layerEdmFile = (path: string): Layer.Layer<Teacher, TeacherError, Engine> =>
   Layer.scoped(
     Teacher,
     Effect.map(

@@ -3,17 +3,25 @@
  * engines `tfjs-node` / `tfjs-node-gpu`, loaded by dynamic `import()` only when chosen.
  *
  * Each layer is scoped: acquiring remembers the current TF.js backend, loads the backend package, installs the
- * engine's kernel patches (reference-counted, so building a layer twice in one process is safe) and sets the backend;
- * releasing restores the replaced kernels and the previous backend. Backend packages (and their wasm binary) are loaded
- * once per process and stay registered: a module import cannot be undone, and a later build reuses them.
+ * engine's kernel patches and sets the backend; releasing restores the replaced kernels and the previous backend.
+ * Backend packages (and their wasm binary) are loaded once per process and stay registered: a module import cannot be
+ * undone, and a later build reuses them.
+ *
+ * One engine per process (issue 17 §5): TF.js computes on one global backend, so every engine layer goes through a
+ * process-wide registry. Building a layer while the same engine is active shares it (reference counted: the engine is
+ * released, and the previous backend restored, when its last user releases it); building a different one fails with
+ * `EngineConflict`, naming the active engine. `auto` is resolved to `wasm-native` or `wasm` before it is compared.
+ * `layerActive` shares whichever engine is active (`EngineNotActive` when none is). Options (`importer`,
+ * `nativeAddonPath`) only matter to the layer that actually starts the engine; a layer that shares ignores them.
  *
  * @since 0.1.0
  */
 import * as tf from "@tensorflow/tfjs"
-import { type ConfigError, Effect, Layer } from "effect"
+import { type ConfigError, Context, Effect, Exit, Layer, Option, Scope } from "effect"
 import { availableParallelism } from "node:os"
 import {
   Engine,
+  EngineConflict,
   type EngineError,
   EngineFacts,
   EngineGpuNotVisible,
@@ -22,6 +30,7 @@ import {
   EngineNameConfig,
   EngineNativeAddonMissing,
   EngineNativeKernelsNotBuilt,
+  EngineNotActive,
   EnginePackageNotInstalled,
   EngineSharedLibraryMissing
 } from "../services/Engine.js"
@@ -159,14 +168,35 @@ const looksLikeTf = (mod: unknown): mod is typeof tf =>
   typeof (mod as { backend?: unknown }).backend === "function" && typeof (mod as { ready?: unknown }).ready === "function"
 
 /**
- * The wasm engine (default): `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD, one thread in Node) with the training
- * patches of note §2 (`Conv2DBackpropFilter`, fast stride-1 `Conv2DBackpropInput`, cpu delegates for depthwise
- * gradients and `UnsortedSegmentSum`, fixed `ResizeNearestNeighborGrad`).
+ * What `auto` chooses here and why, in words (for the start of a run): `wasm-native` where the native addon loads,
+ * else `wasm`, with the reason the addon did not load and how to build it.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const makeWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+export const explainAuto = (
+  options?: EngineOptions
+): Effect.Effect<{ readonly name: Exclude<EngineName, "auto">; readonly reason: string }> =>
+  Effect.sync(() => {
+    try {
+      loadNativeAddon(options?.nativeAddonPath ?? nativeAddonPath())
+      return { name: "wasm-native" as const, reason: "the native CPU kernels are built" }
+    } catch (e) {
+      const why = (e instanceof Error ? e.message : String(e)).split("\n")[0]!.slice(0, 120)
+      return {
+        name: "wasm" as const,
+        reason: `the native CPU kernels are not built (${why}); for 5-8x faster CPU training: apt-get install g++ make ` +
+          "python3 libopenblas-dev libdnnl-dev && npm run build:native"
+      }
+    }
+  })
+
+/**
+ * The wasm engine (default): `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD, one thread in Node) with the training
+ * patches of note §2 (`Conv2DBackpropFilter`, fast stride-1 `Conv2DBackpropInput`, cpu delegates for depthwise
+ * gradients and `UnsortedSegmentSum`, fixed `ResizeNearestNeighborGrad`).
+ */
+const buildWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
   Layer.scoped(
     Engine,
     Effect.gen(function*() {
@@ -201,11 +231,8 @@ export const makeWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineErr
  * concat and the nearest-neighbour resize gradient run by the addon in `native/` on all cores, directly on the wasm
  * heap; `Sum` / `Mean` gradients broadcast with a backend kernel instead of a JavaScript-filled `ones` tensor. Fails
  * with `EngineNativeKernelsNotBuilt` (before touching the TF.js backend) when the addon is not built.
- *
- * @since 0.1.0
- * @category constructors
  */
-export const makeWasmNative = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+const buildWasmNative = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
   Layer.scoped(
     Engine,
     Effect.gen(function*() {
@@ -244,24 +271,9 @@ export const makeWasmNative = (options?: EngineOptions): Layer.Layer<Engine, Eng
   )
 
 /**
- * `wasm-native` where its addon is built and loads, else the plain `wasm` engine (only `EngineNativeKernelsNotBuilt`
- * falls back; any other failure of `wasm-native` is reported). The service's `name` tells which one runs.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const makeAuto = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
-  makeWasmNative(options).pipe(
-    Layer.catchAll((error) => error._tag === "EngineNativeKernelsNotBuilt" ? makeWasm(options) : Layer.fail(error))
-  )
-
-/**
  * The pure-JS cpu engine: a slow reference for tests (note §0), with the fixed `ResizeNearestNeighborGrad`.
- *
- * @since 0.1.0
- * @category constructors
  */
-export const makeCpu = (_options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+const buildCpu = (_options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
   Layer.scoped(
     Engine,
     Effect.gen(function*() {
@@ -283,7 +295,7 @@ export const makeCpu = (_options?: EngineOptions): Layer.Layer<Engine, EngineErr
     })
   )
 
-const makeNative = (engine: "tfjs-node" | "tfjs-node-gpu", options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+const buildNative = (engine: "tfjs-node" | "tfjs-node-gpu", options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
   Layer.scoped(
     Engine,
     Effect.gen(function*() {
@@ -317,6 +329,164 @@ const makeNative = (engine: "tfjs-node" | "tfjs-node-gpu", options?: EngineOptio
     })
   )
 
+// ---------------------------------------------------------------------------------------------------------------
+// One engine per process (issue 17 §5). TF.js computes on one global backend, so the engine layers share a registry:
+// the first layer builds the engine in a scope of its own; a layer asking for the same (resolved) engine while it is
+// active shares it; a different engine is refused with EngineConflict; the last release closes the engine's scope,
+// which restores the kernels and the backend that were in use before it. A semaphore serialises builds and releases,
+// so concurrent programs never initialise a backend twice at the same time (TF.js then answers `false`).
+// The registry lives on `globalThis`, so two copies of this module in one process (sources and a build) share it too.
+
+interface ActiveEngine {
+  readonly name: EngineName
+  readonly service: Engine["Type"]
+  readonly scope: Scope.CloseableScope
+  users: number
+}
+
+interface Registry {
+  active: ActiveEngine | undefined
+  readonly lock: Effect.Semaphore
+}
+
+const registryKey = Symbol.for("sid-ts/EngineRegistry")
+
+const registry: Registry = (() => {
+  const holder = globalThis as { [registryKey]?: Registry }
+  return holder[registryKey] ??= { active: undefined, lock: Effect.unsafeMakeSemaphore(1) }
+})()
+
+const locked = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> => registry.lock.withPermits(1)(effect)
+
+/** Takes one more reference on the active engine. */
+const retain = (entry: ActiveEngine): ActiveEngine => {
+  entry.users += 1
+  return entry
+}
+
+/** Drops one reference; the last one closes the engine's scope (kernels and previous backend restored). */
+const release = (entry: ActiveEngine): Effect.Effect<void> =>
+  locked(Effect.suspend(() => {
+    entry.users -= 1
+    if (entry.users > 0) return Effect.void
+    if (registry.active === entry) registry.active = undefined
+    return Scope.close(entry.scope, Exit.void)
+  }))
+
+/** Builds `build` as the process's engine `name`, or shares it when it is already active. */
+const acquire = (name: EngineName, build: Layer.Layer<Engine, EngineError>): Effect.Effect<ActiveEngine, EngineError> =>
+  locked(Effect.suspend(() => {
+    const active = registry.active
+    if (active !== undefined) {
+      return active.name === name
+        ? Effect.succeed(retain(active))
+        : Effect.fail(new EngineConflict({ requested: name, active: active.name, users: active.users }))
+    }
+    return Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(build, scope).pipe(
+        Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit))
+      )
+      const entry: ActiveEngine = { name, service: Context.get(context, Engine), scope, users: 1 }
+      registry.active = entry
+      return entry
+    })
+  }))
+
+/** The engine layer `name` built by `build`, through the process-wide registry. */
+const shared = (name: EngineName, build: Layer.Layer<Engine, EngineError>): Layer.Layer<Engine, EngineError> =>
+  Layer.scoped(Engine, Effect.map(Effect.acquireRelease(acquire(name, build), release), (entry) => entry.service))
+
+/**
+ * The engine already active in this process, shared (reference counted) for as long as the layer is in use; fails with
+ * `EngineNotActive` when there is none. For tests and for code that runs inside a program that set up its engine.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerActive: Layer.Layer<Engine, EngineNotActive> = Layer.scoped(
+  Engine,
+  Effect.map(
+    Effect.acquireRelease(
+      locked(Effect.suspend(() =>
+        registry.active === undefined ? Effect.fail(new EngineNotActive()) : Effect.succeed(retain(registry.active))
+      )),
+      release
+    ),
+    (entry) => entry.service
+  )
+)
+
+/**
+ * The engine active in this process and how many layers hold it, if any.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const activeEngine: Effect.Effect<Option.Option<{ readonly name: EngineName; readonly users: number }>> =
+  Effect.sync(() =>
+    Option.map(Option.fromNullable(registry.active), (entry) => ({ name: entry.name, users: entry.users }))
+  )
+
+/**
+ * The concrete engine `name` stands for: `auto` is `wasm-native` where its addon is built and loads, else `wasm`;
+ * every other name is itself. Sharing an active engine compares resolved names.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const resolveEngineName = (
+  name: EngineName,
+  options?: EngineOptions
+): Effect.Effect<Exclude<EngineName, "auto">> =>
+  name !== "auto" ? Effect.succeed(name) : Effect.sync(() => {
+    try {
+      loadNativeAddon(options?.nativeAddonPath ?? nativeAddonPath())
+      return "wasm-native" as const
+    } catch {
+      return "wasm" as const
+    }
+  })
+
+/**
+ * The wasm engine (default): `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD, one thread in Node) with the training
+ * patches of note §2. Shares the process's engine when `wasm` is active; fails with `EngineConflict` when another is.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineError> => shared("wasm", buildWasm(options))
+
+/**
+ * The wasm engine with the native kernels of issue 6 (see the module docs); fails with `EngineNativeKernelsNotBuilt`
+ * (before touching the TF.js backend) when the addon is not built, with `EngineConflict` when another engine is active.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeWasmNative = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+  shared("wasm-native", buildWasmNative(options))
+
+/**
+ * `wasm-native` where its addon is built and loads, else the plain `wasm` engine ({@link resolveEngineName}). The
+ * service's `name` tells which one runs; sharing and conflicts are decided on that resolved name.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeAuto = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+  Layer.unwrapEffect(
+    Effect.map(resolveEngineName("auto", options), (name) => name === "wasm-native" ? makeWasmNative(options) : makeWasm(options))
+  )
+
+/**
+ * The pure-JS cpu engine: a slow reference for tests (note §0), with the fixed `ResizeNearestNeighborGrad`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeCpu = (options?: EngineOptions): Layer.Layer<Engine, EngineError> => shared("cpu", buildCpu(options))
+
 /**
  * The native CPU engine from the optional peer `@tensorflow/tfjs-node` (libtensorflow 2.9.1; note §1, §5).
  *
@@ -324,7 +494,7 @@ const makeNative = (engine: "tfjs-node" | "tfjs-node-gpu", options?: EngineOptio
  * @category constructors
  */
 export const makeTfjsNode = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
-  makeNative("tfjs-node", options)
+  shared("tfjs-node", buildNative("tfjs-node", options))
 
 /**
  * The native GPU engine from the optional peer `@tensorflow/tfjs-node-gpu` (CUDA 11.2 + cuDNN 8.1; note §5). Fails
@@ -334,7 +504,7 @@ export const makeTfjsNode = (options?: EngineOptions): Layer.Layer<Engine, Engin
  * @category constructors
  */
 export const makeTfjsNodeGpu = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
-  makeNative("tfjs-node-gpu", options)
+  shared("tfjs-node-gpu", buildNative("tfjs-node-gpu", options))
 
 /**
  * The default wasm engine layer.
@@ -386,6 +556,8 @@ export const tfjsNodeGpu: Layer.Layer<Engine, EngineError> = makeTfjsNodeGpu()
 
 /**
  * The engine layer for `name`. Without options it returns the shared layer values above (layers memoize by reference).
+ * Like every engine layer it shares the process's engine when `name` (resolved, for `auto`) is active, and fails with
+ * `EngineConflict` when another engine is.
  *
  * @since 0.1.0
  * @category layers

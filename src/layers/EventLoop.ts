@@ -1,27 +1,32 @@
 /**
- * A turn of Node's (or the browser's) event loop between units of synchronous work.
+ * Giving the host's event loop a turn from inside a long synchronous-step loop.
  *
- * `Effect.yieldNow()` only lets other fibers run; it never returns to the host's event loop, so signal handlers,
- * timers and I/O callbacks — and with them `Fiber.interrupt` from a timer, `Effect.timeout`, SIGINT under
- * `NodeRuntime.runMain` — wait until the scheduler falls back to a timer of its own (every 2048 yields). A macrotask
- * (`setImmediate`, or `setTimeout(0)` where there is none) lets all of them run, so an interruption is seen within
- * one unit of work.
+ * `Effect.yieldNow()` hands control back to Effect's scheduler, which resumes the fiber through microtasks for up to
+ * 2048 turns before it schedules a timer: signal handlers (Ctrl-C), I/O callbacks and timers wait until then. A loop
+ * of compute steps (a network fit, a sampler) that yields with {@link yieldToEventLoop} instead lets every pending
+ * macrotask run between two steps, so an interruption sent from one (a signal handler calling
+ * `fiber.unsafeInterruptAsFork`) is seen before the next step starts.
  *
  * @module
  */
 import { Effect } from "effect"
 
-const schedule: (f: () => void) => () => void = typeof globalThis.setImmediate === "function"
-  ? (f) => {
-    const handle = globalThis.setImmediate(f)
+type Cancel = () => void
+
+const schedule: (run: () => void) => Cancel = typeof globalThis.setImmediate === "function"
+  ? (run) => {
+    const handle = globalThis.setImmediate(run)
     return () => globalThis.clearImmediate(handle)
   }
-  : (f) => {
-    const handle = globalThis.setTimeout(f, 0)
+  : (run) => {
+    const handle = globalThis.setTimeout(run, 0)
     return () => globalThis.clearTimeout(handle)
   }
 
-/** Completes on the next macrotask of the host's event loop; interruptible while it waits. */
+/**
+ * Suspends the fiber until the next macrotask turn of the event loop (`setImmediate` on Node, `setTimeout(0)`
+ * elsewhere); interruptible while it waits, and the scheduled callback is cancelled on interruption.
+ */
 export const yieldToEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
   const cancel = schedule(() => resume(Effect.void))
   return Effect.sync(cancel)

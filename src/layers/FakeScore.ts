@@ -15,12 +15,13 @@ import {
   hasDiscriminator
 } from "../domain/Network.js"
 import type { SigmaLike } from "../domain/Tensors.js"
+import type { Engine } from "../services/Engine.js"
 import { FakeScore } from "../services/FakeScore.js"
 import { Teacher } from "../services/Teacher.js"
 import { makeTrainableWeights } from "./TrainableWeights.js"
 
 /** A fake score whose ψ starts as a copy of the teacher's weights; its variables are disposed on release. */
-export const layer = (options: { readonly optimizer: Optimizer }): Layer.Layer<FakeScore, never, Teacher> =>
+export const layer = (options: { readonly optimizer: Optimizer }): Layer.Layer<FakeScore, never, Teacher | Engine> =>
   Layer.scoped(
     FakeScore,
     Effect.gen(function*() {

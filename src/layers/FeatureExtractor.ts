@@ -16,7 +16,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
-import { Effect, Layer } from "effect"
+import { Effect, Exit, Layer } from "effect"
 import { createHash } from "node:crypto"
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises"
 import { dirname, join, resolve } from "node:path"
@@ -24,7 +24,9 @@ import { fileURLToPath } from "node:url"
 import { applyLeNet, type LeNetSpec, leNetShapes, leNetSpec, toLeNetInput } from "../domain/LeNet.js"
 import { compareShapes, disposeParameters, type Parameters, shapesMatch } from "../domain/Parameters.js"
 import { decodeSafetensors } from "../domain/Safetensors.js"
+import { type Engine, withEngine, withEngineEffect } from "../services/Engine.js"
 import { type Extracted, FeatureExtractor, FeatureExtractorError, type FeatureExtractorShape } from "../services/FeatureExtractor.js"
+import { yieldToEventLoop } from "./EventLoop.js"
 import { fromNamedArrays } from "./NamedTensors.js"
 
 /** Where the committed LeNet weights live (the repository's `assets/`). */
@@ -57,43 +59,52 @@ export interface ExtractorDefinition {
 /**
  * A {@link FeatureExtractorShape} from a batch function: splits the images into batches, flattens rank > 2 feature
  * outputs (e.g. Inception's [N, 1, 1, 2048] pool) to [N, F], and turns any thrown error into a
- * {@link FeatureExtractorError}.
+ * {@link FeatureExtractorError}. The event loop gets a turn between batches, so an interruption (Ctrl-C) ends an
+ * extraction within one batch, with the batches done so far released.
  */
 export const make = (definition: ExtractorDefinition): FeatureExtractorShape => {
   const batchSize = definition.batchSize ?? DEFAULT_BATCH_SIZE
+  const fail = (cause: unknown) => new FeatureExtractorError({ extractor: definition.name, reason: errorText(cause), fix: "" })
   const extract = (images: tf.Tensor4D, withLogits: boolean): Effect.Effect<Extracted, FeatureExtractorError> =>
-    Effect.try({
-      try: () => {
-        if (images.rank !== 4 || images.shape[0] < 1) {
-          throw new Error(`images must be [N ≥ 1, H, W, C], got [${images.shape.join(", ")}]`)
-        }
-        const n = images.shape[0]
-        const features: Array<tf.Tensor2D> = []
-        const logits: Array<tf.Tensor2D> = []
-        try {
-          for (let start = 0; start < n; start += batchSize) {
+    Effect.suspend(() => {
+      if (images.rank !== 4 || images.shape[0] < 1) {
+        return Effect.fail(fail(`images must be [N ≥ 1, H, W, C], got [${images.shape.join(", ")}]`))
+      }
+      const n = images.shape[0]
+      const features: Array<tf.Tensor2D> = []
+      const logits: Array<tf.Tensor2D> = []
+      const batch = (start: number) =>
+        Effect.try({
+          try: () => {
             const rows = Math.min(batchSize, n - start)
             const out = tf.tidy(() => {
-              const batch = images.slice([start, 0, 0, 0], [rows, -1, -1, -1])
-              const r = definition.run(batch)
+              const r = definition.run(images.slice([start, 0, 0, 0], [rows, -1, -1, -1]))
               const f = tf.reshape(r.features, [rows, -1]) as tf.Tensor2D
               const l = withLogits && r.logits !== undefined ? (tf.reshape(r.logits, [rows, -1]) as tf.Tensor2D) : undefined
               return l === undefined ? [f] : [f, l]
             })
             features.push(out[0]!)
             if (out[1] !== undefined) logits.push(out[1])
-          }
+          },
+          catch: fail
+        })
+      const joined = Effect.try({
+        try: (): Extracted => {
           const f = features.length === 1 ? features[0]! : (tf.concat(features) as tf.Tensor2D)
           const l = logits.length === 0 ? undefined : logits.length === 1 ? logits[0]! : (tf.concat(logits) as tf.Tensor2D)
           if (features.length > 1) tf.dispose(features)
           if (logits.length > 1) tf.dispose(logits)
           return l === undefined ? { features: f } : { features: f, logits: l }
-        } catch (e) {
-          tf.dispose([...features, ...logits])
-          throw e
+        },
+        catch: fail
+      })
+      return Effect.gen(function*() {
+        for (let start = 0; start < n; start += batchSize) {
+          if (start > 0) yield* yieldToEventLoop
+          yield* batch(start)
         }
-      },
-      catch: (cause) => new FeatureExtractorError({ extractor: definition.name, reason: errorText(cause), fix: "" })
+        return yield* joined
+      }).pipe(Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => tf.dispose([...features, ...logits]))))
     })
   const hasLogits = definition.classes !== undefined
   return {
@@ -141,8 +152,8 @@ export interface LoadedLeNet {
 /** The LeNet weights, read from `path`, SHA-256 verified, decoded and shape-checked: tensors the caller owns. */
 export const loadLeNetWeights = (
   options: LeNetOptions = {}
-): Effect.Effect<LoadedLeNet, FeatureExtractorError> =>
-  Effect.gen(function*() {
+): Effect.Effect<LoadedLeNet, FeatureExtractorError, Engine> =>
+  withEngineEffect(Effect.gen(function*() {
     const path = options.path ?? LENET_PATH
     const expected = options.sha256 === undefined ? LENET_SHA256 : options.sha256
     const bytes = yield* Effect.tryPromise({
@@ -171,7 +182,7 @@ export const loadLeNetWeights = (
       )
     }
     return { spec, params: fromNamedArrays(file.tensors), sha256 }
-  })
+  }))
 
 /** The LeNet extractor over given parameters (not disposed by it): 128-d features, 10 logits (issue 4 §4). */
 export const makeLeNet = (
@@ -192,7 +203,7 @@ export const makeLeNet = (
  * The committed LeNet of MNIST-FID as a scoped layer: weights read and SHA-256 checked on acquisition (a typed
  * {@link FeatureExtractorError} saying how to regenerate them when missing or mismatched), disposed on release.
  */
-export const layerLeNet = (options: LeNetOptions = {}): Layer.Layer<FeatureExtractor, FeatureExtractorError> =>
+export const layerLeNet = (options: LeNetOptions = {}): Layer.Layer<FeatureExtractor, FeatureExtractorError, Engine> =>
   Layer.scoped(
     FeatureExtractor,
     Effect.gen(function*() {
@@ -365,8 +376,8 @@ const loadModel = async (options: TfjsModelOptions): Promise<LoadedModel> => {
  * files are missing, malformed or lack the named outputs), probed once to learn the feature and class widths, and
  * disposed on release.
  */
-export const layerTfjsModel = (options: TfjsModelOptions): Layer.Layer<FeatureExtractor, FeatureExtractorError> =>
-  Layer.scoped(
+export const layerTfjsModel = (options: TfjsModelOptions): Layer.Layer<FeatureExtractor, FeatureExtractorError, Engine> =>
+  withEngine(Layer.scoped(
     FeatureExtractor,
     Effect.gen(function*() {
       const fail = (reason: string, fix: string) => new FeatureExtractorError({ extractor: options.path, reason, fix })
@@ -415,4 +426,4 @@ export const layerTfjsModel = (options: TfjsModelOptions): Layer.Layer<FeatureEx
         })
       )
     })
-  )
+  ))

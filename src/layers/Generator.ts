@@ -11,6 +11,7 @@ import type { Parameters } from "../domain/Parameters.js"
 import { SIGMA_INIT } from "../domain/Edm.js"
 import { emaUpdate } from "../domain/Ema.js"
 import { denoiseWith } from "../domain/Network.js"
+import type { Engine } from "../services/Engine.js"
 import { Generator, type GeneratorShape } from "../services/Generator.js"
 import { Teacher } from "../services/Teacher.js"
 import { makeTrainableWeights } from "./TrainableWeights.js"
@@ -112,7 +113,7 @@ const hostEma = (params: Parameters) => {
  * A generator whose θ and θ_ema start as copies of the teacher's weights (or of `options.initial`); all variables
  * disposed on release.
  */
-export const layer = (options: GeneratorOptions): Layer.Layer<Generator, never, Teacher> =>
+export const layer = (options: GeneratorOptions): Layer.Layer<Generator, never, Teacher | Engine> =>
   Layer.scoped(
     Generator,
     Effect.gen(function*() {

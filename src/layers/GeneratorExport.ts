@@ -25,6 +25,7 @@ import { networkFromDescription } from "../domain/Network.js"
 import type { OneStepWeights } from "../domain/OneStep.js"
 import { compareShapes, shapesMatch } from "../domain/Parameters.js"
 import { type Checkpoint, CheckpointError } from "../services/CheckpointStore.js"
+import { type Engine, withEngineEffect } from "../services/Engine.js"
 import { writeFileAtomic } from "./AtomicFile.js"
 import { fromNamedArrays, shapesWithPrefix } from "./NamedTensors.js"
 
@@ -67,14 +68,14 @@ const message = (e: unknown): string => (e instanceof Error ? e.message : String
 
 /**
  * The one-step generator of a checkpoint (`generator.ema.*`, or `generator.params.*` with `weights: "live"`), with
- * its network, σ_init, σ_data and provenance. The caller owns the tensors. Fails with {@link CheckpointError} when
+ * its network, σ_init, σ_data and provenance. The caller owns the tensors (so it needs the engine). Fails with {@link CheckpointError} when
  * the manifest's network is unknown or malformed, or when the weights do not fit it.
  */
 export const checkpointGenerator = (
   checkpoint: Checkpoint,
   options: ExportOptions = {}
-): Effect.Effect<OneStepWeights, CheckpointError> =>
-  Effect.gen(function*() {
+): Effect.Effect<OneStepWeights, CheckpointError, Engine> =>
+  withEngineEffect(Effect.gen(function*() {
     const weights = options.weights ?? "ema"
     const { manifest } = checkpoint
     const path = options.runDir ?? "checkpoint"
@@ -105,7 +106,7 @@ export const checkpointGenerator = (
         weights
       }
     }
-  })
+  }))
 
 /**
  * Writes the generator of a loaded checkpoint to `outPath` atomically as a generator file: EDM's format for
@@ -118,7 +119,7 @@ export const exportGenerator = (
   checkpoint: Checkpoint,
   outPath: string,
   options: ExportOptions = {}
-): Effect.Effect<ExportedGenerator, ExportError> =>
+): Effect.Effect<ExportedGenerator, ExportError, Engine> =>
   Effect.gen(function*() {
     const fail = (reason: string, fix: string) => new ExportError({ target: outPath, reason, fix })
     const bytes = yield* Effect.acquireUseRelease(
@@ -153,7 +154,7 @@ export const exportGeneratorEdm = (
   checkpoint: Checkpoint,
   outPath: string,
   options: ExportOptions = {}
-): Effect.Effect<ExportedGenerator, ExportError> => {
+): Effect.Effect<ExportedGenerator, ExportError, Engine> => {
   const kind = checkpoint.manifest.network.kind
   return generatorFileFormat(kind) === EDM_GENERATOR_FORMAT
     ? exportGenerator(checkpoint, outPath, options)

@@ -20,6 +20,7 @@ import { Teacher } from "../services/Teacher.js"
 import * as CheckpointStoreLayers from "./CheckpointStore.js"
 import * as GeneratorLayers from "./Generator.js"
 import { checkpointGenerator } from "./GeneratorExport.js"
+import type { Engine } from "../services/Engine.js"
 
 const failure = (path: string, reason: string, fix: string) =>
   new SidaSetupError({ setting: "initGenerator", reason: `${path}: ${reason}`, fix })
@@ -30,7 +31,7 @@ const message = (e: unknown): string => (e instanceof Error ? e.message : String
  * The weights of a distilled generator: the EMA generator of the newest checkpoint of a run directory, or an exported
  * generator file (either format). The caller owns the tensors. Fails with a {@link SidaSetupError} naming the path.
  */
-export const readGeneratorWeights = (path: string): Effect.Effect<OneStepWeights, SidaSetupError> =>
+export const readGeneratorWeights = (path: string): Effect.Effect<OneStepWeights, SidaSetupError, Engine> =>
   Effect.gen(function*() {
     const info = yield* Effect.tryPromise({
       try: () => stat(path),
@@ -91,7 +92,7 @@ export const checkGeneratorWeights = (
 export const layer = (
   path: string,
   options: Omit<GeneratorLayers.GeneratorOptions, "initial">
-): Layer.Layer<Generator, SidaSetupError, Teacher> =>
+): Layer.Layer<Generator, SidaSetupError, Teacher | Engine> =>
   Layer.unwrapScoped(
     Effect.gen(function*() {
       const teacher = yield* Teacher

@@ -10,6 +10,7 @@ import { readFile } from "node:fs/promises"
 import { Effect, Schema, type Scope } from "effect"
 import { decodeGeneratorFile, GeneratorFileError } from "../domain/GeneratorFile.js"
 import { oneStepGenerator, type OneStepGenerator } from "../domain/OneStep.js"
+import { type Engine, withEngineEffect } from "../services/Engine.js"
 
 export type { GeneratorProvenance, OneStepGenerator } from "../domain/OneStep.js"
 
@@ -66,31 +67,34 @@ const fromFileError = (path: string, e: unknown): GeneratorCorruptError | Unknow
 
 /**
  * Decodes the bytes of a generator file (either format) into a one-step generator; the caller owns it (`dispose`).
- * `path` only names the file in errors.
+ * `path` only names the file in errors. Its weights are tensors, so it needs the engine.
  */
 export const decodeGenerator = (
   bytes: Uint8Array,
   path = "<bytes>"
-): Effect.Effect<OneStepGenerator, GeneratorCorruptError | UnknownGeneratorArchitectureError> =>
-  Effect.try({ try: () => oneStepGenerator(decodeGeneratorFile(bytes)), catch: (e) => fromFileError(path, e) })
+): Effect.Effect<OneStepGenerator, GeneratorCorruptError | UnknownGeneratorArchitectureError, Engine> =>
+  withEngineEffect(Effect.try({ try: () => oneStepGenerator(decodeGeneratorFile(bytes)), catch: (e) => fromFileError(path, e) }))
 
-/** Reads a generator file into a one-step generator that the caller owns (`dispose` frees its weights). */
-export const readGenerator = (path: string): Effect.Effect<OneStepGenerator, LoadGeneratorError> =>
+/**
+ * Reads a generator file into a one-step generator that the caller owns (`dispose` frees its weights); needs the
+ * engine.
+ */
+export const readGenerator = (path: string): Effect.Effect<OneStepGenerator, LoadGeneratorError, Engine> =>
   Effect.tryPromise({
     try: () => readFile(path),
     catch: (e) => new GeneratorNotFoundError({ path, reason: e instanceof Error ? e.message : String(e) })
   }).pipe(Effect.flatMap((bytes) => decodeGenerator(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), path)))
 
 /**
- * A ready one-step generator from a file that `sid export` wrote, with its weights freed when the scope closes.
- * Fails with {@link GeneratorNotFoundError} (no such file), {@link GeneratorCorruptError} (not a readable generator
+ * A ready one-step generator from a file that `sid export` wrote, with its weights freed when the scope closes. It
+ * needs the {@link Engine} its weights live in (e.g. `Effect.provide(layers.Engine.wasm)`). Fails with {@link GeneratorNotFoundError} (no such file), {@link GeneratorCorruptError} (not a readable generator
  * file) or {@link UnknownGeneratorArchitectureError} (a network or format this version does not know).
  *
  * ```ts
  * const images = yield* Effect.scoped(
  *   Effect.map(loadGenerator("generator.safetensors"), (g) => g.generate(16, 0))
- * )
+ * ).pipe(Effect.provide(Engine.wasm)) // Engine from "sid-ts/layers"
  * ```
  */
-export const loadGenerator = (path: string): Effect.Effect<OneStepGenerator, LoadGeneratorError, Scope.Scope> =>
+export const loadGenerator = (path: string): Effect.Effect<OneStepGenerator, LoadGeneratorError, Scope.Scope | Engine> =>
   Effect.acquireRelease(readGenerator(path), (g) => Effect.sync(() => g.dispose()))

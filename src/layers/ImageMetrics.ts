@@ -18,6 +18,7 @@ import { kernelInceptionDistance } from "../domain/KernelInceptionDistance.js"
 import { accuracy } from "../domain/LeNet.js"
 import { DEFAULT_K, manifoldCoverage, nearestNeighbourRadii } from "../domain/PrecisionRecall.js"
 import { Dataset } from "../services/Dataset.js"
+import { type Engine, withEngine } from "../services/Engine.js"
 import {
   FeatureExtractor,
   type FeatureExtractorError,
@@ -180,8 +181,8 @@ export const imageSetMetrics = (
  */
 export const layer = (
   options: ImageMetricsOptions = {}
-): Layer.Layer<Metrics, MetricsError, FeatureExtractor | Dataset> =>
-  Layer.scoped(
+): Layer.Layer<Metrics, MetricsError, FeatureExtractor | Dataset | Engine> =>
+  withEngine(Layer.scoped(
     Metrics,
     Effect.gen(function*() {
       const extractor = yield* FeatureExtractor
@@ -217,4 +218,4 @@ export const layer = (
         evaluate: (samples) => evaluateAgainst(extractor, reference, dataset.imageShape, samples, options)
       })
     })
-  )
+  ))

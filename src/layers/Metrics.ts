@@ -9,6 +9,7 @@ import { Effect, Layer } from "effect"
 import { frechetDistance } from "../domain/FrechetDistance.js"
 import * as GaussianMixture from "../domain/GaussianMixture.js"
 import { mmd2 } from "../domain/Mmd.js"
+import { type Engine, withEngine } from "../services/Engine.js"
 import { Metrics, MetricsError, SampleMetrics } from "../services/Metrics.js"
 
 /** Settings of the mixture metrics. */
@@ -60,8 +61,8 @@ export const modeStatistics = (
 export const layerGaussianMixture = (
   mixture: GaussianMixture.GaussianMixture,
   options: MixtureMetricsOptions = {}
-): Layer.Layer<Metrics> =>
-  Layer.scoped(
+): Layer.Layer<Metrics, never, Engine> =>
+  withEngine(Layer.scoped(
     Metrics,
     Effect.gen(function*() {
       const size = options.referenceSize ?? 20_000
@@ -100,7 +101,7 @@ export const layerGaussianMixture = (
           })
       })
     })
-  )
+  ))
 
 /** The `reference` of metrics that have no reference set. */
 export const NO_REFERENCE = "none"

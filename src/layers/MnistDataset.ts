@@ -13,6 +13,7 @@ import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
 import { type ImageSize, prepare } from "../domain/Images.js"
 import { makeStream, permutation as streamPermutation } from "../domain/RandomStream.js"
+import { type Engine, withEngine } from "../services/Engine.js"
 import { Dataset, DatasetError, type DatasetShape, type DatasetSplit } from "../services/Dataset.js"
 
 /**
@@ -258,8 +259,8 @@ const disposeSplit = (split: DatasetSplit) => {
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: MnistOptions = {}): Layer.Layer<Dataset, DatasetError> =>
-  Layer.scoped(
+export const layer = (options: MnistOptions = {}): Layer.Layer<Dataset, DatasetError, Engine> =>
+  withEngine(Layer.scoped(
     Dataset,
     Effect.gen(function*() {
       const size = options.size ?? 28
@@ -288,4 +289,4 @@ export const layer = (options: MnistOptions = {}): Layer.Layer<Dataset, DatasetE
       }
       return Dataset.of(shape)
     })
-  )
+  ))

@@ -12,6 +12,7 @@ import { Dataset, type DatasetError } from "../services/Dataset.js"
 import { RealData, type RealDataShape, SidaSetupError } from "../services/RealData.js"
 import { Teacher } from "../services/Teacher.js"
 import * as MnistDataset from "./MnistDataset.js"
+import type { Engine } from "../services/Engine.js"
 
 /** The names of the real-data sources a config can choose (`DistillConfig.data`). */
 export const REAL_DATA_SOURCES = ["mnist"] as const
@@ -89,7 +90,7 @@ const mnistSize = (shape: ReadonlyArray<number>): 16 | 28 | 32 | undefined => {
  */
 export const layerForTeacher = (
   source: RealDataSource
-): Layer.Layer<RealData, SidaSetupError | DatasetError, Teacher> =>
+): Layer.Layer<RealData, SidaSetupError | DatasetError, Teacher | Engine> =>
   Layer.unwrapEffect(
     Effect.gen(function*() {
       const teacher = yield* Teacher

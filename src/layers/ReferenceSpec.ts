@@ -10,6 +10,7 @@
  */
 import { Effect, Layer } from "effect"
 import type { DatasetError } from "../services/Dataset.js"
+import type { Engine } from "../services/Engine.js"
 import type { FeatureExtractorError } from "../services/FeatureExtractor.js"
 import type { Metrics, MetricsError } from "../services/Metrics.js"
 import { Teacher, TeacherError } from "../services/Teacher.js"
@@ -63,7 +64,7 @@ const isMnistShape = (shape: ReadonlyArray<number>): shape is readonly [16 | 28 
 export const layerMnist = (
   size: 16 | 28 | 32,
   options: ReferenceOptions = {}
-): Layer.Layer<Metrics, MetricsError | DatasetError | FeatureExtractorError> =>
+): Layer.Layer<Metrics, MetricsError | DatasetError | FeatureExtractorError, Engine> =>
   ImageMetrics.layer(options.referenceSize === undefined ? {} : { referenceSize: options.referenceSize }).pipe(
     Layer.provide(FeatureExtractor.layerLeNet()),
     Layer.provide(MnistDataset.layer({ size, seed: options.datasetSeed ?? 0 }))
@@ -74,7 +75,7 @@ export const layerFromReference = (
   reference: ReferenceSpec,
   teacher: TeacherSpec,
   options: ReferenceOptions = {}
-): Layer.Layer<Metrics, ReferenceError, Teacher> =>
+): Layer.Layer<Metrics, ReferenceError, Teacher | Engine> =>
   Layer.unwrapEffect(
     Effect.gen(function*() {
       const t = yield* Teacher

@@ -95,9 +95,6 @@ const ioError = (path: string, e: unknown): RunDirectoryError => {
 const io = <A>(path: string, f: () => Promise<A>): Effect.Effect<A, RunDirectoryError> =>
   Effect.tryPromise({ try: f, catch: (e) => ioError(path, e) })
 
-const exists = (path: string): Promise<boolean> =>
-  stat(path).then(() => true, (e: unknown) => (errnoOf(e) === "ENOENT" ? false : Promise.reject(e)))
-
 const readHolder = (path: string): Promise<LockHolder | undefined> =>
   readFile(path, "utf8").then(
     (text) => {
@@ -171,14 +168,16 @@ const releaseLock = (dir: string, holder: LockHolder): Effect.Effect<void> =>
 
 const timestamp = (): string => new Date().toISOString().replace(/[:.]/g, "-")
 
-/** The run files a directory holds (config, log, a non-empty checkpoints directory). */
+/** The run files a directory holds: a config, a non-empty log (a regular file), a non-empty checkpoints directory. */
 const runFilesIn = (dir: string): Promise<Array<string>> =>
   Promise.all(
     RUN_FILES.map(async (name) => {
       const path = join(dir, name)
-      if (!(await exists(path))) return []
-      if (name !== "checkpoints") return [name]
-      return (await readdir(path)).length > 0 ? [name] : []
+      const info = await stat(path).catch((e: unknown) => (errnoOf(e) === "ENOENT" ? undefined : Promise.reject(e)))
+      if (info === undefined) return []
+      if (name === "checkpoints") return info.isDirectory() && (await readdir(path)).length > 0 ? [name] : []
+      if (name === "log.jsonl") return info.isFile() && info.size > 0 ? [name] : []
+      return [name]
     })
   ).then((found) => found.flat())
 
@@ -254,7 +253,12 @@ export const claimRunDirectory = (
  */
 export const rewindLog = (logPath: string, step: number): Effect.Effect<number, RunDirectoryError> =>
   Effect.gen(function*() {
-    const text = yield* io(logPath, () => readFile(logPath, "utf8").catch((e: unknown) => (errnoOf(e) === "ENOENT" ? "" : Promise.reject(e))))
+    const text = yield* io(logPath, async () => {
+      const info = await stat(logPath).catch((e: unknown) => (errnoOf(e) === "ENOENT" ? undefined : Promise.reject(e)))
+      if (info === undefined) return ""
+      if (!info.isFile()) throw new Error("the run log is not a regular file")
+      return readFile(logPath, "utf8")
+    })
     const lines = text.split("\n").filter((l) => l.length > 0)
     const stepOf = (line: string): number | undefined => {
       try {

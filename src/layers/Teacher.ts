@@ -6,7 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { readFile } from "node:fs/promises"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, type Scope } from "effect"
 import { SIGMA_DATA } from "../domain/Edm.js"
 import * as GaussianMixture from "../domain/GaussianMixture.js"
 import { mlpSpec } from "../domain/Mlp.js"
@@ -14,9 +14,10 @@ import { denoiseWith, type Network, mlpNetwork, networkFromDescription } from ".
 import { compareShapes, type Parameters, shapesMatch } from "../domain/Parameters.js"
 import { normals, type StreamState, uniforms } from "../domain/RandomStream.js"
 import { decodeSafetensors, encodeSafetensors, type SafetensorsFile } from "../domain/Safetensors.js"
+import { type Engine, withEngine, withEngineEffect } from "../services/Engine.js"
 import { Teacher, TeacherError, type TeacherShape } from "../services/Teacher.js"
 import { writeFileAtomic } from "./AtomicFile.js"
-import { fitDenoiser } from "./DenoiserFit.js"
+import { fitDenoiserScoped } from "./DenoiserFit.js"
 import { fromNamedArrays, shapesWithPrefix, toNamedArrays } from "./NamedTensors.js"
 
 /** Format tag of teacher files. */
@@ -53,7 +54,9 @@ export interface MixtureFitOptions {
   /** The MLP's hidden width and depth (default 128 × 4, spec §10.5). */
   readonly hidden?: number
   readonly depth?: number
+  /** Called every `reportEvery` steps (default 100) and after the last one with the step and the loss. */
   readonly onProgress?: (step: number, loss: number) => void
+  readonly reportEvery?: number
 }
 
 const mixtureSampler = (mixture: GaussianMixture.GaussianMixture) => (stream: StreamState, batch: number) => {
@@ -71,12 +74,12 @@ const fitOnMixture = (
   mixture: GaussianMixture.GaussianMixture,
   options: MixtureFitOptions,
   exact: boolean
-): Effect.Effect<{ readonly network: Network; readonly params: Record<string, tf.Tensor> }> => {
+): Effect.Effect<{ readonly network: Network; readonly params: Record<string, tf.Tensor> }, never, Scope.Scope | Engine> => {
   const network = mlpNetwork(
     mlpSpec(GaussianMixture.dimension(mixture), { hidden: options.hidden ?? 128, depth: options.depth ?? 4 })
   )
   return Effect.map(
-    fitDenoiser({
+    fitDenoiserScoped({
       network,
       sigmaData: SIGMA_DATA,
       steps: options.steps ?? 3000,
@@ -85,14 +88,12 @@ const fitOnMixture = (
       seed: options.seed ?? 0,
       sampleData: mixtureSampler(mixture),
       ...(exact ? { exactDenoiser: (x: tf.Tensor, s: tf.Tensor1D) => GaussianMixture.denoise(mixture, x, s) } : {}),
-      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress })
+      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+      ...(options.reportEvery === undefined ? {} : { reportEvery: options.reportEvery })
     }),
     (params) => ({ network, params })
   )
 }
-
-const scopedParams = <A extends { readonly params: Record<string, tf.Tensor> }>(acquire: Effect.Effect<A>) =>
-  Effect.acquireRelease(acquire, (a) => Effect.sync(() => tf.dispose(Object.values(a.params))))
 
 /**
  * The exact mixture teacher: f_φ is the analytic posterior mean (spec §10.1). The generator and fake score start from
@@ -101,17 +102,17 @@ const scopedParams = <A extends { readonly params: Record<string, tf.Tensor> }>(
 export const layerGaussianMixture = (
   mixture: GaussianMixture.GaussianMixture,
   options: MixtureFitOptions & { readonly name?: string } = {}
-): Layer.Layer<Teacher> =>
-  Layer.scoped(
+): Layer.Layer<Teacher, never, Engine> =>
+  withEngine(Layer.scoped(
     Teacher,
-    Effect.map(scopedParams(fitOnMixture(mixture, options, true)), (weights): TeacherShape => ({
+    Effect.map(fitOnMixture(mixture, options, true), (weights): TeacherShape => ({
       name: options.name ?? "gmm (exact)",
       dataShape: [GaussianMixture.dimension(mixture)],
       sigmaData: SIGMA_DATA,
       denoise: (x, sigma) => GaussianMixture.denoise(mixture, x, sigma),
       weights
     }))
-  )
+  ))
 
 /** A network teacher from fixed weights: f_φ = D with frozen parameters (differentiable in x). */
 export const fromWeights = (
@@ -134,14 +135,14 @@ export const fromWeights = (
 export const layerTrainedOnMixture = (
   mixture: GaussianMixture.GaussianMixture,
   options: MixtureFitOptions & { readonly name?: string } = {}
-): Layer.Layer<Teacher> =>
-  Layer.scoped(
+): Layer.Layer<Teacher, never, Engine> =>
+  withEngine(Layer.scoped(
     Teacher,
     Effect.map(
-      scopedParams(fitOnMixture(mixture, options, false)),
+      fitOnMixture(mixture, options, false),
       (w) => fromWeights(options.name ?? "gmm (trained MLP)", w.network, w.params, SIGMA_DATA)
     )
-  )
+  ))
 
 /** Teacher-file bytes: the weights as safetensors, the architecture and σ_data in its metadata. */
 export const encodeTeacherFile = (network: Network, params: Parameters, sigmaData: number): Uint8Array =>
@@ -185,11 +186,15 @@ export const readSafetensorsFile = <E>(
     )
   )
 
-/** Reads a teacher file (validating format, architecture and every tensor's name and shape). */
+/** Reads a teacher file (validating format, architecture and every tensor's name and shape); needs the engine. */
 export const readTeacherFile = (
   path: string
-): Effect.Effect<{ readonly network: Network; readonly params: Record<string, tf.Tensor>; readonly sigmaData: number }, TeacherError> =>
-  Effect.gen(function*() {
+): Effect.Effect<
+  { readonly network: Network; readonly params: Record<string, tf.Tensor>; readonly sigmaData: number },
+  TeacherError,
+  Engine
+> =>
+  withEngineEffect(Effect.gen(function*() {
     const fail = (reason: string, fix: string) => new TeacherError({ teacher: path, reason, fix })
     const file = yield* readSafetensorsFile(path, fail, "Re-create the teacher file.")
     if (file.metadata["format"] !== TEACHER_FORMAT) {
@@ -214,10 +219,10 @@ export const readTeacherFile = (
       )
     }
     return { network, params: fromNamedArrays(file.tensors), sigmaData }
-  })
+  }))
 
 /** A network teacher loaded from a teacher file; its tensors are disposed on release. */
-export const layerFile = (path: string): Layer.Layer<Teacher, TeacherError> =>
+export const layerFile = (path: string): Layer.Layer<Teacher, TeacherError, Engine> =>
   Layer.scoped(
     Teacher,
     Effect.map(

@@ -9,6 +9,7 @@ import { createReadStream } from "node:fs"
 import type * as GaussianMixture from "../domain/GaussianMixture.js"
 import { Effect, Layer } from "effect"
 import type { TeacherIdentity } from "../domain/RunSpec.js"
+import type { Engine } from "../services/Engine.js"
 import { type Teacher, TeacherError } from "../services/Teacher.js"
 import { layerEdmFile } from "./EdmTeacher.js"
 import { layerFile, layerGaussianMixture, layerTrainedOnMixture, type MixtureFitOptions, mixturePreset } from "./Teacher.js"
@@ -37,7 +38,7 @@ export const mixtureOfSpec = (spec: TeacherSpec): Effect.Effect<GaussianMixture.
   spec.kind === "file" || spec.kind === "edm" ? Effect.succeed(undefined) : mixturePreset(spec.preset)
 
 /** The teacher layer for a parsed argument. */
-export const layerFromSpec = (spec: TeacherSpec, fit: MixtureFitOptions = {}): Layer.Layer<Teacher, TeacherError> => {
+export const layerFromSpec = (spec: TeacherSpec, fit: MixtureFitOptions = {}): Layer.Layer<Teacher, TeacherError, Engine> => {
   switch (spec.kind) {
     case "file":
       return layerFile(spec.path)

@@ -9,6 +9,7 @@ import { Effect, type Scope } from "effect"
 import { countNonFinite, globalNorm, sanitizeGradients, sanitizeGradientValue } from "../domain/Gradients.js"
 import type { HostUpdate, Optimizer, OptimizerState } from "../domain/Optimizer.js"
 import { compareShapes, type Parameters, shapesMatch, shapesOf } from "../domain/Parameters.js"
+import { type Engine, withEngineEffect } from "../services/Engine.js"
 import type { ApplyGradientsOptions, StepStatistics, TrainableWeights } from "../services/TrainableWeights.js"
 
 let instances = 0
@@ -34,7 +35,8 @@ const assignAll = (target: Readonly<Record<string, tf.Variable>>, source: Parame
 }
 
 /**
- * Variables holding a copy of `initial`, zero optimiser slots, step 0; all disposed when the scope closes. With a host
+ * Variables holding a copy of `initial`, zero optimiser slots, step 0; all disposed when the scope closes (tensors,
+ * so it needs the engine). With a host
  * optimiser (`optimizer.host`, e.g. `adamHost`) the slots are `Float32Array`s outside the engine and each step updates
  * one parameter at a time (see {@link makeHostWeights}); otherwise the slots are variables and one tensor update
  * covers all parameters.
@@ -42,8 +44,10 @@ const assignAll = (target: Readonly<Record<string, tf.Variable>>, source: Parame
 export const makeTrainableWeights = (
   initial: Parameters,
   optimizer: Optimizer
-): Effect.Effect<TrainableWeights, never, Scope.Scope> =>
-  optimizer.host === undefined ? makeEngineWeights(initial, optimizer) : makeHostWeights(initial, optimizer, optimizer.host)
+): Effect.Effect<TrainableWeights, never, Scope.Scope | Engine> =>
+  withEngineEffect(
+    optimizer.host === undefined ? makeEngineWeights(initial, optimizer) : makeHostWeights(initial, optimizer, optimizer.host)
+  )
 
 const makeEngineWeights = (
   initial: Parameters,

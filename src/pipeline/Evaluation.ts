@@ -1,14 +1,19 @@
 /**
  * Evaluating the one-step generator and, for comparison, the teacher's own Heun sampler (spec §1.5, §7, §10.5).
  *
- * Both draw their latents from a fixed seed, so successive evaluations of a run compare like with like.
+ * Both draw their latents from a fixed seed, so successive evaluations of a run compare like with like. The effectful
+ * samplers ({@link sampleHeun}, {@link drawTeacherSamples}, {@link drawGeneratorSamples}) give the event loop a turn
+ * between sampler steps and chunks, so an evaluation is interrupted (Ctrl-C) within one step; what they return is
+ * owned by the caller's scope, and everything in flight is released on interruption.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
-import { Effect } from "effect"
-import { heunEvaluations, heunSample } from "../domain/HeunSampler.js"
+import { Effect, type Scope } from "effect"
+import { type Denoiser, heunEvaluations, type HeunOptions, heunSample, heunStep } from "../domain/HeunSampler.js"
 import { balancedLabels, fixedLatents } from "../domain/OneStep.js"
+import { heunSteps } from "../domain/Schedule.js"
+import { yieldToEventLoop } from "../layers/EventLoop.js"
 import { Generator, type GeneratorWeights } from "../services/Generator.js"
 import { Metrics, type MetricsError, type SampleMetrics } from "../services/Metrics.js"
 import { Teacher } from "../services/Teacher.js"
@@ -65,30 +70,158 @@ export const teacherSamples = (
     return parts.length === 1 ? parts[0]! : tf.concat(parts, 0)
   })
 
-/** Metrics of samples drawn from fixed latents [n, ...shape]; the samples are disposed afterwards. */
-const evaluateFromLatents = (
+/** Tensors owned by a scope until dropped: whatever is still held when the scope closes is disposed. */
+interface Held {
+  readonly add: <T extends tf.Tensor>(t: T) => T
+  /** Disposes a held tensor now. */
+  readonly drop: (t: tf.Tensor | undefined) => void
+}
+
+const holdTensors: Effect.Effect<Held, never, Scope.Scope> = Effect.map(
+  Effect.acquireRelease(Effect.sync(() => new Set<tf.Tensor>()), (set) => Effect.sync(() => tf.dispose([...set]))),
+  (set): Held => ({
+    add: (t) => {
+      set.add(t)
+      return t
+    },
+    drop: (t) => {
+      if (t === undefined) return
+      set.delete(t)
+      t.dispose()
+    }
+  })
+)
+
+const runHeun = (held: Held, denoise: Denoiser, latents: tf.Tensor, options: HeunOptions) =>
+  Effect.gen(function*() {
+    const t = heunSteps(options.numSteps ?? 18, options)
+    let x = yield* Effect.sync(() => held.add(tf.mul(latents, t[0]!)))
+    for (let i = 0; i < t.length - 1; i++) {
+      yield* yieldToEventLoop
+      const previous = x
+      x = yield* Effect.sync(() => held.add(heunStep(denoise, previous, i, t, options)))
+      held.drop(previous)
+    }
+    return x
+  })
+
+/**
+ * The Heun sampler of `heunSample` (spec §1.5) as an Effect: the event loop gets a turn before each step, so an
+ * interruption ends it within one step (at most two denoiser evaluations). The samples are owned by the caller's
+ * scope; intermediate tensors are released as it goes, and on interruption.
+ */
+export const sampleHeun = (
+  denoise: Denoiser,
+  latents: tf.Tensor,
+  options: HeunOptions = {}
+): Effect.Effect<tf.Tensor, never, Scope.Scope> =>
+  Effect.flatMap(holdTensors, (held) => runHeun(held, denoise, latents, options))
+
+/**
+ * {@link teacherSamples} as an Effect: chunks of `chunk` samples, each by {@link sampleHeun}'s interruptible steps.
+ * The samples are owned by the caller's scope.
+ */
+export const drawTeacherSamples = (
+  teacher: Teacher["Type"],
+  latents: tf.Tensor,
+  numSteps = 18,
+  labels?: tf.Tensor2D,
+  chunk = 1024
+): Effect.Effect<tf.Tensor, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const held = yield* holdTensors
+    const n = latents.shape[0] ?? 0
+    const c = labels ?? (yield* Effect.sync(() => {
+      const made = labelsFor(teacher.weights.network.labelDim, n)
+      return made === undefined ? undefined : held.add(made)
+    }))
+    const parts: Array<tf.Tensor> = []
+    for (let i = 0; i < n; i += chunk) {
+      const size = Math.min(chunk, n - i)
+      const z = yield* Effect.sync(() => held.add(tf.slice(latents, i, size)))
+      const ci = c === undefined ? undefined : yield* Effect.sync(() => held.add(tf.slice(c, i, size)))
+      parts.push(yield* runHeun(held, (x, sigma) => teacher.denoise(x, sigma, ci), z, { numSteps }))
+      held.drop(z)
+      held.drop(ci)
+    }
+    if (labels === undefined) held.drop(c)
+    return yield* concatHeld(held, parts)
+  })
+
+/**
+ * {@link generatorSamples} as an Effect: chunks of `chunk` samples with a turn of the event loop before each, so an
+ * interruption ends it within one chunk. The samples are owned by the caller's scope.
+ */
+export const drawGeneratorSamples = (
+  generator: Generator["Type"],
+  latents: tf.Tensor,
+  weights: GeneratorWeights = "ema",
+  chunk = 4096,
+  labels?: tf.Tensor2D
+): Effect.Effect<tf.Tensor, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const held = yield* holdTensors
+    const n = latents.shape[0] ?? 0
+    const c = labels ?? (yield* Effect.sync(() => {
+      const made = labelsFor(generator.network.labelDim, n)
+      return made === undefined ? undefined : held.add(made)
+    }))
+    const parts: Array<tf.Tensor> = []
+    for (let i = 0; i < n; i += chunk) {
+      const size = Math.min(chunk, n - i)
+      yield* yieldToEventLoop
+      parts.push(
+        yield* Effect.sync(() =>
+          held.add(tf.tidy(() =>
+            generator.generate(tf.slice(latents, i, size), weights, c === undefined ? undefined : tf.slice(c, i, size))
+          ))
+        )
+      )
+    }
+    if (labels === undefined) held.drop(c)
+    return yield* concatHeld(held, parts)
+  })
+
+const concatHeld = (held: Held, parts: ReadonlyArray<tf.Tensor>): Effect.Effect<tf.Tensor> =>
+  parts.length === 1
+    ? Effect.succeed(parts[0]!)
+    : Effect.sync(() => {
+      const all = held.add(tf.concat([...parts], 0))
+      for (const p of parts) held.drop(p)
+      return all
+    })
+
+/** Metrics of samples drawn from fixed latents [n, ...shape]; every tensor is released afterwards. */
+const evaluateFromLatents = <E, R>(
   n: number,
   seed: number,
   shape: ReadonlyArray<number>,
-  draw: (latents: tf.Tensor) => tf.Tensor
-): Effect.Effect<SampleMetrics, MetricsError, Metrics> =>
-  Effect.flatMap(Metrics, (metrics) =>
-    Effect.acquireUseRelease(
-      Effect.sync(() => tf.tidy(() => draw(fixedLatents(seed, n, shape)))),
-      metrics.evaluate,
-      (x) => Effect.sync(() => x.dispose())
-    ))
+  draw: (latents: tf.Tensor) => Effect.Effect<tf.Tensor, E, R | Scope.Scope>
+): Effect.Effect<SampleMetrics, MetricsError | E, Metrics | Exclude<R, Scope.Scope>> =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const metrics = yield* Metrics
+      const latents = yield* Effect.acquireRelease(
+        Effect.sync(() => fixedLatents(seed, n, shape)),
+        (z) => Effect.sync(() => z.dispose())
+      )
+      return yield* metrics.evaluate(yield* draw(latents))
+    })
+  )
 
-/** Metrics of `n` generator samples (EMA weights) from latents of a fixed seed. */
+/** Metrics of `n` generator samples (EMA weights) from latents of a fixed seed; interruptible between chunks. */
 export const evaluateGenerator = (
   n: number,
   seed: number,
   weights: GeneratorWeights = "ema"
 ): Effect.Effect<SampleMetrics, MetricsError, Generator | Metrics> =>
   Effect.flatMap(Generator, (generator) =>
-    evaluateFromLatents(n, seed, generator.dataShape, (z) => generatorSamples(generator, z, weights)))
+    evaluateFromLatents(n, seed, generator.dataShape, (z) => drawGeneratorSamples(generator, z, weights)))
 
-/** Metrics of `n` samples of the teacher's Heun sampler, and its number of denoiser evaluations per sample. */
+/**
+ * Metrics of `n` samples of the teacher's Heun sampler, and its number of denoiser evaluations per sample;
+ * interruptible between sampler steps.
+ */
 export const evaluateTeacher = (
   n: number,
   seed: number,
@@ -96,6 +229,6 @@ export const evaluateTeacher = (
 ): Effect.Effect<{ readonly metrics: SampleMetrics; readonly evaluations: number }, MetricsError, Teacher | Metrics> =>
   Effect.flatMap(Teacher, (teacher) =>
     Effect.map(
-      evaluateFromLatents(n, seed, teacher.dataShape, (z) => teacherSamples(teacher, z, numSteps)),
+      evaluateFromLatents(n, seed, teacher.dataShape, (z) => drawTeacherSamples(teacher, z, numSteps)),
       (metrics) => ({ metrics, evaluations: heunEvaluations(numSteps) })
     ))

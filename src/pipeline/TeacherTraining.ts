@@ -3,12 +3,13 @@
  * training split with EDM's loss (spec §1.4: log-normal σ, λ(σ)‖D − y‖², Adam with a linear learning-rate warm-up,
  * an EMA of the weights with EDM's half-life rule, spec §5.1 C).
  *
- * Like distillation, the stream checks its stop signal before each step and yields to the runtime between steps; a
- * step is one synchronous block. Checkpoints (weights, Adam moments and step, EMA, random-stream states, config,
- * architecture; spec §5.3) are written every `checkpointEvery` steps, at the end, and — bounded in time — when the
- * stream ends early for any reason. Each checkpoint also (re)writes the EMA weights as a teacher file
- * (`sid-ts-teacher-v1`) when a path is given, so `sid distill --teacher <file>` can use the newest one. A resumed run
- * draws exactly the numbers the uninterrupted run would have.
+ * Like distillation, the stream checks its stop signal before each step; a step is one synchronous block, and between
+ * steps the event loop gets a turn, so an interruption (Ctrl-C) is seen before the next step. Checkpoints (weights,
+ * Adam moments and step, EMA, random-stream states, config, architecture; spec §5.3) are written every
+ * `checkpointEvery` steps, at the end, and — bounded in time — when the stream ends early for any reason. Each
+ * checkpoint also (re)writes the EMA weights as a teacher file (`sid-ts-teacher-v1`) when a path is given, so
+ * `sid distill --teacher <file>` can use the newest one. A resumed run draws exactly the numbers the uninterrupted run
+ * would have.
  *
  * @module
  */
@@ -29,11 +30,13 @@ import {
 } from "../domain/TeacherTrainingConfig.js"
 import { writeFileAtomic } from "../layers/AtomicFile.js"
 import { denoiserStep } from "../layers/DenoiserFit.js"
+import { yieldToEventLoop } from "../layers/EventLoop.js"
 import { fromNamedArrays, toNamedArrays } from "../layers/NamedTensors.js"
 import { encodeTeacherFile } from "../layers/Teacher.js"
 import { makeTrainableWeights } from "../layers/TrainableWeights.js"
 import { CheckpointError } from "../services/CheckpointStore.js"
 import { Dataset } from "../services/Dataset.js"
+import type { Engine } from "../services/Engine.js"
 import {
   TEACHER_CHECKPOINT_FORMAT,
   type TeacherCheckpoint,
@@ -157,12 +160,12 @@ const checkCompatible = (
 /**
  * The teacher-training stream. The first element is a {@link TeacherStartReport}; then one {@link TeacherStepReport}
  * per step until `config.steps` steps are complete or `shouldStop` says so. Needs the dataset (its training split,
- * at the config's resolution) and a teacher-checkpoint store.
+ * at the config's resolution), a teacher-checkpoint store and the engine (the weights are tensors).
  */
 export const trainTeacher = (
   config: TeacherTrainingConfig,
   options: TeacherTrainingOptions = {}
-): Stream.Stream<TeacherStartReport | TeacherStepReport, TeacherTrainingError, Dataset | TeacherCheckpointStore> =>
+): Stream.Stream<TeacherStartReport | TeacherStepReport, TeacherTrainingError, Dataset | TeacherCheckpointStore | Engine> =>
   Stream.unwrapScoped(
     Effect.gen(function*() {
       const dataset = yield* Dataset
@@ -289,7 +292,7 @@ export const trainTeacher = (
           const ms = performance.now() - began
           const next = { step: p.step + 1, imagesSeen: p.imagesSeen + config.batchSize }
           yield* Ref.set(progress, next)
-          yield* Effect.yieldNow()
+          yield* yieldToEventLoop
           const report = new TeacherStepReport({
             step: next.step,
             imagesSeen: next.imagesSeen,

@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import type * as Tf from "@tensorflow/tfjs"
-import { Config, Context, Schema } from "effect"
+import { Config, Context, Effect, Layer, Schema } from "effect"
 
 /**
  * The selectable engines: `wasm` (default; XNNPACK SIMD, one thread, patched for training), `wasm-native` (the wasm
@@ -64,6 +64,27 @@ export interface EngineShape {
  * @category tags
  */
 export class Engine extends Context.Tag("sid-ts/Engine")<Engine, EngineShape>() {}
+
+/**
+ * `layer`, requiring the {@link Engine} service: for layers that create or own tensors, so that a program that builds
+ * them without an engine does not compile (issue 17 §5). The engine itself is not used; requiring it is what makes the
+ * backend explicit instead of TF.js's silent `cpu` default.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withEngine = <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, R | Engine> =>
+  Layer.unwrapEffect(Effect.as(Engine, layer))
+
+/**
+ * `effect`, requiring the {@link Engine} service: for effects that create tensors outside a layer (reading a teacher or
+ * generator file, trainable weights), like {@link withEngine} for layers.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withEngineEffect = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R | Engine> =>
+  Effect.zipRight(Engine, effect)
 
 /**
  * The engine chosen through the environment: `SID_ENGINE` (default `"auto"`: `wasm-native` where its addon is built,
@@ -203,6 +224,44 @@ export class EngineInitFailed extends Schema.TaggedError<EngineInitFailed>()(
 }
 
 /**
+ * An engine layer was built while another engine is active in this process. TF.js computes on one global backend, so
+ * one process runs one engine at a time: layers asking for the active engine share it (reference counted), a different
+ * one is refused instead of switching the backend under the running program.
+ *
+ * - `requested`: the engine asked for (`auto` already resolved to `wasm-native` or `wasm`).
+ * - `active`: the engine in use, and `users`: how many layers currently hold it.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class EngineConflict extends Schema.TaggedError<EngineConflict>()(
+  "EngineConflict",
+  { requested: EngineName, active: EngineName, users: Schema.Int }
+) {
+  override get message(): string {
+    return `Cannot start the "${this.requested}" engine: the "${this.active}" engine is already active in this process ` +
+      `(held by ${this.users} layer${this.users === 1 ? "" : "s"}), and TF.js runs one backend per process. Fix: use ` +
+      `the same engine (provide Engine.layer("${this.active}"), or Engine.layerActive to share whichever is active), ` +
+      `or release the "${this.active}" engine first (close the scope or finish the program that provided it) and then ` +
+      `start "${this.requested}".`
+  }
+}
+
+/**
+ * `Engine.layerActive` was built while no engine is active in this process, so there is none to share.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class EngineNotActive extends Schema.TaggedError<EngineNotActive>()("EngineNotActive", {}) {
+  override get message(): string {
+    return `No engine is active in this process, so Engine.layerActive has none to share. Fix: provide an engine ` +
+      `layer instead (Engine.layer("wasm"), Engine.wasm, or Engine.layerConfig for SID_ENGINE), or build one around ` +
+      `this program first.`
+  }
+}
+
+/**
  * Every way building an engine can fail.
  *
  * @since 0.1.0
@@ -215,3 +274,4 @@ export type EngineError =
   | EngineGpuNotVisible
   | EngineNativeKernelsNotBuilt
   | EngineInitFailed
+  | EngineConflict

@@ -12,15 +12,34 @@ import * as Metrics from "../../src/layers/Metrics.js"
 import * as Teacher from "../../src/layers/Teacher.js"
 import { distill } from "../../src/pipeline/Distill.js"
 import { type Checkpoint, CheckpointStore as CheckpointStoreTag } from "../../src/services/CheckpointStore.js"
+import type { Engine as EngineTag } from "../../src/services/Engine.js"
 import { Generator } from "../../src/services/Generator.js"
 import { Teacher as TeacherTag, type TeacherError } from "../../src/services/Teacher.js"
 
-/** The engine, built once for a test file; returns its release. */
+/**
+ * The engine, built once for a test file; returns its release. The layers a test builds share it through
+ * {@link activeEngine} (`Engine.layerActive`), so each test need not start one.
+ */
 export const useEngine = async (engine: "wasm" | "cpu" = "wasm"): Promise<() => Promise<void>> => {
   const scope = Effect.runSync(Scope.make())
   await Effect.runPromise(Layer.buildWithScope(Engine.layer(engine), scope))
   return () => Effect.runPromise(Scope.close(scope, Exit.void))
 }
+
+/** The engine a test file started with {@link useEngine}, shared (fails with `EngineNotActive` without one). */
+export const activeEngine = Layer.orDie(Engine.layerActive)
+
+/** Runs `effect` with the engine that {@link useEngine} started. */
+export const runWithEngine = <A, E>(effect: Effect.Effect<A, E, EngineTag>): Promise<A> =>
+  Effect.runPromise(Effect.provide(effect, activeEngine))
+
+/** Runs `effect` to its exit with the engine that {@link useEngine} started. */
+export const runExitWithEngine = <A, E>(effect: Effect.Effect<A, E, EngineTag>) =>
+  Effect.runPromiseExit(Effect.provide(effect, activeEngine))
+
+/** Runs a synchronous `effect` with the engine that {@link useEngine} started. */
+export const runSyncWithEngine = <A, E>(effect: Effect.Effect<A, E, EngineTag>): A =>
+  Effect.runSync(Effect.provide(effect, activeEngine))
 
 /** A small config for tests: overrides on top of the toy defaults. */
 export const smallConfig = (overrides: Partial<typeof DistillConfig.Encoded> = {}): DistillConfig =>
@@ -36,7 +55,7 @@ export const smallConfig = (overrides: Partial<typeof DistillConfig.Encoded> = {
 
 /** The ring mixture and a small MLP regressed onto its exact denoiser, written as a teacher file. */
 export const writeSmallTeacher = (path: string, hidden = 32): Promise<void> =>
-  Effect.runPromise(
+  runWithEngine(
     Effect.scoped(
       Effect.gen(function*() {
         const ctx = yield* Layer.build(Teacher.layerGaussianMixture(ring(), { steps: 300, hidden, depth: 2, batchSize: 256 }))
@@ -46,17 +65,20 @@ export const writeSmallTeacher = (path: string, hidden = 32): Promise<void> =>
     )
   )
 
-/** Every layer of a run, given the teacher layer and the checkpoint store (metrics against the exact ring). */
+/**
+ * Every layer of a run, given the teacher layer and the checkpoint store (metrics against the exact ring), on the
+ * engine the test file started ({@link useEngine}).
+ */
 export const runLayers = (
   config: DistillConfig,
-  teacher: Layer.Layer<TeacherTag, TeacherError>,
+  teacher: Layer.Layer<TeacherTag, TeacherError, EngineTag>,
   store: Layer.Layer<CheckpointStoreTag>
 ) =>
   Distillation.layer(config, {
     teacher,
     metrics: Metrics.layerGaussianMixture(ring(), { referenceSize: 4000, mmdSize: 1000 }),
     checkpoints: store
-  })
+  }).pipe(Layer.provide(activeEngine))
 
 /** A finished tiny run and the EMA generator's samples from the latents of a seed, computed by the run itself. */
 export interface TinyRun {
@@ -100,7 +122,7 @@ export const tinyRun = (
     checkpoints: CheckpointStore.layerDirectory(join(runDir, "checkpoints"))
   })
   const count = options.count ?? 3
-  return Effect.runPromise(
+  return runWithEngine(
     Effect.gen(function*() {
       const g = yield* Generator
       yield* distill(config, { evaluate: false }).pipe(Stream.runDrain)
