@@ -18,16 +18,44 @@ const fmt = (x: number): string => (Number.isFinite(x) ? (Math.abs(x) >= 1e-3 &&
 
 const percent = (x: number | undefined): string => (x === undefined ? "?" : `${(100 * x).toFixed(1)}%`)
 
-/** A one-line summary of an evaluation (FID, KID, IS, precision/recall for images; FD, MMD, modes for mixtures). */
-export const describeEvaluation = (m: SampleMetrics): string =>
-  m.fid !== undefined
-    ? `FID ${fmt(m.fid)}  KID ${fmt(m.mmd)}` +
+const present = (values: ReadonlyArray<number | null> | undefined): Array<number> =>
+  (values ?? []).filter((v): v is number => v !== null && Number.isFinite(v))
+
+/**
+ * The shape figures of a mixture evaluation, for a log line: between-mode mass, in-mode spread, the worst mode's
+ * mean error, the modes' mean covariance error, and the MMD at each bandwidth; empty when the metrics have none.
+ */
+export const describeShape = (m: SampleMetrics): string => {
+  const parts: Array<string> = []
+  if (m.betweenModeFraction !== undefined) parts.push(`between ${percent(m.betweenModeFraction)}`)
+  if (m.inModeSpread !== undefined) parts.push(`spread ${m.inModeSpread.toFixed(2)}×`)
+  const meanErrors = present(m.modeMeanErrors)
+  if (meanErrors.length > 0) parts.push(`mode mean err ≤ ${Math.max(...meanErrors).toFixed(2)}σ`)
+  const covErrors = present(m.modeCovarianceErrors)
+  if (covErrors.length > 0) parts.push(`cov err ${(covErrors.reduce((a, b) => a + b, 0) / covErrors.length).toFixed(2)}`)
+  if (m.mmdByBandwidth !== undefined && m.mmdByBandwidth.length > 0) {
+    parts.push(`MMD@h ${m.mmdByBandwidth.map((b) => `${b.bandwidth}:${fmt(b.mmd)}`).join(" ")}`)
+  }
+  return parts.join("  ")
+}
+
+/**
+ * A one-line summary of an evaluation (FID, KID, IS, precision/recall for images; FD, MMD, modes, off-mode mass and
+ * the shape figures of {@link describeShape} for mixtures).
+ */
+export const describeEvaluation = (m: SampleMetrics): string => {
+  if (m.fid !== undefined) {
+    return `FID ${fmt(m.fid)}  KID ${fmt(m.mmd)}` +
       (m.inceptionScore === undefined ? "" : `  IS ${m.inceptionScore.toFixed(2)}`) +
       `  precision ${percent(m.precision)}  recall ${percent(m.recall)}` +
       (m.classifierAccuracy === undefined ? "" : `  (classifier held-out accuracy ${percent(m.classifierAccuracy)})`)
-    : `FD ${fmt(m.frechetDistance)}  MMD ${fmt(m.mmd)}` +
-  (m.modesCovered === undefined ? "" : `  modes ${m.modesCovered}/${m.modeWeights?.length ?? "?"}`) +
-  (m.offModeFraction === undefined ? "" : `  off-mode ${(100 * m.offModeFraction).toFixed(1)}%`)
+  }
+  const shape = describeShape(m)
+  return `FD ${fmt(m.frechetDistance)}  MMD ${fmt(m.mmd)}` +
+    (m.modesCovered === undefined ? "" : `  modes ${m.modesCovered}/${m.modeWeights?.length ?? "?"}`) +
+    (m.offModeFraction === undefined ? "" : `  off-mode ${(100 * m.offModeFraction).toFixed(1)}%`) +
+    (shape === "" ? "" : `  ${shape}`)
+}
 
 /** Reports of a run to a TTY bar or to plain lines, and to a JSONL file. */
 export interface RunLog {
