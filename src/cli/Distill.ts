@@ -13,11 +13,20 @@ import { Command, Options } from "@effect/cli"
 import { mkdir, readdir, readFile, rename } from "node:fs/promises"
 import { join } from "node:path"
 import { Effect, Either, Layer, Option, Schema, Stream } from "effect"
-import { decodeDistillConfig, type DistillConfig, encodeDistillConfig } from "../domain/DistillConfig.js"
+import {
+  decodeDistillConfig,
+  describePreset,
+  DISTILL_FLAGS,
+  distillPreset,
+  type DistillConfig,
+  encodeDistillConfig,
+  type TeacherKind
+} from "../domain/DistillConfig.js"
 import {
   configDifferences,
   decodeRunRecord,
   encodeRunSpec,
+  LEGACY_FIT_NETWORK,
   type RecordedRun,
   RUN_SPEC_FORMAT,
   RunRecordError,
@@ -50,15 +59,16 @@ export class ConfigFileError extends Schema.TaggedError<ConfigFileError>()("Conf
   }
 }
 
-/** Defaults of the flags that are not config settings. */
+/** Defaults of the flags that are not config settings (the teacher fit's come from the preset). */
 const RUN_DEFAULTS = {
   teacher: "gmm:ring8",
   reference: "auto",
   evalSamples: 10_000,
-  teacherFitSteps: 3000,
   runDir: "runs/distill",
   keep: 3
 } as const
+
+const FIT = distillPreset("lowDimensional").teacherFit!
 
 /** The options of `sid distill`. */
 export const distillOptions = {
@@ -83,7 +93,15 @@ export const distillOptions = {
   evalSamples: textFlag("eval-samples", `samples per evaluation (default ${RUN_DEFAULTS.evalSamples})`),
   teacherFitSteps: textFlag(
     "teacher-fit-steps",
-    `steps of the in-process MLP fit for gmm:/gmm-dsm: teachers (default ${RUN_DEFAULTS.teacherFitSteps})`
+    `steps of the in-process MLP fit for gmm:/gmm-dsm: teachers (default: the preset's, ${FIT.steps})`
+  ),
+  teacherHidden: textFlag(
+    "teacher-hidden",
+    `hidden width of the MLP fitted in process for gmm:/gmm-dsm: teachers; G and ψ start from it (default: the preset's, ${FIT.hidden})`
+  ),
+  teacherDepth: textFlag(
+    "teacher-depth",
+    `hidden layers of the MLP fitted in process for gmm:/gmm-dsm: teachers (default: the preset's, ${FIT.depth})`
   ),
   runDir: textFlag("run-dir", `where the config, the JSONL log and the checkpoints go (default ${RUN_DEFAULTS.runDir})`),
   keep: textFlag("keep", `checkpoints kept, newest first (default ${RUN_DEFAULTS.keep})`),
@@ -116,6 +134,10 @@ const integerFlag = (flag: string, value: Option.Option<string>, fallback: numbe
 /** Everything a run needs, validated, before anything is written. */
 interface Plan {
   readonly mode: ClaimMode
+  /** The kind of teacher, which chose the preset. */
+  readonly kind: TeacherKind
+  /** The settings given by the `--config` file or the flags where they differ from the preset's. */
+  readonly overrides: ReadonlyArray<string>
   readonly runDir: string
   readonly spec: RunSpec
   /** The recorded run, when resuming. */
@@ -174,34 +196,64 @@ const plan = (o: Parsed) =>
           Effect.flatMap((json) => decodeRunRecord(join(runDir, "config.json"), json))
         )
       : undefined
+    const recordedSpec = recorded?._tag === "RunSpec" ? recorded.spec : undefined
+    const teacherText = Option.getOrElse(o.teacher, () => recordedSpec?.teacher.spec ?? RUN_DEFAULTS.teacher)
+    const kind = yield* TeacherSpec.teacherKind(TeacherSpec.parseTeacherSpec(teacherText))
+    const preset = distillPreset(kind)
     const base = recorded === undefined
-      ? {}
+      ? { ...preset.config }
       : encodeDistillConfig(recorded._tag === "RunSpec" ? recorded.spec.config : recorded.config)
     const config = yield* Either.mapLeft(
       decodeDistillConfig({ ...base, ...fromFile, ...fromFlags }),
       (e) => nameFlags(e, fromFlags)
     )
-    const recordedSpec = recorded?._tag === "RunSpec" ? recorded.spec : undefined
-    const teacherText = Option.getOrElse(o.teacher, () => recordedSpec?.teacher.spec ?? RUN_DEFAULTS.teacher)
+    const fit = preset.teacherFit ?? FIT
     const fitSteps = yield* integerFlag(
       "teacher-fit-steps",
       o.teacherFitSteps,
-      recordedSpec?.teacher.fitSteps ?? RUN_DEFAULTS.teacherFitSteps,
+      recordedSpec?.teacher.fitSteps ?? fit.steps,
       1,
       "steps of the teacher network's fit"
     )
+    const recordedNetwork = recorded === undefined ? undefined : recordedSpec?.teacher.fitNetwork ?? LEGACY_FIT_NETWORK
+    const hidden = yield* integerFlag("teacher-hidden", o.teacherHidden, recordedNetwork?.hidden ?? fit.hidden, 1, "hidden width of the fitted MLP")
+    const depth = yield* integerFlag("teacher-depth", o.teacherDepth, recordedNetwork?.depth ?? fit.depth, 1, "hidden layers of the fitted MLP")
     const referenceText = Option.getOrElse(o.reference, () => recordedSpec?.reference ?? RUN_DEFAULTS.reference)
     yield* ReferenceSpec.parseReferenceSpec(referenceText)
-    const teacher = yield* TeacherSpec.teacherIdentity(teacherText, fitSteps)
-    const spec = new RunSpec({ format: RUN_SPEC_FORMAT, config, teacher, reference: referenceText })
+    const teacher = yield* TeacherSpec.teacherIdentity(teacherText, fitSteps, { hidden, depth })
+    const presetName = recorded === undefined ? kind : recordedSpec?.preset
+    const spec = new RunSpec({
+      format: RUN_SPEC_FORMAT,
+      config,
+      teacher,
+      reference: referenceText,
+      ...(presetName === undefined ? {} : { preset: presetName })
+    })
     if (recorded !== undefined) {
       const differences = recorded._tag === "RunSpec"
         ? runSpecDifferences(recorded.spec, spec)
         : configDifferences(recorded.config, config)
       if (differences.length > 0) return yield* new RunSpecMismatch({ location: runDir, differences })
     }
+    const resolved = encodeDistillConfig(config) as Record<string, unknown>
+    const overrides = Object.keys({ ...fromFile, ...fromFlags })
+      .filter((k) => k in DISTILL_FLAGS && JSON.stringify((preset.config as Record<string, unknown>)[k]) !== JSON.stringify(resolved[k]))
+      .map((k) => `--${DISTILL_FLAGS[k as keyof typeof DISTILL_FLAGS].flag} ${JSON.stringify(resolved[k])}`)
+    if (preset.teacherFit !== undefined) {
+      const given = [["teacher-fit-steps", o.teacherFitSteps, fitSteps, fit.steps], ["teacher-hidden", o.teacherHidden, hidden, fit.hidden], [
+        "teacher-depth",
+        o.teacherDepth,
+        depth,
+        fit.depth
+      ]] as const
+      for (const [flag, option, value, presetValue] of given) {
+        if (Option.isSome(option) && value !== presetValue) overrides.push(`--${flag} ${value}`)
+      }
+    }
     return {
       mode,
+      kind,
+      overrides,
       runDir,
       spec,
       evalSamples,
@@ -262,11 +314,15 @@ const startRun = (p: Plan) =>
     const spec = TeacherSpec.parseTeacherSpec(p.spec.teacher.spec)
     const reference = yield* ReferenceSpec.parseReferenceSpec(p.spec.reference)
     const metrics = ReferenceSpec.layerFromReference(reference, spec, { name: p.spec.teacher.spec })
-    const fitSteps = p.spec.teacher.fitSteps ?? RUN_DEFAULTS.teacherFitSteps
+    const fitSteps = p.spec.teacher.fitSteps ?? FIT.steps
+    const fitNetwork = p.spec.teacher.fitNetwork ?? LEGACY_FIT_NETWORK
     const fitEvery = Math.max(1, Math.floor(fitSteps / 5))
+    yield* Effect.sync(() => console.log(presetLine(p)))
     const services = Distillation.layer(config, {
       teacher: TeacherSpec.layerFromSpec(spec, {
         steps: fitSteps,
+        hidden: fitNetwork.hidden,
+        depth: fitNetwork.depth,
         seed: config.seed,
         onProgress: (step, loss) => {
           if (step % fitEvery === 0 || step === fitSteps - 1) {
@@ -304,6 +360,16 @@ const startRun = (p: Plan) =>
     })
     yield* run.pipe(Effect.provide(services))
   })
+
+/**
+ * The line that opens every run: the preset the teacher's kind chose (as the flags that set it) and what the config
+ * file and the flags changed; a resumed run keeps its recorded settings.
+ */
+export const presetLine = (p: Pick<Plan, "kind" | "overrides" | "mode">): string =>
+  p.mode === "resume"
+    ? `preset ${p.kind}: the run's recorded settings are kept (config.json)`
+    : `preset ${p.kind}: ${describePreset(p.kind)}` +
+      (p.overrides.length === 0 ? "" : `\n  overridden: ${p.overrides.join(" ")}`)
 
 /** Moves the checkpoints of steps after `step` into `superseded-<time>/` of the same directory (never deletes). */
 const supersedeAfter = (dir: string, step: number) =>
