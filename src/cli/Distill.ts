@@ -12,7 +12,7 @@ import { engineOption } from "./EngineOption.js"
 import { Command, Options } from "@effect/cli"
 import { mkdir, readdir, readFile, rename } from "node:fs/promises"
 import { join } from "node:path"
-import { Effect, Either, Layer, Option, Schema, Stream } from "effect"
+import { Effect, Either, Layer, Option, Ref, Schema, Stream } from "effect"
 import {
   decodeDistillConfig,
   describePreset,
@@ -44,9 +44,11 @@ import * as TeacherSpec from "../layers/TeacherSpec.js"
 import { distill } from "../pipeline/Distill.js"
 import { evaluateTeacher } from "../pipeline/Evaluation.js"
 import { BestScore, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
-import { Metrics as MetricsTag } from "../services/Metrics.js"
+import { Generator as GeneratorTag } from "../services/Generator.js"
+import { Metrics as MetricsTag, type SampleMetrics } from "../services/Metrics.js"
 import { decodeFlag, FlagError, IntegerFlag, nameFlags, settingOptions, settingOverrides, type SettingValues, textFlag } from "./Flags.js"
-import { makeRunArtifacts, plottedValue } from "./RunArtifacts.js"
+import { evaluationsInLog, makeRunArtifacts, plottedValue } from "./RunArtifacts.js"
+import { type ClosingSummary, drawForClosing, summaryTable, writeSamplesPlot } from "./RunSummary.js"
 import { describeEvaluation, makeRunLog, toJsonLine } from "./RunLog.js"
 
 /** A `--config` file could not be read or parsed. */
@@ -347,14 +349,24 @@ const startRun = (p: Plan) =>
           })
           yield* artifacts.setBaseline(plottedValue(t.metrics), t.evaluations)
         }
+        const last = yield* Ref.make<{ readonly step: number; readonly metrics: SampleMetrics } | undefined>(undefined)
         yield* distill(config, {
           resume: p.mode === "resume",
           ...(p.resumeFrom === undefined ? {} : { resumeFrom: p.resumeFrom }),
           evaluate: evaluating,
           evalSamples: p.evalSamples,
           record: { teacher: p.spec.teacher, reference: p.spec.reference }
-        }).pipe(Stream.runForEach((r) => Effect.zipRight(log.report(r), artifacts.onReport(r))))
-        yield* writeSummary(p.runDir)
+        }).pipe(
+          Stream.runForEach((r) =>
+            Effect.zipRight(
+              r.evaluation === undefined ? Effect.void : Ref.set(last, { step: r.step, metrics: r.evaluation }),
+              Effect.zipRight(log.report(r), artifacts.onReport(r))
+            )
+          )
+        )
+        yield* log.close
+        const closing = yield* closeRun(p.runDir, logPath, yield* Ref.get(last), config.seed + 104_729)
+        yield* writeSummary(p.runDir, closing)
       })
       yield* body.pipe(Effect.ensuring(log.close))
     })
@@ -386,8 +398,46 @@ const supersedeAfter = (dir: string, step: number) =>
       new RunDirectoryError({ path: dir, reason: `cannot move the later checkpoints aside (${String(e)})`, fix: "Check the directory's permissions." })
   })
 
-/** Writes `summary.json` (the best checkpoint's step and figure, from `checkpoints/best/best.json`) and prints it. */
-const writeSummary = (runDir: string) =>
+/**
+ * The close of a run (issue 18.3): draws both samplers (timed), prints the table of the teacher's Heun baseline
+ * (this run's, or the one recorded in the log of the run it resumes) against the generator's last evaluation, and
+ * writes `samples.png` for 2-D data. A failure to draw or plot is a warning, never a failed run.
+ */
+const closeRun = (
+  runDir: string,
+  logPath: string,
+  last: { readonly step: number; readonly metrics: SampleMetrics } | undefined,
+  seed: number
+) =>
+  Effect.gen(function*() {
+    const generator = yield* GeneratorTag
+    const drawn = yield* drawForClosing(generator.dataShape.length === 1 ? 5000 : 0, seed)
+    const baseline = (yield* evaluationsInLog(logPath)).baseline
+    const step = last?.step ?? 0
+    const closing: ClosingSummary = {
+      teacher: {
+        evaluations: drawn.evaluations,
+        ...(baseline?.metrics === undefined ? {} : { metrics: baseline.metrics }),
+        throughput: drawn.teacherThroughput
+      },
+      generator: { step, ...(last === undefined ? {} : { metrics: last.metrics }), throughput: drawn.generatorThroughput }
+    }
+    const plot = yield* writeSamplesPlot(runDir, drawn, step).pipe(
+      Effect.catchAll((e) => Effect.as(Effect.logWarning(`samples.png: ${e.message}`), undefined))
+    )
+    yield* Effect.sync(() => {
+      console.log(`\nsummary: teacher vs one-step generator${baseline?.samples === undefined ? "" : ` (${baseline.samples} samples each)`}`)
+      console.log(summaryTable(closing))
+      if (plot !== undefined) console.log(`samples: ${plot}`)
+    })
+    return closing
+  }).pipe(Effect.catchAllDefect((e) => Effect.as(Effect.logWarning(`closing summary: ${String(e)}`), undefined)))
+
+/**
+ * Writes `summary.json` (the best checkpoint's step and figure, from `checkpoints/best/best.json`, and the closing
+ * comparison when there is one) and prints the best.
+ */
+const writeSummary = (runDir: string, closing: ClosingSummary | undefined) =>
   Effect.gen(function*() {
     const bestDir = join(runDir, "checkpoints", "best")
     const score = yield* Effect.promise(() =>
@@ -396,7 +446,10 @@ const writeSummary = (runDir: string) =>
         () => undefined
       )
     )
-    const summary = { best: score === undefined ? null : { step: score.step, metric: score.metric, value: score.value, checkpoint: bestDir } }
+    const summary = {
+      best: score === undefined ? null : { step: score.step, metric: score.metric, value: score.value, checkpoint: bestDir },
+      ...(closing === undefined ? {} : { final: closing })
+    }
     if (score !== undefined) console.log(`best: step ${score.step}, ${score.metric} ${score.value.toPrecision(4)} (${bestDir})`)
     yield* writeFileAtomic(join(runDir, "summary.json"), new TextEncoder().encode(toJsonLine(summary) + "\n")).pipe(
       Effect.mapError((e) => new RunDirectoryError({ path: join(runDir, "summary.json"), reason: e.message, fix: "Choose a writable --run-dir." }))
