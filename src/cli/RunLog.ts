@@ -16,6 +16,23 @@ export const toJsonLine = (value: unknown): string =>
 
 const fmt = (x: number): string => (Number.isFinite(x) ? (Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4 ? x.toFixed(4) : x.toExponential(2)) : String(x))
 
+/** A duration as `1h02m`, `3m05s` or `42s`. */
+export const formatDuration = (ms: number): string => {
+  if (!Number.isFinite(ms) || ms < 0) return "?"
+  const total = Math.round(ms / 1000)
+  const h = Math.floor(total / 3600)
+  const m = Math.floor((total % 3600) / 60)
+  const sec = total % 60
+  return h > 0 ? `${h}h${String(m).padStart(2, "0")}m` : m > 0 ? `${m}m${String(sec).padStart(2, "0")}s` : `${sec}s`
+}
+
+/**
+ * The time left, from the pace of this invocation so far (evaluations and checkpoints included, as they recur at
+ * their intervals): elapsed × remaining / done; undefined before the first iteration.
+ */
+export const estimateRemainingMs = (elapsedMs: number, stepsDone: number, stepsLeft: number): number | undefined =>
+  stepsDone <= 0 ? undefined : (elapsedMs * stepsLeft) / stepsDone
+
 const percent = (x: number | undefined): string => (x === undefined ? "?" : `${(100 * x).toFixed(1)}%`)
 
 const present = (values: ReadonlyArray<number | null> | undefined): Array<number> =>
@@ -71,6 +88,8 @@ export const makeRunLog = (options: {
   readonly logPath: string
   readonly tty?: boolean
   readonly write?: (line: string) => void
+  /** The clock in milliseconds (default `performance.now`), for the elapsed time and the ETA. */
+  readonly now?: () => number
 }): Effect.Effect<RunLog> =>
   Effect.gen(function*() {
     yield* Effect.promise(() => mkdir(dirname(options.logPath), { recursive: true }))
@@ -79,7 +98,7 @@ export const makeRunLog = (options: {
     const bar = tty
       ? new cliProgress.SingleBar(
         {
-          format: "step {value}/{total} |{bar}| fake {fake} gen {gen} | {rate} samples/s | ETA {eta_formatted}",
+          format: "step {value}/{total} |{bar}| fake {fake} gen {gen} | {rate} samples/s | {elapsed} elapsed, ETA {left}",
           hideCursor: true,
           etaBuffer: 50
         },
@@ -88,6 +107,15 @@ export const makeRunLog = (options: {
       : undefined
     let started = false
     const every = Math.max(1, Math.floor(options.totalSteps / 50))
+    const now = options.now ?? (() => performance.now())
+    let pace: { readonly t0: number; readonly step0: number } | undefined
+    const timing = (step: number) => {
+      const t = now()
+      pace ??= { t0: t, step0: step }
+      const elapsed = t - pace.t0
+      const left = estimateRemainingMs(elapsed, step - pace.step0, options.totalSteps - step)
+      return { elapsed: formatDuration(elapsed), left: left === undefined ? "?" : formatDuration(left) }
+    }
     const say = (line: string) => {
       if (bar !== undefined) {
         bar.stop()
@@ -108,8 +136,9 @@ export const makeRunLog = (options: {
           }
           if (r.evaluation !== undefined) say(`step ${r.step}: ${describeEvaluation(r.evaluation)}`)
           if (r.checkpoint !== undefined) say(`step ${r.step}: checkpoint ${r.checkpoint}`)
+          const time = timing(r.step)
           if (bar !== undefined) {
-            const payload = { fake: fmt(r.fakeLoss), gen: fmt(r.generatorLoss), rate: r.samplesPerSecond.toFixed(0) }
+            const payload = { fake: fmt(r.fakeLoss), gen: fmt(r.generatorLoss), rate: r.samplesPerSecond.toFixed(0), ...time }
             if (!started) {
               bar.start(options.totalSteps, r.step, payload)
               started = true
@@ -117,7 +146,7 @@ export const makeRunLog = (options: {
           } else if (r.step % every === 0 || r.step === options.totalSteps) {
             write(
               `step ${r.step}/${options.totalSteps}  fake ${fmt(r.fakeLoss)}  gen ${fmt(r.generatorLoss)}  ` +
-                `|∇θ| ${fmt(r.generatorGradNorm)}  ${r.samplesPerSecond.toFixed(0)} samples/s`
+                `|∇θ| ${fmt(r.generatorGradNorm)}  ${r.samplesPerSecond.toFixed(0)} samples/s  ${time.elapsed} elapsed, ETA ${time.left}`
             )
           }
         }),
