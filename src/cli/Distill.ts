@@ -123,9 +123,11 @@ export const distillOptions = {
   )
 } as const
 
-type Parsed = {
+/** The parsed arguments of `sid distill`. */
+export type DistillArgs = {
   readonly [K in keyof typeof distillOptions]: (typeof distillOptions)[K] extends Options.Options<infer A> ? A : never
 }
+type Parsed = DistillArgs
 
 const integerFlag = (flag: string, value: Option.Option<string>, fallback: number, min: number, what: string) =>
   Option.match(value, {
@@ -134,7 +136,7 @@ const integerFlag = (flag: string, value: Option.Option<string>, fallback: numbe
   })
 
 /** Everything a run needs, validated, before anything is written. */
-interface Plan {
+export interface Plan {
   readonly mode: ClaimMode
   /** The kind of teacher, which chose the preset. */
   readonly kind: TeacherKind
@@ -157,8 +159,12 @@ const readJson = (path: string, onError: (reason: string) => ConfigFileError | R
     catch: (e) => onError(e instanceof Error ? e.message : String(e))
   })
 
-/** Validates every flag, the config file, the teacher and the reference; for a resume, checks the recorded run. */
-const plan = (o: Parsed) =>
+/**
+ * Validates every flag, the config file, the teacher and the reference; for a resume, checks the recorded run. The
+ * config of a fresh run is the preset of the teacher's kind (`DISTILL_PRESETS`), then the `--config` file, then the
+ * flags; a resumed run starts from its recorded config instead. Writes nothing.
+ */
+export const planDistill = (o: Parsed) =>
   Effect.gen(function*() {
     const runDir = Option.getOrElse(o.runDir, () => RUN_DEFAULTS.runDir)
     if (o.resume && o.overwrite) {
@@ -277,7 +283,7 @@ const writeRecord = (runDir: string, spec: RunSpec) =>
 export const runDistill = (o: Parsed) =>
   Effect.scoped(
     Effect.gen(function*() {
-      const p = yield* plan(o)
+      const p = yield* planDistill(o)
       yield* startRun(p).pipe(Effect.provide(Engine.layer(o.engine)))
     })
   )
