@@ -43,7 +43,7 @@ export interface ClosingSummary {
 }
 
 const fmt = (x: number): string =>
-  !Number.isFinite(x) ? String(x) : Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4 ? x.toPrecision(4) : x.toExponential(2)
+  !Number.isFinite(x) ? String(x) : Math.abs(x) >= 1e-2 && Math.abs(x) < 1e4 ? x.toPrecision(4) : x.toExponential(2)
 
 const pct = (x: number | undefined): string => (x === undefined ? "—" : `${(100 * x).toFixed(1)}%`)
 

@@ -125,9 +125,11 @@ export interface DistillPreset {
  * `sid distill` under a `--config` file and the flags (each value can be overridden by its flag). The library's own
  * defaults stay {@link DISTILL_DEFAULTS}.
  *
- * - `lowDimensional`: mixture teachers (`gmm:`, `gmm-dsm:`) and any teacher of vector data. No per-sample normaliser
- *   (over two coordinates mean|x_g − f_φ| is noise, spec §10.3), tmax 600, and the rates, batch, EMA and fitted
- *   network measured on three 2-D mixtures (docs/presets-2d.md).
+ * - `lowDimensional`: mixture teachers (`gmm:`, `gmm-dsm:`) and any teacher of vector data: α 1.2, no per-sample
+ *   normaliser (over two coordinates mean|x_g − f_φ| is noise, spec §10.3), tmax 600, batch 1024 (examples/gmm-2d.ts),
+ *   lr 1e-3 for both networks (per iteration the fastest of 3e-4…4e-3 on the ring), the fitted MLP 4 × 128 (smaller
+ *   ones were slower per second of compute) and 3000 fit steps (a `gmm-dsm:` teacher is that MLP); measured on
+ *   ring8, grid25 and aniso6 (docs/presets-2d.md).
  * - `images`: image teachers (EDM networks, sid-ts UNet teacher files): the paper's settings (spec §5.2, CIFAR-10:
  *   lr 1e-5 for both networks, batch 256, α 1.2, tmax 800, EMA half-life 0.5 Mimg, the normaliser w).
  */
@@ -139,8 +141,8 @@ export const DISTILL_PRESETS = {
       tmax: 600,
       normalizer: false,
       batchSize: 1024,
-      generatorLr: 3e-4,
-      fakeLr: 3e-4,
+      generatorLr: 1e-3,
+      fakeLr: 1e-3,
       emaHalfLifeKimg: 500
     },
     teacherFit: { steps: 3000, hidden: 128, depth: 4 }
