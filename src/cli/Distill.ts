@@ -12,12 +12,21 @@ import { engineOption } from "./EngineOption.js"
 import { Command, Options } from "@effect/cli"
 import { mkdir, readdir, readFile, rename } from "node:fs/promises"
 import { join } from "node:path"
-import { Effect, Either, Layer, Option, Schema, Stream } from "effect"
-import { decodeDistillConfig, type DistillConfig, encodeDistillConfig } from "../domain/DistillConfig.js"
+import { Effect, Either, Layer, Option, Ref, Schema, Stream } from "effect"
+import {
+  decodeDistillConfig,
+  describePreset,
+  DISTILL_FLAGS,
+  distillPreset,
+  type DistillConfig,
+  encodeDistillConfig,
+  type TeacherKind
+} from "../domain/DistillConfig.js"
 import {
   configDifferences,
   decodeRunRecord,
   encodeRunSpec,
+  LEGACY_FIT_NETWORK,
   type RecordedRun,
   RUN_SPEC_FORMAT,
   RunRecordError,
@@ -36,9 +45,11 @@ import { distill } from "../pipeline/Distill.js"
 import { evaluateTeacher } from "../pipeline/Evaluation.js"
 import { checkSidaConfig } from "../pipeline/Sida.js"
 import { BestScore, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
-import { Metrics as MetricsTag } from "../services/Metrics.js"
+import { Generator as GeneratorTag } from "../services/Generator.js"
+import { Metrics as MetricsTag, type SampleMetrics } from "../services/Metrics.js"
 import { decodeFlag, FlagError, IntegerFlag, nameFlags, settingOptions, settingOverrides, type SettingValues, textFlag } from "./Flags.js"
-import { makeRunArtifacts, plottedValue } from "./RunArtifacts.js"
+import { evaluationsInLog, makeRunArtifacts, plottedValue } from "./RunArtifacts.js"
+import { type ClosingSummary, drawForClosing, summaryTable, writeSamplesPlot } from "./RunSummary.js"
 import { describeEvaluation, makeRunLog, toJsonLine } from "./RunLog.js"
 
 /** A `--config` file could not be read or parsed. */
@@ -51,15 +62,16 @@ export class ConfigFileError extends Schema.TaggedError<ConfigFileError>()("Conf
   }
 }
 
-/** Defaults of the flags that are not config settings. */
+/** Defaults of the flags that are not config settings (the teacher fit's come from the preset). */
 const RUN_DEFAULTS = {
   teacher: "gmm:ring8",
   reference: "auto",
   evalSamples: 10_000,
-  teacherFitSteps: 3000,
   runDir: "runs/distill",
   keep: 3
 } as const
+
+const FIT = distillPreset("lowDimensional").teacherFit!
 
 /** The options of `sid distill`. */
 export const distillOptions = {
@@ -84,7 +96,15 @@ export const distillOptions = {
   evalSamples: textFlag("eval-samples", `samples per evaluation (default ${RUN_DEFAULTS.evalSamples})`),
   teacherFitSteps: textFlag(
     "teacher-fit-steps",
-    `steps of the in-process MLP fit for gmm:/gmm-dsm: teachers (default ${RUN_DEFAULTS.teacherFitSteps})`
+    `steps of the in-process MLP fit for gmm:/gmm-dsm: teachers (default: the preset's, ${FIT.steps})`
+  ),
+  teacherHidden: textFlag(
+    "teacher-hidden",
+    `hidden width of the MLP fitted in process for gmm:/gmm-dsm: teachers; G and ψ start from it (default: the preset's, ${FIT.hidden})`
+  ),
+  teacherDepth: textFlag(
+    "teacher-depth",
+    `hidden layers of the MLP fitted in process for gmm:/gmm-dsm: teachers (default: the preset's, ${FIT.depth})`
   ),
   runDir: textFlag("run-dir", `where the config, the JSONL log and the checkpoints go (default ${RUN_DEFAULTS.runDir})`),
   keep: textFlag("keep", `checkpoints kept, newest first (default ${RUN_DEFAULTS.keep})`),
@@ -104,9 +124,11 @@ export const distillOptions = {
   )
 } as const
 
-type Parsed = {
+/** The parsed arguments of `sid distill`. */
+export type DistillArgs = {
   readonly [K in keyof typeof distillOptions]: (typeof distillOptions)[K] extends Options.Options<infer A> ? A : never
 }
+type Parsed = DistillArgs
 
 const integerFlag = (flag: string, value: Option.Option<string>, fallback: number, min: number, what: string) =>
   Option.match(value, {
@@ -115,8 +137,12 @@ const integerFlag = (flag: string, value: Option.Option<string>, fallback: numbe
   })
 
 /** Everything a run needs, validated, before anything is written. */
-interface Plan {
+export interface Plan {
   readonly mode: ClaimMode
+  /** The kind of teacher, which chose the preset. */
+  readonly kind: TeacherKind
+  /** The settings given by the `--config` file or the flags where they differ from the preset's. */
+  readonly overrides: ReadonlyArray<string>
   readonly runDir: string
   readonly spec: RunSpec
   /** The recorded run, when resuming. */
@@ -134,8 +160,12 @@ const readJson = (path: string, onError: (reason: string) => ConfigFileError | R
     catch: (e) => onError(e instanceof Error ? e.message : String(e))
   })
 
-/** Validates every flag, the config file, the teacher and the reference; for a resume, checks the recorded run. */
-const plan = (o: Parsed) =>
+/**
+ * Validates every flag, the config file, the teacher and the reference; for a resume, checks the recorded run. The
+ * config of a fresh run is the preset of the teacher's kind (`DISTILL_PRESETS`), then the `--config` file, then the
+ * flags; a resumed run starts from its recorded config instead. Writes nothing.
+ */
+export const planDistill = (o: Parsed) =>
   Effect.gen(function*() {
     const runDir = Option.getOrElse(o.runDir, () => RUN_DEFAULTS.runDir)
     if (o.resume && o.overwrite) {
@@ -175,35 +205,65 @@ const plan = (o: Parsed) =>
           Effect.flatMap((json) => decodeRunRecord(join(runDir, "config.json"), json))
         )
       : undefined
+    const recordedSpec = recorded?._tag === "RunSpec" ? recorded.spec : undefined
+    const teacherText = Option.getOrElse(o.teacher, () => recordedSpec?.teacher.spec ?? RUN_DEFAULTS.teacher)
+    const kind = yield* TeacherSpec.teacherKind(TeacherSpec.parseTeacherSpec(teacherText))
+    const preset = distillPreset(kind)
     const base = recorded === undefined
-      ? {}
+      ? { ...preset.config }
       : encodeDistillConfig(recorded._tag === "RunSpec" ? recorded.spec.config : recorded.config)
     const config = yield* Either.mapLeft(
       decodeDistillConfig({ ...base, ...fromFile, ...fromFlags }),
       (e) => nameFlags(e, fromFlags)
     )
     yield* checkSidaConfig(config)
-    const recordedSpec = recorded?._tag === "RunSpec" ? recorded.spec : undefined
-    const teacherText = Option.getOrElse(o.teacher, () => recordedSpec?.teacher.spec ?? RUN_DEFAULTS.teacher)
+    const fit = preset.teacherFit ?? FIT
     const fitSteps = yield* integerFlag(
       "teacher-fit-steps",
       o.teacherFitSteps,
-      recordedSpec?.teacher.fitSteps ?? RUN_DEFAULTS.teacherFitSteps,
+      recordedSpec?.teacher.fitSteps ?? fit.steps,
       1,
       "steps of the teacher network's fit"
     )
+    const recordedNetwork = recorded === undefined ? undefined : recordedSpec?.teacher.fitNetwork ?? LEGACY_FIT_NETWORK
+    const hidden = yield* integerFlag("teacher-hidden", o.teacherHidden, recordedNetwork?.hidden ?? fit.hidden, 1, "hidden width of the fitted MLP")
+    const depth = yield* integerFlag("teacher-depth", o.teacherDepth, recordedNetwork?.depth ?? fit.depth, 1, "hidden layers of the fitted MLP")
     const referenceText = Option.getOrElse(o.reference, () => recordedSpec?.reference ?? RUN_DEFAULTS.reference)
     yield* ReferenceSpec.parseReferenceSpec(referenceText)
-    const teacher = yield* TeacherSpec.teacherIdentity(teacherText, fitSteps)
-    const spec = new RunSpec({ format: RUN_SPEC_FORMAT, config, teacher, reference: referenceText })
+    const teacher = yield* TeacherSpec.teacherIdentity(teacherText, fitSteps, { hidden, depth })
+    const presetName = recorded === undefined ? kind : recordedSpec?.preset
+    const spec = new RunSpec({
+      format: RUN_SPEC_FORMAT,
+      config,
+      teacher,
+      reference: referenceText,
+      ...(presetName === undefined ? {} : { preset: presetName })
+    })
     if (recorded !== undefined) {
       const differences = recorded._tag === "RunSpec"
         ? runSpecDifferences(recorded.spec, spec)
         : configDifferences(recorded.config, config)
       if (differences.length > 0) return yield* new RunSpecMismatch({ location: runDir, differences })
     }
+    const resolved = encodeDistillConfig(config) as Record<string, unknown>
+    const overrides = Object.keys({ ...fromFile, ...fromFlags })
+      .filter((k) => k in DISTILL_FLAGS && JSON.stringify((preset.config as Record<string, unknown>)[k]) !== JSON.stringify(resolved[k]))
+      .map((k) => `--${DISTILL_FLAGS[k as keyof typeof DISTILL_FLAGS].flag} ${JSON.stringify(resolved[k])}`)
+    if (preset.teacherFit !== undefined) {
+      const given = [["teacher-fit-steps", o.teacherFitSteps, fitSteps, fit.steps], ["teacher-hidden", o.teacherHidden, hidden, fit.hidden], [
+        "teacher-depth",
+        o.teacherDepth,
+        depth,
+        fit.depth
+      ]] as const
+      for (const [flag, option, value, presetValue] of given) {
+        if (Option.isSome(option) && value !== presetValue) overrides.push(`--${flag} ${value}`)
+      }
+    }
     return {
       mode,
+      kind,
+      overrides,
       runDir,
       spec,
       evalSamples,
@@ -225,7 +285,7 @@ const writeRecord = (runDir: string, spec: RunSpec) =>
 export const runDistill = (o: Parsed) =>
   Effect.scoped(
     Effect.gen(function*() {
-      const p = yield* plan(o)
+      const p = yield* planDistill(o)
       if (o.engine === "auto") {
         const choice = yield* Engine.explainAuto()
         yield* Effect.sync(() => console.log(`engine: ${choice.name} (auto: ${choice.reason})`))
@@ -268,11 +328,15 @@ const startRun = (p: Plan) =>
     const spec = TeacherSpec.parseTeacherSpec(p.spec.teacher.spec)
     const reference = yield* ReferenceSpec.parseReferenceSpec(p.spec.reference)
     const metrics = ReferenceSpec.layerFromReference(reference, spec, { name: p.spec.teacher.spec })
-    const fitSteps = p.spec.teacher.fitSteps ?? RUN_DEFAULTS.teacherFitSteps
+    const fitSteps = p.spec.teacher.fitSteps ?? FIT.steps
+    const fitNetwork = p.spec.teacher.fitNetwork ?? LEGACY_FIT_NETWORK
     const fitEvery = Math.max(1, Math.floor(fitSteps / 5))
+    yield* Effect.sync(() => console.log(presetLine(p)))
     const services = Distillation.layer(config, {
       teacher: TeacherSpec.layerFromSpec(spec, {
         steps: fitSteps,
+        hidden: fitNetwork.hidden,
+        depth: fitNetwork.depth,
         seed: config.seed,
         onProgress: (step, loss) => {
           if (step % fitEvery === 0 || step === fitSteps - 1) {
@@ -297,19 +361,39 @@ const startRun = (p: Plan) =>
           })
           yield* artifacts.setBaseline(plottedValue(t.metrics), t.evaluations)
         }
+        const last = yield* Ref.make<{ readonly step: number; readonly metrics: SampleMetrics } | undefined>(undefined)
         yield* distill(config, {
           resume: p.mode === "resume",
           ...(p.resumeFrom === undefined ? {} : { resumeFrom: p.resumeFrom }),
           evaluate: evaluating,
           evalSamples: p.evalSamples,
           record: { teacher: p.spec.teacher, reference: p.spec.reference }
-        }).pipe(Stream.runForEach((r) => Effect.zipRight(log.report(r), artifacts.onReport(r))))
-        yield* writeSummary(p.runDir)
+        }).pipe(
+          Stream.runForEach((r) =>
+            Effect.zipRight(
+              r.evaluation === undefined ? Effect.void : Ref.set(last, { step: r.step, metrics: r.evaluation }),
+              Effect.zipRight(log.report(r), artifacts.onReport(r))
+            )
+          )
+        )
+        yield* log.close
+        const closing = yield* closeRun(p.runDir, logPath, yield* Ref.get(last), config.seed + 104_729)
+        yield* writeSummary(p.runDir, closing)
       })
       yield* body.pipe(Effect.ensuring(log.close))
     })
     yield* run.pipe(Effect.provide(services))
   })
+
+/**
+ * The line that opens every run: the preset the teacher's kind chose (as the flags that set it) and what the config
+ * file and the flags changed; a resumed run keeps its recorded settings.
+ */
+export const presetLine = (p: Pick<Plan, "kind" | "overrides" | "mode">): string =>
+  p.mode === "resume"
+    ? `preset ${p.kind}: the run's recorded settings are kept (config.json)`
+    : `preset ${p.kind}: ${describePreset(p.kind)}` +
+      (p.overrides.length === 0 ? "" : `\n  overridden: ${p.overrides.join(" ")}`)
 
 /** Moves the checkpoints of steps after `step` into `superseded-<time>/` of the same directory (never deletes). */
 const supersedeAfter = (dir: string, step: number) =>
@@ -326,8 +410,46 @@ const supersedeAfter = (dir: string, step: number) =>
       new RunDirectoryError({ path: dir, reason: `cannot move the later checkpoints aside (${String(e)})`, fix: "Check the directory's permissions." })
   })
 
-/** Writes `summary.json` (the best checkpoint's step and figure, from `checkpoints/best/best.json`) and prints it. */
-const writeSummary = (runDir: string) =>
+/**
+ * The close of a run (issue 18.3): draws both samplers (timed), prints the table of the teacher's Heun baseline
+ * (this run's, or the one recorded in the log of the run it resumes) against the generator's last evaluation, and
+ * writes `samples.png` for 2-D data. A failure to draw or plot is a warning, never a failed run.
+ */
+const closeRun = (
+  runDir: string,
+  logPath: string,
+  last: { readonly step: number; readonly metrics: SampleMetrics } | undefined,
+  seed: number
+) =>
+  Effect.gen(function*() {
+    const generator = yield* GeneratorTag
+    const drawn = yield* drawForClosing(generator.dataShape.length === 1 ? 5000 : 0, seed)
+    const baseline = (yield* evaluationsInLog(logPath)).baseline
+    const step = last?.step ?? 0
+    const closing: ClosingSummary = {
+      teacher: {
+        evaluations: drawn.evaluations,
+        ...(baseline?.metrics === undefined ? {} : { metrics: baseline.metrics }),
+        throughput: drawn.teacherThroughput
+      },
+      generator: { step, ...(last === undefined ? {} : { metrics: last.metrics }), throughput: drawn.generatorThroughput }
+    }
+    const plot = yield* writeSamplesPlot(runDir, drawn, step).pipe(
+      Effect.catchAll((e) => Effect.as(Effect.logWarning(`samples.png: ${e.message}`), undefined))
+    )
+    yield* Effect.sync(() => {
+      console.log(`\nsummary: teacher vs one-step generator${baseline?.samples === undefined ? "" : ` (${baseline.samples} samples each)`}`)
+      console.log(summaryTable(closing))
+      if (plot !== undefined) console.log(`samples: ${plot}`)
+    })
+    return closing
+  }).pipe(Effect.catchAllDefect((e) => Effect.as(Effect.logWarning(`closing summary: ${String(e)}`), undefined)))
+
+/**
+ * Writes `summary.json` (the best checkpoint's step and figure, from `checkpoints/best/best.json`, and the closing
+ * comparison when there is one) and prints the best.
+ */
+const writeSummary = (runDir: string, closing: ClosingSummary | undefined) =>
   Effect.gen(function*() {
     const bestDir = join(runDir, "checkpoints", "best")
     const score = yield* Effect.promise(() =>
@@ -336,7 +458,10 @@ const writeSummary = (runDir: string) =>
         () => undefined
       )
     )
-    const summary = { best: score === undefined ? null : { step: score.step, metric: score.metric, value: score.value, checkpoint: bestDir } }
+    const summary = {
+      best: score === undefined ? null : { step: score.step, metric: score.metric, value: score.value, checkpoint: bestDir },
+      ...(closing === undefined ? {} : { final: closing })
+    }
     if (score !== undefined) console.log(`best: step ${score.step}, ${score.metric} ${score.value.toPrecision(4)} (${bestDir})`)
     yield* writeFileAtomic(join(runDir, "summary.json"), new TextEncoder().encode(toJsonLine(summary) + "\n")).pipe(
       Effect.mapError((e) => new RunDirectoryError({ path: join(runDir, "summary.json"), reason: e.message, fix: "Choose a writable --run-dir." }))

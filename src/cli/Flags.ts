@@ -4,9 +4,16 @@
  *
  * @module
  */
-import { Options } from "@effect/cli"
-import { Either, Option, ParseResult, Schema } from "effect"
-import { type ConfigError, DISTILL_DEFAULTS, DISTILL_FLAGS, type SettingFlag } from "../domain/DistillConfig.js"
+import { HelpDoc, Options, ValidationError } from "@effect/cli"
+import { Effect, Either, Option, ParseResult, Schema } from "effect"
+import {
+  type ConfigError,
+  DISTILL_DEFAULTS,
+  DISTILL_FLAGS,
+  DISTILL_PRESETS,
+  type SettingFlag,
+  TEACHER_KINDS
+} from "../domain/DistillConfig.js"
 
 /** A flag's value broke its rule. */
 export class FlagError extends Schema.TaggedError<FlagError>()("FlagError", {
@@ -58,8 +65,19 @@ export const IntegerFlag = (min: number, what: string) =>
 
 const defaultText = (value: unknown): string => (value === null ? "the network's own" : JSON.stringify(value))
 
-/** Help text of a config setting's flag: its description and its default. */
-export const settingHelp = (setting: SettingFlag, value: unknown): string => `${setting.description} (default ${defaultText(value)})`
+/**
+ * Help text of a config setting's flag: its description and its default, with the presets' values where they set it
+ * (`sid distill` chooses a preset by the teacher's kind).
+ */
+export const settingHelp = (setting: SettingFlag, value: unknown, presets: ReadonlyArray<readonly [string, unknown]> = []): string =>
+  `${setting.description} (default ${defaultText(value)}` +
+  (presets.length === 0 ? "" : `; preset ${presets.map(([kind, v]) => `${kind} ${defaultText(v)}`).join(", ")}`) + ")"
+
+const presetValues = (k: keyof Settings): ReadonlyArray<readonly [string, unknown]> =>
+  TEACHER_KINDS.flatMap((kind) => {
+    const config = DISTILL_PRESETS[kind].config as Partial<Record<keyof Settings, unknown>>
+    return k in config ? [[kind, config[k]] as const] : []
+  })
 
 type Settings = typeof DISTILL_DEFAULTS
 type BooleanSetting = { [K in keyof Settings]: Settings[K] extends boolean ? K : never }[keyof Settings]
@@ -67,20 +85,29 @@ type ValueSetting = Exclude<keyof Settings, BooleanSetting>
 
 const isBoolean = (k: keyof Settings): k is BooleanSetting => typeof DISTILL_DEFAULTS[k] === "boolean"
 
-/** The flags of every config setting: text flags for values, switches for booleans (`--no-x` where the default is on). */
+/**
+ * The flags of every config setting: text flags for values, a pair of switches `--x` / `--no-x` for booleans (a
+ * preset may turn a setting either way, and a flag overrides it either way).
+ */
 export const settingOptions = () => {
   const values = {} as { [K in ValueSetting]: Options.Options<Option.Option<string>> }
   const switches = {} as { [K in BooleanSetting]: Options.Options<Option.Option<boolean>> }
   for (const k of Object.keys(DISTILL_FLAGS) as Array<keyof Settings>) {
     const setting = DISTILL_FLAGS[k]
+    const help = settingHelp(setting, DISTILL_DEFAULTS[k], presetValues(k))
     if (isBoolean(k)) {
-      const on = DISTILL_DEFAULTS[k]
-      switches[k] = (on
-        ? Options.boolean(`no-${setting.flag}`).pipe(Options.map((off) => (off ? Option.some(false) : Option.none())))
-        : Options.boolean(setting.flag).pipe(Options.map((set) => (set ? Option.some(true) : Option.none()))))
-        .pipe(Options.withDescription(settingHelp(setting, on)))
+      switches[k] = Options.all([
+        Options.boolean(setting.flag).pipe(Options.withDescription(`${help}; --no-${setting.flag} turns it off`)),
+        Options.boolean(`no-${setting.flag}`).pipe(Options.withDescription(`turns --${setting.flag} off`))
+      ]).pipe(
+        Options.mapEffect(([on, off]) =>
+          on && off
+            ? Effect.fail(ValidationError.invalidValue(HelpDoc.p(`--${setting.flag} and --no-${setting.flag}: give one or the other`)))
+            : Effect.succeed(on ? Option.some(true) : off ? Option.some(false) : Option.none<boolean>())
+        )
+      )
     } else {
-      values[k] = textFlag(setting.flag, settingHelp(setting, DISTILL_DEFAULTS[k]))
+      values[k] = textFlag(setting.flag, help)
     }
   }
   return { ...values, ...switches }

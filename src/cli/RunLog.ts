@@ -70,18 +70,63 @@ export const toJsonLine = (value: unknown): string =>
 
 const fmt = (x: number): string => (Number.isFinite(x) ? (Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4 ? x.toFixed(4) : x.toExponential(2)) : String(x))
 
+/** A duration as `1h02m`, `3m05s` or `42s`. */
+export const formatDuration = (ms: number): string => {
+  if (!Number.isFinite(ms) || ms < 0) return "?"
+  const total = Math.round(ms / 1000)
+  const h = Math.floor(total / 3600)
+  const m = Math.floor((total % 3600) / 60)
+  const sec = total % 60
+  return h > 0 ? `${h}h${String(m).padStart(2, "0")}m` : m > 0 ? `${m}m${String(sec).padStart(2, "0")}s` : `${sec}s`
+}
+
+/**
+ * The time left, from the pace of this invocation so far (evaluations and checkpoints included, as they recur at
+ * their intervals): elapsed × remaining / done; undefined before the first iteration.
+ */
+export const estimateRemainingMs = (elapsedMs: number, stepsDone: number, stepsLeft: number): number | undefined =>
+  stepsDone <= 0 ? undefined : (elapsedMs * stepsLeft) / stepsDone
+
 const percent = (x: number | undefined): string => (x === undefined ? "?" : `${(100 * x).toFixed(1)}%`)
 
-/** A one-line summary of an evaluation (FID, KID, IS, precision/recall for images; FD, MMD, modes for mixtures). */
-export const describeEvaluation = (m: SampleMetrics): string =>
-  m.fid !== undefined
-    ? `FID ${fmt(m.fid)}  KID ${fmt(m.mmd)}` +
+const present = (values: ReadonlyArray<number | null> | undefined): Array<number> =>
+  (values ?? []).filter((v): v is number => v !== null && Number.isFinite(v))
+
+/**
+ * The shape figures of a mixture evaluation, for a log line: between-mode mass, in-mode spread, the worst mode's
+ * mean error, the modes' mean covariance error, and the MMD at each bandwidth; empty when the metrics have none.
+ */
+export const describeShape = (m: SampleMetrics): string => {
+  const parts: Array<string> = []
+  if (m.betweenModeFraction !== undefined) parts.push(`between ${percent(m.betweenModeFraction)}`)
+  if (m.inModeSpread !== undefined) parts.push(`spread ${m.inModeSpread.toFixed(2)}×`)
+  const meanErrors = present(m.modeMeanErrors)
+  if (meanErrors.length > 0) parts.push(`mode mean err ≤ ${Math.max(...meanErrors).toFixed(2)}σ`)
+  const covErrors = present(m.modeCovarianceErrors)
+  if (covErrors.length > 0) parts.push(`cov err ${(covErrors.reduce((a, b) => a + b, 0) / covErrors.length).toFixed(2)}`)
+  if (m.mmdByBandwidth !== undefined && m.mmdByBandwidth.length > 0) {
+    parts.push(`MMD@h ${m.mmdByBandwidth.map((b) => `${b.bandwidth}:${fmt(b.mmd)}`).join(" ")}`)
+  }
+  return parts.join("  ")
+}
+
+/**
+ * A one-line summary of an evaluation (FID, KID, IS, precision/recall for images; FD, MMD, modes, off-mode mass and
+ * the shape figures of {@link describeShape} for mixtures).
+ */
+export const describeEvaluation = (m: SampleMetrics): string => {
+  if (m.fid !== undefined) {
+    return `FID ${fmt(m.fid)}  KID ${fmt(m.mmd)}` +
       (m.inceptionScore === undefined ? "" : `  IS ${m.inceptionScore.toFixed(2)}`) +
       `  precision ${percent(m.precision)}  recall ${percent(m.recall)}` +
       (m.classifierAccuracy === undefined ? "" : `  (classifier held-out accuracy ${percent(m.classifierAccuracy)})`)
-    : `FD ${fmt(m.frechetDistance)}  MMD ${fmt(m.mmd)}` +
-  (m.modesCovered === undefined ? "" : `  modes ${m.modesCovered}/${m.modeWeights?.length ?? "?"}`) +
-  (m.offModeFraction === undefined ? "" : `  off-mode ${(100 * m.offModeFraction).toFixed(1)}%`)
+  }
+  const shape = describeShape(m)
+  return `FD ${fmt(m.frechetDistance)}  MMD ${fmt(m.mmd)}` +
+    (m.modesCovered === undefined ? "" : `  modes ${m.modesCovered}/${m.modeWeights?.length ?? "?"}`) +
+    (m.offModeFraction === undefined ? "" : `  off-mode ${(100 * m.offModeFraction).toFixed(1)}%`) +
+    (shape === "" ? "" : `  ${shape}`)
+}
 
 /** Reports of a run to a TTY bar or to plain lines, and to a JSONL file; a failed write is a {@link RunLogError}. */
 export interface RunLog {
@@ -99,6 +144,8 @@ export const makeRunLog = (options: {
   readonly write?: (line: string) => void
   /** Appends to the log file (default `fs.promises.appendFile`). */
   readonly append?: AppendLine
+  /** The clock in milliseconds (default `performance.now`), for the elapsed time and the ETA. */
+  readonly now?: () => number
 }): Effect.Effect<RunLog, RunLogError> =>
   Effect.gen(function*() {
     yield* Effect.tryPromise({
@@ -111,7 +158,7 @@ export const makeRunLog = (options: {
     const bar = tty
       ? new cliProgress.SingleBar(
         {
-          format: "step {value}/{total} |{bar}| fake {fake} gen {gen} | {rate} samples/s | ETA {eta_formatted}",
+          format: "step {value}/{total} |{bar}| fake {fake} gen {gen} | {rate} samples/s | {elapsed} elapsed, ETA {left}",
           hideCursor: true,
           etaBuffer: 50
         },
@@ -120,6 +167,15 @@ export const makeRunLog = (options: {
       : undefined
     let started = false
     const every = Math.max(1, Math.floor(options.totalSteps / 50))
+    const now = options.now ?? (() => performance.now())
+    let pace: { readonly t0: number; readonly step0: number } | undefined
+    const timing = (step: number) => {
+      const t = now()
+      pace ??= { t0: t, step0: step }
+      const elapsed = t - pace.t0
+      const left = estimateRemainingMs(elapsed, step - pace.step0, options.totalSteps - step)
+      return { elapsed: formatDuration(elapsed), left: left === undefined ? "?" : formatDuration(left) }
+    }
     const say = (line: string) => {
       if (bar !== undefined) {
         bar.stop()
@@ -137,8 +193,9 @@ export const makeRunLog = (options: {
       }
       if (r.evaluation !== undefined) say(`step ${r.step}: ${describeEvaluation(r.evaluation)}`)
       if (r.checkpoint !== undefined) say(`step ${r.step}: checkpoint ${r.checkpoint}`)
+      const time = timing(r.step)
       if (bar !== undefined) {
-        const payload = { fake: fmt(r.fakeLoss), gen: fmt(r.generatorLoss), rate: r.samplesPerSecond.toFixed(0) }
+        const payload = { fake: fmt(r.fakeLoss), gen: fmt(r.generatorLoss), rate: r.samplesPerSecond.toFixed(0), ...time }
         if (!started) {
           bar.start(options.totalSteps, r.step, payload)
           started = true
@@ -149,7 +206,7 @@ export const makeRunLog = (options: {
           : `  D ${fmt(r.discriminatorLoss)}  adv ${fmt(r.adversarialLoss ?? 0)}${r.generatorFrozen === true ? "  (G warming up)" : ""}`
         write(
           `step ${r.step}/${options.totalSteps}  fake ${fmt(r.fakeLoss)}  gen ${fmt(r.generatorLoss)}  ` +
-            `|∇θ| ${fmt(r.generatorGradNorm)}${sida}  ${r.samplesPerSecond.toFixed(0)} samples/s`
+            `|∇θ| ${fmt(r.generatorGradNorm)}${sida}  ${r.samplesPerSecond.toFixed(0)} samples/s  ${time.elapsed} elapsed, ETA ${time.left}`
         )
       }
     }

@@ -122,6 +122,97 @@ export const DISTILL_DEFAULTS = {
   initGenerator: null
 } as const
 
+/** Settings of the in-process network fit of a mixture teacher (`gmm:`, `gmm-dsm:`), which G and ψ start from. */
+export interface TeacherFitSettings {
+  /** Optimisation steps of the fit. */
+  readonly steps: number
+  /** Width of the MLP's hidden layers. */
+  readonly hidden: number
+  /** Number of hidden layers. */
+  readonly depth: number
+}
+
+/** A preset: defaults for one kind of teacher, layered under a `--config` file and the flags. */
+export interface DistillPreset {
+  /** Which teachers it is for and where its values come from. */
+  readonly description: string
+  /** Config settings that differ from {@link DISTILL_DEFAULTS} (encoded form: plain numbers and booleans). */
+  readonly config: { readonly [K in keyof typeof DISTILL_DEFAULTS]?: (typeof DISTILL_DEFAULTS)[K] extends boolean ? boolean : number | null }
+  /** The in-process network fit of mixture teachers (absent: the teacher is not fitted in process). */
+  readonly teacherFit?: TeacherFitSettings
+}
+
+/**
+ * Distillation defaults by kind of teacher, in one table (issue 18.1): what was measured to work, layered by
+ * `sid distill` under a `--config` file and the flags (each value can be overridden by its flag). The library's own
+ * defaults stay {@link DISTILL_DEFAULTS}.
+ *
+ * - `lowDimensional`: mixture teachers (`gmm:`, `gmm-dsm:`) and any teacher of vector data: α 1.2, no per-sample
+ *   normaliser (over two coordinates mean|x_g − f_φ| is noise, spec §10.3), tmax 600, batch 1024 (examples/gmm-2d.ts),
+ *   lr 1e-3 for both networks (per iteration the fastest of 3e-4…4e-3 on the ring), the fitted MLP 4 × 128 (smaller
+ *   ones were slower per second of compute) and 3000 fit steps (a `gmm-dsm:` teacher is that MLP); measured on
+ *   ring8, grid25 and aniso6 (docs/presets-2d.md).
+ * - `images`: image teachers (EDM networks, sid-ts UNet teacher files): the paper's settings (spec §5.2, CIFAR-10:
+ *   lr 1e-5 for both networks, batch 256, α 1.2, tmax 800, EMA half-life 0.5 Mimg, the normaliser w).
+ */
+export const DISTILL_PRESETS = {
+  lowDimensional: {
+    description: "mixture teachers and other low-dimensional (vector) data; measured on ring8, grid25 and aniso6 (docs/presets-2d.md)",
+    config: {
+      alpha: 1.2,
+      tmax: 600,
+      normalizer: false,
+      batchSize: 1024,
+      generatorLr: 1e-3,
+      fakeLr: 1e-3,
+      emaHalfLifeKimg: 500
+    },
+    teacherFit: { steps: 3000, hidden: 128, depth: 4 }
+  },
+  images: {
+    description: "image teachers (EDM networks, UNet teacher files): the paper's CIFAR-10 settings, spec §5.2",
+    config: {
+      alpha: 1.2,
+      tmax: 800,
+      normalizer: true,
+      batchSize: 256,
+      generatorLr: 1e-5,
+      fakeLr: 1e-5,
+      emaHalfLifeKimg: 500
+    }
+  }
+} as const satisfies Record<string, DistillPreset>
+
+/** The kinds of teacher that choose a preset: `lowDimensional` (vector data) or `images` (see {@link DISTILL_PRESETS}). */
+export type TeacherKind = keyof typeof DISTILL_PRESETS
+
+/** The teacher-kind names of {@link DISTILL_PRESETS}, in table order. */
+export const TEACHER_KINDS: ReadonlyArray<TeacherKind> = Object.keys(DISTILL_PRESETS) as Array<TeacherKind>
+
+/** The preset of a kind of teacher (issue 18.1). */
+export const distillPreset = (kind: TeacherKind): DistillPreset => DISTILL_PRESETS[kind]
+
+const presetValue = (value: unknown): string =>
+  typeof value === "number" ? (value !== 0 && Math.abs(value) < 1e-3 ? value.toExponential() : String(value)) : String(value)
+
+/**
+ * A preset as the flags that would set it — `--alpha 1.2 --tmax 600 --no-normalizer …`, plus the teacher fit — so a
+ * reader sees both the values and how to override each.
+ */
+export const describePreset = (kind: TeacherKind): string => {
+  const preset = distillPreset(kind)
+  const flags = (Object.entries(preset.config) as Array<[keyof typeof DISTILL_DEFAULTS, unknown]>).map(([key, value]) => {
+    const flag = DISTILL_FLAGS[key].flag
+    if (typeof value === "boolean") return value ? `--${flag}` : `--no-${flag}`
+    return `--${flag} ${presetValue(value)}`
+  })
+  const fit = preset.teacherFit
+  const fitFlags = fit === undefined
+    ? []
+    : [`--teacher-fit-steps ${fit.steps}`, `--teacher-hidden ${fit.hidden}`, `--teacher-depth ${fit.depth}`]
+  return [...flags, ...fitFlags].join(" ")
+}
+
 /** Rule of {@link GeneratorLossName}. */
 export const GeneratorLossNameRule =
   "must be one of sid (L² − α·L¹, spec §4.1), dmd (the Diff-Instruct/DMD direction, spec §4.4), l1 or l2 (one term alone, spec §4.2)"

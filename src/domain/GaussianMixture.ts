@@ -250,3 +250,254 @@ export const sampleSeeded = (
   tf.tidy(() =>
     sample(g, normalTensor([n, dimension(g)], seed, "mixture.normals"), uniformTensor([n], seed, "mixture.uniforms"))
   )
+
+/**
+ * Unequal weights and anisotropic (diagonal) covariances (spec §10.3, a harder toy than the ring and the grid): six
+ * modes of weights 0.30, 0.20, 0.15, 0.15, 0.12, 0.08, most stretched along one axis (std ratios up to 3:1), placed
+ * without symmetry, centred, and scaled so that the mean per-coordinate data variance is σ_data² = 0.25.
+ */
+export const anisotropic = (): GaussianMixture => {
+  const modes: ReadonlyArray<readonly [number, number, number, number, number]> = [
+    // weight, mean x, mean y, std x, std y
+    [0.30, -0.60, 0.45, 0.100, 0.035],
+    [0.20, 0.10, 0.65, 0.035, 0.090],
+    [0.15, 0.75, 0.20, 0.060, 0.060],
+    [0.15, -0.55, -0.45, 0.040, 0.100],
+    [0.12, 0.15, -0.20, 0.090, 0.040],
+    [0.08, 0.65, -0.65, 0.050, 0.050]
+  ]
+  const raw: GaussianMixture = {
+    weights: modes.map((m) => m[0]),
+    means: modes.map((m) => [m[1], m[2]]),
+    variances: modes.map((m) => [m[3] * m[3], m[4] * m[4]])
+  }
+  const { mean, variance } = moments(raw)
+  const scale = SIGMA_DATA / Math.sqrt(variance.reduce((a, b) => a + b, 0) / variance.length)
+  return makeGaussianMixture({
+    weights: raw.weights,
+    means: raw.means.map((m) => m.map((v, j) => (v - mean[j]!) * scale)),
+    variances: raw.variances.map((v) => v.map((s) => s * scale * scale))
+  })
+}
+
+/** Mahalanobis radius inside which a sample belongs to a mode ("in-mode", spec §10.5: within 3 standard deviations). */
+export const IN_MODE_RADIUS = 3
+
+/**
+ * Half-width of the corridor joining two modes, in the mean of their standard deviations: wide enough for a ridge that
+ * follows the ring's arc rather than the chord (its sagitta is 0.9 standard deviations on `ring()`).
+ */
+export const CORRIDOR_HALF_WIDTH = 1.5
+
+/** ln Γ(a) for a > 0 (Lanczos, g = 7, n = 9; relative error below 1e-13). */
+const logGamma = (a: number): number => {
+  const c = [
+    0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
+    12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7
+  ]
+  if (a < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * a)) - logGamma(1 - a)
+  const x = a - 1
+  let s = c[0]!
+  for (let i = 1; i < 9; i++) s += c[i]! / (x + i)
+  const t = x + 7.5
+  return 0.5 * Math.log(2 * Math.PI) + (x + 0.5) * Math.log(t) - t + Math.log(s)
+}
+
+/** The regularised lower incomplete gamma function P(a, x) by its power series (converges for every x ≥ 0). */
+const lowerGammaRegularized = (a: number, x: number): number => {
+  if (x <= 0) return 0
+  let term = 1 / a
+  let sum = term
+  for (let n = 1; n < 1000; n++) {
+    term *= x / (a + n)
+    sum += term
+    if (term < sum * 1e-15) break
+  }
+  return Math.min(1, Math.exp(-x + a * Math.log(x) - logGamma(a)) * sum)
+}
+
+/** P(χ²_d ≤ q), the chi-square distribution function with d degrees of freedom. */
+export const chiSquareCdf = (d: number, q: number): number => lowerGammaRegularized(d / 2, q / 2)
+
+/**
+ * The covariance of a d-dimensional Gaussian truncated to its Mahalanobis ball of radius r, as a multiple of the
+ * untruncated covariance: E[χ²_d | χ²_d ≤ r²]/d = P(χ²_{d+2} ≤ r²)/P(χ²_d ≤ r²) (0.949 for d = 2, r = 3). In-mode
+ * covariances are compared with the truth scaled by this factor, so exact samples measure as the truth.
+ */
+export const truncatedVarianceFactor = (d: number, r: number = IN_MODE_RADIUS): number =>
+  chiSquareCdf(d + 2, r * r) / chiSquareCdf(d, r * r)
+
+/**
+ * The shape of a sample set against a mixture's modes (spec §10.3, §10.5), beyond the distances: how much mass each
+ * mode receives, where the rest lies, and how each mode's samples are placed and spread compared with the truth.
+ *
+ * A sample is *in-mode* when its Mahalanobis distance to some component is ≤ {@link IN_MODE_RADIUS}; it belongs to the
+ * nearest such component. Per-mode figures use that component's in-mode samples, and are null where it has fewer than
+ * `minSamples`.
+ */
+export interface ModeShape {
+  /** Share of the in-mode samples per component (the true weights for a perfect sampler). */
+  readonly modeWeights: ReadonlyArray<number>
+  /** Components that received at least half their true share of in-mode samples. */
+  readonly modesCovered: number
+  /** Share of samples that are in no mode. */
+  readonly offModeFraction: number
+  /**
+   * Share of samples that lie between the two modes nearest to them: in no mode, projected strictly inside the
+   * segment joining the two means, and no farther from it than {@link CORRIDOR_HALF_WIDTH} × the mean of the two
+   * modes' standard deviations. Bridges joining modes raise it; far outliers do not. The modes' own tails give exact
+   * samples 0.2–0.5 % (aniso6, ring8, grid25).
+   */
+  readonly betweenModeFraction: number
+  /** Per component: ‖Σ_k^{-1/2}(μ̂_k − μ_k)‖, the error of the in-mode sample mean in the mode's standard deviations. */
+  readonly modeMeanErrors: ReadonlyArray<number | null>
+  /**
+   * Per component: ‖W_k − I‖_F with W_k = Σ_k^{-1/2} Σ̂_k Σ_k^{-1/2} / c, the whitened in-mode sample covariance
+   * against the truth (c: {@link truncatedVarianceFactor}); 0 for the truth, |s² − 1|·√d for a mode scaled by s.
+   */
+  readonly modeCovarianceErrors: ReadonlyArray<number | null>
+  /** Per component: det(W_k)^{1/(2d)}, the in-mode spread as a multiple of the truth's (1 for the truth). */
+  readonly modeSpreads: ReadonlyArray<number | null>
+  /** The modes' spreads averaged with the true weights (over the modes that have one); NaN when none has. */
+  readonly inModeSpread: number
+}
+
+/** Options of {@link modeShape}. */
+export interface ModeShapeOptions {
+  /** In-mode samples a component needs for its mean, covariance and spread (default max(10, 5d)). */
+  readonly minSamples?: number
+  /** Mahalanobis distance from both neighbouring modes beyond which a sample can be between them (default {@link IN_MODE_RADIUS}). */
+  readonly betweenRadius?: number
+  /** Half-width of the corridor between two modes, in their mean standard deviation (default {@link CORRIDOR_HALF_WIDTH}). */
+  readonly corridorHalfWidth?: number
+}
+
+/** The determinant of a small square matrix (Gaussian elimination with partial pivoting). */
+const determinant = (a: Array<Array<number>>): number => {
+  const m = a.map((row) => [...row])
+  const d = m.length
+  let det = 1
+  for (let i = 0; i < d; i++) {
+    let pivot = i
+    for (let r = i + 1; r < d; r++) if (Math.abs(m[r]![i]!) > Math.abs(m[pivot]![i]!)) pivot = r
+    if (m[pivot]![i] === 0) return 0
+    if (pivot !== i) {
+      ;[m[i], m[pivot]] = [m[pivot]!, m[i]!]
+      det = -det
+    }
+    det *= m[i]![i]!
+    for (let r = i + 1; r < d; r++) {
+      const f = m[r]![i]! / m[i]![i]!
+      for (let c = i; c < d; c++) m[r]![c]! -= f * m[i]![c]!
+    }
+  }
+  return det
+}
+
+/**
+ * The {@link ModeShape} of `n` samples (row-major `values`, n × d) against a mixture, in plain float64 JS
+ * (O(n·K·d + n·d²)).
+ */
+export const modeShape = (
+  g: GaussianMixture,
+  values: ArrayLike<number>,
+  n: number,
+  options: ModeShapeOptions = {}
+): ModeShape => {
+  const k = numComponents(g)
+  const d = dimension(g)
+  const minSamples = options.minSamples ?? Math.max(10, 5 * d)
+  const betweenRadius = options.betweenRadius ?? IN_MODE_RADIUS
+  const corridorHalfWidth = options.corridorHalfWidth ?? CORRIDOR_HALF_WIDTH
+  const r2 = IN_MODE_RADIUS * IN_MODE_RADIUS
+  const stds = g.variances.map((v) => Math.sqrt(v.reduce((a, b) => a + b, 0) / d))
+  const counts = new Array<number>(k).fill(0)
+  const sums = Array.from({ length: k }, () => new Array<number>(d).fill(0))
+  const products = Array.from({ length: k }, () => Array.from({ length: d }, () => new Array<number>(d).fill(0)))
+  let inMode = 0
+  let between = 0
+  const dist = new Array<number>(k)
+  for (let i = 0; i < n; i++) {
+    let best = -1
+    let second = -1
+    for (let c = 0; c < k; c++) {
+      let q = 0
+      for (let j = 0; j < d; j++) q += (values[i * d + j]! - g.means[c]![j]!) ** 2 / g.variances[c]![j]!
+      dist[c] = q
+      if (best < 0 || q < dist[best]!) {
+        second = best
+        best = c
+      } else if (second < 0 || q < dist[second]!) second = c
+    }
+    if (dist[best]! <= r2) {
+      inMode++
+      counts[best]! += 1
+      for (let j = 0; j < d; j++) {
+        const u = values[i * d + j]! - g.means[best]![j]!
+        sums[best]![j]! += u
+        for (let l = 0; l <= j; l++) products[best]![j]![l]! += u * (values[i * d + l]! - g.means[best]![l]!)
+      }
+      continue
+    }
+    if (second < 0 || dist[best]! <= betweenRadius * betweenRadius) continue
+    const a = g.means[best]!
+    const b = g.means[second]!
+    let ab2 = 0
+    let t = 0
+    for (let j = 0; j < d; j++) {
+      ab2 += (b[j]! - a[j]!) ** 2
+      t += (values[i * d + j]! - a[j]!) * (b[j]! - a[j]!)
+    }
+    if (ab2 === 0) continue
+    t /= ab2
+    if (t <= 0 || t >= 1) continue
+    let off2 = 0
+    for (let j = 0; j < d; j++) off2 += (values[i * d + j]! - a[j]! - t * (b[j]! - a[j]!)) ** 2
+    const width = (corridorHalfWidth * (stds[best]! + stds[second]!)) / 2
+    if (off2 <= width * width) between++
+  }
+  const factor = truncatedVarianceFactor(d)
+  const modeMeanErrors: Array<number | null> = []
+  const modeCovarianceErrors: Array<number | null> = []
+  const modeSpreads: Array<number | null> = []
+  for (let c = 0; c < k; c++) {
+    const m = counts[c]!
+    if (m < minSamples) {
+      modeMeanErrors.push(null)
+      modeCovarianceErrors.push(null)
+      modeSpreads.push(null)
+      continue
+    }
+    const s = g.variances[c]!.map(Math.sqrt)
+    const mean = sums[c]!.map((v) => v / m)
+    modeMeanErrors.push(Math.sqrt(mean.reduce((acc, v, j) => acc + (v / s[j]!) ** 2, 0)))
+    const w = Array.from({ length: d }, (_, j) =>
+      Array.from({ length: d }, (_, l) => {
+        const [hi, lo] = j >= l ? [j, l] : [l, j]
+        const cov = (products[c]![hi]![lo]! - m * mean[hi]! * mean[lo]!) / (m - 1)
+        return cov / (s[j]! * s[l]! * factor)
+      }))
+    let frobenius = 0
+    for (let j = 0; j < d; j++) for (let l = 0; l < d; l++) frobenius += (w[j]![l]! - (j === l ? 1 : 0)) ** 2
+    modeCovarianceErrors.push(Math.sqrt(frobenius))
+    modeSpreads.push(Math.pow(Math.max(determinant(w), 0), 1 / (2 * d)))
+  }
+  let weighted = 0
+  let weightTotal = 0
+  modeSpreads.forEach((spread, c) => {
+    if (spread === null) return
+    weighted += g.weights[c]! * spread
+    weightTotal += g.weights[c]!
+  })
+  const modeWeights = counts.map((c) => (inMode === 0 ? 0 : c / inMode))
+  return {
+    modeWeights,
+    modesCovered: modeWeights.filter((w, c) => w >= 0.5 * g.weights[c]!).length,
+    offModeFraction: n === 0 ? 0 : 1 - inMode / n,
+    betweenModeFraction: n === 0 ? 0 : between / n,
+    modeMeanErrors,
+    modeCovarianceErrors,
+    modeSpreads,
+    inModeSpread: weightTotal === 0 ? NaN : weighted / weightTotal
+  }
+}

@@ -14,14 +14,20 @@ import { type ConfigError, decodeDistillConfig, DISTILL_FLAGS, DistillConfig, RU
 /** Format tag of a run spec record. */
 export const RUN_SPEC_FORMAT = "sid-ts-run-v1"
 
+/** The MLP of a mixture teacher's in-process fit when a run does not record it (runs before issue 18: 4 × 128). */
+export const LEGACY_FIT_NETWORK = { hidden: 128, depth: 4 } as const
+
 /**
  * The teacher of a run: the argument that named it, a SHA-256 of its content (the teacher file, or the canonical JSON
- * of a built-in mixture preset), and the steps of the in-process network fit (null where there is none).
+ * of a built-in mixture preset), the steps of the in-process network fit (null where there is none) and the fitted
+ * MLP's width and depth (absent where there is no fit, and in records written before it was recorded:
+ * {@link LEGACY_FIT_NETWORK}).
  */
 export const TeacherIdentity = Schema.Struct({
   spec: Schema.String,
   sha256: Schema.String,
-  fitSteps: Schema.NullOr(Schema.NonNegativeInt)
+  fitSteps: Schema.NullOr(Schema.NonNegativeInt),
+  fitNetwork: Schema.optional(Schema.Struct({ hidden: Schema.Positive.pipe(Schema.int()), depth: Schema.Positive.pipe(Schema.int()) }))
 })
 /** @see {@link TeacherIdentity} */
 export type TeacherIdentity = typeof TeacherIdentity.Type
@@ -32,7 +38,12 @@ export class RunSpec extends Schema.Class<RunSpec>("RunSpec")({
   config: DistillConfig,
   teacher: TeacherIdentity,
   /** The reference argument (`gmm:<preset>`, `mnist`, `none`, …) as resolved at the start of the run. */
-  reference: Schema.String
+  reference: Schema.String,
+  /**
+   * The preset the run started from (`DISTILL_PRESETS`: `lowDimensional` or `images`), for the record: the config
+   * holds the resolved values, so a resume never reapplies it. Absent in runs started without one.
+   */
+  preset: Schema.optional(Schema.String)
 }) {}
 
 /** One setting that differs between a recorded run and a request. */
@@ -102,6 +113,9 @@ export const configDifferences = (recorded: DistillConfig, requested: DistillCon
     (k) => DISTILL_FLAGS[k].flag
   )
 
+const fitNetworkOf = (spec: RunSpec): { readonly hidden: number; readonly depth: number } =>
+  spec.teacher.fitNetwork ?? LEGACY_FIT_NETWORK
+
 /** Every difference of `requested` from `recorded` that would change the trajectory: config, teacher and reference. */
 export const runSpecDifferences = (recorded: RunSpec, requested: RunSpec): Array<SettingDifference> => {
   const others: Array<readonly [string, string, unknown, unknown]> = [
@@ -110,6 +124,10 @@ export const runSpecDifferences = (recorded: RunSpec, requested: RunSpec): Array
       ? [["teacher.sha256", "teacher", recorded.teacher.sha256, requested.teacher.sha256] as const]
       : []),
     ["teacher.fitSteps", "teacher-fit-steps", recorded.teacher.fitSteps, requested.teacher.fitSteps],
+    ...(recorded.teacher.fitSteps === null && requested.teacher.fitSteps === null ? [] : [
+      ["teacher.fitNetwork.hidden", "teacher-hidden", fitNetworkOf(recorded).hidden, fitNetworkOf(requested).hidden] as const,
+      ["teacher.fitNetwork.depth", "teacher-depth", fitNetworkOf(recorded).depth, fitNetworkOf(requested).depth] as const
+    ]),
     ["reference", "reference", recorded.reference, requested.reference]
   ]
   return [

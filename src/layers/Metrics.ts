@@ -1,6 +1,7 @@
 /**
- * Metrics against an exact Gaussian mixture: Fréchet distance, MMD, mode coverage, recovered weights and off-mode
- * mass (spec §10.3, §10.5).
+ * Metrics against an exact Gaussian mixture (spec §10.3, §10.5): Fréchet distance, MMD (at the headline bandwidth and
+ * at several others, from well below to above a mode's width), mode coverage, recovered weights, off-mode and
+ * between-mode mass, and each mode's mean, covariance and spread against the truth (`GaussianMixture.modeShape`).
  *
  * @module
  */
@@ -8,7 +9,7 @@ import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
 import { frechetDistance } from "../domain/FrechetDistance.js"
 import * as GaussianMixture from "../domain/GaussianMixture.js"
-import { mmd2 } from "../domain/Mmd.js"
+import { type MmdTerms, mmdTermsByBandwidth } from "../domain/Mmd.js"
 import { type Engine, withEngine } from "../services/Engine.js"
 import { Metrics, MetricsError, SampleMetrics } from "../services/Metrics.js"
 
@@ -18,43 +19,48 @@ export interface MixtureMetricsOptions {
   readonly referenceSize?: number
   /** Samples per side used for MMD (default 5,000). */
   readonly mmdSize?: number
-  /** RBF bandwidth of the MMD (default 0.1, spec §10.5). */
+  /** RBF bandwidth of the headline MMD (default 0.1, spec §10.5). */
   readonly bandwidth?: number
+  /** Bandwidths of the MMD by bandwidth (default {@link SHAPE_BANDWIDTHS}); computed in the same pass. */
+  readonly bandwidths?: ReadonlyArray<number>
   /** Seed of the reference draw. */
   readonly seed?: number
   /** A description for reports. */
   readonly name?: string
 }
 
-/** Mode statistics in plain JS: in-mode = Mahalanobis distance ≤ 3 from some mean (spec §10.5). */
+/**
+ * Bandwidths of the MMD by bandwidth: from well below the modes' width (std 0.05–0.06 on the ring and the grid) to
+ * well above it (spec §10.3).
+ */
+export const SHAPE_BANDWIDTHS: ReadonlyArray<number> = [0.02, 0.05, 0.1, 0.3]
+
+/**
+ * Mode statistics in plain JS: in-mode = Mahalanobis distance ≤ 3 from some mean (spec §10.5). The first figures of
+ * `GaussianMixture.modeShape`, which has the rest.
+ */
 export const modeStatistics = (
   mixture: GaussianMixture.GaussianMixture,
   samples: Float32Array,
   n: number
 ): { readonly modeWeights: ReadonlyArray<number>; readonly modesCovered: number; readonly offModeFraction: number } => {
-  const k = mixture.weights.length
-  const d = GaussianMixture.dimension(mixture)
-  const counts = new Array<number>(k).fill(0)
-  let inMode = 0
-  for (let i = 0; i < n; i++) {
-    let best = -1
-    let bestDist = Infinity
-    for (let c = 0; c < k; c++) {
-      let dist = 0
-      for (let j = 0; j < d; j++) dist += (samples[i * d + j]! - mixture.means[c]![j]!) ** 2 / mixture.variances[c]![j]!
-      if (dist < bestDist) {
-        bestDist = dist
-        best = c
-      }
-    }
-    if (bestDist <= 9) {
-      counts[best]! += 1
-      inMode++
-    }
+  const shape = GaussianMixture.modeShape(mixture, samples, n)
+  return { modeWeights: shape.modeWeights, modesCovered: shape.modesCovered, offModeFraction: shape.offModeFraction }
+}
+
+/** Every mixture figure of `n` samples (row-major `values`) that needs no reference set (spec §10.3, §10.5). */
+export const shapeMetrics = (mixture: GaussianMixture.GaussianMixture, values: ArrayLike<number>, n: number) => {
+  const shape = GaussianMixture.modeShape(mixture, values, n)
+  return {
+    modeWeights: shape.modeWeights,
+    modesCovered: shape.modesCovered,
+    offModeFraction: shape.offModeFraction,
+    betweenModeFraction: shape.betweenModeFraction,
+    ...(Number.isFinite(shape.inModeSpread) ? { inModeSpread: shape.inModeSpread } : {}),
+    modeMeanErrors: shape.modeMeanErrors,
+    modeCovarianceErrors: shape.modeCovarianceErrors,
+    modeSpreads: shape.modeSpreads
   }
-  const modeWeights = counts.map((c) => (inMode === 0 ? 0 : c / inMode))
-  const modesCovered = modeWeights.filter((w, c) => w >= 0.5 * mixture.weights[c]!).length
-  return { modeWeights, modesCovered, offModeFraction: n === 0 ? 0 : 1 - inMode / n }
 }
 
 /** Metrics against exact samples of a mixture; the reference tensor is disposed on release. */
@@ -68,6 +74,9 @@ export const layerGaussianMixture = (
       const size = options.referenceSize ?? 20_000
       const mmdSize = options.mmdSize ?? 5_000
       const d = GaussianMixture.dimension(mixture)
+      const headline = options.bandwidth ?? 0.1
+      const bandwidths = [...new Set(options.bandwidths ?? SHAPE_BANDWIDTHS)].sort((a, b) => a - b)
+      const others = bandwidths.filter((h) => h !== headline)
       const reference = yield* Effect.acquireRelease(
         Effect.sync(() => tf.tidy(() => GaussianMixture.sampleSeeded(mixture, size, options.seed ?? 12345).x)),
         (r) => Effect.sync(() => r.dispose())
@@ -91,10 +100,24 @@ export const layerGaussianMixture = (
               try: () => {
                 const fd = frechetDistance(samples, reference)
                 const m = Math.min(mmdSize, n, size)
-                const mmd = tf.tidy(() =>
-                  mmd2(samples.slice([0, 0], [m, d]), reference.slice([0, 0], [m, d]), { bandwidth: options.bandwidth ?? 0.1 })
-                )
-                return new SampleMetrics({ samples: n, frechetDistance: fd, mmd, ...modeStatistics(mixture, values, n) })
+                const x = samples.slice([0, 0], [m, d])
+                const y = reference.slice([0, 0], [m, d])
+                let terms: ReadonlyArray<MmdTerms>
+                try {
+                  terms = mmdTermsByBandwidth(x, y, { bandwidth: [headline, ...others] })
+                } finally {
+                  tf.dispose([x, y])
+                }
+                return new SampleMetrics({
+                  samples: n,
+                  frechetDistance: fd,
+                  mmd: terms[0]!.unbiased,
+                  mmdByBandwidth: bandwidths.map((h) => ({
+                    bandwidth: h,
+                    mmd: h === headline ? terms[0]!.unbiased : terms[1 + others.indexOf(h)]!.unbiased
+                  })),
+                  ...shapeMetrics(mixture, values, n)
+                })
               },
               catch: (e) => new MetricsError({ reason: e instanceof Error ? e.message : String(e) })
             })

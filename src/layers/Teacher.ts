@@ -27,6 +27,7 @@ export const TEACHER_FORMAT = "sid-ts-teacher-v1"
 export const mixturePresets: Readonly<Record<string, () => GaussianMixture.GaussianMixture>> = {
   ring8: () => GaussianMixture.ring(),
   grid25: () => GaussianMixture.grid(),
+  aniso6: () => GaussianMixture.anisotropic(),
   gauss1d: () => GaussianMixture.gaussian1d()
 }
 

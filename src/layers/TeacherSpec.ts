@@ -6,13 +6,16 @@
  */
 import { createHash } from "node:crypto"
 import { createReadStream } from "node:fs"
+import { open } from "node:fs/promises"
+import type { TeacherFitSettings, TeacherKind } from "../domain/DistillConfig.js"
 import type * as GaussianMixture from "../domain/GaussianMixture.js"
 import { Effect, Layer } from "effect"
+import { networkFromDescription } from "../domain/Network.js"
 import type { TeacherIdentity } from "../domain/RunSpec.js"
 import type { Engine } from "../services/Engine.js"
 import { type Teacher, TeacherError } from "../services/Teacher.js"
 import { layerEdmFile } from "./EdmTeacher.js"
-import { layerFile, layerGaussianMixture, layerTrainedOnMixture, type MixtureFitOptions, mixturePreset } from "./Teacher.js"
+import { layerFile, layerGaussianMixture, layerTrainedOnMixture, type MixtureFitOptions, mixturePreset, TEACHER_FORMAT } from "./Teacher.js"
 
 /** A parsed `--teacher` argument. */
 export type TeacherSpec =
@@ -69,7 +72,8 @@ const sha256OfFile = (path: string): Promise<string> =>
  */
 export const teacherIdentity = (
   text: string,
-  fitSteps: number
+  fitSteps: number,
+  fitNetwork?: Pick<TeacherFitSettings, "hidden" | "depth">
 ): Effect.Effect<TeacherIdentity, TeacherError> => {
   const spec = parseTeacherSpec(text)
   switch (spec.kind) {
@@ -89,7 +93,68 @@ export const teacherIdentity = (
       return Effect.map(mixturePreset(spec.preset), (m) => ({
         spec: text,
         sha256: createHash("sha256").update(JSON.stringify(m)).digest("hex"),
-        fitSteps
+        fitSteps,
+        ...(fitNetwork === undefined ? {} : { fitNetwork: { hidden: fitNetwork.hidden, depth: fitNetwork.depth } })
       }))
+  }
+}
+
+/** The metadata strings of a safetensors file, from its header alone (the tensors are not read). */
+const readSafetensorsMetadata = async (path: string): Promise<Record<string, string>> => {
+  const file = await open(path, "r")
+  try {
+    const length = Buffer.alloc(8)
+    await file.read(length, 0, 8, 0)
+    const size = Number(length.readBigUInt64LE(0))
+    if (size <= 0 || size > 100_000_000) throw new Error(`implausible safetensors header length ${size}`)
+    const header = Buffer.alloc(size)
+    await file.read(header, 0, size, 8)
+    const parsed = JSON.parse(header.toString("utf8")) as { __metadata__?: Record<string, string> }
+    return parsed.__metadata__ ?? {}
+  } finally {
+    await file.close()
+  }
+}
+
+/**
+ * The kind of a teacher, which chooses the run's preset (`DISTILL_PRESETS`, issue 18.1): mixtures (`gmm:`, `gmm-dsm:`)
+ * are low-dimensional, EDM networks are image teachers, and a teacher file is what its recorded architecture's data
+ * shape says (vector data: low-dimensional; anything else: images). Reads only a teacher file's header.
+ */
+export const teacherKind = (spec: TeacherSpec): Effect.Effect<TeacherKind, TeacherError> => {
+  switch (spec.kind) {
+    case "gmm":
+    case "gmm-dsm":
+      return Effect.succeed("lowDimensional")
+    case "edm":
+      return Effect.succeed("images")
+    case "file":
+      return Effect.tryPromise({
+        try: () => readSafetensorsMetadata(spec.path),
+        catch: (e) =>
+          new TeacherError({
+            teacher: spec.path,
+            reason: `cannot read the file ${spec.path} (${e instanceof Error ? e.message : String(e)})`,
+            fix: "Give the path of a teacher file (sid teacher train writes one), edm:<file.safetensors>, or gmm:<preset>."
+          })
+      }).pipe(
+        Effect.flatMap((metadata) =>
+          Effect.try({
+            try: () => {
+              if (metadata["format"] !== TEACHER_FORMAT) {
+                throw new Error(`its metadata format is ${JSON.stringify(metadata["format"])}, expected "${TEACHER_FORMAT}"`)
+              }
+              const network = networkFromDescription(JSON.parse(metadata["network"] ?? "null"))
+              return network.dataShape.length === 1 ? "lowDimensional" as const : "images" as const
+            },
+            catch: (e) =>
+              new TeacherError({
+                teacher: spec.path,
+                reason: `not a sid-ts teacher file: ${e instanceof Error ? e.message : String(e)}`,
+                fix: "Pass a teacher file written by sid-ts (sid teacher train), or edm:<file.safetensors> for EDM weights."
+              })
+          })
+        )
+      )
   }
 }

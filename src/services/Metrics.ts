@@ -26,6 +26,21 @@ export class SampleMetrics extends Schema.Class<SampleMetrics>("SampleMetrics")(
   modesCovered: Schema.optional(Schema.Int),
   /** Share of samples farther than 3 standard deviations from every component mean (spec §10.5). */
   offModeFraction: Schema.optional(Schema.Number),
+  /**
+   * Mixtures: the unbiased RBF-MMD² at each of several bandwidths, from well below to above a mode's width (spec
+   * §10.3): the small ones see the shape of each mode, the large ones the placement of the mass.
+   */
+  mmdByBandwidth: Schema.optional(Schema.Array(Schema.Struct({ bandwidth: Schema.Number, mmd: Schema.Number }))),
+  /** Mixtures: share of samples on bridges between two neighbouring modes (`GaussianMixture.modeShape`). */
+  betweenModeFraction: Schema.optional(Schema.Number),
+  /** Mixtures: the in-mode spread as a multiple of the truth's, averaged over the modes with the true weights (1 = exact). */
+  inModeSpread: Schema.optional(Schema.Number),
+  /** Mixtures, per component: error of the in-mode mean in the mode's standard deviations (null: too few samples). */
+  modeMeanErrors: Schema.optional(Schema.Array(Schema.NullOr(Schema.Number))),
+  /** Mixtures, per component: ‖whitened in-mode covariance − I‖_F against the truth (0 = exact; null: too few samples). */
+  modeCovarianceErrors: Schema.optional(Schema.Array(Schema.NullOr(Schema.Number))),
+  /** Mixtures, per component: in-mode spread as a multiple of the truth's (null: too few samples). */
+  modeSpreads: Schema.optional(Schema.Array(Schema.NullOr(Schema.Number))),
   /** Images: FID, the Fréchet distance of the extractor's features to the reference features (spec §7). */
   fid: Schema.optional(Schema.Number),
   /** Images: Inception Score of the samples from the extractor's class probabilities (spec §7; 1 ≤ IS ≤ classes). */
