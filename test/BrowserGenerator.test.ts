@@ -16,7 +16,7 @@ import { readEdmTeacherFile } from "../src/layers/EdmTeacher.js"
 import { Effect } from "effect"
 import * as Engine from "../src/layers/Engine.js"
 
-const goldenPath = new URL("../../shared/golden/edm/songunet-ddpmpp-tiny.safetensors", import.meta.url).pathname
+const goldenPath = new URL("./fixtures/edm/songunet-ddpmpp-tiny.safetensors", import.meta.url).pathname
 
 /** A generator export made from the golden network (the generator at initialisation is the teacher, spec §2). */
 const exportedBytes = (): Uint8Array => {

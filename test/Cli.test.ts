@@ -160,7 +160,7 @@ describe("sid distill (the CLI)", () => {
 
   it("exports an EDM-teacher run's generator in EDM format and an MLP run's in the sid-ts format, both loadable", async () => {
     const runDir = await mkdtemp(join(tmpdir(), "sid-export-"))
-    const golden = new URL("../../shared/golden/edm/songunet-ddpmpp-tiny.safetensors", import.meta.url).pathname
+    const golden = new URL("./fixtures/edm/songunet-ddpmpp-tiny.safetensors", import.meta.url).pathname
     expect(await sid(["distill", "--teacher", `edm:${golden}`, "--steps", "1", "--batch", "2", "--run-dir", runDir]).exit).toBe(0)
     const out = join(runDir, "generator.safetensors")
     const exported = sid(["export", "--run-dir", runDir, "--out", out])

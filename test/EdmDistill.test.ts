@@ -13,7 +13,7 @@ import { Generator } from "../src/services/Generator.js"
 import { Teacher } from "../src/services/Teacher.js"
 import { runWithEngine, tf, useEngine } from "./support/distillation.js"
 
-const golden = (name: string) => new URL(`../../shared/golden/edm/${name}.safetensors`, import.meta.url).pathname
+const golden = (name: string) => new URL(`./fixtures/edm/${name}.safetensors`, import.meta.url).pathname
 
 let release: () => Promise<void>
 beforeAll(async () => {

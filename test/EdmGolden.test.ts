@@ -20,7 +20,7 @@ const TOLERANCE = 1e-4
 const files = new Map<Name, SafetensorsFile>(
   NAMES.map((name) => [
     name,
-    decodeSafetensors(new Uint8Array(readFileSync(new URL(`../../shared/golden/edm/${name}.safetensors`, import.meta.url))))
+    decodeSafetensors(new Uint8Array(readFileSync(new URL(`./fixtures/edm/${name}.safetensors`, import.meta.url))))
   ])
 )
 

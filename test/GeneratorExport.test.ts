@@ -33,7 +33,7 @@ import { Generator } from "../src/services/Generator.js"
 import { runWithEngine, Teacher, tf, tinyRun, useEngine } from "./support/distillation.js"
 
 const GOLDEN = ["songunet-ddpmpp-tiny", "songunet-ncsnpp-tiny", "dhariwalunet-adm-tiny", "dhariwalunet-adm-attn"]
-const golden = (name: string) => new URL(`../../shared/golden/edm/${name}.safetensors`, import.meta.url).pathname
+const golden = (name: string) => new URL(`./fixtures/edm/${name}.safetensors`, import.meta.url).pathname
 const readSafetensors = async (path: string): Promise<SafetensorsFile> => {
   const bytes = await readFile(path)
   return decodeSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength))

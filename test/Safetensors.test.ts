@@ -61,7 +61,7 @@ describe("Safetensors", () => {
 
   it("reads the EDM golden files written by the Python safetensors package", () => {
     const file = decodeSafetensors(
-      new Uint8Array(readFileSync(new URL("../../shared/golden/edm/songunet-ddpmpp-tiny.safetensors", import.meta.url)))
+      new Uint8Array(readFileSync(new URL("./fixtures/edm/songunet-ddpmpp-tiny.safetensors", import.meta.url)))
     )
     expect(file.metadata["format"]).toBe("edm-golden-v1")
     expect(file.tensors.get("input.x")?.shape).toEqual([4, 3, 16, 16])

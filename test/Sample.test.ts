@@ -21,7 +21,7 @@ beforeAll(async () => {
 })
 afterAll(() => release())
 
-const golden = join("..", "shared", "golden", "edm", "songunet-ddpmpp-tiny.safetensors")
+const golden = join("test", "fixtures", "edm", "songunet-ddpmpp-tiny.safetensors")
 
 const sid = (args: ReadonlyArray<string>): Promise<{ code: number | null; output: string }> =>
   new Promise((resolve) => {
