@@ -10,10 +10,10 @@
  * @since 0.1.0
  */
 import type * as Tf from "@tensorflow/tfjs"
-import { type AdamConfig, type AdamState, adamUpdate, initAdam } from "../src/domain/Adam.js"
-import { P_MEAN, P_STD } from "../src/domain/Edm.js"
-import { groupNorm } from "../src/domain/GroupNorm.js"
-import { silu } from "../src/domain/Silu.js"
+import { type AdamConfig, type AdamState, adamUpdate, initAdam } from "../src/domain/optim/Adam.js"
+import { P_MEAN, P_STD } from "../src/domain/edm/Edm.js"
+import { groupNorm } from "../src/domain/nn/GroupNorm.js"
+import { silu } from "../src/domain/nn/Silu.js"
 import type { Shape } from "./Support.js"
 
 type TF = typeof Tf

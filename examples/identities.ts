@@ -14,13 +14,13 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
-import * as GaussianMixture from "../src/domain/GaussianMixture.js"
-import { estimate, type Estimate, pairedDifference } from "../src/domain/MonteCarlo.js"
-import { makeStream, normals, uniforms } from "../src/domain/RandomStream.js"
-import { generatorSigmaFromUniform } from "../src/domain/Schedule.js"
-import { denoiserIdentityTerms, scoreProjectionTerms, tweedieDenoiser } from "../src/domain/ScoreIdentities.js"
-import { sidLossTerms } from "../src/domain/SidLoss.js"
-import * as Engine from "../src/layers/Engine.js"
+import * as GaussianMixture from "../src/domain/data/GaussianMixture.js"
+import { estimate, type Estimate, pairedDifference } from "../src/domain/metrics/MonteCarlo.js"
+import { makeStream, normals, uniforms } from "../src/domain/data/RandomStream.js"
+import { generatorSigmaFromUniform } from "../src/domain/edm/Schedule.js"
+import { denoiserIdentityTerms, scoreProjectionTerms, tweedieDenoiser } from "../src/domain/sid/ScoreIdentities.js"
+import { sidLossTerms } from "../src/domain/sid/SidLoss.js"
+import * as Engine from "../src/engine/Engine.js"
 
 /** One identity: both sides, the paired difference and its z-score. */
 export interface IdentityCheck {

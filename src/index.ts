@@ -27,4 +27,4 @@ export {
   type LoadGeneratorError,
   type OneStepGenerator,
   UnknownGeneratorArchitectureError
-} from "./layers/GeneratorLoader.js"
+} from "./services/Generator.js"

@@ -13,15 +13,15 @@ import {
   sidAugmentSettings,
   SYM6,
   transformPoint
-} from "../src/domain/Augment.js"
-import { distillConfig } from "../src/domain/DistillConfig.js"
+} from "../src/domain/sid/Augment.js"
+import { distillConfig } from "../src/domain/config/DistillConfig.js"
 import { songUNetNetwork, songUNetSpec } from "../src/domain/edm/SongUNet.js"
 import { dhariwalUNetNetwork, dhariwalUNetSpec } from "../src/domain/edm/DhariwalUNet.js"
-import { mlpNetwork, unetNetwork } from "../src/domain/Network.js"
-import { mlpSpec } from "../src/domain/Mlp.js"
-import { makeStream } from "../src/domain/RandomStream.js"
-import { unetSpec } from "../src/domain/UNet.js"
-import * as DataFreeSampler from "../src/layers/DataFreeSampler.js"
+import { mlpNetwork, unetNetwork } from "../src/domain/nn/Network.js"
+import { mlpSpec } from "../src/domain/nn/Mlp.js"
+import { makeStream } from "../src/domain/data/RandomStream.js"
+import { unetSpec } from "../src/domain/nn/UNet.js"
+import * as DataFreeSampler from "../src/services/DataFreeSampler.js"
 import { augmentSettingsOf } from "../src/pipeline/Sida.js"
 import { tf, useEngine } from "./support/distillation.js"
 

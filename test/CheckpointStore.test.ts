@@ -7,11 +7,11 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Either, Option, Schema } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import type { NamedArray } from "../src/domain/Safetensors.js"
-import { decodeTeacherTrainingConfig } from "../src/domain/TeacherTrainingConfig.js"
-import { isTempFileName, writeFileAtomic } from "../src/layers/AtomicFile.js"
-import * as CheckpointStore from "../src/layers/CheckpointStore.js"
-import * as TeacherCheckpointStore from "../src/layers/TeacherCheckpointStore.js"
+import type { NamedArray } from "../src/domain/data/Safetensors.js"
+import { decodeTeacherTrainingConfig } from "../src/domain/config/TeacherTrainingConfig.js"
+import { isTempFileName, writeFileAtomic } from "../src/platform/AtomicFile.js"
+import * as CheckpointStore from "../src/services/CheckpointStore.js"
+import * as TeacherCheckpointStore from "../src/services/TeacherCheckpointStore.js"
 import {
   type Checkpoint,
   CHECKPOINT_FORMAT,

@@ -7,8 +7,8 @@ import {
   DistillConfig,
   DistillConfigFromJson,
   encodeDistillConfig
-} from "../src/domain/DistillConfig.js"
-import { Alpha, BatchSize, LearningRate, Seed, Tmax } from "../src/domain/Units.js"
+} from "../src/domain/config/DistillConfig.js"
+import { Alpha, BatchSize, LearningRate, Seed, Tmax } from "../src/domain/config/Units.js"
 
 const equivalent = Schema.equivalence(DistillConfig)
 

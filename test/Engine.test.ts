@@ -2,9 +2,9 @@ import { describe, expect, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { ConfigProvider, Context, Deferred, Effect, Exit, Fiber, Layer, Option, Scope } from "effect"
 import { beforeAll } from "vitest"
-import * as EngineLayers from "../src/layers/Engine.js"
-import { installCount } from "../src/layers/kernels/Patches.js"
-import { Engine, EngineConflict, type EngineName, EngineNotActive } from "../src/services/Engine.js"
+import * as EngineLayers from "../src/engine/Engine.js"
+import { installCount } from "../src/engine/kernels/Patches.js"
+import { Engine, EngineConflict, type EngineName, EngineNotActive } from "../src/engine/Engine.js"
 
 beforeAll(async () => {
   await tf.setBackend("cpu")

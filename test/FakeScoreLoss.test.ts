@@ -1,11 +1,11 @@
 import * as tf from "@tensorflow/tfjs"
 import fc from "fast-check"
 import { beforeAll, describe, expect, it } from "vitest"
-import { fakeScoreLoss } from "../src/domain/FakeScoreLoss.js"
-import { denoise, dimension, type GaussianMixture, makeGaussianMixture, ring, sampleSeeded } from "../src/domain/GaussianMixture.js"
-import { pairedDifference } from "../src/domain/MonteCarlo.js"
-import { cOut, edmCoefficientsNumber, edmDenoise, networkTarget } from "../src/domain/Preconditioning.js"
-import { logNormalSigma } from "../src/domain/Schedule.js"
+import { fakeScoreLoss } from "../src/domain/edm/DenoisingLoss.js"
+import { denoise, dimension, type GaussianMixture, makeGaussianMixture, ring, sampleSeeded } from "../src/domain/data/GaussianMixture.js"
+import { pairedDifference } from "../src/domain/metrics/MonteCarlo.js"
+import { cOut, edmCoefficientsNumber, edmDenoise, networkTarget } from "../src/domain/edm/Preconditioning.js"
+import { logNormalSigma } from "../src/domain/edm/Schedule.js"
 
 beforeAll(async () => {
   await tf.setBackend("cpu")

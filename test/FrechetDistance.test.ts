@@ -1,8 +1,8 @@
 import * as tf from "@tensorflow/tfjs"
 import fc from "fast-check"
 import { beforeAll, describe, expect, it } from "vitest"
-import { frechetDistance, frechetDistanceFromMoments, frechetTerms } from "../src/domain/FrechetDistance.js"
-import { MetricInputError, sampleMoments } from "../src/domain/Moments.js"
+import { frechetDistance, frechetDistanceFromMoments, frechetTerms } from "../src/domain/metrics/FrechetDistance.js"
+import { MetricInputError, sampleMoments } from "../src/domain/metrics/Moments.js"
 
 beforeAll(async () => {
   await tf.setBackend("cpu")

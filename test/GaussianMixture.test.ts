@@ -21,8 +21,8 @@ import {
   sample,
   sampleSeeded,
   score
-} from "../src/domain/GaussianMixture.js"
-import { estimate } from "../src/domain/MonteCarlo.js"
+} from "../src/domain/data/GaussianMixture.js"
+import { estimate } from "../src/domain/metrics/MonteCarlo.js"
 
 beforeAll(async () => {
   await tf.setBackend("cpu")

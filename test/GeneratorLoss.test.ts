@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs"
 import fc from "fast-check"
 import { beforeAll, describe, expect, it } from "vitest"
-import { denoise, dimension, gaussian1d, type GaussianMixture, sampleSeeded } from "../src/domain/GaussianMixture.js"
+import { denoise, dimension, gaussian1d, type GaussianMixture, sampleSeeded } from "../src/domain/data/GaussianMixture.js"
 import {
   dmdLoss,
   type GeneratorLoss,
@@ -9,9 +9,9 @@ import {
   l1Loss,
   l2Loss,
   sidLoss
-} from "../src/domain/GeneratorLoss.js"
-import { normalTensor } from "../src/domain/RandomStream.js"
-import { sidGeneratorLoss } from "../src/domain/SidLoss.js"
+} from "../src/domain/sid/GeneratorLoss.js"
+import { normalTensor } from "../src/domain/data/RandomStream.js"
+import { sidGeneratorLoss } from "../src/domain/sid/SidLoss.js"
 import { checkIdentity, edmSigmaArbitrary, gaussianMixtureArbitrary, sigmaArbitrary, uniformArbitrary } from "../src/testing/index.js"
 import { turn } from "./support/turn.js"
 

@@ -1,9 +1,9 @@
 import * as tf from "@tensorflow/tfjs"
 import { beforeAll, describe, expect, it } from "vitest"
-import * as GaussianMixture from "../src/domain/GaussianMixture.js"
-import { heunEvaluations, heunSample } from "../src/domain/HeunSampler.js"
-import { heunSteps } from "../src/domain/Schedule.js"
-import { modeStatistics } from "../src/layers/Metrics.js"
+import * as GaussianMixture from "../src/domain/data/GaussianMixture.js"
+import { heunEvaluations, heunSample } from "../src/domain/edm/HeunSampler.js"
+import { heunSteps } from "../src/domain/edm/Schedule.js"
+import { modeStatistics } from "../src/services/Metrics.js"
 
 beforeAll(async () => {
   await tf.setBackend("cpu")

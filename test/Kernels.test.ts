@@ -1,9 +1,9 @@
 import * as tf from "@tensorflow/tfjs"
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import type { RawKernelFunc } from "../src/layers/kernels/Backend.js"
-import { cpuPatches, install, wasmPatches } from "../src/layers/kernels/Patches.js"
-import { resizeNearestNeighborGradValues } from "../src/layers/kernels/ResizeNearestNeighborGrad.js"
+import type { RawKernelFunc } from "../src/engine/kernels/Backend.js"
+import { cpuPatches, install, wasmPatches } from "../src/engine/kernels/Patches.js"
+import { resizeNearestNeighborGradValues } from "../src/engine/kernels/ResizeNearestNeighborGrad.js"
 
 type Shape4 = [number, number, number, number]
 type Pad = "same" | "valid" | [[0, 0], [number, number], [number, number], [0, 0]]

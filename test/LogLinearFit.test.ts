@@ -1,6 +1,6 @@
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { logLinearFit } from "../src/domain/LogLinearFit.js"
+import { logLinearFit } from "../src/domain/metrics/LogLinearFit.js"
 
 describe("log-linear fit (the rate of an exponential trend)", () => {
   it("recovers the rate and level of exact exponentials, with R² = 1", () => {

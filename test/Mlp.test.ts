@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { beforeAll, describe, expect, it } from "vitest"
-import { applyMlp, initMlp, mlpShapes, mlpSpec } from "../src/domain/Mlp.js"
-import { compareShapes, countParameters, disposeParameters, shapesMatch, shapesOf } from "../src/domain/Parameters.js"
+import { applyMlp, initMlp, mlpShapes, mlpSpec } from "../src/domain/nn/Mlp.js"
+import { compareShapes, countParameters, disposeParameters, shapesMatch, shapesOf } from "../src/domain/nn/Parameters.js"
 
 beforeAll(async () => {
   await tf.setBackend("cpu")

@@ -1,8 +1,8 @@
 import * as tf from "@tensorflow/tfjs"
 import fc from "fast-check"
 import { beforeAll, describe, expect, it } from "vitest"
-import { mmd2, mmdTerms, mmdTermsFromValues } from "../src/domain/Mmd.js"
-import { MetricInputError } from "../src/domain/Moments.js"
+import { mmd2, mmdTerms, mmdTermsFromValues } from "../src/domain/metrics/Mmd.js"
+import { MetricInputError } from "../src/domain/metrics/Moments.js"
 import { turn } from "./support/turn.js"
 
 beforeAll(async () => {

@@ -3,8 +3,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { runMnistPipeline } from "../examples/mnist.js"
-import { distillConfig } from "../src/domain/DistillConfig.js"
-import { teacherTrainingConfig } from "../src/domain/TeacherTrainingConfig.js"
+import { distillConfig } from "../src/domain/config/DistillConfig.js"
+import { teacherTrainingConfig } from "../src/domain/config/TeacherTrainingConfig.js"
 import { runWithEngine, tf, useEngine } from "./support/distillation.js"
 
 let release: () => Promise<void>

@@ -1,9 +1,9 @@
 import * as tf from "@tensorflow/tfjs"
 import fc from "fast-check"
 import { beforeAll, describe, expect, it } from "vitest"
-import { adamUpdate, initAdam } from "../src/domain/Adam.js"
-import { emaBeta, emaUpdate } from "../src/domain/Ema.js"
-import { countNonFinite, globalNorm, sanitizeGradient, sanitizeGradientValue } from "../src/domain/Gradients.js"
+import { adamUpdate, initAdam } from "../src/domain/optim/Adam.js"
+import { emaBeta, emaUpdate } from "../src/domain/optim/Ema.js"
+import { countNonFinite, globalNorm, sanitizeGradient, sanitizeGradientValue } from "../src/domain/nn/Gradients.js"
 
 beforeAll(async () => {
   await tf.setBackend("cpu")

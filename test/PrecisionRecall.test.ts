@@ -1,11 +1,11 @@
 import * as tf from "@tensorflow/tfjs"
 import fc from "fast-check"
 import { beforeAll, describe, expect, it } from "vitest"
-import { inceptionScore, inceptionScoreFromLogits } from "../src/domain/InceptionScore.js"
-import { kernelInceptionDistance } from "../src/domain/KernelInceptionDistance.js"
-import { MetricInputError } from "../src/domain/Moments.js"
-import { manifoldCoverage, nearestNeighbourRadii, precisionRecall } from "../src/domain/PrecisionRecall.js"
-import { makeStream, normals } from "../src/domain/RandomStream.js"
+import { inceptionScore, inceptionScoreFromLogits } from "../src/domain/metrics/InceptionScore.js"
+import { kernelInceptionDistance } from "../src/domain/metrics/KernelInceptionDistance.js"
+import { MetricInputError } from "../src/domain/metrics/Moments.js"
+import { manifoldCoverage, nearestNeighbourRadii, precisionRecall } from "../src/domain/metrics/PrecisionRecall.js"
+import { makeStream, normals } from "../src/domain/data/RandomStream.js"
 
 beforeAll(async () => {
   await tf.setBackend("cpu")

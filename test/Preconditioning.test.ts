@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs"
 import fc from "fast-check"
 import { beforeAll, describe, expect, it } from "vitest"
-import { SIGMA_DATA } from "../src/domain/Edm.js"
+import { SIGMA_DATA } from "../src/domain/edm/Edm.js"
 import {
   cIn,
   cNoise,
@@ -12,7 +12,7 @@ import {
   edmDenoise,
   lossWeight,
   networkTarget
-} from "../src/domain/Preconditioning.js"
+} from "../src/domain/edm/Preconditioning.js"
 
 beforeAll(async () => {
   await tf.setBackend("cpu")

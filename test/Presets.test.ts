@@ -14,13 +14,13 @@ import {
   DISTILL_PRESETS,
   distillConfig,
   encodeDistillConfig
-} from "../src/domain/DistillConfig.js"
-import { mlpSpec } from "../src/domain/Mlp.js"
-import { mlpNetwork, unetNetwork } from "../src/domain/Network.js"
-import { encodeRunSpec, RUN_SPEC_FORMAT, RunSpec } from "../src/domain/RunSpec.js"
-import { unetSpec } from "../src/domain/UNet.js"
-import { writeTeacherFile } from "../src/layers/Teacher.js"
-import { parseTeacherSpec, teacherKind } from "../src/layers/TeacherSpec.js"
+} from "../src/domain/config/DistillConfig.js"
+import { mlpSpec } from "../src/domain/nn/Mlp.js"
+import { mlpNetwork, unetNetwork } from "../src/domain/nn/Network.js"
+import { encodeRunSpec, RUN_SPEC_FORMAT, RunSpec } from "../src/domain/config/RunSpec.js"
+import { unetSpec } from "../src/domain/nn/UNet.js"
+import { writeTeacherFile } from "../src/services/Teacher.js"
+import { parseTeacherSpec, teacherKind } from "../src/services/Teacher.js"
 import { SampleMetrics } from "../src/services/Metrics.js"
 
 let dir = ""

@@ -1,6 +1,6 @@
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { makeStream, normals, permutation, split, uniforms } from "../src/domain/RandomStream.js"
+import { makeStream, normals, permutation, split, uniforms } from "../src/domain/data/RandomStream.js"
 
 describe("RandomStream", () => {
   it("is deterministic in the seed and label, and different seeds or labels give different numbers", () => {

@@ -6,7 +6,7 @@ import {
   encodeSafetensors,
   type NamedArray,
   SafetensorsFormatError
-} from "../src/domain/Safetensors.js"
+} from "../src/domain/data/Safetensors.js"
 
 const namedArray = fc
   .array(fc.integer({ min: 0, max: 4 }), { minLength: 0, maxLength: 3 })

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs"
 import fc from "fast-check"
 import { beforeAll, describe, expect, it } from "vitest"
-import { P_MEAN, P_STD, RHO, SIGMA_MAX, SIGMA_MIN } from "../src/domain/Edm.js"
+import { P_MEAN, P_STD, RHO, SIGMA_MAX, SIGMA_MIN } from "../src/domain/edm/Edm.js"
 import {
   generatorSigmaFromUniform,
   generatorSigmaSeeded,
@@ -13,7 +13,7 @@ import {
   logNormalSigmaSeeded,
   sigmaFromTime,
   sigmaFromTimeNumber
-} from "../src/domain/Schedule.js"
+} from "../src/domain/edm/Schedule.js"
 
 beforeAll(async () => {
   await tf.setBackend("cpu")

@@ -8,16 +8,16 @@ import {
   type GaussianMixture,
   sampleSeeded,
   score
-} from "../src/domain/GaussianMixture.js"
-import { estimate, estimateTensor, pairedDifference, withinStandardErrors, zScore } from "../src/domain/MonteCarlo.js"
-import { normalTensor, uniformTensor } from "../src/domain/RandomStream.js"
+} from "../src/domain/data/GaussianMixture.js"
+import { estimate, estimateTensor, pairedDifference, withinStandardErrors, zScore } from "../src/domain/metrics/MonteCarlo.js"
+import { normalTensor, uniformTensor } from "../src/domain/data/RandomStream.js"
 import {
   denoiserIdentityTerms,
   type IdentityTerms,
   scoreProjectionTerms,
   tweedieDenoiser,
   tweedieScore
-} from "../src/domain/ScoreIdentities.js"
+} from "../src/domain/sid/ScoreIdentities.js"
 import {
   checkIdentity,
   expectWithinStandardErrors,

@@ -14,10 +14,10 @@ import {
   ring,
   sampleSeeded,
   truncatedVarianceFactor
-} from "../src/domain/GaussianMixture.js"
-import { mmdTerms, mmdTermsByBandwidth } from "../src/domain/Mmd.js"
-import * as MetricsLayers from "../src/layers/Metrics.js"
-import { mixturePresets } from "../src/layers/Teacher.js"
+} from "../src/domain/data/GaussianMixture.js"
+import { mmdTerms, mmdTermsByBandwidth } from "../src/domain/metrics/Mmd.js"
+import * as MetricsLayers from "../src/services/Metrics.js"
+import { mixturePresets } from "../src/services/Teacher.js"
 import { Metrics } from "../src/services/Metrics.js"
 import { runWithEngine, useEngine } from "./support/distillation.js"
 

@@ -1,12 +1,12 @@
 import * as tf from "@tensorflow/tfjs"
 import fc from "fast-check"
 import { beforeAll, describe, expect, it } from "vitest"
-import { denoise, gaussian1d, type GaussianMixture, makeGaussianMixture, sampleSeeded } from "../src/domain/GaussianMixture.js"
-import { estimate, pairedDifference } from "../src/domain/MonteCarlo.js"
-import { generatorSigmaSeeded } from "../src/domain/Schedule.js"
-import { sidGeneratorLoss, sidLossTerms } from "../src/domain/SidLoss.js"
-import { stopGradient } from "../src/domain/StopGradient.js"
-import { broadcastPerSample, keepRows, replaceNaN, rowDot, rowHasNaN, rowMean, rowSum, sigmaTensor } from "../src/domain/Tensors.js"
+import { denoise, gaussian1d, type GaussianMixture, makeGaussianMixture, sampleSeeded } from "../src/domain/data/GaussianMixture.js"
+import { estimate, pairedDifference } from "../src/domain/metrics/MonteCarlo.js"
+import { generatorSigmaSeeded } from "../src/domain/edm/Schedule.js"
+import { sidGeneratorLoss, sidLossTerms } from "../src/domain/sid/SidLoss.js"
+import { stopGradient } from "../src/domain/nn/StopGradient.js"
+import { broadcastPerSample, keepRows, replaceNaN, rowDot, rowHasNaN, rowMean, rowSum, sigmaTensor } from "../src/domain/nn/Tensors.js"
 import { turn } from "./support/turn.js"
 
 beforeAll(async () => {

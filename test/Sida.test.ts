@@ -3,13 +3,13 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Context, Effect, Either, Exit, Layer, Option, Stream } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { sidAugmentSettings } from "../src/domain/Augment.js"
-import { decodeDistillConfig, type DistillConfig } from "../src/domain/DistillConfig.js"
+import { sidAugmentSettings } from "../src/domain/sid/Augment.js"
+import { decodeDistillConfig, type DistillConfig } from "../src/domain/config/DistillConfig.js"
 import { dhariwalUNetNetwork, dhariwalUNetSpec } from "../src/domain/edm/DhariwalUNet.js"
 import { songUNetNetwork, songUNetSpec } from "../src/domain/edm/SongUNet.js"
-import { fakeScoreLoss } from "../src/domain/FakeScoreLoss.js"
-import { sidLoss } from "../src/domain/GeneratorLoss.js"
-import { mlpSpec } from "../src/domain/Mlp.js"
+import { fakeScoreLoss } from "../src/domain/edm/DenoisingLoss.js"
+import { sidLoss } from "../src/domain/sid/GeneratorLoss.js"
+import { mlpSpec } from "../src/domain/nn/Mlp.js"
 import {
   denoiseWith,
   denoiseWithLogits,
@@ -17,8 +17,8 @@ import {
   mlpNetwork,
   type Network,
   unetNetwork
-} from "../src/domain/Network.js"
-import { adam, adamHost, sgd } from "../src/domain/Optimizer.js"
+} from "../src/domain/nn/Network.js"
+import { adam, adamHost, sgd } from "../src/domain/optim/Optimizer.js"
 import {
   adversarialGeneratorLoss,
   bceWithLogits,
@@ -26,15 +26,15 @@ import {
   sidaFakeScoreLoss,
   sidaGeneratorLoss,
   sidaPhase
-} from "../src/domain/SidaLoss.js"
-import { unetSpec } from "../src/domain/UNet.js"
-import * as DataFreeSampler from "../src/layers/DataFreeSampler.js"
+} from "../src/domain/sid/SidaLoss.js"
+import { unetSpec } from "../src/domain/nn/UNet.js"
+import * as DataFreeSampler from "../src/services/DataFreeSampler.js"
 import * as Distillation from "../src/layers/Distillation.js"
-import * as FakeScoreLayers from "../src/layers/FakeScore.js"
-import * as GeneratorLayers from "../src/layers/Generator.js"
-import * as Metrics from "../src/layers/Metrics.js"
-import * as RealDataLayers from "../src/layers/RealData.js"
-import { makeTrainableWeights } from "../src/layers/TrainableWeights.js"
+import * as FakeScoreLayers from "../src/services/FakeScore.js"
+import * as GeneratorLayers from "../src/services/Generator.js"
+import * as Metrics from "../src/services/Metrics.js"
+import * as RealDataLayers from "../src/services/RealData.js"
+import { makeTrainableWeights } from "../src/services/TrainableWeights.js"
 import { distill, StepReport } from "../src/pipeline/Distill.js"
 import {
   generatorObjective,
@@ -48,8 +48,8 @@ import { FakeScore } from "../src/services/FakeScore.js"
 import { Generator } from "../src/services/Generator.js"
 import { RealData, type RealDataShape, SidaSetupError } from "../src/services/RealData.js"
 import { Teacher as TeacherTag } from "../src/services/Teacher.js"
-import { fixedLatents } from "../src/domain/OneStep.js"
-import { exportGenerator } from "../src/layers/GeneratorExport.js"
+import { fixedLatents } from "../src/domain/sid/OneStep.js"
+import { exportGenerator } from "../src/services/Generator.js"
 import { CheckpointStore, runExitWithEngine, runSyncWithEngine, runWithEngine, smallConfig, Teacher, tf, tinyRun, useEngine } from "./support/distillation.js"
 
 let release: () => Promise<void>

@@ -2,8 +2,8 @@ import * as tf from "@tensorflow/tfjs"
 import { Either, Schema } from "effect"
 import fc from "fast-check"
 import { beforeAll, describe, expect, it } from "vitest"
-import { DistillConfig, decodeDistillConfig, encodeDistillConfig } from "../src/domain/DistillConfig.js"
-import { P_MEAN, P_STD, SIGMA_MAX, SIGMA_MIN } from "../src/domain/Edm.js"
+import { DistillConfig, decodeDistillConfig, encodeDistillConfig } from "../src/domain/config/DistillConfig.js"
+import { P_MEAN, P_STD, SIGMA_MAX, SIGMA_MIN } from "../src/domain/edm/Edm.js"
 import {
   denoise,
   dimension,
@@ -12,11 +12,11 @@ import {
   GaussianMixtureSchema,
   numComponents,
   sampleSeeded
-} from "../src/domain/GaussianMixture.js"
-import { mlpShapes } from "../src/domain/Mlp.js"
-import { disposeParameters } from "../src/domain/Parameters.js"
-import { normalTensor } from "../src/domain/RandomStream.js"
-import { denoiserIdentityTerms } from "../src/domain/ScoreIdentities.js"
+} from "../src/domain/data/GaussianMixture.js"
+import { mlpShapes } from "../src/domain/nn/Mlp.js"
+import { disposeParameters } from "../src/domain/nn/Parameters.js"
+import { normalTensor } from "../src/domain/data/RandomStream.js"
+import { denoiserIdentityTerms } from "../src/domain/sid/ScoreIdentities.js"
 import {
   checkIdentity,
   describeCheck,

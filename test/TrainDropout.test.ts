@@ -5,8 +5,8 @@ import { join } from "node:path"
 import { Context, Effect, Either, Layer, Stream } from "effect"
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { decodeDistillConfig, distillConfig, type DistillConfig } from "../src/domain/DistillConfig.js"
-import { dropout } from "../src/domain/Dropout.js"
+import { decodeDistillConfig, distillConfig, type DistillConfig } from "../src/domain/config/DistillConfig.js"
+import { dropout } from "../src/domain/nn/Dropout.js"
 import { dhariwalUNetNetwork, dhariwalUNetSpec } from "../src/domain/edm/DhariwalUNet.js"
 import {
   applyConv,
@@ -16,18 +16,18 @@ import {
   silu,
   unetBlockParts,
   type UNetBlockModule
-} from "../src/domain/edm/Layers.js"
+} from "../src/domain/edm/Blocks.js"
 import { songUNetLayout, songUNetNetwork, songUNetSpec } from "../src/domain/edm/SongUNet.js"
-import { sidLoss } from "../src/domain/GeneratorLoss.js"
-import { type ApplyOptions, mlpNetwork, type Network, trainDropoutRate, unetNetwork } from "../src/domain/Network.js"
-import { mlpSpec } from "../src/domain/Mlp.js"
-import { adam, sgd } from "../src/domain/Optimizer.js"
-import { unetSpec } from "../src/domain/UNet.js"
-import * as DataFreeSampler from "../src/layers/DataFreeSampler.js"
+import { sidLoss } from "../src/domain/sid/GeneratorLoss.js"
+import { type ApplyOptions, mlpNetwork, type Network, trainDropoutRate, unetNetwork } from "../src/domain/nn/Network.js"
+import { mlpSpec } from "../src/domain/nn/Mlp.js"
+import { adam, sgd } from "../src/domain/optim/Optimizer.js"
+import { unetSpec } from "../src/domain/nn/UNet.js"
+import * as DataFreeSampler from "../src/services/DataFreeSampler.js"
 import * as Distillation from "../src/layers/Distillation.js"
-import * as FakeScoreLayers from "../src/layers/FakeScore.js"
-import * as GeneratorLayers from "../src/layers/Generator.js"
-import * as Metrics from "../src/layers/Metrics.js"
+import * as FakeScoreLayers from "../src/services/FakeScore.js"
+import * as GeneratorLayers from "../src/services/Generator.js"
+import * as Metrics from "../src/services/Metrics.js"
 import { distill, iterationSettings, StepReport } from "../src/pipeline/Distill.js"
 import {
   fakeScoreUpdate,

@@ -1,9 +1,9 @@
 import * as tf from "@tensorflow/tfjs"
 import { beforeAll, describe, expect, it } from "vitest"
-import { groupNorm, groupNormalize } from "../src/domain/GroupNorm.js"
-import { countParameters, disposeParameters, shapesOf } from "../src/domain/Parameters.js"
-import type { UNetSpec } from "../src/domain/UNet.js"
-import { applyUNet, initUNet, sinusoidalEmbedding, unetShapes, unetSpec, upsampleNearest2x } from "../src/domain/UNet.js"
+import { groupNorm, groupNormalize } from "../src/domain/nn/GroupNorm.js"
+import { countParameters, disposeParameters, shapesOf } from "../src/domain/nn/Parameters.js"
+import type { UNetSpec } from "../src/domain/nn/UNet.js"
+import { applyUNet, initUNet, sinusoidalEmbedding, unetShapes, unetSpec, upsampleNearest2x } from "../src/domain/nn/UNet.js"
 
 beforeAll(async () => {
   await tf.setBackend("cpu")

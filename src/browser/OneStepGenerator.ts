@@ -9,13 +9,13 @@
  *
  * @module
  */
-import { decodeGeneratorFile } from "../domain/GeneratorFile.js"
-import { oneStepGenerator, type OneStepGenerator } from "../domain/OneStep.js"
+import { decodeGeneratorFile } from "../domain/data/GeneratorFile.js"
+import { oneStepGenerator, type OneStepGenerator } from "../domain/sid/OneStep.js"
 
-export { EDM_GENERATOR_FORMAT, GeneratorFileError, SID_GENERATOR_FORMAT } from "../domain/GeneratorFile.js"
-export type { GeneratorFileFormat } from "../domain/GeneratorFile.js"
-export { fixedLatents, LATENT_STREAM } from "../domain/OneStep.js"
-export type { GeneratorProvenance, OneStepGenerator } from "../domain/OneStep.js"
+export { EDM_GENERATOR_FORMAT, GeneratorFileError, SID_GENERATOR_FORMAT } from "../domain/data/GeneratorFile.js"
+export type { GeneratorFileFormat } from "../domain/data/GeneratorFile.js"
+export { fixedLatents, LATENT_STREAM } from "../domain/sid/OneStep.js"
+export type { GeneratorProvenance, OneStepGenerator } from "../domain/sid/OneStep.js"
 
 /**
  * Reads a generator file written by `sid export` (either format). Throws a `GeneratorFileError` saying what is wrong

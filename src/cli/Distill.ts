@@ -21,7 +21,7 @@ import {
   type DistillConfig,
   encodeDistillConfig,
   type TeacherKind
-} from "../domain/DistillConfig.js"
+} from "../domain/config/DistillConfig.js"
 import {
   configDifferences,
   decodeRunRecord,
@@ -33,14 +33,14 @@ import {
   RunSpec,
   runSpecDifferences,
   RunSpecMismatch
-} from "../domain/RunSpec.js"
-import { writeFileAtomic } from "../layers/AtomicFile.js"
-import * as CheckpointStore from "../layers/CheckpointStore.js"
+} from "../domain/config/RunSpec.js"
+import { writeFileAtomic } from "../platform/AtomicFile.js"
+import * as CheckpointStore from "../services/CheckpointStore.js"
 import * as Distillation from "../layers/Distillation.js"
-import * as Engine from "../layers/Engine.js"
-import * as ReferenceSpec from "../layers/ReferenceSpec.js"
-import { claimRunDirectory, type ClaimMode, rewindLog, RunDirectoryError } from "../layers/RunDirectory.js"
-import * as TeacherSpec from "../layers/TeacherSpec.js"
+import * as Engine from "../engine/Engine.js"
+import * as ReferenceSpec from "../services/Metrics.js"
+import { claimRunDirectory, type ClaimMode, rewindLog, RunDirectoryError } from "../platform/RunDirectory.js"
+import * as TeacherSpec from "../services/Teacher.js"
 import { distill } from "../pipeline/Distill.js"
 import { evaluateTeacher } from "../pipeline/Evaluation.js"
 import { checkSidaConfig } from "../pipeline/Sida.js"

@@ -5,7 +5,7 @@
  */
 import { HelpDoc, Options } from "@effect/cli"
 import { Config, Either } from "effect"
-import { EngineName } from "../services/Engine.js"
+import { EngineName } from "../engine/Engine.js"
 import { decodeFlag } from "./Flags.js"
 
 /** `--engine`: auto (default: wasm-native where its addon is built, else wasm), wasm, wasm-native, cpu, tfjs-node(-gpu). */

@@ -10,9 +10,9 @@
 import { Command, Options } from "@effect/cli"
 import { join } from "node:path"
 import { Console, Effect, Option } from "effect"
-import * as CheckpointStore from "../layers/CheckpointStore.js"
-import * as Engine from "../layers/Engine.js"
-import { exportGenerator } from "../layers/GeneratorExport.js"
+import * as CheckpointStore from "../services/CheckpointStore.js"
+import * as Engine from "../engine/Engine.js"
+import { exportGenerator } from "../services/Generator.js"
 import { CheckpointError, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
 
 /** The options of `sid export`. */

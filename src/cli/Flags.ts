@@ -13,7 +13,7 @@ import {
   DISTILL_PRESETS,
   type SettingFlag,
   TEACHER_KINDS
-} from "../domain/DistillConfig.js"
+} from "../domain/config/DistillConfig.js"
 
 /** A flag's value broke its rule. */
 export class FlagError extends Schema.TaggedError<FlagError>()("FlagError", {

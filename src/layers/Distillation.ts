@@ -12,28 +12,27 @@
  * (`config.augment` > 0, spec §3) adds the stream `augment`, and SiDA (`config.adversarial`, spec §9.1) the stream
  * `real` and the real-data service; SiDA without a real-data source fails with a `SidaSetupError` when the layer is
  * built, before anything is written. With `config.initGenerator` (SiD²A) G and G_ema start from that distilled
- * generator (`GeneratorInit.layer`), checked against the teacher and σ_init when the layer is built.
+ * generator (`Generator.layerFromExport`), checked against the teacher and σ_init when the layer is built.
  *
  * @module
  */
 import { Effect, Layer } from "effect"
-import type { DistillConfig } from "../domain/DistillConfig.js"
-import { adam, adamHost, type Optimizer } from "../domain/Optimizer.js"
+import type { DistillConfig } from "../domain/config/DistillConfig.js"
+import { adam, adamHost, type Optimizer } from "../domain/optim/Optimizer.js"
 import type { DistillServices } from "../pipeline/Distill.js"
 import { augmentSettingsOf, checkSidaConfig } from "../pipeline/Sida.js"
 import type { DatasetError } from "../services/Dataset.js"
 import type { RealData, SidaSetupError } from "../services/RealData.js"
 import type { CheckpointStore } from "../services/CheckpointStore.js"
-import type { Engine } from "../services/Engine.js"
+import type { Engine } from "../engine/Engine.js"
 import type { Metrics } from "../services/Metrics.js"
 import type { Teacher, TeacherError } from "../services/Teacher.js"
 import type { DistillationLoss } from "../services/DistillationLoss.js"
-import * as DataFreeSampler from "./DataFreeSampler.js"
-import * as DistillationLossLayers from "./DistillationLoss.js"
-import * as FakeScore from "./FakeScore.js"
-import * as Generator from "./Generator.js"
-import * as GeneratorInit from "./GeneratorInit.js"
-import * as RealDataLayers from "./RealData.js"
+import * as DataFreeSampler from "../services/DataFreeSampler.js"
+import * as DistillationLossLayers from "../services/DistillationLoss.js"
+import * as FakeScore from "../services/FakeScore.js"
+import * as Generator from "../services/Generator.js"
+import * as RealDataLayers from "../services/RealData.js"
 
 /**
  * The replaceable parts of a run (E: what building the teacher can fail with; M: the metrics). The teacher and the
@@ -88,7 +87,7 @@ export const layer = <E = TeacherError, M = never>(
   const run = Layer.mergeAll(
     config.initGenerator === null
       ? Generator.layer({ optimizer: optimizers.generator, sigmaInit: config.sigmaInit, emaInHost: config.lowMemory })
-      : GeneratorInit.layer(config.initGenerator, {
+      : Generator.layerFromExport(config.initGenerator, {
         optimizer: optimizers.generator,
         sigmaInit: config.sigmaInit,
         emaInHost: config.lowMemory

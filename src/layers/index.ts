@@ -1,29 +1,44 @@
 /**
- * sid-ts/layers: implementations of the services as scoped layers, one namespace per service
- * (`Teacher.layerFile(path)`, `Engine.wasm`, `Distillation.layer(config, parts)`, …).
+ * sid-ts/layers: a namespace per service module — its tag, interface, errors and layer constructors
+ * (`Teacher.layerFile(path)`, `Engine.wasm`, `Metrics.layerFromReference(…)`) — and `Distillation.layer(config, parts)`,
+ * the composed layer of a whole run.
+ *
+ * The names in the second block are the pre-0.2 module names, kept as aliases of the service module that now holds
+ * them; they will be removed in 0.3.
  *
  * @module
  */
-export * as CheckpointStore from "./CheckpointStore.js"
-export * as DataFreeSampler from "./DataFreeSampler.js"
-export * as DenoiserFit from "./DenoiserFit.js"
+export * as CheckpointStore from "../services/CheckpointStore.js"
+export * as DataFreeSampler from "../services/DataFreeSampler.js"
+export * as Dataset from "../services/Dataset.js"
 export * as Distillation from "./Distillation.js"
-export * as DistillationLoss from "./DistillationLoss.js"
-export * as EdmTeacher from "./EdmTeacher.js"
-export * as Engine from "./Engine.js"
-export * as EventLoop from "./EventLoop.js"
-export * as FakeScore from "./FakeScore.js"
-export * as Generator from "./Generator.js"
-export * as GeneratorExport from "./GeneratorExport.js"
-export * as GeneratorLoader from "./GeneratorLoader.js"
-export * as Metrics from "./Metrics.js"
-export * as Teacher from "./Teacher.js"
-export * as TeacherSpec from "./TeacherSpec.js"
-export * as TrainableWeights from "./TrainableWeights.js"
-export * as MnistDataset from "./MnistDataset.js"
-export * as TeacherCheckpointStore from "./TeacherCheckpointStore.js"
-export * as FeatureExtractor from "./FeatureExtractor.js"
-export * as ImageMetrics from "./ImageMetrics.js"
-export * as ReferenceSpec from "./ReferenceSpec.js"
-export * as RealData from "./RealData.js"
-export * as GeneratorInit from "./GeneratorInit.js"
+export * as DistillationLoss from "../services/DistillationLoss.js"
+export * as Engine from "../engine/Engine.js"
+export * as EventLoop from "../engine/EventLoop.js"
+export * as FakeScore from "../services/FakeScore.js"
+export * as FeatureExtractor from "../services/FeatureExtractor.js"
+export * as Generator from "../services/Generator.js"
+export * as Metrics from "../services/Metrics.js"
+export * as RealData from "../services/RealData.js"
+export * as Teacher from "../services/Teacher.js"
+export * as TeacherCheckpointStore from "../services/TeacherCheckpointStore.js"
+export * as TrainableWeights from "../services/TrainableWeights.js"
+
+/** @deprecated since 0.2: the Teacher module holds it (`Teacher.fitDenoiser…`). */
+export * as DenoiserFit from "../services/Teacher.js"
+/** @deprecated since 0.2: `Teacher.layerEdmFile`. */
+export * as EdmTeacher from "../services/Teacher.js"
+/** @deprecated since 0.2: `Teacher.parseTeacherSpec`, `Teacher.layerFromSpec`. */
+export * as TeacherSpec from "../services/Teacher.js"
+/** @deprecated since 0.2: `Generator.exportGenerator`. */
+export * as GeneratorExport from "../services/Generator.js"
+/** @deprecated since 0.2: `Generator.loadGenerator`. */
+export * as GeneratorLoader from "../services/Generator.js"
+/** @deprecated since 0.2: `Generator.layerFromExport`. */
+export * as GeneratorInit from "../services/Generator.js"
+/** @deprecated since 0.2: `Dataset.layer` (MNIST). */
+export * as MnistDataset from "../services/Dataset.js"
+/** @deprecated since 0.2: `Metrics.layerImages…`. */
+export * as ImageMetrics from "../services/Metrics.js"
+/** @deprecated since 0.2: `Metrics.parseReferenceSpec`, `Metrics.layerFromReference`. */
+export * as ReferenceSpec from "../services/Metrics.js"

@@ -9,11 +9,11 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
-import { compareShapes, type ParameterShapes, shapesMatch } from "../domain/Parameters.js"
-import type { NamedArray } from "../domain/Safetensors.js"
+import { compareShapes, type ParameterShapes, shapesMatch } from "../domain/nn/Parameters.js"
+import type { NamedArray } from "../domain/data/Safetensors.js"
 import { type Checkpoint, CHECKPOINT_FORMAT, CheckpointError, CheckpointManifest } from "../services/CheckpointStore.js"
 import type { TrainableWeights } from "../services/TrainableWeights.js"
-import { fromNamedArrays, shapesWithPrefix, toNamedArrays } from "../layers/NamedTensors.js"
+import { fromNamedArrays, shapesWithPrefix, toNamedArrays } from "../platform/NamedTensors.js"
 import type { IterationServices } from "./Iteration.js"
 
 /** Progress counters stored in a checkpoint. */

@@ -10,9 +10,9 @@
  * @module
  */
 import { Effect, Either, Option, Ref, Schema, Stream } from "effect"
-import type { DistillConfig } from "../domain/DistillConfig.js"
-import { encodeDistillConfig } from "../domain/DistillConfig.js"
-import { type Network, trainDropoutRate } from "../domain/Network.js"
+import type { DistillConfig } from "../domain/config/DistillConfig.js"
+import { encodeDistillConfig } from "../domain/config/DistillConfig.js"
+import { type Network, trainDropoutRate } from "../domain/nn/Network.js"
 import {
   configDifferences,
   decodeRecordedConfig,
@@ -25,7 +25,7 @@ import {
   runSpecDifferences,
   RunSpecMismatch,
   type TeacherIdentity
-} from "../domain/RunSpec.js"
+} from "../domain/config/RunSpec.js"
 import type { CheckpointError, CheckpointManifest, ScoreOffer } from "../services/CheckpointStore.js"
 import { CheckpointStore } from "../services/CheckpointStore.js"
 import { DataFreeSampler } from "../services/DataFreeSampler.js"
@@ -36,7 +36,7 @@ import { Metrics, type MetricsError, SampleMetrics } from "../services/Metrics.j
 import { RealData, type SidaSetupError } from "../services/RealData.js"
 import { Teacher } from "../services/Teacher.js"
 import { captureCheckpoint, type Progress, restoreCheckpoint } from "./Checkpointing.js"
-import { yieldToEventLoop } from "../layers/EventLoop.js"
+import { yieldToEventLoop } from "../engine/EventLoop.js"
 import { evaluateGenerator } from "./Evaluation.js"
 import { addFinalCheckpoint } from "./FinalCheckpoint.js"
 import { iterate, type IterationServices, type IterationSettings } from "./Iteration.js"

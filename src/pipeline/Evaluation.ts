@@ -10,16 +10,16 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, type Scope } from "effect"
-import { type Denoiser, heunEvaluations, type HeunOptions, heunSample, heunStep } from "../domain/HeunSampler.js"
-import { balancedLabels, fixedLatents } from "../domain/OneStep.js"
-import { heunSteps } from "../domain/Schedule.js"
-import { yieldToEventLoop } from "../layers/EventLoop.js"
+import { type Denoiser, heunEvaluations, type HeunOptions, heunSample, heunStep } from "../domain/edm/HeunSampler.js"
+import { balancedLabels, fixedLatents } from "../domain/sid/OneStep.js"
+import { heunSteps } from "../domain/edm/Schedule.js"
+import { yieldToEventLoop } from "../engine/EventLoop.js"
 import { Generator, type GeneratorWeights } from "../services/Generator.js"
 import { Metrics, type MetricsError, type SampleMetrics } from "../services/Metrics.js"
 import { Teacher } from "../services/Teacher.js"
 
 /** The latent convention (`domain/OneStep`): the latents and balanced labels that every sampler draws. */
-export { balancedLabels, fixedLatents } from "../domain/OneStep.js"
+export { balancedLabels, fixedLatents } from "../domain/sid/OneStep.js"
 
 /** Balanced labels when the network is class-conditional, none otherwise. */
 const labelsFor = (labelDim: number, n: number): tf.Tensor2D | undefined =>

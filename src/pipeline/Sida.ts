@@ -5,10 +5,10 @@
  * @module
  */
 import { Effect } from "effect"
-import { type AugmentSettings, sidAugmentSettings } from "../domain/Augment.js"
-import type { DistillConfig } from "../domain/DistillConfig.js"
-import { hasDiscriminator, type Network } from "../domain/Network.js"
-import { checkRealData } from "../layers/RealData.js"
+import { type AugmentSettings, sidAugmentSettings } from "../domain/sid/Augment.js"
+import type { DistillConfig } from "../domain/config/DistillConfig.js"
+import { hasDiscriminator, type Network } from "../domain/nn/Network.js"
+import { checkRealData } from "../services/RealData.js"
 import { type RealDataShape, SidaSetupError } from "../services/RealData.js"
 import type { AdversarialSettings } from "./Iteration.js"
 

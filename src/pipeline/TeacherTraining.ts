@@ -15,28 +15,28 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Option, Ref, Schema, Stream } from "effect"
-import { emaBeta } from "../domain/Ema.js"
-import { unetNetwork } from "../domain/Network.js"
-import { adam, type Optimizer } from "../domain/Optimizer.js"
-import { cloneParameters, countParameters, type ParameterShapes } from "../domain/Parameters.js"
-import { makeStream, type StreamState, uniforms } from "../domain/RandomStream.js"
-import type { NamedArray } from "../domain/Safetensors.js"
+import { emaBeta } from "../domain/optim/Ema.js"
+import { unetNetwork } from "../domain/nn/Network.js"
+import { adam, type Optimizer } from "../domain/optim/Optimizer.js"
+import { cloneParameters, countParameters, type ParameterShapes } from "../domain/nn/Parameters.js"
+import { makeStream, type StreamState, uniforms } from "../domain/data/RandomStream.js"
+import type { NamedArray } from "../domain/data/Safetensors.js"
 import {
   encodeTeacherTrainingConfig,
   learningRateAt,
   TeacherConfigError,
   type TeacherTrainingConfig,
   teacherUNetSpec
-} from "../domain/TeacherTrainingConfig.js"
-import { writeFileAtomic } from "../layers/AtomicFile.js"
-import { denoiserStep } from "../layers/DenoiserFit.js"
-import { yieldToEventLoop } from "../layers/EventLoop.js"
-import { fromNamedArrays, toNamedArrays } from "../layers/NamedTensors.js"
-import { encodeTeacherFile } from "../layers/Teacher.js"
-import { makeTrainableWeights } from "../layers/TrainableWeights.js"
+} from "../domain/config/TeacherTrainingConfig.js"
+import { writeFileAtomic } from "../platform/AtomicFile.js"
+import { denoiserStep } from "../services/Teacher.js"
+import { yieldToEventLoop } from "../engine/EventLoop.js"
+import { fromNamedArrays, toNamedArrays } from "../platform/NamedTensors.js"
+import { encodeTeacherFile } from "../services/Teacher.js"
+import { makeTrainableWeights } from "../services/TrainableWeights.js"
 import { CheckpointError } from "../services/CheckpointStore.js"
 import { Dataset } from "../services/Dataset.js"
-import type { Engine } from "../services/Engine.js"
+import type { Engine } from "../engine/Engine.js"
 import {
   TEACHER_CHECKPOINT_FORMAT,
   type TeacherCheckpoint,

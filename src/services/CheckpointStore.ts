@@ -13,7 +13,7 @@
  * @module
  */
 import { Context, type Effect, type Option, Schema } from "effect"
-import type { NamedArray } from "../domain/Safetensors.js"
+import type { NamedArray } from "../domain/data/Safetensors.js"
 import { SamplerState } from "./DataFreeSampler.js"
 
 /** Format tag of the manifest. */
@@ -243,3 +243,5 @@ export interface CheckpointStoreShape extends CheckpointStoreOf<CheckpointManife
 
 /** The checkpoint store service. */
 export class CheckpointStore extends Context.Tag("sid-ts/CheckpointStore")<CheckpointStore, CheckpointStoreShape>() {}
+
+export * from "./internal/checkpointStore.js"

@@ -46,3 +46,5 @@ export class DatasetError extends Schema.TaggedError<DatasetError>()("DatasetErr
     return `dataset ${this.dataset}: ${this.reason}. ${this.fix}`
   }
 }
+
+export * from "./internal/mnistDataset.js"

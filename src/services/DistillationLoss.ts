@@ -4,8 +4,39 @@
  *
  * @module
  */
-import { Context } from "effect"
-import type { GeneratorLoss } from "../domain/GeneratorLoss.js"
+import { Context, Layer } from "effect"
+import type { DistillConfig } from "../domain/config/DistillConfig.js"
+import { dmdLoss, type GeneratorLoss, l1Loss, l2Loss, sidLoss } from "../domain/sid/GeneratorLoss.js"
 
 /** The generator-loss service. */
 export class DistillationLoss extends Context.Tag("sid-ts/DistillationLoss")<DistillationLoss, GeneratorLoss>() {}
+
+// ---- layers ----
+/*
+ * Layers for the generator loss of a run.
+ *
+ */
+
+/** A run that uses `loss`. */
+export const layer = (loss: GeneratorLoss): Layer.Layer<DistillationLoss> => Layer.succeed(DistillationLoss, loss)
+
+/**
+ * The generator loss a config names (`config.loss`: SiD with its α, spec §4.1; the DMD direction, §4.4; or the L¹ /
+ * L² term alone, §4.2), with the config's loss scale and normaliser.
+ */
+export const lossFromConfig = (config: DistillConfig): GeneratorLoss => {
+  const options = { lossScale: config.generatorLossScale, normalize: config.normalizer }
+  switch (config.loss) {
+    case "sid":
+      return sidLoss({ ...options, alpha: config.alpha })
+    case "dmd":
+      return dmdLoss(options)
+    case "l1":
+      return l1Loss(options)
+    case "l2":
+      return l2Loss(options)
+  }
+}
+
+/** The generator loss the config names ({@link lossFromConfig}). */
+export const layerFromConfig = (config: DistillConfig): Layer.Layer<DistillationLoss> => layer(lossFromConfig(config))

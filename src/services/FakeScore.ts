@@ -3,11 +3,14 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs"
-import { Context } from "effect"
-import type { ApplyOptions, Network } from "../domain/Network.js"
-import type { SigmaLike } from "../domain/Tensors.js"
-import type { TrainableWeights } from "./TrainableWeights.js"
+import { Context, Effect, Layer } from "effect"
+import type { SigmaLike } from "../domain/nn/Tensors.js"
+import * as tf from "@tensorflow/tfjs"
+import type { Optimizer } from "../domain/optim/Optimizer.js"
+import { type ApplyOptions, denoiseWith, denoiseWithLogits, discriminatorLogitsWith, hasDiscriminator, type Network } from "../domain/nn/Network.js"
+import type { Engine } from "../engine/Engine.js"
+import { Teacher } from "./Teacher.js"
+import { makeTrainableWeights, type TrainableWeights } from "./TrainableWeights.js"
 
 /** What a fake score provides. */
 export interface FakeScoreShape {
@@ -39,3 +42,36 @@ export interface FakeScoreShape {
 
 /** The fake-score service. */
 export class FakeScore extends Context.Tag("sid-ts/FakeScore")<FakeScore, FakeScoreShape>() {}
+
+// ---- layers ----
+/*
+ * The fake-score layer: f_ψ initialised from the teacher's weights (spec §2: ψ ← φ); with SiDA's discriminator view
+ * (spec §9.1) when the architecture has one.
+ *
+ */
+
+/** A fake score whose ψ starts as a copy of the teacher's weights; its variables are disposed on release. */
+export const layer = (options: { readonly optimizer: Optimizer }): Layer.Layer<FakeScore, never, Teacher | Engine> =>
+  Layer.scoped(
+    FakeScore,
+    Effect.gen(function*() {
+      const teacher = yield* Teacher
+      const { network, params } = teacher.weights
+      const weights = yield* makeTrainableWeights(params, options.optimizer)
+      return FakeScore.of({
+        network,
+        sigmaData: teacher.sigmaData,
+        weights,
+        denoise: (x, sigma, labels, options) =>
+          tf.tidy(() => denoiseWith(network, weights.variables, x, sigma, teacher.sigmaData, labels, options)),
+        ...(hasDiscriminator(network)
+          ? {
+            denoiseWithLogits: (x: tf.Tensor, sigma: SigmaLike, labels?: tf.Tensor2D, options?: ApplyOptions) =>
+              tf.tidy(() => denoiseWithLogits(network, weights.variables, x, sigma, teacher.sigmaData, labels, options)),
+            logits: (x: tf.Tensor, sigma: SigmaLike, labels?: tf.Tensor2D, options?: ApplyOptions) =>
+              tf.tidy(() => discriminatorLogitsWith(network, weights.variables, x, sigma, teacher.sigmaData, labels, options))
+          }
+          : {})
+      })
+    })
+  )

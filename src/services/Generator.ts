@@ -3,11 +3,16 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs"
-import { Context } from "effect"
-import type { ApplyOptions, Network } from "../domain/Network.js"
-import type { Parameters } from "../domain/Parameters.js"
-import type { TrainableWeights } from "./TrainableWeights.js"
+import { Context, Effect, Layer } from "effect"
+import type { Parameters } from "../domain/nn/Parameters.js"
+import * as tf from "@tensorflow/tfjs"
+import type { Optimizer } from "../domain/optim/Optimizer.js"
+import { SIGMA_INIT } from "../domain/edm/Edm.js"
+import { emaUpdate } from "../domain/optim/Ema.js"
+import { denoiseWith, type ApplyOptions, type Network } from "../domain/nn/Network.js"
+import type { Engine } from "../engine/Engine.js"
+import { Teacher } from "./Teacher.js"
+import { makeTrainableWeights, type TrainableWeights } from "./TrainableWeights.js"
 
 /** Which weights generate: the live θ (trained, differentiable) or the EMA θ_ema (for evaluation, spec §5.1). */
 export type GeneratorWeights = "live" | "ema"
@@ -41,3 +46,154 @@ export interface GeneratorShape {
 
 /** The generator service. */
 export class Generator extends Context.Tag("sid-ts/Generator")<Generator, GeneratorShape>() {}
+
+// ---- layers ----
+/*
+ * The generator layer: G_θ initialised from the teacher's weights (spec §2: θ ← φ, θ_ema ← φ). θ_ema lives in engine
+ * variables, or, with `emaInHost`, in host memory (for networks too large for the wasm heap).
+ *
+ */
+
+/** Generator settings. */
+export interface GeneratorOptions {
+  /** σ_init (spec §2), default 2.5. */
+  readonly sigmaInit?: number
+  /** The generator's optimiser (spec §5.1: Adam, β = (0, 0.999), ε = 1e-8). */
+  readonly optimizer: Optimizer
+  /**
+   * Keep θ_ema in host memory (`Float32Array`s outside the engine; default false). The EMA update (spec §5.1) then
+   * runs one parameter at a time in float32, bit-identical to the tensor update; `ema` and `generate(z, "ema")`
+   * materialise it as tensors on demand, kept until the next `updateEma`/`restoreEma` or release.
+   */
+  readonly emaInHost?: boolean
+  /**
+   * θ and θ_ema start as copies of these (names and shapes of the teacher's network) instead of the teacher's weights:
+   * SiD²A starts from a distilled generator (spec §9.1). The caller keeps ownership. Default: the teacher's (spec §2).
+   */
+  readonly initial?: Parameters
+}
+
+/** θ_ema in engine variables: updated by one tensor EMA step over all parameters. */
+const engineEma = (params: Parameters) =>
+  Effect.acquireRelease(
+    Effect.sync(() =>
+      tf.tidy(() => Object.fromEntries(Object.keys(params).sort().map((n) => [n, tf.variable(params[n]!, false)])))
+    ),
+    (vars) => Effect.sync(() => tf.dispose(Object.values(vars)))
+  ).pipe(
+    Effect.map((ema) => ({
+      tensors: (): Parameters => ema,
+      update: (live: Parameters, beta: number) =>
+        tf.tidy(() => {
+          const next = emaUpdate(ema, live, beta)
+          for (const [n, v] of Object.entries(ema)) v.assign(next[n]!)
+        }),
+      restore: (source: Parameters) =>
+        tf.tidy(() => {
+          for (const [n, v] of Object.entries(ema)) {
+            const s = source[n]
+            if (s === undefined || !tf.util.arraysEqual(s.shape, v.shape)) {
+              throw new Error(`EMA tensor "${n}" is missing or mis-shaped`)
+            }
+            v.assign(s)
+          }
+        })
+    }))
+  )
+
+/** θ_ema in host memory: per-parameter float32 update (the ops of `emaUpdate`), tensors materialised on demand. */
+const hostEma = (params: Parameters) => {
+  const names = Object.keys(params).sort()
+  const host: Record<string, Float32Array> = Object.fromEntries(
+    names.map((n) => [n, Float32Array.from(params[n]!.dataSync() as Float32Array)])
+  )
+  let cache: Record<string, tf.Tensor> | undefined
+  const drop = () => {
+    if (cache !== undefined) tf.dispose(Object.values(cache))
+    cache = undefined
+  }
+  return Effect.acquireRelease(Effect.void, () => Effect.sync(drop)).pipe(
+    Effect.as({
+      tensors: (): Parameters => {
+        if (cache === undefined) {
+          cache = Object.fromEntries(names.map((n) => [n, tf.keep(tf.tensor(host[n]!.slice(), params[n]!.shape, "float32"))]))
+        }
+        return cache
+      },
+      update: (live: Parameters, beta: number) => {
+        drop()
+        const f = Math.fround
+        const b = f(beta)
+        const c = f(1 - beta)
+        for (const n of names) {
+          const p = live[n]
+          if (p === undefined) throw new Error(`EMA has parameter "${n}" that the network does not`)
+          const x = p.dataSync()
+          const e = host[n]!
+          for (let i = 0; i < e.length; i++) e[i] = f(e[i]! * b) + f(x[i]! * c)
+        }
+      },
+      restore: (source: Parameters) => {
+        for (const n of names) {
+          const s = source[n]
+          if (s === undefined || !tf.util.arraysEqual(s.shape, params[n]!.shape)) {
+            throw new Error(`EMA tensor "${n}" is missing or mis-shaped`)
+          }
+        }
+        drop()
+        for (const n of names) host[n]!.set(source[n]!.dataSync() as Float32Array)
+      }
+    })
+  )
+}
+
+/**
+ * A generator whose θ and θ_ema start as copies of the teacher's weights (or of `options.initial`); all variables
+ * disposed on release.
+ */
+export const layer = (options: GeneratorOptions): Layer.Layer<Generator, never, Teacher | Engine> =>
+  Layer.scoped(
+    Generator,
+    Effect.gen(function*() {
+      const teacher = yield* Teacher
+      const { network } = teacher.weights
+      const params = options.initial ?? teacher.weights.params
+      const weights = yield* makeTrainableWeights(params, options.optimizer)
+      const ema = yield* (options.emaInHost === true ? hostEma(params) : engineEma(params))
+      const sigmaInit = options.sigmaInit ?? SIGMA_INIT
+      return Generator.of({
+        network,
+        sigmaInit,
+        sigmaData: teacher.sigmaData,
+        dataShape: teacher.dataShape,
+        weights,
+        get ema() {
+          return ema.tensors()
+        },
+        generate: (z, which = "live", labels, options) => {
+          if (which === "ema" && options?.dropout !== undefined) {
+            throw new Error("G_ema runs in evaluation mode only (spec §5.1): no dropout for generate(z, \"ema\")")
+          }
+          return tf.tidy(() =>
+            denoiseWith(
+              network,
+              which === "live" ? weights.variables : ema.tensors(),
+              tf.mul(z, sigmaInit),
+              sigmaInit,
+              teacher.sigmaData,
+              labels,
+              options
+            )
+          )
+        },
+        updateEma: (beta) => ema.update(weights.variables, beta),
+        restoreEma: (source) => ema.restore(source)
+      } satisfies GeneratorShape)
+    })
+  )
+
+export * from "./internal/generatorExport.js"
+
+export * from "./internal/generatorLoader.js"
+
+export * from "./internal/generatorInit.js"

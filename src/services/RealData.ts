@@ -8,8 +8,13 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs"
-import { Context, Schema } from "effect"
+import { Context, Schema, Effect, Layer } from "effect"
+import * as tf from "@tensorflow/tfjs"
+import type { Network } from "../domain/nn/Network.js"
+import { Dataset, type DatasetError } from "./Dataset.js"
+import { Teacher } from "./Teacher.js"
+import * as MnistDataset from "./Dataset.js"
+import type { Engine } from "../engine/Engine.js"
 
 /** Some rows of a real dataset: images [n, ...dataShape] in [-1, 1], and one-hot labels when asked for. */
 export interface RealBatch {
@@ -50,3 +55,112 @@ export class SidaSetupError extends Schema.TaggedError<SidaSetupError>()("SidaSe
     return `${this.setting}: ${this.reason}. ${this.fix}`
   }
 }
+
+// ---- layers ----
+/*
+ * Real-data layers for SiDA (spec §9.1; docs/sida.md §4): a `RealData` from any `Dataset` service (its training
+ * split), and the one a config names (`data: "mnist"`), built at the teacher's image size and checked against the
+ * teacher's data shape and classes before anything else happens.
+ *
+ */
+
+/** The names of the real-data sources a config can choose (`DistillConfig.data`). */
+export const REAL_DATA_SOURCES = ["mnist"] as const
+/** @see {@link REAL_DATA_SOURCES} */
+export type RealDataSource = (typeof REAL_DATA_SOURCES)[number]
+
+/** A `RealData` over the training split of a dataset. */
+export const fromDataset = (dataset: {
+  readonly name: string
+  readonly imageShape: ReadonlyArray<number>
+  readonly classes: number
+  readonly train: { readonly images: tf.Tensor; readonly labels: tf.Tensor1D }
+}): RealDataShape => {
+  const size = dataset.train.images.shape[0] ?? 0
+  return RealData.of({
+    name: dataset.name,
+    dataShape: dataset.imageShape,
+    size,
+    classes: dataset.classes,
+    rows: (indices, options = {}) =>
+      tf.tidy(() => {
+        for (const i of indices) {
+          if (!(i >= 0 && i < size)) throw new Error(`real-data row ${i} is outside 0..${size - 1}`)
+        }
+        const index = tf.tensor1d(indices, "int32")
+        const images = tf.gather(dataset.train.images, index)
+        return options.labels === true
+          ? { images, labels: tf.oneHot(tf.gather(dataset.train.labels, index), dataset.classes).toFloat() as tf.Tensor2D }
+          : { images }
+      })
+  })
+}
+
+/** The `RealData` of the `Dataset` in context (its training split). */
+export const layerFromDataset: Layer.Layer<RealData, never, Dataset> = Layer.effect(RealData, Effect.map(Dataset, fromDataset))
+
+/**
+ * Checks that a real-data source fits a network (spec §9.1): the same image shape, and for a class-conditional network
+ * as many classes as its labels. Fails with a {@link SidaSetupError} naming the mismatch.
+ */
+export const checkRealData = (real: RealDataShape, network: Network): Effect.Effect<void, SidaSetupError> => {
+  const same = real.dataShape.length === network.dataShape.length && real.dataShape.every((d, i) => d === network.dataShape[i])
+  if (!same) {
+    return Effect.fail(
+      new SidaSetupError({
+        setting: "data",
+        reason: `the dataset ${real.name} has images of shape [${real.dataShape}], but the teacher's samples are ` +
+          `[${network.dataShape}]`,
+        fix: "Choose a dataset whose images have the teacher's shape (MNIST serves one-channel 16, 28 or 32-pixel teachers)"
+      })
+    )
+  }
+  if (network.labelDim > 0 && network.labelDim !== real.classes) {
+    return Effect.fail(
+      new SidaSetupError({
+        setting: "data",
+        reason: `the dataset ${real.name} has ${real.classes} classes, but the teacher is conditioned on ${network.labelDim}`,
+        fix: "Choose a dataset with the teacher's classes"
+      })
+    )
+  }
+  return Effect.void
+}
+
+const mnistSize = (shape: ReadonlyArray<number>): 16 | 28 | 32 | undefined => {
+  const [h, w, c] = shape
+  return shape.length === 3 && h === w && c === 1 && (h === 16 || h === 28 || h === 32) ? h : undefined
+}
+
+/**
+ * The real-data source a config names, for the teacher in context: `"mnist"` is the MNIST training split (seed 0, the
+ * split the project's MNIST teachers are trained on) at the teacher's image size. Fails with a {@link SidaSetupError}
+ * when the teacher's samples are not one-channel 16, 28 or 32-pixel square images or its classes differ, and with the
+ * dataset's `DatasetError` when the package is missing.
+ */
+export const layerForTeacher = (
+  source: RealDataSource
+): Layer.Layer<RealData, SidaSetupError | DatasetError, Teacher | Engine> =>
+  Layer.unwrapEffect(
+    Effect.gen(function*() {
+      const teacher = yield* Teacher
+      const size = mnistSize(teacher.dataShape)
+      if (size === undefined) {
+        return yield* new SidaSetupError({
+          setting: "data",
+          reason: `the dataset ${source} has one-channel 16, 28 or 32-pixel images, but the teacher's samples are ` +
+            `[${teacher.dataShape}]`,
+          fix: "Use real data with the teacher's shape: build a RealData layer from your own Dataset (RealData.fromDataset)"
+        })
+      }
+      const network = teacher.weights.network
+      return Layer.effect(
+        RealData,
+        Effect.gen(function*() {
+          const real = fromDataset(yield* Dataset)
+          yield* checkRealData(real, network)
+          return real
+        })
+      ).pipe(Layer.provide(MnistDataset.layer({ size })))
+    })
+  )

@@ -10,12 +10,12 @@
  * @module
  */
 import { Arbitrary, FastCheck } from "effect"
-import { DistillConfig, distillConfig } from "../domain/DistillConfig.js"
-import { P_MEAN, P_STD, SIGMA_MAX, SIGMA_MIN, TMAX } from "../domain/Edm.js"
-import { dimension, type GaussianMixture, makeGaussianMixture, numComponents } from "../domain/GaussianMixture.js"
-import { type MlpSpec, mlpSpec } from "../domain/Mlp.js"
-import { mlpNetwork, type Network } from "../domain/Network.js"
-import { sigmaFromTimeNumber } from "../domain/Schedule.js"
+import { DistillConfig, distillConfig } from "../domain/config/DistillConfig.js"
+import { P_MEAN, P_STD, SIGMA_MAX, SIGMA_MIN, TMAX } from "../domain/edm/Edm.js"
+import { dimension, type GaussianMixture, makeGaussianMixture, numComponents } from "../domain/data/GaussianMixture.js"
+import { type MlpSpec, mlpSpec } from "../domain/nn/Mlp.js"
+import { mlpNetwork, type Network } from "../domain/nn/Network.js"
+import { sigmaFromTimeNumber } from "../domain/edm/Schedule.js"
 
 const RESOLUTION = 2 ** 31 - 1
 

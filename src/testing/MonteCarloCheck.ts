@@ -7,7 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
-import { pairedDifference, zScore } from "../domain/MonteCarlo.js"
+import { pairedDifference, zScore } from "../domain/metrics/MonteCarlo.js"
 
 /** Per-sample values: a plain array (any `ArrayLike<number>`) or a tensor, read with `dataSync` and flattened. */
 export type Samples = ArrayLike<number> | tf.Tensor

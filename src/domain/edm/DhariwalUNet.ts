@@ -13,8 +13,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
-import type { Network } from "../Network.js"
-import type { Parameters, ParameterShapes } from "../Parameters.js"
+import type { Network } from "../nn/Network.js"
+import type { Parameters, ParameterShapes } from "../nn/Parameters.js"
 import {
   applyConv,
   applyGroupNorm,
@@ -41,7 +41,7 @@ import {
   silu,
   type TensorEntry,
   type UNetBlockModule
-} from "./Layers.js"
+} from "./Blocks.js"
 import { paramShapeFromEdm } from "./StateDict.js"
 
 /** DhariwalUNet's constructor arguments (EDM names in camelCase); input and output channels are both `imgChannels`. */

@@ -15,8 +15,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
-import type { Network } from "../Network.js"
-import type { Parameters, ParameterShapes } from "../Parameters.js"
+import type { Network } from "../nn/Network.js"
+import type { Parameters, ParameterShapes } from "../nn/Parameters.js"
 import {
   applyConv,
   applyGroupNorm,
@@ -45,7 +45,7 @@ import {
   silu,
   type TensorEntry,
   type UNetBlockModule
-} from "./Layers.js"
+} from "./Blocks.js"
 import { paramShapeFromEdm } from "./StateDict.js"
 
 /** SongUNet's constructor arguments (EDM names in camelCase); input and output channels are both `imgChannels`. */

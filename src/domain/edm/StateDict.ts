@@ -15,8 +15,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
-import { compareShapes, type ParameterShapes, type Parameters, type ShapeMismatch, shapesMatch } from "../Parameters.js"
-import type { NamedArray } from "../Safetensors.js"
+import { compareShapes, type ParameterShapes, type Parameters, type ShapeMismatch, shapesMatch } from "../nn/Parameters.js"
+import type { NamedArray } from "../data/Safetensors.js"
 
 /** The prefix of EDMPrecond's `state_dict()` names for the inner network (spec §1.3). */
 export const EDM_MODEL_PREFIX = "model."

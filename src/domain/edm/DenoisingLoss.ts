@@ -1,0 +1,67 @@
+/**
+ * The fake-score (f_ψ) loss: EDM denoising score matching on generator samples with the weight λ(σ).
+ *
+ * Spec: `sid.md` §3 (SID_EDMLoss.__call__: per element λ(σ)(ŷ − y)², NaN rows dropped with the divisor kept,
+ * Σ_rows Σ_CHW · ls / batch), §1.4 (λ(σ), λ·c_out² = 1), §11 (NaN masking with `tf.where`).
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs"
+import { SIGMA_DATA } from "./Edm.js"
+import { lossWeight } from "./Preconditioning.js"
+import { broadcastPerSample, keepRows, replaceNaN, rowSum, type SigmaLike } from "../nn/Tensors.js"
+
+/** Inputs of {@link fakeScoreLoss} (spec §3). */
+export type FakeScoreLossInput = {
+  /** Clean targets y = x_g (detached by the caller), [N, ...]. */
+  readonly y: tf.Tensor
+  /** Fake-network predictions ŷ = f_ψ(y + σ·n, σ), [N, ...]. */
+  readonly yHat: tf.Tensor
+  /** Per-sample σ [N] (or one number for all rows). */
+  readonly sigma: SigmaLike
+  /** Loss scaling `ls` (spec §3, `--ls`); default 1. */
+  readonly lossScale?: number
+  /** Divisor of the row sum (spec §3, batch_gpu_total); defaults to N, the number of rows. */
+  readonly batchSize?: number
+  /** σ_d of λ(σ); default SIGMA_DATA. */
+  readonly sigmaData?: number
+  /**
+   * The rows to keep (bool [N]), in place of the default (rows without a NaN in y or ŷ): the caller's mask must drop
+   * those too. SiDA also drops rows whose logits have a NaN (spec §9.1, `keepRows(y, ŷ, logits…)`). Inside a gradient
+   * closure build it with `keepRows`, whose gradient is defined (zero).
+   */
+  readonly keep?: tf.Tensor1D
+}
+
+/** Result of {@link fakeScoreLoss} (spec §3). */
+export type FakeScoreLossResult = {
+  /** Σ_rows perRow · lossScale / batchSize. */
+  readonly loss: tf.Scalar
+  /** Σ_CHW λ(σ)(ŷ − y)² per row, 0 on dropped rows, [N]. */
+  readonly perRow: tf.Tensor1D
+  /** float32 [N]: 1 where the row is kept, 0 where y or ŷ has a NaN (dropped). */
+  readonly mask: tf.Tensor1D
+}
+
+/**
+ * EDM denoising score-matching loss of the fake score, exactly as spec §3: per element λ(σ)(ŷ − y)², summed over all
+ * non-batch dims per row; rows where y or ŷ has any NaN are dropped (NaNs replaced by 0 through `tf.where` first), and
+ * the sum over rows is multiplied by lossScale / batchSize, the divisor staying the full batch size.
+ */
+export const fakeScoreLoss = (input: FakeScoreLossInput): FakeScoreLossResult =>
+  tf.tidy(() => {
+    const { y, yHat } = input
+    if (y.rank < 1 || !tf.util.arraysEqual(y.shape, yHat.shape)) {
+      throw new Error(`y and yHat must have the same shape [N, ...]; got [${y.shape}] and [${yHat.shape}]`)
+    }
+    const batchSize = input.batchSize ?? (y.shape[0] ?? 0)
+    const keep = input.keep ?? keepRows(y, yHat)
+    const weight = typeof input.sigma === "number"
+      ? tf.scalar((input.sigma ** 2 + (input.sigmaData ?? SIGMA_DATA) ** 2) / (input.sigma * (input.sigmaData ?? SIGMA_DATA)) ** 2)
+      : broadcastPerSample(lossWeight(input.sigma, input.sigmaData ?? SIGMA_DATA), y)
+    const sq = tf.mul(weight, tf.squaredDifference(replaceNaN(yHat), replaceNaN(y)))
+    const raw = rowSum(sq)
+    const perRow = tf.where(keep, raw, tf.zerosLike(raw)) as tf.Tensor1D
+    const loss = perRow.sum().mul((input.lossScale ?? 1) / batchSize) as tf.Scalar
+    return { loss, perRow, mask: keep.cast("float32") as tf.Tensor1D }
+  })
