@@ -12,7 +12,8 @@
  *
  * @module
  */
-import { Context, type Effect, type Option, Schema } from "effect"
+import { Context, Effect, Layer, type Option, Schema } from "effect"
+import { directoryStore, type DirectoryStoreOptions, memoryStore, type StoreFormat } from "./internal/checkpointStore.js"
 import type { NamedArray } from "../domain/data/Safetensors.js"
 import { SamplerState } from "./DataFreeSampler.js"
 
@@ -245,3 +246,30 @@ export interface CheckpointStoreShape extends CheckpointStoreOf<CheckpointManife
 export class CheckpointStore extends Context.Tag("sid-ts/CheckpointStore")<CheckpointStore, CheckpointStoreShape>() {}
 
 export * from "./internal/checkpointStore.js"
+
+/** The distillation checkpoint format (spec §5.3): `CheckpointManifest` with `sid-ts-checkpoint-weights-v1` weights. */
+export const distillationFormat: StoreFormat<CheckpointManifest, typeof CheckpointManifest.Encoded> = {
+  manifest: CheckpointManifest,
+  withFiles: (manifest, files) =>
+    new CheckpointManifest({
+      ...manifest,
+      weightsFile: files.weightsFile,
+      weightsSha256: files.weightsSha256,
+      tensors: Object.fromEntries(Object.entries(files.tensors).map(([n, s]) => [n, [...s]]))
+    }),
+  weightsFormat: "sid-ts-checkpoint-weights-v1"
+}
+
+/**
+ * A directory-backed distillation store keeping the newest `keep` checkpoints (default 3) plus the best. Validate a
+ * user's `keep` with `KeepCount` first: building the layer with a `keep` below 1 is a defect.
+ */
+export const layerDirectory = (directory: string, options: DirectoryStoreOptions = {}): Layer.Layer<CheckpointStore> =>
+  Layer.effect(CheckpointStore, Effect.map(Effect.orDie(directoryStore(distillationFormat, directory, options)), CheckpointStore.of))
+
+/** An in-memory distillation store (it serialises and deserialises like the directory store, so tests exercise the format). */
+export const layerMemory: Layer.Layer<CheckpointStore> = Layer.effect(
+  CheckpointStore,
+  Effect.map(Effect.orDie(memoryStore(distillationFormat)), CheckpointStore.of)
+)
+

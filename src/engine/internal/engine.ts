@@ -17,7 +17,7 @@
  * @since 0.1.0
  */
 import * as tf from "@tensorflow/tfjs"
-import { type ConfigError, Context, Effect, Exit, Layer, Option, Scope } from "effect"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { availableParallelism } from "node:os"
 import {
   Engine,
@@ -27,10 +27,8 @@ import {
   EngineGpuNotVisible,
   EngineInitFailed,
   type EngineName,
-  EngineNameConfig,
   EngineNativeAddonMissing,
   EngineNativeKernelsNotBuilt,
-  EngineNotActive,
   EnginePackageNotInstalled,
   EngineSharedLibraryMissing
 } from "../Engine.js"
@@ -196,7 +194,7 @@ export const explainAuto = (
  * patches of note §2 (`Conv2DBackpropFilter`, fast stride-1 `Conv2DBackpropInput`, cpu delegates for depthwise
  * gradients and `UnsortedSegmentSum`, fixed `ResizeNearestNeighborGrad`).
  */
-const buildWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+export const buildWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
   Layer.scoped(
     Engine,
     Effect.gen(function*() {
@@ -232,7 +230,7 @@ const buildWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
  * heap; `Sum` / `Mean` gradients broadcast with a backend kernel instead of a JavaScript-filled `ones` tensor. Fails
  * with `EngineNativeKernelsNotBuilt` (before touching the TF.js backend) when the addon is not built.
  */
-const buildWasmNative = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+export const buildWasmNative = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
   Layer.scoped(
     Engine,
     Effect.gen(function*() {
@@ -273,7 +271,7 @@ const buildWasmNative = (options?: EngineOptions): Layer.Layer<Engine, EngineErr
 /**
  * The pure-JS cpu engine: a slow reference for tests (note §0), with the fixed `ResizeNearestNeighborGrad`.
  */
-const buildCpu = (_options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+export const buildCpu = (_options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
   Layer.scoped(
     Engine,
     Effect.gen(function*() {
@@ -295,7 +293,7 @@ const buildCpu = (_options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
     })
   )
 
-const buildNative = (engine: "tfjs-node" | "tfjs-node-gpu", options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+export const buildNative = (engine: "tfjs-node" | "tfjs-node-gpu", options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
   Layer.scoped(
     Engine,
     Effect.gen(function*() {
@@ -351,21 +349,21 @@ interface Registry {
 
 const registryKey = Symbol.for("sid-ts/EngineRegistry")
 
-const registry: Registry = (() => {
+export const registry: Registry = (() => {
   const holder = globalThis as { [registryKey]?: Registry }
   return holder[registryKey] ??= { active: undefined, lock: Effect.unsafeMakeSemaphore(1) }
 })()
 
-const locked = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> => registry.lock.withPermits(1)(effect)
+export const locked = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> => registry.lock.withPermits(1)(effect)
 
 /** Takes one more reference on the active engine. */
-const retain = (entry: ActiveEngine): ActiveEngine => {
+export const retain = (entry: ActiveEngine): ActiveEngine => {
   entry.users += 1
   return entry
 }
 
 /** Drops one reference; the last one closes the engine's scope (kernels and previous backend restored). */
-const release = (entry: ActiveEngine): Effect.Effect<void> =>
+export const release = (entry: ActiveEngine): Effect.Effect<void> =>
   locked(Effect.suspend(() => {
     entry.users -= 1
     if (entry.users > 0) return Effect.void
@@ -374,7 +372,7 @@ const release = (entry: ActiveEngine): Effect.Effect<void> =>
   }))
 
 /** Builds `build` as the process's engine `name`, or shares it when it is already active. */
-const acquire = (name: EngineName, build: Layer.Layer<Engine, EngineError>): Effect.Effect<ActiveEngine, EngineError> =>
+export const acquire = (name: EngineName, build: Layer.Layer<Engine, EngineError>): Effect.Effect<ActiveEngine, EngineError> =>
   locked(Effect.suspend(() => {
     const active = registry.active
     if (active !== undefined) {
@@ -392,199 +390,3 @@ const acquire = (name: EngineName, build: Layer.Layer<Engine, EngineError>): Eff
       return entry
     })
   }))
-
-/** The engine layer `name` built by `build`, through the process-wide registry. */
-const shared = (name: EngineName, build: Layer.Layer<Engine, EngineError>): Layer.Layer<Engine, EngineError> =>
-  Layer.scoped(Engine, Effect.map(Effect.acquireRelease(acquire(name, build), release), (entry) => entry.service))
-
-/**
- * The engine already active in this process, shared (reference counted) for as long as the layer is in use; fails with
- * `EngineNotActive` when there is none. For tests and for code that runs inside a program that set up its engine.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerActive: Layer.Layer<Engine, EngineNotActive> = Layer.scoped(
-  Engine,
-  Effect.map(
-    Effect.acquireRelease(
-      locked(Effect.suspend(() =>
-        registry.active === undefined ? Effect.fail(new EngineNotActive()) : Effect.succeed(retain(registry.active))
-      )),
-      release
-    ),
-    (entry) => entry.service
-  )
-)
-
-/**
- * The engine active in this process and how many layers hold it, if any.
- *
- * @since 0.1.0
- * @category getters
- */
-export const activeEngine: Effect.Effect<Option.Option<{ readonly name: EngineName; readonly users: number }>> =
-  Effect.sync(() =>
-    Option.map(Option.fromNullable(registry.active), (entry) => ({ name: entry.name, users: entry.users }))
-  )
-
-/**
- * The concrete engine `name` stands for: `auto` is `wasm-native` where its addon is built and loads, else `wasm`;
- * every other name is itself. Sharing an active engine compares resolved names.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const resolveEngineName = (
-  name: EngineName,
-  options?: EngineOptions
-): Effect.Effect<Exclude<EngineName, "auto">> =>
-  name !== "auto" ? Effect.succeed(name) : Effect.sync(() => {
-    try {
-      loadNativeAddon(options?.nativeAddonPath ?? nativeAddonPath())
-      return "wasm-native" as const
-    } catch {
-      return "wasm" as const
-    }
-  })
-
-/**
- * The wasm engine (default): `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD, one thread in Node) with the training
- * patches of note §2. Shares the process's engine when `wasm` is active; fails with `EngineConflict` when another is.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const makeWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineError> => shared("wasm", buildWasm(options))
-
-/**
- * The wasm engine with the native kernels of issue 6 (see the module docs); fails with `EngineNativeKernelsNotBuilt`
- * (before touching the TF.js backend) when the addon is not built, with `EngineConflict` when another engine is active.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const makeWasmNative = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
-  shared("wasm-native", buildWasmNative(options))
-
-/**
- * `wasm-native` where its addon is built and loads, else the plain `wasm` engine ({@link resolveEngineName}). The
- * service's `name` tells which one runs; sharing and conflicts are decided on that resolved name.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const makeAuto = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
-  Layer.unwrapEffect(
-    Effect.map(resolveEngineName("auto", options), (name) => name === "wasm-native" ? makeWasmNative(options) : makeWasm(options))
-  )
-
-/**
- * The pure-JS cpu engine: a slow reference for tests (note §0), with the fixed `ResizeNearestNeighborGrad`.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const makeCpu = (options?: EngineOptions): Layer.Layer<Engine, EngineError> => shared("cpu", buildCpu(options))
-
-/**
- * The native CPU engine from the optional peer `@tensorflow/tfjs-node` (libtensorflow 2.9.1; note §1, §5).
- *
- * @since 0.1.0
- * @category constructors
- */
-export const makeTfjsNode = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
-  shared("tfjs-node", buildNative("tfjs-node", options))
-
-/**
- * The native GPU engine from the optional peer `@tensorflow/tfjs-node-gpu` (CUDA 11.2 + cuDNN 8.1; note §5). Fails
- * with `EngineGpuNotVisible` rather than running on the CPU when TensorFlow sees no GPU.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const makeTfjsNodeGpu = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
-  shared("tfjs-node-gpu", buildNative("tfjs-node-gpu", options))
-
-/**
- * The default wasm engine layer.
- *
- * @since 0.1.0
- * @category layers
- */
-export const wasm: Layer.Layer<Engine, EngineError> = makeWasm()
-
-/**
- * The wasm engine with native kernels (issue 6); fails with `EngineNativeKernelsNotBuilt` where the addon is not built.
- *
- * @since 0.1.0
- * @category layers
- */
-export const wasmNative: Layer.Layer<Engine, EngineError> = makeWasmNative()
-
-/**
- * `wasm-native` where built, else `wasm`.
- *
- * @since 0.1.0
- * @category layers
- */
-export const auto: Layer.Layer<Engine, EngineError> = makeAuto()
-
-/**
- * The cpu reference engine layer.
- *
- * @since 0.1.0
- * @category layers
- */
-export const cpu: Layer.Layer<Engine, EngineError> = makeCpu()
-
-/**
- * The tfjs-node engine layer.
- *
- * @since 0.1.0
- * @category layers
- */
-export const tfjsNode: Layer.Layer<Engine, EngineError> = makeTfjsNode()
-
-/**
- * The tfjs-node-gpu engine layer.
- *
- * @since 0.1.0
- * @category layers
- */
-export const tfjsNodeGpu: Layer.Layer<Engine, EngineError> = makeTfjsNodeGpu()
-
-/**
- * The engine layer for `name`. Without options it returns the shared layer values above (layers memoize by reference).
- * Like every engine layer it shares the process's engine when `name` (resolved, for `auto`) is active, and fails with
- * `EngineConflict` when another engine is.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layer = (name: EngineName, options?: EngineOptions): Layer.Layer<Engine, EngineError> => {
-  switch (name) {
-    case "wasm":
-      return options === undefined ? wasm : makeWasm(options)
-    case "wasm-native":
-      return options === undefined ? wasmNative : makeWasmNative(options)
-    case "auto":
-      return options === undefined ? auto : makeAuto(options)
-    case "cpu":
-      return options === undefined ? cpu : makeCpu(options)
-    case "tfjs-node":
-      return options === undefined ? tfjsNode : makeTfjsNode(options)
-    case "tfjs-node-gpu":
-      return options === undefined ? tfjsNodeGpu : makeTfjsNodeGpu(options)
-  }
-}
-
-/**
- * The engine named by the `SID_ENGINE` config (default `"auto"`).
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerConfig: Layer.Layer<Engine, EngineError | ConfigError.ConfigError> = Layer.unwrapEffect(
-  Effect.map(EngineNameConfig, (name) => layer(name))
-)

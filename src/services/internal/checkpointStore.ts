@@ -25,7 +25,7 @@ import { createHash } from "node:crypto"
 import { createReadStream } from "node:fs"
 import { open, readdir, readFile, rm } from "node:fs/promises"
 import { join, posix } from "node:path"
-import { Effect, Either, Layer, Option, Schema } from "effect"
+import { Effect, Either, Option, Schema } from "effect"
 import { decodeSafetensors, encodeSafetensors } from "../../domain/data/Safetensors.js"
 import {
   BEST_FORMAT,
@@ -33,9 +33,7 @@ import {
   BestScore,
   CheckpointEntry,
   CheckpointError,
-  CheckpointManifest,
   type CheckpointStatus,
-  CheckpointStore,
   type CheckpointStoreOf,
   DEFAULT_KEEP,
   KeepCount,
@@ -217,8 +215,8 @@ const codec = <M extends StoredManifest, I>(format: StoreFormat<M, I>) => ({
   encode: Schema.encode(Schema.parseJson(format.manifest, { space: 2 }))
 })
 
-const decodeBest = Schema.decodeUnknown(Schema.parseJson(BestScore))
-const encodeBest = Schema.encode(Schema.parseJson(BestScore, { space: 2 }))
+const decodeBest = (input: unknown) => Schema.decodeUnknown(Schema.parseJson(BestScore))(input)
+const encodeBest = (best: typeof BestScore.Type) => Schema.encode(Schema.parseJson(BestScore, { space: 2 }))(best)
 
 const utf8 = (bytes: Uint8Array): string => new TextDecoder().decode(bytes)
 const bytesOf = (text: string): Uint8Array => new TextEncoder().encode(text)
@@ -732,30 +730,3 @@ export const memoryStore = <M extends StoredManifest, I>(
   options: StoreOptions = {}
 ): Effect.Effect<Store<M>, CheckpointError> =>
   Effect.flatMap(validKeep(options.keep, "memory"), (keep) => Effect.sync(() => makeStore(format, memoryFiles(), "memory", keep)))
-
-/** The distillation checkpoint format (spec §5.3): `CheckpointManifest` with `sid-ts-checkpoint-weights-v1` weights. */
-export const distillationFormat: StoreFormat<CheckpointManifest, typeof CheckpointManifest.Encoded> = {
-  manifest: CheckpointManifest,
-  withFiles: (manifest, files) =>
-    new CheckpointManifest({
-      ...manifest,
-      weightsFile: files.weightsFile,
-      weightsSha256: files.weightsSha256,
-      tensors: Object.fromEntries(Object.entries(files.tensors).map(([n, s]) => [n, [...s]]))
-    }),
-  weightsFormat: "sid-ts-checkpoint-weights-v1"
-}
-
-/**
- * A directory-backed distillation store keeping the newest `keep` checkpoints (default 3) plus the best. Validate a
- * user's `keep` with `KeepCount` first: building the layer with a `keep` below 1 is a defect.
- */
-export const layerDirectory = (directory: string, options: DirectoryStoreOptions = {}): Layer.Layer<CheckpointStore> =>
-  Layer.effect(CheckpointStore, Effect.map(Effect.orDie(directoryStore(distillationFormat, directory, options)), CheckpointStore.of))
-
-/** An in-memory distillation store (it serialises and deserialises like the directory store, so tests exercise the format). */
-export const layerMemory: Layer.Layer<CheckpointStore> = Layer.effect(
-  CheckpointStore,
-  Effect.map(Effect.orDie(memoryStore(distillationFormat)), CheckpointStore.of)
-)
-
