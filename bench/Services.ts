@@ -9,7 +9,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { Context, Effect, Layer, type Scope } from "effect"
 import { DISTILL_DEFAULTS } from "../src/domain/config/DistillConfig.js"
-import { sidLoss } from "../src/domain/sid/GeneratorLoss.js"
+import { sidLoss } from "../src/domain/sid/SidLoss.js"
 import type { Network } from "../src/domain/nn/Network.js"
 import { adam, adamHost } from "../src/domain/optim/Optimizer.js"
 import * as DataFreeSampler from "../src/services/DataFreeSampler.js"

@@ -9,7 +9,7 @@ import {
   l1Loss,
   l2Loss,
   sidLoss
-} from "../src/domain/sid/GeneratorLoss.js"
+} from "../src/domain/sid/SidLoss.js"
 import { normalTensor } from "../src/domain/data/RandomStream.js"
 import { sidGeneratorLoss } from "../src/domain/sid/SidLoss.js"
 import { checkIdentity, edmSigmaArbitrary, gaussianMixtureArbitrary, sigmaArbitrary, uniformArbitrary } from "../src/testing/index.js"

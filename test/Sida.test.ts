@@ -8,7 +8,7 @@ import { decodeDistillConfig, type DistillConfig } from "../src/domain/config/Di
 import { dhariwalUNetNetwork, dhariwalUNetSpec } from "../src/domain/edm/DhariwalUNet.js"
 import { songUNetNetwork, songUNetSpec } from "../src/domain/edm/SongUNet.js"
 import { fakeScoreLoss } from "../src/domain/edm/DenoisingLoss.js"
-import { sidLoss } from "../src/domain/sid/GeneratorLoss.js"
+import { sidLoss } from "../src/domain/sid/SidLoss.js"
 import { mlpSpec } from "../src/domain/nn/Mlp.js"
 import {
   denoiseWith,

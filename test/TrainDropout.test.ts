@@ -18,7 +18,7 @@ import {
   type UNetBlockModule
 } from "../src/domain/edm/Blocks.js"
 import { songUNetLayout, songUNetNetwork, songUNetSpec } from "../src/domain/edm/SongUNet.js"
-import { sidLoss } from "../src/domain/sid/GeneratorLoss.js"
+import { sidLoss } from "../src/domain/sid/SidLoss.js"
 import { type ApplyOptions, mlpNetwork, type Network, trainDropoutRate, unetNetwork } from "../src/domain/nn/Network.js"
 import { mlpSpec } from "../src/domain/nn/Mlp.js"
 import { adam, sgd } from "../src/domain/optim/Optimizer.js"

@@ -6,7 +6,7 @@
  */
 import { Context, Layer } from "effect"
 import type { DistillConfig } from "../domain/config/DistillConfig.js"
-import { dmdLoss, type GeneratorLoss, l1Loss, l2Loss, sidLoss } from "../domain/sid/GeneratorLoss.js"
+import { dmdLoss, type GeneratorLoss, l1Loss, l2Loss, sidLoss } from "../domain/sid/SidLoss.js"
 
 /** The generator-loss service. */
 export class DistillationLoss extends Context.Tag("sid-ts/DistillationLoss")<DistillationLoss, GeneratorLoss>() {}

@@ -21,7 +21,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { SIGMA_DATA } from "../edm/Edm.js"
 import { fakeScoreLoss } from "../edm/DenoisingLoss.js"
-import type { GeneratorLoss, GeneratorLossInput, GeneratorLossResult } from "./GeneratorLoss.js"
+import type { GeneratorLoss, GeneratorLossInput, GeneratorLossResult } from "./SidLoss.js"
 import { lossWeight } from "../edm/Preconditioning.js"
 import { stopGradient } from "../nn/StopGradient.js"
 import { keepRows, nonBatchAxes, replaceNaN, rowMean, type SigmaLike } from "../nn/Tensors.js"
