@@ -22,7 +22,7 @@ import { mlpSpec } from "../src/domain/nn/Mlp.js"
 import { makeStream } from "../src/domain/data/RandomStream.js"
 import { unetSpec } from "../src/domain/nn/UNet.js"
 import * as DataFreeSampler from "../src/services/DataFreeSampler.js"
-import { augmentSettingsOf } from "../src/pipeline/Sida.js"
+import { augmentSettingsOf } from "../src/domain/sid/Augment.js"
 import { tf, useEngine } from "./support/distillation.js"
 
 let release: () => Promise<void>

@@ -43,7 +43,7 @@ import { claimRunDirectory, type ClaimMode, rewindLog, RunDirectoryError } from 
 import * as TeacherSpec from "../services/Teacher.js"
 import { distill } from "../pipeline/Distill.js"
 import { evaluateTeacher } from "../pipeline/Evaluation.js"
-import { checkSidaConfig } from "../pipeline/Sida.js"
+import { checkSidaConfig } from "../services/RealData.js"
 import { BestScore, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
 import { Generator as GeneratorTag } from "../services/Generator.js"
 import { Metrics as MetricsTag, type SampleMetrics } from "../services/Metrics.js"

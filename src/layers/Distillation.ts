@@ -19,20 +19,37 @@
 import { Effect, Layer } from "effect"
 import type { DistillConfig } from "../domain/config/DistillConfig.js"
 import { adam, adamHost, type Optimizer } from "../domain/optim/Optimizer.js"
-import type { DistillServices } from "../pipeline/Distill.js"
-import { augmentSettingsOf, checkSidaConfig } from "../pipeline/Sida.js"
+import { augmentSettingsOf } from "../domain/sid/Augment.js"
 import type { DatasetError } from "../services/Dataset.js"
-import type { RealData, SidaSetupError } from "../services/RealData.js"
+import { checkSidaConfig, type RealData, type SidaSetupError } from "../services/RealData.js"
 import type { CheckpointStore } from "../services/CheckpointStore.js"
 import type { Engine } from "../engine/Engine.js"
 import type { Metrics } from "../services/Metrics.js"
 import type { Teacher, TeacherError } from "../services/Teacher.js"
 import type { DistillationLoss } from "../services/DistillationLoss.js"
+import type { DataFreeSampler as DataFreeSamplerTag } from "../services/DataFreeSampler.js"
+import type { FakeScore as FakeScoreTag } from "../services/FakeScore.js"
+import type { Generator as GeneratorTag } from "../services/Generator.js"
 import * as DataFreeSampler from "../services/DataFreeSampler.js"
 import * as DistillationLossLayers from "../services/DistillationLoss.js"
 import * as FakeScore from "../services/FakeScore.js"
 import * as Generator from "../services/Generator.js"
 import * as RealDataLayers from "../services/RealData.js"
+
+/**
+ * The services a distillation run needs.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type DistillServices =
+  | Teacher
+  | GeneratorTag
+  | FakeScoreTag
+  | DataFreeSamplerTag
+  | DistillationLoss
+  | CheckpointStore
+  | Metrics
 
 /**
  * The replaceable parts of a run (E: what building the teacher can fail with; M: the metrics). The teacher and the

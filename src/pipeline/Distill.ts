@@ -32,15 +32,17 @@ import { DataFreeSampler } from "../services/DataFreeSampler.js"
 import { DistillationLoss } from "../services/DistillationLoss.js"
 import { FakeScore } from "../services/FakeScore.js"
 import { Generator } from "../services/Generator.js"
-import { Metrics, type MetricsError, SampleMetrics } from "../services/Metrics.js"
-import { RealData, type SidaSetupError } from "../services/RealData.js"
+import { type MetricsError, SampleMetrics } from "../services/Metrics.js"
+import { checkSidaSetup, RealData, type SidaSetupError } from "../services/RealData.js"
 import { Teacher } from "../services/Teacher.js"
+import type { DistillServices } from "../layers/Distillation.js"
 import { captureCheckpoint, type Progress, restoreCheckpoint } from "./Checkpointing.js"
 import { yieldToEventLoop } from "../engine/EventLoop.js"
 import { evaluateGenerator } from "./Evaluation.js"
 import { addFinalCheckpoint } from "./FinalCheckpoint.js"
 import { iterate, type IterationServices, type IterationSettings } from "./Iteration.js"
-import { adversarialSettingsOf, augmentSettingsOf, checkSidaSetup } from "./Sida.js"
+import { adversarialSettingsOf } from "./Sida.js"
+import { augmentSettingsOf } from "../domain/sid/Augment.js"
 
 const SigmaSummary = Schema.Struct({ min: Schema.Number, median: Schema.Number, max: Schema.Number })
 
@@ -95,15 +97,8 @@ export const bestScoreOf = (m: SampleMetrics): ScoreOffer | undefined => {
 /** Failures of a distillation run. */
 export type DistillError = CheckpointError | MetricsError | RunSpecMismatch | RunRecordError | SidaSetupError
 
-/** The services a distillation run needs. */
-export type DistillServices =
-  | Teacher
-  | Generator
-  | FakeScore
-  | DataFreeSampler
-  | DistillationLoss
-  | CheckpointStore
-  | Metrics
+/** The services a distillation run needs (`layers/Distillation.ts` builds them all). */
+export type { DistillServices } from "../layers/Distillation.js"
 
 /** Options of a run beyond the config. */
 export interface DistillOptions {

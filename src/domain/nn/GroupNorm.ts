@@ -12,6 +12,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
+import { type GroupNormActivation, SidGroupNorm, SidGroupNormGrad } from "../../engine/kernels/KernelNames.js"
 import { silu } from "./Silu.js"
 
 /** ε added to the per-group variance (EDM/PyTorch GroupNorm default). */
@@ -39,21 +40,13 @@ export const groupNormalize = (x: tf.Tensor4D, groups: number, eps: number = GRO
     return tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, eps))).reshape([n, h, w, c]) as tf.Tensor4D
   })
 
-/** The activation applied after the affine map: none, or SiLU z·sigmoid(z) (EDM's UNet blocks, spec §1.3). */
-export type GroupNormActivation = "linear" | "silu"
+export type { GroupNormActivation } from "../../engine/kernels/KernelNames.js"
 
-/**
- * Name of the optional fused GroupNorm kernel. Inputs `x` [N,H,W,C] float32, `gamma` [C], `beta` [C]; attributes
- * `groups`, `epsilon`, `activation` ({@link GroupNormActivation}); outputs `y` [N,H,W,C], and per sample and group
- * `mean` [N,G] and `rstd` = 1/√(var + ε) [N,G] (kept for the gradient).
- */
-export const GROUP_NORM_KERNEL = "SidGroupNorm"
+/** Name of the optional fused GroupNorm kernel; its contract is `SidGroupNorm` in `engine/kernels/KernelNames.ts`. */
+export const GROUP_NORM_KERNEL = SidGroupNorm
 
-/**
- * Name of the fused GroupNorm gradient kernel. Inputs `dy`, `x`, `gamma`, `beta`, `mean`, `rstd` (as above); the
- * same attributes; outputs `dx` [N,H,W,C], `dgamma` [C], `dbeta` [C].
- */
-export const GROUP_NORM_GRAD_KERNEL = "SidGroupNormGrad"
+/** Name of the fused GroupNorm gradient kernel (`SidGroupNormGrad` in `engine/kernels/KernelNames.ts`). */
+export const GROUP_NORM_GRAD_KERNEL = SidGroupNormGrad
 
 const fusedAvailable = (x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor): boolean =>
   [x, weight, bias].every((t) => t.dtype === "float32") && weight.rank === 1 && bias.rank === 1 &&

@@ -12,6 +12,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
+import { SidAdam } from "../../engine/kernels/KernelNames.js"
 import type { Parameters } from "../nn/Parameters.js"
 
 /** Adam's hyper-parameters. */
@@ -36,12 +37,8 @@ export const initAdam = (params: Parameters): AdamState => ({
   v: Object.fromEntries(Object.entries(params).map(([n, p]) => [n, tf.zerosLike(p)]))
 })
 
-/**
- * Name of the optional fused Adam kernel. Inputs `param`, `grad`, `m`, `v` (float32, one shape); attributes
- * `learningRate`, `beta1`, `beta2`, `epsilon` and `step` t (this update's number, from 1); outputs the new `param`,
- * `m` and `v`, each operation rounded to float32 in the order {@link adamUpdate} composes them.
- */
-export const ADAM_KERNEL = "SidAdam"
+/** Name of the optional fused Adam kernel; its contract is `SidAdam` in `engine/kernels/KernelNames.ts`. */
+export const ADAM_KERNEL = SidAdam
 
 const fusedAdam = (config: AdamConfig, t: number, p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor) =>
   tf.engine().runKernel(

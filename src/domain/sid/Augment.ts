@@ -19,6 +19,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { normals, type StreamState, uniforms } from "../data/RandomStream.js"
+import type { DistillConfig } from "../config/DistillConfig.js"
 
 /** Length of the augmentation label vector (spec §1.3: augment_dim = 9). */
 export const AUGMENT_LABEL_DIM = 9
@@ -373,3 +374,7 @@ export const augment = (
   images: applyAugment(images, params, settings),
   labels: augmentLabels(params)
 })
+
+/** The augmentation of a config: SiD's pipe at p = `config.augment` (spec §3), or none at p = 0. */
+export const augmentSettingsOf = (config: DistillConfig): AugmentSettings | undefined =>
+  config.augment > 0 ? sidAugmentSettings(config.augment) : undefined

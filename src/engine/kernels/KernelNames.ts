@@ -1,0 +1,106 @@
+/**
+ * The contracts of sid-ts's own fused kernels: their names, inputs, attributes and outputs, in one place (as tfjs-core's
+ * `kernel_names.ts` is for TF.js's kernels).
+ *
+ * The domain calls these kernels through `tf.engine().runKernel` only when the active backend registers them and
+ * composes the same operations from stock TF.js ops otherwise, so every engine computes the same function. Engines
+ * register implementations (`engine/kernels/Native.ts` for `wasm-native`); a new engine implements the same contract.
+ * This module is a leaf: it imports nothing but TF.js types, so the pure `domain/` may depend on it.
+ *
+ * @since 0.2.0
+ */
+import type * as tf from "@tensorflow/tfjs"
+
+/**
+ * One Adam update of one parameter tensor (`domain/optim/Adam.ts`, docs/algorithm.md: Adam).
+ *
+ * @since 0.2.0
+ * @category kernels
+ */
+export const SidAdam = "SidAdam"
+
+/**
+ * Inputs of {@link SidAdam}: float32 tensors of one shape.
+ *
+ * @since 0.2.0
+ * @category kernels
+ */
+export interface SidAdamInputs {
+  readonly param: tf.Tensor
+  readonly grad: tf.Tensor
+  readonly m: tf.Tensor
+  readonly v: tf.Tensor
+}
+
+/**
+ * Attributes of {@link SidAdam}: the Adam settings and `step`, this update's number t (from 1). The outputs are the new
+ * `[param, m, v]`, each operation rounded to float32 in the order `adamUpdate` composes them.
+ *
+ * @since 0.2.0
+ * @category kernels
+ */
+export interface SidAdamAttrs {
+  readonly learningRate: number
+  readonly beta1: number
+  readonly beta2: number
+  readonly epsilon: number
+  readonly step: number
+}
+
+/**
+ * Group normalisation with its affine map and optional SiLU, NHWC (`domain/nn/GroupNorm.ts`).
+ * Outputs `y` [N,H,W,C], and per sample and group `mean` [N,G] and `rstd` = 1/√(var + ε) [N,G] (kept for the gradient).
+ *
+ * @since 0.2.0
+ * @category kernels
+ */
+export const SidGroupNorm = "SidGroupNorm"
+
+/**
+ * The gradient of {@link SidGroupNorm}: inputs `dy`, `x`, `gamma`, `beta`, `mean`, `rstd`, the same attributes; outputs
+ * `dx` [N,H,W,C], `dgamma` [C], `dbeta` [C].
+ *
+ * @since 0.2.0
+ * @category kernels
+ */
+export const SidGroupNormGrad = "SidGroupNormGrad"
+
+/**
+ * The activation applied after the affine map: none, or SiLU z·sigmoid(z).
+ *
+ * @since 0.2.0
+ * @category kernels
+ */
+export type GroupNormActivation = "linear" | "silu"
+
+/**
+ * Inputs of {@link SidGroupNorm}: `x` [N,H,W,C] float32, `gamma` [C], `beta` [C].
+ *
+ * @since 0.2.0
+ * @category kernels
+ */
+export interface SidGroupNormInputs {
+  readonly x: tf.Tensor4D
+  readonly gamma: tf.Tensor1D
+  readonly beta: tf.Tensor1D
+}
+
+/**
+ * Attributes of {@link SidGroupNorm} and {@link SidGroupNormGrad}.
+ *
+ * @since 0.2.0
+ * @category kernels
+ */
+export interface SidGroupNormAttrs {
+  readonly groups: number
+  readonly epsilon: number
+  readonly activation: GroupNormActivation
+}
+
+/**
+ * Every fused kernel name, for engines that register or audit them.
+ *
+ * @since 0.2.0
+ * @category kernels
+ */
+export const FUSED_KERNELS = [SidAdam, SidGroupNorm, SidGroupNormGrad] as const
