@@ -30,7 +30,7 @@ export type OptimizerState = "engine" | "host"
 
 /**
  * Services (released with the scope) and settings for SiD iterations of `network` at `batch`; with `dropout` > 0, ψ and
- * G run in train mode at that rate (spec §5.1), the sampler drawing the mask seeds.
+ * G run in train mode at that rate (docs/algorithm.md §9.1), the sampler drawing the mask seeds.
  */
 export const benchServices = (
   name: string,

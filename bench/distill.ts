@@ -1,6 +1,6 @@
 /**
- * Distillation benchmark (spec §4.3, §5.1, §10.5): milliseconds per SiD iteration (fake-score step + generator step +
- * EMA) for the 2-D MLP of spec §10.5 and for the small UNet, one-step generation against the teacher's Heun-35
+ * Distillation benchmark (docs/algorithm.md §8.5, §9.1, §12.3): milliseconds per SiD iteration (fake-score step + generator step +
+ * EMA) for the 2-D MLP of docs/algorithm.md §12.3 and for the small UNet, one-step generation against the teacher's Heun-35
  * sampler (samples/s and their ratio), peak RSS and `tf.memory().numTensors` drift over the timed iterations.
  *
  *   npm run bench:distill -- [--quick] [--warmup N] [--iterations N] [--cases mlp,unet16,unet32] [--out FILE]
@@ -43,7 +43,7 @@ interface Case {
 }
 
 const CASES: Record<string, Case> = {
-  mlp: { name: "mlp 2-D 4x128 (spec §10.5)", network: () => mlpNetwork(mlpSpec(2)), batch: 512, generate: 20_000, iterationFactor: 1 },
+  mlp: { name: "mlp 2-D 4x128 (docs/algorithm.md §12.3)", network: () => mlpNetwork(mlpSpec(2)), batch: 512, generate: 20_000, iterationFactor: 1 },
   unet16: {
     name: "unet 16x16x1",
     network: () => unetNetwork(unetSpec([16, 16, 1])),
@@ -169,8 +169,8 @@ const program = Effect.gen(function*() {
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "unknown", memGiB: Math.round(totalmem() / 2 ** 30) },
     config: { quick, warmup, iterations, cases: caseNames },
     notes: [
-      "iteration = fake-score step + generator step + EMA (spec §5.1); networks freshly initialised",
-      "Heun-35 = EDM Heun sampler with 18 steps, 35 denoiser evaluations (spec §1.5)",
+      "iteration = fake-score step + generator step + EMA (docs/algorithm.md §9.1); networks freshly initialised",
+      "Heun-35 = EDM Heun sampler with 18 steps, 35 denoiser evaluations (docs/algorithm.md §3)",
       "maxRSS is the process peak so far (process.resourceUsage().maxRSS)",
       "eventLoopTurn: the stream's setImmediate turn between iterations; eventLoopTurnShare = its mean / the iteration median"
     ],

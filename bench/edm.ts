@@ -1,5 +1,5 @@
 /**
- * EDM CIFAR-10 benchmark (spec §1.3, §1.6, §5.1): the DDPM++ SongUNet of EDM's CIFAR-10 configuration on the engine
+ * EDM CIFAR-10 benchmark (docs/algorithm.md §2.3, §2.5, §9.1): the DDPM++ SongUNet of EDM's CIFAR-10 configuration on the engine
  * of `SID_ENGINE` (default: `EngineNameConfig`'s): parameter count, FLOPs per forward at batch 1, median ms per forward
  * at batch 1 and 16, ms per SiD iteration (fake-score step + generator step + EMA) at batch 2 and 1, peak RSS, wasm
  * heap size and `tf.memory().numTensors`.
@@ -391,8 +391,8 @@ const program = Effect.gen(function*() {
     },
     notes: [
       "FLOPs = 2·MAC of convs (kh·kw·cin·cout·R² at the module's output resolution R), linears (in·out) and attention QKᵀ+AV (2·(R²)²·C); map_augment not run; GroupNorm, SiLU, softmax, [1,1] resampling filters and element-wise ops not counted",
-      "forward = network.apply (F of spec §1.3) at c_noise 0.25, eval mode (no dropout), median over timed runs after 1 warm-up",
-      `SiD iteration = fakeScoreUpdate + ${twoStage ? "generatorUpdateTwoStage (src/pipeline/Iteration.ts: ∂L/∂x_g through teacher and fake score, then G's vector-Jacobian product from a second G forward)" : "generatorUpdate"} + updateEma (spec §5.1), run in a child process; network freshly initialised, teacher = initial weights; ${sidDropout > 0 ? `train mode with dropout ${sidDropout} (ψ in the fake step, G in the generator step)` : "evaluation mode (no dropout)"}`,
+      "forward = network.apply (F of docs/algorithm.md §2.3) at c_noise 0.25, eval mode (no dropout), median over timed runs after 1 warm-up",
+      `SiD iteration = fakeScoreUpdate + ${twoStage ? "generatorUpdateTwoStage (src/pipeline/Iteration.ts: ∂L/∂x_g through teacher and fake score, then G's vector-Jacobian product from a second G forward)" : "generatorUpdate"} + updateEma (docs/algorithm.md §9.1), run in a child process; network freshly initialised, teacher = initial weights; ${sidDropout > 0 ? `train mode with dropout ${sidDropout} (ψ in the fake step, G in the generator step)` : "evaluation mode (no dropout)"}`,
       `the SiD part ${shareIdentity ? "replaces wasm's Identity/same-dtype Cast by data-sharing kernels (TF.js clones every tensor saved for backward through Identity)" : "uses the stock wasm Identity (copies)"}`,
       `optimizer state: ${optimizerState === "host" ? "Adam moments in host memory (adamHost: Float32Arrays outside the wasm heap, per-parameter update bit-identical to tensor Adam)" : "Adam moments as engine tensors (adam)"}; wasmHeapMiB = size of the wasm heap (grows, never shrinks: its peak)`,
       "maxRSS is the process peak so far (process.resourceUsage().maxRSS); the SiD child's peak is in sid.measured.memory"

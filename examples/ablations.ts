@@ -1,6 +1,6 @@
 /**
- * Ablations on the exact 2-D ring (spec §10.3 step 4): SiD with α ∈ {0, 0.5, 1, 1.2}, the DMD / Diff-Instruct direction
- * (no network Jacobians, spec §4.4) and SiD without the w normaliser — one DSM-trained teacher, the same seeds and the
+ * Ablations on the exact 2-D ring (docs/algorithm.md §12.2): SiD with α ∈ {0, 0.5, 1, 1.2}, the DMD / Diff-Instruct direction
+ * (no network Jacobians, docs/algorithm.md §8.4) and SiD without the w normaliser — one DSM-trained teacher, the same seeds and the
  * same budget for every variant. Prints a table of final Fréchet distance, MMD, mode coverage and off-mode mass, and
  * writes one PNG with every variant's distance-vs-iteration curve (`<out>/ablations.png`) and `<out>/ablations.json`.
  *

@@ -1,5 +1,5 @@
 /**
- * End to end on the 2-D ring (spec §10.3, §10.5): train an MLP teacher by denoising score matching on samples of
+ * End to end on the 2-D ring (docs/algorithm.md §12, §12.3): train an MLP teacher by denoising score matching on samples of
  * the exact 8-mode mixture, distil it with SiD into a one-step generator (G and ψ start from the teacher's
  * weights), and compare the generator's EMA weights with the teacher's own Heun-35 sampler (18 Heun steps, 35
  * denoiser evaluations) against the exact mixture: Fréchet distance, MMD, mode coverage, recovered weights and
@@ -15,7 +15,7 @@
  * `<out>/summary.json`. The engine comes from `SID_ENGINE` (default auto: wasm-native where its addon is built).
  *
  * Defaults for 2-D data (measured, README "Results: examples/gmm-2d.ts"): the SiD loss without the per-sample
- * normaliser w (over two coordinates mean|x_g − f_φ| is noise, spec §10.3; `--normalizer` restores it), tmax 600
+ * normaliser w (over two coordinates mean|x_g − f_φ| is noise, docs/algorithm.md §12; `--normalizer` restores it), tmax 600
  * (σ ≤ 5.8 in the generator loss: on a ring of radius 0.7 the larger σ carry no information, only gradient noise),
  * and batch 1024.
  *

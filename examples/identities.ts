@@ -8,7 +8,7 @@
  * - I1 Tweedie: E[x₀|x_t] = x_t + σ²∇log p(x_t), the score by autodiff of the log-density (exact, to float32);
  * - I2 score projection: E[u·∇log p_θ(x_t)] = E[u·(x_g − x_t)/σ²];
  * - I3 denoiser form: E[u·f*(x_t)] = E[u·x_g];
- * - the SiD loss: E[L̃] = E[L²] − α·E[L¹] = (1 − α)·E‖δ‖² (spec §4.2), and why it hovers around 0 at α = 1.
+ * - the SiD loss: E[L̃] = E[L²] − α·E[L¹] = (1 − α)·E‖δ‖² (docs/algorithm.md §8.2), and why it hovers around 0 at α = 1.
  *
  * Run: `npx tsx examples/identities.ts [--samples 200000] [--alpha 1.2] [--seed 0]` (engine from SID_ENGINE).
  */

@@ -107,7 +107,7 @@ const invert = (m: Matrix3): Matrix3 => {
   return [ia, ib, -(ia * c + ib * f), id, ie, -(id * c + ie * f), 0, 0, 1]
 }
 
-describe("EDM's augmentation pipe (spec §3, docs/sida.md §2)", () => {
+describe("EDM's augmentation pipe (docs/algorithm.md §13.4, docs/sida.md §2)", () => {
   it("the sym6 filter is orthonormal, and the labels have EDM's 9 entries", () => {
     expect(SYM6.reduce((a, b) => a + b * b, 0)).toBeCloseTo(1, 10)
     for (const shift of [2, 4, 6, 8, 10]) {
@@ -284,7 +284,7 @@ describe("EDM's augmentation pipe (spec §3, docs/sida.md §2)", () => {
   })
 })
 
-describe("augmentation labels reach the networks (spec §1.3, §8 pitfall 15)", () => {
+describe("augmentation labels reach the networks (docs/algorithm.md §2.3, §15, item 11)", () => {
   const xIn = () => tf.randomNormal([2, 8, 8, 1], 0, 1, "float32", 9)
   for (const network of [
     songUNetNetwork(songUNetSpec(8, 1, { modelChannels: 16, channelMult: [1, 2], numBlocks: 1, attnResolutions: [4], augmentDim: 9 })),

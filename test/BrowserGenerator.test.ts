@@ -18,7 +18,7 @@ import * as Engine from "../src/engine/Engine.js"
 
 const goldenPath = new URL("./fixtures/edm/songunet-ddpmpp-tiny.safetensors", import.meta.url).pathname
 
-/** A generator export made from the golden network (the generator at initialisation is the teacher, spec §2). */
+/** A generator export made from the golden network (the generator at initialisation is the teacher, docs/algorithm.md §6). */
 const exportedBytes = (): Uint8Array => {
   const file = decodeSafetensors(new Uint8Array(readFileSync(goldenPath)))
   const weights = [...file.tensors].filter(([n]) => n.startsWith("model."))

@@ -54,7 +54,7 @@ const layers = (store: Layer.Layer<CheckpointStoreTag>) =>
     checkpoints: store
   })
 
-describe("class-conditional networks (spec §1.3: D(x; σ, c))", () => {
+describe("class-conditional networks (docs/algorithm.md §2.3: D(x; σ, c))", () => {
   it("a teacher file keeps the label dimension, and labels change the teacher's, generator's and sampler's outputs", async () => {
     const out = await runWithEngine(
       Effect.gen(function*() {

@@ -18,9 +18,9 @@ const rejected = (input: unknown): ConfigError => {
   return result.left
 }
 
-describe("DistillConfig defaults (spec §5.1–5.2, §10.5)", () => {
-  it("equal the spec's values", () => {
-    // from the spec text: §4.1/§5.2 CLI defaults, §1.1 EDM constants, §5.1 Adam/EMA, §10.5 toy lr and batch
+describe("DistillConfig defaults (docs/algorithm.md §9.1–9.2, §12.3)", () => {
+  it("equal docs/algorithm.md's values", () => {
+    // from docs/algorithm.md: docs/algorithm.md §8.1/§9.2 CLI defaults, §2.1 EDM constants, §9.1 Adam/EMA, docs/algorithm.md §12.3 toy lr and batch
     const expected = {
       alpha: 1.2,
       tmax: 800,
@@ -60,7 +60,7 @@ describe("DistillConfig defaults (spec §5.1–5.2, §10.5)", () => {
   })
 })
 
-describe("DistillConfig round trips (spec §5.2)", () => {
+describe("DistillConfig round trips (docs/algorithm.md §9.2)", () => {
   it("Arbitrary samples decode and survive encode/decode", () => {
     const decode = Schema.decodeUnknownSync(DistillConfig)
     FastCheck.assert(
@@ -139,13 +139,13 @@ describe("ConfigError messages name the field, the value and the rule", () => {
     expect(issue!.field).toBe(field)
     expect(Object.is(issue!.value, value)).toBe(true)
     expect(issue!.rule).toContain(rule)
-    expect(issue!.rule).toMatch(/spec §/)
+    expect(issue!.rule).toMatch(/docs\/algorithm\.md §/)
     expect(error.message).toContain(`${field} = ${shown}: `)
     expect(error.message).toContain(rule)
   })
 
   it("the message from the brief's example reads as specified", () => {
-    expect(rejected({ alpha: -1 }).message).toMatch(/^Invalid distillation config \(1 setting\):\n {2}alpha = -1: must be a finite number ≥ 0 \(.*α.*spec §4\.1.*\)\nFix /)
+    expect(rejected({ alpha: -1 }).message).toMatch(/^Invalid distillation config \(1 setting\):\n {2}alpha = -1: must be a finite number ≥ 0 \(.*α.*docs\/algorithm\.md §8\.1.*\)\nFix /)
   })
 
   it("lists every bad setting at once", () => {

@@ -121,7 +121,7 @@ const applyWith = (
     ? applySongUNet(architecture.spec, params, xIn, cNoise, labels)
     : applyDhariwalUNet(architecture.spec, params, xIn, cNoise, labels)
 
-/** D(x; σ) through EDM preconditioning, and F as seen inside it (spec §1.3). */
+/** D(x; σ) through EDM preconditioning, and F as seen inside it (docs/algorithm.md §2.3). */
 const runGolden = (g: Golden): { readonly F: tf.Tensor4D; readonly D: tf.Tensor4D } => {
   let F: tf.Tensor4D | undefined
   const D = edmDenoise(g.x, g.sigma, (xIn, cNoise) => {

@@ -19,7 +19,7 @@ const inputArb = fc.record({
   sigmaData: fc.double({ min: 0.2, max: 1.5, noNaN: true })
 })
 
-/** Float64 reference of spec §3 on plain arrays: Σ over kept rows of λ_i Σ_CHW (ŷ − y)², times ls / B. */
+/** Float64 reference of docs/algorithm.md §7 on plain arrays: Σ over kept rows of λ_i Σ_CHW (ŷ − y)², times ls / B. */
 const referenceLoss = (
   y: ArrayLike<number>,
   yHat: ArrayLike<number>,
@@ -48,7 +48,7 @@ const referenceLoss = (
 const shape = (n: number) => [n, 2, 3, 2]
 const rowSize = 12
 
-describe("fake-score loss (spec §3)", () => {
+describe("fake-score loss (docs/algorithm.md §7)", () => {
   it("equals the float64 reference Σ_rows Σ_CHW λ(σ)(ŷ − y)² · ls / N", () => {
     fc.assert(
       fc.property(inputArb, ({ lossScale, n, seed, sigmaData }) => {
@@ -126,7 +126,7 @@ describe("fake-score loss (spec §3)", () => {
     )
   })
 
-  it("equals the unit-weighted MSE on the F-target, since λ·c_out² = 1 (spec §1.4)", () => {
+  it("equals the unit-weighted MSE on the F-target, since λ·c_out² = 1 (docs/algorithm.md §2.4)", () => {
     fc.assert(
       fc.property(inputArb, ({ n, seed, sigmaData }) => {
         const { a, b } = tf.tidy(() => {
@@ -157,7 +157,7 @@ describe("fake-score loss (spec §3)", () => {
             fakeScoreLoss({ y: a, yHat: b, sigma, lossScale, sigmaData, batchSize }).loss)([y, yHat])
           const lambda = sigma.square().add(sigmaData ** 2).div(sigma.mul(sigmaData).square()).reshape([n, 1])
           const expected = yHat.sub(y).mul(lambda).mul((2 * lossScale) / batchSize)
-          // the loss is symmetric in (y, ŷ); the caller detaches y (spec §3), so here both get gradients of opposite sign
+          // the loss is symmetric in (y, ŷ); the caller detaches y (docs/algorithm.md §7), so here both get gradients of opposite sign
           return Math.max(
             gh!.sub(expected).abs().div(expected.abs().add(1e-3)).max().dataSync()[0] ?? Number.NaN,
             gy!.add(expected).abs().div(expected.abs().add(1e-3)).max().dataSync()[0] ?? Number.NaN
@@ -187,7 +187,7 @@ const mixtureArb: fc.Arbitrary<GaussianMixture> = fc.oneof(
   })
 )
 
-describe("denoising score matching picks the exact posterior mean (spec §1.4, §3, §10.1)", () => {
+describe("denoising score matching picks the exact posterior mean (docs/algorithm.md §2.4, §7, §4)", () => {
   it("the exact denoiser scores a lower DSM loss than perturbed denoisers on the same samples and noise", () => {
     fc.assert(
       fc.property(

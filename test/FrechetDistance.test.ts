@@ -71,7 +71,7 @@ const orthogonal = (dim: number, angles: ReadonlyArray<number>): Rows => {
 const matmul = (a: Rows, b: Rows): Rows => a.map((row) => b[0]!.map((_, j) => row.reduce((s, v, k) => s + v * b[k]![j]!, 0)))
 const transpose = (a: Rows): Rows => a[0]!.map((_, j) => a.map((row) => row[j]!))
 
-describe("frechetDistance on sample sets (spec §7)", () => {
+describe("frechetDistance on sample sets (docs/algorithm.md §11)", () => {
   it("is 0 for identical sets", () => {
     fc.assert(
       fc.property(twoSets, ([x]) => {
@@ -229,7 +229,7 @@ describe("frechetDistance on sample sets (spec §7)", () => {
   })
 })
 
-describe("frechetDistanceFromMoments (spec §7)", () => {
+describe("frechetDistanceFromMoments (docs/algorithm.md §11)", () => {
   it("hand-computed 1-D case: (μ₁ − μ₂)² + (s₁ − s₂)²", () => {
     // N(1, 2²) vs N(−2, 1²): 9 + 1
     expect(frechetDistanceFromMoments([1], [4], [-2], [1])).toBeCloseTo(10, 12)

@@ -63,7 +63,7 @@ const reference = (g: GaussianMixture, x: ReadonlyArray<number>, sigma: number) 
 
 const rows = (t: tf.Tensor): Array<Array<number>> => t.arraySync() as Array<Array<number>>
 
-describe("mixture data (spec §10.1)", () => {
+describe("mixture data (docs/algorithm.md §4)", () => {
   it("rejects invalid data with a clear error", () => {
     expect(() => makeGaussianMixture({ weights: [0.5, 0.4], means: [[0], [1]], variances: [[1], [1]] })).toThrow(/sum to 1/)
     expect(() => makeGaussianMixture({ weights: [1], means: [[0]], variances: [[0]] })).toThrow(/positive/)
@@ -80,7 +80,7 @@ describe("mixture data (spec §10.1)", () => {
     expect(Either.isLeft(decode({ weights: [1], means: [[0]] }))).toBe(true)
   })
 
-  it("presets: the 8-mode ring and 25-mode grid have per-coordinate std ≈ 0.5 (spec §10.3, §10.5)", () => {
+  it("presets: the 8-mode ring and 25-mode grid have per-coordinate std ≈ 0.5 (docs/algorithm.md §12, §12.3)", () => {
     const r = ring()
     expect(numComponents(r)).toBe(8)
     expect(dimension(r)).toBe(2)
@@ -96,7 +96,7 @@ describe("mixture data (spec §10.1)", () => {
   })
 })
 
-describe("noised marginal (spec §10.1)", () => {
+describe("noised marginal (docs/algorithm.md §4)", () => {
   it("log-density and responsibilities match a float64 reference", () => {
     fc.assert(
       fc.property(mixtureArb(), fc.double({ min: 0, max: 3, noNaN: true }), fc.integer({ min: 0, max: 1e6 }), (g, sigma, seed) => {
@@ -167,7 +167,7 @@ describe("noised marginal (spec §10.1)", () => {
     )
   })
 
-  it("second-order Tweedie: σ²·∂D/∂x is a symmetric PSD covariance (spec §10.1), via autodiff", () => {
+  it("second-order Tweedie: σ²·∂D/∂x is a symmetric PSD covariance (docs/algorithm.md §4), via autodiff", () => {
     fc.assert(
       fc.property(mixtureArb(2).filter((g) => dimension(g) === 2), fc.double({ min: 0.1, max: 2, noNaN: true }), fc.integer({ min: 0, max: 1e6 }), (g, sigma, seed) => {
         const { jac } = tf.tidy(() => {
@@ -229,7 +229,7 @@ describe("noised marginal (spec §10.1)", () => {
   })
 })
 
-describe("sampling and mode assignment (spec §10.1, §10.3)", () => {
+describe("sampling and mode assignment (docs/algorithm.md §4, §12)", () => {
   it("sample moments and component frequencies match the mixture within Monte Carlo error", () => {
     fc.assert(
       fc.property(mixtureArb(2), fc.integer({ min: 0, max: 1e6 }), (g, seed) => {

@@ -29,7 +29,7 @@ const VARIANTS: ReadonlyArray<Variant> = ["sid", "l1", "l2", "dmd"]
 const make = (variant: Variant, alpha: number, options: GeneratorLossOptions): GeneratorLoss =>
   variant === "sid" ? sidLoss({ alpha, ...options }) : variant === "l1" ? l1Loss(options) : variant === "l2" ? l2Loss(options) : dmdLoss(options)
 
-/** Float64 per-element reference of each variant's value (spec §4.1, §4.2, §4.4), w applied per row. */
+/** Float64 per-element reference of each variant's value (docs/algorithm.md §8.1, §8.2, §8.4), w applied per row. */
 const elementValue = (variant: Variant, alpha: number, g: number, r: number, f: number, w: number): number => {
   switch (variant) {
     case "sid":
@@ -85,7 +85,7 @@ const argsArb = fc.record({
 
 const first = (t: tf.Tensor): number => t.dataSync()[0] ?? Number.NaN
 
-describe("generator loss values (spec §4.1, §4.2, §4.4)", () => {
+describe("generator loss values (docs/algorithm.md §8.1, §8.2, §8.4)", () => {
   it("each variant equals its float64 reference, with the SiD normaliser w = sg(mean_CHW |x_g − y_r|) ∨ 1e-5 or w = 1", () => {
     fc.assert(
       fc.property(argsArb, ({ alpha, lossScale, n, normalize, seed, variant }) => {
@@ -191,7 +191,7 @@ describe("generator loss values (spec §4.1, §4.2, §4.4)", () => {
   })
 })
 
-describe("DMD / Diff-Instruct direction (spec §4.4)", () => {
+describe("DMD / Diff-Instruct direction (docs/algorithm.md §8.4)", () => {
   it("∂L/∂x_g = (y_f − y_r)/w · lossScale/N exactly; y_r and y_f get no gradient", () => {
     fc.assert(
       fc.property(argsArb, ({ lossScale, n, normalize, seed }) => {
@@ -223,11 +223,11 @@ const mixturePairArb = gaussianMixtureArbitrary({ maxComponents: 3 }).chain((dat
   fc.tuple(fc.constant(data), gaussianMixtureArbitrary({ minDim: dimension(data), maxDim: dimension(data), maxComponents: 3 }))
 )
 
-/** Jᵀu of the exact mixture denoiser at x, by autodiff: ∇_x Σ u ⊙ D(x; σ) (spec §10.1 Jacobian, §4.2). */
+/** Jᵀu of the exact mixture denoiser at x, by autodiff: ∇_x Σ u ⊙ D(x; σ) (docs/algorithm.md §4 Jacobian, §8.3). */
 const vjp = (g: GaussianMixture, x: tf.Tensor, sigma: tf.Tensor1D, u: tf.Tensor): tf.Tensor =>
   tf.grad((v: tf.Tensor) => tf.sum(tf.mul(u, denoise(g, v, sigma))))(x)
 
-describe("SiD vs DMD: the Jacobian terms (spec §4.2 per-sample gradient)", () => {
+describe("SiD vs DMD: the Jacobian terms (docs/algorithm.md §8.3 per-sample gradient)", () => {
   it("per-sample ∂/∂x_g: SiD − DMD = (1/w)[(J_φ − J_ψ)ᵀ((f_φ − x_g) − αδ) + (J_φ − α(J_φ − J_ψ))ᵀδ]; L¹, L² likewise", () => {
     fc.assert(
       fc.property(
@@ -290,7 +290,7 @@ describe("SiD vs DMD: the Jacobian terms (spec §4.2 per-sample gradient)", () =
 })
 
 /*
- * 1-D Gaussian closed forms (spec §10.2), w = 1, σ fixed. Teacher N(μ, s²): D_φ(x) = μ + k_d(x − μ), k_d = s²/(s² + σ²);
+ * 1-D Gaussian closed forms (docs/algorithm.md §10.1), w = 1, σ fixed. Teacher N(μ, s²): D_φ(x) = μ + k_d(x − μ), k_d = s²/(s² + σ²);
  * generator x_g = m + c·z; exact fake frozen at the current (m, c): D_ψ(x) = m + k_f(x − m), k_f = c²/(c² + σ²);
  * x_t = x_g + σε. Write Δ = μ − m, Δk = k_d − k_f, and v = ∂x_g/∂θ = ∂x_t/∂θ (v = 1 for m, v = z for c).
  * Facts at the current (m, c): E[x_t] = m, E[x_t·z] = c, E[x_g·z] = c, E[z] = 0, so
@@ -301,8 +301,8 @@ describe("SiD vs DMD: the Jacobian terms (spec §4.2 per-sample gradient)", () =
  *   E[∂L¹/∂m] = 2Δk(1 − k_d)Δ,                E[∂L¹/∂c] = 2Δk²·c.
  * L² = δ·a: ∂L²/∂θ = v·(Δk·a + (k_d − 1)·δ), so
  *   E[∂L²/∂m] = (1 − k_d)Δ·(Δk − (1 − k_d)),  E[∂L²/∂c] = 2c·Δk·(k_d − 1).
- * SiD = L² − αL¹ gives the formulas of spec §10.2: (1 − k_d)Δ[(1 − 2α)Δk − (1 − k_d)] and 2cΔk[(k_d − 1) − αΔk].
- * DMD (spec §4.4): the surrogate's gradient in x_g is g = D_ψ − D_φ = −δ with no derivative through D_φ, D_ψ, so
+ * SiD = L² − αL¹ gives the formulas of docs/algorithm.md §10.1: (1 − k_d)Δ[(1 − 2α)Δk − (1 − k_d)] and 2cΔk[(k_d − 1) − αΔk].
+ * DMD (docs/algorithm.md §8.4): the surrogate's gradient in x_g is g = D_ψ − D_φ = −δ with no derivative through D_φ, D_ψ, so
  *   ∂/∂θ = −δ·v,  E[∂DMD/∂m] = −(1 − k_d)Δ = (k_d − 1)(μ − m),  E[∂DMD/∂c] = −Δk·c = (k_f − k_d)·c.
  * Like SiD, DMD's fixed point is (μ, s): both vanish iff m = μ and k_f = k_d (c = s); descent moves m towards μ and
  * raises c when c < s (k_f < k_d).
@@ -322,7 +322,7 @@ const closedForms = (p: { mu: number; s: number; m: number; c: number; sigma: nu
   }
 }
 
-describe("1-D Gaussian: expected gradients in (m, c) match the closed forms (spec §10.2)", () => {
+describe("1-D Gaussian: expected gradients in (m, c) match the closed forms (docs/algorithm.md §10.1)", () => {
   it("SiD (any α), L¹, L² and DMD, within 5 standard errors of the per-sample gradients", async () => {
     await fc.assert(
       fc.asyncProperty(

@@ -10,7 +10,7 @@ beforeAll(async () => {
   await tf.ready()
 })
 
-describe("EDM Heun sampler (spec §1.5)", () => {
+describe("EDM Heun sampler (docs/algorithm.md §3)", () => {
   it("makes 2N − 1 denoiser evaluations", () => {
     let calls = 0
     const x = heunSample((x) => {
@@ -22,7 +22,7 @@ describe("EDM Heun sampler (spec §1.5)", () => {
     x.dispose()
   })
 
-  it("driven by an exact mixture denoiser, reproduces the mixture: means, variances, mode weights (spec §10.1)", () => {
+  it("driven by an exact mixture denoiser, reproduces the mixture: means, variances, mode weights (docs/algorithm.md §4)", () => {
     const mixture = GaussianMixture.makeGaussianMixture({
       weights: [0.2, 0.5, 0.3],
       means: [[-1, 0.5], [0.8, -0.2], [0.1, 1.2]],

@@ -40,7 +40,7 @@ describe("service layers", () => {
     expect(tf.memory().numTensors).toBe(before)
   })
 
-  it("start the generator at the teacher: G₀(z) = f_φ(σ_init·z; σ_init), θ_ema = θ, ψ = φ (spec §2)", async () => {
+  it("start the generator at the teacher: G₀(z) = f_φ(σ_init·z; σ_init), θ_ema = θ, ψ = φ (docs/algorithm.md §6)", async () => {
     await withServices((s) => {
       tf.tidy(() => {
         const z = tf.randomNormal([64, 2], 0, 1, "float32", 1)
@@ -56,7 +56,7 @@ describe("service layers", () => {
     })
   })
 
-  it("the fake step updates only ψ; the generator step updates only θ (spec §5.1)", async () => {
+  it("the fake step updates only ψ; the generator step updates only θ (docs/algorithm.md §9.1)", async () => {
     await withServices((s) => {
       const settings = { batchSize: 64, fakeLossScale: 1, emaHalfLifeKimg: 1, emaRampupRatio: 0.05 }
       const teacher0 = values(s.teacher.weights.params)

@@ -9,7 +9,7 @@ beforeAll(async () => {
 })
 
 describe("Mlp", () => {
-  it("has the 52,354 parameters of spec §10.5 for 2-D data", () => {
+  it("has the 52,354 parameters of docs/algorithm.md §12.3 for 2-D data", () => {
     const params = initMlp(mlpSpec(2), 0)
     expect(countParameters(params)).toBe(52_354)
     expect(shapesMatch(compareShapes(mlpShapes(mlpSpec(2)), shapesOf(params)))).toBe(true)

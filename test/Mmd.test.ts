@@ -69,7 +69,7 @@ const smallCase = fc
     })
   )
 
-// the 8-mode ring of spec §10.5: radius 0.702, per-mode std `std`, seeded
+// the 8-mode ring of docs/algorithm.md §12.3: radius 0.702, per-mode std `std`, seeded
 const ring = (n: number, std: number, seed: number): Rows => {
   let a = seed >>> 0
   const uniform = () => {
@@ -86,7 +86,7 @@ const ring = (n: number, std: number, seed: number): Rows => {
   })
 }
 
-describe("mmd2 (spec §10.3, §10.5)", () => {
+describe("mmd2 (docs/algorithm.md §12, §12.3)", () => {
   it("equals a naive O(N²) reference for any block size and bandwidth set", () => {
     fc.assert(
       fc.property(smallCase, ({ bandwidths, maxBlockElements, x, y }) => {

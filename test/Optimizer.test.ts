@@ -50,7 +50,7 @@ describe("Adam", () => {
 })
 
 describe("EMA", () => {
-  it("follows the half-life and ramp-up rule of spec §5.1", () => {
+  it("follows the half-life and ramp-up rule of docs/algorithm.md §9.1", () => {
     const cfg = { halfLifeKimg: 0.5, rampupRatio: 0.05 }
     expect(emaBeta(cfg, 512, 0)).toBe(0)
     expect(emaBeta({ halfLifeKimg: 0.5, rampupRatio: null }, 500, 0)).toBeCloseTo(0.5, 12)

@@ -28,6 +28,8 @@ describe("the packed package", () => {
     expect(files).toContain("dist/cli/bin.js")
     expect(files).toContain("tools/build-native.mjs")
     expect(files).toContain("native/binding.gyp")
+    // The JSDoc in dist/ cites docs/algorithm.md, so the package ships it.
+    expect(files).toContain("docs/algorithm.md")
     expect(files.some((f) => f.startsWith("src/") || f.startsWith("test/"))).toBe(false)
 
     const app = join(work, "app")

@@ -15,7 +15,7 @@ beforeAll(async () => {
 const gaussian = (n: number, d: number, seed: number, shift = 0, scale = 1): tf.Tensor2D =>
   tf.tidy(() => tf.add(tf.mul(tf.tensor2d(normals(makeStream(seed, "pr-test"), n * d).values, [n, d]), scale), shift))
 
-describe("InceptionScore (spec §7)", () => {
+describe("InceptionScore (docs/algorithm.md §11)", () => {
   it("confident predictions spread evenly over K classes give IS = K; identical rows give IS = 1", () => {
     fc.assert(
       fc.property(fc.integer({ min: 2, max: 12 }), fc.integer({ min: 1, max: 6 }), (k, perClass) => {
@@ -78,7 +78,7 @@ describe("InceptionScore (spec §7)", () => {
   })
 })
 
-describe("PrecisionRecall (Kynkäänniemi et al. 2019; spec §7, k = 3)", () => {
+describe("PrecisionRecall (Kynkäänniemi et al. 2019; docs/algorithm.md §11, k = 3)", () => {
   it("identical sets have precision = recall = 1", () => {
     fc.assert(
       fc.property(fc.integer({ min: 5, max: 60 }), fc.integer({ min: 1, max: 8 }), fc.integer({ min: 0, max: 999 }), (n, d, seed) => {
@@ -142,7 +142,7 @@ describe("PrecisionRecall (Kynkäänniemi et al. 2019; spec §7, k = 3)", () => 
   })
 })
 
-describe("KernelInceptionDistance (spec §7)", () => {
+describe("KernelInceptionDistance (docs/algorithm.md §11)", () => {
   it("matches a brute-force unbiased polynomial-kernel MMD² and is ≈ 0 for one distribution, large for shifted", () => {
     const x = gaussian(30, 4, 11)
     const y = gaussian(25, 4, 12, 0.7)

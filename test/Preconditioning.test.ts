@@ -22,8 +22,8 @@ beforeAll(async () => {
 const sigmaArb = fc.double({ min: 0.002, max: 80, noNaN: true })
 const sigmaDataArb = fc.double({ min: 0.1, max: 2, noNaN: true })
 
-describe("EDM preconditioning (spec §1.3)", () => {
-  it("matches the spec's check values at σ = 2.5", () => {
+describe("EDM preconditioning (docs/algorithm.md §2.3)", () => {
+  it("matches docs/algorithm.md's check values at σ = 2.5", () => {
     const c = edmCoefficientsNumber(2.5)
     expect(Math.abs(c.cSkip - 0.0384615)).toBeLessThan(5.1e-8)
     expect(Math.abs(c.cOut - 0.4902903)).toBeLessThan(5.1e-8)
@@ -82,7 +82,7 @@ describe("EDM preconditioning (spec §1.3)", () => {
   })
 })
 
-describe("preconditioned denoiser (spec §1.3, §1.4)", () => {
+describe("preconditioned denoiser (docs/algorithm.md §2.3, §2.4)", () => {
   it("D = c_skip·x + c_out·F(c_in·x, c_noise), per-sample σ broadcast over [N,H,W,C]", () => {
     fc.assert(
       fc.property(fc.array(sigmaArb, { minLength: 1, maxLength: 6 }), fc.integer({ min: 0, max: 1000 }), (ss, seed) => {

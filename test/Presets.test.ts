@@ -93,7 +93,7 @@ describe("presets by teacher kind (issue 18.1)", () => {
     expect(presetLine(p)).toBe(`preset lowDimensional: ${describePreset("lowDimensional")}`)
   })
 
-  it("an image teacher gets the paper's settings (spec §5.2)", async () => {
+  it("an image teacher gets the paper's settings (docs/algorithm.md §9.2)", async () => {
     const p = await planned({ teacher: imageTeacher })
     expect(p.kind).toBe("images")
     const c = p.spec.config
@@ -169,7 +169,7 @@ describe("presets by teacher kind (issue 18.1)", () => {
     expect(Either.isLeft(refused) && refused.left.message).toMatch(/teacher.fitNetwork.hidden \(--teacher-hidden\): recorded 128, requested 64/)
   })
 
-  it("the library's own defaults are unchanged (spec §5.2, §10.5); only sid distill layers a preset", () => {
+  it("the library's own defaults are unchanged (docs/algorithm.md §9.2, §12.3); only sid distill layers a preset", () => {
     expect(encodeDistillConfig(distillConfig())).toMatchObject({ batchSize: DISTILL_DEFAULTS.batchSize, normalizer: true, tmax: 800 })
   })
 })

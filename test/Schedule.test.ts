@@ -23,13 +23,13 @@ beforeAll(async () => {
 /** Tolerance of half a unit in the last printed digit of a spec value. */
 const halfUlp = (s: string): number => 0.5 * Math.pow(10, -(s.split(".")[1]?.length ?? 0)) * 1.0001
 
-describe("ρ-map t ↦ σ (spec §1.2)", () => {
+describe("ρ-map t ↦ σ (docs/algorithm.md §2.2)", () => {
   it("hits the endpoints: σ(0) = σ_min, σ(1) = σ_max", () => {
     expect(sigmaFromTimeNumber(0)).toBeCloseTo(SIGMA_MIN, 12)
     expect(sigmaFromTimeNumber(1)).toBeCloseTo(SIGMA_MAX, 10)
   })
 
-  it("matches the spec's listed values", () => {
+  it("matches docs/algorithm.md's listed values", () => {
     const listed: ReadonlyArray<[number, string]> = [
       [0.5, "2.515219"], [0.7, "12.38158"], [0.8, "24.40834"], [0.9, "45.31373"], [0.98, "71.66310"], [1, "80"]
     ]
@@ -80,7 +80,7 @@ describe("ρ-map t ↦ σ (spec §1.2)", () => {
     expect(Math.min(...s1)).toBeGreaterThanOrEqual(SIGMA_MIN * (1 - 1e-5))
     expect(Math.max(...s1)).toBeLessThanOrEqual(upper * (1 + 1e-5))
     const sorted = Float64Array.from(s1).sort()
-    // spec §1.2: with tmax = 800, median σ ≈ 0.965 and P(σ > 2.5) ≈ 0.376
+    // docs/algorithm.md §2.2: with tmax = 800, median σ ≈ 0.965 and P(σ > 2.5) ≈ 0.376
     expect(sorted[10000]).toBeGreaterThan(0.9)
     expect(sorted[10000]).toBeLessThan(1.03)
     const above = s1.filter((v) => v > 2.5).length / s1.length
@@ -90,7 +90,7 @@ describe("ρ-map t ↦ σ (spec §1.2)", () => {
   })
 })
 
-describe("log-normal σ (spec §1.4)", () => {
+describe("log-normal σ (docs/algorithm.md §2.4)", () => {
   it("σ = exp(n·P_std + P_mean), tensor and number agree", () => {
     fc.assert(
       fc.property(fc.array(fc.double({ min: -4, max: 4, noNaN: true }), { minLength: 1, maxLength: 20 }), (ns) => {
@@ -117,8 +117,8 @@ describe("log-normal σ (spec §1.4)", () => {
   })
 })
 
-describe("Heun step grid (spec §1.2, §1.5)", () => {
-  it("matches the spec's 18-step grid, with t_N = 0 appended", () => {
+describe("Heun step grid (docs/algorithm.md §2.2, §3)", () => {
+  it("matches docs/algorithm.md's 18-step grid, with t_N = 0 appended", () => {
     const listed = ["80.0", "57.586", "40.7856", "28.3746", "19.3525", "12.9101", "8.4009", "5.3152", "3.2568", "1.9233",
       "1.0882", "0.5853", "0.2964", "0.1395", "0.0599", "0.0229", "0.0075", "0.002", "0"]
     const steps = heunSteps(18)

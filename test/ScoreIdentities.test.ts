@@ -34,7 +34,7 @@ beforeAll(async () => {
   await tf.ready()
 })
 
-/** Mixtures from sid-ts/testing: K 1–5, d 1–3, means in ±1.5, stds in [0.05, 1] (spec §10.1). */
+/** Mixtures from sid-ts/testing: K 1–5, d 1–3, means in ±1.5, stds in [0.05, 1] (docs/algorithm.md §4). */
 const mixtureArb: fc.Arbitrary<GaussianMixture> = gaussianMixtureArbitrary()
 
 /** A random test function u: R^d → R^d, u(x) = a ⊙ act(x·W + b), act ∈ {identity, tanh, sin}. */
@@ -70,7 +70,7 @@ interface Draw {
 /** Per-sample σ of the Monte Carlo draws: log-uniform on [0.1, 3]. */
 const MC_SIGMA_RANGE: SigmaRange = { min: 0.1, max: 3 }
 
-/** x_g ~ p_θ, σ log-uniform on MC_SIGMA_RANGE per sample, x_t = x_g + σε (spec §4.2); seeded streams. */
+/** x_g ~ p_θ, σ log-uniform on MC_SIGMA_RANGE per sample, x_t = x_g + σε (docs/algorithm.md §5); seeded streams. */
 const draw = (g: GaussianMixture, n: number, seed: number): Draw =>
   tf.tidy(() => {
     const { x: xg } = sampleSeeded(g, n, seed)
@@ -140,7 +140,7 @@ describe("Monte Carlo summaries", () => {
   })
 })
 
-describe("(I1) Tweedie (spec §4.2)", () => {
+describe("(I1) Tweedie (docs/algorithm.md §5)", () => {
   it("tweedieDenoiser(score) = exact posterior mean and tweedieScore(D) = exact score, per-sample σ across the EDM range", () => {
     fc.assert(
       fc.property(
@@ -165,7 +165,7 @@ describe("(I1) Tweedie (spec §4.2)", () => {
   })
 })
 
-describe("(I2) score projection and (I3) denoiser form hold in expectation (spec §4.2)", () => {
+describe("(I2) score projection and (I3) denoiser form hold in expectation (docs/algorithm.md §5)", () => {
   it("E[u(x_t)ᵀ∇ln p_θ(x_t)] = E[u(x_t)ᵀ(x_g − x_t)/σ²] within 5 standard errors", () => {
     fc.assert(
       fc.property(

@@ -24,7 +24,7 @@ const argsArb = fc.record({
   lossScale: fc.double({ min: 0.5, max: 200, noNaN: true })
 })
 
-/** Float64 reference of spec §4.1 on plain arrays. */
+/** Float64 reference of docs/algorithm.md §8.1 on plain arrays. */
 const reference = (
   xg: ArrayLike<number>,
   yr: ArrayLike<number>,
@@ -59,7 +59,7 @@ const networks = (xg: tf.Tensor, seed: number) => {
   return { yReal: tf.tanh(xt.mul(0.8)).add(0.1), yFake: tf.sin(xt).mul(0.7) }
 }
 
-describe("SiD generator loss (spec §4.1)", () => {
+describe("SiD generator loss (docs/algorithm.md §8.1)", () => {
   it("equals the float64 reference, with w = mean_CHW |x_g − y_r| clipped at 1e-5", () => {
     fc.assert(
       fc.property(argsArb, fc.boolean(), fc.boolean(), ({ alpha, lossScale, n, seed }, normalize, tieRow) => {
@@ -101,7 +101,7 @@ describe("SiD generator loss (spec §4.1)", () => {
     expect(a).toBe(b)
   })
 
-  it("at w = 1 the per-row loss is L² − α·L¹ = (1 − α)·L¹ + δᵀ(f_ψ − x_g) (spec §4.2 decomposition)", () => {
+  it("at w = 1 the per-row loss is L² − α·L¹ = (1 − α)·L¹ + δᵀ(f_ψ − x_g) (docs/algorithm.md §8.2 decomposition)", () => {
     fc.assert(
       fc.property(argsArb, ({ alpha, n, seed }) => {
         const out = tf.tidy(() => {
@@ -161,7 +161,7 @@ describe("tensor helpers", () => {
   })
 })
 
-describe("gradient wiring (spec §4.1, §11)", () => {
+describe("gradient wiring (docs/algorithm.md §8.1, §14)", () => {
   it("stopGradient is the identity forward and blocks the gradient", () => {
     const [value, grad, x] = tf.tidy(() => {
       const x = tf.tensor1d([1, -2, 3])
@@ -282,7 +282,7 @@ const mixtureArb: fc.Arbitrary<GaussianMixture> = fc.integer({ min: 1, max: 3 })
   })
 )
 
-describe("SiD loss with exact teacher and exact fake score (spec §4.2, §10)", () => {
+describe("SiD loss with exact teacher and exact fake score (docs/algorithm.md §8.2, §4, §10)", () => {
   it("mean L̃ (w = 1) matches (1 − α)·mean‖f_φ − f_ψ‖² within 5 standard errors, since E[δᵀ(f_ψ − x_g)] = 0 (I3)", () => {
     fc.assert(
       fc.property(mixtureArb, mixtureArb, fc.double({ min: 0, max: 1.5, noNaN: true }), fc.integer({ min: 0, max: 1e6 }), (data, gen, alpha, seed) => {
@@ -305,7 +305,7 @@ describe("SiD loss with exact teacher and exact fake score (spec §4.2, §10)", 
     )
   })
 
-  it("1-D Gaussian: the batch gradient in (m, c) of x_g = m + c·z matches the closed forms of spec §10.2", async () => {
+  it("1-D Gaussian: the batch gradient in (m, c) of x_g = m + c·z matches the closed forms of docs/algorithm.md §10.1", async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.record({

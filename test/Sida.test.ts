@@ -84,7 +84,7 @@ const fakeRealData = (size: number, classes = 10, fill: (i: number) => number = 
   })
 }
 
-describe("SiDA's discriminator view of each architecture (spec §9.1, docs/sida.md §3)", () => {
+describe("SiDA's discriminator view of each architecture (docs/algorithm.md §13, docs/sida.md §3)", () => {
   const networks: ReadonlyArray<readonly [Network, ReadonlyArray<number>]> = [
     [tinyUNet(), [2, 4, 4, 1]],
     [songUNetNetwork(songUNetSpec(8, 1, { modelChannels: 16, channelMult: [1, 2], numBlocks: 1, attnResolutions: [4], dropout: 0 })), [2, 4, 4, 1]],
@@ -131,7 +131,7 @@ describe("SiDA's discriminator view of each architecture (spec §9.1, docs/sida.
   })
 })
 
-describe("SiDA losses on a hand-computed case (spec §9.1)", () => {
+describe("SiDA losses on a hand-computed case (docs/algorithm.md §13)", () => {
   it("BCE with logits: softplus(∓l), averaged over kept rows and positions", () => {
     const l = tf.tensor4d([0, 2, -1, 3, 5, NaN, 1, 1], [2, 2, 2, 1])
     const one = bceWithLogits(l.slice(0, 1), 1).dataSync()[0]!
@@ -250,7 +250,7 @@ describe("SiDA losses on a hand-computed case (spec §9.1)", () => {
   })
 })
 
-describe("ψ's gradient clip by value (SiDA, spec §9.1)", () => {
+describe("ψ's gradient clip by value (SiDA, docs/algorithm.md §13)", () => {
   it("clips every sanitised entry to [−1, 1], the same in engine and host optimiser state; statistics are of the raw gradient", () => {
     const run = (optimizer: ReturnType<typeof adam>) =>
       runSyncWithEngine(
@@ -338,7 +338,7 @@ const sidaSettings = (overrides: Partial<IterationSettings> = {}, generatorWarmu
   ...overrides
 })
 
-describe("SiDA in the iteration (spec §9.1)", () => {
+describe("SiDA in the iteration (docs/algorithm.md §13)", () => {
   it("G is frozen during its warm-up; then it learns from SiD alone (no adversarial gradient) until the adversarial phase", async () => {
     const r = await runWithEngine(
       Effect.scoped(
@@ -451,7 +451,7 @@ describe("SiDA in the iteration (spec §9.1)", () => {
   }, 120_000)
 })
 
-describe("SiDA runs (spec §9.1)", () => {
+describe("SiDA runs (docs/algorithm.md §13)", () => {
   const run = (c: DistillConfig, store: string, options: Parameters<typeof distill>[1] = {}, realData?: RealDataShape) =>
     runWithEngine(
       Effect.scoped(
@@ -594,7 +594,7 @@ describe("SiDA runs (spec §9.1)", () => {
   })
 })
 
-describe("SiD²A: G starts from a distilled generator (spec §9.1)", () => {
+describe("SiD²A: G starts from a distilled generator (docs/algorithm.md §13)", () => {
   const start = (network: Network, c: DistillConfig) =>
     runWithEngine(
       Effect.scoped(

@@ -81,7 +81,7 @@ const latestOf = (store: Layer.Layer<StoreTag>): Promise<TeacherCheckpoint> =>
 const sharedMemory = async (): Promise<Layer.Layer<StoreTag>> =>
   Layer.succeed(StoreTag, await Effect.runPromise(TeacherCheckpointStore.makeMemory))
 
-/** The EDM loss (spec §1.4) at fixed σ values and fixed noise on the first 32 training images. */
+/** The EDM loss (docs/algorithm.md §2.4) at fixed σ values and fixed noise on the first 32 training images. */
 const fixedLoss = (network: Network, params: Parameters, labels?: tf.Tensor2D): number =>
   tf.tidy(() => {
     const x0 = Context.get(data, Dataset).train.images.slice([0, 0, 0, 0], [32, 16, 16, 1])

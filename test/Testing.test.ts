@@ -42,7 +42,7 @@ beforeAll(async () => {
   await tf.ready()
 })
 
-describe("mixture arbitraries (spec §10.1)", () => {
+describe("mixture arbitraries (docs/algorithm.md §4)", () => {
   it("every mixture is valid (gaussianMixtureProblems → [], decodes with the schema), K 1–5, d 1–3, std ≥ 0.05", () => {
     const seenK = new Set<number>()
     const seenD = new Set<number>()
@@ -101,7 +101,7 @@ describe("mixture arbitraries (spec §10.1)", () => {
   })
 })
 
-describe("σ arbitraries (spec §1.1, §1.2, §3)", () => {
+describe("σ arbitraries (docs/algorithm.md §2.1, §2.2, §7)", () => {
   it("the ranges: EDM [0.002, 80], training exp(P_mean ± 2 P_std), generator [σ_min, σ(tmax/1000)]", () => {
     expect(EDM_SIGMA_RANGE).toEqual({ min: SIGMA_MIN, max: SIGMA_MAX })
     expect(TRAINING_SIGMA_RANGE.min).toBeCloseTo(Math.exp(P_MEAN - 2 * P_STD), 12)
@@ -149,7 +149,7 @@ describe("σ arbitraries (spec §1.1, §1.2, §3)", () => {
   })
 })
 
-describe("points near a mixture (spec §10.1)", () => {
+describe("points near a mixture (docs/algorithm.md §4)", () => {
   it("each point lies within ±spread·√(s_k² + σ²) of some component, with its σ in range", () => {
     fc.assert(
       fc.property(
@@ -187,7 +187,7 @@ describe("points near a mixture (spec §10.1)", () => {
   })
 })
 
-describe("random networks (spec §10.5)", () => {
+describe("random networks (docs/algorithm.md §12.3)", () => {
   it("mlpArbitrary gives small MLPs whose parameters match their shapes and whose output is finite [N, dim]", () => {
     const n0 = tf.memory().numTensors
     fc.assert(
@@ -227,7 +227,7 @@ describe("random networks (spec §10.5)", () => {
   })
 })
 
-describe("config arbitraries (spec §5.2)", () => {
+describe("config arbitraries (docs/algorithm.md §9.2)", () => {
   it("Arbitrary.make(DistillConfig): every draw is a DistillConfig that round-trips through encode/decode", () => {
     fc.assert(
       fc.property(distillConfigArbitrary, (c) => {
@@ -256,7 +256,7 @@ describe("config arbitraries (spec §5.2)", () => {
   })
 })
 
-describe("Monte Carlo checks (spec §4.2, §10.4)", () => {
+describe("Monte Carlo checks (docs/algorithm.md §5, §10.2)", () => {
   it("expectWithinStandardErrors: mean, stderr, z of paired differences; numbers or samples on the right", () => {
     const c = expectWithinStandardErrors([5, 7, 9], [1, 2, 3], 5)
     expect(c.mean).toBeCloseTo(5, 12)

@@ -60,7 +60,7 @@ afterAll(async () => {
 const values = (t: tf.Tensor): Float32Array => t.dataSync() as Float32Array
 const maxDiff = (a: tf.Tensor, b: tf.Tensor): number => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!)
 
-describe("dropout (spec §5.1)", () => {
+describe("dropout (docs/algorithm.md §9.1)", () => {
   it("zeroes a fraction ≈ p of the units, scales the rest by 1/(1 − p), and is a pure function of the seed", () => {
     fc.assert(
       fc.property(fc.double({ min: 0.05, max: 0.9, noNaN: true }), fc.integer({ min: 0, max: 0xffff_ffff }), (p, seed) => {
@@ -199,7 +199,7 @@ const settings = (dropoutRate?: number, twoStageGenerator = false): IterationSet
   ...(dropoutRate === undefined ? {} : { dropout: dropoutRate })
 })
 
-describe("train mode in the iteration (spec §5.1)", () => {
+describe("train mode in the iteration (docs/algorithm.md §9.1)", () => {
   it("ψ trains with dropout in the fake step and G in the generator step; the teacher, the fake step's G and the generator step's ψ stay in eval mode", async () => {
     const calls = await runWithEngine(
       Effect.scoped(

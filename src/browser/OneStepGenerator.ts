@@ -3,7 +3,7 @@
  *
  * Load a file that `sid export` writes — EDM safetensors for EDM networks, the sid-ts generator format for the MLP and
  * the small UNet (docs/generator-format.md) — and draw samples with one network evaluation each:
- * x = D(σ_init·z; σ_init) (spec §2). `generate(n, seed)` draws the latents `sid sample --seed` draws, so both give the
+ * x = D(σ_init·z; σ_init) (docs/algorithm.md §6). `generate(n, seed)` draws the latents `sid sample --seed` draws, so both give the
  * same samples. This module and everything it imports depend only on `@tensorflow/tfjs` (a test checks the import
  * graph).
  *

@@ -24,7 +24,7 @@ export const exportOptions = {
   out: Options.file("out").pipe(Options.withDescription("the safetensors file to write")),
   weights: Options.choice("weights", ["ema", "live"] as const).pipe(
     Options.withDefault("ema" as const),
-    Options.withDescription("the EMA weights (default, spec §5.1) or the live θ")
+    Options.withDescription("the EMA weights (default, docs/algorithm.md §9.1) or the live θ")
   )
 } as const
 

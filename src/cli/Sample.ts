@@ -1,7 +1,7 @@
 /**
- * `sid sample`: samples of a teacher's EDM Heun sampler (spec §1.5: N = 18 steps, 2N − 1 = 35 evaluations by default,
+ * `sid sample`: samples of a teacher's EDM Heun sampler (docs/algorithm.md §3: N = 18 steps, 2N − 1 = 35 evaluations by default,
  * with S_churn / S_min / S_max / S_noise) or of a run's distilled one-step generator (EMA weights,
- * x = G_θ(z) = D_θ(σ_init·z; σ_init), spec §3), as a PNG (a grid of images, or a scatter plot of 2-D points) and
+ * x = G_θ(z) = D_θ(σ_init·z; σ_init), docs/algorithm.md §7), as a PNG (a grid of images, or a scatter plot of 2-D points) and
  * optionally as raw float32 samples (safetensors). It never succeeds without writing a file.
  *
  * Generator samples use the latent convention of `domain/OneStep` (`generate(n, seed)`), so `sid sample --seed s`,
@@ -122,7 +122,7 @@ const drawClasses = (labelDim: number, o: Parsed): Effect.Effect<ReadonlyArray<n
 const classNote = (labelDim: number, o: Parsed): string =>
   labelDim === 0 ? "" : Option.isSome(o.label) ? `, class ${o.label.value}` : ", classes in turn"
 
-/** Heun-sampler samples of the teacher a `--teacher` argument names (spec §1.5). */
+/** Heun-sampler samples of the teacher a `--teacher` argument names (docs/algorithm.md §3). */
 const teacherDraw = (text: string, o: Parsed): Effect.Effect<Drawn, unknown, EngineTag> => {
   const spec = TeacherSpec.parseTeacherSpec(text)
   const fitSteps = spec.kind === "gmm" ? 1 : o.teacherFitSteps
@@ -161,7 +161,7 @@ const teacherDraw = (text: string, o: Parsed): Effect.Effect<Drawn, unknown, Eng
 }
 
 /**
- * One-step samples x = D_θ(σ_init·z; σ_init) of the EMA generator in a run's newest checkpoint (spec §3, §5.1), drawn
+ * One-step samples x = D_θ(σ_init·z; σ_init) of the EMA generator in a run's newest checkpoint (docs/algorithm.md §7, §9.1), drawn
  * as `loadGenerator` and `sid-ts/browser` draw them from the exported file: the same seed gives the same samples.
  */
 const generatorDraw = (runDir: string, o: Parsed): Effect.Effect<Drawn, unknown, EngineTag> => {

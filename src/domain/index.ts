@@ -1,5 +1,5 @@
 /**
- * sid-ts/domain: the pure maths, one namespace per concept (spec §N cited in each module's JSDoc).
+ * sid-ts/domain: the pure maths, one namespace per concept (docs/algorithm.md §N cited in each module's JSDoc).
  *
  * @module
  */

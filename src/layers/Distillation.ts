@@ -8,8 +8,8 @@
  * keeps θ_ema in host memory (`emaInHost`); the pipeline then also runs the two-stage generator backward. Checkpoints
  * are the same either way (host state is materialised as tensors for them), so a run may resume in the other mode.
  * When the run's train-mode dropout (`config.dropout`, or the architecture's own rate) is above 0, the sampler draws
- * dropout seeds from two extra streams, saved in checkpoints with the others (spec §5.1). Likewise augmentation
- * (`config.augment` > 0, spec §3) adds the stream `augment`, and SiDA (`config.adversarial`, spec §9.1) the stream
+ * dropout seeds from two extra streams, saved in checkpoints with the others (docs/algorithm.md §9.1). Likewise augmentation
+ * (`config.augment` > 0, docs/algorithm.md §13.4) adds the stream `augment`, and SiDA (`config.adversarial`, docs/algorithm.md §13) the stream
  * `real` and the real-data service; SiDA without a real-data source fails with a `SidaSetupError` when the layer is
  * built, before anything is written. With `config.initGenerator` (SiD²A) G and G_ema start from that distilled
  * generator (`Generator.layerFromExport`), checked against the teacher and σ_init when the layer is built.
@@ -60,7 +60,7 @@ export interface DistillationParts<E, M = never> {
   /** Metrics, built with the teacher at hand (an image reference matches the teacher's resolution). */
   readonly metrics: Layer.Layer<Metrics, M, Teacher | Engine>
   readonly checkpoints: Layer.Layer<CheckpointStore>
-  /** The generator loss (default: SiD with the config's α and loss scale, spec §4.1). */
+  /** The generator loss (default: SiD with the config's α and loss scale, docs/algorithm.md §8.1). */
   readonly loss?: Layer.Layer<DistillationLoss>
   /**
    * The optimisers of the generator and the fake score (default: {@link defaultOptimizers}). Used as given, also with
@@ -68,14 +68,14 @@ export interface DistillationParts<E, M = never> {
    */
   readonly optimizers?: { readonly generator: Optimizer; readonly fakeScore: Optimizer }
   /**
-   * The real images of SiDA's discriminator (spec §9.1), in place of the source `config.data` names (default: that
+   * The real images of SiDA's discriminator (docs/algorithm.md §13), in place of the source `config.data` names (default: that
    * source, built for the teacher by `RealData.layerForTeacher`; none when `config.adversarial` is off).
    */
   readonly realData?: Layer.Layer<RealData, never, Teacher>
 }
 
 /**
- * SiD's optimisers (spec §5.1): Adam with β₁ = generatorBeta1 (0) for θ and 0 for ψ, the config's β₂, ε and rates;
+ * SiD's optimisers (docs/algorithm.md §9.1): Adam with β₁ = generatorBeta1 (0) for θ and 0 for ψ, the config's β₂, ε and rates;
  * with `config.lowMemory`, the same Adam with its moments in host memory (`adamHost`, bit-identical updates).
  */
 export const defaultOptimizers = (config: DistillConfig): { readonly generator: Optimizer; readonly fakeScore: Optimizer } => {

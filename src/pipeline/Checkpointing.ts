@@ -1,5 +1,5 @@
 /**
- * Capturing the full distillation state into a checkpoint, and restoring it (spec §5.3).
+ * Capturing the full distillation state into a checkpoint, and restoring it (docs/algorithm.md §9.3).
  *
  * Tensor names: `generator.params.*`, `generator.ema.*`, `generator.optimizer.<slot>.*` (Adam: slots `m`, `v`),
  * `fake_score.params.*`, `fake_score.optimizer.<slot>.*`, each followed by the network's own parameter name, so the
@@ -115,7 +115,7 @@ export const restoreCheckpoint = (
     if (manifest.sigmaInit !== s.generator.sigmaInit) {
       return yield* new CheckpointError({
         path: location,
-        reason: `it used σ_init = ${manifest.sigmaInit} but this run uses ${s.generator.sigmaInit} (spec §8.13: σ_init must match)`
+        reason: `it used σ_init = ${manifest.sigmaInit} but this run uses ${s.generator.sigmaInit} (docs/algorithm.md §15, item 9: σ_init must match)`
       })
     }
     for (const prefix of [...trainablePrefixes("generator", s.generator.weights), "generator.ema."]) {

@@ -1,5 +1,5 @@
 /**
- * Distillation as an Effect `Stream` of step reports (spec §5).
+ * Distillation as an Effect `Stream` of step reports (docs/algorithm.md §9).
  *
  * Each element is one SiD iteration (fake-score update, generator update, EMA). The stream yields to the runtime
  * between iterations and checks the stop signal before each, so Ctrl-C is seen within one iteration; an iteration
@@ -50,18 +50,18 @@ const SigmaSummary = Schema.Struct({ min: Schema.Number, median: Schema.Number, 
 export class StepReport extends Schema.Class<StepReport>("StepReport")({
   /** Completed iterations, this one included. */
   step: Schema.Int,
-  /** Generator samples used for its updates so far (cur_nimg, spec §5.1). */
+  /** Generator samples used for its updates so far (cur_nimg, docs/algorithm.md §9.1). */
   imagesSeen: Schema.Int,
   fakeLoss: Schema.Number,
   generatorLoss: Schema.Number,
   fakeGradNorm: Schema.Number,
   generatorGradNorm: Schema.Number,
-  /** Non-finite gradient entries sanitised in this iteration (spec §5.1). */
+  /** Non-finite gradient entries sanitised in this iteration (docs/algorithm.md §9.1). */
   nonFiniteGradients: Schema.Int,
   /**
    * Rows removed from the generator step: a NaN or ±Inf in x_g, y_r, y_f or the row's loss. The step is recomputed
-   * without them (divisor still the batch size), so they cost only their own contribution to ∂L/∂θ (beyond spec
-   * §4.1, which drops NaN rows from the loss value only). Equal to the batch size when every row was dropped: the
+   * without them (divisor still the batch size), so they cost only their own contribution to ∂L/∂θ (beyond docs/algorithm.md
+   * §8.1, which drops NaN rows from the loss value only). Equal to the batch size when every row was dropped: the
    * generator then took no optimiser step (θ and its optimiser state unchanged; the EMA still updates).
    */
   droppedRows: Schema.Int,
@@ -77,7 +77,7 @@ export class StepReport extends Schema.Class<StepReport>("StepReport")({
   checkpoint: Schema.optional(Schema.String),
   /** This step's evaluation is the best so far: its state is the store's best checkpoint. */
   best: Schema.optional(Schema.Boolean),
-  /** SiDA (spec §9.1): the discriminator part of the fake loss (lsd included). */
+  /** SiDA (docs/algorithm.md §13): the discriminator part of the fake loss (lsd included). */
   discriminatorLoss: Schema.optional(Schema.Number),
   /** SiDA: the weighted adversarial part of the generator loss (0 before its phase). */
   adversarialLoss: Schema.optional(Schema.Number),
@@ -153,7 +153,7 @@ export const checkResumedRun = (
 
 /**
  * The iteration settings of a config (`lowMemory` runs the two-stage generator update) for a network: the train-mode
- * dropout rate is `config.dropout`, or when that is null the network's own (spec §5.1–5.2; 0 without a network).
+ * dropout rate is `config.dropout`, or when that is null the network's own (docs/algorithm.md §9.1–9.2; 0 without a network).
  */
 export const iterationSettings = (config: DistillConfig, network?: Network): IterationSettings => {
   const augment = augmentSettingsOf(config)

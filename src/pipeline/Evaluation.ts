@@ -1,5 +1,5 @@
 /**
- * Evaluating the one-step generator and, for comparison, the teacher's own Heun sampler (spec §1.5, §7, §10.5).
+ * Evaluating the one-step generator and, for comparison, the teacher's own Heun sampler (docs/algorithm.md §3, §11, §12.3).
  *
  * Both draw their latents from a fixed seed, so successive evaluations of a run compare like with like. The effectful
  * samplers ({@link sampleHeun}, {@link drawTeacherSamples}, {@link drawGeneratorSamples}) give the event loop a turn
@@ -106,7 +106,7 @@ const runHeun = (held: Held, denoise: Denoiser, latents: tf.Tensor, options: Heu
   })
 
 /**
- * The Heun sampler of `heunSample` (spec §1.5) as an Effect: the event loop gets a turn before each step, so an
+ * The Heun sampler of `heunSample` (docs/algorithm.md §3) as an Effect: the event loop gets a turn before each step, so an
  * interruption ends it within one step (at most two denoiser evaluations). The samples are owned by the caller's
  * scope; intermediate tensors are released as it goes, and on interruption.
  */

@@ -1,5 +1,5 @@
 /**
- * The final checkpoint of a training stream (spec §5.3): when the stream ends for any reason — done, failed or
+ * The final checkpoint of a training stream (docs/algorithm.md §9.3): when the stream ends for any reason — done, failed or
  * interrupted — the last completed step is saved unless it already was, bounded in time, before the services are
  * released. Shared by distillation and teacher training.
  *

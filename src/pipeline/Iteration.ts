@@ -1,5 +1,5 @@
 /**
- * One SiD iteration: a fake-score update, then a generator update, then the EMA (spec §5.1).
+ * One SiD iteration: a fake-score update, then a generator update, then the EMA (docs/algorithm.md §9.1).
  *
  * Both updates are synchronous TF.js work inside `tf.tidy`; the caller runs the whole iteration in one `Effect.sync`
  * so it is never cut in half, and yields to the runtime between iterations.
@@ -9,17 +9,17 @@
  * fake score, then G's vector-Jacobian product from a second forward of G, so only one network's tape is alive at a
  * time (lower peak memory, one more G forward). `IterationSettings.twoStageGenerator` picks it.
  *
- * Train and evaluation mode (spec §5.1): with `IterationSettings.dropout` > 0, ψ runs in train mode (dropout on) in
+ * Train and evaluation mode (docs/algorithm.md §9.1): with `IterationSettings.dropout` > 0, ψ runs in train mode (dropout on) in
  * the fake step and G in the generator step, their masks seeded by the sampler's per-step dropout seeds. The teacher,
  * G producing the fake step's samples, ψ in the generator step and G_ema always run in evaluation mode.
  *
- * Row isolation (beyond spec §4.1): a generator-step row whose x_g, y_r, y_f or loss is not finite is removed from the
+ * Row isolation (beyond docs/algorithm.md §8.1): a generator-step row whose x_g, y_r, y_f or loss is not finite is removed from the
  * step, which is recomputed on the other rows of the same draws (divisor still the batch size); only that row's
- * contribution is lost, not the update. The fake-score step keeps the reference's NaN-row masking (spec §3).
+ * contribution is lost, not the update. The fake-score step keeps the reference's NaN-row masking (docs/algorithm.md §7).
  *
  * Augmentation and SiDA (docs/sida.md): with `IterationSettings.augment` the fake step's images pass through EDM's
- * augmentation pipe (spec §3); with `IterationSettings.adversarial` the fake score doubles as a discriminator on real
- * images in the fake step, and the generator follows SiDA's warm-up and adversarial objective (spec §9.1). Both are
+ * augmentation pipe (docs/algorithm.md §13.4); with `IterationSettings.adversarial` the fake score doubles as a discriminator on real
+ * images in the fake step, and the generator follows SiDA's warm-up and adversarial objective (docs/algorithm.md §13). Both are
  * compositions of the pure losses in `domain/SidaLoss.ts`; without them an iteration is exactly plain SiD's.
  *
  * @module
@@ -45,13 +45,13 @@ export interface IterationServices {
   readonly generator: GeneratorShape
   readonly fakeScore: FakeScoreShape
   readonly sampler: DataFreeSamplerShape
-  /** The generator loss (SiD by default, spec §4.1). */
+  /** The generator loss (SiD by default, docs/algorithm.md §8.1). */
   readonly loss: GeneratorLoss
-  /** Real images for SiDA's discriminator (spec §9.1); needed only when `IterationSettings.adversarial` is set. */
+  /** Real images for SiDA's discriminator (docs/algorithm.md §13); needed only when `IterationSettings.adversarial` is set. */
   readonly realData?: RealDataShape
 }
 
-/** SiDA's settings of an iteration (spec §9.1; docs/sida.md). */
+/** SiDA's settings of an iteration (docs/algorithm.md §13; docs/sida.md). */
 export interface AdversarialSettings {
   /** lsd: multiplier of the discriminator loss in the fake step. */
   readonly discriminatorScale: number
@@ -75,21 +75,21 @@ export interface IterationSettings {
    */
   readonly twoStageGenerator?: boolean
   /**
-   * Train-mode dropout rate in [0, 1) of ψ in the fake step and G in the generator step (spec §5.1–5.2); absent or 0:
+   * Train-mode dropout rate in [0, 1) of ψ in the fake step and G in the generator step (docs/algorithm.md §9.1–9.2); absent or 0:
    * evaluation mode throughout. Needs a sampler that draws dropout seeds.
    */
   readonly dropout?: number
   /**
-   * EDM's augmentation of the fake step's images (spec §3; docs/sida.md §2), p > 0; absent: none. Needs a sampler
+   * EDM's augmentation of the fake step's images (docs/algorithm.md §13.4; docs/sida.md §2), p > 0; absent: none. Needs a sampler
    * with augmentation (its `augmentation` draws); labels reach ψ when its network takes them (`augmentDim` > 0).
    */
   readonly augment?: AugmentSettings
-  /** SiDA (spec §9.1): the fake score doubles as a discriminator on real images; absent: plain SiD. */
+  /** SiDA (docs/algorithm.md §13): the fake score doubles as a discriminator on real images; absent: plain SiD. */
   readonly adversarial?: AdversarialSettings
 }
 
 /**
- * The train-mode options of a step (spec §5.1): dropout at the settings' rate with the step's seed, or none. Throws
+ * The train-mode options of a step (docs/algorithm.md §9.1): dropout at the settings' rate with the step's seed, or none. Throws
  * (after releasing the draws) when dropout is on but the sampler drew no seed.
  */
 const trainMode = (settings: IterationSettings, draws: Draws): ApplyOptions | undefined => {
@@ -141,15 +141,15 @@ const summarise = (sigma: tf.Tensor1D): SigmaSummary => {
 const drawnTensors = (d: Draws): Array<tf.Tensor> =>
   d.labels === undefined ? [d.z, d.sigma, d.noise] : [d.z, d.sigma, d.noise, d.labels]
 
-/** Images augmented for ψ (spec §3): the augmented batch and ψ's options with its labels when ψ takes them. */
+/** Images augmented for ψ (docs/algorithm.md §13.4): the augmented batch and ψ's options with its labels when ψ takes them. */
 interface AugmentedInput {
   readonly images: tf.Tensor
   readonly options: ApplyOptions | undefined
 }
 
 /**
- * The fake step's view of a batch (spec §3): augmented with the sampler's next parameters when augmentation is on
- * (labels passed to ψ when its network takes them, spec §8 pitfall 15), else the batch itself. New tensors.
+ * The fake step's view of a batch (docs/algorithm.md §13.4): augmented with the sampler's next parameters when augmentation is on
+ * (labels passed to ψ when its network takes them, docs/algorithm.md §15, item 11), else the batch itself. New tensors.
  */
 const augmentedInput = (
   s: IterationServices,
@@ -190,9 +190,9 @@ export interface FakeUpdateResult {
 }
 
 /**
- * The fake-score update (spec §3): ψ (in train mode when dropout is on) learns to denoise detached generator samples,
+ * The fake-score update (docs/algorithm.md §7): ψ (in train mode when dropout is on) learns to denoise detached generator samples,
  * made by G in evaluation mode, at log-normal σ; augmented by EDM's pipe when `settings.augment` is set. Under SiDA
- * (`settings.adversarial`, spec §9.1) ψ also learns to tell real images (the real-data service's rows the sampler
+ * (`settings.adversarial`, docs/algorithm.md §13) ψ also learns to tell real images (the real-data service's rows the sampler
  * draws, augmented independently) from the generator's, at the same σ and noise: the discriminator term is added to the
  * DSM loss, and ψ's gradients are clipped by value at 1 after sanitisation. Real images reach only ψ.
  */
@@ -277,7 +277,7 @@ const realRows = (s: IterationServices, n: number) => {
 
 /** What a generator update measured. */
 export interface GeneratorUpdateResult {
-  /** The loss of the rows kept (dropped rows count in its divisor, spec §4.1); 0 when every row was dropped. */
+  /** The loss of the rows kept (dropped rows count in its divisor, docs/algorithm.md §8.1); 0 when every row was dropped. */
   readonly loss: number
   /** Statistics of the optimiser step; gradNorm and nonFinite 0 when every row was dropped and no step was taken. */
   readonly stats: StepStatistics
@@ -319,14 +319,14 @@ interface PendingPass {
 
 /**
  * What the generator minimises in a step: a generator loss, and whether it reads the fake score's discriminator
- * logits at x_t (SiDA's adversarial phase, spec §9.1).
+ * logits at x_t (SiDA's adversarial phase, docs/algorithm.md §13).
  */
 export interface GeneratorObjective {
   readonly loss: GeneratorLoss
   readonly logits: boolean
 }
 
-/** The generator loss at x_g (spec §4.1): x_t = x_g + σ·ε, then the teacher and the fake score at x_t. */
+/** The generator loss at x_g (docs/algorithm.md §8.1): x_t = x_g + σ·ε, then the teacher and the fake score at x_t. */
 const generatorLossAt = (s: IterationServices, objective: GeneratorObjective, draws: Draws, xg: tf.Tensor, batchSize: number) => {
   const xt = tf.add(xg, tf.mul(draws.noise, broadcastPerSample(draws.sigma, xg)))
   const yReal = s.teacher.denoise(xt, draws.sigma, draws.labels)
@@ -422,7 +422,7 @@ const keptRows = (draws: Draws, train: ApplyOptions | undefined, kept: ReadonlyA
 
 /**
  * A generator update with row isolation at ∂L/∂θ (beyond the reference, which drops NaN rows from the loss value
- * only, spec §4.1): a pass over the whole batch; if any row is not finite (`nonFiniteRows`: a NaN or ±Inf in x_g, y_r,
+ * only, docs/algorithm.md §8.1): a pass over the whole batch; if any row is not finite (`nonFiniteRows`: a NaN or ±Inf in x_g, y_r,
  * y_f or the row's loss, read from the host in one read), the pass is discarded and redone on the rows still kept,
  * gathered from the same draws (z, σ, ε, labels; dropout masks as those rows had them in the whole batch) with the
  * divisor kept at the batch size, until a pass has no such row. The kept rows' contributions to L and ∂L/∂θ are then
@@ -479,7 +479,7 @@ const isolatedUpdate = (
 
 /**
  * The generator's objective in an iteration that starts with `imagesSeen` images seen: the run's loss (SiD by
- * default); under SiDA (spec §9.1) frozen while G warms up (undefined), then the run's loss alone, then
+ * default); under SiDA (docs/algorithm.md §13) frozen while G warms up (undefined), then the run's loss alone, then
  * ½·loss + ½·adversarial term once that phase starts.
  */
 export const generatorObjective = (
@@ -503,7 +503,7 @@ export const generatorObjective = (
 }
 
 /**
- * The generator update (spec §4.1): the generator loss (SiD by default, or `objective`) at x_t = G_θ(z) + σ·ε with σ
+ * The generator update (docs/algorithm.md §8.1): the generator loss (SiD by default, or `objective`) at x_t = G_θ(z) + σ·ε with σ
  * from the ρ-map; the gradient flows through the teacher and the fake score into x_t but only θ is updated. G runs in
  * train mode when dropout is on; the teacher and ψ in evaluation mode. One tape through all three networks. A row with
  * a NaN or ±Inf in x_g, y_r, y_f (or the fake logits) or its loss is removed from the step and the step recomputed
@@ -518,7 +518,7 @@ export const generatorUpdate = (
 ): GeneratorUpdateResult => isolatedUpdate(s, settings, fusedPass, objective)
 
 /**
- * The generator update of {@link generatorUpdate} (spec §4.1) with its backward pass in two stages: (1) x_g = G_θ(z)
+ * The generator update of {@link generatorUpdate} (docs/algorithm.md §8.1) with its backward pass in two stages: (1) x_g = G_θ(z)
  * without a tape, then g = ∂L/∂x_g through the teacher and the fake score; (2) ∂L/∂θ = ∂⟨G_θ(z), g⟩/∂θ, the
  * vector-Jacobian product of G at z, from a second forward of G_θ with the same inputs (and the same dropout masks),
  * so it is the same x_g. The chain rule makes the gradient the fused one's (up to float32 summation order); only one
@@ -532,7 +532,7 @@ export const generatorUpdateTwoStage = (
 ): GeneratorUpdateResult => isolatedUpdate(s, settings, twoStagePass, objective)
 
 /**
- * A generator step while G is frozen (SiDA's warm-up, spec §9.1): the step's draws are taken, so every stream is
+ * A generator step while G is frozen (SiDA's warm-up, docs/algorithm.md §13): the step's draws are taken, so every stream is
  * where it would be after an update, but nothing is computed and θ is unchanged.
  */
 const frozenGeneratorStep = (s: IterationServices, settings: IterationSettings): GeneratorUpdateResult => {
@@ -543,7 +543,7 @@ const frozenGeneratorStep = (s: IterationServices, settings: IterationSettings):
 }
 
 /**
- * One full iteration (spec §5.1): fake update, generator update, EMA with the ramp-up rule; under SiDA (spec §9.1)
+ * One full iteration (docs/algorithm.md §9.1): fake update, generator update, EMA with the ramp-up rule; under SiDA (docs/algorithm.md §13)
  * the discriminator term in the fake update, and G's warm-up and adversarial phase decided by `imagesSeen` (the
  * images seen before this iteration, cur_nimg).
  */

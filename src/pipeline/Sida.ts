@@ -1,5 +1,5 @@
 /**
- * What a run's config asks of SiDA (spec §9.1; docs/sida.md), as iteration settings. The checks that a run's services
+ * What a run's config asks of SiDA (docs/algorithm.md §13; docs/sida.md), as iteration settings. The checks that a run's services
  * can honour it are `checkSidaConfig` / `checkSidaSetup` in `services/RealData.ts`; the augmentation settings are
  * `augmentSettingsOf` in `domain/sid/Augment.ts`.
  *
@@ -8,7 +8,7 @@
 import type { DistillConfig } from "../domain/config/DistillConfig.js"
 import type { AdversarialSettings } from "./Iteration.js"
 
-/** SiDA's settings of a config (spec §9.1), or none when `config.adversarial` is off. */
+/** SiDA's settings of a config (docs/algorithm.md §13), or none when `config.adversarial` is off. */
 export const adversarialSettingsOf = (config: DistillConfig): AdversarialSettings | undefined =>
   config.adversarial
     ? {

@@ -1,11 +1,11 @@
 /**
  * Teacher training as an Effect `Stream` of step reports (issue 4 §2): the small image UNet trained on the dataset's
- * training split with EDM's loss (spec §1.4: log-normal σ, λ(σ)‖D − y‖², Adam with a linear learning-rate warm-up,
- * an EMA of the weights with EDM's half-life rule, spec §5.1 C).
+ * training split with EDM's loss (docs/algorithm.md §2.4: log-normal σ, λ(σ)‖D − y‖², Adam with a linear learning-rate warm-up,
+ * an EMA of the weights with EDM's half-life rule, docs/algorithm.md §9.1 C).
  *
  * Like distillation, the stream checks its stop signal before each step; a step is one synchronous block, and between
  * steps the event loop gets a turn, so an interruption (Ctrl-C) is seen before the next step. Checkpoints (weights,
- * Adam moments and step, EMA, random-stream states, config, architecture; spec §5.3) are written every
+ * Adam moments and step, EMA, random-stream states, config, architecture; docs/algorithm.md §9.3) are written every
  * `checkpointEvery` steps, at the end, and — bounded in time — when the stream ends early for any reason. Each
  * checkpoint also (re)writes the EMA weights as a teacher file (`sid-ts-teacher-v1`) when a path is given, so
  * `sid distill --teacher <file>` can use the newest one. A resumed run draws exactly the numbers the uninterrupted run
@@ -64,7 +64,7 @@ export class TeacherStepReport extends Schema.Class<TeacherStepReport>("TeacherS
   step: Schema.Int,
   /** Training images seen so far. */
   imagesSeen: Schema.Int,
-  /** The EDM loss of this step's batch, before the update (spec §1.4). */
+  /** The EDM loss of this step's batch, before the update (docs/algorithm.md §2.4). */
   loss: Schema.Number,
   /** Global gradient norm before sanitisation. */
   gradNorm: Schema.Number,
@@ -92,7 +92,7 @@ export interface TeacherTrainingOptions {
   readonly finalCheckpointTimeoutMs?: number
 }
 
-/** Adam (β1, β2, ε of the config) whose learning rate follows EDM's linear warm-up by its own step count (spec §1.4). */
+/** Adam (β1, β2, ε of the config) whose learning rate follows EDM's linear warm-up by its own step count (docs/algorithm.md §2.4). */
 export const warmupAdam = (config: TeacherTrainingConfig): Optimizer => {
   const at = (step: number) =>
     adam({ learningRate: learningRateAt(config, step * config.batchSize), beta1: config.beta1, beta2: config.beta2, epsilon: config.epsilon })

@@ -1,6 +1,6 @@
 /**
  * Image grids as PNG bytes: samples in [−1, 1] laid out in rows and columns, quantised as EDM does
- * (uint8 = clip(x·127.5 + 128, 0, 255), truncated; spec §1.5).
+ * (uint8 = clip(x·127.5 + 128, 0, 255), truncated; docs/algorithm.md §3).
  *
  * @module
  */
@@ -42,7 +42,7 @@ const checkInteger = (name: string, value: number, min: number): void => {
 
 /**
  * Encodes images [N, H, W, C] in [−1, 1] (C = 1 or 3; grayscale is replicated to RGB) as one PNG grid (RGB, 8 bit),
- * quantised with uint8 = clip(x·127.5 + 128, 0, 255) truncated (spec §1.5). Throws a RangeError on other shapes or a
+ * quantised with uint8 = clip(x·127.5 + 128, 0, 255) truncated (docs/algorithm.md §3). Throws a RangeError on other shapes or a
  * bad layout. The tensor is not disposed.
  */
 export const imageGrid = (images: tf.Tensor4D, options: ImageGridOptions = {}): Uint8Array => {

@@ -1,5 +1,5 @@
 /**
- * Plots of a distillation run as PNG bytes (spec §10.3: scatter plots of the 2-D toy, log(metric) against
+ * Plots of a distillation run as PNG bytes (docs/algorithm.md §12: scatter plots of the 2-D toy, log(metric) against
  * iterations).
  *
  * Charts are declared in Vega-Lite, compiled and rendered to SVG headlessly by Vega, and rasterised by resvg. Text
@@ -152,7 +152,7 @@ const checkSize = (width: number, height: number) =>
     : Effect.fail(new PlotError({ reason: `size must be whole pixels in [16, 8192], got ${width}×${height}` }))
 
 /**
- * Side-by-side scatter plots of 2-D samples on shared axes (spec §10.3: ground truth, the teacher's sampler and the
+ * Side-by-side scatter plots of 2-D samples on shared axes (docs/algorithm.md §12: ground truth, the teacher's sampler and the
  * one-step generator), as PNG bytes of the requested size.
  */
 export const scatterPanels = (
@@ -199,7 +199,7 @@ export const scatterPanels = (
   })
 
 /**
- * Lines of (x, y) points, by default on a log y axis (spec §10.3: log(metric) against iterations), as PNG bytes of
+ * Lines of (x, y) points, by default on a log y axis (docs/algorithm.md §12: log(metric) against iterations), as PNG bytes of
  * the requested size. Dashed series draw reference levels.
  */
 export const linePlot = (

@@ -1,5 +1,5 @@
 /**
- * Checkpoints: everything a run needs to continue exactly where it stopped (spec §5.3).
+ * Checkpoints: everything a run needs to continue exactly where it stopped (docs/algorithm.md §9.3).
  *
  * A checkpoint is a safetensors file of named tensors (generator, EMA, fake score, both optimisers' moments) plus a
  * JSON manifest (step, images seen, optimiser step counts, random-stream states, config, architecture). Both are
@@ -25,7 +25,7 @@ export class CheckpointManifest extends Schema.Class<CheckpointManifest>("Checkp
   format: Schema.Literal(CHECKPOINT_FORMAT),
   /** Completed SiD iterations. */
   step: Schema.NonNegativeInt,
-  /** Images the generator has produced for its own updates (cur_nimg, spec §5.1). */
+  /** Images the generator has produced for its own updates (cur_nimg, docs/algorithm.md §9.1). */
   imagesSeen: Schema.NonNegativeInt,
   /** The distillation config, encoded. */
   config: Schema.Unknown,
@@ -247,7 +247,7 @@ export class CheckpointStore extends Context.Tag("sid-ts/CheckpointStore")<Check
 
 export * from "./internal/checkpointStore.js"
 
-/** The distillation checkpoint format (spec §5.3): `CheckpointManifest` with `sid-ts-checkpoint-weights-v1` weights. */
+/** The distillation checkpoint format (docs/algorithm.md §9.3): `CheckpointManifest` with `sid-ts-checkpoint-weights-v1` weights. */
 export const distillationFormat: StoreFormat<CheckpointManifest, typeof CheckpointManifest.Encoded> = {
   manifest: CheckpointManifest,
   withFiles: (manifest, files) =>

@@ -1,10 +1,10 @@
 /**
- * The data-free sampler: every random draw distillation needs, from seeded, splittable streams (spec §3, §4.1).
+ * The data-free sampler: every random draw distillation needs, from seeded, splittable streams (docs/algorithm.md §7, §8.1).
  *
  * No real data is involved in SiD: the generator's latents, the noise levels and the diffusion noise are all the
  * randomness it uses. Each purpose has its own stream so that resuming from a checkpoint continues every stream
- * exactly where it stopped. Optional streams exist only when a run needs them: dropout seeds, augmentation (spec §3)
- * and, for SiDA (spec §9.1), the rows of the real images its discriminator sees (the images themselves come from the
+ * exactly where it stopped. Optional streams exist only when a run needs them: dropout seeds, augmentation (docs/algorithm.md §13.4)
+ * and, for SiDA (docs/algorithm.md §13), the rows of the real images its discriminator sees (the images themselves come from the
  * `RealData` service; the sampler only chooses them).
  *
  * @module
@@ -30,7 +30,7 @@ export interface Draws {
   /** One-hot class labels [N, labelDim], uniform over classes, for class-conditional networks; absent otherwise. */
   readonly labels?: tf.Tensor2D
   /**
-   * Seed of this step's dropout masks (a uint32 from the step's own stream) for train-mode dropout (spec §5.1); absent
+   * Seed of this step's dropout masks (a uint32 from the step's own stream) for train-mode dropout (docs/algorithm.md §9.1); absent
    * when the sampler draws none.
    */
   readonly dropoutSeed?: number
@@ -46,19 +46,19 @@ export type SamplerState = typeof SamplerState.Type
 
 /** What a data-free sampler provides. Draw methods advance the streams; the caller owns (disposes) the tensors. */
 export interface DataFreeSamplerShape {
-  /** Draws for the fake-score step: σ log-normal(P_mean, P_std) (spec §3). */
+  /** Draws for the fake-score step: σ log-normal(P_mean, P_std) (docs/algorithm.md §7). */
   readonly fakeStep: (batch: number) => Draws
-  /** Draws for the generator step: t ~ U(0, tmax/1000) mapped through the ρ-schedule (spec §4.1). */
+  /** Draws for the generator step: t ~ U(0, tmax/1000) mapped through the ρ-schedule (docs/algorithm.md §8.1). */
   readonly generatorStep: (batch: number) => Draws
   /** Standard-normal latents for evaluation, from their own stream. */
   readonly latents: (batch: number) => tf.Tensor
   /**
-   * One batch's augmentation parameters (spec §3, docs/sida.md §2) from the stream `augment`; present only on a
+   * One batch's augmentation parameters (docs/algorithm.md §13.4, docs/sida.md §2) from the stream `augment`; present only on a
    * sampler built with augmentation (p > 0), so a run without it keeps exactly its former streams.
    */
   readonly augmentation?: (batch: number) => AugmentParams
   /**
-   * Rows of a real dataset of `size` images for SiDA's discriminator (spec §9.1), uniform with replacement, from the
+   * Rows of a real dataset of `size` images for SiDA's discriminator (docs/algorithm.md §13), uniform with replacement, from the
    * stream `real`; present only on a sampler built for real data.
    */
   readonly realIndices?: (batch: number, size: number) => Int32Array
@@ -73,8 +73,8 @@ export class DataFreeSampler extends Context.Tag("sid-ts/DataFreeSampler")<DataF
 
 // ---- layers ----
 /*
- * The data-free sampler layer: seeded xoshiro128** streams, one per purpose (spec §3, §4.1), plus dropout-mask
- * seeds for train mode (spec §5.1) when asked for.
+ * The data-free sampler layer: seeded xoshiro128** streams, one per purpose (docs/algorithm.md §7, §8.1), plus dropout-mask
+ * seeds for train mode (docs/algorithm.md §9.1) when asked for.
  *
  */
 
@@ -83,26 +83,26 @@ export interface SamplerOptions {
   readonly seed: number
   /** Shape of one sample, without the batch axis. */
   readonly dataShape: ReadonlyArray<number>
-  /** Upper end of the generator-loss time in thousandths (spec §4.1), default 800. */
+  /** Upper end of the generator-loss time in thousandths (docs/algorithm.md §8.1), default 800. */
   readonly tmax?: number
-  /** Log-normal σ of the fake step (spec §1.1), defaults −1.2 and 1.2. */
+  /** Log-normal σ of the fake step (docs/algorithm.md §2.1), defaults −1.2 and 1.2. */
   readonly pMean?: number
   readonly pStd?: number
   /** Classes of a class-conditional network (labels drawn uniformly); 0 or absent for an unconditional one. */
   readonly labelDim?: number
   /**
-   * Draw a dropout-mask seed per step for train-mode dropout (spec §5.1: ψ in the fake step, G in the generator
+   * Draw a dropout-mask seed per step for train-mode dropout (docs/algorithm.md §9.1: ψ in the fake step, G in the generator
    * step), from the streams `fake.dropout` and `generator.dropout`, which exist only then (default false; a sampler
    * without them saves and restores the same state as before dropout existed). Restoring a state saved without them
    * (a run without dropout, or from before it existed) starts them afresh from the seed.
    */
   readonly dropout?: boolean
   /**
-   * Augmentation settings (spec §3; p > 0): the sampler then draws each batch's augmentation parameters from the
+   * Augmentation settings (docs/algorithm.md §13.4; p > 0): the sampler then draws each batch's augmentation parameters from the
    * stream `augment`, which exists only then. Absent: no such stream (the state is as before augmentation existed).
    */
   readonly augment?: AugmentSettings
-  /** Draw rows of a real dataset for SiDA (spec §9.1) from the stream `real`, which exists only then (default false). */
+  /** Draw rows of a real dataset for SiDA (docs/algorithm.md §13) from the stream `real`, which exists only then (default false). */
   readonly realData?: boolean
 }
 
@@ -202,7 +202,7 @@ export const layer = (options: SamplerOptions): Layer.Layer<DataFreeSampler, nev
 
 /**
  * The data-free sampler for the teacher's data shape and classes; with dropout seeds when the train-mode dropout rate
- * (`dropout`: the distillation's setting, null or absent for the architecture's own, spec §5.2) is above 0.
+ * (`dropout`: the distillation's setting, null or absent for the architecture's own, docs/algorithm.md §9.2) is above 0.
  */
 export const layerForTeacher = (
   options: Omit<SamplerOptions, "dataShape" | "labelDim" | "dropout"> & { readonly dropout?: number | null }

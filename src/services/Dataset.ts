@@ -1,6 +1,6 @@
 /**
  * Dataset: real images with labels, used only to train a teacher and to measure samples (issue 4 §1). Distillation
- * itself stays data-free (spec §2): no layer of the SiD loop reads this service.
+ * itself stays data-free (docs/algorithm.md §6): no layer of the SiD loop reads this service.
  *
  * @module
  */

@@ -1,5 +1,5 @@
 /**
- * The generator loss a distillation run uses: SiD by default (spec §4.1), or any other {@link GeneratorLoss} — the
+ * The generator loss a distillation run uses: SiD by default (docs/algorithm.md §8.1), or any other {@link GeneratorLoss} — the
  * L¹ or L² term alone, the DMD direction, or a user's own — swapped in through a layer.
  *
  * @module
@@ -21,8 +21,8 @@ export class DistillationLoss extends Context.Tag("sid-ts/DistillationLoss")<Dis
 export const layer = (loss: GeneratorLoss): Layer.Layer<DistillationLoss> => Layer.succeed(DistillationLoss, loss)
 
 /**
- * The generator loss a config names (`config.loss`: SiD with its α, spec §4.1; the DMD direction, §4.4; or the L¹ /
- * L² term alone, §4.2), with the config's loss scale and normaliser.
+ * The generator loss a config names (`config.loss`: SiD with its α, docs/algorithm.md §8.1; the DMD direction, docs/algorithm.md §8.4; or the L¹ /
+ * L² term alone, docs/algorithm.md §8.2), with the config's loss scale and normaliser.
  */
 export const lossFromConfig = (config: DistillConfig): GeneratorLoss => {
   const options = { lossScale: config.generatorLossScale, normalize: config.normalizer }

@@ -1,5 +1,5 @@
 /**
- * The fake score f_ψ: a denoiser trained on the generator's samples, tracking E_θ[x_g | x_t] (spec §3, §4.2).
+ * The fake score f_ψ: a denoiser trained on the generator's samples, tracking E_θ[x_g | x_t] (docs/algorithm.md §7, §5).
  *
  * @module
  */
@@ -14,7 +14,7 @@ import { makeTrainableWeights, type TrainableWeights } from "./TrainableWeights.
 
 /** What a fake score provides. */
 export interface FakeScoreShape {
-  /** The architecture (the teacher's, spec §2). */
+  /** The architecture (the teacher's, docs/algorithm.md §6). */
   readonly network: Network
   /** σ_data of the preconditioning. */
   readonly sigmaData: number
@@ -22,12 +22,12 @@ export interface FakeScoreShape {
   readonly weights: TrainableWeights
   /**
    * f_ψ(x; σ, c) with the current ψ (`labels` one-hot for a class-conditional network): differentiable in x and in ψ.
-   * `options.dropout` runs it in train mode (spec §5.1: the fake step only). Synchronous: call inside `tf.tidy` or a
+   * `options.dropout` runs it in train mode (docs/algorithm.md §9.1: the fake step only). Synchronous: call inside `tf.tidy` or a
    * gradient closure.
    */
   readonly denoise: (x: tf.Tensor, sigma: SigmaLike, labels?: tf.Tensor2D, options?: ApplyOptions) => tf.Tensor
   /**
-   * SiDA (spec §9.1): f_ψ(x; σ, c) as `denoise` computes it and the discriminator logits of the same pass (the channel
+   * SiDA (docs/algorithm.md §13): f_ψ(x; σ, c) as `denoise` computes it and the discriminator logits of the same pass (the channel
    * mean of the encoder's bottleneck). Present when the architecture has them (`Network.applyWithLogits`).
    */
   readonly denoiseWithLogits?: (
@@ -36,7 +36,7 @@ export interface FakeScoreShape {
     labels?: tf.Tensor2D,
     options?: ApplyOptions
   ) => { readonly denoised: tf.Tensor; readonly logits: tf.Tensor }
-  /** SiDA (spec §9.1): the discriminator logits alone (the encoder only), e.g. of noised real images. */
+  /** SiDA (docs/algorithm.md §13): the discriminator logits alone (the encoder only), e.g. of noised real images. */
   readonly logits?: (x: tf.Tensor, sigma: SigmaLike, labels?: tf.Tensor2D, options?: ApplyOptions) => tf.Tensor
 }
 
@@ -45,8 +45,8 @@ export class FakeScore extends Context.Tag("sid-ts/FakeScore")<FakeScore, FakeSc
 
 // ---- layers ----
 /*
- * The fake-score layer: f_ψ initialised from the teacher's weights (spec §2: ψ ← φ); with SiDA's discriminator view
- * (spec §9.1) when the architecture has one.
+ * The fake-score layer: f_ψ initialised from the teacher's weights (docs/algorithm.md §6: ψ ← φ); with SiDA's discriminator view
+ * (docs/algorithm.md §13) when the architecture has one.
  *
  */
 

@@ -1,5 +1,5 @@
 /**
- * FeatureExtractor: the network image metrics are measured in (spec §7: Inception-v3 pool3 features for FID and
+ * FeatureExtractor: the network image metrics are measured in (docs/algorithm.md §11: Inception-v3 pool3 features for FID and
  * precision/recall, its softmax for the Inception Score; issue 4 §4: a small LeNet for "MNIST-FID"). The metric code
  * only sees this service, so a user can plug in another network (e.g. Inception-v3 converted to TF.js) without
  * changing it. Implementations live in `src/layers/FeatureExtractor.ts`.
@@ -66,7 +66,7 @@ export class FeatureExtractor extends Context.Tag("sid-ts/FeatureExtractor")<Fea
 
 // ---- layers ----
 /*
- * Feature extractor layers (issue 4 §4; spec §7):
+ * Feature extractor layers (issue 4 §4; docs/algorithm.md §11):
  *
  * - {@link layerLeNet}: the committed LeNet of MNIST-FID (`assets/lenet-mnist.safetensors`, trained by
  *   `tools/train-lenet.ts`), its SHA-256 checked against {@link LENET_SHA256} before use; 128-d penultimate features
@@ -424,7 +424,7 @@ const loadModel = async (options: TfjsModelOptions): Promise<LoadedModel> => {
 }
 
 /**
- * A user-supplied TF.js model on disk as the feature extractor (spec §7: e.g. Inception-v3's pool features and
+ * A user-supplied TF.js model on disk as the feature extractor (docs/algorithm.md §11: e.g. Inception-v3's pool features and
  * softmax for CIFAR-style FID and IS). The model is loaded once on acquisition (a {@link FeatureExtractorError} if the
  * files are missing, malformed or lack the named outputs), probed once to learn the feature and class widths, and
  * disposed on release.

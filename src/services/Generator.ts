@@ -1,5 +1,5 @@
 /**
- * The one-step generator G_θ(z) = D_θ(σ_init·z; σ_init) and its EMA copy (spec §2).
+ * The one-step generator G_θ(z) = D_θ(σ_init·z; σ_init) and its EMA copy (docs/algorithm.md §6).
  *
  * @module
  */
@@ -14,14 +14,14 @@ import type { Engine } from "../engine/Engine.js"
 import { Teacher } from "./Teacher.js"
 import { makeTrainableWeights, type TrainableWeights } from "./TrainableWeights.js"
 
-/** Which weights generate: the live θ (trained, differentiable) or the EMA θ_ema (for evaluation, spec §5.1). */
+/** Which weights generate: the live θ (trained, differentiable) or the EMA θ_ema (for evaluation, docs/algorithm.md §9.1). */
 export type GeneratorWeights = "live" | "ema"
 
 /** What a generator provides. */
 export interface GeneratorShape {
-  /** The architecture (the teacher's, spec §2). */
+  /** The architecture (the teacher's, docs/algorithm.md §6). */
   readonly network: Network
-  /** The fixed input noise level σ_init (spec §2; 2.5 by default). */
+  /** The fixed input noise level σ_init (docs/algorithm.md §6; 2.5 by default). */
   readonly sigmaInit: number
   /** σ_data of the preconditioning. */
   readonly sigmaData: number
@@ -32,13 +32,13 @@ export interface GeneratorShape {
   /** θ_ema, by name. */
   readonly ema: Parameters
   /**
-   * x_g = D(σ_init·z; σ_init, c) for standard-normal z [N, ...dataShape] (spec §2), with one-hot `labels` [N, labelDim]
+   * x_g = D(σ_init·z; σ_init, c) for standard-normal z [N, ...dataShape] (docs/algorithm.md §6), with one-hot `labels` [N, labelDim]
    * for a class-conditional generator (`network.labelDim` > 0). With "live" the result is differentiable with respect
-   * to θ. `options.dropout` runs the live G in train mode (spec §5.1: the generator step only); G_ema is always in
+   * to θ. `options.dropout` runs the live G in train mode (docs/algorithm.md §9.1: the generator step only); G_ema is always in
    * evaluation mode (an error to ask otherwise). Synchronous: call inside `tf.tidy` or a gradient closure.
    */
   readonly generate: (z: tf.Tensor, weights?: GeneratorWeights, labels?: tf.Tensor2D, options?: ApplyOptions) => tf.Tensor
-  /** θ_ema ← β·θ_ema + (1−β)·θ (spec §5.1). */
+  /** θ_ema ← β·θ_ema + (1−β)·θ (docs/algorithm.md §9.1). */
   readonly updateEma: (beta: number) => void
   /** Overwrites θ_ema (from a checkpoint). */
   readonly restoreEma: (ema: Parameters) => void
@@ -49,26 +49,26 @@ export class Generator extends Context.Tag("sid-ts/Generator")<Generator, Genera
 
 // ---- layers ----
 /*
- * The generator layer: G_θ initialised from the teacher's weights (spec §2: θ ← φ, θ_ema ← φ). θ_ema lives in engine
+ * The generator layer: G_θ initialised from the teacher's weights (docs/algorithm.md §6: θ ← φ, θ_ema ← φ). θ_ema lives in engine
  * variables, or, with `emaInHost`, in host memory (for networks too large for the wasm heap).
  *
  */
 
 /** Generator settings. */
 export interface GeneratorOptions {
-  /** σ_init (spec §2), default 2.5. */
+  /** σ_init (docs/algorithm.md §6), default 2.5. */
   readonly sigmaInit?: number
-  /** The generator's optimiser (spec §5.1: Adam, β = (0, 0.999), ε = 1e-8). */
+  /** The generator's optimiser (docs/algorithm.md §9.1: Adam, β = (0, 0.999), ε = 1e-8). */
   readonly optimizer: Optimizer
   /**
-   * Keep θ_ema in host memory (`Float32Array`s outside the engine; default false). The EMA update (spec §5.1) then
+   * Keep θ_ema in host memory (`Float32Array`s outside the engine; default false). The EMA update (docs/algorithm.md §9.1) then
    * runs one parameter at a time in float32, bit-identical to the tensor update; `ema` and `generate(z, "ema")`
    * materialise it as tensors on demand, kept until the next `updateEma`/`restoreEma` or release.
    */
   readonly emaInHost?: boolean
   /**
    * θ and θ_ema start as copies of these (names and shapes of the teacher's network) instead of the teacher's weights:
-   * SiD²A starts from a distilled generator (spec §9.1). The caller keeps ownership. Default: the teacher's (spec §2).
+   * SiD²A starts from a distilled generator (docs/algorithm.md §13). The caller keeps ownership. Default: the teacher's (docs/algorithm.md §6).
    */
   readonly initial?: Parameters
 }
@@ -172,7 +172,7 @@ export const layer = (options: GeneratorOptions): Layer.Layer<Generator, never, 
         },
         generate: (z, which = "live", labels, options) => {
           if (which === "ema" && options?.dropout !== undefined) {
-            throw new Error("G_ema runs in evaluation mode only (spec §5.1): no dropout for generate(z, \"ema\")")
+            throw new Error("G_ema runs in evaluation mode only (docs/algorithm.md §9.1): no dropout for generate(z, \"ema\")")
           }
           return tf.tidy(() =>
             denoiseWith(

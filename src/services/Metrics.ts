@@ -1,5 +1,5 @@
 /**
- * Metrics: how close a set of samples is to the reference distribution (spec §7, §10.3, §10.5).
+ * Metrics: how close a set of samples is to the reference distribution (docs/algorithm.md §11, §12, §12.3).
  *
  * @module
  */
@@ -15,24 +15,24 @@ export class SampleMetrics extends Schema.Class<SampleMetrics>("SampleMetrics")(
   /** Number of samples evaluated. */
   samples: Schema.Int,
   /**
-   * Fréchet distance to the reference set (spec §7): in raw coordinates for vector data (§10.3), in the feature
+   * Fréchet distance to the reference set (docs/algorithm.md §11): in raw coordinates for vector data (docs/algorithm.md §12), in the feature
    * extractor's space for images (then equal to `fid`).
    */
   frechetDistance: Schema.Number,
   /**
-   * MMD² to the reference set: unbiased RBF-kernel MMD² in raw coordinates for vector data (spec §10.5); for images
-   * the KID, an unbiased MMD² with the polynomial kernel (xᵀy/d + 1)³ on the extractor's features (spec §7).
+   * MMD² to the reference set: unbiased RBF-kernel MMD² in raw coordinates for vector data (docs/algorithm.md §12.3); for images
+   * the KID, an unbiased MMD² with the polynomial kernel (xᵀy/d + 1)³ on the extractor's features (docs/algorithm.md §11).
    */
   mmd: Schema.Number,
   /** Share of the in-mode samples assigned to each mixture component (true weights for a perfect sampler). */
   modeWeights: Schema.optional(Schema.Array(Schema.Number)),
   /** Number of components that received at least half their true share of samples. */
   modesCovered: Schema.optional(Schema.Int),
-  /** Share of samples farther than 3 standard deviations from every component mean (spec §10.5). */
+  /** Share of samples farther than 3 standard deviations from every component mean (docs/algorithm.md §12.3). */
   offModeFraction: Schema.optional(Schema.Number),
   /**
-   * Mixtures: the unbiased RBF-MMD² at each of several bandwidths, from well below to above a mode's width (spec
-   * §10.3): the small ones see the shape of each mode, the large ones the placement of the mass.
+   * Mixtures: the unbiased RBF-MMD² at each of several bandwidths, from well below to above a mode's width (docs/algorithm.md
+   * §12): the small ones see the shape of each mode, the large ones the placement of the mass.
    */
   mmdByBandwidth: Schema.optional(Schema.Array(Schema.Struct({ bandwidth: Schema.Number, mmd: Schema.Number }))),
   /** Mixtures: share of samples on bridges between two neighbouring modes (`GaussianMixture.modeShape`). */
@@ -45,13 +45,13 @@ export class SampleMetrics extends Schema.Class<SampleMetrics>("SampleMetrics")(
   modeCovarianceErrors: Schema.optional(Schema.Array(Schema.NullOr(Schema.Number))),
   /** Mixtures, per component: in-mode spread as a multiple of the truth's (null: too few samples). */
   modeSpreads: Schema.optional(Schema.Array(Schema.NullOr(Schema.Number))),
-  /** Images: FID, the Fréchet distance of the extractor's features to the reference features (spec §7). */
+  /** Images: FID, the Fréchet distance of the extractor's features to the reference features (docs/algorithm.md §11). */
   fid: Schema.optional(Schema.Number),
-  /** Images: Inception Score of the samples from the extractor's class probabilities (spec §7; 1 ≤ IS ≤ classes). */
+  /** Images: Inception Score of the samples from the extractor's class probabilities (docs/algorithm.md §11; 1 ≤ IS ≤ classes). */
   inceptionScore: Schema.optional(Schema.Number),
-  /** Images: share of samples inside the reference feature manifold (k-NN balls, k = 3; spec §7). */
+  /** Images: share of samples inside the reference feature manifold (k-NN balls, k = 3; docs/algorithm.md §11). */
   precision: Schema.optional(Schema.Number),
-  /** Images: share of reference images inside the samples' feature manifold (k-NN balls, k = 3; spec §7). */
+  /** Images: share of reference images inside the samples' feature manifold (k-NN balls, k = 3; docs/algorithm.md §11). */
   recall: Schema.optional(Schema.Number),
   /** Images: the extractor's classification accuracy on the labelled reference set, reported beside its figures. */
   classifierAccuracy: Schema.optional(Schema.Number)
@@ -81,7 +81,7 @@ export class Metrics extends Context.Tag("sid-ts/Metrics")<Metrics, MetricsShape
 
 // ---- layers ----
 /*
- * Metrics against an exact Gaussian mixture (spec §10.3, §10.5): Fréchet distance, MMD (at the headline bandwidth and
+ * Metrics against an exact Gaussian mixture (docs/algorithm.md §12, §12.3): Fréchet distance, MMD (at the headline bandwidth and
  * at several others, from well below to above a mode's width), mode coverage, recovered weights, off-mode and
  * between-mode mass, and each mode's mean, covariance and spread against the truth (`GaussianMixture.modeShape`).
  *
@@ -89,11 +89,11 @@ export class Metrics extends Context.Tag("sid-ts/Metrics")<Metrics, MetricsShape
 
 /** Settings of the mixture metrics. */
 export interface MixtureMetricsOptions {
-  /** Exact reference samples (default 20,000, spec §10.5). */
+  /** Exact reference samples (default 20,000, docs/algorithm.md §12.3). */
   readonly referenceSize?: number
   /** Samples per side used for MMD (default 5,000). */
   readonly mmdSize?: number
-  /** RBF bandwidth of the headline MMD (default 0.1, spec §10.5). */
+  /** RBF bandwidth of the headline MMD (default 0.1, docs/algorithm.md §12.3). */
   readonly bandwidth?: number
   /** Bandwidths of the MMD by bandwidth (default {@link SHAPE_BANDWIDTHS}); computed in the same pass. */
   readonly bandwidths?: ReadonlyArray<number>
@@ -105,12 +105,12 @@ export interface MixtureMetricsOptions {
 
 /**
  * Bandwidths of the MMD by bandwidth: from well below the modes' width (std 0.05–0.06 on the ring and the grid) to
- * well above it (spec §10.3).
+ * well above it (docs/algorithm.md §12).
  */
 export const SHAPE_BANDWIDTHS: ReadonlyArray<number> = [0.02, 0.05, 0.1, 0.3]
 
 /**
- * Mode statistics in plain JS: in-mode = Mahalanobis distance ≤ 3 from some mean (spec §10.5). The first figures of
+ * Mode statistics in plain JS: in-mode = Mahalanobis distance ≤ 3 from some mean (docs/algorithm.md §12.3). The first figures of
  * `GaussianMixture.modeShape`, which has the rest.
  */
 export const modeStatistics = (
@@ -122,7 +122,7 @@ export const modeStatistics = (
   return { modeWeights: shape.modeWeights, modesCovered: shape.modesCovered, offModeFraction: shape.offModeFraction }
 }
 
-/** Every mixture figure of `n` samples (row-major `values`) that needs no reference set (spec §10.3, §10.5). */
+/** Every mixture figure of `n` samples (row-major `values`) that needs no reference set (docs/algorithm.md §12, §12.3). */
 export const shapeMetrics = (mixture: GaussianMixture.GaussianMixture, values: ArrayLike<number>, n: number) => {
   const shape = GaussianMixture.modeShape(mixture, values, n)
   return {

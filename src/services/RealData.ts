@@ -1,5 +1,5 @@
 /**
- * Real images for SiDA's discriminator (spec §9.1; docs/sida.md §4). SiD itself is data-free; SiDA adds a GAN term
+ * Real images for SiDA's discriminator (docs/algorithm.md §13; docs/sida.md §4). SiD itself is data-free; SiDA adds a GAN term
  * whose discriminator (the fake score's encoder) sees real images next to the generator's. Real images reach only
  * that discriminator: never the generator's inputs, never the teacher.
  *
@@ -59,7 +59,7 @@ export class SidaSetupError extends Schema.TaggedError<SidaSetupError>()("SidaSe
 
 // ---- layers ----
 /*
- * Real-data layers for SiDA (spec §9.1; docs/sida.md §4): a `RealData` from any `Dataset` service (its training
+ * Real-data layers for SiDA (docs/algorithm.md §13; docs/sida.md §4): a `RealData` from any `Dataset` service (its training
  * split), and the one a config names (`data: "mnist"`), built at the teacher's image size and checked against the
  * teacher's data shape and classes before anything else happens.
  *
@@ -101,7 +101,7 @@ export const fromDataset = (dataset: {
 export const layerFromDataset: Layer.Layer<RealData, never, Dataset> = Layer.effect(RealData, Effect.map(Dataset, fromDataset))
 
 /**
- * Checks that a real-data source fits a network (spec §9.1): the same image shape, and for a class-conditional network
+ * Checks that a real-data source fits a network (docs/algorithm.md §13): the same image shape, and for a class-conditional network
  * as many classes as its labels. Fails with a {@link SidaSetupError} naming the mismatch.
  */
 export const checkRealData = (real: RealDataShape, network: Network): Effect.Effect<void, SidaSetupError> => {

@@ -1,5 +1,5 @@
 /**
- * The teacher: a frozen denoiser f_φ(x; σ) ≈ E[x₀ | x_σ = x] (spec §1.3, §2).
+ * The teacher: a frozen denoiser f_φ(x; σ) ≈ E[x₀ | x_σ = x] (docs/algorithm.md §2.3, §6).
  *
  * @module
  */
@@ -19,7 +19,7 @@ import { writeFileAtomic } from "../platform/AtomicFile.js"
 import { fitDenoiserScoped } from "./internal/denoiserFit.js"
 import { fromNamedArrays, shapesWithPrefix, toNamedArrays } from "../platform/NamedTensors.js"
 
-/** An architecture and the weights the student networks start from (spec §2: θ ← φ, ψ ← φ). */
+/** An architecture and the weights the student networks start from (docs/algorithm.md §6: θ ← φ, ψ ← φ). */
 export interface TeacherWeights {
   readonly network: Network
   readonly params: Parameters
@@ -31,12 +31,12 @@ export interface TeacherShape {
   readonly name: string
   /** Shape of one sample, without the batch axis. */
   readonly dataShape: ReadonlyArray<number>
-  /** σ_data of the teacher's preconditioning (spec §1.1). */
+  /** σ_data of the teacher's preconditioning (docs/algorithm.md §2.1). */
   readonly sigmaData: number
   /**
    * f_φ(x; σ, c): x is [N, ...dataShape], σ a number or [N], `labels` one-hot [N, labelDim] for a class-conditional
    * teacher (`weights.network.labelDim` > 0). The parameters are frozen but the output is differentiable with respect
-   * to x, as the SiD generator loss needs (spec §4.1). Synchronous: call it inside `tf.tidy` or a gradient closure.
+   * to x, as the SiD generator loss needs (docs/algorithm.md §8.1). Synchronous: call it inside `tf.tidy` or a gradient closure.
    */
   readonly denoise: (x: tf.Tensor, sigma: SigmaLike, labels?: tf.Tensor2D) => tf.Tensor
   /** Weights to initialise the generator and the fake score from. */
@@ -96,7 +96,7 @@ export interface MixtureFitOptions {
   readonly batchSize?: number
   readonly learningRate?: number
   readonly seed?: number
-  /** The MLP's hidden width and depth (default 128 × 4, spec §10.5). */
+  /** The MLP's hidden width and depth (default 128 × 4, docs/algorithm.md §12.3). */
   readonly hidden?: number
   readonly depth?: number
   /** Called every `reportEvery` steps (default 100) and after the last one with the step and the loss. */
@@ -141,8 +141,8 @@ const fitOnMixture = (
 }
 
 /**
- * The exact mixture teacher: f_φ is the analytic posterior mean (spec §10.1). The generator and fake score start from
- * an MLP regressed onto it over log-normal σ (spec §10.3 step 1).
+ * The exact mixture teacher: f_φ is the analytic posterior mean (docs/algorithm.md §4). The generator and fake score start from
+ * an MLP regressed onto it over log-normal σ (docs/algorithm.md §12.1).
  */
 export const layerGaussianMixture = (
   mixture: GaussianMixture.GaussianMixture,
@@ -174,8 +174,8 @@ export const fromWeights = (
 })
 
 /**
- * A network teacher trained in process by EDM denoising score matching on samples of the mixture (spec §10.3,
- * §10.5): the realistic path, where G and ψ start from the teacher's own weights.
+ * A network teacher trained in process by EDM denoising score matching on samples of the mixture (docs/algorithm.md §12,
+ * §12.3): the realistic path, where G and ψ start from the teacher's own weights.
  */
 export const layerTrainedOnMixture = (
   mixture: GaussianMixture.GaussianMixture,

@@ -17,7 +17,7 @@ import { type Engine, withEngineEffect } from "../engine/Engine.js"
 export interface StepStatistics {
   /** Global L2 norm of the gradient before sanitisation (NaN when it has non-finite entries). */
   readonly gradNorm: number
-  /** Number of NaN/Inf gradient entries that were sanitised (spec §5.1). */
+  /** Number of NaN/Inf gradient entries that were sanitised (docs/algorithm.md §9.1). */
   readonly nonFinite: number
 }
 
@@ -33,12 +33,12 @@ export interface TrainableWeights {
   readonly variables: Readonly<Record<string, tf.Variable>>
   /** The parameters in name order, for `tf.variableGrads`. */
   readonly list: ReadonlyArray<tf.Variable>
-  /** The optimiser (Adam by default, spec §5.1). */
+  /** The optimiser (Adam by default, docs/algorithm.md §9.1). */
   readonly optimizer: Optimizer
   /**
-   * Sanitises the gradients (spec §5.1) and applies one optimiser update. Gradients are keyed by variable name, as
+   * Sanitises the gradients (docs/algorithm.md §9.1) and applies one optimiser update. Gradients are keyed by variable name, as
    * `tf.variableGrads(f, list)` returns them; parameters without a gradient are left unchanged. With `clipValue`, every
-   * sanitised entry is then clipped to [−clipValue, clipValue] (SiDA's fake score, spec §9.1); the statistics are of
+   * sanitised entry is then clipped to [−clipValue, clipValue] (SiDA's fake score, docs/algorithm.md §13); the statistics are of
    * the gradient as given.
    */
   readonly applyGradients: (grads: Parameters, options?: ApplyGradientsOptions) => StepStatistics
@@ -157,7 +157,7 @@ const makeEngineWeights = (
   )
 
 /**
- * Trainable weights whose optimiser state lives in host memory (spec §5.1): the engine holds only the parameters and,
+ * Trainable weights whose optimiser state lives in host memory (docs/algorithm.md §9.1): the engine holds only the parameters and,
  * during a step, one parameter's update. A step reads each gradient, sanitises it as `sanitizeGradient` does (NaN → 0,
  * ±Inf → ±1e5, finite values untouched), applies `host` to a copy of the parameter's values and its slots, and
  * assigns the result. The gradient norm is accumulated in float64. `optimizerState().slots` materialises the slots as tensors on demand

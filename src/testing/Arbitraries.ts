@@ -1,7 +1,7 @@
 /**
  * fast-check arbitraries for property tests of SiD code: configs (derived from the Schema classes), Gaussian mixtures
- * (exact teachers, spec §10.1), noise levels across the EDM range (spec §1.1, §1.2), points near a mixture and small
- * random MLP networks (spec §10.5).
+ * (exact teachers, docs/algorithm.md §4), noise levels across the EDM range (docs/algorithm.md §2.1, §2.2), points near a mixture and small
+ * random MLP networks (docs/algorithm.md §12.3).
  *
  * Built on `FastCheck` from "effect", the same copy as the "fast-check" package, so these arbitraries mix with
  * `fc.*` in tests. No arbitrary creates tensors (shrinking would leak them): networks come as a spec, a
@@ -38,29 +38,29 @@ export interface SigmaRange {
   readonly max: number
 }
 
-/** The whole EDM range [σ_min, σ_max] = [0.002, 80] (spec §1.1). */
+/** The whole EDM range [σ_min, σ_max] = [0.002, 80] (docs/algorithm.md §2.1). */
 export const EDM_SIGMA_RANGE: SigmaRange = { min: SIGMA_MIN, max: SIGMA_MAX }
 
 /**
  * The bulk of the EDM training noise: exp(P_mean ± 2·P_std) ≈ [0.0273, 3.32], about 95% of the log-normal σ of the
- * fake-score loss (spec §1.1, §1.4, §3).
+ * fake-score loss (docs/algorithm.md §2.1, §2.4, §7).
  */
 export const TRAINING_SIGMA_RANGE: SigmaRange = { min: Math.exp(P_MEAN - 2 * P_STD), max: Math.exp(P_MEAN + 2 * P_STD) }
 
-/** The SiD generator-loss range [σ(0), σ(tmax/1000)] on the ρ-schedule (spec §1.2, §4.1): [0.002, 24.4] at tmax 800. */
+/** The SiD generator-loss range [σ(0), σ(tmax/1000)] on the ρ-schedule (docs/algorithm.md §2.2, §8.1): [0.002, 24.4] at tmax 800. */
 export const generatorSigmaRange = (tmax: number = TMAX): SigmaRange => ({
   min: sigmaFromTimeNumber(0),
   max: sigmaFromTimeNumber(tmax / 1000)
 })
 
-/** σ log-uniform on a range (spec §1.1). */
+/** σ log-uniform on a range (docs/algorithm.md §2.1). */
 export const sigmaArbitrary = (range: SigmaRange = EDM_SIGMA_RANGE): FastCheck.Arbitrary<number> =>
   logUniformArbitrary(range.min, range.max)
 
-/** σ log-uniform across the whole EDM range [0.002, 80] (spec §1.1). */
+/** σ log-uniform across the whole EDM range [0.002, 80] (docs/algorithm.md §2.1). */
 export const edmSigmaArbitrary: FastCheck.Arbitrary<number> = sigmaArbitrary(EDM_SIGMA_RANGE)
 
-/** σ log-uniform on the training range exp(P_mean ± 2·P_std) (spec §1.1, §3). */
+/** σ log-uniform on the training range exp(P_mean ± 2·P_std) (docs/algorithm.md §2.1, §7). */
 export const trainingSigmaArbitrary: FastCheck.Arbitrary<number> = sigmaArbitrary(TRAINING_SIGMA_RANGE)
 
 /** Ranges of {@link gaussianMixtureArbitrary}; every field optional. */
@@ -84,7 +84,7 @@ export interface MixtureArbitraryOptions {
 }
 
 /**
- * Valid Gaussian mixtures with diagonal covariances (spec §10.1): K components (default 1–5), dimension d (default
+ * Valid Gaussian mixtures with diagonal covariances (docs/algorithm.md §4): K components (default 1–5), dimension d (default
  * 1–3), means uniform in ±1.5, stds log-uniform in [0.05, 1] per coordinate, weights normalised from raw values in
  * [0.1, 1]. Every draw passes `gaussianMixtureProblems` (it goes through `makeGaussianMixture`).
  */
@@ -112,7 +112,7 @@ export const gaussianMixtureArbitrary = (options: MixtureArbitraryOptions = {}):
   })
 }
 
-/** A batch of points with one noise level per point (spec §10.1: x = x_0 + σε). */
+/** A batch of points with one noise level per point (docs/algorithm.md §4: x = x_0 + σε). */
 export interface NoisyPoints {
   /** [N][d] points. */
   readonly points: ReadonlyArray<ReadonlyArray<number>>
@@ -133,7 +133,7 @@ export interface NoisyPointsOptions {
 }
 
 /**
- * Points near a mixture under noise (spec §10.1): each point picks a component k and a σ, then
+ * Points near a mixture under noise (docs/algorithm.md §4): each point picks a component k and a σ, then
  * x_j = μ_kj + √(s_kj² + σ²)·z_j with z_j uniform in [−spread, spread], so it sits where p_σ has mass.
  */
 export const noisyPointsArbitrary = (g: GaussianMixture, options: NoisyPointsOptions = {}): FastCheck.Arbitrary<NoisyPoints> => {
@@ -151,7 +151,7 @@ export const noisyPointsArbitrary = (g: GaussianMixture, options: NoisyPointsOpt
   }))
 }
 
-/** A mixture together with points near it (spec §10.1). */
+/** A mixture together with points near it (docs/algorithm.md §4). */
 export const mixtureWithPointsArbitrary = (
   mixture: MixtureArbitraryOptions = {},
   points: NoisyPointsOptions = {}
@@ -160,7 +160,7 @@ export const mixtureWithPointsArbitrary = (
     noisyPointsArbitrary(g, points).map((p) => ({ mixture: g, points: p.points, sigmas: p.sigmas }))
   )
 
-/** A small random MLP network: its spec, the {@link Network} and a seed for `network.init(seed)` (spec §10.5). */
+/** A small random MLP network: its spec, the {@link Network} and a seed for `network.init(seed)` (docs/algorithm.md §12.3). */
 export interface RandomMlp {
   readonly spec: MlpSpec
   readonly network: Network
@@ -180,7 +180,7 @@ export interface MlpArbitraryOptions {
 }
 
 /**
- * Small random MLPs of the spec §10.5 architecture (`mlpSpec` + `mlpNetwork`): width 2–16, depth 1–2, K 1–4,
+ * Small random MLPs of the docs/algorithm.md §12.3 architecture (`mlpSpec` + `mlpNetwork`): width 2–16, depth 1–2, K 1–4,
  * output scale log-uniform in [0.1, 1], and a 32-bit seed from fast-check. No tensors are created until the caller
  * runs `network.init(seed)` (and then owns the parameters).
  */
@@ -204,7 +204,7 @@ export const mlpArbitrary = (options: MlpArbitraryOptions = {}): FastCheck.Arbit
 export const distillConfigArbitrary: FastCheck.Arbitrary<DistillConfig> = Arbitrary.make(DistillConfig)
 
 /**
- * Practical configs for small runs (spec §5.2, §10.5): α in [0, 1.5], learning rates log-uniform in [1e-5, 1e-3],
+ * Practical configs for small runs (docs/algorithm.md §9.2, §12.3): α in [0, 1.5], learning rates log-uniform in [1e-5, 1e-3],
  * batch 1–1024, steps 0–20000, σ_init in [0.5, 5], tmax in [100, 1000], β1 ∈ {0, 0.9}, EMA half-life 0–500 kimg,
  * rampup 0.05 or null, the rest at their defaults; built through `distillConfig`, so every draw is a decoded config.
  */

@@ -2,7 +2,7 @@
  * Monte Carlo checks of identities that hold in expectation, for property tests: compare paired per-sample values
  * (common random numbers) with a standard-error bound.
  *
- * Spec: `sid.md` §4.2 (I2 and I3 hold in expectation), §10.2 and §10.4 (gradients matched "to MC error").
+ * Maths: `docs/algorithm.md` §5 (I2 and I3 hold in expectation), §10.1 and §10.2 (gradients matched "to MC error").
  *
  * @module
  */
@@ -12,7 +12,7 @@ import { pairedDifference, zScore } from "../domain/metrics/MonteCarlo.js"
 /** Per-sample values: a plain array (any `ArrayLike<number>`) or a tensor, read with `dataSync` and flattened. */
 export type Samples = ArrayLike<number> | tf.Tensor
 
-/** The outcome of a standard-error check of E[lhs − rhs] = 0 (spec §4.2, §10.4). */
+/** The outcome of a standard-error check of E[lhs − rhs] = 0 (docs/algorithm.md §5, §10.2). */
 export interface StandardErrorCheck {
   /** Sample mean of lhs_i − rhs_i. */
   readonly mean: number
@@ -33,7 +33,7 @@ export interface StandardErrorCheck {
 const values = (s: Samples): ArrayLike<number> => (s instanceof tf.Tensor ? (s.dataSync() as Float32Array) : s)
 
 /**
- * Checks E[lhs − rhs] = 0 from paired per-sample values (spec §4.2, §10.4): the mean and standard error of
+ * Checks E[lhs − rhs] = 0 from paired per-sample values (docs/algorithm.md §5, §10.2): the mean and standard error of
  * lhs_i − rhs_i, and whether |mean| ≤ k·stderr + absTolerance (default k = 5, i.e. a false alarm about once in
  * 1.7 million checks under a normal approximation). `rhs` may be one number (a closed form) instead of samples.
  * Returns the result without throwing, except on fewer than 2 pairs or unequal lengths; see {@link checkIdentity}.
@@ -70,7 +70,7 @@ export const describeCheck = (name: string, c: StandardErrorCheck): string =>
 
 /**
  * {@link expectWithinStandardErrors}, throwing an Error that names the identity and gives the mean, standard error, z and
- * bound when the check fails (spec §4.2, §10.4). Returns the check when it passes.
+ * bound when the check fails (docs/algorithm.md §5, §10.2). Returns the check when it passes.
  */
 export const checkIdentity = (
   name: string,

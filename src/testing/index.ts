@@ -1,6 +1,6 @@
 /**
  * sid-ts/testing: fast-check arbitraries and Monte Carlo checks for property tests of score-distillation code
- * (spec §4.2 identities, §10 exact teachers).
+ * (docs/algorithm.md §5 identities, §4, §10 exact teachers).
  *
  * @module
  */

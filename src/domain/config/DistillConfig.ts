@@ -1,11 +1,11 @@
 /**
  * The SiD distillation configuration: every hyper-parameter of the training loop, validated and branded, with
- * the spec's defaults, plus a pure decoder that turns bad input into a readable {@link ConfigError}.
+ * docs/algorithm.md's defaults, plus a pure decoder that turns bad input into a readable {@link ConfigError}.
  *
- * Spec: `sid.md` §5.1 (training loop, Adam, EMA), §5.2 (hyper-parameters of the reference runs and the
- * `sid_train.py` CLI defaults), §1.1/§2/§4.1 (EDM constants, σ_init, α, tmax), §10.3/§10.5 (the 2-D toy), §11 (Adam ε).
+ * Maths: `docs/algorithm.md` §9.1 (training loop, Adam, EMA), §9.2 (hyper-parameters of the reference runs and the
+ * `sid_train.py` CLI defaults), §2.1/§6/§8.1 (EDM constants, σ_init, α, tmax), §12/§12.3 (the 2-D toy), §14 (Adam ε).
  *
- * Defaults are the toy (2-D ring) settings of §10.5 where the toy and the image runs differ: learning rates 3e-4
+ * Defaults are the toy (2-D ring) settings of docs/algorithm.md §12.3 where the toy and the image runs differ: learning rates 3e-4
  * (image runs: 1e-5, ImageNet 4e-6, AFHQv2 5e-6), batch 512 (image runs: 256 on CIFAR-10, 512 on FFHQ/AFHQv2, 8192
  * on ImageNet). Everything else is SiD's own default. Every field is optional on input
  * (`Schema.optionalWith(..., { default, exact: true })`): a missing key takes its default, an explicit `undefined`
@@ -45,79 +45,79 @@ const withDefault = <S extends Schema.Schema.Any>(schema: S, value: () => Schema
   Schema.optionalWith(schema, { default: value, exact: true })
 
 /**
- * The default values (spec §5.2 CLI defaults, §1.1 EDM constants, §10.5 toy settings), as plain numbers.
+ * The default values (docs/algorithm.md §9.2 CLI defaults, §2.1 EDM constants, §12.3 toy settings), as plain numbers.
  * {@link DistillConfig.defaults} is the same as a decoded instance.
  */
 export const DISTILL_DEFAULTS = {
-  /** spec §4.1, §5.2: `--alpha 1.2` (1.0 on AFHQv2; §10.5: 1.0 was best on the ring). */
+  /** docs/algorithm.md §8.1, §9.2: `--alpha 1.2` (1.0 on AFHQv2; docs/algorithm.md §12.3: 1.0 was best on the ring). */
   alpha: 1.2,
-  /** spec §4.1: `--tmax 800`. */
+  /** docs/algorithm.md §8.1: `--tmax 800`. */
   tmax: TMAX,
-  /** spec §2: `--init_sigma 2.5`. */
+  /** docs/algorithm.md §6: `--init_sigma 2.5`. */
   sigmaInit: SIGMA_INIT,
-  /** spec §1.1: P_mean = −1.2. */
+  /** docs/algorithm.md §2.1: P_mean = −1.2. */
   pMean: P_MEAN,
-  /** spec §1.1: P_std = 1.2. */
+  /** docs/algorithm.md §2.1: P_std = 1.2. */
   pStd: P_STD,
-  /** spec §10.5: 3e-4 on the ring (§10.3: 1e-4..1e-3 for small MLPs; image runs 1e-5, §5.2). */
+  /** docs/algorithm.md §12.3: 3e-4 on the ring (docs/algorithm.md §12: 1e-4..1e-3 for small MLPs; image runs 1e-5, docs/algorithm.md §9.2). */
   generatorLr: 3e-4,
-  /** spec §10.5: 3e-4 on the ring (image runs 1e-5, §5.2). */
+  /** docs/algorithm.md §12.3: 3e-4 on the ring (image runs 1e-5, docs/algorithm.md §9.2). */
   fakeLr: 3e-4,
-  /** spec §10.5: 512 (image runs 256–8192, §5.2; `sid_train.py` default 512). */
+  /** docs/algorithm.md §12.3: 512 (image runs 256–8192, docs/algorithm.md §9.2; `sid_train.py` default 512). */
   batchSize: 512,
-  /** spec §10.5: the ring was evaluated between 10k and 20k iterations. */
+  /** docs/algorithm.md §12.3: the ring was evaluated between 10k and 20k iterations. */
   steps: 20_000,
-  /** spec §5.1: `--g_beta1 0` (0.9 on FFHQ). The fake-score optimiser always uses β1 = 0. */
+  /** docs/algorithm.md §9.1: `--g_beta1 0` (0.9 on FFHQ). The fake-score optimiser always uses β1 = 0. */
   generatorBeta1: 0,
-  /** spec §5.1: β2 = 0.999 for both optimisers. */
+  /** docs/algorithm.md §9.1: β2 = 0.999 for both optimisers. */
   beta2: 0.999,
-  /** spec §5.1, §11: ε = 1e-8 (fp32), passed explicitly to TF.js Adam. */
+  /** docs/algorithm.md §9.1, §14: ε = 1e-8 (fp32), passed explicitly to TF.js Adam. */
   epsilon: 1e-8,
-  /** spec §4.1: `--lsg 100`. */
+  /** docs/algorithm.md §8.1: `--lsg 100`. */
   generatorLossScale: 100,
-  /** spec §3: `--ls 1`. */
+  /** docs/algorithm.md §7: `--ls 1`. */
   fakeLossScale: 1,
-  /** spec §5.1–5.2: `--ema 0.5` Mimg, i.e. `ema_halflife_kimg` = 500. */
+  /** docs/algorithm.md §9.1–9.2: `--ema 0.5` Mimg, i.e. `ema_halflife_kimg` = 500. */
   emaHalfLifeKimg: 500,
-  /** spec §5.1: rampup ratio 0.05 (null disables the rampup). */
+  /** docs/algorithm.md §9.1: rampup ratio 0.05 (null disables the rampup). */
   emaRampupRatio: 0.05,
-  /** Iterations between metric evaluations (spec §5.3 evaluates G_ema periodically; toy choice). */
+  /** Iterations between metric evaluations (docs/algorithm.md §9.3 evaluates G_ema periodically; toy choice). */
   evalEvery: 1_000,
-  /** Iterations between training-state checkpoints (spec §5.3; toy choice). */
+  /** Iterations between training-state checkpoints (docs/algorithm.md §9.3; toy choice). */
   checkpointEvery: 5_000,
-  /** spec §5.1: the seed. */
+  /** docs/algorithm.md §9.1: the seed. */
   seed: 0,
   /**
    * Keep Adam's moments and θ_ema in host memory and run the generator's backward pass in two stages (same update,
-   * spec §4.1/§5.1; lower peak engine memory, for networks such as EDM's 56M-parameter DDPM++ on the wasm heap).
+   * docs/algorithm.md §8.1/§9.1; lower peak engine memory, for networks such as EDM's 56M-parameter DDPM++ on the wasm heap).
    */
   lowMemory: false,
   /**
-   * spec §5.1–5.2: train-mode dropout of G (generator step) and ψ (fake step); null = the network's own rate (0 for the
+   * docs/algorithm.md §9.1–9.2: train-mode dropout of G (generator step) and ψ (fake step); null = the network's own rate (0 for the
    * small UNet and the MLP, EDM's `dropout` for an EDM teacher, e.g. 0.13 for CIFAR-10 DDPM++).
    */
   dropout: null,
-  /** spec §4.1: the SiD loss (§4.2 the L¹/L² terms alone, §4.4 the DMD direction). */
+  /** docs/algorithm.md §8.1: the SiD loss (docs/algorithm.md §8.2 the L¹/L² terms alone, docs/algorithm.md §8.4 the DMD direction). */
   loss: "sid",
-  /** spec §4.1: the per-sample normaliser w = sg(mean|x_g − f_φ|) (false: w = 1, the ablation of §10.3). */
+  /** docs/algorithm.md §8.1: the per-sample normaliser w = sg(mean|x_g − f_φ|) (false: w = 1, the ablation of docs/algorithm.md §12). */
   normalizer: true,
-  /** spec §3: probability p of EDM's augmentation pipe in the fake step (SiD's image runs 0.12–0.15; 0: off). */
+  /** docs/algorithm.md §13.4: probability p of EDM's augmentation pipe in the fake step (SiD's image runs 0.12–0.15; 0: off). */
   augment: 0,
-  /** spec §9.1: SiDA, the fake score doubling as a discriminator on real images (false: plain SiD, data-free). */
+  /** docs/algorithm.md §13: SiDA, the fake score doubling as a discriminator on real images (false: plain SiD, data-free). */
   adversarial: false,
-  /** spec §9.1: the real images SiDA's discriminator sees (null: none; "mnist": the MNIST training split). */
+  /** docs/algorithm.md §13: the real images SiDA's discriminator sees (null: none; "mnist": the MNIST training split). */
   data: null,
-  /** spec §9.1: `--lsd`, the discriminator loss multiplier. */
+  /** docs/algorithm.md §13: `--lsd`, the discriminator loss multiplier. */
   lsd: 1,
-  /** spec §9.1: `--lsg_gan`, the multiplier of the generator's adversarial term. */
+  /** docs/algorithm.md §13: `--lsg_gan`, the multiplier of the generator's adversarial term. */
   lsgGan: 0.01,
-  /** spec §9.1: G takes no optimiser step for its first 100 kimg (the fake score warms up). */
+  /** docs/algorithm.md §13: G takes no optimiser step for its first 100 kimg (the fake score warms up). */
   generatorWarmupKimg: 100,
-  /** spec §9.1: the generator's adversarial term starts after 200 kimg. */
+  /** docs/algorithm.md §13: the generator's adversarial term starts after 200 kimg. */
   adversarialWarmupKimg: 200,
   /**
-   * spec §9.1 (SiD²A): start G and G_ema from a distilled generator (a run directory's newest checkpoint or an
-   * exported generator file) instead of the teacher's weights; null: from the teacher (spec §2).
+   * docs/algorithm.md §13 (SiD²A): start G and G_ema from a distilled generator (a run directory's newest checkpoint or an
+   * exported generator file) instead of the teacher's weights; null: from the teacher (docs/algorithm.md §6).
    */
   initGenerator: null
 } as const
@@ -148,11 +148,11 @@ export interface DistillPreset {
  * defaults stay {@link DISTILL_DEFAULTS}.
  *
  * - `lowDimensional`: mixture teachers (`gmm:`, `gmm-dsm:`) and any teacher of vector data: α 1.2, no per-sample
- *   normaliser (over two coordinates mean|x_g − f_φ| is noise, spec §10.3), tmax 600, batch 1024 (examples/gmm-2d.ts),
+ *   normaliser (over two coordinates mean|x_g − f_φ| is noise, docs/algorithm.md §12), tmax 600, batch 1024 (examples/gmm-2d.ts),
  *   lr 1e-3 for both networks (per iteration the fastest of 3e-4…4e-3 on the ring), the fitted MLP 4 × 128 (smaller
  *   ones were slower per second of compute) and 3000 fit steps (a `gmm-dsm:` teacher is that MLP); measured on
  *   ring8, grid25 and aniso6 (docs/presets-2d.md).
- * - `images`: image teachers (EDM networks, sid-ts UNet teacher files): the paper's settings (spec §5.2, CIFAR-10:
+ * - `images`: image teachers (EDM networks, sid-ts UNet teacher files): the paper's settings (docs/algorithm.md §9.2, CIFAR-10:
  *   lr 1e-5 for both networks, batch 256, α 1.2, tmax 800, EMA half-life 0.5 Mimg, the normaliser w).
  */
 export const DISTILL_PRESETS = {
@@ -170,7 +170,7 @@ export const DISTILL_PRESETS = {
     teacherFit: { steps: 3000, hidden: 128, depth: 4 }
   },
   images: {
-    description: "image teachers (EDM networks, UNet teacher files): the paper's CIFAR-10 settings, spec §5.2",
+    description: "image teachers (EDM networks, UNet teacher files): the paper's CIFAR-10 settings, docs/algorithm.md §9.2",
     config: {
       alpha: 1.2,
       tmax: 800,
@@ -215,24 +215,24 @@ export const describePreset = (kind: TeacherKind): string => {
 
 /** Rule of {@link GeneratorLossName}. */
 export const GeneratorLossNameRule =
-  "must be one of sid (L² − α·L¹, spec §4.1), dmd (the Diff-Instruct/DMD direction, spec §4.4), l1 or l2 (one term alone, spec §4.2)"
+  "must be one of sid (L² − α·L¹, docs/algorithm.md §8.1), dmd (the Diff-Instruct/DMD direction, docs/algorithm.md §8.4), l1 or l2 (one term alone, docs/algorithm.md §8.2)"
 
-/** The generator losses a run can use (spec §4.1, §4.2, §4.4). */
+/** The generator losses a run can use (docs/algorithm.md §8.1, §8.2, §8.4). */
 export const GeneratorLossName = Schema.Literal("sid", "dmd", "l1", "l2").annotations({
   message: () => ({ message: GeneratorLossNameRule, override: true })
 })
 /** @see {@link GeneratorLossName} */
 export type GeneratorLossName = typeof GeneratorLossName.Type
 
-const NormalizerRule = "must be true or false (the per-sample normaliser w of the generator loss; spec §4.1, §10.3)"
+const NormalizerRule = "must be true or false (the per-sample normaliser w of the generator loss; docs/algorithm.md §8.1, §12)"
 
-const AdversarialRule = "must be true or false (SiDA: the fake score doubles as a discriminator on real images; spec §9.1)"
+const AdversarialRule = "must be true or false (SiDA: the fake score doubles as a discriminator on real images; docs/algorithm.md §13)"
 
 /** Rule of {@link RealDataName}. */
 export const RealDataNameRule =
-  "must be null (no real data: SiD is data-free) or mnist (the MNIST training split, for SiDA's discriminator; spec §9.1)"
+  "must be null (no real data: SiD is data-free) or mnist (the MNIST training split, for SiDA's discriminator; docs/algorithm.md §13)"
 
-/** The real-data sources a config can name (spec §9.1); null: none. */
+/** The real-data sources a config can name (docs/algorithm.md §13); null: none. */
 export const RealDataName = Schema.NullOr(Schema.Literal("mnist")).annotations({
   message: () => ({ message: RealDataNameRule, override: true })
 })
@@ -240,57 +240,57 @@ export const RealDataName = Schema.NullOr(Schema.Literal("mnist")).annotations({
 export type RealDataName = typeof RealDataName.Type
 
 const InitGeneratorRule =
-  "must be null (G starts from the teacher, spec §2) or the path of a run directory or an exported generator file (SiD²A, spec §9.1)"
+  "must be null (G starts from the teacher, docs/algorithm.md §6) or the path of a run directory or an exported generator file (SiD²A, docs/algorithm.md §13)"
 
 /**
- * SiD distillation hyper-parameters (spec §5.1–5.2, §11), validated and branded. Construct with
+ * SiD distillation hyper-parameters (docs/algorithm.md §9.1–9.2, §14), validated and branded. Construct with
  * `DistillConfig.make({ alpha: Alpha.make(1) })` (missing fields take {@link DISTILL_DEFAULTS}) or decode untrusted
  * input with {@link decodeDistillConfig}.
  */
 export class DistillConfig extends Schema.Class<DistillConfig>("DistillConfig")({
-  /** SiD's α (spec §4.1). */
+  /** SiD's α (docs/algorithm.md §8.1). */
   alpha: withDefault(Alpha, () => Alpha.make(DISTILL_DEFAULTS.alpha)),
-  /** Generator-loss time bound in thousandths, t ~ U(0, tmax/1000) (spec §4.1). */
+  /** Generator-loss time bound in thousandths, t ~ U(0, tmax/1000) (docs/algorithm.md §8.1). */
   tmax: withDefault(Tmax, () => Tmax.make(DISTILL_DEFAULTS.tmax)),
-  /** The generator's fixed input noise level σ_init (spec §2). */
+  /** The generator's fixed input noise level σ_init (docs/algorithm.md §6). */
   sigmaInit: withDefault(PositiveSigma, () => PositiveSigma.make(DISTILL_DEFAULTS.sigmaInit)),
-  /** Mean of ln σ in the fake-score loss (spec §1.1, §3). */
+  /** Mean of ln σ in the fake-score loss (docs/algorithm.md §2.1, §7). */
   pMean: withDefault(LogNormalMean, () => LogNormalMean.make(DISTILL_DEFAULTS.pMean)),
-  /** Standard deviation of ln σ in the fake-score loss (spec §1.1, §3). */
+  /** Standard deviation of ln σ in the fake-score loss (docs/algorithm.md §2.1, §7). */
   pStd: withDefault(LogNormalStd, () => LogNormalStd.make(DISTILL_DEFAULTS.pStd)),
-  /** Generator Adam learning rate (spec §5.1 `--glr`; toy 3e-4, images 1e-5). */
+  /** Generator Adam learning rate (docs/algorithm.md §9.1 `--glr`; toy 3e-4, images 1e-5). */
   generatorLr: withDefault(LearningRate, () => LearningRate.make(DISTILL_DEFAULTS.generatorLr)),
-  /** Fake-score Adam learning rate (spec §5.1 `--lr`; toy 3e-4, images 1e-5). */
+  /** Fake-score Adam learning rate (docs/algorithm.md §9.1 `--lr`; toy 3e-4, images 1e-5). */
   fakeLr: withDefault(LearningRate, () => LearningRate.make(DISTILL_DEFAULTS.fakeLr)),
-  /** Samples per iteration (spec §5.1–5.2). */
+  /** Samples per iteration (docs/algorithm.md §9.1–9.2). */
   batchSize: withDefault(BatchSize, () => BatchSize.make(DISTILL_DEFAULTS.batchSize)),
-  /** Number of iterations, each one fake step then one generator step (spec §5.1). */
+  /** Number of iterations, each one fake step then one generator step (docs/algorithm.md §9.1). */
   steps: withDefault(Steps, () => Steps.make(DISTILL_DEFAULTS.steps)),
-  /** Generator Adam β1 (spec §5.1 `--g_beta1`); the fake-score optimiser's β1 is fixed at 0. */
+  /** Generator Adam β1 (docs/algorithm.md §9.1 `--g_beta1`); the fake-score optimiser's β1 is fixed at 0. */
   generatorBeta1: withDefault(AdamBeta, () => AdamBeta.make(DISTILL_DEFAULTS.generatorBeta1)),
-  /** Adam β2 of both optimisers (spec §5.1). */
+  /** Adam β2 of both optimisers (docs/algorithm.md §9.1). */
   beta2: withDefault(AdamBeta, () => AdamBeta.make(DISTILL_DEFAULTS.beta2)),
-  /** Adam ε of both optimisers (spec §5.1, §11). */
+  /** Adam ε of both optimisers (docs/algorithm.md §9.1, §14). */
   epsilon: withDefault(Epsilon, () => Epsilon.make(DISTILL_DEFAULTS.epsilon)),
-  /** Generator loss multiplier lsg (spec §4.1). */
+  /** Generator loss multiplier lsg (docs/algorithm.md §8.1). */
   generatorLossScale: withDefault(LossScale, () => LossScale.make(DISTILL_DEFAULTS.generatorLossScale)),
-  /** Fake-score loss multiplier ls (spec §3). */
+  /** Fake-score loss multiplier ls (docs/algorithm.md §7). */
   fakeLossScale: withDefault(LossScale, () => LossScale.make(DISTILL_DEFAULTS.fakeLossScale)),
-  /** EMA half-life of the generator weights in kimg (spec §5.1). */
+  /** EMA half-life of the generator weights in kimg (docs/algorithm.md §9.1). */
   emaHalfLifeKimg: withDefault(HalfLifeKimg, () => HalfLifeKimg.make(DISTILL_DEFAULTS.emaHalfLifeKimg)),
-  /** EMA rampup ratio, or null for no rampup (spec §5.1). */
+  /** EMA rampup ratio, or null for no rampup (docs/algorithm.md §9.1). */
   emaRampupRatio: withDefault(
     Schema.NullOr(RampupRatio).annotations({ message: () => RampupRatioRule }),
     () => RampupRatio.make(DISTILL_DEFAULTS.emaRampupRatio)
   ),
-  /** Iterations between metric evaluations of G_ema (spec §5.3). */
+  /** Iterations between metric evaluations of G_ema (docs/algorithm.md §9.3). */
   evalEvery: withDefault(Interval, () => Interval.make(DISTILL_DEFAULTS.evalEvery)),
-  /** Iterations between training-state checkpoints (spec §5.3). */
+  /** Iterations between training-state checkpoints (docs/algorithm.md §9.3). */
   checkpointEvery: withDefault(Interval, () => Interval.make(DISTILL_DEFAULTS.checkpointEvery)),
-  /** Random seed (spec §5.1). */
+  /** Random seed (docs/algorithm.md §9.1). */
   seed: withDefault(Seed, () => Seed.make(DISTILL_DEFAULTS.seed)),
   /**
-   * Low-memory mode (not a hyper-parameter: the updates are those of spec §3–§5.1): Adam's moments and θ_ema in host
+   * Low-memory mode (not a hyper-parameter: the updates are those of docs/algorithm.md §7–§9.1): Adam's moments and θ_ema in host
    * memory, and the generator's backward pass in two stages (∂L/∂x_g first, then G's vector-Jacobian product).
    */
   lowMemory: withDefault(
@@ -298,7 +298,7 @@ export class DistillConfig extends Schema.Class<DistillConfig>("DistillConfig")(
     () => DISTILL_DEFAULTS.lowMemory
   ),
   /**
-   * Train-mode dropout probability of G in the generator step and ψ in the fake step (spec §5.1–5.2 `--dropout`);
+   * Train-mode dropout probability of G in the generator step and ψ in the fake step (docs/algorithm.md §9.1–9.2 `--dropout`);
    * null (the default): the architecture's own rate. The teacher, G making the fake step's samples and G_ema never
    * use dropout.
    */
@@ -306,33 +306,33 @@ export class DistillConfig extends Schema.Class<DistillConfig>("DistillConfig")(
     Schema.NullOr(DropoutRate).annotations({ message: () => DropoutRateRule }),
     () => DISTILL_DEFAULTS.dropout
   ),
-  /** The generator loss (spec §4.1; §4.2 one term alone; §4.4 the DMD direction). */
+  /** The generator loss (docs/algorithm.md §8.1; §8.2 one term alone; §8.4 the DMD direction). */
   loss: withDefault(GeneratorLossName, () => DISTILL_DEFAULTS.loss),
-  /** The per-sample normaliser w of the generator loss (spec §4.1); false gives w = 1 (§10.3). */
+  /** The per-sample normaliser w of the generator loss (docs/algorithm.md §8.1); false gives w = 1 (docs/algorithm.md §12). */
   normalizer: withDefault(
     Schema.Boolean.annotations({ message: () => NormalizerRule }),
     () => DISTILL_DEFAULTS.normalizer
   ),
-  /** Probability p of EDM's augmentation pipe in the fake step (spec §3; docs/sida.md §2); 0: off. */
+  /** Probability p of EDM's augmentation pipe in the fake step (docs/algorithm.md §13.4; docs/sida.md §2); 0: off. */
   augment: withDefault(Probability, () => Probability.make(DISTILL_DEFAULTS.augment)),
-  /** SiDA (spec §9.1; docs/sida.md): the fake score doubles as a discriminator on real images from `data`. */
+  /** SiDA (docs/algorithm.md §13; docs/sida.md): the fake score doubles as a discriminator on real images from `data`. */
   adversarial: withDefault(
     Schema.Boolean.annotations({ message: () => AdversarialRule }),
     () => DISTILL_DEFAULTS.adversarial
   ),
-  /** The real images of SiDA's discriminator (spec §9.1); null: none (SiD needs none). */
+  /** The real images of SiDA's discriminator (docs/algorithm.md §13); null: none (SiD needs none). */
   data: withDefault(RealDataName, () => DISTILL_DEFAULTS.data),
-  /** Discriminator loss multiplier lsd (spec §9.1). */
+  /** Discriminator loss multiplier lsd (docs/algorithm.md §13). */
   lsd: withDefault(AdversarialScale, () => AdversarialScale.make(DISTILL_DEFAULTS.lsd)),
-  /** Multiplier lsg_gan of the generator's adversarial term (spec §9.1). */
+  /** Multiplier lsg_gan of the generator's adversarial term (docs/algorithm.md §13). */
   lsgGan: withDefault(AdversarialScale, () => AdversarialScale.make(DISTILL_DEFAULTS.lsgGan)),
-  /** SiDA: G takes no optimiser step while the images seen are at most this many thousand (spec §9.1). */
+  /** SiDA: G takes no optimiser step while the images seen are at most this many thousand (docs/algorithm.md §13). */
   generatorWarmupKimg: withDefault(WarmupKimg, () => WarmupKimg.make(DISTILL_DEFAULTS.generatorWarmupKimg)),
-  /** SiDA: the generator's adversarial term is off while the images seen are at most this many thousand (spec §9.1). */
+  /** SiDA: the generator's adversarial term is off while the images seen are at most this many thousand (docs/algorithm.md §13). */
   adversarialWarmupKimg: withDefault(WarmupKimg, () => WarmupKimg.make(DISTILL_DEFAULTS.adversarialWarmupKimg)),
   /**
-   * SiD²A (spec §9.1; docs/sida.md §1): G and G_ema start from this distilled generator (a run directory's newest
-   * checkpoint, EMA weights, or an exported generator file); null: from the teacher (spec §2). ψ always starts from
+   * SiD²A (docs/algorithm.md §13; docs/sida.md §1): G and G_ema start from this distilled generator (a run directory's newest
+   * checkpoint, EMA weights, or an exported generator file); null: from the teacher (docs/algorithm.md §6). ψ always starts from
    * the teacher.
    */
   initGenerator: withDefault(
@@ -340,7 +340,7 @@ export class DistillConfig extends Schema.Class<DistillConfig>("DistillConfig")(
     () => DISTILL_DEFAULTS.initGenerator
   )
 }) {
-  /** The configuration with every default (spec §5.2, §10.5). */
+  /** The configuration with every default (docs/algorithm.md §9.2, §12.3). */
   static get defaults(): DistillConfig {
     return DistillConfig.make({})
   }
@@ -358,9 +358,9 @@ export interface SettingFlag {
  * builds its flags and help from it, and errors name the flag of a bad setting.
  */
 export const DISTILL_FLAGS: { readonly [K in keyof typeof DISTILL_DEFAULTS]: SettingFlag } = {
-  alpha: { flag: "alpha", description: "α of the SiD loss L² − α·L¹ (spec §4.1)" },
+  alpha: { flag: "alpha", description: "α of the SiD loss L² − α·L¹ (docs/algorithm.md §8.1)" },
   tmax: { flag: "tmax", description: "upper end of the generator-loss time t ~ U(0, tmax/1000), in thousandths" },
-  sigmaInit: { flag: "sigma-init", description: "σ_init, the noise level of the one-step generator's input (spec §2)" },
+  sigmaInit: { flag: "sigma-init", description: "σ_init, the noise level of the one-step generator's input (docs/algorithm.md §6)" },
   pMean: { flag: "p-mean", description: "mean of ln σ in the fake-score loss (EDM's P_mean)" },
   pStd: { flag: "p-std", description: "standard deviation of ln σ in the fake-score loss (EDM's P_std)" },
   generatorLr: { flag: "glr", description: "generator Adam learning rate" },
@@ -413,7 +413,7 @@ export const DISTILL_FLAGS: { readonly [K in keyof typeof DISTILL_DEFAULTS]: Set
 
 /**
  * The settings that do not change a run's trajectory: how long it runs, how often it is evaluated and checkpointed,
- * and where the optimiser state lives (`lowMemory`: the same updates, spec §5.1). A resumed run may change these and
+ * and where the optimiser state lives (`lowMemory`: the same updates, docs/algorithm.md §9.1). A resumed run may change these and
  * nothing else.
  */
 export const RUN_ONLY_SETTINGS: ReadonlyArray<keyof typeof DistillConfig.fields> = [
@@ -423,10 +423,10 @@ export const RUN_ONLY_SETTINGS: ReadonlyArray<keyof typeof DistillConfig.fields>
   "lowMemory"
 ]
 
-/** The keys of {@link DistillConfig} (spec §5.2), in declaration order. */
+/** The keys of {@link DistillConfig} (docs/algorithm.md §9.2), in declaration order. */
 export const DISTILL_CONFIG_KEYS: ReadonlyArray<string> = Object.keys(DistillConfig.fields)
 
-/** One rejected setting (spec §5.2): the field's dotted path, the value given, and the rule it broke. */
+/** One rejected setting (docs/algorithm.md §9.2): the field's dotted path, the value given, and the rule it broke. */
 export const ConfigIssue = Schema.Struct({
   field: Schema.String,
   value: Schema.Unknown,
@@ -447,7 +447,7 @@ const renderValue = (value: unknown): string => {
 }
 
 /**
- * A configuration that failed validation (spec §5.2). Each issue names the field, the value given and the rule;
+ * A configuration that failed validation (docs/algorithm.md §9.2). Each issue names the field, the value given and the rule;
  * `message` lists them one per line (`alpha = -1: must be a finite number ≥ 0 (...)`) and says how to fix them.
  */
 export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", {
@@ -459,7 +459,7 @@ export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError"
     return [
       `Invalid distillation config (${count}):`,
       ...lines,
-      "Fix the values above (or leave a setting out to use its default, spec §5.2/§10.5) and run again."
+      "Fix the values above (or leave a setting out to use its default, docs/algorithm.md §9.2/§12.3) and run again."
     ].join("\n")
   }
 }
@@ -476,7 +476,7 @@ const valueAt = (input: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
 const unexpectedRule = `is not a DistillConfig setting (known settings: ${DISTILL_CONFIG_KEYS.join(", ")}); check its spelling`
 
 /**
- * Converts a Schema `ParseError` from decoding `input` into a {@link ConfigError} (spec §5.2), with one issue per
+ * Converts a Schema `ParseError` from decoding `input` into a {@link ConfigError} (docs/algorithm.md §9.2), with one issue per
  * failing path (ParseResult's `ArrayFormatter`), the offending value looked up in `input`.
  */
 export const configErrorFromParseError = (error: ParseResult.ParseError, input: unknown): ConfigError => {
@@ -498,7 +498,7 @@ export const configErrorFromParseError = (error: ParseResult.ParseError, input: 
 
 /**
  * Decodes untrusted input (a parsed config file, CLI flags, an environment map) into a {@link DistillConfig}
- * (spec §5.2). Pure: returns `Either.right(config)` or `Either.left(ConfigError)` listing every bad setting.
+ * (docs/algorithm.md §9.2). Pure: returns `Either.right(config)` or `Either.left(ConfigError)` listing every bad setting.
  * Unknown keys are rejected, so a misspelt setting is not silently replaced by its default.
  */
 export const decodeDistillConfig = (input: unknown): Either.Either<DistillConfig, ConfigError> =>
@@ -507,11 +507,11 @@ export const decodeDistillConfig = (input: unknown): Either.Either<DistillConfig
     (error) => configErrorFromParseError(error, input)
   )
 
-/** {@link DistillConfig} to and from a JSON string (spec §5.2), for config files and checkpoints. */
+/** {@link DistillConfig} to and from a JSON string (docs/algorithm.md §9.2), for config files and checkpoints. */
 export const DistillConfigFromJson = Schema.parseJson(DistillConfig)
 
 /**
- * Decodes a JSON text into a {@link DistillConfig} (spec §5.2); malformed JSON is a {@link ConfigError} on the
+ * Decodes a JSON text into a {@link DistillConfig} (docs/algorithm.md §9.2); malformed JSON is a {@link ConfigError} on the
  * field `(json)`. See {@link decodeDistillConfig}.
  */
 export const decodeDistillConfigJson = (text: string): Either.Either<DistillConfig, ConfigError> => {
@@ -527,12 +527,12 @@ export const decodeDistillConfigJson = (text: string): Either.Either<DistillConf
   return decodeDistillConfig(parsed)
 }
 
-/** Encodes a {@link DistillConfig} to a plain object with every field (spec §5.2); inverse of the decoder. */
+/** Encodes a {@link DistillConfig} to a plain object with every field (docs/algorithm.md §9.2); inverse of the decoder. */
 export const encodeDistillConfig = (config: DistillConfig): typeof DistillConfig.Encoded =>
   Schema.encodeSync(DistillConfig)(config)
 
 /**
- * A config from plain values (missing fields take their defaults, spec §5.2/§10.5), for code that builds one
+ * A config from plain values (missing fields take their defaults, docs/algorithm.md §9.2/§12.3), for code that builds one
  * directly: `distillConfig({ steps: 2000, alpha: 1 })`. Throws the {@link ConfigError} on a bad value.
  */
 export const distillConfig = (input: Partial<typeof DistillConfig.Encoded> = {}): DistillConfig =>

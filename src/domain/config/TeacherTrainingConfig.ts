@@ -1,6 +1,6 @@
 /**
  * The teacher-training configuration (issue 4 §2): the small image UNet's size, the EDM loss and optimiser settings
- * (spec §1.4), EMA (spec §5.1 C) and the run's length and checkpoint interval (spec §5.3), validated and branded, with
+ * (docs/algorithm.md §2.4), EMA (docs/algorithm.md §9.1 C) and the run's length and checkpoint interval (docs/algorithm.md §9.3), validated and branded, with
  * a pure decoder that lists every bad field in a {@link TeacherConfigError}.
  *
  * Every field is optional on input (a missing key takes its default, an explicit `undefined` is rejected, unknown keys
@@ -46,9 +46,9 @@ export const Resolution = Schema.Literal(16, 28, 32).annotations({
 export type Resolution = typeof Resolution.Type
 
 /** Rule of {@link Width}. */
-export const WidthRule = "must be an integer in [1, 1024] (a channel count, multiplier or block count of the UNet; spec §1.3)"
+export const WidthRule = "must be an integer in [1, 1024] (a channel count, multiplier or block count of the UNet; docs/algorithm.md §2.3)"
 
-/** A positive integer size of the UNet (channels, multipliers, blocks, groups), at most 1024 (spec §1.3). */
+/** A positive integer size of the UNet (channels, multipliers, blocks, groups), at most 1024 (docs/algorithm.md §2.3). */
 export const Width = Schema.Number.annotations(withRule(WidthRule)).pipe(
   Schema.int(withRule(WidthRule)),
   Schema.between(1, 1024, withRule(WidthRule)),
@@ -58,9 +58,9 @@ export const Width = Schema.Number.annotations(withRule(WidthRule)).pipe(
 export type Width = typeof Width.Type
 
 /** Rule of {@link ChannelMult}. */
-export const ChannelMultRule = "must be a list of 1 to 5 integers in [1, 1024] (channel multiplier per resolution; spec §1.3)"
+export const ChannelMultRule = "must be a list of 1 to 5 integers in [1, 1024] (channel multiplier per resolution; docs/algorithm.md §2.3)"
 
-/** Channel multipliers per resolution, highest resolution first (1 to 5 levels; spec §1.3). */
+/** Channel multipliers per resolution, highest resolution first (1 to 5 levels; docs/algorithm.md §2.3). */
 export const ChannelMult = Schema.Array(Width).pipe(
   Schema.minItems(1, withRule(ChannelMultRule)),
   Schema.maxItems(5, withRule(ChannelMultRule))
@@ -68,9 +68,9 @@ export const ChannelMult = Schema.Array(Width).pipe(
 
 /** Rule of {@link RampupKimg}. */
 export const RampupKimgRule =
-  "must be a finite number ≥ 0 of thousands of images (learning-rate warm-up; EDM uses 10,000 kimg, 0 disables it; spec §1.4)"
+  "must be a finite number ≥ 0 of thousands of images (learning-rate warm-up; EDM uses 10,000 kimg, 0 disables it; docs/algorithm.md §2.4)"
 
-/** Length of the linear learning-rate warm-up in thousands of images (EDM's `lr_rampup_kimg`, spec §1.4). */
+/** Length of the linear learning-rate warm-up in thousands of images (EDM's `lr_rampup_kimg`, docs/algorithm.md §2.4). */
 export const RampupKimg = Schema.Number.annotations(withRule(RampupKimgRule)).pipe(
   Schema.finite(withRule(RampupKimgRule)),
   Schema.greaterThanOrEqualTo(0, withRule(RampupKimgRule)),
@@ -79,27 +79,27 @@ export const RampupKimg = Schema.Number.annotations(withRule(RampupKimgRule)).pi
 /** @see {@link RampupKimg} */
 export type RampupKimg = typeof RampupKimg.Type
 
-/** Default values (spec §1.1, §1.4; the UNet and run length sized for 2 CPU cores). */
+/** Default values (docs/algorithm.md §2.1, §2.4; the UNet and run length sized for 2 CPU cores). */
 export const TEACHER_DEFAULTS = {
   /** Optimiser steps. */
   steps: 3000,
   /** Images per step. */
   batchSize: 32,
   /**
-   * Adam learning rate (EDM: 1e-3, spec §1.4; 2e-3 gave a lower loss at every point of a 1,500-step run of the default
+   * Adam learning rate (EDM: 1e-3, docs/algorithm.md §2.4; 2e-3 gave a lower loss at every point of a 1,500-step run of the default
    * 16×16 UNet than 1e-3, with no instability).
    */
   learningRate: 2e-3,
   /** Linear warm-up of the learning rate over this many kimg (EDM: 10,000; short here). */
   learningRateRampupKimg: 3.2,
-  /** Adam β1, β2, ε (EDM teacher training: 0.9, 0.999, 1e-8; spec §1.4). */
+  /** Adam β1, β2, ε (EDM teacher training: 0.9, 0.999, 1e-8; docs/algorithm.md §2.4). */
   beta1: 0.9,
   beta2: 0.999,
   epsilon: 1e-8,
-  /** EMA half-life in kimg (EDM: 500) with rampup ratio 0.05 (spec §1.4, §5.1). */
+  /** EMA half-life in kimg (EDM: 500) with rampup ratio 0.05 (docs/algorithm.md §2.4, §9.1). */
   emaHalfLifeKimg: 10,
   emaRampupRatio: 0.05,
-  /** σ_data, P_mean, P_std (spec §1.1). */
+  /** σ_data, P_mean, P_std (docs/algorithm.md §2.1). */
   sigmaData: SIGMA_DATA,
   pMean: P_MEAN,
   pStd: P_STD,
@@ -107,18 +107,18 @@ export const TEACHER_DEFAULTS = {
   resolution: 16,
   /** Class-conditional UNet (labelDim 10) fed one-hot labels. */
   conditional: false,
-  /** UNet size (spec §1.3; `unetSpec` layout). */
+  /** UNet size (docs/algorithm.md §2.3; `unetSpec` layout). */
   baseChannels: 32,
   channelMult: [1, 2, 2],
   blocksPerResolution: 1,
   groups: 8,
-  /** Steps between checkpoints (spec §5.3). */
+  /** Steps between checkpoints (docs/algorithm.md §9.3). */
   checkpointEvery: 500,
   seed: 0
 } as const
 
 /**
- * Teacher-training hyper-parameters (issue 4 §2; spec §1.4, §5.1, §5.3), validated and branded. Construct with
+ * Teacher-training hyper-parameters (issue 4 §2; docs/algorithm.md §2.4, §9.1, §9.3), validated and branded. Construct with
  * {@link teacherTrainingConfig} or decode untrusted input with {@link decodeTeacherTrainingConfig}.
  */
 export class TeacherTrainingConfig extends Schema.Class<TeacherTrainingConfig>("TeacherTrainingConfig")({
@@ -126,34 +126,34 @@ export class TeacherTrainingConfig extends Schema.Class<TeacherTrainingConfig>("
   steps: withDefault(Steps, () => Steps.make(TEACHER_DEFAULTS.steps)),
   /** Images per step. */
   batchSize: withDefault(BatchSize, () => BatchSize.make(TEACHER_DEFAULTS.batchSize)),
-  /** Adam learning rate after the warm-up (spec §1.4). */
+  /** Adam learning rate after the warm-up (docs/algorithm.md §2.4). */
   learningRate: withDefault(LearningRate, () => LearningRate.make(TEACHER_DEFAULTS.learningRate)),
-  /** Linear learning-rate warm-up, kimg (spec §1.4 `lr_rampup_kimg`). */
+  /** Linear learning-rate warm-up, kimg (docs/algorithm.md §2.4 `lr_rampup_kimg`). */
   learningRateRampupKimg: withDefault(RampupKimg, () => RampupKimg.make(TEACHER_DEFAULTS.learningRateRampupKimg)),
   beta1: withDefault(AdamBeta, () => AdamBeta.make(TEACHER_DEFAULTS.beta1)),
   beta2: withDefault(AdamBeta, () => AdamBeta.make(TEACHER_DEFAULTS.beta2)),
   epsilon: withDefault(Epsilon, () => Epsilon.make(TEACHER_DEFAULTS.epsilon)),
-  /** EMA half-life of the weights, kimg (spec §5.1 C). */
+  /** EMA half-life of the weights, kimg (docs/algorithm.md §9.1 C). */
   emaHalfLifeKimg: withDefault(HalfLifeKimg, () => HalfLifeKimg.make(TEACHER_DEFAULTS.emaHalfLifeKimg)),
-  /** EMA rampup ratio, or null for none (spec §5.1 C). */
+  /** EMA rampup ratio, or null for none (docs/algorithm.md §9.1 C). */
   emaRampupRatio: withDefault(
     Schema.NullOr(RampupRatio).annotations({ message: () => RampupRatioRule }),
     () => RampupRatio.make(TEACHER_DEFAULTS.emaRampupRatio)
   ),
   sigmaData: withDefault(PositiveSigma, () => PositiveSigma.make(TEACHER_DEFAULTS.sigmaData)),
-  /** ln σ ~ N(pMean, pStd²) (spec §1.1, §1.4). */
+  /** ln σ ~ N(pMean, pStd²) (docs/algorithm.md §2.1, §2.4). */
   pMean: withDefault(LogNormalMean, () => LogNormalMean.make(TEACHER_DEFAULTS.pMean)),
   pStd: withDefault(LogNormalStd, () => LogNormalStd.make(TEACHER_DEFAULTS.pStd)),
   /** MNIST image side (issue 4 §1). */
   resolution: withDefault(Resolution, () => TEACHER_DEFAULTS.resolution),
-  /** A class-conditional network (labelDim 10, one-hot labels; spec §1.3). */
+  /** A class-conditional network (labelDim 10, one-hot labels; docs/algorithm.md §2.3). */
   conditional: withDefault(Schema.Boolean.annotations(withRule("must be true or false")), () => TEACHER_DEFAULTS.conditional),
   baseChannels: withDefault(Width, () => Width.make(TEACHER_DEFAULTS.baseChannels)),
   channelMult: withDefault(ChannelMult, () => TEACHER_DEFAULTS.channelMult.map((m) => Width.make(m))),
   blocksPerResolution: withDefault(Width, () => Width.make(TEACHER_DEFAULTS.blocksPerResolution)),
   /** GroupNorm groups; must divide every normalised channel count. */
   groups: withDefault(Width, () => Width.make(TEACHER_DEFAULTS.groups)),
-  /** Steps between checkpoints (spec §5.3). */
+  /** Steps between checkpoints (docs/algorithm.md §9.3). */
   checkpointEvery: withDefault(Interval, () => Interval.make(TEACHER_DEFAULTS.checkpointEvery)),
   seed: withDefault(Seed, () => Seed.make(TEACHER_DEFAULTS.seed))
 }) {}
@@ -187,7 +187,7 @@ const valueAt = (input: unknown, path: ReadonlyArray<PropertyKey>): unknown =>
     input
   )
 
-/** The UNet of a config (spec §1.3): 1 channel at `resolution`², labelDim 10 when conditional. Throws when inconsistent. */
+/** The UNet of a config (docs/algorithm.md §2.3): 1 channel at `resolution`², labelDim 10 when conditional. Throws when inconsistent. */
 export const teacherUNetSpec = (config: TeacherTrainingConfig): UNetSpec =>
   unetSpec([config.resolution, config.resolution, 1], {
     baseChannels: config.baseChannels,
@@ -250,7 +250,7 @@ export const teacherTrainingConfig = (input: Partial<typeof TeacherTrainingConfi
 
 /**
  * Learning rate at a step taken after `imagesSeen` images: lr·min(1, imagesSeen / (rampup·1000)) (EDM's linear
- * warm-up, spec §1.4), never below lr·batch/(rampup·1000) so that the first step moves.
+ * warm-up, docs/algorithm.md §2.4), never below lr·batch/(rampup·1000) so that the first step moves.
  */
 export const learningRateAt = (config: TeacherTrainingConfig, imagesSeen: number): number =>
   config.learningRateRampupKimg === 0

@@ -1,8 +1,8 @@
 /**
  * Exact Gaussian mixtures with diagonal covariances under EDM noising: exact teachers for tests and toys.
  *
- * Spec: `sid.md` §10.1 (noisy marginal, responsibilities, per-component posterior means, exact denoiser and score),
- * §10.2 (1-D Gaussian), §10.3 (8-mode ring, 25-mode grid, mode assignment at σ → 0), §10.5 (ring calibration:
+ * Maths: `docs/algorithm.md` §4 (noisy marginal, responsibilities, per-component posterior means, exact denoiser and score),
+ * §10.1 (1-D Gaussian), §12 (8-mode ring, 25-mode grid, mode assignment at σ → 0), §12.3 (ring calibration:
  * radius 0.702, per-mode std 0.06). Every tensor function is built from tf ops only, so it is differentiable in x.
  *
  * @module
@@ -14,7 +14,7 @@ import { normalTensor, uniformTensor } from "./RandomStream.js"
 import type { SigmaLike } from "../nn/Tensors.js"
 
 /**
- * A mixture Σ_k π_k N(μ_k, diag(s_k²)) in d dimensions with K components (spec §10.1): `weights` [K] (positive, sum 1),
+ * A mixture Σ_k π_k N(μ_k, diag(s_k²)) in d dimensions with K components (docs/algorithm.md §4): `weights` [K] (positive, sum 1),
  * `means` [K][d], `variances` [K][d] (positive, the s_kj²).
  */
 export interface GaussianMixture {
@@ -24,7 +24,7 @@ export interface GaussianMixture {
 }
 
 /**
- * The problems with a mixture's data, empty when it is valid (spec §10.1): at least one component, weights finite,
+ * The problems with a mixture's data, empty when it is valid (docs/algorithm.md §4): at least one component, weights finite,
  * positive and summing to 1 (within 1e-6), means and variances of shape [K][d] with d ≥ 1, finite means, finite
  * positive variances.
  */
@@ -50,14 +50,14 @@ export const gaussianMixtureProblems = (g: GaussianMixture): ReadonlyArray<strin
   return problems
 }
 
-/** Validates a mixture's data and returns it; throws an Error listing every problem (spec §10.1). */
+/** Validates a mixture's data and returns it; throws an Error listing every problem (docs/algorithm.md §4). */
 export const makeGaussianMixture = (g: GaussianMixture): GaussianMixture => {
   const problems = gaussianMixtureProblems(g)
   if (problems.length > 0) throw new Error(`invalid Gaussian mixture: ${problems.join("; ")}`)
   return g
 }
 
-/** Schema of a valid mixture (the checks of {@link gaussianMixtureProblems}), for configs and files (spec §10.1). */
+/** Schema of a valid mixture (the checks of {@link gaussianMixtureProblems}), for configs and files (docs/algorithm.md §4). */
 export const GaussianMixtureSchema = Schema.Struct({
   weights: Schema.Array(Schema.Number),
   means: Schema.Array(Schema.Array(Schema.Number)),
@@ -67,13 +67,13 @@ export const GaussianMixtureSchema = Schema.Struct({
   return problems.length === 0 ? true : problems.join("; ")
 }))
 
-/** The dimension d of a mixture (spec §10.1). */
+/** The dimension d of a mixture (docs/algorithm.md §4). */
 export const dimension = (g: GaussianMixture): number => g.means[0]?.length ?? 0
 
-/** The number of components K of a mixture (spec §10.1). */
+/** The number of components K of a mixture (docs/algorithm.md §4). */
 export const numComponents = (g: GaussianMixture): number => g.weights.length
 
-/** The mixture's per-coordinate mean and variance (law of total variance), in float64 (spec §10.3 "std ≈ 0.5"). */
+/** The mixture's per-coordinate mean and variance (law of total variance), in float64 (docs/algorithm.md §12 "std ≈ 0.5"). */
 export const moments = (g: GaussianMixture): { readonly mean: ReadonlyArray<number>; readonly variance: ReadonlyArray<number> } => {
   const d = dimension(g)
   const mean = Array.from({ length: d }, (_, j) => g.weights.reduce((a, w, k) => a + w * (g.means[k]?.[j] ?? 0), 0))
@@ -85,12 +85,12 @@ export const moments = (g: GaussianMixture): { readonly mean: ReadonlyArray<numb
   return { mean, variance }
 }
 
-/** A 1-D Gaussian N(mean, std²) as a one-component mixture (spec §10.2); defaults N(0, σ_data²). */
+/** A 1-D Gaussian N(mean, std²) as a one-component mixture (docs/algorithm.md §10.1); defaults N(0, σ_data²). */
 export const gaussian1d = (mean: number = 0, std: number = SIGMA_DATA): GaussianMixture =>
   makeGaussianMixture({ weights: [1], means: [[mean]], variances: [[std * std]] })
 
 /**
- * Equal-weight isotropic modes on a circle (spec §10.3, §10.5): defaults 8 modes, radius 0.702, per-mode std 0.06,
+ * Equal-weight isotropic modes on a circle (docs/algorithm.md §12, §12.3): defaults 8 modes, radius 0.702, per-mode std 0.06,
  * which gives a per-coordinate data std of 0.5. Mode k sits at angle 2πk/modes.
  */
 export const ring = (options: { readonly modes?: number; readonly radius?: number; readonly std?: number } = {}): GaussianMixture => {
@@ -105,7 +105,7 @@ export const ring = (options: { readonly modes?: number; readonly radius?: numbe
 }
 
 /**
- * Equal-weight isotropic modes on a centred side×side grid (spec §10.3, "25-mode grid"): defaults side 5, per-mode
+ * Equal-weight isotropic modes on a centred side×side grid (docs/algorithm.md §12, "25-mode grid"): defaults side 5, per-mode
  * std 0.05 and a spacing chosen so that the per-coordinate data std is σ_data = 0.5.
  */
 export const grid = (options: { readonly side?: number; readonly spacing?: number; readonly std?: number } = {}): GaussianMixture => {
@@ -157,7 +157,7 @@ interface Parts {
   readonly t: MixtureTensors
 }
 
-/** Component log-densities plus log weights, [N,K]; x − μ_k, [N,K,d]; s_k² + σ², [N|1,K,d] (spec §10.1). */
+/** Component log-densities plus log weights, [N,K]; x − μ_k, [N,K,d]; s_k² + σ², [N|1,K,d] (docs/algorithm.md §4). */
 const parts = (g: GaussianMixture, x: tf.Tensor, sigma: SigmaLike): Parts => {
   checkPoints(g, x)
   const t = mixtureTensors(g)
@@ -169,17 +169,17 @@ const parts = (g: GaussianMixture, x: tf.Tensor, sigma: SigmaLike): Parts => {
   return { logits, diff, total, t }
 }
 
-/** ln p_σ(x) of the noised marginal p_σ = Σ_k π_k N(μ_k, Σ_k + σ²I) (spec §10.1), log-sum-exp over k. x [N,d] → [N]. */
+/** ln p_σ(x) of the noised marginal p_σ = Σ_k π_k N(μ_k, Σ_k + σ²I) (docs/algorithm.md §4), log-sum-exp over k. x [N,d] → [N]. */
 export const logDensity = (g: GaussianMixture, x: tf.Tensor, sigma: SigmaLike): tf.Tensor1D =>
   tf.tidy(() => tf.logSumExp(parts(g, x, sigma).logits, 1) as tf.Tensor1D)
 
-/** Responsibilities r_k(x) = softmax_k(ln π_k + ln N(x; μ_k, Σ_k + σ²I)), max-shifted (log-sum-exp safe) (spec §10.1). x [N,d] → [N,K]. */
+/** Responsibilities r_k(x) = softmax_k(ln π_k + ln N(x; μ_k, Σ_k + σ²I)), max-shifted (log-sum-exp safe) (docs/algorithm.md §4). x [N,d] → [N,K]. */
 export const responsibilities = (g: GaussianMixture, x: tf.Tensor, sigma: SigmaLike): tf.Tensor2D =>
   tf.tidy(() => {
     return tf.softmax(parts(g, x, sigma).logits, 1) as tf.Tensor2D
   })
 
-/** Exact score ∇ ln p_σ(x) = −Σ_k r_k(x)(Σ_k + σ²I)^{-1}(x − μ_k) in closed form (spec §10.1). x [N,d] → [N,d]. */
+/** Exact score ∇ ln p_σ(x) = −Σ_k r_k(x)(Σ_k + σ²I)^{-1}(x − μ_k) in closed form (docs/algorithm.md §4). x [N,d] → [N,d]. */
 export const score = (g: GaussianMixture, x: tf.Tensor, sigma: SigmaLike): tf.Tensor2D =>
   tf.tidy(() => {
     const { logits, diff, total } = parts(g, x, sigma)
@@ -188,7 +188,7 @@ export const score = (g: GaussianMixture, x: tf.Tensor, sigma: SigmaLike): tf.Te
   })
 
 /**
- * Exact denoiser D(x;σ) = E[x_0 | x_σ = x] = Σ_k r_k(x)·(μ_k + s_k²/(s_k² + σ²) ⊙ (x − μ_k)) (spec §10.1): the posterior
+ * Exact denoiser D(x;σ) = E[x_0 | x_σ = x] = Σ_k r_k(x)·(μ_k + s_k²/(s_k² + σ²) ⊙ (x − μ_k)) (docs/algorithm.md §4): the posterior
  * mean, f_φ for an exact teacher and f_ψ* for an exact fake score. x [N,d] → [N,d].
  */
 export const denoise = (g: GaussianMixture, x: tf.Tensor, sigma: SigmaLike): tf.Tensor2D =>
@@ -201,12 +201,12 @@ export const denoise = (g: GaussianMixture, x: tf.Tensor, sigma: SigmaLike): tf.
 
 /**
  * Hard assignment of each point to its most responsible component at σ → 0, argmax_k r_k(x; σ = 0)
- * (spec §10.3, mode coverage and recovered weights). x [N,d] → int32 [N].
+ * (docs/algorithm.md §12, mode coverage and recovered weights). x [N,d] → int32 [N].
  */
 export const assignComponents = (g: GaussianMixture, x: tf.Tensor): tf.Tensor1D =>
   tf.tidy(() => tf.argMax(parts(g, x, 0).logits, 1) as tf.Tensor1D)
 
-/** The fraction of points assigned to each component at σ → 0, float64 [K] (spec §10.3, recovered mixture weights). */
+/** The fraction of points assigned to each component at σ → 0, float64 [K] (docs/algorithm.md §12, recovered mixture weights). */
 export const assignedFractions = (g: GaussianMixture, x: tf.Tensor): ReadonlyArray<number> => {
   const idx = tf.tidy(() => assignComponents(g, x))
   const values = idx.dataSync()
@@ -217,7 +217,7 @@ export const assignedFractions = (g: GaussianMixture, x: tf.Tensor): ReadonlyArr
 }
 
 /**
- * Samples from the (clean) mixture given the randomness (spec §10.1): `uniforms` [N] in [0,1) pick the component by
+ * Samples from the (clean) mixture given the randomness (docs/algorithm.md §4): `uniforms` [N] in [0,1) pick the component by
  * inverse CDF of the weights, `normals` [N,d] are standard normals scaled by the component's std. Returns x [N,d] and the
  * int32 component index [N].
  */
@@ -241,7 +241,7 @@ export const sample = (
     return { x, component }
   })
 
-/** Draws n samples with an explicit integer seed, from the seeded streams of `RandomStream` (spec §10.1). */
+/** Draws n samples with an explicit integer seed, from the seeded streams of `RandomStream` (docs/algorithm.md §4). */
 export const sampleSeeded = (
   g: GaussianMixture,
   n: number,
@@ -252,7 +252,7 @@ export const sampleSeeded = (
   )
 
 /**
- * Unequal weights and anisotropic (diagonal) covariances (spec §10.3, a harder toy than the ring and the grid): six
+ * Unequal weights and anisotropic (diagonal) covariances (docs/algorithm.md §12, a harder toy than the ring and the grid): six
  * modes of weights 0.30, 0.20, 0.15, 0.15, 0.12, 0.08, most stretched along one axis (std ratios up to 3:1), placed
  * without symmetry, centred, and scaled so that the mean per-coordinate data variance is σ_data² = 0.25.
  */
@@ -280,7 +280,7 @@ export const anisotropic = (): GaussianMixture => {
   })
 }
 
-/** Mahalanobis radius inside which a sample belongs to a mode ("in-mode", spec §10.5: within 3 standard deviations). */
+/** Mahalanobis radius inside which a sample belongs to a mode ("in-mode", docs/algorithm.md §12.3: within 3 standard deviations). */
 export const IN_MODE_RADIUS = 3
 
 /**
@@ -328,7 +328,7 @@ export const truncatedVarianceFactor = (d: number, r: number = IN_MODE_RADIUS): 
   chiSquareCdf(d + 2, r * r) / chiSquareCdf(d, r * r)
 
 /**
- * The shape of a sample set against a mixture's modes (spec §10.3, §10.5), beyond the distances: how much mass each
+ * The shape of a sample set against a mixture's modes (docs/algorithm.md §12, §12.3), beyond the distances: how much mass each
  * mode receives, where the rest lies, and how each mode's samples are placed and spread compared with the truth.
  *
  * A sample is *in-mode* when its Mahalanobis distance to some component is ≤ {@link IN_MODE_RADIUS}; it belongs to the

@@ -1,9 +1,9 @@
 /**
- * Generator files: a distilled one-step generator (spec §2) as safetensors bytes, in one of two formats.
+ * Generator files: a distilled one-step generator (docs/algorithm.md §6) as safetensors bytes, in one of two formats.
  *
  * - `edm-safetensors-v1` for EDM networks (SongUNet, DhariwalUNet): the EDMPrecond state dict (names `model.*`,
  *   PyTorch layouts) with the EDMPrecond arguments as JSON in `config`, readable by EDM/SiD's Python code and by
- *   `--teacher edm:` (spec §1.3, §1.6).
+ *   `--teacher edm:` (docs/algorithm.md §2.3, §2.5).
  * - `sid-ts-generator-v1` for every other network (the vector MLP, the small UNet): the parameters under their sid-ts
  *   names and TF.js layouts, with the architecture `{ kind, spec }` as JSON in `network` (as in teacher files and
  *   checkpoint manifests).

@@ -1,7 +1,7 @@
 /**
  * The building blocks of NVlabs/edm's networks (`training/networks.py`: Linear, Conv2d with up/down-sampling,
  * GroupNorm, UNetBlock with self-attention, PositionalEmbedding, FourierEmbedding) as module descriptions plus pure
- * functions of named parameters on NHWC tensors (spec §1.3 backbones).
+ * functions of named parameters on NHWC tensors (docs/algorithm.md §2.3 backbones).
  *
  * A module description is plain data. From it come (1) its state-dict entries, in `state_dict()` order, with EDM
  * (PyTorch) shapes and EDM's initialisers, and (2) its forward pass, which reads the parameters by the same names in
@@ -420,7 +420,7 @@ export const selfAttention = (qkv: tf.Tensor4D, numHeads: number): tf.Tensor4D =
 
 /**
  * EDM UNetBlock on NHWC: x [N,H,W,in], emb [N, embChannels] → [N,H',W',out] (see the module docs). With `masks`
- * (train mode, spec §5.1) dropout runs before conv1, as in EDM's `conv1(dropout(x))`, its mask from the stream
+ * (train mode, docs/algorithm.md §9.1) dropout runs before conv1, as in EDM's `conv1(dropout(x))`, its mask from the stream
  * (seed, `dropout.<name>`); without them the block is in evaluation mode.
  */
 export const applyUNetBlock = (
@@ -490,7 +490,7 @@ export const applyNoiseEmbedding = (
 
 /** Options of an EDM network's forward pass. */
 export interface EdmApplyOptions {
-  /** Train-mode dropout in every UNet block (spec §5.1); absent: evaluation mode. */
+  /** Train-mode dropout in every UNet block (docs/algorithm.md §9.1); absent: evaluation mode. */
   readonly dropout?: DropoutMasks
 }
 
@@ -552,7 +552,7 @@ export type EncoderDecoderOutput<W extends "decoder" | "encoder" | "both"> = W e
 
 /**
  * SiDA's discriminator logits from an encoder's bottleneck feature map [N, h, w, C]: its mean over channels,
- * [N, h, w, 1] (docs/sida.md §3; spec §9.1).
+ * [N, h, w, 1] (docs/sida.md §3; docs/algorithm.md §13).
  */
 export const bottleneckLogits = (x: tf.Tensor4D): tf.Tensor4D => tf.mean(x, 3, true) as tf.Tensor4D
 

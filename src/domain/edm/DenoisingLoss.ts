@@ -1,8 +1,8 @@
 /**
  * The fake-score (f_ψ) loss: EDM denoising score matching on generator samples with the weight λ(σ).
  *
- * Spec: `sid.md` §3 (SID_EDMLoss.__call__: per element λ(σ)(ŷ − y)², NaN rows dropped with the divisor kept,
- * Σ_rows Σ_CHW · ls / batch), §1.4 (λ(σ), λ·c_out² = 1), §11 (NaN masking with `tf.where`).
+ * Maths: `docs/algorithm.md` §7 (SID_EDMLoss.__call__: per element λ(σ)(ŷ − y)², NaN rows dropped with the divisor kept,
+ * Σ_rows Σ_CHW · ls / batch), §2.4 (λ(σ), λ·c_out² = 1), §14 (NaN masking with `tf.where`).
  *
  * @module
  */
@@ -11,7 +11,7 @@ import { SIGMA_DATA } from "./Edm.js"
 import { lossWeight } from "./Preconditioning.js"
 import { broadcastPerSample, keepRows, replaceNaN, rowSum, type SigmaLike } from "../nn/Tensors.js"
 
-/** Inputs of {@link fakeScoreLoss} (spec §3). */
+/** Inputs of {@link fakeScoreLoss} (docs/algorithm.md §7). */
 export type FakeScoreLossInput = {
   /** Clean targets y = x_g (detached by the caller), [N, ...]. */
   readonly y: tf.Tensor
@@ -19,21 +19,21 @@ export type FakeScoreLossInput = {
   readonly yHat: tf.Tensor
   /** Per-sample σ [N] (or one number for all rows). */
   readonly sigma: SigmaLike
-  /** Loss scaling `ls` (spec §3, `--ls`); default 1. */
+  /** Loss scaling `ls` (docs/algorithm.md §7, `--ls`); default 1. */
   readonly lossScale?: number
-  /** Divisor of the row sum (spec §3, batch_gpu_total); defaults to N, the number of rows. */
+  /** Divisor of the row sum (docs/algorithm.md §7, batch_gpu_total); defaults to N, the number of rows. */
   readonly batchSize?: number
   /** σ_d of λ(σ); default SIGMA_DATA. */
   readonly sigmaData?: number
   /**
    * The rows to keep (bool [N]), in place of the default (rows without a NaN in y or ŷ): the caller's mask must drop
-   * those too. SiDA also drops rows whose logits have a NaN (spec §9.1, `keepRows(y, ŷ, logits…)`). Inside a gradient
+   * those too. SiDA also drops rows whose logits have a NaN (docs/algorithm.md §13, `keepRows(y, ŷ, logits…)`). Inside a gradient
    * closure build it with `keepRows`, whose gradient is defined (zero).
    */
   readonly keep?: tf.Tensor1D
 }
 
-/** Result of {@link fakeScoreLoss} (spec §3). */
+/** Result of {@link fakeScoreLoss} (docs/algorithm.md §7). */
 export type FakeScoreLossResult = {
   /** Σ_rows perRow · lossScale / batchSize. */
   readonly loss: tf.Scalar
@@ -44,7 +44,7 @@ export type FakeScoreLossResult = {
 }
 
 /**
- * EDM denoising score-matching loss of the fake score, exactly as spec §3: per element λ(σ)(ŷ − y)², summed over all
+ * EDM denoising score-matching loss of the fake score, exactly as docs/algorithm.md §7: per element λ(σ)(ŷ − y)², summed over all
  * non-batch dims per row; rows where y or ŷ has any NaN are dropped (NaNs replaced by 0 through `tf.where` first), and
  * the sum over rows is multiplied by lossScale / batchSize, the divisor staying the full batch size.
  */

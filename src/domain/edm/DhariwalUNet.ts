@@ -1,6 +1,6 @@
 /**
  * EDM's DhariwalUNet (ADM, NVlabs/edm `training/networks.py` class `DhariwalUNet`) as a pure function of parameters
- * named by its `state_dict()` names, on NHWC tensors (spec §1.3 backbones: ADM for ImageNet 64).
+ * named by its `state_dict()` names, on NHWC tensors (docs/algorithm.md §2.3 backbones: ADM for ImageNet 64).
  *
  * Mapping: positional embedding (no endpoint, [cos, sin], no swap) + map_augment(augment labels); SiLU(map_layer0);
  * map_layer1; + map_label(labels) (no bias, no scaling); SiLU. Encoder: a 3×3 conv at the top level, else a down
@@ -8,7 +8,7 @@
  * else an up block; `numBlocks + 1` blocks fed the concatenation with the next skip; then out_norm → SiLU → out_conv.
  * Blocks: adaptive scale/shift, skip_scale 1, ε 1e-5, resampling filter [1,1] without projection, and attention with
  * C // 64 heads where requested (so none below 64 channels). Dropout (EDM's, before each block's conv1) runs only in
- * train mode, when `apply` is given dropout masks (spec §5.1).
+ * train mode, when `apply` is given dropout masks (docs/algorithm.md §9.1).
  *
  * @module
  */
@@ -55,7 +55,7 @@ export interface DhariwalUNetSpec {
   readonly channelMultEmb: number
   readonly numBlocks: number
   readonly attnResolutions: ReadonlyArray<number>
-  /** Dropout rate of the UNet blocks in train mode (spec §5.1–5.2); evaluation mode has none. */
+  /** Dropout rate of the UNet blocks in train mode (docs/algorithm.md §9.1–9.2); evaluation mode has none. */
   readonly dropout: number
 }
 
@@ -272,7 +272,7 @@ const runDhariwalUNet = (
 }
 
 /**
- * F(x_in, c_noise, class labels, augment labels) of a DhariwalUNet (spec §1.3): x_in [N,R,R,C] (NHWC, already × c_in),
+ * F(x_in, c_noise, class labels, augment labels) of a DhariwalUNet (docs/algorithm.md §2.3): x_in [N,R,R,C] (NHWC, already × c_in),
  * c_noise [N] → [N,R,R,C]. Parameters are named by state-dict names without `model.`, in TF.js layouts.
  */
 export const applyDhariwalUNet = (
@@ -285,7 +285,7 @@ export const applyDhariwalUNet = (
 ): tf.Tensor4D => tf.tidy(() => runDhariwalUNet(spec, params, xIn, cNoise, labels, options, "decoder").output!)
 
 /**
- * DhariwalUNet's forward pass as SiDA's shared discriminator uses it (spec §9.1, docs/sida.md §3): `"encoder"` runs
+ * DhariwalUNet's forward pass as SiDA's shared discriminator uses it (docs/algorithm.md §13, docs/sida.md §3): `"encoder"` runs
  * only the encoder and returns the logits [N, r, r, 1] (the bottleneck's channel mean); `"both"` returns F exactly as
  * {@link applyDhariwalUNet} computes it, and the logits of the same pass.
  */
@@ -306,7 +306,7 @@ export const applyDhariwalUNetDiscriminator = <W extends "encoder" | "both">(
 /**
  * A DhariwalUNet as a {@link Network} (NHWC data [R, R, C]; kind "dhariwalunet"). `apply` is EDMPrecond's network:
  * one-hot class labels when given, zero labels when labelDim > 0 and none are given; augment labels when given (absent:
- * the zero vector, spec §8 pitfall 15). The discriminator logits of SiDA come from the encoder's bottleneck (spec §9.1).
+ * the zero vector, docs/algorithm.md §15, item 11). The discriminator logits of SiDA come from the encoder's bottleneck (docs/algorithm.md §13).
  */
 export const dhariwalUNetNetwork = (spec: DhariwalUNetSpec): Network => ({
   description: { kind: "dhariwalunet", spec },

@@ -1,9 +1,9 @@
 /**
- * EDM's deterministic/stochastic Heun sampler (spec §1.5), for any denoiser.
+ * EDM's deterministic/stochastic Heun sampler (docs/algorithm.md §3), for any denoiser.
  *
  * x₀ = latents·t₀; for each step i: optional churn γ (S_churn, S_min, S_max, S_noise), an Euler step with
  * d = (x̂ − D(x̂; t̂))/t̂, and a Heun correction except on the last step (where t_{i+1} = 0). N steps cost 2N − 1
- * denoiser evaluations (35 for N = 18). Runs in float32 (spec §11).
+ * denoiser evaluations (35 for N = 18). Runs in float32 (docs/algorithm.md §14).
  *
  * @module
  */
@@ -13,7 +13,7 @@ import { heunSteps, type RhoScheduleOptions } from "./Schedule.js"
 /** A denoiser D(x; σ) evaluated at one noise level for the whole batch. */
 export type Denoiser = (x: tf.Tensor, sigma: number) => tf.Tensor
 
-/** Sampler settings (spec §1.5 defaults: N = 18, S_churn = 0, S_min = 0, S_max = ∞, S_noise = 1). */
+/** Sampler settings (docs/algorithm.md §3 defaults: N = 18, S_churn = 0, S_min = 0, S_max = ∞, S_noise = 1). */
 export interface HeunOptions extends RhoScheduleOptions {
   readonly numSteps?: number
   readonly sChurn?: number
@@ -28,7 +28,7 @@ export interface HeunOptions extends RhoScheduleOptions {
 export const heunEvaluations = (numSteps: number): number => 2 * numSteps - 1
 
 /**
- * Step i of the sampler (spec §1.5): from x at t_i (of the schedule `t` = `heunSteps(N, options)`) to t_{i+1}, with
+ * Step i of the sampler (docs/algorithm.md §3): from x at t_i (of the schedule `t` = `heunSteps(N, options)`) to t_{i+1}, with
  * churn when the options ask for it. Returns a new tensor; `x` is left to the caller.
  */
 export const heunStep = (
@@ -60,7 +60,7 @@ export const heunStep = (
     return tf.add(xHat, tf.mul(tf.add(d, d2), 0.5 * (tNext - tHat)))
   })
 
-/** Samples from a denoiser starting at standard-normal `latents` [N, ...] (spec §1.5): {@link heunStep} N times. */
+/** Samples from a denoiser starting at standard-normal `latents` [N, ...] (docs/algorithm.md §3): {@link heunStep} N times. */
 export const heunSample = (denoise: Denoiser, latents: tf.Tensor, options: HeunOptions = {}): tf.Tensor => {
   const t = heunSteps(options.numSteps ?? 18, options)
   let x = tf.mul(latents, t[0]!)

@@ -1,6 +1,6 @@
 /**
  * EDM network configurations: the keyword arguments of EDMPrecond (NVlabs/edm `training/networks.py`), as stored in
- * the `config` metadata of EDM safetensors files, parsed into a SongUNet or DhariwalUNet spec (spec §1.3, §1.6).
+ * the `config` metadata of EDM safetensors files, parsed into a SongUNet or DhariwalUNet spec (docs/algorithm.md §2.3, §2.5).
  *
  * Keys are EDM's own (snake_case): EDMPrecond's `img_resolution`, `img_channels`, `label_dim`, `use_fp16`,
  * `sigma_min`, `sigma_max`, `sigma_data`, `model_type` (default "DhariwalUNet", as in EDMPrecond), plus the model's
@@ -29,7 +29,7 @@ export type EdmArchitecture =
 /** A parsed EDMPrecond configuration. */
 export interface EdmConfig {
   readonly architecture: EdmArchitecture
-  /** σ_data of the preconditioning (default 0.5, spec §1.1). */
+  /** σ_data of the preconditioning (default 0.5, docs/algorithm.md §2.1). */
   readonly sigmaData: number
   readonly sigmaMin: number
   readonly sigmaMax: number
@@ -161,7 +161,7 @@ export const edmEntries = (architecture: EdmArchitecture): ReadonlyArray<TensorE
 
 /** Options of {@link edmConfigFromArchitecture}. */
 export interface EdmConfigOptions {
-  /** σ_data of the preconditioning (default 0.5, spec §1.1). */
+  /** σ_data of the preconditioning (default 0.5, docs/algorithm.md §2.1). */
   readonly sigmaData?: number
   /** EDMPrecond's `sigma_min`; omitted (EDM default 0) when not given. */
   readonly sigmaMin?: number
@@ -170,7 +170,7 @@ export interface EdmConfigOptions {
 }
 
 /**
- * The EDMPrecond keyword arguments of an architecture (spec §1.3, §1.6): the inverse of {@link parseEdmConfig}, so
+ * The EDMPrecond keyword arguments of an architecture (docs/algorithm.md §2.3, §2.5): the inverse of {@link parseEdmConfig}, so
  * `parseEdmConfig(edmConfigFromArchitecture(a)).architecture` equals `a`. Every model keyword argument is written out
  * (none is left to EDM's defaults), `use_fp16` is false (sid-ts runs float32), and the result is JSON-serialisable.
  */

@@ -1,6 +1,6 @@
 /**
  * EDM's SongUNet (DDPM++ / NCSN++, NVlabs/edm `training/networks.py` class `SongUNet`) as a pure function of
- * parameters named by its `state_dict()` names, on NHWC tensors (spec §1.3 backbones: DDPM++ for CIFAR/FFHQ/AFHQ).
+ * parameters named by its `state_dict()` names, on NHWC tensors (docs/algorithm.md §2.3 backbones: DDPM++ for CIFAR/FFHQ/AFHQ).
  *
  * Mapping: noise embedding (positional with endpoint, or Fourier), halves swapped to [sin, cos]; + map_label(labels ·
  * √label_dim); + map_augment(augment labels); SiLU(map_layer0); SiLU(map_layer1). Encoder per level: a 3×3 conv at the
@@ -10,7 +10,7 @@
  * blocks each fed the concatenation with the next skip (attention in the last one where listed); at level 0 (and at
  * every level for the `skip` decoder) aux_norm → SiLU → aux_conv summed into the output (aux_up upsamples it).
  * Blocks: one head, skip_scale √½, ε 1e-6, resample_proj, no adaptive scale. Dropout (EDM's, before each block's
- * conv1) runs only in train mode, when `apply` is given dropout masks (spec §5.1).
+ * conv1) runs only in train mode, when `apply` is given dropout masks (docs/algorithm.md §9.1).
  *
  * @module
  */
@@ -59,7 +59,7 @@ export interface SongUNetSpec {
   readonly channelMultEmb: number
   readonly numBlocks: number
   readonly attnResolutions: ReadonlyArray<number>
-  /** Dropout rate of the UNet blocks in train mode (spec §5.1–5.2); evaluation mode has none. */
+  /** Dropout rate of the UNet blocks in train mode (docs/algorithm.md §9.1–9.2); evaluation mode has none. */
   readonly dropout: number
   readonly embeddingType: "positional" | "fourier"
   readonly channelMultNoise: number
@@ -333,7 +333,7 @@ const runSongUNet = (
 }
 
 /**
- * F(x_in, c_noise, class labels, augment labels) of a SongUNet (spec §1.3): x_in [N,R,R,C] (NHWC, already × c_in),
+ * F(x_in, c_noise, class labels, augment labels) of a SongUNet (docs/algorithm.md §2.3): x_in [N,R,R,C] (NHWC, already × c_in),
  * c_noise [N] → [N,R,R,C]. Parameters are named by state-dict names without `model.`, in TF.js layouts.
  */
 export const applySongUNet = (
@@ -346,7 +346,7 @@ export const applySongUNet = (
 ): tf.Tensor4D => tf.tidy(() => runSongUNet(spec, params, xIn, cNoise, labels, options, "decoder").output!)
 
 /**
- * SongUNet's forward pass as SiDA's shared discriminator uses it (spec §9.1, docs/sida.md §3): `"encoder"` runs only
+ * SongUNet's forward pass as SiDA's shared discriminator uses it (docs/algorithm.md §13, docs/sida.md §3): `"encoder"` runs only
  * the encoder and returns the logits [N, r, r, 1] (the bottleneck's channel mean, r the lowest resolution); `"both"`
  * returns F exactly as {@link applySongUNet} computes it, and the logits of the same pass.
  */
@@ -367,8 +367,8 @@ export const applySongUNetDiscriminator = <W extends "encoder" | "both">(
 /**
  * A SongUNet as a {@link Network} (NHWC data [R, R, C]; kind "songunet"). `apply` is EDMPrecond's network: one-hot
  * class labels when given, zero labels when labelDim > 0 and none are given; augment labels when given (absent: the
- * zero vector, spec §8 pitfall 15: the augment map has no bias). The discriminator logits of SiDA come from the
- * encoder's bottleneck (spec §9.1).
+ * zero vector, docs/algorithm.md §15, item 11: the augment map has no bias). The discriminator logits of SiDA come from the
+ * encoder's bottleneck (docs/algorithm.md §13).
  */
 export const songUNetNetwork = (spec: SongUNetSpec): Network => ({
   description: { kind: "songunet", spec },

@@ -1,5 +1,5 @@
 /**
- * The one place where EDM's PyTorch layouts meet sid-ts's TF.js layouts (spec §1.3 backbones, §1.6 teachers).
+ * The one place where EDM's PyTorch layouts meet sid-ts's TF.js layouts (docs/algorithm.md §2.3 backbones, §2.5 teachers).
  *
  * EDM (NVlabs/edm `training/networks.py`) stores Linear weights as [out, in], conv weights (and the `[1, 1, k, k]`
  * resampling-filter buffers) as OIHW, and runs NCHW activations. The sid-ts EDM networks are pure functions of named
@@ -18,7 +18,7 @@ import * as tf from "@tensorflow/tfjs"
 import { compareShapes, type ParameterShapes, type Parameters, type ShapeMismatch, shapesMatch } from "../nn/Parameters.js"
 import type { NamedArray } from "../data/Safetensors.js"
 
-/** The prefix of EDMPrecond's `state_dict()` names for the inner network (spec §1.3). */
+/** The prefix of EDMPrecond's `state_dict()` names for the inner network (docs/algorithm.md §2.3). */
 export const EDM_MODEL_PREFIX = "model."
 
 /** TF.js layout of an EDM (PyTorch) shape: OIHW → HWIO for rank 4, [out, in] → [in, out] for rank 2. */
@@ -69,7 +69,7 @@ export interface StateDictOptions {
 
 /**
  * Converts EDM state-dict arrays (PyTorch layouts, names with `prefix`) into sid-ts parameters for a network whose
- * parameter shapes (TF.js layouts, names without prefix) are `shapes` (spec §1.3, §1.6). Entries whose name lacks the
+ * parameter shapes (TF.js layouts, names without prefix) are `shapes` (docs/algorithm.md §2.3, §2.5). Entries whose name lacks the
  * prefix (e.g. `input.x` in a golden file) are ignored. Throws one {@link EdmStateDictError} listing every missing,
  * unexpected and mis-shaped name (shapes compared in the EDM layout). The caller owns the returned tensors.
  */

@@ -2,8 +2,8 @@
  * Fréchet distance between the Gaussian moments of two sample sets: the formula behind FID, here on raw
  * coordinates or any feature vectors.
  *
- * Spec: `sid.md` §7 (FID = ‖μ_x − μ_y‖² + Tr(Σ_x + Σ_y − 2·(Σ_x Σ_y)^{1/2}), with Tr sqrtm(Σ_x Σ_y) computed as
- * Σ_i sqrt(λ_i(Σ_x^{1/2} Σ_y Σ_x^{1/2})) through symmetric eigendecompositions) and §10.3/§10.5 ("raw-coordinate
+ * Maths: `docs/algorithm.md` §11 (FID = ‖μ_x − μ_y‖² + Tr(Σ_x + Σ_y − 2·(Σ_x Σ_y)^{1/2}), with Tr sqrtm(Σ_x Σ_y) computed as
+ * Σ_i sqrt(λ_i(Σ_x^{1/2} Σ_y Σ_x^{1/2})) through symmetric eigendecompositions) and docs/algorithm.md §12/§12.3 ("raw-coordinate
  * FID" on the 2-D ring).
  *
  * Everything is accumulated in float64: the samples are read once, the moments are computed in JS, and the matrix
@@ -25,12 +25,12 @@ const PSD_TOLERANCE = 1e-6
 
 /**
  * A `d × d` matrix, either flat row-major (length d², e.g. a reference `sigma` read from an npz file) or as
- * `d` rows of length `d` (spec §7, reference statistics (μ, Σ)).
+ * `d` rows of length `d` (docs/algorithm.md §11, reference statistics (μ, Σ)).
  */
 export type MatrixInput = ArrayLike<number> | ReadonlyArray<ArrayLike<number>>
 
 /**
- * The two parts of the Fréchet distance (spec §7): `meanTerm` = ‖μ₁ − μ₂‖², `covarianceTerm` =
+ * The two parts of the Fréchet distance (docs/algorithm.md §11): `meanTerm` = ‖μ₁ − μ₂‖², `covarianceTerm` =
  * Tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^{1/2}), and their sum `distance`, clamped at 0 against rounding.
  */
 export interface FrechetTerms {
@@ -39,7 +39,7 @@ export interface FrechetTerms {
   readonly distance: number
 }
 
-/** Options of {@link frechetDistance} (spec §7). */
+/** Options of {@link frechetDistance} (docs/algorithm.md §11). */
 export interface FrechetOptions {
   /** `"unbiased"` (÷(N − 1), EDM `fid.py`; default) or `"biased"` (÷N, SiD `FeatureStats`). */
   readonly covariance?: CovarianceNormalisation
@@ -129,7 +129,7 @@ const trace = (m: Matrix): number => {
 }
 
 /**
- * Both terms of the Fréchet distance between N(μ₁, Σ₁) and N(μ₂, Σ₂) (spec §7), in float64:
+ * Both terms of the Fréchet distance between N(μ₁, Σ₁) and N(μ₂, Σ₂) (docs/algorithm.md §11), in float64:
  * Tr(Σ₁Σ₂)^{1/2} = Σ_i sqrt(max(λ_i(Σ₁^{1/2} Σ₂ Σ₁^{1/2}), 0)) with symmetric eigendecompositions.
  * Throws {@link MetricInputError} if the shapes disagree, a value is not finite, or a covariance is not
  * symmetric positive semi-definite (up to a relative tolerance of 1e-6).
@@ -166,7 +166,7 @@ export const frechetTermsFromMoments = (
 }
 
 /**
- * Fréchet distance between N(μ₁, Σ₁) and N(μ₂, Σ₂) (spec §7), e.g. generated statistics against precomputed
+ * Fréchet distance between N(μ₁, Σ₁) and N(μ₂, Σ₂) (docs/algorithm.md §11), e.g. generated statistics against precomputed
  * reference statistics (an EDM `fid-refs` npz's `mu`, `sigma`). See {@link frechetTermsFromMoments}.
  */
 export const frechetDistanceFromMoments = (
@@ -177,7 +177,7 @@ export const frechetDistanceFromMoments = (
 ): number => frechetTermsFromMoments(mu1, cov1, mu2, cov2).distance
 
 /**
- * Fréchet distance between two sample sets `x` `[N, d]` and `y` `[M, d]` (spec §7; §10.3's "raw-coordinate FID").
+ * Fréchet distance between two sample sets `x` `[N, d]` and `y` `[M, d]` (docs/algorithm.md §11; §12's "raw-coordinate FID").
  * Each tensor is read once with `dataSync` (no tensors allocated, none disposed); moments are float64.
  * Throws {@link MetricInputError} for a rank other than 2, different `d`, fewer than 2 samples (1 for the biased
  * covariance) or a non-finite value.
@@ -185,7 +185,7 @@ export const frechetDistanceFromMoments = (
 export const frechetDistance = (x: tf.Tensor, y: tf.Tensor, options?: FrechetOptions): number =>
   frechetTerms(x, y, options).distance
 
-/** Both terms of {@link frechetDistance} (spec §7): mean shift and covariance mismatch. */
+/** Both terms of {@link frechetDistance} (docs/algorithm.md §11): mean shift and covariance mismatch. */
 export const frechetTerms = (x: tf.Tensor, y: tf.Tensor, options?: FrechetOptions): FrechetTerms => {
   const a = readSamples(METRIC, "x", x)
   const b = readSamples(METRIC, "y", y)

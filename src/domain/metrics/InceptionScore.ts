@@ -1,5 +1,5 @@
 /**
- * Inception Score from class probabilities (spec §7, "IS (is50k)"): per split,
+ * Inception Score from class probabilities (docs/algorithm.md §11, "IS (is50k)"): per split,
  * IS = exp( mean_i Σ_c p_ic (ln p_ic − ln p̄_c) ) with p̄_c = mean_i p_ic, i.e. exp E_x[KL(p(y|x) ‖ p(y))];
  * the splits are consecutive equal blocks of rows (SiD: 10 splits of 5k) and the result is their mean and std.
  *
@@ -13,7 +13,7 @@ import { MetricInputError } from "./Moments.js"
 
 const METRIC = "inceptionScore"
 
-/** The Inception Score over splits (spec §7): mean and population standard deviation of the per-split scores. */
+/** The Inception Score over splits (docs/algorithm.md §11): mean and population standard deviation of the per-split scores. */
 export interface InceptionScore {
   readonly mean: number
   readonly std: number
@@ -47,7 +47,7 @@ const splitScore = (p: tf.Tensor2D): tf.Scalar =>
 
 /**
  * Inception Score of class probabilities `probabilities` [N, K] (rows sum to 1), over `splits` consecutive blocks
- * (spec §7). The tensor is read, not disposed. Throws {@link MetricInputError} for a bad shape, a negative or
+ * (docs/algorithm.md §11). The tensor is read, not disposed. Throws {@link MetricInputError} for a bad shape, a negative or
  * non-finite entry, or rows that do not sum to 1 (within 1e-3).
  */
 export const inceptionScore = (probabilities: tf.Tensor, options: InceptionScoreOptions = {}): InceptionScore => {
@@ -76,7 +76,7 @@ export const inceptionScore = (probabilities: tf.Tensor, options: InceptionScore
   return { mean, std, splits: scores }
 }
 
-/** {@link inceptionScore} of softmax(logits) for logits [N, K] (spec §7: p(y|x) from the classifier's softmax). */
+/** {@link inceptionScore} of softmax(logits) for logits [N, K] (docs/algorithm.md §11: p(y|x) from the classifier's softmax). */
 export const inceptionScoreFromLogits = (logits: tf.Tensor, options: InceptionScoreOptions = {}): InceptionScore => {
   if (logits.rank !== 2) throw new MetricInputError(METRIC, `logits must be [N, K], got shape [${logits.shape.join(", ")}]`)
   const p = tf.tidy(() => tf.softmax(logits as tf.Tensor2D))

@@ -1,5 +1,5 @@
 /**
- * Kernel Inception Distance (KID; spec §7): the unbiased MMD² between two feature sets with the cubic polynomial
+ * Kernel Inception Distance (KID; docs/algorithm.md §11): the unbiased MMD² between two feature sets with the cubic polynomial
  * kernel k(x, y) = (xᵀy/d + 1)³,
  *
  *   KID = Σ_{i≠j} k(x_i, x_j)/(N(N−1)) + Σ_{i≠j} k(y_i, y_j)/(M(M−1)) − 2 Σ_{i,j} k(x_i, y_j)/(NM).
@@ -55,7 +55,7 @@ const kernelSum = (a: tf.Tensor2D, b: tf.Tensor2D, self: boolean): number => {
 }
 
 /**
- * KID between feature sets `x` [N, d] and `y` [M, d] (spec §7): unbiased MMD² with the kernel (xᵀy/d + 1)³ over
+ * KID between feature sets `x` [N, d] and `y` [M, d] (docs/algorithm.md §11): unbiased MMD² with the kernel (xᵀy/d + 1)³ over
  * all pairs. The tensors are read, not disposed.
  */
 export const kernelInceptionDistance = (x: tf.Tensor, y: tf.Tensor): number => {

@@ -1,7 +1,7 @@
 /**
  * Kernel maximum mean discrepancy (MMD²) between two sample sets with a Gaussian RBF kernel.
  *
- * Spec: `sid.md` §10.3 (RBF-MMD as an exact-sample metric for the 2-D toys) and §10.5 (unbiased RBF-MMD² with
+ * Maths: `docs/algorithm.md` §12 (RBF-MMD as an exact-sample metric for the 2-D toys) and §12.3 (unbiased RBF-MMD² with
  * bandwidth 0.1, 10k vs 10k samples; floors ±1e-4 for truth vs truth, 1.2e-3 for the Heun-35 teacher).
  *
  * k(x, y) = Σ_b exp(−‖x − y‖² / (2 h_b²)) for bandwidths h_b (one bandwidth: the plain Gaussian kernel). MMD² is
@@ -23,15 +23,15 @@ import { MetricInputError } from "./Moments.js"
 const METRIC = "mmd"
 
 /**
- * Default block budget (spec §10.5 compares 10k vs 10k): kernel-matrix elements per block, 2¹⁸ ≈ 262k (26 rows of
+ * Default block budget (docs/algorithm.md §12.3 compares 10k vs 10k): kernel-matrix elements per block, 2¹⁸ ≈ 262k (26 rows of
  * 10k); on wasm a 5k × 5k comparison was 15 % faster than with 2²⁰-element blocks.
  */
 export const DEFAULT_MAX_BLOCK_ELEMENTS = 1 << 18
 
-/** Options of {@link mmd2} and {@link mmdTerms} (spec §10.3, §10.5). */
+/** Options of {@link mmd2} and {@link mmdTerms} (docs/algorithm.md §12, §12.3). */
 export interface MmdOptions {
   /**
-   * RBF bandwidth h (spec §10.5 uses 0.1 on the ring, whose data std is 0.5), or several bandwidths whose
+   * RBF bandwidth h (docs/algorithm.md §12.3 uses 0.1 on the ring, whose data std is 0.5), or several bandwidths whose
    * kernels are summed (a multi-scale kernel). Each must be finite and > 0.
    */
   readonly bandwidth: number | ReadonlyArray<number>
@@ -42,7 +42,7 @@ export interface MmdOptions {
 }
 
 /**
- * The pieces of MMD² (spec §10.5): mean kernel values within x (`kxx`), within y (`kyy`) and across (`kxy`),
+ * The pieces of MMD² (docs/algorithm.md §12.3): mean kernel values within x (`kxx`), within y (`kyy`) and across (`kxy`),
  * with diagonals excluded for the unbiased figures, plus both estimates.
  */
 export interface MmdTerms {
@@ -247,7 +247,7 @@ const termsOf = (xx: number, yy: number, xy: number, n: number, m: number, diago
 const total = (values: ReadonlyArray<number>): number => values.reduce((a, b) => a + b, 0)
 
 /**
- * Kernel sums and both MMD² estimates between `x` `[N, d]` and `y` `[M, d]` (spec §10.3, §10.5), computed in
+ * Kernel sums and both MMD² estimates between `x` `[N, d]` and `y` `[M, d]` (docs/algorithm.md §12, §12.3), computed in
  * row blocks of at most `maxBlockElements` kernel entries. The inputs are not disposed and no tensor outlives the
  * call. Throws {@link MetricInputError} for a rank other than 2, different `d`, fewer than 2 samples per set, a bad
  * bandwidth, or non-finite input (detected from the sums).
@@ -259,7 +259,7 @@ export const mmdTerms = (x: tf.Tensor, y: tf.Tensor, options: MmdOptions): MmdTe
 }
 
 /**
- * The terms of {@link mmdTerms} for each bandwidth on its own (spec §10.3: MMD at several scales, from below to
+ * The terms of {@link mmdTerms} for each bandwidth on its own (docs/algorithm.md §12: MMD at several scales, from below to
  * above the width of a mode), in the order given, from one pass over the pairs: the squared distances are computed
  * once and each kernel summed separately. Their sum is the multi-bandwidth figure of {@link mmdTerms}.
  */
@@ -270,7 +270,7 @@ export const mmdTermsByBandwidth = (x: tf.Tensor, y: tf.Tensor, options: MmdOpti
 }
 
 /**
- * MMD² between `x` `[N, d]` and `y` `[M, d]` with a (multi-bandwidth) Gaussian RBF kernel (spec §10.3, §10.5):
+ * MMD² between `x` `[N, d]` and `y` `[M, d]` with a (multi-bandwidth) Gaussian RBF kernel (docs/algorithm.md §12, §12.3):
  * the unbiased U-statistic by default, the biased V-statistic with `estimator: "biased"`. See {@link mmdTerms}.
  */
 export const mmd2 = (x: tf.Tensor, y: tf.Tensor, options: MmdOptions): number => {
@@ -279,7 +279,7 @@ export const mmd2 = (x: tf.Tensor, y: tf.Tensor, options: MmdOptions): number =>
 }
 
 /**
- * The same kernel sums and estimates as {@link mmdTerms} (spec §10.3, §10.5), computed in plain float64 JS from
+ * The same kernel sums and estimates as {@link mmdTerms} (docs/algorithm.md §12, §12.3), computed in plain float64 JS from
  * row-major values `x` (`n × dim`) and `y` (`m × dim`), e.g. from one `dataSync()`. No tensors. On the TF.js "cpu"
  * backend this is about an order of magnitude faster than the tensor path for small `dim` (10k × 10k, d = 2: a few
  * seconds); the tensor path is for accelerated backends. Throws {@link MetricInputError} on bad input.

@@ -2,8 +2,8 @@
  * First and second moments of a sample set, accumulated in float64, plus the input error shared by the
  * sample-set metrics.
  *
- * Spec: `sid.md` §7 (FID = Fréchet distance between the Gaussian moments of two feature sets; SiD's FeatureStats
- * divides the covariance by N, EDM's `fid.py` by N − 1) and §10.3 (the same formula on raw 2-D coordinates).
+ * Maths: `docs/algorithm.md` §11 (FID = Fréchet distance between the Gaussian moments of two feature sets; SiD's FeatureStats
+ * divides the covariance by N, EDM's `fid.py` by N − 1) and §12 (the same formula on raw 2-D coordinates).
  *
  * The metrics in this folder stay Effect-free: they throw {@link MetricInputError} on bad input (wrong rank,
  * mismatched dimension, too few rows, non-finite values). Callers in Effect code wrap them in `Effect.try`.
@@ -13,7 +13,7 @@
 import * as tf from "@tensorflow/tfjs"
 
 /**
- * Bad input to a sample-set metric (spec §7, §10.3): wrong rank, mismatched dimensions, too few samples,
+ * Bad input to a sample-set metric (docs/algorithm.md §11, §12): wrong rank, mismatched dimensions, too few samples,
  * non-finite values, or a covariance that is not symmetric positive semi-definite. Thrown, never returned.
  */
 export class MetricInputError extends Error {
@@ -30,13 +30,13 @@ export class MetricInputError extends Error {
 }
 
 /**
- * Covariance normalisation (spec §7): `"unbiased"` divides by N − 1 (EDM `fid.py`, the default here),
+ * Covariance normalisation (docs/algorithm.md §11): `"unbiased"` divides by N − 1 (EDM `fid.py`, the default here),
  * `"biased"` divides by N (SiD's `FeatureStats`). The difference is negligible at 50k samples.
  */
 export type CovarianceNormalisation = "unbiased" | "biased"
 
 /**
- * Mean and covariance of `n` samples in `dim` dimensions (spec §7). `covariance` is a dense, symmetric,
+ * Mean and covariance of `n` samples in `dim` dimensions (docs/algorithm.md §11). `covariance` is a dense, symmetric,
  * row-major `dim × dim` matrix.
  */
 export interface SampleMoments {
@@ -48,7 +48,7 @@ export interface SampleMoments {
 
 /**
  * Reads a rank-2 tensor `[N, d]` once (`dataSync`, no tensors allocated) and returns its values with the shape.
- * Throws {@link MetricInputError} if the tensor is not rank 2 (spec §7: sample sets are `[N, d]`).
+ * Throws {@link MetricInputError} if the tensor is not rank 2 (docs/algorithm.md §11: sample sets are `[N, d]`).
  */
 export const readSamples = (
   metric: string,
@@ -64,7 +64,7 @@ export const readSamples = (
 
 /**
  * Sample mean and covariance of `n` rows of `dim` values stored row-major in `values`, accumulated in float64
- * with a two-pass (mean, then centred products) scheme (spec §7). Requires `n ≥ 2` for the unbiased estimate
+ * with a two-pass (mean, then centred products) scheme (docs/algorithm.md §11). Requires `n ≥ 2` for the unbiased estimate
  * (`n ≥ 1` for the biased one) and finite values, else throws {@link MetricInputError}.
  */
 export const momentsFromValues = (
@@ -117,7 +117,7 @@ export const momentsFromValues = (
 }
 
 /**
- * Sample mean and covariance of a `[N, d]` tensor (spec §7), read once and accumulated in float64.
+ * Sample mean and covariance of a `[N, d]` tensor (docs/algorithm.md §11), read once and accumulated in float64.
  * The tensor is not disposed. Throws {@link MetricInputError} on bad input.
  */
 export const sampleMoments = (

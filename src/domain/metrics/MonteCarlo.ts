@@ -1,21 +1,21 @@
 /**
  * Monte Carlo summaries for checking identities in expectation: sample mean, standard error and paired differences.
  *
- * Spec: `sid.md` §4.2 (identities I2, I3 hold in expectation), §10.2 and §10.4 (gradients matched to MC error).
+ * Maths: `docs/algorithm.md` §5 (identities I2, I3 hold in expectation), §10.1 and §10.2 (gradients matched to MC error).
  * All accumulation is in float64.
  *
  * @module
  */
 import type * as tf from "@tensorflow/tfjs"
 
-/** A Monte Carlo estimate: sample mean, its standard error s/√n (s with the n − 1 divisor) and the sample count (spec §4.2, §10.4). */
+/** A Monte Carlo estimate: sample mean, its standard error s/√n (s with the n − 1 divisor) and the sample count (docs/algorithm.md §5, §10.2). */
 export type Estimate = {
   readonly mean: number
   readonly stderr: number
   readonly n: number
 }
 
-/** Mean and standard error of the values (spec §10.4 "matched to MC error"). Needs at least 2 values for a finite stderr. */
+/** Mean and standard error of the values (docs/algorithm.md §10.2 "matched to MC error"). Needs at least 2 values for a finite stderr. */
 export const estimate = (values: ArrayLike<number>): Estimate => {
   const n = values.length
   let sum = 0
@@ -27,12 +27,12 @@ export const estimate = (values: ArrayLike<number>): Estimate => {
   return { mean, stderr, n }
 }
 
-/** {@link estimate} of a tensor's values (read with `dataSync`, flattened) (spec §4.2). */
+/** {@link estimate} of a tensor's values (read with `dataSync`, flattened) (docs/algorithm.md §5). */
 export const estimateTensor = (values: tf.Tensor): Estimate => estimate(values.dataSync() as Float32Array)
 
 /**
  * Paired-difference estimate of E[a − b] from per-sample pairs (common random numbers): the mean and standard error of
- * a_i − b_i (spec §4.2, checking lhs and rhs of I2 / I3 on the same samples). Throws on unequal lengths.
+ * a_i − b_i (docs/algorithm.md §5, checking lhs and rhs of I2 / I3 on the same samples). Throws on unequal lengths.
  */
 export const pairedDifference = (a: ArrayLike<number>, b: ArrayLike<number>): Estimate => {
   if (a.length !== b.length) throw new Error(`paired samples differ in length: ${a.length} vs ${b.length}`)
@@ -41,13 +41,13 @@ export const pairedDifference = (a: ArrayLike<number>, b: ArrayLike<number>): Es
   return estimate(d)
 }
 
-/** (mean − target)/stderr; 0 when both the deviation and the stderr are 0, ±∞ when only the stderr is 0 (spec §4.2). */
+/** (mean − target)/stderr; 0 when both the deviation and the stderr are 0, ±∞ when only the stderr is 0 (docs/algorithm.md §5). */
 export const zScore = (e: Estimate, target: number = 0): number => {
   const dev = e.mean - target
   if (e.stderr === 0) return dev === 0 ? 0 : dev > 0 ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY
   return dev / e.stderr
 }
 
-/** Whether |mean − target| ≤ k·stderr (default k = 5) (spec §4.2, §10.2: "match to MC error"). */
+/** Whether |mean − target| ≤ k·stderr (default k = 5) (docs/algorithm.md §5, §10.1: "match to MC error"). */
 export const withinStandardErrors = (e: Estimate, target: number = 0, k: number = 5): boolean =>
   Math.abs(zScore(e, target)) <= k

@@ -1,5 +1,5 @@
 /**
- * Improved precision and recall (Kynkäänniemi et al. 2019; spec §7, "pr50k3_full"): each feature set is turned into
+ * Improved precision and recall (Kynkäänniemi et al. 2019; docs/algorithm.md §11, "pr50k3_full"): each feature set is turned into
  * a manifold estimate — the union of balls around its points whose radius is the distance to the point's k-th nearest
  * neighbour in the same set (k = 3; SiD's `kthvalue(k + 1)` counts the point itself at distance 0) — and
  *
@@ -18,7 +18,7 @@ import { MetricInputError } from "./Moments.js"
 
 const METRIC = "precisionRecall"
 
-/** Spec §7: k = 3 nearest neighbours. */
+/** docs/algorithm.md §11: k = 3 nearest neighbours. */
 export const DEFAULT_K = 3
 
 /** Kernel-matrix elements per block (2²⁰). */
@@ -26,11 +26,11 @@ const BLOCK_ELEMENTS = 1 << 20
 
 /** Options of {@link precisionRecall} and {@link nearestNeighbourRadii}. */
 export interface PrecisionRecallOptions {
-  /** The neighbour whose distance is the ball radius (default 3, spec §7). */
+  /** The neighbour whose distance is the ball radius (default 3, docs/algorithm.md §11). */
   readonly k?: number
 }
 
-/** Precision and recall of generated features against real ones (spec §7), both in [0, 1]. */
+/** Precision and recall of generated features against real ones (docs/algorithm.md §11), both in [0, 1]. */
 export interface PrecisionRecall {
   readonly precision: number
   readonly recall: number
@@ -96,7 +96,7 @@ const coverage = (query: tf.Tensor2D, reference: tf.Tensor2D, radii2: tf.Tensor1
 }
 
 /**
- * The k-NN radius of every row of `features` [N, d] within its own set (spec §7: `kthvalue(k + 1)`, self included at
+ * The k-NN radius of every row of `features` [N, d] within its own set (docs/algorithm.md §11: `kthvalue(k + 1)`, self included at
  * distance 0), as a new [N] tensor the caller owns.
  */
 export const nearestNeighbourRadii = (features: tf.Tensor, options: PrecisionRecallOptions = {}): tf.Tensor1D => {
@@ -111,7 +111,7 @@ export const nearestNeighbourRadii = (features: tf.Tensor, options: PrecisionRec
 
 /**
  * Share of `query` [M, d] rows inside the union of balls of radius `radii` [N] around the `reference` [N, d] rows
- * (spec §7): precision with query = generated, reference = real; recall with the roles swapped.
+ * (docs/algorithm.md §11): precision with query = generated, reference = real; recall with the roles swapped.
  */
 export const manifoldCoverage = (query: tf.Tensor, reference: tf.Tensor, radii: tf.Tensor): number => {
   check("query", query)
@@ -135,7 +135,7 @@ export const manifoldCoverage = (query: tf.Tensor, reference: tf.Tensor, radii: 
 
 /**
  * Improved precision and recall of `generated` [M, d] against `real` [N, d] features with k-NN balls
- * (Kynkäänniemi et al. 2019; spec §7, k = 3). The tensors are read, not disposed.
+ * (Kynkäänniemi et al. 2019; docs/algorithm.md §11, k = 3). The tensors are read, not disposed.
  */
 export const precisionRecall = (
   real: tf.Tensor,

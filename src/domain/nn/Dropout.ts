@@ -1,6 +1,6 @@
 /**
- * Train-mode dropout with seeded masks (spec §5.1: G runs in train mode, dropout on, in the generator step and ψ in
- * the fake step; §5.2 `--dropout`).
+ * Train-mode dropout with seeded masks (docs/algorithm.md §9.1: G runs in train mode, dropout on, in the generator step and ψ in
+ * the fake step; docs/algorithm.md §9.2 `--dropout`).
  *
  * A mask is a pure function of (seed, label, shape), and of the rows of the whole batch when a network is evaluated
  * on some rows of it (`DropoutMasks.rows`): each dropout site draws its uniforms from its own stream
@@ -34,13 +34,13 @@ export interface DropoutMasks {
   readonly rows?: BatchRows
 }
 
-/** Throws unless `rate` is in [0, 1) (spec §5.2: dropout probabilities 0.05–0.25). */
+/** Throws unless `rate` is in [0, 1) (docs/algorithm.md §9.2: dropout probabilities 0.05–0.25). */
 export const checkDropoutRate = (what: string, rate: number): void => {
   if (!(rate >= 0 && rate < 1)) throw new Error(`${what}: dropout rate must be in [0, 1); got ${rate}`)
 }
 
 /**
- * The dropout mask of a site (spec §5.1): k/(1 − p) per element with k = [w ≥ round(p·2²⁴)] for the top 24 bits w of
+ * The dropout mask of a site (docs/algorithm.md §9.1): k/(1 − p) per element with k = [w ≥ round(p·2²⁴)] for the top 24 bits w of
  * a uint32 from the stream (seed, label), i.e. an element is dropped with probability p to within 2⁻²⁵; a float32
  * tensor of `shape`. With `masks.rows`, the uniforms are drawn for the whole batch ([rows.of, ...shape[1:]], row-major)
  * and the rows `rows.indices` of that mask are returned, in that order.
@@ -72,7 +72,7 @@ export const dropoutMask = (shape: ReadonlyArray<number>, masks: DropoutMasks, l
   return tf.tensor(mask, [...shape], "float32")
 }
 
-/** x ⊙ [u ≥ p]/(1 − p) with the mask of {@link dropoutMask}; x itself when the rate is 0 (spec §5.1). */
+/** x ⊙ [u ≥ p]/(1 − p) with the mask of {@link dropoutMask}; x itself when the rate is 0 (docs/algorithm.md §9.1). */
 export const dropout = (x: tf.Tensor, masks: DropoutMasks, label: string): tf.Tensor =>
   tf.tidy(() => {
     checkDropoutRate("dropout", masks.rate)

@@ -2,15 +2,15 @@
  * Gradient hygiene: NaN/Inf sanitisation and norms.
  *
  * SiD sanitises every gradient before each optimiser step with `nan_to_num(nan=0, posinf=1e5, neginf=-1e5)`
- * (spec §5.1, §8.3): only non-finite entries change; finite values pass untouched, however large (there is no clipping
- * of any kind, spec §5.1).
+ * (docs/algorithm.md §9.1, §15, item 3): only non-finite entries change; finite values pass untouched, however large (there is no clipping
+ * of any kind, docs/algorithm.md §9.1).
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
 import type { Parameters } from "./Parameters.js"
 
-/** The value ±Inf gradient entries are replaced by, with their sign (spec §5.1: `posinf=1e5, neginf=-1e5`). */
+/** The value ±Inf gradient entries are replaced by, with their sign (docs/algorithm.md §9.1: `posinf=1e5, neginf=-1e5`). */
 export const GRADIENT_INF_REPLACEMENT = 1e5
 
 /**
@@ -21,7 +21,7 @@ export const sanitizeGradientValue = (x: number): number =>
   Number.isNaN(x) ? 0 : x === Infinity ? GRADIENT_INF_REPLACEMENT : x === -Infinity ? -GRADIENT_INF_REPLACEMENT : x
 
 /**
- * PyTorch's `nan_to_num(g, nan=0, posinf=1e5, neginf=-1e5)` as SiD calls it (spec §5.1): NaN → 0, +Inf → 1e5,
+ * PyTorch's `nan_to_num(g, nan=0, posinf=1e5, neginf=-1e5)` as SiD calls it (docs/algorithm.md §9.1): NaN → 0, +Inf → 1e5,
  * −Inf → −1e5, every finite value unchanged (a finite 2e6 stays 2e6: this is no clip).
  */
 export const sanitizeGradient = (g: tf.Tensor): tf.Tensor =>

@@ -3,7 +3,7 @@
  *
  * The C channels are split into G contiguous groups of C/G; each sample's group is normalised over its
  * [H, W, C/G] entries with `tf.moments`, so no statistic ever mixes samples of a batch. EDM's UNet blocks use
- * GroupNorm with ε = 1e-5 (spec §1.3 backbones).
+ * GroupNorm with ε = 1e-5 (docs/algorithm.md §2.3 backbones).
  *
  * An engine may register the fused kernel {@link GROUP_NORM_KERNEL} (normalisation, affine map and optional SiLU in
  * one call, with its gradient); {@link groupNorm} uses it where the active backend has it and composes TF.js ops

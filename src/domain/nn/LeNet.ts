@@ -1,5 +1,5 @@
 /**
- * A small LeNet-style digit classifier, the feature network of "MNIST-FID" (issue 4 §4; spec §7 uses Inception-v3's
+ * A small LeNet-style digit classifier, the feature network of "MNIST-FID" (issue 4 §4; docs/algorithm.md §11 uses Inception-v3's
  * pool features and softmax the same way for CIFAR/ImageNet).
  *
  * Input: 28×28×1 images in [-1, 1] (NHWC, background −1). Architecture (all ReLU):

@@ -2,7 +2,7 @@
  * The raw network F for vector data: an MLP with a sinusoidal σ embedding.
  *
  * F(c_in·x, c_noise) sees the scaled input, c_noise and sin/cos(2^{k/2}·c_noise) for k = 0..K−1, then `depth` hidden
- * SiLU layers of width `hidden`, then a linear output scaled at initialisation (spec §10.5: 4×128 SiLU with K = 8
+ * SiLU layers of width `hidden`, then a linear output scaled at initialisation (docs/algorithm.md §12.3: 4×128 SiLU with K = 8
  * has 52,354 parameters for 2-D data; He-normal init, output layer ×0.1). EDM preconditioning is applied around it
  * by `EdmDenoiser`.
  *
@@ -23,11 +23,11 @@ export interface MlpSpec {
   readonly depth: number
   /** K: the embedding uses sin/cos(2^{k/2}·c_noise) for k = 0..K−1. */
   readonly frequencies: number
-  /** Scale applied to the output layer's initial weights (spec §10.5: 0.1). */
+  /** Scale applied to the output layer's initial weights (docs/algorithm.md §12.3: 0.1). */
   readonly outputScale: number
 }
 
-/** The architecture of spec §10.5 for d-dimensional data: 4 hidden layers of 128, K = 8, output ×0.1. */
+/** The architecture of docs/algorithm.md §12.3 for d-dimensional data: 4 hidden layers of 128, K = 8, output ×0.1. */
 export const mlpSpec = (dim: number, overrides: Partial<Omit<MlpSpec, "dim">> = {}): MlpSpec => ({
   dim,
   hidden: 128,

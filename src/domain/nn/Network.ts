@@ -1,10 +1,10 @@
 /**
- * A raw network architecture F as data plus pure functions: what the EDM preconditioning wraps (spec §1.3).
+ * A raw network architecture F as data plus pure functions: what the EDM preconditioning wraps (docs/algorithm.md §2.3).
  *
- * Teacher, generator and fake score share one architecture (spec §2: θ ← φ, ψ ← φ), so an architecture is described
+ * Teacher, generator and fake score share one architecture (docs/algorithm.md §6: θ ← φ, ψ ← φ), so an architecture is described
  * once, serialised into checkpoints as `{ kind, spec }`, and rebuilt from that description when a checkpoint loads.
  *
- * F runs in evaluation mode unless `apply` is given dropout masks (train mode, spec §5.1: G in the generator step, ψ in
+ * F runs in evaluation mode unless `apply` is given dropout masks (train mode, docs/algorithm.md §9.1: G in the generator step, ψ in
  * the fake step; never the teacher, G_ema or G producing the fake step's samples).
  *
  * @module
@@ -28,18 +28,18 @@ export interface NetworkDescription {
 /** Options of one evaluation of F. */
 export interface ApplyOptions {
   /**
-   * Train mode: dropout at the architecture's dropout sites with this rate, masks from this seed (spec §5.1); absent:
+   * Train mode: dropout at the architecture's dropout sites with this rate, masks from this seed (docs/algorithm.md §9.1); absent:
    * evaluation mode. Architectures without dropout sites (the MLP) ignore it.
    */
   readonly dropout?: DropoutMasks
   /**
-   * EDM's augmentation labels [N, augmentDim] (spec §3, §1.3; docs/sida.md §2), for a network with `augmentDim` > 0.
-   * Absent: the zero vector (spec §8 pitfall 15). A network without augment conditioning throws when given them.
+   * EDM's augmentation labels [N, augmentDim] (docs/algorithm.md §13.4, §2.3; docs/sida.md §2), for a network with `augmentDim` > 0.
+   * Absent: the zero vector (docs/algorithm.md §15, item 11). A network without augment conditioning throws when given them.
    */
   readonly augmentLabels?: tf.Tensor2D
 }
 
-/** F and SiDA's discriminator logits from one pass of a network (spec §9.1, docs/sida.md §3). */
+/** F and SiDA's discriminator logits from one pass of a network (docs/algorithm.md §13, docs/sida.md §3). */
 export interface OutputWithLogits {
   readonly output: tf.Tensor
   readonly logits: tf.Tensor
@@ -50,15 +50,15 @@ export interface Network {
   readonly description: NetworkDescription
   /** Shape of one sample, without the batch axis. */
   readonly dataShape: ReadonlyArray<number>
-  /** Number of classes of one-hot label conditioning (spec §1.3: D(x; σ, c)); 0 for an unconditional network. */
+  /** Number of classes of one-hot label conditioning (docs/algorithm.md §2.3: D(x; σ, c)); 0 for an unconditional network. */
   readonly labelDim: number
   /**
    * Width of the augmentation labels F is conditioned on (EDM's `augment_dim`: 9 for networks trained with
-   * augmentation, spec §1.3); absent or 0: none (augmented data then reaches F without its labels, docs/sida.md §2).
+   * augmentation, docs/algorithm.md §2.3); absent or 0: none (augmented data then reaches F without its labels, docs/sida.md §2).
    */
   readonly augmentDim?: number
   readonly shapes: ParameterShapes
-  /** The architecture's own train-mode dropout rate (spec §5.2 `--dropout`, e.g. EDM's DDPM++ 0.13); absent: 0. */
+  /** The architecture's own train-mode dropout rate (docs/algorithm.md §9.2 `--dropout`, e.g. EDM's DDPM++ 0.13); absent: 0. */
   readonly dropout?: number
   /** Fresh parameters, deterministic in `seed`; the caller owns them. */
   readonly init: (seed: number) => Record<string, tf.Tensor>
@@ -74,7 +74,7 @@ export interface Network {
     options?: ApplyOptions
   ) => tf.Tensor
   /**
-   * `apply` that also returns SiDA's discriminator logits from the same pass (spec §9.1): the channel mean of the
+   * `apply` that also returns SiDA's discriminator logits from the same pass (docs/algorithm.md §13): the channel mean of the
    * encoder's bottleneck feature map (docs/sida.md §3); F is exactly `apply`'s. Absent: the architecture cannot serve
    * as SiDA's discriminator.
    */
@@ -96,7 +96,7 @@ export interface Network {
 }
 
 /**
- * The train-mode dropout rate of a network (spec §5.1–5.2): the distillation's setting, or when it is absent (null)
+ * The train-mode dropout rate of a network (docs/algorithm.md §9.1–9.2): the distillation's setting, or when it is absent (null)
  * the architecture's own rate (0 when it has none).
  */
 export const trainDropoutRate = (network: Network, setting?: number | null): number => setting ?? network.dropout ?? 0
@@ -107,7 +107,7 @@ const refuseLabels = (kind: string, labels: tf.Tensor2D | undefined, options: Ap
 }
 
 /**
- * The vector MLP of spec §10.5 as a {@link Network} (no dropout sites: train mode is evaluation mode). Its SiDA
+ * The vector MLP of docs/algorithm.md §12.3 as a {@link Network} (no dropout sites: train mode is evaluation mode). Its SiDA
  * logits [N, 1] are the mean of a middle hidden layer, the stand-in for an encoder bottleneck (docs/sida.md §3).
  */
 export const mlpNetwork = (spec: MlpSpec): Network => ({
@@ -142,7 +142,7 @@ const unetOptions = (options: ApplyOptions): ApplyUNetOptions => {
 
 /**
  * The small image UNet as a {@link Network} (NHWC data of shape [H, W, C]); no augment conditioning. Its SiDA logits
- * are the channel mean of the lowest-resolution encoder output (spec §9.1, docs/sida.md §3).
+ * are the channel mean of the lowest-resolution encoder output (docs/algorithm.md §13, docs/sida.md §3).
  */
 export const unetNetwork = (spec: UNetSpec): Network => ({
   description: { kind: "unet", spec },
@@ -162,8 +162,8 @@ export const unetNetwork = (spec: UNetSpec): Network => ({
 })
 
 /**
- * D(x; σ, c) = c_skip·x + c_out·F(c_in·x, c_noise, c) for a network and its parameters (spec §1.3); `labels` one-hot
- * [N, labelDim] for a class-conditional network; `options.dropout` runs F in train mode (spec §5.1).
+ * D(x; σ, c) = c_skip·x + c_out·F(c_in·x, c_noise, c) for a network and its parameters (docs/algorithm.md §2.3); `labels` one-hot
+ * [N, labelDim] for a class-conditional network; `options.dropout` runs F in train mode (docs/algorithm.md §9.1).
  */
 export const denoiseWith = (
   network: Network,
@@ -177,10 +177,10 @@ export const denoiseWith = (
 
 /** The architecture cannot serve as SiDA's discriminator (no `applyWithLogits` / `applyLogits`). */
 const noDiscriminator = (network: Network): Error =>
-  new Error(`network kind "${network.description.kind}" has no discriminator logits (SiDA, spec §9.1)`)
+  new Error(`network kind "${network.description.kind}" has no discriminator logits (SiDA, docs/algorithm.md §13)`)
 
 /**
- * D(x; σ, c) as {@link denoiseWith} computes it, and SiDA's discriminator logits from the same pass of F (spec §9.1):
+ * D(x; σ, c) as {@link denoiseWith} computes it, and SiDA's discriminator logits from the same pass of F (docs/algorithm.md §13):
  * the fake score's `(ŷ, logit_fake)`. Throws when the network has no `applyWithLogits`.
  */
 export const denoiseWithLogits = (
@@ -202,7 +202,7 @@ export const denoiseWithLogits = (
 }
 
 /**
- * SiDA's discriminator logits of x at σ (spec §9.1: `logit_real`): the encoder alone, fed c_in·x and c_noise as the
+ * SiDA's discriminator logits of x at σ (docs/algorithm.md §13: `logit_real`): the encoder alone, fed c_in·x and c_noise as the
  * preconditioning would. Throws when the network has no `applyLogits`.
  */
 export const discriminatorLogitsWith = (
@@ -222,7 +222,7 @@ export const discriminatorLogitsWith = (
   })
 }
 
-/** Whether a network can serve as SiDA's discriminator (spec §9.1). */
+/** Whether a network can serve as SiDA's discriminator (docs/algorithm.md §13). */
 export const hasDiscriminator = (network: Network): boolean =>
   network.applyWithLogits !== undefined && network.applyLogits !== undefined
 

@@ -1,5 +1,5 @@
 /**
- * SiLU (swish), z·sigmoid(z): the activation of EDM's networks and of the project's MLP and UNet (spec §1.3).
+ * SiLU (swish), z·sigmoid(z): the activation of EDM's networks and of the project's MLP and UNet (docs/algorithm.md §2.3).
  *
  * @module
  */

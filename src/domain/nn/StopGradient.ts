@@ -1,5 +1,5 @@
 /**
- * Stop-gradient for TF.js, which has no such op (spec §11, tensorflow/tfjs issues #967 and #7438).
+ * Stop-gradient for TF.js, which has no such op (docs/algorithm.md §14, tensorflow/tfjs issues #967 and #7438).
  *
  * @module
  */
@@ -12,7 +12,7 @@ const zeroGradIdentity = tf.customGrad((...inputs: Array<tf.Tensor | tf.GradSave
 })
 
 /**
- * sg(x): the identity in the forward pass, a zero gradient in the backward pass (spec §4.1 "w = sg(...)", §11). Built with
+ * sg(x): the identity in the forward pass, a zero gradient in the backward pass (docs/algorithm.md §8.1 "w = sg(...)", §14). Built with
  * `tf.customGrad`; returns a new tensor of x's shape and dtype.
  */
 export const stopGradient = <T extends tf.Tensor>(x: T): T => zeroGradIdentity(x) as T

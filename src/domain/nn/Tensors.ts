@@ -1,6 +1,6 @@
 /**
  * Small shared tensor helpers for the SiD math core: per-sample broadcasting of σ, per-row reductions over all
- * non-batch dimensions ("sums over CHW", spec notation) and NaN-row handling (spec §3, §4.1, §11).
+ * non-batch dimensions ("sums over CHW", docs/algorithm.md §1 notation) and NaN-row handling (docs/algorithm.md §7, §8.1, §14).
  *
  * @module
  */
@@ -8,16 +8,16 @@ import * as tf from "@tensorflow/tfjs"
 
 /**
  * A noise level: one number for the whole batch, or a per-sample tensor of shape [N] (a scalar tensor also works).
- * Spec §1.3: σ is one value per sample, reshaped to [N,1,...,1] against the data.
+ * docs/algorithm.md §2.3: σ is one value per sample, reshaped to [N,1,...,1] against the data.
  */
 export type SigmaLike = number | tf.Tensor
 
-/** The axes 1..rank−1 of a tensor of the given rank: the "CHW" axes of spec §3 and §4.1. */
+/** The axes 1..rank−1 of a tensor of the given rank: the "CHW" axes of docs/algorithm.md §7 and §8.1. */
 export const nonBatchAxes = (rank: number): Array<number> => Array.from({ length: Math.max(rank - 1, 0) }, (_, i) => i + 1)
 
 /**
  * Turns a σ (number, scalar tensor or per-sample [N] tensor) into a tensor that broadcasts against `like`
- * ([N, ...]): a scalar stays a scalar, a vector [N] becomes [N,1,...,1] (spec §1.3, "σ reshaped to [N,1,1,1]").
+ * ([N, ...]): a scalar stays a scalar, a vector [N] becomes [N,1,...,1] (docs/algorithm.md §2.3, "σ reshaped to [N,1,1,1]").
  * Throws when a vector's length is neither 1 nor N.
  */
 export const broadcastPerSample = (sigma: SigmaLike, like: tf.Tensor): tf.Tensor =>
@@ -31,23 +31,23 @@ export const broadcastPerSample = (sigma: SigmaLike, like: tf.Tensor): tf.Tensor
     return sigma.reshape([n, ...Array.from({ length: Math.max(like.rank - 1, 0) }, () => 1)])
   })
 
-/** σ as a tensor: a number becomes a scalar tensor, a tensor is cloned (spec §1.3). */
+/** σ as a tensor: a number becomes a scalar tensor, a tensor is cloned (docs/algorithm.md §2.3). */
 export const sigmaTensor = (sigma: SigmaLike): tf.Tensor =>
   typeof sigma === "number" ? tf.scalar(sigma) : tf.tidy(() => sigma.clone())
 
-/** Per-row sum over all non-batch axes: [N, ...] → [N] ("Σ_CHW", spec §3, §4.1). A [N] input is returned as a copy. */
+/** Per-row sum over all non-batch axes: [N, ...] → [N] ("Σ_CHW", docs/algorithm.md §7, §8.1). A [N] input is returned as a copy. */
 export const rowSum = (x: tf.Tensor): tf.Tensor1D =>
   tf.tidy(() => (x.rank <= 1 ? x.clone() : x.sum(nonBatchAxes(x.rank))) as tf.Tensor1D)
 
-/** Per-row mean over all non-batch axes: [N, ...] → [N] ("mean_CHW", spec §4.1 normaliser w). */
+/** Per-row mean over all non-batch axes: [N, ...] → [N] ("mean_CHW", docs/algorithm.md §8.1 normaliser w). */
 export const rowMean = (x: tf.Tensor): tf.Tensor1D =>
   tf.tidy(() => (x.rank <= 1 ? x.clone() : x.mean(nonBatchAxes(x.rank))) as tf.Tensor1D)
 
-/** Per-row dot product Σ_CHW a ⊙ b: two [N, ...] tensors → [N] (spec §4.2, uᵀv per sample). */
+/** Per-row dot product Σ_CHW a ⊙ b: two [N, ...] tensors → [N] (docs/algorithm.md §8.2, uᵀv per sample). */
 export const rowDot = (a: tf.Tensor, b: tf.Tensor): tf.Tensor1D => tf.tidy(() => rowSum(tf.mul(a, b)))
 
 /**
- * Boolean [N]: true where the row contains any NaN (spec §3 "drop rows where y or ŷ contain any NaN", §11). Not for use on
+ * Boolean [N]: true where the row contains any NaN (docs/algorithm.md §7 "drop rows where y or ŷ contain any NaN", §14). Not for use on
  * a tensor inside a gradient closure when the result feeds the loss: use {@link keepRows} there.
  */
 export const rowHasNaN = (x: tf.Tensor): tf.Tensor1D =>
@@ -60,7 +60,7 @@ const keepRowsOp = tf.customGrad((...inputs: Array<tf.Tensor | tf.GradSaveFunc>)
 })
 
 /**
- * Boolean [N]: true where no input has a NaN anywhere in the row, i.e. the rows a loss keeps (spec §3, §4.1, §11).
+ * Boolean [N]: true where no input has a NaN anywhere in the row, i.e. the rows a loss keeps (docs/algorithm.md §7, §8.1, §14).
  * Safe inside a gradient closure: TF.js has no gradients for the boolean ops (`Any`, `LogicalOr`, `LogicalNot`), so the
  * mask is one tape node whose gradient to every input is zero.
  */
@@ -70,7 +70,7 @@ export const keepRows = (...xs: ReadonlyArray<tf.Tensor>): tf.Tensor1D => {
 }
 
 /**
- * Replaces NaN entries by 0 through `tf.where`, so that a later multiply by a 0 mask gives 0 (NaN·0 = NaN; spec §11).
+ * Replaces NaN entries by 0 through `tf.where`, so that a later multiply by a 0 mask gives 0 (NaN·0 = NaN; docs/algorithm.md §14).
  * The gradient to the replaced entries is 0; elsewhere it is the identity.
  */
 export const replaceNaN = (x: tf.Tensor): tf.Tensor => tf.tidy(() => tf.where(tf.isNaN(x), tf.zerosLike(x), x))

@@ -1,6 +1,6 @@
 /**
  * The raw network F for images: a small NHWC UNet with a sinusoidal σ embedding, as a pure function of named
- * parameters (spec §1.3: D(x;σ,c) = c_skip·x + c_out·F(c_in·x, c_noise, c); the backbone is a smaller cousin of
+ * parameters (docs/algorithm.md §2.3: D(x;σ,c) = c_skip·x + c_out·F(c_in·x, c_noise, c); the backbone is a smaller cousin of
  * EDM's SongUNet, laid out as in tensor-engine notes §4).
  *
  * Layout, with L = `channelMult.length` resolutions and ch(l) = `baseChannels`·channelMult[l]:
@@ -54,7 +54,7 @@ export interface UNetSpec {
   readonly labelDim: number
   /**
    * Dropout rate inside the residual blocks, active only when `applyUNet` is given a dropout seed (the default rate of
-   * train mode, spec §5.1).
+   * train mode, docs/algorithm.md §9.1).
    */
   readonly dropout: number
   /** Scale of the head conv's initial weights (small but non-zero so that gradients flow from step one). */
@@ -243,7 +243,7 @@ export interface ApplyUNetOptions {
    * function: the same seed gives the same masks; without it the network is in evaluation mode.
    */
   readonly dropoutSeed?: number
-  /** The dropout rate in [0, 1) with `dropoutSeed` (default `spec.dropout`; spec §5.2 `--dropout`). */
+  /** The dropout rate in [0, 1) with `dropoutSeed` (default `spec.dropout`; docs/algorithm.md §9.2 `--dropout`). */
   readonly dropoutRate?: number
   /** The batch is these rows of a larger one: each row keeps its mask from the whole batch (`DropoutMasks.rows`). */
   readonly dropoutRows?: BatchRows
@@ -254,8 +254,8 @@ export type UNetPass = "decoder" | "encoder" | "both"
 
 /**
  * F(x_in, c_noise, labels): x_in [N,H,W,C] (already multiplied by c_in), c_noise [N], optional one-hot labels
- * [N, labelDim] → [N,H,W,C] (spec §1.3). When labelDim > 0 and no labels are given, an all-zero label vector is
- * used (spec §1.3, unconditional). Throws on a missing parameter or a shape that does not fit the spec.
+ * [N, labelDim] → [N,H,W,C] (docs/algorithm.md §2.3). When labelDim > 0 and no labels are given, an all-zero label vector is
+ * used (docs/algorithm.md §2.3, unconditional). Throws on a missing parameter or a shape that does not fit the spec.
  */
 export const applyUNet = (
   spec: UNetSpec,
@@ -267,7 +267,7 @@ export const applyUNet = (
 ): tf.Tensor4D => tf.tidy(() => runUNet(spec, params, xIn, cNoise, labels, options, "decoder").output!)
 
 /**
- * The small UNet as SiDA's shared discriminator uses it (spec §9.1, docs/sida.md §3): the logits are the channel mean
+ * The small UNet as SiDA's shared discriminator uses it (docs/algorithm.md §13, docs/sida.md §3): the logits are the channel mean
  * of the encoder's lowest-resolution feature map, [N, H/2^(L−1), W/2^(L−1), 1]. `"encoder"` stops there; `"both"` also
  * returns F exactly as {@link applyUNet} computes it (same dropout masks).
  */

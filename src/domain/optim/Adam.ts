@@ -1,8 +1,8 @@
 /**
  * Adam with explicit, serialisable state, as a pure function.
  *
- * The update is PyTorch's (and `tf.train.adam`'s, spec §11): m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g²,
- * p ← p − lr·m̂/(√v̂ + ε) with m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ). SiD uses β = (0, 0.999) and ε = 1e-8 (spec §5.1).
+ * The update is PyTorch's (and `tf.train.adam`'s, docs/algorithm.md §14): m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g²,
+ * p ← p − lr·m̂/(√v̂ + ε) with m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ). SiD uses β = (0, 0.999) and ε = 1e-8 (docs/algorithm.md §9.1).
  * The moments live in a plain name → tensor map with the parameters' names, so a checkpoint stores them like any
  * other weights and a resumed run continues with exactly the same moments and step count.
  *
@@ -97,7 +97,7 @@ export const adamUpdate = (
   })
 
 /**
- * One Adam update of one parameter in host memory (spec §5.1, §11), in place: `value`, `m` and `v` are overwritten,
+ * One Adam update of one parameter in host memory (docs/algorithm.md §9.1, §14), in place: `value`, `m` and `v` are overwritten,
  * `grad` is read. `step` is the number of updates taken before this one. Every operation is rounded to float32 in the
  * order {@link adamUpdate} runs its tensor ops, so on an IEEE float32 engine both give the same bits.
  */

@@ -1,7 +1,7 @@
 /**
  * Exponential moving average of generator weights, with EDM's half-life and ramp-up rule.
  *
- * Spec §5.1 (C): h = ema_halflife_kimg·1000 images, ramped up as h = min(h, rampup·cur_nimg); the decay per
+ * docs/algorithm.md §9.1 (C): h = ema_halflife_kimg·1000 images, ramped up as h = min(h, rampup·cur_nimg); the decay per
  * iteration is β = 0.5^(batch / max(h, 1e-8)); θ_ema ← β·θ_ema + (1−β)·θ. At the first iteration cur_nimg = 0 so
  * β = 0 and θ_ema = θ.
  *
@@ -16,7 +16,7 @@ export interface EmaConfig {
   readonly rampupRatio: number | null
 }
 
-/** The EMA decay β for an iteration of `batch` images taken after `imagesSeen` images (spec §5.1). */
+/** The EMA decay β for an iteration of `batch` images taken after `imagesSeen` images (docs/algorithm.md §9.1). */
 export const emaBeta = (config: EmaConfig, batch: number, imagesSeen: number): number => {
   let h = config.halfLifeKimg * 1000
   if (config.rampupRatio !== null) h = Math.min(h, config.rampupRatio * imagesSeen)

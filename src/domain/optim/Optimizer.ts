@@ -1,7 +1,7 @@
 /**
  * Optimisers as pure values: named state slots (tensor maps with the parameters' names), an initialiser and an
  * update. The generator and the fake score each take one; Adam with SiD's β = (0, 0.999), ε = 1e-8 is the default
- * (spec §5.1), and any other optimiser can be swapped in without touching the rest of a pipeline. Slots are stored in
+ * (docs/algorithm.md §9.1), and any other optimiser can be swapped in without touching the rest of a pipeline. Slots are stored in
  * checkpoints under their names, so a resumed run continues with exactly the same state.
  *
  * @module
@@ -61,7 +61,7 @@ const slot = (state: OptimizerState, name: string): Parameters => {
   return s
 }
 
-/** Adam (spec §5.1, §11) with slots `m` and `v`. */
+/** Adam (docs/algorithm.md §9.1, §14) with slots `m` and `v`. */
 export const adam = (config: AdamConfig): Optimizer => ({
   name: `adam(lr ${config.learningRate}, β ${config.beta1}/${config.beta2}, ε ${config.epsilon})`,
   slotNames: ["m", "v"],
@@ -72,7 +72,7 @@ export const adam = (config: AdamConfig): Optimizer => ({
 })
 
 /**
- * Adam (spec §5.1, §11) with its moments `m`, `v` in host memory: the same update as {@link adam}, float32 operation
+ * Adam (docs/algorithm.md §9.1, §14) with its moments `m`, `v` in host memory: the same update as {@link adam}, float32 operation
  * for float32 operation, applied one parameter at a time outside the tensor engine. For networks whose seven weight
  * copies (teacher, θ, θ_ema, ψ and both optimisers' moments) do not fit the wasm heap beside a backward pass.
  */

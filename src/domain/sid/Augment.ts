@@ -1,5 +1,5 @@
 /**
- * EDM's augmentation pipe in the configuration SiD runs it with (spec §3; docs/sida.md §2): per sample an x-flip, a
+ * EDM's augmentation pipe in the configuration SiD runs it with (docs/algorithm.md §13.4; docs/sida.md §2): per sample an x-flip, a
  * y-flip and one geometric transform made of isotropic scaling, rotation, anisotropic scaling and fractional
  * translation, each switched on with probability p, and the 9-value label vector that EDM networks take as
  * `augment_labels`.
@@ -21,7 +21,7 @@ import * as tf from "@tensorflow/tfjs"
 import { normals, type StreamState, uniforms } from "../data/RandomStream.js"
 import type { DistillConfig } from "../config/DistillConfig.js"
 
-/** Length of the augmentation label vector (spec §1.3: augment_dim = 9). */
+/** Length of the augmentation label vector (docs/algorithm.md §2.3: augment_dim = 9). */
 export const AUGMENT_LABEL_DIM = 9
 
 /** Probability multipliers and ranges of the pipe (EDM's `AugmentPipe` arguments, in camelCase). */
@@ -365,7 +365,7 @@ export const applyAugment = (images: tf.Tensor, params: AugmentParams, settings:
     return hasGeometric(settings) ? geometric(flipped, params, settings) : flipped.clone()
   })
 
-/** The augmented images and their [N, 9] labels (spec §3: `(y, a) = augment_pipe(x)`); new tensors the caller owns. */
+/** The augmented images and their [N, 9] labels (docs/algorithm.md §13.4: `(y, a) = augment_pipe(x)`); new tensors the caller owns. */
 export const augment = (
   images: tf.Tensor,
   params: AugmentParams,
@@ -375,6 +375,6 @@ export const augment = (
   labels: augmentLabels(params)
 })
 
-/** The augmentation of a config: SiD's pipe at p = `config.augment` (spec §3), or none at p = 0. */
+/** The augmentation of a config: SiD's pipe at p = `config.augment` (docs/algorithm.md §13.4), or none at p = 0. */
 export const augmentSettingsOf = (config: DistillConfig): AugmentSettings | undefined =>
   config.augment > 0 ? sidAugmentSettings(config.augment) : undefined

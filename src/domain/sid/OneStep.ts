@@ -1,5 +1,5 @@
 /**
- * The distilled one-step generator as a plain object: G_θ(z) = D_θ(σ_init·z; σ_init) (spec §2, §3), and the one
+ * The distilled one-step generator as a plain object: G_θ(z) = D_θ(σ_init·z; σ_init) (docs/algorithm.md §6, §7), and the one
  * latent convention every sampler of a finished generator shares.
  *
  * Latents of seed s for n samples of shape S are the first n·∏S standard normals of the random stream
@@ -61,9 +61,9 @@ export interface GeneratorProvenance {
 export interface OneStepWeights {
   readonly network: Network
   readonly params: Record<string, tf.Tensor>
-  /** σ_init the generator was distilled at (spec §2). */
+  /** σ_init the generator was distilled at (docs/algorithm.md §6). */
   readonly sigmaInit: number
-  /** σ_data of the EDM preconditioning (spec §1.3). */
+  /** σ_data of the EDM preconditioning (docs/algorithm.md §2.3). */
   readonly sigmaData: number
   readonly provenance: GeneratorProvenance
 }
@@ -76,9 +76,9 @@ export interface OneStepGenerator {
   readonly dataShape: ReadonlyArray<number>
   /** The same as {@link OneStepGenerator.dataShape} (the name of earlier versions, which exported images only). */
   readonly imageShape: ReadonlyArray<number>
-  /** σ_init the generator was distilled at (spec §2). */
+  /** σ_init the generator was distilled at (docs/algorithm.md §6). */
   readonly sigmaInit: number
-  /** σ_data of the EDM preconditioning (spec §1.3). */
+  /** σ_data of the EDM preconditioning (docs/algorithm.md §2.3). */
   readonly sigmaData: number
   /** Classes of a class-conditional generator; 0 when it is unconditional. */
   readonly labelDim: number
@@ -94,7 +94,7 @@ export interface OneStepGenerator {
   readonly dispose: () => void
 }
 
-/** x = D_θ(σ_init·z; σ_init, c): one evaluation of the generator on latents z (spec §2). The caller owns the result. */
+/** x = D_θ(σ_init·z; σ_init, c): one evaluation of the generator on latents z (docs/algorithm.md §6). The caller owns the result. */
 export const oneStepSample = (weights: OneStepWeights, z: tf.Tensor, labels?: tf.Tensor2D): tf.Tensor =>
   tf.tidy(() =>
     denoiseWith(weights.network, weights.params, tf.mul(z, weights.sigmaInit), weights.sigmaInit, weights.sigmaData, labels)

@@ -1,5 +1,5 @@
 /**
- * The three identities SiD builds on, as evaluable per-sample terms (spec §4.2):
+ * The three identities SiD builds on, as evaluable per-sample terms (docs/algorithm.md §5):
  * (I1) Tweedie: D = x + σ²·∇ln p(x), ∇ln p(x) = (D − x)/σ² (EDM: a_t = 1);
  * (I2) score projection: E[u(x_t)ᵀ∇ln p_θ(x_t)] = E[u(x_t)ᵀ(x_g − x_t)/σ²];
  * (I3) denoiser form: E[u(x_t)ᵀ f*(x_t)] = E[u(x_t)ᵀ x_g],
@@ -11,22 +11,22 @@
 import * as tf from "@tensorflow/tfjs"
 import { broadcastPerSample, rowDot, type SigmaLike } from "../nn/Tensors.js"
 
-/** Per-sample left- and right-hand sides of an identity in expectation, each [N] (spec §4.2). */
+/** Per-sample left- and right-hand sides of an identity in expectation, each [N] (docs/algorithm.md §5). */
 export type IdentityTerms = {
   readonly lhs: tf.Tensor1D
   readonly rhs: tf.Tensor1D
 }
 
-/** (I1) Tweedie, score → denoiser: D(x;σ) = x + σ²·∇ln p_σ(x) (spec §4.2, §10.1). σ: number or [N]. */
+/** (I1) Tweedie, score → denoiser: D(x;σ) = x + σ²·∇ln p_σ(x) (docs/algorithm.md §5, §4). σ: number or [N]. */
 export const tweedieDenoiser = (x: tf.Tensor, score: tf.Tensor, sigma: SigmaLike): tf.Tensor =>
   tf.tidy(() => tf.add(x, tf.mul(tf.square(broadcastPerSample(sigma, x)), score)))
 
-/** (I1) Tweedie, denoiser → score: ∇ln p_σ(x) = (D(x;σ) − x)/σ² (spec §4.2, §10.1). σ: number or [N]. */
+/** (I1) Tweedie, denoiser → score: ∇ln p_σ(x) = (D(x;σ) − x)/σ² (docs/algorithm.md §5, §4). σ: number or [N]. */
 export const tweedieScore = (x: tf.Tensor, denoised: tf.Tensor, sigma: SigmaLike): tf.Tensor =>
   tf.tidy(() => tf.sub(denoised, x).div(tf.square(broadcastPerSample(sigma, x))))
 
 /**
- * (I2) Score projection terms (spec §4.2): lhs_i = u(x_t,i)ᵀ∇ln p_θ(x_t,i), rhs_i = u(x_t,i)ᵀ(x_g,i − x_t,i)/σ_i².
+ * (I2) Score projection terms (docs/algorithm.md §5): lhs_i = u(x_t,i)ᵀ∇ln p_θ(x_t,i), rhs_i = u(x_t,i)ᵀ(x_g,i − x_t,i)/σ_i².
  * `u` is u evaluated at x_t, `score` the noised score of p_θ at x_t; all [N, ...]; σ a number or [N].
  */
 export const scoreProjectionTerms = (args: {
@@ -42,7 +42,7 @@ export const scoreProjectionTerms = (args: {
   }))
 
 /**
- * (I3) Denoiser-form terms (spec §4.2): lhs_i = u(x_t,i)ᵀ f*(x_t,i), rhs_i = u(x_t,i)ᵀ x_g,i, where f* = E_θ[x_g | x_t] is
+ * (I3) Denoiser-form terms (docs/algorithm.md §5): lhs_i = u(x_t,i)ᵀ f*(x_t,i), rhs_i = u(x_t,i)ᵀ x_g,i, where f* = E_θ[x_g | x_t] is
  * the exact (fake) denoiser for p_θ evaluated at x_t. All [N, ...].
  */
 export const denoiserIdentityTerms = (args: {

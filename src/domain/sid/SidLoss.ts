@@ -1,8 +1,8 @@
 /**
  * The SiD generator loss and its decomposition into the L¹ and L² terms.
  *
- * Spec: `sid.md` §4.1 (the loss exactly as SiD's `generator_loss`), §4.2 (L¹ = ‖δ‖², L² = δᵀ(f_φ − x_g),
- * L̃ = L² − α·L¹), §11 (stop-gradient for w, NaN masking).
+ * Maths: `docs/algorithm.md` §8.1 (the loss exactly as SiD's `generator_loss`), §8.2 (L¹ = ‖δ‖², L² = δᵀ(f_φ − x_g),
+ * L̃ = L² − α·L¹), §14 (stop-gradient for w, NaN masking).
  *
  * The caller builds the inputs inside its gradient closure: x_g = G_θ(z), x_t = x_g + σ·ε, y_r = f_φ(x_t, σ),
  * y_f = f_ψ(x_t, σ). The gradient then flows through x_g, y_r and y_f; only the normaliser w is stop-gradient.
@@ -13,7 +13,7 @@ import * as tf from "@tensorflow/tfjs"
 import { stopGradient } from "../nn/StopGradient.js"
 import { keepRows, nonBatchAxes, replaceNaN, rowMean, rowSum } from "../nn/Tensors.js"
 
-/** Inputs of {@link sidGeneratorLoss} (spec §4.1). All tensors [N, ...] of one shape. */
+/** Inputs of {@link sidGeneratorLoss} (docs/algorithm.md §8.1). All tensors [N, ...] of one shape. */
 export type SidLossInput = {
   /** Generator samples x_g = G_θ(σ_init·ε₀). */
   readonly xg: tf.Tensor
@@ -21,19 +21,19 @@ export type SidLossInput = {
   readonly yReal: tf.Tensor
   /** Fake-score prediction y_f = f_ψ(x_t, σ). */
   readonly yFake: tf.Tensor
-  /** α of L² − α·L¹ (spec §4.1: CLI default 1.2; AFHQ uses 1.0). Default 1.2. */
+  /** α of L² − α·L¹ (docs/algorithm.md §8.1: CLI default 1.2; AFHQ uses 1.0). Default 1.2. */
   readonly alpha?: number
-  /** Loss scaling `lsg` (spec §4.1, `--lsg`); default 100. */
+  /** Loss scaling `lsg` (docs/algorithm.md §8.1, `--lsg`); default 100. */
   readonly lossScale?: number
-  /** Lower clip of the normaliser w (spec §4.1); default 1e-5. */
+  /** Lower clip of the normaliser w (docs/algorithm.md §8.1); default 1e-5. */
   readonly wMin?: number
-  /** Use the per-sample normaliser w (default true); false sets w = 1 (the ablation of spec §10.3). */
+  /** Use the per-sample normaliser w (default true); false sets w = 1 (the ablation of docs/algorithm.md §12). */
   readonly normalize?: boolean
-  /** Divisor of the row sum (spec §4.1, batch_gpu_total); defaults to N, the number of rows. */
+  /** Divisor of the row sum (docs/algorithm.md §8.1, batch_gpu_total); defaults to N, the number of rows. */
   readonly batchSize?: number
 }
 
-/** Result of {@link sidGeneratorLoss} (spec §4.1). */
+/** Result of {@link sidGeneratorLoss} (docs/algorithm.md §8.1). */
 export type SidLossResult = {
   /** L_θ = Σ_rows perRow · lossScale / batchSize. */
   readonly loss: tf.Scalar
@@ -52,7 +52,7 @@ const checkShapes = (xg: tf.Tensor, yReal: tf.Tensor, yFake: tf.Tensor): void =>
 }
 
 /**
- * The SiD generator loss exactly as spec §4.1:
+ * The SiD generator loss exactly as docs/algorithm.md §8.1:
  * w = sg(mean_CHW |x_g − y_r|).clip(min = wMin); ℓ = (y_r − y_f) ⊙ ((y_r − x_g) − α(y_r − y_f)) / w;
  * L_θ = Σ_rows Σ_CHW ℓ · lossScale / batchSize, with rows where x_g, y_r or y_f has a NaN dropped (NaNs replaced by 0
  * through `tf.where` first) and the divisor kept at the full batch size. Differentiable in x_g, y_r and y_f; w is not.
@@ -78,7 +78,7 @@ export const sidGeneratorLoss = (input: SidLossInput): SidLossResult =>
     return { loss, perRow, w, mask: keep.cast("float32") as tf.Tensor1D }
   })
 
-/** Per-row pieces of the SiD loss (spec §4.2), without w or loss scaling; 0 on rows with a NaN. */
+/** Per-row pieces of the SiD loss (docs/algorithm.md §8.2), without w or loss scaling; 0 on rows with a NaN. */
 export type SidLossTerms = {
   /** L¹ term ‖δ‖² = Σ_CHW (y_r − y_f)², [N]. */
   readonly l1: tf.Tensor1D
@@ -91,7 +91,7 @@ export type SidLossTerms = {
 }
 
 /**
- * The decomposition of spec §4.2 per row: L¹ = ‖δ‖², L² = δᵀ(f_φ − x_g) and δᵀ(f_ψ − x_g), with δ = f_φ − f_ψ. Then
+ * The decomposition of docs/algorithm.md §8.2 per row: L¹ = ‖δ‖², L² = δᵀ(f_φ − x_g) and δᵀ(f_ψ − x_g), with δ = f_φ − f_ψ. Then
  * L̃ = L² − α·L¹ = (1 − α)·L¹ + δᵀ(f_ψ − x_g) is the per-row loss of {@link sidGeneratorLoss} at w = 1, lossScale = 1.
  */
 export const sidLossTerms = (input: {
@@ -117,21 +117,21 @@ export const sidLossTerms = (input: {
 
 // ---- swappable generator losses ----
 /*
- * Swappable generator losses: SiD (spec §4.1), its two terms L¹ and L² (spec §4.2) and the DMD / Diff-Instruct
- * direction (spec §4.4), each a plain value `{ name, description, compute }`.
+ * Swappable generator losses: SiD (docs/algorithm.md §8.1), its two terms L¹ and L² (docs/algorithm.md §8.2) and the DMD / Diff-Instruct
+ * direction (docs/algorithm.md §8.4), each a plain value `{ name, description, compute }`.
  *
  * Every variant takes the same inputs as {@link sidGeneratorLoss}: x_g = G_θ(z), y_r = f_φ(x_t, σ), y_f = f_ψ(x_t, σ),
  * built by the caller inside its gradient closure, and shares its conventions: per-sample normaliser
  * w = sg(mean_CHW |x_g − y_r|) clipped at wMin (or w = 1 when `normalize` is false), rows with a NaN in x_g, y_r or y_f
  * dropped (value and gradient 0, divisor kept), and L = Σ_rows perRow · lossScale / batchSize. That masking is the
- * reference's (spec §4.1) and acts on the loss only: the networks' backward passes still carry 0·NaN from a dropped
+ * reference's (docs/algorithm.md §8.1) and acts on the loss only: the networks' backward passes still carry 0·NaN from a dropped
  * row into ∂L/∂θ. {@link nonFiniteRows} names the rows a pipeline removes from the whole step to isolate them there.
  *
- * The SiD-style variants differentiate through y_r and y_f (the networks' input-Jacobians, spec §4.2). The DMD variant
+ * The SiD-style variants differentiate through y_r and y_f (the networks' input-Jacobians, docs/algorithm.md §8.3). The DMD variant
  * stop-gradients both, so its gradient with respect to x_g is (y_f − y_r)/w per element and nothing reaches the networks.
  *
  */
-/** Inputs of a {@link GeneratorLoss} (spec §4.1): all tensors [N, ...] of one shape. */
+/** Inputs of a {@link GeneratorLoss} (docs/algorithm.md §8.1): all tensors [N, ...] of one shape. */
 export type GeneratorLossInput = {
   /** Generator samples x_g = G_θ(σ_init·ε₀). */
   readonly xg: tf.Tensor
@@ -139,16 +139,16 @@ export type GeneratorLossInput = {
   readonly yReal: tf.Tensor
   /** Fake-score prediction y_f = f_ψ(x_t, σ). */
   readonly yFake: tf.Tensor
-  /** Divisor of the row sum (spec §4.1, batch_gpu_total); defaults to N, the number of rows. */
+  /** Divisor of the row sum (docs/algorithm.md §8.1, batch_gpu_total); defaults to N, the number of rows. */
   readonly batchSize?: number
   /**
-   * SiDA's discriminator logits of the fake score at x_t, from the same pass as y_f (spec §9.1); only losses with an
+   * SiDA's discriminator logits of the fake score at x_t, from the same pass as y_f (docs/algorithm.md §13); only losses with an
    * adversarial term read them.
    */
   readonly fakeLogits?: tf.Tensor
 }
 
-/** Output of a {@link GeneratorLoss} (spec §4.1). */
+/** Output of a {@link GeneratorLoss} (docs/algorithm.md §8.1). */
 export type GeneratorLossResult = {
   /** Σ_rows perRow · lossScale / batchSize, a scalar to differentiate. */
   readonly loss: tf.Scalar
@@ -161,7 +161,7 @@ export type GeneratorLossResult = {
 }
 
 /**
- * A generator loss as data plus a pure function (spec §4.1, §4.2, §4.4), so that a pipeline can swap SiD for one of
+ * A generator loss as data plus a pure function (docs/algorithm.md §8.1, §8.2, §8.4), so that a pipeline can swap SiD for one of
  * its terms or for DMD. `compute` runs in its own `tf.tidy` and returns new tensors the caller owns.
  */
 export interface GeneratorLoss {
@@ -172,19 +172,19 @@ export interface GeneratorLoss {
   readonly compute: (input: GeneratorLossInput) => GeneratorLossResult
 }
 
-/** Settings shared by every variant (spec §4.1). */
+/** Settings shared by every variant (docs/algorithm.md §8.1). */
 export type GeneratorLossOptions = {
-  /** Loss scaling (spec §4.1 `--lsg`); default 100. */
+  /** Loss scaling (docs/algorithm.md §8.1 `--lsg`); default 100. */
   readonly lossScale?: number
-  /** Use the per-sample normaliser w (default true); false sets w = 1 (spec §10.3 ablation). */
+  /** Use the per-sample normaliser w (default true); false sets w = 1 (docs/algorithm.md §12 ablation). */
   readonly normalize?: boolean
-  /** Lower clip of w (spec §4.1); default 1e-5. */
+  /** Lower clip of w (docs/algorithm.md §8.1); default 1e-5. */
   readonly wMin?: number
 }
 
-/** Settings of {@link sidLoss} (spec §4.1). */
+/** Settings of {@link sidLoss} (docs/algorithm.md §8.1). */
 export type SidLossOptions = GeneratorLossOptions & {
-  /** α of L² − α·L¹ (spec §4.1: 1.2 by default, 1.0 on AFHQv2). */
+  /** α of L² − α·L¹ (docs/algorithm.md §8.1: 1.2 by default, 1.0 on AFHQv2). */
   readonly alpha: number
 }
 
@@ -200,7 +200,7 @@ type Prepared = {
   readonly w: tf.Tensor
 }
 
-/** NaN-free inputs, the kept-row mask and the normaliser w of spec §4.1 (call inside a tidy). */
+/** NaN-free inputs, the kept-row mask and the normaliser w of docs/algorithm.md §8.1 (call inside a tidy). */
 const prepare = (input: GeneratorLossInput, options: GeneratorLossOptions): Prepared => {
   checkShapes(input.xg, input.yReal, input.yFake)
   const keep = keepRows(input.xg, input.yReal, input.yFake)
@@ -214,7 +214,7 @@ const prepare = (input: GeneratorLossInput, options: GeneratorLossOptions): Prep
   return { xg, yr, yf, keep, w: w1.reshape([n, ...Array.from({ length: xg.rank - 1 }, () => 1)]) }
 }
 
-/** Masks the per-row values and scales their sum (spec §4.1: dropped rows count in the divisor). */
+/** Masks the per-row values and scales their sum (docs/algorithm.md §8.1: dropped rows count in the divisor). */
 const finish = (input: GeneratorLossInput, options: GeneratorLossOptions, p: Prepared, raw: tf.Tensor1D): GeneratorLossResult => {
   const perRow = tf.where(p.keep, raw, tf.zerosLike(raw)) as tf.Tensor1D
   const batchSize = input.batchSize ?? (input.xg.shape[0] ?? 0)
@@ -225,7 +225,7 @@ const finish = (input: GeneratorLossInput, options: GeneratorLossOptions, p: Pre
 /**
  * The rows of a generator step that must leave it entirely (row isolation at ∂L/∂θ, beyond the reference): boolean
  * [N], true where x_g, y_r, y_f (or SiDA's fake logits) has a NaN or ±Inf anywhere in the row, or where the row's
- * loss is not finite. The loss itself drops only NaN rows and only from its value (spec §4.1); their gradient still
+ * loss is not finite. The loss itself drops only NaN rows and only from its value (docs/algorithm.md §8.1); their gradient still
  * passes 0·NaN through the networks' backward passes into every parameter, so a pipeline recomputes the step without
  * these rows. Inside a gradient closure the result is off the loss's path and is not differentiated.
  */
@@ -240,12 +240,12 @@ export const nonFiniteRows = (input: GeneratorLossInput, result: GeneratorLossRe
   })
 
 /**
- * The SiD loss L̃ = L² − α·L¹ (spec §4.1), delegating to {@link sidGeneratorLoss}: per row
+ * The SiD loss L̃ = L² − α·L¹ (docs/algorithm.md §8.1), delegating to {@link sidGeneratorLoss}: per row
  * Σ_CHW (y_r − y_f) ⊙ ((y_r − x_g) − α(y_r − y_f)) / w, gradient through x_g, y_r and y_f.
  */
 export const sidLoss = (options: SidLossOptions): GeneratorLoss => ({
   name: "sid",
-  description: `SiD L² − α·L¹ (spec §4.1), α ${options.alpha}, ${settings(options)}`,
+  description: `SiD L² − α·L¹ (docs/algorithm.md §8.1), α ${options.alpha}, ${settings(options)}`,
   compute: (input) =>
     tf.tidy(() => {
       const r = sidGeneratorLoss({
@@ -263,12 +263,12 @@ export const sidLoss = (options: SidLossOptions): GeneratorLoss => ({
 })
 
 /**
- * The L¹ term alone (spec §4.2, the naive plug-in): per row ‖δ‖²/w = Σ_CHW (y_r − y_f)² / w, gradient through y_r and
+ * The L¹ term alone (docs/algorithm.md §8.2, the naive plug-in): per row ‖δ‖²/w = Σ_CHW (y_r − y_f)² / w, gradient through y_r and
  * y_f (the Jacobians of both networks). Same normaliser, NaN handling and scaling as {@link sidLoss}.
  */
 export const l1Loss = (options: GeneratorLossOptions = {}): GeneratorLoss => ({
   name: "l1",
-  description: `L¹ = ‖f_φ − f_ψ‖² (spec §4.2), ${settings(options)}`,
+  description: `L¹ = ‖f_φ − f_ψ‖² (docs/algorithm.md §8.2), ${settings(options)}`,
   compute: (input) =>
     tf.tidy(() => {
       const p = prepare(input, options)
@@ -277,12 +277,12 @@ export const l1Loss = (options: GeneratorLossOptions = {}): GeneratorLoss => ({
 })
 
 /**
- * The L² term alone (spec §4.2): per row δᵀ(f_φ − x_g)/w = Σ_CHW (y_r − y_f)(y_r − x_g) / w, i.e. the SiD loss at α = 0.
+ * The L² term alone (docs/algorithm.md §8.2): per row δᵀ(f_φ − x_g)/w = Σ_CHW (y_r − y_f)(y_r − x_g) / w, i.e. the SiD loss at α = 0.
  * Same normaliser, NaN handling and scaling as {@link sidLoss}.
  */
 export const l2Loss = (options: GeneratorLossOptions = {}): GeneratorLoss => ({
   name: "l2",
-  description: `L² = (f_φ − f_ψ)ᵀ(f_φ − x_g) (spec §4.2), ${settings(options)}`,
+  description: `L² = (f_φ − f_ψ)ᵀ(f_φ − x_g) (docs/algorithm.md §8.2), ${settings(options)}`,
   compute: (input) =>
     tf.tidy(() => {
       const p = prepare(input, options)
@@ -291,15 +291,15 @@ export const l2Loss = (options: GeneratorLossOptions = {}): GeneratorLoss => ({
 })
 
 /**
- * The DMD / Diff-Instruct generator loss (spec §4.4): with g = sg((y_f − y_r)/w) per element, the per-row value is
+ * The DMD / Diff-Instruct generator loss (docs/algorithm.md §8.4): with g = sg((y_f − y_r)/w) per element, the per-row value is
  * DMD2's surrogate ½‖x_g − sg(x_g − g)‖² = ½‖g‖², and its gradient with respect to x_g is exactly g, with no gradient
  * to y_r or y_f (no network Jacobians). It is computed as ½‖g‖² + Σ_CHW (x_g − sg(x_g)) ⊙ g: the second term is exactly
  * 0 in value and carries the gradient g exactly in float32 (x_g − (x_g − g) would round). Rows with a NaN are dropped
- * like SiD's; L = Σ_rows perRow · lossScale / batchSize (DMD2 itself uses a mean over all elements, spec §4.4).
+ * like SiD's; L = Σ_rows perRow · lossScale / batchSize (DMD2 itself uses a mean over all elements, docs/algorithm.md §8.4).
  */
 export const dmdLoss = (options: GeneratorLossOptions = {}): GeneratorLoss => ({
   name: "dmd",
-  description: `DMD / Diff-Instruct ½‖x_g − sg(x_g − (f_ψ − f_φ)/w)‖² (spec §4.4), ${settings(options)}`,
+  description: `DMD / Diff-Instruct ½‖x_g − sg(x_g − (f_ψ − f_φ)/w)‖² (docs/algorithm.md §8.4), ${settings(options)}`,
   compute: (input) =>
     tf.tidy(() => {
       const p = prepare(input, options)

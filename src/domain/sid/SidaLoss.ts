@@ -1,5 +1,5 @@
 /**
- * SiDA, adversarial Score identity Distillation (spec §9.1; docs/sida.md): the fake score f_ψ doubles as a
+ * SiDA, adversarial Score identity Distillation (docs/algorithm.md §13; docs/sida.md): the fake score f_ψ doubles as a
  * discriminator whose logits are the channel mean of its encoder's bottleneck, trained on real images against the
  * generator's, and the generator gets a non-saturating GAN term beside the SiD loss. Pure loss functions and the
  * warm-up schedule; the pipeline (`pipeline/Iteration.ts`) composes them, and a user can compose them by hand.
@@ -48,7 +48,7 @@ export const bceWithLogits = (logits: tf.Tensor, target: 0 | 1, keep?: tf.Tensor
     return tf.div(tf.sum(masked), tf.maximum(tf.sum(tf.cast(kept, "float32")), 1)) as tf.Scalar
   })
 
-/** Inputs of {@link discriminatorLoss} (spec §9.1). */
+/** Inputs of {@link discriminatorLoss} (docs/algorithm.md §13). */
 export interface DiscriminatorLossInput {
   /** f_ψ's logits on noised real images, [N, ...]. */
   readonly realLogits: tf.Tensor
@@ -76,7 +76,7 @@ export interface DiscriminatorLossResult {
 }
 
 /**
- * The discriminator loss of the shared fake score (spec §9.1): λ(σ)-weighted mean of the real and fake BCE terms,
+ * The discriminator loss of the shared fake score (docs/algorithm.md §13): λ(σ)-weighted mean of the real and fake BCE terms,
  * L_D = Σ_kept λ(σ_i)·(BCE(l_real, 1) + BCE(l_fake, 0))/2 · lsd / B.
  */
 export const discriminatorLoss = (input: DiscriminatorLossInput): DiscriminatorLossResult =>
@@ -97,7 +97,7 @@ export const discriminatorLoss = (input: DiscriminatorLossInput): DiscriminatorL
     return { loss: loss as tf.Scalar, bceReal, bceFake }
   })
 
-/** Inputs of {@link sidaFakeScoreLoss}: the DSM inputs of spec §3 plus both logits. */
+/** Inputs of {@link sidaFakeScoreLoss}: the DSM inputs of docs/algorithm.md §7 plus both logits. */
 export interface SidaFakeScoreLossInput {
   /** Clean targets y = x_g (augmented when augmentation is on), detached. */
   readonly y: tf.Tensor
@@ -107,9 +107,9 @@ export interface SidaFakeScoreLossInput {
   /** f_ψ's logits at real images noised with the same σ and ε. */
   readonly realLogits: tf.Tensor
   readonly sigma: SigmaLike
-  /** ls (spec §3). */
+  /** ls (docs/algorithm.md §7). */
   readonly lossScale?: number
-  /** lsd (spec §9.1). */
+  /** lsd (docs/algorithm.md §13). */
   readonly discriminatorScale?: number
   readonly batchSize?: number
   readonly sigmaData?: number
@@ -126,7 +126,7 @@ export interface SidaFakeScoreLossResult {
 }
 
 /**
- * The fake step's loss under SiDA (spec §9.1): spec §3's DSM loss plus {@link discriminatorLoss}, rows with a NaN in
+ * The fake step's loss under SiDA (docs/algorithm.md §13): docs/algorithm.md §7's DSM loss plus {@link discriminatorLoss}, rows with a NaN in
  * y, ŷ or either logits dropped from both (divisor kept at the batch size). With lsd = 0 the discriminator term is 0
  * and its gradient vanishes, leaving the DSM gradient as in plain SiD.
  */
@@ -155,7 +155,7 @@ export const sidaFakeScoreLoss = (input: SidaFakeScoreLossInput): SidaFakeScoreL
     return { loss: tf.add(dsm.loss, d.loss) as tf.Scalar, dsm: dsm.loss, discriminator: d.loss, mask: dsm.mask }
   })
 
-/** Inputs of {@link adversarialGeneratorLoss} (spec §9.1). */
+/** Inputs of {@link adversarialGeneratorLoss} (docs/algorithm.md §13). */
 export interface AdversarialGeneratorLossInput {
   /** x_g = G_θ(z), with its graph. */
   readonly xg: tf.Tensor
@@ -175,7 +175,7 @@ export interface AdversarialGeneratorLossInput {
 }
 
 /**
- * The generator's adversarial term (spec §9.1): per kept row C·H·W·BCE(clamp(l_fake, ±10), 1)/w_i, summed, × lsg_gan
+ * The generator's adversarial term (docs/algorithm.md §13): per kept row C·H·W·BCE(clamp(l_fake, ±10), 1)/w_i, summed, × lsg_gan
  * / B. BCE is one scalar over the kept rows and positions; w = sg(mean|x_g − y_r|) ∨ wMin is the SiD normaliser. The
  * gradient reaches x_g through f_ψ's encoder (its parameters are not updated in this step) and none through w.
  */
@@ -196,7 +196,7 @@ export const adversarialGeneratorLoss = (
     return { loss, perRow }
   })
 
-/** The warm-up schedule of SiDA (spec §9.1), in images seen. */
+/** The warm-up schedule of SiDA (docs/algorithm.md §13), in images seen. */
 export interface SidaSchedule {
   /** G takes no optimiser step while the images seen before the iteration are ≤ this (official 100,000); 0: none. */
   readonly generatorWarmupImages: number
@@ -242,7 +242,7 @@ export interface SidaGeneratorLossOptions {
 }
 
 /**
- * A generator loss with SiDA's adversarial term (spec §9.1): sidWeight·base + adversarialWeight·L_gan, where L_gan is
+ * A generator loss with SiDA's adversarial term (docs/algorithm.md §13): sidWeight·base + adversarialWeight·L_gan, where L_gan is
  * {@link adversarialGeneratorLoss} at the input's `fakeLogits` (required when adversarialWeight > 0). `terms` holds both
  * weighted parts; `perRow` the weighted sum of the two per-row values, each before its loss scale (for row isolation);
  * `mask` the rows both keep.
@@ -250,7 +250,7 @@ export interface SidaGeneratorLossOptions {
 export const sidaGeneratorLoss = (base: GeneratorLoss, options: SidaGeneratorLossOptions): GeneratorLoss => ({
   name: `${base.name}+adversarial`,
   description: `${options.sidWeight}·[${base.description}] + ${options.adversarialWeight}·SiDA adversarial term ` +
-    `(spec §9.1), lsg_gan ${options.lossScale ?? 0.01}`,
+    `(docs/algorithm.md §13), lsg_gan ${options.lossScale ?? 0.01}`,
   compute: (input: GeneratorLossInput): GeneratorLossResult =>
     tf.tidy(() => {
       const b = base.compute(input)

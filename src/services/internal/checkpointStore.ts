@@ -17,7 +17,7 @@
  * The logic is generic in the manifest ({@link directoryStore}, {@link memoryStore}): any manifest schema with a step,
  * the weights file's name and checksum and a table of tensor shapes can be stored. Distillation
  * ({@link layerDirectory}, {@link layerMemory}) and teacher training (`TeacherCheckpointStore`) use it with their own
- * manifests (spec §5.3). The memory store runs the same logic over an in-memory file table, so it behaves alike.
+ * manifests (docs/algorithm.md §9.3). The memory store runs the same logic over an in-memory file table, so it behaves alike.
  *
  * @module
  */
@@ -43,7 +43,7 @@ import {
 import { AtomicWriteError, errorCode, isTempFileName, writeFailureAdvice, writeFileAtomic } from "../../platform/AtomicFile.js"
 
 
-/** The fields of a manifest that the store itself fills in and checks (spec §5.3). */
+/** The fields of a manifest that the store itself fills in and checks (docs/algorithm.md §9.3). */
 export interface StoredFiles {
   /** File name of the weights, relative to the manifest. */
   readonly weightsFile: string

@@ -1,13 +1,13 @@
 /**
- * Fitting a preconditioned denoiser D = c_skip·x + c_out·F in process, by EDM's loss (spec §1.4).
+ * Fitting a preconditioned denoiser D = c_skip·x + c_out·F in process, by EDM's loss (docs/algorithm.md §2.4).
  *
  * {@link denoiserStep} is one training step on a batch of clean samples: log-normal σ (P_mean, P_std), noise, the loss
- * λ(σ)‖D − target‖² (spec §1.4), one optimiser update of the trainable weights and one EMA update. Its random numbers
+ * λ(σ)‖D − target‖² (docs/algorithm.md §2.4), one optimiser update of the trainable weights and one EMA update. Its random numbers
  * come from explicit stream states that it returns advanced, so a caller that stores them resumes exactly. Both
  * {@link fitDenoiserScoped} (mixture teachers) and the MNIST teacher training stream are loops over it.
  *
  * Two targets: the clean sample x₀ (denoising score matching on samples — how real teachers are trained), or an
- * exact denoiser's value at x_σ (regression onto an analytic teacher, spec §10.3 step 1).
+ * exact denoiser's value at x_σ (regression onto an analytic teacher, docs/algorithm.md §12.1).
  *
  * @module
  */
@@ -26,7 +26,7 @@ import type { TrainableWeights } from "../TrainableWeights.js"
 import { yieldToEventLoop } from "../../engine/EventLoop.js"
 import { makeTrainableWeights } from "../TrainableWeights.js"
 
-/** The random-stream states a denoiser step draws from: the standard normals behind σ, and the noise ε (spec §1.4). */
+/** The random-stream states a denoiser step draws from: the standard normals behind σ, and the noise ε (docs/algorithm.md §2.4). */
 export interface DenoiserStreams {
   readonly sigma: StreamState
   readonly noise: StreamState
@@ -38,15 +38,15 @@ export interface DenoiserStepInput {
   readonly weights: TrainableWeights
   /** The EMA of the weights; its tensors are replaced (the old ones disposed) by the updated average. */
   readonly ema: Record<string, tf.Tensor>
-  /** EMA decay β of this step: ema ← β·ema + (1 − β)·θ (spec §5.1 C). */
+  /** EMA decay β of this step: ema ← β·ema + (1 − β)·θ (docs/algorithm.md §9.1 C). */
   readonly emaBeta: number
   /** Clean samples x₀ [batch, ...dataShape]; the caller keeps ownership. */
   readonly x0: tf.Tensor
-  /** One-hot class labels [batch, labelDim] of a class-conditional network (spec §1.3); the caller keeps ownership. */
+  /** One-hot class labels [batch, labelDim] of a class-conditional network (docs/algorithm.md §2.3); the caller keeps ownership. */
   readonly labels?: tf.Tensor2D
   readonly streams: DenoiserStreams
   readonly sigmaData: number
-  /** Mean and standard deviation of ln σ (spec §1.1; defaults P_MEAN, P_STD). */
+  /** Mean and standard deviation of ln σ (docs/algorithm.md §2.1; defaults P_MEAN, P_STD). */
   readonly pMean?: number
   readonly pStd?: number
   /** When given, the regression target at (x_σ, σ) instead of x₀ (an exact denoiser). */
@@ -55,17 +55,17 @@ export interface DenoiserStepInput {
 
 /** What one {@link denoiserStep} measured, and the advanced streams. */
 export interface DenoiserStepResult {
-  /** The EDM loss Σ_CHW λ(σ)(D − y)² averaged over the batch (spec §1.4), before the update. */
+  /** The EDM loss Σ_CHW λ(σ)(D − y)² averaged over the batch (docs/algorithm.md §2.4), before the update. */
   readonly loss: number
   /** Global L2 norm of the gradient before sanitisation. */
   readonly gradNorm: number
-  /** NaN/Inf gradient entries sanitised (spec §5.1). */
+  /** NaN/Inf gradient entries sanitised (docs/algorithm.md §9.1). */
   readonly nonFinite: number
   readonly streams: DenoiserStreams
 }
 
 /**
- * One EDM training step (spec §1.4): σ = exp(n·P_std + P_mean), x_σ = x₀ + σ·ε, loss λ(σ)‖D(x_σ; σ, c) − y‖² with
+ * One EDM training step (docs/algorithm.md §2.4): σ = exp(n·P_std + P_mean), x_σ = x₀ + σ·ε, loss λ(σ)‖D(x_σ; σ, c) − y‖² with
  * y = x₀ (or the exact denoiser's value), one optimiser update of `weights`, then ema ← β·ema + (1 − β)·θ. Leaves no
  * tensors behind beyond the replaced EMA.
  */

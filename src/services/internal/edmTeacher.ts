@@ -1,7 +1,7 @@
 /**
  * Teachers from EDM checkpoints: a safetensors file holding an `EDMPrecond` state dict (names `model.*`, PyTorch
- * layouts) and its constructor arguments as JSON in the metadata key `config` (spec §1.3, §1.6). The generator and
- * fake score of a run start from these weights (spec §2).
+ * layouts) and its constructor arguments as JSON in the metadata key `config` (docs/algorithm.md §2.3, §2.5). The generator and
+ * fake score of a run start from these weights (docs/algorithm.md §6).
  *
  * @module
  */

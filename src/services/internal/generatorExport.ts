@@ -1,9 +1,9 @@
 /**
- * Exporting the one-step generator G_θ(z) = D_θ(σ_init·z; σ_init) (spec §2) of a distillation checkpoint as a
+ * Exporting the one-step generator G_θ(z) = D_θ(σ_init·z; σ_init) (docs/algorithm.md §6) of a distillation checkpoint as a
  * generator file (`domain/GeneratorFile`, docs/generator-format.md):
  *
  * - EDM networks (SongUNet, DhariwalUNet) keep EDM's format: the EDMPrecond state dict (names `model.*`, PyTorch
- *   layouts, spec §1.3, §1.6) with the EDMPrecond arguments as JSON in the metadata key `config`, so EDM/SiD Python
+ *   layouts, docs/algorithm.md §2.3, §2.5) with the EDMPrecond arguments as JSON in the metadata key `config`, so EDM/SiD Python
  *   code can load it back, and `--teacher edm:` reads it like any EDM teacher;
  * - every other network (the vector MLP, the small UNet) is written in the sid-ts generator format: sid-ts names and
  *   layouts, the architecture as JSON in `network`.
@@ -48,7 +48,7 @@ export class ExportError extends Schema.TaggedError<ExportError>()("ExportError"
 
 /** Options of {@link exportGenerator}. */
 export interface ExportOptions {
-  /** θ_ema (default; what evaluation uses, spec §5.1) or the live θ. */
+  /** θ_ema (default; what evaluation uses, docs/algorithm.md §9.1) or the live θ. */
   readonly weights?: "ema" | "live"
   /** The run directory, recorded as provenance (`run_dir`). */
   readonly runDir?: string

@@ -1,5 +1,5 @@
 /**
- * SiD²A (spec §9.1; docs/sida.md §1): a generator layer whose θ and θ_ema start from a distilled generator, a run
+ * SiD²A (docs/algorithm.md §13; docs/sida.md §1): a generator layer whose θ and θ_ema start from a distilled generator, a run
  * directory's newest checkpoint (its EMA weights, as the official `--sid_model` loads `data['ema']`) or an exported
  * generator file, instead of the teacher's weights. The fake score still starts from the teacher.
  *
@@ -61,7 +61,7 @@ export const readGeneratorWeights = (path: string): Effect.Effect<OneStepWeights
 
 /**
  * Checks that a distilled generator can start this run: the teacher's architecture (the same description), its
- * parameter shapes, and the run's σ_init (spec §8 pitfall 13). Fails with a {@link SidaSetupError} naming the mismatch.
+ * parameter shapes, and the run's σ_init (docs/algorithm.md §15, item 9). Fails with a {@link SidaSetupError} naming the mismatch.
  */
 export const checkGeneratorWeights = (
   path: string,
@@ -79,7 +79,7 @@ export const checkGeneratorWeights = (
   }
   if (weights.sigmaInit !== sigmaInit) {
     return Effect.fail(
-      failure(path, `it was distilled with σ_init = ${weights.sigmaInit}, but this run uses ${sigmaInit} (spec §8 pitfall 13)`, `Run with --sigma-init ${weights.sigmaInit}`)
+      failure(path, `it was distilled with σ_init = ${weights.sigmaInit}, but this run uses ${sigmaInit} (docs/algorithm.md §15, item 9)`, `Run with --sigma-init ${weights.sigmaInit}`)
     )
   }
   return Effect.void

@@ -1,7 +1,7 @@
 /**
  * Loading a finished run's generator: `loadGenerator(path)` reads a file that `sid export` wrote (EDM format for EDM
  * networks, the sid-ts generator format for the others; docs/generator-format.md) and returns a ready one-step
- * generator, x = D(σ_init·z; σ_init) (spec §2), whose `generate(n, seed)` draws the samples `sid sample --seed` and
+ * generator, x = D(σ_init·z; σ_init) (docs/algorithm.md §6), whose `generate(n, seed)` draws the samples `sid sample --seed` and
  * `sid-ts/browser` draw for that seed.
  *
  * @module

