@@ -27,7 +27,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { augment, type AugmentSettings } from "../domain/sid/Augment.js"
 import { emaBeta } from "../domain/optim/Ema.js"
-import { fakeScoreLoss } from "../domain/edm/DenoisingLoss.js"
+import { denoisingLoss } from "../domain/edm/DenoisingLoss.js"
 import { type GeneratorLoss, type GeneratorLossInput, nonFiniteRows } from "../domain/sid/SidLoss.js"
 import type { ApplyOptions } from "../domain/nn/Network.js"
 import { FAKE_GRADIENT_CLIP, sidaFakeScoreLoss, sidaGeneratorLoss, sidaPhase, type SidaSchedule } from "../domain/sid/SidaLoss.js"
@@ -218,7 +218,7 @@ export const fakeScoreUpdate = (s: IterationServices, settings: IterationSetting
       return tf.variableGrads(() => {
         const xt = tf.add(fake.images, noise)
         if (adversarial === undefined || realInput === undefined) {
-          return fakeScoreLoss({
+          return denoisingLoss({
             y: fake.images,
             yHat: s.fakeScore.denoise(xt, draws.sigma, draws.labels, fake.options),
             sigma: draws.sigma,
