@@ -64,8 +64,9 @@ export interface FeatureExtractorShape {
 /** The feature extractor service. */
 export class FeatureExtractor extends Context.Tag("sid-ts/FeatureExtractor")<FeatureExtractor, FeatureExtractorShape>() {}
 
-// ---- layers ----
 /*
+ * Layers.
+ *
  * Feature extractor layers (issue 4 §4; docs/algorithm.md §11):
  *
  * - {@link layerLeNet}: the committed LeNet of MNIST-FID (`assets/lenet-mnist.safetensors`, trained by
@@ -79,7 +80,6 @@ export class FeatureExtractor extends Context.Tag("sid-ts/FeatureExtractor")<Fea
  *   bilinearly to the model's input size.
  *
  * All tensors (weights, models) are disposed when the layer's scope closes.
- *
  */
 
 /** Where the committed LeNet weights live (the repository's `assets/`). */

@@ -57,11 +57,11 @@ export class TeacherError extends Schema.TaggedError<TeacherError>()("TeacherErr
   }
 }
 
-// ---- layers ----
 /*
+ * Layers.
+ *
  * Teacher layers: an exact Gaussian mixture, a network trained in process on mixture samples, or a network loaded
  * from a teacher file.
- *
  */
 
 /** Format tag of teacher files. */

@@ -115,7 +115,6 @@ export const sidLossTerms = (input: {
     }
   })
 
-// ---- swappable generator losses ----
 /*
  * Swappable generator losses: SiD (docs/algorithm.md §8.1), its two terms L¹ and L² (docs/algorithm.md §8.2) and the DMD / Diff-Instruct
  * direction (docs/algorithm.md §8.4), each a plain value `{ name, description, compute }`.
