@@ -20,7 +20,7 @@
  * Augmentation and SiDA (docs/sida.md): with `IterationSettings.augment` the fake step's images pass through EDM's
  * augmentation pipe (docs/algorithm.md §13.4); with `IterationSettings.adversarial` the fake score doubles as a discriminator on real
  * images in the fake step, and the generator follows SiDA's warm-up and adversarial objective (docs/algorithm.md §13). Both are
- * compositions of the pure losses in `domain/SidaLoss.ts`; without them an iteration is exactly plain SiD's.
+ * compositions of the pure losses in `domain/sid/SidaLoss.ts`; without them an iteration is exactly plain SiD's.
  *
  * @module
  */
