@@ -1,6 +1,7 @@
 /**
- * Engine layers (tensor-engine note §6, §7): `wasm` (default), `cpu` (reference for tests), and the optional native
- * engines `tfjs-node` / `tfjs-node-gpu`, loaded by dynamic `import()` only when chosen.
+ * Engine layers (tensor-engine note §6, §7): `wasm` (default), `cpu` (reference for tests), the optional native
+ * engines `tfjs-node` / `tfjs-node-gpu`, loaded by dynamic `import()` only when chosen, and `webgpu` (issue 16; built
+ * in `src/engine/WebGpu.ts`, registered here).
  *
  * Each layer is scoped: acquiring remembers the current TF.js backend, loads the backend package, installs the
  * engine's kernel patches and sets the backend; releasing restores the replaced kernels and the previous backend.
@@ -34,6 +35,7 @@ import {
   EnginePackageNotInstalled,
   EngineSharedLibraryMissing
 } from "../services/Engine.js"
+import { buildWebGpu, probeWebGpu } from "../engine/WebGpu.js"
 import { fastReduceGradients, installGradients } from "./kernels/Gradients.js"
 import { groupNormGradient, loadNativeAddon, nativeAddonPath, nativePatches } from "./kernels/Native.js"
 import { cpuPatches, install, type KernelPatch, labels, wasmPatches } from "./kernels/Patches.js"
@@ -64,6 +66,8 @@ export interface EngineOptions {
   readonly importer?: Importer
   /** Where `wasm-native` loads its addon from (default: `nativeAddonPath()`). */
   readonly nativeAddonPath?: string
+  /** `webgpu`: accept a software (fallback) adapter (default: `SID_WEBGPU_SOFTWARE=1`). */
+  readonly allowSoftwareGpu?: boolean
 }
 
 /**
@@ -78,7 +82,8 @@ export const packageName: Record<EngineName, string> = {
   "auto": "@tensorflow/tfjs-backend-wasm",
   "cpu": "@tensorflow/tfjs",
   "tfjs-node": "@tensorflow/tfjs-node",
-  "tfjs-node-gpu": "@tensorflow/tfjs-node-gpu"
+  "tfjs-node-gpu": "@tensorflow/tfjs-node-gpu",
+  "webgpu": "webgpu"
 }
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")
@@ -175,6 +180,14 @@ const looksLikeTf = (mod: unknown): mod is typeof tf =>
  * @category constructors
  */
 export const explainAuto = (
+  options?: EngineOptions
+): Effect.Effect<{ readonly name: Exclude<EngineName, "auto">; readonly reason: string }> =>
+  Effect.flatMap(Effect.promise(probeWebGpu), (probe) =>
+    probe._tag === "Adapter" && !probe.report.isFallbackAdapter
+      ? Effect.succeed({ name: "webgpu" as const, reason: `a hardware WebGPU adapter exists: ${probe.report.summary}` })
+      : explainCpuAuto(options))
+
+const explainCpuAuto = (
   options?: EngineOptions
 ): Effect.Effect<{ readonly name: Exclude<EngineName, "auto">; readonly reason: string }> =>
   Effect.sync(() => {
@@ -439,7 +452,13 @@ export const resolveEngineName = (
   name: EngineName,
   options?: EngineOptions
 ): Effect.Effect<Exclude<EngineName, "auto">> =>
-  name !== "auto" ? Effect.succeed(name) : Effect.sync(() => {
+  name !== "auto" ? Effect.succeed(name) : Effect.flatMap(
+    Effect.promise(probeWebGpu),
+    (probe) => probe._tag === "Adapter" && !probe.report.isFallbackAdapter ? Effect.succeed("webgpu" as const) : resolveCpu(options)
+  )
+
+const resolveCpu = (options?: EngineOptions): Effect.Effect<"wasm-native" | "wasm"> =>
+  Effect.sync(() => {
     try {
       loadNativeAddon(options?.nativeAddonPath ?? nativeAddonPath())
       return "wasm-native" as const
@@ -476,7 +495,8 @@ export const makeWasmNative = (options?: EngineOptions): Layer.Layer<Engine, Eng
  */
 export const makeAuto = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
   Layer.unwrapEffect(
-    Effect.map(resolveEngineName("auto", options), (name) => name === "wasm-native" ? makeWasmNative(options) : makeWasm(options))
+    Effect.map(resolveEngineName("auto", options), (name) =>
+      name === "webgpu" ? makeWebGpu(options) : name === "wasm-native" ? makeWasmNative(options) : makeWasm(options))
   )
 
 /**
@@ -505,6 +525,22 @@ export const makeTfjsNode = (options?: EngineOptions): Layer.Layer<Engine, Engin
  */
 export const makeTfjsNodeGpu = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
   shared("tfjs-node-gpu", buildNative("tfjs-node-gpu", options))
+
+/**
+ * The GPU engine through WebGPU (issue 16, `src/engine/WebGpu.ts`): Dawn from the optional `webgpu` package and
+ * `@tensorflow/tfjs-backend-webgpu`. Refuses a software adapter unless `allowSoftwareGpu` (or `SID_WEBGPU_SOFTWARE=1`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeWebGpu = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+  shared(
+    "webgpu",
+    buildWebGpu({
+      ...(options?.importer === undefined ? {} : { importer: options.importer }),
+      ...(options?.allowSoftwareGpu === undefined ? {} : { allowSoftware: options.allowSoftwareGpu })
+    })
+  )
 
 /**
  * The default wasm engine layer.
@@ -555,6 +591,14 @@ export const tfjsNode: Layer.Layer<Engine, EngineError> = makeTfjsNode()
 export const tfjsNodeGpu: Layer.Layer<Engine, EngineError> = makeTfjsNodeGpu()
 
 /**
+ * The webgpu engine layer (software adapters refused unless `SID_WEBGPU_SOFTWARE=1`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const webgpu: Layer.Layer<Engine, EngineError> = makeWebGpu()
+
+/**
  * The engine layer for `name`. Without options it returns the shared layer values above (layers memoize by reference).
  * Like every engine layer it shares the process's engine when `name` (resolved, for `auto`) is active, and fails with
  * `EngineConflict` when another engine is.
@@ -576,6 +620,8 @@ export const layer = (name: EngineName, options?: EngineOptions): Layer.Layer<En
       return options === undefined ? tfjsNode : makeTfjsNode(options)
     case "tfjs-node-gpu":
       return options === undefined ? tfjsNodeGpu : makeTfjsNodeGpu(options)
+    case "webgpu":
+      return options === undefined ? webgpu : makeWebGpu(options)
   }
 }
 

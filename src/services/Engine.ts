@@ -6,18 +6,21 @@
  */
 import type * as Tf from "@tensorflow/tfjs"
 import { Config, Context, Effect, Layer, Schema } from "effect"
+import { WebGpuAdapterReport } from "../engine/WebGpuAdapter.js"
+import type { WebGpuError } from "../engine/WebGpuErrors.js"
 
 /**
  * The selectable engines: `wasm` (default; XNNPACK SIMD, one thread, patched for training), `wasm-native` (the wasm
  * engine with its convolutions, matrix products and heavy elementwise kernels run by the optional addon in `native/`
  * on all cores; issue 6), `auto` (`wasm-native` where its addon is built, else `wasm`), `cpu` (pure-JS reference for
- * tests), and the optional native peers `tfjs-node` / `tfjs-node-gpu` (note §5, §7).
+ * tests), the optional native peers `tfjs-node` / `tfjs-node-gpu` (note §5, §7), and `webgpu` (a GPU through WebGPU:
+ * Dawn in Node from the optional `webgpu` package; issue 16, `src/engine/WebGpu.ts`).
  *
  * @since 0.1.0
  * @category models
  */
-export const EngineName = Schema.Literal("wasm", "wasm-native", "auto", "cpu", "tfjs-node", "tfjs-node-gpu").annotations({
-  message: () => ({ message: "must be one of auto, wasm, wasm-native, cpu, tfjs-node, tfjs-node-gpu", override: true })
+export const EngineName = Schema.Literal("wasm", "wasm-native", "auto", "cpu", "tfjs-node", "tfjs-node-gpu", "webgpu").annotations({
+  message: () => ({ message: "must be one of auto, wasm, wasm-native, webgpu, cpu, tfjs-node, tfjs-node-gpu", override: true })
 })
 
 /**
@@ -33,6 +36,7 @@ export type EngineName = typeof EngineName.Type
  * - `threads`: compute threads (wasm has no threads in Node, note §1; native: TensorFlow's default intra-op pool).
  * - `gpu`: TensorFlow runs on a GPU (`isUsingGpuDevice`).
  * - `patchedKernels`: `backend/Kernel` entries this engine registered (note §2, §6.2).
+ * - `adapter`: the `webgpu` engine's adapter (vendor, architecture, description, fallback or not, limits).
  *
  * @since 0.1.0
  * @category models
@@ -42,7 +46,8 @@ export class EngineFacts extends Schema.Class<EngineFacts>("EngineFacts")({
   threads: Schema.Int.pipe(Schema.positive()),
   gpu: Schema.Boolean,
   patchedKernels: Schema.Array(Schema.String),
-  tfjsVersion: Schema.String
+  tfjsVersion: Schema.String,
+  adapter: Schema.optional(WebGpuAdapterReport)
 }) {}
 
 /**
@@ -99,7 +104,10 @@ export const EngineNameConfig: Config.Config<EngineName> = Schema.Config("SID_EN
 )
 
 const install = (_engine: EngineName, packageName: string): string =>
-  packageName === "@tensorflow/tfjs-node-gpu"
+  packageName === "webgpu"
+    ? `npm install webgpu@0.6.2 (an optional dependency of sid-ts: npm skips it where its prebuilt Dawn binary ` +
+      `does not fit the platform or the install failed)`
+    : packageName === "@tensorflow/tfjs-node-gpu"
     ? `npm install ${packageName}@4.22.0 (Linux x64 only; it downloads the libtensorflow 2.9.1 GPU build at install ` +
       `time and needs CUDA 11.2 + cuDNN 8.1 at run time)`
     : packageName === "@tensorflow/tfjs-node"
@@ -275,3 +283,4 @@ export type EngineError =
   | EngineNativeKernelsNotBuilt
   | EngineInitFailed
   | EngineConflict
+  | WebGpuError
