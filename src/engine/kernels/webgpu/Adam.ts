@@ -31,7 +31,7 @@ const body: Record<Part, string> = {
   m: "setOutputAtIndex(index, m1);",
   v: "setOutputAtIndex(index, v1);",
   p: "let u = (m1 / uniforms.c1) / (sqrt(v1 / uniforms.c2) + uniforms.eps);\n" +
-    "          setOutputAtIndex(index, getPByOutputIndex(index) - u * uniforms.lr);"
+    "          setOutputAtIndex(index, p - u * uniforms.lr);"
 }
 
 /** One of the three shaders, in tfjs-backend-webgpu's program shape (it generates bindings, uniforms and `_start`). */
@@ -52,14 +52,15 @@ class AdamProgram {
     this.shaderKey = `sid_adam_${part}`
   }
   getUserCode(): string {
-    const needsV = this.part !== "m"
-    const needsM = this.part !== "v"
+    // Every shader reads all four inputs: WebGPU's automatic bind group layout omits unused bindings, and the
+    // backend binds every input.
     return `
       fn main(index : i32) {
         if (index < uniforms.size) {
           let g = getGByOutputIndex(index);
-          ${needsM ? "let m1 = getMByOutputIndex(index) * uniforms.b1 + g * uniforms.g1;" : ""}
-          ${needsV ? "let v1 = getVByOutputIndex(index) * uniforms.b2 + (g * g) * uniforms.g2;" : ""}
+          let m1 = getMByOutputIndex(index) * uniforms.b1 + g * uniforms.g1;
+          let v1 = getVByOutputIndex(index) * uniforms.b2 + (g * g) * uniforms.g2;
+          let p = getPByOutputIndex(index);
           ${body[this.part]}
         }
       }
