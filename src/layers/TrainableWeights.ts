@@ -75,10 +75,13 @@ const makeEngineWeights = (
           const g = byVariable[variable.name]
           if (g !== undefined) grads[name] = g
         }
-        const [norm, bad] = tf.tidy(() => [globalNorm(grads), countNonFinite(grads)])
-        const gradNorm = norm!.dataSync()[0]!
-        const nonFinite = bad!.dataSync()[0]!
-        tf.dispose([norm!, bad!])
+        let { gradNorm, nonFinite } = options.statistics ?? { gradNorm: 0, nonFinite: 0 }
+        if (options.statistics === undefined) {
+          const [norm, bad] = tf.tidy(() => [globalNorm(grads), countNonFinite(grads)])
+          gradNorm = norm!.dataSync()[0]!
+          nonFinite = bad!.dataSync()[0]!
+          tf.dispose([norm!, bad!])
+        }
         tf.tidy(() => {
           const clip = options.clipValue
           const clean = sanitizeGradients(grads)

@@ -22,6 +22,12 @@ export interface StepStatistics {
 export interface ApplyGradientsOptions {
   /** Clip every gradient entry by value to [−clipValue, clipValue] after sanitisation (PyTorch `clip_grad_value_`). */
   readonly clipValue?: number
+  /**
+   * Statistics the caller measures itself (with `gradientStatistics`, read in its own batched host read): returned as
+   * given instead of being computed and read here. Honoured by weights whose optimiser state lives on the engine;
+   * host-optimiser weights measure while they read each gradient anyway.
+   */
+  readonly statistics?: StepStatistics
 }
 
 /** Variables, their optimiser state and the optimiser's step count. */
