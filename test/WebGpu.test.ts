@@ -7,9 +7,16 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Exit, type Layer } from "effect"
+import { readFileSync } from "node:fs"
 import { describe, expect, it } from "vitest"
 import { ADAM_KERNEL, adamUpdateHost } from "../src/domain/Adam.js"
 import { countNonFinite, globalNorm } from "../src/domain/Gradients.js"
+import { applyDhariwalUNet } from "../src/domain/edm/DhariwalUNet.js"
+import { edmShapes, parseEdmConfig } from "../src/domain/edm/Config.js"
+import { applySongUNet } from "../src/domain/edm/SongUNet.js"
+import { fromEdmStateDict } from "../src/domain/edm/StateDict.js"
+import { edmDenoise } from "../src/domain/Preconditioning.js"
+import { decodeSafetensors } from "../src/domain/Safetensors.js"
 import { probeWebGpu } from "../src/engine/WebGpu.js"
 import * as EngineLayers from "../src/layers/Engine.js"
 import { Engine, type EngineError, type EngineShape } from "../src/services/Engine.js"
@@ -234,4 +241,45 @@ gpuDescribe(`webgpu engine (${probe._tag === "Adapter" ? probe.report.summary : 
       tf.dispose([...ts, ...out])
     })
   })
+
+  it("the four golden EDM networks give output.F and output.D within 1e-4 relative (L2, total and per sample)", async () => {
+    const measured: Array<string> = []
+    await withEngine(webgpu, async () => {
+      for (const name of GOLDEN) {
+        const f = decodeSafetensors(new Uint8Array(readFileSync(new URL(`./fixtures/edm/${name}.safetensors`, import.meta.url))))
+        const config = parseEdmConfig(f.metadata["config"]!)
+        const arr = (n: string) => f.tensors.get(n)!
+        const t = (n: string) => tf.tensor(arr(n).values, [...arr(n).shape])
+        const nhwc = (n: string) => tf.tidy(() => tf.transpose(t(n), [0, 2, 3, 1]) as tf.Tensor4D)
+        const params = fromEdmStateDict(edmShapes(config.architecture), f.tensors)
+        const x = nhwc("input.x")
+        const sigma = t("input.sigma") as tf.Tensor1D
+        const labels = {
+          ...(f.tensors.has("input.class_labels") ? { classLabels: t("input.class_labels") as tf.Tensor2D } : {}),
+          ...(f.tensors.has("input.augment_labels") ? { augmentLabels: t("input.augment_labels") as tf.Tensor2D } : {})
+        }
+        let F: tf.Tensor | undefined
+        const D = edmDenoise(x, sigma, (xIn, cNoise) => {
+          const arch = config.architecture
+          const out = arch.kind === "songunet"
+            ? applySongUNet(arch.spec, params, xIn as tf.Tensor4D, cNoise, labels)
+            : applyDhariwalUNet(arch.spec, params, xIn as tf.Tensor4D, cNoise, labels)
+          F = tf.keep(out.clone())
+          return out
+        }, config.sigmaData)
+        const [wantF, wantD] = [nhwc("output.F"), nhwc("output.D")]
+        const [gotF, gotD, refF, refD] = await Promise.all([F!, D, wantF, wantD].map(read))
+        const n = x.shape[0]
+        const per = (a: Float32Array, b: Float32Array) =>
+          Array.from({ length: n }, (_, k) => relativeL2(a.subarray(k * (a.length / n), (k + 1) * (a.length / n)), b.subarray(k * (b.length / n), (k + 1) * (b.length / n))))
+        const errors = [relativeL2(gotF!, refF!), relativeL2(gotD!, refD!), ...per(gotF!, refF!), ...per(gotD!, refD!)]
+        measured.push(`${name}: F ${errors[0]!.toExponential(2)}, D ${errors[1]!.toExponential(2)}, worst ${Math.max(...errors).toExponential(2)}`)
+        for (const e of errors) expect(e).toBeLessThanOrEqual(1e-4)
+        tf.dispose([x, sigma, F!, D, wantF, wantD, ...Object.values(labels), ...Object.values(params)])
+      }
+    })
+    console.log(`EDM golden relative errors on webgpu:\n${measured.join("\n")}`)
+  })
 })
+
+const GOLDEN = ["songunet-ddpmpp-tiny", "songunet-ncsnpp-tiny", "dhariwalunet-adm-tiny", "dhariwalunet-adm-attn"] as const
