@@ -17,7 +17,7 @@ import { applySongUNet } from "../src/domain/edm/SongUNet.js"
 import { fromEdmStateDict } from "../src/domain/edm/StateDict.js"
 import { edmDenoise } from "../src/domain/Preconditioning.js"
 import { decodeSafetensors } from "../src/domain/Safetensors.js"
-import { probeWebGpu } from "../src/engine/WebGpu.js"
+import { probeWebGpu, vulkanLoaderProblem } from "../src/engine/WebGpu.js"
 import * as EngineLayers from "../src/layers/Engine.js"
 import { Engine, type EngineError, type EngineShape } from "../src/services/Engine.js"
 
@@ -124,6 +124,57 @@ const evaluate = async (op: OpCase): Promise<OpResult> => {
   tf.dispose([...inputs, y, weight, ...g])
   return result
 }
+
+/** The failure of building `layer` (its error, or undefined when it builds). */
+const failureOf = async (layer: Layer.Layer<Engine, EngineError>): Promise<unknown> => {
+  const exit = await Effect.runPromiseExit(Effect.scoped(Effect.provide(Engine, layer)))
+  return Exit.isFailure(exit) ? (exit.cause._tag === "Fail" ? exit.cause.error : exit.cause) : undefined
+}
+
+/** A fake `webgpu` module whose adapter request answers `adapter`. */
+const fakeDawn = (adapter: unknown) => ({
+  create: () => ({ requestAdapter: () => Promise.resolve(adapter) }),
+  globals: {}
+})
+
+describe("webgpu engine errors (no GPU needed)", () => {
+  it("names the package when webgpu is not installed, and leaves no navigator behind", async () => {
+    const before = (globalThis as { navigator?: unknown }).navigator
+    const error = await failureOf(EngineLayers.makeWebGpu({
+      importer: (s) => Promise.reject(new Error(`Cannot find package '${s}' imported from /x.js`))
+    }))
+    expect(error).toMatchObject({ _tag: "EnginePackageNotInstalled", engine: "webgpu", packageName: "webgpu" })
+    expect((error as Error).message).toContain("npm install webgpu@0.6.2")
+    expect((globalThis as { navigator?: unknown }).navigator).toBe(before)
+  })
+
+  it("no adapter: WebGpuNoAdapter where the Vulkan loader loads, naming the driver to install", async () => {
+    const before = (globalThis as { navigator?: unknown }).navigator
+    const error = await failureOf(EngineLayers.makeWebGpu({ importer: () => Promise.resolve(fakeDawn(null)) }))
+    const expected = vulkanLoaderProblem() === undefined ? "WebGpuNoAdapter" : "WebGpuVulkanMissing"
+    expect(error).toMatchObject({ _tag: expected })
+    expect((error as Error).message).toMatch(/vulkaninfo --summary/)
+    expect((globalThis as { navigator?: unknown }).navigator).toBe(before)
+  })
+
+  it("a missing Vulkan loader is detected by name", () => {
+    expect(vulkanLoaderProblem("libsid-no-such-vulkan.so.1")).toMatch(process.platform === "linux" ? /cannot open shared object/ : /^$/)
+  })
+
+  it("a software adapter is refused without the opt-in, accepted with it", async () => {
+    const software = { info: { vendor: "mesa", architecture: "software", description: "llvmpipe", isFallbackAdapter: true }, limits: {}, features: [] }
+    const previous = process.env["SID_WEBGPU_SOFTWARE"]
+    delete process.env["SID_WEBGPU_SOFTWARE"]
+    try {
+      const error = await failureOf(EngineLayers.makeWebGpu({ importer: () => Promise.resolve(fakeDawn(software)) }))
+      expect(error).toMatchObject({ _tag: "WebGpuSoftwareAdapter" })
+      expect((error as Error).message).toContain("--allow-software-gpu")
+      expect((error as Error).message).toContain("SID_WEBGPU_SOFTWARE=1")
+    } finally {
+      if (previous !== undefined) process.env["SID_WEBGPU_SOFTWARE"] = previous
+    }
+  })
+})
 
 gpuDescribe(`webgpu engine (${probe._tag === "Adapter" ? probe.report.summary : reason})`, () => {
   it("starts on the adapter it reports, and release destroys the device and restores the previous backend", async () => {

@@ -176,4 +176,33 @@ gpuDescribe(`SiD on the webgpu engine (${probe._tag === "Adapter" ? probe.report
       expect(Math.abs(x.generatorLoss - y.generatorLoss) / Math.abs(y.generatorLoss)).toBeLessThanOrEqual(LOSS_TOLERANCE)
     }
   })
+
+  it("a device lost during a run ends the stream with WebGpuDeviceLost, and the last checkpoint stays loadable", async () => {
+    const dir = tempDir()
+    const c = config({ steps: 6, checkpointEvery: 2 })
+    const services = Distillation.layer(c, {
+      teacher,
+      metrics: Metrics.layerUnavailable(network.dataShape),
+      checkpoints: CheckpointStore.layerDirectory(dir)
+    })
+    const exit = await Effect.runPromiseExit(
+      distill(c, { evaluate: false }).pipe(
+        Stream.tap((r) =>
+          Effect.sync(() => {
+            if (r instanceof StepReport && r.step === 3) {
+              ;(tf.backend() as unknown as { device: { destroy: () => void } }).device.destroy()
+            }
+          })
+        ),
+        Stream.runDrain,
+        Effect.provide(Layer.provideMerge(services, webgpu))
+      )
+    )
+    expect(exit._tag).toBe("Failure")
+    expect(JSON.stringify(exit)).toContain("WebGpuDeviceLost")
+    // The checkpoint of step 2 is intact: a run on wasm resumes from it.
+    const resumed = await run(EngineLayers.wasm, config({ steps: 3, checkpointEvery: 1_000_000 }), dir, true)
+    expect(resumed.start.step).toBe(2)
+    expect(resumed.steps.map((s) => s.step)).toEqual([3])
+  })
 })

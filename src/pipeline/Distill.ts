@@ -39,6 +39,7 @@ import { captureCheckpoint, type Progress, restoreCheckpoint } from "./Checkpoin
 import { yieldToEventLoop } from "../layers/EventLoop.js"
 import { evaluateGenerator } from "./Evaluation.js"
 import { addFinalCheckpoint } from "./FinalCheckpoint.js"
+import { WebGpuDeviceError, WebGpuDeviceLost } from "../engine/WebGpuErrors.js"
 import { needsAsyncReads, prefetch } from "./HostReads.js"
 import { iterate, iterateAsync, type IterationServices, type IterationSettings } from "./Iteration.js"
 import { adversarialSettingsOf, augmentSettingsOf, checkSidaSetup } from "./Sida.js"
@@ -109,7 +110,14 @@ export const bestScoreOf = (m: SampleMetrics): ScoreOffer | undefined => {
 }
 
 /** Failures of a distillation run. */
-export type DistillError = CheckpointError | MetricsError | RunSpecMismatch | RunRecordError | SidaSetupError
+export type DistillError =
+  | CheckpointError
+  | MetricsError
+  | RunSpecMismatch
+  | RunRecordError
+  | SidaSetupError
+  | WebGpuDeviceLost
+  | WebGpuDeviceError
 
 /** The services a distillation run needs. */
 export type DistillServices =
@@ -286,7 +294,12 @@ export const distill = (
         Effect.gen(function*() {
           const began = performance.now()
           const r = yield* (needsAsyncReads()
-            ? Effect.uninterruptible(Effect.promise(() => iterateAsync(services, settings, p.imagesSeen)))
+            ? Effect.uninterruptible(Effect.tryPromise({
+              try: () => iterateAsync(services, settings, p.imagesSeen),
+              catch: (error) => error
+            })).pipe(Effect.catchAll((error) =>
+              error instanceof WebGpuDeviceLost || error instanceof WebGpuDeviceError ? Effect.fail(error) : Effect.die(error)
+            ))
             : Effect.sync(() => iterate(services, settings, p.imagesSeen)))
           const ms = performance.now() - began
           const next: Progress = { step: p.step + 1, imagesSeen: p.imagesSeen + config.batchSize }
