@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs"
 import { describe, expect, it } from "vitest"
 import { ADAM_KERNEL, adamUpdateHost } from "../src/domain/Adam.js"
 import { countNonFinite, globalNorm } from "../src/domain/Gradients.js"
+import { GROUP_NORM_KERNEL, groupNorm, groupNormalize } from "../src/domain/GroupNorm.js"
 import { applyDhariwalUNet } from "../src/domain/edm/DhariwalUNet.js"
 import { edmShapes, parseEdmConfig } from "../src/domain/edm/Config.js"
 import { applySongUNet } from "../src/domain/edm/SongUNet.js"
@@ -291,6 +292,44 @@ gpuDescribe(`webgpu engine (${probe._tag === "Adapter" ? probe.report.summary : 
       expect(maxRelative(nv!, hv, 1e-30)).toBeLessThanOrEqual(1e-6)
       tf.dispose([...ts, ...out])
     })
+  })
+
+  it("the fused GroupNorm (+ SiLU) and its gradient are within 1e-6 relative (L2) of the composed ops", async () => {
+    const measured: Array<string> = []
+    await withEngine(webgpu, async () => {
+      expect(tf.getKernel(GROUP_NORM_KERNEL, "webgpu")).toBeDefined()
+      for (const [shape, groups] of [[[2, 5, 6, 8], 4], [[3, 16, 16, 32], 8]] as const) {
+        for (const activation of ["linear", "silu"] as const) {
+          const c = shape[3]
+          const x = tf.tensor4d(values(shape.reduce((a, b) => a * b, 1), 5), [...shape])
+          const w = tf.tensor1d(values(c, 6).map((v) => 1 + v / 3))
+          const b = tf.tensor1d(values(c, 7).map((v) => v / 3))
+          const weight = tf.tensor4d(values(x.size, 8), [...shape])
+          const composed = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => {
+            const z = tf.add(tf.mul(groupNormalize(xi as tf.Tensor4D, groups), wi), bi)
+            return activation === "silu" ? tf.mul(z, tf.sigmoid(z)) : z
+          }
+          const fused = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => groupNorm(xi as tf.Tensor4D, groups, wi, bi, 1e-5, activation)
+          const run = async (f: typeof composed) => {
+            const y = tf.tidy(() => f(x, w, b))
+            const g = tf.grads((xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => tf.sum(tf.mul(f(xi, wi, bi), weight)))([x, w, b])
+            const out = await Promise.all([y, ...g].map(read))
+            tf.dispose([y, ...g])
+            return out
+          }
+          const profile = await tf.profile(() => fused(x, w, b))
+          expect(profile.kernelNames).toContain(GROUP_NORM_KERNEL)
+          tf.dispose(profile.result as tf.Tensor)
+          const [want, got] = [await run(composed), await run(fused)]
+          const errors = got.map((v, i) => relativeL2(v, want[i]!))
+          measured.push(`[${shape}] G=${groups} ${activation}: y ${errors[0]!.toExponential(1)}, dx ${errors[1]!.toExponential(1)}, ` +
+            `dγ ${errors[2]!.toExponential(1)}, dβ ${errors[3]!.toExponential(1)}`)
+          for (const e of errors) expect(e).toBeLessThanOrEqual(1e-6)
+          tf.dispose([x, w, b, weight])
+        }
+      }
+    })
+    console.log(`fused GroupNorm on webgpu vs composed:\n${measured.join("\n")}`)
   })
 
   it("the four golden EDM networks give output.F and output.D within 1e-4 relative (L2, total and per sample)", async () => {

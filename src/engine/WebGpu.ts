@@ -32,6 +32,10 @@ import { install, type KernelPatch, labels } from "../layers/kernels/Patches.js"
 import { Engine, EngineFacts, EngineInitFailed, EnginePackageNotInstalled } from "../services/Engine.js"
 import { addNPatch } from "./kernels/webgpu/AddN.js"
 import { adamPatch } from "./kernels/webgpu/Adam.js"
+import { groupNormPatch } from "./kernels/webgpu/GroupNorm.js"
+import { groupNormGradPatch } from "./kernels/webgpu/GroupNormGrad.js"
+import { installGradients } from "../layers/kernels/Gradients.js"
+import { groupNormGradient } from "../layers/kernels/Native.js"
 import { WebGpuAdapterReport } from "./WebGpuAdapter.js"
 import {
   type WebGpuError,
@@ -356,14 +360,16 @@ const guardReads = (backend: tf.KernelBackend, health: DeviceHealth): void => {
 
 /**
  * The kernel patches of the `webgpu` engine for a device binding `maxStorageBuffers` storage buffers per shader:
- * the chunked `AddN` and the fused Adam update.
+ * the chunked `AddN`, the fused Adam update and the fused GroupNorm (+ SiLU) with its gradient kernel.
  *
  * @since 0.1.0
  * @category patches
  */
 export const webGpuPatches = (maxStorageBuffers: number): ReadonlyArray<KernelPatch> => [
   addNPatch(maxStorageBuffers - 1),
-  adamPatch
+  adamPatch,
+  groupNormPatch,
+  groupNormGradPatch
 ]
 
 const initFailed = (detail: string) => (cause: unknown) =>
@@ -452,6 +458,8 @@ export const buildWebGpu = (options?: WebGpuOptions): Layer.Layer<Engine, Engine
         Effect.try({ try: () => install(patches), catch: initFailed("installing kernel patches failed") }),
         (restore) => Effect.sync(restore)
       )
+      // The fused GroupNorm's gradient (one SidGroupNormGrad call), as wasm-native registers it.
+      yield* Effect.acquireRelease(Effect.sync(() => installGradients([groupNormGradient])), (restore) => Effect.sync(restore))
       const ok = yield* Effect.tryPromise({
         try: () => {
           tf.env().set("PROD", true)
