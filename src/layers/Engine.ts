@@ -11,7 +11,7 @@
  * One engine per process (issue 17 §5): TF.js computes on one global backend, so every engine layer goes through a
  * process-wide registry. Building a layer while the same engine is active shares it (reference counted: the engine is
  * released, and the previous backend restored, when its last user releases it); building a different one fails with
- * `EngineConflict`, naming the active engine. `auto` is resolved to `wasm-native` or `wasm` before it is compared.
+ * `EngineConflict`, naming the active engine. `auto` is resolved to `webgpu`, `wasm-native` or `wasm` before it is compared.
  * `layerActive` shares whichever engine is active (`EngineNotActive` when none is). Options (`importer`,
  * `nativeAddonPath`) only matter to the layer that actually starts the engine; a layer that shares ignores them.
  *
@@ -173,8 +173,8 @@ const looksLikeTf = (mod: unknown): mod is typeof tf =>
   typeof (mod as { backend?: unknown }).backend === "function" && typeof (mod as { ready?: unknown }).ready === "function"
 
 /**
- * What `auto` chooses here and why, in words (for the start of a run): `wasm-native` where the native addon loads,
- * else `wasm`, with the reason the addon did not load and how to build it.
+ * What `auto` chooses here and why, in words (for the start of a run): `webgpu` on a hardware WebGPU adapter, else
+ * `wasm-native` where the native addon loads, else `wasm`, with the reason the addon did not load and how to build it.
  *
  * @since 0.1.0
  * @category constructors
@@ -442,8 +442,9 @@ export const activeEngine: Effect.Effect<Option.Option<{ readonly name: EngineNa
   )
 
 /**
- * The concrete engine `name` stands for: `auto` is `wasm-native` where its addon is built and loads, else `wasm`;
- * every other name is itself. Sharing an active engine compares resolved names.
+ * The concrete engine `name` stands for: `auto` is `webgpu` where a hardware (non-fallback) WebGPU adapter exists
+ * (`probeWebGpu`, once per process), else `wasm-native` where its addon is built and loads, else `wasm`; every other
+ * name is itself. Sharing an active engine compares resolved names.
  *
  * @since 0.1.0
  * @category constructors
