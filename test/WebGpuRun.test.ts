@@ -155,7 +155,7 @@ gpuDescribe(`SiD on the webgpu engine (${probe._tag === "Adapter" ? probe.report
     const [early, late] = [r.memory[10]!, r.memory[r.memory.length - 1]!]
     expect(late.numTensors).toBe(early.numTensors)
     expect(late.numBytesInGPU).toBe(early.numBytesInGPU)
-  })
+  }, 600_000)
 
   it("a run checkpointed on webgpu resumes on wasm, and back on webgpu", async () => {
     const dir = tempDir()
