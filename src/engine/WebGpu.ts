@@ -24,7 +24,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -502,42 +502,74 @@ export type WebGpuProbe =
   | { readonly _tag: "Adapter"; readonly report: WebGpuAdapterReport }
   | { readonly _tag: "None"; readonly reason: string }
 
-let probed: Promise<WebGpuProbe> | undefined
+const probed = new Map<boolean, Promise<WebGpuProbe>>()
 
 /**
- * Looks for a WebGPU adapter (once per process; the answer is cached): loads `webgpu` if installed, asks for a
- * high-performance adapter and reports it. Installs no globals and keeps no device. `auto` uses it to prefer a
- * hardware adapter.
+ * Whether this Linux machine has a GPU device node (`/dev/dri/renderD*`, `/dev/nvidia<N>`): without one no hardware
+ * adapter can exist. Elsewhere (macOS, Windows) true.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const gpuDeviceNodes = (): boolean => {
+  if (process.platform !== "linux") return true
+  const has = (dir: string, name: RegExp) => {
+    try {
+      return readdirSync(dir).some((f) => name.test(f))
+    } catch {
+      return false
+    }
+  }
+  return has("/dev/dri", /^renderD\d+$/) || has("/dev", /^nvidia\d+$/)
+}
+
+/**
+ * Looks for a WebGPU adapter (once per process and mode; the answer is cached): loads `webgpu` if installed, asks for
+ * a high-performance adapter and reports it. Installs no globals and keeps no device. With `hardwareOnly` (what `auto`
+ * uses) a Linux machine without a GPU device node is answered without loading Dawn at all (no Vulkan start-up, none
+ * of the driver's messages on stderr).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const probeWebGpu = (): Promise<WebGpuProbe> =>
-  probed ??= (async (): Promise<WebGpuProbe> => {
-    let resolved: string
-    try {
-      resolved = createRequire(import.meta.url).resolve(`${WEBGPU_PACKAGE}/package.json`)
-    } catch {
-      return { _tag: "None", reason: `the optional package ${WEBGPU_PACKAGE} is not installed` }
+export const probeWebGpu = (options?: { readonly hardwareOnly?: boolean }): Promise<WebGpuProbe> => {
+  const hardwareOnly = options?.hardwareOnly === true
+  if (hardwareOnly && !gpuDeviceNodes()) {
+    return Promise.resolve({ _tag: "None", reason: "no GPU device node (/dev/dri/renderD*, /dev/nvidia*)" })
+  }
+  let answer = probed.get(hardwareOnly)
+  if (answer === undefined) {
+    answer = probeOnce()
+    probed.set(hardwareOnly, answer)
+  }
+  return answer
+}
+
+const probeOnce = async (): Promise<WebGpuProbe> => {
+  let resolved: string
+  try {
+    resolved = createRequire(import.meta.url).resolve(`${WEBGPU_PACKAGE}/package.json`)
+  } catch {
+    return { _tag: "None", reason: `the optional package ${WEBGPU_PACKAGE} is not installed` }
+  }
+  const setXdg = (process.env["XDG_RUNTIME_DIR"] ?? "") === ""
+  const dir = setXdg ? mkdtempSync(join(tmpdir(), "sid-xdg-")) : undefined
+  if (dir !== undefined) process.env["XDG_RUNTIME_DIR"] = dir
+  try {
+    const dawn = await defaultImporter(WEBGPU_PACKAGE)
+    if (!isDawn(dawn)) return { _tag: "None", reason: `${resolved} does not export create()` }
+    const adapter = await dawn.create([]).requestAdapter({ powerPreference: "high-performance" })
+    if (adapter === null) {
+      const problem = vulkanLoaderProblem()
+      return { _tag: "None", reason: problem ?? "no WebGPU adapter (no Vulkan/Metal/D3D12 driver Dawn accepts)" }
     }
-    const setXdg = (process.env["XDG_RUNTIME_DIR"] ?? "") === ""
-    const dir = setXdg ? mkdtempSync(join(tmpdir(), "sid-xdg-")) : undefined
-    if (dir !== undefined) process.env["XDG_RUNTIME_DIR"] = dir
-    try {
-      const dawn = await defaultImporter(WEBGPU_PACKAGE)
-      if (!isDawn(dawn)) return { _tag: "None", reason: `${resolved} does not export create()` }
-      const adapter = await dawn.create([]).requestAdapter({ powerPreference: "high-performance" })
-      if (adapter === null) {
-        const problem = vulkanLoaderProblem()
-        return { _tag: "None", reason: problem ?? "no WebGPU adapter (no Vulkan/Metal/D3D12 driver Dawn accepts)" }
-      }
-      return { _tag: "Adapter", report: adapterReport(adapter) }
-    } catch (e) {
-      return { _tag: "None", reason: `webgpu could not be loaded: ${text(e)}` }
-    } finally {
-      if (dir !== undefined) {
-        if (process.env["XDG_RUNTIME_DIR"] === dir) delete process.env["XDG_RUNTIME_DIR"]
-        rmSync(dir, { recursive: true, force: true })
-      }
+    return { _tag: "Adapter", report: adapterReport(adapter) }
+  } catch (e) {
+    return { _tag: "None", reason: `webgpu could not be loaded: ${text(e)}` }
+  } finally {
+    if (dir !== undefined) {
+      if (process.env["XDG_RUNTIME_DIR"] === dir) delete process.env["XDG_RUNTIME_DIR"]
+      rmSync(dir, { recursive: true, force: true })
     }
-  })()
+  }
+}

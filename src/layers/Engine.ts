@@ -182,7 +182,7 @@ const looksLikeTf = (mod: unknown): mod is typeof tf =>
 export const explainAuto = (
   options?: EngineOptions
 ): Effect.Effect<{ readonly name: Exclude<EngineName, "auto">; readonly reason: string }> =>
-  Effect.flatMap(Effect.promise(probeWebGpu), (probe) =>
+  Effect.flatMap(Effect.promise(() => probeWebGpu({ hardwareOnly: true })), (probe) =>
     probe._tag === "Adapter" && !probe.report.isFallbackAdapter
       ? Effect.succeed({ name: "webgpu" as const, reason: `a hardware WebGPU adapter exists: ${probe.report.summary}` })
       : explainCpuAuto(options))
@@ -454,7 +454,7 @@ export const resolveEngineName = (
   options?: EngineOptions
 ): Effect.Effect<Exclude<EngineName, "auto">> =>
   name !== "auto" ? Effect.succeed(name) : Effect.flatMap(
-    Effect.promise(probeWebGpu),
+    Effect.promise(() => probeWebGpu({ hardwareOnly: true })),
     (probe) => probe._tag === "Adapter" && !probe.report.isFallbackAdapter ? Effect.succeed("webgpu" as const) : resolveCpu(options)
   )
 
