@@ -236,7 +236,7 @@ const program = Effect.gen(function*() {
     vulkaninfoSummary: run("vulkaninfo", ["--summary"]),
     dawnAdapters: yield* Effect.promise(() => dawnAdapters().catch((e: unknown) => [`webgpu not loadable: ${String(e)}`]))
   }
-  const probe = yield* Effect.promise(probeWebGpu)
+  const probe = yield* Effect.promise(() => probeWebGpu())
   if (probe._tag === "None" || (probe.report.isFallbackAdapter && !allowSoftware)) {
     const line = probe._tag === "None"
       ? `no hardware adapter: ${probe.reason}`
