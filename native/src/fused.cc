@@ -50,34 +50,35 @@ void adam(const float* p, const float* g, const float* m, const float* v, float*
 
 // GroupNorm over NHWC x (statistics per sample and group of C/G channels over H·W·C/G, accumulated in double), then
 // the per-channel affine map and, when silu, z·sigmoid(z). Writes y, and mean and 1/√(var + eps) per [n, g].
+// Every inner loop runs over the channels of one pixel with per-channel coefficients, so it vectorises.
 void groupNorm(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* rstd,
                const NormDims& d, float eps, bool silu) {
-  const int64_t chunks = d.chunks(), cpg = d.perGroup();
-  std::vector<double> part(static_cast<size_t>(d.n * chunks * d.groups * 2), 0.0);
+  const int64_t chunks = d.chunks(), cpg = d.perGroup(), c = d.c;
+  // Per task: Σx and Σx² per channel (folded into groups below).
+  std::vector<double> part(static_cast<size_t>(d.n * chunks * c * 2), 0.0);
   forChunks(d, [&](int64_t n, int64_t p0, int64_t p1, int64_t t) {
-    double* s = part.data() + t * d.groups * 2;
+    double* sa = part.data() + t * c * 2;
+    double* sb = sa + c;
     for (int64_t p = p0; p < p1; ++p) {
-      const float* row = x + (n * d.hw + p) * d.c;
-      for (int64_t g = 0; g < d.groups; ++g) {
-        double a = 0, b = 0;
-        for (int64_t j = 0; j < cpg; ++j) {
-          const double v = row[g * cpg + j];
-          a += v;
-          b += v * v;
-        }
-        s[2 * g] += a;
-        s[2 * g + 1] += b;
+      const float* row = x + (n * d.hw + p) * c;
+      for (int64_t ch = 0; ch < c; ++ch) {
+        const double v = row[ch];
+        sa[ch] += v;
+        sb[ch] += v * v;
       }
     }
   });
   const double count = static_cast<double>(d.hw * cpg);
-  std::vector<float> scale(static_cast<size_t>(d.n * d.c)), shift(static_cast<size_t>(d.n * d.c));
+  std::vector<float> scale(static_cast<size_t>(d.n * c)), shift(static_cast<size_t>(d.n * c));
   for (int64_t n = 0; n < d.n; ++n) {
     for (int64_t g = 0; g < d.groups; ++g) {
       double a = 0, b = 0;
       for (int64_t t = 0; t < chunks; ++t) {
-        a += part[((n * chunks + t) * d.groups + g) * 2];
-        b += part[((n * chunks + t) * d.groups + g) * 2 + 1];
+        const double* sa = part.data() + (n * chunks + t) * c * 2;
+        for (int64_t j = 0; j < cpg; ++j) {
+          a += sa[g * cpg + j];
+          b += sa[c + g * cpg + j];
+        }
       }
       const double mu = a / count, var = std::max(0.0, b / count - mu * mu);
       const double r = 1.0 / std::sqrt(var + eps);
@@ -85,55 +86,83 @@ void groupNorm(const float* x, const float* gamma, const float* beta, float* y, 
       rstd[n * d.groups + g] = static_cast<float>(r);
       for (int64_t j = 0; j < cpg; ++j) {
         const int64_t ch = g * cpg + j;
-        scale[n * d.c + ch] = static_cast<float>(r * gamma[ch]);
-        shift[n * d.c + ch] = static_cast<float>(beta[ch] - mu * r * gamma[ch]);
+        scale[n * c + ch] = static_cast<float>(r * gamma[ch]);
+        shift[n * c + ch] = static_cast<float>(beta[ch] - mu * r * gamma[ch]);
       }
     }
   }
   forChunks(d, [&](int64_t n, int64_t p0, int64_t p1, int64_t) {
-    const float* sc = scale.data() + n * d.c;
-    const float* sh = shift.data() + n * d.c;
+    const float* sc = scale.data() + n * c;
+    const float* sh = shift.data() + n * c;
     for (int64_t p = p0; p < p1; ++p) {
-      const float* xr = x + (n * d.hw + p) * d.c;
-      float* yr = y + (n * d.hw + p) * d.c;
+      const float* xr = x + (n * d.hw + p) * c;
+      float* yr = y + (n * d.hw + p) * c;
       if (silu) {
-        for (int64_t ch = 0; ch < d.c; ++ch) yr[ch] = siluOf(xr[ch] * sc[ch] + sh[ch]);
+        for (int64_t ch = 0; ch < c; ++ch) yr[ch] = siluOf(xr[ch] * sc[ch] + sh[ch]);
       } else {
-        for (int64_t ch = 0; ch < d.c; ++ch) yr[ch] = xr[ch] * sc[ch] + sh[ch];
+        for (int64_t ch = 0; ch < c; ++ch) yr[ch] = xr[ch] * sc[ch] + sh[ch];
       }
     }
   });
 }
 
+namespace {
+
+// Pass 1 of groupNormGrad over pixels p0 .. p1 of sample n: dz (dy, or dy·σ(z)(1 + z(1 − σ(z))) with z = x̂·γ + β
+// after SiLU) into dx, and Σ dz, Σ dz·x̂ per channel into sa, sb. x̂ = x·ra + rb with per-channel ra = r, rb = −μ·r.
+template <bool SILU>
+void normGradPass(const float* dy, const float* x, const float* gamma, const float* beta, const float* ra,
+                  const float* rb, float* dx, double* sa, double* sb, int64_t c, int64_t p0, int64_t p1) {
+  for (int64_t p = p0; p < p1; ++p) {
+    const float* dyr = dy + p * c;
+    const float* xr = x + p * c;
+    float* dxr = dx + p * c;
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const float xh = xr[ch] * ra[ch] + rb[ch];
+      float dz = dyr[ch];
+      if constexpr (SILU) {
+        const float z = xh * gamma[ch] + beta[ch];
+        const float sg = 1.f / (1.f + fastExp(-z));
+        dz *= sg * (1.f + z * (1.f - sg));
+      }
+      dxr[ch] = dz;
+      sa[ch] += dz;
+      sb[ch] += static_cast<double>(dz) * xh;
+    }
+  }
+}
+
+}  // namespace
+
 // The gradient of groupNorm: with z = x̂·γ + β (x̂ = (x − μ)·r) and dz = dy (or dy·σ(z)(1 + z(1 − σ(z))) after SiLU),
-// dβ = Σ dz, dγ = Σ dz·x̂, and per sample and group dx = r·(γ·dz − mean(γ·dz) − x̂·mean(γ·dz·x̂)).
+// dβ = Σ dz, dγ = Σ dz·x̂, and per sample and group dx = r·(γ·dz − mean(γ·dz) − x̂·mean(γ·dz·x̂)). Sums in double;
+// every inner loop runs over the channels of one pixel with per-channel coefficients, so it vectorises.
 void groupNormGrad(const float* dy, const float* x, const float* gamma, const float* beta, const float* mean,
                    const float* rstd, float* dx, float* dgamma, float* dbeta, const NormDims& d, bool silu) {
-  const int64_t chunks = d.chunks(), cpg = d.perGroup();
-  std::vector<double> part(static_cast<size_t>(d.n * chunks * d.c * 2), 0.0);
+  const int64_t chunks = d.chunks(), cpg = d.perGroup(), c = d.c;
+  std::vector<float> ra(static_cast<size_t>(d.n * c)), rb(static_cast<size_t>(d.n * c));
+  for (int64_t n = 0; n < d.n; ++n)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const int64_t g = n * d.groups + ch / cpg;
+      ra[n * c + ch] = rstd[g];
+      rb[n * c + ch] = -mean[g] * rstd[g];
+    }
+  std::vector<double> part(static_cast<size_t>(d.n * chunks * c * 2), 0.0);
   forChunks(d, [&](int64_t n, int64_t p0, int64_t p1, int64_t t) {
-    double* s = part.data() + t * d.c * 2;
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t off = (n * d.hw + p) * d.c;
-      for (int64_t ch = 0; ch < d.c; ++ch) {
-        const int64_t g = ch / cpg;
-        const float xv = x[off + ch];
-        float dz = dy[off + ch];
-        if (silu) {
-          const float z = (xv - mean[n * d.groups + g]) * rstd[n * d.groups + g] * gamma[ch] + beta[ch];
-          const float sg = 1.f / (1.f + fastExp(-z));
-          dz *= sg * (1.f + z * (1.f - sg));
-        }
-        dx[off + ch] = dz;
-        s[2 * ch] += dz;
-        s[2 * ch + 1] += static_cast<double>(dz) * xv;
-      }
+    double* sa = part.data() + t * c * 2;
+    const int64_t off = n * d.hw * c;
+    if (silu) {
+      normGradPass<true>(dy + off, x + off, gamma, beta, ra.data() + n * c, rb.data() + n * c, dx + off, sa, sa + c, c,
+                         p0, p1);
+    } else {
+      normGradPass<false>(dy + off, x + off, gamma, beta, ra.data() + n * c, rb.data() + n * c, dx + off, sa, sa + c,
+                          c, p0, p1);
     }
   });
   const double count = static_cast<double>(d.hw * cpg);
-  std::vector<float> ka(static_cast<size_t>(d.n * d.c)), kb(static_cast<size_t>(d.n * d.groups)),
-      kd(static_cast<size_t>(d.n * d.groups));
-  std::vector<double> dg(static_cast<size_t>(d.c), 0.0), db(static_cast<size_t>(d.c), 0.0);
+  // dx = dz·ka + x·kb + kd, per sample and channel.
+  std::vector<float> ka(static_cast<size_t>(d.n * c)), kb(static_cast<size_t>(d.n * c)), kd(static_cast<size_t>(d.n * c));
+  std::vector<double> dg(static_cast<size_t>(c), 0.0), db(static_cast<size_t>(c), 0.0);
   for (int64_t n = 0; n < d.n; ++n) {
     for (int64_t g = 0; g < d.groups; ++g) {
       const double mu = mean[n * d.groups + g], r = rstd[n * d.groups + g];
@@ -142,31 +171,38 @@ void groupNormGrad(const float* dy, const float* x, const float* gamma, const fl
         const int64_t ch = g * cpg + j;
         double a = 0, b = 0;
         for (int64_t t = 0; t < chunks; ++t) {
-          a += part[((n * chunks + t) * d.c + ch) * 2];
-          b += part[((n * chunks + t) * d.c + ch) * 2 + 1];
+          const double* sa = part.data() + (n * chunks + t) * c * 2;
+          a += sa[ch];
+          b += sa[c + ch];
         }
-        const double dzx = r * (b - mu * a);  // Σ dz·x̂ over this sample's channel
         db[ch] += a;
-        dg[ch] += dzx;
+        dg[ch] += b;
         s1 += gamma[ch] * a;
-        s2 += gamma[ch] * dzx;
-        ka[n * d.c + ch] = static_cast<float>(r * gamma[ch]);
+        s2 += gamma[ch] * b;
       }
-      kb[n * d.groups + g] = static_cast<float>(-r * r * s2 / count);
-      kd[n * d.groups + g] = static_cast<float>(-r * s1 / count + mu * r * r * s2 / count);
+      const float kbg = static_cast<float>(-r * r * s2 / count);
+      const float kdg = static_cast<float>(-r * s1 / count + mu * r * r * s2 / count);
+      for (int64_t j = 0; j < cpg; ++j) {
+        const int64_t ch = g * cpg + j;
+        ka[n * c + ch] = static_cast<float>(r * gamma[ch]);
+        kb[n * c + ch] = kbg;
+        kd[n * c + ch] = kdg;
+      }
     }
   }
-  for (int64_t ch = 0; ch < d.c; ++ch) {
+  for (int64_t ch = 0; ch < c; ++ch) {
     dgamma[ch] = static_cast<float>(dg[ch]);
     dbeta[ch] = static_cast<float>(db[ch]);
   }
   forChunks(d, [&](int64_t n, int64_t p0, int64_t p1, int64_t) {
+    const float* pa = ka.data() + n * c;
+    const float* pb = kb.data() + n * c;
+    const float* pd = kd.data() + n * c;
     for (int64_t p = p0; p < p1; ++p) {
-      const int64_t off = (n * d.hw + p) * d.c;
-      for (int64_t ch = 0; ch < d.c; ++ch) {
-        const int64_t g = n * d.groups + ch / cpg;
-        dx[off + ch] = dx[off + ch] * ka[n * d.c + ch] + x[off + ch] * kb[g] + kd[g];
-      }
+      const int64_t off = (n * d.hw + p) * c;
+      float* dxr = dx + off;
+      const float* xr = x + off;
+      for (int64_t ch = 0; ch < c; ++ch) dxr[ch] = dxr[ch] * pa[ch] + xr[ch] * pb[ch] + pd[ch];
     }
   });
 }
