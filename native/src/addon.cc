@@ -420,6 +420,27 @@ napi_value UseOneDnn(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// convMode(mode): "auto", "onednn" or "openblas" (see conv.h); returns whether the mode was set (false for a mode
+// this build lacks).
+napi_value ConvMode(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!args(env, info, argv)) return nullptr;
+  char mode[16];
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, argv[0], mode, sizeof mode, &len) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "expected a string");
+    return nullptr;
+  }
+  bool ok;
+  {
+    std::lock_guard<std::mutex> lock(callMutex);
+    ok = setConvMode(std::string(mode, len));
+  }
+  napi_value out;
+  napi_get_boolean(env, ok, &out);
+  return out;
+}
+
 napi_value ConvLibrary(napi_env env, napi_callback_info) {
   napi_value out;
   napi_create_string_utf8(env, convLibrary(), NAPI_AUTO_LENGTH, &out);
@@ -453,6 +474,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"copyRows", nullptr, CopyRows, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"resizeNearestGrad", nullptr, ResizeNearestGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"useOneDnn", nullptr, UseOneDnn, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"convMode", nullptr, ConvMode, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"convLibrary", nullptr, ConvLibrary, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -10,7 +10,10 @@
 #endif
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <limits>
+#include <map>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -90,7 +93,6 @@ std::vector<Work> plan(const Conv& c) {
 // the layout the primitive prefers. Primitives are cached per shape; a shape oneDNN rejects, or would only run with
 // its reference implementation, is remembered and handled by the OpenBLAS path instead.
 
-bool dnnlEnabled = true;
 
 struct DnnlConv {
   dnnl::convolution_forward fwd, fwdBias;
@@ -114,7 +116,6 @@ bool isReference(const dnnl::primitive_desc_base& pd) {
 }
 
 DnnlConv* dnnlConv(const Conv& c) {
-  if (!dnnlEnabled) return nullptr;
   if (dnnlState == nullptr) dnnlState = new Dnnl();
   const std::vector<int64_t> key{c.b, c.h, c.w, c.cin, c.oh, c.ow, c.cout, c.kh, c.kw, c.sh, c.sw, c.pt, c.pl, c.dh, c.dw};
   auto hit = dnnlState->cache.find(key);
@@ -239,10 +240,7 @@ bool dnnlBackpropInput(const Conv&, const float*, const float*, float*) { return
 bool dnnlBackpropFilter(const Conv&, const float*, const float*, float*) { return false; }
 #endif
 
-}  // namespace
-
-void convForward(const Conv& c, const float* x, const float* f, const float* bias, float* y) {
-  if (dnnlForward(c, x, f, bias, y)) return;
+void blasForward(const Conv& c, const float* x, const float* f, const float* bias, float* y) {
   const int64_t k = c.k();
   const int64_t inImage = c.h * c.w * c.cin, outImage = c.pixels() * c.cout;
   if (c.pointwise()) {
@@ -274,8 +272,7 @@ void convForward(const Conv& c, const float* x, const float* f, const float* bia
   parallelFor(static_cast<int64_t>(works.size()), task);
 }
 
-void convBackpropInput(const Conv& c, const float* dy, const float* f, float* dx) {
-  if (dnnlBackpropInput(c, dy, f, dx)) return;
+void blasBackpropInput(const Conv& c, const float* dy, const float* f, float* dx) {
   const int64_t k = c.k();
   const int64_t topT = (c.kh - 1) * c.dh - c.pt, leftT = (c.kw - 1) * c.dw - c.pl;
   if (!c.pointwise() && c.sh == 1 && c.sw == 1 && topT >= 0 && leftT >= 0 && c.cout <= 2 * c.cin) {
@@ -289,7 +286,7 @@ void convBackpropInput(const Conv& c, const float* dy, const float* f, float* dx
             flipped[((i * c.kw + j) * c.cout + co) * c.cin + ci] =
                 f[(((c.kh - 1 - i) * c.kw + (c.kw - 1 - j)) * c.cin + ci) * c.cout + co];
     const Conv t{c.b, c.oh, c.ow, c.cout, c.h, c.w, c.cin, c.kh, c.kw, 1, 1, topT, leftT, c.dh, c.dw};
-    convForward(t, dy, flipped.data(), nullptr, dx);
+    blasForward(t, dy, flipped.data(), nullptr, dx);
     return;
   }
   const int64_t inImage = c.h * c.w * c.cin, outImage = c.pixels() * c.cout;
@@ -320,8 +317,7 @@ void convBackpropInput(const Conv& c, const float* dy, const float* f, float* dx
   parallelFor(c.b, task);
 }
 
-void convBackpropFilter(const Conv& c, const float* x, const float* dy, float* df) {
-  if (dnnlBackpropFilter(c, x, dy, df)) return;
+void blasBackpropFilter(const Conv& c, const float* x, const float* dy, float* df) {
   const int64_t k = c.k();
   const int64_t inImage = c.h * c.w * c.cin, outImage = c.pixels() * c.cout;
   const int threads = threadCount;
@@ -355,9 +351,83 @@ void convBackpropFilter(const Conv& c, const float* x, const float* dy, float* d
   }
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Which library runs a convolution. In the auto mode (the default when oneDNN is compiled in) each (shape, kernel)
+// pair is timed on both libraries for its first calls and then runs on the faster: on a small machine oneDNN wins at
+// some shapes and loses several-fold at others (its filter gradient for few images, its first layers with one input
+// channel), and which one depends on the CPU. Both give the same values up to rounding.
+
+enum ConvMode { kAuto, kOneDnn, kOpenBlas };
+#ifdef SID_HAVE_DNNL
+ConvMode convMode = kAuto;
+#else
+ConvMode convMode = kOpenBlas;
+#endif
+
+// Timed calls per library before a (shape, kernel) pair settles on one.
+constexpr int kTrials = 3;
+
+struct Choice {
+  double best[2] = {std::numeric_limits<double>::infinity(), std::numeric_limits<double>::infinity()};
+  int trials[2] = {0, 0};
+  int chosen = -1;  // 0 oneDNN, 1 OpenBLAS, -1 still timing
+};
+std::map<std::vector<int64_t>, Choice> choices;
+
+Choice& choiceFor(const Conv& c, int64_t kernel) {
+  return choices[{kernel, c.b, c.h, c.w, c.cin, c.oh, c.ow, c.cout, c.kh, c.kw, c.sh, c.sw, c.pt, c.pl, c.dh, c.dw}];
+}
+
+// Runs dnnl() (false: oneDNN cannot run this shape) or blas() as the mode and, in the auto mode, the pair's choice say.
+template <typename D, typename B>
+void runConv(const Conv& c, int64_t kernel, D&& dnnl, B&& blas) {
+  if (convMode == kOpenBlas) return blas();
+  if (convMode == kOneDnn) {
+    if (!dnnl()) blas();
+    return;
+  }
+  Choice& ch = choiceFor(c, kernel);
+  if (ch.chosen == 1) return blas();
+  if (ch.chosen == 0) {
+    if (!dnnl()) {
+      ch.chosen = 1;
+      blas();
+    }
+    return;
+  }
+  const int lib = ch.trials[0] <= ch.trials[1] ? 0 : 1;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (lib == 0) {
+    if (!dnnl()) {
+      ch.chosen = 1;
+      blas();
+      return;
+    }
+  } else {
+    blas();
+  }
+  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ch.best[lib] = std::min(ch.best[lib], dt);
+  if (++ch.trials[lib] >= kTrials && ch.trials[1 - lib] >= kTrials) ch.chosen = ch.best[0] <= ch.best[1] ? 0 : 1;
+}
+
+}  // namespace
+
+void convForward(const Conv& c, const float* x, const float* f, const float* bias, float* y) {
+  runConv(c, 0, [&] { return dnnlForward(c, x, f, bias, y); }, [&] { blasForward(c, x, f, bias, y); });
+}
+
+void convBackpropInput(const Conv& c, const float* dy, const float* f, float* dx) {
+  runConv(c, 1, [&] { return dnnlBackpropInput(c, dy, f, dx); }, [&] { blasBackpropInput(c, dy, f, dx); });
+}
+
+void convBackpropFilter(const Conv& c, const float* x, const float* dy, float* df) {
+  runConv(c, 2, [&] { return dnnlBackpropFilter(c, x, dy, df); }, [&] { blasBackpropFilter(c, x, dy, df); });
+}
+
 bool useOneDnn(bool enabled) {
 #ifdef SID_HAVE_DNNL
-  dnnlEnabled = enabled;
+  convMode = enabled ? kOneDnn : kOpenBlas;
   return enabled;
 #else
   (void)enabled;
@@ -365,18 +435,36 @@ bool useOneDnn(bool enabled) {
 #endif
 }
 
-const char* convLibrary() {
+bool setConvMode(const std::string& mode) {
+  if (mode == "openblas") {
+    convMode = kOpenBlas;
+    return true;
+  }
 #ifdef SID_HAVE_DNNL
-  return dnnlEnabled ? "onednn+openblas" : "openblas";
-#else
-  return "openblas";
+  if (mode == "onednn") {
+    convMode = kOneDnn;
+    return true;
+  }
+  if (mode == "auto") {
+    convMode = kAuto;
+    return true;
+  }
 #endif
+  return false;
+}
+
+const char* convLibrary() {
+  switch (convMode) {
+    case kAuto: return "auto(onednn,openblas)";
+    case kOneDnn: return "onednn+openblas";
+    default: return "openblas";
+  }
 }
 
 void initConv() {
-#ifdef SID_HAVE_DNNL
-  if (const char* s = std::getenv("SID_NATIVE_DNNL")) dnnlEnabled = std::string(s) != "0";
-#endif
+  if (const char* s = std::getenv("SID_NATIVE_DNNL"))
+    if (std::string(s) == "0") convMode = kOpenBlas;
+  if (const char* s = std::getenv("SID_NATIVE_CONV")) setConvMode(s);
   if (const char* s = std::getenv("SID_NATIVE_CHUNK")) chunkFloats = std::max<int64_t>(1024, std::atoll(s));
 }
 

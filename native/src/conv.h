@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace sid {
 
@@ -27,12 +28,16 @@ void convBackpropInput(const Conv& c, const float* dy, const float* f, float* dx
 // df = the gradient of conv2d with respect to its filter, given x and dy.
 void convBackpropFilter(const Conv& c, const float* x, const float* dy, float* df);
 
-// Switches the convolutions between oneDNN and OpenBLAS; returns whether oneDNN is now used (false when it is not
-// compiled in).
+// Forces the convolutions onto oneDNN (OpenBLAS only for shapes it rejects) or OpenBLAS; returns whether oneDNN is
+// now used (false when it is not compiled in).
 bool useOneDnn(bool enabled);
-// "onednn+openblas" or "openblas": what the convolutions run on now.
+// Sets the mode: "auto" (each shape and kernel on the library measured faster on its first calls; the default when
+// oneDNN is compiled in), "onednn" or "openblas". Returns false (and changes nothing) for a mode this build lacks.
+bool setConvMode(const std::string& mode);
+// "auto(onednn,openblas)", "onednn+openblas" or "openblas": what the convolutions run on now.
 const char* convLibrary();
-// Reads SID_NATIVE_DNNL and SID_NATIVE_CHUNK (the im2col block size in floats). Called once, when the addon loads.
+// Reads SID_NATIVE_DNNL (0: OpenBLAS), SID_NATIVE_CONV (the mode) and SID_NATIVE_CHUNK (the im2col block size in
+// floats). Called once, when the addon loads.
 void initConv();
 
 }  // namespace sid
