@@ -35,6 +35,7 @@ import {
   EngineSharedLibraryMissing
 } from "../services/Engine.js"
 import { fastReduceGradients, installGradients } from "./kernels/Gradients.js"
+import { installSharedClone } from "../engine/SharedClone.js"
 import { groupNormGradient, loadNativeAddon, nativeAddonPath, nativePatches } from "./kernels/Native.js"
 import { cpuPatches, install, type KernelPatch, labels, wasmPatches } from "./kernels/Patches.js"
 
@@ -250,6 +251,7 @@ const buildWasmNative = (options?: EngineOptions): Layer.Layer<Engine, EngineErr
         Effect.sync(() => installGradients([...fastReduceGradients, groupNormGradient])),
         (restore) => Effect.sync(restore)
       )
+      yield* Effect.acquireRelease(Effect.sync(() => installSharedClone("wasm")), (restore) => Effect.sync(restore))
       yield* useBackend("wasm-native", tf, "wasm")
       const simd = yield* Effect.tryPromise({
         try: () => tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"),
