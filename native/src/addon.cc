@@ -327,6 +327,57 @@ napi_value GroupNormGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// dense(x, w, b, y, z | null, [M, K, N], silu)
+napi_value Dense(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  if (!args(env, info, argv)) return nullptr;
+  int64_t d[3];
+  float* a[4];
+  size_t n[4];
+  float* z = nullptr;
+  size_t nz = 0;
+  bool silu;
+  if (!ints(env, argv[5], d, 3) || !readBool(env, argv[6], &silu) || !floatArgs(env, argv, 4, a, n)) return nullptr;
+  if (!isNullish(env, argv[4]) && !floats(env, argv[4], &z, &nz)) return nullptr;
+  const int64_t m = d[0], k = d[1], nn = d[2];
+  if (!check(env,
+             m > 0 && k > 0 && nn > 0 && n[0] == size_t(m * k) && n[1] == size_t(k * nn) && n[2] == size_t(nn) &&
+                 n[3] == size_t(m * nn) && (z == nullptr || nz == size_t(m * nn)),
+             "dense: array sizes do not match the dimensions [M, K, N]"))
+    return nullptr;
+  std::lock_guard<std::mutex> lock(callMutex);
+  dense(a[0], a[1], a[2], a[3], z, m, k, nn, silu);
+  return nullptr;
+}
+
+// denseGrad(dy, x, w, z | null, dx, dw, db, [M, K, N], silu); z is required when silu.
+napi_value DenseGrad(napi_env env, napi_callback_info info) {
+  napi_value argv[9];
+  if (!args(env, info, argv)) return nullptr;
+  int64_t d[3];
+  float* a[3];
+  size_t n[3];
+  float* o[3];
+  size_t no[3];
+  float* z = nullptr;
+  size_t nz = 0;
+  bool silu;
+  if (!ints(env, argv[7], d, 3) || !readBool(env, argv[8], &silu) || !floatArgs(env, argv, 3, a, n) ||
+      !floatArgs(env, argv + 4, 3, o, no))
+    return nullptr;
+  if (!isNullish(env, argv[3]) && !floats(env, argv[3], &z, &nz)) return nullptr;
+  const int64_t m = d[0], k = d[1], nn = d[2];
+  if (!check(env,
+             m > 0 && k > 0 && nn > 0 && n[0] == size_t(m * nn) && n[1] == size_t(m * k) && n[2] == size_t(k * nn) &&
+                 no[0] == size_t(m * k) && no[1] == size_t(k * nn) && no[2] == size_t(nn) &&
+                 (silu ? z != nullptr && nz == size_t(m * nn) : true),
+             "denseGrad: array sizes do not match the dimensions [M, K, N] (z is required after SiLU)"))
+    return nullptr;
+  std::lock_guard<std::mutex> lock(callMutex);
+  denseGrad(a[0], a[1], a[2], z, o[0], o[1], o[2], m, k, nn, silu);
+  return nullptr;
+}
+
 // sigmoid(x, y)
 napi_value Sigmoid(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -469,6 +520,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"sum", nullptr, Sum, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sigmoid", nullptr, Sigmoid, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"dense", nullptr, Dense, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"denseGrad", nullptr, DenseGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"groupNorm", nullptr, GroupNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"groupNormGrad", nullptr, GroupNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"copyRows", nullptr, CopyRows, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -1,7 +1,10 @@
 // sid-ts native kernels: fused Adam and GroupNorm (+ SiLU) with its gradient.
 #include "fused.h"
 
+#include <cblas.h>
+
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "elementwise.h"
@@ -205,6 +208,66 @@ void groupNormGrad(const float* dy, const float* x, const float* gamma, const fl
       for (int64_t ch = 0; ch < c; ++ch) dxr[ch] = dxr[ch] * pa[ch] + xr[ch] * pb[ch] + pd[ch];
     }
   });
+}
+
+// Rows per task of the dense kernels: enough for sgemm to run well, few enough to split a batch of 512 over the cores.
+constexpr int64_t kDenseRows = 64;
+
+void dense(const float* x, const float* w, const float* b, float* y, float* z, int64_t m, int64_t k, int64_t n, bool silu) {
+  const int64_t tasks = (m + kDenseRows - 1) / kDenseRows;
+  float* pre = z != nullptr ? z : y;
+  auto task = [&](int64_t t, int) {
+    const int64_t r0 = t * kDenseRows, rows = std::min(kDenseRows, m - r0);
+    float* out = pre + r0 * n;
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * n, b, sizeof(float) * n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, n, k, 1.f, x + r0 * k, k, w, n, 1.f, out, n);
+    if (silu) {
+      float* yr = y + r0 * n;
+      for (int64_t i = 0; i < rows * n; ++i) yr[i] = siluOf(out[i]);
+    } else if (pre != y) {
+      std::memcpy(y + r0 * n, out, sizeof(float) * rows * n);
+    }
+  };
+  parallelFor(tasks, task);
+}
+
+void denseGrad(const float* dy, const float* x, const float* w, const float* z, float* dx, float* dw, float* db,
+               int64_t m, int64_t k, int64_t n, bool silu) {
+  const int threads = threadCount;
+  const int64_t tasks = std::min<int64_t>(threads, (m + kDenseRows - 1) / kDenseRows);
+  const int64_t per = (m + tasks - 1) / tasks;
+  // Per task: its rows' dz (when silu), and partial dw [K,N] and db [N] summed below.
+  std::vector<std::vector<float>> dzs(silu ? tasks : 0), dws(tasks), dbs(tasks);
+  auto task = [&](int64_t t, int) {
+    const int64_t r0 = t * per, rows = std::min(per, m - r0);
+    if (rows <= 0) return;
+    const float* g = dy + r0 * n;
+    if (silu) {
+      dzs[t].resize(rows * n);
+      const float* zr = z + r0 * n;
+      float* d = dzs[t].data();
+      for (int64_t i = 0; i < rows * n; ++i) {
+        const float sg = 1.f / (1.f + fastExp(-zr[i]));
+        d[i] = g[i] * (sg * (1.f + zr[i] * (1.f - sg)));
+      }
+      g = d;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, k, n, 1.f, g, n, w, n, 0.f, dx + r0 * k, k);
+    dws[t].assign(k * n, 0.f);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, n, rows, 1.f, x + r0 * k, k, g, n, 0.f, dws[t].data(), n);
+    dbs[t].assign(n, 0.f);
+    float* acc = dbs[t].data();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < n; ++j) acc[j] += g[r * n + j];
+  };
+  parallelFor(tasks, task);
+  std::memcpy(dw, dws[0].data(), sizeof(float) * k * n);
+  std::memcpy(db, dbs[0].data(), sizeof(float) * n);
+  for (int64_t t = 1; t < tasks; ++t) {
+    if (dws[t].empty()) continue;
+    for (int64_t i = 0; i < k * n; ++i) dw[i] += dws[t][i];
+    for (int64_t j = 0; j < n; ++j) db[j] += dbs[t][j];
+  }
 }
 
 }  // namespace sid

@@ -32,4 +32,12 @@ void groupNorm(const float* x, const float* gamma, const float* beta, float* y, 
 void groupNormGrad(const float* dy, const float* x, const float* gamma, const float* beta, const float* mean,
                    const float* rstd, float* dx, float* dgamma, float* dbeta, const NormDims& d, bool silu);
 
+// A dense layer over rows: z = x·w + b (x [M,K], w [K,N], b [N]), y = z or, when silu, z·σ(z). z is written when not
+// null (the gradient needs it after SiLU).
+void dense(const float* x, const float* w, const float* b, float* y, float* z, int64_t m, int64_t k, int64_t n, bool silu);
+
+// The gradient of dense: dz = dy (or dy·σ(z)(1 + z(1 − σ(z))) after SiLU), dx = dz·wᵀ, dw = xᵀ·dz, db = Σ_rows dz.
+void denseGrad(const float* dy, const float* x, const float* w, const float* z, float* dx, float* dw, float* db,
+               int64_t m, int64_t k, int64_t n, bool silu);
+
 }  // namespace sid

@@ -35,6 +35,7 @@ import {
   EngineSharedLibraryMissing
 } from "../services/Engine.js"
 import { fastReduceGradients, installGradients } from "./kernels/Gradients.js"
+import { denseGradient, hasNativeDense, nativeDensePatches } from "../engine/kernels/NativeDense.js"
 import { installSharedClone } from "../engine/SharedClone.js"
 import { groupNormGradient, loadNativeAddon, nativeAddonPath, nativePatches } from "./kernels/Native.js"
 import { cpuPatches, install, type KernelPatch, labels, wasmPatches } from "./kernels/Patches.js"
@@ -245,10 +246,10 @@ const buildWasmNative = (options?: EngineOptions): Layer.Layer<Engine, EngineErr
       yield* keepBackend
       yield* load("wasm-native", options?.importer ?? dynamicImport)
       yield* patch("wasm-native", wasmPatches)
-      const native = nativePatches(addon)
+      const native = [...nativePatches(addon), ...(hasNativeDense(addon) ? nativeDensePatches(addon) : [])]
       yield* patch("wasm-native", native)
       yield* Effect.acquireRelease(
-        Effect.sync(() => installGradients([...fastReduceGradients, groupNormGradient])),
+        Effect.sync(() => installGradients([...fastReduceGradients, groupNormGradient, denseGradient])),
         (restore) => Effect.sync(restore)
       )
       yield* Effect.acquireRelease(Effect.sync(() => installSharedClone("wasm")), (restore) => Effect.sync(restore))
