@@ -255,6 +255,42 @@ napi_value Sum(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// gradientStats(arrays: Float32Array[], out: Float64Array(2)): out = [Σ x², number of NaN / ±Inf entries].
+napi_value GradientStats(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!args(env, info, argv)) return nullptr;
+  bool isArray = false;
+  uint32_t count = 0;
+  napi_is_array(env, argv[0], &isArray);
+  if (!isArray || napi_get_array_length(env, argv[0], &count) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "gradientStats: expected an array of Float32Arrays");
+    return nullptr;
+  }
+  std::vector<const float*> xs(count);
+  std::vector<int64_t> lengths(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    napi_value e;
+    float* data;
+    size_t len;
+    if (napi_get_element(env, argv[0], i, &e) != napi_ok || !floats(env, e, &data, &len)) return nullptr;
+    xs[i] = data;
+    lengths[i] = static_cast<int64_t>(len);
+  }
+  napi_typedarray_type type;
+  size_t len;
+  void* ptr;
+  napi_value ab;
+  size_t offset;
+  if (napi_get_typedarray_info(env, argv[1], &type, &len, &ptr, &ab, &offset) != napi_ok || type != napi_float64_array ||
+      len != 2) {
+    napi_throw_type_error(env, nullptr, "gradientStats: expected a Float64Array of length 2 for the result");
+    return nullptr;
+  }
+  std::lock_guard<std::mutex> lock(callMutex);
+  gradientStats(xs, lengths, static_cast<double*>(ptr));
+  return nullptr;
+}
+
 // Reads count Float32Array arguments starting at argv[0].
 bool floatArgs(napi_env env, const napi_value* argv, int count, float** data, size_t* lengths) {
   for (int i = 0; i < count; ++i)
@@ -517,6 +553,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"conv2dBackpropFilter", nullptr, Conv2DBackpropFilter, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchMatMul", nullptr, BatchMatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"gradientStats", nullptr, GradientStats, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sum", nullptr, Sum, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sigmoid", nullptr, Sigmoid, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -2,6 +2,7 @@
 #include "reduce.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "parallel.h"
@@ -160,6 +161,24 @@ void reduceSum(const float* x, const std::vector<int64_t>& shape, const std::vec
   }
   if (scale != 1.f)
     for (int64_t i = 0; i < outSize; ++i) out[i] *= scale;
+}
+
+void gradientStats(const std::vector<const float*>& xs, const std::vector<int64_t>& lengths, double* out) {
+  double squares = 0;
+  int64_t bad = 0;
+  for (size_t a = 0; a < xs.size(); ++a) {
+    const float* x = xs[a];
+    const int64_t n = lengths[a];
+    double acc[4] = {0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4)
+      for (int j = 0; j < 4; ++j) acc[j] += static_cast<double>(x[i + j]) * x[i + j];
+    for (; i < n; ++i) acc[0] += static_cast<double>(x[i]) * x[i];
+    squares += (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for (int64_t j = 0; j < n; ++j) bad += std::isfinite(x[j]) ? 0 : 1;
+  }
+  out[0] = squares;
+  out[1] = static_cast<double>(bad);
 }
 
 }  // namespace sid

@@ -36,6 +36,7 @@ import {
 } from "../services/Engine.js"
 import { fastReduceGradients, installGradients } from "./kernels/Gradients.js"
 import { denseGradient, hasNativeDense, nativeDensePatches } from "../engine/kernels/NativeDense.js"
+import { hasNativeGradientStatistics, nativeGradientStatisticsPatches } from "../engine/kernels/NativeGradientStatistics.js"
 import { installSharedClone } from "../engine/SharedClone.js"
 import { groupNormGradient, loadNativeAddon, nativeAddonPath, nativePatches } from "./kernels/Native.js"
 import { cpuPatches, install, type KernelPatch, labels, wasmPatches } from "./kernels/Patches.js"
@@ -246,7 +247,11 @@ const buildWasmNative = (options?: EngineOptions): Layer.Layer<Engine, EngineErr
       yield* keepBackend
       yield* load("wasm-native", options?.importer ?? dynamicImport)
       yield* patch("wasm-native", wasmPatches)
-      const native = [...nativePatches(addon), ...(hasNativeDense(addon) ? nativeDensePatches(addon) : [])]
+      const native = [
+        ...nativePatches(addon),
+        ...(hasNativeDense(addon) ? nativeDensePatches(addon) : []),
+        ...(hasNativeGradientStatistics(addon) ? nativeGradientStatisticsPatches(addon) : [])
+      ]
       yield* patch("wasm-native", native)
       yield* Effect.acquireRelease(
         Effect.sync(() => installGradients([...fastReduceGradients, groupNormGradient, denseGradient])),

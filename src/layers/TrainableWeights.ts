@@ -6,7 +6,8 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, type Scope } from "effect"
-import { countNonFinite, globalNorm, sanitizeGradients, sanitizeGradientValue } from "../domain/Gradients.js"
+import { sanitizeGradients, sanitizeGradientValue } from "../domain/Gradients.js"
+import { gradientStatistics } from "../domain/optim/GradientStatistics.js"
 import type { HostUpdate, Optimizer, OptimizerState } from "../domain/Optimizer.js"
 import { compareShapes, type Parameters, shapesMatch, shapesOf } from "../domain/Parameters.js"
 import { type Engine, withEngineEffect } from "../services/Engine.js"
@@ -75,13 +76,14 @@ const makeEngineWeights = (
           const g = byVariable[variable.name]
           if (g !== undefined) grads[name] = g
         }
-        const [norm, bad] = tf.tidy(() => [globalNorm(grads), countNonFinite(grads)])
-        const gradNorm = norm!.dataSync()[0]!
-        const nonFinite = bad!.dataSync()[0]!
-        tf.dispose([norm!, bad!])
+        const { nonFinite: bad, norm } = gradientStatistics(grads)
+        const gradNorm = norm.dataSync()[0]!
+        const nonFinite = bad.dataSync()[0]!
+        tf.dispose([norm, bad])
         tf.tidy(() => {
           const clip = options.clipValue
-          const clean = sanitizeGradients(grads)
+          // Sanitising changes only non-finite entries: with none, the gradients are already clean.
+          const clean = nonFinite === 0 ? grads : sanitizeGradients(grads)
           const clipped = clip === undefined
             ? clean
             : Object.fromEntries(Object.entries(clean).map(([n, g]) => [n, tf.clipByValue(g, -clip, clip)]))

@@ -1,0 +1,59 @@
+/**
+ * The two statistics a training step reads off its gradients before the optimiser (spec §5.1, §8.3): the global L2
+ * norm √(Σ‖g‖²) and the number of NaN / ±Inf entries, over a whole gradient map.
+ *
+ * An engine may register the kernel {@link GRADIENT_STATISTICS_KERNEL} (both statistics over every gradient in one
+ * call); {@link gradientStatistics} uses it where the active backend has it and composes `globalNorm` and
+ * `countNonFinite` (two or more kernels per gradient) otherwise. The fused kernel sums the squares in double
+ * precision, so its norm can differ from the composed one in the last float32 bits; the count is exact either way.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs"
+import { countNonFinite, globalNorm } from "../Gradients.js"
+import type { Parameters } from "../Parameters.js"
+
+/**
+ * Name of the optional gradient-statistics kernel. Inputs: any number of float32 tensors (named `g0`, `g1`, … in
+ * order); no attributes; outputs the global L2 norm (float32 scalar) and the number of NaN / ±Inf entries (int32
+ * scalar).
+ *
+ * @since 0.1.0
+ * @category kernels
+ */
+export const GRADIENT_STATISTICS_KERNEL = "SidGradientStatistics"
+
+/**
+ * The global norm and the non-finite count of a gradient map, as scalar tensors the caller owns.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface GradientStatistics {
+  readonly norm: tf.Scalar
+  readonly nonFinite: tf.Scalar
+}
+
+/**
+ * {@link GradientStatistics} of `grads`: one {@link GRADIENT_STATISTICS_KERNEL} call where the active backend
+ * registers it and every gradient is float32, else `globalNorm` and `countNonFinite`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const gradientStatistics = (grads: Parameters): GradientStatistics => {
+  const list = Object.values(grads)
+  if (
+    list.length > 0 && list.every((g) => g.dtype === "float32") &&
+    tf.getKernel(GRADIENT_STATISTICS_KERNEL, tf.getBackend()) !== undefined
+  ) {
+    const inputs = Object.fromEntries(list.map((g, i) => [`g${i}`, g]))
+    const [norm, nonFinite] = tf.engine().runKernel(GRADIENT_STATISTICS_KERNEL, inputs, {}) as unknown as [tf.Scalar, tf.Scalar]
+    return { norm, nonFinite }
+  }
+  return tf.tidy(() => {
+    const norm = globalNorm(grads)
+    const nonFinite = countNonFinite(grads)
+    return { norm, nonFinite }
+  })
+}
