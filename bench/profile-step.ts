@@ -16,7 +16,6 @@ import { Context, Effect, Layer } from "effect"
 import { loadavg } from "node:os"
 import { PerformanceObserver } from "node:perf_hooks"
 import * as EngineLayers from "../src/layers/Engine.js"
-import { loadNativeAddon, nativePatches } from "../src/layers/kernels/Native.js"
 import { Engine, type EngineName } from "../src/services/Engine.js"
 import { makeReferenceTraining } from "./ReferenceDenoiser.js"
 import { log, median, option, parseShape, round, type Shape, writeReport } from "./Support.js"
@@ -121,7 +120,13 @@ const program = Effect.scoped(
   Effect.gen(function*() {
     const built = yield* Layer.build(EngineLayers.layer(engineName))
     const engine = Context.get(built, Engine)
-    const patched = new Set(engineName === "wasm-native" ? nativePatches(loadNativeAddon()).map((p) => p.kernelName) : [])
+    // Kernels the addon runs: the engine's patches labelled "backend/Kernel (native)".
+    const patched = new Set(
+      engine.facts.patchedKernels.flatMap((label) => {
+        const m = /^[^/]+\/(\S+) \(native\)$/.exec(label)
+        return m === null ? [] : [m[1]!]
+      })
+    )
     const results = []
     for (const shape of shapes) {
       log(`${engineName}: profiling ${shape.height}x${shape.width}x${shape.channels} B=${shape.batch} (load ${load1()})...`)

@@ -313,6 +313,53 @@ napi_value Adam(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// Reads a JS array of count Float32Arrays into data / lengths.
+bool floatList(napi_env env, napi_value v, uint32_t count, std::vector<float*>* data, std::vector<size_t>* lengths) {
+  bool isArray = false;
+  uint32_t len = 0;
+  napi_is_array(env, v, &isArray);
+  if (!isArray || napi_get_array_length(env, v, &len) != napi_ok || len != count) {
+    napi_throw_type_error(env, nullptr, "expected an array of Float32Arrays of the right length");
+    return false;
+  }
+  data->resize(count);
+  lengths->resize(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    napi_value e;
+    if (napi_get_element(env, v, i, &e) != napi_ok || !floats(env, e, &(*data)[i], &(*lengths)[i])) return false;
+  }
+  return true;
+}
+
+// adamAll(ps, gs, ms, vs, pOuts, mOuts, vOuts, h): adam over every parameter, each argument but h an array of one
+// Float32Array per parameter.
+napi_value AdamAll(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  if (!args(env, info, argv)) return nullptr;
+  uint32_t count = 0;
+  bool isArray = false;
+  napi_is_array(env, argv[0], &isArray);
+  if (!isArray || napi_get_array_length(env, argv[0], &count) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "adamAll: expected arrays of Float32Arrays");
+    return nullptr;
+  }
+  std::vector<float*> a[7];
+  std::vector<size_t> n[7];
+  for (int i = 0; i < 7; ++i)
+    if (!floatList(env, argv[i], count, &a[i], &n[i])) return nullptr;
+  float* h;
+  size_t nh;
+  if (!floats(env, argv[7], &h, &nh)) return nullptr;
+  bool ok = nh == 8;
+  for (uint32_t j = 0; ok && j < count; ++j)
+    for (int i = 1; i < 7; ++i) ok = ok && n[i][j] == n[0][j];
+  if (!check(env, ok, "adamAll: each parameter's seven arrays must have one length and h eight entries")) return nullptr;
+  std::lock_guard<std::mutex> lock(callMutex);
+  for (uint32_t j = 0; j < count; ++j)
+    adam(a[0][j], a[1][j], a[2][j], a[3][j], a[4][j], a[5][j], a[6][j], static_cast<int64_t>(n[0][j]), h);
+  return nullptr;
+}
+
 bool readNorm(napi_env env, napi_value v, NormDims* d) {
   int64_t q[4];
   if (!ints(env, v, q, 4)) return false;
@@ -556,6 +603,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"gradientStats", nullptr, GradientStats, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sum", nullptr, Sum, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sigmoid", nullptr, Sigmoid, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adamAll", nullptr, AdamAll, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"dense", nullptr, Dense, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"denseGrad", nullptr, DenseGrad, nullptr, nullptr, nullptr, napi_default, nullptr},

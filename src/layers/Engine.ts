@@ -35,6 +35,7 @@ import {
   EngineSharedLibraryMissing
 } from "../services/Engine.js"
 import { fastReduceGradients, installGradients } from "./kernels/Gradients.js"
+import { hasNativeAdamAll, nativeAdamAllPatches } from "../engine/kernels/NativeAdamAll.js"
 import { denseGradient, hasNativeDense, nativeDensePatches } from "../engine/kernels/NativeDense.js"
 import { hasNativeGradientStatistics, nativeGradientStatisticsPatches } from "../engine/kernels/NativeGradientStatistics.js"
 import { installSharedClone } from "../engine/SharedClone.js"
@@ -250,7 +251,8 @@ const buildWasmNative = (options?: EngineOptions): Layer.Layer<Engine, EngineErr
       const native = [
         ...nativePatches(addon),
         ...(hasNativeDense(addon) ? nativeDensePatches(addon) : []),
-        ...(hasNativeGradientStatistics(addon) ? nativeGradientStatisticsPatches(addon) : [])
+        ...(hasNativeGradientStatistics(addon) ? nativeGradientStatisticsPatches(addon) : []),
+        ...(hasNativeAdamAll(addon) ? nativeAdamAllPatches(addon) : [])
       ]
       yield* patch("wasm-native", native)
       yield* Effect.acquireRelease(
