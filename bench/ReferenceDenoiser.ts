@@ -5,7 +5,7 @@
  * GroupNorm, SiLU, conv3×3 32→C. ResBlock: GN(8, affine) → SiLU → conv3×3 → + Linear(emb) → GN → SiLU → conv3×3,
  * plus a 1×1 skip when Cin ≠ Cout. σ-embedding: sinusoidal 32 → Linear 128 → SiLU → Linear 128.
  * 365,699 parameters for C = 3 and 364,545 for C = 1. GroupNorm + SiLU and Adam are the library's own
- * (src/domain/GroupNorm.ts, src/domain/Adam.ts), and so are the linear layers (src/domain/nn/Dense.ts), so an engine's
+ * (src/domain/GroupNorm.ts, src/domain/Adam.ts), and so are the convolutions and linear layers (src/domain/nn/Conv2d.ts, Dense.ts), so an engine's
  * fused kernels for them count, as they do in training.
  *
  * @since 0.1.0
@@ -14,6 +14,7 @@ import type * as Tf from "@tensorflow/tfjs"
 import { type AdamConfig, type AdamState, adamUpdate, initAdam } from "../src/domain/Adam.js"
 import { P_MEAN, P_STD } from "../src/domain/Edm.js"
 import { groupNorm } from "../src/domain/GroupNorm.js"
+import { conv2dBias } from "../src/domain/nn/Conv2d.js"
 import { dense, type DenseActivation } from "../src/domain/nn/Dense.js"
 import type { Shape } from "./Support.js"
 
@@ -120,8 +121,7 @@ export const makeReferenceDenoiser = (tf: TF, channels: number, seed = 0): Refer
   type Norm = { readonly gamma: Tf.Variable; readonly beta: Tf.Variable }
   type Block = ReturnType<typeof block>
 
-  const applyConv = (x: Tf.Tensor4D, c: Conv) =>
-    tf.fused.conv2d({ x, filter: c.w as Tf.Tensor4D, strides: 1, pad: "same", bias: c.b })
+  const applyConv = (x: Tf.Tensor4D, c: Conv) => conv2dBias(x, c.w as Tf.Tensor4D, c.b, 1, "same")
   const applyLinear = (x: Tf.Tensor2D, l: Conv, activation: DenseActivation = "linear"): Tf.Tensor2D =>
     dense(x, l.w as Tf.Tensor2D, l.b, activation)
   const normSilu = (x: Tf.Tensor4D, n: Norm): Tf.Tensor4D => groupNorm(x, GROUPS, n.gamma, n.beta, 1e-5, "silu")

@@ -36,6 +36,7 @@ import {
 } from "../services/Engine.js"
 import { fastReduceGradients, installGradients } from "./kernels/Gradients.js"
 import { hasNativeAdamAll, nativeAdamAllPatches } from "../engine/kernels/NativeAdamAll.js"
+import { conv2dBiasGradient, nativeConv2dBiasPatches } from "../engine/kernels/NativeConv2dBias.js"
 import { denseGradient, hasNativeDense, nativeDensePatches } from "../engine/kernels/NativeDense.js"
 import { hasNativeGradientStatistics, nativeGradientStatisticsPatches } from "../engine/kernels/NativeGradientStatistics.js"
 import { installSharedClone } from "../engine/SharedClone.js"
@@ -252,11 +253,12 @@ const buildWasmNative = (options?: EngineOptions): Layer.Layer<Engine, EngineErr
         ...nativePatches(addon),
         ...(hasNativeDense(addon) ? nativeDensePatches(addon) : []),
         ...(hasNativeGradientStatistics(addon) ? nativeGradientStatisticsPatches(addon) : []),
-        ...(hasNativeAdamAll(addon) ? nativeAdamAllPatches(addon) : [])
+        ...(hasNativeAdamAll(addon) ? nativeAdamAllPatches(addon) : []),
+        ...nativeConv2dBiasPatches(addon)
       ]
       yield* patch("wasm-native", native)
       yield* Effect.acquireRelease(
-        Effect.sync(() => installGradients([...fastReduceGradients, groupNormGradient, denseGradient])),
+        Effect.sync(() => installGradients([...fastReduceGradients, groupNormGradient, denseGradient, conv2dBiasGradient])),
         (restore) => Effect.sync(restore)
       )
       yield* Effect.acquireRelease(Effect.sync(() => installSharedClone("wasm")), (restore) => Effect.sync(restore))
