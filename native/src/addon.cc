@@ -360,6 +360,33 @@ napi_value AdamAll(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// emaAll(es, ps, outs, h): ema over every parameter, es / ps / outs arrays of one Float32Array per parameter,
+// h = [β, 1 − β] (float32).
+napi_value EmaAll(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!args(env, info, argv)) return nullptr;
+  uint32_t count = 0;
+  bool isArray = false;
+  napi_is_array(env, argv[0], &isArray);
+  if (!isArray || napi_get_array_length(env, argv[0], &count) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "emaAll: expected arrays of Float32Arrays");
+    return nullptr;
+  }
+  std::vector<float*> a[3];
+  std::vector<size_t> n[3];
+  for (int i = 0; i < 3; ++i)
+    if (!floatList(env, argv[i], count, &a[i], &n[i])) return nullptr;
+  float* h;
+  size_t nh;
+  if (!floats(env, argv[3], &h, &nh)) return nullptr;
+  bool ok = nh == 2;
+  for (uint32_t j = 0; ok && j < count; ++j) ok = n[1][j] == n[0][j] && n[2][j] == n[0][j];
+  if (!check(env, ok, "emaAll: each parameter's three arrays must have one length and h two entries")) return nullptr;
+  std::lock_guard<std::mutex> lock(callMutex);
+  for (uint32_t j = 0; j < count; ++j) ema(a[0][j], a[1][j], a[2][j], static_cast<int64_t>(n[0][j]), h);
+  return nullptr;
+}
+
 bool readNorm(napi_env env, napi_value v, NormDims* d) {
   int64_t q[4];
   if (!ints(env, v, q, 4)) return false;
@@ -603,6 +630,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"gradientStats", nullptr, GradientStats, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sum", nullptr, Sum, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sigmoid", nullptr, Sigmoid, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"emaAll", nullptr, EmaAll, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamAll", nullptr, AdamAll, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"dense", nullptr, Dense, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -210,6 +210,17 @@ void groupNormGrad(const float* dy, const float* x, const float* gamma, const fl
   });
 }
 
+void ema(const float* e, const float* p, float* out, int64_t n, const float* h) {
+  const float b = h[0], c = h[1];
+  const int64_t tasks = std::max<int64_t>(1, n / kGrain);
+  const int64_t per = (n + tasks - 1) / tasks;
+  auto task = [&](int64_t t, int) {
+    const int64_t i1 = std::min(n, (t + 1) * per);
+    for (int64_t i = t * per; i < i1; ++i) out[i] = e[i] * b + p[i] * c;
+  };
+  parallelFor(tasks, task);
+}
+
 // Rows per task of the dense kernels: enough for sgemm to run well, few enough to split a batch of 512 over the cores.
 constexpr int64_t kDenseRows = 64;
 

@@ -32,6 +32,10 @@ void groupNorm(const float* x, const float* gamma, const float* beta, float* y, 
 void groupNormGrad(const float* dy, const float* x, const float* gamma, const float* beta, const float* mean,
                    const float* rstd, float* dx, float* dgamma, float* dbeta, const NormDims& d, bool silu);
 
+// One EMA step: out = e·h[0] + p·h[1] (h = [β, 1 − β] as float32; each product rounded, then the sum, as the
+// composed ops round them).
+void ema(const float* e, const float* p, float* out, int64_t n, const float* h);
+
 // A dense layer over rows: z = x·w + b (x [M,K], w [K,N], b [N]), y = z or, when silu, z·σ(z). z is written when not
 // null (the gradient needs it after SiLU).
 void dense(const float* x, const float* w, const float* b, float* y, float* z, int64_t m, int64_t k, int64_t n, bool silu);

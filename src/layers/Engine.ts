@@ -37,6 +37,7 @@ import {
 import { fastReduceGradients, installGradients } from "./kernels/Gradients.js"
 import { hasNativeAdamAll, nativeAdamAllPatches } from "../engine/kernels/NativeAdamAll.js"
 import { conv2dBiasGradient, nativeConv2dBiasPatches } from "../engine/kernels/NativeConv2dBias.js"
+import { hasNativeEmaAll, nativeEmaAllPatches } from "../engine/kernels/NativeEmaAll.js"
 import { denseGradient, hasNativeDense, nativeDensePatches } from "../engine/kernels/NativeDense.js"
 import { hasNativeGradientStatistics, nativeGradientStatisticsPatches } from "../engine/kernels/NativeGradientStatistics.js"
 import { installSharedClone } from "../engine/SharedClone.js"
@@ -254,6 +255,7 @@ const buildWasmNative = (options?: EngineOptions): Layer.Layer<Engine, EngineErr
         ...(hasNativeDense(addon) ? nativeDensePatches(addon) : []),
         ...(hasNativeGradientStatistics(addon) ? nativeGradientStatisticsPatches(addon) : []),
         ...(hasNativeAdamAll(addon) ? nativeAdamAllPatches(addon) : []),
+        ...(hasNativeEmaAll(addon) ? nativeEmaAllPatches(addon) : []),
         ...nativeConv2dBiasPatches(addon)
       ]
       yield* patch("wasm-native", native)
