@@ -5,7 +5,8 @@
  * GroupNorm, SiLU, conv3×3 32→C. ResBlock: GN(8, affine) → SiLU → conv3×3 → + Linear(emb) → GN → SiLU → conv3×3,
  * plus a 1×1 skip when Cin ≠ Cout. σ-embedding: sinusoidal 32 → Linear 128 → SiLU → Linear 128.
  * 365,699 parameters for C = 3 and 364,545 for C = 1. GroupNorm + SiLU and Adam are the library's own
- * (src/domain/nn/GroupNorm.ts, src/domain/optim/Adam.ts), so an engine's fused kernels for them count, as they do in training.
+ * (src/domain/nn/GroupNorm.ts, src/domain/optim/Adam.ts), and so are the convolutions and linear layers (src/domain/nn/Conv2d.ts, Dense.ts), so an engine's
+ * fused kernels for them count, as they do in training.
  *
  * @since 0.1.0
  */
@@ -13,7 +14,8 @@ import type * as Tf from "@tensorflow/tfjs"
 import { type AdamConfig, type AdamState, adamUpdate, initAdam } from "../src/domain/optim/Adam.js"
 import { P_MEAN, P_STD } from "../src/domain/edm/Edm.js"
 import { groupNorm } from "../src/domain/nn/GroupNorm.js"
-import { silu } from "../src/domain/nn/Silu.js"
+import { conv2dBias } from "../src/domain/nn/Conv2d.js"
+import { dense, type DenseActivation } from "../src/domain/nn/Dense.js"
 import type { Shape } from "./Support.js"
 
 type TF = typeof Tf
@@ -119,10 +121,9 @@ export const makeReferenceDenoiser = (tf: TF, channels: number, seed = 0): Refer
   type Norm = { readonly gamma: Tf.Variable; readonly beta: Tf.Variable }
   type Block = ReturnType<typeof block>
 
-  const applyConv = (x: Tf.Tensor4D, c: Conv) =>
-    tf.fused.conv2d({ x, filter: c.w as Tf.Tensor4D, strides: 1, pad: "same", bias: c.b })
-  const applyLinear = (x: Tf.Tensor2D, l: Conv): Tf.Tensor2D =>
-    tf.fused.matMul({ a: x, b: l.w as Tf.Tensor2D, bias: l.b }) as Tf.Tensor2D
+  const applyConv = (x: Tf.Tensor4D, c: Conv) => conv2dBias(x, c.w as Tf.Tensor4D, c.b, 1, "same")
+  const applyLinear = (x: Tf.Tensor2D, l: Conv, activation: DenseActivation = "linear"): Tf.Tensor2D =>
+    dense(x, l.w as Tf.Tensor2D, l.b, activation)
   const normSilu = (x: Tf.Tensor4D, n: Norm): Tf.Tensor4D => groupNorm(x, GROUPS, n.gamma, n.beta, 1e-5, "silu")
   const resBlock = (x: Tf.Tensor4D, e: Tf.Tensor2D, p: Block): Tf.Tensor4D => {
     const cout = p.c1.b.shape[0]!
@@ -140,7 +141,7 @@ export const makeReferenceDenoiser = (tf: TF, channels: number, seed = 0): Refer
     const freqs = tf.exp(tf.mul(tf.range(0, FREQS), -Math.log(10_000) / FREQS)).reshape([1, FREQS])
     const angles = tf.mul(cNoise, freqs)
     const sinusoid = tf.concat([tf.sin(angles), tf.cos(angles)], 1) as Tf.Tensor2D
-    const e = applyLinear(silu(applyLinear(sinusoid, emb1)), emb2)
+    const e = applyLinear(applyLinear(sinusoid, emb1, "silu"), emb2)
     const h0 = applyConv(x, stem)
     const s1 = resBlock(h0, e, r1)
     const s2 = resBlock(pool(s1), e, r2)

@@ -5,7 +5,10 @@
   "targets": [
     {
       "target_name": "sid_native",
-      "sources": ["sid_native.cc"],
+      "sources": [
+        "src/addon.cc", "src/parallel.cc", "src/conv.cc", "src/matmul.cc", "src/elementwise.cc", "src/reduce.cc",
+        "src/fused.cc", "src/copy.cc"
+      ],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-O3", "-march=native", "-std=c++17", "-fexceptions", "-fopenmp", "-ffp-contract=off"],
       "include_dirs": ["/usr/include/x86_64-linux-gnu/openblas-pthread", "/usr/include/openblas"],

@@ -9,7 +9,8 @@
 import type { Optimizer, OptimizerState, HostUpdate } from "../domain/optim/Optimizer.js"
 import * as tf from "@tensorflow/tfjs"
 import { Effect, type Scope } from "effect"
-import { countNonFinite, globalNorm, sanitizeGradients, sanitizeGradientValue } from "../domain/nn/Gradients.js"
+import { sanitizeGradients, sanitizeGradientValue } from "../domain/nn/Gradients.js"
+import { gradientStatistics } from "../domain/optim/GradientStatistics.js"
 import { compareShapes, type Parameters, shapesMatch, shapesOf } from "../domain/nn/Parameters.js"
 import { type Engine, withEngineEffect } from "../engine/Engine.js"
 
@@ -126,14 +127,15 @@ const makeEngineWeights = (
         }
         let { gradNorm, nonFinite } = options.statistics ?? { gradNorm: 0, nonFinite: 0 }
         if (options.statistics === undefined) {
-          const [norm, bad] = tf.tidy(() => [globalNorm(grads), countNonFinite(grads)])
-          gradNorm = norm!.dataSync()[0]!
-          nonFinite = bad!.dataSync()[0]!
-          tf.dispose([norm!, bad!])
+          const { nonFinite: bad, norm } = gradientStatistics(grads)
+          gradNorm = norm.dataSync()[0]!
+          nonFinite = bad.dataSync()[0]!
+          tf.dispose([norm, bad])
         }
         tf.tidy(() => {
           const clip = options.clipValue
-          const clean = sanitizeGradients(grads)
+          // Sanitising changes only non-finite entries: with none, the gradients are already clean.
+          const clean = nonFinite === 0 ? grads : sanitizeGradients(grads)
           const clipped = clip === undefined
             ? clean
             : Object.fromEntries(Object.entries(clean).map(([n, g]) => [n, tf.clipByValue(g, -clip, clip)]))

@@ -11,7 +11,7 @@
 import * as tf from "@tensorflow/tfjs"
 import type { Parameters } from "./Parameters.js"
 import { normalTensor } from "../data/RandomStream.js"
-import { silu } from "./Silu.js"
+import { dense } from "./Dense.js"
 
 /** Architecture of an {@link Mlp}. */
 export interface MlpSpec {
@@ -99,8 +99,7 @@ const runMlp = (
     const w = params[`layers.${i}.weight`] as tf.Tensor2D | undefined
     const b = params[`layers.${i}.bias`]
     if (w === undefined || b === undefined) throw new Error(`MLP parameter layers.${i} is missing`)
-    const z = tf.add(tf.matMul(h, w), b) as tf.Tensor2D
-    h = i < spec.depth ? silu(z) : z
+    h = dense(h, w, b, i < spec.depth ? "silu" : "linear")
     if (want !== "decoder" && i === bottleneck) {
       logits = tf.mean(h, 1, true) as tf.Tensor2D
       if (want === "encoder") return { logits }

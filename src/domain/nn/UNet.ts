@@ -25,6 +25,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { groupNorm, GROUP_NORM_EPS, type GroupNormActivation } from "./GroupNorm.js"
+import { conv2dBias } from "./Conv2d.js"
 import { silu } from "./Silu.js"
 import type { Parameters } from "./Parameters.js"
 import { type BatchRows, dropout } from "./Dropout.js"
@@ -320,13 +321,7 @@ const runUNet = (
   const dense = (name: string, x: tf.Tensor): tf.Tensor =>
     tf.add(tf.matMul(x as tf.Tensor2D, p(`${name}.weight`) as tf.Tensor2D), p(`${name}.bias`))
   const conv = (name: string, x: tf.Tensor): tf.Tensor4D =>
-    tf.fused.conv2d({
-      x: x as tf.Tensor4D,
-      filter: p(`${name}.weight`) as tf.Tensor4D,
-      bias: p(`${name}.bias`),
-      strides: 1,
-      pad: "same"
-    })
+    conv2dBias(x as tf.Tensor4D, p(`${name}.weight`) as tf.Tensor4D, p(`${name}.bias`), 1, "same")
   const norm = (name: string, x: tf.Tensor, activation: GroupNormActivation): tf.Tensor4D =>
     groupNorm(x as tf.Tensor4D, spec.groups, p(`${name}.weight`), p(`${name}.bias`), GROUP_NORM_EPS, activation)
 

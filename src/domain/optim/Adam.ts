@@ -14,6 +14,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { SidAdam } from "../../engine/kernels/KernelNames.js"
 import type { Parameters } from "../nn/Parameters.js"
+import { adamAllFused } from "./AdamAll.js"
 
 /** Adam's hyper-parameters. */
 export interface AdamConfig {
@@ -71,6 +72,8 @@ export const adamUpdate = (
     const m: Record<string, tf.Tensor> = {}
     const v: Record<string, tf.Tensor> = {}
     const fused = tf.getKernel(ADAM_KERNEL, tf.getBackend()) !== undefined
+    const all = fused ? adamAllFused(config, t, params, grads, state.m, state.v) : undefined
+    if (all !== undefined) return { params: all.params, state: { step: t, m: all.m, v: all.v } }
     for (const [name, p] of Object.entries(params)) {
       const g = grads[name]
       const m0 = state.m[name]

@@ -9,6 +9,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import type { Parameters } from "../nn/Parameters.js"
+import { emaAllFused } from "./EmaAll.js"
 
 /** EMA settings: half-life in thousands of images, and the ramp-up ratio (null: no ramp-up). */
 export interface EmaConfig {
@@ -25,7 +26,7 @@ export const emaBeta = (config: EmaConfig, batch: number, imagesSeen: number): n
 
 /** β·ema + (1−β)·params for every name of `ema` (new tensors the caller owns). */
 export const emaUpdate = (ema: Parameters, params: Parameters, beta: number): Record<string, tf.Tensor> =>
-  tf.tidy(() =>
+  emaAllFused(ema, params, beta) ?? tf.tidy(() =>
     Object.fromEntries(
       Object.entries(ema).map(([name, e]) => {
         const p = params[name]

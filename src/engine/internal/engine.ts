@@ -37,6 +37,12 @@ import { probeWebGpu } from "../WebGpu.js"
 import { fastReduceGradients, installGradients } from "../kernels/Gradients.js"
 import { groupNormGradient, loadNativeAddon, nativeAddonPath, nativePatches } from "../kernels/Native.js"
 import { cpuPatches, install, type KernelPatch, labels, wasmPatches } from "../kernels/Patches.js"
+import { hasNativeAdamAll, nativeAdamAllPatches } from "../kernels/native/AdamAll.js"
+import { conv2dBiasGradient, nativeConv2dBiasPatches } from "../kernels/native/Conv2dBias.js"
+import { hasNativeEmaAll, nativeEmaAllPatches } from "../kernels/native/EmaAll.js"
+import { denseGradient, hasNativeDense, nativeDensePatches } from "../kernels/native/Dense.js"
+import { hasNativeGradientStatistics, nativeGradientStatisticsPatches } from "../kernels/native/GradientStatistics.js"
+import { installSharedClone } from "../SharedClone.js"
 
 /**
  * Loads a module by name. The default is the real dynamic `import()`; tests inject fakes to reach every failure branch.
@@ -255,12 +261,20 @@ export const buildWasmNative = (options?: EngineOptions): Layer.Layer<Engine, En
       yield* keepBackend
       yield* load("wasm-native", options?.importer ?? dynamicImport)
       yield* patch("wasm-native", wasmPatches)
-      const native = nativePatches(addon)
+      const native = [
+        ...nativePatches(addon),
+        ...(hasNativeDense(addon) ? nativeDensePatches(addon) : []),
+        ...(hasNativeGradientStatistics(addon) ? nativeGradientStatisticsPatches(addon) : []),
+        ...(hasNativeAdamAll(addon) ? nativeAdamAllPatches(addon) : []),
+        ...(hasNativeEmaAll(addon) ? nativeEmaAllPatches(addon) : []),
+        ...nativeConv2dBiasPatches(addon)
+      ]
       yield* patch("wasm-native", native)
       yield* Effect.acquireRelease(
-        Effect.sync(() => installGradients([...fastReduceGradients, groupNormGradient])),
+        Effect.sync(() => installGradients([...fastReduceGradients, groupNormGradient, denseGradient, conv2dBiasGradient])),
         (restore) => Effect.sync(restore)
       )
+      yield* Effect.acquireRelease(Effect.sync(() => installSharedClone("wasm")), (restore) => Effect.sync(restore))
       yield* useBackend("wasm-native", tf, "wasm")
       const simd = yield* Effect.tryPromise({
         try: () => tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"),

@@ -98,9 +98,90 @@ export interface SidGroupNormAttrs {
 }
 
 /**
+ * Name of the optional gradient-statistics kernel. Inputs: any number of float32 tensors (named `g0`, `g1`, … in
+ * order); no attributes; outputs the global L2 norm (float32 scalar) and the number of NaN / ±Inf entries (int32
+ * scalar).
+ *
+ * @since 0.2.0
+ * @category kernels
+ */
+export const SidGradientStatistics = "SidGradientStatistics"
+
+/**
+ * Name of the optional all-parameters EMA kernel. Inputs, for n parameters i = 0 … n−1 of any shapes: `e{i}` (the
+ * average) and `p{i}` (the parameter), float32 of one shape; attributes `beta` and `count` = n; outputs the n new
+ * averages.
+ *
+ * @since 0.2.0
+ * @category kernels
+ */
+export const SidEmaAll = "SidEmaAll"
+
+/**
+ * Name of the optional all-parameters Adam kernel. Inputs, for n parameters i = 0 … n−1 of any shapes: `p{i}`,
+ * `g{i}`, `m{i}`, `v{i}` (float32, each parameter's four of one shape); attributes those of `ADAM_KERNEL`
+ * (`learningRate`, `beta1`, `beta2`, `epsilon`, `step`) and `count` = n; outputs the n new parameters, then the n new
+ * first moments, then the n new second moments.
+ *
+ * @since 0.2.0
+ * @category kernels
+ */
+export const SidAdamAll = "SidAdamAll"
+
+/**
+ * Name of the optional fused dense kernel. Inputs `x` [M,K], `w` [K,N], `b` [N], all float32; attribute `activation`
+ * ({@link DenseActivation}); outputs `y` [M,N] and, after SiLU only, the pre-activation `z` [M,N] (kept for the
+ * gradient).
+ *
+ * @since 0.2.0
+ * @category kernels
+ */
+export const SidDense = "SidDense"
+
+/**
+ * Name of the fused dense gradient kernel. Inputs `dy` [M,N], `x`, `w` and, after SiLU, `z` (as above); attribute
+ * `activation`; outputs `dx` [M,K], `dw` [K,N], `db` [N].
+ *
+ * @since 0.2.0
+ * @category kernels
+ */
+export const SidDenseGrad = "SidDenseGrad"
+
+/**
+ * Name of the optional convolution-with-bias kernel. Inputs `x` [N,H,W,Cin], `filter` [KH,KW,Cin,Cout], `bias`
+ * [Cout], all float32; attributes `strides`, `pad` (`"same"` or `"valid"`), `dilations` (as `Conv2D`'s, NHWC);
+ * output `y` [N,OH,OW,Cout].
+ *
+ * @since 0.2.0
+ * @category kernels
+ */
+export const SidConv2DBias = "SidConv2DBias"
+
+/**
+ * Name of the kernel giving the filter and bias gradients of {@link CONV2D_BIAS_KERNEL} in one call. Inputs `x`,
+ * `dy` [N,OH,OW,Cout]; the forward attributes and `filterShape`; outputs `dfilter` [KH,KW,Cin,Cout], `dbias` [Cout].
+ * The input gradient is the registered `Conv2DBackpropInput`.
+ *
+ * @since 0.2.0
+ * @category kernels
+ */
+export const SidConv2DFilterBiasGrad = "SidConv2DFilterBiasGrad"
+
+/**
  * Every fused kernel name, for engines that register or audit them.
  *
  * @since 0.2.0
  * @category kernels
  */
-export const FUSED_KERNELS = [SidAdam, SidGroupNorm, SidGroupNormGrad] as const
+export const FUSED_KERNELS = [
+  SidAdam,
+  SidAdamAll,
+  SidEmaAll,
+  SidGradientStatistics,
+  SidGroupNorm,
+  SidGroupNormGrad,
+  SidDense,
+  SidDenseGrad,
+  SidConv2DBias,
+  SidConv2DFilterBiasGrad
+] as const

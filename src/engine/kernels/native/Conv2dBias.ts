@@ -1,0 +1,117 @@
+/**
+ * {@link CONV2D_BIAS_KERNEL} (`src/domain/nn/Conv2d.ts`) on the native addon for the wasm backend: the forward
+ * convolution with its bias in one addon call, the filter and bias gradients in one dispatch, and the gradient that
+ * runs them (the input gradient is the registered `Conv2DBackpropInput`, the addon's on this engine).
+ *
+ * @since 0.1.0
+ */
+import * as tf from "@tensorflow/tfjs"
+import { CONV2D_BIAS_KERNEL, CONV2D_FILTER_BIAS_GRAD_KERNEL } from "../../../domain/nn/Conv2d.js"
+import type { RawKernelFunc } from "../Backend.js"
+import type { NativeAddon } from "./Addon.js"
+import type { KernelPatch } from "../Patches.js"
+
+interface WasmHeapBackend {
+  readonly makeOutput: (shape: Array<number>, dtype: tf.DataType) => tf.TensorInfo
+  readonly typedArrayFromHeap: (info: tf.TensorInfo) => tf.backend_util.TypedArray
+}
+
+type Pair = number | [number, number]
+type Shape4 = [number, number, number, number]
+
+interface Conv2dAttrs {
+  readonly strides: Pair
+  readonly pad: "same" | "valid"
+  readonly dilations: Pair
+  readonly filterShape?: Shape4
+}
+
+const view = (be: WasmHeapBackend, t: tf.TensorInfo): Float32Array => be.typedArrayFromHeap(t) as Float32Array
+
+const info = (xShape: Shape4, filterShape: Shape4, a: Conv2dAttrs): tf.backend_util.Conv2DInfo =>
+  tf.backend_util.computeConv2DInfo(xShape, filterShape, a.strides, a.dilations, a.pad, undefined, false, "channelsLast")
+
+/** The addon's convolution dimensions (see `NativeAddon`). */
+const dims = (c: tf.backend_util.Conv2DInfo): Array<number> => [
+  c.batchSize,
+  c.inHeight,
+  c.inWidth,
+  c.inChannels,
+  c.outHeight,
+  c.outWidth,
+  c.outChannels,
+  c.filterHeight,
+  c.filterWidth,
+  c.strideHeight,
+  c.strideWidth,
+  c.padInfo.top,
+  c.padInfo.left,
+  c.dilationHeight,
+  c.dilationWidth
+]
+
+const makeConv2dBias = (addon: NativeAddon): RawKernelFunc => (args) => {
+  const { bias, filter, x } = args.inputs as Record<string, tf.TensorInfo>
+  const c = info(x!.shape as Shape4, filter!.shape as Shape4, args.attrs as unknown as Conv2dAttrs)
+  const be = args.backend as WasmHeapBackend
+  const y = be.makeOutput(c.outShape, "float32")
+  addon.conv2d(view(be, x!), view(be, filter!), view(be, bias!), view(be, y), dims(c))
+  return y
+}
+
+const makeFilterBiasGrad = (addon: NativeAddon): RawKernelFunc => (args) => {
+  const { dy, x } = args.inputs as Record<string, tf.TensorInfo>
+  const a = args.attrs as unknown as Conv2dAttrs
+  const c = info(x!.shape as Shape4, a.filterShape!, a)
+  const be = args.backend as WasmHeapBackend
+  const dfilter = be.makeOutput([...a.filterShape!], "float32")
+  const dbias = be.makeOutput([c.outChannels], "float32")
+  const dyView = view(be, dy!)
+  addon.conv2dBackpropFilter(view(be, x!), dyView, view(be, dfilter), dims(c))
+  addon.sum(dyView, [c.batchSize * c.outHeight * c.outWidth, c.outChannels], [0], view(be, dbias), 1)
+  return [dfilter, dbias]
+}
+
+/**
+ * The gradient of {@link CONV2D_BIAS_KERNEL}: the filter and bias gradients from one
+ * {@link CONV2D_FILTER_BIAS_GRAD_KERNEL} call, run when the gradient function is called (as the fused GroupNorm's,
+ * so an unused one is freed with the backward pass); the input gradient, when asked for, from `Conv2DBackpropInput`.
+ *
+ * @since 0.1.0
+ * @category gradients
+ */
+export const conv2dBiasGradient: tf.GradConfig = {
+  kernelName: CONV2D_BIAS_KERNEL,
+  inputsToSave: ["x", "filter"],
+  gradFunc: (dys, saved, attrs) => {
+    const [x, filter] = saved as [tf.Tensor4D, tf.Tensor4D]
+    const dy = (Array.isArray(dys) ? dys[0]! : dys) as tf.Tensor4D
+    const a = attrs as unknown as Conv2dAttrs
+    const [dfilter, dbias] = tf.engine().runKernel(
+      CONV2D_FILTER_BIAS_GRAD_KERNEL,
+      { x, dy },
+      { ...a, filterShape: filter.shape } as unknown as tf.NamedAttrMap
+    ) as unknown as [tf.Tensor, tf.Tensor]
+    return {
+      x: () =>
+        tf.engine().runKernel(
+          "Conv2DBackpropInput",
+          { dy, filter },
+          { strides: a.strides, pad: a.pad, dataFormat: "NHWC", dilations: a.dilations, inputShape: x.shape } as unknown as tf.NamedAttrMap
+        ) as tf.Tensor,
+      filter: () => dfilter,
+      bias: () => dbias
+    }
+  }
+}
+
+/**
+ * The wasm-backend registrations of the convolution-with-bias kernels on the addon.
+ *
+ * @since 0.1.0
+ * @category patches
+ */
+export const nativeConv2dBiasPatches = (addon: NativeAddon): ReadonlyArray<KernelPatch> => [
+  { kernelName: CONV2D_BIAS_KERNEL, backendName: "wasm", id: "native", make: () => makeConv2dBias(addon) },
+  { kernelName: CONV2D_FILTER_BIAS_GRAD_KERNEL, backendName: "wasm", id: "native", make: () => makeFilterBiasGrad(addon) }
+]

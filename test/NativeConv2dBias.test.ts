@@ -1,0 +1,129 @@
+import * as tf from "@tensorflow/tfjs"
+import { Effect, Exit, Layer, Scope } from "effect"
+import { existsSync } from "node:fs"
+import fc from "fast-check"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { CONV2D_BIAS_KERNEL, CONV2D_FILTER_BIAS_GRAD_KERNEL, conv2dBias, type Conv2dPadding } from "../src/domain/nn/Conv2d.js"
+import * as EngineLayers from "../src/engine/Engine.js"
+import { loadNativeAddon, nativeAddonPath } from "../src/engine/kernels/Native.js"
+import { turn } from "./support/turn.js"
+
+fc.configureGlobal({ asyncBeforeEach: turn })
+
+const built = (() => {
+  try {
+    return existsSync(nativeAddonPath()) && loadNativeAddon() !== undefined
+  } catch {
+    return false
+  }
+})()
+
+/** ‖a − b‖ / max(‖b‖, 0.1) (the floor for sums with cancellation, as in NativeKernels.test.ts). */
+const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+  expect(a.length).toBe(b.length)
+  let num = 0
+  let den = 0
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i]! - b[i]!) ** 2
+    den += b[i]! ** 2
+  }
+  return Math.sqrt(num) / Math.max(Math.sqrt(den), 0.1)
+}
+
+const randoms = (n: number, seed: number): Float32Array => {
+  let s = seed >>> 0
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
+    return s / 4294967296 - 0.5
+  })
+}
+
+interface Case {
+  readonly b: number
+  readonly h: number
+  readonly w: number
+  readonly cin: number
+  readonly cout: number
+  readonly k: number
+  readonly stride: number
+  readonly pad: Conv2dPadding
+  readonly seed: number
+}
+
+const convCase = fc.record({
+  b: fc.integer({ min: 1, max: 3 }),
+  h: fc.integer({ min: 3, max: 9 }),
+  w: fc.integer({ min: 3, max: 9 }),
+  cin: fc.integer({ min: 1, max: 6 }),
+  cout: fc.integer({ min: 1, max: 6 }),
+  k: fc.constantFrom(1, 3),
+  stride: fc.constantFrom(1, 2),
+  pad: fc.constantFrom<Conv2dPadding>("same", "valid"),
+  seed: fc.nat()
+})
+
+/** y = conv2dBias(x, f, b) and the gradients of Σ y·r for x, f and b. */
+const run = (c: Case) =>
+  tf.tidy(() => {
+    const x = tf.tensor4d(randoms(c.b * c.h * c.w * c.cin, c.seed), [c.b, c.h, c.w, c.cin])
+    const f = tf.tensor4d(randoms(c.k * c.k * c.cin * c.cout, c.seed + 1), [c.k, c.k, c.cin, c.cout])
+    const bias = tf.tensor1d(randoms(c.cout, c.seed + 2))
+    const y = conv2dBias(x, f, bias, c.stride, c.pad)
+    const r = tf.tensor(randoms(y.size, c.seed + 3), y.shape)
+    const grads = tf.grads((x: tf.Tensor, f: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.mul(conv2dBias(x as tf.Tensor4D, f as tf.Tensor4D, b, c.stride, c.pad), r))
+    )([x, f, bias])
+    return [y, ...grads].map((t) => t.dataSync().slice())
+  })
+
+describe.runIf(built)("convolution-with-bias kernel on wasm-native (addon built)", () => {
+  let scope: Scope.CloseableScope
+
+  beforeAll(async () => {
+    scope = Effect.runSync(Scope.make())
+    await Effect.runPromise(Layer.buildWithScope(EngineLayers.makeWasmNative(), scope))
+  })
+
+  afterAll(async () => {
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+  })
+
+  it("values and gradients for x, filter and bias equal tf.fused.conv2d on the cpu backend (kernels, strides, paddings)", async () => {
+    await fc.assert(
+      fc.asyncProperty(convCase, async (c) => {
+        await tf.setBackend("wasm")
+        const profile = await tf.profile(() => run(c))
+        const names = profile.kernels.map((k) => k.name)
+        expect(names).toContain(CONV2D_BIAS_KERNEL)
+        expect(names).toContain(CONV2D_FILTER_BIAS_GRAD_KERNEL)
+        const before = tf.memory().numTensors
+        const native = run(c)
+        expect(tf.memory().numTensors).toBe(before)
+        await tf.setBackend("cpu")
+        const cpu = run(c)
+        native.forEach((v, i) => expect(relErr(v, cpu[i]!)).toBeLessThanOrEqual(1e-5))
+      }),
+      { numRuns: 40 }
+    )
+    await tf.setBackend("wasm")
+  })
+
+  it("computes no input gradient when only the weights need one", async () => {
+    await tf.setBackend("wasm")
+    const profile = await tf.profile(() =>
+      tf.tidy(() => {
+        const x = tf.randomNormal([2, 8, 8, 3]) as tf.Tensor4D
+        const f = tf.variable(tf.randomNormal([3, 3, 3, 4]))
+        const b = tf.variable(tf.zeros([4]))
+        const { grads } = tf.variableGrads(() => tf.sum(conv2dBias(x, f as tf.Tensor as tf.Tensor4D, b)), [f, b])
+        const out = [grads[f.name]!.dataSync(), grads[b.name]!.dataSync()]
+        f.dispose()
+        b.dispose()
+        return out
+      })
+    )
+    const names = profile.kernels.map((k) => k.name)
+    expect(names).toContain(CONV2D_FILTER_BIAS_GRAD_KERNEL)
+    expect(names).not.toContain("Conv2DBackpropInput")
+  })
+})
