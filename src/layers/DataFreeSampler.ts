@@ -41,15 +41,22 @@ export interface SamplerOptions {
   readonly augment?: AugmentSettings
   /** Draw rows of a real dataset for SiDA (spec §9.1) from the stream `real`, which exists only then (default false). */
   readonly realData?: boolean
+  /**
+   * k, the generator's steps (docs/few-step.md): for k > 1 each step's draws carry k − 1 re-noise tensors from the
+   * streams `fake.renoise` and `generator.renoise`, which exist only then (default 1: none, the state as before).
+   */
+  readonly generatorSteps?: number
 }
 
 const STREAMS = ["fake.z", "fake.sigma", "fake.noise", "generator.z", "generator.t", "generator.noise", "eval.z"] as const
 const LABEL_STREAMS = ["fake.label", "generator.label"] as const
 const DROPOUT_STREAMS = ["fake.dropout", "generator.dropout"] as const
+const RENOISE_STREAMS = ["fake.renoise", "generator.renoise"] as const
 type StreamName =
   | (typeof STREAMS)[number]
   | (typeof LABEL_STREAMS)[number]
   | (typeof DROPOUT_STREAMS)[number]
+  | (typeof RENOISE_STREAMS)[number]
   | "augment"
   | "real"
 
@@ -62,10 +69,13 @@ const oneHotFromUniforms = (u: Float32Array, classes: number): tf.Tensor2D =>
 export const makeSampler = (options: SamplerOptions) => {
   const labelDim = options.labelDim ?? 0
   const withDropout = options.dropout === true
+  const steps = options.generatorSteps ?? 1
+  if (!(Number.isInteger(steps) && steps >= 1)) throw new Error(`generatorSteps must be an integer ≥ 1, got ${steps}`)
   const names: ReadonlyArray<StreamName> = [
     ...STREAMS,
     ...(labelDim > 0 ? LABEL_STREAMS : []),
     ...(withDropout ? DROPOUT_STREAMS : []),
+    ...(steps > 1 ? RENOISE_STREAMS : []),
     ...(options.augment === undefined ? [] : ["augment" as const]),
     ...(options.realData === true ? ["real" as const] : [])
   ]
@@ -86,6 +96,8 @@ export const makeSampler = (options: SamplerOptions) => {
     states.set(name, r.state)
     return { dropoutSeed: r.values[0]! }
   }
+  const renoise = (name: StreamName, batch: number): { readonly renoise?: Array<tf.Tensor> } =>
+    steps > 1 ? { renoise: Array.from({ length: steps - 1 }, () => image(name, batch)) } : {}
   return DataFreeSampler.of({
     fakeStep: (batch): Draws =>
       tf.tidy(() => ({
@@ -96,7 +108,8 @@ export const makeSampler = (options: SamplerOptions) => {
         }) as tf.Tensor1D,
         noise: image("fake.noise", batch),
         ...labels("fake.label", batch),
-        ...dropoutSeed("fake.dropout")
+        ...dropoutSeed("fake.dropout"),
+        ...renoise("fake.renoise", batch)
       })),
     generatorStep: (batch): Draws =>
       tf.tidy(() => ({
@@ -104,7 +117,8 @@ export const makeSampler = (options: SamplerOptions) => {
         sigma: generatorSigmaFromUniform(tf.tensor1d(draw("generator.t", batch, "uniform")), options.tmax ?? TMAX) as tf.Tensor1D,
         noise: image("generator.noise", batch),
         ...labels("generator.label", batch),
-        ...dropoutSeed("generator.dropout")
+        ...dropoutSeed("generator.dropout"),
+        ...renoise("generator.renoise", batch)
       })),
     latents: (batch) => image("eval.z", batch),
     ...(options.augment === undefined ? {} : {

@@ -10,7 +10,7 @@ import type { Optimizer } from "../domain/Optimizer.js"
 import type { Parameters } from "../domain/Parameters.js"
 import { SIGMA_INIT } from "../domain/Edm.js"
 import { emaUpdate } from "../domain/Ema.js"
-import { denoiseWith } from "../domain/Network.js"
+import { generateWith } from "../domain/sid/FewStep.js"
 import type { Engine } from "../services/Engine.js"
 import { Generator, type GeneratorShape } from "../services/Generator.js"
 import { Teacher } from "../services/Teacher.js"
@@ -33,6 +33,8 @@ export interface GeneratorOptions {
    * SiD²A starts from a distilled generator (spec §9.1). The caller keeps ownership. Default: the teacher's (spec §2).
    */
   readonly initial?: Parameters
+  /** k, the generator's steps (docs/few-step.md); default 1, the one-step generator. */
+  readonly steps?: number
 }
 
 /** θ_ema in engine variables: updated by one tensor EMA step over all parameters. */
@@ -123,11 +125,13 @@ export const layer = (options: GeneratorOptions): Layer.Layer<Generator, never, 
       const weights = yield* makeTrainableWeights(params, options.optimizer)
       const ema = yield* (options.emaInHost === true ? hostEma(params) : engineEma(params))
       const sigmaInit = options.sigmaInit ?? SIGMA_INIT
+      const steps = options.steps ?? 1
       return Generator.of({
         network,
         sigmaInit,
         sigmaData: teacher.sigmaData,
         dataShape: teacher.dataShape,
+        steps,
         weights,
         get ema() {
           return ema.tensors()
@@ -137,14 +141,14 @@ export const layer = (options: GeneratorOptions): Layer.Layer<Generator, never, 
             throw new Error("G_ema runs in evaluation mode only (spec §5.1): no dropout for generate(z, \"ema\")")
           }
           return tf.tidy(() =>
-            denoiseWith(
+            generateWith(
               network,
               which === "live" ? weights.variables : ema.tensors(),
-              tf.mul(z, sigmaInit),
-              sigmaInit,
-              teacher.sigmaData,
+              z,
+              { sigmaInit, sigmaData: teacher.sigmaData, steps },
               labels,
-              options
+              options,
+              options?.renoise
             )
           )
         },

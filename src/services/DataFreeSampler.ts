@@ -5,7 +5,7 @@
  * randomness it uses. Each purpose has its own stream so that resuming from a checkpoint continues every stream
  * exactly where it stopped. Optional streams exist only when a run needs them: dropout seeds, augmentation (spec §3)
  * and, for SiDA (spec §9.1), the rows of the real images its discriminator sees (the images themselves come from the
- * `RealData` service; the sampler only chooses them).
+ * `RealData` service; the sampler only chooses them), and a few-step generator's re-noise (docs/few-step.md).
  *
  * @module
  */
@@ -28,6 +28,12 @@ export interface Draws {
    * when the sampler draws none.
    */
   readonly dropoutSeed?: number
+  /**
+   * The k − 1 standard-normal re-noise tensors [N, ...dataShape] of a k-step generator (docs/few-step.md), from the
+   * stream `fake.renoise` or `generator.renoise`; absent when the sampler was built for a one-step generator. (A
+   * mutable array type so that draws remain a `tf.TensorContainer`.)
+   */
+  readonly renoise?: Array<tf.Tensor>
 }
 
 /** The serialisable state of all the sampler's streams (four uint32 words each). */
