@@ -45,7 +45,7 @@ export const exportCommand = Command.make("export", exportOptions, (o) =>
     })
     yield* Console.log(
       `wrote ${written.path} (${written.kind} generator, ${written.weights} weights at step ${written.step}, ` +
-        `${written.generatorSteps === 1 ? "one step" : `${written.generatorSteps} steps`}, format ${written.format})`
+        `${written.generatorSteps === 1 ? "" : `${written.generatorSteps} generator steps, `}format ${written.format})`
     )
   }).pipe(Effect.provide(CheckpointStore.layerDirectory(join(o.runDir, "checkpoints"))), Effect.provide(Engine.cpu))).pipe(
   Command.withDescription(
