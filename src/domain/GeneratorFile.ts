@@ -22,7 +22,7 @@ import { type Network, NETWORK_KINDS, networkFromDescription } from "./Network.j
 import type { GeneratorProvenance, OneStepWeights } from "./OneStep.js"
 import { compareShapes, shapesMatch } from "./Parameters.js"
 import { decodeSafetensors, encodeSafetensors, type NamedArray, type SafetensorsFile } from "./Safetensors.js"
-import { MAX_GENERATOR_STEPS } from "./sid/FewStep.js"
+import { checkGeneratorSteps, MAX_GENERATOR_STEPS } from "./sid/FewStep.js"
 
 /** Format tag of a generator file of an EDM network (EDM's own layout). */
 export const EDM_GENERATOR_FORMAT = "edm-safetensors-v1"
@@ -72,10 +72,11 @@ const provenanceMetadata = (p: GeneratorProvenance): Record<string, string> => (
 
 /**
  * The bytes of a generator file for these weights, in {@link generatorFileFormat} of their network. Throws an Error
- * when the parameters do not fit the network.
+ * when the parameters do not fit the network or `generatorSteps` is not an integer in 1..4.
  */
 export const encodeGeneratorFile = (weights: OneStepWeights): Uint8Array => {
   const { network } = weights
+  if (weights.generatorSteps !== undefined) checkGeneratorSteps(weights.generatorSteps)
   const format = generatorFileFormat(network.description.kind)
   const common = {
     format,
