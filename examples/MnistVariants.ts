@@ -4,7 +4,8 @@
  * learning rates, evaluation samples and seeds), each in its own `<out>/variants/<name>/`. Every finished variant
  * appends one row to `<out>/variants.jsonl` and rewrites `<out>/variants.md`, a table with the teacher's Heun-35 row:
  * MNIST-FID, KID, precision, recall (against the held-out digits) and the first evaluated iteration at which the
- * generator's FID is at or below the teacher's.
+ * generator's FID is at or below the teacher's — and draws `<out>/variants-fid.png`, every variant's FID against
+ * iterations on one chart with the teacher's level dashed. Each variant's sample grids are in its `distill/samples/`.
  *
  * @since 0.1.0
  */
@@ -12,6 +13,7 @@ import { appendFile, readFile } from "node:fs/promises"
 import { join } from "node:path"
 import { Effect } from "effect"
 import { writeFileAtomic } from "../src/layers/AtomicFile.js"
+import { linePlot } from "../src/report/Plots.js"
 import type { DistillConfig } from "../src/domain/DistillConfig.js"
 import type { SampleMetrics } from "../src/services/Metrics.js"
 
@@ -172,11 +174,29 @@ export const variantTable = (rows: ReadonlyArray<VariantRow>, teacher: SampleMet
   return lines.join("\n") + "\n"
 }
 
-/** Appends a row to `<out>/variants.jsonl` and rewrites `<out>/variants.md` from every row there. */
+/** The evaluations in a variant's `summary.json` (none when it has not finished). */
+const summaryEvaluations = (out: string, variant: MnistVariant): Promise<ReadonlyArray<{ readonly step: number; readonly fid: number }>> =>
+  readFile(join(variantDir(out, variant), "summary.json"), "utf8").then(
+    (text) => (JSON.parse(text) as { readonly evaluations: ReadonlyArray<{ readonly step: number; readonly fid: number }> }).evaluations,
+    () => []
+  )
+
+/**
+ * Appends a row to `<out>/variants.jsonl`, rewrites `<out>/variants.md` from every row there, and redraws
+ * `<out>/variants-fid.png` from every finished variant's `summary.json`.
+ */
 export const appendVariantRow = async (out: string, row: VariantRow, teacher: SampleMetrics): Promise<void> => {
   const jsonl = join(out, "variants.jsonl")
   await appendFile(jsonl, JSON.stringify(row) + "\n")
   const rows = (await readFile(jsonl, "utf8")).split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as VariantRow)
   const table = variantTable(rows, teacher)
   await Effect.runPromise(writeFileAtomic(join(out, "variants.md"), new TextEncoder().encode(table)))
+  const series = (await Promise.all(MNIST_VARIANTS.map(async (v) => ({ name: v, points: (await summaryEvaluations(out, v)).map((e) => [e.step, e.fid] as const) }))))
+    .filter((s) => s.points.length > 0)
+  const last = Math.max(1, ...series.flatMap((s) => s.points.map(([x]) => x)))
+  const png = linePlot(
+    [...series, { name: "teacher, Heun-35", points: [[0, fidOf(teacher)], [last, fidOf(teacher)]], dashed: true }],
+    { title: "MNIST-FID of the SiD variants (same teacher and budget)", xTitle: "iterations", yTitle: "MNIST-FID (log scale)" }
+  )
+  await Effect.runPromise(Effect.flatMap(png, (bytes) => writeFileAtomic(join(out, "variants-fid.png"), bytes)))
 }
