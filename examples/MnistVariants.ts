@@ -24,9 +24,9 @@ export type MnistVariant = (typeof MNIST_VARIANTS)[number]
 
 /** What distinguishes each variant (docs/sida.md, docs/few-step.md). */
 export const VARIANT_DESCRIPTIONS: Readonly<Record<MnistVariant, string>> = {
-  sid: "SiD, data-free (spec §4.1)",
-  "sid-aug": "SiD with EDM's augmentation of the fake step (p = --augment, default 0.12; spec §3)",
-  sida: "SiDA: the fake score doubles as a discriminator on the MNIST training split (spec §9.1)",
+  sid: "SiD, data-free (docs/algorithm.md §8.1)",
+  "sid-aug": "SiD with EDM's augmentation of the fake step (p = --augment, default 0.12; docs/algorithm.md §13.4)",
+  sida: "SiDA: the fake score doubles as a discriminator on the MNIST training split (docs/algorithm.md §13)",
   sid2a: "SiD²A: SiDA started from the sid variant's EMA generator (run the sid variant first)",
   "sid-2step": "SiD with a 2-step generator (σ 2.5, 1.25; docs/few-step.md)",
   "sid-4step": "SiD with a 4-step generator (σ 2.5, 1.875, 1.25, 0.625; docs/few-step.md)"
@@ -47,7 +47,7 @@ export interface VariantSettings {
   /** Augmentation probability of `sid-aug` (SiD's CIFAR-10 value 0.12 by default). */
   readonly augment: number
   /**
-   * SiDA's warm-ups in thousands of images (spec §9.1 uses 100 and 200 kimg of 100–300 Mimg runs; a short MNIST
+   * SiDA's warm-ups in thousands of images (SiDA's code uses 100 and 200 kimg of 100–300 Mimg runs; a short MNIST
    * budget needs them scaled down, by default to 2 % and 5 % of the run's images).
    */
   readonly generatorWarmupKimg: number

@@ -347,7 +347,7 @@ export class DistillConfig extends Schema.Class<DistillConfig>("DistillConfig")(
   ),
   /**
    * k, the generator's steps (docs/few-step.md): G applied k times on the σ ladder σ_init·(k − s)/k, s = 0 … k−1, with
-   * re-noising between steps; both losses see the final output. 1: the one-step generator (spec §2).
+   * re-noising between steps; both losses see the final output. 1: the one-step generator (docs/algorithm.md §6).
    */
   generatorSteps: withDefault(GeneratorSteps, () => GeneratorSteps.make(DISTILL_DEFAULTS.generatorSteps))
 }) {

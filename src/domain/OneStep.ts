@@ -104,7 +104,7 @@ export interface OneStepGenerator {
 }
 
 /**
- * x = D_θ(σ_init·z; σ_init, c): one evaluation of the generator on latents z (spec §2); with `generatorSteps` k > 1,
+ * x = D_θ(σ_init·z; σ_init, c): one evaluation of the generator on latents z (docs/algorithm.md §6); with `generatorSteps` k > 1,
  * the k-step sample of `domain/sid/FewStep` (re-noise from the latents). The caller owns the result.
  */
 export const oneStepSample = (weights: OneStepWeights, z: tf.Tensor, labels?: tf.Tensor2D): tf.Tensor =>

@@ -2,11 +2,11 @@
  * Few-step generation (docs/few-step.md): the distilled generator applied k times on a decreasing σ ladder, with
  * fresh noise added between steps, as the official SiDA code's `generate_multistep` does
  * (`mingyuanzhou/SiD@a5510fdf`, branch `sida`, `sida_training_edm2/sida_networks_edm2.py`; SiD-LSG's `num_steps`
- * is the same scheme on a DDPM time grid, spec §9.2):
+ * is the same scheme on a DDPM time grid, `mingyuanzhou/SiD-LSG@709fc22e` `training/sid_sd_util.py`):
  *
  *   x₀ = G(σ₀·z; σ₀),  x_s = G(x_{s−1} + σ_s·ε_s; σ_s) for s = 1 … k−1,  σ_s = σ_init·(k − s)/k,
  *
- * where G(x; σ) = D_θ(x; σ) is the generator network under EDM preconditioning (spec §1.3, §2), z and every ε_s are
+ * where G(x; σ) = D_θ(x; σ) is the generator network under EDM preconditioning (docs/algorithm.md §2.3, §6), z and every ε_s are
  * standard normal, and the sample is x_{k−1}. With k = 1 this is exactly the one-step generator x = D_θ(σ_init·z;
  * σ_init) (the same operations, so the same bits). Training applies SiD's losses to the final output with the gradient
  * through all k applications (the official code keeps the graph through the loop).
@@ -94,9 +94,9 @@ export const stepOptions = (options: ApplyOptions | undefined, step: number): Ap
 
 /** What a generator network needs to generate in k steps. */
 export interface FewStepSettings {
-  /** σ_init (spec §2): the noise level of the first step. */
+  /** σ_init (docs/algorithm.md §6): the noise level of the first step. */
   readonly sigmaInit: number
-  /** σ_data of the EDM preconditioning (spec §1.3). */
+  /** σ_data of the EDM preconditioning (docs/algorithm.md §2.3). */
   readonly sigmaData: number
   /** k, the number of generator steps (1: the one-step generator). */
   readonly steps: number
