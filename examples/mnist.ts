@@ -7,10 +7,13 @@
  *
  *   npm run example:mnist -- [--quick] [--resolution 16|28|32] [--conditional] [--teacher-steps N] [--teacher-batch B]
  *                            [--teacher-lr LR] [--steps N] [--batch B] [--eval-every N] [--eval-samples N] [--seed S] [--out DIR]
+ *                            [--variant sid|sid-aug|sida|sid2a|sid-2step|sid-4step [--augment P] [--g-warmup KIMG] [--gan-warmup KIMG]]
  *
  * Writes to `<out>` (default runs/mnist or runs/mnist-quick): `teacher/` (teacher checkpoints, log and
  * teacher.safetensors), `distill/` (checkpoints, log.jsonl, a sample grid per evaluation in samples/, fid.png) and
- * `summary.json`. Every stage resumes where an interrupted run stopped (Ctrl-C writes a final checkpoint). The engine
+ * `summary.json`. With `--variant` (issue 14.4, `examples/MnistVariants.ts`) the distillation is that variant of SiD on
+ * the same teacher and budget, in `variants/<name>/` (its `distill/` and `summary.json`), and its row is appended to
+ * `variants.jsonl` and the table `variants.md`. Every stage resumes where an interrupted run stopped (Ctrl-C writes a final checkpoint). The engine
  * comes from `SID_ENGINE` (default auto: wasm-native where its addon is built, else wasm).
  *
  * @since 0.1.0
@@ -40,6 +43,14 @@ import { Generator } from "../src/services/Generator.js"
 import type { SampleMetrics } from "../src/services/Metrics.js"
 import { Teacher } from "../src/services/Teacher.js"
 import { readArgs } from "./Args.js"
+import {
+  appendVariantRow,
+  defaultVariantSettings,
+  parseVariant,
+  variantDir,
+  variantOverrides,
+  variantRow
+} from "./MnistVariants.js"
 
 /** Everything the pipeline needs to know. */
 export interface MnistPipelineSettings {
@@ -57,6 +68,8 @@ export interface MnistPipelineSettings {
   readonly speedBatch: number
   /** Progress lines (default: console.log). */
   readonly log?: (line: string) => void
+  /** Where `distill/` and `summary.json` go (default `out`; the teacher is always in `<out>/teacher`). */
+  readonly runDir?: string
 }
 
 /** What the pipeline measured (written to `summary.json`). */
@@ -123,7 +136,7 @@ export const runMnistPipeline = (s: MnistPipelineSettings) =>
     const log = s.log ?? ((line: string) => console.log(line))
     const resolution = s.teacher.resolution
     const teacherDir = join(s.out, "teacher")
-    const distillDir = join(s.out, "distill")
+    const distillDir = join(s.runDir ?? s.out, "distill")
     const teacherFile = join(teacherDir, "teacher.safetensors")
     yield* Effect.promise(() => mkdir(distillDir, { recursive: true }).then(() => mkdir(teacherDir, { recursive: true })))
 
@@ -230,14 +243,14 @@ export const runMnistPipeline = (s: MnistPipelineSettings) =>
           : { untilStep, slopePer1kIterations: fit.slope * 1000, r2: fit.r2, points: fit.points },
         evaluations: fids
       }
-      yield* writeFileAtomic(join(s.out, "summary.json"), new TextEncoder().encode(JSON.stringify(summary, null, 2) + "\n"))
+      yield* writeFileAtomic(join(s.runDir ?? s.out, "summary.json"), new TextEncoder().encode(JSON.stringify(summary, null, 2) + "\n"))
       log(
         `5. one-step MNIST-FID ${finalFid.toFixed(2)} vs teacher Heun-35 ${teacherFid.toFixed(2)} (ratio ${summary.fidRatio.toFixed(2)}); ` +
           (fit === undefined
             ? "too few early evaluations for a slope"
             : `early phase (≤ ${untilStep} it.): ln FID slope ${(fit.slope * 1000).toFixed(3)} per 1k iterations, R² ${fit.r2.toFixed(2)}`)
       )
-      log(`   wrote ${join(s.out, "summary.json")}, ${join(distillDir, "fid.png")}, ${join(distillDir, "samples")}/`)
+      log(`   wrote ${join(s.runDir ?? s.out, "summary.json")}, ${join(distillDir, "fid.png")}, ${join(distillDir, "samples")}/`)
       return summary
     }).pipe(Effect.provide(services))
   })
@@ -266,10 +279,22 @@ const main = () => {
   const quick = flag("quick")
   const preset = quick ? presets.quick : presets.full
   const seed = num("seed", 0)
+  const variantText = option("variant")
+  const variant = variantText === undefined ? undefined : parseVariant(variantText)
+  const out = option("out") ?? join("runs", quick ? "mnist-quick" : "mnist")
+  const distillSteps = num("steps", preset.distill.steps)
+  const distillBatch = num("batch", preset.distill.batchSize)
+  const defaults = defaultVariantSettings(distillSteps * distillBatch)
+  const overrides = variant === undefined ? {} : variantOverrides(variant, out, {
+    augment: num("augment", defaults.augment),
+    generatorWarmupKimg: num("g-warmup", defaults.generatorWarmupKimg),
+    adversarialWarmupKimg: num("gan-warmup", defaults.adversarialWarmupKimg)
+  })
   const resolution = num("resolution", 16)
   if (resolution !== 16 && resolution !== 28 && resolution !== 32) throw new Error("--resolution must be 16, 28 or 32")
   const settings: MnistPipelineSettings = {
-    out: option("out") ?? join("runs", quick ? "mnist-quick" : "mnist"),
+    out,
+    ...(variant === undefined ? {} : { runDir: variantDir(out, variant) }),
     teacher: teacherTrainingConfig({
       ...preset.teacher,
       steps: num("teacher-steps", preset.teacher.steps),
@@ -281,18 +306,29 @@ const main = () => {
     }),
     distill: distillConfig({
       ...preset.distill,
-      steps: num("steps", preset.distill.steps),
-      batchSize: num("batch", preset.distill.batchSize),
+      steps: distillSteps,
+      batchSize: distillBatch,
       evalEvery: num("eval-every", preset.distill.evalEvery),
       generatorLr: num("lr", 3e-4),
       fakeLr: num("lr", 3e-4),
       emaHalfLifeKimg: num("ema-kimg", quick ? 0.5 : 2),
-      seed
+      seed,
+      ...overrides
     }),
     evalSamples: num("eval-samples", preset.evalSamples),
     speedBatch: num("speed-batch", preset.speedBatch)
   }
-  runMnistPipeline(settings).pipe(Effect.provide(EngineLayers.layerConfig), NodeRuntime.runMain)
+  runMnistPipeline(settings).pipe(
+    Effect.tap((summary) =>
+      variant === undefined
+        ? Effect.void
+        : Effect.promise(() =>
+          appendVariantRow(out, variantRow(variant, settings.distill, settings.evalSamples, summary), summary.teacher.heun35)
+        ).pipe(Effect.tap(() => Effect.sync(() => console.log(`   appended the ${variant} row to ${join(out, "variants.md")}`))))
+    ),
+    Effect.provide(EngineLayers.layerConfig),
+    NodeRuntime.runMain
+  )
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) main()

@@ -190,7 +190,7 @@ describe("every generator leaves the run: export and loadGenerator (issue 17.8)"
       expect(maxAbsDiff(run.ema, run.live)).toBeGreaterThan(1e-5)
       const file = join(dir, `${kind}.safetensors`)
       const written = await runWithEngine(exportGenerator(run.checkpoint, file, { runDir }))
-      expect(written).toEqual({ path: file, format, kind, step: 2, weights: "ema" })
+      expect(written).toEqual({ path: file, format, kind, step: 2, weights: "ema", generatorSteps: 1 })
 
       const { metadata, tensors } = await readSafetensors(file)
       expect(metadata).toMatchObject({

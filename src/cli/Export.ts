@@ -14,6 +14,7 @@ import * as CheckpointStore from "../services/CheckpointStore.js"
 import * as Engine from "../engine/Engine.js"
 import { exportGenerator } from "../services/Generator.js"
 import { CheckpointError, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
+import { generatorStepsOption } from "./GeneratorStepsOption.js"
 
 /** The options of `sid export`. */
 export const exportOptions = {
@@ -25,7 +26,8 @@ export const exportOptions = {
   weights: Options.choice("weights", ["ema", "live"] as const).pipe(
     Options.withDefault("ema" as const),
     Options.withDescription("the EMA weights (default, docs/algorithm.md §9.1) or the live θ")
-  )
+  ),
+  generatorSteps: generatorStepsOption
 } as const
 
 /** `sid export`. */
@@ -36,9 +38,14 @@ export const exportCommand = Command.make("export", exportOptions, (o) =>
     if (Option.isNone(latest)) {
       return yield* new CheckpointError({ path: store.location, reason: "there is no checkpoint to export; run `sid distill` first" })
     }
-    const written = yield* exportGenerator(latest.value, o.out, { weights: o.weights, runDir: o.runDir })
+    const written = yield* exportGenerator(latest.value, o.out, {
+      weights: o.weights,
+      runDir: o.runDir,
+      ...(Option.isSome(o.generatorSteps) ? { generatorSteps: o.generatorSteps.value } : {})
+    })
     yield* Console.log(
-      `wrote ${written.path} (${written.kind} generator, ${written.weights} weights at step ${written.step}, format ${written.format})`
+      `wrote ${written.path} (${written.kind} generator, ${written.weights} weights at step ${written.step}, ` +
+        `${written.generatorSteps === 1 ? "" : `${written.generatorSteps} generator steps, `}format ${written.format})`
     )
   }).pipe(Effect.provide(CheckpointStore.layerDirectory(join(o.runDir, "checkpoints"))), Effect.provide(Engine.cpu))).pipe(
   Command.withDescription(

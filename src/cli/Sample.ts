@@ -30,6 +30,7 @@ import { scatterPanels } from "../report/Plots.js"
 import { CheckpointError, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
 import type { Engine as EngineTag } from "../engine/Engine.js"
 import { Teacher } from "../services/Teacher.js"
+import { generatorStepsOption } from "./GeneratorStepsOption.js"
 
 /** The arguments of `sid sample` do not name exactly one source, or a sampler setting is out of range. */
 export class SampleArgumentsError extends Schema.TaggedError<SampleArgumentsError>()("SampleArgumentsError", {
@@ -81,6 +82,7 @@ export const sampleOptions = {
     Options.withDefault(3000),
     Options.withDescription("steps of the in-process MLP fit for gmm-dsm: teachers")
   ),
+  generatorSteps: generatorStepsOption,
   engine: engineOption
 } as const
 
@@ -175,7 +177,11 @@ const generatorDraw = (runDir: string, o: Parsed): Effect.Effect<Drawn, unknown,
     const step = latest.value.manifest.step
     return yield* Effect.acquireUseRelease(
       Effect.map(
-        checkpointGenerator(latest.value, { weights: "ema", runDir }).pipe(
+        checkpointGenerator(latest.value, {
+          weights: "ema",
+          runDir,
+          ...(Option.isSome(o.generatorSteps) ? { generatorSteps: o.generatorSteps.value } : {})
+        }).pipe(
           Effect.mapError((e) => new CheckpointError({ ...e, path: join(location, latest.value.manifest.weightsFile) }))
         ),
         oneStepGenerator
@@ -185,8 +191,10 @@ const generatorDraw = (runDir: string, o: Parsed): Effect.Effect<Drawn, unknown,
           Effect.try({
             try: (): Drawn => ({
               samples: generator.generate(o.count, o.seed, classes),
-              title: `one-step generator, step ${step}`,
-              source: `EMA generator at step ${step} of ${runDir}, one step (σ_init = ${generator.sigmaInit})` +
+              title: `${generator.generatorSteps === 1 ? "one-step" : `${generator.generatorSteps}-step`} generator, step ${step}`,
+              source: `EMA generator at step ${step} of ${runDir}, ${
+                generator.generatorSteps === 1 ? "one step" : `${generator.generatorSteps} steps`
+              } (σ_init = ${generator.sigmaInit})` +
                 classNote(generator.labelDim, o)
             }),
             catch: (e) =>
@@ -278,6 +286,11 @@ export const runSample = (o: Parsed) =>
       })
     }
     yield* checkSettings(o)
+    if (Option.isSome(o.teacher) && Option.isSome(o.generatorSteps)) {
+      return yield* new SampleArgumentsError({
+        reason: "--generator-steps applies to a distilled generator (--run-dir); the teacher's sampler takes --steps"
+      })
+    }
     const draw = Option.isSome(o.teacher) ? teacherDraw(o.teacher.value, o) : generatorDraw(Option.getOrThrow(o.runDir), o)
     yield* Effect.acquireUseRelease(draw, (d) => writeOutputs(d, o), (d) => Effect.sync(() => d.samples.dispose())).pipe(
       Effect.provide(Engine.layer(o.engine))

@@ -103,11 +103,17 @@ export const layer = <E = TeacherError, M = never>(
     : parts.realData ?? (config.data === null ? undefined : RealDataLayers.layerForTeacher(config.data))
   const run = Layer.mergeAll(
     config.initGenerator === null
-      ? Generator.layer({ optimizer: optimizers.generator, sigmaInit: config.sigmaInit, emaInHost: config.lowMemory })
+      ? Generator.layer({
+        optimizer: optimizers.generator,
+        sigmaInit: config.sigmaInit,
+        emaInHost: config.lowMemory,
+        steps: config.generatorSteps
+      })
       : Generator.layerFromExport(config.initGenerator, {
         optimizer: optimizers.generator,
         sigmaInit: config.sigmaInit,
-        emaInHost: config.lowMemory
+        emaInHost: config.lowMemory,
+        steps: config.generatorSteps
       }),
     FakeScore.layer({ optimizer: optimizers.fakeScore }),
     parts.metrics,
@@ -117,6 +123,7 @@ export const layer = <E = TeacherError, M = never>(
       pMean: config.pMean,
       pStd: config.pStd,
       dropout: config.dropout,
+      generatorSteps: config.generatorSteps,
       ...(augment === undefined ? {} : { augment }),
       ...(config.adversarial ? { realData: true } : {})
     }),

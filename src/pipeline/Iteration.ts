@@ -38,7 +38,7 @@ import { broadcastPerSample } from "../domain/nn/Tensors.js"
 import { countNonFinite, globalNorm } from "../domain/nn/Gradients.js"
 import type { DataFreeSamplerShape, Draws } from "../services/DataFreeSampler.js"
 import type { FakeScoreShape } from "../services/FakeScore.js"
-import type { GeneratorShape } from "../services/Generator.js"
+import type { GenerateOptions, GeneratorShape } from "../services/Generator.js"
 import type { RealDataShape } from "../services/RealData.js"
 import type { TeacherShape } from "../services/Teacher.js"
 import type { ApplyGradientsOptions, StepStatistics, TrainableWeights } from "../services/TrainableWeights.js"
@@ -192,8 +192,28 @@ const applyDeferred = (
   return { tensors: [norm!, bad!], finish: ([n, b]) => ({ gradNorm: n![0]!, nonFinite: b![0]! }) }
 }
 
-const drawnTensors = (d: Draws): Array<tf.Tensor> =>
-  d.labels === undefined ? [d.z, d.sigma, d.noise] : [d.z, d.sigma, d.noise, d.labels]
+const drawnTensors = (d: Draws): Array<tf.Tensor> => [
+  d.z,
+  d.sigma,
+  d.noise,
+  ...(d.labels === undefined ? [] : [d.labels]),
+  ...(d.renoise ?? [])
+]
+
+/**
+ * G's options for a step's draws: the train mode, and the draws' re-noise for a few-step generator (docs/few-step.md).
+ * Throws when G takes k > 1 steps but the sampler drew no re-noise (the run's streams must supply it).
+ */
+const generation = (s: IterationServices, draws: Draws, train: ApplyOptions | undefined): GenerateOptions | undefined => {
+  const steps = s.generator.steps ?? 1
+  if (steps === 1) return train
+  if (draws.renoise === undefined) {
+    throw new Error(
+      `a ${steps}-step generator needs a sampler that draws its re-noise (DataFreeSampler option \`generatorSteps: ${steps}\`)`
+    )
+  }
+  return { ...train, renoise: draws.renoise }
+}
 
 /** Images augmented for ψ (docs/algorithm.md §13.4): the augmented batch and ψ's options with its labels when ψ takes them. */
 interface AugmentedInput {
@@ -264,7 +284,7 @@ const fakeScoreStep = (s: IterationServices, settings: IterationSettings): Defer
   try {
     const real = adversarial === undefined ? undefined : realRows(s, n)
     if (real !== undefined) owned.push(real.images, ...(real.labels === undefined ? [] : [real.labels]))
-    const xg = tf.tidy(() => s.generator.generate(draws.z, "live", draws.labels))
+    const xg = tf.tidy(() => s.generator.generate(draws.z, "live", draws.labels, generation(s, draws, undefined)))
     owned.push(xg)
     const fake = augmentedInput(s, settings, xg, train)
     inputs.push(fake)
@@ -419,7 +439,7 @@ const fusedPass: Pass = (s, objective, rows, batchSize) => {
   let adversarial: tf.Scalar | undefined
   const { grads, value } = tf.tidy(() =>
     tf.variableGrads(() => {
-      const xg = s.generator.generate(rows.draws.z, "live", rows.draws.labels, rows.train)
+      const xg = s.generator.generate(rows.draws.z, "live", rows.draws.labels, generation(s, rows.draws, rows.train))
       const r = generatorLossAt(s, objective, rows.draws, xg, batchSize)
       bad = r.bad
       adversarial = r.adversarial
@@ -439,7 +459,7 @@ const fusedPass: Pass = (s, objective, rows, batchSize) => {
  */
 const twoStagePass: Pass = (s, objective, rows, batchSize) => {
   const { draws, train } = rows
-  const xg = tf.tidy(() => s.generator.generate(draws.z, "live", draws.labels, train))
+  const xg = tf.tidy(() => s.generator.generate(draws.z, "live", draws.labels, generation(s, draws, train)))
   let bad: tf.Tensor1D | undefined
   let adversarial: tf.Scalar | undefined
   const { value, grad } = tf.tidy(() =>
@@ -456,7 +476,7 @@ const twoStagePass: Pass = (s, objective, rows, batchSize) => {
     finish: () => {
       const { grads, value: inner } = tf.tidy(() =>
         tf.variableGrads(
-          () => tf.sum(tf.mul(s.generator.generate(draws.z, "live", draws.labels, train), grad)) as tf.Scalar,
+          () => tf.sum(tf.mul(s.generator.generate(draws.z, "live", draws.labels, generation(s, draws, train)), grad)) as tf.Scalar,
           [...s.generator.weights.list]
         )
       )
@@ -475,7 +495,8 @@ const keptRows = (draws: Draws, train: ApplyOptions | undefined, kept: ReadonlyA
       z: tf.gather(draws.z, index),
       sigma: tf.gather(draws.sigma, index) as tf.Tensor1D,
       noise: tf.gather(draws.noise, index),
-      ...(draws.labels === undefined ? {} : { labels: tf.gather(draws.labels, index) as tf.Tensor2D })
+      ...(draws.labels === undefined ? {} : { labels: tf.gather(draws.labels, index) as tf.Tensor2D }),
+      ...(draws.renoise === undefined ? {} : { renoise: draws.renoise.map((e) => tf.gather(e, index)) })
     }
   })
   return {

@@ -5,7 +5,7 @@
  * randomness it uses. Each purpose has its own stream so that resuming from a checkpoint continues every stream
  * exactly where it stopped. Optional streams exist only when a run needs them: dropout seeds, augmentation (docs/algorithm.md §13.4)
  * and, for SiDA (docs/algorithm.md §13), the rows of the real images its discriminator sees (the images themselves come from the
- * `RealData` service; the sampler only chooses them).
+ * `RealData` service; the sampler only chooses them), and a few-step generator's re-noise (docs/few-step.md).
  *
  * @module
  */
@@ -34,6 +34,12 @@ export interface Draws {
    * when the sampler draws none.
    */
   readonly dropoutSeed?: number
+  /**
+   * The k − 1 standard-normal re-noise tensors [N, ...dataShape] of a k-step generator (docs/few-step.md), from the
+   * stream `fake.renoise` or `generator.renoise`; absent when the sampler was built for a one-step generator. (A
+   * mutable array type so that draws remain a `tf.TensorContainer`.)
+   */
+  readonly renoise?: Array<tf.Tensor>
 }
 
 /** The serialisable state of all the sampler's streams (four uint32 words each). */
@@ -104,15 +110,22 @@ export interface SamplerOptions {
   readonly augment?: AugmentSettings
   /** Draw rows of a real dataset for SiDA (docs/algorithm.md §13) from the stream `real`, which exists only then (default false). */
   readonly realData?: boolean
+  /**
+   * k, the generator's steps (docs/few-step.md): for k > 1 each step's draws carry k − 1 re-noise tensors from the
+   * streams `fake.renoise` and `generator.renoise`, which exist only then (default 1: none, the state as before).
+   */
+  readonly generatorSteps?: number
 }
 
 const STREAMS = ["fake.z", "fake.sigma", "fake.noise", "generator.z", "generator.t", "generator.noise", "eval.z"] as const
 const LABEL_STREAMS = ["fake.label", "generator.label"] as const
 const DROPOUT_STREAMS = ["fake.dropout", "generator.dropout"] as const
+const RENOISE_STREAMS = ["fake.renoise", "generator.renoise"] as const
 type StreamName =
   | (typeof STREAMS)[number]
   | (typeof LABEL_STREAMS)[number]
   | (typeof DROPOUT_STREAMS)[number]
+  | (typeof RENOISE_STREAMS)[number]
   | "augment"
   | "real"
 
@@ -125,10 +138,13 @@ const oneHotFromUniforms = (u: Float32Array, classes: number): tf.Tensor2D =>
 export const makeSampler = (options: SamplerOptions) => {
   const labelDim = options.labelDim ?? 0
   const withDropout = options.dropout === true
+  const steps = options.generatorSteps ?? 1
+  if (!(Number.isInteger(steps) && steps >= 1)) throw new Error(`generatorSteps must be an integer ≥ 1, got ${steps}`)
   const names: ReadonlyArray<StreamName> = [
     ...STREAMS,
     ...(labelDim > 0 ? LABEL_STREAMS : []),
     ...(withDropout ? DROPOUT_STREAMS : []),
+    ...(steps > 1 ? RENOISE_STREAMS : []),
     ...(options.augment === undefined ? [] : ["augment" as const]),
     ...(options.realData === true ? ["real" as const] : [])
   ]
@@ -149,6 +165,8 @@ export const makeSampler = (options: SamplerOptions) => {
     states.set(name, r.state)
     return { dropoutSeed: r.values[0]! }
   }
+  const renoise = (name: StreamName, batch: number): { readonly renoise?: Array<tf.Tensor> } =>
+    steps > 1 ? { renoise: Array.from({ length: steps - 1 }, () => image(name, batch)) } : {}
   return DataFreeSampler.of({
     fakeStep: (batch): Draws =>
       tf.tidy(() => ({
@@ -159,7 +177,8 @@ export const makeSampler = (options: SamplerOptions) => {
         }) as tf.Tensor1D,
         noise: image("fake.noise", batch),
         ...labels("fake.label", batch),
-        ...dropoutSeed("fake.dropout")
+        ...dropoutSeed("fake.dropout"),
+        ...renoise("fake.renoise", batch)
       })),
     generatorStep: (batch): Draws =>
       tf.tidy(() => ({
@@ -167,7 +186,8 @@ export const makeSampler = (options: SamplerOptions) => {
         sigma: generatorSigmaFromUniform(tf.tensor1d(draw("generator.t", batch, "uniform")), options.tmax ?? TMAX) as tf.Tensor1D,
         noise: image("generator.noise", batch),
         ...labels("generator.label", batch),
-        ...dropoutSeed("generator.dropout")
+        ...dropoutSeed("generator.dropout"),
+        ...renoise("generator.renoise", batch)
       })),
     latents: (batch) => image("eval.z", batch),
     ...(options.augment === undefined ? {} : {

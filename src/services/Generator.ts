@@ -9,13 +9,26 @@ import * as tf from "@tensorflow/tfjs"
 import type { Optimizer } from "../domain/optim/Optimizer.js"
 import { SIGMA_INIT } from "../domain/edm/Edm.js"
 import { emaUpdate } from "../domain/optim/Ema.js"
-import { denoiseWith, type ApplyOptions, type Network } from "../domain/nn/Network.js"
+import { type ApplyOptions, type Network } from "../domain/nn/Network.js"
+import { generateWith } from "../domain/sid/FewStep.js"
 import type { Engine } from "../engine/Engine.js"
 import { Teacher } from "./Teacher.js"
 import { makeTrainableWeights, type TrainableWeights } from "./TrainableWeights.js"
 
 /** Which weights generate: the live θ (trained, differentiable) or the EMA θ_ema (for evaluation, docs/algorithm.md §9.1). */
 export type GeneratorWeights = "live" | "ema"
+
+/**
+ * Options of one generation: the network's train/evaluation options (of the first step), and the re-noise of a
+ * few-step generator (docs/few-step.md).
+ */
+export interface GenerateOptions extends ApplyOptions {
+  /**
+   * The k − 1 standard-normal re-noise tensors ε₁ … ε_{k−1} of a k-step generator, each shaped like z (training passes
+   * its sampler's draws); absent: drawn from the latent rows (`latentRenoise`, as a finished generator does).
+   */
+  readonly renoise?: ReadonlyArray<tf.Tensor>
+}
 
 /** What a generator provides. */
 export interface GeneratorShape {
@@ -27,6 +40,8 @@ export interface GeneratorShape {
   readonly sigmaData: number
   /** Shape of one sample, without the batch axis. */
   readonly dataShape: ReadonlyArray<number>
+  /** k, the generator's steps (docs/few-step.md); 1 for the one-step generator. Absent: 1. */
+  readonly steps?: number
   /** θ and its Adam state. */
   readonly weights: TrainableWeights
   /** θ_ema, by name. */
@@ -35,9 +50,11 @@ export interface GeneratorShape {
    * x_g = D(σ_init·z; σ_init, c) for standard-normal z [N, ...dataShape] (docs/algorithm.md §6), with one-hot `labels` [N, labelDim]
    * for a class-conditional generator (`network.labelDim` > 0). With "live" the result is differentiable with respect
    * to θ. `options.dropout` runs the live G in train mode (docs/algorithm.md §9.1: the generator step only); G_ema is always in
-   * evaluation mode (an error to ask otherwise). Synchronous: call inside `tf.tidy` or a gradient closure.
+   * evaluation mode (an error to ask otherwise). With {@link GeneratorShape.steps} k > 1, the k-step sample of
+   * `domain/sid/FewStep` (re-noise from `options.renoise`, else from the latents). Synchronous: call inside `tf.tidy`
+   * or a gradient closure.
    */
-  readonly generate: (z: tf.Tensor, weights?: GeneratorWeights, labels?: tf.Tensor2D, options?: ApplyOptions) => tf.Tensor
+  readonly generate: (z: tf.Tensor, weights?: GeneratorWeights, labels?: tf.Tensor2D, options?: GenerateOptions) => tf.Tensor
   /** θ_ema ← β·θ_ema + (1−β)·θ (docs/algorithm.md §9.1). */
   readonly updateEma: (beta: number) => void
   /** Overwrites θ_ema (from a checkpoint). */
@@ -71,6 +88,8 @@ export interface GeneratorOptions {
    * SiD²A starts from a distilled generator (docs/algorithm.md §13). The caller keeps ownership. Default: the teacher's (docs/algorithm.md §6).
    */
   readonly initial?: Parameters
+  /** k, the generator's steps (docs/few-step.md); default 1, the one-step generator. */
+  readonly steps?: number
 }
 
 /** θ_ema in engine variables: updated by one tensor EMA step over all parameters. */
@@ -161,11 +180,13 @@ export const layer = (options: GeneratorOptions): Layer.Layer<Generator, never, 
       const weights = yield* makeTrainableWeights(params, options.optimizer)
       const ema = yield* (options.emaInHost === true ? hostEma(params) : engineEma(params))
       const sigmaInit = options.sigmaInit ?? SIGMA_INIT
+      const steps = options.steps ?? 1
       return Generator.of({
         network,
         sigmaInit,
         sigmaData: teacher.sigmaData,
         dataShape: teacher.dataShape,
+        steps,
         weights,
         get ema() {
           return ema.tensors()
@@ -175,14 +196,14 @@ export const layer = (options: GeneratorOptions): Layer.Layer<Generator, never, 
             throw new Error("G_ema runs in evaluation mode only (docs/algorithm.md §9.1): no dropout for generate(z, \"ema\")")
           }
           return tf.tidy(() =>
-            denoiseWith(
+            generateWith(
               network,
               which === "live" ? weights.variables : ema.tensors(),
-              tf.mul(z, sigmaInit),
-              sigmaInit,
-              teacher.sigmaData,
+              z,
+              { sigmaInit, sigmaData: teacher.sigmaData, steps },
               labels,
-              options
+              options,
+              options?.renoise
             )
           )
         },

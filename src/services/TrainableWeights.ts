@@ -135,7 +135,8 @@ const makeEngineWeights = (
         tf.tidy(() => {
           const clip = options.clipValue
           // Sanitising changes only non-finite entries: with none, the gradients are already clean.
-          const clean = nonFinite === 0 ? grads : sanitizeGradients(grads)
+          // (Only when measured here: a caller that passes its own statistics reads them later.)
+          const clean = options.statistics === undefined && nonFinite === 0 ? grads : sanitizeGradients(grads)
           const clipped = clip === undefined
             ? clean
             : Object.fromEntries(Object.entries(clean).map(([n, g]) => [n, tf.clipByValue(g, -clip, clip)]))

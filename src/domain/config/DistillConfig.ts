@@ -23,6 +23,7 @@ import {
   DropoutRate,
   DropoutRateRule,
   Epsilon,
+  GeneratorSteps,
   HalfLifeKimg,
   Interval,
   LearningRate,
@@ -119,7 +120,12 @@ export const DISTILL_DEFAULTS = {
    * docs/algorithm.md §13 (SiD²A): start G and G_ema from a distilled generator (a run directory's newest checkpoint or an
    * exported generator file) instead of the teacher's weights; null: from the teacher (docs/algorithm.md §6).
    */
-  initGenerator: null
+  initGenerator: null,
+  /**
+   * docs/few-step.md: k, the generator's steps (SiDA's `generate_multistep`, `--num_steps_train`): G applied on the
+   * σ ladder σ_init·(k − s)/k with re-noising between steps, trained on the final output; 1: the one-step generator.
+   */
+  generatorSteps: 1
 } as const
 
 /** Settings of the in-process network fit of a mixture teacher (`gmm:`, `gmm-dsm:`), which G and ψ start from. */
@@ -338,7 +344,12 @@ export class DistillConfig extends Schema.Class<DistillConfig>("DistillConfig")(
   initGenerator: withDefault(
     Schema.NullOr(Schema.String.pipe(Schema.minLength(1))).annotations({ message: () => InitGeneratorRule }),
     () => DISTILL_DEFAULTS.initGenerator
-  )
+  ),
+  /**
+   * k, the generator's steps (docs/few-step.md): G applied k times on the σ ladder σ_init·(k − s)/k, s = 0 … k−1, with
+   * re-noising between steps; both losses see the final output. 1: the one-step generator (docs/algorithm.md §6).
+   */
+  generatorSteps: withDefault(GeneratorSteps, () => GeneratorSteps.make(DISTILL_DEFAULTS.generatorSteps))
 }) {
   /** The configuration with every default (docs/algorithm.md §9.2, §12.3). */
   static get defaults(): DistillConfig {
@@ -408,6 +419,11 @@ export const DISTILL_FLAGS: { readonly [K in keyof typeof DISTILL_DEFAULTS]: Set
   initGenerator: {
     flag: "init-generator",
     description: "SiD²A: start G from a distilled generator (a run directory or an exported generator file) instead of the teacher"
+  },
+  generatorSteps: {
+    flag: "generator-steps",
+    description: "k, the generator's steps: G applied k times on the σ ladder σ_init·(k − s)/k with re-noising between " +
+      "steps, trained on the final output (1: one-step; docs/few-step.md)"
   }
 }
 

@@ -260,3 +260,15 @@ export const WarmupKimg = finiteNumber(WarmupKimgRule).pipe(
 ).annotations({ identifier: "WarmupKimg" })
 /** @see {@link WarmupKimg} */
 export type WarmupKimg = typeof WarmupKimg.Type
+
+/** Rule of {@link GeneratorSteps} (docs/few-step.md). */
+export const GeneratorStepsRule =
+  "must be an integer in 1..4 (k, the generator's steps on the σ ladder σ_init·(k − s)/k with re-noising between them; 1: the one-step generator; docs/few-step.md)"
+
+/** k, the number of generator steps (docs/few-step.md; SiDA's `--num_steps_train`): an integer in 1 … 4. */
+export const GeneratorSteps = integer(GeneratorStepsRule).pipe(
+  Schema.between(1, 4, withRule(GeneratorStepsRule)),
+  Schema.brand("GeneratorSteps")
+).annotations({ identifier: "GeneratorSteps" })
+/** @see {@link GeneratorSteps} */
+export type GeneratorSteps = typeof GeneratorSteps.Type

@@ -9,7 +9,8 @@
  *   checkpoint manifests).
  *
  * Both carry `sigma_init`, `sigma_data`, `label_dim`, `data_shape`, `source` and the provenance (`run_dir`, `step`,
- * `teacher`, `weights`) in their metadata. docs/generator-format.md describes the layout. This module depends on
+ * `teacher`, `weights`) in their metadata, and `generator_steps` for a few-step generator (k > 1, docs/few-step.md;
+ * absent, as in files written before it existed: k = 1). docs/generator-format.md describes the layout. This module depends on
  * `@tensorflow/tfjs` alone (the browser entry imports it).
  *
  * @module
@@ -21,6 +22,7 @@ import { type LoadedDenoiser, type Network, NETWORK_KINDS, networkFromDescriptio
 import type { GeneratorProvenance, OneStepWeights } from "../sid/OneStep.js"
 import { compareShapes, shapesMatch } from "../nn/Parameters.js"
 import { decodeSafetensors, encodeSafetensors, type NamedArray, type SafetensorsFile } from "./Safetensors.js"
+import { checkGeneratorSteps, MAX_GENERATOR_STEPS } from "../sid/FewStep.js"
 
 /** Format tag of a generator file of an EDM network (EDM's own layout). */
 export const EDM_GENERATOR_FORMAT = "edm-safetensors-v1"
@@ -70,10 +72,11 @@ const provenanceMetadata = (p: GeneratorProvenance): Record<string, string> => (
 
 /**
  * The bytes of a generator file for these weights, in {@link generatorFileFormat} of their network. Throws an Error
- * when the parameters do not fit the network.
+ * when the parameters do not fit the network or `generatorSteps` is not an integer in 1..4.
  */
 export const encodeGeneratorFile = (weights: OneStepWeights): Uint8Array => {
   const { network } = weights
+  if (weights.generatorSteps !== undefined) checkGeneratorSteps(weights.generatorSteps)
   const format = generatorFileFormat(network.description.kind)
   const common = {
     format,
@@ -82,6 +85,7 @@ export const encodeGeneratorFile = (weights: OneStepWeights): Uint8Array => {
     label_dim: String(network.labelDim),
     data_shape: JSON.stringify(network.dataShape),
     source: "sid-ts",
+    ...((weights.generatorSteps ?? 1) === 1 ? {} : { generator_steps: String(weights.generatorSteps) }),
     ...provenanceMetadata(weights.provenance)
   }
   if (format === EDM_GENERATOR_FORMAT) {
@@ -122,6 +126,17 @@ const positiveNumber = (metadata: Readonly<Record<string, string>>, key: string)
   const value = Number(text)
   if (text === undefined || !(Number.isFinite(value) && value > 0)) {
     throw corrupt(`the metadata needs \`${key}\` (a positive number), got ${JSON.stringify(text ?? null)}`)
+  }
+  return value
+}
+
+/** k of a generator file: `generator_steps`, an integer in 1 … MAX_GENERATOR_STEPS; absent: 1 (one-step). */
+const generatorStepsOf = (metadata: Readonly<Record<string, string>>): number => {
+  const text = metadata["generator_steps"]
+  if (text === undefined) return 1
+  const value = Number(text)
+  if (!(Number.isInteger(value) && value >= 1 && value <= MAX_GENERATOR_STEPS)) {
+    throw corrupt(`the metadata's \`generator_steps\` must be an integer in 1..${MAX_GENERATOR_STEPS}, got ${JSON.stringify(text)}`)
   }
   return value
 }
@@ -226,6 +241,7 @@ export const decodeGeneratorFile = (bytes: Uint8Array): DecodedGenerator => {
     )
   }
   const sigmaInit = positiveNumber(file.metadata, "sigma_init")
+  const generatorSteps = generatorStepsOf(file.metadata)
   const { network, params, sigmaData } = format === SID_GENERATOR_FORMAT ? decodeSid(file) : decodeEdm(file)
-  return { format, network, params, sigmaInit, sigmaData, provenance: provenanceOf(file.metadata) }
+  return { format, network, params, sigmaInit, sigmaData, generatorSteps, provenance: provenanceOf(file.metadata) }
 }

@@ -13,8 +13,9 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
-import { denoiseWith, type Network, type NetworkDescription } from "../nn/Network.js"
+import { type Network, type NetworkDescription } from "../nn/Network.js"
 import { makeStream, normals } from "../data/RandomStream.js"
+import { generateWith } from "./FewStep.js"
 
 /** Label of the random stream that latents are drawn from (see the module docs). */
 export const LATENT_STREAM = "evaluation"
@@ -65,6 +66,8 @@ export interface OneStepWeights {
   readonly sigmaInit: number
   /** σ_data of the EDM preconditioning (docs/algorithm.md §2.3). */
   readonly sigmaData: number
+  /** k, the generator's steps (`domain/sid/FewStep`, docs/few-step.md); absent: 1, the one-step generator. */
+  readonly generatorSteps?: number
   readonly provenance: GeneratorProvenance
 }
 
@@ -82,11 +85,17 @@ export interface OneStepGenerator {
   readonly sigmaData: number
   /** Classes of a class-conditional generator; 0 when it is unconditional. */
   readonly labelDim: number
+  /**
+   * k, the network evaluations per sample (`domain/sid/FewStep`, docs/few-step.md): 1 for a one-step generator; for
+   * k > 1 the re-noise between steps is drawn from each latent row (`latentRenoise`), so samples still depend on the
+   * latents alone.
+   */
+  readonly generatorSteps: number
   readonly provenance: GeneratorProvenance
   /**
    * `n` samples [n, ...dataShape] (images in about [-1, 1]) from the latents of `seed` ({@link fixedLatents}), or from
    * the given standard-normal latents [n, ...dataShape]. A class-conditional generator takes one class index per
-   * sample (default: classes in turn, 0, 1, …). One network evaluation; the caller owns the result. Throws an Error
+   * sample (default: classes in turn, 0, 1, …). {@link OneStepGenerator.generatorSteps} network evaluations; the caller owns the result. Throws an Error
    * for classes that do not fit.
    */
   readonly generate: (latents: number | tf.Tensor, seed?: number, classes?: ReadonlyArray<number>) => tf.Tensor
@@ -94,10 +103,17 @@ export interface OneStepGenerator {
   readonly dispose: () => void
 }
 
-/** x = D_θ(σ_init·z; σ_init, c): one evaluation of the generator on latents z (docs/algorithm.md §6). The caller owns the result. */
+/**
+ * x = D_θ(σ_init·z; σ_init, c): one evaluation of the generator on latents z (docs/algorithm.md §6); with `generatorSteps` k > 1,
+ * the k-step sample of `domain/sid/FewStep` (re-noise from the latents). The caller owns the result.
+ */
 export const oneStepSample = (weights: OneStepWeights, z: tf.Tensor, labels?: tf.Tensor2D): tf.Tensor =>
   tf.tidy(() =>
-    denoiseWith(weights.network, weights.params, tf.mul(z, weights.sigmaInit), weights.sigmaInit, weights.sigmaData, labels)
+    generateWith(weights.network, weights.params, z, {
+      sigmaInit: weights.sigmaInit,
+      sigmaData: weights.sigmaData,
+      steps: weights.generatorSteps ?? 1
+    }, labels)
   )
 
 /** A {@link OneStepGenerator} over the given weights; it takes ownership of their tensors (`dispose` frees them). */
@@ -110,6 +126,7 @@ export const oneStepGenerator = (weights: OneStepWeights): OneStepGenerator => {
     sigmaInit: weights.sigmaInit,
     sigmaData: weights.sigmaData,
     labelDim: network.labelDim,
+    generatorSteps: weights.generatorSteps ?? 1,
     provenance: weights.provenance,
     generate: (latents, seed = 0, classes) =>
       tf.tidy(() => {

@@ -28,6 +28,7 @@ import { type Checkpoint, CheckpointError } from "../CheckpointStore.js"
 import { type Engine, withEngineEffect } from "../../engine/Engine.js"
 import { writeFileAtomic } from "../../platform/AtomicFile.js"
 import { fromNamedArrays, shapesWithPrefix } from "../../platform/NamedTensors.js"
+import { MAX_GENERATOR_STEPS } from "../../domain/sid/FewStep.js"
 
 export { EDM_GENERATOR_FORMAT, SID_GENERATOR_FORMAT } from "../../domain/data/GeneratorFile.js"
 
@@ -52,6 +53,18 @@ export interface ExportOptions {
   readonly weights?: "ema" | "live"
   /** The run directory, recorded as provenance (`run_dir`). */
   readonly runDir?: string
+  /**
+   * k, the steps the generator takes when sampled (docs/few-step.md), recorded in the file as `generator_steps`;
+   * default: the run's own (`generatorSteps` of the checkpoint's config; 1 for runs from before it existed).
+   */
+  readonly generatorSteps?: number
+}
+
+/** k of a checkpoint's run (`generatorSteps` of its encoded config); 1 when the config predates it. */
+export const checkpointGeneratorSteps = (checkpoint: Checkpoint): number => {
+  const config = checkpoint.manifest.config
+  const k = typeof config === "object" && config !== null ? (config as { readonly generatorSteps?: unknown }).generatorSteps : undefined
+  return typeof k === "number" ? k : 1
 }
 
 /** What {@link exportGenerator} wrote. */
@@ -62,6 +75,8 @@ export interface ExportedGenerator {
   readonly kind: string
   readonly step: number
   readonly weights: "ema" | "live"
+  /** k, the steps the file's generator takes (docs/few-step.md). */
+  readonly generatorSteps: number
 }
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
@@ -79,6 +94,13 @@ export const checkpointGenerator = (
     const weights = options.weights ?? "ema"
     const { manifest } = checkpoint
     const path = options.runDir ?? "checkpoint"
+    const generatorSteps = options.generatorSteps ?? checkpointGeneratorSteps(checkpoint)
+    if (!(Number.isInteger(generatorSteps) && generatorSteps >= 1 && generatorSteps <= MAX_GENERATOR_STEPS)) {
+      return yield* new CheckpointError({
+        path,
+        reason: `generator steps must be an integer in 1..${MAX_GENERATOR_STEPS}, got ${generatorSteps}`
+      })
+    }
     const network = yield* Effect.try({
       try: () => networkFromDescription(manifest.network),
       catch: (e) => new CheckpointError({ path, reason: `the checkpoint's network cannot be rebuilt (${message(e)})` })
@@ -99,6 +121,7 @@ export const checkpointGenerator = (
       params: fromNamedArrays(checkpoint.tensors, prefix),
       sigmaInit: manifest.sigmaInit,
       sigmaData: manifest.sigmaData,
+      generatorSteps,
       provenance: {
         ...(options.runDir === undefined ? {} : { runDir: options.runDir }),
         step: manifest.step,
@@ -142,7 +165,8 @@ export const exportGenerator = (
       format: generatorFileFormat(kind),
       kind,
       step: checkpoint.manifest.step,
-      weights: options.weights ?? "ema"
+      weights: options.weights ?? "ema",
+      generatorSteps: options.generatorSteps ?? checkpointGeneratorSteps(checkpoint)
     }
   })
 
