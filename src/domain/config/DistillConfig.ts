@@ -89,8 +89,8 @@ export const DISTILL_SETTINGS = {
   pStd: setting(LogNormalStd, P_STD, "p-std", "standard deviation of ln σ in the fake-score loss (EDM's P_std, §2.1)"),
   generatorLr: setting(LearningRate, 3e-4, "glr", "generator Adam learning rate (image runs: 1e-5, §9.2)"),
   fakeLr: setting(LearningRate, 3e-4, "lr", "fake-score Adam learning rate (image runs: 1e-5, §9.2)"),
-  batchSize: setting(BatchSize, 512, "batch", "generator samples per iteration"),
-  steps: setting(Steps, 20_000, "steps", "SiD iterations in total, counting resumed ones"),
+  batchSize: setting(BatchSize, 512, "batch", "generator samples per iteration", { placeholder: "<n>" }),
+  steps: setting(Steps, 20_000, "steps", "SiD iterations in total, counting resumed ones", { placeholder: "<n>" }),
   generatorBeta1: setting(AdamBeta, 0, "g-beta1", "generator Adam β1 (the fake score's is 0)"),
   beta2: setting(AdamBeta, 0.999, "beta2", "Adam β2 of both optimisers"),
   epsilon: setting(Epsilon, 1e-8, "epsilon", "Adam ε of both optimisers (§14)"),
@@ -103,9 +103,9 @@ export const DISTILL_SETTINGS = {
     "ema-rampup",
     "EMA rampup ratio (half-life ≤ ratio × samples seen); null: no rampup"
   ),
-  evalEvery: setting(Interval, 1_000, "eval-every", "evaluate the EMA generator every N iterations"),
-  checkpointEvery: setting(Interval, 5_000, "checkpoint-every", "write a checkpoint every N iterations"),
-  seed: setting(Seed, 0, "seed", "random seed of every stream of the run"),
+  evalEvery: setting(Interval, 1_000, "eval-every", "evaluate the EMA generator every N iterations", { placeholder: "<n>" }),
+  checkpointEvery: setting(Interval, 5_000, "checkpoint-every", "write a checkpoint every N iterations", { placeholder: "<n>" }),
+  seed: setting(Seed, 0, "seed", "random seed of every stream of the run", { placeholder: "<n>" }),
   lowMemory: setting(
     Schema.Boolean.annotations({ message: () => LowMemoryRule }),
     false,
@@ -118,9 +118,11 @@ export const DISTILL_SETTINGS = {
     null,
     "dropout",
     "train-mode dropout of G (generator step) and ψ (fake step); null: the teacher network's own rate",
-    { input: "number", defaultText: "null (the teacher network's own rate)" }
+    { input: "number" }
   ),
-  loss: setting(GeneratorLossName, "sid", "loss", "generator loss: sid, dmd (no network Jacobians), l1 or l2 (one term alone)"),
+  loss: setting(GeneratorLossName, "sid", "loss", "generator loss: sid, dmd (no network Jacobians), l1 or l2 (one term alone)", {
+    placeholder: "<name>"
+  }),
   normalizer: setting(
     Schema.Boolean.annotations({ message: () => NormalizerRule }),
     true,
@@ -140,7 +142,10 @@ export const DISTILL_SETTINGS = {
     "adversarial",
     "SiDA: the fake score doubles as a discriminator on real images (needs --data)"
   ),
-  data: setting(RealDataName, null, "data", "real images for SiDA's discriminator: mnist, or null (none)", { input: "text" }),
+  data: setting(RealDataName, null, "data", "real images for SiDA's discriminator: mnist, or null (none)", {
+    input: "text",
+    placeholder: "<name>"
+  }),
   lsd: setting(AdversarialScale, 1, "lsd", "SiDA: discriminator loss multiplier"),
   lsgGan: setting(AdversarialScale, 0.01, "lsg-gan", "SiDA: multiplier of the generator's adversarial term"),
   generatorWarmupKimg: setting(WarmupKimg, 100, "g-warmup", "SiDA: thousands of images before G's first update"),
@@ -155,7 +160,7 @@ export const DISTILL_SETTINGS = {
     null,
     "init-generator",
     "SiD²A: start G from a distilled generator (a run directory or an exported generator file); null: from the teacher",
-    { input: "text" }
+    { input: "text", placeholder: "<path>" }
   )
 } as const satisfies SettingTable
 

@@ -24,6 +24,8 @@ export interface Setting<S extends Schema.Schema.AnyNoContext = Schema.Schema.An
   readonly input: SettingInput
   /** The default as help shows it, where the value alone does not say it (e.g. null: "the network's own rate"). */
   readonly defaultText?: string
+  /** The value's placeholder in the help (`<n>`, `<dir>`); absent: one for its input. */
+  readonly placeholder?: string
 }
 
 /**
@@ -35,7 +37,7 @@ export const setting = <S extends Schema.Schema.AnyNoContext>(
   defaultValue: Schema.Schema.Encoded<S>,
   flag: string,
   description: string,
-  options: { readonly input?: SettingInput; readonly defaultText?: string } = {}
+  options: { readonly input?: SettingInput; readonly defaultText?: string; readonly placeholder?: string } = {}
 ): Setting<S> => {
   const input = options.input ??
     (typeof defaultValue === "number"
@@ -48,7 +50,15 @@ export const setting = <S extends Schema.Schema.AnyNoContext>(
       ? "list"
       : undefined)
   if (input === undefined) throw new Error(`setting --${flag}: say how its flag is read (its default is ${String(defaultValue)})`)
-  return { schema, default: defaultValue, flag, description, input, ...(options.defaultText === undefined ? {} : { defaultText: options.defaultText }) }
+  return {
+    schema,
+    default: defaultValue,
+    flag,
+    description,
+    input,
+    ...(options.defaultText === undefined ? {} : { defaultText: options.defaultText }),
+    ...(options.placeholder === undefined ? {} : { placeholder: options.placeholder })
+  }
 }
 
 /** A table of settings, keyed by config field. */

@@ -62,8 +62,8 @@ export const ChannelMult = Schema.Array(Width).pipe(
  * fields, {@link TEACHER_DEFAULTS} and the flags and help of `sid teacher train` are built from it.
  */
 export const TEACHER_SETTINGS = {
-  steps: setting(Steps, 3000, "steps", "optimiser steps in total, counting resumed ones"),
-  batchSize: setting(BatchSize, 32, "batch", "images per step"),
+  steps: setting(Steps, 3000, "steps", "optimiser steps in total, counting resumed ones", { placeholder: "<n>" }),
+  batchSize: setting(BatchSize, 32, "batch", "images per step", { placeholder: "<n>" }),
   learningRate: setting(
     LearningRate,
     2e-3,
@@ -96,12 +96,14 @@ export const TEACHER_SETTINGS = {
     "conditional",
     "a class-conditional UNet (labelDim 10) fed one-hot digit labels"
   ),
-  baseChannels: setting(Width, 32, "base-channels", "UNet base channels (§2.3)"),
+  baseChannels: setting(Width, 32, "base-channels", "UNet base channels (§2.3)", { placeholder: "<n>" }),
   channelMult: setting(ChannelMult, [1, 2, 2], "channel-mult", "UNet channel multipliers per resolution, highest first"),
-  blocksPerResolution: setting(Width, 1, "blocks", "residual blocks per resolution"),
-  groups: setting(Width, 8, "groups", "GroupNorm groups; must divide every normalised channel count"),
-  checkpointEvery: setting(Interval, 500, "checkpoint-every", "write a checkpoint and the teacher file every N steps (§9.3)"),
-  seed: setting(Seed, 0, "seed", "random seed")
+  blocksPerResolution: setting(Width, 1, "blocks", "residual blocks per resolution", { placeholder: "<n>" }),
+  groups: setting(Width, 8, "groups", "GroupNorm groups; must divide every normalised channel count", { placeholder: "<n>" }),
+  checkpointEvery: setting(Interval, 500, "checkpoint-every", "write a checkpoint and the teacher file every N steps (§9.3)", {
+    placeholder: "<n>"
+  }),
+  seed: setting(Seed, 0, "seed", "random seed", { placeholder: "<n>" })
 } as const satisfies SettingTable
 
 /** Default values, as plain values (read from {@link TEACHER_SETTINGS}). */
