@@ -502,6 +502,6 @@ export const distillHelp: CliNode = {
     "edm:<file> a safetensors file of an EDM network (`sid export` writes one for an EDM-teacher run); any other " +
     "value is the path of a sid-ts teacher file.",
     ...TEACHER_KINDS.map((kind) => `Preset ${kind} (${DISTILL_PRESETS[kind].description}): ${describePreset(kind)}`),
-    "Example: sid distill --teacher gmm:grid25 --steps 5000 --run-dir runs/grid25"
+    "Example: sid distill --teacher gmm:grid25 --steps 4000 --run-dir runs/grid25"
   ]
 }
