@@ -40,11 +40,9 @@ import { captureCheckpoint, type Progress, restoreCheckpoint } from "./Checkpoin
 import { yieldToEventLoop } from "../engine/EventLoop.js"
 import { evaluateGenerator } from "./Evaluation.js"
 import { addFinalCheckpoint } from "./FinalCheckpoint.js"
-import { iterate, type IterationServices, type IterationSettings } from "./Iteration.js"
+import { iterate, type IterationServices, type IterationSettings, SigmaSummary } from "./Iteration.js"
 import { adversarialSettingsOf } from "./Sida.js"
 import { augmentSettingsOf } from "../domain/sid/Augment.js"
-
-const SigmaSummary = Schema.Struct({ min: Schema.Number, median: Schema.Number, max: Schema.Number })
 
 /** One element of the distillation stream: what an iteration measured, plus evaluation/checkpoint results. */
 export class StepReport extends Schema.Class<StepReport>("StepReport")({

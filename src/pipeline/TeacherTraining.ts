@@ -16,7 +16,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Option, Ref, Schema, Stream } from "effect"
 import { emaBeta } from "../domain/optim/Ema.js"
-import { unetNetwork } from "../domain/nn/Network.js"
+import { NetworkDescription, unetNetwork } from "../domain/nn/Network.js"
 import { adam, type Optimizer } from "../domain/optim/Optimizer.js"
 import { cloneParameters, countParameters, type ParameterShapes } from "../domain/nn/Parameters.js"
 import { makeStream, type StreamState, uniforms } from "../domain/data/RandomStream.js"
@@ -55,7 +55,7 @@ export class TeacherStartReport extends Schema.Class<TeacherStartReport>("Teache
   resumedFrom: Schema.optional(Schema.String),
   dataset: Schema.String,
   trainImages: Schema.Int,
-  network: Schema.Struct({ kind: Schema.String, spec: Schema.Unknown }),
+  network: NetworkDescription,
   parameters: Schema.Int
 }) {}
 
