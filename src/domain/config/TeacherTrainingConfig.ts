@@ -68,7 +68,7 @@ export const TEACHER_SETTINGS = {
     LearningRate,
     2e-3,
     "lr",
-    "Adam learning rate after the warm-up (EDM: 1e-3, §2.4; 2e-3 trained the default UNet faster, with no instability)"
+    "Adam learning rate after the warm-up (EDM: 1e-3; 2e-3 trained the default UNet faster, with no instability)"
   ),
   learningRateRampupKimg: setting(
     RampupKimg,
@@ -76,7 +76,7 @@ export const TEACHER_SETTINGS = {
     "lr-rampup",
     "linear learning-rate warm-up, in thousands of images (EDM: 10,000; short here)"
   ),
-  beta1: setting(AdamBeta, 0.9, "beta1", "Adam β1 (EDM teacher training: 0.9, §2.4)"),
+  beta1: setting(AdamBeta, 0.9, "beta1", "Adam β1 (EDM teacher training: 0.9)"),
   beta2: setting(AdamBeta, 0.999, "beta2", "Adam β2"),
   epsilon: setting(Epsilon, 1e-8, "epsilon", "Adam ε"),
   emaHalfLifeKimg: setting(HalfLifeKimg, 10, "ema-half-life", "EMA half-life of the weights, in thousands of images (EDM: 500)"),
@@ -84,11 +84,11 @@ export const TEACHER_SETTINGS = {
     Schema.NullOr(RampupRatio).annotations({ message: () => RampupRatioRule }),
     0.05,
     "ema-rampup",
-    "EMA rampup ratio (half-life ≤ ratio × images seen, §9.1); null: no rampup"
+    "EMA rampup ratio (half-life ≤ ratio × images seen); null: no rampup"
   ),
-  sigmaData: setting(PositiveSigma, SIGMA_DATA, "sigma-data", "σ_data of the EDM preconditioning (§2.1)"),
-  pMean: setting(LogNormalMean, P_MEAN, "p-mean", "mean of ln σ of the training noise (EDM's P_mean, §2.1)"),
-  pStd: setting(LogNormalStd, P_STD, "p-std", "standard deviation of ln σ of the training noise (EDM's P_std, §2.1)"),
+  sigmaData: setting(PositiveSigma, SIGMA_DATA, "sigma-data", "σ_data of the EDM preconditioning"),
+  pMean: setting(LogNormalMean, P_MEAN, "p-mean", "mean of ln σ of the training noise (EDM's P_mean)"),
+  pStd: setting(LogNormalStd, P_STD, "p-std", "standard deviation of ln σ of the training noise (EDM's P_std)"),
   resolution: setting(Resolution, 16, "resolution", "MNIST image side: 16 (downsampled), 28 (native) or 32 (padded)"),
   conditional: setting(
     Schema.Boolean.annotations(withRule("must be true or false")),
@@ -96,11 +96,11 @@ export const TEACHER_SETTINGS = {
     "conditional",
     "a class-conditional UNet (labelDim 10) fed one-hot digit labels"
   ),
-  baseChannels: setting(Width, 32, "base-channels", "UNet base channels (§2.3)", { placeholder: "<n>" }),
+  baseChannels: setting(Width, 32, "base-channels", "UNet base channels", { placeholder: "<n>" }),
   channelMult: setting(ChannelMult, [1, 2, 2], "channel-mult", "UNet channel multipliers per resolution, highest first"),
   blocksPerResolution: setting(Width, 1, "blocks", "residual blocks per resolution", { placeholder: "<n>" }),
   groups: setting(Width, 8, "groups", "GroupNorm groups; must divide every normalised channel count", { placeholder: "<n>" }),
-  checkpointEvery: setting(Interval, 500, "checkpoint-every", "write a checkpoint and the teacher file every N steps (§9.3)", {
+  checkpointEvery: setting(Interval, 500, "checkpoint-every", "write a checkpoint and the teacher file every N steps", {
     placeholder: "<n>"
   }),
   seed: setting(Seed, 0, "seed", "random seed", { placeholder: "<n>" })
