@@ -56,6 +56,7 @@ import {
   docsOf,
   FlagError,
   nameFlags,
+  numberOrText,
   optionsOf,
   settingFlags,
   settingOverrides,
@@ -143,7 +144,10 @@ const countFlag = (key: CountSetting, value: Option.Option<string>, fallback: nu
   Option.match(value, {
     onNone: () => Either.right(fallback),
     onSome: (text) =>
-      Either.map(decodeFlag(RUN[key].flag, RUN[key].schema as Schema.Schema<number | null>, text), (v) => v ?? fallback)
+      Either.map(
+        decodeFlag(RUN[key].flag, RUN[key].schema as Schema.Schema<number | null>, text, (t) => (t.trim() === "null" ? null : numberOrText(t))),
+        (v) => v ?? fallback
+      )
   })
 
 /** Everything a run needs, validated, before anything is written. */

@@ -15,6 +15,12 @@ export const wholeNumber = (min: number, what: string) => {
   return Schema.Number.annotations(message).pipe(Schema.int(message), Schema.greaterThanOrEqualTo(min, message))
 }
 
+/** {@link wholeNumber} or null (where null means "the default"), with the same one rule. */
+export const wholeNumberOrNull = (min: number, what: string) =>
+  Schema.NullOr(wholeNumber(min, what)).annotations({
+    message: () => ({ message: `must be a whole number ≥ ${min} (${what})`, override: true })
+  })
+
 const FIT = DISTILL_PRESETS.lowDimensional.teacherFit
 
 const Text = Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty" }))
@@ -42,28 +48,28 @@ export const DISTILL_RUN_SETTINGS = {
     placeholder: "<n>"
   }),
   baselineSamples: setting(
-    Schema.NullOr(wholeNumber(0, "0 skips the baseline")),
+    wholeNumberOrNull(0, "0 skips the baseline"),
     null,
     "baseline-samples",
     "samples of the teacher's Heun-sampler baseline evaluation (0 skips it)",
     { input: "number", placeholder: "<n>", defaultText: "the --eval-samples value" }
   ),
   teacherFitSteps: setting(
-    Schema.NullOr(wholeNumber(1, "steps of the teacher network's fit")),
+    wholeNumberOrNull(1, "steps of the teacher network's fit"),
     null,
     "teacher-fit-steps",
     "steps of the in-process MLP fit of a gmm: or gmm-dsm: teacher",
     { input: "number", placeholder: "<n>", defaultText: `the preset's, ${FIT.steps}` }
   ),
   teacherHidden: setting(
-    Schema.NullOr(wholeNumber(1, "hidden width of the fitted MLP")),
+    wholeNumberOrNull(1, "hidden width of the fitted MLP"),
     null,
     "teacher-hidden",
     "hidden width of the MLP fitted in process for a gmm: or gmm-dsm: teacher; G and ψ start from it",
     { input: "number", placeholder: "<n>", defaultText: `the preset's, ${FIT.hidden}` }
   ),
   teacherDepth: setting(
-    Schema.NullOr(wholeNumber(1, "hidden layers of the fitted MLP")),
+    wholeNumberOrNull(1, "hidden layers of the fitted MLP"),
     null,
     "teacher-depth",
     "hidden layers of the MLP fitted in process for a gmm: or gmm-dsm: teacher",
