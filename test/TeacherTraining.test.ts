@@ -102,7 +102,7 @@ describe("TeacherTrainingConfig (issue 4 §2)", () => {
     expect(error._tag).toBe("ConfigError")
     expect(error.issues.map((i) => i.field).sort()).toEqual(["baseChannel", "batchSize", "learningRate", "resolution"])
     expect(error.message).toMatch(/resolution = 20: must be 16, 28 or 32/)
-    expect(error.message).toMatch(/baseChannel = 8: is not a teacher-training setting/)
+    expect(error.message).toMatch(/baseChannel = 8: is not a TeacherTrainingConfig setting/)
   })
 
   it("rejects a UNet that does not fit the resolution or the group count", () => {
