@@ -45,6 +45,7 @@ import * as Engine from "../engine/Engine.js"
 import * as ReferenceSpec from "../services/Metrics.js"
 import { claimRunDirectory, type ClaimMode, rewindLog, RunDirectoryError } from "../platform/RunDirectory.js"
 import * as TeacherSpec from "../services/Teacher.js"
+import { WebGpuAdapterReport } from "../engine/WebGpuAdapter.js"
 import { distill } from "../pipeline/Distill.js"
 import { evaluateTeacher } from "../pipeline/Evaluation.js"
 import { checkSidaConfig } from "../services/RealData.js"
@@ -65,6 +66,7 @@ import {
   textFlag
 } from "./Flags.js"
 import type { CliNode } from "./Help.js"
+import { Engine as EngineTag } from "../engine/Engine.js"
 import { evaluationsInLog, makeRunArtifacts, plottedValue } from "./RunArtifacts.js"
 import { type ClosingSummary, drawForClosing, summaryTable, writeSamplesPlot } from "./RunSummary.js"
 import { describeEvaluation, makeRunLog, toJsonLine } from "./RunLog.js"
@@ -100,6 +102,11 @@ const runDirFlags = {
     default: "none"
   }),
   engine: engineFlag,
+  allowSoftwareGpu: switchFlag(
+    "allow-software-gpu",
+    "let --engine webgpu run on a software (fallback) adapter such as Mesa's llvmpipe (env SID_WEBGPU_SOFTWARE=1): " +
+      "for correctness checks, far slower than the CPU engines"
+  ),
   resume: switchFlag(
     "resume",
     "continue the run in --run-dir from its newest checkpoint, exactly where it stopped, with its recorded settings " +
@@ -298,7 +305,9 @@ export const runDistill = (o: Parsed) =>
         const choice = yield* Engine.explainAuto()
         yield* Effect.sync(() => console.log(`engine: ${choice.name} (auto: ${choice.reason})`))
       }
-      yield* startRun(p).pipe(Effect.provide(Engine.layer(o.engine)))
+      yield* startRun(p).pipe(
+        Effect.provide(Engine.layer(o.engine, o.allowSoftwareGpu ? { allowSoftwareGpu: true } : undefined))
+      )
     })
   )
 
@@ -361,6 +370,10 @@ const startRun = (p: Plan) =>
       const artifacts = yield* makeRunArtifacts({ runDir: p.runDir, logPath, seed: config.seed + 104_729 })
       const evaluating = ReferenceSpec.hasReference(yield* MetricsTag)
       const body = Effect.gen(function*() {
+        const adapter = (yield* EngineTag).facts.adapter
+        if (adapter !== undefined) {
+          yield* log.note(`engine webgpu on ${adapter.summary}`, { adapter: Schema.encodeSync(WebGpuAdapterReport)(adapter) })
+        }
         if (!evaluating) yield* log.note("no reference set for this teacher: evaluations are skipped (see --reference)", {})
         if (evaluating && p.mode !== "resume" && p.baselineSamples > 0) {
           const t = yield* evaluateTeacher(p.baselineSamples, config.seed + 7919)

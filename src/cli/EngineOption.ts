@@ -8,11 +8,11 @@ import { Config, Either } from "effect"
 import { EngineName } from "../engine/Engine.js"
 import { decodeFlag, documented, type Flag } from "./Flags.js"
 
-/** `--engine`: auto (default: wasm-native where its addon is built, else wasm), wasm, wasm-native, cpu, tfjs-node(-gpu). */
+/** `--engine`: auto (default: webgpu on a hardware GPU adapter, else wasm-native where its addon is built, else wasm), webgpu, wasm, wasm-native, cpu, tfjs-node(-gpu). */
 const ENGINE_DEFAULT = "auto"
 
-const ENGINE_DESCRIPTION = "tensor engine: auto (wasm-native where `npm run build:native` built its addon, else wasm), " +
-  "wasm, wasm-native, cpu, tfjs-node, tfjs-node-gpu"
+const ENGINE_DESCRIPTION = "tensor engine: auto (webgpu on a hardware GPU adapter, else wasm-native where " +
+  "`npm run build:native` built its addon, else wasm), webgpu, wasm, wasm-native, cpu, tfjs-node, tfjs-node-gpu"
 
 export const engineOption: Options.Options<EngineName> = Options.text("engine").pipe(
   Options.withFallbackConfig(Config.string("SID_ENGINE").pipe(Config.withDefault(ENGINE_DEFAULT))),

@@ -43,11 +43,11 @@ export interface FakeScoreShape {
 /** The fake-score service. */
 export class FakeScore extends Context.Tag("sid-ts/FakeScore")<FakeScore, FakeScoreShape>() {}
 
-// ---- layers ----
 /*
+ * Layers.
+ *
  * The fake-score layer: f_ψ initialised from the teacher's weights (docs/algorithm.md §6: ψ ← φ); with SiDA's discriminator view
  * (docs/algorithm.md §13) when the architecture has one.
- *
  */
 
 /** A fake score whose ψ starts as a copy of the teacher's weights; its variables are disposed on release. */

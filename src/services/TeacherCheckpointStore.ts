@@ -66,11 +66,11 @@ export class TeacherCheckpointStore
   extends Context.Tag("sid-ts/TeacherCheckpointStore")<TeacherCheckpointStore, TeacherCheckpointStoreShape>()
 {}
 
-// ---- layers ----
 /*
+ * Layers.
+ *
  * Teacher-checkpoint stores (issue 4 §2; docs/algorithm.md §9.3): the generic directory and memory stores of `CheckpointStore`
  * with the teacher-training manifest.
- *
  */
 
 /** The teacher-training checkpoint format: {@link TeacherCheckpointManifest} with `sid-ts-teacher-weights-v1` weights. */
