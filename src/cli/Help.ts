@@ -123,7 +123,11 @@ export const renderHelp = (node: CliNode, style: HelpStyle): string => {
     out.push(heading("Commands:", style))
     out.push(...table(leaves(node).map((leaf) => [leaf.path.slice(node.path.length).join(" "), leaf.summary] as const), style), "")
   }
-  const sections = [...(node.sections ?? []), { title: isGroup ? "Flags" : "Help", flags: [HELP_FLAG] }]
+  const own = node.sections ?? []
+  const last = own.at(-1)
+  const sections = isGroup && last !== undefined
+    ? [...own.slice(0, -1), { title: last.title, flags: [...last.flags, HELP_FLAG] }]
+    : [...own, { title: isGroup ? "Flags" : "Help", flags: [HELP_FLAG] }]
   for (const section of sections) {
     out.push(heading(`${section.title}:`, style))
     out.push(...table(section.flags.map((f) => [flagLabel(f), flagText(f)] as const), style), "")
