@@ -127,10 +127,10 @@ describe("sid distill (the CLI)", () => {
     const root = await mkdtemp(join(tmpdir(), "sid-flags-"))
     const cases: ReadonlyArray<readonly [ReadonlyArray<string>, RegExp]> = [
       [["--batch", "1.5"], /--batch = 1.5: must be an integer/],
-      [["--lr", "abc"], /--lr = "abc": must be in \(0, 1\]/],
+      [["--lr", "abc"], /--lr: 'abc' is not a number/],
       [["--eval-samples", "0"], /--eval-samples 0: must be a whole number ≥ 1/],
       [["--teacher-fit-steps", "-5"], /--teacher-fit-steps -5: must be a whole number ≥ 1/],
-      [["--engine", "nonsense"], /--engine nonsense: must be one of auto/],
+      [["--engine", "nonsense"], /--engine: 'nonsense' is not one of wasm, wasm-native, auto/],
       [["--config", join(root, "missing.json")], /--config .*missing.json: cannot read it/],
       [["--teacher", join(root, "missing.safetensors")], /cannot read the file/],
       [["--teacher", "gmm:nope"], /unknown mixture preset "nope"/],

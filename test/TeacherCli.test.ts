@@ -51,10 +51,10 @@ describe("sid teacher train (the CLI)", () => {
     expect((await logSteps(runDir)).slice(-3)).toEqual([stopped.step, stopped.step + 1, stopped.step + 2])
   })
 
-  it("rejects a bad setting with exit 1 and a message naming the field", async () => {
-    const run = sid(["teacher", "train", "--batch", "0", "--channel-mult", "1,x"])
+  it("rejects a bad setting with exit 1 and a message naming the flag", async () => {
+    const run = sid(["teacher", "train", "--batch", "0", "--channel-mult", "1,2,2,2,2,2"])
     expect(await run.exit).toBe(1)
-    expect(run.output()).toMatch(/batchSize = 0: must be/)
-    expect(run.output()).toMatch(/channelMult = \[1,null\]/)
+    expect(run.output()).toMatch(/--batch = 0: must be/)
+    expect(run.output()).toMatch(/--channel-mult = \[1,2,2,2,2,2\]: must be a list of 1 to 5/)
   })
 })

@@ -99,10 +99,10 @@ describe("TeacherTrainingConfig (issue 4 §2)", () => {
     const bad = decodeTeacherTrainingConfig({ batchSize: 0, resolution: 20, learningRate: -1, baseChannel: 8 })
     expect(Either.isLeft(bad)).toBe(true)
     const error = Either.getLeft(bad).pipe(Option.getOrThrow)
-    expect(error._tag).toBe("TeacherConfigError")
+    expect(error._tag).toBe("ConfigError")
     expect(error.issues.map((i) => i.field).sort()).toEqual(["baseChannel", "batchSize", "learningRate", "resolution"])
     expect(error.message).toMatch(/resolution = 20: must be 16, 28 or 32/)
-    expect(error.message).toMatch(/baseChannel = 8: is not a teacher-training setting/)
+    expect(error.message).toMatch(/baseChannel = 8: is not a TeacherTrainingConfig setting/)
   })
 
   it("rejects a UNet that does not fit the resolution or the group count", () => {

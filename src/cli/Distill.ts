@@ -8,8 +8,8 @@
  *
  * @module
  */
-import { engineOption } from "./EngineOption.js"
-import { Command, Options } from "@effect/cli"
+import { engineFlag } from "./EngineOption.js"
+import { Command, type Options } from "@effect/cli"
 import { mkdir, readdir, readFile, rename } from "node:fs/promises"
 import { join } from "node:path"
 import { Effect, Either, Layer, Option, Ref, Schema, Stream } from "effect"
@@ -17,11 +17,15 @@ import {
   decodeDistillConfig,
   describePreset,
   DISTILL_FLAGS,
+  DISTILL_PRESETS,
+  DISTILL_SETTINGS,
   distillPreset,
   type DistillConfig,
   encodeDistillConfig,
+  TEACHER_KINDS,
   type TeacherKind
 } from "../domain/config/DistillConfig.js"
+import { DISTILL_RUN_SETTINGS, wholeNumber } from "../domain/config/RunSettings.js"
 import {
   configDifferences,
   decodeRunRecord,
@@ -48,7 +52,20 @@ import { checkSidaConfig } from "../services/RealData.js"
 import { BestScore, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
 import { Generator as GeneratorTag } from "../services/Generator.js"
 import { Metrics as MetricsTag, type SampleMetrics } from "../services/Metrics.js"
-import { decodeFlag, FlagError, IntegerFlag, nameFlags, settingOptions, settingOverrides, type SettingValues, textFlag } from "./Flags.js"
+import {
+  decodeFlag,
+  docsOf,
+  FlagError,
+  nameFlags,
+  numberOrText,
+  optionsOf,
+  settingFlags,
+  settingOverrides,
+  type SettingValues,
+  switchFlag,
+  textFlag
+} from "./Flags.js"
+import type { CliNode } from "./Help.js"
 import { Engine as EngineTag } from "../engine/Engine.js"
 import { evaluationsInLog, makeRunArtifacts, plottedValue } from "./RunArtifacts.js"
 import { type ClosingSummary, drawForClosing, summaryTable, writeSamplesPlot } from "./RunSummary.js"
@@ -64,73 +81,62 @@ export class ConfigFileError extends Schema.TaggedError<ConfigFileError>()("Conf
   }
 }
 
-/** Defaults of the flags that are not config settings (the teacher fit's come from the preset). */
-const RUN_DEFAULTS = {
-  teacher: "gmm:ring8",
-  reference: "auto",
-  evalSamples: 10_000,
-  runDir: "runs/distill",
-  keep: 3
-} as const
+const RUN = DISTILL_RUN_SETTINGS
 
 const FIT = distillPreset("lowDimensional").teacherFit!
 
-/** The options of `sid distill`. */
-export const distillOptions = {
-  teacher: textFlag(
-    "teacher",
-    "teacher: gmm:<preset> (exact mixture: ring8, grid25, gauss1d), gmm-dsm:<preset> (an MLP trained in process on " +
-      "the mixture's samples), edm:<file.safetensors> (a pretrained EDM network) or the path of a sid-ts teacher file " +
-      `(default ${RUN_DEFAULTS.teacher}; a resumed run keeps its own)`
+/** The values the presets give a setting, for its help. */
+const presetValues = (key: string): ReadonlyArray<readonly [string, unknown]> =>
+  TEACHER_KINDS.flatMap((kind) => {
+    const config = DISTILL_PRESETS[kind].config as Partial<Record<string, unknown>>
+    return key in config ? [[kind, config[key]] as const] : []
+  })
+
+const runFlags = settingFlags(RUN)
+const configFlags = settingFlags(DISTILL_SETTINGS, presetValues)
+
+const runDirFlags = {
+  runDir: runFlags.runDir,
+  config: textFlag("config", "a JSON file of DistillConfig fields; flags given on the command line override it", {
+    placeholder: "<file>",
+    default: "none"
+  }),
+  engine: engineFlag,
+  allowSoftwareGpu: switchFlag(
+    "allow-software-gpu",
+    "let --engine webgpu run on a software (fallback) adapter such as Mesa's llvmpipe (env SID_WEBGPU_SOFTWARE=1): " +
+      "for correctness checks, far slower than the CPU engines"
   ),
-  reference: textFlag(
-    "reference",
-    "reference set for metrics: gmm:<preset>, mnist (MNIST-FID, IS, precision/recall in LeNet features), none, or " +
-      "auto (the teacher's mixture, or MNIST for one-channel 16/28/32-pixel image teachers; default auto)"
-  ),
-  baselineSamples: textFlag(
-    "baseline-samples",
-    "samples of the teacher's Heun-35 baseline evaluation (default: --eval-samples; 0 skips it)"
-  ),
-  engine: engineOption,
-  allowSoftwareGpu: Options.boolean("allow-software-gpu").pipe(
-    Options.withDescription(
-      "let --engine webgpu run on a software (fallback) adapter such as Mesa's llvmpipe (env SID_WEBGPU_SOFTWARE=1): " +
-        "for correctness checks, far slower than the CPU engines"
-    )
-  ),
-  config: textFlag("config", "a JSON file of DistillConfig fields; flags given on the command line override it"),
-  ...settingOptions(),
-  evalSamples: textFlag("eval-samples", `samples per evaluation (default ${RUN_DEFAULTS.evalSamples})`),
-  teacherFitSteps: textFlag(
-    "teacher-fit-steps",
-    `steps of the in-process MLP fit for gmm:/gmm-dsm: teachers (default: the preset's, ${FIT.steps})`
-  ),
-  teacherHidden: textFlag(
-    "teacher-hidden",
-    `hidden width of the MLP fitted in process for gmm:/gmm-dsm: teachers; G and ψ start from it (default: the preset's, ${FIT.hidden})`
-  ),
-  teacherDepth: textFlag(
-    "teacher-depth",
-    `hidden layers of the MLP fitted in process for gmm:/gmm-dsm: teachers (default: the preset's, ${FIT.depth})`
-  ),
-  runDir: textFlag("run-dir", `where the config, the JSONL log and the checkpoints go (default ${RUN_DEFAULTS.runDir})`),
-  keep: textFlag("keep", `checkpoints kept, newest first (default ${RUN_DEFAULTS.keep})`),
-  resume: Options.boolean("resume").pipe(
-    Options.withDescription(
-      "continue the run in --run-dir from its newest checkpoint, exactly where it stopped, with its recorded settings " +
-        "(flags may change only --steps, --eval-every, --checkpoint-every, --low-memory, evaluation sizes, --engine, --keep)"
-    )
+  resume: switchFlag(
+    "resume",
+    "continue the run in --run-dir from its newest checkpoint, exactly where it stopped, with its recorded settings " +
+      "(flags may change only --steps, --eval-every, --checkpoint-every, --low-memory, evaluation sizes, --engine, --keep)"
   ),
   resumeFrom: textFlag(
     "resume-from",
     "continue the run from the checkpoint of this step (e.g. when the newest is damaged); newer checkpoints are moved " +
-      "to checkpoints/superseded-<time>/, never deleted"
+      "to checkpoints/superseded-<time>/, never deleted",
+    { value: "integer", placeholder: "<step>" }
   ),
-  overwrite: Options.boolean("overwrite").pipe(
-    Options.withDescription("start afresh where --run-dir holds a run: the old run is moved aside (never deleted)")
-  )
+  overwrite: switchFlag("overwrite", "start afresh where --run-dir holds a run: the old run is moved aside (never deleted)"),
+  keep: runFlags.keep
 } as const
+
+const teacherFlags = {
+  teacher: runFlags.teacher,
+  reference: runFlags.reference,
+  evalSamples: runFlags.evalSamples,
+  baselineSamples: runFlags.baselineSamples,
+  teacherFitSteps: runFlags.teacherFitSteps,
+  teacherHidden: runFlags.teacherHidden,
+  teacherDepth: runFlags.teacherDepth
+} as const
+
+/** The flags of `sid distill`, each with its documentation. */
+export const distillFlags = { ...teacherFlags, ...runDirFlags, ...configFlags } as const
+
+/** The options of `sid distill`. */
+export const distillOptions = optionsOf(distillFlags)
 
 /** The parsed arguments of `sid distill`. */
 export type DistillArgs = {
@@ -138,10 +144,17 @@ export type DistillArgs = {
 }
 type Parsed = DistillArgs
 
-const integerFlag = (flag: string, value: Option.Option<string>, fallback: number, min: number, what: string) =>
+type CountSetting = "evalSamples" | "baselineSamples" | "teacherFitSteps" | "teacherHidden" | "teacherDepth" | "keep"
+
+/** A count flag of {@link DISTILL_RUN_SETTINGS}, decoded by its schema; `fallback` where absent (or null). */
+const countFlag = (key: CountSetting, value: Option.Option<string>, fallback: number): Either.Either<number, FlagError> =>
   Option.match(value, {
     onNone: () => Either.right(fallback),
-    onSome: (text) => decodeFlag(flag, IntegerFlag(min, what), text)
+    onSome: (text) =>
+      Either.map(
+        decodeFlag(RUN[key].flag, RUN[key].schema as Schema.Schema<number | null>, text, (t) => (t.trim() === "null" ? null : numberOrText(t))),
+        (v) => v ?? fallback
+      )
   })
 
 /** Everything a run needs, validated, before anything is written. */
@@ -175,21 +188,21 @@ const readJson = (path: string, onError: (reason: string) => ConfigFileError | R
  */
 export const planDistill = (o: Parsed) =>
   Effect.gen(function*() {
-    const runDir = Option.getOrElse(o.runDir, () => RUN_DEFAULTS.runDir)
+    const runDir = Option.getOrElse(o.runDir, () => RUN.runDir.default)
     if (o.resume && o.overwrite) {
       return yield* new FlagError({ flag: "overwrite", value: "", rule: "cannot be combined with --resume (choose one)" })
     }
     const resumeFrom = yield* Option.match(o.resumeFrom, {
       onNone: () => Either.right(undefined),
-      onSome: (text) => decodeFlag("resume-from", IntegerFlag(0, "a checkpoint's step"), text)
+      onSome: (text) => decodeFlag("resume-from", wholeNumber(0, "a checkpoint's step"), text)
     })
     if (resumeFrom !== undefined && o.overwrite) {
       return yield* new FlagError({ flag: "overwrite", value: "", rule: "cannot be combined with --resume-from (choose one)" })
     }
     const mode: ClaimMode = o.resume || resumeFrom !== undefined ? "resume" : o.overwrite ? "overwrite" : "fresh"
-    const evalSamples = yield* integerFlag("eval-samples", o.evalSamples, RUN_DEFAULTS.evalSamples, 1, "samples per evaluation")
-    const baselineSamples = yield* integerFlag("baseline-samples", o.baselineSamples, evalSamples, 0, "0 skips the baseline")
-    const keep = yield* integerFlag("keep", o.keep, RUN_DEFAULTS.keep, 1, "checkpoints kept")
+    const evalSamples = yield* countFlag("evalSamples", o.evalSamples, RUN.evalSamples.default)
+    const baselineSamples = yield* countFlag("baselineSamples", o.baselineSamples, evalSamples)
+    const keep = yield* countFlag("keep", o.keep, RUN.keep.default)
     const fromFile = yield* Option.match(o.config, {
       onNone: () => Effect.succeed<unknown>({}),
       onSome: (path) => readJson(path, (reason) => new ConfigFileError({ path, reason }))
@@ -197,7 +210,7 @@ export const planDistill = (o: Parsed) =>
     if (fromFile === null || typeof fromFile !== "object" || Array.isArray(fromFile)) {
       return yield* new ConfigFileError({ path: Option.getOrElse(o.config, () => ""), reason: "it is not a JSON object" })
     }
-    const fromFlags = settingOverrides(o as unknown as SettingValues)
+    const fromFlags = yield* settingOverrides(DISTILL_SETTINGS, o as SettingValues<typeof DISTILL_SETTINGS>)
     const recorded = mode === "resume"
       ? yield* readJson(join(runDir, "config.json"), (reason) => new RunRecordError({ path: join(runDir, "config.json"), reason }))
         .pipe(
@@ -214,7 +227,7 @@ export const planDistill = (o: Parsed) =>
         )
       : undefined
     const recordedSpec = recorded?._tag === "RunSpec" ? recorded.spec : undefined
-    const teacherText = Option.getOrElse(o.teacher, () => recordedSpec?.teacher.spec ?? RUN_DEFAULTS.teacher)
+    const teacherText = Option.getOrElse(o.teacher, () => recordedSpec?.teacher.spec ?? RUN.teacher.default)
     const kind = yield* TeacherSpec.teacherKind(TeacherSpec.parseTeacherSpec(teacherText))
     const preset = distillPreset(kind)
     const base = recorded === undefined
@@ -222,21 +235,15 @@ export const planDistill = (o: Parsed) =>
       : encodeDistillConfig(recorded._tag === "RunSpec" ? recorded.spec.config : recorded.config)
     const config = yield* Either.mapLeft(
       decodeDistillConfig({ ...base, ...fromFile, ...fromFlags }),
-      (e) => nameFlags(e, fromFlags)
+      (e) => nameFlags(DISTILL_SETTINGS, e, fromFlags)
     )
     yield* checkSidaConfig(config)
     const fit = preset.teacherFit ?? FIT
-    const fitSteps = yield* integerFlag(
-      "teacher-fit-steps",
-      o.teacherFitSteps,
-      recordedSpec?.teacher.fitSteps ?? fit.steps,
-      1,
-      "steps of the teacher network's fit"
-    )
+    const fitSteps = yield* countFlag("teacherFitSteps", o.teacherFitSteps, recordedSpec?.teacher.fitSteps ?? fit.steps)
     const recordedNetwork = recorded === undefined ? undefined : recordedSpec?.teacher.fitNetwork ?? LEGACY_FIT_NETWORK
-    const hidden = yield* integerFlag("teacher-hidden", o.teacherHidden, recordedNetwork?.hidden ?? fit.hidden, 1, "hidden width of the fitted MLP")
-    const depth = yield* integerFlag("teacher-depth", o.teacherDepth, recordedNetwork?.depth ?? fit.depth, 1, "hidden layers of the fitted MLP")
-    const referenceText = Option.getOrElse(o.reference, () => recordedSpec?.reference ?? RUN_DEFAULTS.reference)
+    const hidden = yield* countFlag("teacherHidden", o.teacherHidden, recordedNetwork?.hidden ?? fit.hidden)
+    const depth = yield* countFlag("teacherDepth", o.teacherDepth, recordedNetwork?.depth ?? fit.depth)
+    const referenceText = Option.getOrElse(o.reference, () => recordedSpec?.reference ?? RUN.reference.default)
     yield* ReferenceSpec.parseReferenceSpec(referenceText)
     const teacher = yield* TeacherSpec.teacherIdentity(teacherText, fitSteps, { hidden, depth })
     const presetName = recorded === undefined ? kind : recordedSpec?.preset
@@ -485,10 +492,33 @@ const writeSummary = (runDir: string, closing: ClosingSummary | undefined) =>
 const sameRecord = (a: DistillConfig, b: DistillConfig): boolean =>
   JSON.stringify(encodeDistillConfig(a)) === JSON.stringify(encodeDistillConfig(b))
 
+const DISTILL_DESCRIPTION =
+  "Distil a teacher into a one-step generator with Score identity Distillation (data-free). Ctrl-C stops after the " +
+  "current iteration and writes a final checkpoint; --resume continues exactly where a run stopped."
+
 /** `sid distill`. */
 export const distillCommand = Command.make("distill", distillOptions, runDistill).pipe(
-  Command.withDescription(
-    "Distil a teacher into a one-step generator with Score identity Distillation (data-free). Ctrl-C stops after the " +
-      "current iteration and writes a final checkpoint; --resume continues exactly where a run stopped."
-  )
+  Command.withDescription(DISTILL_DESCRIPTION)
 )
+
+/** The help of `sid distill`. */
+export const distillHelp: CliNode = {
+  path: ["distill"],
+  summary: "distil a teacher into a one-step generator (SiD, data-free)",
+  description: DISTILL_DESCRIPTION,
+  sections: [
+    { title: "Teacher and evaluation", flags: docsOf(teacherFlags) },
+    { title: "Run", flags: docsOf(runDirFlags) },
+    {
+      title: "Settings (the teacher's preset, then the --config file, then these flags)",
+      flags: docsOf(configFlags)
+    }
+  ],
+  notes: [
+    `Teachers: gmm:<name> and gmm-dsm:<name> take a mixture: ${Object.keys(TeacherSpec.mixturePresets).join(", ")}; ` +
+    "edm:<file> a safetensors file of an EDM network (`sid export` writes one for an EDM-teacher run); any other " +
+    "value is the path of a sid-ts teacher file.",
+    ...TEACHER_KINDS.map((kind) => `Preset ${kind} (${DISTILL_PRESETS[kind].description}): ${describePreset(kind)}`),
+    "Example: sid distill --teacher gmm:grid25 --steps 4000 --run-dir runs/grid25"
+  ]
+}

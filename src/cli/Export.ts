@@ -7,28 +7,38 @@
  *
  * @module
  */
-import { Command, Options } from "@effect/cli"
+import { Command } from "@effect/cli"
 import { join } from "node:path"
 import { Console, Effect, Option } from "effect"
 import * as CheckpointStore from "../services/CheckpointStore.js"
 import * as Engine from "../engine/Engine.js"
 import { exportGenerator } from "../services/Generator.js"
 import { CheckpointError, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
-import { generatorStepsOption } from "./GeneratorStepsOption.js"
+import { DISTILL_RUN_SETTINGS } from "../domain/config/RunSettings.js"
+import { choiceFlag, docsOf, optionsOf, pathFlag, requiredTextFlag } from "./Flags.js"
+import { generatorStepsFlag } from "./GeneratorStepsOption.js"
+import type { CliNode } from "./Help.js"
+
+const exportFlags = {
+  runDir: pathFlag("run-dir", "<dir>", "the run whose newest checkpoint to export", DISTILL_RUN_SETTINGS.runDir.default),
+  out: requiredTextFlag("out", "<file>", "the safetensors file to write"),
+  weights: choiceFlag("weights", ["ema", "live"] as const, "the EMA weights (docs/algorithm.md §9.1) or the live θ", "ema"),
+  generatorSteps: generatorStepsFlag
+} as const
 
 /** The options of `sid export`. */
-export const exportOptions = {
-  runDir: Options.directory("run-dir").pipe(
-    Options.withDefault("runs/distill"),
-    Options.withDescription("the run whose newest checkpoint to export")
-  ),
-  out: Options.file("out").pipe(Options.withDescription("the safetensors file to write")),
-  weights: Options.choice("weights", ["ema", "live"] as const).pipe(
-    Options.withDefault("ema" as const),
-    Options.withDescription("the EMA weights (default, docs/algorithm.md §9.1) or the live θ")
-  ),
-  generatorSteps: generatorStepsOption
-} as const
+export const exportOptions = optionsOf(exportFlags)
+
+const EXPORT_DESCRIPTION = "Export the distilled one-step generator: EDM safetensors for EDM networks, the sid-ts generator " +
+  "format (docs/generator-format.md) for the others; `loadGenerator` and sid-ts/browser read both."
+
+/** The help of `sid export`. */
+export const exportHelp: CliNode = {
+  path: ["export"],
+  summary: "export a run's one-step generator as a file",
+  description: EXPORT_DESCRIPTION,
+  sections: [{ title: "Flags", flags: docsOf(exportFlags) }]
+}
 
 /** `sid export`. */
 export const exportCommand = Command.make("export", exportOptions, (o) =>
@@ -48,8 +58,5 @@ export const exportCommand = Command.make("export", exportOptions, (o) =>
         `${written.generatorSteps === 1 ? "" : `${written.generatorSteps} generator steps, `}format ${written.format})`
     )
   }).pipe(Effect.provide(CheckpointStore.layerDirectory(join(o.runDir, "checkpoints"))), Effect.provide(Engine.cpu))).pipe(
-  Command.withDescription(
-    "Export the distilled one-step generator: EDM safetensors for EDM networks, the sid-ts generator format " +
-      "(docs/generator-format.md) for the others; `loadGenerator` and sid-ts/browser read both."
-  )
+  Command.withDescription(EXPORT_DESCRIPTION)
 )

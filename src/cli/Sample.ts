@@ -9,8 +9,8 @@
  *
  * @module
  */
-import { engineOption } from "./EngineOption.js"
-import { Command, Options } from "@effect/cli"
+import { engineFlag } from "./EngineOption.js"
+import { Command, type Options } from "@effect/cli"
 import * as tf from "@tensorflow/tfjs"
 import { join } from "node:path"
 import { Console, Effect, Option, Schema } from "effect"
@@ -30,7 +30,19 @@ import { scatterPanels } from "../report/Plots.js"
 import { CheckpointError, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
 import type { Engine as EngineTag } from "../engine/Engine.js"
 import { Teacher } from "../services/Teacher.js"
-import { generatorStepsOption } from "./GeneratorStepsOption.js"
+import { distillPreset } from "../domain/config/DistillConfig.js"
+import {
+  docsOf,
+  integerFlag,
+  numberFlag,
+  optionalIntegerFlag,
+  optionalNumberFlag,
+  optionsOf,
+  pathFlag,
+  textFlag
+} from "./Flags.js"
+import { generatorStepsFlag } from "./GeneratorStepsOption.js"
+import type { CliNode } from "./Help.js"
 
 /** The arguments of `sid sample` do not name exactly one source, or a sampler setting is out of range. */
 export class SampleArgumentsError extends Schema.TaggedError<SampleArgumentsError>()("SampleArgumentsError", {
@@ -51,40 +63,47 @@ export class SampleOutputError extends Schema.TaggedError<SampleOutputError>()("
   }
 }
 
-/** The options of `sid sample`. */
-export const sampleOptions = {
-  teacher: Options.text("teacher").pipe(
-    Options.withDescription("sample a teacher with the Heun sampler: gmm:<preset>, gmm-dsm:<preset>, edm:<file>, or a teacher file"),
-    Options.optional
+const sourceFlags = {
+  teacher: textFlag(
+    "teacher",
+    "sample a teacher with the Heun sampler: gmm:<name>, gmm-dsm:<name>, edm:<file>, or a teacher file",
+    { placeholder: "<spec>", default: "none" }
   ),
-  runDir: Options.directory("run-dir").pipe(
-    Options.withDescription("sample the EMA one-step generator of the newest checkpoint in <run-dir>/checkpoints"),
-    Options.optional
+  runDir: textFlag("run-dir", "sample the EMA one-step generator of the newest checkpoint in <run-dir>/checkpoints", {
+    placeholder: "<dir>",
+    default: "none"
+  }),
+  teacherFitSteps: integerFlag(
+    "teacher-fit-steps",
+    "steps of the in-process MLP fit of a gmm-dsm: teacher",
+    distillPreset("lowDimensional").teacherFit!.steps
   ),
-  steps: Options.integer("steps").pipe(Options.withDefault(18), Options.withDescription("Heun steps N (2N − 1 evaluations; default 18)")),
-  churn: Options.float("churn").pipe(Options.withDefault(0), Options.withDescription("S_churn (default 0: deterministic)")),
-  sMin: Options.float("s-min").pipe(Options.withDefault(0), Options.withDescription("S_min (default 0)")),
-  sMax: Options.float("s-max").pipe(Options.withDescription("S_max (default ∞)"), Options.optional),
-  sNoise: Options.float("s-noise").pipe(Options.withDefault(1), Options.withDescription("S_noise (default 1)")),
-  count: Options.integer("count").pipe(Options.withDefault(64), Options.withDescription("number of samples (default 64)")),
-  label: Options.integer("class").pipe(
-    Options.withDescription("class of every sample, for a class-conditional network (default: classes in turn, 0, 1, …)"),
-    Options.optional
-  ),
-  seed: Options.integer("seed").pipe(Options.withDefault(0), Options.withDescription("seed of the latents and churn noise")),
-  columns: Options.integer("columns").pipe(Options.withDescription("images per grid row (default ⌈√count⌉)"), Options.optional),
-  out: Options.file("out").pipe(Options.withDefault("samples.png"), Options.withDescription("the PNG grid to write")),
-  raw: Options.file("raw").pipe(
-    Options.withDescription("also write the samples as float32 tensor `samples` of a safetensors file"),
-    Options.optional
-  ),
-  teacherFitSteps: Options.integer("teacher-fit-steps").pipe(
-    Options.withDefault(3000),
-    Options.withDescription("steps of the in-process MLP fit for gmm-dsm: teachers")
-  ),
-  generatorSteps: generatorStepsOption,
-  engine: engineOption
+  generatorSteps: generatorStepsFlag,
+  engine: engineFlag
 } as const
+
+const samplerFlags = {
+  steps: integerFlag("steps", "Heun steps N (2N − 1 network evaluations)", 18),
+  churn: numberFlag("churn", "S_churn (0: deterministic)", 0),
+  sMin: numberFlag("s-min", "S_min", 0),
+  sMax: optionalNumberFlag("s-max", "S_max", "∞"),
+  sNoise: numberFlag("s-noise", "S_noise", 1)
+} as const
+
+const outputFlags = {
+  count: integerFlag("count", "number of samples", 64),
+  label: optionalIntegerFlag("class", "class of every sample, for a class-conditional network", "the classes in turn, 0, 1, …"),
+  seed: integerFlag("seed", "seed of the latents and the churn noise", 0),
+  columns: optionalIntegerFlag("columns", "images per grid row", "⌈√count⌉"),
+  out: pathFlag("out", "<file.png>", "the PNG to write (a grid of images, or a scatter plot of 2-D points)", "samples.png"),
+  raw: textFlag("raw", "also write the samples as the float32 tensor `samples` of a safetensors file", {
+    placeholder: "<file>",
+    default: "none"
+  })
+} as const
+
+/** The options of `sid sample`. */
+export const sampleOptions = optionsOf({ ...sourceFlags, ...samplerFlags, ...outputFlags })
 
 type Parsed = {
   readonly [K in keyof typeof sampleOptions]: (typeof sampleOptions)[K] extends Options.Options<infer A> ? A : never
@@ -297,10 +316,21 @@ export const runSample = (o: Parsed) =>
     )
   })
 
+const SAMPLE_DESCRIPTION =
+  "Sample a teacher with the EDM Heun sampler (--teacher) or a run's distilled one-step generator (--run-dir); " +
+  "writes a PNG grid and optionally the raw samples."
+
 /** `sid sample`. */
-export const sampleCommand = Command.make("sample", sampleOptions, runSample).pipe(
-  Command.withDescription(
-    "Sample a teacher with the EDM Heun sampler (--teacher) or a run's distilled one-step generator (--run-dir); " +
-      "writes a PNG grid and optionally the raw samples."
-  )
-)
+export const sampleCommand = Command.make("sample", sampleOptions, runSample).pipe(Command.withDescription(SAMPLE_DESCRIPTION))
+
+/** The help of `sid sample`. */
+export const sampleHelp: CliNode = {
+  path: ["sample"],
+  summary: "sample a teacher (Heun sampler) or a distilled generator",
+  description: SAMPLE_DESCRIPTION,
+  sections: [
+    { title: "What to sample (one of --teacher, --run-dir)", flags: docsOf(sourceFlags) },
+    { title: "Heun sampler (--teacher)", flags: docsOf(samplerFlags) },
+    { title: "Output", flags: docsOf(outputFlags) }
+  ]
+}

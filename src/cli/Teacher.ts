@@ -5,13 +5,19 @@
  *
  * @module
  */
-import { engineOption } from "./EngineOption.js"
-import { Command, Options } from "@effect/cli"
+import { engineFlag } from "./EngineOption.js"
+import { Command, type Options } from "@effect/cli"
 import { access, readFile } from "node:fs/promises"
 import { join } from "node:path"
 import { Console, Effect, Either, Layer, Option, Stream } from "effect"
 import { RunSpecMismatch, settingDifferences } from "../domain/config/RunSpec.js"
-import { decodeTeacherTrainingConfig, encodeTeacherTrainingConfig, TeacherTrainingConfig } from "../domain/config/TeacherTrainingConfig.js"
+import { TEACHER_RUN_SETTINGS } from "../domain/config/RunSettings.js"
+import {
+  decodeTeacherTrainingConfig,
+  encodeTeacherTrainingConfig,
+  TEACHER_SETTINGS,
+  TeacherTrainingConfig
+} from "../domain/config/TeacherTrainingConfig.js"
 import { writeFileAtomic } from "../platform/AtomicFile.js"
 import * as Engine from "../engine/Engine.js"
 import * as MnistDataset from "../services/Dataset.js"
@@ -20,76 +26,50 @@ import * as TeacherCheckpointStore from "../services/TeacherCheckpointStore.js"
 import { TeacherStartReport, type TeacherStepReport, trainTeacher } from "../pipeline/TeacherTraining.js"
 import { TeacherCheckpointStore as TeacherCheckpointStoreTag } from "../services/TeacherCheckpointStore.js"
 import { ConfigFileError } from "./Distill.js"
-import { FlagError } from "./Flags.js"
+import {
+  docsOf,
+  FlagError,
+  nameFlags,
+  optionsOf,
+  settingFlags,
+  settingOverrides,
+  type SettingValues,
+  switchFlag,
+  textFlag
+} from "./Flags.js"
+import type { CliNode } from "./Help.js"
 import { appendJsonLine, runLogError, toJsonLine } from "./RunLog.js"
 
-const optionalNumber = (name: string, description: string, integer = false) =>
-  (integer ? Options.integer(name) : Options.float(name)).pipe(Options.withDescription(description), Options.optional)
-
-/** The options of `sid teacher train`. */
-export const teacherTrainOptions = {
-  runDir: Options.directory("run-dir").pipe(
-    Options.withDefault("runs/teacher"),
-    Options.withDescription("where teacher.safetensors, the checkpoints, config.json and log.jsonl go")
-  ),
-  config: Options.file("config", { exists: "yes" }).pipe(
-    Options.withDescription("a JSON file of TeacherTrainingConfig fields; flags given on the command line override it"),
-    Options.optional
-  ),
-  steps: optionalNumber("steps", "optimiser steps in total, counting resumed ones (default 3000)", true),
-  batch: optionalNumber("batch", "images per step (default 32)", true),
-  resolution: Options.choice("resolution", ["16", "28", "32"] as const).pipe(
-    Options.withDescription("MNIST image side: 16 (downsampled, default), 28 (native) or 32 (padded)"),
-    Options.optional
-  ),
-  conditional: Options.boolean("conditional").pipe(
-    Options.withDescription("train a class-conditional UNet (labelDim 10) on one-hot digit labels")
-  ),
-  lr: optionalNumber("lr", "Adam learning rate after the warm-up (default 2e-3)"),
-  lrRampup: optionalNumber("lr-rampup", "linear learning-rate warm-up in thousands of images (default 3.2)"),
-  emaHalfLife: optionalNumber("ema-half-life", "EMA half-life in thousands of images (default 10; rampup ratio 0.05)"),
-  baseChannels: optionalNumber("base-channels", "UNet base channels (default 32)", true),
-  channelMult: Options.text("channel-mult").pipe(
-    Options.withDescription("UNet channel multipliers per resolution, comma-separated (default 1,2,2)"),
-    Options.optional
-  ),
-  blocks: optionalNumber("blocks", "residual blocks per resolution (default 1)", true),
-  checkpointEvery: optionalNumber("checkpoint-every", "write a checkpoint and the teacher file every N steps (default 500)", true),
-  seed: optionalNumber("seed", "random seed (default 0)", true),
-  engine: engineOption,
-  overwrite: Options.boolean("overwrite").pipe(
-    Options.withDescription("start afresh where --run-dir holds a run: the old run is moved aside (never deleted)")
-  ),
-  resume: Options.boolean("resume").pipe(
-    Options.withDescription(
-      "continue from the newest checkpoint in <run-dir>/checkpoints, exactly where it stopped (settings default to " +
-        "<run-dir>/config.json; only --steps and --checkpoint-every may change)"
-    )
+const runFlags = {
+  runDir: settingFlags(TEACHER_RUN_SETTINGS).runDir,
+  config: textFlag("config", "a JSON file of TeacherTrainingConfig fields; flags given on the command line override it", {
+    placeholder: "<file>",
+    default: "none"
+  }),
+  engine: engineFlag,
+  overwrite: switchFlag("overwrite", "start afresh where --run-dir holds a run: the old run is moved aside (never deleted)"),
+  resume: switchFlag(
+    "resume",
+    "continue from the newest checkpoint in <run-dir>/checkpoints, exactly where it stopped (settings default to " +
+      "<run-dir>/config.json; only --steps and --checkpoint-every may change)"
   )
 } as const
+
+const configFlags = settingFlags(TEACHER_SETTINGS)
+
+/** The flags of `sid teacher train`, each with its documentation. */
+export const teacherTrainFlags = { ...runFlags, ...configFlags } as const
+
+/** The options of `sid teacher train`. */
+export const teacherTrainOptions = optionsOf(teacherTrainFlags)
 
 type Parsed = {
   readonly [K in keyof typeof teacherTrainOptions]: (typeof teacherTrainOptions)[K] extends Options.Options<infer A> ? A : never
 }
 
-/** The config fields set by flags (left out when a flag is absent). */
-export const teacherFlagOverrides = (o: Parsed): Record<string, unknown> => {
-  const pairs: ReadonlyArray<readonly [string, Option.Option<unknown>]> = [
-    ["steps", o.steps],
-    ["batchSize", o.batch],
-    ["resolution", Option.map(o.resolution, Number)],
-    ["learningRate", o.lr],
-    ["learningRateRampupKimg", o.lrRampup],
-    ["emaHalfLifeKimg", o.emaHalfLife],
-    ["baseChannels", o.baseChannels],
-    ["channelMult", Option.map(o.channelMult, (t) => t.split(",").map((s) => (s.trim() === "" ? Number.NaN : Number(s))))],
-    ["blocksPerResolution", o.blocks],
-    ["checkpointEvery", o.checkpointEvery],
-    ["seed", o.seed],
-    ["conditional", o.conditional ? Option.some(true) : Option.none()]
-  ]
-  return Object.fromEntries(pairs.flatMap(([k, v]) => (Option.isSome(v) ? [[k, v.value] as const] : [])))
-}
+/** The config fields set by flags (left out when a flag is absent); a value that is not a number names its flag. */
+export const teacherFlagOverrides = (o: Parsed): Either.Either<Record<string, unknown>, FlagError> =>
+  settingOverrides(TEACHER_SETTINGS, o as SettingValues<typeof TEACHER_SETTINGS>)
 
 const readJson = (path: string) =>
   Effect.tryPromise({
@@ -98,22 +78,6 @@ const readJson = (path: string) =>
   })
 
 const fmt = (x: number): string => (Math.abs(x) >= 1e-3 && Math.abs(x) < 1e4 ? x.toFixed(4) : x.toExponential(2))
-
-/** The flag of each teacher-training setting. */
-const TEACHER_FLAGS: Partial<Record<keyof typeof TeacherTrainingConfig.fields, string>> = {
-  steps: "steps",
-  batchSize: "batch",
-  resolution: "resolution",
-  learningRate: "lr",
-  learningRateRampupKimg: "lr-rampup",
-  emaHalfLifeKimg: "ema-half-life",
-  baseChannels: "base-channels",
-  channelMult: "channel-mult",
-  blocksPerResolution: "blocks",
-  checkpointEvery: "checkpoint-every",
-  seed: "seed",
-  conditional: "conditional"
-}
 
 /** What a resumed teacher run may change: how long it runs and how often it checkpoints. */
 const TEACHER_RUN_ONLY: ReadonlyArray<keyof typeof TeacherTrainingConfig.fields> = ["steps", "checkpointEvery"]
@@ -124,27 +88,29 @@ export const runTeacherTrain = (o: Parsed) =>
     if (o.resume && o.overwrite) {
       return yield* new FlagError({ flag: "overwrite", value: "", rule: "cannot be combined with --resume (choose one)" })
     }
-    const savedConfig = join(o.runDir, "config.json")
+    const runDir = Option.getOrElse(o.runDir, () => TEACHER_RUN_SETTINGS.runDir.default)
+    const savedConfig = join(runDir, "config.json")
     const recorded = o.resume && (yield* Effect.promise(() => access(savedConfig).then(() => true, () => false)))
       ? yield* Effect.flatMap(readJson(savedConfig), (json) => decodeTeacherTrainingConfig(json))
       : undefined
     const fromFile = Option.isSome(o.config) ? yield* readJson(o.config.value) : {}
-    const config = yield* Either.match(
-      decodeTeacherTrainingConfig({ ...(recorded === undefined ? {} : encodeTeacherTrainingConfig(recorded)), ...fromFile, ...teacherFlagOverrides(o) }),
-      { onLeft: Effect.fail, onRight: Effect.succeed }
+    const fromFlags = yield* teacherFlagOverrides(o)
+    const config = yield* Either.mapLeft(
+      decodeTeacherTrainingConfig({ ...(recorded === undefined ? {} : encodeTeacherTrainingConfig(recorded)), ...fromFile, ...fromFlags }),
+      (e) => nameFlags(TEACHER_SETTINGS, e, fromFlags)
     )
     if (recorded !== undefined) {
       const keys = Object.keys(TeacherTrainingConfig.fields) as Array<keyof typeof TeacherTrainingConfig.fields>
-      const differences = settingDifferences(recorded, config, keys, TEACHER_RUN_ONLY, (k) => TEACHER_FLAGS[k])
+      const differences = settingDifferences(recorded, config, keys, TEACHER_RUN_ONLY, (k) => TEACHER_SETTINGS[k].flag)
       if (differences.length > 0) {
-        return yield* new RunSpecMismatch({ location: o.runDir, differences, mayChange: "--steps, --checkpoint-every and --engine" })
+        return yield* new RunSpecMismatch({ location: runDir, differences, mayChange: "--steps, --checkpoint-every and --engine" })
       }
     }
-    const claim = yield* claimRunDirectory(o.runDir, o.resume ? "resume" : o.overwrite ? "overwrite" : "fresh")
+    const claim = yield* claimRunDirectory(runDir, o.resume ? "resume" : o.overwrite ? "overwrite" : "fresh")
     for (const note of claim.notes) yield* Console.log(`run directory: ${note}`)
-    const logPath = join(o.runDir, "log.jsonl")
-    const teacherFile = join(o.runDir, "teacher.safetensors")
-    const checkpoints = TeacherCheckpointStore.layerDirectory(join(o.runDir, "checkpoints"))
+    const logPath = join(runDir, "log.jsonl")
+    const teacherFile = join(runDir, "teacher.safetensors")
+    const checkpoints = TeacherCheckpointStore.layerDirectory(join(runDir, "checkpoints"))
     const recovered = yield* Effect.flatMap(TeacherCheckpointStoreTag, (s) => s.recover).pipe(Effect.provide(checkpoints))
     if (recovered.removed.length > 0) {
       yield* Console.log(`checkpoints: removed ${recovered.removed.length} file(s) left by an interrupted write: ${recovered.removed.join(", ")}`)
@@ -184,16 +150,39 @@ export const runTeacherTrain = (o: Parsed) =>
     yield* Console.log(`teacher written to ${teacherFile} (use it with: sid distill --teacher ${teacherFile})`)
   }))
 
+const TRAIN_DESCRIPTION =
+  "Train the small image UNet denoiser on the MNIST train split with EDM's loss (log-normal σ, λ(σ), Adam, EMA). " +
+  "Ctrl-C stops after the current step and writes a final checkpoint and teacher file; --resume continues exactly."
+
 /** `sid teacher train`. */
 export const teacherTrainCommand = Command.make("train", teacherTrainOptions, runTeacherTrain).pipe(
-  Command.withDescription(
-    "Train the small image UNet denoiser on the MNIST train split with EDM's loss (log-normal σ, λ(σ), Adam, EMA). " +
-      "Ctrl-C stops after the current step and writes a final checkpoint and teacher file; --resume continues exactly."
-  )
+  Command.withDescription(TRAIN_DESCRIPTION)
 )
+
+const TEACHER_DESCRIPTION = "Teachers for distillation: train one on real images."
 
 /** `sid teacher` and its subcommands. */
 export const teacherCommand = Command.make("teacher").pipe(
-  Command.withDescription("Teachers for distillation: train one on real images."),
+  Command.withDescription(TEACHER_DESCRIPTION),
   Command.withSubcommands([teacherTrainCommand])
 )
+
+/** The help of `sid teacher train`. */
+export const teacherTrainHelp: CliNode = {
+  path: ["teacher", "train"],
+  summary: "train a small image UNet teacher on MNIST with EDM's loss",
+  description: TRAIN_DESCRIPTION,
+  sections: [
+    { title: "Run", flags: docsOf(runFlags) },
+    { title: "Settings (the --config file, then these flags)", flags: docsOf(configFlags) }
+  ],
+  notes: ["The teacher file it writes, <run-dir>/teacher.safetensors, is a teacher for `sid distill --teacher <file>`."]
+}
+
+/** The help of `sid teacher`. */
+export const teacherHelp: CliNode = {
+  path: ["teacher"],
+  summary: TEACHER_DESCRIPTION,
+  description: TEACHER_DESCRIPTION,
+  subcommands: [teacherTrainHelp]
+}

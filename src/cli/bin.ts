@@ -13,7 +13,9 @@ import { ValidationError } from "@effect/cli"
 import { makeRunMain } from "@effect/platform/Runtime"
 import { NodeContext } from "@effect/platform-node"
 import { Cause, Console, Effect, Exit, Option } from "effect"
-import { run } from "./Cli.js"
+import { checkArgv } from "./Argv.js"
+import { run, sidHelp } from "./Cli.js"
+import { helpStyleFor, withoutAnsi } from "./Help.js"
 
 /** The exit code of an interrupted run (128 + SIGINT), whichever signal interrupted it. */
 const INTERRUPTED_EXIT_CODE = 130
@@ -54,19 +56,35 @@ const runMain = makeRunMain(({ fiber, teardown }) => {
   })
 })
 
-run(process.argv).pipe(
-  Effect.tapErrorCause((cause) => {
-    if (Cause.isInterruptedOnly(cause)) return Effect.void
-    const failure = Cause.failureOption(cause)
-    if (Option.isSome(failure)) {
-      return ValidationError.isValidationError(failure.value) ? Effect.void : Console.error(`error: ${messageOf(failure.value)}`)
-    }
-    return Console.error(Cause.pretty(cause))
-  }),
-  Effect.provide(NodeContext.layer),
-  runMain({
-    disableErrorReporting: true,
-    teardown: (exit, onExit) =>
-      onExit(Exit.isSuccess(exit) ? 0 : Cause.isInterruptedOnly(exit.cause) ? INTERRUPTED_EXIT_CODE : 1)
-  })
-)
+const style = helpStyleFor(process.stdout, process.env)
+const check = checkArgv(process.argv.slice(2), sidHelp, style)
+
+if (check._tag === "Help") {
+  process.stdout.write(check.text)
+} else if (check._tag === "Invalid") {
+  process.stderr.write(`error: ${check.message}\n`)
+  process.exitCode = 1
+} else {
+  main()
+}
+
+/** Runs the command line with `@effect/cli` (after {@link checkArgv} passed it). */
+function main(): void {
+  run(process.argv).pipe(
+    (effect) => (style.color ? effect : withoutAnsi(effect)),
+    Effect.tapErrorCause((cause) => {
+      if (Cause.isInterruptedOnly(cause)) return Effect.void
+      const failure = Cause.failureOption(cause)
+      if (Option.isSome(failure)) {
+        return ValidationError.isValidationError(failure.value) ? Effect.void : Console.error(`error: ${messageOf(failure.value)}`)
+      }
+      return Console.error(Cause.pretty(cause))
+    }),
+    Effect.provide(NodeContext.layer),
+    runMain({
+      disableErrorReporting: true,
+      teardown: (exit, onExit) =>
+        onExit(Exit.isSuccess(exit) ? 0 : Cause.isInterruptedOnly(exit.cause) ? INTERRUPTED_EXIT_CODE : 1)
+    })
+  )
+}

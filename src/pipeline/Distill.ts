@@ -41,13 +41,10 @@ import { yieldToEventLoop } from "../engine/EventLoop.js"
 import { evaluateGenerator } from "./Evaluation.js"
 import { addFinalCheckpoint } from "./FinalCheckpoint.js"
 import { needsAsyncReads, prefetch } from "./HostReads.js"
-import { iterate, iterateAsync, type IterationServices, type IterationSettings } from "./Iteration.js"
+import { iterate, iterateAsync, type IterationServices, type IterationSettings, SigmaSummary } from "./Iteration.js"
 import { adversarialSettingsOf } from "./Sida.js"
 import { augmentSettingsOf } from "../domain/sid/Augment.js"
 import { WebGpuDeviceError, WebGpuDeviceLost } from "../engine/WebGpuErrors.js"
-
-const SigmaSummary = Schema.Struct({ min: Schema.Number, median: Schema.Number, max: Schema.Number })
-
 
 /**
  * On an engine that reads only asynchronously (`webgpu`), reads the state a checkpoint captures (G, its optimiser

@@ -28,6 +28,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
+import { Schema } from "effect"
 import { augment, type AugmentSettings } from "../domain/sid/Augment.js"
 import { emaBeta } from "../domain/optim/Ema.js"
 import { denoisingLoss } from "../domain/edm/DenoisingLoss.js"
@@ -109,12 +110,10 @@ const trainMode = (settings: IterationSettings, draws: Draws): ApplyOptions | un
   return { dropout: { rate, seed: draws.dropoutSeed } }
 }
 
-/** Summary statistics of a batch of σ. */
-export interface SigmaSummary {
-  readonly min: number
-  readonly median: number
-  readonly max: number
-}
+/** Summary statistics of a batch of σ (reports and the run log carry it). */
+export const SigmaSummary = Schema.Struct({ min: Schema.Number, median: Schema.Number, max: Schema.Number })
+/** @see {@link SigmaSummary} */
+export type SigmaSummary = typeof SigmaSummary.Type
 
 /** What one iteration measured. */
 export interface IterationResult {

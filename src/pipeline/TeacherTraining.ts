@@ -16,15 +16,16 @@
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Option, Ref, Schema, Stream } from "effect"
 import { emaBeta } from "../domain/optim/Ema.js"
-import { unetNetwork } from "../domain/nn/Network.js"
+import { NetworkDescription, unetNetwork } from "../domain/nn/Network.js"
 import { adam, type Optimizer } from "../domain/optim/Optimizer.js"
 import { cloneParameters, countParameters, type ParameterShapes } from "../domain/nn/Parameters.js"
 import { makeStream, type StreamState, uniforms } from "../domain/data/RandomStream.js"
 import type { NamedArray } from "../domain/data/Safetensors.js"
+import type { ConfigError } from "../domain/config/ConfigError.js"
 import {
   encodeTeacherTrainingConfig,
   learningRateAt,
-  TeacherConfigError,
+  teacherConfigError,
   type TeacherTrainingConfig,
   teacherUNetSpec
 } from "../domain/config/TeacherTrainingConfig.js"
@@ -54,7 +55,7 @@ export class TeacherStartReport extends Schema.Class<TeacherStartReport>("Teache
   resumedFrom: Schema.optional(Schema.String),
   dataset: Schema.String,
   trainImages: Schema.Int,
-  network: Schema.Struct({ kind: Schema.String, spec: Schema.Unknown }),
+  network: NetworkDescription,
   parameters: Schema.Int
 }) {}
 
@@ -78,7 +79,7 @@ export class TeacherStepReport extends Schema.Class<TeacherStepReport>("TeacherS
 }) {}
 
 /** Failures of a teacher-training run. */
-export type TeacherTrainingError = CheckpointError | TeacherConfigError
+export type TeacherTrainingError = CheckpointError | ConfigError
 
 /** Options of a run beyond the config. */
 export interface TeacherTrainingOptions {
@@ -171,18 +172,16 @@ export const trainTeacher = (
       const dataset = yield* Dataset
       const store = yield* TeacherCheckpointStore
       if (dataset.imageShape[0] !== config.resolution || dataset.imageShape[1] !== config.resolution) {
-        return yield* new TeacherConfigError({
-          issues: [{
-            field: "resolution",
-            value: config.resolution,
-            rule: `does not match the dataset ${dataset.name} (${dataset.imageShape.join("×")} images)`
-          }]
-        })
+        return yield* teacherConfigError([{
+          field: "resolution",
+          value: config.resolution,
+          rule: `does not match the dataset ${dataset.name} (${dataset.imageShape.join("×")} images)`
+        }])
       }
       if (config.conditional && dataset.classes !== 10) {
-        return yield* new TeacherConfigError({
-          issues: [{ field: "conditional", value: true, rule: `needs a 10-class dataset; ${dataset.name} has ${dataset.classes}` }]
-        })
+        return yield* teacherConfigError([
+          { field: "conditional", value: true, rule: `needs a 10-class dataset; ${dataset.name} has ${dataset.classes}` }
+        ])
       }
       const network = unetNetwork(teacherUNetSpec(config))
       const init = network.init(config.seed)

@@ -13,6 +13,7 @@
  * @module
  */
 import { Context, Effect, Layer, type Option, Schema } from "effect"
+import { NetworkDescription } from "../domain/nn/Network.js"
 import { directoryStore, type DirectoryStoreOptions, memoryStore, type StoreFormat } from "./internal/checkpointStore.js"
 import type { NamedArray } from "../domain/data/Safetensors.js"
 import { SamplerState } from "./DataFreeSampler.js"
@@ -34,7 +35,7 @@ export class CheckpointManifest extends Schema.Class<CheckpointManifest>("Checkp
   /** The run spec (`RunSpec`, encoded) of the run that wrote it, where the run recorded one. */
   run: Schema.optional(Schema.Unknown),
   /** The architecture shared by generator and fake score. */
-  network: Schema.Struct({ kind: Schema.String, spec: Schema.Unknown }),
+  network: NetworkDescription,
   sigmaInit: Schema.Number,
   sigmaData: Schema.Number,
   /** Adam step counts. */

@@ -14,7 +14,7 @@ import * as tf from "@tensorflow/tfjs"
 import { type AugmentSettings, drawAugmentParams, type AugmentParams } from "../domain/sid/Augment.js"
 import { P_MEAN, P_STD, TMAX } from "../domain/edm/Edm.js"
 import { trainDropoutRate } from "../domain/nn/Network.js"
-import { makeStream, nextUint32, normals, type StreamState, uniforms } from "../domain/data/RandomStream.js"
+import { makeStream, nextUint32, normals, StreamState, uniforms } from "../domain/data/RandomStream.js"
 import { generatorSigmaFromUniform, logNormalSigma } from "../domain/edm/Schedule.js"
 import { type Engine, withEngine } from "../engine/Engine.js"
 import { Teacher } from "./Teacher.js"
@@ -43,10 +43,7 @@ export interface Draws {
 }
 
 /** The serialisable state of all the sampler's streams (four uint32 words each). */
-export const SamplerState = Schema.Record({
-  key: Schema.String,
-  value: Schema.Tuple(Schema.Number, Schema.Number, Schema.Number, Schema.Number)
-})
+export const SamplerState = Schema.Record({ key: Schema.String, value: StreamState })
 /** The serialisable state of all the sampler's streams. */
 export type SamplerState = typeof SamplerState.Type
 

@@ -11,13 +11,15 @@
  */
 import { Context, Schema, Effect, Layer } from "effect"
 import { TeacherTrainingConfig } from "../domain/config/TeacherTrainingConfig.js"
+import { StreamState } from "../domain/data/RandomStream.js"
+import { NetworkDescription } from "../domain/nn/Network.js"
 import { directoryStore, type DirectoryStoreOptions, memoryStore, type StoreFormat, type CheckpointStoreOf, type StoredCheckpoint } from "./CheckpointStore.js"
 
 /** Format tag of a teacher-training manifest. */
 export const TEACHER_CHECKPOINT_FORMAT = "sid-ts-teacher-checkpoint-v1"
 
 /** A serialised xoshiro128** stream state (four uint32 words; see RandomStream). */
-export const StreamStateSchema = Schema.Tuple(Schema.Int, Schema.Int, Schema.Int, Schema.Int)
+export const StreamStateSchema = StreamState
 
 /** The random-stream states of a teacher-training run: batch indices, the normals behind σ, and the noise ε. */
 export const TeacherStreams = Schema.Struct({ data: StreamStateSchema, sigma: StreamStateSchema, noise: StreamStateSchema })
@@ -40,7 +42,7 @@ export class TeacherCheckpointManifest extends Schema.Class<TeacherCheckpointMan
   /** The dataset trained on, e.g. `mnist:16 (seed 0)`. */
   dataset: Schema.String,
   /** The architecture, as stored in teacher files. */
-  network: Schema.Struct({ kind: Schema.String, spec: Schema.Unknown }),
+  network: NetworkDescription,
   /** File name of the weights, relative to the manifest. */
   weightsFile: Schema.String,
   /** SHA-256 of the weights file, hex. */

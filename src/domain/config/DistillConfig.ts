@@ -13,17 +13,19 @@
  *
  * @module
  */
-import { Either, ParseResult, Schema } from "effect"
+import { Either, Schema } from "effect"
+import { ConfigError, decodeConfig } from "./ConfigError.js"
+import { defaultsOf, fieldsOf, setting, type SettingTable } from "./Setting.js"
 import { P_MEAN, P_STD, SIGMA_INIT, TMAX } from "../edm/Edm.js"
 import {
   AdamBeta,
   AdversarialScale,
   Alpha,
   BatchSize,
+  GeneratorSteps,
   DropoutRate,
   DropoutRateRule,
   Epsilon,
-  GeneratorSteps,
   HalfLifeKimg,
   Interval,
   LearningRate,
@@ -42,91 +44,140 @@ import {
 
 const LowMemoryRule = "must be true or false (host-memory optimiser state and EMA, two-stage generator backward)"
 
-const withDefault = <S extends Schema.Schema.Any>(schema: S, value: () => Schema.Schema.Type<S>) =>
-  Schema.optionalWith(schema, { default: value, exact: true })
+/** Rule of {@link GeneratorLossName}. */
+export const GeneratorLossNameRule =
+  "must be one of sid (L² − α·L¹, docs/algorithm.md §8.1), dmd (the Diff-Instruct/DMD direction, docs/algorithm.md §8.4), l1 or l2 (one term alone, docs/algorithm.md §8.2)"
+
+/** The generator losses a run can use (docs/algorithm.md §8.1, §8.2, §8.4). */
+export const GeneratorLossName = Schema.Literal("sid", "dmd", "l1", "l2").annotations({
+  message: () => ({ message: GeneratorLossNameRule, override: true })
+})
+/** @see {@link GeneratorLossName} */
+export type GeneratorLossName = typeof GeneratorLossName.Type
+
+const NormalizerRule = "must be true or false (the per-sample normaliser w of the generator loss; docs/algorithm.md §8.1, §12)"
+
+const AdversarialRule = "must be true or false (SiDA: the fake score doubles as a discriminator on real images; docs/algorithm.md §13)"
+
+/** Rule of {@link RealDataName}. */
+export const RealDataNameRule =
+  "must be null (no real data: SiD is data-free) or mnist (the MNIST training split, for SiDA's discriminator; docs/algorithm.md §13)"
+
+/** The real-data sources a config can name (docs/algorithm.md §13); null: none. */
+export const RealDataName = Schema.NullOr(Schema.Literal("mnist")).annotations({
+  message: () => ({ message: RealDataNameRule, override: true })
+})
+/** @see {@link RealDataName} */
+export type RealDataName = typeof RealDataName.Type
+
+const InitGeneratorRule =
+  "must be null (G starts from the teacher, docs/algorithm.md §6) or the path of a run directory or an exported generator file (SiD²A, docs/algorithm.md §13)"
 
 /**
- * The default values (docs/algorithm.md §9.2 CLI defaults, §2.1 EDM constants, §12.3 toy settings), as plain numbers.
- * {@link DistillConfig.defaults} is the same as a decoded instance.
+ * Every setting of a distillation run, in one table: its schema (the rule), its default, its flag and a one-line
+ * description. {@link DistillConfig}'s fields, {@link DISTILL_DEFAULTS}, {@link DISTILL_FLAGS} and the flags and help
+ * of `sid distill` are all built from it.
+ *
+ * Defaults are the toy (2-D ring) settings of docs/algorithm.md §12.3 where the toy and the image runs differ
+ * (learning rates 3e-4, batch 512; the image runs use 1e-5 and 256–8192, docs/algorithm.md §9.2); everything else is
+ * SiD's own default (docs/algorithm.md §2.1 EDM constants, §6 σ_init, §7–§8.1 losses, §9.1–9.2 CLI defaults, §13 SiDA).
  */
-export const DISTILL_DEFAULTS = {
-  /** docs/algorithm.md §8.1, §9.2: `--alpha 1.2` (1.0 on AFHQv2; docs/algorithm.md §12.3: 1.0 was best on the ring). */
-  alpha: 1.2,
-  /** docs/algorithm.md §8.1: `--tmax 800`. */
-  tmax: TMAX,
-  /** docs/algorithm.md §6: `--init_sigma 2.5`. */
-  sigmaInit: SIGMA_INIT,
-  /** docs/algorithm.md §2.1: P_mean = −1.2. */
-  pMean: P_MEAN,
-  /** docs/algorithm.md §2.1: P_std = 1.2. */
-  pStd: P_STD,
-  /** docs/algorithm.md §12.3: 3e-4 on the ring (docs/algorithm.md §12: 1e-4..1e-3 for small MLPs; image runs 1e-5, docs/algorithm.md §9.2). */
-  generatorLr: 3e-4,
-  /** docs/algorithm.md §12.3: 3e-4 on the ring (image runs 1e-5, docs/algorithm.md §9.2). */
-  fakeLr: 3e-4,
-  /** docs/algorithm.md §12.3: 512 (image runs 256–8192, docs/algorithm.md §9.2; `sid_train.py` default 512). */
-  batchSize: 512,
-  /** docs/algorithm.md §12.3: the ring was evaluated between 10k and 20k iterations. */
-  steps: 20_000,
-  /** docs/algorithm.md §9.1: `--g_beta1 0` (0.9 on FFHQ). The fake-score optimiser always uses β1 = 0. */
-  generatorBeta1: 0,
-  /** docs/algorithm.md §9.1: β2 = 0.999 for both optimisers. */
-  beta2: 0.999,
-  /** docs/algorithm.md §9.1, §14: ε = 1e-8 (fp32), passed explicitly to TF.js Adam. */
-  epsilon: 1e-8,
-  /** docs/algorithm.md §8.1: `--lsg 100`. */
-  generatorLossScale: 100,
-  /** docs/algorithm.md §7: `--ls 1`. */
-  fakeLossScale: 1,
-  /** docs/algorithm.md §9.1–9.2: `--ema 0.5` Mimg, i.e. `ema_halflife_kimg` = 500. */
-  emaHalfLifeKimg: 500,
-  /** docs/algorithm.md §9.1: rampup ratio 0.05 (null disables the rampup). */
-  emaRampupRatio: 0.05,
-  /** Iterations between metric evaluations (docs/algorithm.md §9.3 evaluates G_ema periodically; toy choice). */
-  evalEvery: 1_000,
-  /** Iterations between training-state checkpoints (docs/algorithm.md §9.3; toy choice). */
-  checkpointEvery: 5_000,
-  /** docs/algorithm.md §9.1: the seed. */
-  seed: 0,
-  /**
-   * Keep Adam's moments and θ_ema in host memory and run the generator's backward pass in two stages (same update,
-   * docs/algorithm.md §8.1/§9.1; lower peak engine memory, for networks such as EDM's 56M-parameter DDPM++ on the wasm heap).
-   */
-  lowMemory: false,
-  /**
-   * docs/algorithm.md §9.1–9.2: train-mode dropout of G (generator step) and ψ (fake step); null = the network's own rate (0 for the
-   * small UNet and the MLP, EDM's `dropout` for an EDM teacher, e.g. 0.13 for CIFAR-10 DDPM++).
-   */
-  dropout: null,
-  /** docs/algorithm.md §8.1: the SiD loss (docs/algorithm.md §8.2 the L¹/L² terms alone, docs/algorithm.md §8.4 the DMD direction). */
-  loss: "sid",
-  /** docs/algorithm.md §8.1: the per-sample normaliser w = sg(mean|x_g − f_φ|) (false: w = 1, the ablation of docs/algorithm.md §12). */
-  normalizer: true,
-  /** docs/algorithm.md §13.4: probability p of EDM's augmentation pipe in the fake step (SiD's image runs 0.12–0.15; 0: off). */
-  augment: 0,
-  /** docs/algorithm.md §13: SiDA, the fake score doubling as a discriminator on real images (false: plain SiD, data-free). */
-  adversarial: false,
-  /** docs/algorithm.md §13: the real images SiDA's discriminator sees (null: none; "mnist": the MNIST training split). */
-  data: null,
-  /** docs/algorithm.md §13: `--lsd`, the discriminator loss multiplier. */
-  lsd: 1,
-  /** docs/algorithm.md §13: `--lsg_gan`, the multiplier of the generator's adversarial term. */
-  lsgGan: 0.01,
-  /** docs/algorithm.md §13: G takes no optimiser step for its first 100 kimg (the fake score warms up). */
-  generatorWarmupKimg: 100,
-  /** docs/algorithm.md §13: the generator's adversarial term starts after 200 kimg. */
-  adversarialWarmupKimg: 200,
-  /**
-   * docs/algorithm.md §13 (SiD²A): start G and G_ema from a distilled generator (a run directory's newest checkpoint or an
-   * exported generator file) instead of the teacher's weights; null: from the teacher (docs/algorithm.md §6).
-   */
-  initGenerator: null,
-  /**
-   * docs/few-step.md: k, the generator's steps (SiDA's `generate_multistep`, `--num_steps_train`): G applied on the
-   * σ ladder σ_init·(k − s)/k with re-noising between steps, trained on the final output; 1: the one-step generator.
-   */
-  generatorSteps: 1
-} as const
+export const DISTILL_SETTINGS = {
+  alpha: setting(Alpha, 1.2, "alpha", "α of the SiD loss L² − α·L¹ (docs/algorithm.md §8.1)"),
+  tmax: setting(Tmax, TMAX, "tmax", "upper end of the generator-loss time t ~ U(0, tmax/1000), in thousandths"),
+  sigmaInit: setting(PositiveSigma, SIGMA_INIT, "sigma-init", "σ_init, the noise level of the one-step generator's input"),
+  pMean: setting(LogNormalMean, P_MEAN, "p-mean", "mean of ln σ in the fake-score loss (EDM's P_mean)"),
+  pStd: setting(LogNormalStd, P_STD, "p-std", "standard deviation of ln σ in the fake-score loss (EDM's P_std)"),
+  generatorLr: setting(LearningRate, 3e-4, "glr", "generator Adam learning rate (image runs: 1e-5)"),
+  fakeLr: setting(LearningRate, 3e-4, "lr", "fake-score Adam learning rate (image runs: 1e-5)"),
+  batchSize: setting(BatchSize, 512, "batch", "generator samples per iteration", { placeholder: "<n>" }),
+  steps: setting(Steps, 20_000, "steps", "SiD iterations in total, counting resumed ones", { placeholder: "<n>" }),
+  generatorBeta1: setting(AdamBeta, 0, "g-beta1", "generator Adam β1 (the fake score's is 0)"),
+  beta2: setting(AdamBeta, 0.999, "beta2", "Adam β2 of both optimisers"),
+  epsilon: setting(Epsilon, 1e-8, "epsilon", "Adam ε of both optimisers"),
+  generatorLossScale: setting(LossScale, 100, "lsg", "generator loss multiplier"),
+  fakeLossScale: setting(LossScale, 1, "ls", "fake-score loss multiplier"),
+  emaHalfLifeKimg: setting(HalfLifeKimg, 500, "ema-half-life", "EMA half-life of the generator, in thousands of samples"),
+  emaRampupRatio: setting(
+    Schema.NullOr(RampupRatio).annotations({ message: () => RampupRatioRule }),
+    0.05,
+    "ema-rampup",
+    "EMA rampup ratio (half-life ≤ ratio × samples seen); null: no rampup"
+  ),
+  evalEvery: setting(Interval, 1_000, "eval-every", "evaluate the EMA generator every N iterations", { placeholder: "<n>" }),
+  checkpointEvery: setting(Interval, 5_000, "checkpoint-every", "write a checkpoint every N iterations", { placeholder: "<n>" }),
+  seed: setting(Seed, 0, "seed", "random seed of every stream of the run", { placeholder: "<n>" }),
+  lowMemory: setting(
+    Schema.Boolean.annotations({ message: () => LowMemoryRule }),
+    false,
+    "low-memory",
+    "Adam's moments and the EMA generator in host memory, two-stage generator backward (same updates, lower peak " +
+      "engine memory; a run may resume either way)"
+  ),
+  dropout: setting(
+    Schema.NullOr(DropoutRate).annotations({ message: () => DropoutRateRule }),
+    null,
+    "dropout",
+    "train-mode dropout of G (generator step) and ψ (fake step); null: the teacher network's own rate",
+    { input: "number" }
+  ),
+  loss: setting(GeneratorLossName, "sid", "loss", "generator loss: sid, dmd (no network Jacobians), l1 or l2 (one term alone)", {
+    placeholder: "<name>"
+  }),
+  normalizer: setting(
+    Schema.Boolean.annotations({ message: () => NormalizerRule }),
+    true,
+    "normalizer",
+    "the per-sample normaliser w = sg(mean|x_g − f_φ|) of the generator loss (--no-normalizer: w = 1)"
+  ),
+  augment: setting(
+    Probability,
+    0,
+    "augment",
+    "probability p of EDM's augmentation (flips, scaling, rotation, translation) of the fake step's images " +
+      "(SiD: 0.12 CIFAR-10, 0.15 FFHQ/AFHQ; 0 off)"
+  ),
+  adversarial: setting(
+    Schema.Boolean.annotations({ message: () => AdversarialRule }),
+    false,
+    "adversarial",
+    "SiDA: the fake score doubles as a discriminator on real images (needs --data)"
+  ),
+  data: setting(RealDataName, null, "data", "real images for SiDA's discriminator: mnist, or null (none)", {
+    input: "text",
+    placeholder: "<name>"
+  }),
+  lsd: setting(AdversarialScale, 1, "lsd", "SiDA: discriminator loss multiplier"),
+  lsgGan: setting(AdversarialScale, 0.01, "lsg-gan", "SiDA: multiplier of the generator's adversarial term"),
+  generatorWarmupKimg: setting(WarmupKimg, 100, "g-warmup", "SiDA: thousands of images before G's first update"),
+  adversarialWarmupKimg: setting(
+    WarmupKimg,
+    200,
+    "gan-warmup",
+    "SiDA: thousands of images before the generator's adversarial term starts"
+  ),
+  initGenerator: setting(
+    Schema.NullOr(Schema.String.pipe(Schema.minLength(1))).annotations({ message: () => InitGeneratorRule }),
+    null,
+    "init-generator",
+    "SiD²A: start G from a distilled generator (a run directory or an exported generator file); null: from the teacher",
+    { input: "text", placeholder: "<path>" }
+  ),
+  generatorSteps: setting(
+    GeneratorSteps,
+    1,
+    "generator-steps",
+    "k, the generator's steps: G applied k times on the σ ladder σ_init·(k − s)/k with re-noising between steps, " +
+      "trained on the final output (1: one-step; docs/few-step.md)",
+    { placeholder: "<k>" }
+  )
+} as const satisfies SettingTable
+
+/**
+ * The default values, as plain values (read from {@link DISTILL_SETTINGS}). {@link DistillConfig.defaults} is the same
+ * as a decoded instance.
+ */
+export const DISTILL_DEFAULTS = defaultsOf(DISTILL_SETTINGS)
 
 /** Settings of the in-process network fit of a mixture teacher (`gmm:`, `gmm-dsm:`), which G and ψ start from. */
 export interface TeacherFitSettings {
@@ -143,7 +194,7 @@ export interface DistillPreset {
   /** Which teachers it is for and where its values come from. */
   readonly description: string
   /** Config settings that differ from {@link DISTILL_DEFAULTS} (encoded form: plain numbers and booleans). */
-  readonly config: { readonly [K in keyof typeof DISTILL_DEFAULTS]?: (typeof DISTILL_DEFAULTS)[K] extends boolean ? boolean : number | null }
+  readonly config: Partial<typeof DISTILL_DEFAULTS>
   /** The in-process network fit of mixture teachers (absent: the teacher is not fitted in process). */
   readonly teacherFit?: TeacherFitSettings
 }
@@ -219,138 +270,12 @@ export const describePreset = (kind: TeacherKind): string => {
   return [...flags, ...fitFlags].join(" ")
 }
 
-/** Rule of {@link GeneratorLossName}. */
-export const GeneratorLossNameRule =
-  "must be one of sid (L² − α·L¹, docs/algorithm.md §8.1), dmd (the Diff-Instruct/DMD direction, docs/algorithm.md §8.4), l1 or l2 (one term alone, docs/algorithm.md §8.2)"
-
-/** The generator losses a run can use (docs/algorithm.md §8.1, §8.2, §8.4). */
-export const GeneratorLossName = Schema.Literal("sid", "dmd", "l1", "l2").annotations({
-  message: () => ({ message: GeneratorLossNameRule, override: true })
-})
-/** @see {@link GeneratorLossName} */
-export type GeneratorLossName = typeof GeneratorLossName.Type
-
-const NormalizerRule = "must be true or false (the per-sample normaliser w of the generator loss; docs/algorithm.md §8.1, §12)"
-
-const AdversarialRule = "must be true or false (SiDA: the fake score doubles as a discriminator on real images; docs/algorithm.md §13)"
-
-/** Rule of {@link RealDataName}. */
-export const RealDataNameRule =
-  "must be null (no real data: SiD is data-free) or mnist (the MNIST training split, for SiDA's discriminator; docs/algorithm.md §13)"
-
-/** The real-data sources a config can name (docs/algorithm.md §13); null: none. */
-export const RealDataName = Schema.NullOr(Schema.Literal("mnist")).annotations({
-  message: () => ({ message: RealDataNameRule, override: true })
-})
-/** @see {@link RealDataName} */
-export type RealDataName = typeof RealDataName.Type
-
-const InitGeneratorRule =
-  "must be null (G starts from the teacher, docs/algorithm.md §6) or the path of a run directory or an exported generator file (SiD²A, docs/algorithm.md §13)"
-
 /**
  * SiD distillation hyper-parameters (docs/algorithm.md §9.1–9.2, §14), validated and branded. Construct with
  * `DistillConfig.make({ alpha: Alpha.make(1) })` (missing fields take {@link DISTILL_DEFAULTS}) or decode untrusted
  * input with {@link decodeDistillConfig}.
  */
-export class DistillConfig extends Schema.Class<DistillConfig>("DistillConfig")({
-  /** SiD's α (docs/algorithm.md §8.1). */
-  alpha: withDefault(Alpha, () => Alpha.make(DISTILL_DEFAULTS.alpha)),
-  /** Generator-loss time bound in thousandths, t ~ U(0, tmax/1000) (docs/algorithm.md §8.1). */
-  tmax: withDefault(Tmax, () => Tmax.make(DISTILL_DEFAULTS.tmax)),
-  /** The generator's fixed input noise level σ_init (docs/algorithm.md §6). */
-  sigmaInit: withDefault(PositiveSigma, () => PositiveSigma.make(DISTILL_DEFAULTS.sigmaInit)),
-  /** Mean of ln σ in the fake-score loss (docs/algorithm.md §2.1, §7). */
-  pMean: withDefault(LogNormalMean, () => LogNormalMean.make(DISTILL_DEFAULTS.pMean)),
-  /** Standard deviation of ln σ in the fake-score loss (docs/algorithm.md §2.1, §7). */
-  pStd: withDefault(LogNormalStd, () => LogNormalStd.make(DISTILL_DEFAULTS.pStd)),
-  /** Generator Adam learning rate (docs/algorithm.md §9.1 `--glr`; toy 3e-4, images 1e-5). */
-  generatorLr: withDefault(LearningRate, () => LearningRate.make(DISTILL_DEFAULTS.generatorLr)),
-  /** Fake-score Adam learning rate (docs/algorithm.md §9.1 `--lr`; toy 3e-4, images 1e-5). */
-  fakeLr: withDefault(LearningRate, () => LearningRate.make(DISTILL_DEFAULTS.fakeLr)),
-  /** Samples per iteration (docs/algorithm.md §9.1–9.2). */
-  batchSize: withDefault(BatchSize, () => BatchSize.make(DISTILL_DEFAULTS.batchSize)),
-  /** Number of iterations, each one fake step then one generator step (docs/algorithm.md §9.1). */
-  steps: withDefault(Steps, () => Steps.make(DISTILL_DEFAULTS.steps)),
-  /** Generator Adam β1 (docs/algorithm.md §9.1 `--g_beta1`); the fake-score optimiser's β1 is fixed at 0. */
-  generatorBeta1: withDefault(AdamBeta, () => AdamBeta.make(DISTILL_DEFAULTS.generatorBeta1)),
-  /** Adam β2 of both optimisers (docs/algorithm.md §9.1). */
-  beta2: withDefault(AdamBeta, () => AdamBeta.make(DISTILL_DEFAULTS.beta2)),
-  /** Adam ε of both optimisers (docs/algorithm.md §9.1, §14). */
-  epsilon: withDefault(Epsilon, () => Epsilon.make(DISTILL_DEFAULTS.epsilon)),
-  /** Generator loss multiplier lsg (docs/algorithm.md §8.1). */
-  generatorLossScale: withDefault(LossScale, () => LossScale.make(DISTILL_DEFAULTS.generatorLossScale)),
-  /** Fake-score loss multiplier ls (docs/algorithm.md §7). */
-  fakeLossScale: withDefault(LossScale, () => LossScale.make(DISTILL_DEFAULTS.fakeLossScale)),
-  /** EMA half-life of the generator weights in kimg (docs/algorithm.md §9.1). */
-  emaHalfLifeKimg: withDefault(HalfLifeKimg, () => HalfLifeKimg.make(DISTILL_DEFAULTS.emaHalfLifeKimg)),
-  /** EMA rampup ratio, or null for no rampup (docs/algorithm.md §9.1). */
-  emaRampupRatio: withDefault(
-    Schema.NullOr(RampupRatio).annotations({ message: () => RampupRatioRule }),
-    () => RampupRatio.make(DISTILL_DEFAULTS.emaRampupRatio)
-  ),
-  /** Iterations between metric evaluations of G_ema (docs/algorithm.md §9.3). */
-  evalEvery: withDefault(Interval, () => Interval.make(DISTILL_DEFAULTS.evalEvery)),
-  /** Iterations between training-state checkpoints (docs/algorithm.md §9.3). */
-  checkpointEvery: withDefault(Interval, () => Interval.make(DISTILL_DEFAULTS.checkpointEvery)),
-  /** Random seed (docs/algorithm.md §9.1). */
-  seed: withDefault(Seed, () => Seed.make(DISTILL_DEFAULTS.seed)),
-  /**
-   * Low-memory mode (not a hyper-parameter: the updates are those of docs/algorithm.md §7–§9.1): Adam's moments and θ_ema in host
-   * memory, and the generator's backward pass in two stages (∂L/∂x_g first, then G's vector-Jacobian product).
-   */
-  lowMemory: withDefault(
-    Schema.Boolean.annotations({ message: () => LowMemoryRule }),
-    () => DISTILL_DEFAULTS.lowMemory
-  ),
-  /**
-   * Train-mode dropout probability of G in the generator step and ψ in the fake step (docs/algorithm.md §9.1–9.2 `--dropout`);
-   * null (the default): the architecture's own rate. The teacher, G making the fake step's samples and G_ema never
-   * use dropout.
-   */
-  dropout: withDefault(
-    Schema.NullOr(DropoutRate).annotations({ message: () => DropoutRateRule }),
-    () => DISTILL_DEFAULTS.dropout
-  ),
-  /** The generator loss (docs/algorithm.md §8.1; §8.2 one term alone; §8.4 the DMD direction). */
-  loss: withDefault(GeneratorLossName, () => DISTILL_DEFAULTS.loss),
-  /** The per-sample normaliser w of the generator loss (docs/algorithm.md §8.1); false gives w = 1 (docs/algorithm.md §12). */
-  normalizer: withDefault(
-    Schema.Boolean.annotations({ message: () => NormalizerRule }),
-    () => DISTILL_DEFAULTS.normalizer
-  ),
-  /** Probability p of EDM's augmentation pipe in the fake step (docs/algorithm.md §13.4; docs/sida.md §2); 0: off. */
-  augment: withDefault(Probability, () => Probability.make(DISTILL_DEFAULTS.augment)),
-  /** SiDA (docs/algorithm.md §13; docs/sida.md): the fake score doubles as a discriminator on real images from `data`. */
-  adversarial: withDefault(
-    Schema.Boolean.annotations({ message: () => AdversarialRule }),
-    () => DISTILL_DEFAULTS.adversarial
-  ),
-  /** The real images of SiDA's discriminator (docs/algorithm.md §13); null: none (SiD needs none). */
-  data: withDefault(RealDataName, () => DISTILL_DEFAULTS.data),
-  /** Discriminator loss multiplier lsd (docs/algorithm.md §13). */
-  lsd: withDefault(AdversarialScale, () => AdversarialScale.make(DISTILL_DEFAULTS.lsd)),
-  /** Multiplier lsg_gan of the generator's adversarial term (docs/algorithm.md §13). */
-  lsgGan: withDefault(AdversarialScale, () => AdversarialScale.make(DISTILL_DEFAULTS.lsgGan)),
-  /** SiDA: G takes no optimiser step while the images seen are at most this many thousand (docs/algorithm.md §13). */
-  generatorWarmupKimg: withDefault(WarmupKimg, () => WarmupKimg.make(DISTILL_DEFAULTS.generatorWarmupKimg)),
-  /** SiDA: the generator's adversarial term is off while the images seen are at most this many thousand (docs/algorithm.md §13). */
-  adversarialWarmupKimg: withDefault(WarmupKimg, () => WarmupKimg.make(DISTILL_DEFAULTS.adversarialWarmupKimg)),
-  /**
-   * SiD²A (docs/algorithm.md §13; docs/sida.md §1): G and G_ema start from this distilled generator (a run directory's newest
-   * checkpoint, EMA weights, or an exported generator file); null: from the teacher (docs/algorithm.md §6). ψ always starts from
-   * the teacher.
-   */
-  initGenerator: withDefault(
-    Schema.NullOr(Schema.String.pipe(Schema.minLength(1))).annotations({ message: () => InitGeneratorRule }),
-    () => DISTILL_DEFAULTS.initGenerator
-  ),
-  /**
-   * k, the generator's steps (docs/few-step.md): G applied k times on the σ ladder σ_init·(k − s)/k, s = 0 … k−1, with
-   * re-noising between steps; both losses see the final output. 1: the one-step generator (docs/algorithm.md §6).
-   */
-  generatorSteps: withDefault(GeneratorSteps, () => GeneratorSteps.make(DISTILL_DEFAULTS.generatorSteps))
-}) {
+export class DistillConfig extends Schema.Class<DistillConfig>("DistillConfig")(fieldsOf(DISTILL_SETTINGS)) {
   /** The configuration with every default (docs/algorithm.md §9.2, §12.3). */
   static get defaults(): DistillConfig {
     return DistillConfig.make({})
@@ -364,68 +289,8 @@ export interface SettingFlag {
   readonly description: string
 }
 
-/**
- * The command-line face of every {@link DistillConfig} setting, in one table beside the defaults: `sid distill`
- * builds its flags and help from it, and errors name the flag of a bad setting.
- */
-export const DISTILL_FLAGS: { readonly [K in keyof typeof DISTILL_DEFAULTS]: SettingFlag } = {
-  alpha: { flag: "alpha", description: "α of the SiD loss L² − α·L¹ (docs/algorithm.md §8.1)" },
-  tmax: { flag: "tmax", description: "upper end of the generator-loss time t ~ U(0, tmax/1000), in thousandths" },
-  sigmaInit: { flag: "sigma-init", description: "σ_init, the noise level of the one-step generator's input (docs/algorithm.md §6)" },
-  pMean: { flag: "p-mean", description: "mean of ln σ in the fake-score loss (EDM's P_mean)" },
-  pStd: { flag: "p-std", description: "standard deviation of ln σ in the fake-score loss (EDM's P_std)" },
-  generatorLr: { flag: "glr", description: "generator Adam learning rate" },
-  fakeLr: { flag: "lr", description: "fake-score Adam learning rate" },
-  batchSize: { flag: "batch", description: "generator samples per iteration" },
-  steps: { flag: "steps", description: "SiD iterations in total, counting resumed ones" },
-  generatorBeta1: { flag: "g-beta1", description: "generator Adam β1 (the fake score's is 0)" },
-  beta2: { flag: "beta2", description: "Adam β2 of both optimisers" },
-  epsilon: { flag: "epsilon", description: "Adam ε of both optimisers" },
-  generatorLossScale: { flag: "lsg", description: "generator loss multiplier" },
-  fakeLossScale: { flag: "ls", description: "fake-score loss multiplier" },
-  emaHalfLifeKimg: { flag: "ema-half-life", description: "EMA half-life of the generator, in thousands of samples" },
-  emaRampupRatio: { flag: "ema-rampup", description: "EMA rampup ratio (half-life ≤ ratio × samples seen)" },
-  evalEvery: { flag: "eval-every", description: "evaluate the EMA generator every N iterations" },
-  checkpointEvery: { flag: "checkpoint-every", description: "write a checkpoint every N iterations" },
-  seed: { flag: "seed", description: "random seed of every stream of the run" },
-  lowMemory: {
-    flag: "low-memory",
-    description: "Adam's moments and the EMA generator in host memory, two-stage generator backward (same updates, " +
-      "lower peak engine memory; a run may resume either way)"
-  },
-  dropout: {
-    flag: "dropout",
-    description: "train-mode dropout of G (generator step) and ψ (fake step); default: the teacher network's own rate"
-  },
-  loss: { flag: "loss", description: "generator loss: sid, dmd (no network Jacobians), l1 or l2 (one term alone)" },
-  normalizer: { flag: "normalizer", description: "the per-sample normaliser w = sg(mean|x_g − f_φ|) (--no-normalizer: w = 1)" },
-  augment: {
-    flag: "augment",
-    description: "probability p of EDM's augmentation (flips, scaling, rotation, translation) of the fake step's images " +
-      "(SiD: 0.12 CIFAR-10, 0.15 FFHQ/AFHQ; 0 off)"
-  },
-  adversarial: {
-    flag: "adversarial",
-    description: "SiDA: the fake score doubles as a discriminator on real images (needs --data)"
-  },
-  data: { flag: "data", description: "real images for SiDA's discriminator: mnist, or null (none)" },
-  lsd: { flag: "lsd", description: "SiDA: discriminator loss multiplier" },
-  lsgGan: { flag: "lsg-gan", description: "SiDA: multiplier of the generator's adversarial term" },
-  generatorWarmupKimg: { flag: "g-warmup", description: "SiDA: thousands of images before G's first update" },
-  adversarialWarmupKimg: {
-    flag: "gan-warmup",
-    description: "SiDA: thousands of images before the generator's adversarial term starts"
-  },
-  initGenerator: {
-    flag: "init-generator",
-    description: "SiD²A: start G from a distilled generator (a run directory or an exported generator file) instead of the teacher"
-  },
-  generatorSteps: {
-    flag: "generator-steps",
-    description: "k, the generator's steps: G applied k times on the σ ladder σ_init·(k − s)/k with re-noising between " +
-      "steps, trained on the final output (1: one-step; docs/few-step.md)"
-  }
-}
+/** The command-line face of every {@link DistillConfig} setting (read from {@link DISTILL_SETTINGS}). */
+export const DISTILL_FLAGS: { readonly [K in keyof typeof DISTILL_SETTINGS]: SettingFlag } = DISTILL_SETTINGS
 
 /**
  * The settings that do not change a run's trajectory: how long it runs, how often it is evaluated and checkpointed,
@@ -442,86 +307,17 @@ export const RUN_ONLY_SETTINGS: ReadonlyArray<keyof typeof DistillConfig.fields>
 /** The keys of {@link DistillConfig} (docs/algorithm.md §9.2), in declaration order. */
 export const DISTILL_CONFIG_KEYS: ReadonlyArray<string> = Object.keys(DistillConfig.fields)
 
-/** One rejected setting (docs/algorithm.md §9.2): the field's dotted path, the value given, and the rule it broke. */
-export const ConfigIssue = Schema.Struct({
-  field: Schema.String,
-  value: Schema.Unknown,
-  rule: Schema.String
-})
-/** @see {@link ConfigIssue} */
-export type ConfigIssue = typeof ConfigIssue.Type
-
-const renderValue = (value: unknown): string => {
-  if (value === undefined) return "undefined"
-  if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") return String(value)
-  try {
-    const json = JSON.stringify(value)
-    return json.length > 60 ? `${json.slice(0, 57)}...` : json
-  } catch {
-    return String(value)
-  }
-}
-
-/**
- * A configuration that failed validation (docs/algorithm.md §9.2). Each issue names the field, the value given and the rule;
- * `message` lists them one per line (`alpha = -1: must be a finite number ≥ 0 (...)`) and says how to fix them.
- */
-export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", {
-  issues: Schema.Array(ConfigIssue)
-}) {
-  override get message(): string {
-    const lines = this.issues.map((issue) => `  ${issue.field} = ${renderValue(issue.value)}: ${issue.rule}`)
-    const count = this.issues.length === 1 ? "1 setting" : `${this.issues.length} settings`
-    return [
-      `Invalid distillation config (${count}):`,
-      ...lines,
-      "Fix the values above (or leave a setting out to use its default, docs/algorithm.md §9.2/§12.3) and run again."
-    ].join("\n")
-  }
-}
-
-const valueAt = (input: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
-  let current: unknown = input
-  for (const key of path) {
-    if (current === null || typeof current !== "object") return undefined
-    current = (current as Record<PropertyKey, unknown>)[key]
-  }
-  return current
-}
-
-const unexpectedRule = `is not a DistillConfig setting (known settings: ${DISTILL_CONFIG_KEYS.join(", ")}); check its spelling`
-
-/**
- * Converts a Schema `ParseError` from decoding `input` into a {@link ConfigError} (docs/algorithm.md §9.2), with one issue per
- * failing path (ParseResult's `ArrayFormatter`), the offending value looked up in `input`.
- */
-export const configErrorFromParseError = (error: ParseResult.ParseError, input: unknown): ConfigError => {
-  const seen = new Set<string>()
-  const issues: Array<ConfigIssue> = []
-  for (const issue of ParseResult.ArrayFormatter.formatErrorSync(error)) {
-    const field = issue.path.length === 0 ? "(config)" : issue.path.map(String).join(".")
-    if (seen.has(field)) continue
-    seen.add(field)
-    const rule = issue._tag === "Unexpected"
-      ? unexpectedRule
-      : issue.path.length === 0
-      ? "must be an object of settings, e.g. { \"alpha\": 1, \"steps\": 10000 }"
-      : issue.message
-    issues.push({ field, value: valueAt(input, issue.path), rule })
-  }
-  return new ConfigError({ issues })
-}
+export { ConfigError, ConfigIssue } from "./ConfigError.js"
 
 /**
  * Decodes untrusted input (a parsed config file, CLI flags, an environment map) into a {@link DistillConfig}
  * (docs/algorithm.md §9.2). Pure: returns `Either.right(config)` or `Either.left(ConfigError)` listing every bad setting.
  * Unknown keys are rejected, so a misspelt setting is not silently replaced by its default.
  */
-export const decodeDistillConfig = (input: unknown): Either.Either<DistillConfig, ConfigError> =>
-  Either.mapLeft(
-    Schema.decodeUnknownEither(DistillConfig, { errors: "all", onExcessProperty: "error" })(input),
-    (error) => configErrorFromParseError(error, input)
-  )
+export const decodeDistillConfig: (input: unknown) => Either.Either<DistillConfig, ConfigError> = decodeConfig(
+  DistillConfig,
+  "distillation config"
+)
 
 /** {@link DistillConfig} to and from a JSON string (docs/algorithm.md §9.2), for config files and checkpoints. */
 export const DistillConfigFromJson = Schema.parseJson(DistillConfig)
@@ -537,7 +333,7 @@ export const decodeDistillConfigJson = (text: string): Either.Either<DistillConf
   } catch (cause) {
     const reason = cause instanceof Error ? cause.message : String(cause)
     return Either.left(
-      new ConfigError({ issues: [{ field: "(json)", value: text, rule: `must be valid JSON (${reason})` }] })
+      new ConfigError({ config: "distillation config", issues: [{ field: "(json)", value: text, rule: `must be valid JSON (${reason})` }] })
     )
   }
   return decodeDistillConfig(parsed)

@@ -1,7 +1,7 @@
 /**
  * The teacher-training configuration (issue 4 §2): the small image UNet's size, the EDM loss and optimiser settings
  * (docs/algorithm.md §2.4), EMA (docs/algorithm.md §9.1 C) and the run's length and checkpoint interval (docs/algorithm.md §9.3), validated and branded, with
- * a pure decoder that lists every bad field in a {@link TeacherConfigError}.
+ * a pure decoder that lists every bad field in a {@link ConfigError}.
  *
  * Every field is optional on input (a missing key takes its default, an explicit `undefined` is rejected, unknown keys
  * are rejected), and encoding writes every field, so encode/decode round-trips through JSON (checkpoint manifests and
@@ -9,10 +9,11 @@
  *
  * @module
  */
-import { Either, ParseResult, Schema } from "effect"
+import { Either, Schema } from "effect"
 import { P_MEAN, P_STD, SIGMA_DATA } from "../edm/Edm.js"
-import { ConfigIssue } from "./DistillConfig.js"
 import { type UNetSpec, unetSpec } from "../nn/UNet.js"
+import { ConfigError, decodeConfig } from "./ConfigError.js"
+import { defaultsOf, fieldsOf, setting, type SettingTable } from "./Setting.js"
 import {
   AdamBeta,
   BatchSize,
@@ -23,16 +24,17 @@ import {
   LogNormalMean,
   LogNormalStd,
   PositiveSigma,
+  RampupKimg,
   RampupRatio,
   RampupRatioRule,
   Seed,
-  Steps
+  Steps,
+  Width
 } from "./Units.js"
 
-const withRule = (rule: string) => ({ message: () => rule })
+export { RampupKimg, RampupKimgRule, Width, WidthRule } from "./Units.js"
 
-const withDefault = <S extends Schema.Schema.Any>(schema: S, value: () => Schema.Schema.Type<S>) =>
-  Schema.optionalWith(schema, { default: value, exact: true })
+const withRule = (rule: string) => ({ message: () => rule })
 
 /** Rule of {@link Resolution}. */
 export const ResolutionRule = "must be 16, 28 or 32 (MNIST downsampled to 16×16, native 28×28, or padded to 32×32; issue 4 §1)"
@@ -45,18 +47,6 @@ export const Resolution = Schema.Literal(16, 28, 32).annotations({
 /** @see {@link Resolution} */
 export type Resolution = typeof Resolution.Type
 
-/** Rule of {@link Width}. */
-export const WidthRule = "must be an integer in [1, 1024] (a channel count, multiplier or block count of the UNet; docs/algorithm.md §2.3)"
-
-/** A positive integer size of the UNet (channels, multipliers, blocks, groups), at most 1024 (docs/algorithm.md §2.3). */
-export const Width = Schema.Number.annotations(withRule(WidthRule)).pipe(
-  Schema.int(withRule(WidthRule)),
-  Schema.between(1, 1024, withRule(WidthRule)),
-  Schema.brand("Width")
-).annotations({ identifier: "Width" })
-/** @see {@link Width} */
-export type Width = typeof Width.Type
-
 /** Rule of {@link ChannelMult}. */
 export const ChannelMultRule = "must be a list of 1 to 5 integers in [1, 1024] (channel multiplier per resolution; docs/algorithm.md §2.3)"
 
@@ -66,126 +56,85 @@ export const ChannelMult = Schema.Array(Width).pipe(
   Schema.maxItems(5, withRule(ChannelMultRule))
 ).annotations({ identifier: "ChannelMult", ...withRule(ChannelMultRule) })
 
-/** Rule of {@link RampupKimg}. */
-export const RampupKimgRule =
-  "must be a finite number ≥ 0 of thousands of images (learning-rate warm-up; EDM uses 10,000 kimg, 0 disables it; docs/algorithm.md §2.4)"
+/**
+ * Every setting of a teacher-training run, in one table: schema (the rule), default, flag and a one-line description
+ * (docs/algorithm.md §2.1, §2.4; the UNet and the run length sized for 2 CPU cores). {@link TeacherTrainingConfig}'s
+ * fields, {@link TEACHER_DEFAULTS} and the flags and help of `sid teacher train` are built from it.
+ */
+export const TEACHER_SETTINGS = {
+  steps: setting(Steps, 3000, "steps", "optimiser steps in total, counting resumed ones", { placeholder: "<n>" }),
+  batchSize: setting(BatchSize, 32, "batch", "images per step", { placeholder: "<n>" }),
+  learningRate: setting(
+    LearningRate,
+    2e-3,
+    "lr",
+    "Adam learning rate after the warm-up (EDM: 1e-3; 2e-3 trained the default UNet faster, with no instability)"
+  ),
+  learningRateRampupKimg: setting(
+    RampupKimg,
+    3.2,
+    "lr-rampup",
+    "linear learning-rate warm-up, in thousands of images (EDM: 10,000; short here)"
+  ),
+  beta1: setting(AdamBeta, 0.9, "beta1", "Adam β1 (EDM teacher training: 0.9)"),
+  beta2: setting(AdamBeta, 0.999, "beta2", "Adam β2"),
+  epsilon: setting(Epsilon, 1e-8, "epsilon", "Adam ε"),
+  emaHalfLifeKimg: setting(HalfLifeKimg, 10, "ema-half-life", "EMA half-life of the weights, in thousands of images (EDM: 500)"),
+  emaRampupRatio: setting(
+    Schema.NullOr(RampupRatio).annotations({ message: () => RampupRatioRule }),
+    0.05,
+    "ema-rampup",
+    "EMA rampup ratio (half-life ≤ ratio × images seen); null: no rampup"
+  ),
+  sigmaData: setting(PositiveSigma, SIGMA_DATA, "sigma-data", "σ_data of the EDM preconditioning"),
+  pMean: setting(LogNormalMean, P_MEAN, "p-mean", "mean of ln σ of the training noise (EDM's P_mean)"),
+  pStd: setting(LogNormalStd, P_STD, "p-std", "standard deviation of ln σ of the training noise (EDM's P_std)"),
+  resolution: setting(Resolution, 16, "resolution", "MNIST image side: 16 (downsampled), 28 (native) or 32 (padded)"),
+  conditional: setting(
+    Schema.Boolean.annotations(withRule("must be true or false")),
+    false,
+    "conditional",
+    "a class-conditional UNet (labelDim 10) fed one-hot digit labels"
+  ),
+  baseChannels: setting(Width, 32, "base-channels", "UNet base channels", { placeholder: "<n>" }),
+  channelMult: setting(ChannelMult, [1, 2, 2], "channel-mult", "UNet channel multipliers per resolution, highest first"),
+  blocksPerResolution: setting(Width, 1, "blocks", "residual blocks per resolution", { placeholder: "<n>" }),
+  groups: setting(Width, 8, "groups", "GroupNorm groups; must divide every normalised channel count", { placeholder: "<n>" }),
+  checkpointEvery: setting(Interval, 500, "checkpoint-every", "write a checkpoint and the teacher file every N steps", {
+    placeholder: "<n>"
+  }),
+  seed: setting(Seed, 0, "seed", "random seed", { placeholder: "<n>" })
+} as const satisfies SettingTable
 
-/** Length of the linear learning-rate warm-up in thousands of images (EDM's `lr_rampup_kimg`, docs/algorithm.md §2.4). */
-export const RampupKimg = Schema.Number.annotations(withRule(RampupKimgRule)).pipe(
-  Schema.finite(withRule(RampupKimgRule)),
-  Schema.greaterThanOrEqualTo(0, withRule(RampupKimgRule)),
-  Schema.brand("RampupKimg")
-).annotations({ identifier: "RampupKimg" })
-/** @see {@link RampupKimg} */
-export type RampupKimg = typeof RampupKimg.Type
-
-/** Default values (docs/algorithm.md §2.1, §2.4; the UNet and run length sized for 2 CPU cores). */
-export const TEACHER_DEFAULTS = {
-  /** Optimiser steps. */
-  steps: 3000,
-  /** Images per step. */
-  batchSize: 32,
-  /**
-   * Adam learning rate (EDM: 1e-3, docs/algorithm.md §2.4; 2e-3 gave a lower loss at every point of a 1,500-step run of the default
-   * 16×16 UNet than 1e-3, with no instability).
-   */
-  learningRate: 2e-3,
-  /** Linear warm-up of the learning rate over this many kimg (EDM: 10,000; short here). */
-  learningRateRampupKimg: 3.2,
-  /** Adam β1, β2, ε (EDM teacher training: 0.9, 0.999, 1e-8; docs/algorithm.md §2.4). */
-  beta1: 0.9,
-  beta2: 0.999,
-  epsilon: 1e-8,
-  /** EMA half-life in kimg (EDM: 500) with rampup ratio 0.05 (docs/algorithm.md §2.4, §9.1). */
-  emaHalfLifeKimg: 10,
-  emaRampupRatio: 0.05,
-  /** σ_data, P_mean, P_std (docs/algorithm.md §2.1). */
-  sigmaData: SIGMA_DATA,
-  pMean: P_MEAN,
-  pStd: P_STD,
-  /** MNIST image side (issue 4 §1). */
-  resolution: 16,
-  /** Class-conditional UNet (labelDim 10) fed one-hot labels. */
-  conditional: false,
-  /** UNet size (docs/algorithm.md §2.3; `unetSpec` layout). */
-  baseChannels: 32,
-  channelMult: [1, 2, 2],
-  blocksPerResolution: 1,
-  groups: 8,
-  /** Steps between checkpoints (docs/algorithm.md §9.3). */
-  checkpointEvery: 500,
-  seed: 0
-} as const
+/** Default values, as plain values (read from {@link TEACHER_SETTINGS}). */
+export const TEACHER_DEFAULTS = defaultsOf(TEACHER_SETTINGS)
 
 /**
  * Teacher-training hyper-parameters (issue 4 §2; docs/algorithm.md §2.4, §9.1, §9.3), validated and branded. Construct with
  * {@link teacherTrainingConfig} or decode untrusted input with {@link decodeTeacherTrainingConfig}.
  */
-export class TeacherTrainingConfig extends Schema.Class<TeacherTrainingConfig>("TeacherTrainingConfig")({
-  /** Optimiser steps in total, counting resumed ones. */
-  steps: withDefault(Steps, () => Steps.make(TEACHER_DEFAULTS.steps)),
-  /** Images per step. */
-  batchSize: withDefault(BatchSize, () => BatchSize.make(TEACHER_DEFAULTS.batchSize)),
-  /** Adam learning rate after the warm-up (docs/algorithm.md §2.4). */
-  learningRate: withDefault(LearningRate, () => LearningRate.make(TEACHER_DEFAULTS.learningRate)),
-  /** Linear learning-rate warm-up, kimg (docs/algorithm.md §2.4 `lr_rampup_kimg`). */
-  learningRateRampupKimg: withDefault(RampupKimg, () => RampupKimg.make(TEACHER_DEFAULTS.learningRateRampupKimg)),
-  beta1: withDefault(AdamBeta, () => AdamBeta.make(TEACHER_DEFAULTS.beta1)),
-  beta2: withDefault(AdamBeta, () => AdamBeta.make(TEACHER_DEFAULTS.beta2)),
-  epsilon: withDefault(Epsilon, () => Epsilon.make(TEACHER_DEFAULTS.epsilon)),
-  /** EMA half-life of the weights, kimg (docs/algorithm.md §9.1 C). */
-  emaHalfLifeKimg: withDefault(HalfLifeKimg, () => HalfLifeKimg.make(TEACHER_DEFAULTS.emaHalfLifeKimg)),
-  /** EMA rampup ratio, or null for none (docs/algorithm.md §9.1 C). */
-  emaRampupRatio: withDefault(
-    Schema.NullOr(RampupRatio).annotations({ message: () => RampupRatioRule }),
-    () => RampupRatio.make(TEACHER_DEFAULTS.emaRampupRatio)
-  ),
-  sigmaData: withDefault(PositiveSigma, () => PositiveSigma.make(TEACHER_DEFAULTS.sigmaData)),
-  /** ln σ ~ N(pMean, pStd²) (docs/algorithm.md §2.1, §2.4). */
-  pMean: withDefault(LogNormalMean, () => LogNormalMean.make(TEACHER_DEFAULTS.pMean)),
-  pStd: withDefault(LogNormalStd, () => LogNormalStd.make(TEACHER_DEFAULTS.pStd)),
-  /** MNIST image side (issue 4 §1). */
-  resolution: withDefault(Resolution, () => TEACHER_DEFAULTS.resolution),
-  /** A class-conditional network (labelDim 10, one-hot labels; docs/algorithm.md §2.3). */
-  conditional: withDefault(Schema.Boolean.annotations(withRule("must be true or false")), () => TEACHER_DEFAULTS.conditional),
-  baseChannels: withDefault(Width, () => Width.make(TEACHER_DEFAULTS.baseChannels)),
-  channelMult: withDefault(ChannelMult, () => TEACHER_DEFAULTS.channelMult.map((m) => Width.make(m))),
-  blocksPerResolution: withDefault(Width, () => Width.make(TEACHER_DEFAULTS.blocksPerResolution)),
-  /** GroupNorm groups; must divide every normalised channel count. */
-  groups: withDefault(Width, () => Width.make(TEACHER_DEFAULTS.groups)),
-  /** Steps between checkpoints (docs/algorithm.md §9.3). */
-  checkpointEvery: withDefault(Interval, () => Interval.make(TEACHER_DEFAULTS.checkpointEvery)),
-  seed: withDefault(Seed, () => Seed.make(TEACHER_DEFAULTS.seed))
-}) {}
+export class TeacherTrainingConfig extends Schema.Class<TeacherTrainingConfig>("TeacherTrainingConfig")(
+  fieldsOf(TEACHER_SETTINGS)
+) {}
 
 /** The keys of {@link TeacherTrainingConfig}, in declaration order. */
 export const TEACHER_CONFIG_KEYS: ReadonlyArray<string> = Object.keys(TeacherTrainingConfig.fields)
 
-/** A teacher-training config that failed validation: one issue per field (field, value given, rule). */
-export class TeacherConfigError extends Schema.TaggedError<TeacherConfigError>()("TeacherConfigError", {
-  issues: Schema.Array(ConfigIssue)
-}) {
-  override get message(): string {
-    const lines = this.issues.map((i) => `  ${i.field} = ${render(i.value)}: ${i.rule}`)
-    return [
-      `Invalid teacher-training config (${this.issues.length === 1 ? "1 setting" : `${this.issues.length} settings`}):`,
-      ...lines,
-      "Fix the values above (or leave a setting out to use its default) and run again."
-    ].join("\n")
-  }
-}
+/**
+ * A teacher-training config that failed validation: one issue per field (field, value given, rule).
+ *
+ * @deprecated Every config fails with the one {@link ConfigError}; this alias goes in the next minor version.
+ */
+export const TeacherConfigError = ConfigError
+/** @deprecated See {@link ConfigError}. */
+export type TeacherConfigError = ConfigError
 
-const render = (value: unknown): string => {
-  if (value === undefined) return "undefined"
-  const json = JSON.stringify(value) ?? String(value)
-  return json.length > 60 ? `${json.slice(0, 57)}...` : json
-}
+const TEACHER_CONFIG = "teacher-training config"
 
-const valueAt = (input: unknown, path: ReadonlyArray<PropertyKey>): unknown =>
-  path.reduce<unknown>(
-    (current, key) => (current !== null && typeof current === "object" ? (current as Record<PropertyKey, unknown>)[key] : undefined),
-    input
-  )
+/** A {@link ConfigError} of a teacher-training config, from its issues (for checks made after decoding). */
+export const teacherConfigError = (issues: ConfigError["issues"]): ConfigError => new ConfigError({ config: TEACHER_CONFIG, issues })
+
+const decodeFields = decodeConfig(TeacherTrainingConfig, TEACHER_CONFIG)
 
 /** The UNet of a config (docs/algorithm.md §2.3): 1 channel at `resolution`², labelDim 10 when conditional. Throws when inconsistent. */
 export const teacherUNetSpec = (config: TeacherTrainingConfig): UNetSpec =>
@@ -203,27 +152,9 @@ export const teacherUNetSpec = (config: TeacherTrainingConfig): UNetSpec =>
  * fit the resolution (e.g. 28 is not divisible by 2³ with four levels) or the group count is an issue on `channelMult`
  * / `groups`.
  */
-export const decodeTeacherTrainingConfig = (input: unknown): Either.Either<TeacherTrainingConfig, TeacherConfigError> =>
+export const decodeTeacherTrainingConfig = (input: unknown): Either.Either<TeacherTrainingConfig, ConfigError> =>
   Either.flatMap(
-    Either.mapLeft(
-      Schema.decodeUnknownEither(TeacherTrainingConfig, { errors: "all", onExcessProperty: "error" })(input),
-      (error) => {
-        const seen = new Set<string>()
-        const issues: Array<ConfigIssue> = []
-        for (const issue of ParseResult.ArrayFormatter.formatErrorSync(error)) {
-          const field = issue.path.length === 0 ? "(config)" : String(issue.path[0])
-          if (seen.has(field)) continue
-          seen.add(field)
-          const rule = issue._tag === "Unexpected"
-            ? `is not a teacher-training setting (known: ${TEACHER_CONFIG_KEYS.join(", ")})`
-            : issue.path.length === 0
-            ? "must be an object of settings, e.g. { \"steps\": 3000 }"
-            : issue.message
-          issues.push({ field, value: valueAt(input, issue.path.slice(0, 1)), rule })
-        }
-        return new TeacherConfigError({ issues })
-      }
-    ),
+    decodeFields(input),
     (config) => {
       try {
         teacherUNetSpec(config)
@@ -232,9 +163,7 @@ export const decodeTeacherTrainingConfig = (input: unknown): Either.Either<Teach
         const reason = e instanceof Error ? e.message : String(e)
         const field = /group/i.test(reason) ? "groups" : "channelMult"
         return Either.left(
-          new TeacherConfigError({
-            issues: [{ field, value: config[field], rule: `does not fit the UNet at resolution ${config.resolution}: ${reason}` }]
-          })
+          teacherConfigError([{ field, value: config[field], rule: `does not fit the UNet at resolution ${config.resolution}: ${reason}` }])
         )
       }
     }
@@ -244,7 +173,7 @@ export const decodeTeacherTrainingConfig = (input: unknown): Either.Either<Teach
 export const encodeTeacherTrainingConfig = (config: TeacherTrainingConfig): typeof TeacherTrainingConfig.Encoded =>
   Schema.encodeSync(TeacherTrainingConfig)(config)
 
-/** A config from plain values (missing fields take their defaults); throws the {@link TeacherConfigError}. */
+/** A config from plain values (missing fields take their defaults); throws the {@link ConfigError}. */
 export const teacherTrainingConfig = (input: Partial<typeof TeacherTrainingConfig.Encoded> = {}): TeacherTrainingConfig =>
   Either.getOrThrowWith(decodeTeacherTrainingConfig(input), (e) => e)
 

@@ -1,5 +1,5 @@
 /**
- * Branded numeric schemas for the SiD hyper-parameters.
+ * Branded numeric schemas for the SiD hyper-parameters, each built by one helper, {@link brandedNumber}.
  *
  * Maths: `docs/algorithm.md` §2.1 (σ_data, P_mean, P_std), §6 (σ_init), §8.1 (α, tmax, lsg), §7 (ls), §9.1 (Adam, EMA),
  * §9.2 (values used by the reference runs), §12/§12.3 (toy settings), §14 (Adam ε in TF.js).
@@ -7,28 +7,64 @@
  * Every schema refines `Schema.Number`, then brands (construct with `X.make(n)`, which throws on a bad literal, or
  * decode at a boundary). Each carries one `message` annotation, used by the type check and by every filter, stating
  * the rule and why it holds, so a failure reads `field = value: rule` once the path and value are prepended
- * (see `ConfigError` in `DistillConfig.ts`). Each rule is also exported as a string (`AlphaRule`, …).
+ * (see `ConfigError` in `ConfigError.ts`). Each rule is also exported as a string (`AlphaRule`, …).
  *
  * @module
  */
 import { Schema } from "effect"
 
-const withRule = (rule: string) => ({ message: () => rule })
+/** The bounds of a {@link brandedNumber}: each end inclusive unless said otherwise; absent ends are unbounded. */
+export interface NumberRule {
+  /** Whole numbers only. */
+  readonly int?: boolean
+  readonly min?: number
+  /** `min` itself is excluded (`> min`). */
+  readonly minExclusive?: boolean
+  readonly max?: number
+  /** `max` itself is excluded (`< max`). */
+  readonly maxExclusive?: boolean
+}
 
-const finiteNumber = (rule: string) =>
-  Schema.Number.annotations(withRule(rule)).pipe(Schema.finite(withRule(rule)))
-
-const integer = (rule: string) => finiteNumber(rule).pipe(Schema.int(withRule(rule)))
+/**
+ * A finite `Schema.Number` refined by `bounds`, branded `brand` (also its identifier), with `rule` as the one message
+ * of the type check and of every filter, and `description` as its description annotation.
+ *
+ * @example
+ * const Alpha = brandedNumber("Alpha", { min: 0 }, "must be a finite number ≥ 0", "SiD's α")
+ */
+export const brandedNumber = <B extends string>(
+  brand: B,
+  bounds: NumberRule,
+  rule: string,
+  description: string
+): Schema.brand<Schema.Schema<number>, B> => {
+  const message = { message: () => rule }
+  let schema: Schema.Schema<number> = Schema.Number.annotations(message).pipe(Schema.finite(message))
+  if (bounds.int === true) schema = schema.pipe(Schema.int(message))
+  if (bounds.min !== undefined) {
+    schema = schema.pipe(
+      bounds.minExclusive === true ? Schema.greaterThan(bounds.min, message) : Schema.greaterThanOrEqualTo(bounds.min, message)
+    )
+  }
+  if (bounds.max !== undefined) {
+    schema = schema.pipe(
+      bounds.maxExclusive === true ? Schema.lessThan(bounds.max, message) : Schema.lessThanOrEqualTo(bounds.max, message)
+    )
+  }
+  return schema.pipe(Schema.brand(brand)).annotations({ identifier: brand, description })
+}
 
 /** Rule of {@link Alpha} (docs/algorithm.md §8.1–8.2). */
 export const AlphaRule =
   "must be a finite number ≥ 0 (SiD's α weights the −α·(y_r − y_f) term of the generator loss; the reference runs use 1.2, and 1.0 on AFHQv2; docs/algorithm.md §8.1–8.2)"
 
 /** SiD's α (docs/algorithm.md §8.1, `--alpha`): finite, ≥ 0. Default 1.2; docs/algorithm.md §12.3 finds 1.0 best on the 2-D ring. */
-export const Alpha = finiteNumber(AlphaRule).pipe(
-  Schema.greaterThanOrEqualTo(0, withRule(AlphaRule)),
-  Schema.brand("Alpha")
-).annotations({ identifier: "Alpha" })
+export const Alpha = brandedNumber(
+  "Alpha",
+  { min: 0 },
+  AlphaRule,
+  "SiD's α (docs/algorithm.md §8.1, `--alpha`): finite, ≥ 0. Default 1.2; docs/algorithm.md §12.3 finds 1.0 best on the 2-D ring."
+)
 /** @see {@link Alpha} */
 export type Alpha = typeof Alpha.Type
 
@@ -37,11 +73,12 @@ export const TmaxRule =
   "must be in (0, 1000] (the generator loss draws t ~ U(0, tmax/1000) on the ρ-schedule; SiD uses 800, i.e. σ ≤ 24.4; docs/algorithm.md §8.1, §15, item 2)"
 
 /** Upper end of the generator-loss time in thousandths (docs/algorithm.md §8.1, `--tmax`): 0 < tmax ≤ 1000. */
-export const Tmax = finiteNumber(TmaxRule).pipe(
-  Schema.greaterThan(0, withRule(TmaxRule)),
-  Schema.lessThanOrEqualTo(1000, withRule(TmaxRule)),
-  Schema.brand("Tmax")
-).annotations({ identifier: "Tmax" })
+export const Tmax = brandedNumber(
+  "Tmax",
+  { min: 0, minExclusive: true, max: 1000 },
+  TmaxRule,
+  "Upper end of the generator-loss time in thousandths (docs/algorithm.md §8.1, `--tmax`): 0 < tmax ≤ 1000."
+)
 /** @see {@link Tmax} */
 export type Tmax = typeof Tmax.Type
 
@@ -49,10 +86,12 @@ export type Tmax = typeof Tmax.Type
 export const SigmaRule = "must be a finite noise level σ ≥ 0 (docs/algorithm.md §2.1)"
 
 /** A noise level σ ≥ 0, finite (docs/algorithm.md §2.1, §2.2: the schedule ends at t_N = 0). */
-export const Sigma = finiteNumber(SigmaRule).pipe(
-  Schema.greaterThanOrEqualTo(0, withRule(SigmaRule)),
-  Schema.brand("Sigma")
-).annotations({ identifier: "Sigma" })
+export const Sigma = brandedNumber(
+  "Sigma",
+  { min: 0 },
+  SigmaRule,
+  "A noise level σ ≥ 0, finite (docs/algorithm.md §2.1, §2.2: the schedule ends at t_N = 0)."
+)
 /** @see {@link Sigma} */
 export type Sigma = typeof Sigma.Type
 
@@ -61,10 +100,12 @@ export const PositiveSigmaRule =
   "must be a finite number > 0 (a standard deviation: σ_init = 2.5 scales the generator's input noise, σ_data = 0.5 the EDM preconditioning; docs/algorithm.md §2.1, §6)"
 
 /** A strictly positive, finite standard deviation such as σ_init or σ_data (docs/algorithm.md §2.1, §6). */
-export const PositiveSigma = finiteNumber(PositiveSigmaRule).pipe(
-  Schema.greaterThan(0, withRule(PositiveSigmaRule)),
-  Schema.brand("PositiveSigma")
-).annotations({ identifier: "PositiveSigma" })
+export const PositiveSigma = brandedNumber(
+  "PositiveSigma",
+  { min: 0, minExclusive: true },
+  PositiveSigmaRule,
+  "A strictly positive, finite standard deviation such as σ_init or σ_data (docs/algorithm.md §2.1, §6)."
+)
 /** @see {@link PositiveSigma} */
 export type PositiveSigma = typeof PositiveSigma.Type
 
@@ -72,9 +113,12 @@ export type PositiveSigma = typeof PositiveSigma.Type
 export const LogNormalMeanRule = "must be a finite number (the mean of ln σ for the fake-score loss, P_mean = −1.2; docs/algorithm.md §2.1, §7)"
 
 /** Mean of ln σ of the log-normal training noise, any finite number (docs/algorithm.md §2.1 `P_mean`, §7). */
-export const LogNormalMean = finiteNumber(LogNormalMeanRule).pipe(Schema.brand("LogNormalMean")).annotations({
-  identifier: "LogNormalMean"
-})
+export const LogNormalMean = brandedNumber(
+  "LogNormalMean",
+  {},
+  LogNormalMeanRule,
+  "Mean of ln σ of the log-normal training noise, any finite number (docs/algorithm.md §2.1 `P_mean`, §7)."
+)
 /** @see {@link LogNormalMean} */
 export type LogNormalMean = typeof LogNormalMean.Type
 
@@ -83,10 +127,12 @@ export const LogNormalStdRule =
   "must be a finite number > 0 (the standard deviation of ln σ for the fake-score loss, P_std = 1.2; docs/algorithm.md §2.1, §7)"
 
 /** Standard deviation of ln σ of the log-normal training noise, finite and > 0 (docs/algorithm.md §2.1 `P_std`, §7). */
-export const LogNormalStd = finiteNumber(LogNormalStdRule).pipe(
-  Schema.greaterThan(0, withRule(LogNormalStdRule)),
-  Schema.brand("LogNormalStd")
-).annotations({ identifier: "LogNormalStd" })
+export const LogNormalStd = brandedNumber(
+  "LogNormalStd",
+  { min: 0, minExclusive: true },
+  LogNormalStdRule,
+  "Standard deviation of ln σ of the log-normal training noise, finite and > 0 (docs/algorithm.md §2.1 `P_std`, §7)."
+)
 /** @see {@link LogNormalStd} */
 export type LogNormalStd = typeof LogNormalStd.Type
 
@@ -95,11 +141,12 @@ export const LearningRateRule =
   "must be in (0, 1] (Adam step size: 1e-4..1e-3 for small MLPs, 3e-4 on the 2-D ring, 1e-5 for image UNets; docs/algorithm.md §9.2, §12, §12.3)"
 
 /** Adam learning rate, 0 < lr ≤ 1 (docs/algorithm.md §9.1–9.2 `--lr`/`--glr`, docs/algorithm.md §12). */
-export const LearningRate = finiteNumber(LearningRateRule).pipe(
-  Schema.greaterThan(0, withRule(LearningRateRule)),
-  Schema.lessThanOrEqualTo(1, withRule(LearningRateRule)),
-  Schema.brand("LearningRate")
-).annotations({ identifier: "LearningRate" })
+export const LearningRate = brandedNumber(
+  "LearningRate",
+  { min: 0, minExclusive: true, max: 1 },
+  LearningRateRule,
+  "Adam learning rate, 0 < lr ≤ 1 (docs/algorithm.md §9.1–9.2 `--lr`/`--glr`, docs/algorithm.md §12)."
+)
 /** @see {@link LearningRate} */
 export type LearningRate = typeof LearningRate.Type
 
@@ -111,10 +158,12 @@ export const BatchSizeRule =
   `must be an integer in [1, ${MAX_BATCH_SIZE}] (samples per iteration: 256–1024 for the 2-D toys, 256–8192 for images; docs/algorithm.md §9.2, §12)`
 
 /** Samples per iteration, an integer in [1, 65536] (docs/algorithm.md §9.2 `--batch`, §12). */
-export const BatchSize = integer(BatchSizeRule).pipe(
-  Schema.between(1, MAX_BATCH_SIZE, withRule(BatchSizeRule)),
-  Schema.brand("BatchSize")
-).annotations({ identifier: "BatchSize" })
+export const BatchSize = brandedNumber(
+  "BatchSize",
+  { int: true, min: 1, max: MAX_BATCH_SIZE },
+  BatchSizeRule,
+  "Samples per iteration, an integer in [1, 65536] (docs/algorithm.md §9.2 `--batch`, §12)."
+)
 /** @see {@link BatchSize} */
 export type BatchSize = typeof BatchSize.Type
 
@@ -122,10 +171,12 @@ export type BatchSize = typeof BatchSize.Type
 export const StepsRule = "must be an integer ≥ 0 (number of SiD iterations, each one fake step and one generator step; docs/algorithm.md §9.1)"
 
 /** A count of iterations, a non-negative safe integer (docs/algorithm.md §9.1). */
-export const Steps = integer(StepsRule).pipe(
-  Schema.between(0, Number.MAX_SAFE_INTEGER, withRule(StepsRule)),
-  Schema.brand("Steps")
-).annotations({ identifier: "Steps" })
+export const Steps = brandedNumber(
+  "Steps",
+  { int: true, min: 0, max: Number.MAX_SAFE_INTEGER },
+  StepsRule,
+  "A count of iterations, a non-negative safe integer (docs/algorithm.md §9.1)."
+)
 /** @see {@link Steps} */
 export type Steps = typeof Steps.Type
 
@@ -136,8 +187,12 @@ export const MAX_SEED = 0xffff_ffff
 export const SeedRule = `must be an integer in [0, ${MAX_SEED}] (an unsigned 32-bit seed; docs/algorithm.md §9.1)`
 
 /** Random seed, an unsigned 32-bit integer (docs/algorithm.md §9.1). */
-export const Seed = integer(SeedRule).pipe(Schema.between(0, MAX_SEED, withRule(SeedRule)), Schema.brand("Seed"))
-  .annotations({ identifier: "Seed" })
+export const Seed = brandedNumber(
+  "Seed",
+  { int: true, min: 0, max: MAX_SEED },
+  SeedRule,
+  "Random seed, an unsigned 32-bit integer (docs/algorithm.md §9.1)."
+)
 /** @see {@link Seed} */
 export type Seed = typeof Seed.Type
 
@@ -145,10 +200,12 @@ export type Seed = typeof Seed.Type
 export const ProbabilityRule = "must be a probability in [0, 1] (e.g. dropout or augmentation rate; docs/algorithm.md §13.4, §9.2)"
 
 /** A probability in [0, 1], e.g. dropout or augmentation rate (docs/algorithm.md §13.4, §9.2). */
-export const Probability = finiteNumber(ProbabilityRule).pipe(
-  Schema.between(0, 1, withRule(ProbabilityRule)),
-  Schema.brand("Probability")
-).annotations({ identifier: "Probability" })
+export const Probability = brandedNumber(
+  "Probability",
+  { min: 0, max: 1 },
+  ProbabilityRule,
+  "A probability in [0, 1], e.g. dropout or augmentation rate (docs/algorithm.md §13.4, §9.2)."
+)
 /** @see {@link Probability} */
 export type Probability = typeof Probability.Type
 
@@ -157,11 +214,12 @@ export const DropoutRateRule =
   "must be in [0, 1) (the train-mode dropout probability of G in the generator step and ψ in the fake step; SiD uses 0.13 on CIFAR-10, 0.10 on ImageNet, 0.05 on FFHQ/AFHQv2; docs/algorithm.md §9.1, §9.2)"
 
 /** Train-mode dropout probability (docs/algorithm.md §9.2 `--dropout`): finite, 0 ≤ p < 1. */
-export const DropoutRate = finiteNumber(DropoutRateRule).pipe(
-  Schema.greaterThanOrEqualTo(0, withRule(DropoutRateRule)),
-  Schema.lessThan(1, withRule(DropoutRateRule)),
-  Schema.brand("DropoutRate")
-).annotations({ identifier: "DropoutRate" })
+export const DropoutRate = brandedNumber(
+  "DropoutRate",
+  { min: 0, max: 1, maxExclusive: true },
+  DropoutRateRule,
+  "Train-mode dropout probability (docs/algorithm.md §9.2 `--dropout`): finite, 0 ≤ p < 1."
+)
 /** @see {@link DropoutRate} */
 export type DropoutRate = typeof DropoutRate.Type
 
@@ -170,10 +228,12 @@ export const HalfLifeKimgRule =
   "must be a finite number ≥ 0 of thousands of images (EMA half-life; SiD's --ema 0.5 Mimg is 500 kimg, 0 disables averaging; docs/algorithm.md §9.1, §9.2)"
 
 /** EMA half-life in thousands of images, finite and ≥ 0 (docs/algorithm.md §9.1 `ema_halflife_kimg`). */
-export const HalfLifeKimg = finiteNumber(HalfLifeKimgRule).pipe(
-  Schema.greaterThanOrEqualTo(0, withRule(HalfLifeKimgRule)),
-  Schema.brand("HalfLifeKimg")
-).annotations({ identifier: "HalfLifeKimg" })
+export const HalfLifeKimg = brandedNumber(
+  "HalfLifeKimg",
+  { min: 0 },
+  HalfLifeKimgRule,
+  "EMA half-life in thousands of images, finite and ≥ 0 (docs/algorithm.md §9.1 `ema_halflife_kimg`)."
+)
 /** @see {@link HalfLifeKimg} */
 export type HalfLifeKimg = typeof HalfLifeKimg.Type
 
@@ -182,10 +242,12 @@ export const RampupRatioRule =
   "must be a finite number ≥ 0, or null to disable the rampup (EMA half-life ≤ ratio × images seen; SiD uses 0.05; docs/algorithm.md §9.1)"
 
 /** EMA rampup ratio, finite and ≥ 0: h = min(h, ratio·cur_nimg) (docs/algorithm.md §9.1). */
-export const RampupRatio = finiteNumber(RampupRatioRule).pipe(
-  Schema.greaterThanOrEqualTo(0, withRule(RampupRatioRule)),
-  Schema.brand("RampupRatio")
-).annotations({ identifier: "RampupRatio" })
+export const RampupRatio = brandedNumber(
+  "RampupRatio",
+  { min: 0 },
+  RampupRatioRule,
+  "EMA rampup ratio, finite and ≥ 0: h = min(h, ratio·cur_nimg) (docs/algorithm.md §9.1)."
+)
 /** @see {@link RampupRatio} */
 export type RampupRatio = typeof RampupRatio.Type
 
@@ -194,10 +256,12 @@ export const LossScaleRule =
   "must be a finite number > 0 (loss multiplier: lsg = 100 for the generator, ls = 1 for the fake score; docs/algorithm.md §7, §8.1)"
 
 /** A loss multiplier, finite and > 0 (docs/algorithm.md §7 `--ls`, §8.1 `--lsg`). */
-export const LossScale = finiteNumber(LossScaleRule).pipe(
-  Schema.greaterThan(0, withRule(LossScaleRule)),
-  Schema.brand("LossScale")
-).annotations({ identifier: "LossScale" })
+export const LossScale = brandedNumber(
+  "LossScale",
+  { min: 0, minExclusive: true },
+  LossScaleRule,
+  "A loss multiplier, finite and > 0 (docs/algorithm.md §7 `--ls`, §8.1 `--lsg`)."
+)
 /** @see {@link LossScale} */
 export type LossScale = typeof LossScale.Type
 
@@ -206,11 +270,12 @@ export const AdamBetaRule =
   "must be in [0, 1) (an Adam moment decay: SiD uses β1 = 0 (0.9 for G on FFHQ) and β2 = 0.999; docs/algorithm.md §9.1, §9.2)"
 
 /** An Adam decay rate β ∈ [0, 1) (docs/algorithm.md §9.1). */
-export const AdamBeta = finiteNumber(AdamBetaRule).pipe(
-  Schema.greaterThanOrEqualTo(0, withRule(AdamBetaRule)),
-  Schema.lessThan(1, withRule(AdamBetaRule)),
-  Schema.brand("AdamBeta")
-).annotations({ identifier: "AdamBeta" })
+export const AdamBeta = brandedNumber(
+  "AdamBeta",
+  { min: 0, max: 1, maxExclusive: true },
+  AdamBetaRule,
+  "An Adam decay rate β ∈ [0, 1) (docs/algorithm.md §9.1)."
+)
 /** @see {@link AdamBeta} */
 export type AdamBeta = typeof AdamBeta.Type
 
@@ -219,10 +284,12 @@ export const EpsilonRule =
   "must be a finite number > 0 (Adam's ε: 1e-8 as in SiD fp32, 1e-6 to mimic fp16; pass it explicitly in TF.js; docs/algorithm.md §9.1, §14)"
 
 /** Adam's ε, finite and > 0 (docs/algorithm.md §9.1, §14). */
-export const Epsilon = finiteNumber(EpsilonRule).pipe(
-  Schema.greaterThan(0, withRule(EpsilonRule)),
-  Schema.brand("Epsilon")
-).annotations({ identifier: "Epsilon" })
+export const Epsilon = brandedNumber(
+  "Epsilon",
+  { min: 0, minExclusive: true },
+  EpsilonRule,
+  "Adam's ε, finite and > 0 (docs/algorithm.md §9.1, §14)."
+)
 /** @see {@link Epsilon} */
 export type Epsilon = typeof Epsilon.Type
 
@@ -230,10 +297,12 @@ export type Epsilon = typeof Epsilon.Type
 export const IntervalRule = "must be an integer ≥ 1 (iterations between evaluations or checkpoints; docs/algorithm.md §9.3)"
 
 /** A number of iterations between two events, an integer ≥ 1 (docs/algorithm.md §9.3). */
-export const Interval = integer(IntervalRule).pipe(
-  Schema.between(1, Number.MAX_SAFE_INTEGER, withRule(IntervalRule)),
-  Schema.brand("Interval")
-).annotations({ identifier: "Interval" })
+export const Interval = brandedNumber(
+  "Interval",
+  { int: true, min: 1, max: Number.MAX_SAFE_INTEGER },
+  IntervalRule,
+  "A number of iterations between two events, an integer ≥ 1 (docs/algorithm.md §9.3)."
+)
 /** @see {@link Interval} */
 export type Interval = typeof Interval.Type
 
@@ -242,10 +311,12 @@ export const AdversarialScaleRule =
   "must be a finite number ≥ 0 (a SiDA loss multiplier: lsd = 1 for the discriminator, lsg_gan = 0.01 for the generator's adversarial term; 0 switches the term off; docs/algorithm.md §13)"
 
 /** A multiplier of a SiDA loss term, finite and ≥ 0 (docs/algorithm.md §13 `--lsd`, `--lsg_gan`). */
-export const AdversarialScale = finiteNumber(AdversarialScaleRule).pipe(
-  Schema.greaterThanOrEqualTo(0, withRule(AdversarialScaleRule)),
-  Schema.brand("AdversarialScale")
-).annotations({ identifier: "AdversarialScale" })
+export const AdversarialScale = brandedNumber(
+  "AdversarialScale",
+  { min: 0 },
+  AdversarialScaleRule,
+  "A multiplier of a SiDA loss term, finite and ≥ 0 (docs/algorithm.md §13 `--lsd`, `--lsg_gan`)."
+)
 /** @see {@link AdversarialScale} */
 export type AdversarialScale = typeof AdversarialScale.Type
 
@@ -254,21 +325,47 @@ export const WarmupKimgRule =
   "must be a finite number ≥ 0 of thousands of images (a SiDA warm-up: G frozen for the first 100 kimg, the adversarial term from 200 kimg; 0: none; docs/algorithm.md §13)"
 
 /** A warm-up length in thousands of images, finite and ≥ 0 (docs/algorithm.md §13). */
-export const WarmupKimg = finiteNumber(WarmupKimgRule).pipe(
-  Schema.greaterThanOrEqualTo(0, withRule(WarmupKimgRule)),
-  Schema.brand("WarmupKimg")
-).annotations({ identifier: "WarmupKimg" })
+export const WarmupKimg = brandedNumber(
+  "WarmupKimg",
+  { min: 0 },
+  WarmupKimgRule,
+  "A warm-up length in thousands of images, finite and ≥ 0 (docs/algorithm.md §13)."
+)
 /** @see {@link WarmupKimg} */
 export type WarmupKimg = typeof WarmupKimg.Type
+
+/** Rule of {@link Width}. */
+export const WidthRule = "must be an integer in [1, 1024] (a channel count, multiplier or block count of the UNet; docs/algorithm.md §2.3)"
+
+/** A positive integer size of the UNet (channels, multipliers, blocks, groups), at most 1024 (docs/algorithm.md §2.3). */
+export const Width = brandedNumber("Width", { int: true, min: 1, max: 1024 }, WidthRule, "a positive integer size of the UNet, at most 1024")
+/** @see {@link Width} */
+export type Width = typeof Width.Type
+
+/** Rule of {@link RampupKimg}. */
+export const RampupKimgRule =
+  "must be a finite number ≥ 0 of thousands of images (learning-rate warm-up; EDM uses 10,000 kimg, 0 disables it; docs/algorithm.md §2.4)"
+
+/** Length of the linear learning-rate warm-up in thousands of images (EDM's `lr_rampup_kimg`, docs/algorithm.md §2.4). */
+export const RampupKimg = brandedNumber(
+  "RampupKimg",
+  { min: 0 },
+  RampupKimgRule,
+  "length of the linear learning-rate warm-up, in thousands of images"
+)
+/** @see {@link RampupKimg} */
+export type RampupKimg = typeof RampupKimg.Type
 
 /** Rule of {@link GeneratorSteps} (docs/few-step.md). */
 export const GeneratorStepsRule =
   "must be an integer in 1..4 (k, the generator's steps on the σ ladder σ_init·(k − s)/k with re-noising between them; 1: the one-step generator; docs/few-step.md)"
 
 /** k, the number of generator steps (docs/few-step.md; SiDA's `--num_steps_train`): an integer in 1 … 4. */
-export const GeneratorSteps = integer(GeneratorStepsRule).pipe(
-  Schema.between(1, 4, withRule(GeneratorStepsRule)),
-  Schema.brand("GeneratorSteps")
-).annotations({ identifier: "GeneratorSteps" })
+export const GeneratorSteps = brandedNumber(
+  "GeneratorSteps",
+  { int: true, min: 1, max: 4 },
+  GeneratorStepsRule,
+  "k, the number of generator steps (docs/few-step.md): an integer in 1 … 4."
+)
 /** @see {@link GeneratorSteps} */
 export type GeneratorSteps = typeof GeneratorSteps.Type

@@ -11,9 +11,12 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
+import { Schema } from "effect"
 
+/** The four 32-bit words of a xoshiro128** state (never all zero), as checkpoints store them. */
+export const StreamState = Schema.Tuple(Schema.Int, Schema.Int, Schema.Int, Schema.Int)
 /** The four 32-bit words of a xoshiro128** state (never all zero). */
-export type StreamState = readonly [number, number, number, number]
+export type StreamState = typeof StreamState.Type
 
 const splitmix32 = (x: number): [number, number] => {
   const next = (x + 0x9e3779b9) >>> 0

@@ -10,6 +10,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
+import { Schema } from "effect"
 import type { DropoutMasks } from "./Dropout.js"
 import { dhariwalUNetNetwork, dhariwalUNetSpec, type DhariwalUNetSpec } from "../edm/DhariwalUNet.js"
 import { songUNetNetwork, songUNetSpec, type SongUNetSpec } from "../edm/SongUNet.js"
@@ -19,11 +20,10 @@ import type { Parameters, ParameterShapes } from "./Parameters.js"
 import type { SigmaLike } from "./Tensors.js"
 import { applyUNet, applyUNetDiscriminator, type ApplyUNetOptions, initUNet, unetShapes, type UNetSpec } from "./UNet.js"
 
-/** A JSON-serialisable description of an architecture: its kind and its spec. */
-export interface NetworkDescription {
-  readonly kind: string
-  readonly spec: unknown
-}
+/** A JSON-serialisable description of an architecture: its kind and its spec (checkpoints and reports store it). */
+export const NetworkDescription = Schema.Struct({ kind: Schema.String, spec: Schema.Unknown })
+/** @see {@link NetworkDescription} */
+export type NetworkDescription = typeof NetworkDescription.Type
 
 /** Options of one evaluation of F. */
 export interface ApplyOptions {
