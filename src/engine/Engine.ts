@@ -1,6 +1,6 @@
 /**
  * The tensor engine service: which TF.js namespace, backend and kernel patches the library computes with
- * (tensor-engine note §0, §6, §7), its typed errors and its layers (`wasm`, `wasm-native`, `auto`, `cpu`, `tfjs-node`,
+ * (docs/engines.md §1, §2), its typed errors and its layers (`wasm`, `wasm-native`, `auto`, `cpu`, `tfjs-node`,
  * `tfjs-node-gpu`). How an engine is loaded, patched and shared in a process is in `internal/engine.ts`.
  *
  * @since 0.1.0
@@ -27,7 +27,7 @@ export { classifyLoadError, dynamicImport, type EngineOptions, explainAuto, type
  * The selectable engines: `wasm` (default; XNNPACK SIMD, one thread, patched for training), `wasm-native` (the wasm
  * engine with its convolutions, matrix products and heavy elementwise kernels run by the optional addon in `native/`
  * on all cores; issue 6), `auto` (`wasm-native` where its addon is built, else `wasm`), `cpu` (pure-JS reference for
- * tests), and the optional native peers `tfjs-node` / `tfjs-node-gpu` (note §5, §7).
+ * tests), and the optional native peers `tfjs-node` / `tfjs-node-gpu` (docs/engines.md §2.2, §7).
  *
  * @since 0.1.0
  * @category models
@@ -46,9 +46,10 @@ export type EngineName = typeof EngineName.Type
  * Facts about a running engine.
  *
  * - `simd`: vector instructions in use (wasm: the SIMD binary was chosen; native TensorFlow: true; pure-JS cpu: false).
- * - `threads`: compute threads (wasm has no threads in Node, note §1; native: TensorFlow's default intra-op pool).
+ * - `threads`: compute threads (wasm has no threads in Node, docs/engines.md §2.1; native: TensorFlow's default
+ * intra-op pool).
  * - `gpu`: TensorFlow runs on a GPU (`isUsingGpuDevice`).
- * - `patchedKernels`: `backend/Kernel` entries this engine registered (note §2, §6.2).
+ * - `patchedKernels`: `backend/Kernel` entries this engine registered (docs/engines.md §3).
  *
  * @since 0.1.0
  * @category models
@@ -126,7 +127,7 @@ const describe = (cause: unknown): string => (cause instanceof Error ? cause.mes
 
 /**
  * The package an engine loads is not installed: the optional native peer of `tfjs-node` / `tfjs-node-gpu`
- * (note §1, §7), or `@tensorflow/tfjs-backend-wasm` for `wasm`.
+ * (docs/engines.md §2.2), or `@tensorflow/tfjs-backend-wasm` for `wasm`.
  *
  * @since 0.1.0
  * @category errors
@@ -144,7 +145,7 @@ export class EnginePackageNotInstalled extends Schema.TaggedError<EnginePackageN
 
 /**
  * The native package is installed but its N-API addon `tfjs_binding.node` is missing (installed with
- * `--ignore-scripts`, or the prebuilt download failed; note §1).
+ * `--ignore-scripts`, or the prebuilt download failed; docs/engines.md §2.1).
  *
  * @since 0.1.0
  * @category errors
@@ -163,7 +164,7 @@ export class EngineNativeAddonMissing extends Schema.TaggedError<EngineNativeAdd
 
 /**
  * A shared library the native addon links against could not be loaded (libtensorflow, or the CUDA 11.2 / cuDNN 8.1
- * runtime for the GPU build; note §5).
+ * runtime for the GPU build; docs/engines.md §7).
  *
  * @since 0.1.0
  * @category errors
@@ -187,7 +188,7 @@ export class EngineSharedLibraryMissing extends Schema.TaggedError<EngineSharedL
 
 /**
  * The GPU package loaded but TensorFlow reports no GPU (`isUsingGpuDevice` is false): the engine refuses to run
- * silently on the CPU (note §5, §7).
+ * silently on the CPU (docs/engines.md §7).
  *
  * @since 0.1.0
  * @category errors
@@ -350,7 +351,8 @@ export const resolveEngineName = (
 
 /**
  * The wasm engine (default): `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD, one thread in Node) with the training
- * patches of note §2. Shares the process's engine when `wasm` is active; fails with `EngineConflict` when another is.
+ * patches of docs/engines.md §3.2. Shares the process's engine when `wasm` is active; fails with `EngineConflict`
+ * when another is.
  *
  * @since 0.1.0
  * @category constructors
@@ -380,7 +382,7 @@ export const makeAuto = (options?: EngineOptions): Layer.Layer<Engine, EngineErr
   )
 
 /**
- * The pure-JS cpu engine: a slow reference for tests (note §0), with the fixed `ResizeNearestNeighborGrad`.
+ * The pure-JS cpu engine: a slow reference for tests (docs/engines.md §1), with the fixed `ResizeNearestNeighborGrad`.
  *
  * @since 0.1.0
  * @category constructors
@@ -388,7 +390,7 @@ export const makeAuto = (options?: EngineOptions): Layer.Layer<Engine, EngineErr
 export const makeCpu = (options?: EngineOptions): Layer.Layer<Engine, EngineError> => shared("cpu", buildCpu(options))
 
 /**
- * The native CPU engine from the optional peer `@tensorflow/tfjs-node` (libtensorflow 2.9.1; note §1, §5).
+ * The native CPU engine from the optional peer `@tensorflow/tfjs-node` (libtensorflow 2.9.1; docs/engines.md §2.2, §7).
  *
  * @since 0.1.0
  * @category constructors
@@ -397,7 +399,8 @@ export const makeTfjsNode = (options?: EngineOptions): Layer.Layer<Engine, Engin
   shared("tfjs-node", buildNative("tfjs-node", options))
 
 /**
- * The native GPU engine from the optional peer `@tensorflow/tfjs-node-gpu` (CUDA 11.2 + cuDNN 8.1; note §5). Fails
+ * The native GPU engine from the optional peer `@tensorflow/tfjs-node-gpu` (CUDA 11.2 + cuDNN 8.1; docs/engines.md
+ * §7). Fails
  * with `EngineGpuNotVisible` rather than running on the CPU when TensorFlow sees no GPU.
  *
  * @since 0.1.0

@@ -1,5 +1,5 @@
 /**
- * Group normalisation for NHWC tensors, built from raw ops (tfjs-layers has no GroupNorm; tensor-engine notes §6).
+ * Group normalisation for NHWC tensors, built from raw ops (tfjs-layers has no GroupNorm; docs/engines.md §2.1, §6).
  *
  * The C channels are split into G contiguous groups of C/G; each sample's group is normalised over its
  * [H, W, C/G] entries with `tf.moments`, so no statistic ever mixes samples of a batch. EDM's UNet blocks use

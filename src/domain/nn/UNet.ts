@@ -1,7 +1,7 @@
 /**
  * The raw network F for images: a small NHWC UNet with a sinusoidal σ embedding, as a pure function of named
  * parameters (docs/algorithm.md §2.3: D(x;σ,c) = c_skip·x + c_out·F(c_in·x, c_noise, c); the backbone is a smaller cousin of
- * EDM's SongUNet, laid out as in tensor-engine notes §4).
+ * EDM's SongUNet, laid out as in docs/engines.md §4).
  *
  * Layout, with L = `channelMult.length` resolutions and ch(l) = `baseChannels`·channelMult[l]:
  * - embedding: [cos(c_noise·f_i), sin(c_noise·f_i)], f_i = (1/10000)^{i/half}, i < half = noiseChannels/2,
@@ -11,7 +11,7 @@
  * - encoder level l: `blocksPerResolution` residual blocks (to ch(l)), then a 2×2 average pool except at the
  *   last level; the output of each level but the last is kept as a skip;
  * - decoder level l = L−2 … 0: nearest ×2 upsampling (reshape-broadcast, exact gradients on every backend; never
- *   `resizeNearestNeighbor`, whose cpu gradient is wrong for batch > 1, tensor-engine notes §3.3), concatenation
+ *   `resizeNearestNeighbor`, whose cpu gradient is wrong for batch > 1, docs/engines.md §3.3), concatenation
  *   with the level's skip along channels, `blocksPerResolution` residual blocks (to ch(l));
  * - head: GroupNorm → SiLU → conv3×3 to C channels.
  *
@@ -19,7 +19,7 @@
  * skip path when the channel count changes.
  *
  * The default spec (32 base channels, mult [1,2,2], one block per resolution, 8 groups, embedding 32 → 128) is
- * the network timed in tensor-engine notes §4: 364,545 parameters for one channel and 365,699 for three.
+ * the network timed in docs/engines.md §4: 364,545 parameters for one channel and 365,699 for three.
  *
  * @module
  */

@@ -1,5 +1,5 @@
 /**
- * Engine layers (tensor-engine note §6, §7): `wasm` (default), `cpu` (reference for tests), and the optional native
+ * Engine layers (docs/engines.md §1, §2): `wasm` (default), `cpu` (reference for tests), and the optional native
  * engines `tfjs-node` / `tfjs-node-gpu`, loaded by dynamic `import()` only when chosen.
  *
  * Each layer is scoped: acquiring remembers the current TF.js backend, loads the backend package, installs the
@@ -94,7 +94,8 @@ const sharedLibrary = /\b((?:lib[\w+-]+|[\w+-]+\.framework\/[\w+-]+)(?:\.so(?:\.
 /**
  * Maps a failure to load `pkg` to a typed error: addon missing, shared library not loadable, package not installed
  * (Node's "Cannot find package 'pkg'", or Vite's "Could not resolve \"pkg\"" under vitest), else a generic init
- * failure (note §1, §5, §7). A missing dependency *of* an installed package is an init failure, not "not installed".
+ * failure (docs/engines.md §2.2, §7). A missing dependency *of* an installed package is an init failure, not "not
+ * installed".
  *
  * @since 0.1.0
  * @category errors
@@ -191,7 +192,8 @@ export const explainAuto = (
 
 /**
  * The wasm engine (default): `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD, one thread in Node) with the training
- * patches of note §2 (`Conv2DBackpropFilter`, fast stride-1 `Conv2DBackpropInput`, cpu delegates for depthwise
+ * patches of docs/engines.md §3.2 (`Conv2DBackpropFilter`, fast stride-1 `Conv2DBackpropInput`, cpu delegates for
+ * depthwise
  * gradients and `UnsortedSegmentSum`, fixed `ResizeNearestNeighborGrad`).
  */
 export const buildWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
@@ -269,7 +271,7 @@ export const buildWasmNative = (options?: EngineOptions): Layer.Layer<Engine, En
   )
 
 /**
- * The pure-JS cpu engine: a slow reference for tests (note §0), with the fixed `ResizeNearestNeighborGrad`.
+ * The pure-JS cpu engine: a slow reference for tests (docs/engines.md §1), with the fixed `ResizeNearestNeighborGrad`.
  */
 export const buildCpu = (_options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
   Layer.scoped(
