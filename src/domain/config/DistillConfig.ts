@@ -47,6 +47,9 @@ const withDefault = <S extends Schema.Schema.Any>(schema: S, value: () => Schema
 /**
  * The default values (docs/algorithm.md §9.2 CLI defaults, §2.1 EDM constants, §12.3 toy settings), as plain numbers.
  * {@link DistillConfig.defaults} is the same as a decoded instance.
+ *
+ * @since 0.1.0
+ * @category constants
  */
 export const DISTILL_DEFAULTS = {
   /** docs/algorithm.md §8.1, §9.2: `--alpha 1.2` (1.0 on AFHQv2; docs/algorithm.md §12.3: 1.0 was best on the ring). */
@@ -122,7 +125,12 @@ export const DISTILL_DEFAULTS = {
   initGenerator: null
 } as const
 
-/** Settings of the in-process network fit of a mixture teacher (`gmm:`, `gmm-dsm:`), which G and ψ start from. */
+/**
+ * Settings of the in-process network fit of a mixture teacher (`gmm:`, `gmm-dsm:`), which G and ψ start from.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export interface TeacherFitSettings {
   /** Optimisation steps of the fit. */
   readonly steps: number
@@ -132,7 +140,12 @@ export interface TeacherFitSettings {
   readonly depth: number
 }
 
-/** A preset: defaults for one kind of teacher, layered under a `--config` file and the flags. */
+/**
+ * A preset: defaults for one kind of teacher, layered under a `--config` file and the flags.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export interface DistillPreset {
   /** Which teachers it is for and where its values come from. */
   readonly description: string
@@ -154,6 +167,9 @@ export interface DistillPreset {
  *   ring8, grid25 and aniso6 (docs/presets-2d.md).
  * - `images`: image teachers (EDM networks, sid-ts UNet teacher files): the paper's settings (docs/algorithm.md §9.2, CIFAR-10:
  *   lr 1e-5 for both networks, batch 256, α 1.2, tmax 800, EMA half-life 0.5 Mimg, the normaliser w).
+ *
+ * @since 0.2.0
+ * @category constants
  */
 export const DISTILL_PRESETS = {
   lowDimensional: {
@@ -183,13 +199,28 @@ export const DISTILL_PRESETS = {
   }
 } as const satisfies Record<string, DistillPreset>
 
-/** The kinds of teacher that choose a preset: `lowDimensional` (vector data) or `images` (see {@link DISTILL_PRESETS}). */
+/**
+ * The kinds of teacher that choose a preset: `lowDimensional` (vector data) or `images` (see {@link DISTILL_PRESETS}).
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type TeacherKind = keyof typeof DISTILL_PRESETS
 
-/** The teacher-kind names of {@link DISTILL_PRESETS}, in table order. */
+/**
+ * The teacher-kind names of {@link DISTILL_PRESETS}, in table order.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
 export const TEACHER_KINDS: ReadonlyArray<TeacherKind> = Object.keys(DISTILL_PRESETS) as Array<TeacherKind>
 
-/** The preset of a kind of teacher (issue 18.1). */
+/**
+ * The preset of a kind of teacher (issue 18.1).
+ *
+ * @since 0.2.0
+ * @category utils
+ */
 export const distillPreset = (kind: TeacherKind): DistillPreset => DISTILL_PRESETS[kind]
 
 const presetValue = (value: unknown): string =>
@@ -198,6 +229,9 @@ const presetValue = (value: unknown): string =>
 /**
  * A preset as the flags that would set it — `--alpha 1.2 --tmax 600 --no-normalizer …`, plus the teacher fit — so a
  * reader sees both the values and how to override each.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const describePreset = (kind: TeacherKind): string => {
   const preset = distillPreset(kind)
@@ -213,30 +247,60 @@ export const describePreset = (kind: TeacherKind): string => {
   return [...flags, ...fitFlags].join(" ")
 }
 
-/** Rule of {@link GeneratorLossName}. */
+/**
+ * Rule of {@link GeneratorLossName}.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const GeneratorLossNameRule =
   "must be one of sid (L² − α·L¹, docs/algorithm.md §8.1), dmd (the Diff-Instruct/DMD direction, docs/algorithm.md §8.4), l1 or l2 (one term alone, docs/algorithm.md §8.2)"
 
-/** The generator losses a run can use (docs/algorithm.md §8.1, §8.2, §8.4). */
+/**
+ * The generator losses a run can use (docs/algorithm.md §8.1, §8.2, §8.4).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const GeneratorLossName = Schema.Literal("sid", "dmd", "l1", "l2").annotations({
   message: () => ({ message: GeneratorLossNameRule, override: true })
 })
-/** @see {@link GeneratorLossName} */
+/**
+ * @see {@link GeneratorLossName}
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type GeneratorLossName = typeof GeneratorLossName.Type
 
 const NormalizerRule = "must be true or false (the per-sample normaliser w of the generator loss; docs/algorithm.md §8.1, §12)"
 
 const AdversarialRule = "must be true or false (SiDA: the fake score doubles as a discriminator on real images; docs/algorithm.md §13)"
 
-/** Rule of {@link RealDataName}. */
+/**
+ * Rule of {@link RealDataName}.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
 export const RealDataNameRule =
   "must be null (no real data: SiD is data-free) or mnist (the MNIST training split, for SiDA's discriminator; docs/algorithm.md §13)"
 
-/** The real-data sources a config can name (docs/algorithm.md §13); null: none. */
+/**
+ * The real-data sources a config can name (docs/algorithm.md §13); null: none.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
 export const RealDataName = Schema.NullOr(Schema.Literal("mnist")).annotations({
   message: () => ({ message: RealDataNameRule, override: true })
 })
-/** @see {@link RealDataName} */
+/**
+ * @see {@link RealDataName}
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
 export type RealDataName = typeof RealDataName.Type
 
 const InitGeneratorRule =
@@ -246,6 +310,9 @@ const InitGeneratorRule =
  * SiD distillation hyper-parameters (docs/algorithm.md §9.1–9.2, §14), validated and branded. Construct with
  * `DistillConfig.make({ alpha: Alpha.make(1) })` (missing fields take {@link DISTILL_DEFAULTS}) or decode untrusted
  * input with {@link decodeDistillConfig}.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export class DistillConfig extends Schema.Class<DistillConfig>("DistillConfig")({
   /** SiD's α (docs/algorithm.md §8.1). */
@@ -346,7 +413,12 @@ export class DistillConfig extends Schema.Class<DistillConfig>("DistillConfig")(
   }
 }
 
-/** How a setting appears on the command line: its flag and a one-line description (defaults and rules come from the schema). */
+/**
+ * How a setting appears on the command line: its flag and a one-line description (defaults and rules come from the schema).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SettingFlag {
   /** The flag's name without dashes (kebab-case); a boolean setting whose default is true is switched off by `--no-<flag>`. */
   readonly flag: string
@@ -356,6 +428,9 @@ export interface SettingFlag {
 /**
  * The command-line face of every {@link DistillConfig} setting, in one table beside the defaults: `sid distill`
  * builds its flags and help from it, and errors name the flag of a bad setting.
+ *
+ * @since 0.1.0
+ * @category constants
  */
 export const DISTILL_FLAGS: { readonly [K in keyof typeof DISTILL_DEFAULTS]: SettingFlag } = {
   alpha: { flag: "alpha", description: "α of the SiD loss L² − α·L¹ (docs/algorithm.md §8.1)" },
@@ -415,6 +490,9 @@ export const DISTILL_FLAGS: { readonly [K in keyof typeof DISTILL_DEFAULTS]: Set
  * The settings that do not change a run's trajectory: how long it runs, how often it is evaluated and checkpointed,
  * and where the optimiser state lives (`lowMemory`: the same updates, docs/algorithm.md §9.1). A resumed run may change these and
  * nothing else.
+ *
+ * @since 0.1.0
+ * @category constants
  */
 export const RUN_ONLY_SETTINGS: ReadonlyArray<keyof typeof DistillConfig.fields> = [
   "steps",
@@ -423,16 +501,31 @@ export const RUN_ONLY_SETTINGS: ReadonlyArray<keyof typeof DistillConfig.fields>
   "lowMemory"
 ]
 
-/** The keys of {@link DistillConfig} (docs/algorithm.md §9.2), in declaration order. */
+/**
+ * The keys of {@link DistillConfig} (docs/algorithm.md §9.2), in declaration order.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DISTILL_CONFIG_KEYS: ReadonlyArray<string> = Object.keys(DistillConfig.fields)
 
-/** One rejected setting (docs/algorithm.md §9.2): the field's dotted path, the value given, and the rule it broke. */
+/**
+ * One rejected setting (docs/algorithm.md §9.2): the field's dotted path, the value given, and the rule it broke.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const ConfigIssue = Schema.Struct({
   field: Schema.String,
   value: Schema.Unknown,
   rule: Schema.String
 })
-/** @see {@link ConfigIssue} */
+/**
+ * @see {@link ConfigIssue}
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type ConfigIssue = typeof ConfigIssue.Type
 
 const renderValue = (value: unknown): string => {
@@ -449,6 +542,9 @@ const renderValue = (value: unknown): string => {
 /**
  * A configuration that failed validation (docs/algorithm.md §9.2). Each issue names the field, the value given and the rule;
  * `message` lists them one per line (`alpha = -1: must be a finite number ≥ 0 (...)`) and says how to fix them.
+ *
+ * @since 0.1.0
+ * @category errors
  */
 export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", {
   issues: Schema.Array(ConfigIssue)
@@ -478,6 +574,9 @@ const unexpectedRule = `is not a DistillConfig setting (known settings: ${DISTIL
 /**
  * Converts a Schema `ParseError` from decoding `input` into a {@link ConfigError} (docs/algorithm.md §9.2), with one issue per
  * failing path (ParseResult's `ArrayFormatter`), the offending value looked up in `input`.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const configErrorFromParseError = (error: ParseResult.ParseError, input: unknown): ConfigError => {
   const seen = new Set<string>()
@@ -500,6 +599,9 @@ export const configErrorFromParseError = (error: ParseResult.ParseError, input: 
  * Decodes untrusted input (a parsed config file, CLI flags, an environment map) into a {@link DistillConfig}
  * (docs/algorithm.md §9.2). Pure: returns `Either.right(config)` or `Either.left(ConfigError)` listing every bad setting.
  * Unknown keys are rejected, so a misspelt setting is not silently replaced by its default.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const decodeDistillConfig = (input: unknown): Either.Either<DistillConfig, ConfigError> =>
   Either.mapLeft(
@@ -507,12 +609,20 @@ export const decodeDistillConfig = (input: unknown): Either.Either<DistillConfig
     (error) => configErrorFromParseError(error, input)
   )
 
-/** {@link DistillConfig} to and from a JSON string (docs/algorithm.md §9.2), for config files and checkpoints. */
+/**
+ * {@link DistillConfig} to and from a JSON string (docs/algorithm.md §9.2), for config files and checkpoints.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const DistillConfigFromJson = Schema.parseJson(DistillConfig)
 
 /**
  * Decodes a JSON text into a {@link DistillConfig} (docs/algorithm.md §9.2); malformed JSON is a {@link ConfigError} on the
  * field `(json)`. See {@link decodeDistillConfig}.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const decodeDistillConfigJson = (text: string): Either.Either<DistillConfig, ConfigError> => {
   let parsed: unknown
@@ -527,13 +637,21 @@ export const decodeDistillConfigJson = (text: string): Either.Either<DistillConf
   return decodeDistillConfig(parsed)
 }
 
-/** Encodes a {@link DistillConfig} to a plain object with every field (docs/algorithm.md §9.2); inverse of the decoder. */
+/**
+ * Encodes a {@link DistillConfig} to a plain object with every field (docs/algorithm.md §9.2); inverse of the decoder.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const encodeDistillConfig = (config: DistillConfig): typeof DistillConfig.Encoded =>
   Schema.encodeSync(DistillConfig)(config)
 
 /**
  * A config from plain values (missing fields take their defaults, docs/algorithm.md §9.2/§12.3), for code that builds one
  * directly: `distillConfig({ steps: 2000, alpha: 1 })`. Throws the {@link ConfigError} on a bad value.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const distillConfig = (input: Partial<typeof DistillConfig.Encoded> = {}): DistillConfig =>
   Either.getOrThrowWith(decodeDistillConfig(input), (e) => e)

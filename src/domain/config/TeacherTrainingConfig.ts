@@ -34,52 +34,112 @@ const withRule = (rule: string) => ({ message: () => rule })
 const withDefault = <S extends Schema.Schema.Any>(schema: S, value: () => Schema.Schema.Type<S>) =>
   Schema.optionalWith(schema, { default: value, exact: true })
 
-/** Rule of {@link Resolution}. */
+/**
+ * Rule of {@link Resolution}.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const ResolutionRule = "must be 16, 28 or 32 (MNIST downsampled to 16×16, native 28×28, or padded to 32×32; issue 4 §1)"
 
-/** Image side of the MNIST training images: 16, 28 or 32 (issue 4 §1). */
+/**
+ * Image side of the MNIST training images: 16, 28 or 32 (issue 4 §1).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const Resolution = Schema.Literal(16, 28, 32).annotations({
   identifier: "Resolution",
   message: () => ({ message: ResolutionRule, override: true })
 })
-/** @see {@link Resolution} */
+/**
+ * @see {@link Resolution}
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type Resolution = typeof Resolution.Type
 
-/** Rule of {@link Width}. */
+/**
+ * Rule of {@link Width}.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const WidthRule = "must be an integer in [1, 1024] (a channel count, multiplier or block count of the UNet; docs/algorithm.md §2.3)"
 
-/** A positive integer size of the UNet (channels, multipliers, blocks, groups), at most 1024 (docs/algorithm.md §2.3). */
+/**
+ * A positive integer size of the UNet (channels, multipliers, blocks, groups), at most 1024 (docs/algorithm.md §2.3).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const Width = Schema.Number.annotations(withRule(WidthRule)).pipe(
   Schema.int(withRule(WidthRule)),
   Schema.between(1, 1024, withRule(WidthRule)),
   Schema.brand("Width")
 ).annotations({ identifier: "Width" })
-/** @see {@link Width} */
+/**
+ * @see {@link Width}
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type Width = typeof Width.Type
 
-/** Rule of {@link ChannelMult}. */
+/**
+ * Rule of {@link ChannelMult}.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const ChannelMultRule = "must be a list of 1 to 5 integers in [1, 1024] (channel multiplier per resolution; docs/algorithm.md §2.3)"
 
-/** Channel multipliers per resolution, highest resolution first (1 to 5 levels; docs/algorithm.md §2.3). */
+/**
+ * Channel multipliers per resolution, highest resolution first (1 to 5 levels; docs/algorithm.md §2.3).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const ChannelMult = Schema.Array(Width).pipe(
   Schema.minItems(1, withRule(ChannelMultRule)),
   Schema.maxItems(5, withRule(ChannelMultRule))
 ).annotations({ identifier: "ChannelMult", ...withRule(ChannelMultRule) })
 
-/** Rule of {@link RampupKimg}. */
+/**
+ * Rule of {@link RampupKimg}.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const RampupKimgRule =
   "must be a finite number ≥ 0 of thousands of images (learning-rate warm-up; EDM uses 10,000 kimg, 0 disables it; docs/algorithm.md §2.4)"
 
-/** Length of the linear learning-rate warm-up in thousands of images (EDM's `lr_rampup_kimg`, docs/algorithm.md §2.4). */
+/**
+ * Length of the linear learning-rate warm-up in thousands of images (EDM's `lr_rampup_kimg`, docs/algorithm.md §2.4).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const RampupKimg = Schema.Number.annotations(withRule(RampupKimgRule)).pipe(
   Schema.finite(withRule(RampupKimgRule)),
   Schema.greaterThanOrEqualTo(0, withRule(RampupKimgRule)),
   Schema.brand("RampupKimg")
 ).annotations({ identifier: "RampupKimg" })
-/** @see {@link RampupKimg} */
+/**
+ * @see {@link RampupKimg}
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type RampupKimg = typeof RampupKimg.Type
 
-/** Default values (docs/algorithm.md §2.1, §2.4; the UNet and run length sized for 2 CPU cores). */
+/**
+ * Default values (docs/algorithm.md §2.1, §2.4; the UNet and run length sized for 2 CPU cores).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const TEACHER_DEFAULTS = {
   /** Optimiser steps. */
   steps: 3000,
@@ -120,6 +180,9 @@ export const TEACHER_DEFAULTS = {
 /**
  * Teacher-training hyper-parameters (issue 4 §2; docs/algorithm.md §2.4, §9.1, §9.3), validated and branded. Construct with
  * {@link teacherTrainingConfig} or decode untrusted input with {@link decodeTeacherTrainingConfig}.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export class TeacherTrainingConfig extends Schema.Class<TeacherTrainingConfig>("TeacherTrainingConfig")({
   /** Optimiser steps in total, counting resumed ones. */
@@ -158,10 +221,20 @@ export class TeacherTrainingConfig extends Schema.Class<TeacherTrainingConfig>("
   seed: withDefault(Seed, () => Seed.make(TEACHER_DEFAULTS.seed))
 }) {}
 
-/** The keys of {@link TeacherTrainingConfig}, in declaration order. */
+/**
+ * The keys of {@link TeacherTrainingConfig}, in declaration order.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const TEACHER_CONFIG_KEYS: ReadonlyArray<string> = Object.keys(TeacherTrainingConfig.fields)
 
-/** A teacher-training config that failed validation: one issue per field (field, value given, rule). */
+/**
+ * A teacher-training config that failed validation: one issue per field (field, value given, rule).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class TeacherConfigError extends Schema.TaggedError<TeacherConfigError>()("TeacherConfigError", {
   issues: Schema.Array(ConfigIssue)
 }) {
@@ -187,7 +260,12 @@ const valueAt = (input: unknown, path: ReadonlyArray<PropertyKey>): unknown =>
     input
   )
 
-/** The UNet of a config (docs/algorithm.md §2.3): 1 channel at `resolution`², labelDim 10 when conditional. Throws when inconsistent. */
+/**
+ * The UNet of a config (docs/algorithm.md §2.3): 1 channel at `resolution`², labelDim 10 when conditional. Throws when inconsistent.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const teacherUNetSpec = (config: TeacherTrainingConfig): UNetSpec =>
   unetSpec([config.resolution, config.resolution, 1], {
     baseChannels: config.baseChannels,
@@ -202,6 +280,9 @@ export const teacherUNetSpec = (config: TeacherTrainingConfig): UNetSpec =>
  * {@link TeacherTrainingConfig}; pure. Every bad field is listed, unknown keys are rejected, and a UNet that does not
  * fit the resolution (e.g. 28 is not divisible by 2³ with four levels) or the group count is an issue on `channelMult`
  * / `groups`.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const decodeTeacherTrainingConfig = (input: unknown): Either.Either<TeacherTrainingConfig, TeacherConfigError> =>
   Either.flatMap(
@@ -240,17 +321,30 @@ export const decodeTeacherTrainingConfig = (input: unknown): Either.Either<Teach
     }
   )
 
-/** Encodes a config to a plain object with every field (inverse of the decoder). */
+/**
+ * Encodes a config to a plain object with every field (inverse of the decoder).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const encodeTeacherTrainingConfig = (config: TeacherTrainingConfig): typeof TeacherTrainingConfig.Encoded =>
   Schema.encodeSync(TeacherTrainingConfig)(config)
 
-/** A config from plain values (missing fields take their defaults); throws the {@link TeacherConfigError}. */
+/**
+ * A config from plain values (missing fields take their defaults); throws the {@link TeacherConfigError}.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const teacherTrainingConfig = (input: Partial<typeof TeacherTrainingConfig.Encoded> = {}): TeacherTrainingConfig =>
   Either.getOrThrowWith(decodeTeacherTrainingConfig(input), (e) => e)
 
 /**
  * Learning rate at a step taken after `imagesSeen` images: lr·min(1, imagesSeen / (rampup·1000)) (EDM's linear
  * warm-up, docs/algorithm.md §2.4), never below lr·batch/(rampup·1000) so that the first step moves.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const learningRateAt = (config: TeacherTrainingConfig, imagesSeen: number): number =>
   config.learningRateRampupKimg === 0

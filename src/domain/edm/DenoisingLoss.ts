@@ -11,7 +11,12 @@ import { SIGMA_DATA } from "./Edm.js"
 import { lossWeight } from "./Preconditioning.js"
 import { broadcastPerSample, keepRows, replaceNaN, rowSum, type SigmaLike } from "../nn/Tensors.js"
 
-/** Inputs of {@link fakeScoreLoss} (docs/algorithm.md §7). */
+/**
+ * Inputs of {@link fakeScoreLoss} (docs/algorithm.md §7).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type FakeScoreLossInput = {
   /** Clean targets y = x_g (detached by the caller), [N, ...]. */
   readonly y: tf.Tensor
@@ -33,7 +38,12 @@ export type FakeScoreLossInput = {
   readonly keep?: tf.Tensor1D
 }
 
-/** Result of {@link fakeScoreLoss} (docs/algorithm.md §7). */
+/**
+ * Result of {@link fakeScoreLoss} (docs/algorithm.md §7).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type FakeScoreLossResult = {
   /** Σ_rows perRow · lossScale / batchSize. */
   readonly loss: tf.Scalar
@@ -47,6 +57,9 @@ export type FakeScoreLossResult = {
  * EDM denoising score-matching loss of the fake score, exactly as docs/algorithm.md §7: per element λ(σ)(ŷ − y)², summed over all
  * non-batch dims per row; rows where y or ŷ has any NaN are dropped (NaNs replaced by 0 through `tf.where` first), and
  * the sum over rows is multiplied by lossScale / batchSize, the divisor staying the full batch size.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const fakeScoreLoss = (input: FakeScoreLossInput): FakeScoreLossResult =>
   tf.tidy(() => {

@@ -30,7 +30,12 @@ import type { Parameters } from "./Parameters.js"
 import { type BatchRows, dropout } from "./Dropout.js"
 import { normalTensor } from "../data/RandomStream.js"
 
-/** Architecture of a {@link UNet}-style network F (see the module docs for the layout). */
+/**
+ * Architecture of a {@link UNet}-style network F (see the module docs for the layout).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface UNetSpec {
   /** Image height H (divisible by 2^(L−1)). */
   readonly height: number
@@ -98,6 +103,9 @@ const blockLayout = (
  * [1, 2, 2], 1 block per resolution, 8 groups, noiseChannels = baseChannels, embedChannels = 4·baseChannels,
  * labelDim 0, dropout 0, outputScale 0.1. Throws when H or W is not divisible by 2^(L−1), when `groups` does
  * not divide a normalised channel count, or when a field is out of range.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const unetSpec = (
   imageShape: readonly [number, number, number],
@@ -157,6 +165,9 @@ export const unetSpec = (
  * [in, out], GroupNorm `weight`/`bias` [C]. Per block `{enc|dec}.{level}.{block}`: norm0, conv0, emb, norm1,
  * conv1 and, when cin ≠ cout, skip (1×1 conv); plus `emb.linear0`, `emb.linear1`, `emb.label` (only when
  * labelDim > 0; no bias), `stem`, `out.norm`, `out.conv`.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const unetShapes = (spec: UNetSpec): Record<string, ReadonlyArray<number>> => {
   const shapes: Record<string, ReadonlyArray<number>> = {}
@@ -196,6 +207,9 @@ export const unetShapes = (spec: UNetSpec): Record<string, ReadonlyArray<number>
  * one-hot row then adds unit-variance features to the sinusoids). The head conv `out.conv.weight` is He-normal
  * × `outputScale` (0.1 by default): F starts near 0, so D starts near c_skip·x, yet the weights are not zero, so
  * every parameter gets a gradient from the first step. The caller owns the returned tensors.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const initUNet = (spec: UNetSpec, seed: number): Record<string, tf.Tensor> =>
   tf.tidy(() => {
@@ -220,6 +234,9 @@ export const initUNet = (spec: UNetSpec, seed: number): Record<string, tf.Tensor
 /**
  * The sinusoidal (positional) embedding of c_noise [N]: [cos(c·f_i) for i < half, sin(c·f_i) for i < half] with
  * f_i = (1/10000)^{i/half}, half = channels/2 (EDM `PositionalEmbedding` without endpoint): [N, channels].
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const sinusoidalEmbedding = (cNoise: tf.Tensor1D, channels: number): tf.Tensor2D =>
   tf.tidy(() => {
@@ -229,14 +246,24 @@ export const sinusoidalEmbedding = (cNoise: tf.Tensor1D, channels: number): tf.T
     return tf.concat([tf.cos(phase), tf.sin(phase)], 1) as tf.Tensor2D
   })
 
-/** Nearest-neighbour ×2 upsampling of [N,H,W,C] through a rank-6 broadcast (exact gradients on cpu and wasm). */
+/**
+ * Nearest-neighbour ×2 upsampling of [N,H,W,C] through a rank-6 broadcast (exact gradients on cpu and wasm).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const upsampleNearest2x = (x: tf.Tensor4D): tf.Tensor4D =>
   tf.tidy(() => {
     const [n, h, w, c] = x.shape
     return tf.mul(x.reshape([n, h, 1, w, 1, c]), tf.ones([1, 1, 2, 1, 2, 1])).reshape([n, 2 * h, 2 * w, c]) as tf.Tensor4D
   })
 
-/** Options of {@link applyUNet}. */
+/**
+ * Options of {@link applyUNet}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ApplyUNetOptions {
   /**
    * Seed of the dropout masks. Dropout (rate `spec.dropout`) runs only when this is given, so F stays a pure
@@ -249,13 +276,21 @@ export interface ApplyUNetOptions {
   readonly dropoutRows?: BatchRows
 }
 
-/** What a pass of the small UNet computes: F, the discriminator logits of SiDA, or both from one pass. */
+/**
+ * What a pass of the small UNet computes: F, the discriminator logits of SiDA, or both from one pass.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type UNetPass = "decoder" | "encoder" | "both"
 
 /**
  * F(x_in, c_noise, labels): x_in [N,H,W,C] (already multiplied by c_in), c_noise [N], optional one-hot labels
  * [N, labelDim] → [N,H,W,C] (docs/algorithm.md §2.3). When labelDim > 0 and no labels are given, an all-zero label vector is
  * used (docs/algorithm.md §2.3, unconditional). Throws on a missing parameter or a shape that does not fit the spec.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const applyUNet = (
   spec: UNetSpec,
@@ -270,6 +305,9 @@ export const applyUNet = (
  * The small UNet as SiDA's shared discriminator uses it (docs/algorithm.md §13, docs/sida.md §3): the logits are the channel mean
  * of the encoder's lowest-resolution feature map, [N, H/2^(L−1), W/2^(L−1), 1]. `"encoder"` stops there; `"both"` also
  * returns F exactly as {@link applyUNet} computes it (same dropout masks).
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const applyUNetDiscriminator = (
   spec: UNetSpec,
