@@ -64,3 +64,13 @@ describe("links in the README, the CHANGELOG and docs/", () => {
     expect(broken).toEqual([])
   })
 })
+
+describe("commands in the README and docs/", () => {
+  it("every `npm run <script>` names a script of package.json", () => {
+    const scripts = Object.keys((JSON.parse(read("package.json")) as { scripts: Record<string, string> }).scripts)
+    const documents = ["README.md", ...readdirSync(join(root, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)]
+    const named = documents.flatMap((doc) => [...read(doc).matchAll(/npm run ([\w:-]+)/g)].map((m) => ({ doc, script: m[1]! })))
+    expect(named.length).toBeGreaterThan(20)
+    expect(named.filter((n) => !scripts.includes(n.script)).map((n) => `${n.doc}: npm run ${n.script}`)).toEqual([])
+  })
+})
