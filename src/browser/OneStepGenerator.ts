@@ -7,7 +7,7 @@
  * same samples. This module and everything it imports depend only on `@tensorflow/tfjs` (a test checks the import
  * graph).
  *
- * @module
+ * @module sid-ts/browser
  */
 import { decodeGeneratorFile } from "../domain/data/GeneratorFile.js"
 import { oneStepGenerator, type OneStepGenerator } from "../domain/sid/OneStep.js"
