@@ -26,7 +26,7 @@ export { classifyLoadError, dynamicImport, type EngineOptions, explainAuto, type
 /**
  * The selectable engines: `wasm` (default; XNNPACK SIMD, one thread, patched for training), `wasm-native` (the wasm
  * engine with its convolutions, matrix products and heavy elementwise kernels run by the optional addon in `native/`
- * on all cores; issue 6), `auto` (`wasm-native` where its addon is built, else `wasm`), `cpu` (pure-JS reference for
+ * on all cores), `auto` (`wasm-native` where its addon is built, else `wasm`), `cpu` (pure-JS reference for
  * tests), and the optional native peers `tfjs-node` / `tfjs-node-gpu` (docs/engines.md §2.2, §7).
  *
  * @since 0.1.0
@@ -84,7 +84,7 @@ export class Engine extends Context.Tag("sid-ts/Engine")<Engine, EngineShape>() 
 
 /**
  * `layer`, requiring the {@link Engine} service: for layers that create or own tensors, so that a program that builds
- * them without an engine does not compile (issue 17 §5). The engine itself is not used; requiring it is what makes the
+ * them without an engine does not compile. The engine itself is not used; requiring it is what makes the
  * backend explicit instead of TF.js's silent `cpu` default.
  *
  * @since 0.1.0
@@ -208,7 +208,7 @@ export class EngineGpuNotVisible extends Schema.TaggedError<EngineGpuNotVisible>
 
 /**
  * The `wasm-native` engine's addon (`native/build/Release/sid_native.node`) is not built, or it does not load
- * (usually because OpenBLAS is not installed); issue 6.
+ * (usually because OpenBLAS is not installed).
  *
  * @since 0.1.0
  * @category errors
@@ -360,7 +360,7 @@ export const resolveEngineName = (
 export const makeWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineError> => shared("wasm", buildWasm(options))
 
 /**
- * The wasm engine with the native kernels of issue 6 (see the module docs); fails with `EngineNativeKernelsNotBuilt`
+ * The wasm engine with the native kernels (see the module docs); fails with `EngineNativeKernelsNotBuilt`
  * (before touching the TF.js backend) when the addon is not built, with `EngineConflict` when another engine is active.
  *
  * @since 0.1.0
@@ -418,7 +418,7 @@ export const makeTfjsNodeGpu = (options?: EngineOptions): Layer.Layer<Engine, En
 export const wasm: Layer.Layer<Engine, EngineError> = makeWasm()
 
 /**
- * The wasm engine with native kernels (issue 6); fails with `EngineNativeKernelsNotBuilt` where the addon is not built.
+ * The wasm engine with native kernels; fails with `EngineNativeKernelsNotBuilt` where the addon is not built.
  *
  * @since 0.1.0
  * @category layers

@@ -1,5 +1,5 @@
 /**
- * Teacher training as an Effect `Stream` of step reports (issue 4 §2): the small image UNet trained on the dataset's
+ * Teacher training as an Effect `Stream` of step reports: the small image UNet trained on the dataset's
  * training split with EDM's loss (docs/algorithm.md §2.4: log-normal σ, λ(σ)‖D − y‖², Adam with a linear learning-rate warm-up,
  * an EMA of the weights with EDM's half-life rule, docs/algorithm.md §9.1 C).
  *

@@ -1,5 +1,5 @@
 /**
- * Dataset: real images with labels, used only to train a teacher and to measure samples (issue 4 §1). Distillation
+ * Dataset: real images with labels, used only to train a teacher and to measure samples. Distillation
  * itself stays data-free (docs/algorithm.md §6): no layer of the SiD loop reads this service.
  *
  * @module

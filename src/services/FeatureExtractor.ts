@@ -1,6 +1,6 @@
 /**
  * FeatureExtractor: the network image metrics are measured in (docs/algorithm.md §11: Inception-v3 pool3 features for FID and
- * precision/recall, its softmax for the Inception Score; issue 4 §4: a small LeNet for "MNIST-FID"). The metric code
+ * precision/recall, its softmax for the Inception Score; a small LeNet for "MNIST-FID"). The metric code
  * only sees this service, so a user can plug in another network (e.g. Inception-v3 converted to TF.js) without
  * changing it. Implementations live in `src/layers/FeatureExtractor.ts`.
  *
@@ -86,7 +86,7 @@ export class FeatureExtractor extends Context.Tag("sid-ts/FeatureExtractor")<Fea
 
 // ---- layers ----
 /*
- * Feature extractor layers (issue 4 §4; docs/algorithm.md §11):
+ * Feature extractor layers (docs/algorithm.md §11):
  *
  * - {@link layerLeNet}: the committed LeNet of MNIST-FID (`assets/lenet-mnist.safetensors`, trained by
  *   `tools/train-lenet.ts`), its SHA-256 checked against {@link LENET_SHA256} before use; 128-d penultimate features
@@ -301,7 +301,7 @@ export const loadLeNetWeights = (
   }))
 
 /**
- * The LeNet extractor over given parameters (not disposed by it): 128-d features, 10 logits (issue 4 §4).
+ * The LeNet extractor over given parameters (not disposed by it): 128-d features, 10 logits.
  *
  * @since 0.1.0
  * @category constructors

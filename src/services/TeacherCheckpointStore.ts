@@ -1,5 +1,5 @@
 /**
- * Teacher-training checkpoints (issue 4 §2; docs/algorithm.md §9.3): everything a teacher-training run needs to continue exactly
+ * Teacher-training checkpoints (docs/algorithm.md §9.3): everything a teacher-training run needs to continue exactly
  * where it stopped — the UNet's weights, Adam's moments and step count, the EMA, the random-stream states, the step,
  * the config and the architecture.
  *
@@ -104,7 +104,7 @@ export class TeacherCheckpointStore
 
 // ---- layers ----
 /*
- * Teacher-checkpoint stores (issue 4 §2; docs/algorithm.md §9.3): the generic directory and memory stores of `CheckpointStore`
+ * Teacher-checkpoint stores (docs/algorithm.md §9.3): the generic directory and memory stores of `CheckpointStore`
  * with the teacher-training manifest.
  *
  */

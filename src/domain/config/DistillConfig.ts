@@ -156,7 +156,7 @@ export interface DistillPreset {
 }
 
 /**
- * Distillation defaults by kind of teacher, in one table (issue 18.1): what was measured to work, layered by
+ * Distillation defaults by kind of teacher, in one table: what was measured to work, layered by
  * `sid distill` under a `--config` file and the flags (each value can be overridden by its flag). The library's own
  * defaults stay {@link DISTILL_DEFAULTS}.
  *
@@ -216,7 +216,7 @@ export type TeacherKind = keyof typeof DISTILL_PRESETS
 export const TEACHER_KINDS: ReadonlyArray<TeacherKind> = Object.keys(DISTILL_PRESETS) as Array<TeacherKind>
 
 /**
- * The preset of a kind of teacher (issue 18.1).
+ * The preset of a kind of teacher.
  *
  * @since 0.2.0
  * @category utils

@@ -1,5 +1,5 @@
 /**
- * The teacher-training configuration (issue 4 §2): the small image UNet's size, the EDM loss and optimiser settings
+ * The teacher-training configuration: the small image UNet's size, the EDM loss and optimiser settings
  * (docs/algorithm.md §2.4), EMA (docs/algorithm.md §9.1 C) and the run's length and checkpoint interval (docs/algorithm.md §9.3), validated and branded, with
  * a pure decoder that lists every bad field in a {@link TeacherConfigError}.
  *
@@ -43,7 +43,7 @@ const withDefault = <S extends Schema.Schema.Any>(schema: S, value: () => Schema
 export const ResolutionRule = "must be 16, 28 or 32 (MNIST downsampled to 16×16, native 28×28, or padded to 32×32; issue 4 §1)"
 
 /**
- * Image side of the MNIST training images: 16, 28 or 32 (issue 4 §1).
+ * Image side of the MNIST training images: 16, 28 or 32.
  *
  * @since 0.1.0
  * @category schemas
@@ -163,7 +163,7 @@ export const TEACHER_DEFAULTS = {
   sigmaData: SIGMA_DATA,
   pMean: P_MEAN,
   pStd: P_STD,
-  /** MNIST image side (issue 4 §1). */
+  /** MNIST image side. */
   resolution: 16,
   /** Class-conditional UNet (labelDim 10) fed one-hot labels. */
   conditional: false,
@@ -178,7 +178,7 @@ export const TEACHER_DEFAULTS = {
 } as const
 
 /**
- * Teacher-training hyper-parameters (issue 4 §2; docs/algorithm.md §2.4, §9.1, §9.3), validated and branded. Construct with
+ * Teacher-training hyper-parameters (docs/algorithm.md §2.4, §9.1, §9.3), validated and branded. Construct with
  * {@link teacherTrainingConfig} or decode untrusted input with {@link decodeTeacherTrainingConfig}.
  *
  * @since 0.1.0
@@ -207,7 +207,7 @@ export class TeacherTrainingConfig extends Schema.Class<TeacherTrainingConfig>("
   /** ln σ ~ N(pMean, pStd²) (docs/algorithm.md §2.1, §2.4). */
   pMean: withDefault(LogNormalMean, () => LogNormalMean.make(TEACHER_DEFAULTS.pMean)),
   pStd: withDefault(LogNormalStd, () => LogNormalStd.make(TEACHER_DEFAULTS.pStd)),
-  /** MNIST image side (issue 4 §1). */
+  /** MNIST image side. */
   resolution: withDefault(Resolution, () => TEACHER_DEFAULTS.resolution),
   /** A class-conditional network (labelDim 10, one-hot labels; docs/algorithm.md §2.3). */
   conditional: withDefault(Schema.Boolean.annotations(withRule("must be true or false")), () => TEACHER_DEFAULTS.conditional),

@@ -1,5 +1,5 @@
 /**
- * Image preprocessing for real-data sets (issue 4 §1): pixel intensities in [0, 1] are mapped to the model range
+ * Image preprocessing for real-data sets: pixel intensities in [0, 1] are mapped to the model range
  * [-1, 1] by x ↦ 2x − 1 (EDM's data convention, docs/algorithm.md §2.1 with σ_data = 0.5), then optionally resized or padded.
  *
  * All functions take NHWC tensors, do their work inside `tf.tidy`, and leave their inputs untouched.

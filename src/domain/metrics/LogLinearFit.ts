@@ -1,7 +1,7 @@
 /**
  * Least-squares fit of log y against x: the rate of an exponential trend y ≈ exp(a + b·x). SiD reports that FID falls
  * "exponentially fast" early in distillation (Zhou et al. 2024, §5): a straight line in log FID against iterations,
- * whose slope b this fit measures (issue 4 §6).
+ * whose slope b this fit measures.
  *
  * @module
  */

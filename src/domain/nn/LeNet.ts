@@ -1,5 +1,5 @@
 /**
- * A small LeNet-style digit classifier, the feature network of "MNIST-FID" (issue 4 §4; docs/algorithm.md §11 uses Inception-v3's
+ * A small LeNet-style digit classifier, the feature network of "MNIST-FID" (docs/algorithm.md §11 uses Inception-v3's
  * pool features and softmax the same way for CIFAR/ImageNet).
  *
  * Input: 28×28×1 images in [-1, 1] (NHWC, background −1). Architecture (all ReLU):
@@ -39,7 +39,7 @@ export interface LeNetSpec {
 }
 
 /**
- * The default LeNet of MNIST-FID: 28×28 input, 16 and 32 channels, 128 features, 10 classes (issue 4 §4).
+ * The default LeNet of MNIST-FID: 28×28 input, 16 and 32 channels, 128 features, 10 classes.
  *
  * @since 0.1.0
  * @category utils
@@ -134,7 +134,7 @@ export const toLeNetInput = (images: tf.Tensor4D, size = 28): tf.Tensor4D =>
   })
 
 /**
- * The LeNet on 28×28×1 inputs in [-1, 1]: features and logits (issue 4 §4). Pure; inputs are not disposed.
+ * The LeNet on 28×28×1 inputs in [-1, 1]: features and logits. Pure; inputs are not disposed.
  *
  * @since 0.1.0
  * @category utils

@@ -7,7 +7,7 @@
  * Backend packages (and their wasm binary) are loaded once per process and stay registered: a module import cannot be
  * undone, and a later build reuses them.
  *
- * One engine per process (issue 17 §5): TF.js computes on one global backend, so every engine layer goes through a
+ * One engine per process: TF.js computes on one global backend, so every engine layer goes through a
  * process-wide registry. Building a layer while the same engine is active shares it (reference counted: the engine is
  * released, and the previous backend restored, when its last user releases it); building a different one fails with
  * `EngineConflict`, naming the active engine. `auto` is resolved to `wasm-native` or `wasm` before it is compared.
@@ -226,7 +226,7 @@ export const buildWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineEr
   )
 
 /**
- * The wasm engine with the optional native kernels of issue 6 on top of its patches: convolution forward and both
+ * The wasm engine with the optional native kernels on top of its patches: convolution forward and both
  * gradients (oneDNN, or OpenBLAS im2col), batched matrix products, broadcast elementwise ops, sums and means, split /
  * concat and the nearest-neighbour resize gradient run by the addon in `native/` on all cores, directly on the wasm
  * heap; `Sum` / `Mean` gradients broadcast with a backend kernel instead of a JavaScript-filled `ones` tensor. Fails
@@ -330,7 +330,7 @@ export const buildNative = (engine: "tfjs-node" | "tfjs-node-gpu", options?: Eng
   )
 
 // ---------------------------------------------------------------------------------------------------------------
-// One engine per process (issue 17 §5). TF.js computes on one global backend, so the engine layers share a registry:
+// One engine per process. TF.js computes on one global backend, so the engine layers share a registry:
 // the first layer builds the engine in a scope of its own; a layer asking for the same (resolved) engine while it is
 // active shares it; a different engine is refused with EngineConflict; the last release closes the engine's scope,
 // which restores the kernels and the backend that were in use before it. A semaphore serialises builds and releases,

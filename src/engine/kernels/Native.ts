@@ -1,5 +1,5 @@
 /**
- * Native kernels for the wasm backend (issue 6). The optional Node-API addon in `native/` (built by
+ * Native kernels for the wasm backend. The optional Node-API addon in `native/` (built by
  * `npm run build:native`) runs, on all cores and directly on the wasm heap with no copies (inputs and the freshly
  * allocated output are handed over as `Float32Array` views into the heap):
  *

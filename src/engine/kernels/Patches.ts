@@ -14,7 +14,7 @@ import { conv2DBackpropFilter, makeConv2DBackpropInput } from "./WasmConv2D.js"
 
 /**
  * One kernel replacement: `make` receives the kernel registered before (if any) and returns ours. Patches with
- * different `id`s may stack on one kernel (the native kernels sit on top of the wasm patches, issue 6); each id is
+ * different `id`s may stack on one kernel (the native kernels sit on top of the wasm patches); each id is
  * reference-counted on its own, and releases are expected in reverse order of installs.
  *
  * @since 0.1.0

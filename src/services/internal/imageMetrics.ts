@@ -1,5 +1,5 @@
 /**
- * Image metrics (issue 4 §4; docs/algorithm.md §11) in the space of a pluggable {@link FeatureExtractor}: FID (the Fréchet
+ * Image metrics (docs/algorithm.md §11) in the space of a pluggable {@link FeatureExtractor}: FID (the Fréchet
  * distance of features, reported as both `fid` and `frechetDistance`), KID (unbiased polynomial-kernel MMD² of
  * features, reported as `mmd`), the Inception Score of the samples' class probabilities, improved precision/recall
  * (k = 3) and the extractor's accuracy on the labelled reference images. With the LeNet extractor and the MNIST

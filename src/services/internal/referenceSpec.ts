@@ -3,7 +3,7 @@
  * CLI's `--reference`).
  *
  * Automatic: a mixture teacher (`gmm:`/`gmm-dsm:`) is measured against its own mixture; a one-channel image teacher
- * at 16, 28 or 32 pixels against the MNIST held-out split in LeNet features (MNIST-FID, issue 4 §4); anything else
+ * at 16, 28 or 32 pixels against the MNIST held-out split in LeNet features (MNIST-FID); anything else
  * has no reference, and evaluations are skipped.
  *
  * @module

@@ -138,7 +138,7 @@ const readSafetensorsMetadata = async (path: string): Promise<Record<string, str
 }
 
 /**
- * The kind of a teacher, which chooses the run's preset (`DISTILL_PRESETS`, issue 18.1): mixtures (`gmm:`, `gmm-dsm:`)
+ * The kind of a teacher, which chooses the run's preset (`DISTILL_PRESETS`): mixtures (`gmm:`, `gmm-dsm:`)
  * are low-dimensional, EDM networks are image teachers, and a teacher file is what its recorded architecture's data
  * shape says (vector data: low-dimensional; anything else: images). Reads only a teacher file's header.
  *
