@@ -5,7 +5,7 @@
  * GroupNorm, SiLU, conv3×3 32→C. ResBlock: GN(8, affine) → SiLU → conv3×3 → + Linear(emb) → GN → SiLU → conv3×3,
  * plus a 1×1 skip when Cin ≠ Cout. σ-embedding: sinusoidal 32 → Linear 128 → SiLU → Linear 128.
  * 365,699 parameters for C = 3 and 364,545 for C = 1. GroupNorm + SiLU and Adam are the library's own
- * (src/domain/GroupNorm.ts, src/domain/Adam.ts), so an engine's fused kernels for them count, as they do in training.
+ * (src/domain/nn/GroupNorm.ts, src/domain/optim/Adam.ts), so an engine's fused kernels for them count, as they do in training.
  *
  * @since 0.1.0
  */

@@ -764,7 +764,7 @@ void sigmoid(const float* x, float* y, int64_t n) {
 // microseconds of bookkeeping in a small network's step).
 
 // One Adam update (docs/algorithm.md §9.1, §14), every operation rounded to float32 in the order the composed ops run them
-// (src/domain/Adam.ts), so both give the same bits: m' = m·b1 + g·g1, v' = v·b2 + (g·g)·g2,
+// (src/domain/optim/Adam.ts), so both give the same bits: m' = m·b1 + g·g1, v' = v·b2 + (g·g)·g2,
 // p' = p − ((m'/c1) / (√(v'/c2) + eps))·lr. h = [lr, b1, b2, eps, g1, g2, c1, c2] as float32.
 void adam(const float* p, const float* g, const float* m, const float* v, float* po, float* mo, float* vo, int64_t n,
           const float* h) {

@@ -264,7 +264,7 @@ describe("sid distill end to end (one small run)", () => {
     expect(out).toMatch(/FD +\S+ +\S+ +\S+×/)
     expect(out).toMatch(/in-mode spread \(truth 1\)/)
     expect(out).toMatch(/samples\/s +[\d,]+ +[\d,]+ +[\d.]+×/)
-    expect(out).toMatch(/between \d+\.\d%  spread|between \d+\.\d%  MMD@h/)
+    expect(out).toMatch(/between \d+\.\d%  spread|between \d+\.\d%  MMD²@h/)
     for (const file of ["samples.png", "fd.png", "summary.json", "config.json"]) expect((await stat(join(runDir, file))).size).toBeGreaterThan(0)
     const png = await readFile(join(runDir, "samples.png"))
     expect(png.subarray(1, 4).toString()).toBe("PNG")

@@ -7,7 +7,7 @@ import { sidAugmentSettings } from "../src/domain/sid/Augment.js"
 import { decodeDistillConfig, type DistillConfig } from "../src/domain/config/DistillConfig.js"
 import { dhariwalUNetNetwork, dhariwalUNetSpec } from "../src/domain/edm/DhariwalUNet.js"
 import { songUNetNetwork, songUNetSpec } from "../src/domain/edm/SongUNet.js"
-import { fakeScoreLoss } from "../src/domain/edm/DenoisingLoss.js"
+import { denoisingLoss } from "../src/domain/edm/DenoisingLoss.js"
 import { sidLoss } from "../src/domain/sid/SidLoss.js"
 import { mlpSpec } from "../src/domain/nn/Mlp.js"
 import {
@@ -222,7 +222,7 @@ describe("SiDA losses on a hand-computed case (docs/algorithm.md §13)", () => {
     const rt = tf.tidy(() => tf.add(real, tf.mul(noise, sigma.reshape([3, 1, 1, 1]))))
     const list = Object.values(vars)
     const dsm = tf.variableGrads(() =>
-      fakeScoreLoss({ y, yHat: denoiseWith(network, vars, xt, sigma, 0.5), sigma, batchSize: 3 }).loss, list
+      denoisingLoss({ y, yHat: denoiseWith(network, vars, xt, sigma, 0.5), sigma, batchSize: 3 }).loss, list
     )
     const withD = (lsd: number) =>
       tf.variableGrads(() => {

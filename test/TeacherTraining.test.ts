@@ -4,7 +4,7 @@ import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { fakeScoreLoss } from "../src/domain/edm/DenoisingLoss.js"
+import { denoisingLoss } from "../src/domain/edm/DenoisingLoss.js"
 import { denoiseWith, type Network } from "../src/domain/nn/Network.js"
 import type { Parameters } from "../src/domain/nn/Parameters.js"
 import { normalTensor } from "../src/domain/data/RandomStream.js"
@@ -88,7 +88,7 @@ const fixedLoss = (network: Network, params: Parameters, labels?: tf.Tensor2D): 
     const sigma = tf.tensor1d(Array.from({ length: 32 }, (_, i) => [0.05, 0.2, 0.5, 1, 2.5, 8][i % 6]!))
     const xt = tf.add(x0, tf.mul(normalTensor(x0.shape, 11, "eval"), sigma.reshape([-1, 1, 1, 1])))
     const yHat = denoiseWith(network, params, xt, sigma, 0.5, labels)
-    return fakeScoreLoss({ y: x0, yHat, sigma }).loss.dataSync()[0]!
+    return denoisingLoss({ y: x0, yHat, sigma }).loss.dataSync()[0]!
   })
 
 describe("TeacherTrainingConfig (issue 4 §2)", () => {

@@ -1,7 +1,7 @@
 /**
  * Trains the LeNet feature network of MNIST-FID (issue 4 §4) on the MNIST training split and writes its weights to
  * `assets/lenet-mnist.safetensors` (or `--out <path>`), printing the file's SHA-256 for `LENET_SHA256` in
- * `src/layers/FeatureExtractor.ts`.
+ * `src/services/FeatureExtractor.ts`.
  *
  *   node --import tsx tools/train-lenet.ts [--epochs 30] [--seed 0] [--conv1 16 --conv2 32 --hidden 128] [--out assets/lenet-mnist.safetensors]
  *

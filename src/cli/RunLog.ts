@@ -105,7 +105,7 @@ export const describeShape = (m: SampleMetrics): string => {
   const covErrors = present(m.modeCovarianceErrors)
   if (covErrors.length > 0) parts.push(`cov err ${(covErrors.reduce((a, b) => a + b, 0) / covErrors.length).toFixed(2)}`)
   if (m.mmdByBandwidth !== undefined && m.mmdByBandwidth.length > 0) {
-    parts.push(`MMD@h ${m.mmdByBandwidth.map((b) => `${b.bandwidth}:${fmt(b.mmd)}`).join(" ")}`)
+    parts.push(`MMD²@h ${m.mmdByBandwidth.map((b) => `${b.bandwidth}:${fmt(b.mmd)}`).join(" ")}`)
   }
   return parts.join("  ")
 }
@@ -122,7 +122,7 @@ export const describeEvaluation = (m: SampleMetrics): string => {
       (m.classifierAccuracy === undefined ? "" : `  (classifier held-out accuracy ${percent(m.classifierAccuracy)})`)
   }
   const shape = describeShape(m)
-  return `FD ${fmt(m.frechetDistance)}  MMD ${fmt(m.mmd)}` +
+  return `FD ${fmt(m.frechetDistance)}  MMD² ${fmt(m.mmd)}` +
     (m.modesCovered === undefined ? "" : `  modes ${m.modesCovered}/${m.modeWeights?.length ?? "?"}`) +
     (m.offModeFraction === undefined ? "" : `  off-mode ${(100 * m.offModeFraction).toFixed(1)}%`) +
     (shape === "" ? "" : `  ${shape}`)

@@ -8,6 +8,8 @@ export * as DistillConfig from "./config/DistillConfig.js"
 export * as Dropout from "./nn/Dropout.js"
 export * as Edm from "./edm/Edm.js"
 export * as Ema from "./optim/Ema.js"
+export * as DenoisingLoss from "./edm/DenoisingLoss.js"
+/** @deprecated since 0.2: `DenoisingLoss` (EDM's denoising loss, which trains the fake score). */
 export * as FakeScoreLoss from "./edm/DenoisingLoss.js"
 export * as FrechetDistance from "./metrics/FrechetDistance.js"
 export * as GaussianMixture from "./data/GaussianMixture.js"

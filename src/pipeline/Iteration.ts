@@ -20,14 +20,14 @@
  * Augmentation and SiDA (docs/sida.md): with `IterationSettings.augment` the fake step's images pass through EDM's
  * augmentation pipe (docs/algorithm.md §13.4); with `IterationSettings.adversarial` the fake score doubles as a discriminator on real
  * images in the fake step, and the generator follows SiDA's warm-up and adversarial objective (docs/algorithm.md §13). Both are
- * compositions of the pure losses in `domain/SidaLoss.ts`; without them an iteration is exactly plain SiD's.
+ * compositions of the pure losses in `domain/sid/SidaLoss.ts`; without them an iteration is exactly plain SiD's.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
 import { augment, type AugmentSettings } from "../domain/sid/Augment.js"
 import { emaBeta } from "../domain/optim/Ema.js"
-import { fakeScoreLoss } from "../domain/edm/DenoisingLoss.js"
+import { denoisingLoss } from "../domain/edm/DenoisingLoss.js"
 import { type GeneratorLoss, type GeneratorLossInput, nonFiniteRows } from "../domain/sid/SidLoss.js"
 import type { ApplyOptions } from "../domain/nn/Network.js"
 import { FAKE_GRADIENT_CLIP, sidaFakeScoreLoss, sidaGeneratorLoss, sidaPhase, type SidaSchedule } from "../domain/sid/SidaLoss.js"
@@ -251,7 +251,7 @@ export const fakeScoreUpdate = (s: IterationServices, settings: IterationSetting
       return tf.variableGrads(() => {
         const xt = tf.add(fake.images, noise)
         if (adversarial === undefined || realInput === undefined) {
-          return fakeScoreLoss({
+          return denoisingLoss({
             y: fake.images,
             yHat: s.fakeScore.denoise(xt, draws.sigma, draws.labels, fake.options),
             sigma: draws.sigma,

@@ -96,11 +96,11 @@ export interface DataFreeSamplerShape {
  */
 export class DataFreeSampler extends Context.Tag("sid-ts/DataFreeSampler")<DataFreeSampler, DataFreeSamplerShape>() {}
 
-// ---- layers ----
 /*
+ * Layers.
+ *
  * The data-free sampler layer: seeded xoshiro128** streams, one per purpose (docs/algorithm.md §7, §8.1), plus dropout-mask
  * seeds for train mode (docs/algorithm.md §9.1) when asked for.
- *
  */
 
 /**

@@ -16,10 +16,10 @@ import { dmdLoss, type GeneratorLoss, l1Loss, l2Loss, sidLoss } from "../domain/
  */
 export class DistillationLoss extends Context.Tag("sid-ts/DistillationLoss")<DistillationLoss, GeneratorLoss>() {}
 
-// ---- layers ----
 /*
- * Layers for the generator loss of a run.
+ * Layers.
  *
+ * Layers for the generator loss of a run.
  */
 
 /**

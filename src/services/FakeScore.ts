@@ -53,11 +53,11 @@ export interface FakeScoreShape {
  */
 export class FakeScore extends Context.Tag("sid-ts/FakeScore")<FakeScore, FakeScoreShape>() {}
 
-// ---- layers ----
 /*
+ * Layers.
+ *
  * The fake-score layer: f_ψ initialised from the teacher's weights (docs/algorithm.md §6: ψ ← φ); with SiDA's discriminator view
  * (docs/algorithm.md §13) when the architecture has one.
- *
  */
 
 /**

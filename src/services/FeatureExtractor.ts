@@ -2,7 +2,7 @@
  * FeatureExtractor: the network image metrics are measured in (docs/algorithm.md §11: Inception-v3 pool3 features for FID and
  * precision/recall, its softmax for the Inception Score; a small LeNet for "MNIST-FID"). The metric code
  * only sees this service, so a user can plug in another network (e.g. Inception-v3 converted to TF.js) without
- * changing it. Implementations live in `src/layers/FeatureExtractor.ts`.
+ * changing it.
  *
  * @module
  */
@@ -84,8 +84,9 @@ export interface FeatureExtractorShape {
  */
 export class FeatureExtractor extends Context.Tag("sid-ts/FeatureExtractor")<FeatureExtractor, FeatureExtractorShape>() {}
 
-// ---- layers ----
 /*
+ * Layers.
+ *
  * Feature extractor layers (docs/algorithm.md §11):
  *
  * - {@link layerLeNet}: the committed LeNet of MNIST-FID (`assets/lenet-mnist.safetensors`, trained by
@@ -99,7 +100,6 @@ export class FeatureExtractor extends Context.Tag("sid-ts/FeatureExtractor")<Fea
  *   bilinearly to the model's input size.
  *
  * All tensors (weights, models) are disposed when the layer's scope closes.
- *
  */
 
 /**
@@ -125,7 +125,7 @@ export const LENET_SHA256 = "e8e76c6b5c0095798f3bd225160f2592f8e6c586a3051ed846a
  * @category constants
  */
 export const LENET_FIX = "Regenerate them with `node --import tsx tools/train-lenet.ts` (deterministic: the same bytes, " +
-  "5–15 minutes on the wasm engine; after changing its settings set LENET_SHA256 in src/layers/FeatureExtractor.ts " +
+  "5–15 minutes on the wasm engine; after changing its settings set LENET_SHA256 in src/services/FeatureExtractor.ts " +
   "to the sha256 it prints), or restore the committed file with `git checkout -- assets/lenet-mnist.safetensors`"
 
 /**

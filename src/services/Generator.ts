@@ -62,11 +62,11 @@ export interface GeneratorShape {
  */
 export class Generator extends Context.Tag("sid-ts/Generator")<Generator, GeneratorShape>() {}
 
-// ---- layers ----
 /*
+ * Layers.
+ *
  * The generator layer: G_θ initialised from the teacher's weights (docs/algorithm.md §6: θ ← φ, θ_ema ← φ). θ_ema lives in engine
  * variables, or, with `emaInHost`, in host memory (for networks too large for the wasm heap).
- *
  */
 
 /**

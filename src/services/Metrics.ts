@@ -99,12 +99,12 @@ export interface MetricsShape {
  */
 export class Metrics extends Context.Tag("sid-ts/Metrics")<Metrics, MetricsShape>() {}
 
-// ---- layers ----
 /*
+ * Layers.
+ *
  * Metrics against an exact Gaussian mixture (docs/algorithm.md §12, §12.3): Fréchet distance, MMD (at the headline bandwidth and
  * at several others, from well below to above a mode's width), mode coverage, recovered weights, off-mode and
  * between-mode mass, and each mode's mean, covariance and spread against the truth (`GaussianMixture.modeShape`).
- *
  */
 
 /**

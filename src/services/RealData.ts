@@ -75,12 +75,12 @@ export class SidaSetupError extends Schema.TaggedError<SidaSetupError>()("SidaSe
   }
 }
 
-// ---- layers ----
 /*
+ * Layers.
+ *
  * Real-data layers for SiDA (docs/algorithm.md §13; docs/sida.md §4): a `RealData` from any `Dataset` service (its training
  * split), and the one a config names (`data: "mnist"`), built at the teacher's image size and checked against the
  * teacher's data shape and classes before anything else happens.
- *
  */
 
 /**

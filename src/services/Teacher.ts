@@ -10,7 +10,7 @@ import { readFile } from "node:fs/promises"
 import { SIGMA_DATA } from "../domain/edm/Edm.js"
 import * as GaussianMixture from "../domain/data/GaussianMixture.js"
 import { mlpSpec } from "../domain/nn/Mlp.js"
-import { denoiseWith, type Network, mlpNetwork, networkFromDescription } from "../domain/nn/Network.js"
+import { denoiseWith, type LoadedDenoiser, type Network, mlpNetwork, networkFromDescription } from "../domain/nn/Network.js"
 import { compareShapes, type Parameters, shapesMatch } from "../domain/nn/Parameters.js"
 import { normals, type StreamState, uniforms } from "../domain/data/RandomStream.js"
 import { decodeSafetensors, encodeSafetensors, type SafetensorsFile } from "../domain/data/Safetensors.js"
@@ -77,11 +77,11 @@ export class TeacherError extends Schema.TaggedError<TeacherError>()("TeacherErr
   }
 }
 
-// ---- layers ----
 /*
+ * Layers.
+ *
  * Teacher layers: an exact Gaussian mixture, a network trained in process on mixture samples, or a network loaded
  * from a teacher file.
- *
  */
 
 /**
@@ -304,7 +304,7 @@ export const readSafetensorsFile = <E>(
 export const readTeacherFile = (
   path: string
 ): Effect.Effect<
-  { readonly network: Network; readonly params: Record<string, tf.Tensor>; readonly sigmaData: number },
+  LoadedDenoiser,
   TeacherError,
   Engine
 > =>

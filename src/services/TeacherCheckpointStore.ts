@@ -102,11 +102,11 @@ export class TeacherCheckpointStore
   extends Context.Tag("sid-ts/TeacherCheckpointStore")<TeacherCheckpointStore, TeacherCheckpointStoreShape>()
 {}
 
-// ---- layers ----
 /*
+ * Layers.
+ *
  * Teacher-checkpoint stores (docs/algorithm.md §9.3): the generic directory and memory stores of `CheckpointStore`
  * with the teacher-training manifest.
- *
  */
 
 /**

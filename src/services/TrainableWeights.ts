@@ -63,11 +63,11 @@ export interface TrainableWeights {
   readonly restore: (state: { readonly params: Parameters; readonly optimizer: OptimizerState }) => void
 }
 
-// ---- layers ----
 /*
+ * Layers.
+ *
  * Scoped construction of {@link TrainableWeights}: variables and optimiser slots created on acquisition, disposed on
  * release.
- *
  */
 
 let instances = 0

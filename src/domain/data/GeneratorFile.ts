@@ -17,7 +17,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { type EdmArchitecture, edmConfigFromArchitecture, edmNetwork, parseEdmConfig } from "../edm/NetworkConfig.js"
 import { fromEdmStateDict, toEdmStateDict } from "../edm/StateDict.js"
-import { type Network, NETWORK_KINDS, networkFromDescription } from "../nn/Network.js"
+import { type LoadedDenoiser, type Network, NETWORK_KINDS, networkFromDescription } from "../nn/Network.js"
 import type { GeneratorProvenance, OneStepWeights } from "../sid/OneStep.js"
 import { compareShapes, shapesMatch } from "../nn/Parameters.js"
 import { decodeSafetensors, encodeSafetensors, type NamedArray, type SafetensorsFile } from "./Safetensors.js"
@@ -181,7 +181,7 @@ const checkDeclared = (metadata: Readonly<Record<string, string>>, network: Netw
   }
 }
 
-const decodeSid = (file: SafetensorsFile): { readonly network: Network; readonly params: Record<string, tf.Tensor>; readonly sigmaData: number } => {
+const decodeSid = (file: SafetensorsFile): LoadedDenoiser => {
   const { metadata } = file
   const text = metadata["network"]
   if (text === undefined) throw corrupt("the metadata has no `network` (the architecture as JSON)")
@@ -215,7 +215,7 @@ const decodeSid = (file: SafetensorsFile): { readonly network: Network; readonly
   return { network, params, sigmaData }
 }
 
-const decodeEdm = (file: SafetensorsFile): { readonly network: Network; readonly params: Record<string, tf.Tensor>; readonly sigmaData: number } => {
+const decodeEdm = (file: SafetensorsFile): LoadedDenoiser => {
   const text = file.metadata["config"]
   if (text === undefined) throw corrupt("the metadata has no `config` (the EDMPrecond arguments as JSON)")
   const raw = attempt(() => JSON.parse(text) as unknown, (m) => `the \`config\` metadata is not JSON (${m})`)

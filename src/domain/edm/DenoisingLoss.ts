@@ -1,5 +1,6 @@
 /**
- * The fake-score (f_ψ) loss: EDM denoising score matching on generator samples with the weight λ(σ).
+ * EDM's denoising loss (denoising score matching with the weight λ(σ)): what trains the fake score f_ψ on generator
+ * samples, and a teacher on data.
  *
  * Maths: `docs/algorithm.md` §7 (SID_EDMLoss.__call__: per element λ(σ)(ŷ − y)², NaN rows dropped with the divisor kept,
  * Σ_rows Σ_CHW · ls / batch), §2.4 (λ(σ), λ·c_out² = 1), §14 (NaN masking with `tf.where`).
@@ -12,12 +13,12 @@ import { lossWeight } from "./Preconditioning.js"
 import { broadcastPerSample, keepRows, replaceNaN, rowSum, type SigmaLike } from "../nn/Tensors.js"
 
 /**
- * Inputs of {@link fakeScoreLoss} (docs/algorithm.md §7).
+ * Inputs of {@link denoisingLoss} (docs/algorithm.md §7).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
-export type FakeScoreLossInput = {
+export type DenoisingLossInput = {
   /** Clean targets y = x_g (detached by the caller), [N, ...]. */
   readonly y: tf.Tensor
   /** Fake-network predictions ŷ = f_ψ(y + σ·n, σ), [N, ...]. */
@@ -39,12 +40,12 @@ export type FakeScoreLossInput = {
 }
 
 /**
- * Result of {@link fakeScoreLoss} (docs/algorithm.md §7).
+ * Result of {@link denoisingLoss} (docs/algorithm.md §7).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
-export type FakeScoreLossResult = {
+export type DenoisingLossResult = {
   /** Σ_rows perRow · lossScale / batchSize. */
   readonly loss: tf.Scalar
   /** Σ_CHW λ(σ)(ŷ − y)² per row, 0 on dropped rows, [N]. */
@@ -58,10 +59,10 @@ export type FakeScoreLossResult = {
  * non-batch dims per row; rows where y or ŷ has any NaN are dropped (NaNs replaced by 0 through `tf.where` first), and
  * the sum over rows is multiplied by lossScale / batchSize, the divisor staying the full batch size.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category utils
  */
-export const fakeScoreLoss = (input: FakeScoreLossInput): FakeScoreLossResult =>
+export const denoisingLoss = (input: DenoisingLossInput): DenoisingLossResult =>
   tf.tidy(() => {
     const { y, yHat } = input
     if (y.rank < 1 || !tf.util.arraysEqual(y.shape, yHat.shape)) {
@@ -78,3 +79,10 @@ export const fakeScoreLoss = (input: FakeScoreLossInput): FakeScoreLossResult =>
     const loss = perRow.sum().mul((input.lossScale ?? 1) / batchSize) as tf.Scalar
     return { loss, perRow, mask: keep.cast("float32") as tf.Tensor1D }
   })
+
+/**
+ * @deprecated since 0.2.0: {@link denoisingLoss}.
+ * @since 0.1.0
+ * @category utils
+ */
+export const fakeScoreLoss = denoisingLoss

@@ -116,6 +116,19 @@ export interface Network {
 }
 
 /**
+ * A denoiser as stored in a file: its architecture, its weights by name, and the data scale σ_data its
+ * preconditioning uses.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface LoadedDenoiser {
+  readonly network: Network
+  readonly params: Record<string, tf.Tensor>
+  readonly sigmaData: number
+}
+
+/**
  * The train-mode dropout rate of a network (docs/algorithm.md §9.1–9.2): the distillation's setting, or when it is absent (null)
  * the architecture's own rate (0 when it has none).
  *

@@ -61,6 +61,37 @@ const checkShapes = (xg: tf.Tensor, yReal: tf.Tensor, yFake: tf.Tensor): void =>
   }
 }
 
+type Prepared = {
+  readonly xg: tf.Tensor
+  readonly yr: tf.Tensor
+  readonly yf: tf.Tensor
+  readonly keep: tf.Tensor1D
+  /** w shaped [N, 1, ..., 1] against the data. */
+  readonly w: tf.Tensor
+}
+
+/** NaN-free inputs, the kept-row mask and the normaliser w of docs/algorithm.md §8.1 (call inside a tidy). */
+const prepare = (input: GeneratorLossInput, options: GeneratorLossOptions): Prepared => {
+  checkShapes(input.xg, input.yReal, input.yFake)
+  const keep = keepRows(input.xg, input.yReal, input.yFake)
+  const xg = replaceNaN(input.xg)
+  const yr = replaceNaN(input.yReal)
+  const yf = replaceNaN(input.yFake)
+  const n = xg.shape[0] ?? 0
+  const w1 = (options.normalize ?? true)
+    ? tf.maximum(stopGradient(rowMean(tf.abs(tf.sub(xg, yr)))), options.wMin ?? 1e-5)
+    : tf.ones([n])
+  return { xg, yr, yf, keep, w: w1.reshape([n, ...Array.from({ length: xg.rank - 1 }, () => 1)]) }
+}
+
+/** Masks the per-row values and scales their sum (docs/algorithm.md §8.1: dropped rows count in the divisor). */
+const finish = (input: GeneratorLossInput, options: GeneratorLossOptions, p: Prepared, raw: tf.Tensor1D): GeneratorLossResult => {
+  const perRow = tf.where(p.keep, raw, tf.zerosLike(raw)) as tf.Tensor1D
+  const batchSize = input.batchSize ?? (input.xg.shape[0] ?? 0)
+  const loss = perRow.sum().mul((options.lossScale ?? 100) / batchSize) as tf.Scalar
+  return { loss, perRow, mask: p.keep.cast("float32") as tf.Tensor1D }
+}
+
 /**
  * The SiD generator loss exactly as docs/algorithm.md §8.1:
  * w = sg(mean_CHW |x_g − y_r|).clip(min = wMin); ℓ = (y_r − y_f) ⊙ ((y_r − x_g) − α(y_r − y_f)) / w;
@@ -72,23 +103,10 @@ const checkShapes = (xg: tf.Tensor, yReal: tf.Tensor, yFake: tf.Tensor): void =>
  */
 export const sidGeneratorLoss = (input: SidLossInput): SidLossResult =>
   tf.tidy(() => {
-    checkShapes(input.xg, input.yReal, input.yFake)
-    const alpha = input.alpha ?? 1.2
-    const batchSize = input.batchSize ?? (input.xg.shape[0] ?? 0)
-    const keep = keepRows(input.xg, input.yReal, input.yFake)
-    const xg = replaceNaN(input.xg)
-    const yr = replaceNaN(input.yReal)
-    const yf = replaceNaN(input.yFake)
-    const n = xg.shape[0] ?? 0
-    const w = (input.normalize ?? true)
-      ? tf.maximum(stopGradient(rowMean(tf.abs(tf.sub(xg, yr)))), input.wMin ?? 1e-5) as tf.Tensor1D
-      : tf.ones([n]) as tf.Tensor1D
-    const delta = tf.sub(yr, yf)
-    const elem = tf.mul(delta, tf.sub(tf.sub(yr, xg), tf.mul(delta, alpha)))
-    const raw = rowSum(elem).div(w)
-    const perRow = tf.where(keep, raw, tf.zerosLike(raw)) as tf.Tensor1D
-    const loss = perRow.sum().mul((input.lossScale ?? 100) / batchSize) as tf.Scalar
-    return { loss, perRow, w, mask: keep.cast("float32") as tf.Tensor1D }
+    const p = prepare(input, input)
+    const delta = tf.sub(p.yr, p.yf)
+    const raw = rowSum(tf.mul(delta, tf.sub(tf.sub(p.yr, p.xg), tf.mul(delta, input.alpha ?? 1.2))).div(p.w))
+    return { ...finish(input, input, p, raw), w: p.w.reshape([p.w.shape[0] ?? 0]) as tf.Tensor1D }
   })
 
 /**
@@ -136,7 +154,6 @@ export const sidLossTerms = (input: {
     }
   })
 
-// ---- swappable generator losses ----
 /*
  * Swappable generator losses: SiD (docs/algorithm.md §8.1), its two terms L¹ and L² (docs/algorithm.md §8.2) and the DMD / Diff-Instruct
  * direction (docs/algorithm.md §8.4), each a plain value `{ name, description, compute }`.
@@ -234,37 +251,6 @@ export type SidLossOptions = GeneratorLossOptions & {
 
 const settings = (options: GeneratorLossOptions): string =>
   `lossScale ${options.lossScale ?? 100}, ${(options.normalize ?? true) ? `w = sg(mean|x_g − y_r|) ∨ ${options.wMin ?? 1e-5}` : "w = 1"}`
-
-type Prepared = {
-  readonly xg: tf.Tensor
-  readonly yr: tf.Tensor
-  readonly yf: tf.Tensor
-  readonly keep: tf.Tensor1D
-  /** w shaped [N, 1, ..., 1] against the data. */
-  readonly w: tf.Tensor
-}
-
-/** NaN-free inputs, the kept-row mask and the normaliser w of docs/algorithm.md §8.1 (call inside a tidy). */
-const prepare = (input: GeneratorLossInput, options: GeneratorLossOptions): Prepared => {
-  checkShapes(input.xg, input.yReal, input.yFake)
-  const keep = keepRows(input.xg, input.yReal, input.yFake)
-  const xg = replaceNaN(input.xg)
-  const yr = replaceNaN(input.yReal)
-  const yf = replaceNaN(input.yFake)
-  const n = xg.shape[0] ?? 0
-  const w1 = (options.normalize ?? true)
-    ? tf.maximum(stopGradient(rowMean(tf.abs(tf.sub(xg, yr)))), options.wMin ?? 1e-5)
-    : tf.ones([n])
-  return { xg, yr, yf, keep, w: w1.reshape([n, ...Array.from({ length: xg.rank - 1 }, () => 1)]) }
-}
-
-/** Masks the per-row values and scales their sum (docs/algorithm.md §8.1: dropped rows count in the divisor). */
-const finish = (input: GeneratorLossInput, options: GeneratorLossOptions, p: Prepared, raw: tf.Tensor1D): GeneratorLossResult => {
-  const perRow = tf.where(p.keep, raw, tf.zerosLike(raw)) as tf.Tensor1D
-  const batchSize = input.batchSize ?? (input.xg.shape[0] ?? 0)
-  const loss = perRow.sum().mul((options.lossScale ?? 100) / batchSize) as tf.Scalar
-  return { loss, perRow, mask: p.keep.cast("float32") as tf.Tensor1D }
-}
 
 /**
  * The rows of a generator step that must leave it entirely (row isolation at ∂L/∂θ, beyond the reference): boolean

@@ -20,7 +20,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { SIGMA_DATA } from "../edm/Edm.js"
-import { fakeScoreLoss } from "../edm/DenoisingLoss.js"
+import { denoisingLoss } from "../edm/DenoisingLoss.js"
 import type { GeneratorLoss, GeneratorLossInput, GeneratorLossResult } from "./SidLoss.js"
 import { lossWeight } from "../edm/Preconditioning.js"
 import { stopGradient } from "../nn/StopGradient.js"
@@ -173,7 +173,7 @@ export const sidaFakeScoreLoss = (input: SidaFakeScoreLossInput): SidaFakeScoreL
   tf.tidy(() => {
     const keep = keepRows(input.y, input.yHat, input.fakeLogits, input.realLogits)
     const batchSize = input.batchSize ?? (input.y.shape[0] ?? 1)
-    const dsm = fakeScoreLoss({
+    const dsm = denoisingLoss({
       y: input.y,
       yHat: input.yHat,
       sigma: input.sigma,

@@ -15,7 +15,7 @@ import * as tf from "@tensorflow/tfjs"
 import { Effect, type Scope } from "effect"
 import { P_MEAN, P_STD } from "../../domain/edm/Edm.js"
 import { emaUpdate } from "../../domain/optim/Ema.js"
-import { fakeScoreLoss } from "../../domain/edm/DenoisingLoss.js"
+import { denoisingLoss } from "../../domain/edm/DenoisingLoss.js"
 import { denoiseWith, type Network } from "../../domain/nn/Network.js"
 import { adam } from "../../domain/optim/Optimizer.js"
 import { cloneParameters } from "../../domain/nn/Parameters.js"
@@ -103,7 +103,7 @@ export const denoiserStep = (input: DenoiserStepInput): DenoiserStepResult => {
     const target = input.exactDenoiser === undefined ? x0 : input.exactDenoiser(xt, sigma)
     return tf.variableGrads(
       () =>
-        fakeScoreLoss({
+        denoisingLoss({
           y: target,
           yHat: denoiseWith(network, weights.variables, xt, sigma, input.sigmaData, input.labels),
           sigma,

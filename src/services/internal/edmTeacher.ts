@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
 import { edmNetwork, parseEdmConfig } from "../../domain/edm/NetworkConfig.js"
 import { fromEdmStateDict } from "../../domain/edm/StateDict.js"
-import type { Network } from "../../domain/nn/Network.js"
+import type { LoadedDenoiser } from "../../domain/nn/Network.js"
 import { type Engine, withEngineEffect } from "../../engine/Engine.js"
 import { Teacher, TeacherError } from "../Teacher.js"
 import { fromWeights, readSafetensorsFile } from "../Teacher.js"
@@ -30,7 +30,7 @@ const message = (e: unknown): string => (e instanceof Error ? e.message : String
 export const readEdmTeacherFile = (
   path: string
 ): Effect.Effect<
-  { readonly network: Network; readonly params: Record<string, tf.Tensor>; readonly sigmaData: number },
+  LoadedDenoiser,
   TeacherError,
   Engine
 > =>

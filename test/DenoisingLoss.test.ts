@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs"
 import fc from "fast-check"
 import { beforeAll, describe, expect, it } from "vitest"
-import { fakeScoreLoss } from "../src/domain/edm/DenoisingLoss.js"
+import { denoisingLoss } from "../src/domain/edm/DenoisingLoss.js"
 import { denoise, dimension, type GaussianMixture, makeGaussianMixture, ring, sampleSeeded } from "../src/domain/data/GaussianMixture.js"
 import { pairedDifference } from "../src/domain/metrics/MonteCarlo.js"
 import { cOut, edmCoefficientsNumber, edmDenoise, networkTarget } from "../src/domain/edm/Preconditioning.js"
@@ -56,7 +56,7 @@ describe("fake-score loss (docs/algorithm.md §7)", () => {
           const y = tf.randomNormal(shape(n), 0, 1, "float32", seed)
           const yHat = tf.randomNormal(shape(n), 0, 1, "float32", seed + 1)
           const sigma = logNormalSigma(tf.randomNormal([n], 0, 1, "float32", seed + 2))
-          const r = fakeScoreLoss({ y, yHat, sigma, lossScale, sigmaData })
+          const r = denoisingLoss({ y, yHat, sigma, lossScale, sigmaData })
           return { y: y.dataSync(), yHat: yHat.dataSync(), s: sigma.dataSync(), loss: r.loss.dataSync()[0] ?? Number.NaN, perRow: r.perRow.dataSync(), mask: r.mask.dataSync() }
         })
         const ref = referenceLoss(out.y, out.yHat, out.s, rowSize, lossScale, sigmaData, n)
@@ -86,10 +86,10 @@ describe("fake-score loss (docs/algorithm.md §7)", () => {
             const f = (withNaN: boolean) => (h: tf.Tensor) => {
               const yy = withNaN && inTarget ? y.add(poison) : y
               const hh = withNaN && !inTarget ? h.add(poison) : h
-              return fakeScoreLoss({ y: yy, yHat: hh, sigma, lossScale, sigmaData }).loss
+              return denoisingLoss({ y: yy, yHat: hh, sigma, lossScale, sigmaData }).loss
             }
-            const clean = fakeScoreLoss({ y, yHat, sigma, lossScale, sigmaData })
-            const dirty = fakeScoreLoss({
+            const clean = denoisingLoss({ y, yHat, sigma, lossScale, sigmaData })
+            const dirty = denoisingLoss({
               y: inTarget ? y.add(poison) : y,
               yHat: inTarget ? yHat : yHat.add(poison),
               sigma,
@@ -136,7 +136,7 @@ describe("fake-score loss (docs/algorithm.md §7)", () => {
           const sigma = logNormalSigma(tf.randomUniform([n], -2.5, 2.5, "float32", seed + 3))
           const xNoisy = y.add(noise.mul(sigma.reshape([n, 1, 1])))
           const d = edmDenoise(xNoisy, sigma, () => f, sigmaData)
-          const lossD = fakeScoreLoss({ y, yHat: d, sigma, sigmaData }).loss
+          const lossD = denoisingLoss({ y, yHat: d, sigma, sigmaData }).loss
           const lossF = f.sub(networkTarget(y, xNoisy, sigma, sigmaData)).square().sum().div(n)
           return { a: lossD.dataSync()[0] ?? Number.NaN, b: lossF.dataSync()[0] ?? Number.NaN }
         })
@@ -154,7 +154,7 @@ describe("fake-score loss (docs/algorithm.md §7)", () => {
           const yHat = tf.randomNormal([n, 4], 0, 1, "float32", seed + 1)
           const sigma = logNormalSigma(tf.randomNormal([n], 0, 1, "float32", seed + 2))
           const [gy, gh] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
-            fakeScoreLoss({ y: a, yHat: b, sigma, lossScale, sigmaData, batchSize }).loss)([y, yHat])
+            denoisingLoss({ y: a, yHat: b, sigma, lossScale, sigmaData, batchSize }).loss)([y, yHat])
           const lambda = sigma.square().add(sigmaData ** 2).div(sigma.mul(sigmaData).square()).reshape([n, 1])
           const expected = yHat.sub(y).mul(lambda).mul((2 * lossScale) / batchSize)
           // the loss is symmetric in (y, ŷ); the caller detaches y (docs/algorithm.md §7), so here both get gradients of opposite sign
@@ -170,8 +170,8 @@ describe("fake-score loss (docs/algorithm.md §7)", () => {
   })
 
   it("rejects mismatched shapes", () => {
-    expect(() => tf.tidy(() => fakeScoreLoss({ y: tf.zeros([2, 3]), yHat: tf.zeros([2, 4]), sigma: tf.ones([2]) }))).toThrow()
-    expect(() => tf.tidy(() => fakeScoreLoss({ y: tf.zeros([2, 3]), yHat: tf.zeros([2, 3]), sigma: tf.ones([3]) }))).toThrow()
+    expect(() => tf.tidy(() => denoisingLoss({ y: tf.zeros([2, 3]), yHat: tf.zeros([2, 4]), sigma: tf.ones([2]) }))).toThrow()
+    expect(() => tf.tidy(() => denoisingLoss({ y: tf.zeros([2, 3]), yHat: tf.zeros([2, 3]), sigma: tf.ones([3]) }))).toThrow()
   })
 })
 
@@ -207,7 +207,7 @@ describe("denoising score matching picks the exact posterior mean (docs/algorith
             const co = cOut(sigma).reshape([n, 1])
             const perturbed = exact.add(h.mul(co).mul(eps))
             const wrongSigma = denoise(g, xt, sigma.mul(1.5))
-            const l = (yHat: tf.Tensor) => fakeScoreLoss({ y, yHat, sigma })
+            const l = (yHat: tf.Tensor) => denoisingLoss({ y, yHat, sigma })
             const le = l(exact)
             // the cross term E[λ·hᵀ(D* − y)·c_out] vanishes because D* = E[y | x_t]
             const cross = h.mul(exact.sub(y)).div(co).sum(1)
@@ -237,8 +237,8 @@ describe("memory", () => {
     const s = tf.fill([4], 0.5)
     const n0 = tf.memory().numTensors
     for (let i = 0; i < 10; i++) {
-      const r = fakeScoreLoss({ y, yHat, sigma: s, lossScale: 2 })
-      const q = fakeScoreLoss({ y, yHat, sigma: 0.3 })
+      const r = denoisingLoss({ y, yHat, sigma: s, lossScale: 2 })
+      const q = denoisingLoss({ y, yHat, sigma: 0.3 })
       tf.dispose([r.loss, r.perRow, r.mask, q.loss, q.perRow, q.mask])
     }
     expect(tf.memory().numTensors).toBe(n0)
