@@ -317,7 +317,7 @@ describe("one engine per process", () => {
   it.effect("auto is resolved before it is compared: it shares the engine it names", () =>
     Effect.gen(function*() {
       const resolved = yield* EngineLayers.resolveEngineName("auto")
-      expect(["wasm", "wasm-native"]).toContain(resolved)
+      expect(["wasm", "wasm-native", "webgpu"]).toContain(resolved)
       expect(yield* EngineLayers.resolveEngineName("cpu")).toBe("cpu")
       yield* Effect.scoped(Effect.gen(function*() {
         const active = Context.get(yield* Layer.build(EngineLayers.layer(resolved)), Engine)

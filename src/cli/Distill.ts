@@ -41,6 +41,7 @@ import * as Engine from "../engine/Engine.js"
 import * as ReferenceSpec from "../services/Metrics.js"
 import { claimRunDirectory, type ClaimMode, rewindLog, RunDirectoryError } from "../platform/RunDirectory.js"
 import * as TeacherSpec from "../services/Teacher.js"
+import { WebGpuAdapterReport } from "../engine/WebGpuAdapter.js"
 import { distill } from "../pipeline/Distill.js"
 import { evaluateTeacher } from "../pipeline/Evaluation.js"
 import { checkSidaConfig } from "../services/RealData.js"
@@ -48,6 +49,7 @@ import { BestScore, CheckpointStore as CheckpointStoreTag } from "../services/Ch
 import { Generator as GeneratorTag } from "../services/Generator.js"
 import { Metrics as MetricsTag, type SampleMetrics } from "../services/Metrics.js"
 import { decodeFlag, FlagError, IntegerFlag, nameFlags, settingOptions, settingOverrides, type SettingValues, textFlag } from "./Flags.js"
+import { Engine as EngineTag } from "../engine/Engine.js"
 import { evaluationsInLog, makeRunArtifacts, plottedValue } from "./RunArtifacts.js"
 import { type ClosingSummary, drawForClosing, summaryTable, writeSamplesPlot } from "./RunSummary.js"
 import { describeEvaluation, makeRunLog, toJsonLine } from "./RunLog.js"
@@ -91,6 +93,12 @@ export const distillOptions = {
     "samples of the teacher's Heun-35 baseline evaluation (default: --eval-samples; 0 skips it)"
   ),
   engine: engineOption,
+  allowSoftwareGpu: Options.boolean("allow-software-gpu").pipe(
+    Options.withDescription(
+      "let --engine webgpu run on a software (fallback) adapter such as Mesa's llvmpipe (env SID_WEBGPU_SOFTWARE=1): " +
+        "for correctness checks, far slower than the CPU engines"
+    )
+  ),
   config: textFlag("config", "a JSON file of DistillConfig fields; flags given on the command line override it"),
   ...settingOptions(),
   evalSamples: textFlag("eval-samples", `samples per evaluation (default ${RUN_DEFAULTS.evalSamples})`),
@@ -290,7 +298,9 @@ export const runDistill = (o: Parsed) =>
         const choice = yield* Engine.explainAuto()
         yield* Effect.sync(() => console.log(`engine: ${choice.name} (auto: ${choice.reason})`))
       }
-      yield* startRun(p).pipe(Effect.provide(Engine.layer(o.engine)))
+      yield* startRun(p).pipe(
+        Effect.provide(Engine.layer(o.engine, o.allowSoftwareGpu ? { allowSoftwareGpu: true } : undefined))
+      )
     })
   )
 
@@ -353,6 +363,10 @@ const startRun = (p: Plan) =>
       const artifacts = yield* makeRunArtifacts({ runDir: p.runDir, logPath, seed: config.seed + 104_729 })
       const evaluating = ReferenceSpec.hasReference(yield* MetricsTag)
       const body = Effect.gen(function*() {
+        const adapter = (yield* EngineTag).facts.adapter
+        if (adapter !== undefined) {
+          yield* log.note(`engine webgpu on ${adapter.summary}`, { adapter: Schema.encodeSync(WebGpuAdapterReport)(adapter) })
+        }
         if (!evaluating) yield* log.note("no reference set for this teacher: evaluations are skipped (see --reference)", {})
         if (evaluating && p.mode !== "resume" && p.baselineSamples > 0) {
           const t = yield* evaluateTeacher(p.baselineSamples, config.seed + 7919)

@@ -8,12 +8,12 @@ import { Config, Either } from "effect"
 import { EngineName } from "../engine/Engine.js"
 import { decodeFlag } from "./Flags.js"
 
-/** `--engine`: auto (default: wasm-native where its addon is built, else wasm), wasm, wasm-native, cpu, tfjs-node(-gpu). */
+/** `--engine`: auto (default: webgpu on a hardware GPU adapter, else wasm-native where its addon is built, else wasm), webgpu, wasm, wasm-native, cpu, tfjs-node(-gpu). */
 export const engineOption: Options.Options<EngineName> = Options.text("engine").pipe(
   Options.withFallbackConfig(Config.string("SID_ENGINE").pipe(Config.withDefault("auto"))),
   Options.withDescription(
-    "tensor engine (env SID_ENGINE; default auto: wasm-native where `npm run build:native` built its addon, else " +
-      "wasm): auto, wasm, wasm-native, cpu, tfjs-node, tfjs-node-gpu"
+    "tensor engine (env SID_ENGINE; default auto: webgpu on a hardware GPU adapter, else wasm-native where " +
+      "`npm run build:native` built its addon, else wasm): auto, webgpu, wasm, wasm-native, cpu, tfjs-node, tfjs-node-gpu"
   ),
   Options.mapTryCatch(
     (text) => Either.getOrThrowWith(decodeFlag("engine", EngineName, text, (t) => t), (e) => e),

@@ -8,6 +8,9 @@
 import type * as Tf from "@tensorflow/tfjs"
 import { type ConfigError, Config, Context, Effect, Layer, Option, Schema } from "effect"
 import { loadNativeAddon, nativeAddonPath } from "./kernels/Native.js"
+import { buildWebGpu, probeWebGpu } from "./WebGpu.js"
+import { WebGpuAdapterReport } from "./WebGpuAdapter.js"
+import type { WebGpuError } from "./WebGpuErrors.js"
 import {
   acquire,
   buildCpu,
@@ -26,14 +29,15 @@ export { classifyLoadError, dynamicImport, type EngineOptions, explainAuto, type
 /**
  * The selectable engines: `wasm` (default; XNNPACK SIMD, one thread, patched for training), `wasm-native` (the wasm
  * engine with its convolutions, matrix products and heavy elementwise kernels run by the optional addon in `native/`
- * on all cores), `auto` (`wasm-native` where its addon is built, else `wasm`), `cpu` (pure-JS reference for
- * tests), and the optional native peers `tfjs-node` / `tfjs-node-gpu` (docs/engines.md §2.2, §7).
+ * on all cores), `auto` (`webgpu` on a hardware GPU adapter, else `wasm-native` where its addon is built, else
+ * `wasm`), `cpu` (pure-JS reference for tests), the optional native peers `tfjs-node` / `tfjs-node-gpu` (docs/engines.md §2.2, §7), and `webgpu` (a GPU
+ * through WebGPU: Dawn in Node from the optional `webgpu` package; `src/engine/WebGpu.ts`, docs/engines.md §8).
  *
  * @since 0.1.0
  * @category models
  */
-export const EngineName = Schema.Literal("wasm", "wasm-native", "auto", "cpu", "tfjs-node", "tfjs-node-gpu").annotations({
-  message: () => ({ message: "must be one of auto, wasm, wasm-native, cpu, tfjs-node, tfjs-node-gpu", override: true })
+export const EngineName = Schema.Literal("wasm", "wasm-native", "auto", "cpu", "tfjs-node", "tfjs-node-gpu", "webgpu").annotations({
+  message: () => ({ message: "must be one of auto, wasm, wasm-native, webgpu, cpu, tfjs-node, tfjs-node-gpu", override: true })
 })
 
 /**
@@ -50,6 +54,7 @@ export type EngineName = typeof EngineName.Type
  * intra-op pool).
  * - `gpu`: TensorFlow runs on a GPU (`isUsingGpuDevice`).
  * - `patchedKernels`: `backend/Kernel` entries this engine registered (docs/engines.md §3).
+ * - `adapter`: the `webgpu` engine's adapter (vendor, architecture, description, fallback or not, limits).
  *
  * @since 0.1.0
  * @category models
@@ -59,7 +64,8 @@ export class EngineFacts extends Schema.Class<EngineFacts>("EngineFacts")({
   threads: Schema.Int.pipe(Schema.positive()),
   gpu: Schema.Boolean,
   patchedKernels: Schema.Array(Schema.String),
-  tfjsVersion: Schema.String
+  tfjsVersion: Schema.String,
+  adapter: Schema.optional(WebGpuAdapterReport)
 }) {}
 
 /**
@@ -116,7 +122,10 @@ export const EngineNameConfig: Config.Config<EngineName> = Schema.Config("SID_EN
 )
 
 const install = (_engine: EngineName, packageName: string): string =>
-  packageName === "@tensorflow/tfjs-node-gpu"
+  packageName === "webgpu"
+    ? `npm install webgpu@0.6.2 (an optional dependency of sid-ts: npm skips it where its prebuilt Dawn binary ` +
+      `does not fit the platform or the install failed)`
+    : packageName === "@tensorflow/tfjs-node-gpu"
     ? `npm install ${packageName}@4.22.0 (Linux x64 only; it downloads the libtensorflow 2.9.1 GPU build at install ` +
       `time and needs CUDA 11.2 + cuDNN 8.1 at run time)`
     : packageName === "@tensorflow/tfjs-node"
@@ -292,6 +301,7 @@ export type EngineError =
   | EngineNativeKernelsNotBuilt
   | EngineInitFailed
   | EngineConflict
+  | WebGpuError
 
 /** The engine layer `name` built by `build`, through the process-wide registry. */
 /** @internal */
@@ -330,8 +340,9 @@ export const activeEngine: Effect.Effect<Option.Option<{ readonly name: EngineNa
   )
 
 /**
- * The concrete engine `name` stands for: `auto` is `wasm-native` where its addon is built and loads, else `wasm`;
- * every other name is itself. Sharing an active engine compares resolved names.
+ * The concrete engine `name` stands for: `auto` is `webgpu` where a hardware (non-fallback) WebGPU adapter exists
+ * (`probeWebGpu`, once per process), else `wasm-native` where its addon is built and loads, else `wasm`; every other
+ * name is itself. Sharing an active engine compares resolved names.
  *
  * @since 0.1.0
  * @category constructors
@@ -340,7 +351,13 @@ export const resolveEngineName = (
   name: EngineName,
   options?: EngineOptions
 ): Effect.Effect<Exclude<EngineName, "auto">> =>
-  name !== "auto" ? Effect.succeed(name) : Effect.sync(() => {
+  name !== "auto" ? Effect.succeed(name) : Effect.flatMap(
+    Effect.promise(() => probeWebGpu({ hardwareOnly: true })),
+    (probe) => probe._tag === "Adapter" && !probe.report.isFallbackAdapter ? Effect.succeed("webgpu" as const) : resolveCpu(options)
+  )
+
+const resolveCpu = (options?: EngineOptions): Effect.Effect<"wasm-native" | "wasm"> =>
+  Effect.sync(() => {
     try {
       loadNativeAddon(options?.nativeAddonPath ?? nativeAddonPath())
       return "wasm-native" as const
@@ -378,7 +395,8 @@ export const makeWasmNative = (options?: EngineOptions): Layer.Layer<Engine, Eng
  */
 export const makeAuto = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
   Layer.unwrapEffect(
-    Effect.map(resolveEngineName("auto", options), (name) => name === "wasm-native" ? makeWasmNative(options) : makeWasm(options))
+    Effect.map(resolveEngineName("auto", options), (name) =>
+      name === "webgpu" ? makeWebGpu(options) : name === "wasm-native" ? makeWasmNative(options) : makeWasm(options))
   )
 
 /**
@@ -408,6 +426,24 @@ export const makeTfjsNode = (options?: EngineOptions): Layer.Layer<Engine, Engin
  */
 export const makeTfjsNodeGpu = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
   shared("tfjs-node-gpu", buildNative("tfjs-node-gpu", options))
+
+/**
+ * The GPU engine through WebGPU (`engine/WebGpu.ts`): Dawn from the optional `webgpu` package and
+ * `@tensorflow/tfjs-backend-webgpu`. Refuses a software adapter unless `allowSoftwareGpu` (or `SID_WEBGPU_SOFTWARE=1`).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const makeWebGpu = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+  shared(
+    "webgpu",
+    Layer.suspend(() =>
+      buildWebGpu({
+        ...(options?.importer === undefined ? {} : { importer: options.importer }),
+        ...(options?.allowSoftwareGpu === undefined ? {} : { allowSoftware: options.allowSoftwareGpu })
+      })
+    )
+  )
 
 /**
  * The default wasm engine layer.
@@ -458,6 +494,14 @@ export const tfjsNode: Layer.Layer<Engine, EngineError> = makeTfjsNode()
 export const tfjsNodeGpu: Layer.Layer<Engine, EngineError> = makeTfjsNodeGpu()
 
 /**
+ * The webgpu engine layer (software adapters refused unless `SID_WEBGPU_SOFTWARE=1`).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const webgpu: Layer.Layer<Engine, EngineError> = makeWebGpu()
+
+/**
  * The engine layer for `name`. Without options it returns the shared layer values above (layers memoize by reference).
  * Like every engine layer it shares the process's engine when `name` (resolved, for `auto`) is active, and fails with
  * `EngineConflict` when another engine is.
@@ -479,6 +523,8 @@ export const layer = (name: EngineName, options?: EngineOptions): Layer.Layer<En
       return options === undefined ? tfjsNode : makeTfjsNode(options)
     case "tfjs-node-gpu":
       return options === undefined ? tfjsNodeGpu : makeTfjsNodeGpu(options)
+    case "webgpu":
+      return options === undefined ? webgpu : makeWebGpu(options)
   }
 }
 

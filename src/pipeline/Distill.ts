@@ -40,11 +40,28 @@ import { captureCheckpoint, type Progress, restoreCheckpoint } from "./Checkpoin
 import { yieldToEventLoop } from "../engine/EventLoop.js"
 import { evaluateGenerator } from "./Evaluation.js"
 import { addFinalCheckpoint } from "./FinalCheckpoint.js"
-import { iterate, type IterationServices, type IterationSettings } from "./Iteration.js"
+import { needsAsyncReads, prefetch } from "./HostReads.js"
+import { iterate, iterateAsync, type IterationServices, type IterationSettings } from "./Iteration.js"
 import { adversarialSettingsOf } from "./Sida.js"
 import { augmentSettingsOf } from "../domain/sid/Augment.js"
+import { WebGpuDeviceError, WebGpuDeviceLost } from "../engine/WebGpuErrors.js"
 
 const SigmaSummary = Schema.Struct({ min: Schema.Number, median: Schema.Number, max: Schema.Number })
+
+
+/**
+ * On an engine that reads only asynchronously (`webgpu`), reads the state a checkpoint captures (G, its optimiser
+ * slots, G_ema, ψ and its slots) ahead, so the synchronous capture is served from the host copies.
+ */
+const prefetchState = (s: IterationServices): Effect.Effect<void> =>
+  needsAsyncReads()
+    ? Effect.promise(() =>
+      prefetch([s.generator.weights, s.fakeScore.weights].flatMap((w) => [
+        ...Object.values(w.variables),
+        ...Object.values(w.optimizerState().slots).flatMap((slot) => Object.values(slot))
+      ]).concat(Object.values(s.generator.ema)))
+    )
+    : Effect.void
 
 /**
  * One element of the distillation stream: what an iteration measured, plus evaluation/checkpoint results.
@@ -108,7 +125,14 @@ export const bestScoreOf = (m: SampleMetrics): ScoreOffer | undefined => {
  * @since 0.1.0
  * @category errors
  */
-export type DistillError = CheckpointError | MetricsError | RunSpecMismatch | RunRecordError | SidaSetupError
+export type DistillError =
+  | CheckpointError
+  | MetricsError
+  | RunSpecMismatch
+  | RunRecordError
+  | SidaSetupError
+  | WebGpuDeviceLost
+  | WebGpuDeviceError
 
 /** The services a distillation run needs (`layers/Distillation.ts` builds them all). */
 export type { DistillServices } from "../layers/Distillation.js"
@@ -270,6 +294,7 @@ export const distill = (
       const savedStep = yield* Ref.make(resumedFrom === undefined ? -1 : start.step)
       const save = Effect.gen(function*() {
         const p = yield* Ref.get(progress)
+        yield* prefetchState(services)
         const checkpoint = yield* Effect.sync(() => captureCheckpoint(services, p, encodedConfig, run))
         yield* store.save(checkpoint)
         yield* Ref.set(savedStep, p.step)
@@ -280,6 +305,7 @@ export const distill = (
           const score = bestScoreOf(evaluation)
           if (score === undefined || options.keepBest === false) return undefined
           const p = yield* Ref.get(progress)
+          yield* prefetchState(services)
           const checkpoint = yield* Effect.sync(() => captureCheckpoint(services, p, encodedConfig, run))
           const outcome = yield* store.saveBest(checkpoint, score)
           return outcome.replaced ? p.step : undefined
@@ -299,7 +325,14 @@ export const distill = (
       const step = (p: Progress) =>
         Effect.gen(function*() {
           const began = performance.now()
-          const r = yield* Effect.sync(() => iterate(services, settings, p.imagesSeen))
+          const r = yield* (needsAsyncReads()
+            ? Effect.uninterruptible(Effect.tryPromise({
+              try: () => iterateAsync(services, settings, p.imagesSeen),
+              catch: (error) => error
+            })).pipe(Effect.catchAll((error) =>
+              error instanceof WebGpuDeviceLost || error instanceof WebGpuDeviceError ? Effect.fail(error) : Effect.die(error)
+            ))
+            : Effect.sync(() => iterate(services, settings, p.imagesSeen)))
           const ms = performance.now() - began
           const next: Progress = { step: p.step + 1, imagesSeen: p.imagesSeen + config.batchSize }
           yield* Ref.set(progress, next)

@@ -2,7 +2,10 @@
  * One SiD iteration: a fake-score update, then a generator update, then the EMA (docs/algorithm.md §9.1).
  *
  * Both updates are synchronous TF.js work inside `tf.tidy`; the caller runs the whole iteration in one `Effect.sync`
- * so it is never cut in half, and yields to the runtime between iterations.
+ * so it is never cut in half, and yields to the runtime between iterations. The iteration's host reads (losses,
+ * gradient statistics, σ summaries) are deferred to one batched read at its end, plus one read of the generator step's
+ * non-finite rows per pass: {@link iterate} serves them synchronously, {@link iterateAsync} asynchronously
+ * (required on the `webgpu` engine, where the caller runs it uninterruptibly instead).
  *
  * The generator update comes in two forms with the same gradient: {@link generatorUpdate} records one tape through
  * G, the teacher and the fake score; {@link generatorUpdateTwoStage} first takes ∂L/∂x_g through the teacher and the
@@ -32,12 +35,14 @@ import { type GeneratorLoss, type GeneratorLossInput, nonFiniteRows } from "../d
 import type { ApplyOptions } from "../domain/nn/Network.js"
 import { FAKE_GRADIENT_CLIP, sidaFakeScoreLoss, sidaGeneratorLoss, sidaPhase, type SidaSchedule } from "../domain/sid/SidaLoss.js"
 import { broadcastPerSample } from "../domain/nn/Tensors.js"
+import { countNonFinite, globalNorm } from "../domain/nn/Gradients.js"
 import type { DataFreeSamplerShape, Draws } from "../services/DataFreeSampler.js"
 import type { FakeScoreShape } from "../services/FakeScore.js"
 import type { GeneratorShape } from "../services/Generator.js"
 import type { RealDataShape } from "../services/RealData.js"
 import type { TeacherShape } from "../services/Teacher.js"
-import type { StepStatistics } from "../services/TrainableWeights.js"
+import type { ApplyGradientsOptions, StepStatistics, TrainableWeights } from "../services/TrainableWeights.js"
+import { type HostValues, read, type Reads, runAsync, runSync } from "./HostReads.js"
 
 /**
  * The services an iteration works on.
@@ -158,9 +163,58 @@ export interface IterationResult {
   readonly generatorFrozen?: boolean
 }
 
-const summarise = (sigma: tf.Tensor1D): SigmaSummary => {
-  const v = Float64Array.from(sigma.dataSync()).sort()
+const summarise = (sigma: ArrayLike<number>): SigmaSummary => {
+  const v = Float64Array.from(sigma).sort()
   return { min: v[0] ?? NaN, median: v[Math.floor(v.length / 2)] ?? NaN, max: v[v.length - 1] ?? NaN }
+}
+
+/** A step's result whose host values are still on the engine: the tensors to read (owned), and what they make. */
+interface Deferred<A> {
+  readonly tensors: ReadonlyArray<tf.Tensor>
+  readonly finish: (values: HostValues) => A
+}
+
+const now = <A>(value: A): Deferred<A> => ({ tensors: [], finish: () => value })
+
+/** Reads two deferred results in one request and disposes their tensors. */
+function* settle<A, B>(a: Deferred<A>, b: Deferred<B>): Reads<readonly [A, B]> {
+  try {
+    const values = yield* read([...a.tensors, ...b.tensors])
+    return [a.finish(values.slice(0, a.tensors.length)), b.finish(values.slice(a.tensors.length))] as const
+  } finally {
+    tf.dispose([...a.tensors, ...b.tensors])
+  }
+}
+
+function* settleOne<A>(steps: Reads<Deferred<A>>): Reads<A> {
+  const d = yield* steps
+  return (yield* settle(d, now(undefined)))[0]
+}
+
+/**
+ * Applies `grads` (keyed by variable name) to `weights`, measuring the step's statistics on the engine for a later read
+ * (the same `globalNorm` / `countNonFinite` over the same gradients in the same order as `applyGradients` itself).
+ * Host-optimiser weights measure while they read each gradient, so theirs are known at once.
+ */
+const applyDeferred = (
+  weights: TrainableWeights,
+  grads: tf.NamedTensorMap,
+  options: ApplyGradientsOptions
+): Deferred<StepStatistics> => {
+  if (weights.optimizer.host !== undefined) return now(weights.applyGradients(grads, options))
+  const byName: Record<string, tf.Tensor> = {}
+  for (const [name, variable] of Object.entries(weights.variables)) {
+    const g = grads[variable.name]
+    if (g !== undefined) byName[name] = g
+  }
+  const [norm, bad] = tf.tidy(() => [globalNorm(byName), countNonFinite(byName)])
+  try {
+    weights.applyGradients(grads, { ...options, statistics: { gradNorm: 0, nonFinite: 0 } })
+  } catch (error) {
+    tf.dispose([norm!, bad!])
+    throw error
+  }
+  return { tensors: [norm!, bad!], finish: ([n, b]) => ({ gradNorm: n![0]!, nonFinite: b![0]! }) }
 }
 
 const drawnTensors = (d: Draws): Array<tf.Tensor> =>
@@ -229,7 +283,11 @@ export interface FakeUpdateResult {
  * @since 0.1.0
  * @category utils
  */
-export const fakeScoreUpdate = (s: IterationServices, settings: IterationSettings): FakeUpdateResult => {
+export const fakeScoreUpdate = (s: IterationServices, settings: IterationSettings): FakeUpdateResult =>
+  runSync(settle(fakeScoreStep(s, settings), now(undefined)))[0]
+
+/** {@link fakeScoreUpdate} with its host reads deferred. */
+const fakeScoreStep = (s: IterationServices, settings: IterationSettings): Deferred<FakeUpdateResult> => {
   const n = settings.batchSize
   const draws = s.sampler.fakeStep(n)
   const train = trainMode(settings, draws)
@@ -279,18 +337,24 @@ export const fakeScoreUpdate = (s: IterationServices, settings: IterationSetting
         return r.loss
       }, [...s.fakeScore.weights.list])
     })
-    const stats = s.fakeScore.weights.applyGradients(
-      grads,
-      adversarial === undefined ? {} : { clipValue: FAKE_GRADIENT_CLIP }
-    )
-    const loss = value.dataSync()[0]!
-    const discriminatorLoss = discriminator?.dataSync()[0]
-    tf.dispose([value, ...Object.values(grads), ...(discriminator === undefined ? [] : [discriminator])])
+    let stats: Deferred<StepStatistics>
+    try {
+      stats = applyDeferred(s.fakeScore.weights, grads, adversarial === undefined ? {} : { clipValue: FAKE_GRADIENT_CLIP })
+    } catch (error) {
+      tf.dispose([value, ...(discriminator === undefined ? [] : [discriminator])])
+      throw error
+    } finally {
+      tf.dispose(Object.values(grads))
+    }
+    const own = [value, draws.sigma.clone(), ...(discriminator === undefined ? [] : [discriminator])]
     return {
-      loss,
-      stats,
-      sigma: summarise(draws.sigma),
-      ...(discriminatorLoss === undefined ? {} : { discriminatorLoss })
+      tensors: [...own, ...stats.tensors],
+      finish: (v) => ({
+        loss: v[0]![0]!,
+        stats: stats.finish(v.slice(own.length)),
+        sigma: summarise(v[1]!),
+        ...(discriminator === undefined ? {} : { discriminatorLoss: v[2]![0]! })
+      })
     }
   } finally {
     inputs.forEach(disposeInput)
@@ -471,12 +535,12 @@ const keptRows = (draws: Draws, train: ApplyOptions | undefined, kept: ReadonlyA
  * When every row is dropped, no optimiser step is taken (θ, its optimiser state and step count unchanged), and the
  * reported loss is 0.
  */
-const isolatedUpdate = (
+function* isolatedUpdate(
   s: IterationServices,
   settings: IterationSettings,
   pass: Pass,
   objective: GeneratorObjective
-): GeneratorUpdateResult => {
+): Reads<Deferred<GeneratorUpdateResult>> {
   const n = settings.batchSize
   const draws = s.sampler.generatorStep(n)
   const train = trainMode(settings, draws)
@@ -486,9 +550,16 @@ const isolatedUpdate = (
   try {
     while (kept.length > 0 && result === undefined) {
       const pending = pass(s, objective, subset ?? { draws, train }, n)
-      const bad = pending.bad.dataSync()
-      pending.bad.dispose()
-      if (bad.every((b) => b === 0)) {
+      let bad: ArrayLike<number>
+      try {
+        bad = (yield* read([pending.bad]))[0]!
+      } catch (error) {
+        pending.discard()
+        throw error
+      } finally {
+        pending.bad.dispose()
+      }
+      if (Array.from(bad).every((b) => b === 0)) {
         result = pending.finish()
       } else {
         pending.discard()
@@ -497,24 +568,47 @@ const isolatedUpdate = (
         subset = kept.length > 0 ? keptRows(draws, train, kept, n) : undefined
       }
     }
+  } catch (error) {
+    tf.dispose(drawnTensors(draws))
+    throw error
   } finally {
     if (subset !== undefined) tf.dispose(drawnTensors(subset.draws))
   }
-  const stats = result === undefined ? { gradNorm: 0, nonFinite: 0 } : s.generator.weights.applyGradients(result.grads)
-  const loss = result === undefined ? 0 : result.value.dataSync()[0]!
-  const adversarial = result?.adversarial?.dataSync()[0]
-  const sigma = summarise(draws.sigma)
-  tf.dispose([
-    ...drawnTensors(draws),
-    ...(result === undefined ? [] : [result.value, ...Object.values(result.grads)]),
-    ...(result?.adversarial === undefined ? [] : [result.adversarial])
-  ])
+  const sigma = draws.sigma.clone()
+  tf.dispose(drawnTensors(draws))
+  const dropped = n - kept.length
+  if (result === undefined) {
+    return {
+      tensors: [sigma],
+      finish: ([v]) => ({
+        loss: 0,
+        stats: { gradNorm: 0, nonFinite: 0 },
+        sigma: summarise(v!),
+        dropped,
+        ...(objective.logits ? { adversarialLoss: 0 } : {})
+      })
+    }
+  }
+  const adversarial = result.adversarial
+  let stats: Deferred<StepStatistics>
+  try {
+    stats = applyDeferred(s.generator.weights, result.grads, {})
+  } catch (error) {
+    tf.dispose([sigma, result.value, ...(adversarial === undefined ? [] : [adversarial])])
+    throw error
+  } finally {
+    tf.dispose(Object.values(result.grads))
+  }
+  const own = [result.value, sigma, ...(adversarial === undefined ? [] : [adversarial])]
   return {
-    loss,
-    stats,
-    sigma,
-    dropped: n - kept.length,
-    ...(objective.logits ? { adversarialLoss: adversarial ?? 0 } : {})
+    tensors: [...own, ...stats.tensors],
+    finish: (v) => ({
+      loss: v[0]![0]!,
+      stats: stats.finish(v.slice(own.length)),
+      sigma: summarise(v[1]!),
+      dropped,
+      ...(objective.logits ? { adversarialLoss: adversarial === undefined ? 0 : v[2]![0]! } : {})
+    })
   }
 }
 
@@ -562,7 +656,7 @@ export const generatorUpdate = (
   s: IterationServices,
   settings: IterationSettings,
   objective: GeneratorObjective = { loss: s.loss, logits: false }
-): GeneratorUpdateResult => isolatedUpdate(s, settings, fusedPass, objective)
+): GeneratorUpdateResult => runSync(settleOne(isolatedUpdate(s, settings, fusedPass, objective)))
 
 /**
  * The generator update of {@link generatorUpdate} (docs/algorithm.md §8.1) with its backward pass in two stages: (1) x_g = G_θ(z)
@@ -579,17 +673,20 @@ export const generatorUpdateTwoStage = (
   s: IterationServices,
   settings: IterationSettings,
   objective: GeneratorObjective = { loss: s.loss, logits: false }
-): GeneratorUpdateResult => isolatedUpdate(s, settings, twoStagePass, objective)
+): GeneratorUpdateResult => runSync(settleOne(isolatedUpdate(s, settings, twoStagePass, objective)))
 
 /**
  * A generator step while G is frozen (SiDA's warm-up, docs/algorithm.md §13): the step's draws are taken, so every stream is
  * where it would be after an update, but nothing is computed and θ is unchanged.
  */
-const frozenGeneratorStep = (s: IterationServices, settings: IterationSettings): GeneratorUpdateResult => {
+const frozenGeneratorStep = (s: IterationServices, settings: IterationSettings): Deferred<GeneratorUpdateResult> => {
   const draws = s.sampler.generatorStep(settings.batchSize)
-  const sigma = summarise(draws.sigma)
+  const sigma = draws.sigma.clone()
   tf.dispose(drawnTensors(draws))
-  return { loss: 0, stats: { gradNorm: 0, nonFinite: 0 }, sigma, dropped: 0, frozen: true }
+  return {
+    tensors: [sigma],
+    finish: ([v]) => ({ loss: 0, stats: { gradNorm: 0, nonFinite: 0 }, sigma: summarise(v!), dropped: 0, frozen: true })
+  }
 }
 
 /**
@@ -600,16 +697,36 @@ const frozenGeneratorStep = (s: IterationServices, settings: IterationSettings):
  * @since 0.1.0
  * @category utils
  */
-export const iterate = (s: IterationServices, settings: IterationSettings, imagesSeen: number): IterationResult => {
-  const fake = fakeScoreUpdate(s, settings)
-  const objective = generatorObjective(s, settings, imagesSeen)
-  const gen = objective === undefined
-    ? frozenGeneratorStep(s, settings)
-    : settings.twoStageGenerator === true
-    ? generatorUpdateTwoStage(s, settings, objective)
-    : generatorUpdate(s, settings, objective)
-  const beta = emaBeta({ halfLifeKimg: settings.emaHalfLifeKimg, rampupRatio: settings.emaRampupRatio }, settings.batchSize, imagesSeen)
-  s.generator.updateEma(beta)
+export const iterate = (s: IterationServices, settings: IterationSettings, imagesSeen: number): IterationResult =>
+  runSync(iteration(s, settings, imagesSeen))
+
+/**
+ * {@link iterate} with asynchronous host reads (one batched read at the end, and one per generator pass for its
+ * non-finite rows): for engines that cannot read synchronously (`webgpu`). Run it uninterruptibly: it must not be
+ * cut in half.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const iterateAsync = (s: IterationServices, settings: IterationSettings, imagesSeen: number): Promise<IterationResult> =>
+  runAsync(iteration(s, settings, imagesSeen))
+
+function* iteration(s: IterationServices, settings: IterationSettings, imagesSeen: number): Reads<IterationResult> {
+  const fakeStep = fakeScoreStep(s, settings)
+  let genStep: Deferred<GeneratorUpdateResult> | undefined
+  let beta: number
+  try {
+    const objective = generatorObjective(s, settings, imagesSeen)
+    genStep = objective === undefined
+      ? frozenGeneratorStep(s, settings)
+      : yield* isolatedUpdate(s, settings, settings.twoStageGenerator === true ? twoStagePass : fusedPass, objective)
+    beta = emaBeta({ halfLifeKimg: settings.emaHalfLifeKimg, rampupRatio: settings.emaRampupRatio }, settings.batchSize, imagesSeen)
+    s.generator.updateEma(beta)
+  } catch (error) {
+    tf.dispose([...fakeStep.tensors, ...(genStep?.tensors ?? [])])
+    throw error
+  }
+  const [fake, gen] = yield* settle(fakeStep, genStep)
   return {
     fakeLoss: fake.loss,
     generatorLoss: gen.loss,

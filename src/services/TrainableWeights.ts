@@ -35,6 +35,12 @@ export interface StepStatistics {
 export interface ApplyGradientsOptions {
   /** Clip every gradient entry by value to [−clipValue, clipValue] after sanitisation (PyTorch `clip_grad_value_`). */
   readonly clipValue?: number
+  /**
+   * Statistics the caller measures itself (with `gradientStatistics`, read in its own batched host read): returned as
+   * given instead of being computed and read here. Honoured by weights whose optimiser state lives on the engine;
+   * host-optimiser weights measure while they read each gradient anyway.
+   */
+  readonly statistics?: StepStatistics
 }
 
 /**
@@ -136,10 +142,13 @@ const makeEngineWeights = (
           const g = byVariable[variable.name]
           if (g !== undefined) grads[name] = g
         }
-        const [norm, bad] = tf.tidy(() => [globalNorm(grads), countNonFinite(grads)])
-        const gradNorm = norm!.dataSync()[0]!
-        const nonFinite = bad!.dataSync()[0]!
-        tf.dispose([norm!, bad!])
+        let { gradNorm, nonFinite } = options.statistics ?? { gradNorm: 0, nonFinite: 0 }
+        if (options.statistics === undefined) {
+          const [norm, bad] = tf.tidy(() => [globalNorm(grads), countNonFinite(grads)])
+          gradNorm = norm!.dataSync()[0]!
+          nonFinite = bad!.dataSync()[0]!
+          tf.dispose([norm!, bad!])
+        }
         tf.tidy(() => {
           const clip = options.clipValue
           const clean = sanitizeGradients(grads)

@@ -1,6 +1,7 @@
 /**
- * Engine layers (docs/engines.md §1, §2): `wasm` (default), `cpu` (reference for tests), and the optional native
- * engines `tfjs-node` / `tfjs-node-gpu`, loaded by dynamic `import()` only when chosen.
+ * Engine layers (docs/engines.md §1, §2): `wasm` (default), `cpu` (reference for tests), the optional native
+ * engines `tfjs-node` / `tfjs-node-gpu`, loaded by dynamic `import()` only when chosen, and `webgpu` (built
+ * in `src/engine/WebGpu.ts`, registered here).
  *
  * Each layer is scoped: acquiring remembers the current TF.js backend, loads the backend package, installs the
  * engine's kernel patches and sets the backend; releasing restores the replaced kernels and the previous backend.
@@ -10,7 +11,7 @@
  * One engine per process: TF.js computes on one global backend, so every engine layer goes through a
  * process-wide registry. Building a layer while the same engine is active shares it (reference counted: the engine is
  * released, and the previous backend restored, when its last user releases it); building a different one fails with
- * `EngineConflict`, naming the active engine. `auto` is resolved to `wasm-native` or `wasm` before it is compared.
+ * `EngineConflict`, naming the active engine. `auto` is resolved to `webgpu`, `wasm-native` or `wasm` before it is compared.
  * `layerActive` shares whichever engine is active (`EngineNotActive` when none is). Options (`importer`,
  * `nativeAddonPath`) only matter to the layer that actually starts the engine; a layer that shares ignores them.
  *
@@ -32,6 +33,7 @@ import {
   EnginePackageNotInstalled,
   EngineSharedLibraryMissing
 } from "../Engine.js"
+import { probeWebGpu } from "../WebGpu.js"
 import { fastReduceGradients, installGradients } from "../kernels/Gradients.js"
 import { groupNormGradient, loadNativeAddon, nativeAddonPath, nativePatches } from "../kernels/Native.js"
 import { cpuPatches, install, type KernelPatch, labels, wasmPatches } from "../kernels/Patches.js"
@@ -62,6 +64,8 @@ export interface EngineOptions {
   readonly importer?: Importer
   /** Where `wasm-native` loads its addon from (default: `nativeAddonPath()`). */
   readonly nativeAddonPath?: string
+  /** `webgpu`: accept a software (fallback) adapter (default: `SID_WEBGPU_SOFTWARE=1`). */
+  readonly allowSoftwareGpu?: boolean
 }
 
 /**
@@ -76,7 +80,8 @@ export const packageName: Record<EngineName, string> = {
   "auto": "@tensorflow/tfjs-backend-wasm",
   "cpu": "@tensorflow/tfjs",
   "tfjs-node": "@tensorflow/tfjs-node",
-  "tfjs-node-gpu": "@tensorflow/tfjs-node-gpu"
+  "tfjs-node-gpu": "@tensorflow/tfjs-node-gpu",
+  "webgpu": "webgpu"
 }
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")
@@ -167,13 +172,21 @@ const looksLikeTf = (mod: unknown): mod is typeof tf =>
   typeof (mod as { backend?: unknown }).backend === "function" && typeof (mod as { ready?: unknown }).ready === "function"
 
 /**
- * What `auto` chooses here and why, in words (for the start of a run): `wasm-native` where the native addon loads,
- * else `wasm`, with the reason the addon did not load and how to build it.
+ * What `auto` chooses here and why, in words (for the start of a run): `webgpu` on a hardware WebGPU adapter, else
+ * `wasm-native` where the native addon loads, else `wasm`, with the reason the addon did not load and how to build it.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const explainAuto = (
+  options?: EngineOptions
+): Effect.Effect<{ readonly name: Exclude<EngineName, "auto">; readonly reason: string }> =>
+  Effect.flatMap(Effect.promise(() => probeWebGpu({ hardwareOnly: true })), (probe) =>
+    probe._tag === "Adapter" && !probe.report.isFallbackAdapter
+      ? Effect.succeed({ name: "webgpu" as const, reason: `a hardware WebGPU adapter exists: ${probe.report.summary}` })
+      : explainCpuAuto(options))
+
+const explainCpuAuto = (
   options?: EngineOptions
 ): Effect.Effect<{ readonly name: Exclude<EngineName, "auto">; readonly reason: string }> =>
   Effect.sync(() => {
