@@ -1,5 +1,5 @@
 /**
- * The reference convolutional denoiser of tensor-engine note §4, built from raw TF.js ops in NHWC (NVlabs/edm and the
+ * The reference convolutional denoiser of docs/engines.md §4, built from raw TF.js ops in NHWC (NVlabs/edm and the
  * PyTorch peer use NCHW): stem conv3×3 C→32; ResBlock(32→32) @H, avgPool2, ResBlock(32→64) @H/2, avgPool2,
  * ResBlock(64→64) @H/4; nearest ×2, concat, ResBlock(128→64) @H/2; nearest ×2, concat, ResBlock(96→32) @H;
  * GroupNorm, SiLU, conv3×3 32→C. ResBlock: GN(8, affine) → SiLU → conv3×3 → + Linear(emb) → GN → SiLU → conv3×3,
@@ -38,7 +38,7 @@ export interface ReferenceDenoiser {
 }
 
 /**
- * Expected parameter counts (note §4).
+ * Expected parameter counts (docs/engines.md §4).
  *
  * @since 0.1.0
  * @category constants
@@ -46,7 +46,8 @@ export interface ReferenceDenoiser {
 export const expectedParameterCount = (channels: number): number => (channels === 3 ? 365_699 : channels === 1 ? 364_545 : NaN)
 
 /**
- * Forward convolution FLOPs (2·MAC, conv layers including 1×1 skips) of one forward pass (note §4: 7.126 GFLOP for
+ * Forward convolution FLOPs (2·MAC, conv layers including 1×1 skips) of one forward pass (docs/engines.md §4: 7.126
+ * GFLOP for
  * 32×32×3 at batch 32, 5.398 GFLOP for 28×28×1).
  *
  * @since 0.1.0
@@ -160,7 +161,8 @@ export const makeReferenceDenoiser = (tf: TF, channels: number, seed = 0): Refer
 }
 
 /**
- * The benchmarked training task (note §4): the reference denoiser on one fixed batch x₀ ~ N(0, 0.5²) of `shape`, the
+ * The benchmarked training task (docs/engines.md §4): the reference denoiser on one fixed batch x₀ ~ N(0, 0.5²) of
+ * `shape`, the
  * EDM loss at log-normal σ with fresh σ and noise every call (seeded), the library's Adam at lr 1e-4, β (0.9, 0.999),
  * ε 1e-8 (PyTorch's defaults). Checks the parameter count.
  *
@@ -188,7 +190,7 @@ export const makeReferenceTraining = (tf: TF, shape: Shape): ReferenceTraining =
   const expected = expectedParameterCount(channels)
   if (!Number.isNaN(expected) && net.parameterCount !== expected) {
     net.dispose()
-    throw new Error(`parameter count ${net.parameterCount} != ${expected} (note §4)`)
+    throw new Error(`parameter count ${net.parameterCount} != ${expected} (docs/engines.md §4)`)
   }
   const x0 = tf.randomNormal([batch, height, width, channels], 0, 0.5, "float32", 7) as Tf.Tensor4D
   const adam: AdamConfig = { learningRate: 1e-4, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 }

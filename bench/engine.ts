@@ -1,5 +1,5 @@
 /**
- * Engine benchmark (tensor-engine note §4): one Adam step and one forward pass of the reference denoiser on each
+ * Engine benchmark (docs/engines.md §4): one Adam step and one forward pass of the reference denoiser on each
  * engine, median ms per step, conv GFLOP/s, `tf.memory().numTensors` before/after the timed steps.
  *
  *   npm run bench:engine -- [--quick] [--warmup N] [--steps N] [--engines wasm,cpu,tfjs-node,tfjs-node-gpu]
@@ -102,8 +102,8 @@ const benchEngine = (name: EngineName) =>
         skipped.push(
           runCpu
             ? `cpu measured only at ${cpuShape.height}x${cpuShape.width}x${cpuShape.channels} batch ${cpuShape.batch} ` +
-              `(1+2 steps): a 32x32x3 batch-32 step takes ~100 s on the pure-JS backend (note §4)`
-            : "cpu skipped (--quick / --no-cpu): ~100 s per 32x32x3 batch-32 step (note §4)"
+              `(1+2 steps): a 32x32x3 batch-32 step takes ~100 s on the pure-JS backend (docs/engines.md §4)`
+            : "cpu skipped (--quick / --no-cpu): ~100 s per 32x32x3 batch-32 step (docs/engines.md §4)"
         )
       }
       for (const { shape, timed, warm } of plan) {

@@ -1,6 +1,6 @@
 /**
  * TF.js engines against PyTorch on the same machine, in one invocation (issue 6): one Adam step of the reference
- * denoiser (tensor-engine note §4) on each TF.js engine, and the identical network in PyTorch (bench/vs_torch.py,
+ * denoiser (docs/engines.md §4) on each TF.js engine, and the identical network in PyTorch (bench/vs_torch.py,
  * Debian's python3-torch, 2 threads) when `/usr/bin/python3 -c "import torch"` works. Per shape: median ms per step,
  * conv GFLOP/s, `numTensors` before/after the timed steps, and each engine's ratio to PyTorch.
  *

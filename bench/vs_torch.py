@@ -1,4 +1,4 @@
-"""The PyTorch peer of bench/vs-torch.ts: the reference denoiser of tensor-engine note section 4 in NCHW.
+"""The PyTorch peer of bench/vs-torch.ts: the reference denoiser of docs/engines.md §4 in NCHW.
 
 stem conv3x3 C->32; ResBlock(32->32) @H, avgpool2, ResBlock(32->64) @H/2, avgpool2, ResBlock(64->64) @H/4;
 nearest x2, concat, ResBlock(128->64) @H/2; nearest x2, concat, ResBlock(96->32) @H; GroupNorm, SiLU, conv3x3 32->C.

@@ -14,7 +14,7 @@
  * (FD and MMD of the generator against iterations, the teacher's levels as dashed lines, log y) and
  * `<out>/summary.json`. The engine comes from `SID_ENGINE` (default auto: wasm-native where its addon is built).
  *
- * Defaults for 2-D data (measured, README "Results: examples/gmm-2d.ts"): the SiD loss without the per-sample
+ * Defaults for 2-D data (measured, docs/results.md §2): the SiD loss without the per-sample
  * normaliser w (over two coordinates mean|x_g − f_φ| is noise, docs/algorithm.md §12; `--normalizer` restores it), tmax 600
  * (σ ≤ 5.8 in the generator loss: on a ring of radius 0.7 the larger σ carry no information, only gradient noise),
  * and batch 1024.

@@ -13,7 +13,7 @@
  * Subpath imports (`sid-ts/domain`, `sid-ts/services`, `sid-ts/layers`, `sid-ts/pipeline`, `sid-ts/testing`) load only
  * what they name.
  *
- * @module
+ * @module sid-ts
  */
 export * as domain from "./domain/index.js"
 export * as layers from "./layers/index.js"

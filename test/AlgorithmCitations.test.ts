@@ -20,7 +20,9 @@ const files = (path: string): ReadonlyArray<string> => {
   if (st === undefined) return []
   if (st.isFile()) return TEXT.has(extname(path)) ? [path] : []
   return readdirSync(full).flatMap((name) =>
-    name === "node_modules" || name === "fixtures" ? [] : files(join(path, name))
+    name === "node_modules" || name === "fixtures" || join(path, name) === join("docs", "api")
+      ? []
+      : files(join(path, name))
   )
 }
 

@@ -28,8 +28,9 @@ describe("the packed package", () => {
     expect(files).toContain("dist/cli/bin.js")
     expect(files).toContain("tools/build-native.mjs")
     expect(files).toContain("native/binding.gyp")
-    // The JSDoc in dist/ cites docs/algorithm.md, so the package ships it.
+    // The JSDoc in dist/ cites docs/algorithm.md and docs/engines.md, so the package ships them.
     expect(files).toContain("docs/algorithm.md")
+    expect(files).toContain("docs/engines.md")
     expect(files.some((f) => f.startsWith("src/") || f.startsWith("test/"))).toBe(false)
 
     const app = join(work, "app")

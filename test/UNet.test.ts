@@ -10,7 +10,7 @@ beforeAll(async () => {
   await tf.ready()
 })
 
-/** Parameter count from the architecture description alone (tensor-engine notes §4 layout). */
+/** Parameter count from the architecture description alone (docs/engines.md §4 layout). */
 const handCount = (s: UNetSpec): number => {
   const conv = (k: number, i: number, o: number) => k * k * i * o + o
   const lin = (i: number, o: number) => i * o + o
@@ -44,7 +44,7 @@ const maxAbs = (a: tf.Tensor): number => tf.tidy(() => a.abs().max().dataSync()[
 const maxDiff = (a: tf.Tensor, b: tf.Tensor): number => tf.tidy(() => tf.sub(a, b).abs().max().dataSync()[0]!)
 
 describe("unetSpec", () => {
-  it("defaults to the network of tensor-engine notes §4 (364,545 / 365,699 parameters)", () => {
+  it("defaults to the network of docs/engines.md §4 (364,545 / 365,699 parameters)", () => {
     for (const [shape, count] of [[[16, 16, 1], 364_545], [[28, 28, 1], 364_545], [[32, 32, 3], 365_699]] as const) {
       const spec = unetSpec(shape)
       expect(spec.channelMult).toEqual([1, 2, 2])

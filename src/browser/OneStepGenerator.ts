@@ -7,7 +7,7 @@
  * same samples. This module and everything it imports depend only on `@tensorflow/tfjs` (a test checks the import
  * graph).
  *
- * @module
+ * @module sid-ts/browser
  */
 import { decodeGeneratorFile } from "../domain/data/GeneratorFile.js"
 import { oneStepGenerator, type OneStepGenerator } from "../domain/sid/OneStep.js"
@@ -20,5 +20,8 @@ export type { GeneratorProvenance, OneStepGenerator } from "../domain/sid/OneSte
 /**
  * Reads a generator file written by `sid export` (either format). Throws a `GeneratorFileError` saying what is wrong
  * with the file (`problem`: "corrupt" or "unknown-architecture") and what to do.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const loadOneStepGenerator = (bytes: Uint8Array): OneStepGenerator => oneStepGenerator(decodeGeneratorFile(bytes))

@@ -432,7 +432,7 @@ const supersedeAfter = (dir: string, step: number) =>
   })
 
 /**
- * The close of a run (issue 18.3): draws both samplers (timed), prints the table of the teacher's Heun baseline
+ * The close of a run: draws both samplers (timed), prints the table of the teacher's Heun baseline
  * (this run's, or the one recorded in the log of the run it resumes) against the generator's last evaluation, and
  * writes `samples.png` for 2-D data. A failure to draw or plot is a warning, never a failed run.
  */

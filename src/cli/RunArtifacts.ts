@@ -1,5 +1,5 @@
 /**
- * What a distillation run writes beside its JSONL log (issue 4 §5): a PNG grid of EMA-generator samples at every
+ * What a distillation run writes beside its JSONL log: a PNG grid of EMA-generator samples at every
  * evaluation (image data only), and a PNG plot of the evaluated distance (MNIST-FID for images, the Fréchet distance
  * for mixtures) against iterations on a log scale, with the teacher's Heun-sampler level as a dashed reference.
  *

@@ -1,5 +1,5 @@
 /**
- * The close of a distillation run (issue 18.3): a table of the teacher's Heun-35 sampler against the one-step
+ * The close of a distillation run: a table of the teacher's Heun-35 sampler against the one-step
  * generator — the evaluated figures and the samples per second of each — and, for 2-D data, `samples.png`: the two
  * samplers' scatter plots side by side on the same axes.
  *
@@ -54,7 +54,7 @@ const ratio = (g: number | undefined, t: number | undefined): string =>
   g === undefined || t === undefined || !Number.isFinite(g) || !Number.isFinite(t) || t === 0 ? "" : `${(g / t).toFixed(2)}×`
 
 /**
- * The closing table (issue 18.3), one row per figure: teacher Heun-35 | one-step generator | generator ÷ teacher.
+ * The closing table, one row per figure: teacher Heun-35 | one-step generator | generator ÷ teacher.
  * Mixture runs show FD, MMD, modes, off-mode and between-mode mass and in-mode spread; image runs FID, KID, IS,
  * precision and recall; both end with samples per second.
  */

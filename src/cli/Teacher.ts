@@ -1,5 +1,5 @@
 /**
- * `sid teacher train`: trains the small image UNet on MNIST with EDM's loss (issue 4 §2; docs/algorithm.md §2.4) and writes
+ * `sid teacher train`: trains the small image UNet on MNIST with EDM's loss (docs/algorithm.md §2.4) and writes
  * `<run-dir>/teacher.safetensors` (the EMA weights, a `sid-ts-teacher-v1` teacher file for `sid distill --teacher`),
  * checkpoints under `<run-dir>/checkpoints`, `config.json` and a JSONL log.
  *

@@ -1,7 +1,7 @@
 /**
  * sid-ts/domain: the pure maths, one namespace per concept (docs/algorithm.md §N cited in each module's JSDoc).
  *
- * @module
+ * @module sid-ts/domain
  */
 export * as Adam from "./optim/Adam.js"
 export * as DistillConfig from "./config/DistillConfig.js"

@@ -1,6 +1,6 @@
 /**
  * The tensor engine service: which TF.js namespace, backend and kernel patches the library computes with
- * (tensor-engine note §0, §6, §7), its typed errors and its layers (`wasm`, `wasm-native`, `auto`, `cpu`, `tfjs-node`,
+ * (docs/engines.md §1, §2), its typed errors and its layers (`wasm`, `wasm-native`, `auto`, `cpu`, `tfjs-node`,
  * `tfjs-node-gpu`). How an engine is loaded, patched and shared in a process is in `internal/engine.ts`.
  *
  * @since 0.1.0
@@ -29,9 +29,9 @@ export { classifyLoadError, dynamicImport, type EngineOptions, explainAuto, type
 /**
  * The selectable engines: `wasm` (default; XNNPACK SIMD, one thread, patched for training), `wasm-native` (the wasm
  * engine with its convolutions, matrix products and heavy elementwise kernels run by the optional addon in `native/`
- * on all cores; issue 6), `auto` (`wasm-native` where its addon is built, else `wasm`), `cpu` (pure-JS reference for
- * tests), the optional native peers `tfjs-node` / `tfjs-node-gpu` (note §5, §7), and `webgpu` (a GPU through WebGPU:
- * Dawn in Node from the optional `webgpu` package; issue 16, `src/engine/WebGpu.ts`).
+ * on all cores), `auto` (`webgpu` on a hardware GPU adapter, else `wasm-native` where its addon is built, else
+ * `wasm`), `cpu` (pure-JS reference for tests), the optional native peers `tfjs-node` / `tfjs-node-gpu` (docs/engines.md §2.2, §7), and `webgpu` (a GPU
+ * through WebGPU: Dawn in Node from the optional `webgpu` package; `src/engine/WebGpu.ts`, docs/engines.md §8).
  *
  * @since 0.1.0
  * @category models
@@ -50,9 +50,10 @@ export type EngineName = typeof EngineName.Type
  * Facts about a running engine.
  *
  * - `simd`: vector instructions in use (wasm: the SIMD binary was chosen; native TensorFlow: true; pure-JS cpu: false).
- * - `threads`: compute threads (wasm has no threads in Node, note §1; native: TensorFlow's default intra-op pool).
+ * - `threads`: compute threads (wasm has no threads in Node, docs/engines.md §2.1; native: TensorFlow's default
+ * intra-op pool).
  * - `gpu`: TensorFlow runs on a GPU (`isUsingGpuDevice`).
- * - `patchedKernels`: `backend/Kernel` entries this engine registered (note §2, §6.2).
+ * - `patchedKernels`: `backend/Kernel` entries this engine registered (docs/engines.md §3).
  * - `adapter`: the `webgpu` engine's adapter (vendor, architecture, description, fallback or not, limits).
  *
  * @since 0.1.0
@@ -89,7 +90,7 @@ export class Engine extends Context.Tag("sid-ts/Engine")<Engine, EngineShape>() 
 
 /**
  * `layer`, requiring the {@link Engine} service: for layers that create or own tensors, so that a program that builds
- * them without an engine does not compile (issue 17 §5). The engine itself is not used; requiring it is what makes the
+ * them without an engine does not compile. The engine itself is not used; requiring it is what makes the
  * backend explicit instead of TF.js's silent `cpu` default.
  *
  * @since 0.1.0
@@ -135,7 +136,7 @@ const describe = (cause: unknown): string => (cause instanceof Error ? cause.mes
 
 /**
  * The package an engine loads is not installed: the optional native peer of `tfjs-node` / `tfjs-node-gpu`
- * (note §1, §7), or `@tensorflow/tfjs-backend-wasm` for `wasm`.
+ * (docs/engines.md §2.2), or `@tensorflow/tfjs-backend-wasm` for `wasm`.
  *
  * @since 0.1.0
  * @category errors
@@ -153,7 +154,7 @@ export class EnginePackageNotInstalled extends Schema.TaggedError<EnginePackageN
 
 /**
  * The native package is installed but its N-API addon `tfjs_binding.node` is missing (installed with
- * `--ignore-scripts`, or the prebuilt download failed; note §1).
+ * `--ignore-scripts`, or the prebuilt download failed; docs/engines.md §2.1).
  *
  * @since 0.1.0
  * @category errors
@@ -172,7 +173,7 @@ export class EngineNativeAddonMissing extends Schema.TaggedError<EngineNativeAdd
 
 /**
  * A shared library the native addon links against could not be loaded (libtensorflow, or the CUDA 11.2 / cuDNN 8.1
- * runtime for the GPU build; note §5).
+ * runtime for the GPU build; docs/engines.md §7).
  *
  * @since 0.1.0
  * @category errors
@@ -196,7 +197,7 @@ export class EngineSharedLibraryMissing extends Schema.TaggedError<EngineSharedL
 
 /**
  * The GPU package loaded but TensorFlow reports no GPU (`isUsingGpuDevice` is false): the engine refuses to run
- * silently on the CPU (note §5, §7).
+ * silently on the CPU (docs/engines.md §7).
  *
  * @since 0.1.0
  * @category errors
@@ -216,7 +217,7 @@ export class EngineGpuNotVisible extends Schema.TaggedError<EngineGpuNotVisible>
 
 /**
  * The `wasm-native` engine's addon (`native/build/Release/sid_native.node`) is not built, or it does not load
- * (usually because OpenBLAS is not installed); issue 6.
+ * (usually because OpenBLAS is not installed).
  *
  * @since 0.1.0
  * @category errors
@@ -367,7 +368,8 @@ const resolveCpu = (options?: EngineOptions): Effect.Effect<"wasm-native" | "was
 
 /**
  * The wasm engine (default): `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD, one thread in Node) with the training
- * patches of note §2. Shares the process's engine when `wasm` is active; fails with `EngineConflict` when another is.
+ * patches of docs/engines.md §3.2. Shares the process's engine when `wasm` is active; fails with `EngineConflict`
+ * when another is.
  *
  * @since 0.1.0
  * @category constructors
@@ -375,7 +377,7 @@ const resolveCpu = (options?: EngineOptions): Effect.Effect<"wasm-native" | "was
 export const makeWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineError> => shared("wasm", buildWasm(options))
 
 /**
- * The wasm engine with the native kernels of issue 6 (see the module docs); fails with `EngineNativeKernelsNotBuilt`
+ * The wasm engine with the native kernels (see the module docs); fails with `EngineNativeKernelsNotBuilt`
  * (before touching the TF.js backend) when the addon is not built, with `EngineConflict` when another engine is active.
  *
  * @since 0.1.0
@@ -398,7 +400,7 @@ export const makeAuto = (options?: EngineOptions): Layer.Layer<Engine, EngineErr
   )
 
 /**
- * The pure-JS cpu engine: a slow reference for tests (note §0), with the fixed `ResizeNearestNeighborGrad`.
+ * The pure-JS cpu engine: a slow reference for tests (docs/engines.md §1), with the fixed `ResizeNearestNeighborGrad`.
  *
  * @since 0.1.0
  * @category constructors
@@ -406,7 +408,7 @@ export const makeAuto = (options?: EngineOptions): Layer.Layer<Engine, EngineErr
 export const makeCpu = (options?: EngineOptions): Layer.Layer<Engine, EngineError> => shared("cpu", buildCpu(options))
 
 /**
- * The native CPU engine from the optional peer `@tensorflow/tfjs-node` (libtensorflow 2.9.1; note §1, §5).
+ * The native CPU engine from the optional peer `@tensorflow/tfjs-node` (libtensorflow 2.9.1; docs/engines.md §2.2, §7).
  *
  * @since 0.1.0
  * @category constructors
@@ -415,7 +417,8 @@ export const makeTfjsNode = (options?: EngineOptions): Layer.Layer<Engine, Engin
   shared("tfjs-node", buildNative("tfjs-node", options))
 
 /**
- * The native GPU engine from the optional peer `@tensorflow/tfjs-node-gpu` (CUDA 11.2 + cuDNN 8.1; note §5). Fails
+ * The native GPU engine from the optional peer `@tensorflow/tfjs-node-gpu` (CUDA 11.2 + cuDNN 8.1; docs/engines.md
+ * §7). Fails
  * with `EngineGpuNotVisible` rather than running on the CPU when TensorFlow sees no GPU.
  *
  * @since 0.1.0
@@ -451,7 +454,7 @@ export const makeWebGpu = (options?: EngineOptions): Layer.Layer<Engine, EngineE
 export const wasm: Layer.Layer<Engine, EngineError> = makeWasm()
 
 /**
- * The wasm engine with native kernels (issue 6); fails with `EngineNativeKernelsNotBuilt` where the addon is not built.
+ * The wasm engine with native kernels; fails with `EngineNativeKernelsNotBuilt` where the addon is not built.
  *
  * @since 0.1.0
  * @category layers

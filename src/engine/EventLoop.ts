@@ -26,6 +26,9 @@ const schedule: (run: () => void) => Cancel = typeof globalThis.setImmediate ===
 /**
  * Suspends the fiber until the next macrotask turn of the event loop (`setImmediate` on Node, `setTimeout(0)`
  * elsewhere); interruptible while it waits, and the scheduled callback is cancelled on interruption.
+ *
+ * @since 0.1.0
+ * @category constants
  */
 export const yieldToEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
   const cancel = schedule(() => resume(Effect.void))

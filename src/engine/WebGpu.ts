@@ -1,8 +1,8 @@
 /**
- * The `webgpu` engine (issue 16): TF.js's `@tensorflow/tfjs-backend-webgpu` on a GPU reached through WebGPU — in Node,
+ * The `webgpu` engine: TF.js's `@tensorflow/tfjs-backend-webgpu` on a GPU reached through WebGPU — in Node,
  * Dawn from the optional `webgpu` package (Vulkan on Linux, Metal on macOS, D3D12 on Windows).
  *
- * Building the layer (tensor-engine note §9):
+ * Building the layer (docs/engines.md §8):
  * 1. sets `XDG_RUNTIME_DIR` to a private temporary directory when it is unset (Dawn warns without it);
  * 2. loads `webgpu` and installs its `navigator.gpu` and WebGPU globals (`GPUBufferUsage`, ...) for the layer's
  *    lifetime, restoring whatever was there before on release;

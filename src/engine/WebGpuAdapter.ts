@@ -1,5 +1,5 @@
 /**
- * What the `webgpu` engine reports about its adapter (issue 16): who made it, what it is, whether it is a software
+ * What the `webgpu` engine reports about its adapter: who made it, what it is, whether it is a software
  * (fallback) adapter, and its limits, as given by WebGPU's `GPUAdapterInfo` and `GPUSupportedLimits`.
  *
  * @since 0.1.0

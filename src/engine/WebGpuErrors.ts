@@ -1,5 +1,5 @@
 /**
- * Typed errors of the `webgpu` engine (issue 16): each says what was wrong and what to do. The package-missing case is
+ * Typed errors of the `webgpu` engine: each says what was wrong and what to do. The package-missing case is
  * the shared `EnginePackageNotInstalled`; everything specific to WebGPU is here. This module imports nothing from the
  * engine service, so the service's error union can include these errors without an import cycle.
  *

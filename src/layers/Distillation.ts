@@ -54,6 +54,9 @@ export type DistillServices =
 /**
  * The replaceable parts of a run (E: what building the teacher can fail with; M: the metrics). The teacher and the
  * metrics may need the {@link Engine} (the library's own layers do); the run's layer needs it anyway.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface DistillationParts<E, M = never> {
   readonly teacher: Layer.Layer<Teacher, E, Engine>
@@ -77,6 +80,9 @@ export interface DistillationParts<E, M = never> {
 /**
  * SiD's optimisers (docs/algorithm.md §9.1): Adam with β₁ = generatorBeta1 (0) for θ and 0 for ψ, the config's β₂, ε and rates;
  * with `config.lowMemory`, the same Adam with its moments in host memory (`adamHost`, bit-identical updates).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const defaultOptimizers = (config: DistillConfig): { readonly generator: Optimizer; readonly fakeScore: Optimizer } => {
   const adamOf = config.lowMemory ? adamHost : adam
@@ -91,6 +97,9 @@ export const defaultOptimizers = (config: DistillConfig): { readonly generator: 
  * with `config.lowMemory`, θ_ema and the default optimisers' state in host memory). It needs the {@link Engine}: every
  * service here owns tensors, so provide one (`Layer.provide(Distillation.layer(...), Engine.layer("wasm"))`, or
  * `Engine.layerActive` inside a program that already runs one) — without it the program does not compile.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layer = <E = TeacherError, M = never>(
   config: DistillConfig,

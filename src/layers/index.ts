@@ -6,7 +6,7 @@
  * The names in the second block are the pre-0.2 module names, kept as aliases of the service module that now holds
  * them; they will be removed in 0.3.
  *
- * @module
+ * @module sid-ts/layers
  */
 export * as CheckpointStore from "../services/CheckpointStore.js"
 export * as DataFreeSampler from "../services/DataFreeSampler.js"

@@ -16,7 +16,12 @@ import type { TrainableWeights } from "../services/TrainableWeights.js"
 import { fromNamedArrays, shapesWithPrefix, toNamedArrays } from "../platform/NamedTensors.js"
 import type { IterationServices } from "./Iteration.js"
 
-/** Progress counters stored in a checkpoint. */
+/**
+ * Progress counters stored in a checkpoint.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Progress {
   readonly step: number
   readonly imagesSeen: number
@@ -33,7 +38,12 @@ const trainablePrefixes = (prefix: string, w: TrainableWeights): ReadonlyArray<s
   ...w.optimizer.slotNames.map((slot) => `${prefix}.optimizer.${slot}.`)
 ]
 
-/** Reads the whole state into a checkpoint (a synchronous snapshot between iterations). */
+/**
+ * Reads the whole state into a checkpoint (a synchronous snapshot between iterations).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const captureCheckpoint = (
   s: IterationServices,
   progress: Progress,
@@ -72,6 +82,9 @@ export const captureCheckpoint = (
  * Checks that the tensors of a checkpoint named `prefix`… are exactly a network's parameters (names and shapes);
  * fails with a {@link CheckpointError} listing every missing, unexpected and mis-shaped one. Shared by distillation
  * and teacher-training checkpoints.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const checkTensorGroup = (
   location: string,
@@ -96,6 +109,9 @@ export const checkTensorGroup = (
 /**
  * Validates a checkpoint against the running services (architecture, σ_init, every tensor's name and shape) and only
  * then restores generator, EMA, fake score, both optimisers and the sampler's streams. Returns the progress counters.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const restoreCheckpoint = (
   s: IterationServices,

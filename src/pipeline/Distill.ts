@@ -48,7 +48,7 @@ import { WebGpuDeviceError, WebGpuDeviceLost } from "../engine/WebGpuErrors.js"
 
 /**
  * On an engine that reads only asynchronously (`webgpu`), reads the state a checkpoint captures (G, its optimiser
- * slots, G_ema, ψ and its slots) ahead, so the synchronous capture is served from the host copies (issue 16).
+ * slots, G_ema, ψ and its slots) ahead, so the synchronous capture is served from the host copies.
  */
 const prefetchState = (s: IterationServices): Effect.Effect<void> =>
   needsAsyncReads()
@@ -60,7 +60,12 @@ const prefetchState = (s: IterationServices): Effect.Effect<void> =>
     )
     : Effect.void
 
-/** One element of the distillation stream: what an iteration measured, plus evaluation/checkpoint results. */
+/**
+ * One element of the distillation stream: what an iteration measured, plus evaluation/checkpoint results.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class StepReport extends Schema.Class<StepReport>("StepReport")({
   /** Completed iterations, this one included. */
   step: Schema.Int,
@@ -102,13 +107,21 @@ export class StepReport extends Schema.Class<StepReport>("StepReport")({
 /**
  * The figure that ranks evaluations for the best checkpoint: FID for images, else the Fréchet distance (lower is
  * better); undefined when it is not finite.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const bestScoreOf = (m: SampleMetrics): ScoreOffer | undefined => {
   const [metric, value] = m.fid !== undefined ? ["fid", m.fid] as const : ["frechetDistance", m.frechetDistance] as const
   return Number.isFinite(value) ? { metric, value, lowerIsBetter: true } : undefined
 }
 
-/** Failures of a distillation run. */
+/**
+ * Failures of a distillation run.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type DistillError =
   | CheckpointError
   | MetricsError
@@ -121,7 +134,12 @@ export type DistillError =
 /** The services a distillation run needs (`layers/Distillation.ts` builds them all). */
 export type { DistillServices } from "../layers/Distillation.js"
 
-/** Options of a run beyond the config. */
+/**
+ * Options of a run beyond the config.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface DistillOptions {
   /** Continue from the store's latest checkpoint if there is one (default false). */
   readonly resume?: boolean
@@ -151,8 +169,11 @@ export interface DistillOptions {
 
 /**
  * Checks that a checkpoint was written by the run being resumed: the config (and, when both sides record them, the
- * teacher and reference) may differ only in {@link RUN_ONLY_SETTINGS}. Fails with a {@link RunSpecMismatch} listing
+ * teacher and reference) may differ only in `RUN_ONLY_SETTINGS`. Fails with a {@link RunSpecMismatch} listing
  * every other difference.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const checkResumedRun = (
   location: string,
@@ -175,6 +196,9 @@ export const checkResumedRun = (
 /**
  * The iteration settings of a config (`lowMemory` runs the two-stage generator update) for a network: the train-mode
  * dropout rate is `config.dropout`, or when that is null the network's own (docs/algorithm.md §9.1–9.2; 0 without a network).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const iterationSettings = (config: DistillConfig, network?: Network): IterationSettings => {
   const augment = augmentSettingsOf(config)
@@ -191,7 +215,12 @@ export const iterationSettings = (config: DistillConfig, network?: Network): Ite
   }
 }
 
-/** The services an iteration works on, from the context (the real-data service when there is one, for SiDA). */
+/**
+ * The services an iteration works on, from the context (the real-data service when there is one, for SiDA).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const iterationServices: Effect.Effect<
   IterationServices,
   never,
@@ -209,7 +238,12 @@ export const iterationServices: Effect.Effect<
   )
 )
 
-/** Evaluation of the EMA generator at the start of a run, as an element of its own (step = the starting step). */
+/**
+ * Evaluation of the EMA generator at the start of a run, as an element of its own (step = the starting step).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class StartReport extends Schema.Class<StartReport>("StartReport")({
   step: Schema.Int,
   resumedFrom: Schema.optional(Schema.String),
@@ -219,6 +253,9 @@ export class StartReport extends Schema.Class<StartReport>("StartReport")({
 /**
  * The distillation stream. The first element is a {@link StartReport} (resume point, initial evaluation); then one
  * {@link StepReport} per iteration until `config.steps` iterations are complete or `shouldStop` says so.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const distill = (
   config: DistillConfig,

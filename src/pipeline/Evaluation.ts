@@ -28,6 +28,9 @@ const labelsFor = (labelDim: number, n: number): tf.Tensor2D | undefined =>
 /**
  * Samples of the one-step generator (EMA weights by default), generated in chunks; the caller owns the result.
  * A class-conditional generator gets `labels` (one-hot [n, K]) or, when absent, {@link balancedLabels}.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const generatorSamples = (
   generator: Generator["Type"],
@@ -50,6 +53,9 @@ export const generatorSamples = (
 /**
  * Samples of the teacher's Heun sampler (N steps, 2N − 1 evaluations), in chunks of `chunk` samples; the caller owns
  * the result. A class-conditional teacher gets `labels` or, when absent, {@link balancedLabels}.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const teacherSamples = (
   teacher: Teacher["Type"],
@@ -109,6 +115,9 @@ const runHeun = (held: Held, denoise: Denoiser, latents: tf.Tensor, options: Heu
  * The Heun sampler of `heunSample` (docs/algorithm.md §3) as an Effect: the event loop gets a turn before each step, so an
  * interruption ends it within one step (at most two denoiser evaluations). The samples are owned by the caller's
  * scope; intermediate tensors are released as it goes, and on interruption.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const sampleHeun = (
   denoise: Denoiser,
@@ -120,6 +129,9 @@ export const sampleHeun = (
 /**
  * {@link teacherSamples} as an Effect: chunks of `chunk` samples, each by {@link sampleHeun}'s interruptible steps.
  * The samples are owned by the caller's scope.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const drawTeacherSamples = (
   teacher: Teacher["Type"],
@@ -151,6 +163,9 @@ export const drawTeacherSamples = (
 /**
  * {@link generatorSamples} as an Effect: chunks of `chunk` samples with a turn of the event loop before each, so an
  * interruption ends it within one chunk. The samples are owned by the caller's scope.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const drawGeneratorSamples = (
   generator: Generator["Type"],
@@ -209,7 +224,12 @@ const evaluateFromLatents = <E, R>(
     })
   )
 
-/** Metrics of `n` generator samples (EMA weights) from latents of a fixed seed; interruptible between chunks. */
+/**
+ * Metrics of `n` generator samples (EMA weights) from latents of a fixed seed; interruptible between chunks.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const evaluateGenerator = (
   n: number,
   seed: number,
@@ -221,6 +241,9 @@ export const evaluateGenerator = (
 /**
  * Metrics of `n` samples of the teacher's Heun sampler, and its number of denoiser evaluations per sample;
  * interruptible between sampler steps.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const evaluateTeacher = (
   n: number,

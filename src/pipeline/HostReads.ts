@@ -1,8 +1,8 @@
 /**
- * Host reads of a training step, synchronous or asynchronous from one code path (issue 16).
+ * Host reads of a training step, synchronous or asynchronous from one code path.
  *
  * On a GPU engine every read of a tensor's values is a pipeline stall, and on `webgpu` in Node a synchronous read is
- * impossible (tensor-engine note §9). A step is therefore written as a generator ({@link Reads}) that *yields* the
+ * impossible (docs/engines.md §8). A step is therefore written as a generator ({@link Reads}) that *yields* the
  * tensors it needs on the host and receives their values: {@link runSync} serves it with `dataSync` (the CPU engines,
  * where a read is a copy), {@link runAsync} with one asynchronous read per request, all the request's tensors
  * concatenated into one buffer (one stall for several values).

@@ -45,7 +45,12 @@ import type { TeacherShape } from "../services/Teacher.js"
 import type { ApplyGradientsOptions, StepStatistics, TrainableWeights } from "../services/TrainableWeights.js"
 import { type HostValues, read, type Reads, runAsync, runSync } from "./HostReads.js"
 
-/** The services an iteration works on. */
+/**
+ * The services an iteration works on.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface IterationServices {
   readonly teacher: TeacherShape
   readonly generator: GeneratorShape
@@ -57,7 +62,12 @@ export interface IterationServices {
   readonly realData?: RealDataShape
 }
 
-/** SiDA's settings of an iteration (docs/algorithm.md §13; docs/sida.md). */
+/**
+ * SiDA's settings of an iteration (docs/algorithm.md §13; docs/sida.md).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface AdversarialSettings {
   /** lsd: multiplier of the discriminator loss in the fake step. */
   readonly discriminatorScale: number
@@ -69,7 +79,12 @@ export interface AdversarialSettings {
   readonly normalize?: boolean
 }
 
-/** The hyper-parameters an iteration needs (the generator loss carries its own: α, scale, normaliser). */
+/**
+ * The hyper-parameters an iteration needs (the generator loss carries its own: α, scale, normaliser).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface IterationSettings {
   readonly batchSize: number
   readonly fakeLossScale: number
@@ -110,12 +125,27 @@ const trainMode = (settings: IterationSettings, draws: Draws): ApplyOptions | un
   return { dropout: { rate, seed: draws.dropoutSeed } }
 }
 
-/** Summary statistics of a batch of σ (reports and the run log carry it). */
+/**
+ * Summary statistics of a batch of σ (reports and the run log carry it).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const SigmaSummary = Schema.Struct({ min: Schema.Number, median: Schema.Number, max: Schema.Number })
-/** @see {@link SigmaSummary} */
+/**
+ * @see {@link SigmaSummary}
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type SigmaSummary = typeof SigmaSummary.Type
 
-/** What one iteration measured. */
+/**
+ * What one iteration measured.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface IterationResult {
   readonly fakeLoss: number
   readonly generatorLoss: number
@@ -252,7 +282,12 @@ const disposeInput = (input: AugmentedInput): void => {
 const secondPass = (train: ApplyOptions | undefined): ApplyOptions | undefined =>
   train?.dropout === undefined ? train : { ...train, dropout: { ...train.dropout, seed: (train.dropout.seed + 0x9e3779b9) >>> 0 } }
 
-/** What a fake-score update measured. */
+/**
+ * What a fake-score update measured.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FakeUpdateResult {
   /** The whole loss ψ descended (DSM, plus the discriminator term under SiDA). */
   readonly loss: number
@@ -268,6 +303,9 @@ export interface FakeUpdateResult {
  * (`settings.adversarial`, docs/algorithm.md §13) ψ also learns to tell real images (the real-data service's rows the sampler
  * draws, augmented independently) from the generator's, at the same σ and noise: the discriminator term is added to the
  * DSM loss, and ψ's gradients are clipped by value at 1 after sanitisation. Real images reach only ψ.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const fakeScoreUpdate = (s: IterationServices, settings: IterationSettings): FakeUpdateResult =>
   runSync(settle(fakeScoreStep(s, settings), now(undefined)))[0]
@@ -358,7 +396,12 @@ const realRows = (s: IterationServices, n: number) => {
   return real.rows(s.sampler.realIndices(n, real.size), { labels: s.fakeScore.network.labelDim > 0 })
 }
 
-/** What a generator update measured. */
+/**
+ * What a generator update measured.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface GeneratorUpdateResult {
   /** The loss of the rows kept (dropped rows count in its divisor, docs/algorithm.md §8.1); 0 when every row was dropped. */
   readonly loss: number
@@ -403,6 +446,9 @@ interface PendingPass {
 /**
  * What the generator minimises in a step: a generator loss, and whether it reads the fake score's discriminator
  * logits at x_t (SiDA's adversarial phase, docs/algorithm.md §13).
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface GeneratorObjective {
   readonly loss: GeneratorLoss
@@ -595,6 +641,9 @@ function* isolatedUpdate(
  * The generator's objective in an iteration that starts with `imagesSeen` images seen: the run's loss (SiD by
  * default); under SiDA (docs/algorithm.md §13) frozen while G warms up (undefined), then the run's loss alone, then
  * ½·loss + ½·adversarial term once that phase starts.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const generatorObjective = (
   s: IterationServices,
@@ -624,6 +673,9 @@ export const generatorObjective = (
  * without it (divisor still the batch size), so it costs only its own contribution, not the whole update (the module
  * docs; `dropped` counts such rows). The first pass's backward over the whole batch is computed before its rows are
  * judged, and discarded when one is not finite.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const generatorUpdate = (
   s: IterationServices,
@@ -638,6 +690,8 @@ export const generatorUpdate = (
  * so it is the same x_g. The chain rule makes the gradient the fused one's (up to float32 summation order); only one
  * network's tape is alive at a time instead of three, for one more forward of G. Non-finite rows are removed as in
  * {@link generatorUpdate}, judged after stage 1, so a batch with such a row skips the whole-batch stage 2.
+ * @since 0.1.0
+ * @category utils
  */
 export const generatorUpdateTwoStage = (
   s: IterationServices,
@@ -663,6 +717,9 @@ const frozenGeneratorStep = (s: IterationServices, settings: IterationSettings):
  * One full iteration (docs/algorithm.md §9.1): fake update, generator update, EMA with the ramp-up rule; under SiDA (docs/algorithm.md §13)
  * the discriminator term in the fake update, and G's warm-up and adversarial phase decided by `imagesSeen` (the
  * images seen before this iteration, cur_nimg).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const iterate = (s: IterationServices, settings: IterationSettings, imagesSeen: number): IterationResult =>
   runSync(iteration(s, settings, imagesSeen))
@@ -671,6 +728,9 @@ export const iterate = (s: IterationServices, settings: IterationSettings, image
  * {@link iterate} with asynchronous host reads (one batched read at the end, and one per generator pass for its
  * non-finite rows): for engines that cannot read synchronously (`webgpu`). Run it uninterruptibly: it must not be
  * cut in half.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const iterateAsync = (s: IterationServices, settings: IterationSettings, imagesSeen: number): Promise<IterationResult> =>
   runAsync(iteration(s, settings, imagesSeen))

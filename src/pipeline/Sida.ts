@@ -8,7 +8,12 @@
 import type { DistillConfig } from "../domain/config/DistillConfig.js"
 import type { AdversarialSettings } from "./Iteration.js"
 
-/** SiDA's settings of a config (docs/algorithm.md §13), or none when `config.adversarial` is off. */
+/**
+ * SiDA's settings of a config (docs/algorithm.md §13), or none when `config.adversarial` is off.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
 export const adversarialSettingsOf = (config: DistillConfig): AdversarialSettings | undefined =>
   config.adversarial
     ? {

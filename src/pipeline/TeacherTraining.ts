@@ -49,7 +49,12 @@ import { checkTensorGroup } from "./Checkpointing.js"
 import { addFinalCheckpoint } from "./FinalCheckpoint.js"
 import type { TrainableWeights } from "../services/TrainableWeights.js"
 
-/** The first element of the stream: where the run starts and what it trains. */
+/**
+ * The first element of the stream: where the run starts and what it trains.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class TeacherStartReport extends Schema.Class<TeacherStartReport>("TeacherStartReport")({
   step: Schema.Int,
   resumedFrom: Schema.optional(Schema.String),
@@ -59,7 +64,12 @@ export class TeacherStartReport extends Schema.Class<TeacherStartReport>("Teache
   parameters: Schema.Int
 }) {}
 
-/** One element per training step: what it measured, plus where a checkpoint was written. */
+/**
+ * One element per training step: what it measured, plus where a checkpoint was written.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class TeacherStepReport extends Schema.Class<TeacherStepReport>("TeacherStepReport")({
   /** Completed steps, this one included. */
   step: Schema.Int,
@@ -78,10 +88,20 @@ export class TeacherStepReport extends Schema.Class<TeacherStepReport>("TeacherS
   checkpoint: Schema.optional(Schema.String)
 }) {}
 
-/** Failures of a teacher-training run. */
+/**
+ * Failures of a teacher-training run.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type TeacherTrainingError = CheckpointError | ConfigError
 
-/** Options of a run beyond the config. */
+/**
+ * Options of a run beyond the config.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TeacherTrainingOptions {
   /** Continue from the store's newest checkpoint. Without it, a store that already holds one is an error. */
   readonly resume?: boolean
@@ -93,7 +113,12 @@ export interface TeacherTrainingOptions {
   readonly finalCheckpointTimeoutMs?: number
 }
 
-/** Adam (β1, β2, ε of the config) whose learning rate follows EDM's linear warm-up by its own step count (docs/algorithm.md §2.4). */
+/**
+ * Adam (β1, β2, ε of the config) whose learning rate follows EDM's linear warm-up by its own step count (docs/algorithm.md §2.4).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const warmupAdam = (config: TeacherTrainingConfig): Optimizer => {
   const at = (step: number) =>
     adam({ learningRate: learningRateAt(config, step * config.batchSize), beta1: config.beta1, beta2: config.beta2, epsilon: config.epsilon })
@@ -104,14 +129,24 @@ export const warmupAdam = (config: TeacherTrainingConfig): Optimizer => {
   }
 }
 
-/** The stream states of a fresh run with this seed. */
+/**
+ * The stream states of a fresh run with this seed.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const initialStreams = (seed: number): TeacherStreams => ({
   data: makeStream(seed, "teacher.data"),
   sigma: makeStream(seed, "teacher.sigma"),
   noise: makeStream(seed, "teacher.noise")
 })
 
-/** Batch indices into a split of `n` images, uniform with replacement, and the next stream state. */
+/**
+ * Batch indices into a split of `n` images, uniform with replacement, and the next stream state.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const drawIndices = (state: StreamState, batch: number, n: number): { readonly indices: Int32Array; readonly state: StreamState } => {
   const u = uniforms(state, batch)
   const indices = new Int32Array(batch)
@@ -162,6 +197,9 @@ const checkCompatible = (
  * The teacher-training stream. The first element is a {@link TeacherStartReport}; then one {@link TeacherStepReport}
  * per step until `config.steps` steps are complete or `shouldStop` says so. Needs the dataset (its training split,
  * at the config's resolution), a teacher-checkpoint store and the engine (the weights are tensors).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const trainTeacher = (
   config: TeacherTrainingConfig,

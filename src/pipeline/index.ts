@@ -2,7 +2,7 @@
  * sid-ts/pipeline: programs over the services — one SiD iteration, the distillation stream, checkpoint capture and
  * restore, evaluation.
  *
- * @module
+ * @module sid-ts/pipeline
  */
 export * as Checkpointing from "./Checkpointing.js"
 export * as Distill from "./Distill.js"

@@ -18,10 +18,20 @@ import { directoryStore, type DirectoryStoreOptions, memoryStore, type StoreForm
 import type { NamedArray } from "../domain/data/Safetensors.js"
 import { SamplerState } from "./DataFreeSampler.js"
 
-/** Format tag of the manifest. */
+/**
+ * Format tag of the manifest.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const CHECKPOINT_FORMAT = "sid-ts-checkpoint-v1"
 
-/** The JSON manifest of a checkpoint. */
+/**
+ * The JSON manifest of a checkpoint.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class CheckpointManifest extends Schema.Class<CheckpointManifest>("CheckpointManifest")({
   format: Schema.Literal(CHECKPOINT_FORMAT),
   /** Completed SiD iterations. */
@@ -52,19 +62,39 @@ export class CheckpointManifest extends Schema.Class<CheckpointManifest>("Checkp
 }) {}
 
 
-/** A stored checkpoint with a manifest of type `M`: its manifest and its tensors by name. */
+/**
+ * A stored checkpoint with a manifest of type `M`: its manifest and its tensors by name.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface StoredCheckpoint<M> {
   readonly manifest: M
   readonly tensors: ReadonlyMap<string, NamedArray>
 }
 
-/** A distillation checkpoint: its manifest and its tensors by name. */
+/**
+ * A distillation checkpoint: its manifest and its tensors by name.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Checkpoint extends StoredCheckpoint<CheckpointManifest> {}
 
-/** How many of the newest checkpoints a store keeps by default (the best one is kept besides them). */
+/**
+ * How many of the newest checkpoints a store keeps by default (the best one is kept besides them).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DEFAULT_KEEP = 3
 
-/** A valid `keep` count: an integer ≥ 1 (use it to validate a `--keep` flag before building a store). */
+/**
+ * A valid `keep` count: an integer ≥ 1 (use it to validate a `--keep` flag before building a store).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const KeepCount = Schema.Int.pipe(
   Schema.greaterThanOrEqualTo(1, { message: () => "keep must be an integer of at least 1 (the newest checkpoint is always kept)" })
 )
@@ -78,14 +108,25 @@ export const KeepCount = Schema.Int.pipe(
  * - `not-found`: `load(step)` for a step that is not stored (`intactSteps` lists what is);
  * - `invalid`: a bad argument (a `keep` below 1, a best-checkpoint score by a different metric);
  * - `other`: anything else, e.g. a checkpoint that does not fit the run resuming from it.
+ *
+ * @since 0.1.0
+ * @category schemas
  */
 export const CheckpointProblem = Schema.Literal("damaged", "write-failed", "read-failed", "not-found", "invalid", "other")
-/** @see {@link CheckpointProblem} */
+/**
+ * @see {@link CheckpointProblem}
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type CheckpointProblem = typeof CheckpointProblem.Type
 
 /**
  * A checkpoint could not be written, or a stored one is missing, corrupt or does not fit. The message says what was
  * wrong, with the tensor lists, the intact steps and the `advice` (what to do) when there are some.
+ *
+ * @since 0.1.0
+ * @category errors
  */
 export class CheckpointError extends Schema.TaggedError<CheckpointError>()("CheckpointError", {
   /** The file (or store) concerned. */
@@ -119,15 +160,30 @@ export class CheckpointError extends Schema.TaggedError<CheckpointError>()("Chec
   }
 }
 
-/** Whether a stored checkpoint can be loaded: `Intact`, or `Damaged` with the reason. */
+/**
+ * Whether a stored checkpoint can be loaded: `Intact`, or `Damaged` with the reason.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const CheckpointStatus = Schema.Union(
   Schema.TaggedStruct("Intact", {}),
   Schema.TaggedStruct("Damaged", { reason: Schema.String })
 )
-/** @see {@link CheckpointStatus} */
+/**
+ * @see {@link CheckpointStatus}
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export type CheckpointStatus = typeof CheckpointStatus.Type
 
-/** One stored checkpoint, as `list` reports it. */
+/**
+ * One stored checkpoint, as `list` reports it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class CheckpointEntry extends Schema.Class<CheckpointEntry>("CheckpointEntry")({
   step: Schema.NonNegativeInt,
   /** Its manifest's path (`memory/...` in a memory store). */
@@ -137,10 +193,20 @@ export class CheckpointEntry extends Schema.Class<CheckpointEntry>("CheckpointEn
   status: CheckpointStatus
 }) {}
 
-/** Format tag of `best.json`. */
+/**
+ * Format tag of `best.json`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const BEST_FORMAT = "sid-ts-best-v1"
 
-/** The score of the best checkpoint, as stored in `best/best.json`. */
+/**
+ * The score of the best checkpoint, as stored in `best/best.json`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class BestScore extends Schema.Class<BestScore>("BestScore")({
   format: Schema.Literal(BEST_FORMAT),
   /** The step of the best checkpoint. */
@@ -154,7 +220,12 @@ export class BestScore extends Schema.Class<BestScore>("BestScore")({
   recordedAt: Schema.String
 }) {}
 
-/** A score offered with a checkpoint to `saveBest`. */
+/**
+ * A score offered with a checkpoint to `saveBest`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ScoreOffer {
   /** The metric, e.g. `fid`; every offer to one store must use the same metric and direction. */
   readonly metric: string
@@ -164,7 +235,12 @@ export interface ScoreOffer {
   readonly lowerIsBetter?: boolean
 }
 
-/** What `saveBest` did. */
+/**
+ * What `saveBest` did.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface BestOutcome {
   /** Whether the offered checkpoint became the best (it was strictly better, or the first finite offer). */
   readonly replaced: boolean
@@ -174,13 +250,23 @@ export interface BestOutcome {
   readonly previous: Option.Option<BestScore>
 }
 
-/** The best checkpoint and its score. */
+/**
+ * The best checkpoint and its score.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface BestCheckpoint<M> {
   readonly checkpoint: StoredCheckpoint<M>
   readonly score: BestScore
 }
 
-/** What `recover` removed: crash leftovers (temp files, weights files no manifest names), as paths. */
+/**
+ * What `recover` removed: crash leftovers (temp files, weights files no manifest names), as paths.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RecoveryReport {
   readonly removed: ReadonlyArray<string>
 }
@@ -194,6 +280,9 @@ export interface RecoveryReport {
  *
  * Damage is never skipped silently: `latest` fails when the newest checkpoint is damaged, with the intact older steps
  * on the error (`intactSteps`), from which a caller continues explicitly with `load(step)` (`--resume-from <step>`).
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface CheckpointStoreOf<M> {
   /** Where checkpoints live (a directory, or `memory`). */
@@ -240,15 +329,30 @@ export interface CheckpointStoreOf<M> {
   readonly recover: Effect.Effect<RecoveryReport, CheckpointError>
 }
 
-/** What a distillation checkpoint store offers. */
+/**
+ * What a distillation checkpoint store offers.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface CheckpointStoreShape extends CheckpointStoreOf<CheckpointManifest> {}
 
-/** The checkpoint store service. */
+/**
+ * The checkpoint store service.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class CheckpointStore extends Context.Tag("sid-ts/CheckpointStore")<CheckpointStore, CheckpointStoreShape>() {}
 
 export * from "./internal/checkpointStore.js"
 
-/** The distillation checkpoint format (docs/algorithm.md §9.3): `CheckpointManifest` with `sid-ts-checkpoint-weights-v1` weights. */
+/**
+ * The distillation checkpoint format (docs/algorithm.md §9.3): `CheckpointManifest` with `sid-ts-checkpoint-weights-v1` weights.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const distillationFormat: StoreFormat<CheckpointManifest, typeof CheckpointManifest.Encoded> = {
   manifest: CheckpointManifest,
   withFiles: (manifest, files) =>
@@ -264,11 +368,19 @@ export const distillationFormat: StoreFormat<CheckpointManifest, typeof Checkpoi
 /**
  * A directory-backed distillation store keeping the newest `keep` checkpoints (default 3) plus the best. Validate a
  * user's `keep` with `KeepCount` first: building the layer with a `keep` below 1 is a defect.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layerDirectory = (directory: string, options: DirectoryStoreOptions = {}): Layer.Layer<CheckpointStore> =>
   Layer.effect(CheckpointStore, Effect.map(Effect.orDie(directoryStore(distillationFormat, directory, options)), CheckpointStore.of))
 
-/** An in-memory distillation store (it serialises and deserialises like the directory store, so tests exercise the format). */
+/**
+ * An in-memory distillation store (it serialises and deserialises like the directory store, so tests exercise the format).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerMemory: Layer.Layer<CheckpointStore> = Layer.effect(
   CheckpointStore,
   Effect.map(Effect.orDie(memoryStore(distillationFormat)), CheckpointStore.of)

@@ -19,7 +19,12 @@ import { generatorSigmaFromUniform, logNormalSigma } from "../domain/edm/Schedul
 import { type Engine, withEngine } from "../engine/Engine.js"
 import { Teacher } from "./Teacher.js"
 
-/** One batch of draws: latents z, per-sample noise levels σ and diffusion noise ε. */
+/**
+ * One batch of draws: latents z, per-sample noise levels σ and diffusion noise ε.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Draws {
   /** Standard-normal generator latents, [N, ...dataShape]. */
   readonly z: tf.Tensor
@@ -42,12 +47,27 @@ export interface Draws {
   readonly renoise?: Array<tf.Tensor>
 }
 
-/** The serialisable state of all the sampler's streams (four uint32 words each). */
+/**
+ * The serialisable state of all the sampler's streams (four uint32 words each).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const SamplerState = Schema.Record({ key: Schema.String, value: StreamState })
-/** The serialisable state of all the sampler's streams. */
+/**
+ * The serialisable state of all the sampler's streams.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type SamplerState = typeof SamplerState.Type
 
-/** What a data-free sampler provides. Draw methods advance the streams; the caller owns (disposes) the tensors. */
+/**
+ * What a data-free sampler provides. Draw methods advance the streams; the caller owns (disposes) the tensors.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface DataFreeSamplerShape {
   /** Draws for the fake-score step: σ log-normal(P_mean, P_std) (docs/algorithm.md §7). */
   readonly fakeStep: (batch: number) => Draws
@@ -71,7 +91,12 @@ export interface DataFreeSamplerShape {
   readonly restore: (state: SamplerState) => void
 }
 
-/** The data-free sampler service. */
+/**
+ * The data-free sampler service.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class DataFreeSampler extends Context.Tag("sid-ts/DataFreeSampler")<DataFreeSampler, DataFreeSamplerShape>() {}
 
 /*
@@ -81,7 +106,12 @@ export class DataFreeSampler extends Context.Tag("sid-ts/DataFreeSampler")<DataF
  * seeds for train mode (docs/algorithm.md §9.1) when asked for.
  */
 
-/** Sampler settings. */
+/**
+ * Sampler settings.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SamplerOptions {
   readonly seed: number
   /** Shape of one sample, without the batch axis. */
@@ -131,7 +161,12 @@ const oneHotFromUniforms = (u: Float32Array, classes: number): tf.Tensor2D =>
   tf.oneHot(tf.tensor1d(Int32Array.from(u, (v) => Math.min(classes - 1, Math.floor(v * classes))), "int32"), classes)
     .toFloat() as tf.Tensor2D
 
-/** A pure-state sampler implementation; `layer` wraps it. Exported for programs that need one outside a layer. */
+/**
+ * A pure-state sampler implementation; `layer` wraps it. Exported for programs that need one outside a layer.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const makeSampler = (options: SamplerOptions) => {
   const labelDim = options.labelDim ?? 0
   const withDropout = options.dropout === true
@@ -213,13 +248,21 @@ export const makeSampler = (options: SamplerOptions) => {
   })
 }
 
-/** The data-free sampler for a seed and data shape. */
+/**
+ * The data-free sampler for a seed and data shape.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (options: SamplerOptions): Layer.Layer<DataFreeSampler, never, Engine> =>
   withEngine(Layer.sync(DataFreeSampler, () => makeSampler(options)))
 
 /**
  * The data-free sampler for the teacher's data shape and classes; with dropout seeds when the train-mode dropout rate
  * (`dropout`: the distillation's setting, null or absent for the architecture's own, docs/algorithm.md §9.2) is above 0.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layerForTeacher = (
   options: Omit<SamplerOptions, "dataShape" | "labelDim" | "dropout"> & { readonly dropout?: number | null }

@@ -1,5 +1,5 @@
 /**
- * Dataset: real images with labels, used only to train a teacher and to measure samples (issue 4 §1). Distillation
+ * Dataset: real images with labels, used only to train a teacher and to measure samples. Distillation
  * itself stays data-free (docs/algorithm.md §6): no layer of the SiD loop reads this service.
  *
  * @module
@@ -7,7 +7,12 @@
 import type * as tf from "@tensorflow/tfjs"
 import { Context, Schema } from "effect"
 
-/** One split: images in [-1, 1] (NHWC) with their integer class labels. */
+/**
+ * One split: images in [-1, 1] (NHWC) with their integer class labels.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface DatasetSplit {
   /** [N, H, W, 1], float32, values in [-1, 1] (background −1). */
   readonly images: tf.Tensor4D
@@ -19,7 +24,12 @@ export interface DatasetSplit {
   readonly classCounts: ReadonlyArray<number>
 }
 
-/** What a dataset provides. The tensors are owned by the layer and disposed when its scope closes. */
+/**
+ * What a dataset provides. The tensors are owned by the layer and disposed when its scope closes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface DatasetShape {
   /** A description, e.g. `mnist:28 (seed 0)`. */
   readonly name: string
@@ -33,10 +43,20 @@ export interface DatasetShape {
   readonly heldOut: DatasetSplit
 }
 
-/** The dataset service. */
+/**
+ * The dataset service.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class Dataset extends Context.Tag("sid-ts/Dataset")<Dataset, DatasetShape>() {}
 
-/** A dataset could not be loaded: its package is missing, or its data are not what was expected. */
+/**
+ * A dataset could not be loaded: its package is missing, or its data are not what was expected.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class DatasetError extends Schema.TaggedError<DatasetError>()("DatasetError", {
   dataset: Schema.String,
   reason: Schema.String,

@@ -8,7 +8,12 @@ import { Context, Layer } from "effect"
 import type { DistillConfig } from "../domain/config/DistillConfig.js"
 import { dmdLoss, type GeneratorLoss, l1Loss, l2Loss, sidLoss } from "../domain/sid/SidLoss.js"
 
-/** The generator-loss service. */
+/**
+ * The generator-loss service.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class DistillationLoss extends Context.Tag("sid-ts/DistillationLoss")<DistillationLoss, GeneratorLoss>() {}
 
 /*
@@ -17,12 +22,20 @@ export class DistillationLoss extends Context.Tag("sid-ts/DistillationLoss")<Dis
  * Layers for the generator loss of a run.
  */
 
-/** A run that uses `loss`. */
+/**
+ * A run that uses `loss`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (loss: GeneratorLoss): Layer.Layer<DistillationLoss> => Layer.succeed(DistillationLoss, loss)
 
 /**
  * The generator loss a config names (`config.loss`: SiD with its α, docs/algorithm.md §8.1; the DMD direction, docs/algorithm.md §8.4; or the L¹ /
  * L² term alone, docs/algorithm.md §8.2), with the config's loss scale and normaliser.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const lossFromConfig = (config: DistillConfig): GeneratorLoss => {
   const options = { lossScale: config.generatorLossScale, normalize: config.normalizer }
@@ -38,5 +51,10 @@ export const lossFromConfig = (config: DistillConfig): GeneratorLoss => {
   }
 }
 
-/** The generator loss the config names ({@link lossFromConfig}). */
+/**
+ * The generator loss the config names ({@link lossFromConfig}).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerFromConfig = (config: DistillConfig): Layer.Layer<DistillationLoss> => layer(lossFromConfig(config))

@@ -12,7 +12,12 @@ import type { Engine } from "../engine/Engine.js"
 import { Teacher } from "./Teacher.js"
 import { makeTrainableWeights, type TrainableWeights } from "./TrainableWeights.js"
 
-/** What a fake score provides. */
+/**
+ * What a fake score provides.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FakeScoreShape {
   /** The architecture (the teacher's, docs/algorithm.md §6). */
   readonly network: Network
@@ -40,7 +45,12 @@ export interface FakeScoreShape {
   readonly logits?: (x: tf.Tensor, sigma: SigmaLike, labels?: tf.Tensor2D, options?: ApplyOptions) => tf.Tensor
 }
 
-/** The fake-score service. */
+/**
+ * The fake-score service.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class FakeScore extends Context.Tag("sid-ts/FakeScore")<FakeScore, FakeScoreShape>() {}
 
 /*
@@ -50,7 +60,12 @@ export class FakeScore extends Context.Tag("sid-ts/FakeScore")<FakeScore, FakeSc
  * (docs/algorithm.md §13) when the architecture has one.
  */
 
-/** A fake score whose ψ starts as a copy of the teacher's weights; its variables are disposed on release. */
+/**
+ * A fake score whose ψ starts as a copy of the teacher's weights; its variables are disposed on release.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (options: { readonly optimizer: Optimizer }): Layer.Layer<FakeScore, never, Teacher | Engine> =>
   Layer.scoped(
     FakeScore,

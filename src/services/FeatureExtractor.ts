@@ -1,6 +1,6 @@
 /**
  * FeatureExtractor: the network image metrics are measured in (docs/algorithm.md §11: Inception-v3 pool3 features for FID and
- * precision/recall, its softmax for the Inception Score; issue 4 §4: a small LeNet for "MNIST-FID"). The metric code
+ * precision/recall, its softmax for the Inception Score; a small LeNet for "MNIST-FID"). The metric code
  * only sees this service, so a user can plug in another network (e.g. Inception-v3 converted to TF.js) without
  * changing it.
  *
@@ -19,7 +19,12 @@ import { type Engine, withEngine, withEngineEffect } from "../engine/Engine.js"
 import { yieldToEventLoop } from "../engine/EventLoop.js"
 import { fromNamedArrays } from "../platform/NamedTensors.js"
 
-/** A feature extractor failed: missing or corrupt weights, a bad model file, or inputs it cannot take. */
+/**
+ * A feature extractor failed: missing or corrupt weights, a bad model file, or inputs it cannot take.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class FeatureExtractorError extends Schema.TaggedError<FeatureExtractorError>()("FeatureExtractorError", {
   /** Which extractor, e.g. `lenet-mnist` or the path of a user model. */
   extractor: Schema.String,
@@ -32,7 +37,12 @@ export class FeatureExtractorError extends Schema.TaggedError<FeatureExtractorEr
   }
 }
 
-/** Features and, when the network has a classifier head, its logits, for the same images. */
+/**
+ * Features and, when the network has a classifier head, its logits, for the same images.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Extracted {
   /** [N, featureDim]. */
   readonly features: tf.Tensor2D
@@ -40,7 +50,12 @@ export interface Extracted {
   readonly logits?: tf.Tensor2D
 }
 
-/** What a feature extractor offers. */
+/**
+ * What a feature extractor offers.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FeatureExtractorShape {
   /** A description, e.g. `lenet-mnist (sha256 1f90…)`. */
   readonly name: string
@@ -61,13 +76,18 @@ export interface FeatureExtractorShape {
   readonly logits?: (images: tf.Tensor4D) => Effect.Effect<tf.Tensor2D, FeatureExtractorError>
 }
 
-/** The feature extractor service. */
+/**
+ * The feature extractor service.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class FeatureExtractor extends Context.Tag("sid-ts/FeatureExtractor")<FeatureExtractor, FeatureExtractorShape>() {}
 
 /*
  * Layers.
  *
- * Feature extractor layers (issue 4 §4; docs/algorithm.md §11):
+ * Feature extractor layers (docs/algorithm.md §11):
  *
  * - {@link layerLeNet}: the committed LeNet of MNIST-FID (`assets/lenet-mnist.safetensors`, trained by
  *   `tools/train-lenet.ts`), its SHA-256 checked against {@link LENET_SHA256} before use; 128-d penultimate features
@@ -82,23 +102,48 @@ export class FeatureExtractor extends Context.Tag("sid-ts/FeatureExtractor")<Fea
  * All tensors (weights, models) are disposed when the layer's scope closes.
  */
 
-/** Where the committed LeNet weights live (the repository's `assets/`). */
+/**
+ * Where the committed LeNet weights live (the repository's `assets/`).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const LENET_PATH: string = fileURLToPath(new URL("../../assets/lenet-mnist.safetensors", import.meta.url))
 
-/** SHA-256 of the committed `assets/lenet-mnist.safetensors` (printed by `tools/train-lenet.ts`). */
+/**
+ * SHA-256 of the committed `assets/lenet-mnist.safetensors` (printed by `tools/train-lenet.ts`).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const LENET_SHA256 = "e8e76c6b5c0095798f3bd225160f2592f8e6c586a3051ed846a6cc17ad8b7721"
 
-/** How to rebuild the LeNet weights. */
+/**
+ * How to rebuild the LeNet weights.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const LENET_FIX = "Regenerate them with `node --import tsx tools/train-lenet.ts` (deterministic: the same bytes, " +
   "5–15 minutes on the wasm engine; after changing its settings set LENET_SHA256 in src/services/FeatureExtractor.ts " +
   "to the sha256 it prints), or restore the committed file with `git checkout -- assets/lenet-mnist.safetensors`"
 
-/** Default images per forward pass. */
+/**
+ * Default images per forward pass.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DEFAULT_BATCH_SIZE = 250
 
 const errorText = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause)).split("\n")[0]!
 
-/** What {@link make} needs: how to adapt images and run the network on one batch. */
+/**
+ * What {@link make} needs: how to adapt images and run the network on one batch.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ExtractorDefinition {
   readonly name: string
   readonly inputShape: readonly [number, number, number]
@@ -114,6 +159,9 @@ export interface ExtractorDefinition {
  * outputs (e.g. Inception's [N, 1, 1, 2048] pool) to [N, F], and turns any thrown error into a
  * {@link FeatureExtractorError}. The event loop gets a turn between batches, so an interruption (Ctrl-C) ends an
  * extraction within one batch, with the batches done so far released.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const make = (definition: ExtractorDefinition): FeatureExtractorShape => {
   const batchSize = definition.batchSize ?? DEFAULT_BATCH_SIZE
@@ -183,7 +231,12 @@ export const make = (definition: ExtractorDefinition): FeatureExtractorShape => 
   }
 }
 
-/** Options of {@link loadLeNetWeights} and {@link layerLeNet}. */
+/**
+ * Options of {@link loadLeNetWeights} and {@link layerLeNet}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface LeNetOptions {
   /** The safetensors file (default {@link LENET_PATH}). */
   readonly path?: string
@@ -195,14 +248,24 @@ export interface LeNetOptions {
 
 const leNetError = (reason: string) => new FeatureExtractorError({ extractor: "lenet-mnist", reason, fix: LENET_FIX })
 
-/** Loaded LeNet weights: the architecture (from the file's metadata), the tensors and the file's SHA-256. */
+/**
+ * Loaded LeNet weights: the architecture (from the file's metadata), the tensors and the file's SHA-256.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface LoadedLeNet {
   readonly spec: LeNetSpec
   readonly params: Record<string, tf.Tensor>
   readonly sha256: string
 }
 
-/** The LeNet weights, read from `path`, SHA-256 verified, decoded and shape-checked: tensors the caller owns. */
+/**
+ * The LeNet weights, read from `path`, SHA-256 verified, decoded and shape-checked: tensors the caller owns.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const loadLeNetWeights = (
   options: LeNetOptions = {}
 ): Effect.Effect<LoadedLeNet, FeatureExtractorError, Engine> =>
@@ -237,7 +300,12 @@ export const loadLeNetWeights = (
     return { spec, params: fromNamedArrays(file.tensors), sha256 }
   }))
 
-/** The LeNet extractor over given parameters (not disposed by it): 128-d features, 10 logits (issue 4 §4). */
+/**
+ * The LeNet extractor over given parameters (not disposed by it): 128-d features, 10 logits.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const makeLeNet = (
   spec: LeNetSpec,
   params: Parameters,
@@ -255,6 +323,9 @@ export const makeLeNet = (
 /**
  * The committed LeNet of MNIST-FID as a scoped layer: weights read and SHA-256 checked on acquisition (a typed
  * {@link FeatureExtractorError} saying how to regenerate them when missing or mismatched), disposed on release.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layerLeNet = (options: LeNetOptions = {}): Layer.Layer<FeatureExtractor, FeatureExtractorError, Engine> =>
   Layer.scoped(
@@ -278,6 +349,9 @@ const toArrayBuffer = (b: Uint8Array): ArrayBuffer => b.buffer.slice(b.byteOffse
 /**
  * A TF.js IO handler that loads a `model.json` (LayersModel or GraphModel format) and its weight shards from the local
  * file system (shard paths relative to the JSON's folder). `path` is the JSON file or a folder holding `model.json`.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const fileSystemLoader = (path: string): tf.io.IOHandler => ({
   load: async () => {
@@ -301,6 +375,9 @@ export const fileSystemLoader = (path: string): tf.io.IOHandler => ({
 /**
  * A TF.js IO handler that saves a model as `model.json` + `weights.bin` in `folder` (created if needed), the layout
  * {@link fileSystemLoader} and `tensorflowjs_converter` use.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const fileSystemSaver = (folder: string): tf.io.IOHandler => ({
   save: async (artifacts) => {
@@ -326,10 +403,20 @@ export const fileSystemSaver = (folder: string): tf.io.IOHandler => ({
   }
 })
 
-/** The value range a user model expects its pixels in; images in [-1, 1] are mapped linearly to it. */
+/**
+ * The value range a user model expects its pixels in; images in [-1, 1] are mapped linearly to it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type InputRange = "[-1,1]" | "[0,1]" | "[0,255]"
 
-/** Options of {@link layerTfjsModel}. */
+/**
+ * Options of {@link layerTfjsModel}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TfjsModelOptions {
   /** A `model.json` file or the folder holding it. */
   readonly path: string
@@ -353,7 +440,12 @@ export interface TfjsModelOptions {
 const mapRange = (x: tf.Tensor, range: InputRange): tf.Tensor =>
   range === "[-1,1]" ? x : range === "[0,1]" ? tf.mul(tf.add(x, 1), 0.5) : tf.mul(tf.add(x, 1), 127.5)
 
-/** Images [N, H, W, C] in [-1, 1] → the model's [N, H', W', C'] and range: channels repeated/averaged, bilinear resize. */
+/**
+ * Images [N, H, W, C] in [-1, 1] → the model's [N, H', W', C'] and range: channels repeated/averaged, bilinear resize.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const adaptImages = (
   images: tf.Tensor4D,
   inputShape: readonly [number, number, number],
@@ -428,6 +520,9 @@ const loadModel = async (options: TfjsModelOptions): Promise<LoadedModel> => {
  * softmax for CIFAR-style FID and IS). The model is loaded once on acquisition (a {@link FeatureExtractorError} if the
  * files are missing, malformed or lack the named outputs), probed once to learn the feature and class widths, and
  * disposed on release.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layerTfjsModel = (options: TfjsModelOptions): Layer.Layer<FeatureExtractor, FeatureExtractorError, Engine> =>
   withEngine(Layer.scoped(

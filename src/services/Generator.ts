@@ -15,12 +15,20 @@ import type { Engine } from "../engine/Engine.js"
 import { Teacher } from "./Teacher.js"
 import { makeTrainableWeights, type TrainableWeights } from "./TrainableWeights.js"
 
-/** Which weights generate: the live θ (trained, differentiable) or the EMA θ_ema (for evaluation, docs/algorithm.md §9.1). */
+/**
+ * Which weights generate: the live θ (trained, differentiable) or the EMA θ_ema (for evaluation, docs/algorithm.md §9.1).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type GeneratorWeights = "live" | "ema"
 
 /**
  * Options of one generation: the network's train/evaluation options (of the first step), and the re-noise of a
  * few-step generator (docs/few-step.md).
+ *
+ * @since 0.2.0
+ * @category models
  */
 export interface GenerateOptions extends ApplyOptions {
   /**
@@ -30,7 +38,12 @@ export interface GenerateOptions extends ApplyOptions {
   readonly renoise?: ReadonlyArray<tf.Tensor>
 }
 
-/** What a generator provides. */
+/**
+ * What a generator provides.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface GeneratorShape {
   /** The architecture (the teacher's, docs/algorithm.md §6). */
   readonly network: Network
@@ -61,7 +74,12 @@ export interface GeneratorShape {
   readonly restoreEma: (ema: Parameters) => void
 }
 
-/** The generator service. */
+/**
+ * The generator service.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class Generator extends Context.Tag("sid-ts/Generator")<Generator, GeneratorShape>() {}
 
 /*
@@ -71,7 +89,12 @@ export class Generator extends Context.Tag("sid-ts/Generator")<Generator, Genera
  * variables, or, with `emaInHost`, in host memory (for networks too large for the wasm heap).
  */
 
-/** Generator settings. */
+/**
+ * Generator settings.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface GeneratorOptions {
   /** σ_init (docs/algorithm.md §6), default 2.5. */
   readonly sigmaInit?: number
@@ -169,6 +192,9 @@ const hostEma = (params: Parameters) => {
 /**
  * A generator whose θ and θ_ema start as copies of the teacher's weights (or of `options.initial`); all variables
  * disposed on release.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layer = (options: GeneratorOptions): Layer.Layer<Generator, never, Teacher | Engine> =>
   Layer.scoped(

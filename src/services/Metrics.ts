@@ -10,7 +10,12 @@ import * as GaussianMixture from "../domain/data/GaussianMixture.js"
 import { type MmdTerms, mmdTermsByBandwidth } from "../domain/metrics/Mmd.js"
 import { type Engine, withEngine } from "../engine/Engine.js"
 
-/** Sample-quality figures. Mixture-only and image-only figures are absent for other references. */
+/**
+ * Sample-quality figures. Mixture-only and image-only figures are absent for other references.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class SampleMetrics extends Schema.Class<SampleMetrics>("SampleMetrics")({
   /** Number of samples evaluated. */
   samples: Schema.Int,
@@ -57,7 +62,12 @@ export class SampleMetrics extends Schema.Class<SampleMetrics>("SampleMetrics")(
   classifierAccuracy: Schema.optional(Schema.Number)
 }) {}
 
-/** Samples could not be evaluated (wrong shape, non-finite values). */
+/**
+ * Samples could not be evaluated (wrong shape, non-finite values).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class MetricsError extends Schema.TaggedError<MetricsError>()("MetricsError", {
   reason: Schema.String
 }) {
@@ -66,7 +76,12 @@ export class MetricsError extends Schema.TaggedError<MetricsError>()("MetricsErr
   }
 }
 
-/** What a metrics provider offers. */
+/**
+ * What a metrics provider offers.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface MetricsShape {
   /** A description of the reference, e.g. `gmm:ring8 (20000 exact samples)`. */
   readonly reference: string
@@ -76,7 +91,12 @@ export interface MetricsShape {
   readonly evaluate: (samples: tf.Tensor) => Effect.Effect<SampleMetrics, MetricsError>
 }
 
-/** The metrics service. */
+/**
+ * The metrics service.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class Metrics extends Context.Tag("sid-ts/Metrics")<Metrics, MetricsShape>() {}
 
 /*
@@ -87,7 +107,12 @@ export class Metrics extends Context.Tag("sid-ts/Metrics")<Metrics, MetricsShape
  * between-mode mass, and each mode's mean, covariance and spread against the truth (`GaussianMixture.modeShape`).
  */
 
-/** Settings of the mixture metrics. */
+/**
+ * Settings of the mixture metrics.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface MixtureMetricsOptions {
   /** Exact reference samples (default 20,000, docs/algorithm.md §12.3). */
   readonly referenceSize?: number
@@ -106,12 +131,18 @@ export interface MixtureMetricsOptions {
 /**
  * Bandwidths of the MMD by bandwidth: from well below the modes' width (std 0.05–0.06 on the ring and the grid) to
  * well above it (docs/algorithm.md §12).
+ *
+ * @since 0.2.0
+ * @category constants
  */
 export const SHAPE_BANDWIDTHS: ReadonlyArray<number> = [0.02, 0.05, 0.1, 0.3]
 
 /**
  * Mode statistics in plain JS: in-mode = Mahalanobis distance ≤ 3 from some mean (docs/algorithm.md §12.3). The first figures of
  * `GaussianMixture.modeShape`, which has the rest.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const modeStatistics = (
   mixture: GaussianMixture.GaussianMixture,
@@ -122,7 +153,12 @@ export const modeStatistics = (
   return { modeWeights: shape.modeWeights, modesCovered: shape.modesCovered, offModeFraction: shape.offModeFraction }
 }
 
-/** Every mixture figure of `n` samples (row-major `values`) that needs no reference set (docs/algorithm.md §12, §12.3). */
+/**
+ * Every mixture figure of `n` samples (row-major `values`) that needs no reference set (docs/algorithm.md §12, §12.3).
+ *
+ * @since 0.2.0
+ * @category utils
+ */
 export const shapeMetrics = (mixture: GaussianMixture.GaussianMixture, values: ArrayLike<number>, n: number) => {
   const shape = GaussianMixture.modeShape(mixture, values, n)
   return {
@@ -137,7 +173,12 @@ export const shapeMetrics = (mixture: GaussianMixture.GaussianMixture, values: A
   }
 }
 
-/** Metrics against exact samples of a mixture; the reference tensor is disposed on release. */
+/**
+ * Metrics against exact samples of a mixture; the reference tensor is disposed on release.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerGaussianMixture = (
   mixture: GaussianMixture.GaussianMixture,
   options: MixtureMetricsOptions = {}
@@ -200,10 +241,20 @@ export const layerGaussianMixture = (
     })
   ))
 
-/** The `reference` of metrics that have no reference set. */
+/**
+ * The `reference` of metrics that have no reference set.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const NO_REFERENCE = "none"
 
-/** Metrics when there is no reference set: every evaluation fails with a MetricsError that says how to add one. */
+/**
+ * Metrics when there is no reference set: every evaluation fails with a MetricsError that says how to add one.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerUnavailable = (dataShape: ReadonlyArray<number>): Layer.Layer<Metrics> =>
   Layer.succeed(
     Metrics,

@@ -17,14 +17,24 @@ import { Teacher } from "./Teacher.js"
 import * as MnistDataset from "./Dataset.js"
 import type { Engine } from "../engine/Engine.js"
 
-/** Some rows of a real dataset: images [n, ...dataShape] in [-1, 1], and one-hot labels when asked for. */
+/**
+ * Some rows of a real dataset: images [n, ...dataShape] in [-1, 1], and one-hot labels when asked for.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export interface RealBatch {
   readonly images: tf.Tensor
   /** One-hot [n, classes], present when the rows were taken with labels. */
   readonly labels?: tf.Tensor2D
 }
 
-/** What a real-data source provides. Its tensors are owned by its layer; `rows` returns new ones the caller owns. */
+/**
+ * What a real-data source provides. Its tensors are owned by its layer; `rows` returns new ones the caller owns.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export interface RealDataShape {
   /** A description recorded in logs, e.g. `mnist:28 (seed 0)`. */
   readonly name: string
@@ -38,13 +48,21 @@ export interface RealDataShape {
   readonly rows: (indices: Int32Array, options?: { readonly labels?: boolean }) => RealBatch
 }
 
-/** The real-data service (SiDA only). */
+/**
+ * The real-data service (SiDA only).
+ *
+ * @since 0.2.0
+ * @category tags
+ */
 export class RealData extends Context.Tag("sid-ts/RealData")<RealData, RealDataShape>() {}
 
 /**
  * A SiDA setting cannot be honoured: the adversarial term without a real-data source, a dataset whose images or
  * classes do not fit the teacher's, or a network that cannot serve as the discriminator. Raised before anything is
  * written.
+ *
+ * @since 0.2.0
+ * @category errors
  */
 export class SidaSetupError extends Schema.TaggedError<SidaSetupError>()("SidaSetupError", {
   /** The setting at fault (e.g. `adversarial`, `data`, `augment`). */
@@ -65,12 +83,27 @@ export class SidaSetupError extends Schema.TaggedError<SidaSetupError>()("SidaSe
  * teacher's data shape and classes before anything else happens.
  */
 
-/** The names of the real-data sources a config can choose (`DistillConfig.data`). */
+/**
+ * The names of the real-data sources a config can choose (`DistillConfig.data`).
+ *
+ * @since 0.2.0
+ * @category constants
+ */
 export const REAL_DATA_SOURCES = ["mnist"] as const
-/** @see {@link REAL_DATA_SOURCES} */
+/**
+ * @see {@link REAL_DATA_SOURCES}
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type RealDataSource = (typeof REAL_DATA_SOURCES)[number]
 
-/** A `RealData` over the training split of a dataset. */
+/**
+ * A `RealData` over the training split of a dataset.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
 export const fromDataset = (dataset: {
   readonly name: string
   readonly imageShape: ReadonlyArray<number>
@@ -97,12 +130,20 @@ export const fromDataset = (dataset: {
   })
 }
 
-/** The `RealData` of the `Dataset` in context (its training split). */
+/**
+ * The `RealData` of the `Dataset` in context (its training split).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
 export const layerFromDataset: Layer.Layer<RealData, never, Dataset> = Layer.effect(RealData, Effect.map(Dataset, fromDataset))
 
 /**
  * Checks that a real-data source fits a network (docs/algorithm.md §13): the same image shape, and for a class-conditional network
  * as many classes as its labels. Fails with a {@link SidaSetupError} naming the mismatch.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const checkRealData = (real: RealDataShape, network: Network): Effect.Effect<void, SidaSetupError> => {
   const same = real.dataShape.length === network.dataShape.length && real.dataShape.every((d, i) => d === network.dataShape[i])
@@ -138,6 +179,9 @@ const mnistSize = (shape: ReadonlyArray<number>): 16 | 28 | 32 | undefined => {
  * split the project's MNIST teachers are trained on) at the teacher's image size. Fails with a {@link SidaSetupError}
  * when the teacher's samples are not one-channel 16, 28 or 32-pixel square images or its classes differ, and with the
  * dataset's `DatasetError` when the package is missing.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layerForTeacher = (
   source: RealDataSource
@@ -169,6 +213,9 @@ export const layerForTeacher = (
 /**
  * The config-level SiDA check: the adversarial term needs a real-data source (`data`, or a RealData layer given in its
  * place: `realDataGiven`). Fails with a {@link SidaSetupError} naming the setting.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const checkSidaConfig = (config: DistillConfig, realDataGiven = false): Effect.Effect<void, SidaSetupError> =>
   config.adversarial && config.data === null && !realDataGiven
@@ -185,6 +232,9 @@ export const checkSidaConfig = (config: DistillConfig, realDataGiven = false): E
  * Checks that the services of a run can honour its augmentation and SiDA settings, before anything is written:
  * augmentation needs image data [H, W, C]; SiDA needs a real-data source that fits the teacher's data shape and
  * classes, and a network with discriminator logits. Fails with a {@link SidaSetupError} naming the mismatch.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const checkSidaSetup = (
   config: DistillConfig,

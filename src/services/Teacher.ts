@@ -19,13 +19,23 @@ import { writeFileAtomic } from "../platform/AtomicFile.js"
 import { fitDenoiserScoped } from "./internal/denoiserFit.js"
 import { fromNamedArrays, shapesWithPrefix, toNamedArrays } from "../platform/NamedTensors.js"
 
-/** An architecture and the weights the student networks start from (docs/algorithm.md §6: θ ← φ, ψ ← φ). */
+/**
+ * An architecture and the weights the student networks start from (docs/algorithm.md §6: θ ← φ, ψ ← φ).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TeacherWeights {
   readonly network: Network
   readonly params: Parameters
 }
 
-/** What a teacher provides. */
+/**
+ * What a teacher provides.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TeacherShape {
   /** A short description, e.g. `gmm:ring8` or a checkpoint path. */
   readonly name: string
@@ -43,10 +53,20 @@ export interface TeacherShape {
   readonly weights: TeacherWeights
 }
 
-/** The teacher service. */
+/**
+ * The teacher service.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
 export class Teacher extends Context.Tag("sid-ts/Teacher")<Teacher, TeacherShape>() {}
 
-/** A teacher could not be built: a bad preset, an unreadable or mismatched checkpoint, a failed fit. */
+/**
+ * A teacher could not be built: a bad preset, an unreadable or mismatched checkpoint, a failed fit.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class TeacherError extends Schema.TaggedError<TeacherError>()("TeacherError", {
   teacher: Schema.String,
   reason: Schema.String,
@@ -64,10 +84,20 @@ export class TeacherError extends Schema.TaggedError<TeacherError>()("TeacherErr
  * from a teacher file.
  */
 
-/** Format tag of teacher files. */
+/**
+ * Format tag of teacher files.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const TEACHER_FORMAT = "sid-ts-teacher-v1"
 
-/** Mixture presets usable as `gmm:<name>`. */
+/**
+ * Mixture presets usable as `gmm:<name>`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const mixturePresets: Readonly<Record<string, () => GaussianMixture.GaussianMixture>> = {
   ring8: () => GaussianMixture.ring(),
   grid25: () => GaussianMixture.grid(),
@@ -75,7 +105,12 @@ export const mixturePresets: Readonly<Record<string, () => GaussianMixture.Gauss
   gauss1d: () => GaussianMixture.gaussian1d()
 }
 
-/** Looks up a mixture preset by name. */
+/**
+ * Looks up a mixture preset by name.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const mixturePreset = (name: string): Effect.Effect<GaussianMixture.GaussianMixture, TeacherError> => {
   const make = mixturePresets[name]
   return make === undefined
@@ -89,7 +124,12 @@ export const mixturePreset = (name: string): Effect.Effect<GaussianMixture.Gauss
     : Effect.succeed(make())
 }
 
-/** Settings of an in-process denoiser fit for a mixture teacher. */
+/**
+ * Settings of an in-process denoiser fit for a mixture teacher.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface MixtureFitOptions {
   /** Optimisation steps (default 3000). */
   readonly steps?: number
@@ -143,6 +183,9 @@ const fitOnMixture = (
 /**
  * The exact mixture teacher: f_φ is the analytic posterior mean (docs/algorithm.md §4). The generator and fake score start from
  * an MLP regressed onto it over log-normal σ (docs/algorithm.md §12.1).
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layerGaussianMixture = (
   mixture: GaussianMixture.GaussianMixture,
@@ -159,7 +202,12 @@ export const layerGaussianMixture = (
     }))
   ))
 
-/** A network teacher from fixed weights: f_φ = D with frozen parameters (differentiable in x). */
+/**
+ * A network teacher from fixed weights: f_φ = D with frozen parameters (differentiable in x).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const fromWeights = (
   name: string,
   network: Network,
@@ -176,6 +224,9 @@ export const fromWeights = (
 /**
  * A network teacher trained in process by EDM denoising score matching on samples of the mixture (docs/algorithm.md §12,
  * §12.3): the realistic path, where G and ψ start from the teacher's own weights.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layerTrainedOnMixture = (
   mixture: GaussianMixture.GaussianMixture,
@@ -189,7 +240,12 @@ export const layerTrainedOnMixture = (
     )
   ))
 
-/** Teacher-file bytes: the weights as safetensors, the architecture and σ_data in its metadata. */
+/**
+ * Teacher-file bytes: the weights as safetensors, the architecture and σ_data in its metadata.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const encodeTeacherFile = (network: Network, params: Parameters, sigmaData: number): Uint8Array =>
   encodeSafetensors(toNamedArrays(params), {
     format: TEACHER_FORMAT,
@@ -197,7 +253,12 @@ export const encodeTeacherFile = (network: Network, params: Parameters, sigmaDat
     sigma_data: String(sigmaData)
   })
 
-/** Writes a teacher file atomically. */
+/**
+ * Writes a teacher file atomically.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const writeTeacherFile = (
   path: string,
   network: Network,
@@ -213,6 +274,9 @@ export const writeTeacherFile = (
 /**
  * Reads and decodes a safetensors file, mapping an unreadable file and a malformed one to the caller's error
  * (`fix` is the advice for a malformed file).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const readSafetensorsFile = <E>(
   path: string,
@@ -231,7 +295,12 @@ export const readSafetensorsFile = <E>(
     )
   )
 
-/** Reads a teacher file (validating format, architecture and every tensor's name and shape); needs the engine. */
+/**
+ * Reads a teacher file (validating format, architecture and every tensor's name and shape); needs the engine.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const readTeacherFile = (
   path: string
 ): Effect.Effect<
@@ -266,7 +335,12 @@ export const readTeacherFile = (
     return { network, params: fromNamedArrays(file.tensors), sigmaData }
   }))
 
-/** A network teacher loaded from a teacher file; its tensors are disposed on release. */
+/**
+ * A network teacher loaded from a teacher file; its tensors are disposed on release.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerFile = (path: string): Layer.Layer<Teacher, TeacherError, Engine> =>
   Layer.scoped(
     Teacher,

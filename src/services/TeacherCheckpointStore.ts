@@ -15,18 +15,43 @@ import { StreamState } from "../domain/data/RandomStream.js"
 import { NetworkDescription } from "../domain/nn/Network.js"
 import { directoryStore, type DirectoryStoreOptions, memoryStore, type StoreFormat, type CheckpointStoreOf, type StoredCheckpoint } from "./CheckpointStore.js"
 
-/** Format tag of a teacher-training manifest. */
+/**
+ * Format tag of a teacher-training manifest.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const TEACHER_CHECKPOINT_FORMAT = "sid-ts-teacher-checkpoint-v1"
 
-/** A serialised xoshiro128** stream state (four uint32 words; see RandomStream). */
+/**
+ * A serialised xoshiro128** stream state (four uint32 words; see RandomStream).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const StreamStateSchema = StreamState
 
-/** The random-stream states of a teacher-training run: batch indices, the normals behind σ, and the noise ε. */
+/**
+ * The random-stream states of a teacher-training run: batch indices, the normals behind σ, and the noise ε.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const TeacherStreams = Schema.Struct({ data: StreamStateSchema, sigma: StreamStateSchema, noise: StreamStateSchema })
-/** @see {@link TeacherStreams} */
+/**
+ * @see {@link TeacherStreams}
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type TeacherStreams = typeof TeacherStreams.Type
 
-/** The JSON manifest of a teacher-training checkpoint. */
+/**
+ * The JSON manifest of a teacher-training checkpoint.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class TeacherCheckpointManifest extends Schema.Class<TeacherCheckpointManifest>("TeacherCheckpointManifest")({
   format: Schema.Literal(TEACHER_CHECKPOINT_FORMAT),
   /** Completed optimiser steps of the run. */
@@ -52,16 +77,29 @@ export class TeacherCheckpointManifest extends Schema.Class<TeacherCheckpointMan
   createdAt: Schema.String
 }) {}
 
-/** A teacher-training checkpoint: its manifest and its tensors by name. */
+/**
+ * A teacher-training checkpoint: its manifest and its tensors by name.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TeacherCheckpoint extends StoredCheckpoint<TeacherCheckpointManifest> {}
 
 /**
  * What a teacher-checkpoint store offers: the same contract as the distillation `CheckpointStore` (keep the newest
  * `keep` plus the best, `list`, `load(step)`, `latest` reporting a damaged newest checkpoint, `recover`).
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface TeacherCheckpointStoreShape extends CheckpointStoreOf<TeacherCheckpointManifest> {}
 
-/** The teacher-checkpoint store service. */
+/**
+ * The teacher-checkpoint store service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export class TeacherCheckpointStore
   extends Context.Tag("sid-ts/TeacherCheckpointStore")<TeacherCheckpointStore, TeacherCheckpointStoreShape>()
 {}
@@ -73,7 +111,12 @@ export class TeacherCheckpointStore
  * with the teacher-training manifest.
  */
 
-/** The teacher-training checkpoint format: {@link TeacherCheckpointManifest} with `sid-ts-teacher-weights-v1` weights. */
+/**
+ * The teacher-training checkpoint format: {@link TeacherCheckpointManifest} with `sid-ts-teacher-weights-v1` weights.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const teacherFormat: StoreFormat<TeacherCheckpointManifest, typeof TeacherCheckpointManifest.Encoded> = {
   manifest: TeacherCheckpointManifest,
   withFiles: (manifest, files) =>
@@ -89,6 +132,9 @@ export const teacherFormat: StoreFormat<TeacherCheckpointManifest, typeof Teache
 /**
  * A directory store of teacher-training checkpoints, keeping the newest `keep` (default 3) plus the best. Validate a
  * user's `keep` with `KeepCount` first: building the layer with a `keep` below 1 is a defect.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layerDirectory = (
   directory: string,
@@ -99,8 +145,18 @@ export const layerDirectory = (
     Effect.map(Effect.orDie(directoryStore(teacherFormat, directory, options)), TeacherCheckpointStore.of)
   )
 
-/** A fresh in-memory store (the directory store's logic over an in-memory file table), keeping the newest 3. */
+/**
+ * A fresh in-memory store (the directory store's logic over an in-memory file table), keeping the newest 3.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const makeMemory: Effect.Effect<TeacherCheckpointStoreShape> = Effect.orDie(memoryStore(teacherFormat))
 
-/** An in-memory store of teacher-training checkpoints, one per layer build. */
+/**
+ * An in-memory store of teacher-training checkpoints, one per layer build.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerMemory: Layer.Layer<TeacherCheckpointStore> = Layer.effect(TeacherCheckpointStore, makeMemory)

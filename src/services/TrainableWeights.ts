@@ -14,7 +14,12 @@ import { gradientStatistics } from "../domain/optim/GradientStatistics.js"
 import { compareShapes, type Parameters, shapesMatch, shapesOf } from "../domain/nn/Parameters.js"
 import { type Engine, withEngineEffect } from "../engine/Engine.js"
 
-/** Statistics of one optimiser step. */
+/**
+ * Statistics of one optimiser step.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface StepStatistics {
   /** Global L2 norm of the gradient before sanitisation (NaN when it has non-finite entries). */
   readonly gradNorm: number
@@ -22,7 +27,12 @@ export interface StepStatistics {
   readonly nonFinite: number
 }
 
-/** Options of {@link TrainableWeights.applyGradients}. */
+/**
+ * Options of {@link TrainableWeights.applyGradients}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export interface ApplyGradientsOptions {
   /** Clip every gradient entry by value to [−clipValue, clipValue] after sanitisation (PyTorch `clip_grad_value_`). */
   readonly clipValue?: number
@@ -34,7 +44,12 @@ export interface ApplyGradientsOptions {
   readonly statistics?: StepStatistics
 }
 
-/** Variables, their optimiser state and the optimiser's step count. */
+/**
+ * Variables, their optimiser state and the optimiser's step count.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TrainableWeights {
   /** The parameters, by name. */
   readonly variables: Readonly<Record<string, tf.Variable>>
@@ -88,8 +103,11 @@ const assignAll = (target: Readonly<Record<string, tf.Variable>>, source: Parame
  * Variables holding a copy of `initial`, zero optimiser slots, step 0; all disposed when the scope closes (tensors,
  * so it needs the engine). With a host
  * optimiser (`optimizer.host`, e.g. `adamHost`) the slots are `Float32Array`s outside the engine and each step updates
- * one parameter at a time (see {@link makeHostWeights}); otherwise the slots are variables and one tensor update
+ * one parameter at a time (see `makeHostWeights`); otherwise the slots are variables and one tensor update
  * covers all parameters.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const makeTrainableWeights = (
   initial: Parameters,

@@ -2,7 +2,7 @@
  * sid-ts/services: the service tags (`Context.Tag`) a pipeline is assembled from, with their typed errors.
  * Each service's module (`sid-ts/services/<Name>`, or the `layers` namespaces) also holds its layer constructors.
  *
- * @module
+ * @module sid-ts/services
  */
 export { CHECKPOINT_FORMAT, CheckpointManifest, type StoredCheckpoint, type Checkpoint, DEFAULT_KEEP, KeepCount, CheckpointProblem, CheckpointError, CheckpointStatus, CheckpointEntry, BEST_FORMAT, BestScore, type ScoreOffer, type BestOutcome, type BestCheckpoint, type RecoveryReport, type CheckpointStoreOf, type CheckpointStoreShape, CheckpointStore } from "./CheckpointStore.js"
 export { type Draws, SamplerState, type DataFreeSamplerShape, DataFreeSampler } from "./DataFreeSampler.js"

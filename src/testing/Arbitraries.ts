@@ -22,48 +22,94 @@ const RESOLUTION = 2 ** 31 - 1
 /**
  * A number uniform on [min, max] (spec-free helper). Unlike `fc.double`, whose draws are uniform over the binary
  * representations and so crowd towards 0, this is uniform in value; it still hits both ends often.
+ *
+ * @since 0.1.0
+ * @category arbitraries
  */
 export const uniformArbitrary = (min: number, max: number): FastCheck.Arbitrary<number> =>
   FastCheck.integer({ min: 0, max: RESOLUTION }).map((i) => Math.min(max, Math.max(min, min + ((max - min) * i) / RESOLUTION)))
 
-/** A number log-uniform on [min, max] (0 < min ≤ max), clamped so rounding never leaves the range. */
+/**
+ * A number log-uniform on [min, max] (0 < min ≤ max), clamped so rounding never leaves the range.
+ *
+ * @since 0.1.0
+ * @category arbitraries
+ */
 export const logUniformArbitrary = (min: number, max: number): FastCheck.Arbitrary<number> => {
   if (!(min > 0 && max >= min)) throw new Error(`log-uniform range needs 0 < min ≤ max, got [${min}, ${max}]`)
   return uniformArbitrary(Math.log(min), Math.log(max)).map((l) => Math.min(max, Math.max(min, Math.exp(l))))
 }
 
-/** A closed range of noise levels [min, max]. */
+/**
+ * A closed range of noise levels [min, max].
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SigmaRange {
   readonly min: number
   readonly max: number
 }
 
-/** The whole EDM range [σ_min, σ_max] = [0.002, 80] (docs/algorithm.md §2.1). */
+/**
+ * The whole EDM range [σ_min, σ_max] = [0.002, 80] (docs/algorithm.md §2.1).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const EDM_SIGMA_RANGE: SigmaRange = { min: SIGMA_MIN, max: SIGMA_MAX }
 
 /**
  * The bulk of the EDM training noise: exp(P_mean ± 2·P_std) ≈ [0.0273, 3.32], about 95% of the log-normal σ of the
  * fake-score loss (docs/algorithm.md §2.1, §2.4, §7).
+ *
+ * @since 0.1.0
+ * @category constants
  */
 export const TRAINING_SIGMA_RANGE: SigmaRange = { min: Math.exp(P_MEAN - 2 * P_STD), max: Math.exp(P_MEAN + 2 * P_STD) }
 
-/** The SiD generator-loss range [σ(0), σ(tmax/1000)] on the ρ-schedule (docs/algorithm.md §2.2, §8.1): [0.002, 24.4] at tmax 800. */
+/**
+ * The SiD generator-loss range [σ(0), σ(tmax/1000)] on the ρ-schedule (docs/algorithm.md §2.2, §8.1): [0.002, 24.4] at tmax 800.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const generatorSigmaRange = (tmax: number = TMAX): SigmaRange => ({
   min: sigmaFromTimeNumber(0),
   max: sigmaFromTimeNumber(tmax / 1000)
 })
 
-/** σ log-uniform on a range (docs/algorithm.md §2.1). */
+/**
+ * σ log-uniform on a range (docs/algorithm.md §2.1).
+ *
+ * @since 0.1.0
+ * @category arbitraries
+ */
 export const sigmaArbitrary = (range: SigmaRange = EDM_SIGMA_RANGE): FastCheck.Arbitrary<number> =>
   logUniformArbitrary(range.min, range.max)
 
-/** σ log-uniform across the whole EDM range [0.002, 80] (docs/algorithm.md §2.1). */
+/**
+ * σ log-uniform across the whole EDM range [0.002, 80] (docs/algorithm.md §2.1).
+ *
+ * @since 0.1.0
+ * @category arbitraries
+ */
 export const edmSigmaArbitrary: FastCheck.Arbitrary<number> = sigmaArbitrary(EDM_SIGMA_RANGE)
 
-/** σ log-uniform on the training range exp(P_mean ± 2·P_std) (docs/algorithm.md §2.1, §7). */
+/**
+ * σ log-uniform on the training range exp(P_mean ± 2·P_std) (docs/algorithm.md §2.1, §7).
+ *
+ * @since 0.1.0
+ * @category arbitraries
+ */
 export const trainingSigmaArbitrary: FastCheck.Arbitrary<number> = sigmaArbitrary(TRAINING_SIGMA_RANGE)
 
-/** Ranges of {@link gaussianMixtureArbitrary}; every field optional. */
+/**
+ * Ranges of {@link gaussianMixtureArbitrary}; every field optional.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface MixtureArbitraryOptions {
   /** Fewest components K; default 1. */
   readonly minComponents?: number
@@ -87,6 +133,9 @@ export interface MixtureArbitraryOptions {
  * Valid Gaussian mixtures with diagonal covariances (docs/algorithm.md §4): K components (default 1–5), dimension d (default
  * 1–3), means uniform in ±1.5, stds log-uniform in [0.05, 1] per coordinate, weights normalised from raw values in
  * [0.1, 1]. Every draw passes `gaussianMixtureProblems` (it goes through `makeGaussianMixture`).
+ *
+ * @since 0.1.0
+ * @category arbitraries
  */
 export const gaussianMixtureArbitrary = (options: MixtureArbitraryOptions = {}): FastCheck.Arbitrary<GaussianMixture> => {
   const meanRange = options.meanRange ?? 1.5
@@ -112,7 +161,12 @@ export const gaussianMixtureArbitrary = (options: MixtureArbitraryOptions = {}):
   })
 }
 
-/** A batch of points with one noise level per point (docs/algorithm.md §4: x = x_0 + σε). */
+/**
+ * A batch of points with one noise level per point (docs/algorithm.md §4: x = x_0 + σε).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface NoisyPoints {
   /** [N][d] points. */
   readonly points: ReadonlyArray<ReadonlyArray<number>>
@@ -120,7 +174,12 @@ export interface NoisyPoints {
   readonly sigmas: ReadonlyArray<number>
 }
 
-/** Options of {@link noisyPointsArbitrary}. */
+/**
+ * Options of {@link noisyPointsArbitrary}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface NoisyPointsOptions {
   /** Fewest points; default 1. */
   readonly minPoints?: number
@@ -135,6 +194,9 @@ export interface NoisyPointsOptions {
 /**
  * Points near a mixture under noise (docs/algorithm.md §4): each point picks a component k and a σ, then
  * x_j = μ_kj + √(s_kj² + σ²)·z_j with z_j uniform in [−spread, spread], so it sits where p_σ has mass.
+ *
+ * @since 0.1.0
+ * @category arbitraries
  */
 export const noisyPointsArbitrary = (g: GaussianMixture, options: NoisyPointsOptions = {}): FastCheck.Arbitrary<NoisyPoints> => {
   const d = dimension(g)
@@ -151,7 +213,12 @@ export const noisyPointsArbitrary = (g: GaussianMixture, options: NoisyPointsOpt
   }))
 }
 
-/** A mixture together with points near it (docs/algorithm.md §4). */
+/**
+ * A mixture together with points near it (docs/algorithm.md §4).
+ *
+ * @since 0.1.0
+ * @category arbitraries
+ */
 export const mixtureWithPointsArbitrary = (
   mixture: MixtureArbitraryOptions = {},
   points: NoisyPointsOptions = {}
@@ -160,14 +227,24 @@ export const mixtureWithPointsArbitrary = (
     noisyPointsArbitrary(g, points).map((p) => ({ mixture: g, points: p.points, sigmas: p.sigmas }))
   )
 
-/** A small random MLP network: its spec, the {@link Network} and a seed for `network.init(seed)` (docs/algorithm.md §12.3). */
+/**
+ * A small random MLP network: its spec, the {@link Network} and a seed for `network.init(seed)` (docs/algorithm.md §12.3).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RandomMlp {
   readonly spec: MlpSpec
   readonly network: Network
   readonly seed: number
 }
 
-/** Options of {@link mlpArbitrary}. */
+/**
+ * Options of {@link mlpArbitrary}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface MlpArbitraryOptions {
   /** The data dimension; default drawn from 1–3. */
   readonly dim?: number
@@ -183,6 +260,9 @@ export interface MlpArbitraryOptions {
  * Small random MLPs of the docs/algorithm.md §12.3 architecture (`mlpSpec` + `mlpNetwork`): width 2–16, depth 1–2, K 1–4,
  * output scale log-uniform in [0.1, 1], and a 32-bit seed from fast-check. No tensors are created until the caller
  * runs `network.init(seed)` (and then owns the parameters).
+ *
+ * @since 0.1.0
+ * @category arbitraries
  */
 export const mlpArbitrary = (options: MlpArbitraryOptions = {}): FastCheck.Arbitrary<RandomMlp> =>
   FastCheck.record({
@@ -200,6 +280,9 @@ export const mlpArbitrary = (options: MlpArbitraryOptions = {}): FastCheck.Arbit
 /**
  * Every valid {@link DistillConfig}, derived from its Schema (`Arbitrary.make`): all branded fields within their rules,
  * including extreme values (tiny learning rates, huge step counts). For robustness tests of decoding and validation.
+ *
+ * @since 0.1.0
+ * @category arbitraries
  */
 export const distillConfigArbitrary: FastCheck.Arbitrary<DistillConfig> = Arbitrary.make(DistillConfig)
 
@@ -207,6 +290,9 @@ export const distillConfigArbitrary: FastCheck.Arbitrary<DistillConfig> = Arbitr
  * Practical configs for small runs (docs/algorithm.md §9.2, §12.3): α in [0, 1.5], learning rates log-uniform in [1e-5, 1e-3],
  * batch 1–1024, steps 0–20000, σ_init in [0.5, 5], tmax in [100, 1000], β1 ∈ {0, 0.9}, EMA half-life 0–500 kimg,
  * rampup 0.05 or null, the rest at their defaults; built through `distillConfig`, so every draw is a decoded config.
+ *
+ * @since 0.1.0
+ * @category arbitraries
  */
 export const practicalDistillConfigArbitrary: FastCheck.Arbitrary<DistillConfig> = FastCheck.record({
   alpha: uniformArbitrary(0, 1.5),

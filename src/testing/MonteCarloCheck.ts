@@ -9,10 +9,20 @@
 import * as tf from "@tensorflow/tfjs"
 import { pairedDifference, zScore } from "../domain/metrics/MonteCarlo.js"
 
-/** Per-sample values: a plain array (any `ArrayLike<number>`) or a tensor, read with `dataSync` and flattened. */
+/**
+ * Per-sample values: a plain array (any `ArrayLike<number>`) or a tensor, read with `dataSync` and flattened.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Samples = ArrayLike<number> | tf.Tensor
 
-/** The outcome of a standard-error check of E[lhs − rhs] = 0 (docs/algorithm.md §5, §10.2). */
+/**
+ * The outcome of a standard-error check of E[lhs − rhs] = 0 (docs/algorithm.md §5, §10.2).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface StandardErrorCheck {
   /** Sample mean of lhs_i − rhs_i. */
   readonly mean: number
@@ -37,6 +47,9 @@ const values = (s: Samples): ArrayLike<number> => (s instanceof tf.Tensor ? (s.d
  * lhs_i − rhs_i, and whether |mean| ≤ k·stderr + absTolerance (default k = 5, i.e. a false alarm about once in
  * 1.7 million checks under a normal approximation). `rhs` may be one number (a closed form) instead of samples.
  * Returns the result without throwing, except on fewer than 2 pairs or unequal lengths; see {@link checkIdentity}.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const expectWithinStandardErrors = (
   lhs: Samples,
@@ -53,7 +66,12 @@ export const expectWithinStandardErrors = (
   return { mean: e.mean, stderr: e.stderr, z, n: e.n, k, absTolerance, passed }
 }
 
-/** Options of {@link checkIdentity}. */
+/**
+ * Options of {@link checkIdentity}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface CheckIdentityOptions {
   /** Bound in standard errors; default 5. */
   readonly k?: number
@@ -63,7 +81,12 @@ export interface CheckIdentityOptions {
 
 const fmt = (x: number): string => (Number.isFinite(x) ? x.toPrecision(4) : String(x))
 
-/** The message {@link checkIdentity} throws: the identity's name, the estimate, z and the bound. */
+/**
+ * The message {@link checkIdentity} throws: the identity's name, the estimate, z and the bound.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const describeCheck = (name: string, c: StandardErrorCheck): string =>
   `${name}: E[lhs − rhs] = ${fmt(c.mean)} ± ${fmt(c.stderr)} (n = ${c.n}, z = ${fmt(c.z)}), ` +
   `${c.passed ? "within" : "outside"} ${c.k} standard errors${c.absTolerance > 0 ? ` + ${fmt(c.absTolerance)}` : ""}`
@@ -71,6 +94,9 @@ export const describeCheck = (name: string, c: StandardErrorCheck): string =>
 /**
  * {@link expectWithinStandardErrors}, throwing an Error that names the identity and gives the mean, standard error, z and
  * bound when the check fails (docs/algorithm.md §5, §10.2). Returns the check when it passes.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const checkIdentity = (
   name: string,

@@ -6,13 +6,23 @@
  */
 import { Either, ParseResult, Schema } from "effect"
 
-/** One rejected setting: the field (or, once a CLI has renamed it, the flag), the value given, and the rule it broke. */
+/**
+ * One rejected setting: the field (or, once a CLI has renamed it, the flag), the value given, and the rule it broke.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const ConfigIssue = Schema.Struct({
   field: Schema.String,
   value: Schema.Unknown,
   rule: Schema.String
 })
-/** @see {@link ConfigIssue} */
+/**
+ * @see {@link ConfigIssue}
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ConfigIssue = typeof ConfigIssue.Type
 
 /** A value as an issue shows it: numbers and booleans as they are, anything else as (shortened) JSON. */
@@ -31,6 +41,9 @@ export const renderValue = (value: unknown): string => {
  * A configuration that failed validation, whichever config it is (`config` names it: "distillation config",
  * "teacher-training config"). `message` lists the issues one per line (`alpha = -1: must be a finite number ≥ 0 …`)
  * and says how to fix them.
+ *
+ * @since 0.1.0
+ * @category errors
  */
 export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", {
   config: Schema.String,

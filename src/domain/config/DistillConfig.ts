@@ -44,30 +44,60 @@ import {
 
 const LowMemoryRule = "must be true or false (host-memory optimiser state and EMA, two-stage generator backward)"
 
-/** Rule of {@link GeneratorLossName}. */
+/**
+ * Rule of {@link GeneratorLossName}.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const GeneratorLossNameRule =
   "must be one of sid (L² − α·L¹, docs/algorithm.md §8.1), dmd (the Diff-Instruct/DMD direction, docs/algorithm.md §8.4), l1 or l2 (one term alone, docs/algorithm.md §8.2)"
 
-/** The generator losses a run can use (docs/algorithm.md §8.1, §8.2, §8.4). */
+/**
+ * The generator losses a run can use (docs/algorithm.md §8.1, §8.2, §8.4).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const GeneratorLossName = Schema.Literal("sid", "dmd", "l1", "l2").annotations({
   message: () => ({ message: GeneratorLossNameRule, override: true })
 })
-/** @see {@link GeneratorLossName} */
+/**
+ * @see {@link GeneratorLossName}
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type GeneratorLossName = typeof GeneratorLossName.Type
 
 const NormalizerRule = "must be true or false (the per-sample normaliser w of the generator loss; docs/algorithm.md §8.1, §12)"
 
 const AdversarialRule = "must be true or false (SiDA: the fake score doubles as a discriminator on real images; docs/algorithm.md §13)"
 
-/** Rule of {@link RealDataName}. */
+/**
+ * Rule of {@link RealDataName}.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const RealDataNameRule =
   "must be null (no real data: SiD is data-free) or mnist (the MNIST training split, for SiDA's discriminator; docs/algorithm.md §13)"
 
-/** The real-data sources a config can name (docs/algorithm.md §13); null: none. */
+/**
+ * The real-data sources a config can name (docs/algorithm.md §13); null: none.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const RealDataName = Schema.NullOr(Schema.Literal("mnist")).annotations({
   message: () => ({ message: RealDataNameRule, override: true })
 })
-/** @see {@link RealDataName} */
+/**
+ * @see {@link RealDataName}
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type RealDataName = typeof RealDataName.Type
 
 const InitGeneratorRule =
@@ -81,6 +111,9 @@ const InitGeneratorRule =
  * Defaults are the toy (2-D ring) settings of docs/algorithm.md §12.3 where the toy and the image runs differ
  * (learning rates 3e-4, batch 512; the image runs use 1e-5 and 256–8192, docs/algorithm.md §9.2); everything else is
  * SiD's own default (docs/algorithm.md §2.1 EDM constants, §6 σ_init, §7–§8.1 losses, §9.1–9.2 CLI defaults, §13 SiDA).
+ *
+ * @since 0.2.0
+ * @category constants
  */
 export const DISTILL_SETTINGS = {
   alpha: setting(Alpha, 1.2, "alpha", "α of the SiD loss L² − α·L¹ (docs/algorithm.md §8.1)"),
@@ -176,10 +209,18 @@ export const DISTILL_SETTINGS = {
 /**
  * The default values, as plain values (read from {@link DISTILL_SETTINGS}). {@link DistillConfig.defaults} is the same
  * as a decoded instance.
+ *
+ * @since 0.1.0
+ * @category constants
  */
 export const DISTILL_DEFAULTS = defaultsOf(DISTILL_SETTINGS)
 
-/** Settings of the in-process network fit of a mixture teacher (`gmm:`, `gmm-dsm:`), which G and ψ start from. */
+/**
+ * Settings of the in-process network fit of a mixture teacher (`gmm:`, `gmm-dsm:`), which G and ψ start from.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TeacherFitSettings {
   /** Optimisation steps of the fit. */
   readonly steps: number
@@ -189,7 +230,12 @@ export interface TeacherFitSettings {
   readonly depth: number
 }
 
-/** A preset: defaults for one kind of teacher, layered under a `--config` file and the flags. */
+/**
+ * A preset: defaults for one kind of teacher, layered under a `--config` file and the flags.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface DistillPreset {
   /** Which teachers it is for and where its values come from. */
   readonly description: string
@@ -211,6 +257,9 @@ export interface DistillPreset {
  *   ring8, grid25 and aniso6 (docs/presets-2d.md).
  * - `images`: image teachers (EDM networks, sid-ts UNet teacher files): the paper's settings (docs/algorithm.md §9.2, CIFAR-10:
  *   lr 1e-5 for both networks, batch 256, α 1.2, tmax 800, EMA half-life 0.5 Mimg, the normaliser w).
+ *
+ * @since 0.1.0
+ * @category constants
  */
 export const DISTILL_PRESETS = {
   lowDimensional: {
@@ -240,13 +289,28 @@ export const DISTILL_PRESETS = {
   }
 } as const satisfies Record<string, DistillPreset>
 
-/** The kinds of teacher that choose a preset: `lowDimensional` (vector data) or `images` (see {@link DISTILL_PRESETS}). */
+/**
+ * The kinds of teacher that choose a preset: `lowDimensional` (vector data) or `images` (see {@link DISTILL_PRESETS}).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type TeacherKind = keyof typeof DISTILL_PRESETS
 
-/** The teacher-kind names of {@link DISTILL_PRESETS}, in table order. */
+/**
+ * The teacher-kind names of {@link DISTILL_PRESETS}, in table order.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const TEACHER_KINDS: ReadonlyArray<TeacherKind> = Object.keys(DISTILL_PRESETS) as Array<TeacherKind>
 
-/** The preset of a kind of teacher (issue 18.1). */
+/**
+ * The preset of a kind of teacher (issue 18.1).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const distillPreset = (kind: TeacherKind): DistillPreset => DISTILL_PRESETS[kind]
 
 const presetValue = (value: unknown): string =>
@@ -255,6 +319,9 @@ const presetValue = (value: unknown): string =>
 /**
  * A preset as the flags that would set it — `--alpha 1.2 --tmax 600 --no-normalizer …`, plus the teacher fit — so a
  * reader sees both the values and how to override each.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const describePreset = (kind: TeacherKind): string => {
   const preset = distillPreset(kind)
@@ -274,6 +341,8 @@ export const describePreset = (kind: TeacherKind): string => {
  * SiD distillation hyper-parameters (docs/algorithm.md §9.1–9.2, §14), validated and branded. Construct with
  * `DistillConfig.make({ alpha: Alpha.make(1) })` (missing fields take {@link DISTILL_DEFAULTS}) or decode untrusted
  * input with {@link decodeDistillConfig}.
+ * @since 0.1.0
+ * @category models
  */
 export class DistillConfig extends Schema.Class<DistillConfig>("DistillConfig")(fieldsOf(DISTILL_SETTINGS)) {
   /** The configuration with every default (docs/algorithm.md §9.2, §12.3). */
@@ -282,20 +351,33 @@ export class DistillConfig extends Schema.Class<DistillConfig>("DistillConfig")(
   }
 }
 
-/** How a setting appears on the command line: its flag and a one-line description (defaults and rules come from the schema). */
+/**
+ * How a setting appears on the command line: its flag and a one-line description (defaults and rules come from the schema).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SettingFlag {
   /** The flag's name without dashes (kebab-case); a boolean setting whose default is true is switched off by `--no-<flag>`. */
   readonly flag: string
   readonly description: string
 }
 
-/** The command-line face of every {@link DistillConfig} setting (read from {@link DISTILL_SETTINGS}). */
+/**
+ * The command-line face of every {@link DistillConfig} setting (read from {@link DISTILL_SETTINGS}).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DISTILL_FLAGS: { readonly [K in keyof typeof DISTILL_SETTINGS]: SettingFlag } = DISTILL_SETTINGS
 
 /**
  * The settings that do not change a run's trajectory: how long it runs, how often it is evaluated and checkpointed,
  * and where the optimiser state lives (`lowMemory`: the same updates, docs/algorithm.md §9.1). A resumed run may change these and
  * nothing else.
+ *
+ * @since 0.1.0
+ * @category constants
  */
 export const RUN_ONLY_SETTINGS: ReadonlyArray<keyof typeof DistillConfig.fields> = [
   "steps",
@@ -304,7 +386,12 @@ export const RUN_ONLY_SETTINGS: ReadonlyArray<keyof typeof DistillConfig.fields>
   "lowMemory"
 ]
 
-/** The keys of {@link DistillConfig} (docs/algorithm.md §9.2), in declaration order. */
+/**
+ * The keys of {@link DistillConfig} (docs/algorithm.md §9.2), in declaration order.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DISTILL_CONFIG_KEYS: ReadonlyArray<string> = Object.keys(DistillConfig.fields)
 
 export { ConfigError, ConfigIssue } from "./ConfigError.js"
@@ -313,18 +400,28 @@ export { ConfigError, ConfigIssue } from "./ConfigError.js"
  * Decodes untrusted input (a parsed config file, CLI flags, an environment map) into a {@link DistillConfig}
  * (docs/algorithm.md §9.2). Pure: returns `Either.right(config)` or `Either.left(ConfigError)` listing every bad setting.
  * Unknown keys are rejected, so a misspelt setting is not silently replaced by its default.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const decodeDistillConfig: (input: unknown) => Either.Either<DistillConfig, ConfigError> = decodeConfig(
   DistillConfig,
   "distillation config"
 )
 
-/** {@link DistillConfig} to and from a JSON string (docs/algorithm.md §9.2), for config files and checkpoints. */
+/**
+ * {@link DistillConfig} to and from a JSON string (docs/algorithm.md §9.2), for config files and checkpoints.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const DistillConfigFromJson = Schema.parseJson(DistillConfig)
 
 /**
  * Decodes a JSON text into a {@link DistillConfig} (docs/algorithm.md §9.2); malformed JSON is a {@link ConfigError} on the
  * field `(json)`. See {@link decodeDistillConfig}.
+ * @since 0.1.0
+ * @category utils
  */
 export const decodeDistillConfigJson = (text: string): Either.Either<DistillConfig, ConfigError> => {
   let parsed: unknown
@@ -339,13 +436,20 @@ export const decodeDistillConfigJson = (text: string): Either.Either<DistillConf
   return decodeDistillConfig(parsed)
 }
 
-/** Encodes a {@link DistillConfig} to a plain object with every field (docs/algorithm.md §9.2); inverse of the decoder. */
+/**
+ * Encodes a {@link DistillConfig} to a plain object with every field (docs/algorithm.md §9.2); inverse of the decoder.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const encodeDistillConfig = (config: DistillConfig): typeof DistillConfig.Encoded =>
   Schema.encodeSync(DistillConfig)(config)
 
 /**
  * A config from plain values (missing fields take their defaults, docs/algorithm.md §9.2/§12.3), for code that builds one
  * directly: `distillConfig({ steps: 2000, alpha: 1 })`. Throws the {@link ConfigError} on a bad value.
+ * @since 0.1.0
+ * @category utils
  */
 export const distillConfig = (input: Partial<typeof DistillConfig.Encoded> = {}): DistillConfig =>
   Either.getOrThrowWith(decodeDistillConfig(input), (e) => e)

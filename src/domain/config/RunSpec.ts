@@ -14,7 +14,7 @@ import { type ConfigError, decodeDistillConfig, DISTILL_FLAGS, DistillConfig, RU
 /** Format tag of a run spec record. */
 export const RUN_SPEC_FORMAT = "sid-ts-run-v1"
 
-/** The MLP of a mixture teacher's in-process fit when a run does not record it (runs before issue 18: 4 × 128). */
+/** The MLP of a mixture teacher's in-process fit when a run does not record it (runs recorded before presets existed: 4 × 128). */
 export const LEGACY_FIT_NETWORK = { hidden: 128, depth: 4 } as const
 
 /**

@@ -36,21 +36,46 @@ export { RampupKimg, RampupKimgRule, Width, WidthRule } from "./Units.js"
 
 const withRule = (rule: string) => ({ message: () => rule })
 
-/** Rule of {@link Resolution}. */
+/**
+ * Rule of {@link Resolution}.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const ResolutionRule = "must be 16, 28 or 32 (MNIST downsampled to 16×16, native 28×28, or padded to 32×32; issue 4 §1)"
 
-/** Image side of the MNIST training images: 16, 28 or 32 (issue 4 §1). */
+/**
+ * Image side of the MNIST training images: 16, 28 or 32 (issue 4 §1).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const Resolution = Schema.Literal(16, 28, 32).annotations({
   identifier: "Resolution",
   message: () => ({ message: ResolutionRule, override: true })
 })
-/** @see {@link Resolution} */
+/**
+ * @see {@link Resolution}
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Resolution = typeof Resolution.Type
 
-/** Rule of {@link ChannelMult}. */
+/**
+ * Rule of {@link ChannelMult}.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const ChannelMultRule = "must be a list of 1 to 5 integers in [1, 1024] (channel multiplier per resolution; docs/algorithm.md §2.3)"
 
-/** Channel multipliers per resolution, highest resolution first (1 to 5 levels; docs/algorithm.md §2.3). */
+/**
+ * Channel multipliers per resolution, highest resolution first (1 to 5 levels; docs/algorithm.md §2.3).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const ChannelMult = Schema.Array(Width).pipe(
   Schema.minItems(1, withRule(ChannelMultRule)),
   Schema.maxItems(5, withRule(ChannelMultRule))
@@ -60,6 +85,8 @@ export const ChannelMult = Schema.Array(Width).pipe(
  * Every setting of a teacher-training run, in one table: schema (the rule), default, flag and a one-line description
  * (docs/algorithm.md §2.1, §2.4; the UNet and the run length sized for 2 CPU cores). {@link TeacherTrainingConfig}'s
  * fields, {@link TEACHER_DEFAULTS} and the flags and help of `sid teacher train` are built from it.
+ * @since 0.2.0
+ * @category constants
  */
 export const TEACHER_SETTINGS = {
   steps: setting(Steps, 3000, "steps", "optimiser steps in total, counting resumed ones", { placeholder: "<n>" }),
@@ -106,37 +133,66 @@ export const TEACHER_SETTINGS = {
   seed: setting(Seed, 0, "seed", "random seed", { placeholder: "<n>" })
 } as const satisfies SettingTable
 
-/** Default values, as plain values (read from {@link TEACHER_SETTINGS}). */
+/**
+ * Default values, as plain values (read from {@link TEACHER_SETTINGS}).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const TEACHER_DEFAULTS = defaultsOf(TEACHER_SETTINGS)
 
 /**
  * Teacher-training hyper-parameters (issue 4 §2; docs/algorithm.md §2.4, §9.1, §9.3), validated and branded. Construct with
  * {@link teacherTrainingConfig} or decode untrusted input with {@link decodeTeacherTrainingConfig}.
+ * @since 0.1.0
+ * @category models
  */
 export class TeacherTrainingConfig extends Schema.Class<TeacherTrainingConfig>("TeacherTrainingConfig")(
   fieldsOf(TEACHER_SETTINGS)
 ) {}
 
-/** The keys of {@link TeacherTrainingConfig}, in declaration order. */
+/**
+ * The keys of {@link TeacherTrainingConfig}, in declaration order.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const TEACHER_CONFIG_KEYS: ReadonlyArray<string> = Object.keys(TeacherTrainingConfig.fields)
 
 /**
  * A teacher-training config that failed validation: one issue per field (field, value given, rule).
  *
  * @deprecated Every config fails with the one {@link ConfigError}; this alias goes in the next minor version.
+ * @since 0.1.0
+ * @category utils
  */
 export const TeacherConfigError = ConfigError
-/** @deprecated See {@link ConfigError}. */
+/**
+ * @deprecated See {@link ConfigError}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type TeacherConfigError = ConfigError
 
 const TEACHER_CONFIG = "teacher-training config"
 
-/** A {@link ConfigError} of a teacher-training config, from its issues (for checks made after decoding). */
+/**
+ * A {@link ConfigError} of a teacher-training config, from its issues (for checks made after decoding).
+ *
+ * @since 0.2.0
+ * @category utils
+ */
 export const teacherConfigError = (issues: ConfigError["issues"]): ConfigError => new ConfigError({ config: TEACHER_CONFIG, issues })
 
 const decodeFields = decodeConfig(TeacherTrainingConfig, TEACHER_CONFIG)
 
-/** The UNet of a config (docs/algorithm.md §2.3): 1 channel at `resolution`², labelDim 10 when conditional. Throws when inconsistent. */
+/**
+ * The UNet of a config (docs/algorithm.md §2.3): 1 channel at `resolution`², labelDim 10 when conditional. Throws when inconsistent.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const teacherUNetSpec = (config: TeacherTrainingConfig): UNetSpec =>
   unetSpec([config.resolution, config.resolution, 1], {
     baseChannels: config.baseChannels,
@@ -151,6 +207,9 @@ export const teacherUNetSpec = (config: TeacherTrainingConfig): UNetSpec =>
  * {@link TeacherTrainingConfig}; pure. Every bad field is listed, unknown keys are rejected, and a UNet that does not
  * fit the resolution (e.g. 28 is not divisible by 2³ with four levels) or the group count is an issue on `channelMult`
  * / `groups`.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const decodeTeacherTrainingConfig = (input: unknown): Either.Either<TeacherTrainingConfig, ConfigError> =>
   Either.flatMap(
@@ -169,17 +228,30 @@ export const decodeTeacherTrainingConfig = (input: unknown): Either.Either<Teach
     }
   )
 
-/** Encodes a config to a plain object with every field (inverse of the decoder). */
+/**
+ * Encodes a config to a plain object with every field (inverse of the decoder).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const encodeTeacherTrainingConfig = (config: TeacherTrainingConfig): typeof TeacherTrainingConfig.Encoded =>
   Schema.encodeSync(TeacherTrainingConfig)(config)
 
-/** A config from plain values (missing fields take their defaults); throws the {@link ConfigError}. */
+/**
+ * A config from plain values (missing fields take their defaults); throws the {@link ConfigError}.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const teacherTrainingConfig = (input: Partial<typeof TeacherTrainingConfig.Encoded> = {}): TeacherTrainingConfig =>
   Either.getOrThrowWith(decodeTeacherTrainingConfig(input), (e) => e)
 
 /**
  * Learning rate at a step taken after `imagesSeen` images: lr·min(1, imagesSeen / (rampup·1000)) (EDM's linear
  * warm-up, docs/algorithm.md §2.4), never below lr·batch/(rampup·1000) so that the first step moves.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const learningRateAt = (config: TeacherTrainingConfig, imagesSeen: number): number =>
   config.learningRateRampupKimg === 0

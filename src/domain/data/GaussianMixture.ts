@@ -16,6 +16,9 @@ import type { SigmaLike } from "../nn/Tensors.js"
 /**
  * A mixture Σ_k π_k N(μ_k, diag(s_k²)) in d dimensions with K components (docs/algorithm.md §4): `weights` [K] (positive, sum 1),
  * `means` [K][d], `variances` [K][d] (positive, the s_kj²).
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface GaussianMixture {
   readonly weights: ReadonlyArray<number>
@@ -27,6 +30,9 @@ export interface GaussianMixture {
  * The problems with a mixture's data, empty when it is valid (docs/algorithm.md §4): at least one component, weights finite,
  * positive and summing to 1 (within 1e-6), means and variances of shape [K][d] with d ≥ 1, finite means, finite
  * positive variances.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const gaussianMixtureProblems = (g: GaussianMixture): ReadonlyArray<string> => {
   const problems: Array<string> = []
@@ -50,14 +56,24 @@ export const gaussianMixtureProblems = (g: GaussianMixture): ReadonlyArray<strin
   return problems
 }
 
-/** Validates a mixture's data and returns it; throws an Error listing every problem (docs/algorithm.md §4). */
+/**
+ * Validates a mixture's data and returns it; throws an Error listing every problem (docs/algorithm.md §4).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const makeGaussianMixture = (g: GaussianMixture): GaussianMixture => {
   const problems = gaussianMixtureProblems(g)
   if (problems.length > 0) throw new Error(`invalid Gaussian mixture: ${problems.join("; ")}`)
   return g
 }
 
-/** Schema of a valid mixture (the checks of {@link gaussianMixtureProblems}), for configs and files (docs/algorithm.md §4). */
+/**
+ * Schema of a valid mixture (the checks of {@link gaussianMixtureProblems}), for configs and files (docs/algorithm.md §4).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
 export const GaussianMixtureSchema = Schema.Struct({
   weights: Schema.Array(Schema.Number),
   means: Schema.Array(Schema.Array(Schema.Number)),
@@ -67,13 +83,28 @@ export const GaussianMixtureSchema = Schema.Struct({
   return problems.length === 0 ? true : problems.join("; ")
 }))
 
-/** The dimension d of a mixture (docs/algorithm.md §4). */
+/**
+ * The dimension d of a mixture (docs/algorithm.md §4).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const dimension = (g: GaussianMixture): number => g.means[0]?.length ?? 0
 
-/** The number of components K of a mixture (docs/algorithm.md §4). */
+/**
+ * The number of components K of a mixture (docs/algorithm.md §4).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const numComponents = (g: GaussianMixture): number => g.weights.length
 
-/** The mixture's per-coordinate mean and variance (law of total variance), in float64 (docs/algorithm.md §12 "std ≈ 0.5"). */
+/**
+ * The mixture's per-coordinate mean and variance (law of total variance), in float64 (docs/algorithm.md §12 "std ≈ 0.5").
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const moments = (g: GaussianMixture): { readonly mean: ReadonlyArray<number>; readonly variance: ReadonlyArray<number> } => {
   const d = dimension(g)
   const mean = Array.from({ length: d }, (_, j) => g.weights.reduce((a, w, k) => a + w * (g.means[k]?.[j] ?? 0), 0))
@@ -85,13 +116,21 @@ export const moments = (g: GaussianMixture): { readonly mean: ReadonlyArray<numb
   return { mean, variance }
 }
 
-/** A 1-D Gaussian N(mean, std²) as a one-component mixture (docs/algorithm.md §10.1); defaults N(0, σ_data²). */
+/**
+ * A 1-D Gaussian N(mean, std²) as a one-component mixture (docs/algorithm.md §10.1); defaults N(0, σ_data²).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const gaussian1d = (mean: number = 0, std: number = SIGMA_DATA): GaussianMixture =>
   makeGaussianMixture({ weights: [1], means: [[mean]], variances: [[std * std]] })
 
 /**
  * Equal-weight isotropic modes on a circle (docs/algorithm.md §12, §12.3): defaults 8 modes, radius 0.702, per-mode std 0.06,
  * which gives a per-coordinate data std of 0.5. Mode k sits at angle 2πk/modes.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const ring = (options: { readonly modes?: number; readonly radius?: number; readonly std?: number } = {}): GaussianMixture => {
   const modes = options.modes ?? 8
@@ -107,6 +146,9 @@ export const ring = (options: { readonly modes?: number; readonly radius?: numbe
 /**
  * Equal-weight isotropic modes on a centred side×side grid (docs/algorithm.md §12, "25-mode grid"): defaults side 5, per-mode
  * std 0.05 and a spacing chosen so that the per-coordinate data std is σ_data = 0.5.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const grid = (options: { readonly side?: number; readonly spacing?: number; readonly std?: number } = {}): GaussianMixture => {
   const side = options.side ?? 5
@@ -169,17 +211,32 @@ const parts = (g: GaussianMixture, x: tf.Tensor, sigma: SigmaLike): Parts => {
   return { logits, diff, total, t }
 }
 
-/** ln p_σ(x) of the noised marginal p_σ = Σ_k π_k N(μ_k, Σ_k + σ²I) (docs/algorithm.md §4), log-sum-exp over k. x [N,d] → [N]. */
+/**
+ * ln p_σ(x) of the noised marginal p_σ = Σ_k π_k N(μ_k, Σ_k + σ²I) (docs/algorithm.md §4), log-sum-exp over k. x [N,d] → [N].
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const logDensity = (g: GaussianMixture, x: tf.Tensor, sigma: SigmaLike): tf.Tensor1D =>
   tf.tidy(() => tf.logSumExp(parts(g, x, sigma).logits, 1) as tf.Tensor1D)
 
-/** Responsibilities r_k(x) = softmax_k(ln π_k + ln N(x; μ_k, Σ_k + σ²I)), max-shifted (log-sum-exp safe) (docs/algorithm.md §4). x [N,d] → [N,K]. */
+/**
+ * Responsibilities r_k(x) = softmax_k(ln π_k + ln N(x; μ_k, Σ_k + σ²I)), max-shifted (log-sum-exp safe) (docs/algorithm.md §4). x [N,d] → [N,K].
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const responsibilities = (g: GaussianMixture, x: tf.Tensor, sigma: SigmaLike): tf.Tensor2D =>
   tf.tidy(() => {
     return tf.softmax(parts(g, x, sigma).logits, 1) as tf.Tensor2D
   })
 
-/** Exact score ∇ ln p_σ(x) = −Σ_k r_k(x)(Σ_k + σ²I)^{-1}(x − μ_k) in closed form (docs/algorithm.md §4). x [N,d] → [N,d]. */
+/**
+ * Exact score ∇ ln p_σ(x) = −Σ_k r_k(x)(Σ_k + σ²I)^{-1}(x − μ_k) in closed form (docs/algorithm.md §4). x [N,d] → [N,d].
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const score = (g: GaussianMixture, x: tf.Tensor, sigma: SigmaLike): tf.Tensor2D =>
   tf.tidy(() => {
     const { logits, diff, total } = parts(g, x, sigma)
@@ -190,6 +247,9 @@ export const score = (g: GaussianMixture, x: tf.Tensor, sigma: SigmaLike): tf.Te
 /**
  * Exact denoiser D(x;σ) = E[x_0 | x_σ = x] = Σ_k r_k(x)·(μ_k + s_k²/(s_k² + σ²) ⊙ (x − μ_k)) (docs/algorithm.md §4): the posterior
  * mean, f_φ for an exact teacher and f_ψ* for an exact fake score. x [N,d] → [N,d].
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const denoise = (g: GaussianMixture, x: tf.Tensor, sigma: SigmaLike): tf.Tensor2D =>
   tf.tidy(() => {
@@ -202,11 +262,19 @@ export const denoise = (g: GaussianMixture, x: tf.Tensor, sigma: SigmaLike): tf.
 /**
  * Hard assignment of each point to its most responsible component at σ → 0, argmax_k r_k(x; σ = 0)
  * (docs/algorithm.md §12, mode coverage and recovered weights). x [N,d] → int32 [N].
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const assignComponents = (g: GaussianMixture, x: tf.Tensor): tf.Tensor1D =>
   tf.tidy(() => tf.argMax(parts(g, x, 0).logits, 1) as tf.Tensor1D)
 
-/** The fraction of points assigned to each component at σ → 0, float64 [K] (docs/algorithm.md §12, recovered mixture weights). */
+/**
+ * The fraction of points assigned to each component at σ → 0, float64 [K] (docs/algorithm.md §12, recovered mixture weights).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const assignedFractions = (g: GaussianMixture, x: tf.Tensor): ReadonlyArray<number> => {
   const idx = tf.tidy(() => assignComponents(g, x))
   const values = idx.dataSync()
@@ -220,6 +288,9 @@ export const assignedFractions = (g: GaussianMixture, x: tf.Tensor): ReadonlyArr
  * Samples from the (clean) mixture given the randomness (docs/algorithm.md §4): `uniforms` [N] in [0,1) pick the component by
  * inverse CDF of the weights, `normals` [N,d] are standard normals scaled by the component's std. Returns x [N,d] and the
  * int32 component index [N].
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const sample = (
   g: GaussianMixture,
@@ -241,7 +312,12 @@ export const sample = (
     return { x, component }
   })
 
-/** Draws n samples with an explicit integer seed, from the seeded streams of `RandomStream` (docs/algorithm.md §4). */
+/**
+ * Draws n samples with an explicit integer seed, from the seeded streams of `RandomStream` (docs/algorithm.md §4).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const sampleSeeded = (
   g: GaussianMixture,
   n: number,
@@ -255,6 +331,9 @@ export const sampleSeeded = (
  * Unequal weights and anisotropic (diagonal) covariances (docs/algorithm.md §12, a harder toy than the ring and the grid): six
  * modes of weights 0.30, 0.20, 0.15, 0.15, 0.12, 0.08, most stretched along one axis (std ratios up to 3:1), placed
  * without symmetry, centred, and scaled so that the mean per-coordinate data variance is σ_data² = 0.25.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const anisotropic = (): GaussianMixture => {
   const modes: ReadonlyArray<readonly [number, number, number, number, number]> = [
@@ -280,12 +359,20 @@ export const anisotropic = (): GaussianMixture => {
   })
 }
 
-/** Mahalanobis radius inside which a sample belongs to a mode ("in-mode", docs/algorithm.md §12.3: within 3 standard deviations). */
+/**
+ * Mahalanobis radius inside which a sample belongs to a mode ("in-mode", docs/algorithm.md §12.3: within 3 standard deviations).
+ *
+ * @since 0.2.0
+ * @category constants
+ */
 export const IN_MODE_RADIUS = 3
 
 /**
  * Half-width of the corridor joining two modes, in the mean of their standard deviations: wide enough for a ridge that
  * follows the ring's arc rather than the chord (its sagitta is 0.9 standard deviations on `ring()`).
+ *
+ * @since 0.2.0
+ * @category constants
  */
 export const CORRIDOR_HALF_WIDTH = 1.5
 
@@ -316,13 +403,21 @@ const lowerGammaRegularized = (a: number, x: number): number => {
   return Math.min(1, Math.exp(-x + a * Math.log(x) - logGamma(a)) * sum)
 }
 
-/** P(χ²_d ≤ q), the chi-square distribution function with d degrees of freedom. */
+/**
+ * P(χ²_d ≤ q), the chi-square distribution function with d degrees of freedom.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
 export const chiSquareCdf = (d: number, q: number): number => lowerGammaRegularized(d / 2, q / 2)
 
 /**
  * The covariance of a d-dimensional Gaussian truncated to its Mahalanobis ball of radius r, as a multiple of the
  * untruncated covariance: E[χ²_d | χ²_d ≤ r²]/d = P(χ²_{d+2} ≤ r²)/P(χ²_d ≤ r²) (0.949 for d = 2, r = 3). In-mode
  * covariances are compared with the truth scaled by this factor, so exact samples measure as the truth.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const truncatedVarianceFactor = (d: number, r: number = IN_MODE_RADIUS): number =>
   chiSquareCdf(d + 2, r * r) / chiSquareCdf(d, r * r)
@@ -334,6 +429,9 @@ export const truncatedVarianceFactor = (d: number, r: number = IN_MODE_RADIUS): 
  * A sample is *in-mode* when its Mahalanobis distance to some component is ≤ {@link IN_MODE_RADIUS}; it belongs to the
  * nearest such component. Per-mode figures use that component's in-mode samples, and are null where it has fewer than
  * `minSamples`.
+ *
+ * @since 0.2.0
+ * @category models
  */
 export interface ModeShape {
   /** Share of the in-mode samples per component (the true weights for a perfect sampler). */
@@ -362,7 +460,12 @@ export interface ModeShape {
   readonly inModeSpread: number
 }
 
-/** Options of {@link modeShape}. */
+/**
+ * Options of {@link modeShape}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export interface ModeShapeOptions {
   /** In-mode samples a component needs for its mean, covariance and spread (default max(10, 5d)). */
   readonly minSamples?: number
@@ -397,6 +500,9 @@ const determinant = (a: Array<Array<number>>): number => {
 /**
  * The {@link ModeShape} of `n` samples (row-major `values`, n × d) against a mixture, in plain float64 JS
  * (O(n·K·d + n·d²)).
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const modeShape = (
   g: GaussianMixture,

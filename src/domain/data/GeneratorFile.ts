@@ -24,16 +24,36 @@ import { compareShapes, shapesMatch } from "../nn/Parameters.js"
 import { decodeSafetensors, encodeSafetensors, type NamedArray, type SafetensorsFile } from "./Safetensors.js"
 import { checkGeneratorSteps, MAX_GENERATOR_STEPS } from "../sid/FewStep.js"
 
-/** Format tag of a generator file of an EDM network (EDM's own layout). */
+/**
+ * Format tag of a generator file of an EDM network (EDM's own layout).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const EDM_GENERATOR_FORMAT = "edm-safetensors-v1"
 
-/** Format tag of a generator file of any other network (sid-ts names and layouts). */
+/**
+ * Format tag of a generator file of any other network (sid-ts names and layouts).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const SID_GENERATOR_FORMAT = "sid-ts-generator-v1"
 
-/** The formats of generator files. */
+/**
+ * The formats of generator files.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type GeneratorFileFormat = typeof EDM_GENERATOR_FORMAT | typeof SID_GENERATOR_FORMAT
 
-/** Thrown when bytes are not a generator file this version reads; `problem` says whether they are damaged or unknown. */
+/**
+ * Thrown when bytes are not a generator file this version reads; `problem` says whether they are damaged or unknown.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class GeneratorFileError extends Error {
   override readonly name = "GeneratorFileError"
   constructor(
@@ -48,7 +68,12 @@ export class GeneratorFileError extends Error {
   }
 }
 
-/** A decoded generator file: the generator's weights (the caller owns the tensors) and the file's format. */
+/**
+ * A decoded generator file: the generator's weights (the caller owns the tensors) and the file's format.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface DecodedGenerator extends OneStepWeights {
   readonly format: GeneratorFileFormat
 }
@@ -57,7 +82,12 @@ const REEXPORT = "Export the generator again with `sid export --run-dir <run> --
 
 const isEdmKind = (kind: string): kind is EdmArchitecture["kind"] => kind === "songunet" || kind === "dhariwalunet"
 
-/** The format a generator of this network kind is written in: EDM's for EDM networks, sid-ts's otherwise. */
+/**
+ * The format a generator of this network kind is written in: EDM's for EDM networks, sid-ts's otherwise.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const generatorFileFormat = (kind: string): GeneratorFileFormat =>
   isEdmKind(kind) ? EDM_GENERATOR_FORMAT : SID_GENERATOR_FORMAT
 
@@ -73,6 +103,9 @@ const provenanceMetadata = (p: GeneratorProvenance): Record<string, string> => (
 /**
  * The bytes of a generator file for these weights, in {@link generatorFileFormat} of their network. Throws an Error
  * when the parameters do not fit the network or `generatorSteps` is not an integer in 1..4.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const encodeGeneratorFile = (weights: OneStepWeights): Uint8Array => {
   const { network } = weights
@@ -221,6 +254,9 @@ const decodeEdm = (file: SafetensorsFile): LoadedDenoiser => {
  * `sigma_init` is read as EDM). The caller owns the returned tensors. Throws {@link GeneratorFileError}: "corrupt"
  * for bytes that are not safetensors, missing or malformed metadata, or tensors that do not fit the network;
  * "unknown-architecture" for a format tag or network kind this version does not know.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const decodeGeneratorFile = (bytes: Uint8Array): DecodedGenerator => {
   const file = attempt(() => decodeSafetensors(bytes), (m) => `not a safetensors file (${m})`)

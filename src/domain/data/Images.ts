@@ -1,5 +1,5 @@
 /**
- * Image preprocessing for real-data sets (issue 4 §1): pixel intensities in [0, 1] are mapped to the model range
+ * Image preprocessing for real-data sets: pixel intensities in [0, 1] are mapped to the model range
  * [-1, 1] by x ↦ 2x − 1 (EDM's data convention, docs/algorithm.md §2.1 with σ_data = 0.5), then optionally resized or padded.
  *
  * All functions take NHWC tensors, do their work inside `tf.tidy`, and leave their inputs untouched.
@@ -8,13 +8,28 @@
  */
 import * as tf from "@tensorflow/tfjs"
 
-/** The image sizes a 28×28 source can be delivered at: native, downsampled to 16, or padded to 32. */
+/**
+ * The image sizes a 28×28 source can be delivered at: native, downsampled to 16, or padded to 32.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ImageSize = 28 | 16 | 32
 
-/** The value of background pixels after the mapping: 0 ↦ −1. */
+/**
+ * The value of background pixels after the mapping: 0 ↦ −1.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const BACKGROUND = -1
 
-/** x ↦ 2x − 1: [0, 1] → [-1, 1]. */
+/**
+ * x ↦ 2x − 1: [0, 1] → [-1, 1].
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const toSigned = <T extends tf.Tensor>(x: T): T => tf.tidy(() => tf.sub(tf.mul(x, 2), 1) as T)
 
 /**
@@ -22,6 +37,9 @@ export const toSigned = <T extends tf.Tensor>(x: T): T => tf.tidy(() => tf.sub(t
  * halfPixelCenters true, so the sampling grid is centred and symmetric). For 28 → 16 this samples, it does not
  * average areas: thin strokes lose some contrast, the mean is roughly preserved, and outputs stay within the input
  * range (each output is a convex combination of four inputs).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const resize = (images: tf.Tensor4D, size: number): tf.Tensor4D =>
   tf.tidy(() => tf.image.resizeBilinear(images, [size, size], false, true))
@@ -29,6 +47,9 @@ export const resize = (images: tf.Tensor4D, size: number): tf.Tensor4D =>
 /**
  * Pads [N, H, W, C] with `value` (default −1, the mapped background) to [N, size, size, C], centring the image; an odd
  * margin puts the extra row/column at the bottom/right.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const pad = (images: tf.Tensor4D, size: number, value: number = BACKGROUND): tf.Tensor4D =>
   tf.tidy(() => {
@@ -42,6 +63,9 @@ export const pad = (images: tf.Tensor4D, size: number, value: number = BACKGROUN
 /**
  * [0, 1] images [N, 28, 28, C] → [-1, 1] images at `size`: 28 as is, 16 by `resize` (after the mapping), 32 by `pad`
  * with −1.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const prepare = (images01: tf.Tensor4D, size: ImageSize): tf.Tensor4D =>
   tf.tidy(() => {

@@ -13,9 +13,19 @@
 import * as tf from "@tensorflow/tfjs"
 import { Schema } from "effect"
 
-/** The four 32-bit words of a xoshiro128** state (never all zero), as checkpoints store them. */
+/**
+ * The four 32-bit words of a xoshiro128** state (never all zero), as checkpoints store them.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const StreamState = Schema.Tuple(Schema.Int, Schema.Int, Schema.Int, Schema.Int)
-/** The four 32-bit words of a xoshiro128** state (never all zero). */
+/**
+ * The four 32-bit words of a xoshiro128** state (never all zero).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type StreamState = typeof StreamState.Type
 
 const splitmix32 = (x: number): [number, number] => {
@@ -32,7 +42,12 @@ const hashLabel = (label: string): number => {
   return h
 }
 
-/** A stream seeded from an integer seed and an optional label naming its purpose. */
+/**
+ * A stream seeded from an integer seed and an optional label naming its purpose.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const makeStream = (seed: number, label = ""): StreamState => {
   let x = (Math.trunc(seed) ^ hashLabel(label)) >>> 0
   x = (x ^ Math.imul(Math.floor(Math.abs(seed) / 0x100000000) >>> 0, 0x27d4eb2d)) >>> 0
@@ -46,13 +61,23 @@ export const makeStream = (seed: number, label = ""): StreamState => {
   return [words[0]!, words[1]!, words[2]!, words[3]!]
 }
 
-/** An independent child stream, derived from the parent's current state and a label. The parent is unchanged. */
+/**
+ * An independent child stream, derived from the parent's current state and a label. The parent is unchanged.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const split = (state: StreamState, label: string): StreamState =>
   makeStream(((state[0] ^ Math.imul(state[1], 0x9e3779b1) ^ state[2] ^ state[3]) >>> 0) + hashLabel(label), label)
 
 const rotl = (x: number, k: number): number => ((x << k) | (x >>> (32 - k))) >>> 0
 
-/** `n` uniform uint32 words and the next state. */
+/**
+ * `n` uniform uint32 words and the next state.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const nextUint32 = (state: StreamState, n: number): { readonly values: Uint32Array; readonly state: StreamState } => {
   let [s0, s1, s2, s3] = state
   const values = new Uint32Array(n)
@@ -69,7 +94,12 @@ export const nextUint32 = (state: StreamState, n: number): { readonly values: Ui
   return { values, state: [s0, s1, s2, s3] }
 }
 
-/** `n` uniforms in (0, 1) (never exactly 0 or 1) and the next state. */
+/**
+ * `n` uniforms in (0, 1) (never exactly 0 or 1) and the next state.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const uniforms = (state: StreamState, n: number): { readonly values: Float32Array; readonly state: StreamState } => {
   const raw = nextUint32(state, n)
   const values = new Float32Array(n)
@@ -77,7 +107,12 @@ export const uniforms = (state: StreamState, n: number): { readonly values: Floa
   return { values, state: raw.state }
 }
 
-/** A uniformly random permutation of 0 … n−1 (Fisher–Yates, one uniform per position) drawn from `state`. */
+/**
+ * A uniformly random permutation of 0 … n−1 (Fisher–Yates, one uniform per position) drawn from `state`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const permutation = (state: StreamState, n: number): Int32Array => {
   const perm = Int32Array.from({ length: n }, (_, i) => i)
   const u = uniforms(state, n).values
@@ -90,7 +125,12 @@ export const permutation = (state: StreamState, n: number): Int32Array => {
   return perm
 }
 
-/** `n` standard normals (Box–Muller on pairs of uniforms) and the next state. */
+/**
+ * `n` standard normals (Box–Muller on pairs of uniforms) and the next state.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const normals = (state: StreamState, n: number): { readonly values: Float32Array; readonly state: StreamState } => {
   const pairs = Math.ceil(n / 2)
   const u = uniforms(state, 2 * pairs)
@@ -107,6 +147,9 @@ export const normals = (state: StreamState, n: number): { readonly values: Float
 /**
  * A tensor of standard normals (times `scale`) from the stream (seed, label): deterministic on every engine.
  * Prefer it to `tf.randomNormal(…, seed)`, which silently draws from `Math.random` when the seed is 0.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const normalTensor = (shape: ReadonlyArray<number>, seed: number, label: string, scale = 1): tf.Tensor => {
   const size = shape.reduce((a, b) => a * b, 1)
@@ -115,6 +158,11 @@ export const normalTensor = (shape: ReadonlyArray<number>, seed: number, label: 
   return tf.tensor(values, [...shape])
 }
 
-/** A tensor of uniforms in (0, 1) from the stream (seed, label): deterministic on every engine. */
+/**
+ * A tensor of uniforms in (0, 1) from the stream (seed, label): deterministic on every engine.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const uniformTensor = (shape: ReadonlyArray<number>, seed: number, label: string): tf.Tensor =>
   tf.tensor(uniforms(makeStream(seed, label), shape.reduce((a, b) => a * b, 1)).values, [...shape])

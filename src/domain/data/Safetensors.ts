@@ -12,23 +12,43 @@
  * @module
  */
 
-/** Element types sid-ts reads. F16, BF16 and F64 are widened/narrowed to float32; I64 to int32 when exact. */
+/**
+ * Element types sid-ts reads. F16, BF16 and F64 are widened/narrowed to float32; I64 to int32 when exact.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type SafetensorsDtype = "F32" | "F16" | "BF16" | "F64" | "I32" | "I64" | "U8" | "BOOL"
 
-/** One decoded tensor: its shape and row-major values (float32 for float types, int32 for integer types). */
+/**
+ * One decoded tensor: its shape and row-major values (float32 for float types, int32 for integer types).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface NamedArray {
   readonly dtype: "float32" | "int32"
   readonly shape: ReadonlyArray<number>
   readonly values: Float32Array | Int32Array
 }
 
-/** A decoded file: tensors by name, in header order, and the metadata strings. */
+/**
+ * A decoded file: tensors by name, in header order, and the metadata strings.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SafetensorsFile {
   readonly tensors: ReadonlyMap<string, NamedArray>
   readonly metadata: Readonly<Record<string, string>>
 }
 
-/** Thrown when bytes are not a valid safetensors file; the message says what is wrong. */
+/**
+ * Thrown when bytes are not a valid safetensors file; the message says what is wrong.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class SafetensorsFormatError extends Error {
   override readonly name = "SafetensorsFormatError"
 }
@@ -99,7 +119,12 @@ const decodeValues = (dtype: SafetensorsDtype, view: DataView, count: number, na
 
 const isDtype = (s: unknown): s is SafetensorsDtype => typeof s === "string" && s in BYTES
 
-/** Decodes a safetensors file. Throws {@link SafetensorsFormatError} on a truncated, corrupt or inconsistent file. */
+/**
+ * Decodes a safetensors file. Throws {@link SafetensorsFormatError} on a truncated, corrupt or inconsistent file.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const decodeSafetensors = (bytes: Uint8Array): SafetensorsFile => {
   if (bytes.byteLength < 8) {
     throw new SafetensorsFormatError(`file is ${bytes.byteLength} bytes long: too short for a safetensors header`)
@@ -161,7 +186,12 @@ export const decodeSafetensors = (bytes: Uint8Array): SafetensorsFile => {
   return { tensors, metadata }
 }
 
-/** Encodes named arrays (float32 → F32, int32 → I32) and metadata strings into safetensors bytes. */
+/**
+ * Encodes named arrays (float32 → F32, int32 → I32) and metadata strings into safetensors bytes.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const encodeSafetensors = (
   tensors: Iterable<readonly [string, NamedArray]>,
   metadata: Readonly<Record<string, string>> = {}

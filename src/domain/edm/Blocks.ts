@@ -33,17 +33,32 @@ import { normalTensor, uniformTensor } from "../data/RandomStream.js"
 import { stopGradient } from "../nn/StopGradient.js"
 import { paramShapeFromEdm } from "./StateDict.js"
 
-/** EDM's `weight_init` modes. */
+/**
+ * EDM's `weight_init` modes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type InitMode = "xavier_uniform" | "xavier_normal" | "kaiming_uniform" | "kaiming_normal"
 
-/** An EDM initialiser: mode and the gains of the weight and of the bias (`init_weight`, `init_bias`). */
+/**
+ * An EDM initialiser: mode and the gains of the weight and of the bias (`init_weight`, `init_bias`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface InitSpec {
   readonly mode: InitMode
   readonly weight: number
   readonly bias: number
 }
 
-/** EDM `Linear(in_features, out_features, bias)`. */
+/**
+ * EDM `Linear(in_features, out_features, bias)`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface LinearModule {
   readonly kind: "linear"
   readonly inFeatures: number
@@ -52,7 +67,12 @@ export interface LinearModule {
   readonly init: InitSpec
 }
 
-/** EDM `Conv2d`: `kernel` 0 means a pure resampling layer (no weight, no bias). */
+/**
+ * EDM `Conv2d`: `kernel` 0 means a pure resampling layer (no weight, no bias).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ConvModule {
   readonly kind: "conv"
   readonly inChannels: number
@@ -66,14 +86,24 @@ export interface ConvModule {
   readonly init: InitSpec
 }
 
-/** EDM `GroupNorm(num_channels, eps)` with groups = min(32, C // 4). */
+/**
+ * EDM `GroupNorm(num_channels, eps)` with groups = min(32, C // 4).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface GroupNormModule {
   readonly kind: "groupnorm"
   readonly channels: number
   readonly eps: number
 }
 
-/** EDM `UNetBlock`: `numHeads` 0 means no attention. */
+/**
+ * EDM `UNetBlock`: `numHeads` 0 means no attention.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface UNetBlockModule {
   readonly kind: "block"
   readonly inChannels: number
@@ -92,37 +122,67 @@ export interface UNetBlockModule {
   readonly initAttn: InitSpec
 }
 
-/** EDM `PositionalEmbedding(num_channels, endpoint)` (max_positions 10000); no parameters. */
+/**
+ * EDM `PositionalEmbedding(num_channels, endpoint)` (max_positions 10000); no parameters.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface PositionalModule {
   readonly kind: "positional"
   readonly channels: number
   readonly endpoint: boolean
 }
 
-/** EDM `FourierEmbedding(num_channels, scale = 16)`: one buffer `freqs` of C/2 values. */
+/**
+ * EDM `FourierEmbedding(num_channels, scale = 16)`: one buffer `freqs` of C/2 values.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FourierModule {
   readonly kind: "fourier"
   readonly channels: number
 }
 
-/** Any EDM module description. */
+/**
+ * Any EDM module description.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type EdmModule = LinearModule | ConvModule | GroupNormModule | UNetBlockModule | PositionalModule | FourierModule
 
-/** How a state-dict entry is initialised. */
+/**
+ * How a state-dict entry is initialised.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type EntryInit =
   | { readonly kind: "random"; readonly mode: InitMode; readonly gain: number; readonly fanIn: number; readonly fanOut: number }
   | { readonly kind: "constant"; readonly value: number }
   | { readonly kind: "resampleFilter"; readonly taps: ReadonlyArray<number> }
   | { readonly kind: "fourierFreqs"; readonly scale: number }
 
-/** One state-dict entry of a module: name (without the `model.` prefix), EDM (PyTorch) shape, initialiser. */
+/**
+ * One state-dict entry of a module: name (without the `model.` prefix), EDM (PyTorch) shape, initialiser.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TensorEntry {
   readonly name: string
   readonly edmShape: ReadonlyArray<number>
   readonly init: EntryInit
 }
 
-/** Pieces of a UNetBlock, in registration order. */
+/**
+ * Pieces of a UNetBlock, in registration order.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface UNetBlockParts {
   readonly norm0: GroupNormModule
   readonly conv0: ConvModule
@@ -135,7 +195,12 @@ export interface UNetBlockParts {
   readonly proj: ConvModule | undefined
 }
 
-/** A Linear module description. */
+/**
+ * A Linear module description.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const linearModule = (inFeatures: number, outFeatures: number, bias: boolean, init: InitSpec): LinearModule => ({
   kind: "linear",
   inFeatures,
@@ -144,7 +209,12 @@ export const linearModule = (inFeatures: number, outFeatures: number, bias: bool
   init
 })
 
-/** A Conv2d module description. */
+/**
+ * A Conv2d module description.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const convModule = (
   inChannels: number,
   outChannels: number,
@@ -170,10 +240,20 @@ export const convModule = (
   init
 })
 
-/** A GroupNorm module description. */
+/**
+ * A GroupNorm module description.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const groupNormModule = (channels: number, eps: number): GroupNormModule => ({ kind: "groupnorm", channels, eps })
 
-/** The decomposition of a UNetBlock into its sub-modules, following EDM's constructor. */
+/**
+ * The decomposition of a UNetBlock into its sub-modules, following EDM's constructor.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const unetBlockParts = (m: UNetBlockModule): UNetBlockParts => {
   const resample = { up: m.up, down: m.down, resampleFilter: m.resampleFilter }
   const needsSkip = m.outChannels !== m.inChannels || m.up || m.down
@@ -192,12 +272,20 @@ export const unetBlockParts = (m: UNetBlockModule): UNetBlockParts => {
   }
 }
 
-/** GroupNorm group count of EDM: min(32, C // 4). */
+/**
+ * GroupNorm group count of EDM: min(32, C // 4).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const groupCount = (channels: number): number => Math.min(32, Math.floor(channels / 4))
 
 /**
  * State-dict entries of a module under `name`, in `state_dict()` order (own parameters, own buffers, then
  * sub-modules), with EDM shapes and initialisers.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const moduleEntries = (name: string, m: EdmModule): Array<TensorEntry> => {
   const random = (init: InitSpec, gain: number, fanIn: number, fanOut: number): EntryInit =>
@@ -261,7 +349,12 @@ export const moduleEntries = (name: string, m: EdmModule): Array<TensorEntry> =>
   }
 }
 
-/** The 2-D resampling filter of EDM: outer product of the taps with itself over (Σ taps)², row-major k×k. */
+/**
+ * The 2-D resampling filter of EDM: outer product of the taps with itself over (Σ taps)², row-major k×k.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const resampleFilterValues = (taps: ReadonlyArray<number>): Float32Array => {
   const sum = taps.reduce((a, b) => a + b, 0)
   const f = new Float32Array(taps.length * taps.length)
@@ -274,6 +367,9 @@ export const resampleFilterValues = (taps: ReadonlyArray<number>): Float32Array 
  * √(6/(fan_in+fan_out))·U(−1,1), xavier_normal √(2/(fan_in+fan_out))·N, kaiming_uniform √(3/fan_in)·U(−1,1),
  * kaiming_normal √(1/fan_in)·N, each × its gain; GroupNorm 1 and 0; resampling filters from their taps; Fourier
  * frequencies 16·N. The caller owns the tensors.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const initEntries = (entries: ReadonlyArray<TensorEntry>, seed: number): Record<string, tf.Tensor> =>
   tf.tidy(() => {
@@ -306,7 +402,12 @@ export const initEntries = (entries: ReadonlyArray<TensorEntry>, seed: number): 
     return out
   })
 
-/** The parameter `name`; throws naming it when it is missing. */
+/**
+ * The parameter `name`; throws naming it when it is missing.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const param = (params: Parameters, name: string): tf.Tensor => {
   const t = params[name]
   if (t === undefined) throw new Error(`EDM network parameter "${name}" is missing`)
@@ -316,14 +417,24 @@ export const param = (params: Parameters, name: string): tf.Tensor => {
 /** SiLU, x·sigmoid(x). */
 export { silu } from "../nn/Silu.js"
 
-/** EDM Linear: x [N, in] → x·W + b with W [in, out]. */
+/**
+ * EDM Linear: x [N, in] → x·W + b with W [in, out].
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const applyLinear = (params: Parameters, name: string, m: LinearModule, x: tf.Tensor2D): tf.Tensor2D =>
   tf.tidy((): tf.Tensor2D => {
     const y = tf.matMul(x, param(params, `${name}.weight`) as tf.Tensor2D) as tf.Tensor2D
     return m.bias ? (tf.add(y, param(params, `${name}.bias`)) as tf.Tensor2D) : y
   })
 
-/** EDM GroupNorm on NHWC: groups min(32, C // 4), the module's ε; optionally followed by SiLU (fused where the engine can). */
+/**
+ * EDM GroupNorm on NHWC: groups min(32, C // 4), the module's ε; optionally followed by SiLU (fused where the engine can).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const applyGroupNorm = (
   params: Parameters,
   name: string,
@@ -352,6 +463,9 @@ const padOrCrop = (x: tf.Tensor4D, before: number, after: number): tf.Tensor4D =
 /**
  * Stride-2 grouped downsampling of EDM (`conv2d(x, f, groups=C, stride=2, padding=pad)`): x [N,H,W,C] zero-padded
  * by `pad`, filtered per channel with f [k,k,1,1] (HWIO), stride 2.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const downsample2x = (x: tf.Tensor4D, filter: tf.Tensor4D, pad: number): tf.Tensor4D =>
   tf.tidy(() => {
@@ -363,6 +477,9 @@ export const downsample2x = (x: tf.Tensor4D, filter: tf.Tensor4D, pad: number): 
  * Stride-2 grouped upsampling of EDM (`conv_transpose2d(x, 4·f, groups=C, stride=2, padding=pad)`): zeros are
  * inserted after every pixel, the result is padded by k−1−pad before and k−2−pad after (cropped when negative) and
  * correlated per channel with the flipped 4·f.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const upsample2x = (x: tf.Tensor4D, filter: tf.Tensor4D, pad: number): tf.Tensor4D =>
   tf.tidy(() => {
@@ -380,7 +497,12 @@ const convPadded = (x: tf.Tensor4D, w: tf.Tensor4D, pad: number): tf.Tensor4D =>
   return tf.conv2d(padOrCrop(x, pad, pad), w, 1, "valid")
 }
 
-/** EDM Conv2d on NHWC (weights HWIO), with up/down-sampling and `fused_resample` exactly as EDM orders them. */
+/**
+ * EDM Conv2d on NHWC (weights HWIO), with up/down-sampling and `fused_resample` exactly as EDM orders them.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const applyConv = (params: Parameters, name: string, m: ConvModule, x: tf.Tensor4D): tf.Tensor4D =>
   tf.tidy(() => {
     const w = m.kernel > 0 ? (param(params, `${name}.weight`) as tf.Tensor4D) : undefined
@@ -404,6 +526,9 @@ export const applyConv = (params: Parameters, name: string, m: ConvModule, x: tf
 /**
  * EDM's multi-head self-attention on NHWC: qkv [N,H,W,3C] holds, per head, d = C/heads channels each with its
  * (q, k, v) triple; weights softmax_k(q·k/√d) over the H·W positions; output [N,H,W,C] with channel = head·d + c.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const selfAttention = (qkv: tf.Tensor4D, numHeads: number): tf.Tensor4D =>
   tf.tidy(() => {
@@ -422,6 +547,9 @@ export const selfAttention = (qkv: tf.Tensor4D, numHeads: number): tf.Tensor4D =
  * EDM UNetBlock on NHWC: x [N,H,W,in], emb [N, embChannels] → [N,H',W',out] (see the module docs). With `masks`
  * (train mode, docs/algorithm.md §9.1) dropout runs before conv1, as in EDM's `conv1(dropout(x))`, its mask from the stream
  * (seed, `dropout.<name>`); without them the block is in evaluation mode.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const applyUNetBlock = (
   params: Parameters,
@@ -460,6 +588,9 @@ export const applyUNetBlock = (
 /**
  * EDM PositionalEmbedding: c [N] → [N, C] = [cos(c·f_i), sin(c·f_i)], f_i = (1/10000)^(i/(C/2 − 1)) with
  * `endpoint`, else (1/10000)^(i/(C/2)), i < C/2.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const positionalEmbedding = (cNoise: tf.Tensor1D, channels: number, endpoint: boolean): tf.Tensor2D =>
   tf.tidy(() => {
@@ -470,14 +601,24 @@ export const positionalEmbedding = (cNoise: tf.Tensor1D, channels: number, endpo
     return tf.concat([tf.cos(phase), tf.sin(phase)], 1) as tf.Tensor2D
   })
 
-/** EDM FourierEmbedding: c [N], freqs [C/2] → [N, C] = [cos(c·2π·freqs), sin(c·2π·freqs)]. */
+/**
+ * EDM FourierEmbedding: c [N], freqs [C/2] → [N, C] = [cos(c·2π·freqs), sin(c·2π·freqs)].
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const fourierEmbedding = (cNoise: tf.Tensor1D, freqs: tf.Tensor1D): tf.Tensor2D =>
   tf.tidy(() => {
     const phase = tf.mul(cNoise.reshape([-1, 1]), tf.mul(freqs, 2 * Math.PI).reshape([1, -1]))
     return tf.concat([tf.cos(phase), tf.sin(phase)], 1) as tf.Tensor2D
   })
 
-/** The noise embedding of a positional or Fourier module (the Fourier `freqs` buffer read through a stop-gradient). */
+/**
+ * The noise embedding of a positional or Fourier module (the Fourier `freqs` buffer read through a stop-gradient).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const applyNoiseEmbedding = (
   params: Parameters,
   name: string,
@@ -488,13 +629,23 @@ export const applyNoiseEmbedding = (
     ? positionalEmbedding(cNoise, m.channels, m.endpoint)
     : tf.tidy(() => fourierEmbedding(cNoise, stopGradient(param(params, `${name}.freqs`)) as tf.Tensor1D))
 
-/** Options of an EDM network's forward pass. */
+/**
+ * Options of an EDM network's forward pass.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface EdmApplyOptions {
   /** Train-mode dropout in every UNet block (docs/algorithm.md §9.1); absent: evaluation mode. */
   readonly dropout?: DropoutMasks
 }
 
-/** Conditioning inputs of an EDM network. */
+/**
+ * Conditioning inputs of an EDM network.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface EdmLabels {
   /** One-hot class labels [N, labelDim]; zeros when omitted and labelDim > 0 (EDMPrecond's unconditional case). */
   readonly classLabels?: tf.Tensor2D
@@ -502,7 +653,12 @@ export interface EdmLabels {
   readonly augmentLabels?: tf.Tensor2D
 }
 
-/** Checks x_in, c_noise and the labels against a spec's sizes; throws naming the mismatch. */
+/**
+ * Checks x_in, c_noise and the labels against a spec's sizes; throws naming the mismatch.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const checkEdmInputs = (
   what: string,
   spec: { readonly imgResolution: number; readonly imgChannels: number; readonly labelDim: number; readonly augmentDim: number },
@@ -528,7 +684,12 @@ export const checkEdmInputs = (
   check("augment labels", labels.augmentLabels, spec.augmentDim)
 }
 
-/** Checks that every GroupNorm of a set of modules has ≥ 1 group dividing its channels, as torch requires. */
+/**
+ * Checks that every GroupNorm of a set of modules has ≥ 1 group dividing its channels, as torch requires.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const checkGroupNorms = (what: string, modules: ReadonlyArray<readonly [string, EdmModule]>): void => {
   const norms: Array<[string, number]> = []
   for (const [name, m] of modules) {
@@ -545,7 +706,12 @@ export const checkGroupNorms = (what: string, modules: ReadonlyArray<readonly [s
   }
 }
 
-/** What a forward pass of a network with an encoder and a decoder returns: F, the discriminator logits, or both. */
+/**
+ * What a forward pass of a network with an encoder and a decoder returns: F, the discriminator logits, or both.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type EncoderDecoderOutput<W extends "decoder" | "encoder" | "both"> = W extends "decoder" ? tf.Tensor4D
   : W extends "encoder" ? tf.Tensor4D
   : { readonly output: tf.Tensor4D; readonly logits: tf.Tensor4D }
@@ -553,10 +719,18 @@ export type EncoderDecoderOutput<W extends "decoder" | "encoder" | "both"> = W e
 /**
  * SiDA's discriminator logits from an encoder's bottleneck feature map [N, h, w, C]: its mean over channels,
  * [N, h, w, 1] (docs/sida.md §3; docs/algorithm.md §13).
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const bottleneckLogits = (x: tf.Tensor4D): tf.Tensor4D => tf.mean(x, 3, true) as tf.Tensor4D
 
-/** The EDM labels and options of one evaluation of an EDM network through the `Network` interface. */
+/**
+ * The EDM labels and options of one evaluation of an EDM network through the `Network` interface.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
 export const edmInputs = (
   labels: tf.Tensor2D | undefined,
   options: ApplyOptions

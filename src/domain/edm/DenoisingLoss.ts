@@ -12,7 +12,12 @@ import { SIGMA_DATA } from "./Edm.js"
 import { lossWeight } from "./Preconditioning.js"
 import { broadcastPerSample, keepRows, replaceNaN, rowSum, type SigmaLike } from "../nn/Tensors.js"
 
-/** Inputs of {@link denoisingLoss} (docs/algorithm.md §7). */
+/**
+ * Inputs of {@link denoisingLoss} (docs/algorithm.md §7).
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type DenoisingLossInput = {
   /** Clean targets y = x_g (detached by the caller), [N, ...]. */
   readonly y: tf.Tensor
@@ -34,7 +39,12 @@ export type DenoisingLossInput = {
   readonly keep?: tf.Tensor1D
 }
 
-/** Result of {@link denoisingLoss} (docs/algorithm.md §7). */
+/**
+ * Result of {@link denoisingLoss} (docs/algorithm.md §7).
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type DenoisingLossResult = {
   /** Σ_rows perRow · lossScale / batchSize. */
   readonly loss: tf.Scalar
@@ -48,6 +58,9 @@ export type DenoisingLossResult = {
  * EDM denoising score-matching loss of the fake score, exactly as docs/algorithm.md §7: per element λ(σ)(ŷ − y)², summed over all
  * non-batch dims per row; rows where y or ŷ has any NaN are dropped (NaNs replaced by 0 through `tf.where` first), and
  * the sum over rows is multiplied by lossScale / batchSize, the divisor staying the full batch size.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const denoisingLoss = (input: DenoisingLossInput): DenoisingLossResult =>
   tf.tidy(() => {
@@ -70,5 +83,6 @@ export const denoisingLoss = (input: DenoisingLossInput): DenoisingLossResult =>
 /**
  * @deprecated since 0.2.0: {@link denoisingLoss}.
  * @since 0.1.0
+ * @category utils
  */
 export const fakeScoreLoss = denoisingLoss

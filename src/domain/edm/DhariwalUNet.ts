@@ -44,7 +44,12 @@ import {
 } from "./Blocks.js"
 import { paramShapeFromEdm } from "./StateDict.js"
 
-/** DhariwalUNet's constructor arguments (EDM names in camelCase); input and output channels are both `imgChannels`. */
+/**
+ * DhariwalUNet's constructor arguments (EDM names in camelCase); input and output channels are both `imgChannels`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface DhariwalUNetSpec {
   readonly imgResolution: number
   readonly imgChannels: number
@@ -59,7 +64,12 @@ export interface DhariwalUNetSpec {
   readonly dropout: number
 }
 
-/** EDM's DhariwalUNet defaults (ADM at 192 channels, `[1,2,3,4]`, 3 blocks, attention at 32, 16, 8). */
+/**
+ * EDM's DhariwalUNet defaults (ADM at 192 channels, `[1,2,3,4]`, 3 blocks, attention at 32, 16, 8).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DHARIWAL_UNET_DEFAULTS: Omit<DhariwalUNetSpec, "imgResolution" | "imgChannels"> = {
   labelDim: 0,
   augmentDim: 0,
@@ -71,10 +81,20 @@ export const DHARIWAL_UNET_DEFAULTS: Omit<DhariwalUNetSpec, "imgResolution" | "i
   dropout: 0.1
 }
 
-/** Channels per attention head of DhariwalUNet. */
+/**
+ * Channels per attention head of DhariwalUNet.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DHARIWAL_CHANNELS_PER_HEAD = 64
 
-/** The modules of a DhariwalUNet by state-dict name (without `model.`), in registration order. */
+/**
+ * The modules of a DhariwalUNet by state-dict name (without `model.`), in registration order.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface DhariwalUNetLayout {
   readonly noiseChannels: number
   readonly mapAugment: LinearModule | undefined
@@ -90,7 +110,12 @@ export interface DhariwalUNetLayout {
 const isPositiveInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 1
 const isNonNegativeInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0
 
-/** The module layout of a DhariwalUNet, following EDM's constructor. */
+/**
+ * The module layout of a DhariwalUNet, following EDM's constructor.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const dhariwalUNetLayout = (spec: DhariwalUNetSpec): DhariwalUNetLayout => {
   const mc = spec.modelChannels
   const embChannels = mc * spec.channelMultEmb
@@ -172,6 +197,9 @@ export const dhariwalUNetLayout = (spec: DhariwalUNetSpec): DhariwalUNetLayout =
 /**
  * A checked DhariwalUNet spec: the EDM defaults overridden by `overrides`. Throws when a field is out of range, the
  * resolution is not divisible by 2^(levels−1), modelChannels is odd, or a GroupNorm cannot split its channels.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const dhariwalUNetSpec = (
   imgResolution: number,
@@ -208,7 +236,12 @@ export const dhariwalUNetSpec = (
   return spec
 }
 
-/** The state-dict entries of a DhariwalUNet (names without `model.`), in `state_dict()` order, with EDM shapes. */
+/**
+ * The state-dict entries of a DhariwalUNet (names without `model.`), in `state_dict()` order, with EDM shapes.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const dhariwalUNetEntries = (spec: DhariwalUNetSpec): ReadonlyArray<TensorEntry> => {
   const l = dhariwalUNetLayout(spec)
   const modules: Array<readonly [string, EdmModule | undefined]> = [
@@ -224,11 +257,21 @@ export const dhariwalUNetEntries = (spec: DhariwalUNetSpec): ReadonlyArray<Tenso
   return modules.flatMap(([name, m]) => (m === undefined ? [] : moduleEntries(name, m)))
 }
 
-/** Parameter shapes (TF.js layouts) of a DhariwalUNet by state-dict name without `model.`, in `state_dict()` order. */
+/**
+ * Parameter shapes (TF.js layouts) of a DhariwalUNet by state-dict name without `model.`, in `state_dict()` order.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const dhariwalUNetShapes = (spec: DhariwalUNetSpec): ParameterShapes =>
   Object.fromEntries(dhariwalUNetEntries(spec).map((e) => [e.name, paramShapeFromEdm(e.edmShape)]))
 
-/** Fresh DhariwalUNet parameters with EDM's initialisers, deterministic in `seed`; the caller owns them. */
+/**
+ * Fresh DhariwalUNet parameters with EDM's initialisers, deterministic in `seed`; the caller owns them.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const initDhariwalUNet = (spec: DhariwalUNetSpec, seed: number): Record<string, tf.Tensor> =>
   initEntries(dhariwalUNetEntries(spec), seed)
 
@@ -274,6 +317,9 @@ const runDhariwalUNet = (
 /**
  * F(x_in, c_noise, class labels, augment labels) of a DhariwalUNet (docs/algorithm.md §2.3): x_in [N,R,R,C] (NHWC, already × c_in),
  * c_noise [N] → [N,R,R,C]. Parameters are named by state-dict names without `model.`, in TF.js layouts.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const applyDhariwalUNet = (
   spec: DhariwalUNetSpec,
@@ -288,6 +334,9 @@ export const applyDhariwalUNet = (
  * DhariwalUNet's forward pass as SiDA's shared discriminator uses it (docs/algorithm.md §13, docs/sida.md §3): `"encoder"` runs
  * only the encoder and returns the logits [N, r, r, 1] (the bottleneck's channel mean); `"both"` returns F exactly as
  * {@link applyDhariwalUNet} computes it, and the logits of the same pass.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const applyDhariwalUNetDiscriminator = <W extends "encoder" | "both">(
   spec: DhariwalUNetSpec,
@@ -307,6 +356,9 @@ export const applyDhariwalUNetDiscriminator = <W extends "encoder" | "both">(
  * A DhariwalUNet as a {@link Network} (NHWC data [R, R, C]; kind "dhariwalunet"). `apply` is EDMPrecond's network:
  * one-hot class labels when given, zero labels when labelDim > 0 and none are given; augment labels when given (absent:
  * the zero vector, docs/algorithm.md §15, item 11). The discriminator logits of SiDA come from the encoder's bottleneck (docs/algorithm.md §13).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const dhariwalUNetNetwork = (spec: DhariwalUNetSpec): Network => ({
   description: { kind: "dhariwalunet", spec },

@@ -10,10 +10,20 @@
 import * as tf from "@tensorflow/tfjs"
 import { heunSteps, type RhoScheduleOptions } from "./Schedule.js"
 
-/** A denoiser D(x; σ) evaluated at one noise level for the whole batch. */
+/**
+ * A denoiser D(x; σ) evaluated at one noise level for the whole batch.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Denoiser = (x: tf.Tensor, sigma: number) => tf.Tensor
 
-/** Sampler settings (docs/algorithm.md §3 defaults: N = 18, S_churn = 0, S_min = 0, S_max = ∞, S_noise = 1). */
+/**
+ * Sampler settings (docs/algorithm.md §3 defaults: N = 18, S_churn = 0, S_min = 0, S_max = ∞, S_noise = 1).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface HeunOptions extends RhoScheduleOptions {
   readonly numSteps?: number
   readonly sChurn?: number
@@ -24,12 +34,20 @@ export interface HeunOptions extends RhoScheduleOptions {
   readonly churnNoise?: (step: number) => tf.Tensor
 }
 
-/** Denoiser evaluations the sampler makes for N steps: 2N − 1. */
+/**
+ * Denoiser evaluations the sampler makes for N steps: 2N − 1.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const heunEvaluations = (numSteps: number): number => 2 * numSteps - 1
 
 /**
  * Step i of the sampler (docs/algorithm.md §3): from x at t_i (of the schedule `t` = `heunSteps(N, options)`) to t_{i+1}, with
  * churn when the options ask for it. Returns a new tensor; `x` is left to the caller.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const heunStep = (
   denoise: Denoiser,
@@ -60,7 +78,12 @@ export const heunStep = (
     return tf.add(xHat, tf.mul(tf.add(d, d2), 0.5 * (tNext - tHat)))
   })
 
-/** Samples from a denoiser starting at standard-normal `latents` [N, ...] (docs/algorithm.md §3): {@link heunStep} N times. */
+/**
+ * Samples from a denoiser starting at standard-normal `latents` [N, ...] (docs/algorithm.md §3): {@link heunStep} N times.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const heunSample = (denoise: Denoiser, latents: tf.Tensor, options: HeunOptions = {}): tf.Tensor => {
   const t = heunSteps(options.numSteps ?? 18, options)
   let x = tf.mul(latents, t[0]!)

@@ -21,12 +21,22 @@ import {
 import type { TensorEntry } from "./Blocks.js"
 import { songUNetEntries, songUNetNetwork, songUNetShapes, songUNetSpec, type SongUNetSpec } from "./SongUNet.js"
 
-/** An EDM architecture: a SongUNet or a DhariwalUNet with its spec (the `{ kind, spec }` of a network description). */
+/**
+ * An EDM architecture: a SongUNet or a DhariwalUNet with its spec (the `{ kind, spec }` of a network description).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type EdmArchitecture =
   | { readonly kind: "songunet"; readonly spec: SongUNetSpec }
   | { readonly kind: "dhariwalunet"; readonly spec: DhariwalUNetSpec }
 
-/** A parsed EDMPrecond configuration. */
+/**
+ * A parsed EDMPrecond configuration.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface EdmConfig {
   readonly architecture: EdmArchitecture
   /** σ_data of the preconditioning (default 0.5, docs/algorithm.md §2.1). */
@@ -86,6 +96,9 @@ const defined = <A extends Record<string, unknown>>(a: A): Defined<A> =>
  * Parses EDMPrecond keyword arguments (a JSON string or an object) into an architecture and the preconditioning
  * constants. Throws an Error naming the offending key for an unknown model type, an unknown key, a value of the wrong
  * type, or an architecture the spec constructors reject.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const parseEdmConfig = (config: string | Readonly<Record<string, unknown>>): EdmConfig => {
   let c: Readonly<Record<string, unknown>>
@@ -147,19 +160,39 @@ export const parseEdmConfig = (config: string | Readonly<Record<string, unknown>
   }
 }
 
-/** The network of an EDM architecture (kinds "songunet" / "dhariwalunet"). */
+/**
+ * The network of an EDM architecture (kinds "songunet" / "dhariwalunet").
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const edmNetwork = (architecture: EdmArchitecture): Network =>
   architecture.kind === "songunet" ? songUNetNetwork(architecture.spec) : dhariwalUNetNetwork(architecture.spec)
 
-/** Parameter shapes (TF.js layouts, names without `model.`) of an EDM architecture, in `state_dict()` order. */
+/**
+ * Parameter shapes (TF.js layouts, names without `model.`) of an EDM architecture, in `state_dict()` order.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const edmShapes = (architecture: EdmArchitecture): ParameterShapes =>
   architecture.kind === "songunet" ? songUNetShapes(architecture.spec) : dhariwalUNetShapes(architecture.spec)
 
-/** State-dict entries (EDM shapes and initialisers) of an EDM architecture, in `state_dict()` order. */
+/**
+ * State-dict entries (EDM shapes and initialisers) of an EDM architecture, in `state_dict()` order.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const edmEntries = (architecture: EdmArchitecture): ReadonlyArray<TensorEntry> =>
   architecture.kind === "songunet" ? songUNetEntries(architecture.spec) : dhariwalUNetEntries(architecture.spec)
 
-/** Options of {@link edmConfigFromArchitecture}. */
+/**
+ * Options of {@link edmConfigFromArchitecture}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface EdmConfigOptions {
   /** σ_data of the preconditioning (default 0.5, docs/algorithm.md §2.1). */
   readonly sigmaData?: number
@@ -173,6 +206,9 @@ export interface EdmConfigOptions {
  * The EDMPrecond keyword arguments of an architecture (docs/algorithm.md §2.3, §2.5): the inverse of {@link parseEdmConfig}, so
  * `parseEdmConfig(edmConfigFromArchitecture(a)).architecture` equals `a`. Every model keyword argument is written out
  * (none is left to EDM's defaults), `use_fp16` is false (sid-ts runs float32), and the result is JSON-serialisable.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const edmConfigFromArchitecture = (
   architecture: EdmArchitecture,

@@ -48,7 +48,12 @@ import {
 } from "./Blocks.js"
 import { paramShapeFromEdm } from "./StateDict.js"
 
-/** SongUNet's constructor arguments (EDM names in camelCase); input and output channels are both `imgChannels`. */
+/**
+ * SongUNet's constructor arguments (EDM names in camelCase); input and output channels are both `imgChannels`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SongUNetSpec {
   readonly imgResolution: number
   readonly imgChannels: number
@@ -68,7 +73,12 @@ export interface SongUNetSpec {
   readonly resampleFilter: ReadonlyArray<number>
 }
 
-/** EDM's SongUNet defaults (DDPM++ at 128 channels, `[1,2,2,2]`, 4 blocks, attention at 16). */
+/**
+ * EDM's SongUNet defaults (DDPM++ at 128 channels, `[1,2,2,2]`, 4 blocks, attention at 16).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const SONG_UNET_DEFAULTS: Omit<SongUNetSpec, "imgResolution" | "imgChannels"> = {
   labelDim: 0,
   augmentDim: 0,
@@ -85,7 +95,12 @@ export const SONG_UNET_DEFAULTS: Omit<SongUNetSpec, "imgResolution" | "imgChanne
   resampleFilter: [1, 1]
 }
 
-/** The modules of a SongUNet by state-dict name (without `model.`), in registration order. */
+/**
+ * The modules of a SongUNet by state-dict name (without `model.`), in registration order.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SongUNetLayout {
   readonly mapNoise: PositionalModule | FourierModule
   readonly mapLabel: LinearModule | undefined
@@ -99,7 +114,12 @@ export interface SongUNetLayout {
 const isPositiveInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 1
 const isNonNegativeInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0
 
-/** The module layout of a SongUNet, following EDM's constructor. */
+/**
+ * The module layout of a SongUNet, following EDM's constructor.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const songUNetLayout = (spec: SongUNetSpec): SongUNetLayout => {
   const mc = spec.modelChannels
   const embChannels = mc * spec.channelMultEmb
@@ -201,6 +221,9 @@ export const songUNetLayout = (spec: SongUNetSpec): SongUNetLayout => {
 /**
  * A checked SongUNet spec: the EDM defaults overridden by `overrides`. Throws when a field is out of range, the
  * resolution is not divisible by 2^(levels−1), an embedding width is odd, or a GroupNorm cannot split its channels.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const songUNetSpec = (
   imgResolution: number,
@@ -246,7 +269,12 @@ export const songUNetSpec = (
   return spec
 }
 
-/** The state-dict entries of a SongUNet (names without `model.`), in `state_dict()` order, with EDM shapes. */
+/**
+ * The state-dict entries of a SongUNet (names without `model.`), in `state_dict()` order, with EDM shapes.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const songUNetEntries = (spec: SongUNetSpec): ReadonlyArray<TensorEntry> => {
   const l = songUNetLayout(spec)
   const mapping: Array<readonly [string, EdmModule | undefined]> = [
@@ -259,11 +287,21 @@ export const songUNetEntries = (spec: SongUNetSpec): ReadonlyArray<TensorEntry> 
   return [...mapping, ...l.enc, ...l.dec].flatMap(([name, m]) => (m === undefined ? [] : moduleEntries(name, m)))
 }
 
-/** Parameter shapes (TF.js layouts) of a SongUNet by state-dict name without `model.`, in `state_dict()` order. */
+/**
+ * Parameter shapes (TF.js layouts) of a SongUNet by state-dict name without `model.`, in `state_dict()` order.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const songUNetShapes = (spec: SongUNetSpec): ParameterShapes =>
   Object.fromEntries(songUNetEntries(spec).map((e) => [e.name, paramShapeFromEdm(e.edmShape)]))
 
-/** Fresh SongUNet parameters with EDM's initialisers, deterministic in `seed`; the caller owns them. */
+/**
+ * Fresh SongUNet parameters with EDM's initialisers, deterministic in `seed`; the caller owns them.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const initSongUNet = (spec: SongUNetSpec, seed: number): Record<string, tf.Tensor> =>
   initEntries(songUNetEntries(spec), seed)
 
@@ -335,6 +373,9 @@ const runSongUNet = (
 /**
  * F(x_in, c_noise, class labels, augment labels) of a SongUNet (docs/algorithm.md §2.3): x_in [N,R,R,C] (NHWC, already × c_in),
  * c_noise [N] → [N,R,R,C]. Parameters are named by state-dict names without `model.`, in TF.js layouts.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const applySongUNet = (
   spec: SongUNetSpec,
@@ -349,6 +390,9 @@ export const applySongUNet = (
  * SongUNet's forward pass as SiDA's shared discriminator uses it (docs/algorithm.md §13, docs/sida.md §3): `"encoder"` runs only
  * the encoder and returns the logits [N, r, r, 1] (the bottleneck's channel mean, r the lowest resolution); `"both"`
  * returns F exactly as {@link applySongUNet} computes it, and the logits of the same pass.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const applySongUNetDiscriminator = <W extends "encoder" | "both">(
   spec: SongUNetSpec,
@@ -369,6 +413,9 @@ export const applySongUNetDiscriminator = <W extends "encoder" | "both">(
  * class labels when given, zero labels when labelDim > 0 and none are given; augment labels when given (absent: the
  * zero vector, docs/algorithm.md §15, item 11: the augment map has no bias). The discriminator logits of SiDA come from the
  * encoder's bottleneck (docs/algorithm.md §13).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const songUNetNetwork = (spec: SongUNetSpec): Network => ({
   description: { kind: "songunet", spec },

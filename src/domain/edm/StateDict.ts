@@ -18,17 +18,32 @@ import * as tf from "@tensorflow/tfjs"
 import { compareShapes, type ParameterShapes, type Parameters, type ShapeMismatch, shapesMatch } from "../nn/Parameters.js"
 import type { NamedArray } from "../data/Safetensors.js"
 
-/** The prefix of EDMPrecond's `state_dict()` names for the inner network (docs/algorithm.md §2.3). */
+/**
+ * The prefix of EDMPrecond's `state_dict()` names for the inner network (docs/algorithm.md §2.3).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const EDM_MODEL_PREFIX = "model."
 
-/** TF.js layout of an EDM (PyTorch) shape: OIHW → HWIO for rank 4, [out, in] → [in, out] for rank 2. */
+/**
+ * TF.js layout of an EDM (PyTorch) shape: OIHW → HWIO for rank 4, [out, in] → [in, out] for rank 2.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const paramShapeFromEdm = (edmShape: ReadonlyArray<number>): ReadonlyArray<number> => {
   if (edmShape.length === 4) return [edmShape[2]!, edmShape[3]!, edmShape[1]!, edmShape[0]!]
   if (edmShape.length === 2) return [edmShape[1]!, edmShape[0]!]
   return [...edmShape]
 }
 
-/** EDM (PyTorch) layout of a TF.js shape: the inverse of {@link paramShapeFromEdm}. */
+/**
+ * EDM (PyTorch) layout of a TF.js shape: the inverse of {@link paramShapeFromEdm}.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const edmShapeFromParam = (shape: ReadonlyArray<number>): ReadonlyArray<number> => {
   if (shape.length === 4) return [shape[3]!, shape[2]!, shape[0]!, shape[1]!]
   if (shape.length === 2) return [shape[1]!, shape[0]!]
@@ -41,7 +56,12 @@ const toParamPerm = (rank: number): Array<number> | undefined =>
 const toEdmPerm = (rank: number): Array<number> | undefined =>
   rank === 4 ? [3, 2, 0, 1] : rank === 2 ? [1, 0] : undefined
 
-/** Thrown when a state dict does not fit a network; the message lists every missing, unexpected and mis-shaped name. */
+/**
+ * Thrown when a state dict does not fit a network; the message lists every missing, unexpected and mis-shaped name.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class EdmStateDictError extends Error {
   override readonly name = "EdmStateDictError"
   constructor(readonly mismatch: ShapeMismatch, prefix: string) {
@@ -61,7 +81,12 @@ export class EdmStateDictError extends Error {
   }
 }
 
-/** Options of {@link fromEdmStateDict} and {@link toEdmStateDict}. */
+/**
+ * Options of {@link fromEdmStateDict} and {@link toEdmStateDict}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface StateDictOptions {
   /** Name prefix of the network's entries; entries without it are ignored on load. Default `"model."`. */
   readonly prefix?: string
@@ -72,6 +97,9 @@ export interface StateDictOptions {
  * parameter shapes (TF.js layouts, names without prefix) are `shapes` (docs/algorithm.md §2.3, §2.5). Entries whose name lacks the
  * prefix (e.g. `input.x` in a golden file) are ignored. Throws one {@link EdmStateDictError} listing every missing,
  * unexpected and mis-shaped name (shapes compared in the EDM layout). The caller owns the returned tensors.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const fromEdmStateDict = (
   shapes: ParameterShapes,
@@ -103,6 +131,9 @@ export const fromEdmStateDict = (
  * Converts sid-ts parameters back into EDM state-dict arrays (PyTorch layouts, names with `prefix`), in the order of
  * `shapes` (which the EDM networks build in `state_dict()` order). Throws {@link EdmStateDictError} when the
  * parameters do not fit `shapes`.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const toEdmStateDict = (
   shapes: ParameterShapes,

@@ -26,12 +26,18 @@ const PSD_TOLERANCE = 1e-6
 /**
  * A `d × d` matrix, either flat row-major (length d², e.g. a reference `sigma` read from an npz file) or as
  * `d` rows of length `d` (docs/algorithm.md §11, reference statistics (μ, Σ)).
+ *
+ * @since 0.1.0
+ * @category models
  */
 export type MatrixInput = ArrayLike<number> | ReadonlyArray<ArrayLike<number>>
 
 /**
  * The two parts of the Fréchet distance (docs/algorithm.md §11): `meanTerm` = ‖μ₁ − μ₂‖², `covarianceTerm` =
  * Tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^{1/2}), and their sum `distance`, clamped at 0 against rounding.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface FrechetTerms {
   readonly meanTerm: number
@@ -39,7 +45,12 @@ export interface FrechetTerms {
   readonly distance: number
 }
 
-/** Options of {@link frechetDistance} (docs/algorithm.md §11). */
+/**
+ * Options of {@link frechetDistance} (docs/algorithm.md §11).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface FrechetOptions {
   /** `"unbiased"` (÷(N − 1), EDM `fid.py`; default) or `"biased"` (÷N, SiD `FeatureStats`). */
   readonly covariance?: CovarianceNormalisation
@@ -133,6 +144,9 @@ const trace = (m: Matrix): number => {
  * Tr(Σ₁Σ₂)^{1/2} = Σ_i sqrt(max(λ_i(Σ₁^{1/2} Σ₂ Σ₁^{1/2}), 0)) with symmetric eigendecompositions.
  * Throws {@link MetricInputError} if the shapes disagree, a value is not finite, or a covariance is not
  * symmetric positive semi-definite (up to a relative tolerance of 1e-6).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const frechetTermsFromMoments = (
   mu1: ArrayLike<number>,
@@ -168,6 +182,9 @@ export const frechetTermsFromMoments = (
 /**
  * Fréchet distance between N(μ₁, Σ₁) and N(μ₂, Σ₂) (docs/algorithm.md §11), e.g. generated statistics against precomputed
  * reference statistics (an EDM `fid-refs` npz's `mu`, `sigma`). See {@link frechetTermsFromMoments}.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const frechetDistanceFromMoments = (
   mu1: ArrayLike<number>,
@@ -181,11 +198,19 @@ export const frechetDistanceFromMoments = (
  * Each tensor is read once with `dataSync` (no tensors allocated, none disposed); moments are float64.
  * Throws {@link MetricInputError} for a rank other than 2, different `d`, fewer than 2 samples (1 for the biased
  * covariance) or a non-finite value.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const frechetDistance = (x: tf.Tensor, y: tf.Tensor, options?: FrechetOptions): number =>
   frechetTerms(x, y, options).distance
 
-/** Both terms of {@link frechetDistance} (docs/algorithm.md §11): mean shift and covariance mismatch. */
+/**
+ * Both terms of {@link frechetDistance} (docs/algorithm.md §11): mean shift and covariance mismatch.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const frechetTerms = (x: tf.Tensor, y: tf.Tensor, options?: FrechetOptions): FrechetTerms => {
   const a = readSamples(METRIC, "x", x)
   const b = readSamples(METRIC, "y", y)

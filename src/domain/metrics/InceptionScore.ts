@@ -13,14 +13,24 @@ import { MetricInputError } from "./Moments.js"
 
 const METRIC = "inceptionScore"
 
-/** The Inception Score over splits (docs/algorithm.md §11): mean and population standard deviation of the per-split scores. */
+/**
+ * The Inception Score over splits (docs/algorithm.md §11): mean and population standard deviation of the per-split scores.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface InceptionScore {
   readonly mean: number
   readonly std: number
   readonly splits: ReadonlyArray<number>
 }
 
-/** Options of {@link inceptionScore}. */
+/**
+ * Options of {@link inceptionScore}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface InceptionScoreOptions {
   /** Number of consecutive splits (default 1; SiD's is50k uses 10). The last split takes the remainder. */
   readonly splits?: number
@@ -49,6 +59,9 @@ const splitScore = (p: tf.Tensor2D): tf.Scalar =>
  * Inception Score of class probabilities `probabilities` [N, K] (rows sum to 1), over `splits` consecutive blocks
  * (docs/algorithm.md §11). The tensor is read, not disposed. Throws {@link MetricInputError} for a bad shape, a negative or
  * non-finite entry, or rows that do not sum to 1 (within 1e-3).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const inceptionScore = (probabilities: tf.Tensor, options: InceptionScoreOptions = {}): InceptionScore => {
   const splits = options.splits ?? 1
@@ -76,7 +89,12 @@ export const inceptionScore = (probabilities: tf.Tensor, options: InceptionScore
   return { mean, std, splits: scores }
 }
 
-/** {@link inceptionScore} of softmax(logits) for logits [N, K] (docs/algorithm.md §11: p(y|x) from the classifier's softmax). */
+/**
+ * {@link inceptionScore} of softmax(logits) for logits [N, K] (docs/algorithm.md §11: p(y|x) from the classifier's softmax).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const inceptionScoreFromLogits = (logits: tf.Tensor, options: InceptionScoreOptions = {}): InceptionScore => {
   if (logits.rank !== 2) throw new MetricInputError(METRIC, `logits must be [N, K], got shape [${logits.shape.join(", ")}]`)
   const p = tf.tidy(() => tf.softmax(logits as tf.Tensor2D))

@@ -57,6 +57,9 @@ const kernelSum = (a: tf.Tensor2D, b: tf.Tensor2D, self: boolean): number => {
 /**
  * KID between feature sets `x` [N, d] and `y` [M, d] (docs/algorithm.md §11): unbiased MMD² with the kernel (xᵀy/d + 1)³ over
  * all pairs. The tensors are read, not disposed.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const kernelInceptionDistance = (x: tf.Tensor, y: tf.Tensor): number => {
   check("x", x)

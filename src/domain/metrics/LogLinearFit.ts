@@ -1,12 +1,17 @@
 /**
  * Least-squares fit of log y against x: the rate of an exponential trend y ≈ exp(a + b·x). SiD reports that FID falls
  * "exponentially fast" early in distillation (Zhou et al. 2024, §5): a straight line in log FID against iterations,
- * whose slope b this fit measures (issue 4 §6).
+ * whose slope b this fit measures.
  *
  * @module
  */
 
-/** The fitted line ln y = intercept + slope·x and its coefficient of determination. */
+/**
+ * The fitted line ln y = intercept + slope·x and its coefficient of determination.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface LogLinearFit {
   /** Change of ln y per unit of x (negative for a falling trend). */
   readonly slope: number
@@ -20,6 +25,9 @@ export interface LogLinearFit {
 /**
  * Fits ln y = a + b·x by ordinary least squares over the points with finite x and finite y > 0. Throws a RangeError
  * when fewer than two usable points remain or all their x are equal.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const logLinearFit = (points: ReadonlyArray<readonly [number, number]>): LogLinearFit => {
   const usable = points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && y > 0)

@@ -25,10 +25,18 @@ const METRIC = "mmd"
 /**
  * Default block budget (docs/algorithm.md §12.3 compares 10k vs 10k): kernel-matrix elements per block, 2¹⁸ ≈ 262k (26 rows of
  * 10k); on wasm a 5k × 5k comparison was 15 % faster than with 2²⁰-element blocks.
+ *
+ * @since 0.1.0
+ * @category constants
  */
 export const DEFAULT_MAX_BLOCK_ELEMENTS = 1 << 18
 
-/** Options of {@link mmd2} and {@link mmdTerms} (docs/algorithm.md §12, §12.3). */
+/**
+ * Options of {@link mmd2} and {@link mmdTerms} (docs/algorithm.md §12, §12.3).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface MmdOptions {
   /**
    * RBF bandwidth h (docs/algorithm.md §12.3 uses 0.1 on the ring, whose data std is 0.5), or several bandwidths whose
@@ -44,6 +52,9 @@ export interface MmdOptions {
 /**
  * The pieces of MMD² (docs/algorithm.md §12.3): mean kernel values within x (`kxx`), within y (`kyy`) and across (`kxy`),
  * with diagonals excluded for the unbiased figures, plus both estimates.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface MmdTerms {
   readonly kxx: number
@@ -251,6 +262,9 @@ const total = (values: ReadonlyArray<number>): number => values.reduce((a, b) =>
  * row blocks of at most `maxBlockElements` kernel entries. The inputs are not disposed and no tensor outlives the
  * call. Throws {@link MetricInputError} for a rank other than 2, different `d`, fewer than 2 samples per set, a bad
  * bandwidth, or non-finite input (detected from the sums).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const mmdTerms = (x: tf.Tensor, y: tf.Tensor, options: MmdOptions): MmdTerms => {
   const { budget, scales } = checkOptions(options)
@@ -262,6 +276,9 @@ export const mmdTerms = (x: tf.Tensor, y: tf.Tensor, options: MmdOptions): MmdTe
  * The terms of {@link mmdTerms} for each bandwidth on its own (docs/algorithm.md §12: MMD at several scales, from below to
  * above the width of a mode), in the order given, from one pass over the pairs: the squared distances are computed
  * once and each kernel summed separately. Their sum is the multi-bandwidth figure of {@link mmdTerms}.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const mmdTermsByBandwidth = (x: tf.Tensor, y: tf.Tensor, options: MmdOptions): ReadonlyArray<MmdTerms> => {
   const { budget, scales } = checkOptions(options)
@@ -272,6 +289,9 @@ export const mmdTermsByBandwidth = (x: tf.Tensor, y: tf.Tensor, options: MmdOpti
 /**
  * MMD² between `x` `[N, d]` and `y` `[M, d]` with a (multi-bandwidth) Gaussian RBF kernel (docs/algorithm.md §12, §12.3):
  * the unbiased U-statistic by default, the biased V-statistic with `estimator: "biased"`. See {@link mmdTerms}.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const mmd2 = (x: tf.Tensor, y: tf.Tensor, options: MmdOptions): number => {
   const terms = mmdTerms(x, y, options)
@@ -283,6 +303,9 @@ export const mmd2 = (x: tf.Tensor, y: tf.Tensor, options: MmdOptions): number =>
  * row-major values `x` (`n × dim`) and `y` (`m × dim`), e.g. from one `dataSync()`. No tensors. On the TF.js "cpu"
  * backend this is about an order of magnitude faster than the tensor path for small `dim` (10k × 10k, d = 2: a few
  * seconds); the tensor path is for accelerated backends. Throws {@link MetricInputError} on bad input.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const mmdTermsFromValues = (
   x: ArrayLike<number>,

@@ -15,6 +15,9 @@ import * as tf from "@tensorflow/tfjs"
 /**
  * Bad input to a sample-set metric (docs/algorithm.md §11, §12): wrong rank, mismatched dimensions, too few samples,
  * non-finite values, or a covariance that is not symmetric positive semi-definite. Thrown, never returned.
+ *
+ * @since 0.1.0
+ * @category errors
  */
 export class MetricInputError extends Error {
   /** Discriminant, so `Effect.try` callers can map it to a tagged failure. */
@@ -32,12 +35,18 @@ export class MetricInputError extends Error {
 /**
  * Covariance normalisation (docs/algorithm.md §11): `"unbiased"` divides by N − 1 (EDM `fid.py`, the default here),
  * `"biased"` divides by N (SiD's `FeatureStats`). The difference is negligible at 50k samples.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export type CovarianceNormalisation = "unbiased" | "biased"
 
 /**
  * Mean and covariance of `n` samples in `dim` dimensions (docs/algorithm.md §11). `covariance` is a dense, symmetric,
  * row-major `dim × dim` matrix.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface SampleMoments {
   readonly n: number
@@ -49,6 +58,9 @@ export interface SampleMoments {
 /**
  * Reads a rank-2 tensor `[N, d]` once (`dataSync`, no tensors allocated) and returns its values with the shape.
  * Throws {@link MetricInputError} if the tensor is not rank 2 (docs/algorithm.md §11: sample sets are `[N, d]`).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const readSamples = (
   metric: string,
@@ -66,6 +78,9 @@ export const readSamples = (
  * Sample mean and covariance of `n` rows of `dim` values stored row-major in `values`, accumulated in float64
  * with a two-pass (mean, then centred products) scheme (docs/algorithm.md §11). Requires `n ≥ 2` for the unbiased estimate
  * (`n ≥ 1` for the biased one) and finite values, else throws {@link MetricInputError}.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const momentsFromValues = (
   values: ArrayLike<number>,
@@ -119,6 +134,9 @@ export const momentsFromValues = (
 /**
  * Sample mean and covariance of a `[N, d]` tensor (docs/algorithm.md §11), read once and accumulated in float64.
  * The tensor is not disposed. Throws {@link MetricInputError} on bad input.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const sampleMoments = (
   x: tf.Tensor,

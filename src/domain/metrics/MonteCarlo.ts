@@ -8,14 +8,24 @@
  */
 import type * as tf from "@tensorflow/tfjs"
 
-/** A Monte Carlo estimate: sample mean, its standard error s/√n (s with the n − 1 divisor) and the sample count (docs/algorithm.md §5, §10.2). */
+/**
+ * A Monte Carlo estimate: sample mean, its standard error s/√n (s with the n − 1 divisor) and the sample count (docs/algorithm.md §5, §10.2).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Estimate = {
   readonly mean: number
   readonly stderr: number
   readonly n: number
 }
 
-/** Mean and standard error of the values (docs/algorithm.md §10.2 "matched to MC error"). Needs at least 2 values for a finite stderr. */
+/**
+ * Mean and standard error of the values (docs/algorithm.md §10.2 "matched to MC error"). Needs at least 2 values for a finite stderr.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const estimate = (values: ArrayLike<number>): Estimate => {
   const n = values.length
   let sum = 0
@@ -27,12 +37,20 @@ export const estimate = (values: ArrayLike<number>): Estimate => {
   return { mean, stderr, n }
 }
 
-/** {@link estimate} of a tensor's values (read with `dataSync`, flattened) (docs/algorithm.md §5). */
+/**
+ * {@link estimate} of a tensor's values (read with `dataSync`, flattened) (docs/algorithm.md §5).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const estimateTensor = (values: tf.Tensor): Estimate => estimate(values.dataSync() as Float32Array)
 
 /**
  * Paired-difference estimate of E[a − b] from per-sample pairs (common random numbers): the mean and standard error of
  * a_i − b_i (docs/algorithm.md §5, checking lhs and rhs of I2 / I3 on the same samples). Throws on unequal lengths.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const pairedDifference = (a: ArrayLike<number>, b: ArrayLike<number>): Estimate => {
   if (a.length !== b.length) throw new Error(`paired samples differ in length: ${a.length} vs ${b.length}`)
@@ -41,13 +59,23 @@ export const pairedDifference = (a: ArrayLike<number>, b: ArrayLike<number>): Es
   return estimate(d)
 }
 
-/** (mean − target)/stderr; 0 when both the deviation and the stderr are 0, ±∞ when only the stderr is 0 (docs/algorithm.md §5). */
+/**
+ * (mean − target)/stderr; 0 when both the deviation and the stderr are 0, ±∞ when only the stderr is 0 (docs/algorithm.md §5).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const zScore = (e: Estimate, target: number = 0): number => {
   const dev = e.mean - target
   if (e.stderr === 0) return dev === 0 ? 0 : dev > 0 ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY
   return dev / e.stderr
 }
 
-/** Whether |mean − target| ≤ k·stderr (default k = 5) (docs/algorithm.md §5, §10.1: "match to MC error"). */
+/**
+ * Whether |mean − target| ≤ k·stderr (default k = 5) (docs/algorithm.md §5, §10.1: "match to MC error").
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const withinStandardErrors = (e: Estimate, target: number = 0, k: number = 5): boolean =>
   Math.abs(zScore(e, target)) <= k

@@ -18,19 +18,34 @@ import { MetricInputError } from "./Moments.js"
 
 const METRIC = "precisionRecall"
 
-/** docs/algorithm.md §11: k = 3 nearest neighbours. */
+/**
+ * docs/algorithm.md §11: k = 3 nearest neighbours.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DEFAULT_K = 3
 
 /** Kernel-matrix elements per block (2²⁰). */
 const BLOCK_ELEMENTS = 1 << 20
 
-/** Options of {@link precisionRecall} and {@link nearestNeighbourRadii}. */
+/**
+ * Options of {@link precisionRecall} and {@link nearestNeighbourRadii}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface PrecisionRecallOptions {
   /** The neighbour whose distance is the ball radius (default 3, docs/algorithm.md §11). */
   readonly k?: number
 }
 
-/** Precision and recall of generated features against real ones (docs/algorithm.md §11), both in [0, 1]. */
+/**
+ * Precision and recall of generated features against real ones (docs/algorithm.md §11), both in [0, 1].
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface PrecisionRecall {
   readonly precision: number
   readonly recall: number
@@ -98,6 +113,9 @@ const coverage = (query: tf.Tensor2D, reference: tf.Tensor2D, radii2: tf.Tensor1
 /**
  * The k-NN radius of every row of `features` [N, d] within its own set (docs/algorithm.md §11: `kthvalue(k + 1)`, self included at
  * distance 0), as a new [N] tensor the caller owns.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const nearestNeighbourRadii = (features: tf.Tensor, options: PrecisionRecallOptions = {}): tf.Tensor1D => {
   const k = options.k ?? DEFAULT_K
@@ -112,6 +130,9 @@ export const nearestNeighbourRadii = (features: tf.Tensor, options: PrecisionRec
 /**
  * Share of `query` [M, d] rows inside the union of balls of radius `radii` [N] around the `reference` [N, d] rows
  * (docs/algorithm.md §11): precision with query = generated, reference = real; recall with the roles swapped.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const manifoldCoverage = (query: tf.Tensor, reference: tf.Tensor, radii: tf.Tensor): number => {
   check("query", query)
@@ -136,6 +157,9 @@ export const manifoldCoverage = (query: tf.Tensor, reference: tf.Tensor, radii: 
 /**
  * Improved precision and recall of `generated` [M, d] against `real` [N, d] features with k-NN balls
  * (Kynkäänniemi et al. 2019; docs/algorithm.md §11, k = 3). The tensors are read, not disposed.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const precisionRecall = (
   real: tf.Tensor,

@@ -16,13 +16,21 @@ import { makeStream, nextUint32 } from "../data/RandomStream.js"
 
 /**
  * Rows of a larger batch: the evaluated batch's row i stands for row `indices[i]` of a batch of `of` rows.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface BatchRows {
   readonly of: number
   readonly indices: ReadonlyArray<number>
 }
 
-/** Train-mode dropout of one network evaluation: the rate p ∈ [0, 1) and the seed of its masks. */
+/**
+ * Train-mode dropout of one network evaluation: the rate p ∈ [0, 1) and the seed of its masks.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface DropoutMasks {
   readonly rate: number
   readonly seed: number
@@ -34,7 +42,12 @@ export interface DropoutMasks {
   readonly rows?: BatchRows
 }
 
-/** Throws unless `rate` is in [0, 1) (docs/algorithm.md §9.2: dropout probabilities 0.05–0.25). */
+/**
+ * Throws unless `rate` is in [0, 1) (docs/algorithm.md §9.2: dropout probabilities 0.05–0.25).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const checkDropoutRate = (what: string, rate: number): void => {
   if (!(rate >= 0 && rate < 1)) throw new Error(`${what}: dropout rate must be in [0, 1); got ${rate}`)
 }
@@ -44,6 +57,9 @@ export const checkDropoutRate = (what: string, rate: number): void => {
  * a uint32 from the stream (seed, label), i.e. an element is dropped with probability p to within 2⁻²⁵; a float32
  * tensor of `shape`. With `masks.rows`, the uniforms are drawn for the whole batch ([rows.of, ...shape[1:]], row-major)
  * and the rows `rows.indices` of that mask are returned, in that order.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const dropoutMask = (shape: ReadonlyArray<number>, masks: DropoutMasks, label: string): tf.Tensor => {
   checkDropoutRate("dropout", masks.rate)
@@ -72,7 +88,12 @@ export const dropoutMask = (shape: ReadonlyArray<number>, masks: DropoutMasks, l
   return tf.tensor(mask, [...shape], "float32")
 }
 
-/** x ⊙ [u ≥ p]/(1 − p) with the mask of {@link dropoutMask}; x itself when the rate is 0 (docs/algorithm.md §9.1). */
+/**
+ * x ⊙ [u ≥ p]/(1 − p) with the mask of {@link dropoutMask}; x itself when the rate is 0 (docs/algorithm.md §9.1).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const dropout = (x: tf.Tensor, masks: DropoutMasks, label: string): tf.Tensor =>
   tf.tidy(() => {
     checkDropoutRate("dropout", masks.rate)

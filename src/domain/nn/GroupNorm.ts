@@ -1,5 +1,5 @@
 /**
- * Group normalisation for NHWC tensors, built from raw ops (tfjs-layers has no GroupNorm; tensor-engine notes §6).
+ * Group normalisation for NHWC tensors, built from raw ops (tfjs-layers has no GroupNorm; docs/engines.md §2.1, §6).
  *
  * The C channels are split into G contiguous groups of C/G; each sample's group is normalised over its
  * [H, W, C/G] entries with `tf.moments`, so no statistic ever mixes samples of a batch. EDM's UNet blocks use
@@ -15,7 +15,12 @@ import * as tf from "@tensorflow/tfjs"
 import { type GroupNormActivation, SidGroupNorm, SidGroupNormGrad } from "../../engine/kernels/KernelNames.js"
 import { silu } from "./Silu.js"
 
-/** ε added to the per-group variance (EDM/PyTorch GroupNorm default). */
+/**
+ * ε added to the per-group variance (EDM/PyTorch GroupNorm default).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const GROUP_NORM_EPS = 1e-5
 
 const checkGroups = (x: tf.Tensor4D, groups: number): number => {
@@ -30,6 +35,9 @@ const checkGroups = (x: tf.Tensor4D, groups: number): number => {
 /**
  * (x − μ_g) / √(σ²_g + ε) for each sample and each of `groups` channel groups, statistics over [H, W, C/G]:
  * x [N,H,W,C] → [N,H,W,C], without the affine part. Throws when `groups` does not divide C.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const groupNormalize = (x: tf.Tensor4D, groups: number, eps: number = GROUP_NORM_EPS): tf.Tensor4D =>
   tf.tidy(() => {
@@ -42,10 +50,20 @@ export const groupNormalize = (x: tf.Tensor4D, groups: number, eps: number = GRO
 
 export type { GroupNormActivation } from "../../engine/kernels/KernelNames.js"
 
-/** Name of the optional fused GroupNorm kernel; its contract is `SidGroupNorm` in `engine/kernels/KernelNames.ts`. */
+/**
+ * Name of the optional fused GroupNorm kernel; its contract is `SidGroupNorm` in `engine/kernels/KernelNames.ts`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const GROUP_NORM_KERNEL = SidGroupNorm
 
-/** Name of the fused GroupNorm gradient kernel (`SidGroupNormGrad` in `engine/kernels/KernelNames.ts`). */
+/**
+ * Name of the fused GroupNorm gradient kernel (`SidGroupNormGrad` in `engine/kernels/KernelNames.ts`).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const GROUP_NORM_GRAD_KERNEL = SidGroupNormGrad
 
 const fusedAvailable = (x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor): boolean =>
@@ -56,6 +74,9 @@ const fusedAvailable = (x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor): boole
  * GroupNorm with a per-channel affine map and an optional activation: `act(groupNormalize(x) · weight + bias)`,
  * weight and bias of shape [C] (initialised to 1 and 0). Runs {@link GROUP_NORM_KERNEL} where the active backend
  * registers it.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const groupNorm = (
   x: tf.Tensor4D,

@@ -1,5 +1,5 @@
 /**
- * A small LeNet-style digit classifier, the feature network of "MNIST-FID" (issue 4 §4; docs/algorithm.md §11 uses Inception-v3's
+ * A small LeNet-style digit classifier, the feature network of "MNIST-FID" (docs/algorithm.md §11 uses Inception-v3's
  * pool features and softmax the same way for CIFAR/ImageNet).
  *
  * Input: 28×28×1 images in [-1, 1] (NHWC, background −1). Architecture (all ReLU):
@@ -19,7 +19,12 @@ import * as tf from "@tensorflow/tfjs"
 import type { Parameters } from "./Parameters.js"
 import { normalTensor } from "../data/RandomStream.js"
 
-/** Architecture of a {@link LeNet}. */
+/**
+ * Architecture of a {@link LeNet}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface LeNetSpec {
   /** Side of the (square) input image: 28. */
   readonly size: number
@@ -33,7 +38,12 @@ export interface LeNetSpec {
   readonly classes: number
 }
 
-/** The default LeNet of MNIST-FID: 28×28 input, 16 and 32 channels, 128 features, 10 classes (issue 4 §4). */
+/**
+ * The default LeNet of MNIST-FID: 28×28 input, 16 and 32 channels, 128 features, 10 classes.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const leNetSpec = (overrides: Partial<LeNetSpec> = {}): LeNetSpec => ({
   size: 28,
   conv1: 16,
@@ -48,6 +58,9 @@ const flatSide = (spec: LeNetSpec): number => Math.floor((Math.floor(spec.size /
 /**
  * Names and shapes of the parameters: `conv1.weight` [5, 5, 1, c₁] (TF.js HWIO), `conv2.weight` [5, 5, c₁, c₂],
  * `fc1.weight` [5·5·c₂, hidden], `fc2.weight` [hidden, classes], each with a `.bias`.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const leNetShapes = (spec: LeNetSpec): Record<string, ReadonlyArray<number>> => {
   const side = flatSide(spec)
@@ -66,6 +79,9 @@ export const leNetShapes = (spec: LeNetSpec): Record<string, ReadonlyArray<numbe
 /**
  * Fresh parameters: He-normal weights (std √(2/fan_in)), zero biases, deterministic in `seed` (drawn from
  * `RandomStream`, never `tf.random*`). The caller owns the returned tensors.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const initLeNet = (spec: LeNetSpec, seed: number): Record<string, tf.Tensor> =>
   tf.tidy(() => {
@@ -81,11 +97,16 @@ export const initLeNet = (spec: LeNetSpec, seed: number): Record<string, tf.Tens
     return out
   })
 
-/** What the LeNet computes: the penultimate activations and the class logits. */
+/**
+ * What the LeNet computes: the penultimate activations and the class logits.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface LeNetOutput {
-  /** [N, hidden]: the feature vectors (ReLU outputs of `fc1`) FID and precision/recall are computed on. */
+  /** `[N, hidden]`: the feature vectors (ReLU outputs of `fc1`) FID and precision/recall are computed on. */
   readonly features: tf.Tensor2D
-  /** [N, classes]: unnormalised class scores (softmax gives p(y|x) for the Inception Score). */
+  /** `[N, classes]`: unnormalised class scores (softmax gives p(y|x) for the Inception Score). */
   readonly logits: tf.Tensor2D
 }
 
@@ -98,6 +119,9 @@ const param = (params: Parameters, name: string): tf.Tensor => {
 /**
  * Images [N, H, W, C] in [-1, 1] → [N, 28, 28, 1] for the LeNet: channels averaged to one, a 32×32 input
  * centre-cropped (the inverse of the dataset's padding), any other size resized bilinearly (half-pixel centres).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const toLeNetInput = (images: tf.Tensor4D, size = 28): tf.Tensor4D =>
   tf.tidy(() => {
@@ -109,7 +133,12 @@ export const toLeNetInput = (images: tf.Tensor4D, size = 28): tf.Tensor4D =>
     return x
   })
 
-/** The LeNet on 28×28×1 inputs in [-1, 1]: features and logits (issue 4 §4). Pure; inputs are not disposed. */
+/**
+ * The LeNet on 28×28×1 inputs in [-1, 1]: features and logits. Pure; inputs are not disposed.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const applyLeNet = (spec: LeNetSpec, params: Parameters, x: tf.Tensor4D): LeNetOutput =>
   tf.tidy(() => {
     const [, h, w, c] = x.shape
@@ -142,7 +171,12 @@ export const applyLeNet = (spec: LeNetSpec, params: Parameters, x: tf.Tensor4D):
     return { features, logits }
   })
 
-/** Mean softmax cross-entropy of the logits against integer labels [N] (the training loss). A scalar. */
+/**
+ * Mean softmax cross-entropy of the logits against integer labels [N] (the training loss). A scalar.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const crossEntropy = (logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar =>
   tf.tidy(() => {
     const logp = tf.logSoftmax(logits)
@@ -150,6 +184,11 @@ export const crossEntropy = (logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scala
     return tf.neg(tf.mean(tf.sum(tf.mul(onehot, logp), 1))) as tf.Scalar
   })
 
-/** Share of rows whose arg-max logit equals the label (`logits` [N, K], `labels` [N] int). */
+/**
+ * Share of rows whose arg-max logit equals the label (`logits` [N, K], `labels` [N] int).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const accuracy = (logits: tf.Tensor2D, labels: tf.Tensor1D): number =>
   tf.tidy(() => tf.mean(tf.cast(tf.equal(tf.argMax(logits, 1), tf.cast(labels, "int32")), "float32")).dataSync()[0]!)

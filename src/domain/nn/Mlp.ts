@@ -13,7 +13,12 @@ import type { Parameters } from "./Parameters.js"
 import { normalTensor } from "../data/RandomStream.js"
 import { dense } from "./Dense.js"
 
-/** Architecture of an {@link Mlp}. */
+/**
+ * Architecture of an {@link Mlp}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface MlpSpec {
   /** Data dimension d (input and output width). */
   readonly dim: number
@@ -27,7 +32,12 @@ export interface MlpSpec {
   readonly outputScale: number
 }
 
-/** The architecture of docs/algorithm.md §12.3 for d-dimensional data: 4 hidden layers of 128, K = 8, output ×0.1. */
+/**
+ * The architecture of docs/algorithm.md §12.3 for d-dimensional data: 4 hidden layers of 128, K = 8, output ×0.1.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const mlpSpec = (dim: number, overrides: Partial<Omit<MlpSpec, "dim">> = {}): MlpSpec => ({
   dim,
   hidden: 128,
@@ -39,7 +49,12 @@ export const mlpSpec = (dim: number, overrides: Partial<Omit<MlpSpec, "dim">> = 
 
 const inputWidth = (spec: MlpSpec): number => spec.dim + 1 + 2 * spec.frequencies
 
-/** Names and shapes of the parameters of an MLP (`layers.{i}.weight` is [in, out], `layers.{i}.bias` is [out]). */
+/**
+ * Names and shapes of the parameters of an MLP (`layers.{i}.weight` is [in, out], `layers.{i}.bias` is [out]).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const mlpShapes = (spec: MlpSpec): Record<string, ReadonlyArray<number>> => {
   const widths = [inputWidth(spec), ...Array.from({ length: spec.depth }, () => spec.hidden), spec.dim]
   const shapes: Record<string, ReadonlyArray<number>> = {}
@@ -53,6 +68,9 @@ export const mlpShapes = (spec: MlpSpec): Record<string, ReadonlyArray<number>> 
 /**
  * Fresh parameters: He-normal weights (std √(2/fan_in)), zero biases, output layer scaled by `outputScale`.
  * Deterministic in `seed`. The caller owns the returned tensors.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const initMlp = (spec: MlpSpec, seed: number): Record<string, tf.Tensor> =>
   tf.tidy(() => {
@@ -71,7 +89,12 @@ export const initMlp = (spec: MlpSpec, seed: number): Record<string, tf.Tensor> 
     return out
   })
 
-/** The σ embedding [c_noise, sin(2^{k/2}c_noise), cos(2^{k/2}c_noise)]_k for c_noise of shape [N]: [N, 1 + 2K]. */
+/**
+ * The σ embedding [c_noise, sin(2^{k/2}c_noise), cos(2^{k/2}c_noise)]_k for c_noise of shape [N]: [N, 1 + 2K].
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const noiseEmbedding = (cNoise: tf.Tensor1D, frequencies: number): tf.Tensor2D =>
   tf.tidy(() => {
     const freqs = tf.tensor1d(Array.from({ length: frequencies }, (_, k) => Math.pow(2, k / 2)))
@@ -82,6 +105,9 @@ export const noiseEmbedding = (cNoise: tf.Tensor1D, frequencies: number): tf.Ten
 /**
  * The hidden layer whose activations stand in for an encoder's bottleneck in SiDA (docs/sida.md §3): the output of the
  * first ⌈depth/2⌉ hidden layers, i.e. index ⌈depth/2⌉ − 1.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const mlpBottleneckLayer = (spec: MlpSpec): number => Math.max(0, Math.ceil(spec.depth / 2) - 1)
 
@@ -108,7 +134,12 @@ const runMlp = (
   return logits === undefined ? { output: h } : { output: h, logits }
 }
 
-/** F(x_in, c_noise): x_in [N, d] (already multiplied by c_in), c_noise [N] → [N, d]. */
+/**
+ * F(x_in, c_noise): x_in [N, d] (already multiplied by c_in), c_noise [N] → [N, d].
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const applyMlp = (
   spec: MlpSpec,
   params: Parameters,
@@ -120,6 +151,9 @@ export const applyMlp = (
  * The MLP's stand-in for SiDA's shared discriminator (docs/sida.md §3): the logits [N, 1] are the mean over units of
  * the hidden layer {@link mlpBottleneckLayer}, the analogue of an encoder bottleneck's channel mean. `"encoder"` stops
  * there; `"both"` also returns F exactly as {@link applyMlp} computes it.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const applyMlpDiscriminator = (
   spec: MlpSpec,

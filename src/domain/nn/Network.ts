@@ -20,12 +20,27 @@ import type { Parameters, ParameterShapes } from "./Parameters.js"
 import type { SigmaLike } from "./Tensors.js"
 import { applyUNet, applyUNetDiscriminator, type ApplyUNetOptions, initUNet, unetShapes, type UNetSpec } from "./UNet.js"
 
-/** A JSON-serialisable description of an architecture: its kind and its spec (checkpoints and reports store it). */
+/**
+ * A JSON-serialisable description of an architecture: its kind and its spec (checkpoints and reports store it).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export const NetworkDescription = Schema.Struct({ kind: Schema.String, spec: Schema.Unknown })
-/** @see {@link NetworkDescription} */
+/**
+ * @see {@link NetworkDescription}
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type NetworkDescription = typeof NetworkDescription.Type
 
-/** Options of one evaluation of F. */
+/**
+ * Options of one evaluation of F.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ApplyOptions {
   /**
    * Train mode: dropout at the architecture's dropout sites with this rate, masks from this seed (docs/algorithm.md §9.1); absent:
@@ -39,13 +54,23 @@ export interface ApplyOptions {
   readonly augmentLabels?: tf.Tensor2D
 }
 
-/** F and SiDA's discriminator logits from one pass of a network (docs/algorithm.md §13, docs/sida.md §3). */
+/**
+ * F and SiDA's discriminator logits from one pass of a network (docs/algorithm.md §13, docs/sida.md §3).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface OutputWithLogits {
   readonly output: tf.Tensor
   readonly logits: tf.Tensor
 }
 
-/** An architecture: shapes of its parameters, a seeded initialiser and F as a pure function of the parameters. */
+/**
+ * An architecture: shapes of its parameters, a seeded initialiser and F as a pure function of the parameters.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Network {
   readonly description: NetworkDescription
   /** Shape of one sample, without the batch axis. */
@@ -111,6 +136,9 @@ export interface LoadedDenoiser {
 /**
  * The train-mode dropout rate of a network (docs/algorithm.md §9.1–9.2): the distillation's setting, or when it is absent (null)
  * the architecture's own rate (0 when it has none).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const trainDropoutRate = (network: Network, setting?: number | null): number => setting ?? network.dropout ?? 0
 
@@ -122,6 +150,9 @@ const refuseLabels = (kind: string, labels: tf.Tensor2D | undefined, options: Ap
 /**
  * The vector MLP of docs/algorithm.md §12.3 as a {@link Network} (no dropout sites: train mode is evaluation mode). Its SiDA
  * logits [N, 1] are the mean of a middle hidden layer, the stand-in for an encoder bottleneck (docs/sida.md §3).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const mlpNetwork = (spec: MlpSpec): Network => ({
   description: { kind: "mlp", spec },
@@ -156,6 +187,9 @@ const unetOptions = (options: ApplyOptions): ApplyUNetOptions => {
 /**
  * The small image UNet as a {@link Network} (NHWC data of shape [H, W, C]); no augment conditioning. Its SiDA logits
  * are the channel mean of the lowest-resolution encoder output (docs/algorithm.md §13, docs/sida.md §3).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const unetNetwork = (spec: UNetSpec): Network => ({
   description: { kind: "unet", spec },
@@ -177,6 +211,9 @@ export const unetNetwork = (spec: UNetSpec): Network => ({
 /**
  * D(x; σ, c) = c_skip·x + c_out·F(c_in·x, c_noise, c) for a network and its parameters (docs/algorithm.md §2.3); `labels` one-hot
  * [N, labelDim] for a class-conditional network; `options.dropout` runs F in train mode (docs/algorithm.md §9.1).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const denoiseWith = (
   network: Network,
@@ -195,6 +232,9 @@ const noDiscriminator = (network: Network): Error =>
 /**
  * D(x; σ, c) as {@link denoiseWith} computes it, and SiDA's discriminator logits from the same pass of F (docs/algorithm.md §13):
  * the fake score's `(ŷ, logit_fake)`. Throws when the network has no `applyWithLogits`.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const denoiseWithLogits = (
   network: Network,
@@ -217,6 +257,9 @@ export const denoiseWithLogits = (
 /**
  * SiDA's discriminator logits of x at σ (docs/algorithm.md §13: `logit_real`): the encoder alone, fed c_in·x and c_noise as the
  * preconditioning would. Throws when the network has no `applyLogits`.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const discriminatorLogitsWith = (
   network: Network,
@@ -235,7 +278,12 @@ export const discriminatorLogitsWith = (
   })
 }
 
-/** Whether a network can serve as SiDA's discriminator (docs/algorithm.md §13). */
+/**
+ * Whether a network can serve as SiDA's discriminator (docs/algorithm.md §13).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const hasDiscriminator = (network: Network): boolean =>
   network.applyWithLogits !== undefined && network.applyLogits !== undefined
 
@@ -245,12 +293,20 @@ const isMlpSpec = (s: unknown): s is MlpSpec =>
     (k) => typeof (s as Record<string, unknown>)[k] === "number"
   )
 
-/** The network kinds {@link networkFromDescription} rebuilds. */
+/**
+ * The network kinds {@link networkFromDescription} rebuilds.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const NETWORK_KINDS: ReadonlyArray<string> = ["mlp", "unet", "songunet", "dhariwalunet"]
 
 /**
  * Rebuilds an architecture from its description (as stored in a checkpoint manifest). Throws an Error naming the
  * kind when it is unknown or its spec is malformed.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const networkFromDescription = (description: NetworkDescription): Network => {
   switch (description.kind) {

@@ -5,5 +5,10 @@
  */
 import * as tf from "@tensorflow/tfjs"
 
-/** SiLU, z·sigmoid(z), elementwise. */
+/**
+ * SiLU, z·sigmoid(z), elementwise.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const silu = <T extends tf.Tensor>(z: T): T => tf.tidy(() => tf.mul(z, tf.sigmoid(z)) as T)

@@ -14,5 +14,8 @@ const zeroGradIdentity = tf.customGrad((...inputs: Array<tf.Tensor | tf.GradSave
 /**
  * sg(x): the identity in the forward pass, a zero gradient in the backward pass (docs/algorithm.md §8.1 "w = sg(...)", §14). Built with
  * `tf.customGrad`; returns a new tensor of x's shape and dtype.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const stopGradient = <T extends tf.Tensor>(x: T): T => zeroGradIdentity(x) as T

@@ -1,7 +1,7 @@
 /**
  * The raw network F for images: a small NHWC UNet with a sinusoidal σ embedding, as a pure function of named
  * parameters (docs/algorithm.md §2.3: D(x;σ,c) = c_skip·x + c_out·F(c_in·x, c_noise, c); the backbone is a smaller cousin of
- * EDM's SongUNet, laid out as in tensor-engine notes §4).
+ * EDM's SongUNet, laid out as in docs/engines.md §4).
  *
  * Layout, with L = `channelMult.length` resolutions and ch(l) = `baseChannels`·channelMult[l]:
  * - embedding: [cos(c_noise·f_i), sin(c_noise·f_i)], f_i = (1/10000)^{i/half}, i < half = noiseChannels/2,
@@ -11,7 +11,7 @@
  * - encoder level l: `blocksPerResolution` residual blocks (to ch(l)), then a 2×2 average pool except at the
  *   last level; the output of each level but the last is kept as a skip;
  * - decoder level l = L−2 … 0: nearest ×2 upsampling (reshape-broadcast, exact gradients on every backend; never
- *   `resizeNearestNeighbor`, whose cpu gradient is wrong for batch > 1, tensor-engine notes §3.3), concatenation
+ *   `resizeNearestNeighbor`, whose cpu gradient is wrong for batch > 1, docs/engines.md §3.3), concatenation
  *   with the level's skip along channels, `blocksPerResolution` residual blocks (to ch(l));
  * - head: GroupNorm → SiLU → conv3×3 to C channels.
  *
@@ -19,7 +19,7 @@
  * skip path when the channel count changes.
  *
  * The default spec (32 base channels, mult [1,2,2], one block per resolution, 8 groups, embedding 32 → 128) is
- * the network timed in tensor-engine notes §4: 364,545 parameters for one channel and 365,699 for three.
+ * the network timed in docs/engines.md §4: 364,545 parameters for one channel and 365,699 for three.
  *
  * @module
  */
@@ -31,7 +31,12 @@ import type { Parameters } from "./Parameters.js"
 import { type BatchRows, dropout } from "./Dropout.js"
 import { normalTensor } from "../data/RandomStream.js"
 
-/** Architecture of a {@link UNet}-style network F (see the module docs for the layout). */
+/**
+ * Architecture of a {@link UNet}-style network F (see the module docs for the layout).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface UNetSpec {
   /** Image height H (divisible by 2^(L−1)). */
   readonly height: number
@@ -99,6 +104,9 @@ const blockLayout = (
  * [1, 2, 2], 1 block per resolution, 8 groups, noiseChannels = baseChannels, embedChannels = 4·baseChannels,
  * labelDim 0, dropout 0, outputScale 0.1. Throws when H or W is not divisible by 2^(L−1), when `groups` does
  * not divide a normalised channel count, or when a field is out of range.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const unetSpec = (
   imageShape: readonly [number, number, number],
@@ -158,6 +166,9 @@ export const unetSpec = (
  * [in, out], GroupNorm `weight`/`bias` [C]. Per block `{enc|dec}.{level}.{block}`: norm0, conv0, emb, norm1,
  * conv1 and, when cin ≠ cout, skip (1×1 conv); plus `emb.linear0`, `emb.linear1`, `emb.label` (only when
  * labelDim > 0; no bias), `stem`, `out.norm`, `out.conv`.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const unetShapes = (spec: UNetSpec): Record<string, ReadonlyArray<number>> => {
   const shapes: Record<string, ReadonlyArray<number>> = {}
@@ -197,6 +208,9 @@ export const unetShapes = (spec: UNetSpec): Record<string, ReadonlyArray<number>
  * one-hot row then adds unit-variance features to the sinusoids). The head conv `out.conv.weight` is He-normal
  * × `outputScale` (0.1 by default): F starts near 0, so D starts near c_skip·x, yet the weights are not zero, so
  * every parameter gets a gradient from the first step. The caller owns the returned tensors.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const initUNet = (spec: UNetSpec, seed: number): Record<string, tf.Tensor> =>
   tf.tidy(() => {
@@ -221,6 +235,9 @@ export const initUNet = (spec: UNetSpec, seed: number): Record<string, tf.Tensor
 /**
  * The sinusoidal (positional) embedding of c_noise [N]: [cos(c·f_i) for i < half, sin(c·f_i) for i < half] with
  * f_i = (1/10000)^{i/half}, half = channels/2 (EDM `PositionalEmbedding` without endpoint): [N, channels].
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const sinusoidalEmbedding = (cNoise: tf.Tensor1D, channels: number): tf.Tensor2D =>
   tf.tidy(() => {
@@ -230,14 +247,24 @@ export const sinusoidalEmbedding = (cNoise: tf.Tensor1D, channels: number): tf.T
     return tf.concat([tf.cos(phase), tf.sin(phase)], 1) as tf.Tensor2D
   })
 
-/** Nearest-neighbour ×2 upsampling of [N,H,W,C] through a rank-6 broadcast (exact gradients on cpu and wasm). */
+/**
+ * Nearest-neighbour ×2 upsampling of [N,H,W,C] through a rank-6 broadcast (exact gradients on cpu and wasm).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const upsampleNearest2x = (x: tf.Tensor4D): tf.Tensor4D =>
   tf.tidy(() => {
     const [n, h, w, c] = x.shape
     return tf.mul(x.reshape([n, h, 1, w, 1, c]), tf.ones([1, 1, 2, 1, 2, 1])).reshape([n, 2 * h, 2 * w, c]) as tf.Tensor4D
   })
 
-/** Options of {@link applyUNet}. */
+/**
+ * Options of {@link applyUNet}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ApplyUNetOptions {
   /**
    * Seed of the dropout masks. Dropout (rate `spec.dropout`) runs only when this is given, so F stays a pure
@@ -250,13 +277,21 @@ export interface ApplyUNetOptions {
   readonly dropoutRows?: BatchRows
 }
 
-/** What a pass of the small UNet computes: F, the discriminator logits of SiDA, or both from one pass. */
+/**
+ * What a pass of the small UNet computes: F, the discriminator logits of SiDA, or both from one pass.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type UNetPass = "decoder" | "encoder" | "both"
 
 /**
  * F(x_in, c_noise, labels): x_in [N,H,W,C] (already multiplied by c_in), c_noise [N], optional one-hot labels
  * [N, labelDim] → [N,H,W,C] (docs/algorithm.md §2.3). When labelDim > 0 and no labels are given, an all-zero label vector is
  * used (docs/algorithm.md §2.3, unconditional). Throws on a missing parameter or a shape that does not fit the spec.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const applyUNet = (
   spec: UNetSpec,
@@ -271,6 +306,9 @@ export const applyUNet = (
  * The small UNet as SiDA's shared discriminator uses it (docs/algorithm.md §13, docs/sida.md §3): the logits are the channel mean
  * of the encoder's lowest-resolution feature map, [N, H/2^(L−1), W/2^(L−1), 1]. `"encoder"` stops there; `"both"` also
  * returns F exactly as {@link applyUNet} computes it (same dropout masks).
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const applyUNetDiscriminator = (
   spec: UNetSpec,

@@ -16,7 +16,12 @@ import { SidAdam } from "../../engine/kernels/KernelNames.js"
 import type { Parameters } from "../nn/Parameters.js"
 import { adamAllFused } from "./AdamAll.js"
 
-/** Adam's hyper-parameters. */
+/**
+ * Adam's hyper-parameters.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface AdamConfig {
   readonly learningRate: number
   readonly beta1: number
@@ -24,21 +29,36 @@ export interface AdamConfig {
   readonly epsilon: number
 }
 
-/** Adam's state: first and second moments by parameter name, and the number of updates taken. */
+/**
+ * Adam's state: first and second moments by parameter name, and the number of updates taken.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface AdamState {
   readonly step: number
   readonly m: Parameters
   readonly v: Parameters
 }
 
-/** Zero moments shaped like the parameters (step 0). The caller owns the tensors. */
+/**
+ * Zero moments shaped like the parameters (step 0). The caller owns the tensors.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const initAdam = (params: Parameters): AdamState => ({
   step: 0,
   m: Object.fromEntries(Object.entries(params).map(([n, p]) => [n, tf.zerosLike(p)])),
   v: Object.fromEntries(Object.entries(params).map(([n, p]) => [n, tf.zerosLike(p)]))
 })
 
-/** Name of the optional fused Adam kernel; its contract is `SidAdam` in `engine/kernels/KernelNames.ts`. */
+/**
+ * Name of the optional fused Adam kernel; its contract is `SidAdam` in `engine/kernels/KernelNames.ts`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const ADAM_KERNEL = SidAdam
 
 const fusedAdam = (config: AdamConfig, t: number, p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor) =>
@@ -48,7 +68,12 @@ const fusedAdam = (config: AdamConfig, t: number, p: tf.Tensor, g: tf.Tensor, m:
     { learningRate: config.learningRate, beta1: config.beta1, beta2: config.beta2, epsilon: config.epsilon, step: t }
   ) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor]
 
-/** One Adam update's results: new parameter values and new state (all new tensors the caller owns). */
+/**
+ * One Adam update's results: new parameter values and new state (all new tensors the caller owns).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface AdamUpdate {
   readonly params: Record<string, tf.Tensor>
   readonly state: AdamState
@@ -57,6 +82,9 @@ export interface AdamUpdate {
 /**
  * One Adam update of every parameter that has a gradient. Parameters without a gradient keep their values (copied).
  * Pure: inputs are not modified or disposed.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const adamUpdate = (
   config: AdamConfig,
@@ -103,6 +131,9 @@ export const adamUpdate = (
  * One Adam update of one parameter in host memory (docs/algorithm.md §9.1, §14), in place: `value`, `m` and `v` are overwritten,
  * `grad` is read. `step` is the number of updates taken before this one. Every operation is rounded to float32 in the
  * order {@link adamUpdate} runs its tensor ops, so on an IEEE float32 engine both give the same bits.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const adamUpdateHost = (
   config: AdamConfig,

@@ -10,7 +10,12 @@ import * as tf from "@tensorflow/tfjs"
 import { type AdamConfig, adamUpdate, adamUpdateHost } from "./Adam.js"
 import type { Parameters } from "../nn/Parameters.js"
 
-/** An optimiser's state: the number of updates taken and one tensor map per slot (e.g. Adam's `m` and `v`). */
+/**
+ * An optimiser's state: the number of updates taken and one tensor map per slot (e.g. Adam's `m` and `v`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface OptimizerState {
   readonly step: number
   readonly slots: Readonly<Record<string, Parameters>>
@@ -20,6 +25,9 @@ export interface OptimizerState {
  * An optimiser's update of one parameter in host memory, in place: `value` and every slot array are overwritten from
  * the (already sanitised) `grad`; `step` counts the updates taken before this one. Host arrays live outside the tensor
  * engine (the wasm heap is limited to 4 GB), so a large network's optimiser state does not take engine memory.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export type HostUpdate = (
   step: number,
@@ -33,6 +41,9 @@ export type HostUpdate = (
  * with `host` is applied by trainable weights one parameter at a time in host memory, its slots kept as
  * `Float32Array`s outside the engine (materialised as tensors only for a checkpoint); `update` is the same rule on
  * tensors.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface Optimizer {
   readonly name: string
@@ -47,7 +58,12 @@ export interface Optimizer {
   readonly host?: HostUpdate
 }
 
-/** Zero-filled state for an optimiser's slots, shaped like the parameters (step 0). The caller owns the tensors. */
+/**
+ * Zero-filled state for an optimiser's slots, shaped like the parameters (step 0). The caller owns the tensors.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const initOptimizerState = (optimizer: Optimizer, params: Parameters): OptimizerState => ({
   step: 0,
   slots: Object.fromEntries(
@@ -61,7 +77,12 @@ const slot = (state: OptimizerState, name: string): Parameters => {
   return s
 }
 
-/** Adam (docs/algorithm.md §9.1, §14) with slots `m` and `v`. */
+/**
+ * Adam (docs/algorithm.md §9.1, §14) with slots `m` and `v`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const adam = (config: AdamConfig): Optimizer => ({
   name: `adam(lr ${config.learningRate}, β ${config.beta1}/${config.beta2}, ε ${config.epsilon})`,
   slotNames: ["m", "v"],
@@ -75,6 +96,9 @@ export const adam = (config: AdamConfig): Optimizer => ({
  * Adam (docs/algorithm.md §9.1, §14) with its moments `m`, `v` in host memory: the same update as {@link adam}, float32 operation
  * for float32 operation, applied one parameter at a time outside the tensor engine. For networks whose seven weight
  * copies (teacher, θ, θ_ema, ψ and both optimisers' moments) do not fit the wasm heap beside a backward pass.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const adamHost = (config: AdamConfig): Optimizer => {
   const tensor = adam(config)
@@ -93,6 +117,9 @@ export const adamHost = (config: AdamConfig): Optimizer => {
 /**
  * SGD with heavy-ball momentum: v ← μ·v + g, p ← p − lr·v (slot `velocity`). Parameters without a gradient keep
  * their values.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const sgd = (config: { readonly learningRate: number; readonly momentum: number }): Optimizer => ({
   name: `sgd(lr ${config.learningRate}, momentum ${config.momentum})`,

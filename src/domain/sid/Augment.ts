@@ -21,10 +21,20 @@ import * as tf from "@tensorflow/tfjs"
 import { normals, type StreamState, uniforms } from "../data/RandomStream.js"
 import type { DistillConfig } from "../config/DistillConfig.js"
 
-/** Length of the augmentation label vector (docs/algorithm.md §2.3: augment_dim = 9). */
+/**
+ * Length of the augmentation label vector (docs/algorithm.md §2.3: augment_dim = 9).
+ *
+ * @since 0.2.0
+ * @category constants
+ */
 export const AUGMENT_LABEL_DIM = 9
 
-/** Probability multipliers and ranges of the pipe (EDM's `AugmentPipe` arguments, in camelCase). */
+/**
+ * Probability multipliers and ranges of the pipe (EDM's `AugmentPipe` arguments, in camelCase).
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export interface AugmentSettings {
   /** Overall probability p (SiD's `--augment`: 0.12 on CIFAR-10, 0.15 on FFHQ/AFHQ, 0 on ImageNet). */
   readonly p: number
@@ -52,7 +62,12 @@ export interface AugmentSettings {
   readonly translateFracStd: number
 }
 
-/** SiD's pipe (EDM `train.py --augment p`): xflip 1e8, yflip, scale, rotate_frac, aniso, translate_frac at 1. */
+/**
+ * SiD's pipe (EDM `train.py --augment p`): xflip 1e8, yflip, scale, rotate_frac, aniso, translate_frac at 1.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
 export const sidAugmentSettings = (p: number): AugmentSettings => ({
   p,
   xflip: 1e8,
@@ -68,7 +83,12 @@ export const sidAugmentSettings = (p: number): AugmentSettings => ({
   translateFracStd: 0.125
 })
 
-/** One batch's transform parameters, one entry per sample (all zero: no transform). */
+/**
+ * One batch's transform parameters, one entry per sample (all zero: no transform).
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export interface AugmentParams {
   readonly batch: number
   /** 1 where the sample is flipped left–right. */
@@ -89,7 +109,12 @@ export interface AugmentParams {
   readonly translateY: Float64Array
 }
 
-/** Parameters of `batch` samples with no transform. */
+/**
+ * Parameters of `batch` samples with no transform.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
 export const identityParams = (batch: number): AugmentParams => ({
   batch,
   xflip: new Float64Array(batch),
@@ -108,6 +133,9 @@ const NORMALS_PER_SAMPLE = 4
 /**
  * Draws one batch's parameters from a stream (11 uniforms then 4 normals per sample, whatever is switched on) and
  * returns the stream's next state. Each transform is switched on where a uniform falls below multiplier·p, as in EDM.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const drawAugmentParams = (
   state: StreamState,
@@ -139,7 +167,12 @@ export const drawAugmentParams = (
   return { params, state: g.state }
 }
 
-/** The [N, 9] label vectors of a batch's parameters (module docs for the layout). */
+/**
+ * The [N, 9] label vectors of a batch's parameters (module docs for the layout).
+ *
+ * @since 0.2.0
+ * @category utils
+ */
 export const augmentLabels = (params: AugmentParams): tf.Tensor2D => {
   const out = new Float32Array(params.batch * AUGMENT_LABEL_DIM)
   for (let i = 0; i < params.batch; i++) {
@@ -164,7 +197,12 @@ export const augmentLabels = (params: AugmentParams): tf.Tensor2D => {
   return tf.tensor2d(out, [params.batch, AUGMENT_LABEL_DIM])
 }
 
-/** A 3×3 matrix acting on homogeneous pixel coordinates (x, y, 1), row-major. */
+/**
+ * A 3×3 matrix acting on homogeneous pixel coordinates (x, y, 1), row-major.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type Matrix3 = readonly [number, number, number, number, number, number, number, number, number]
 
 const mat = (...m: Matrix3): Matrix3 => m
@@ -181,19 +219,32 @@ const rotation = (theta: number): Matrix3 =>
   mat(Math.cos(theta), -Math.sin(theta), 0, Math.sin(theta), Math.cos(theta), 0, 0, 0, 1)
 const IDENTITY: Matrix3 = mat(1, 0, 0, 0, 1, 0, 0, 0, 1)
 
-/** Applies a matrix to a point. */
+/**
+ * Applies a matrix to a point.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
 export const transformPoint = (m: Matrix3, x: number, y: number): readonly [number, number] => [
   m[0] * x + m[1] * y + m[2],
   m[3] * x + m[4] * y + m[5]
 ]
 
-/** Whether the settings switch on any geometric transform (EDM then resamples every image, even untransformed ones). */
+/**
+ * Whether the settings switch on any geometric transform (EDM then resamples every image, even untransformed ones).
+ *
+ * @since 0.2.0
+ * @category utils
+ */
 export const hasGeometric = (settings: AugmentSettings): boolean =>
   settings.scale > 0 || settings.rotateFrac > 0 || settings.aniso > 0 || settings.translateFrac > 0
 
 /**
  * The inverse geometric transform of sample `i`, mapping output pixel coordinates to input ones (both centred on the
  * image centre, in pixels, y down). Its inverse is the forward transform: where an input point ends up.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const inverseTransform = (
   params: AugmentParams,
@@ -222,7 +273,12 @@ export const inverseTransform = (
   return g
 }
 
-/** The sym6 wavelet low-pass filter (an orthonormal filter: its taps' squares sum to 1, its even shifts are orthogonal). */
+/**
+ * The sym6 wavelet low-pass filter (an orthonormal filter: its taps' squares sum to 1, its even shifts are orthogonal).
+ *
+ * @since 0.2.0
+ * @category constants
+ */
 export const SYM6: ReadonlyArray<number> = [
   0.015404109327027373, 0.0034907120842174702, -0.11799011114819057, -0.048311742585633, 0.4910559419267466,
   0.787641141030194, 0.3379294217276218, -0.07263752278646252, -0.021060292512300564, 0.04472490177066578,
@@ -355,6 +411,9 @@ const flipWhere = (images: tf.Tensor4D, flags: Float64Array, axis: 1 | 2): tf.Te
  * The transformed images of a batch: flips, then (when the settings switch any on) the geometric transform, resampled
  * as EDM does (module docs). `images` is NHWC [N, H, W, C] with N = `params.batch`; a new tensor the caller owns.
  * Throws when the images are not [N, H, W, C] of that batch.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const applyAugment = (images: tf.Tensor, params: AugmentParams, settings: AugmentSettings): tf.Tensor4D =>
   tf.tidy(() => {
@@ -365,7 +424,12 @@ export const applyAugment = (images: tf.Tensor, params: AugmentParams, settings:
     return hasGeometric(settings) ? geometric(flipped, params, settings) : flipped.clone()
   })
 
-/** The augmented images and their [N, 9] labels (docs/algorithm.md §13.4: `(y, a) = augment_pipe(x)`); new tensors the caller owns. */
+/**
+ * The augmented images and their [N, 9] labels (docs/algorithm.md §13.4: `(y, a) = augment_pipe(x)`); new tensors the caller owns.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
 export const augment = (
   images: tf.Tensor,
   params: AugmentParams,
@@ -375,6 +439,11 @@ export const augment = (
   labels: augmentLabels(params)
 })
 
-/** The augmentation of a config: SiD's pipe at p = `config.augment` (docs/algorithm.md §13.4), or none at p = 0. */
+/**
+ * The augmentation of a config: SiD's pipe at p = `config.augment` (docs/algorithm.md §13.4), or none at p = 0.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
 export const augmentSettingsOf = (config: DistillConfig): AugmentSettings | undefined =>
   config.augment > 0 ? sidAugmentSettings(config.augment) : undefined

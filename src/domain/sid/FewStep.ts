@@ -26,13 +26,28 @@ import { type ApplyOptions, denoiseWith, type Network } from "../nn/Network.js"
 import type { Parameters } from "../nn/Parameters.js"
 import { makeStream, normals } from "../data/RandomStream.js"
 
-/** The most generator steps a run or a generator file may use (the official code evaluates 1, 2 and 4). */
+/**
+ * The most generator steps a run or a generator file may use (the official code evaluates 1, 2 and 4).
+ *
+ * @since 0.2.0
+ * @category constants
+ */
 export const MAX_GENERATOR_STEPS = 4
 
-/** Label of the stream a finished generator's re-noise is drawn from ({@link latentRenoise}). */
+/**
+ * Label of the stream a finished generator's re-noise is drawn from ({@link latentRenoise}).
+ *
+ * @since 0.2.0
+ * @category constants
+ */
 export const LATENT_RENOISE_STREAM = "renoise"
 
-/** Throws an Error unless `steps` is an integer in 1 … {@link MAX_GENERATOR_STEPS}. */
+/**
+ * Throws an Error unless `steps` is an integer in 1 … {@link MAX_GENERATOR_STEPS}.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
 export const checkGeneratorSteps = (steps: number): void => {
   if (!(Number.isInteger(steps) && steps >= 1 && steps <= MAX_GENERATOR_STEPS)) {
     throw new Error(`the number of generator steps must be an integer in 1..${MAX_GENERATOR_STEPS}, got ${steps}`)
@@ -43,6 +58,9 @@ export const checkGeneratorSteps = (steps: number): void => {
  * The noise levels of the k generator steps: σ_s = σ_init·(k − s)/k for s = 0 … k−1 (σ₀ = σ_init exactly), strictly
  * decreasing and ending at σ_init/k: [2.5] for k = 1, [2.5, 1.25] for k = 2, [2.5, 1.875, 1.25, 0.625] for k = 4 at
  * σ_init = 2.5. Throws for a bad k or a σ_init that is not a positive finite number.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const generatorSigmaLadder = (sigmaInit: number, steps: number): ReadonlyArray<number> => {
   checkGeneratorSteps(steps)
@@ -50,13 +68,21 @@ export const generatorSigmaLadder = (sigmaInit: number, steps: number): Readonly
   return Array.from({ length: steps }, (_, s) => (s === 0 ? sigmaInit : (sigmaInit * (steps - s)) / steps))
 }
 
-/** A denoiser at one step: D(x; σ) for the generator's step `step` (0-based). */
+/**
+ * A denoiser at one step: D(x; σ) for the generator's step `step` (0-based).
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export type StepDenoiser = (x: tf.Tensor, sigma: number, step: number) => tf.Tensor
 
 /**
  * The k-step sample (module docs) for standard-normal latents z and the k − 1 re-noise tensors ε₁ … ε_{k−1} (each
  * shaped like z; none for k = 1). Pure: the denoiser and all randomness are inputs. Differentiable through every
  * step. Call inside `tf.tidy` or a gradient closure (intermediates are not disposed here).
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const fewStepSample = (
   denoise: StepDenoiser,
@@ -86,13 +112,21 @@ export const fewStepSample = (
  * The network options of step s: the given ones for s = 0; for s ≥ 1, train-mode dropout (when on) with the seed
  * moved by s·0x9e3779b9, so each application draws its own masks (as PyTorch's dropout does on each call) while
  * step 0 keeps the one-step generator's.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const stepOptions = (options: ApplyOptions | undefined, step: number): ApplyOptions | undefined =>
   step === 0 || options?.dropout === undefined
     ? options
     : { ...options, dropout: { ...options.dropout, seed: (options.dropout.seed + Math.imul(step, 0x9e3779b9)) >>> 0 } }
 
-/** What a generator network needs to generate in k steps. */
+/**
+ * What a generator network needs to generate in k steps.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export interface FewStepSettings {
   /** σ_init (docs/algorithm.md §6): the noise level of the first step. */
   readonly sigmaInit: number
@@ -108,6 +142,9 @@ export interface FewStepSettings {
  * the k − 1 re-noise tensors; absent: {@link latentRenoise} of z (for a finished generator; training passes its
  * sampler's draws). For k = 1 this is `denoiseWith(network, params, σ_init·z, σ_init, σ_data, labels, options)`.
  * Call inside `tf.tidy` or a gradient closure.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const generateWith = (
   network: Network,
@@ -144,6 +181,9 @@ const murmur3 = (words: Uint32Array, seed: number): number => {
 /**
  * The 53-bit seed of a latent row: two MurmurHash3 hashes (seeds 0 and 0x9747b28c) of its float32 bits, the first
  * as the low 32 bits and 21 bits of the second above them.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const latentSeed = (row: Float32Array): number => {
   const words = new Uint32Array(row.buffer, row.byteOffset, row.length)
@@ -154,6 +194,9 @@ export const latentSeed = (row: Float32Array): number => {
  * The re-noise of a finished generator (module docs): for each row i of z [n, ...S], the first (k − 1)·∏S standard
  * normals of the stream ({@link latentSeed} of row i, {@link LATENT_RENOISE_STREAM}), ε_s taking the s-th block of
  * ∏S. Returns k − 1 new tensors [n, ...S] (none for k = 1, without reading z). Reads z from the engine once.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const latentRenoise = (z: tf.Tensor, steps: number): Array<tf.Tensor> => {
   checkGeneratorSteps(steps)

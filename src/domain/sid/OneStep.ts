@@ -17,16 +17,29 @@ import { type Network, type NetworkDescription } from "../nn/Network.js"
 import { makeStream, normals } from "../data/RandomStream.js"
 import { generateWith } from "./FewStep.js"
 
-/** Label of the random stream that latents are drawn from (see the module docs). */
+/**
+ * Label of the random stream that latents are drawn from (see the module docs).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const LATENT_STREAM = "evaluation"
 
-/** Standard-normal latents [n, ...shape] of a seed, drawn from the stream (seed, {@link LATENT_STREAM}). */
+/**
+ * Standard-normal latents [n, ...shape] of a seed, drawn from the stream (seed, {@link LATENT_STREAM}).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const fixedLatents = (seed: number, n: number, shape: ReadonlyArray<number>): tf.Tensor =>
   tf.tensor(normals(makeStream(seed, LATENT_STREAM), n * shape.reduce((a, b) => a * b, 1)).values, [n, ...shape])
 
 /**
  * Balanced one-hot labels for evaluating a class-conditional network: row i has class i mod K, so every class gets
  * n/K samples (and the class-balanced reference of a labelled data set is matched). [n, K].
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const balancedLabels = (n: number, classes: number): tf.Tensor2D =>
   tf.tidy(() =>
@@ -37,6 +50,9 @@ export const balancedLabels = (n: number, classes: number): tf.Tensor2D =>
  * One-hot labels [n, K] for the given class of each sample (default: {@link balancedLabels}); undefined for an
  * unconditional network (K = 0). Throws an Error saying what is wrong when classes are given to an unconditional
  * network, or are not n integers in 0..K−1.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const classLabels = (n: number, labelDim: number, classes?: ReadonlyArray<number>): tf.Tensor2D | undefined => {
   if (labelDim === 0) {
@@ -50,7 +66,12 @@ export const classLabels = (n: number, labelDim: number, classes?: ReadonlyArray
   return tf.tidy(() => tf.oneHot(tf.tensor1d(Int32Array.from(classes), "int32"), labelDim).toFloat() as tf.Tensor2D)
 }
 
-/** Where a generator came from: the run, its checkpoint's step, the teacher, which weights. Any may be unknown. */
+/**
+ * Where a generator came from: the run, its checkpoint's step, the teacher, which weights. Any may be unknown.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface GeneratorProvenance {
   readonly runDir?: string
   readonly step?: number
@@ -58,7 +79,12 @@ export interface GeneratorProvenance {
   readonly weights?: "ema" | "live"
 }
 
-/** What a one-step generator is made of: the network, its parameters (owned by the holder), σ_init and σ_data. */
+/**
+ * What a one-step generator is made of: the network, its parameters (owned by the holder), σ_init and σ_data.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface OneStepWeights {
   readonly network: Network
   readonly params: Record<string, tf.Tensor>
@@ -71,7 +97,12 @@ export interface OneStepWeights {
   readonly provenance: GeneratorProvenance
 }
 
-/** A ready one-step generator. */
+/**
+ * A ready one-step generator.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface OneStepGenerator {
   /** The architecture (`{ kind, spec }`, as in checkpoint manifests). */
   readonly architecture: NetworkDescription
@@ -106,6 +137,9 @@ export interface OneStepGenerator {
 /**
  * x = D_θ(σ_init·z; σ_init, c): one evaluation of the generator on latents z (docs/algorithm.md §6); with `generatorSteps` k > 1,
  * the k-step sample of `domain/sid/FewStep` (re-noise from the latents). The caller owns the result.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const oneStepSample = (weights: OneStepWeights, z: tf.Tensor, labels?: tf.Tensor2D): tf.Tensor =>
   tf.tidy(() =>
@@ -116,7 +150,12 @@ export const oneStepSample = (weights: OneStepWeights, z: tf.Tensor, labels?: tf
     }, labels)
   )
 
-/** A {@link OneStepGenerator} over the given weights; it takes ownership of their tensors (`dispose` frees them). */
+/**
+ * A {@link OneStepGenerator} over the given weights; it takes ownership of their tensors (`dispose` frees them).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const oneStepGenerator = (weights: OneStepWeights): OneStepGenerator => {
   const { network } = weights
   return {

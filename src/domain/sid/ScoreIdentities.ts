@@ -11,23 +11,41 @@
 import * as tf from "@tensorflow/tfjs"
 import { broadcastPerSample, rowDot, type SigmaLike } from "../nn/Tensors.js"
 
-/** Per-sample left- and right-hand sides of an identity in expectation, each [N] (docs/algorithm.md §5). */
+/**
+ * Per-sample left- and right-hand sides of an identity in expectation, each [N] (docs/algorithm.md §5).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type IdentityTerms = {
   readonly lhs: tf.Tensor1D
   readonly rhs: tf.Tensor1D
 }
 
-/** (I1) Tweedie, score → denoiser: D(x;σ) = x + σ²·∇ln p_σ(x) (docs/algorithm.md §5, §4). σ: number or [N]. */
+/**
+ * (I1) Tweedie, score → denoiser: D(x;σ) = x + σ²·∇ln p_σ(x) (docs/algorithm.md §5, §4). σ: number or [N].
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const tweedieDenoiser = (x: tf.Tensor, score: tf.Tensor, sigma: SigmaLike): tf.Tensor =>
   tf.tidy(() => tf.add(x, tf.mul(tf.square(broadcastPerSample(sigma, x)), score)))
 
-/** (I1) Tweedie, denoiser → score: ∇ln p_σ(x) = (D(x;σ) − x)/σ² (docs/algorithm.md §5, §4). σ: number or [N]. */
+/**
+ * (I1) Tweedie, denoiser → score: ∇ln p_σ(x) = (D(x;σ) − x)/σ² (docs/algorithm.md §5, §4). σ: number or [N].
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const tweedieScore = (x: tf.Tensor, denoised: tf.Tensor, sigma: SigmaLike): tf.Tensor =>
   tf.tidy(() => tf.sub(denoised, x).div(tf.square(broadcastPerSample(sigma, x))))
 
 /**
  * (I2) Score projection terms (docs/algorithm.md §5): lhs_i = u(x_t,i)ᵀ∇ln p_θ(x_t,i), rhs_i = u(x_t,i)ᵀ(x_g,i − x_t,i)/σ_i².
  * `u` is u evaluated at x_t, `score` the noised score of p_θ at x_t; all [N, ...]; σ a number or [N].
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const scoreProjectionTerms = (args: {
   readonly u: tf.Tensor
@@ -44,6 +62,9 @@ export const scoreProjectionTerms = (args: {
 /**
  * (I3) Denoiser-form terms (docs/algorithm.md §5): lhs_i = u(x_t,i)ᵀ f*(x_t,i), rhs_i = u(x_t,i)ᵀ x_g,i, where f* = E_θ[x_g | x_t] is
  * the exact (fake) denoiser for p_θ evaluated at x_t. All [N, ...].
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const denoiserIdentityTerms = (args: {
   readonly u: tf.Tensor

@@ -13,7 +13,12 @@ import * as tf from "@tensorflow/tfjs"
 import { stopGradient } from "../nn/StopGradient.js"
 import { keepRows, nonBatchAxes, replaceNaN, rowMean, rowSum } from "../nn/Tensors.js"
 
-/** Inputs of {@link sidGeneratorLoss} (docs/algorithm.md §8.1). All tensors [N, ...] of one shape. */
+/**
+ * Inputs of {@link sidGeneratorLoss} (docs/algorithm.md §8.1). All tensors [N, ...] of one shape.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type SidLossInput = {
   /** Generator samples x_g = G_θ(σ_init·ε₀). */
   readonly xg: tf.Tensor
@@ -33,7 +38,12 @@ export type SidLossInput = {
   readonly batchSize?: number
 }
 
-/** Result of {@link sidGeneratorLoss} (docs/algorithm.md §8.1). */
+/**
+ * Result of {@link sidGeneratorLoss} (docs/algorithm.md §8.1).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type SidLossResult = {
   /** L_θ = Σ_rows perRow · lossScale / batchSize. */
   readonly loss: tf.Scalar
@@ -87,6 +97,9 @@ const finish = (input: GeneratorLossInput, options: GeneratorLossOptions, p: Pre
  * w = sg(mean_CHW |x_g − y_r|).clip(min = wMin); ℓ = (y_r − y_f) ⊙ ((y_r − x_g) − α(y_r − y_f)) / w;
  * L_θ = Σ_rows Σ_CHW ℓ · lossScale / batchSize, with rows where x_g, y_r or y_f has a NaN dropped (NaNs replaced by 0
  * through `tf.where` first) and the divisor kept at the full batch size. Differentiable in x_g, y_r and y_f; w is not.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const sidGeneratorLoss = (input: SidLossInput): SidLossResult =>
   tf.tidy(() => {
@@ -96,7 +109,12 @@ export const sidGeneratorLoss = (input: SidLossInput): SidLossResult =>
     return { ...finish(input, input, p, raw), w: p.w.reshape([p.w.shape[0] ?? 0]) as tf.Tensor1D }
   })
 
-/** Per-row pieces of the SiD loss (docs/algorithm.md §8.2), without w or loss scaling; 0 on rows with a NaN. */
+/**
+ * Per-row pieces of the SiD loss (docs/algorithm.md §8.2), without w or loss scaling; 0 on rows with a NaN.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type SidLossTerms = {
   /** L¹ term ‖δ‖² = Σ_CHW (y_r − y_f)², [N]. */
   readonly l1: tf.Tensor1D
@@ -111,6 +129,9 @@ export type SidLossTerms = {
 /**
  * The decomposition of docs/algorithm.md §8.2 per row: L¹ = ‖δ‖², L² = δᵀ(f_φ − x_g) and δᵀ(f_ψ − x_g), with δ = f_φ − f_ψ. Then
  * L̃ = L² − α·L¹ = (1 − α)·L¹ + δᵀ(f_ψ − x_g) is the per-row loss of {@link sidGeneratorLoss} at w = 1, lossScale = 1.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const sidLossTerms = (input: {
   readonly xg: tf.Tensor
@@ -148,7 +169,12 @@ export const sidLossTerms = (input: {
  * stop-gradients both, so its gradient with respect to x_g is (y_f − y_r)/w per element and nothing reaches the networks.
  *
  */
-/** Inputs of a {@link GeneratorLoss} (docs/algorithm.md §8.1): all tensors [N, ...] of one shape. */
+/**
+ * Inputs of a {@link GeneratorLoss} (docs/algorithm.md §8.1): all tensors [N, ...] of one shape.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type GeneratorLossInput = {
   /** Generator samples x_g = G_θ(σ_init·ε₀). */
   readonly xg: tf.Tensor
@@ -165,7 +191,12 @@ export type GeneratorLossInput = {
   readonly fakeLogits?: tf.Tensor
 }
 
-/** Output of a {@link GeneratorLoss} (docs/algorithm.md §8.1). */
+/**
+ * Output of a {@link GeneratorLoss} (docs/algorithm.md §8.1).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type GeneratorLossResult = {
   /** Σ_rows perRow · lossScale / batchSize, a scalar to differentiate. */
   readonly loss: tf.Scalar
@@ -180,6 +211,9 @@ export type GeneratorLossResult = {
 /**
  * A generator loss as data plus a pure function (docs/algorithm.md §8.1, §8.2, §8.4), so that a pipeline can swap SiD for one of
  * its terms or for DMD. `compute` runs in its own `tf.tidy` and returns new tensors the caller owns.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface GeneratorLoss {
   /** Short identifier: "sid", "l1", "l2" or "dmd". */
@@ -189,7 +223,12 @@ export interface GeneratorLoss {
   readonly compute: (input: GeneratorLossInput) => GeneratorLossResult
 }
 
-/** Settings shared by every variant (docs/algorithm.md §8.1). */
+/**
+ * Settings shared by every variant (docs/algorithm.md §8.1).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type GeneratorLossOptions = {
   /** Loss scaling (docs/algorithm.md §8.1 `--lsg`); default 100. */
   readonly lossScale?: number
@@ -199,7 +238,12 @@ export type GeneratorLossOptions = {
   readonly wMin?: number
 }
 
-/** Settings of {@link sidLoss} (docs/algorithm.md §8.1). */
+/**
+ * Settings of {@link sidLoss} (docs/algorithm.md §8.1).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type SidLossOptions = GeneratorLossOptions & {
   /** α of L² − α·L¹ (docs/algorithm.md §8.1: 1.2 by default, 1.0 on AFHQv2). */
   readonly alpha: number
@@ -214,6 +258,9 @@ const settings = (options: GeneratorLossOptions): string =>
  * loss is not finite. The loss itself drops only NaN rows and only from its value (docs/algorithm.md §8.1); their gradient still
  * passes 0·NaN through the networks' backward passes into every parameter, so a pipeline recomputes the step without
  * these rows. Inside a gradient closure the result is off the loss's path and is not differentiated.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const nonFiniteRows = (input: GeneratorLossInput, result: GeneratorLossResult): tf.Tensor1D =>
   tf.tidy(() => {
@@ -228,6 +275,9 @@ export const nonFiniteRows = (input: GeneratorLossInput, result: GeneratorLossRe
 /**
  * The SiD loss L̃ = L² − α·L¹ (docs/algorithm.md §8.1), delegating to {@link sidGeneratorLoss}: per row
  * Σ_CHW (y_r − y_f) ⊙ ((y_r − x_g) − α(y_r − y_f)) / w, gradient through x_g, y_r and y_f.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const sidLoss = (options: SidLossOptions): GeneratorLoss => ({
   name: "sid",
@@ -251,6 +301,9 @@ export const sidLoss = (options: SidLossOptions): GeneratorLoss => ({
 /**
  * The L¹ term alone (docs/algorithm.md §8.2, the naive plug-in): per row ‖δ‖²/w = Σ_CHW (y_r − y_f)² / w, gradient through y_r and
  * y_f (the Jacobians of both networks). Same normaliser, NaN handling and scaling as {@link sidLoss}.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const l1Loss = (options: GeneratorLossOptions = {}): GeneratorLoss => ({
   name: "l1",
@@ -265,6 +318,9 @@ export const l1Loss = (options: GeneratorLossOptions = {}): GeneratorLoss => ({
 /**
  * The L² term alone (docs/algorithm.md §8.2): per row δᵀ(f_φ − x_g)/w = Σ_CHW (y_r − y_f)(y_r − x_g) / w, i.e. the SiD loss at α = 0.
  * Same normaliser, NaN handling and scaling as {@link sidLoss}.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const l2Loss = (options: GeneratorLossOptions = {}): GeneratorLoss => ({
   name: "l2",
@@ -282,6 +338,9 @@ export const l2Loss = (options: GeneratorLossOptions = {}): GeneratorLoss => ({
  * to y_r or y_f (no network Jacobians). It is computed as ½‖g‖² + Σ_CHW (x_g − sg(x_g)) ⊙ g: the second term is exactly
  * 0 in value and carries the gradient g exactly in float32 (x_g − (x_g − g) would round). Rows with a NaN are dropped
  * like SiD's; L = Σ_rows perRow · lossScale / batchSize (DMD2 itself uses a mean over all elements, docs/algorithm.md §8.4).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const dmdLoss = (options: GeneratorLossOptions = {}): GeneratorLoss => ({
   name: "dmd",

@@ -26,16 +26,29 @@ import { lossWeight } from "../edm/Preconditioning.js"
 import { stopGradient } from "../nn/StopGradient.js"
 import { keepRows, nonBatchAxes, replaceNaN, rowMean, type SigmaLike } from "../nn/Tensors.js"
 
-/** The clamp of the generator's logits before its BCE (official: `y_D.clamp(-10, 10)`). */
+/**
+ * The clamp of the generator's logits before its BCE (official: `y_D.clamp(-10, 10)`).
+ *
+ * @since 0.2.0
+ * @category constants
+ */
 export const LOGIT_CLAMP = 10
 
-/** ψ's gradient clip by value while SiDA is on (official: `clip_grad_value_(fake_score, 1)`). */
+/**
+ * ψ's gradient clip by value while SiDA is on (official: `clip_grad_value_(fake_score, 1)`).
+ *
+ * @since 0.2.0
+ * @category constants
+ */
 export const FAKE_GRADIENT_CLIP = 1
 
 /**
  * Binary cross-entropy with logits against a constant target, averaged over the kept rows and every logit position
  * (PyTorch's `BCEWithLogitsLoss` on those rows): BCE(l, 1) = softplus(−l), BCE(l, 0) = softplus(l). `keep` is bool [N]
  * (default: every row); NaN logits of dropped rows do not reach the value or the gradient. 0 when no row is kept.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const bceWithLogits = (logits: tf.Tensor, target: 0 | 1, keep?: tf.Tensor1D): tf.Scalar =>
   tf.tidy(() => {
@@ -48,7 +61,12 @@ export const bceWithLogits = (logits: tf.Tensor, target: 0 | 1, keep?: tf.Tensor
     return tf.div(tf.sum(masked), tf.maximum(tf.sum(tf.cast(kept, "float32")), 1)) as tf.Scalar
   })
 
-/** Inputs of {@link discriminatorLoss} (docs/algorithm.md §13). */
+/**
+ * Inputs of {@link discriminatorLoss} (docs/algorithm.md §13).
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export interface DiscriminatorLossInput {
   /** f_ψ's logits on noised real images, [N, ...]. */
   readonly realLogits: tf.Tensor
@@ -65,7 +83,12 @@ export interface DiscriminatorLossInput {
   readonly sigmaData?: number
 }
 
-/** Result of {@link discriminatorLoss}. */
+/**
+ * Result of {@link discriminatorLoss}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export interface DiscriminatorLossResult {
   /** Σ_kept λ(σ_i)·(bceReal + bceFake)/2 · lsd / B. */
   readonly loss: tf.Scalar
@@ -78,6 +101,9 @@ export interface DiscriminatorLossResult {
 /**
  * The discriminator loss of the shared fake score (docs/algorithm.md §13): λ(σ)-weighted mean of the real and fake BCE terms,
  * L_D = Σ_kept λ(σ_i)·(BCE(l_real, 1) + BCE(l_fake, 0))/2 · lsd / B.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const discriminatorLoss = (input: DiscriminatorLossInput): DiscriminatorLossResult =>
   tf.tidy(() => {
@@ -97,7 +123,12 @@ export const discriminatorLoss = (input: DiscriminatorLossInput): DiscriminatorL
     return { loss: loss as tf.Scalar, bceReal, bceFake }
   })
 
-/** Inputs of {@link sidaFakeScoreLoss}: the DSM inputs of docs/algorithm.md §7 plus both logits. */
+/**
+ * Inputs of {@link sidaFakeScoreLoss}: the DSM inputs of docs/algorithm.md §7 plus both logits.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export interface SidaFakeScoreLossInput {
   /** Clean targets y = x_g (augmented when augmentation is on), detached. */
   readonly y: tf.Tensor
@@ -115,7 +146,12 @@ export interface SidaFakeScoreLossInput {
   readonly sigmaData?: number
 }
 
-/** Result of {@link sidaFakeScoreLoss}. */
+/**
+ * Result of {@link sidaFakeScoreLoss}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export interface SidaFakeScoreLossResult {
   /** DSM + discriminator: what ψ's one backward pass differentiates. */
   readonly loss: tf.Scalar
@@ -129,6 +165,9 @@ export interface SidaFakeScoreLossResult {
  * The fake step's loss under SiDA (docs/algorithm.md §13): docs/algorithm.md §7's DSM loss plus {@link discriminatorLoss}, rows with a NaN in
  * y, ŷ or either logits dropped from both (divisor kept at the batch size). With lsd = 0 the discriminator term is 0
  * and its gradient vanishes, leaving the DSM gradient as in plain SiD.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const sidaFakeScoreLoss = (input: SidaFakeScoreLossInput): SidaFakeScoreLossResult =>
   tf.tidy(() => {
@@ -155,7 +194,12 @@ export const sidaFakeScoreLoss = (input: SidaFakeScoreLossInput): SidaFakeScoreL
     return { loss: tf.add(dsm.loss, d.loss) as tf.Scalar, dsm: dsm.loss, discriminator: d.loss, mask: dsm.mask }
   })
 
-/** Inputs of {@link adversarialGeneratorLoss} (docs/algorithm.md §13). */
+/**
+ * Inputs of {@link adversarialGeneratorLoss} (docs/algorithm.md §13).
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export interface AdversarialGeneratorLossInput {
   /** x_g = G_θ(z), with its graph. */
   readonly xg: tf.Tensor
@@ -178,6 +222,9 @@ export interface AdversarialGeneratorLossInput {
  * The generator's adversarial term (docs/algorithm.md §13): per kept row C·H·W·BCE(clamp(l_fake, ±10), 1)/w_i, summed, × lsg_gan
  * / B. BCE is one scalar over the kept rows and positions; w = sg(mean|x_g − y_r|) ∨ wMin is the SiD normaliser. The
  * gradient reaches x_g through f_ψ's encoder (its parameters are not updated in this step) and none through w.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const adversarialGeneratorLoss = (
   input: AdversarialGeneratorLossInput
@@ -196,7 +243,12 @@ export const adversarialGeneratorLoss = (
     return { loss, perRow }
   })
 
-/** The warm-up schedule of SiDA (docs/algorithm.md §13), in images seen. */
+/**
+ * The warm-up schedule of SiDA (docs/algorithm.md §13), in images seen.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export interface SidaSchedule {
   /** G takes no optimiser step while the images seen before the iteration are ≤ this (official 100,000); 0: none. */
   readonly generatorWarmupImages: number
@@ -204,7 +256,12 @@ export interface SidaSchedule {
   readonly adversarialWarmupImages: number
 }
 
-/** Where an iteration stands in the {@link SidaSchedule}. */
+/**
+ * Where an iteration stands in the {@link SidaSchedule}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export interface SidaPhase {
   /** G takes an optimiser step in this iteration. */
   readonly updateGenerator: boolean
@@ -218,7 +275,12 @@ export interface SidaPhase {
 
 const past = (imagesSeen: number, warmup: number): boolean => warmup <= 0 || imagesSeen > warmup
 
-/** The phase of the iteration that starts with `imagesSeen` images seen (cur_nimg before the iteration). */
+/**
+ * The phase of the iteration that starts with `imagesSeen` images seen (cur_nimg before the iteration).
+ *
+ * @since 0.2.0
+ * @category utils
+ */
 export const sidaPhase = (imagesSeen: number, schedule: SidaSchedule): SidaPhase => {
   const adversarial = past(imagesSeen, schedule.adversarialWarmupImages)
   return {
@@ -229,7 +291,12 @@ export const sidaPhase = (imagesSeen: number, schedule: SidaSchedule): SidaPhase
   }
 }
 
-/** Settings of {@link sidaGeneratorLoss}. */
+/**
+ * Settings of {@link sidaGeneratorLoss}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
 export interface SidaGeneratorLossOptions {
   /** lsg_gan (default 0.01). */
   readonly lossScale?: number
@@ -246,6 +313,9 @@ export interface SidaGeneratorLossOptions {
  * {@link adversarialGeneratorLoss} at the input's `fakeLogits` (required when adversarialWeight > 0). `terms` holds both
  * weighted parts; `perRow` the weighted sum of the two per-row values, each before its loss scale (for row isolation);
  * `mask` the rows both keep.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const sidaGeneratorLoss = (base: GeneratorLoss, options: SidaGeneratorLossOptions): GeneratorLoss => ({
   name: `${base.name}+adversarial`,

@@ -1,6 +1,6 @@
 /**
- * Engine layers (tensor-engine note §6, §7): `wasm` (default), `cpu` (reference for tests), the optional native
- * engines `tfjs-node` / `tfjs-node-gpu`, loaded by dynamic `import()` only when chosen, and `webgpu` (issue 16; built
+ * Engine layers (docs/engines.md §1, §2): `wasm` (default), `cpu` (reference for tests), the optional native
+ * engines `tfjs-node` / `tfjs-node-gpu`, loaded by dynamic `import()` only when chosen, and `webgpu` (built
  * in `src/engine/WebGpu.ts`, registered here).
  *
  * Each layer is scoped: acquiring remembers the current TF.js backend, loads the backend package, installs the
@@ -8,7 +8,7 @@
  * Backend packages (and their wasm binary) are loaded once per process and stay registered: a module import cannot be
  * undone, and a later build reuses them.
  *
- * One engine per process (issue 17 §5): TF.js computes on one global backend, so every engine layer goes through a
+ * One engine per process: TF.js computes on one global backend, so every engine layer goes through a
  * process-wide registry. Building a layer while the same engine is active shares it (reference counted: the engine is
  * released, and the previous backend restored, when its last user releases it); building a different one fails with
  * `EngineConflict`, naming the active engine. `auto` is resolved to `webgpu`, `wasm-native` or `wasm` before it is compared.
@@ -105,7 +105,8 @@ const sharedLibrary = /\b((?:lib[\w+-]+|[\w+-]+\.framework\/[\w+-]+)(?:\.so(?:\.
 /**
  * Maps a failure to load `pkg` to a typed error: addon missing, shared library not loadable, package not installed
  * (Node's "Cannot find package 'pkg'", or Vite's "Could not resolve \"pkg\"" under vitest), else a generic init
- * failure (note §1, §5, §7). A missing dependency *of* an installed package is an init failure, not "not installed".
+ * failure (docs/engines.md §2.2, §7). A missing dependency *of* an installed package is an init failure, not "not
+ * installed".
  *
  * @since 0.1.0
  * @category errors
@@ -210,7 +211,8 @@ const explainCpuAuto = (
 
 /**
  * The wasm engine (default): `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD, one thread in Node) with the training
- * patches of note §2 (`Conv2DBackpropFilter`, fast stride-1 `Conv2DBackpropInput`, cpu delegates for depthwise
+ * patches of docs/engines.md §3.2 (`Conv2DBackpropFilter`, fast stride-1 `Conv2DBackpropInput`, cpu delegates for
+ * depthwise
  * gradients and `UnsortedSegmentSum`, fixed `ResizeNearestNeighborGrad`).
  */
 export const buildWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
@@ -243,7 +245,7 @@ export const buildWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineEr
   )
 
 /**
- * The wasm engine with the optional native kernels of issue 6 on top of its patches: convolution forward and both
+ * The wasm engine with the optional native kernels on top of its patches: convolution forward and both
  * gradients (oneDNN, or OpenBLAS im2col), batched matrix products, broadcast elementwise ops, sums and means, split /
  * concat and the nearest-neighbour resize gradient run by the addon in `native/` on all cores, directly on the wasm
  * heap; `Sum` / `Mean` gradients broadcast with a backend kernel instead of a JavaScript-filled `ones` tensor. Fails
@@ -296,7 +298,7 @@ export const buildWasmNative = (options?: EngineOptions): Layer.Layer<Engine, En
   )
 
 /**
- * The pure-JS cpu engine: a slow reference for tests (note §0), with the fixed `ResizeNearestNeighborGrad`.
+ * The pure-JS cpu engine: a slow reference for tests (docs/engines.md §1), with the fixed `ResizeNearestNeighborGrad`.
  */
 export const buildCpu = (_options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
   Layer.scoped(
@@ -355,7 +357,7 @@ export const buildNative = (engine: "tfjs-node" | "tfjs-node-gpu", options?: Eng
   )
 
 // ---------------------------------------------------------------------------------------------------------------
-// One engine per process (issue 17 §5). TF.js computes on one global backend, so the engine layers share a registry:
+// One engine per process. TF.js computes on one global backend, so the engine layers share a registry:
 // the first layer builds the engine in a scope of its own; a layer asking for the same (resolved) engine while it is
 // active shares it; a different engine is refused with EngineConflict; the last release closes the engine's scope,
 // which restores the kernels and the backend that were in use before it. A semaphore serialises builds and releases,

@@ -1,6 +1,6 @@
 /**
  * Minimal typed views of the TF.js backends that the kernel patches call into, and a helper that runs a registered
- * kernel function directly on `TensorInfo`s (tensor-engine note §2.1: kernels call backend kernel functions and free
+ * kernel function directly on `TensorInfo`s (docs/engines.md §3.1: kernels call backend kernel functions and free
  * intermediates with `backend.disposeData`; they never wrap inputs as tensors).
  *
  * @since 0.1.0

@@ -1,5 +1,5 @@
 /**
- * Generic cpu delegate for kernels the wasm backend lacks (tensor-engine note §2.1, pattern 1): the inputs are read
+ * Generic cpu delegate for kernels the wasm backend lacks (docs/engines.md §3.1, pattern 1): the inputs are read
  * from the wasm heap, written to the cpu backend, the cpu kernel runs, and its outputs are copied back with
  * `makeOutput`; every temporary on both backends is freed. Correct for any kernel but runs at cpu speed, so it is
  * used only for rarely needed kernels (depthwise gradients, `UnsortedSegmentSum`).

@@ -1,5 +1,5 @@
 /**
- * Gradient replacements for the `wasm-native` engine (issue 6). TF.js's stock `Sum` and `Mean` gradients broadcast dy
+ * Gradient replacements for the `wasm-native` engine. TF.js's stock `Sum` and `Mean` gradients broadcast dy
  * by multiplying with `ones(x.shape)`, which fills a full-size array of ones in JavaScript and copies it into the
  * backend on every backward pass (GroupNorm statistics make that a large share of a training step). These compute the
  * same product with `onesLike(x)`, a backend kernel, so the values are bit-identical and nothing is filled in

@@ -1,9 +1,9 @@
 /**
- * The \`wasm-native\` engine's kernels: the optional Node-API addon in \`native/\` runs, on all cores and directly on the
+ * The `wasm-native` engine's kernels: the optional Node-API addon in `native/` runs, on all cores and directly on the
  * wasm heap with no copies, the heavy kernels of training — convolutions and their gradients, matrix products,
  * broadcasting element-wise ops, reductions, splits and concatenations, the fused Adam and GroupNorm kernels — one
- * kernel per file in \`native/\`. Each falls back to the kernel registered before it (stock or the wasm patch) for
- * anything the addon does not cover: NCHW, non-float32 dtypes, fused activations other than \`linear\`, batch shapes
+ * kernel per file in `native/`. Each falls back to the kernel registered before it (stock or the wasm patch) for
+ * anything the addon does not cover: NCHW, non-float32 dtypes, fused activations other than `linear`, batch shapes
  * that broadcast both ways.
  *
  * @since 0.1.0

@@ -1,5 +1,5 @@
 /**
- * The kernel patch set that the engine layers install (tensor-engine note §2, §6.2), with reference-counted
+ * The kernel patch set that the engine layers install (docs/engines.md §3), with reference-counted
  * install/restore so that building an engine layer twice in one process (two tests, two layers) is safe: the first
  * install saves the kernel it replaces, the last release re-registers it (or unregisters ours if there was none).
  *
@@ -14,7 +14,7 @@ import { conv2DBackpropFilter, makeConv2DBackpropInput } from "./WasmConv2D.js"
 
 /**
  * One kernel replacement: `make` receives the kernel registered before (if any) and returns ours. Patches with
- * different `id`s may stack on one kernel (the native kernels sit on top of the wasm patches, issue 6); each id is
+ * different `id`s may stack on one kernel (the native kernels sit on top of the wasm patches); each id is
  * reference-counted on its own, and releases are expected in reverse order of installs.
  *
  * @since 0.1.0
@@ -93,7 +93,7 @@ export const labels = (patches: ReadonlyArray<KernelPatch>): Array<string> =>
 
 /**
  * Installs `patches` (reference-counted) and returns the function that undoes exactly this install.
- * The stock config's `setupFunc`/`disposeFunc` are kept on a replaced kernel (note §2.1).
+ * The stock config's `setupFunc`/`disposeFunc` are kept on a replaced kernel (docs/engines.md §3.1).
  *
  * @since 0.1.0
  * @category patches

@@ -1,5 +1,5 @@
 /**
- * A correct `ResizeNearestNeighborGrad` (tensor-engine note §3.3–§3.4). The stock cpu kernel offsets `dy` by the
+ * A correct `ResizeNearestNeighborGrad` (docs/engines.md §3.3). The stock cpu kernel offsets `dy` by the
  * input's batch stride, so every batch element after the first gets a wrong gradient, and both stock kernels ignore
  * `halfPixelCenters`. This one scatter-adds `dy` into the source pixel that the forward op read, using the forward
  * kernel's own source mapping (honouring `alignCorners` and `halfPixelCenters`). NHWC only, as the op itself.

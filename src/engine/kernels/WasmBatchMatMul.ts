@@ -2,7 +2,7 @@
  * A faster wasm `BatchMatMul` for transposed operands.
  *
  * The stock wasm kernel is fast (XNNPACK) only without `transposeA`/`transposeB`; with a flag it is about 7× slower
- * (tensor-engine note §2.1: 2.3 vs 30 GFLOP/s), and every backward pass of a dense layer multiplies by a transpose.
+ * (docs/engines.md §3.2: 2.3 vs 30 GFLOP/s), and every backward pass of a dense layer multiplies by a transpose.
  * Transposing the operand explicitly (a memory copy) and multiplying without flags is far cheaper.
  *
  * @since 0.1.0

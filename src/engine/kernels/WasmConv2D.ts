@@ -1,5 +1,5 @@
 /**
- * Convolution gradient kernels for the wasm backend (tensor-engine note §2, §2.1 patterns 2 and 3).
+ * Convolution gradient kernels for the wasm backend (docs/engines.md §3.1 patterns 2 and 3, §3.2).
  *
  * - `Conv2DBackpropFilter` (absent from stock wasm): x is padded and transposed once to `[Cin, B, Hp, Wp]`; then for
  *   every filter tap a strided slice gives `[Cin, M]` (M = B·OH·OW) and one XNNPACK matMul without transpose flags

@@ -43,7 +43,12 @@ import {
 import { AtomicWriteError, errorCode, isTempFileName, writeFailureAdvice, writeFileAtomic } from "../../platform/AtomicFile.js"
 
 
-/** The fields of a manifest that the store itself fills in and checks (docs/algorithm.md §9.3). */
+/**
+ * The fields of a manifest that the store itself fills in and checks (docs/algorithm.md §9.3).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface StoredFiles {
   /** File name of the weights, relative to the manifest. */
   readonly weightsFile: string
@@ -53,15 +58,30 @@ export interface StoredFiles {
   readonly tensors: { readonly [name: string]: ReadonlyArray<number> }
 }
 
-/** What every stored manifest has: its step and the {@link StoredFiles} fields. */
+/**
+ * What every stored manifest has: its step and the {@link StoredFiles} fields.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface StoredManifest extends StoredFiles {
   readonly step: number
 }
 
-/** A store of checkpoints with manifests of type `M` (see `CheckpointStoreOf` for the contract). */
+/**
+ * A store of checkpoints with manifests of type `M` (see `CheckpointStoreOf` for the contract).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Store<M> = CheckpointStoreOf<M>
 
-/** How a kind of checkpoint is stored: its manifest schema, how the file fields are set, the weights' format tag. */
+/**
+ * How a kind of checkpoint is stored: its manifest schema, how the file fields are set, the weights' format tag.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface StoreFormat<M extends StoredManifest, I> {
   readonly manifest: Schema.Schema<M, I>
   /** The manifest with the store's fields filled in. */
@@ -70,13 +90,23 @@ export interface StoreFormat<M extends StoredManifest, I> {
   readonly weightsFormat: string
 }
 
-/** Options of every store. */
+/**
+ * Options of every store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface StoreOptions {
   /** How many of the newest checkpoints to keep besides the best one: an integer ≥ 1 (default 3). */
   readonly keep?: number
 }
 
-/** Options of a directory store. */
+/**
+ * Options of a directory store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface DirectoryStoreOptions extends StoreOptions {
   /**
    * Writes one file atomically (default: `writeFileAtomic`). Replace it to inject write failures in tests; a failure's
@@ -710,6 +740,9 @@ const makeStore = <M extends StoredManifest, I>(
  * A store of checkpoints in `format` in `directory` (created on the first save), keeping the newest `keep` (default
  * 3) plus the best. Fails (`kind: "invalid"`) if `keep` is not an integer ≥ 1. Opening does not touch the directory;
  * call `recover` when a run that writes to it starts.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const directoryStore = <M extends StoredManifest, I>(
   format: StoreFormat<M, I>,
@@ -724,6 +757,9 @@ export const directoryStore = <M extends StoredManifest, I>(
 /**
  * An in-memory store of checkpoints in `format` (location `memory`): the same logic as the directory store over an
  * in-memory file table, so it serialises, verifies, rotates and tracks the best alike.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const memoryStore = <M extends StoredManifest, I>(
   format: StoreFormat<M, I>,

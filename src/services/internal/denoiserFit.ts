@@ -26,13 +26,23 @@ import type { TrainableWeights } from "../TrainableWeights.js"
 import { yieldToEventLoop } from "../../engine/EventLoop.js"
 import { makeTrainableWeights } from "../TrainableWeights.js"
 
-/** The random-stream states a denoiser step draws from: the standard normals behind σ, and the noise ε (docs/algorithm.md §2.4). */
+/**
+ * The random-stream states a denoiser step draws from: the standard normals behind σ, and the noise ε (docs/algorithm.md §2.4).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface DenoiserStreams {
   readonly sigma: StreamState
   readonly noise: StreamState
 }
 
-/** Inputs of one {@link denoiserStep}. */
+/**
+ * Inputs of one {@link denoiserStep}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface DenoiserStepInput {
   readonly network: Network
   readonly weights: TrainableWeights
@@ -53,7 +63,12 @@ export interface DenoiserStepInput {
   readonly exactDenoiser?: (x: tf.Tensor, sigma: tf.Tensor1D) => tf.Tensor
 }
 
-/** What one {@link denoiserStep} measured, and the advanced streams. */
+/**
+ * What one {@link denoiserStep} measured, and the advanced streams.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface DenoiserStepResult {
   /** The EDM loss Σ_CHW λ(σ)(D − y)² averaged over the batch (docs/algorithm.md §2.4), before the update. */
   readonly loss: number
@@ -68,6 +83,9 @@ export interface DenoiserStepResult {
  * One EDM training step (docs/algorithm.md §2.4): σ = exp(n·P_std + P_mean), x_σ = x₀ + σ·ε, loss λ(σ)‖D(x_σ; σ, c) − y‖² with
  * y = x₀ (or the exact denoiser's value), one optimiser update of `weights`, then ema ← β·ema + (1 − β)·θ. Leaves no
  * tensors behind beyond the replaced EMA.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const denoiserStep = (input: DenoiserStepInput): DenoiserStepResult => {
   const { network, weights, x0 } = input
@@ -107,7 +125,12 @@ export const denoiserStep = (input: DenoiserStepInput): DenoiserStepResult => {
   return { loss, gradNorm: stats.gradNorm, nonFinite: stats.nonFinite, streams: { sigma: s.state, noise: e.state } }
 }
 
-/** Settings of a denoiser fit. */
+/**
+ * Settings of a denoiser fit.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface DenoiserFitOptions {
   readonly network: Network
   readonly sigmaData: number
@@ -132,6 +155,9 @@ export interface DenoiserFitOptions {
  * min(emaDecay, (1 + step)/(10 + step)). The optimiser and its state are released as soon as the fit ends. The loop
  * gives the event loop a turn between steps ({@link yieldToEventLoop}), so an interruption — from another fiber or
  * from a signal handler such as Ctrl-C's — ends it before the next step starts.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const fitDenoiserScoped = (
   options: DenoiserFitOptions
@@ -149,6 +175,9 @@ export const fitDenoiserScoped = (
 /**
  * {@link fitDenoiserScoped} returning tensors the caller owns and must dispose. Interruptible between steps like it;
  * prefer {@link fitDenoiserScoped}, which cannot lose the result to an interruption that lands as the fit returns.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const fitDenoiser = (options: DenoiserFitOptions): Effect.Effect<Record<string, tf.Tensor>, never, Engine> =>
   Effect.scoped(Effect.map(fitDenoiserScoped(options), cloneParameters))

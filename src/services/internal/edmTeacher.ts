@@ -23,6 +23,9 @@ const message = (e: unknown): string => (e instanceof Error ? e.message : String
 /**
  * Reads an EDM teacher file: the architecture from its `config` metadata and the weights converted to sid-ts layouts
  * (tensors, so it needs the engine).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const readEdmTeacherFile = (
   path: string
@@ -45,7 +48,12 @@ export const readEdmTeacherFile = (
     return { network, params, sigmaData: config.sigmaData }
   }))
 
-/** A teacher loaded from an EDM safetensors file; its tensors are disposed on release. */
+/**
+ * A teacher loaded from an EDM safetensors file; its tensors are disposed on release.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerEdmFile = (path: string): Layer.Layer<Teacher, TeacherError, Engine> =>
   Layer.scoped(
     Teacher,

@@ -32,10 +32,20 @@ import { MAX_GENERATOR_STEPS } from "../../domain/sid/FewStep.js"
 
 export { EDM_GENERATOR_FORMAT, SID_GENERATOR_FORMAT } from "../../domain/data/GeneratorFile.js"
 
-/** Format tag of an exported EDM generator file (the format every export had before the sid-ts format existed). */
+/**
+ * Format tag of an exported EDM generator file (the format every export had before the sid-ts format existed).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const GENERATOR_EXPORT_FORMAT = EDM_GENERATOR_FORMAT
 
-/** A checkpoint's generator could not be exported (wrong architecture, missing tensors, or the write failed). */
+/**
+ * A checkpoint's generator could not be exported (wrong architecture, missing tensors, or the write failed).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class ExportError extends Schema.TaggedError<ExportError>()("ExportError", {
   /** Where the export was going. */
   target: Schema.String,
@@ -47,7 +57,12 @@ export class ExportError extends Schema.TaggedError<ExportError>()("ExportError"
   }
 }
 
-/** Options of {@link exportGenerator}. */
+/**
+ * Options of {@link exportGenerator}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ExportOptions {
   /** θ_ema (default; what evaluation uses, docs/algorithm.md §9.1) or the live θ. */
   readonly weights?: "ema" | "live"
@@ -60,14 +75,24 @@ export interface ExportOptions {
   readonly generatorSteps?: number
 }
 
-/** k of a checkpoint's run (`generatorSteps` of its encoded config); 1 when the config predates it. */
+/**
+ * k of a checkpoint's run (`generatorSteps` of its encoded config); 1 when the config predates it.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
 export const checkpointGeneratorSteps = (checkpoint: Checkpoint): number => {
   const config = checkpoint.manifest.config
   const k = typeof config === "object" && config !== null ? (config as { readonly generatorSteps?: unknown }).generatorSteps : undefined
   return typeof k === "number" ? k : 1
 }
 
-/** What {@link exportGenerator} wrote. */
+/**
+ * What {@link exportGenerator} wrote.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ExportedGenerator {
   readonly path: string
   readonly format: GeneratorFileFormat
@@ -85,6 +110,9 @@ const message = (e: unknown): string => (e instanceof Error ? e.message : String
  * The one-step generator of a checkpoint (`generator.ema.*`, or `generator.params.*` with `weights: "live"`), with
  * its network, σ_init, σ_data and provenance. The caller owns the tensors (so it needs the engine). Fails with {@link CheckpointError} when
  * the manifest's network is unknown or malformed, or when the weights do not fit it.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const checkpointGenerator = (
   checkpoint: Checkpoint,
@@ -137,6 +165,9 @@ export const checkpointGenerator = (
  * `format`, `sigma_init`, `sigma_data`, `label_dim`, `data_shape`, `source` ("sid-ts"), `step`, `teacher`,
  * `weights`, `run_dir` (when given), and `config` (EDM) or `network` (sid-ts). Fails with {@link ExportError} when the
  * checkpoint's generator cannot be rebuilt or the file cannot be written.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const exportGenerator = (
   checkpoint: Checkpoint,
@@ -173,6 +204,9 @@ export const exportGenerator = (
 /**
  * {@link exportGenerator} restricted to EDM networks: fails with {@link ExportError} for any other network instead
  * of writing the sid-ts format (for callers that need a file EDM's Python code reads).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const exportGeneratorEdm = (
   checkpoint: Checkpoint,

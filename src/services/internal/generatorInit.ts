@@ -30,6 +30,9 @@ const message = (e: unknown): string => (e instanceof Error ? e.message : String
 /**
  * The weights of a distilled generator: the EMA generator of the newest checkpoint of a run directory, or an exported
  * generator file (either format). The caller owns the tensors. Fails with a {@link SidaSetupError} naming the path.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const readGeneratorWeights = (path: string): Effect.Effect<OneStepWeights, SidaSetupError, Engine> =>
   Effect.gen(function*() {
@@ -62,6 +65,9 @@ export const readGeneratorWeights = (path: string): Effect.Effect<OneStepWeights
 /**
  * Checks that a distilled generator can start this run: the teacher's architecture (the same description), its
  * parameter shapes, and the run's σ_init (docs/algorithm.md §15, item 9). Fails with a {@link SidaSetupError} naming the mismatch.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const checkGeneratorWeights = (
   path: string,
@@ -88,6 +94,9 @@ export const checkGeneratorWeights = (
 /**
  * The generator layer of a SiD²A run: θ and θ_ema from the distilled generator at `path` (checked against the
  * teacher and σ_init before anything else is built), ψ untouched. The loaded weights are released with the layer.
+ *
+ * @since 0.2.0
+ * @category layers
  */
 export const layerFromExport = (
   path: string,

@@ -14,7 +14,12 @@ import { type Engine, withEngineEffect } from "../../engine/Engine.js"
 
 export type { GeneratorProvenance, OneStepGenerator } from "../../domain/sid/OneStep.js"
 
-/** The generator file does not exist or cannot be read. */
+/**
+ * The generator file does not exist or cannot be read.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class GeneratorNotFoundError extends Schema.TaggedError<GeneratorNotFoundError>()("GeneratorNotFoundError", {
   path: Schema.String,
   reason: Schema.String
@@ -25,7 +30,12 @@ export class GeneratorNotFoundError extends Schema.TaggedError<GeneratorNotFound
   }
 }
 
-/** The file is not a readable generator file: not safetensors, metadata missing or malformed, or tensors that do not fit. */
+/**
+ * The file is not a readable generator file: not safetensors, metadata missing or malformed, or tensors that do not fit.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class GeneratorCorruptError extends Schema.TaggedError<GeneratorCorruptError>()("GeneratorCorruptError", {
   path: Schema.String,
   reason: Schema.String,
@@ -36,7 +46,12 @@ export class GeneratorCorruptError extends Schema.TaggedError<GeneratorCorruptEr
   }
 }
 
-/** The file names a network kind (or file format) that this version of sid-ts does not know. */
+/**
+ * The file names a network kind (or file format) that this version of sid-ts does not know.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class UnknownGeneratorArchitectureError
   extends Schema.TaggedError<UnknownGeneratorArchitectureError>()("UnknownGeneratorArchitectureError", {
     path: Schema.String,
@@ -49,7 +64,12 @@ export class UnknownGeneratorArchitectureError
   }
 }
 
-/** Why {@link loadGenerator} failed. */
+/**
+ * Why {@link loadGenerator} failed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type LoadGeneratorError = GeneratorNotFoundError | GeneratorCorruptError | UnknownGeneratorArchitectureError
 
 const fromFileError = (path: string, e: unknown): GeneratorCorruptError | UnknownGeneratorArchitectureError => {
@@ -68,6 +88,9 @@ const fromFileError = (path: string, e: unknown): GeneratorCorruptError | Unknow
 /**
  * Decodes the bytes of a generator file (either format) into a one-step generator; the caller owns it (`dispose`).
  * `path` only names the file in errors. Its weights are tensors, so it needs the engine.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const decodeGenerator = (
   bytes: Uint8Array,
@@ -78,6 +101,9 @@ export const decodeGenerator = (
 /**
  * Reads a generator file into a one-step generator that the caller owns (`dispose` frees its weights); needs the
  * engine.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const readGenerator = (path: string): Effect.Effect<OneStepGenerator, LoadGeneratorError, Engine> =>
   Effect.tryPromise({
@@ -95,6 +121,9 @@ export const readGenerator = (path: string): Effect.Effect<OneStepGenerator, Loa
  *   Effect.map(loadGenerator("generator.safetensors"), (g) => g.generate(16, 0))
  * ).pipe(Effect.provide(Engine.wasm)) // Engine from "sid-ts/layers"
  * ```
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const loadGenerator = (path: string): Effect.Effect<OneStepGenerator, LoadGeneratorError, Scope.Scope | Engine> =>
   Effect.acquireRelease(readGenerator(path), (g) => Effect.sync(() => g.dispose()))

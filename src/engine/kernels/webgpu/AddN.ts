@@ -1,5 +1,5 @@
 /**
- * `AddN` on the `webgpu` backend, chunked under the device's storage-buffer limit (issue 16, tensor-engine note §9).
+ * `AddN` on the `webgpu` backend, chunked under the device's storage-buffer limit (docs/engines.md §8).
  *
  * tfjs-backend-webgpu 4.22 compiles `AddN` as one shader that binds every input plus the output as storage buffers.
  * With more inputs than the device's `maxStorageBuffersPerShaderStage` − 1, the pipeline fails validation and the

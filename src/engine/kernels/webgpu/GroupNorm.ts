@@ -1,6 +1,6 @@
 /**
  * The fused GroupNorm (+ SiLU) forward (`SidGroupNorm`, the contract of `domain/GroupNorm.ts`) in WGSL for the
- * `webgpu` backend (issue 16): three dispatches instead of the ~20 of the composed ops — the per-(sample, group) mean,
+ * `webgpu` backend: three dispatches instead of the ~20 of the composed ops — the per-(sample, group) mean,
  * then 1/√(var + ε) from the squared deviations (two passes, as `tf.moments` computes them), then
  * y = act(((x − μ)·r)·γ + β), with SiLU as z·(1/(1 + e^(−z))) like the backend's sigmoid.
  *

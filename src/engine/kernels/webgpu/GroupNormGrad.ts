@@ -1,6 +1,6 @@
 /**
  * The gradient of the fused GroupNorm (`SidGroupNormGrad`, the contract of `domain/GroupNorm.ts`) in WGSL for the
- * `webgpu` backend (issue 16). With x̂ = (x − μ)·r, z = x̂·γ + β and dz = dy (after SiLU: dy·s·(1 + z·(1 − s)),
+ * `webgpu` backend. With x̂ = (x − μ)·r, z = x̂·γ + β and dz = dy (after SiLU: dy·s·(1 + z·(1 − s)),
  * s = 1/(1 + e^(−z))): dβ = Σ dz and dγ = Σ dz·x̂ per channel (one reduction each), the per-(sample, group) sums
  * S₁ = Σ γ·dz and S₂ = Σ γ·dz·x̂ (one reduction), then dx = r·(γ·dz − S₁/m − x̂·S₂/m) with m = H·W·C/G.
  * Float32 throughout; within 1e-6 relative (L2) of the composed ops' gradient (`test/WebGpu.test.ts`).

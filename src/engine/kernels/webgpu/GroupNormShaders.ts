@@ -1,5 +1,5 @@
 /**
- * Shared pieces of the WGSL GroupNorm kernels (`SidGroupNorm`, `SidGroupNormGrad`; issue 16): a program in
+ * Shared pieces of the WGSL GroupNorm kernels (`SidGroupNorm`, `SidGroupNormGrad`): a program in
  * tfjs-backend-webgpu's shape, and the uniforms describing an NHWC tensor's groups.
  *
  * Reductions run one workgroup of {@link REDUCE_WORKGROUP} threads per output value (per sample and group, or per
