@@ -13,7 +13,7 @@
  * @module
  */
 import { Context, Effect, Layer, type Option, Schema } from "effect"
-import { NetworkDescription } from "../domain/nn/Network.js"
+import { NetworkDescription } from "../domain/config/Records.js"
 import { directoryStore, type DirectoryStoreOptions, memoryStore, type StoreFormat } from "./internal/checkpointStore.js"
 import type { NamedArray } from "../domain/data/Safetensors.js"
 import { SamplerState } from "./DataFreeSampler.js"

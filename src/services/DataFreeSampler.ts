@@ -14,7 +14,8 @@ import * as tf from "@tensorflow/tfjs"
 import { type AugmentSettings, drawAugmentParams, type AugmentParams } from "../domain/sid/Augment.js"
 import { P_MEAN, P_STD, TMAX } from "../domain/edm/Edm.js"
 import { trainDropoutRate } from "../domain/nn/Network.js"
-import { makeStream, nextUint32, normals, StreamState, uniforms } from "../domain/data/RandomStream.js"
+import { makeStream, nextUint32, normals, type StreamState as StreamStateWords, uniforms } from "../domain/data/RandomStream.js"
+import { StreamState } from "../domain/config/Records.js"
 import { generatorSigmaFromUniform, logNormalSigma } from "../domain/edm/Schedule.js"
 import { type Engine, withEngine } from "../engine/Engine.js"
 import { Teacher } from "./Teacher.js"
@@ -180,7 +181,7 @@ export const makeSampler = (options: SamplerOptions) => {
     ...(options.augment === undefined ? [] : ["augment" as const]),
     ...(options.realData === true ? ["real" as const] : [])
   ]
-  const states = new Map<StreamName, StreamState>(names.map((s) => [s, makeStream(options.seed, s)]))
+  const states = new Map<StreamName, StreamStateWords>(names.map((s) => [s, makeStream(options.seed, s)]))
   const perSample = options.dataShape.reduce((a, b) => a * b, 1)
   const draw = (name: StreamName, n: number, kind: "normal" | "uniform"): Float32Array => {
     const r = (kind === "normal" ? normals : uniforms)(states.get(name)!, n)

@@ -11,8 +11,7 @@
  */
 import { Context, Schema, Effect, Layer } from "effect"
 import { TeacherTrainingConfig } from "../domain/config/TeacherTrainingConfig.js"
-import { StreamState } from "../domain/data/RandomStream.js"
-import { NetworkDescription } from "../domain/nn/Network.js"
+import { NetworkDescription, StreamState } from "../domain/config/Records.js"
 import { directoryStore, type DirectoryStoreOptions, memoryStore, type StoreFormat, type CheckpointStoreOf, type StoredCheckpoint } from "./CheckpointStore.js"
 
 /**

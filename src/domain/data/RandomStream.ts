@@ -11,22 +11,15 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
-import { Schema } from "effect"
 
 /**
- * The four 32-bit words of a xoshiro128** state (never all zero), as checkpoints store them.
+ * The four 32-bit words of a xoshiro128** state (never all zero). Its schema, as checkpoints store it, is
+ * `StreamState` in `domain/config/Records.ts`.
  *
  * @since 0.1.0
  * @category models
  */
-export const StreamState = Schema.Tuple(Schema.Int, Schema.Int, Schema.Int, Schema.Int)
-/**
- * The four 32-bit words of a xoshiro128** state (never all zero).
- *
- * @since 0.1.0
- * @category models
- */
-export type StreamState = typeof StreamState.Type
+export type StreamState = readonly [number, number, number, number]
 
 const splitmix32 = (x: number): [number, number] => {
   const next = (x + 0x9e3779b9) >>> 0

@@ -10,7 +10,6 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
-import { Schema } from "effect"
 import type { DropoutMasks } from "./Dropout.js"
 import { dhariwalUNetNetwork, dhariwalUNetSpec, type DhariwalUNetSpec } from "../edm/DhariwalUNet.js"
 import { songUNetNetwork, songUNetSpec, type SongUNetSpec } from "../edm/SongUNet.js"
@@ -21,19 +20,16 @@ import type { SigmaLike } from "./Tensors.js"
 import { applyUNet, applyUNetDiscriminator, type ApplyUNetOptions, initUNet, unetShapes, type UNetSpec } from "./UNet.js"
 
 /**
- * A JSON-serialisable description of an architecture: its kind and its spec (checkpoints and reports store it).
+ * A JSON-serialisable description of an architecture: its kind and its spec (checkpoints and reports store it; its
+ * schema is `NetworkDescription` in `domain/config/Records.ts`).
  *
  * @since 0.1.0
  * @category models
  */
-export const NetworkDescription = Schema.Struct({ kind: Schema.String, spec: Schema.Unknown })
-/**
- * @see {@link NetworkDescription}
- *
- * @since 0.1.0
- * @category models
- */
-export type NetworkDescription = typeof NetworkDescription.Type
+export interface NetworkDescription {
+  readonly kind: string
+  readonly spec: unknown
+}
 
 /**
  * Options of one evaluation of F.
