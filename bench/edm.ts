@@ -45,27 +45,8 @@ import { fakeScoreUpdate, generatorUpdate, generatorUpdateTwoStage } from "../sr
 import { Engine } from "../src/engine/Engine.js"
 import { emaBeta } from "../src/domain/optim/Ema.js"
 import { benchServices, type OptimizerState } from "./Services.js"
-import { flag, log, maxRssMiB, median, option, round, writeReport } from "./Support.js"
+import { CIFAR10_DDPMPP, flag, log, maxRssMiB, median, option, round, writeReport } from "./Support.js"
 
-/** EDM's CIFAR-10 DDPM++ configuration (`--arch=ddpmpp`, unconditional), as EDMPrecond keyword arguments. */
-const CIFAR10_DDPMPP: Readonly<Record<string, unknown>> = {
-  img_resolution: 32,
-  img_channels: 3,
-  label_dim: 0,
-  model_type: "SongUNet",
-  augment_dim: 9,
-  model_channels: 128,
-  channel_mult: [2, 2, 2],
-  channel_mult_emb: 4,
-  num_blocks: 4,
-  attn_resolutions: [16],
-  dropout: 0.13,
-  embedding_type: "positional",
-  channel_mult_noise: 1,
-  encoder_type: "standard",
-  decoder_type: "standard",
-  resample_filter: [1, 1]
-}
 
 const USAGE = `bench:edm — EDM CIFAR-10 DDPM++ forward timings and one SiD iteration (see bench/edm.ts)
 

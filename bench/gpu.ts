@@ -36,7 +36,7 @@ import { iterateAsync } from "../src/pipeline/Iteration.js"
 import { Engine } from "../src/engine/Engine.js"
 import { convFlops, makeReferenceDenoiser } from "./ReferenceDenoiser.js"
 import { benchServices } from "./Services.js"
-import { flag, log, median, option, round, type Shape, writeReport } from "./Support.js"
+import { CIFAR10_DDPMPP, flag, log, median, option, round, type Shape, writeReport } from "./Support.js"
 
 const started = performance.now()
 const budgetMs = Number(option("budget-s") ?? 420) * 1000
@@ -44,25 +44,6 @@ const allowSoftware = flag("allow-software-gpu") || /^(1|true)$/i.test(process.e
 const quick = flag("quick")
 if ((process.env["XDG_RUNTIME_DIR"] ?? "") === "") process.env["XDG_RUNTIME_DIR"] = mkdtempSync(join(tmpdir(), "sid-xdg-"))
 
-/** EDM's CIFAR-10 DDPM++ (`--arch=ddpmpp`, unconditional), as in bench/edm.ts. */
-const CIFAR10_DDPMPP: Readonly<Record<string, unknown>> = {
-  img_resolution: 32,
-  img_channels: 3,
-  label_dim: 0,
-  model_type: "SongUNet",
-  augment_dim: 9,
-  model_channels: 128,
-  channel_mult: [2, 2, 2],
-  channel_mult_emb: 4,
-  num_blocks: 4,
-  attn_resolutions: [16],
-  dropout: 0.13,
-  embedding_type: "positional",
-  channel_mult_noise: 1,
-  encoder_type: "standard",
-  decoder_type: "standard",
-  resample_filter: [1, 1]
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // What the machine offers.
