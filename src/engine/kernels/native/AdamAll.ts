@@ -8,6 +8,7 @@ import type * as tf from "@tensorflow/tfjs"
 import { ADAM_ALL_KERNEL } from "../../../domain/optim/AdamAll.js"
 import type { RawKernelFunc } from "../Backend.js"
 import type { KernelPatch } from "../Patches.js"
+import { adamHyperParameters } from "./Adam.js"
 
 /**
  * The addon's function: `adam` (the per-parameter kernel) for each parameter; every argument but `h` holds one array
@@ -61,16 +62,7 @@ const makeAdamAll = (addon: NativeAdamAllAddon): RawKernelFunc => (args) => {
   const of = (k: string) => indices.map((i) => inputs[`${k}${i}`]!)
   const params = of("p")
   const outs = [0, 1, 2].map(() => params.map((p) => be.makeOutput([...p.shape], "float32")))
-  const h = Float32Array.of(
-    a.learningRate,
-    a.beta1,
-    a.beta2,
-    a.epsilon,
-    1 - a.beta1,
-    1 - a.beta2,
-    1 - Math.pow(a.beta1, a.step),
-    1 - Math.pow(a.beta2, a.step)
-  )
+  const h = adamHyperParameters(a)
   addon.adamAll(
     params.map(view),
     of("g").map(view),

@@ -8,16 +8,9 @@
 import * as tf from "@tensorflow/tfjs"
 import { CONV2D_BIAS_KERNEL, CONV2D_FILTER_BIAS_GRAD_KERNEL } from "../../../domain/nn/Conv2d.js"
 import type { RawKernelFunc } from "../Backend.js"
-import type { NativeAddon } from "./Addon.js"
+import { type NativeAddon, view, type WasmHeapBackend } from "./Addon.js"
+import { dims, info4, type Pair, type Shape4 } from "./Conv2D.js"
 import type { KernelPatch } from "../Patches.js"
-
-interface WasmHeapBackend {
-  readonly makeOutput: (shape: Array<number>, dtype: tf.DataType) => tf.TensorInfo
-  readonly typedArrayFromHeap: (info: tf.TensorInfo) => tf.backend_util.TypedArray
-}
-
-type Pair = number | [number, number]
-type Shape4 = [number, number, number, number]
 
 interface Conv2dAttrs {
   readonly strides: Pair
@@ -26,33 +19,9 @@ interface Conv2dAttrs {
   readonly filterShape?: Shape4
 }
 
-const view = (be: WasmHeapBackend, t: tf.TensorInfo): Float32Array => be.typedArrayFromHeap(t) as Float32Array
-
-const info = (xShape: Shape4, filterShape: Shape4, a: Conv2dAttrs): tf.backend_util.Conv2DInfo =>
-  tf.backend_util.computeConv2DInfo(xShape, filterShape, a.strides, a.dilations, a.pad, undefined, false, "channelsLast")
-
-/** The addon's convolution dimensions (see `NativeAddon`). */
-const dims = (c: tf.backend_util.Conv2DInfo): Array<number> => [
-  c.batchSize,
-  c.inHeight,
-  c.inWidth,
-  c.inChannels,
-  c.outHeight,
-  c.outWidth,
-  c.outChannels,
-  c.filterHeight,
-  c.filterWidth,
-  c.strideHeight,
-  c.strideWidth,
-  c.padInfo.top,
-  c.padInfo.left,
-  c.dilationHeight,
-  c.dilationWidth
-]
-
 const makeConv2dBias = (addon: NativeAddon): RawKernelFunc => (args) => {
   const { bias, filter, x } = args.inputs as Record<string, tf.TensorInfo>
-  const c = info(x!.shape as Shape4, filter!.shape as Shape4, args.attrs as unknown as Conv2dAttrs)
+  const c = info4(x!.shape as Shape4, filter!.shape as Shape4, args.attrs as unknown as Conv2dAttrs)
   const be = args.backend as WasmHeapBackend
   const y = be.makeOutput(c.outShape, "float32")
   addon.conv2d(view(be, x!), view(be, filter!), view(be, bias!), view(be, y), dims(c))
@@ -62,7 +31,7 @@ const makeConv2dBias = (addon: NativeAddon): RawKernelFunc => (args) => {
 const makeFilterBiasGrad = (addon: NativeAddon): RawKernelFunc => (args) => {
   const { dy, x } = args.inputs as Record<string, tf.TensorInfo>
   const a = args.attrs as unknown as Conv2dAttrs
-  const c = info(x!.shape as Shape4, a.filterShape!, a)
+  const c = info4(x!.shape as Shape4, a.filterShape!, a)
   const be = args.backend as WasmHeapBackend
   const dfilter = be.makeOutput([...a.filterShape!], "float32")
   const dbias = be.makeOutput([c.outChannels], "float32")
