@@ -1,21 +1,18 @@
 /**
- * The reference convolutional denoiser of docs/engines.md §4, built from raw TF.js ops in NHWC (NVlabs/edm and the
- * PyTorch peer use NCHW): stem conv3×3 C→32; ResBlock(32→32) @H, avgPool2, ResBlock(32→64) @H/2, avgPool2,
- * ResBlock(64→64) @H/4; nearest ×2, concat, ResBlock(128→64) @H/2; nearest ×2, concat, ResBlock(96→32) @H;
- * GroupNorm, SiLU, conv3×3 32→C. ResBlock: GN(8, affine) → SiLU → conv3×3 → + Linear(emb) → GN → SiLU → conv3×3,
- * plus a 1×1 skip when Cin ≠ Cout. σ-embedding: sinusoidal 32 → Linear 128 → SiLU → Linear 128.
- * 365,699 parameters for C = 3 and 364,545 for C = 1. GroupNorm + SiLU and Adam are the library's own
- * (src/domain/nn/GroupNorm.ts, src/domain/optim/Adam.ts), and so are the convolutions and linear layers (src/domain/nn/Conv2d.ts, Dense.ts), so an engine's
- * fused kernels for them count, as they do in training.
+ * The reference denoiser of docs/engines.md §4 is the library's own small UNet (`src/domain/nn/UNet.ts` with its
+ * defaults), trained as the library trains it: stem conv3×3 C→32; ResBlock(32→32) @H, avgPool2, ResBlock(32→64) @H/2,
+ * avgPool2, ResBlock(64→64) @H/4; nearest ×2, concat, ResBlock(128→64) @H/2; nearest ×2, concat, ResBlock(96→32) @H;
+ * GroupNorm, SiLU, conv3×3 32→C; σ-embedding sinusoidal 32 → Linear 128 → SiLU → Linear 128. 365,699 parameters for
+ * C = 3 and 364,545 for C = 1. `bench/vs_torch.py` builds the same network in PyTorch (NCHW), so
+ * `bench:vs-torch` compares the same work; the library's fused kernels (dense, conv + bias, GroupNorm + SiLU, Adam)
+ * count as they do in training.
  *
  * @since 0.1.0
  */
 import type * as Tf from "@tensorflow/tfjs"
 import { type AdamConfig, type AdamState, adamUpdate, initAdam } from "../src/domain/optim/Adam.js"
 import { P_MEAN, P_STD } from "../src/domain/edm/Edm.js"
-import { groupNorm } from "../src/domain/nn/GroupNorm.js"
-import { conv2dBias } from "../src/domain/nn/Conv2d.js"
-import { dense, type DenseActivation } from "../src/domain/nn/Dense.js"
+import { applyUNet, initUNet, type UNetSpec, unetSpec } from "../src/domain/nn/UNet.js"
 import type { Shape } from "./Support.js"
 
 type TF = typeof Tf
@@ -76,82 +73,39 @@ export const convFlops = (height: number, width: number, channels: number, batch
 }
 
 /**
- * Builds the denoiser's variables (He-normal convs, zero biases, unit GroupNorm scales) with `tf` from the engine.
+ * The library's small UNet (`domain/nn/UNet.ts`) with its defaults (`unetSpec`): stem 32 channels, channel
+ * multipliers [1, 2, 2], one residual block per resolution, GroupNorm with 8 groups, σ-embedding 32 → 128; the same
+ * 365,699 / 364,545 parameters as the PyTorch twin in `bench/vs_torch.py`.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const referenceSpec = (height: number, width: number, channels: number): UNetSpec => {
+  const spec = unetSpec([height, width, channels])
+  if (spec.baseChannels !== 32 || spec.groups !== GROUPS || spec.embedChannels !== EMB || spec.noiseChannels !== 2 * FREQS) {
+    throw new Error("the UNet defaults no longer match the reference network of bench/vs_torch.py")
+  }
+  return spec
+}
+
+/**
+ * Builds the library's UNet in the reference configuration ({@link referenceSpec}) as engine variables (He-normal
+ * convolutions, zero biases, unit GroupNorm scales: `initUNet`), with `tf` from the engine.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const makeReferenceDenoiser = (tf: TF, channels: number, seed = 0): ReferenceDenoiser => {
-  const variables: Array<Tf.Variable> = []
-  let nextSeed = seed
-  const v = (t: Tf.Tensor): Tf.Variable => {
-    const variable = tf.variable(t, true)
+export const makeReferenceDenoiser = (tf: TF, channels: number, seed = 0, height = 32, width = 32): ReferenceDenoiser => {
+  const spec = referenceSpec(height, width, channels)
+  const initial = initUNet(spec, seed)
+  const named: Record<string, Tf.Variable> = {}
+  for (const [name, t] of Object.entries(initial)) {
+    named[name] = tf.variable(t, true)
     t.dispose()
-    variables.push(variable)
-    return variable
   }
-  const weight = (shape: Array<number>, fanIn: number) =>
-    v(tf.randomNormal(shape, 0, Math.sqrt(2 / fanIn), "float32", nextSeed++))
-  const zeros = (n: number) => v(tf.zeros([n]))
-  const ones = (n: number) => v(tf.ones([n]))
-
-  const conv = (k: number, cin: number, cout: number) => ({ w: weight([k, k, cin, cout], k * k * cin), b: zeros(cout) })
-  const linear = (cin: number, cout: number) => ({ w: weight([cin, cout], cin), b: zeros(cout) })
-  const norm = (c: number) => ({ gamma: ones(c), beta: zeros(c) })
-  const block = (cin: number, cout: number) => ({
-    n1: norm(cin),
-    c1: conv(3, cin, cout),
-    emb: linear(EMB, cout),
-    n2: norm(cout),
-    c2: conv(3, cout, cout),
-    skip: cin === cout ? undefined : conv(1, cin, cout)
-  })
-
-  const emb1 = linear(2 * FREQS, EMB)
-  const emb2 = linear(EMB, EMB)
-  const stem = conv(3, channels, 32)
-  const r1 = block(32, 32)
-  const r2 = block(32, 64)
-  const r3 = block(64, 64)
-  const r4 = block(128, 64)
-  const r5 = block(96, 32)
-  const outNorm = norm(32)
-  const out = conv(3, 32, channels)
-
-  type Conv = { readonly w: Tf.Variable; readonly b: Tf.Variable }
-  type Norm = { readonly gamma: Tf.Variable; readonly beta: Tf.Variable }
-  type Block = ReturnType<typeof block>
-
-  const applyConv = (x: Tf.Tensor4D, c: Conv) => conv2dBias(x, c.w as Tf.Tensor4D, c.b, 1, "same")
-  const applyLinear = (x: Tf.Tensor2D, l: Conv, activation: DenseActivation = "linear"): Tf.Tensor2D =>
-    dense(x, l.w as Tf.Tensor2D, l.b, activation)
-  const normSilu = (x: Tf.Tensor4D, n: Norm): Tf.Tensor4D => groupNorm(x, GROUPS, n.gamma, n.beta, 1e-5, "silu")
-  const resBlock = (x: Tf.Tensor4D, e: Tf.Tensor2D, p: Block): Tf.Tensor4D => {
-    const cout = p.c1.b.shape[0]!
-    let h = applyConv(normSilu(x, p.n1), p.c1)
-    h = tf.add(h, applyLinear(e, p.emb).reshape([x.shape[0], 1, 1, cout])) as Tf.Tensor4D
-    h = applyConv(normSilu(h, p.n2), p.c2)
-    const skip = p.skip === undefined ? x : applyConv(x, p.skip)
-    return tf.add(h, skip)
-  }
-  const up = (x: Tf.Tensor4D) => tf.image.resizeNearestNeighbor(x, [x.shape[1] * 2, x.shape[2] * 2])
-  const pool = (x: Tf.Tensor4D) => tf.avgPool(x, 2, 2, "valid")
-
-  const apply = (x: Tf.Tensor4D, sigma: Tf.Tensor1D): Tf.Tensor4D => {
-    const cNoise = tf.div(tf.log(sigma), 4).reshape([-1, 1])
-    const freqs = tf.exp(tf.mul(tf.range(0, FREQS), -Math.log(10_000) / FREQS)).reshape([1, FREQS])
-    const angles = tf.mul(cNoise, freqs)
-    const sinusoid = tf.concat([tf.sin(angles), tf.cos(angles)], 1) as Tf.Tensor2D
-    const e = applyLinear(applyLinear(sinusoid, emb1, "silu"), emb2)
-    const h0 = applyConv(x, stem)
-    const s1 = resBlock(h0, e, r1)
-    const s2 = resBlock(pool(s1), e, r2)
-    const h3 = resBlock(pool(s2), e, r3)
-    const h4 = resBlock(tf.concat([up(h3), s2], 3) as Tf.Tensor4D, e, r4)
-    const h5 = resBlock(tf.concat([up(h4), s1], 3) as Tf.Tensor4D, e, r5)
-    return applyConv(normSilu(h5, outNorm), out)
-  }
-
+  const variables = Object.values(named)
+  const apply = (x: Tf.Tensor4D, sigma: Tf.Tensor1D): Tf.Tensor4D =>
+    tf.tidy(() => applyUNet(spec, named, x, tf.div(tf.log(sigma), 4) as Tf.Tensor1D))
   return {
     variables,
     parameterCount: variables.reduce((n, t) => n + t.size, 0),
@@ -186,7 +140,7 @@ export interface ReferenceTraining {
  */
 export const makeReferenceTraining = (tf: TF, shape: Shape): ReferenceTraining => {
   const { batch, channels, height, width } = shape
-  const net = makeReferenceDenoiser(tf, channels, 1)
+  const net = makeReferenceDenoiser(tf, channels, 1, height, width)
   const expected = expectedParameterCount(channels)
   if (!Number.isNaN(expected) && net.parameterCount !== expected) {
     net.dispose()

@@ -151,7 +151,7 @@ const timeLeft = () => budgetMs - (performance.now() - started)
 /** The reference denoiser's training step (bench:vs-torch's task) with an asynchronous read of its loss. */
 const referenceStep = async (shape: Shape, warmup: number, runs: number): Promise<Measured> => {
   const { batch, channels, height, width } = shape
-  const net = makeReferenceDenoiser(tf, channels, 1)
+  const net = makeReferenceDenoiser(tf, channels, 1, height, width)
   const x0 = tf.randomNormal([batch, height, width, channels], 0, 0.5, "float32", 7) as tf.Tensor4D
   const names = net.variables.map((_, i) => `p${i}`)
   const named = <T>(xs: ReadonlyArray<T>): Record<string, T> => Object.fromEntries(xs.map((x, i) => [names[i]!, x]))
