@@ -21,20 +21,18 @@ import type { DistillConfig } from "../domain/config/DistillConfig.js"
 import { adam, adamHost, type Optimizer } from "../domain/optim/Optimizer.js"
 import { augmentSettingsOf } from "../domain/sid/Augment.js"
 import type { DatasetError } from "../services/Dataset.js"
-import { checkSidaConfig, type RealData, type SidaSetupError } from "../services/RealData.js"
+import { checkSidaConfig, layerForTeacher as realDataForTeacher, type RealData, type SidaSetupError } from "../services/RealData.js"
 import type { CheckpointStore } from "../services/CheckpointStore.js"
 import type { Engine } from "../engine/Engine.js"
 import type { Metrics } from "../services/Metrics.js"
 import type { Teacher, TeacherError } from "../services/Teacher.js"
-import type { DistillationLoss } from "../services/DistillationLoss.js"
+import { type DistillationLoss, layerFromConfig as lossLayerFromConfig } from "../services/DistillationLoss.js"
 import type { DataFreeSampler as DataFreeSamplerTag } from "../services/DataFreeSampler.js"
 import type { FakeScore as FakeScoreTag } from "../services/FakeScore.js"
 import type { Generator as GeneratorTag } from "../services/Generator.js"
 import * as DataFreeSampler from "../services/DataFreeSampler.js"
-import * as DistillationLossLayers from "../services/DistillationLoss.js"
 import * as FakeScore from "../services/FakeScore.js"
 import * as Generator from "../services/Generator.js"
-import * as RealDataLayers from "../services/RealData.js"
 
 /**
  * The services a distillation run needs.
@@ -109,7 +107,7 @@ export const layer = <E = TeacherError, M = never>(
   const augment = augmentSettingsOf(config)
   const realData: Layer.Layer<RealData, SidaSetupError | DatasetError, Teacher | Engine> | undefined = !config.adversarial
     ? undefined
-    : parts.realData ?? (config.data === null ? undefined : RealDataLayers.layerForTeacher(config.data))
+    : parts.realData ?? (config.data === null ? undefined : realDataForTeacher(config.data))
   const run = Layer.mergeAll(
     config.initGenerator === null
       ? Generator.layer({
@@ -140,7 +138,7 @@ export const layer = <E = TeacherError, M = never>(
   ).pipe(
     Layer.provideMerge(parts.teacher),
     Layer.merge(parts.checkpoints),
-    Layer.merge(parts.loss ?? DistillationLossLayers.layerFromConfig(config))
+    Layer.merge(parts.loss ?? lossLayerFromConfig(config))
   )
   return Layer.unwrapEffect(Effect.as(checkSidaConfig(config, parts.realData !== undefined), run))
 }

@@ -13,12 +13,10 @@ import { decodeGeneratorFile } from "../../domain/data/GeneratorFile.js"
 import type { Network } from "../../domain/nn/Network.js"
 import type { OneStepWeights } from "../../domain/sid/OneStep.js"
 import { compareShapes, shapesMatch } from "../../domain/nn/Parameters.js"
-import { CheckpointStore } from "../CheckpointStore.js"
-import type { Generator } from "../Generator.js"
+import { CheckpointStore, layerDirectory } from "../CheckpointStore.js"
+import { type Generator, type GeneratorOptions, layer as generatorLayer } from "../Generator.js"
 import { SidaSetupError } from "../RealData.js"
 import { Teacher } from "../Teacher.js"
-import * as CheckpointStoreLayers from "../CheckpointStore.js"
-import * as GeneratorLayers from "../Generator.js"
 import { checkpointGenerator } from "./generatorExport.js"
 import type { Engine } from "../../engine/Engine.js"
 
@@ -42,7 +40,7 @@ export const readGeneratorWeights = (path: string): Effect.Effect<OneStepWeights
     })
     if (info.isDirectory()) {
       const latest = yield* Effect.flatMap(CheckpointStore, (store) => store.latest).pipe(
-        Effect.provide(CheckpointStoreLayers.layerDirectory(join(path, "checkpoints"))),
+        Effect.provide(layerDirectory(join(path, "checkpoints"))),
         Effect.mapError((e) => failure(path, `its checkpoints cannot be read (${e.message})`, "Give an intact run directory"))
       )
       if (Option.isNone(latest)) {
@@ -100,7 +98,7 @@ export const checkGeneratorWeights = (
  */
 export const layerFromExport = (
   path: string,
-  options: Omit<GeneratorLayers.GeneratorOptions, "initial">
+  options: Omit<GeneratorOptions, "initial">
 ): Layer.Layer<Generator, SidaSetupError, Teacher | Engine> =>
   Layer.unwrapScoped(
     Effect.gen(function*() {
@@ -110,6 +108,6 @@ export const layerFromExport = (
         (w) => Effect.sync(() => tf.dispose(Object.values(w.params)))
       )
       yield* checkGeneratorWeights(path, weights, teacher.weights.network, options.sigmaInit ?? weights.sigmaInit)
-      return GeneratorLayers.layer({ ...options, initial: weights.params })
+      return generatorLayer({ ...options, initial: weights.params })
     })
   )

@@ -12,11 +12,10 @@ import { Effect, Layer } from "effect"
 import type { DatasetError } from "../Dataset.js"
 import type { Engine } from "../../engine/Engine.js"
 import type { FeatureExtractorError } from "../FeatureExtractor.js"
-import type { Metrics, MetricsError } from "../Metrics.js"
+import { layerGaussianMixture, layerUnavailable, type Metrics, type MetricsError, NO_REFERENCE } from "../Metrics.js"
 import { Teacher, TeacherError } from "../Teacher.js"
 import * as FeatureExtractor from "../FeatureExtractor.js"
 import * as ImageMetrics from "./imageMetrics.js"
-import * as MetricsLayers from "../Metrics.js"
 import * as MnistDataset from "./mnistDataset.js"
 import { mixturePreset } from "../Teacher.js"
 import type { TeacherSpec } from "./teacherSpec.js"
@@ -109,10 +108,10 @@ export const layerFromReference = (
       const t = yield* Teacher
       const shape = t.dataShape
       const mixture = (preset: string) =>
-        Effect.map(mixturePreset(preset), (m) => MetricsLayers.layerGaussianMixture(m, { name: options.name ?? `gmm:${preset}` }))
+        Effect.map(mixturePreset(preset), (m) => layerGaussianMixture(m, { name: options.name ?? `gmm:${preset}` }))
       switch (reference.kind) {
         case "none":
-          return MetricsLayers.layerUnavailable(shape)
+          return layerUnavailable(shape)
         case "gmm":
           return yield* mixture(reference.preset)
         case "mnist":
@@ -126,15 +125,15 @@ export const layerFromReference = (
           return layerMnist(shape[0], options)
         case "auto":
           if (teacher.kind === "gmm" || teacher.kind === "gmm-dsm") return yield* mixture(teacher.preset)
-          return isMnistShape(shape) ? layerMnist(shape[0], options) : MetricsLayers.layerUnavailable(shape)
+          return isMnistShape(shape) ? layerMnist(shape[0], options) : layerUnavailable(shape)
       }
     })
   )
 
 /**
- * Whether a metrics service can evaluate at all (false for {@link MetricsLayers.layerUnavailable}).
+ * Whether a metrics service can evaluate at all (false for {@link layerUnavailable}).
  *
  * @since 0.1.0
  * @category utils
  */
-export const hasReference = (metrics: Metrics["Type"]): boolean => metrics.reference !== MetricsLayers.NO_REFERENCE
+export const hasReference = (metrics: Metrics["Type"]): boolean => metrics.reference !== NO_REFERENCE
