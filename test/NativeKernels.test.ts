@@ -673,7 +673,7 @@ describe.runIf(built)("wasm-native engine (addon built)", () => {
   it("trains the reference denoiser like the wasm engine (loss, gradients) with a stable tensor count", async () => {
     const shape = { b: 4, h: 16, w: 16, c: 1 }
     const lossAndGrads = (t: typeof tf) => {
-      const net = makeReferenceDenoiser(t, shape.c, 3)
+      const net = makeReferenceDenoiser(t, shape.c, 3, shape.h, shape.w)
       expect(net.parameterCount).toBe(expectedParameterCount(shape.c))
       const x0 = t.tensor4d(randoms(shape.b * shape.h * shape.w * shape.c, 5), [shape.b, shape.h, shape.w, shape.c])
       const sigma = t.tensor1d([0.1, 0.7, 2.5, 20].slice(0, shape.b))
@@ -693,7 +693,7 @@ describe.runIf(built)("wasm-native engine (addon built)", () => {
       return out
     }
     const train = (t: typeof tf, steps: number) => {
-      const net = makeReferenceDenoiser(t, shape.c, 4)
+      const net = makeReferenceDenoiser(t, shape.c, 4, shape.h, shape.w)
       const x0 = t.tensor4d(randoms(shape.b * shape.h * shape.w * shape.c, 9), [shape.b, shape.h, shape.w, shape.c])
       const opt = t.train.adam(1e-3)
       const counts: Array<number> = []
