@@ -36,7 +36,7 @@ import { type GeneratorLoss, type GeneratorLossInput, nonFiniteRows } from "../d
 import type { ApplyOptions } from "../domain/nn/Network.js"
 import { FAKE_GRADIENT_CLIP, sidaFakeScoreLoss, sidaGeneratorLoss, sidaPhase, type SidaSchedule } from "../domain/sid/SidaLoss.js"
 import { broadcastPerSample } from "../domain/nn/Tensors.js"
-import { countNonFinite, globalNorm } from "../domain/nn/Gradients.js"
+import { gradientStatistics } from "../domain/optim/GradientStatistics.js"
 import type { DataFreeSamplerShape, Draws } from "../services/DataFreeSampler.js"
 import type { FakeScoreShape } from "../services/FakeScore.js"
 import type { GenerateOptions, GeneratorShape } from "../services/Generator.js"
@@ -197,7 +197,7 @@ function* settleOne<A>(steps: Reads<Deferred<A>>): Reads<A> {
 
 /**
  * Applies `grads` (keyed by variable name) to `weights`, measuring the step's statistics on the engine for a later read
- * (the same `globalNorm` / `countNonFinite` over the same gradients in the same order as `applyGradients` itself).
+ * (`gradientStatistics` over the same gradients in the same order, as `applyGradients` itself measures them).
  * Host-optimiser weights measure while they read each gradient, so theirs are known at once.
  */
 const applyDeferred = (
@@ -211,14 +211,14 @@ const applyDeferred = (
     const g = grads[variable.name]
     if (g !== undefined) byName[name] = g
   }
-  const [norm, bad] = tf.tidy(() => [globalNorm(byName), countNonFinite(byName)])
+  const { nonFinite: bad, norm } = gradientStatistics(byName)
   try {
     weights.applyGradients(grads, { ...options, statistics: { gradNorm: 0, nonFinite: 0 } })
   } catch (error) {
-    tf.dispose([norm!, bad!])
+    tf.dispose([norm, bad])
     throw error
   }
-  return { tensors: [norm!, bad!], finish: ([n, b]) => ({ gradNorm: n![0]!, nonFinite: b![0]! }) }
+  return { tensors: [norm, bad], finish: ([n, b]) => ({ gradNorm: n![0]!, nonFinite: b![0]! }) }
 }
 
 const drawnTensors = (d: Draws): Array<tf.Tensor> => [
