@@ -43,6 +43,7 @@ import { hasNativeEmaAll, nativeEmaAllPatches } from "../kernels/native/EmaAll.j
 import { denseGradient, hasNativeDense, nativeDensePatches } from "../kernels/native/Dense.js"
 import { hasNativeGradientStatistics, nativeGradientStatisticsPatches } from "../kernels/native/GradientStatistics.js"
 import { installSharedClone } from "../SharedClone.js"
+import { wasmFusedGradients, wasmFusedPatches } from "../kernels/Wasm.js"
 
 /**
  * Loads a module by name. The default is the real dynamic `import()`; tests inject fakes to reach every failure branch.
@@ -72,6 +73,11 @@ export interface EngineOptions {
   readonly nativeAddonPath?: string
   /** `webgpu`: accept a software (fallback) adapter (default: `SID_WEBGPU_SOFTWARE=1`). */
   readonly allowSoftwareGpu?: boolean
+  /**
+   * `wasm`: install the engine's JavaScript kernels (docs/engines.md §3.5; default true, false with
+   * `SID_WASM_KERNELS=stock`). False leaves the stock wasm kernels and the wasm patches only, for A/B measurements.
+   */
+  readonly wasmKernels?: boolean
 }
 
 /**
@@ -222,6 +228,12 @@ export const buildWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineEr
       yield* keepBackend
       const mod = yield* load("wasm", options?.importer ?? dynamicImport)
       yield* patch("wasm", wasmPatches)
+      const own = options?.wasmKernels ?? process.env["SID_WASM_KERNELS"] !== "stock"
+      if (own) {
+        yield* patch("wasm", wasmFusedPatches)
+        yield* Effect.acquireRelease(Effect.sync(() => installGradients(wasmFusedGradients)), (restore) => Effect.sync(restore))
+        yield* Effect.acquireRelease(Effect.sync(() => installSharedClone("wasm")), (restore) => Effect.sync(restore))
+      }
       yield* useBackend("wasm", tf, "wasm")
       const simd = yield* Effect.tryPromise({
         try: () => tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"),
@@ -237,7 +249,7 @@ export const buildWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineEr
           simd: simd === true,
           threads: Math.max(1, threads),
           gpu: false,
-          patchedKernels: labels(wasmPatches),
+          patchedKernels: [...labels(wasmPatches), ...(own ? labels(wasmFusedPatches) : [])],
           tfjsVersion: tf.version_core
         })
       })

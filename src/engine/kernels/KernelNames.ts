@@ -148,6 +148,16 @@ export const SidDense = "SidDense"
 export const SidDenseGrad = "SidDenseGrad"
 
 /**
+ * Name of the SiLU gradient kernel that an engine's lazy {@link SidDense} gradient may use. Inputs `dy` and `z`
+ * (float32, one shape); no attributes; output ∂z = dy·s + (dy·z)·(s·(1 − s)) with s = σ(z), each operation rounded to
+ * float32 as TF.js's gradient of the composed `mul(z, sigmoid(z))` rounds it.
+ *
+ * @since 0.2.0
+ * @category kernels
+ */
+export const SidSiluGrad = "SidSiluGrad"
+
+/**
  * Name of the optional convolution-with-bias kernel. Inputs `x` [N,H,W,Cin], `filter` [KH,KW,Cin,Cout], `bias`
  * [Cout], all float32; attributes `strides`, `pad` (`"same"` or `"valid"`), `dilations` (as `Conv2D`'s, NHWC);
  * output `y` [N,OH,OW,Cout].
@@ -182,6 +192,7 @@ export const FUSED_KERNELS = [
   SidGroupNormGrad,
   SidDense,
   SidDenseGrad,
+  SidSiluGrad,
   SidConv2DBias,
   SidConv2DFilterBiasGrad
 ] as const
