@@ -127,7 +127,7 @@ describe("the plain wasm engine's JavaScript kernels", () => {
     let products = 0
     tf.unregisterKernel("BatchMatMul", "wasm")
     tf.registerKernel({ ...config, kernelFunc: (args) => (products++, config.kernelFunc(args)) })
-    const count = (f: () => unknown) => {
+    const count = (f: () => tf.TensorContainer) => {
       products = 0
       tf.tidy(f)
       return products
