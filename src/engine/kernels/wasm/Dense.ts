@@ -41,28 +41,25 @@ const denseForward: RawKernelFunc = (args) => {
 }
 
 /**
- * ∂z of y = z·σ(z) given dy, rounded as TF.js's gradient of the composed `mul(z, sigmoid(z))` rounds it:
- * dy·s + (dy·z)·(s·(1 − s)), each operation in float32, with s the wasm `Sigmoid` of z.
+ * ∂z of y = z·σ(z) given dy, as TF.js's gradient of the composed `mul(z, sigmoid(z))` computes it —
+ * dy·s + (dy·z)·(s·(1 − s)) with s the wasm `Sigmoid` of z — by the same wasm kernels in the same order (the SIMD
+ * kernels are about ten times faster than a JavaScript loop over the heap), so the same bits.
  */
 const siluGrad: RawKernelFunc = (args) => {
   const { dy, z } = args.inputs as Record<string, tf.TensorInfo>
   const heap = args.backend as WasmHeap
-  const s = call("Sigmoid", heap, { x: z! })
+  const temps: Array<tf.TensorInfo> = []
+  const keep = (t: tf.TensorInfo) => (temps.push(t), t)
   try {
-    const out = heap.makeOutput([...z!.shape], "float32")
-    const d = f32(heap, dy!)
-    const zv = f32(heap, z!)
-    const sv = f32(heap, s)
-    const o = f32(heap, out)
-    const f = Math.fround
-    for (let i = 0; i < o.length; i++) {
-      const si = sv[i]!
-      const g = d[i]!
-      o[i] = f(g * si) + f(f(g * zv[i]!) * f(si * f(1 - si)))
-    }
-    return out
+    const one = keep(heap.makeOutput([], "float32"))
+    f32(heap, one)[0] = 1
+    const s = keep(call("Sigmoid", heap, { x: z! }))
+    const direct = keep(call("Multiply", heap, { a: dy!, b: s }))
+    const viaSigmoid = keep(call("Multiply", heap, { a: dy!, b: z! }))
+    const slope = keep(call("Multiply", heap, { a: s, b: keep(call("Sub", heap, { a: one, b: s })) }))
+    return call("Add", heap, { a: direct, b: keep(call("Multiply", heap, { a: viaSigmoid, b: slope })) })
   } finally {
-    heap.disposeData(s.dataId)
+    for (const t of temps) heap.disposeData(t.dataId)
   }
 }
 
