@@ -23,7 +23,7 @@ import { makeStream, permutation as shuffled, uniforms } from "../src/domain/dat
 import { encodeSafetensors } from "../src/domain/data/Safetensors.js"
 import * as EngineLayers from "../src/engine/Engine.js"
 import * as MnistDataset from "../src/services/Dataset.js"
-import { toNamedArrays } from "../src/platform/NamedTensors.js"
+import { toNamedArrays } from "../src/domain/data/NamedTensors.js"
 import { Dataset } from "../src/services/Dataset.js"
 import { Engine } from "../src/engine/Engine.js"
 

@@ -33,7 +33,7 @@ import {
 import { writeFileAtomic } from "../platform/AtomicFile.js"
 import { denoiserStep } from "../services/Teacher.js"
 import { yieldToEventLoop } from "../engine/EventLoop.js"
-import { fromNamedArrays, toNamedArrays } from "../platform/NamedTensors.js"
+import { fromNamedArrays, toNamedArrays } from "../domain/data/NamedTensors.js"
 import { encodeTeacherFile } from "../services/Teacher.js"
 import { makeTrainableWeights } from "../services/TrainableWeights.js"
 import { CheckpointError } from "../services/CheckpointStore.js"

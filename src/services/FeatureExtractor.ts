@@ -17,7 +17,7 @@ import { compareShapes, disposeParameters, type Parameters, shapesMatch } from "
 import { decodeSafetensors } from "../domain/data/Safetensors.js"
 import { type Engine, withEngine, withEngineEffect } from "../engine/Engine.js"
 import { yieldToEventLoop } from "../engine/EventLoop.js"
-import { fromNamedArrays } from "../platform/NamedTensors.js"
+import { fromNamedArrays } from "../domain/data/NamedTensors.js"
 
 /**
  * A feature extractor failed: missing or corrupt weights, a bad model file, or inputs it cannot take.

@@ -17,7 +17,7 @@ import { decodeSafetensors, encodeSafetensors, type SafetensorsFile } from "../d
 import { type Engine, withEngine, withEngineEffect } from "../engine/Engine.js"
 import { writeFileAtomic } from "../platform/AtomicFile.js"
 import { fitDenoiserScoped } from "./internal/denoiserFit.js"
-import { fromNamedArrays, shapesWithPrefix, toNamedArrays } from "../platform/NamedTensors.js"
+import { fromNamedArrays, shapesWithPrefix, toNamedArrays } from "../domain/data/NamedTensors.js"
 
 /**
  * An architecture and the weights the student networks start from (docs/algorithm.md §6: θ ← φ, ψ ← φ).

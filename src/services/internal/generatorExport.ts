@@ -27,7 +27,7 @@ import { compareShapes, shapesMatch } from "../../domain/nn/Parameters.js"
 import { type Checkpoint, CheckpointError } from "../CheckpointStore.js"
 import { type Engine, withEngineEffect } from "../../engine/Engine.js"
 import { writeFileAtomic } from "../../platform/AtomicFile.js"
-import { fromNamedArrays, shapesWithPrefix } from "../../platform/NamedTensors.js"
+import { fromNamedArrays, shapesWithPrefix } from "../../domain/data/NamedTensors.js"
 import { MAX_GENERATOR_STEPS } from "../../domain/sid/FewStep.js"
 
 export { EDM_GENERATOR_FORMAT, SID_GENERATOR_FORMAT } from "../../domain/data/GeneratorFile.js"
