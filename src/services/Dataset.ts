@@ -66,5 +66,3 @@ export class DatasetError extends Schema.TaggedError<DatasetError>()("DatasetErr
     return `dataset ${this.dataset}: ${this.reason}. ${this.fix}`
   }
 }
-
-export * from "./internal/mnistDataset.js"

@@ -239,8 +239,3 @@ export const layer = (options: GeneratorOptions): Layer.Layer<Generator, never, 
     })
   )
 
-export * from "./internal/generatorExport.js"
-
-export * from "./internal/generatorLoader.js"
-
-export * from "./internal/generatorInit.js"

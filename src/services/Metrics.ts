@@ -267,5 +267,3 @@ export const layerUnavailable = (dataShape: ReadonlyArray<number>): Layer.Layer<
   )
 
 export * from "./internal/imageMetrics.js"
-
-export * from "./internal/referenceSpec.js"
