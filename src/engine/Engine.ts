@@ -20,7 +20,7 @@ export { classifyLoadError, dynamicImport, type EngineOptions, type Importer, pa
  * engine with its convolutions, matrix products and heavy elementwise kernels run by the optional addon in `native/`
  * on all cores), `auto` (`webgpu` on a hardware GPU adapter, else `wasm-native` where its addon is built, else
  * `wasm`), `cpu` (pure-JS reference for tests), the optional native peers `tfjs-node` / `tfjs-node-gpu` (docs/engines.md §2.2, §7), and `webgpu` (a GPU
- * through WebGPU: Dawn in Node from the optional `webgpu` package; `src/engine/WebGpu.ts`, docs/engines.md §8).
+ * through WebGPU: Dawn in Node from the optional `webgpu` package; `src/engine/node/WebGpu.ts`, docs/engines.md §8).
  *
  * @since 0.1.0
  * @category models

@@ -1,5 +1,6 @@
 /**
- * The one-step generator G_θ(z) = D_θ(σ_init·z; σ_init) and its EMA copy (docs/algorithm.md §6).
+ * The one-step generator G_θ(z) = D_θ(σ_init·z; σ_init) and its EMA copy (docs/algorithm.md §6). Portable; exporting,
+ * loading and starting from generator files is in `node/Generator.ts`, which re-exports this module.
  *
  * @module
  */

@@ -88,7 +88,7 @@ export const makeTfjsNodeGpu = (options?: EngineOptions): Layer.Layer<Engine, En
   shared("tfjs-node-gpu", buildNative("tfjs-node-gpu", options))
 
 /**
- * The GPU engine through WebGPU (`engine/WebGpu.ts`): Dawn from the optional `webgpu` package and
+ * The GPU engine through WebGPU (`engine/node/WebGpu.ts`): Dawn from the optional `webgpu` package and
  * `@tensorflow/tfjs-backend-webgpu`. Refuses a software adapter unless `allowSoftwareGpu` (or `SID_WEBGPU_SOFTWARE=1`).
  *
  * @since 0.2.0
