@@ -153,6 +153,84 @@ describe.skipIf(missing !== undefined)("the web demo in Chromium", () => {
   }, 900_000)
 })
 
+/** The MNIST tab samples the generator shipped in examples/web/public/mnist/ (committed with its provenance). */
+const MNIST_DIR = new URL("../examples/web/public/mnist/", import.meta.url).pathname
+const mnistMissing = existsSync(join(MNIST_DIR, "generator.safetensors"))
+  ? undefined
+  : "no MNIST generator at examples/web/public/mnist/generator.safetensors (an exported one-step generator and its provenance.json; docs/web-demo.md)"
+if (missing === undefined && mnistMissing !== undefined) console.log(`WebDemo: the MNIST samples check is skipped: ${mnistMissing}`)
+
+describe.skipIf(missing !== undefined)("the web demo's MNIST tab in Chromium", () => {
+  let browser: Browser
+  let server: Awaited<ReturnType<typeof serveDemo>>
+  let page: Page
+
+  beforeAll(async () => {
+    mkdirSync(OUT, { recursive: true })
+    const dist = join(OUT, "dist")
+    if (!existsSync(join(dist, "index.html"))) await buildDemo(dist)
+    server = await serveDemo(dist)
+    browser = await launchChromium()
+    page = await browser.newPage({ viewport: { width: 1100, height: 1000 } })
+    await page.goto(server.url)
+    await page.evaluate(() => localStorage.clear())
+  }, 600_000)
+
+  afterAll(async () => {
+    await browser?.close()
+    await server?.close()
+  })
+
+  /** The tab's samples for its current seed, and that seed. */
+  const pageSamples = () =>
+    page.evaluate(() => {
+      const mnist = (window as unknown as { sidDemo: { mnist: { seed: number; values: Array<number> } } }).sidDemo.mnist
+      return { seed: mnist.seed, values: mnist.values }
+    })
+
+  /** What sid-ts/browser gives in Node (cpu backend) for `seed`: 64 samples, flattened. */
+  const nodeSamples = async (seed: number) => {
+    await tf.setBackend("cpu")
+    const generator = loadOneStepGenerator(new Uint8Array(readFileSync(join(MNIST_DIR, "generator.safetensors"))))
+    const samples = generator.generate(64, seed)
+    const values = Array.from(samples.dataSync())
+    tf.dispose(samples)
+    generator.dispose()
+    return values
+  }
+
+  it.skipIf(mnistMissing !== undefined)(
+    "samples the shipped generator exactly as sid-ts/browser does in Node for the same seed, shows its provenance, and reseeds",
+    async () => {
+      await page.click("#tab-mnist")
+      await waitFor(page, "the MNIST samples", (d) => d["mnist"] === "ready" || d["mnist"] === "error", 300_000)
+      expect((await facts(page))["mnist"], (await page.textContent("#mnist-message")) ?? "").toBe("ready")
+      const first = await pageSamples()
+      expect(first.seed).toBe(0)
+      expect(first.values.length).toBeGreaterThan(0)
+      expect(first.values).toEqual(await nodeSamples(0))
+      const provenance = JSON.parse(readFileSync(join(MNIST_DIR, "provenance.json"), "utf8")) as { command: string; fid: number }
+      const shown = (await page.textContent("#mnist-provenance")) ?? ""
+      expect(shown).toContain(provenance.command)
+      expect(shown).toContain(provenance.fid.toFixed(2))
+      await shot(page, "mnist-seed-0")
+      await page.click("#mnist-reseed")
+      await waitFor(page, "the next seed", (d) => d["mnistSeed"] === "1", 120_000)
+      const second = await pageSamples()
+      expect(second.values).not.toEqual(first.values)
+      expect(second.values).toEqual(await nodeSamples(1))
+      await shot(page, "mnist-seed-1")
+    },
+    600_000
+  )
+
+  it.skipIf(mnistMissing === undefined)("says that no MNIST generator is shipped", async () => {
+    await page.click("#tab-mnist")
+    await waitFor(page, "the missing-file message", (d) => d["mnist"] === "missing", 120_000)
+    expect(await page.textContent("#mnist-message")).toMatch(/No MNIST generator is shipped/)
+  }, 300_000)
+})
+
 /**
  * WebGPU: opt-in (`SID_WEBGPU_TEST=1`), since on a machine without a GPU the adapter is SwiftShader's software Vulkan,
  * which takes minutes for what wasm does in seconds.

@@ -7,6 +7,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { loadOneStepGenerator } from "../../src/browser/OneStepGenerator.js"
+import { mnistState, setUpMnistTab } from "./mnist.js"
 import { type Axes, axesFor, drawCurves, drawModes, drawScatter, type Mode, type Point } from "./plot.js"
 import type { FromWorker, RunSettings, ToWorker } from "./protocol.js"
 
@@ -41,7 +42,8 @@ const state = {
   lastTick: { time: 0, step: 0 },
   exported: undefined as Uint8Array | undefined,
   loadedSamples: undefined as Array<number> | undefined,
-  inputEvents: 0
+  inputEvents: 0,
+  mnist: mnistState
 }
 ;(window as unknown as { sidDemo: typeof state }).sidDemo = state
 
@@ -336,6 +338,19 @@ input("load").addEventListener("change", async () => {
     input("load").value = ""
   }
 })
+
+// Tabs: the 2-D distillation, and the shipped MNIST generator (loaded when its tab first opens).
+const mnistTab = setUpMnistTab()
+const showTab = (tab: "2d" | "mnist") => {
+  $("page-2d").hidden = tab !== "2d"
+  $("page-mnist").hidden = tab !== "mnist"
+  $("tab-2d").setAttribute("aria-selected", String(tab === "2d"))
+  $("tab-mnist").setAttribute("aria-selected", String(tab === "mnist"))
+  document.body.dataset["tab"] = tab
+  if (tab === "mnist") mnistTab.open()
+}
+$("tab-2d").addEventListener("click", () => showTab("2d"))
+$("tab-mnist").addEventListener("click", () => showTab("mnist"))
 
 // A saved run continues from its newest checkpoint (paused if it was paused).
 redrawMixture()
