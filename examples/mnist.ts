@@ -186,7 +186,12 @@ export const runMnistPipeline = (s: MnistPipelineSettings) =>
       }
 
       log(`3. SiD: ${s.distill.steps} iterations of batch ${s.distill.batchSize}, evaluating every ${s.distill.evalEvery}`)
-      const artifacts = yield* makeRunArtifacts({ runDir: distillDir, logPath, seed: s.distill.seed + 104_729 })
+      const artifacts = yield* makeRunArtifacts({
+        runDir: distillDir,
+        logPath,
+        seed: s.distill.seed + 104_729,
+        generatorSteps: s.distill.generatorSteps
+      })
       yield* artifacts.setBaseline(baseline.metrics.fid ?? baseline.metrics.frechetDistance, baseline.evaluations)
       const distillBegan = performance.now()
       const evaluations: Array<{ step: number; metrics: SampleMetrics }> = []

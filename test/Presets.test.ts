@@ -222,6 +222,15 @@ describe("the closing summary (issue 18.3)", () => {
     expect(image).toMatch(/recall +90\.0% +87\.0%/)
     expect(image).not.toMatch(/off-mode/)
   })
+
+  it("names a few-step generator by its steps", () => {
+    const table = summaryTable({
+      teacher: { evaluations: 35, throughput: { samples: 8, ms: 100, samplesPerSecond: 80 } },
+      generator: { step: 40, generatorSteps: 2, metrics: metrics({}), throughput: { samples: 8, ms: 4, samplesPerSecond: 2000 } }
+    })
+    expect(table.split("\n")[0]).toMatch(/teacher, Heun \(35 NFE\) +2-step generator \(EMA, step 40\)/)
+    expect(table).not.toMatch(/one-step/)
+  })
 })
 
 describe("sid distill end to end (one small run)", () => {

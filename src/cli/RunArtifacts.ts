@@ -12,6 +12,7 @@ import * as tf from "@tensorflow/tfjs"
 import { readFile } from "node:fs/promises"
 import { join } from "node:path"
 import { Effect, Option, Ref, Schema } from "effect"
+import { generatorName } from "../domain/sid/FewStep.js"
 import { writeFileAtomic } from "../platform/AtomicFile.js"
 import type { StartReport, StepReport } from "../pipeline/Distill.js"
 import { fixedLatents, generatorSamples } from "../pipeline/Evaluation.js"
@@ -34,6 +35,8 @@ export interface RunArtifactsOptions {
   readonly gridCount?: number
   /** Seed of the grid's fixed latents (the same latents at every evaluation). */
   readonly seed?: number
+  /** Generator steps per sample, for the plot's legend (default 1: "one-step generator"). */
+  readonly generatorSteps?: number
 }
 
 /** The figure a plot follows: MNIST-FID when the metrics have it, else the Fréchet distance. */
@@ -137,7 +140,7 @@ export const makeRunArtifacts = (options: RunArtifactsOptions): Effect.Effect<Ru
       const last = points[points.length - 1]![0]
       const png = yield* linePlot(
         [
-          { name: `one-step generator (EMA)`, points },
+          { name: `${generatorName(options.generatorSteps ?? 1)} (EMA)`, points },
           ...(base === undefined ? [] : [{
             name: `teacher, Heun (${base.evaluations} NFE)`,
             points: [[0, base.value], [Math.max(last, 1), base.value]] as const,

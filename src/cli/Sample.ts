@@ -15,6 +15,7 @@ import * as tf from "@tensorflow/tfjs"
 import { join } from "node:path"
 import { Console, Effect, Option, Schema } from "effect"
 import { heunEvaluations } from "../domain/edm/HeunSampler.js"
+import { generatorName } from "../domain/sid/FewStep.js"
 import { classLabels, fixedLatents, oneStepGenerator } from "../domain/sid/OneStep.js"
 import { normalTensor } from "../domain/data/RandomStream.js"
 import { encodeSafetensors } from "../domain/data/Safetensors.js"
@@ -210,7 +211,7 @@ const generatorDraw = (runDir: string, o: Parsed): Effect.Effect<Drawn, unknown,
           Effect.try({
             try: (): Drawn => ({
               samples: generator.generate(o.count, o.seed, classes),
-              title: `${generator.generatorSteps === 1 ? "one-step" : `${generator.generatorSteps}-step`} generator, step ${step}`,
+              title: `${generatorName(generator.generatorSteps)}, step ${step}`,
               source: `EMA generator at step ${step} of ${runDir}, ${
                 generator.generatorSteps === 1 ? "one step" : `${generator.generatorSteps} steps`
               } (σ_init = ${generator.sigmaInit})` +
