@@ -1,6 +1,6 @@
 /**
  * Distillation checkpoint stores for web pages: IndexedDB (a reload, or a later visit, resumes the run bit for bit)
- * and memory. Both keep the format of the directory store (spec §5.3): the weights as safetensors bytes
+ * and memory. Both keep the format of the directory store (docs/algorithm.md §9.3): the weights as safetensors bytes
  * (`sid-ts-checkpoint-weights-v1`) and a `CheckpointManifest` JSON that names their SHA-256 and tensor table, so a
  * checkpoint moves between a page and `sid distill --resume` unchanged in content.
  *

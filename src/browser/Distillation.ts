@@ -31,7 +31,7 @@ export class BrowserRunUnsupported extends Schema.TaggedError<BrowserRunUnsuppor
   setting: Schema.String
 }) {
   override get message(): string {
-    return `The browser run does not support ${this.setting}: it distils data-free (SiD, spec §4-§5). Turn it off in ` +
+    return `The browser run does not support ${this.setting}: it distils data-free (SiD, docs/algorithm.md §6). Turn it off in ` +
       `the config, or run it with the CLI (sid distill).`
   }
 }
@@ -122,7 +122,7 @@ export const mixtureOfModes = (
   })
 
 /**
- * How the page's teacher is made from a mixture (spec §10.1, §10.3).
+ * How the page's teacher is made from a mixture (docs/algorithm.md §4, §12).
  *
  * @since 0.2.0
  * @category models

@@ -1,5 +1,5 @@
 /**
- * Teachers of Gaussian mixtures (docs/algorithm.md §10): the exact mixture (f_φ is the analytic posterior mean) and an
+ * Teachers of Gaussian mixtures (docs/algorithm.md §4, §12): the exact mixture (f_φ is the analytic posterior mean) and an
  * MLP trained in process on the mixture's samples by denoising score matching. Nothing here reads or writes files,
  * so these run in web pages as in Node. Reached through `services/Teacher.ts`.
  *
