@@ -40,19 +40,19 @@ import {
   RunSpecMismatch
 } from "../domain/config/RunSpec.js"
 import { writeFileAtomic } from "../platform/AtomicFile.js"
-import * as CheckpointStore from "../services/CheckpointStore.js"
-import * as Distillation from "../layers/Distillation.js"
-import * as Engine from "../engine/Engine.js"
-import * as ReferenceSpec from "../services/Metrics.js"
+import * as CheckpointStore from "../services/node/CheckpointStore.js"
+import * as Distillation from "../layers/node/Distillation.js"
+import * as Engine from "../engine/node/Engine.js"
+import * as ReferenceSpec from "../services/node/Metrics.js"
 import { claimRunDirectory, type ClaimMode, rewindLog, RunDirectoryError } from "../platform/RunDirectory.js"
-import * as TeacherSpec from "../services/Teacher.js"
+import * as TeacherSpec from "../services/node/Teacher.js"
 import { WebGpuAdapterReport } from "../engine/WebGpuAdapter.js"
 import { distill } from "../pipeline/Distill.js"
 import { evaluateTeacher } from "../pipeline/Evaluation.js"
-import { checkSidaConfig } from "../services/RealData.js"
-import { BestScore, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
-import { Generator as GeneratorTag } from "../services/Generator.js"
-import { Metrics as MetricsTag, type SampleMetrics } from "../services/Metrics.js"
+import { checkSidaConfig } from "../services/node/RealData.js"
+import { BestScore, CheckpointStore as CheckpointStoreTag } from "../services/node/CheckpointStore.js"
+import { Generator as GeneratorTag } from "../services/node/Generator.js"
+import { Metrics as MetricsTag, type SampleMetrics } from "../services/node/Metrics.js"
 import {
   decodeFlag,
   docsOf,
@@ -67,7 +67,7 @@ import {
   textFlag
 } from "./Flags.js"
 import type { CliNode } from "./Help.js"
-import { Engine as EngineTag } from "../engine/Engine.js"
+import { Engine as EngineTag } from "../engine/node/Engine.js"
 import { evaluationsInLog, makeRunArtifacts, plottedValue } from "./RunArtifacts.js"
 import { type ClosingSummary, drawForClosing, summaryTable, writeSamplesPlot } from "./RunSummary.js"
 import { describeEvaluation, makeRunLog, toJsonLine } from "./RunLog.js"

@@ -18,8 +18,8 @@ import type { StartReport, StepReport } from "../pipeline/Distill.js"
 import { fixedLatents, generatorSamples } from "../pipeline/Evaluation.js"
 import { imageGrid } from "../report/ImageGrid.js"
 import { linePlot } from "../report/Plots.js"
-import { Generator } from "../services/Generator.js"
-import { SampleMetrics } from "../services/Metrics.js"
+import { Generator } from "../services/node/Generator.js"
+import { SampleMetrics } from "../services/node/Metrics.js"
 
 /** Settings of a run's artifacts. */
 export interface RunArtifactsOptions {

@@ -13,9 +13,9 @@ import { generatorName } from "../domain/sid/FewStep.js"
 import { writeFileAtomic } from "../platform/AtomicFile.js"
 import { balancedLabels, fixedLatents, generatorSamples, teacherSamples } from "../pipeline/Evaluation.js"
 import { scatterPanels } from "../report/Plots.js"
-import { Generator } from "../services/Generator.js"
-import type { SampleMetrics } from "../services/Metrics.js"
-import { Teacher } from "../services/Teacher.js"
+import { Generator } from "../services/node/Generator.js"
+import type { SampleMetrics } from "../services/node/Metrics.js"
+import { Teacher } from "../services/node/Teacher.js"
 
 /** How fast a sampler drew: samples per second over one timed draw. */
 export interface Throughput {

@@ -3,20 +3,20 @@
  * fused dense layer and its SiLU gradient, Adam over one or all parameters, the EMA over all parameters and the
  * gradient statistics of a step, one kernel per file in `wasm/`; plus `Identity` and same-dtype `Cast` that share
  * their input's data, which lets the engine save tensors for the gradient without a dispatch (`SharedClone.ts`). Each
- * implements its contract in `KernelNames.ts`; all but the gradient norm give the composed ops' bits.
+ * implements its contract in `KernelNames.ts`; all but the gradient norm give the composed ops' bits. Portable: nothing
+ * here needs Node (the browser's `wasm` engine installs the same kernels).
  *
  * @since 0.2.0
  */
 import type * as tf from "@tensorflow/tfjs"
 import { fastReduceGradients } from "./Gradients.js"
 import type { KernelPatch } from "./Patches.js"
-import { requireStock } from "./native/Addon.js"
-import { makeCast, makeIdentity } from "./native/Views.js"
 import { wasmAdamPatches } from "./wasm/Adam.js"
 import { wasmDenseGradient, wasmDensePatches } from "./wasm/Dense.js"
 import { wasmEmaAllPatches } from "./wasm/EmaAll.js"
 import { wasmGradientStatisticsPatches } from "./wasm/GradientStatistics.js"
 import { wasmSumPatches } from "./wasm/Sum.js"
+import { wasmViewPatches } from "./wasm/Views.js"
 
 /**
  * The plain-wasm kernel patches, installed on top of the wasm patches (`Patches.wasmPatches`).
@@ -25,8 +25,7 @@ import { wasmSumPatches } from "./wasm/Sum.js"
  * @category patches
  */
 export const wasmFusedPatches: ReadonlyArray<KernelPatch> = [
-  { kernelName: "Identity", backendName: "wasm", id: "wasm-js", make: (stock) => makeIdentity(requireStock("Identity", stock)) },
-  { kernelName: "Cast", backendName: "wasm", id: "wasm-js", make: (stock) => makeCast(requireStock("Cast", stock)) },
+  ...wasmViewPatches,
   ...wasmSumPatches,
   ...wasmDensePatches,
   ...wasmAdamPatches,

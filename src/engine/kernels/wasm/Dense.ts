@@ -9,7 +9,7 @@
  * @since 0.2.0
  */
 import * as tf from "@tensorflow/tfjs"
-import { type DenseActivation } from "../../../domain/nn/Dense.js"
+import type { DenseActivation } from "../../../domain/nn/Dense.js"
 import { SidDense, SidSiluGrad } from "../KernelNames.js"
 import { kernelFunc, type RawKernelFunc } from "../Backend.js"
 import type { KernelPatch } from "../Patches.js"
