@@ -148,6 +148,13 @@ describe("sid sample (the CLI)", () => {
     const exported = await sid(["export", "--run-dir", runDir, "--out", file])
     expect(exported.code, exported.output).toBe(0)
     expect(exported.output).toContain("mlp generator, ema weights at step 2, format sid-ts-generator-v1")
+    const byStep = await sid(["export", "--run-dir", runDir, "--checkpoint", "2", "--out", join(dir, "step2.safetensors")])
+    expect(byStep.code, byStep.output).toBe(0)
+    expect(await readFile(join(dir, "step2.safetensors"))).toEqual(await readFile(file))
+    const noBest = await sid(["export", "--run-dir", runDir, "--checkpoint", "best", "--out", join(dir, "best.safetensors")])
+    expect(noBest.code).toBe(1)
+    expect(noBest.output).toMatch(/no best checkpoint/)
+    expect(await exists(join(dir, "best.safetensors"))).toBe(false)
     expect(maxAbsDiff(await browserSamples(file, 50, 3), samples.values)).toBe(0)
     const library = await runWithEngine(Effect.scoped(Effect.map(loadGenerator(file), (g) =>
       tf.tidy(() => Float32Array.from(g.generate(50, 3).dataSync()))

@@ -15,12 +15,16 @@ import * as Engine from "../engine/node/Engine.js"
 import { exportGenerator } from "../services/node/Generator.js"
 import { CheckpointError, CheckpointStore as CheckpointStoreTag } from "../services/node/CheckpointStore.js"
 import { DISTILL_RUN_SETTINGS } from "../domain/config/RunSettings.js"
-import { choiceFlag, docsOf, optionsOf, pathFlag, requiredTextFlag } from "./Flags.js"
+import { choiceFlag, docsOf, optionsOf, pathFlag, requiredTextFlag, textFlag } from "./Flags.js"
 import { generatorStepsFlag } from "./GeneratorStepsOption.js"
 import type { CliNode } from "./Help.js"
 
 const exportFlags = {
-  runDir: pathFlag("run-dir", "<dir>", "the run whose newest checkpoint to export", DISTILL_RUN_SETTINGS.runDir.default),
+  runDir: pathFlag("run-dir", "<dir>", "the run whose checkpoint to export", DISTILL_RUN_SETTINGS.runDir.default),
+  checkpoint: textFlag("checkpoint", "which checkpoint: the newest, the best by the run's evaluation metric, or a step", {
+    placeholder: "<latest|best|step>",
+    default: "latest"
+  }),
   out: requiredTextFlag("out", "<file>", "the safetensors file to write"),
   weights: choiceFlag("weights", ["ema", "live"] as const, "the EMA weights (docs/algorithm.md §9.1) or the live θ", "ema"),
   generatorSteps: generatorStepsFlag
@@ -40,15 +44,41 @@ export const exportHelp: CliNode = {
   sections: [{ title: "Flags", flags: docsOf(exportFlags) }]
 }
 
-/** `sid export`. */
-export const exportCommand = Command.make("export", exportOptions, (o) =>
+const chooseCheckpoint = (store: typeof CheckpointStoreTag.Service, which: string) =>
   Effect.gen(function*() {
-    const store = yield* CheckpointStoreTag
+    if (which === "best") {
+      const best = yield* store.best
+      if (Option.isNone(best)) {
+        return yield* new CheckpointError({
+          path: store.location,
+          reason: "the run has no best checkpoint (it is saved at evaluations); export `--checkpoint latest` or a step instead"
+        })
+      }
+      return best.value.checkpoint
+    }
+    if (which !== "latest") {
+      const step = Number(which)
+      if (!(Number.isInteger(step) && step >= 0)) {
+        return yield* new CheckpointError({
+          path: store.location,
+          reason: `--checkpoint must be latest, best or a step (a whole number), got "${which}"`
+        })
+      }
+      return yield* store.load(step)
+    }
     const latest = yield* store.latest
     if (Option.isNone(latest)) {
       return yield* new CheckpointError({ path: store.location, reason: "there is no checkpoint to export; run `sid distill` first" })
     }
-    const written = yield* exportGenerator(latest.value, o.out, {
+    return latest.value
+  })
+
+/** `sid export`. */
+export const exportCommand = Command.make("export", exportOptions, (o) =>
+  Effect.gen(function*() {
+    const store = yield* CheckpointStoreTag
+    const chosen = yield* chooseCheckpoint(store, Option.getOrElse(o.checkpoint, () => "latest"))
+    const written = yield* exportGenerator(chosen, o.out, {
       weights: o.weights,
       runDir: o.runDir,
       ...(Option.isSome(o.generatorSteps) ? { generatorSteps: o.generatorSteps.value } : {})
