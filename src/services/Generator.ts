@@ -70,6 +70,11 @@ export interface GeneratorShape {
   readonly generate: (z: tf.Tensor, weights?: GeneratorWeights, labels?: tf.Tensor2D, options?: GenerateOptions) => tf.Tensor
   /** θ_ema ← β·θ_ema + (1−β)·θ (docs/algorithm.md §9.1). */
   readonly updateEma: (beta: number) => void
+  /**
+   * θ_ema lives in host memory (`GeneratorOptions.emaInHost`): `updateEma` then reads θ synchronously, so on an
+   * engine that reads only asynchronously the caller has the engine keep θ's host copies first (`cacheOnHost`).
+   */
+  readonly emaInHost?: boolean
   /** Overwrites θ_ema (from a checkpoint). */
   readonly restoreEma: (ema: Parameters) => void
 }
@@ -234,6 +239,7 @@ export const layer = (options: GeneratorOptions): Layer.Layer<Generator, never, 
           )
         },
         updateEma: (beta) => ema.update(weights.variables, beta),
+        emaInHost: options.emaInHost === true,
         restoreEma: (source) => ema.restore(source)
       } satisfies GeneratorShape)
     })
