@@ -151,9 +151,14 @@ const engineEma = (params: Parameters) =>
 /** θ_ema in host memory: per-parameter float32 update (the ops of `emaUpdate`), tensors materialised on demand. */
 const hostEma = (params: Parameters) => {
   const names = Object.keys(params).sort()
-  const host: Record<string, Float32Array> = Object.fromEntries(
-    names.map((n) => [n, Float32Array.from(params[n]!.dataSync() as Float32Array)])
+  // Read asynchronously: every engine can (webgpu only so).
+  return Effect.flatMap(
+    Effect.promise(() => Promise.all(names.map((n) => params[n]!.data()))),
+    (values) => hostEmaOf(params, names, Object.fromEntries(names.map((n, i) => [n, Float32Array.from(values[i]!)])))
   )
+}
+
+const hostEmaOf = (params: Parameters, names: ReadonlyArray<string>, host: Record<string, Float32Array>) => {
   let cache: Record<string, tf.Tensor> | undefined
   const drop = () => {
     if (cache !== undefined) tf.dispose(Object.values(cache))
