@@ -223,9 +223,11 @@ gpuDescribe(`the CLI on the webgpu engine (${probe._tag === "Adapter" ? probe.re
     300_000
   )
 
+  const teacherDir = tempDir()
+
   it(`sid teacher train runs on webgpu and equals cpu's first steps: losses within ${LOSS_TOLERANCE}, checkpoint ` +
     `groups (params, EMA, each Adam slot) within ${TENSOR_TOLERANCE}`, async () => {
-    const [gpuDir, cpuDir] = [tempDir(), tempDir()]
+    const [gpuDir, cpuDir] = [teacherDir, tempDir()]
     const train = (dir: string, engine: EngineName) =>
       sid(["teacher", "train", "--batch", "4", "--base-channels", "8", "--channel-mult", "1,2", "--resolution", "16",
         "--steps", "2", "--checkpoint-every", "2", "--run-dir", dir, "--engine", engine])
@@ -245,4 +247,31 @@ gpuDescribe(`the CLI on the webgpu engine (${probe._tag === "Adapter" ? probe.re
     expect(worst).toBeLessThanOrEqual(LOSS_TOLERANCE)
     expect(tensors).toBeLessThanOrEqual(TENSOR_TOLERANCE)
   }, 300_000)
+
+  it(
+    `sid distill of the trained UNet teacher against MNIST (LeNet features: FID, KID, IS, precision/recall, sample ` +
+      `grids) runs on webgpu, and its start evaluation equals wasm's within ${METRIC_TOLERANCE}`,
+    async () => {
+      const teacher = join(teacherDir, "teacher.safetensors")
+      const run = (dir: string, engine: "webgpu" | "wasm") =>
+        sid(["distill", "--teacher", teacher, "--reference", "mnist", "--steps", "1", "--eval-every", "1",
+          "--eval-samples", "16", "--baseline-samples", "0", "--batch", "2", "--checkpoint-every", "1", "--run-dir", dir,
+          "--engine", engine, ...(engine === "webgpu" ? ["--allow-software-gpu"] : [])])
+      const [gpuDir, wasmDir] = [tempDir(), tempDir()]
+      const [gpu, wasm] = [await run(gpuDir, "webgpu"), await run(wasmDir, "wasm")]
+      expectClean(gpu)
+      expect(wasm.code, wasm.output).toBe(0)
+      expect(readdirSync(join(gpuDir, "samples"))).toEqual(["step-00000000.png", "step-00000001.png"])
+      expect(readdirSync(gpuDir)).toContain("fid.png")
+      const [a, b] = [evaluationAt(logOf(gpuDir), 0), evaluationAt(logOf(wasmDir), 0)]
+      let worst = 0
+      for (const k of ["fid", "mmd", "inceptionScore", "precision", "recall", "classifierAccuracy"]) {
+        expect(typeof a[k], k).toBe("number")
+        worst = Math.max(worst, relative(a[k]!, b[k]!))
+      }
+      console.log(`image metrics, webgpu vs wasm: worst relative ${worst.toExponential(2)}`)
+      expect(worst).toBeLessThanOrEqual(METRIC_TOLERANCE)
+    },
+    400_000
+  )
 })
