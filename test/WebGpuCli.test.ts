@@ -1,7 +1,8 @@
 /**
  * Every part of a run on the `webgpu` engine in Node (issue 16), through the real CLI at a tiny size: `sid distill` of
  * a 2-D mixture with an in-process fitted teacher (the fit, the teacher's baseline evaluation, one evaluation, a
- * checkpoint, the best checkpoint, the closing summary and its plots), the same with `--low-memory`, `sid sample` and
+ * checkpoint, the best checkpoint, the closing summary and its plots), the same with `--low-memory` and with a
+ * two-step generator, `sid sample` and
  * `sid export` of the result, and `sid teacher train` for a few steps. Every host read on `webgpu` must be
  * asynchronous: a synchronous one would fail the command (WebGpuSyncRead), and tfjs prints a warning the moment one is
  * attempted, so the output is checked for both. Values are compared with the `cpu` engine's runs of the same commands.
@@ -187,6 +188,18 @@ gpuDescribe(`the CLI on the webgpu engine (${probe._tag === "Adapter" ? probe.re
       }
     }
     expect(worstTensor(checkpointTensors(lowRun), checkpointTensors(gpuRun))).toBeLessThanOrEqual(TENSOR_TOLERANCE)
+  }, 300_000)
+
+  it(`a two-step generator (--generator-steps 2) evaluates on webgpu as on cpu within ${METRIC_TOLERANCE}`, async () => {
+    const [gpuDir, cpuDir] = [tempDir(), tempDir()]
+    const extra = ["--generator-steps", "2"]
+    const [gpu, cpu] = [await sid(distillArgs(gpuDir, "webgpu", extra)), await sid(distillArgs(cpuDir, "cpu", extra))]
+    expectClean(gpu)
+    expect(cpu.code, cpu.output).toBe(0)
+    for (const step of [0, 2]) {
+      const [a, b] = [evaluationAt(logOf(gpuDir), step), evaluationAt(logOf(cpuDir), step)]
+      expect(relative(a["frechetDistance"]!, b["frechetDistance"]!)).toBeLessThanOrEqual(METRIC_TOLERANCE)
+    }
   }, 300_000)
 
   it(
