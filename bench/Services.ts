@@ -14,13 +14,13 @@ import type { Network } from "../src/domain/nn/Network.js"
 import { adam, adamHost } from "../src/domain/optim/Optimizer.js"
 import * as DataFreeSampler from "../src/services/DataFreeSampler.js"
 import * as FakeScoreLayers from "../src/services/FakeScore.js"
-import * as GeneratorLayers from "../src/services/Generator.js"
-import * as TeacherLayers from "../src/services/Teacher.js"
+import * as GeneratorLayers from "../src/services/node/Generator.js"
+import * as TeacherLayers from "../src/services/node/Teacher.js"
 import type { IterationServices, IterationSettings } from "../src/pipeline/Iteration.js"
-import type { Engine } from "../src/engine/Engine.js"
+import type { Engine } from "../src/engine/node/Engine.js"
 import { FakeScore } from "../src/services/FakeScore.js"
-import { Generator } from "../src/services/Generator.js"
-import { Teacher } from "../src/services/Teacher.js"
+import { Generator } from "../src/services/node/Generator.js"
+import { Teacher } from "../src/services/node/Teacher.js"
 
 /**
  * Where the optimisers keep Adam's moments and the generator its θ_ema: engine tensors (the default) or host memory

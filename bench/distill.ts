@@ -18,14 +18,14 @@ import { SIGMA_DATA } from "../src/domain/edm/Edm.js"
 import { mlpSpec } from "../src/domain/nn/Mlp.js"
 import { mlpNetwork, type Network, unetNetwork } from "../src/domain/nn/Network.js"
 import { unetSpec } from "../src/domain/nn/UNet.js"
-import * as EngineLayers from "../src/engine/Engine.js"
+import * as EngineLayers from "../src/engine/node/Engine.js"
 import { yieldToEventLoop } from "../src/engine/EventLoop.js"
 import { fixedLatents, generatorSamples, teacherSamples } from "../src/pipeline/Evaluation.js"
 import { fakeScoreUpdate, generatorUpdate } from "../src/pipeline/Iteration.js"
 import { emaBeta } from "../src/domain/optim/Ema.js"
 import { benchServices } from "./Services.js"
 import { flag, log, maxRssMiB, median, option, round, writeReport } from "./Support.js"
-import { Engine } from "../src/engine/Engine.js"
+import { Engine } from "../src/engine/node/Engine.js"
 
 const quick = flag("quick")
 const warmup = Number(option("warmup") ?? (quick ? 2 : 3))

@@ -13,8 +13,8 @@
 import * as tf from "@tensorflow/tfjs"
 import { Context, Effect, Either, Layer } from "effect"
 import { cpus, totalmem } from "node:os"
-import * as EngineLayers from "../src/engine/Engine.js"
-import { Engine, type EngineName } from "../src/engine/Engine.js"
+import * as EngineLayers from "../src/engine/node/Engine.js"
+import { Engine, type EngineName } from "../src/engine/node/Engine.js"
 import { convFlops, makeReferenceTraining } from "./ReferenceDenoiser.js"
 import { flag, log, median, option, parseShape, type Shape, writeReport } from "./Support.js"
 

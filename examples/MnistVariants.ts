@@ -15,7 +15,7 @@ import { Effect } from "effect"
 import { writeFileAtomic } from "../src/platform/AtomicFile.js"
 import { linePlot } from "../src/report/Plots.js"
 import type { DistillConfig } from "../src/domain/config/DistillConfig.js"
-import type { SampleMetrics } from "../src/services/Metrics.js"
+import type { SampleMetrics } from "../src/services/node/Metrics.js"
 
 /** The variants, in table order. */
 export const MNIST_VARIANTS = ["sid", "sid-aug", "sida", "sid2a", "sid-2step", "sid-4step"] as const

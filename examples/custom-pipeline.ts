@@ -11,13 +11,13 @@ import { makeGaussianMixture } from "../src/domain/data/GaussianMixture.js"
 import { dmdLoss, type GeneratorLoss, sidLoss } from "../src/domain/sid/SidLoss.js"
 import { mlpSpec } from "../src/domain/nn/Mlp.js"
 import { mlpNetwork } from "../src/domain/nn/Network.js"
-import * as CheckpointStore from "../src/services/CheckpointStore.js"
-import * as Distillation from "../src/layers/Distillation.js"
+import * as CheckpointStore from "../src/services/node/CheckpointStore.js"
+import * as Distillation from "../src/layers/node/Distillation.js"
 import * as DistillationLoss from "../src/services/DistillationLoss.js"
-import * as Engine from "../src/engine/Engine.js"
-import * as Metrics from "../src/services/Metrics.js"
+import * as Engine from "../src/engine/node/Engine.js"
+import * as Metrics from "../src/services/node/Metrics.js"
 import { distill, StepReport } from "../src/pipeline/Distill.js"
-import { Teacher } from "../src/services/Teacher.js"
+import { Teacher } from "../src/services/node/Teacher.js"
 
 // --- user code starts here ---------------------------------------------------------------------------------------
 // 1. A teacher that is a closure: the exact denoiser of x₀ = (±a, ±a) + s·η (four equal modes), per coordinate

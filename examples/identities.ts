@@ -20,7 +20,7 @@ import { makeStream, normals, uniforms } from "../src/domain/data/RandomStream.j
 import { generatorSigmaFromUniform } from "../src/domain/edm/Schedule.js"
 import { denoiserIdentityTerms, scoreProjectionTerms, tweedieDenoiser } from "../src/domain/sid/ScoreIdentities.js"
 import { sidLossTerms } from "../src/domain/sid/SidLoss.js"
-import * as Engine from "../src/engine/Engine.js"
+import * as Engine from "../src/engine/node/Engine.js"
 
 /** One identity: both sides, the paired difference and its z-score. */
 export interface IdentityCheck {

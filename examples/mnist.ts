@@ -29,19 +29,19 @@ import { teacherTrainingConfig, type TeacherTrainingConfig } from "../src/domain
 import { evaluationsInLog, makeRunArtifacts } from "../src/cli/RunArtifacts.js"
 import { describeEvaluation, toJsonLine } from "../src/cli/RunLog.js"
 import { writeFileAtomic } from "../src/platform/AtomicFile.js"
-import * as CheckpointStore from "../src/services/CheckpointStore.js"
-import * as Distillation from "../src/layers/Distillation.js"
-import * as EngineLayers from "../src/engine/Engine.js"
-import * as MnistDataset from "../src/services/Dataset.js"
-import * as ReferenceSpec from "../src/services/Metrics.js"
-import * as TeacherLayers from "../src/services/Teacher.js"
-import * as TeacherCheckpointStore from "../src/services/TeacherCheckpointStore.js"
+import * as CheckpointStore from "../src/services/node/CheckpointStore.js"
+import * as Distillation from "../src/layers/node/Distillation.js"
+import * as EngineLayers from "../src/engine/node/Engine.js"
+import * as MnistDataset from "../src/services/node/Dataset.js"
+import * as ReferenceSpec from "../src/services/node/Metrics.js"
+import * as TeacherLayers from "../src/services/node/Teacher.js"
+import * as TeacherCheckpointStore from "../src/services/node/TeacherCheckpointStore.js"
 import { distill, StepReport } from "../src/pipeline/Distill.js"
 import { evaluateTeacher, fixedLatents, generatorSamples, teacherSamples } from "../src/pipeline/Evaluation.js"
-import { trainTeacher, TeacherStepReport } from "../src/pipeline/TeacherTraining.js"
-import { Generator } from "../src/services/Generator.js"
-import type { SampleMetrics } from "../src/services/Metrics.js"
-import { Teacher } from "../src/services/Teacher.js"
+import { trainTeacher, TeacherStepReport } from "../src/pipeline/node/TeacherTraining.js"
+import { Generator } from "../src/services/node/Generator.js"
+import type { SampleMetrics } from "../src/services/node/Metrics.js"
+import { Teacher } from "../src/services/node/Teacher.js"
 import { readArgs } from "./Args.js"
 import {
   appendVariantRow,
@@ -186,7 +186,12 @@ export const runMnistPipeline = (s: MnistPipelineSettings) =>
       }
 
       log(`3. SiD: ${s.distill.steps} iterations of batch ${s.distill.batchSize}, evaluating every ${s.distill.evalEvery}`)
-      const artifacts = yield* makeRunArtifacts({ runDir: distillDir, logPath, seed: s.distill.seed + 104_729 })
+      const artifacts = yield* makeRunArtifacts({
+        runDir: distillDir,
+        logPath,
+        seed: s.distill.seed + 104_729,
+        generatorSteps: s.distill.generatorSteps
+      })
       yield* artifacts.setBaseline(baseline.metrics.fid ?? baseline.metrics.frechetDistance, baseline.evaluations)
       const distillBegan = performance.now()
       const evaluations: Array<{ step: number; metrics: SampleMetrics }> = []

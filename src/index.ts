@@ -27,4 +27,4 @@ export {
   type LoadGeneratorError,
   type OneStepGenerator,
   UnknownGeneratorArchitectureError
-} from "./services/Generator.js"
+} from "./services/node/Generator.js"

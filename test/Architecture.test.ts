@@ -11,11 +11,13 @@ const walk = (dir: string): ReadonlyArray<string> =>
     return statSync(path).isDirectory() ? walk(path) : path.endsWith(".ts") ? [path] : []
   })
 
-const importsOf = (file: string): ReadonlyArray<string> => {
-  const text = readFileSync(file, "utf8")
-  const found = [...text.matchAll(/(?:from|import)\s*\(?\s*["'](\.{1,2}\/[^"']+)["']/g)].map((m) => m[1]!)
-  return found.map((spec) => relative(src, resolve(dirname(file), spec.replace(/\.js$/, ".ts"))))
-}
+const specifiersOf = (file: string): ReadonlyArray<string> =>
+  [...readFileSync(file, "utf8").matchAll(/(?:from|import)\s*\(?\s*["']([^"']+)["']/g)].map((m) => m[1]!)
+
+const importsOf = (file: string): ReadonlyArray<string> =>
+  specifiersOf(file)
+    .filter((spec) => spec.startsWith("./") || spec.startsWith("../"))
+    .map((spec) => relative(src, resolve(dirname(file), spec.replace(/\.js$/, ".ts"))))
 
 /** The area of a source file: its first folder under src/ (or the file itself at the top). */
 const area = (path: string): string => path.split("/")[0]!
@@ -33,12 +35,26 @@ const allowed: Record<string, ReadonlyArray<string>> = {
   pipeline: ["domain", "engine", "platform", "services", "layers", "pipeline"],
   report: ["domain", "report"],
   testing: ["domain", "testing"],
-  browser: ["domain", "browser"],
+  browser: ["domain", "engine", "services", "layers", "pipeline", "browser"],
   cli: ["domain", "engine", "platform", "services", "layers", "pipeline", "report", "cli"]
 }
 
 const permits = (from: string, to: string): boolean =>
   (allowed[area(from)] ?? []).some((a) => to === a || to.startsWith(`${a}/`))
+
+/**
+ * Node-bound modules (docs/architecture.md, "Portable and Node-bound modules"): every module in a `node/` folder, the
+ * areas that are Node by nature (`platform/`: the file system; `report/`: plots through resvg; `cli/`), the native
+ * addon's kernels (`engine/kernels/Native.ts`, `engine/kernels/native/`), and the Node entry points that export them.
+ * Every other module is portable: it runs in a web page as in Node.
+ */
+const nodeEntries = ["index.ts", "layers/index.ts", "pipeline/index.ts"]
+const isNodeBound = (path: string): boolean =>
+  path.split("/").includes("node") || ["platform", "report", "cli"].includes(area(path)) ||
+  path === "engine/kernels/Native.ts" || path.startsWith("engine/kernels/native/") || nodeEntries.includes(path)
+
+/** Packages only Node has: its built-ins, Effect's Node platform, the native TensorFlow peers, Dawn's binding. */
+const nodePackage = /^(node:|@effect\/platform-node|@tensorflow\/tfjs-node|webgpu$)|\.node$/
 
 describe("the source layout", () => {
   const files = walk(src).map((f) => relative(src, f)).filter((f) => f.includes("/"))
@@ -57,14 +73,25 @@ describe("the source layout", () => {
     expect(impure).toEqual([])
   })
 
-  it("reaches services' internal bodies only through their public module", () => {
+  it("reaches services' internal bodies only through their public module (or its Node module)", () => {
+    const owner = (dir: string): string => dir.replace(/\/internal$/, "").replace(/\/node$/, "")
     const leaks = files.flatMap((file) =>
       importsOf(join(src, file))
-        .filter((target) => target.includes("/internal/") && dirname(dirname(target)) !== dirname(file) &&
-          dirname(target) !== dirname(file))
+        .filter((target) => target.includes("/internal/") && owner(dirname(target)) !== owner(dirname(file)))
         .map((target) => `${file} → ${target}`)
     )
     expect(leaks).toEqual([])
+  })
+
+  it("keeps portable modules free of Node: no Node-bound module, node:*, platform-node, native addon or webgpu", () => {
+    const portable = files.filter((f) => !isNodeBound(f))
+    expect(portable).toContain("engine/Engine.ts")
+    expect(portable).toContain("pipeline/Distill.ts")
+    const violations = portable.flatMap((file) => [
+      ...importsOf(join(src, file)).filter(isNodeBound).map((target) => `${file} → ${target}`),
+      ...specifiersOf(join(src, file)).filter((spec) => nodePackage.test(spec)).map((spec) => `${file} → ${spec}`)
+    ])
+    expect(violations).toEqual([])
   })
 
   it("reads and cites nothing outside the repository", () => {

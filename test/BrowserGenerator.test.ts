@@ -12,9 +12,9 @@ import { denoiseWith, mlpNetwork, unetNetwork } from "../src/domain/nn/Network.j
 import { fixedLatents } from "../src/domain/sid/OneStep.js"
 import { unetSpec } from "../src/domain/nn/UNet.js"
 import { decodeSafetensors, encodeSafetensors } from "../src/domain/data/Safetensors.js"
-import { readEdmTeacherFile } from "../src/services/Teacher.js"
+import { readEdmTeacherFile } from "../src/services/node/Teacher.js"
 import { Effect } from "effect"
-import * as Engine from "../src/engine/Engine.js"
+import * as Engine from "../src/engine/node/Engine.js"
 
 const goldenPath = new URL("./fixtures/edm/songunet-ddpmpp-tiny.safetensors", import.meta.url).pathname
 

@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { NamedArray } from "../src/domain/data/Safetensors.js"
 import { decodeTeacherTrainingConfig } from "../src/domain/config/TeacherTrainingConfig.js"
 import { isTempFileName, writeFileAtomic } from "../src/platform/AtomicFile.js"
-import * as CheckpointStore from "../src/services/CheckpointStore.js"
-import * as TeacherCheckpointStore from "../src/services/TeacherCheckpointStore.js"
+import * as CheckpointStore from "../src/services/node/CheckpointStore.js"
+import * as TeacherCheckpointStore from "../src/services/node/TeacherCheckpointStore.js"
 import {
   type Checkpoint,
   CHECKPOINT_FORMAT,
@@ -20,8 +20,8 @@ import {
   CheckpointStore as StoreTag,
   type CheckpointStoreShape,
   KeepCount
-} from "../src/services/CheckpointStore.js"
-import { TEACHER_CHECKPOINT_FORMAT, TeacherCheckpointManifest } from "../src/services/TeacherCheckpointStore.js"
+} from "../src/services/node/CheckpointStore.js"
+import { TEACHER_CHECKPOINT_FORMAT, TeacherCheckpointManifest } from "../src/services/node/TeacherCheckpointStore.js"
 
 let dir: string
 let counter = 0

@@ -4,8 +4,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
-import { loadGenerator } from "../src/services/Generator.js"
-import * as Engine from "../src/engine/Engine.js"
+import { loadGenerator } from "../src/services/node/Generator.js"
+import * as Engine from "../src/engine/node/Engine.js"
 import { spawnSid } from "./support/cli.js"
 
 const sid = (args: ReadonlyArray<string>) => spawnSid(args)

@@ -2,9 +2,9 @@ import { describe, expect, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { ConfigProvider, Context, Deferred, Effect, Exit, Fiber, Layer, Option, Scope } from "effect"
 import { beforeAll } from "vitest"
-import * as EngineLayers from "../src/engine/Engine.js"
+import * as EngineLayers from "../src/engine/node/Engine.js"
 import { installCount } from "../src/engine/kernels/Patches.js"
-import { Engine, EngineConflict, type EngineName, EngineNotActive } from "../src/engine/Engine.js"
+import { Engine, EngineConflict, type EngineName, EngineNotActive } from "../src/engine/node/Engine.js"
 
 beforeAll(async () => {
   await tf.setBackend("cpu")

@@ -15,21 +15,21 @@ import { mlpSpec } from "../src/domain/nn/Mlp.js"
 import { denoiseWith, mlpNetwork, type Network, unetNetwork } from "../src/domain/nn/Network.js"
 import { decodeSafetensors, encodeSafetensors, type SafetensorsFile } from "../src/domain/data/Safetensors.js"
 import { unetSpec } from "../src/domain/nn/UNet.js"
-import * as CheckpointStore from "../src/services/CheckpointStore.js"
-import * as Distillation from "../src/layers/Distillation.js"
-import * as EdmTeacher from "../src/services/Teacher.js"
+import * as CheckpointStore from "../src/services/node/CheckpointStore.js"
+import * as Distillation from "../src/layers/node/Distillation.js"
+import * as EdmTeacher from "../src/services/node/Teacher.js"
 import {
   EDM_GENERATOR_FORMAT,
   exportGenerator,
   exportGeneratorEdm,
   GENERATOR_EXPORT_FORMAT,
   SID_GENERATOR_FORMAT
-} from "../src/services/Generator.js"
-import { loadGenerator, type LoadGeneratorError } from "../src/services/Generator.js"
-import * as Metrics from "../src/services/Metrics.js"
+} from "../src/services/node/Generator.js"
+import { loadGenerator, type LoadGeneratorError } from "../src/services/node/Generator.js"
+import * as Metrics from "../src/services/node/Metrics.js"
 import { distill } from "../src/pipeline/Distill.js"
-import { type Checkpoint, CheckpointStore as StoreTag } from "../src/services/CheckpointStore.js"
-import { Generator } from "../src/services/Generator.js"
+import { type Checkpoint, CheckpointStore as StoreTag } from "../src/services/node/CheckpointStore.js"
+import { Generator } from "../src/services/node/Generator.js"
 import { runWithEngine, Teacher, tf, tinyRun, useEngine } from "./support/distillation.js"
 
 const GOLDEN = ["songunet-ddpmpp-tiny", "songunet-ncsnpp-tiny", "dhariwalunet-adm-tiny", "dhariwalunet-adm-attn"]

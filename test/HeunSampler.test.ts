@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from "vitest"
 import * as GaussianMixture from "../src/domain/data/GaussianMixture.js"
 import { heunEvaluations, heunSample } from "../src/domain/edm/HeunSampler.js"
 import { heunSteps } from "../src/domain/edm/Schedule.js"
-import { modeStatistics } from "../src/services/Metrics.js"
+import { modeStatistics } from "../src/services/node/Metrics.js"
 
 beforeAll(async () => {
   await tf.setBackend("cpu")

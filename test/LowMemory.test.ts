@@ -9,10 +9,10 @@ import { unetNetwork } from "../src/domain/nn/Network.js"
 import { adam, sgd } from "../src/domain/optim/Optimizer.js"
 import { unetSpec } from "../src/domain/nn/UNet.js"
 import * as DataFreeSampler from "../src/services/DataFreeSampler.js"
-import * as Distillation from "../src/layers/Distillation.js"
+import * as Distillation from "../src/layers/node/Distillation.js"
 import * as FakeScoreLayers from "../src/services/FakeScore.js"
-import * as GeneratorLayers from "../src/services/Generator.js"
-import * as Metrics from "../src/services/Metrics.js"
+import * as GeneratorLayers from "../src/services/node/Generator.js"
+import * as Metrics from "../src/services/node/Metrics.js"
 import { distill, StepReport } from "../src/pipeline/Distill.js"
 import {
   fakeScoreUpdate,
@@ -22,8 +22,8 @@ import {
   type IterationSettings
 } from "../src/pipeline/Iteration.js"
 import { FakeScore } from "../src/services/FakeScore.js"
-import { Generator } from "../src/services/Generator.js"
-import { Teacher as TeacherTag } from "../src/services/Teacher.js"
+import { Generator } from "../src/services/node/Generator.js"
+import { Teacher as TeacherTag } from "../src/services/node/Teacher.js"
 import { CheckpointStore, runWithEngine, smallConfig, Teacher, tf, useEngine } from "./support/distillation.js"
 
 const spec = unetSpec([8, 8, 1], { baseChannels: 8, channelMult: [1, 2], groups: 4, labelDim: 3 })

@@ -3,8 +3,8 @@ import * as tf from "@tensorflow/tfjs"
 import { Cause, Context, Effect, Exit, Layer, Option } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { pad, prepare, resize, toSigned } from "../src/domain/data/Images.js"
-import * as MnistDataset from "../src/services/Dataset.js"
-import { Dataset, DatasetError, type DatasetShape } from "../src/services/Dataset.js"
+import * as MnistDataset from "../src/services/node/Dataset.js"
+import { Dataset, DatasetError, type DatasetShape } from "../src/services/node/Dataset.js"
 import { runExitWithEngine, runWithEngine, useEngine } from "./support/distillation.js"
 
 let release: () => Promise<void>

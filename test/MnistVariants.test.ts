@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest"
 import { distillConfig } from "../src/domain/config/DistillConfig.js"
-import { SampleMetrics } from "../src/services/Metrics.js"
+import { SampleMetrics } from "../src/services/node/Metrics.js"
 import {
   defaultVariantSettings,
   firstAtOrBelow,

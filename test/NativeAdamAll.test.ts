@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { ADAM_KERNEL, adamUpdate } from "../src/domain/optim/Adam.js"
 import { ADAM_ALL_KERNEL } from "../src/domain/optim/AdamAll.js"
 import { hasNativeAdamAll } from "../src/engine/kernels/native/AdamAll.js"
-import * as EngineLayers from "../src/engine/Engine.js"
+import * as EngineLayers from "../src/engine/node/Engine.js"
 import { loadNativeAddon, nativeAddonPath } from "../src/engine/kernels/Native.js"
 import { turn } from "./support/turn.js"
 

@@ -4,7 +4,7 @@ import { existsSync } from "node:fs"
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { CONV2D_BIAS_KERNEL, CONV2D_FILTER_BIAS_GRAD_KERNEL, conv2dBias, type Conv2dPadding } from "../src/domain/nn/Conv2d.js"
-import * as EngineLayers from "../src/engine/Engine.js"
+import * as EngineLayers from "../src/engine/node/Engine.js"
 import { loadNativeAddon, nativeAddonPath } from "../src/engine/kernels/Native.js"
 import { turn } from "./support/turn.js"
 

@@ -5,9 +5,9 @@ import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { DENSE_GRAD_KERNEL, DENSE_KERNEL, dense, type DenseActivation } from "../src/domain/nn/Dense.js"
 import { hasNativeDense } from "../src/engine/kernels/native/Dense.js"
-import * as EngineLayers from "../src/engine/Engine.js"
+import * as EngineLayers from "../src/engine/node/Engine.js"
 import { loadNativeAddon, nativeAddonPath } from "../src/engine/kernels/Native.js"
-import { Engine } from "../src/engine/Engine.js"
+import { Engine } from "../src/engine/node/Engine.js"
 import { turn } from "./support/turn.js"
 
 fc.configureGlobal({ asyncBeforeEach: turn })

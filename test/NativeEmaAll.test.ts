@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { emaUpdate } from "../src/domain/optim/Ema.js"
 import { EMA_ALL_KERNEL } from "../src/domain/optim/EmaAll.js"
 import { hasNativeEmaAll } from "../src/engine/kernels/native/EmaAll.js"
-import * as EngineLayers from "../src/engine/Engine.js"
+import * as EngineLayers from "../src/engine/node/Engine.js"
 import { loadNativeAddon, nativeAddonPath } from "../src/engine/kernels/Native.js"
 import { turn } from "./support/turn.js"
 

@@ -5,7 +5,7 @@ import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { GRADIENT_STATISTICS_KERNEL, gradientStatistics } from "../src/domain/optim/GradientStatistics.js"
 import { hasNativeGradientStatistics } from "../src/engine/kernels/native/GradientStatistics.js"
-import * as EngineLayers from "../src/engine/Engine.js"
+import * as EngineLayers from "../src/engine/node/Engine.js"
 import { loadNativeAddon, nativeAddonPath } from "../src/engine/kernels/Native.js"
 import { turn } from "./support/turn.js"
 

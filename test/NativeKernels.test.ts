@@ -4,7 +4,7 @@ import { existsSync } from "node:fs"
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { expectedParameterCount, makeReferenceDenoiser, makeReferenceTraining } from "../bench/ReferenceDenoiser.js"
-import * as EngineLayers from "../src/engine/Engine.js"
+import * as EngineLayers from "../src/engine/node/Engine.js"
 import {
   groupNormGradient,
   loadNativeAddon,
@@ -16,7 +16,7 @@ import { fastReduceGradients, installGradients } from "../src/engine/kernels/Gra
 import { cpuPatches, install, installCount, wasmPatches } from "../src/engine/kernels/Patches.js"
 import { ADAM_KERNEL, adamUpdate } from "../src/domain/optim/Adam.js"
 import { GROUP_NORM_GRAD_KERNEL, GROUP_NORM_KERNEL, groupNorm } from "../src/domain/nn/GroupNorm.js"
-import { Engine } from "../src/engine/Engine.js"
+import { Engine } from "../src/engine/node/Engine.js"
 import { turn } from "./support/turn.js"
 
 // A turn of the event loop before each property case, so that vitest's worker RPC is served between cases.

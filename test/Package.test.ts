@@ -49,6 +49,7 @@ describe("the packed package", () => {
 import { domain, layers, pipeline } from "sid-ts"
 import { GaussianMixture } from "sid-ts/domain"
 import * as Testing from "sid-ts/testing"
+import * as Web from "sid-ts/browser/distill"
 
 const mixture = GaussianMixture.ring()
 const config = domain.DistillConfig.distillConfig({ steps: 20, batchSize: 64, evalEvery: 20, generatorLr: 1e-3, fakeLr: 1e-3 })
@@ -62,7 +63,7 @@ const reports = await Effect.runPromise(
 )
 const all = Array.from(reports)
 const last = all[all.length - 1]!
-console.log(JSON.stringify({ count: all.length, step: last.step, fd: last.evaluation?.frechetDistance, arbitraries: typeof Testing.logUniformArbitrary }))
+console.log(JSON.stringify({ count: all.length, step: last.step, fd: last.evaluation?.frechetDistance, arbitraries: typeof Testing.logUniformArbitrary, web: typeof Web.BrowserRun.layer }))
 `
     )
     writeFileSync(
@@ -74,11 +75,12 @@ console.log(JSON.stringify({ count: all.length, step: last.step, fd: last.evalua
     )
     await run(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", app], app)
     const out = await run(process.execPath, ["--import", "tsx", "main.ts"], app)
-    const result = JSON.parse(out.trim().split("\n").at(-1)!) as { count: number; step: number; fd: number; arbitraries: string }
+    const result = JSON.parse(out.trim().split("\n").at(-1)!) as { count: number; step: number; fd: number; arbitraries: string; web: string }
     expect(result.count).toBe(21)
     expect(result.step).toBe(20)
     expect(Number.isFinite(result.fd)).toBe(true)
     expect(result.arbitraries).toBe("function")
+    expect(result.web).toBe("function")
 
     const help = await run(process.execPath, [join(modules, "sid-ts", "dist", "cli", "bin.js"), "distill", "--help"], app)
     expect(help).toContain("--teacher")

@@ -19,9 +19,9 @@ import { mlpSpec } from "../src/domain/nn/Mlp.js"
 import { mlpNetwork, unetNetwork } from "../src/domain/nn/Network.js"
 import { encodeRunSpec, RUN_SPEC_FORMAT, RunSpec } from "../src/domain/config/RunSpec.js"
 import { unetSpec } from "../src/domain/nn/UNet.js"
-import { writeTeacherFile } from "../src/services/Teacher.js"
-import { parseTeacherSpec, teacherKind } from "../src/services/Teacher.js"
-import { SampleMetrics } from "../src/services/Metrics.js"
+import { writeTeacherFile } from "../src/services/node/Teacher.js"
+import { parseTeacherSpec, teacherKind } from "../src/services/node/Teacher.js"
+import { SampleMetrics } from "../src/services/node/Metrics.js"
 
 let dir = ""
 let imageTeacher = ""
@@ -221,6 +221,15 @@ describe("the closing summary (issue 18.3)", () => {
     expect(image).toMatch(/FID +14\.20 +14\.80 +1\.04×/)
     expect(image).toMatch(/recall +90\.0% +87\.0%/)
     expect(image).not.toMatch(/off-mode/)
+  })
+
+  it("names a few-step generator by its steps", () => {
+    const table = summaryTable({
+      teacher: { evaluations: 35, throughput: { samples: 8, ms: 100, samplesPerSecond: 80 } },
+      generator: { step: 40, generatorSteps: 2, metrics: metrics({}), throughput: { samples: 8, ms: 4, samplesPerSecond: 2000 } }
+    })
+    expect(table.split("\n")[0]).toMatch(/teacher, Heun \(35 NFE\) +2-step generator \(EMA, step 40\)/)
+    expect(table).not.toMatch(/one-step/)
   })
 })
 

@@ -11,10 +11,10 @@ import { adam, sgd } from "../src/domain/optim/Optimizer.js"
 import { broadcastPerSample } from "../src/domain/nn/Tensors.js"
 import { unetSpec } from "../src/domain/nn/UNet.js"
 import * as DataFreeSampler from "../src/services/DataFreeSampler.js"
-import * as Distillation from "../src/layers/Distillation.js"
+import * as Distillation from "../src/layers/node/Distillation.js"
 import * as FakeScoreLayers from "../src/services/FakeScore.js"
-import * as GeneratorLayers from "../src/services/Generator.js"
-import * as Metrics from "../src/services/Metrics.js"
+import * as GeneratorLayers from "../src/services/node/Generator.js"
+import * as Metrics from "../src/services/node/Metrics.js"
 import { distill, StepReport } from "../src/pipeline/Distill.js"
 import {
   fakeScoreUpdate,
@@ -26,8 +26,8 @@ import {
 } from "../src/pipeline/Iteration.js"
 import type { DataFreeSamplerShape, Draws } from "../src/services/DataFreeSampler.js"
 import { FakeScore, type FakeScoreShape } from "../src/services/FakeScore.js"
-import { Generator, type GeneratorShape } from "../src/services/Generator.js"
-import { Teacher as TeacherTag, type TeacherShape } from "../src/services/Teacher.js"
+import { Generator, type GeneratorShape } from "../src/services/node/Generator.js"
+import { Teacher as TeacherTag, type TeacherShape } from "../src/services/node/Teacher.js"
 import { CheckpointStore, runWithEngine, smallConfig, Teacher, tf, useEngine } from "./support/distillation.js"
 
 const mlp = mlpNetwork(mlpSpec(2, { hidden: 16, depth: 2 }))

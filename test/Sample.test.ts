@@ -9,10 +9,10 @@ import { loadOneStepGenerator } from "../src/browser/OneStepGenerator.js"
 import { mlpSpec } from "../src/domain/nn/Mlp.js"
 import { mlpNetwork } from "../src/domain/nn/Network.js"
 import { decodeSafetensors } from "../src/domain/data/Safetensors.js"
-import { layerEdmFile } from "../src/services/Teacher.js"
-import { loadGenerator } from "../src/services/Generator.js"
+import { layerEdmFile } from "../src/services/node/Teacher.js"
+import { loadGenerator } from "../src/services/node/Generator.js"
 import { fixedLatents, teacherSamples } from "../src/pipeline/Evaluation.js"
-import { Teacher } from "../src/services/Teacher.js"
+import { Teacher } from "../src/services/node/Teacher.js"
 import { runWithEngine, tf, tinyRun, useEngine } from "./support/distillation.js"
 
 let release: () => Promise<void>

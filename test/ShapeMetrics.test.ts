@@ -16,9 +16,9 @@ import {
   truncatedVarianceFactor
 } from "../src/domain/data/GaussianMixture.js"
 import { mmdTerms, mmdTermsByBandwidth } from "../src/domain/metrics/Mmd.js"
-import * as MetricsLayers from "../src/services/Metrics.js"
-import { mixturePresets } from "../src/services/Teacher.js"
-import { Metrics } from "../src/services/Metrics.js"
+import * as MetricsLayers from "../src/services/node/Metrics.js"
+import { mixturePresets } from "../src/services/node/Teacher.js"
+import { Metrics } from "../src/services/node/Metrics.js"
 import { runWithEngine, useEngine } from "./support/distillation.js"
 
 beforeAll(async () => {

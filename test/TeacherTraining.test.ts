@@ -14,14 +14,14 @@ import {
   type TeacherTrainingConfig,
   teacherTrainingConfig
 } from "../src/domain/config/TeacherTrainingConfig.js"
-import * as Engine from "../src/engine/Engine.js"
-import * as MnistDataset from "../src/services/Dataset.js"
-import { layerFile, readTeacherFile } from "../src/services/Teacher.js"
-import * as TeacherCheckpointStore from "../src/services/TeacherCheckpointStore.js"
-import { TeacherStartReport, TeacherStepReport, trainTeacher, type TeacherTrainingOptions } from "../src/pipeline/TeacherTraining.js"
-import { Dataset } from "../src/services/Dataset.js"
-import { Teacher } from "../src/services/Teacher.js"
-import { type TeacherCheckpoint, TeacherCheckpointStore as StoreTag } from "../src/services/TeacherCheckpointStore.js"
+import * as Engine from "../src/engine/node/Engine.js"
+import * as MnistDataset from "../src/services/node/Dataset.js"
+import { layerFile, readTeacherFile } from "../src/services/node/Teacher.js"
+import * as TeacherCheckpointStore from "../src/services/node/TeacherCheckpointStore.js"
+import { TeacherStartReport, TeacherStepReport, trainTeacher, type TeacherTrainingOptions } from "../src/pipeline/node/TeacherTraining.js"
+import { Dataset } from "../src/services/node/Dataset.js"
+import { Teacher } from "../src/services/node/Teacher.js"
+import { type TeacherCheckpoint, TeacherCheckpointStore as StoreTag } from "../src/services/node/TeacherCheckpointStore.js"
 import { activeEngine, runWithEngine } from "./support/distillation.js"
 
 const tiny = (overrides: Partial<typeof TeacherTrainingConfig.Encoded> = {}) =>

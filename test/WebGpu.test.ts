@@ -18,9 +18,9 @@ import { applySongUNet } from "../src/domain/edm/SongUNet.js"
 import { fromEdmStateDict } from "../src/domain/edm/StateDict.js"
 import { edmDenoise } from "../src/domain/edm/Preconditioning.js"
 import { decodeSafetensors } from "../src/domain/data/Safetensors.js"
-import { probeWebGpu, vulkanLoaderProblem } from "../src/engine/WebGpu.js"
-import * as EngineLayers from "../src/engine/Engine.js"
-import { Engine, type EngineError, type EngineShape } from "../src/engine/Engine.js"
+import { probeWebGpu, vulkanLoaderProblem } from "../src/engine/node/WebGpu.js"
+import * as EngineLayers from "../src/engine/node/Engine.js"
+import { Engine, type EngineError, type EngineShape } from "../src/engine/node/Engine.js"
 
 const probe = await probeWebGpu()
 const reason = probe._tag === "None" ? probe.reason : ""

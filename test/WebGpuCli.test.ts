@@ -16,9 +16,9 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { decodeSafetensors } from "../src/domain/data/Safetensors.js"
-import * as Engine from "../src/engine/Engine.js"
-import { probeWebGpu } from "../src/engine/WebGpu.js"
-import { loadGenerator } from "../src/services/Generator.js"
+import * as Engine from "../src/engine/node/Engine.js"
+import { probeWebGpu } from "../src/engine/node/WebGpu.js"
+import { loadGenerator } from "../src/services/node/Generator.js"
 import { spawnSid } from "./support/cli.js"
 
 const probe = await probeWebGpu()

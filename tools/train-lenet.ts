@@ -21,11 +21,11 @@ import { adamUpdate, initAdam } from "../src/domain/optim/Adam.js"
 import { accuracy, applyLeNet, crossEntropy, initLeNet, leNetSpec } from "../src/domain/nn/LeNet.js"
 import { makeStream, permutation as shuffled, uniforms } from "../src/domain/data/RandomStream.js"
 import { encodeSafetensors } from "../src/domain/data/Safetensors.js"
-import * as EngineLayers from "../src/engine/Engine.js"
-import * as MnistDataset from "../src/services/Dataset.js"
-import { toNamedArrays } from "../src/platform/NamedTensors.js"
-import { Dataset } from "../src/services/Dataset.js"
-import { Engine } from "../src/engine/Engine.js"
+import * as EngineLayers from "../src/engine/node/Engine.js"
+import * as MnistDataset from "../src/services/node/Dataset.js"
+import { toNamedArrays } from "../src/domain/data/NamedTensors.js"
+import { Dataset } from "../src/services/node/Dataset.js"
+import { Engine } from "../src/engine/node/Engine.js"
 
 const args = process.argv.slice(2)
 const option = (name: string, fallback: string): string => {

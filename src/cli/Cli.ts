@@ -8,6 +8,7 @@ import { distillCommand, distillHelp } from "./Distill.js"
 import { exportCommand, exportHelp } from "./Export.js"
 import type { CliNode } from "./Help.js"
 import { sampleCommand, sampleHelp } from "./Sample.js"
+import { stateCommand, stateHelp } from "./State.js"
 import { teacherCommand, teacherHelp } from "./Teacher.js"
 
 const SID_DESCRIPTION = "Score identity Distillation (SiD): one-step generators from diffusion teachers, data-free."
@@ -15,7 +16,7 @@ const SID_DESCRIPTION = "Score identity Distillation (SiD): one-step generators 
 /** `sid` and its subcommands. */
 export const sid = Command.make("sid").pipe(
   Command.withDescription(SID_DESCRIPTION),
-  Command.withSubcommands([distillCommand, exportCommand, sampleCommand, teacherCommand])
+  Command.withSubcommands([distillCommand, exportCommand, sampleCommand, stateCommand, teacherCommand])
 )
 
 /** Runs the CLI on `process.argv`-style arguments. */
@@ -26,7 +27,7 @@ export const sidHelp: CliNode = {
   path: [],
   summary: SID_DESCRIPTION,
   description: SID_DESCRIPTION,
-  subcommands: [distillHelp, teacherHelp, sampleHelp, exportHelp],
+  subcommands: [distillHelp, teacherHelp, sampleHelp, exportHelp, stateHelp],
   sections: [{
     title: "Flags",
     flags: [

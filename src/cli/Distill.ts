@@ -26,6 +26,7 @@ import {
   type TeacherKind
 } from "../domain/config/DistillConfig.js"
 import { DISTILL_RUN_SETTINGS, wholeNumber } from "../domain/config/RunSettings.js"
+import { generatorName } from "../domain/sid/FewStep.js"
 import {
   configDifferences,
   decodeRunRecord,
@@ -39,19 +40,19 @@ import {
   RunSpecMismatch
 } from "../domain/config/RunSpec.js"
 import { writeFileAtomic } from "../platform/AtomicFile.js"
-import * as CheckpointStore from "../services/CheckpointStore.js"
-import * as Distillation from "../layers/Distillation.js"
-import * as Engine from "../engine/Engine.js"
-import * as ReferenceSpec from "../services/Metrics.js"
+import * as CheckpointStore from "../services/node/CheckpointStore.js"
+import * as Distillation from "../layers/node/Distillation.js"
+import * as Engine from "../engine/node/Engine.js"
+import * as ReferenceSpec from "../services/node/Metrics.js"
 import { claimRunDirectory, type ClaimMode, rewindLog, RunDirectoryError } from "../platform/RunDirectory.js"
-import * as TeacherSpec from "../services/Teacher.js"
+import * as TeacherSpec from "../services/node/Teacher.js"
 import { WebGpuAdapterReport } from "../engine/WebGpuAdapter.js"
 import { distill } from "../pipeline/Distill.js"
 import { evaluateTeacher } from "../pipeline/Evaluation.js"
-import { checkSidaConfig } from "../services/RealData.js"
-import { BestScore, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
-import { Generator as GeneratorTag } from "../services/Generator.js"
-import { Metrics as MetricsTag, type SampleMetrics } from "../services/Metrics.js"
+import { checkSidaConfig } from "../services/node/RealData.js"
+import { BestScore, CheckpointStore as CheckpointStoreTag } from "../services/node/CheckpointStore.js"
+import { Generator as GeneratorTag } from "../services/node/Generator.js"
+import { Metrics as MetricsTag, type SampleMetrics } from "../services/node/Metrics.js"
 import {
   decodeFlag,
   docsOf,
@@ -66,7 +67,7 @@ import {
   textFlag
 } from "./Flags.js"
 import type { CliNode } from "./Help.js"
-import { Engine as EngineTag } from "../engine/Engine.js"
+import { Engine as EngineTag } from "../engine/node/Engine.js"
 import { evaluationsInLog, makeRunArtifacts, plottedValue } from "./RunArtifacts.js"
 import { type ClosingSummary, drawForClosing, summaryTable, writeSamplesPlot } from "./RunSummary.js"
 import { describeEvaluation, makeRunLog, toJsonLine } from "./RunLog.js"
@@ -367,7 +368,12 @@ const startRun = (p: Plan) =>
     const run = Effect.gen(function*() {
       yield* recordOnce
       const log = yield* makeRunLog({ totalSteps: config.steps, logPath })
-      const artifacts = yield* makeRunArtifacts({ runDir: p.runDir, logPath, seed: config.seed + 104_729 })
+      const artifacts = yield* makeRunArtifacts({
+        runDir: p.runDir,
+        logPath,
+        seed: config.seed + 104_729,
+        generatorSteps: config.generatorSteps
+      })
       const evaluating = ReferenceSpec.hasReference(yield* MetricsTag)
       const body = Effect.gen(function*() {
         const adapter = (yield* EngineTag).facts.adapter
@@ -398,7 +404,7 @@ const startRun = (p: Plan) =>
           )
         )
         yield* log.close
-        const closing = yield* closeRun(p.runDir, logPath, yield* Ref.get(last), config.seed + 104_729)
+        const closing = yield* closeRun(p.runDir, logPath, yield* Ref.get(last), config.seed + 104_729, config.generatorSteps)
         yield* writeSummary(p.runDir, closing)
       })
       yield* body.pipe(Effect.ensuring(log.close))
@@ -440,7 +446,8 @@ const closeRun = (
   runDir: string,
   logPath: string,
   last: { readonly step: number; readonly metrics: SampleMetrics } | undefined,
-  seed: number
+  seed: number,
+  generatorSteps: number
 ) =>
   Effect.gen(function*() {
     const generator = yield* GeneratorTag
@@ -453,13 +460,18 @@ const closeRun = (
         ...(baseline?.metrics === undefined ? {} : { metrics: baseline.metrics }),
         throughput: drawn.teacherThroughput
       },
-      generator: { step, ...(last === undefined ? {} : { metrics: last.metrics }), throughput: drawn.generatorThroughput }
+      generator: {
+        step,
+        generatorSteps,
+        ...(last === undefined ? {} : { metrics: last.metrics }),
+        throughput: drawn.generatorThroughput
+      }
     }
-    const plot = yield* writeSamplesPlot(runDir, drawn, step).pipe(
+    const plot = yield* writeSamplesPlot(runDir, drawn, step, generatorSteps).pipe(
       Effect.catchAll((e) => Effect.as(Effect.logWarning(`samples.png: ${e.message}`), undefined))
     )
     yield* Effect.sync(() => {
-      console.log(`\nsummary: teacher vs one-step generator${baseline?.samples === undefined ? "" : ` (${baseline.samples} samples each)`}`)
+      console.log(`\nsummary: teacher vs ${generatorName(generatorSteps)}${baseline?.samples === undefined ? "" : ` (${baseline.samples} samples each)`}`)
       console.log(summaryTable(closing))
       if (plot !== undefined) console.log(`samples: ${plot}`)
     })

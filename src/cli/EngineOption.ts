@@ -5,7 +5,7 @@
  */
 import { HelpDoc, Options } from "@effect/cli"
 import { Config, Either } from "effect"
-import { EngineName } from "../engine/Engine.js"
+import { EngineName } from "../engine/node/Engine.js"
 import { decodeFlag, documented, type Flag } from "./Flags.js"
 
 /** `--engine`: auto (default: webgpu on a hardware GPU adapter, else wasm-native where its addon is built, else wasm), webgpu, wasm, wasm-native, cpu, tfjs-node(-gpu). */

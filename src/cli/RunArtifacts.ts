@@ -12,6 +12,7 @@ import * as tf from "@tensorflow/tfjs"
 import { readFile } from "node:fs/promises"
 import { join } from "node:path"
 import { Effect, Option, Ref, Schema } from "effect"
+import { generatorName } from "../domain/sid/FewStep.js"
 import { writeFileAtomic } from "../platform/AtomicFile.js"
 import type { StartReport, StepReport } from "../pipeline/Distill.js"
 import { fixedLatents, generatorSamples } from "../pipeline/Evaluation.js"
@@ -19,8 +20,8 @@ import { imageGrid } from "../report/ImageGrid.js"
 import { cacheOnHost } from "../domain/data/HostReads.js"
 import { runReadsEffect } from "../engine/HostReadsEffect.js"
 import { linePlot } from "../report/Plots.js"
-import { Generator } from "../services/Generator.js"
-import { SampleMetrics } from "../services/Metrics.js"
+import { Generator } from "../services/node/Generator.js"
+import { SampleMetrics } from "../services/node/Metrics.js"
 
 /** Settings of a run's artifacts. */
 export interface RunArtifactsOptions {
@@ -36,6 +37,8 @@ export interface RunArtifactsOptions {
   readonly gridCount?: number
   /** Seed of the grid's fixed latents (the same latents at every evaluation). */
   readonly seed?: number
+  /** Generator steps per sample, for the plot's legend (default 1: "one-step generator"). */
+  readonly generatorSteps?: number
 }
 
 /** The figure a plot follows: MNIST-FID when the metrics have it, else the Fréchet distance. */
@@ -139,7 +142,7 @@ export const makeRunArtifacts = (options: RunArtifactsOptions): Effect.Effect<Ru
       const last = points[points.length - 1]![0]
       const png = yield* linePlot(
         [
-          { name: `one-step generator (EMA)`, points },
+          { name: `${generatorName(options.generatorSteps ?? 1)} (EMA)`, points },
           ...(base === undefined ? [] : [{
             name: `teacher, Heun (${base.evaluations} NFE)`,
             points: [[0, base.value], [Math.max(last, 1), base.value]] as const,

@@ -7,7 +7,7 @@ import { appendFile, mkdir } from "node:fs/promises"
 import { dirname } from "node:path"
 import cliProgress from "cli-progress"
 import { Effect, Schema } from "effect"
-import type { SampleMetrics } from "../services/Metrics.js"
+import type { SampleMetrics } from "../services/node/Metrics.js"
 import { StartReport, type StepReport } from "../pipeline/Distill.js"
 
 /**

@@ -9,12 +9,13 @@ import * as tf from "@tensorflow/tfjs"
 import { join } from "node:path"
 import { Effect } from "effect"
 import { heunEvaluations } from "../domain/edm/HeunSampler.js"
+import { generatorName } from "../domain/sid/FewStep.js"
 import { writeFileAtomic } from "../platform/AtomicFile.js"
 import { balancedLabels, fixedLatents, generatorSamples, teacherSamples } from "../pipeline/Evaluation.js"
 import { scatterPanels } from "../report/Plots.js"
-import { Generator } from "../services/Generator.js"
-import type { SampleMetrics } from "../services/Metrics.js"
-import { Teacher } from "../services/Teacher.js"
+import { Generator } from "../services/node/Generator.js"
+import type { SampleMetrics } from "../services/node/Metrics.js"
+import { Teacher } from "../services/node/Teacher.js"
 
 /** How fast a sampler drew: samples per second over one timed draw. */
 export interface Throughput {
@@ -37,6 +38,8 @@ export interface ClosingSummary {
   readonly generator: {
     /** The step of its last evaluation. */
     readonly step: number
+    /** Generator steps per sample (docs/few-step.md); 1 when absent. */
+    readonly generatorSteps?: number
     readonly metrics?: SampleMetrics
     readonly throughput: Throughput
   }
@@ -54,7 +57,7 @@ const ratio = (g: number | undefined, t: number | undefined): string =>
   g === undefined || t === undefined || !Number.isFinite(g) || !Number.isFinite(t) || t === 0 ? "" : `${(g / t).toFixed(2)}×`
 
 /**
- * The closing table, one row per figure: teacher Heun-35 | one-step generator | generator ÷ teacher.
+ * The closing table, one row per figure: teacher Heun-35 | the (one- or few-step) generator | generator ÷ teacher.
  * Mixture runs show FD, MMD, modes, off-mode and between-mode mass and in-mode spread; image runs FID, KID, IS,
  * precision and recall; both end with samples per second.
  */
@@ -94,7 +97,7 @@ export const summaryTable = (s: ClosingSummary): string => {
   const header = [
     "",
     `teacher, Heun (${s.teacher.evaluations} NFE)`,
-    `one-step generator (EMA, step ${s.generator.step})`,
+    `${generatorName(s.generator.generatorSteps ?? 1)} (EMA, step ${s.generator.step})`,
     "generator / teacher"
   ] as const
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
@@ -203,14 +206,14 @@ export const scatterDomain = (sets: ReadonlyArray<Float32Array>): readonly [numb
  * Writes `<runDir>/samples.png`: the teacher's Heun samples | the one-step generator's, same axes (2-D data only;
  * returns undefined otherwise).
  */
-export const writeSamplesPlot = (runDir: string, draw: ClosingDraw, step: number) =>
+export const writeSamplesPlot = (runDir: string, draw: ClosingDraw, step: number, generatorSteps = 1) =>
   Effect.gen(function*() {
     if (draw.dataShape.length !== 1 || draw.dataShape[0] !== 2) return undefined
     const n = draw.teacher.length / 2
     const png = yield* scatterPanels(
       [
         { title: `teacher, Heun (${draw.evaluations} NFE)`, points: draw.teacher },
-        { title: `one-step generator (EMA, step ${step})`, points: draw.generator }
+        { title: `${generatorName(generatorSteps)} (EMA, step ${step})`, points: draw.generator }
       ],
       { domain: scatterDomain([draw.teacher, draw.generator]), title: `${n.toLocaleString("en-US")} samples each`, pointSize: 3 }
     )

@@ -17,21 +17,22 @@ import * as tf from "@tensorflow/tfjs"
 import { join } from "node:path"
 import { Console, Effect, Option, Schema } from "effect"
 import { heunEvaluations } from "../domain/edm/HeunSampler.js"
+import { generatorName } from "../domain/sid/FewStep.js"
 import { classLabels, fixedLatents, oneStepGenerator } from "../domain/sid/OneStep.js"
 import { normalTensor } from "../domain/data/RandomStream.js"
 import { encodeSafetensors } from "../domain/data/Safetensors.js"
 import { writeFileAtomic } from "../platform/AtomicFile.js"
-import * as CheckpointStore from "../services/CheckpointStore.js"
-import * as Engine from "../engine/Engine.js"
-import { checkpointGenerator } from "../services/Generator.js"
-import { toNamedArrays } from "../platform/NamedTensors.js"
-import * as TeacherSpec from "../services/Teacher.js"
+import * as CheckpointStore from "../services/node/CheckpointStore.js"
+import * as Engine from "../engine/node/Engine.js"
+import { checkpointGenerator } from "../services/node/Generator.js"
+import { toNamedArrays } from "../domain/data/NamedTensors.js"
+import * as TeacherSpec from "../services/node/Teacher.js"
 import { sampleHeun } from "../pipeline/Evaluation.js"
 import { imageGrid } from "../report/ImageGrid.js"
 import { scatterPanels } from "../report/Plots.js"
-import { CheckpointError, CheckpointStore as CheckpointStoreTag } from "../services/CheckpointStore.js"
-import type { Engine as EngineTag } from "../engine/Engine.js"
-import { Teacher } from "../services/Teacher.js"
+import { CheckpointError, CheckpointStore as CheckpointStoreTag } from "../services/node/CheckpointStore.js"
+import type { Engine as EngineTag } from "../engine/node/Engine.js"
+import { Teacher } from "../services/node/Teacher.js"
 import { distillPreset } from "../domain/config/DistillConfig.js"
 import {
   docsOf,
@@ -212,7 +213,7 @@ const generatorDraw = (runDir: string, o: Parsed): Effect.Effect<Drawn, unknown,
           Effect.try({
             try: (): Drawn => ({
               samples: generator.generate(o.count, o.seed, classes),
-              title: `${generator.generatorSteps === 1 ? "one-step" : `${generator.generatorSteps}-step`} generator, step ${step}`,
+              title: `${generatorName(generator.generatorSteps)}, step ${step}`,
               source: `EMA generator at step ${step} of ${runDir}, ${
                 generator.generatorSteps === 1 ? "one step" : `${generator.generatorSteps} steps`
               } (σ_init = ${generator.sigmaInit})` +

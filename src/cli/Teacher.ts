@@ -19,12 +19,12 @@ import {
   TeacherTrainingConfig
 } from "../domain/config/TeacherTrainingConfig.js"
 import { writeFileAtomic } from "../platform/AtomicFile.js"
-import * as Engine from "../engine/Engine.js"
-import * as MnistDataset from "../services/Dataset.js"
+import * as Engine from "../engine/node/Engine.js"
+import * as MnistDataset from "../services/node/Dataset.js"
 import { claimRunDirectory, rewindLog } from "../platform/RunDirectory.js"
-import * as TeacherCheckpointStore from "../services/TeacherCheckpointStore.js"
-import { TeacherStartReport, type TeacherStepReport, trainTeacher } from "../pipeline/TeacherTraining.js"
-import { TeacherCheckpointStore as TeacherCheckpointStoreTag } from "../services/TeacherCheckpointStore.js"
+import * as TeacherCheckpointStore from "../services/node/TeacherCheckpointStore.js"
+import { TeacherStartReport, type TeacherStepReport, trainTeacher } from "../pipeline/node/TeacherTraining.js"
+import { TeacherCheckpointStore as TeacherCheckpointStoreTag } from "../services/node/TeacherCheckpointStore.js"
 import { ConfigFileError } from "./Distill.js"
 import {
   docsOf,

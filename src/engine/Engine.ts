@@ -1,37 +1,26 @@
 /**
  * The tensor engine service: which TF.js namespace, backend and kernel patches the library computes with
- * (docs/engines.md §1, §2), its typed errors and its layers (`wasm`, `wasm-native`, `auto`, `cpu`, `tfjs-node`,
- * `tfjs-node-gpu`). How an engine is loaded, patched and shared in a process is in `internal/engine.ts`.
+ * (docs/engines.md §1, §2), its typed errors and its portable layers (`wasm`, `cpu`), which run in Node and in web
+ * pages alike. The Node-bound engines (`wasm-native`, `auto`, `tfjs-node`, `tfjs-node-gpu`, and `webgpu` through Dawn)
+ * are in `node/Engine.ts`, which re-exports this module. How an engine is loaded, patched and shared in a process is
+ * in `internal/engine.ts`.
  *
  * @since 0.1.0
  */
 import type * as Tf from "@tensorflow/tfjs"
-import { type ConfigError, Config, Context, Effect, Layer, Option, Schema } from "effect"
-import { loadNativeAddon, nativeAddonPath } from "./kernels/Native.js"
-import { buildWebGpu, probeWebGpu } from "./WebGpu.js"
+import { Config, Context, Effect, Layer, Option, Schema } from "effect"
 import { WebGpuAdapterReport } from "./WebGpuAdapter.js"
 import type { WebGpuError } from "./WebGpuErrors.js"
-import {
-  acquire,
-  buildCpu,
-  buildNative,
-  buildWasm,
-  buildWasmNative,
-  type EngineOptions,
-  locked,
-  registry,
-  release,
-  retain
-} from "./internal/engine.js"
+import { buildCpu, buildWasm, type EngineOptions, locked, registry, release, retain, shared } from "./internal/engine.js"
 
-export { classifyLoadError, dynamicImport, type EngineOptions, explainAuto, type Importer, packageName } from "./internal/engine.js"
+export { classifyLoadError, dynamicImport, type EngineOptions, type Importer, packageName } from "./internal/engine.js"
 
 /**
  * The selectable engines: `wasm` (default; XNNPACK SIMD, one thread, patched for training), `wasm-native` (the wasm
  * engine with its convolutions, matrix products and heavy elementwise kernels run by the optional addon in `native/`
  * on all cores), `auto` (`webgpu` on a hardware GPU adapter, else `wasm-native` where its addon is built, else
  * `wasm`), `cpu` (pure-JS reference for tests), the optional native peers `tfjs-node` / `tfjs-node-gpu` (docs/engines.md §2.2, §7), and `webgpu` (a GPU
- * through WebGPU: Dawn in Node from the optional `webgpu` package; `src/engine/WebGpu.ts`, docs/engines.md §8).
+ * through WebGPU: Dawn in Node from the optional `webgpu` package; `src/engine/node/WebGpu.ts`, docs/engines.md §8).
  *
  * @since 0.1.0
  * @category models
@@ -303,11 +292,6 @@ export type EngineError =
   | EngineConflict
   | WebGpuError
 
-/** The engine layer `name` built by `build`, through the process-wide registry. */
-/** @internal */
-const shared = (name: EngineName, build: Layer.Layer<Engine, EngineError>): Layer.Layer<Engine, EngineError> =>
-  Layer.scoped(Engine, Effect.map(Effect.acquireRelease(acquire(name, build), release), (entry) => entry.service))
-
 /**
  * The engine already active in this process, shared (reference counted) for as long as the layer is in use; fails with
  * `EngineNotActive` when there is none. For tests and for code that runs inside a program that set up its engine.
@@ -340,33 +324,6 @@ export const activeEngine: Effect.Effect<Option.Option<{ readonly name: EngineNa
   )
 
 /**
- * The concrete engine `name` stands for: `auto` is `webgpu` where a hardware (non-fallback) WebGPU adapter exists
- * (`probeWebGpu`, once per process), else `wasm-native` where its addon is built and loads, else `wasm`; every other
- * name is itself. Sharing an active engine compares resolved names.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const resolveEngineName = (
-  name: EngineName,
-  options?: EngineOptions
-): Effect.Effect<Exclude<EngineName, "auto">> =>
-  name !== "auto" ? Effect.succeed(name) : Effect.flatMap(
-    Effect.promise(() => probeWebGpu({ hardwareOnly: true })),
-    (probe) => probe._tag === "Adapter" && !probe.report.isFallbackAdapter ? Effect.succeed("webgpu" as const) : resolveCpu(options)
-  )
-
-const resolveCpu = (options?: EngineOptions): Effect.Effect<"wasm-native" | "wasm"> =>
-  Effect.sync(() => {
-    try {
-      loadNativeAddon(options?.nativeAddonPath ?? nativeAddonPath())
-      return "wasm-native" as const
-    } catch {
-      return "wasm" as const
-    }
-  })
-
-/**
  * The wasm engine (default): `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD, one thread in Node) with the training
  * patches of docs/engines.md §3.2. Shares the process's engine when `wasm` is active; fails with `EngineConflict`
  * when another is.
@@ -377,73 +334,12 @@ const resolveCpu = (options?: EngineOptions): Effect.Effect<"wasm-native" | "was
 export const makeWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineError> => shared("wasm", buildWasm(options))
 
 /**
- * The wasm engine with the native kernels (see the module docs); fails with `EngineNativeKernelsNotBuilt`
- * (before touching the TF.js backend) when the addon is not built, with `EngineConflict` when another engine is active.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const makeWasmNative = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
-  shared("wasm-native", buildWasmNative(options))
-
-/**
- * `wasm-native` where its addon is built and loads, else the plain `wasm` engine ({@link resolveEngineName}). The
- * service's `name` tells which one runs; sharing and conflicts are decided on that resolved name.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const makeAuto = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
-  Layer.unwrapEffect(
-    Effect.map(resolveEngineName("auto", options), (name) =>
-      name === "webgpu" ? makeWebGpu(options) : name === "wasm-native" ? makeWasmNative(options) : makeWasm(options))
-  )
-
-/**
  * The pure-JS cpu engine: a slow reference for tests (docs/engines.md §1), with the fixed `ResizeNearestNeighborGrad`.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const makeCpu = (options?: EngineOptions): Layer.Layer<Engine, EngineError> => shared("cpu", buildCpu(options))
-
-/**
- * The native CPU engine from the optional peer `@tensorflow/tfjs-node` (libtensorflow 2.9.1; docs/engines.md §2.2, §7).
- *
- * @since 0.1.0
- * @category constructors
- */
-export const makeTfjsNode = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
-  shared("tfjs-node", buildNative("tfjs-node", options))
-
-/**
- * The native GPU engine from the optional peer `@tensorflow/tfjs-node-gpu` (CUDA 11.2 + cuDNN 8.1; docs/engines.md
- * §7). Fails
- * with `EngineGpuNotVisible` rather than running on the CPU when TensorFlow sees no GPU.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const makeTfjsNodeGpu = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
-  shared("tfjs-node-gpu", buildNative("tfjs-node-gpu", options))
-
-/**
- * The GPU engine through WebGPU (`engine/WebGpu.ts`): Dawn from the optional `webgpu` package and
- * `@tensorflow/tfjs-backend-webgpu`. Refuses a software adapter unless `allowSoftwareGpu` (or `SID_WEBGPU_SOFTWARE=1`).
- *
- * @since 0.2.0
- * @category constructors
- */
-export const makeWebGpu = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
-  shared(
-    "webgpu",
-    Layer.suspend(() =>
-      buildWebGpu({
-        ...(options?.importer === undefined ? {} : { importer: options.importer }),
-        ...(options?.allowSoftwareGpu === undefined ? {} : { allowSoftware: options.allowSoftwareGpu })
-      })
-    )
-  )
 
 /**
  * The default wasm engine layer.
@@ -454,86 +350,9 @@ export const makeWebGpu = (options?: EngineOptions): Layer.Layer<Engine, EngineE
 export const wasm: Layer.Layer<Engine, EngineError> = makeWasm()
 
 /**
- * The wasm engine with native kernels; fails with `EngineNativeKernelsNotBuilt` where the addon is not built.
- *
- * @since 0.1.0
- * @category layers
- */
-export const wasmNative: Layer.Layer<Engine, EngineError> = makeWasmNative()
-
-/**
- * `wasm-native` where built, else `wasm`.
- *
- * @since 0.1.0
- * @category layers
- */
-export const auto: Layer.Layer<Engine, EngineError> = makeAuto()
-
-/**
  * The cpu reference engine layer.
  *
  * @since 0.1.0
  * @category layers
  */
 export const cpu: Layer.Layer<Engine, EngineError> = makeCpu()
-
-/**
- * The tfjs-node engine layer.
- *
- * @since 0.1.0
- * @category layers
- */
-export const tfjsNode: Layer.Layer<Engine, EngineError> = makeTfjsNode()
-
-/**
- * The tfjs-node-gpu engine layer.
- *
- * @since 0.1.0
- * @category layers
- */
-export const tfjsNodeGpu: Layer.Layer<Engine, EngineError> = makeTfjsNodeGpu()
-
-/**
- * The webgpu engine layer (software adapters refused unless `SID_WEBGPU_SOFTWARE=1`).
- *
- * @since 0.2.0
- * @category layers
- */
-export const webgpu: Layer.Layer<Engine, EngineError> = makeWebGpu()
-
-/**
- * The engine layer for `name`. Without options it returns the shared layer values above (layers memoize by reference).
- * Like every engine layer it shares the process's engine when `name` (resolved, for `auto`) is active, and fails with
- * `EngineConflict` when another engine is.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layer = (name: EngineName, options?: EngineOptions): Layer.Layer<Engine, EngineError> => {
-  switch (name) {
-    case "wasm":
-      return options === undefined ? wasm : makeWasm(options)
-    case "wasm-native":
-      return options === undefined ? wasmNative : makeWasmNative(options)
-    case "auto":
-      return options === undefined ? auto : makeAuto(options)
-    case "cpu":
-      return options === undefined ? cpu : makeCpu(options)
-    case "tfjs-node":
-      return options === undefined ? tfjsNode : makeTfjsNode(options)
-    case "tfjs-node-gpu":
-      return options === undefined ? tfjsNodeGpu : makeTfjsNodeGpu(options)
-    case "webgpu":
-      return options === undefined ? webgpu : makeWebGpu(options)
-  }
-}
-
-/**
- * The engine named by the `SID_ENGINE` config (default `"auto"`).
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerConfig: Layer.Layer<Engine, EngineError | ConfigError.ConfigError> = Layer.unwrapEffect(
-  Effect.map(EngineNameConfig, (name) => layer(name))
-)

@@ -14,25 +14,25 @@
  * built, before anything is written. With `config.initGenerator` (SiD²A) G and G_ema start from that distilled
  * generator (`Generator.layerFromExport`), checked against the teacher and σ_init when the layer is built.
  *
+ * This module is portable (web pages too): SiDA's real data comes from `parts.realData` and `initGenerator` is not
+ * read here. `node/Distillation.ts` (re-exporting this module) builds the real-data source a config names
+ * (`data: "mnist"`) and reads `initGenerator`'s file.
+ *
  * @module
  */
-import { Effect, Layer } from "effect"
+import { Layer } from "effect"
 import type { DistillConfig } from "../domain/config/DistillConfig.js"
 import { adam, adamHost, type Optimizer } from "../domain/optim/Optimizer.js"
-import { augmentSettingsOf } from "../domain/sid/Augment.js"
-import type { DatasetError } from "../services/Dataset.js"
-import { checkSidaConfig, layerForTeacher as realDataForTeacher, type RealData, type SidaSetupError } from "../services/RealData.js"
+import { type RealData, SidaSetupError } from "../services/RealData.js"
 import type { CheckpointStore } from "../services/CheckpointStore.js"
 import type { Engine } from "../engine/Engine.js"
 import type { Metrics } from "../services/Metrics.js"
 import type { Teacher, TeacherError } from "../services/Teacher.js"
-import { type DistillationLoss, layerFromConfig as lossLayerFromConfig } from "../services/DistillationLoss.js"
+import type { DistillationLoss } from "../services/DistillationLoss.js"
 import type { DataFreeSampler as DataFreeSamplerTag } from "../services/DataFreeSampler.js"
 import type { FakeScore as FakeScoreTag } from "../services/FakeScore.js"
 import type { Generator as GeneratorTag } from "../services/Generator.js"
-import * as DataFreeSampler from "../services/DataFreeSampler.js"
-import * as FakeScore from "../services/FakeScore.js"
-import * as Generator from "../services/Generator.js"
+import { compose } from "./internal/distillation.js"
 
 /**
  * The services a distillation run needs.
@@ -96,49 +96,31 @@ export const defaultOptimizers = (config: DistillConfig): { readonly generator: 
  * service here owns tensors, so provide one (`Layer.provide(Distillation.layer(...), Engine.layer("wasm"))`, or
  * `Engine.layerActive` inside a program that already runs one) — without it the program does not compile.
  *
+ * Portable: SiDA's real images come from `parts.realData` only, and a config with `initGenerator` fails with a
+ * {@link SidaSetupError}; the Node layer of the same name (`sid-ts/layers`) also builds those from files.
+ *
  * @since 0.1.0
  * @category layers
  */
 export const layer = <E = TeacherError, M = never>(
   config: DistillConfig,
   parts: DistillationParts<E, M>
-): Layer.Layer<DistillServices, E | M | SidaSetupError | DatasetError, Engine> => {
-  const optimizers = parts.optimizers ?? defaultOptimizers(config)
-  const augment = augmentSettingsOf(config)
-  const realData: Layer.Layer<RealData, SidaSetupError | DatasetError, Teacher | Engine> | undefined = !config.adversarial
-    ? undefined
-    : parts.realData ?? (config.data === null ? undefined : realDataForTeacher(config.data))
-  const run = Layer.mergeAll(
-    config.initGenerator === null
-      ? Generator.layer({
-        optimizer: optimizers.generator,
-        sigmaInit: config.sigmaInit,
-        emaInHost: config.lowMemory,
-        steps: config.generatorSteps
-      })
-      : Generator.layerFromExport(config.initGenerator, {
-        optimizer: optimizers.generator,
-        sigmaInit: config.sigmaInit,
-        emaInHost: config.lowMemory,
-        steps: config.generatorSteps
-      }),
-    FakeScore.layer({ optimizer: optimizers.fakeScore }),
-    parts.metrics,
-    DataFreeSampler.layerForTeacher({
-      seed: config.seed,
-      tmax: config.tmax,
-      pMean: config.pMean,
-      pStd: config.pStd,
-      dropout: config.dropout,
-      generatorSteps: config.generatorSteps,
-      ...(augment === undefined ? {} : { augment }),
-      ...(config.adversarial ? { realData: true } : {})
-    }),
-    realData ?? Layer.empty
-  ).pipe(
-    Layer.provideMerge(parts.teacher),
-    Layer.merge(parts.checkpoints),
-    Layer.merge(parts.loss ?? lossLayerFromConfig(config))
-  )
-  return Layer.unwrapEffect(Effect.as(checkSidaConfig(config, parts.realData !== undefined), run))
-}
+): Layer.Layer<DistillServices, E | M | SidaSetupError, Engine> =>
+  compose(config, parts, {
+    realData: (source) =>
+      Layer.fail(
+        new SidaSetupError({
+          setting: "data",
+          reason: `the real-data source "${source}" is read from files, which this layer does not do`,
+          fix: "Provide a RealData layer (parts.realData), or build the run with the Node Distillation.layer (sid-ts/layers)"
+        })
+      ),
+    generatorFromExport: (path) =>
+      Layer.fail(
+        new SidaSetupError({
+          setting: "initGenerator",
+          reason: `starting the generator from ${path} reads a file, which this layer does not do`,
+          fix: "Build the run with the Node Distillation.layer (sid-ts/layers), or leave initGenerator unset"
+        })
+      )
+  })

@@ -13,7 +13,7 @@ import { compareShapes, type ParameterShapes, shapesMatch } from "../domain/nn/P
 import type { NamedArray } from "../domain/data/Safetensors.js"
 import { type Checkpoint, CHECKPOINT_FORMAT, CheckpointError, CheckpointManifest } from "../services/CheckpointStore.js"
 import type { TrainableWeights } from "../services/TrainableWeights.js"
-import { fromNamedArrays, shapesWithPrefix, toNamedArrays } from "../platform/NamedTensors.js"
+import { fromNamedArrays, shapesWithPrefix, toNamedArrays } from "../domain/data/NamedTensors.js"
 import type { IterationServices } from "./Iteration.js"
 
 /**

@@ -10,11 +10,13 @@
  * a damaged newest checkpoint with the intact older steps instead of skipping it (`latest`), removes crash leftovers
  * (`recover`), and reports a failed write with its cause and what to do ({@link CheckpointError}).
  *
+ * This module is portable (the service, its records and errors); the stores that write files, and the in-memory one
+ * that runs the same logic, are in `node/CheckpointStore.ts`, which re-exports this one.
+ *
  * @module
  */
-import { Context, Effect, Layer, type Option, Schema } from "effect"
+import { Context, type Effect, type Option, Schema } from "effect"
 import { NetworkDescription } from "../domain/config/Records.js"
-import { directoryStore, type DirectoryStoreOptions, memoryStore, type StoreFormat } from "./internal/checkpointStore.js"
 import type { NamedArray } from "../domain/data/Safetensors.js"
 import { SamplerState } from "./DataFreeSampler.js"
 
@@ -345,7 +347,64 @@ export interface CheckpointStoreShape extends CheckpointStoreOf<CheckpointManife
  */
 export class CheckpointStore extends Context.Tag("sid-ts/CheckpointStore")<CheckpointStore, CheckpointStoreShape>() {}
 
-export * from "./internal/checkpointStore.js"
+/**
+ * The fields of a manifest that the store itself fills in and checks (docs/algorithm.md §9.3).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoredFiles {
+  /** File name of the weights, relative to the manifest. */
+  readonly weightsFile: string
+  /** SHA-256 of the weights file, hex. */
+  readonly weightsSha256: string
+  /** Shape of every stored tensor, by name. */
+  readonly tensors: { readonly [name: string]: ReadonlyArray<number> }
+}
+
+/**
+ * What every stored manifest has: its step and the {@link StoredFiles} fields.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoredManifest extends StoredFiles {
+  readonly step: number
+}
+
+/**
+ * A store of checkpoints with manifests of type `M` (see {@link CheckpointStoreOf} for the contract).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Store<M> = CheckpointStoreOf<M>
+
+/**
+ * How a kind of checkpoint is stored: its manifest schema, how the file fields are set, the weights' format tag.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoreFormat<M extends StoredManifest, I> {
+  readonly manifest: Schema.Schema<M, I>
+  /** The manifest with the store's fields filled in. */
+  readonly withFiles: (manifest: M, files: StoredFiles) => M
+  /** The `format` metadata of the weights file. */
+  readonly weightsFormat: string
+}
+
+/**
+ * Options of every store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoreOptions {
+  /** How many of the newest checkpoints to keep besides the best one: an integer ≥ 1 (default 3). */
+  readonly keep?: number
+}
+
 
 /**
  * The distillation checkpoint format (docs/algorithm.md §9.3): `CheckpointManifest` with `sid-ts-checkpoint-weights-v1` weights.
@@ -364,25 +423,3 @@ export const distillationFormat: StoreFormat<CheckpointManifest, typeof Checkpoi
     }),
   weightsFormat: "sid-ts-checkpoint-weights-v1"
 }
-
-/**
- * A directory-backed distillation store keeping the newest `keep` checkpoints (default 3) plus the best. Validate a
- * user's `keep` with `KeepCount` first: building the layer with a `keep` below 1 is a defect.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerDirectory = (directory: string, options: DirectoryStoreOptions = {}): Layer.Layer<CheckpointStore> =>
-  Layer.effect(CheckpointStore, Effect.map(Effect.orDie(directoryStore(distillationFormat, directory, options)), CheckpointStore.of))
-
-/**
- * An in-memory distillation store (it serialises and deserialises like the directory store, so tests exercise the format).
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerMemory: Layer.Layer<CheckpointStore> = Layer.effect(
-  CheckpointStore,
-  Effect.map(Effect.orDie(memoryStore(distillationFormat)), CheckpointStore.of)
-)
-

@@ -1,6 +1,7 @@
 /**
  * Dataset: real images with labels, used only to train a teacher and to measure samples. Distillation
- * itself stays data-free (docs/algorithm.md §6): no layer of the SiD loop reads this service.
+ * itself stays data-free (docs/algorithm.md §6): no layer of the SiD loop reads this service. MNIST as a dataset is
+ * `node/Dataset.ts`, which re-exports this module.
  *
  * @module
  */
@@ -66,5 +67,3 @@ export class DatasetError extends Schema.TaggedError<DatasetError>()("DatasetErr
     return `dataset ${this.dataset}: ${this.reason}. ${this.fix}`
   }
 }
-
-export * from "./internal/mnistDataset.js"

@@ -1,5 +1,6 @@
 /**
- * The one-step generator G_θ(z) = D_θ(σ_init·z; σ_init) and its EMA copy (docs/algorithm.md §6).
+ * The one-step generator G_θ(z) = D_θ(σ_init·z; σ_init) and its EMA copy (docs/algorithm.md §6). Portable; exporting,
+ * loading and starting from generator files is in `node/Generator.ts`, which re-exports this module.
  *
  * @module
  */
@@ -250,8 +251,3 @@ export const layer = (options: GeneratorOptions): Layer.Layer<Generator, never, 
     })
   )
 
-export * from "./internal/generatorExport.js"
-
-export * from "./internal/generatorLoader.js"
-
-export * from "./internal/generatorInit.js"

@@ -5,14 +5,15 @@
  *
  * The tensors are `params.*`, `optimizer.<slot>.*` (Adam: `m`, `v`) and `ema.*`, each followed by the network's own
  * parameter name. The store (a directory or memory) writes them as safetensors plus this JSON manifest, atomically,
- * with the weights' SHA-256 in the manifest.
+ * with the weights' SHA-256 in the manifest. The stores are in `node/TeacherCheckpointStore.ts`, which re-exports
+ * this portable module.
  *
  * @module
  */
-import { Context, Schema, Effect, Layer } from "effect"
+import { Context, Schema } from "effect"
 import { TeacherTrainingConfig } from "../domain/config/TeacherTrainingConfig.js"
 import { NetworkDescription, StreamState } from "../domain/config/Records.js"
-import { directoryStore, type DirectoryStoreOptions, memoryStore, type StoreFormat, type CheckpointStoreOf, type StoredCheckpoint } from "./CheckpointStore.js"
+import type { StoreFormat, CheckpointStoreOf, StoredCheckpoint } from "./CheckpointStore.js"
 
 /**
  * Format tag of a teacher-training manifest.
@@ -127,35 +128,3 @@ export const teacherFormat: StoreFormat<TeacherCheckpointManifest, typeof Teache
     }),
   weightsFormat: "sid-ts-teacher-weights-v1"
 }
-
-/**
- * A directory store of teacher-training checkpoints, keeping the newest `keep` (default 3) plus the best. Validate a
- * user's `keep` with `KeepCount` first: building the layer with a `keep` below 1 is a defect.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerDirectory = (
-  directory: string,
-  options: DirectoryStoreOptions = {}
-): Layer.Layer<TeacherCheckpointStore> =>
-  Layer.effect(
-    TeacherCheckpointStore,
-    Effect.map(Effect.orDie(directoryStore(teacherFormat, directory, options)), TeacherCheckpointStore.of)
-  )
-
-/**
- * A fresh in-memory store (the directory store's logic over an in-memory file table), keeping the newest 3.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const makeMemory: Effect.Effect<TeacherCheckpointStoreShape> = Effect.orDie(memoryStore(teacherFormat))
-
-/**
- * An in-memory store of teacher-training checkpoints, one per layer build.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerMemory: Layer.Layer<TeacherCheckpointStore> = Layer.effect(TeacherCheckpointStore, makeMemory)

@@ -22,7 +22,8 @@ export const ENTRY_SOURCES: Readonly<Record<string, string>> = {
   "sid-ts/layers": "src/layers/index.ts",
   "sid-ts/pipeline": "src/pipeline/index.ts",
   "sid-ts/testing": "src/testing/index.ts",
-  "sid-ts/browser": "src/browser/OneStepGenerator.ts"
+  "sid-ts/browser": "src/browser/OneStepGenerator.ts",
+  "sid-ts/browser/distill": "src/browser/index.ts"
 }
 
 const compilerOptions = (tsconfig: string): ts.CompilerOptions => {

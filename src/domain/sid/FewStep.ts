@@ -55,6 +55,14 @@ export const checkGeneratorSteps = (steps: number): void => {
 }
 
 /**
+ * How reports name a generator of k steps: "one-step generator" for k = 1, "2-step generator" and so on.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const generatorName = (steps: number): string => `${steps === 1 ? "one-step" : `${steps}-step`} generator`
+
+/**
  * The noise levels of the k generator steps: σ_s = σ_init·(k − s)/k for s = 0 … k−1 (σ₀ = σ_init exactly), strictly
  * decreasing and ending at σ_init/k: [2.5] for k = 1, [2.5, 1.25] for k = 2, [2.5, 1.875, 1.25, 0.625] for k = 4 at
  * σ_init = 2.5. Throws for a bad k or a σ_init that is not a positive finite number.

@@ -1,7 +1,8 @@
 /**
- * Engine layers (docs/engines.md §1, §2): `wasm` (default), `cpu` (reference for tests), the optional native
- * engines `tfjs-node` / `tfjs-node-gpu`, loaded by dynamic `import()` only when chosen, and `webgpu` (built
- * in `src/engine/WebGpu.ts`, registered here).
+ * The portable engine layers (docs/engines.md §1, §2): `wasm` (default) and `cpu` (reference for tests), with what
+ * every engine layer shares: loading a backend package, patching kernels, the process-wide registry. The Node-bound
+ * engines (`wasm-native`, `tfjs-node`, `tfjs-node-gpu`, Dawn's `webgpu`, `auto`) are built in
+ * `src/engine/node/internal/engine.ts` on these helpers.
  *
  * Each layer is scoped: acquiring remembers the current TF.js backend, loads the backend package, installs the
  * engine's kernel patches and sets the backend; releasing restores the replaced kernels and the previous backend.
@@ -19,30 +20,18 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
-import { availableParallelism } from "node:os"
 import {
   Engine,
   EngineConflict,
   type EngineError,
   EngineFacts,
-  EngineGpuNotVisible,
   EngineInitFailed,
   type EngineName,
   EngineNativeAddonMissing,
-  EngineNativeKernelsNotBuilt,
   EnginePackageNotInstalled,
   EngineSharedLibraryMissing
 } from "../Engine.js"
-import { probeWebGpu } from "../WebGpu.js"
-import { fastReduceGradients, installGradients } from "../kernels/Gradients.js"
-import { groupNormGradient, loadNativeAddon, nativeAddonPath, nativePatches } from "../kernels/Native.js"
 import { cpuPatches, install, type KernelPatch, labels, wasmPatches } from "../kernels/Patches.js"
-import { hasNativeAdamAll, nativeAdamAllPatches } from "../kernels/native/AdamAll.js"
-import { conv2dBiasGradient, nativeConv2dBiasPatches } from "../kernels/native/Conv2dBias.js"
-import { hasNativeEmaAll, nativeEmaAllPatches } from "../kernels/native/EmaAll.js"
-import { denseGradient, hasNativeDense, nativeDensePatches } from "../kernels/native/Dense.js"
-import { hasNativeGradientStatistics, nativeGradientStatisticsPatches } from "../kernels/native/GradientStatistics.js"
-import { installSharedClone } from "../SharedClone.js"
 
 /**
  * Loads a module by name. The default is the real dynamic `import()`; tests inject fakes to reach every failure branch.
@@ -92,7 +81,7 @@ export const packageName: Record<EngineName, string> = {
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")
 
-const errorText = (cause: unknown): string => {
+export const errorText = (cause: unknown): string => {
   if (cause instanceof Error) {
     const code = (cause as { code?: unknown }).code
     return `${typeof code === "string" ? `${code}: ` : ""}${cause.message}`
@@ -127,17 +116,17 @@ export const classifyLoadError = (engine: EngineName, pkg: string, cause: unknow
   return new EngineInitFailed({ engine, detail: `loading ${pkg} failed: ${text.split("\n")[0]}`, cause })
 }
 
-const load = (engine: EngineName, importer: Importer) =>
+export const load = (engine: EngineName, importer: Importer) =>
   Effect.tryPromise({
     try: () => importer(packageName[engine]),
     catch: (cause) => classifyLoadError(engine, packageName[engine], cause)
   })
 
-const initFailed = (engine: EngineName, detail: string) => (cause: unknown) =>
+export const initFailed = (engine: EngineName, detail: string) => (cause: unknown) =>
   new EngineInitFailed({ engine, detail: `${detail}: ${errorText(cause).split("\n")[0]}`, cause })
 
 /** Remembers the backend in use and restores it when the scope closes (if it is still registered). */
-const keepBackend = Effect.acquireRelease(
+export const keepBackend = Effect.acquireRelease(
   Effect.sync(() => (tf.getBackend() as string | null | undefined) ?? undefined),
   (previous) =>
     previous === undefined || tf.getBackend() === previous || tf.findBackendFactory(previous) == null
@@ -147,13 +136,13 @@ const keepBackend = Effect.acquireRelease(
       )
 )
 
-const patch = (engine: EngineName, patches: ReadonlyArray<KernelPatch>) =>
+export const patch = (engine: EngineName, patches: ReadonlyArray<KernelPatch>) =>
   Effect.acquireRelease(
     Effect.try({ try: () => install(patches), catch: initFailed(engine, "installing kernel patches failed") }),
     (restore) => Effect.sync(restore)
   )
 
-const useBackend = (engine: EngineName, tfns: typeof tf, backend: string) =>
+export const useBackend = (engine: EngineName, tfns: typeof tf, backend: string) =>
   Effect.tryPromise({
     try: () => {
       tf.env().set("PROD", true)
@@ -173,41 +162,9 @@ const useBackend = (engine: EngineName, tfns: typeof tf, backend: string) =>
     Effect.zipRight(Effect.tryPromise({ try: () => tfns.ready(), catch: initFailed(engine, "tf.ready() failed") }))
   )
 
-const looksLikeTf = (mod: unknown): mod is typeof tf =>
+export const looksLikeTf = (mod: unknown): mod is typeof tf =>
   typeof mod === "object" && mod !== null && typeof (mod as { setBackend?: unknown }).setBackend === "function" &&
   typeof (mod as { backend?: unknown }).backend === "function" && typeof (mod as { ready?: unknown }).ready === "function"
-
-/**
- * What `auto` chooses here and why, in words (for the start of a run): `webgpu` on a hardware WebGPU adapter, else
- * `wasm-native` where the native addon loads, else `wasm`, with the reason the addon did not load and how to build it.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const explainAuto = (
-  options?: EngineOptions
-): Effect.Effect<{ readonly name: Exclude<EngineName, "auto">; readonly reason: string }> =>
-  Effect.flatMap(Effect.promise(() => probeWebGpu({ hardwareOnly: true })), (probe) =>
-    probe._tag === "Adapter" && !probe.report.isFallbackAdapter
-      ? Effect.succeed({ name: "webgpu" as const, reason: `a hardware WebGPU adapter exists: ${probe.report.summary}` })
-      : explainCpuAuto(options))
-
-const explainCpuAuto = (
-  options?: EngineOptions
-): Effect.Effect<{ readonly name: Exclude<EngineName, "auto">; readonly reason: string }> =>
-  Effect.sync(() => {
-    try {
-      loadNativeAddon(options?.nativeAddonPath ?? nativeAddonPath())
-      return { name: "wasm-native" as const, reason: "the native CPU kernels are built" }
-    } catch (e) {
-      const why = (e instanceof Error ? e.message : String(e)).split("\n")[0]!.slice(0, 120)
-      return {
-        name: "wasm" as const,
-        reason: `the native CPU kernels are not built (${why}); for 5-8x faster CPU training: apt-get install g++ make ` +
-          "python3 libopenblas-dev libdnnl-dev && npm run build:native"
-      }
-    }
-  })
 
 /**
  * The wasm engine (default): `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD, one thread in Node) with the training
@@ -245,59 +202,6 @@ export const buildWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineEr
   )
 
 /**
- * The wasm engine with the optional native kernels on top of its patches: convolution forward and both
- * gradients (oneDNN, or OpenBLAS im2col), batched matrix products, broadcast elementwise ops, sums and means, split /
- * concat and the nearest-neighbour resize gradient run by the addon in `native/` on all cores, directly on the wasm
- * heap; `Sum` / `Mean` gradients broadcast with a backend kernel instead of a JavaScript-filled `ones` tensor. Fails
- * with `EngineNativeKernelsNotBuilt` (before touching the TF.js backend) when the addon is not built.
- */
-export const buildWasmNative = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
-  Layer.scoped(
-    Engine,
-    Effect.gen(function*() {
-      const path = options?.nativeAddonPath ?? nativeAddonPath()
-      const addon = yield* Effect.try({
-        try: () => loadNativeAddon(path),
-        catch: (cause) => new EngineNativeKernelsNotBuilt({ engine: "wasm-native", path, cause })
-      })
-      yield* keepBackend
-      yield* load("wasm-native", options?.importer ?? dynamicImport)
-      yield* patch("wasm-native", wasmPatches)
-      const native = [
-        ...nativePatches(addon),
-        ...(hasNativeDense(addon) ? nativeDensePatches(addon) : []),
-        ...(hasNativeGradientStatistics(addon) ? nativeGradientStatisticsPatches(addon) : []),
-        ...(hasNativeAdamAll(addon) ? nativeAdamAllPatches(addon) : []),
-        ...(hasNativeEmaAll(addon) ? nativeEmaAllPatches(addon) : []),
-        ...nativeConv2dBiasPatches(addon)
-      ]
-      yield* patch("wasm-native", native)
-      yield* Effect.acquireRelease(
-        Effect.sync(() => installGradients([...fastReduceGradients, groupNormGradient, denseGradient, conv2dBiasGradient])),
-        (restore) => Effect.sync(restore)
-      )
-      yield* Effect.acquireRelease(Effect.sync(() => installSharedClone("wasm")), (restore) => Effect.sync(restore))
-      yield* useBackend("wasm-native", tf, "wasm")
-      const simd = yield* Effect.tryPromise({
-        try: () => tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"),
-        catch: initFailed("wasm-native", "reading WASM_HAS_SIMD_SUPPORT failed")
-      })
-      return Engine.of({
-        tf,
-        name: "wasm-native",
-        backend: "wasm",
-        facts: new EngineFacts({
-          simd: simd === true,
-          threads: Math.max(1, addon.threads()),
-          gpu: false,
-          patchedKernels: [...labels(wasmPatches), ...labels(native)],
-          tfjsVersion: tf.version_core
-        })
-      })
-    })
-  )
-
-/**
  * The pure-JS cpu engine: a slow reference for tests (docs/engines.md §1), with the fixed `ResizeNearestNeighborGrad`.
  */
 export const buildCpu = (_options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
@@ -317,40 +221,6 @@ export const buildCpu = (_options?: EngineOptions): Layer.Layer<Engine, EngineEr
           gpu: false,
           patchedKernels: labels(cpuPatches),
           tfjsVersion: tf.version_core
-        })
-      })
-    })
-  )
-
-export const buildNative = (engine: "tfjs-node" | "tfjs-node-gpu", options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
-  Layer.scoped(
-    Engine,
-    Effect.gen(function*() {
-      const pkg = packageName[engine]
-      yield* keepBackend
-      const mod = yield* load(engine, options?.importer ?? dynamicImport)
-      if (!looksLikeTf(mod)) {
-        return yield* new EngineInitFailed({
-          engine,
-          detail: `${pkg} loaded but does not export the TF.js API (setBackend, backend, ready)`,
-          cause: mod
-        })
-      }
-      yield* useBackend(engine, mod, "tensorflow")
-      const backend = yield* Effect.try({ try: () => mod.backend(), catch: initFailed(engine, "tf.backend() threw") })
-      const gpu = (backend as { isUsingGpuDevice?: unknown }).isUsingGpuDevice === true
-      if (engine === "tfjs-node-gpu" && !gpu) return yield* new EngineGpuNotVisible({ engine, packageName: pkg })
-      const version = (mod as { version_core?: unknown }).version_core
-      return Engine.of({
-        tf: mod,
-        name: engine,
-        backend: "tensorflow",
-        facts: new EngineFacts({
-          simd: true,
-          threads: Math.max(1, availableParallelism()),
-          gpu,
-          patchedKernels: [],
-          tfjsVersion: typeof version === "string" ? version : tf.version_core
         })
       })
     })
@@ -419,3 +289,7 @@ export const acquire = (name: EngineName, build: Layer.Layer<Engine, EngineError
       return entry
     })
   }))
+
+/** The engine layer `name` built by `build`, through the process-wide registry. */
+export const shared = (name: EngineName, build: Layer.Layer<Engine, EngineError>): Layer.Layer<Engine, EngineError> =>
+  Layer.scoped(Engine, Effect.map(Effect.acquireRelease(acquire(name, build), release), (entry) => entry.service))

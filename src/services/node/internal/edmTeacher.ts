@@ -7,10 +7,10 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
-import { edmNetwork, parseEdmConfig } from "../../domain/edm/NetworkConfig.js"
-import { fromEdmStateDict } from "../../domain/edm/StateDict.js"
-import type { LoadedDenoiser } from "../../domain/nn/Network.js"
-import { type Engine, withEngineEffect } from "../../engine/Engine.js"
+import { edmNetwork, parseEdmConfig } from "../../../domain/edm/NetworkConfig.js"
+import { fromEdmStateDict } from "../../../domain/edm/StateDict.js"
+import type { LoadedDenoiser } from "../../../domain/nn/Network.js"
+import { type Engine, withEngineEffect } from "../../../engine/Engine.js"
 import { Teacher, TeacherError } from "../Teacher.js"
 import { fromWeights, readSafetensorsFile } from "../Teacher.js"
 

@@ -28,15 +28,15 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { install, type KernelPatch, labels } from "./kernels/Patches.js"
-import { Engine, EngineFacts, EngineInitFailed, EnginePackageNotInstalled } from "./Engine.js"
-import { addNPatch } from "./kernels/webgpu/AddN.js"
-import { adamPatch } from "./kernels/webgpu/Adam.js"
-import { groupNormPatch } from "./kernels/webgpu/GroupNorm.js"
-import { groupNormGradPatch } from "./kernels/webgpu/GroupNormGrad.js"
-import { installGradients } from "./kernels/Gradients.js"
-import { groupNormGradient } from "./kernels/Native.js"
-import { WebGpuAdapterReport } from "./WebGpuAdapter.js"
+import { install, type KernelPatch, labels } from "../kernels/Patches.js"
+import { Engine, EngineFacts, EngineInitFailed, EnginePackageNotInstalled } from "../Engine.js"
+import { addNPatch } from "../kernels/webgpu/AddN.js"
+import { adamPatch } from "../kernels/webgpu/Adam.js"
+import { groupNormPatch } from "../kernels/webgpu/GroupNorm.js"
+import { groupNormGradPatch } from "../kernels/webgpu/GroupNormGrad.js"
+import { installGradients } from "../kernels/Gradients.js"
+import { groupNormGradient } from "../kernels/Native.js"
+import { WebGpuAdapterReport } from "../WebGpuAdapter.js"
 import {
   type WebGpuError,
   WebGpuDeviceError,
@@ -45,7 +45,7 @@ import {
   WebGpuSoftwareAdapter,
   WebGpuSyncRead,
   WebGpuVulkanMissing
-} from "./WebGpuErrors.js"
+} from "../WebGpuErrors.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // The few WebGPU types used here, structurally (the engine does not depend on the DOM or @webgpu/types typings).

@@ -20,17 +20,17 @@ import {
   encodeGeneratorFile,
   type GeneratorFileFormat,
   generatorFileFormat
-} from "../../domain/data/GeneratorFile.js"
-import { networkFromDescription } from "../../domain/nn/Network.js"
-import type { OneStepWeights } from "../../domain/sid/OneStep.js"
-import { compareShapes, shapesMatch } from "../../domain/nn/Parameters.js"
+} from "../../../domain/data/GeneratorFile.js"
+import { networkFromDescription } from "../../../domain/nn/Network.js"
+import type { OneStepWeights } from "../../../domain/sid/OneStep.js"
+import { compareShapes, shapesMatch } from "../../../domain/nn/Parameters.js"
 import { type Checkpoint, CheckpointError } from "../CheckpointStore.js"
-import { type Engine, withEngineEffect } from "../../engine/Engine.js"
-import { writeFileAtomic } from "../../platform/AtomicFile.js"
-import { fromNamedArrays, shapesWithPrefix } from "../../platform/NamedTensors.js"
-import { MAX_GENERATOR_STEPS } from "../../domain/sid/FewStep.js"
+import { type Engine, withEngineEffect } from "../../../engine/Engine.js"
+import { writeFileAtomic } from "../../../platform/AtomicFile.js"
+import { fromNamedArrays, shapesWithPrefix } from "../../../domain/data/NamedTensors.js"
+import { MAX_GENERATOR_STEPS } from "../../../domain/sid/FewStep.js"
 
-export { EDM_GENERATOR_FORMAT, SID_GENERATOR_FORMAT } from "../../domain/data/GeneratorFile.js"
+export { EDM_GENERATOR_FORMAT, SID_GENERATOR_FORMAT } from "../../../domain/data/GeneratorFile.js"
 
 /**
  * Format tag of an exported EDM generator file (the format every export had before the sid-ts format existed).

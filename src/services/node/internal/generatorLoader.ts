@@ -8,11 +8,11 @@
  */
 import { readFile } from "node:fs/promises"
 import { Effect, Schema, type Scope } from "effect"
-import { decodeGeneratorFile, GeneratorFileError } from "../../domain/data/GeneratorFile.js"
-import { oneStepGenerator, type OneStepGenerator } from "../../domain/sid/OneStep.js"
-import { type Engine, withEngineEffect } from "../../engine/Engine.js"
+import { decodeGeneratorFile, GeneratorFileError } from "../../../domain/data/GeneratorFile.js"
+import { oneStepGenerator, type OneStepGenerator } from "../../../domain/sid/OneStep.js"
+import { type Engine, withEngineEffect } from "../../../engine/Engine.js"
 
-export type { GeneratorProvenance, OneStepGenerator } from "../../domain/sid/OneStep.js"
+export type { GeneratorProvenance, OneStepGenerator } from "../../../domain/sid/OneStep.js"
 
 /**
  * The generator file does not exist or cannot be read.

@@ -4,8 +4,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
-import type { Parameters } from "../domain/nn/Parameters.js"
-import type { NamedArray } from "../domain/data/Safetensors.js"
+import type { Parameters } from "../nn/Parameters.js"
+import type { NamedArray } from "./Safetensors.js"
 
 /** Reads every tensor (prefixing its name) into named arrays, in name order. */
 export const toNamedArrays = (params: Parameters, prefix = ""): Array<readonly [string, NamedArray]> =>

@@ -14,7 +14,8 @@
  * manifest names. In `best/`, `best.json` is written last and commits the new best. A crash can leave temp files and
  * weights no manifest names; `recover` removes them. Older checkpoints are pruned after a save.
  *
- * The logic is generic in the manifest ({@link directoryStore}, {@link memoryStore}): any manifest schema with a step,
+ * The manifest types and the service are in the portable `services/CheckpointStore.ts`; these stores read and write
+ * through Node (`node:fs`, `node:crypto`). The logic is generic in the manifest ({@link directoryStore}, {@link memoryStore}): any manifest schema with a step,
  * the weights file's name and checksum and a table of tensor shapes can be stored. Distillation
  * ({@link layerDirectory}, {@link layerMemory}) and teacher training (`TeacherCheckpointStore`) use it with their own
  * manifests (docs/algorithm.md §9.3). The memory store runs the same logic over an in-memory file table, so it behaves alike.
@@ -26,7 +27,7 @@ import { createReadStream } from "node:fs"
 import { open, readdir, readFile, rm } from "node:fs/promises"
 import { join, posix } from "node:path"
 import { Effect, Either, Option, Schema } from "effect"
-import { decodeSafetensors, encodeSafetensors } from "../../domain/data/Safetensors.js"
+import { decodeSafetensors, encodeSafetensors } from "../../../domain/data/Safetensors.js"
 import {
   BEST_FORMAT,
   type BestOutcome,
@@ -34,72 +35,17 @@ import {
   CheckpointEntry,
   CheckpointError,
   type CheckpointStatus,
-  type CheckpointStoreOf,
   DEFAULT_KEEP,
   KeepCount,
   type ScoreOffer,
-  type StoredCheckpoint
-} from "../CheckpointStore.js"
-import { AtomicWriteError, errorCode, isTempFileName, writeFailureAdvice, writeFileAtomic } from "../../platform/AtomicFile.js"
+  type Store,
+  type StoredCheckpoint,
+  type StoredManifest,
+  type StoreFormat,
+  type StoreOptions
+} from "../../CheckpointStore.js"
+import { AtomicWriteError, errorCode, isTempFileName, writeFailureAdvice, writeFileAtomic } from "../../../platform/AtomicFile.js"
 
-
-/**
- * The fields of a manifest that the store itself fills in and checks (docs/algorithm.md §9.3).
- *
- * @since 0.1.0
- * @category models
- */
-export interface StoredFiles {
-  /** File name of the weights, relative to the manifest. */
-  readonly weightsFile: string
-  /** SHA-256 of the weights file, hex. */
-  readonly weightsSha256: string
-  /** Shape of every stored tensor, by name. */
-  readonly tensors: { readonly [name: string]: ReadonlyArray<number> }
-}
-
-/**
- * What every stored manifest has: its step and the {@link StoredFiles} fields.
- *
- * @since 0.1.0
- * @category models
- */
-export interface StoredManifest extends StoredFiles {
-  readonly step: number
-}
-
-/**
- * A store of checkpoints with manifests of type `M` (see `CheckpointStoreOf` for the contract).
- *
- * @since 0.1.0
- * @category models
- */
-export type Store<M> = CheckpointStoreOf<M>
-
-/**
- * How a kind of checkpoint is stored: its manifest schema, how the file fields are set, the weights' format tag.
- *
- * @since 0.1.0
- * @category models
- */
-export interface StoreFormat<M extends StoredManifest, I> {
-  readonly manifest: Schema.Schema<M, I>
-  /** The manifest with the store's fields filled in. */
-  readonly withFiles: (manifest: M, files: StoredFiles) => M
-  /** The `format` metadata of the weights file. */
-  readonly weightsFormat: string
-}
-
-/**
- * Options of every store.
- *
- * @since 0.1.0
- * @category models
- */
-export interface StoreOptions {
-  /** How many of the newest checkpoints to keep besides the best one: an integer ≥ 1 (default 3). */
-  readonly keep?: number
-}
 
 /**
  * Options of a directory store.

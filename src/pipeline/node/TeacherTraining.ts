@@ -15,41 +15,41 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Option, Ref, Schema, Stream } from "effect"
-import { emaBeta } from "../domain/optim/Ema.js"
-import { unetNetwork } from "../domain/nn/Network.js"
-import { NetworkDescription } from "../domain/config/Records.js"
-import { adam, type Optimizer } from "../domain/optim/Optimizer.js"
-import { cloneParameters, countParameters, type ParameterShapes } from "../domain/nn/Parameters.js"
-import { makeStream, type StreamState, uniforms } from "../domain/data/RandomStream.js"
-import type { NamedArray } from "../domain/data/Safetensors.js"
-import type { ConfigError } from "../domain/config/ConfigError.js"
+import { emaBeta } from "../../domain/optim/Ema.js"
+import { unetNetwork } from "../../domain/nn/Network.js"
+import { NetworkDescription } from "../../domain/config/Records.js"
+import { adam, type Optimizer } from "../../domain/optim/Optimizer.js"
+import { cloneParameters, countParameters, type ParameterShapes } from "../../domain/nn/Parameters.js"
+import { makeStream, type StreamState, uniforms } from "../../domain/data/RandomStream.js"
+import type { NamedArray } from "../../domain/data/Safetensors.js"
+import type { ConfigError } from "../../domain/config/ConfigError.js"
 import {
   encodeTeacherTrainingConfig,
   learningRateAt,
   teacherConfigError,
   type TeacherTrainingConfig,
   teacherUNetSpec
-} from "../domain/config/TeacherTrainingConfig.js"
-import { writeFileAtomic } from "../platform/AtomicFile.js"
-import { denoiserStepReads } from "../services/Teacher.js"
-import { cacheOnHost, runReads } from "./HostReads.js"
-import { yieldToEventLoop } from "../engine/EventLoop.js"
-import { fromNamedArrays, toNamedArrays } from "../platform/NamedTensors.js"
-import { encodeTeacherFile } from "../services/Teacher.js"
-import { makeTrainableWeights } from "../services/TrainableWeights.js"
-import { CheckpointError } from "../services/CheckpointStore.js"
-import { Dataset } from "../services/Dataset.js"
-import type { Engine } from "../engine/Engine.js"
+} from "../../domain/config/TeacherTrainingConfig.js"
+import { writeFileAtomic } from "../../platform/AtomicFile.js"
+import { denoiserStepReads } from "../../services/Teacher.js"
+import { cacheOnHost, runReads } from "../HostReads.js"
+import { yieldToEventLoop } from "../../engine/EventLoop.js"
+import { fromNamedArrays, toNamedArrays } from "../../domain/data/NamedTensors.js"
+import { encodeTeacherFile } from "../../services/Teacher.js"
+import { makeTrainableWeights } from "../../services/TrainableWeights.js"
+import { CheckpointError } from "../../services/CheckpointStore.js"
+import { Dataset } from "../../services/Dataset.js"
+import type { Engine } from "../../engine/Engine.js"
 import {
   TEACHER_CHECKPOINT_FORMAT,
   type TeacherCheckpoint,
   TeacherCheckpointManifest,
   TeacherCheckpointStore,
   type TeacherStreams
-} from "../services/TeacherCheckpointStore.js"
-import { checkTensorGroup } from "./Checkpointing.js"
-import { addFinalCheckpoint } from "./FinalCheckpoint.js"
-import type { TrainableWeights } from "../services/TrainableWeights.js"
+} from "../../services/TeacherCheckpointStore.js"
+import { checkTensorGroup } from "../Checkpointing.js"
+import { addFinalCheckpoint } from "../FinalCheckpoint.js"
+import type { TrainableWeights } from "../../services/TrainableWeights.js"
 
 /**
  * The first element of the stream: where the run starts and what it trains.

@@ -11,9 +11,9 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
-import { type ImageSize, prepare } from "../../domain/data/Images.js"
-import { makeStream, permutation as streamPermutation } from "../../domain/data/RandomStream.js"
-import { type Engine, withEngine } from "../../engine/Engine.js"
+import { type ImageSize, prepare } from "../../../domain/data/Images.js"
+import { makeStream, permutation as streamPermutation } from "../../../domain/data/RandomStream.js"
+import { type Engine, withEngine } from "../../../engine/Engine.js"
 import { Dataset, DatasetError, type DatasetShape, type DatasetSplit } from "../Dataset.js"
 
 /**
