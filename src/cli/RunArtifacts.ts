@@ -17,6 +17,8 @@ import { writeFileAtomic } from "../platform/AtomicFile.js"
 import type { StartReport, StepReport } from "../pipeline/Distill.js"
 import { fixedLatents, generatorSamples } from "../pipeline/Evaluation.js"
 import { imageGrid } from "../report/ImageGrid.js"
+import { cacheOnHost } from "../domain/data/HostReads.js"
+import { runReadsEffect } from "../engine/HostReadsEffect.js"
 import { linePlot } from "../report/Plots.js"
 import { Generator } from "../services/node/Generator.js"
 import { SampleMetrics } from "../services/node/Metrics.js"
@@ -158,11 +160,13 @@ export const makeRunArtifacts = (options: RunArtifactsOptions): Effect.Effect<Ru
         const generator = yield* Generator
         const shape = generator.dataShape
         if (gridCount <= 0 || shape.length !== 3 || (shape[2] !== 1 && shape[2] !== 3)) return []
-        const png = yield* Effect.try(() =>
-          tf.tidy(() => {
-            const samples = generatorSamples(generator, fixedLatents(options.seed ?? 0, gridCount, shape), "ema")
-            return imageGrid(samples as tf.Tensor4D, { scale: shape[0]! < 32 ? 2 : 1 })
-          })
+        const png = yield* Effect.acquireUseRelease(
+          Effect.sync(() => tf.tidy(() => generatorSamples(generator, fixedLatents(options.seed ?? 0, gridCount, shape), "ema"))),
+          (samples) =>
+            // imageGrid reads the samples synchronously: from a host copy on an engine that reads asynchronously.
+            Effect.flatMap(runReadsEffect(() => cacheOnHost([samples]), (e) => e), () =>
+              Effect.try(() => imageGrid(samples as tf.Tensor4D, { scale: shape[0]! < 32 ? 2 : 1 }))),
+          (samples) => Effect.sync(() => samples.dispose())
         )
         const path = gridPath(options.runDir, step)
         yield* writeFileAtomic(path, png)

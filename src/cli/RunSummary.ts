@@ -117,11 +117,18 @@ export interface ClosingDraw {
   readonly evaluations: number
 }
 
-const timed = <A>(f: () => A): { readonly value: A; readonly ms: number } => {
-  const t0 = performance.now()
-  const value = f()
-  return { value, ms: Math.max(performance.now() - t0, 1e-3) }
-}
+/** Makes a tensor, reads its values (asynchronously: every engine can) and disposes it, timing all of it. */
+const timed = (make: () => tf.Tensor): Effect.Effect<{ readonly value: Float32Array; readonly ms: number }> =>
+  Effect.uninterruptible(Effect.promise(async () => {
+    const t0 = performance.now()
+    const t = make()
+    try {
+      const value = Float32Array.from(await t.data())
+      return { value, ms: Math.max(performance.now() - t0, 1e-3) }
+    } finally {
+      t.dispose()
+    }
+  }))
 
 const throughput = (samples: number, ms: number, estimated = false): Throughput => ({
   samples,
@@ -150,8 +157,8 @@ export const drawForClosing = (
       const zt = fixedLatents(seed, count, shape)
       const zg = fixedLatents(seed + 1, count, shape)
       try {
-        const t = timed(() => tf.tidy(() => teacherSamples(teacher, zt, 18)).dataSync() as Float32Array)
-        const g = timed(() => tf.tidy(() => generatorSamples(generator, zg, "ema")).dataSync() as Float32Array)
+        const t = yield* timed(() => tf.tidy(() => teacherSamples(teacher, zt, 18)))
+        const g = yield* timed(() => tf.tidy(() => generatorSamples(generator, zg, "ema")))
         return {
           teacher: t.value,
           generator: g.value,
@@ -166,10 +173,10 @@ export const drawForClosing = (
     }
     const z = fixedLatents(seed, imageCount, shape)
     try {
-      const g = timed(() => tf.tidy(() => generatorSamples(generator, z, "ema").dataSync()))
+      const g = yield* timed(() => tf.tidy(() => generatorSamples(generator, z, "ema")))
       const labelDim = teacher.weights.network.labelDim
-      const one = timed(() =>
-        tf.tidy(() => teacher.denoise(z, 1.0, labelDim > 0 ? balancedLabels(imageCount, labelDim) : undefined).dataSync())
+      const one = yield* timed(() =>
+        tf.tidy(() => teacher.denoise(z, 1.0, labelDim > 0 ? balancedLabels(imageCount, labelDim) : undefined))
       )
       return {
         teacher: new Float32Array(0),

@@ -10,6 +10,8 @@
  * @module
  */
 import { engineFlag } from "./EngineOption.js"
+import { cacheOnHost } from "../domain/data/HostReads.js"
+import { runReadsEffect } from "../engine/HostReadsEffect.js"
 import { Command, type Options } from "@effect/cli"
 import * as tf from "@tensorflow/tfjs"
 import { join } from "node:path"
@@ -257,6 +259,8 @@ const writeOutputs = (drawn: Drawn, o: Parsed): Effect.Effect<void, SampleOutput
   Effect.gen(function*() {
     const { samples } = drawn
     const shape = `[${samples.shape.join(", ")}]`
+    // The outputs read the samples synchronously: from a host copy on an engine that reads asynchronously.
+    yield* runReadsEffect(() => cacheOnHost([samples]), (e) => new SampleOutputError({ path: o.out, reason: String(e) }))
     const write = (path: string, bytes: Uint8Array) =>
       Effect.mapError(writeFileAtomic(path, bytes), (e) => new SampleOutputError({ path, reason: e.message }))
     const picture = pictureOf(samples)

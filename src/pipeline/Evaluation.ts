@@ -12,6 +12,8 @@ import * as tf from "@tensorflow/tfjs"
 import { Effect, type Scope } from "effect"
 import { type Denoiser, heunEvaluations, type HeunOptions, heunSample, heunStep } from "../domain/edm/HeunSampler.js"
 import { balancedLabels, fixedLatents } from "../domain/sid/OneStep.js"
+import { latentRenoise } from "../domain/sid/FewStep.js"
+import { cacheOnHost, runReads } from "./HostReads.js"
 import { heunSteps } from "../domain/edm/Schedule.js"
 import { yieldToEventLoop } from "../engine/EventLoop.js"
 import { Generator, type GeneratorWeights } from "../services/Generator.js"
@@ -42,13 +44,27 @@ export const generatorSamples = (
   tf.tidy(() => {
     const n = latents.shape[0] ?? 0
     const c = labels ?? labelsFor(generator.network.labelDim, n)
+    const renoise = renoiseOf(generator, latents)
     const parts: Array<tf.Tensor> = []
     for (let i = 0; i < n; i += chunk) {
       const size = Math.min(chunk, n - i)
-      parts.push(generator.generate(tf.slice(latents, i, size), weights, c === undefined ? undefined : tf.slice(c, i, size)))
+      parts.push(
+        generator.generate(tf.slice(latents, i, size), weights, c === undefined ? undefined : tf.slice(c, i, size), renoiseRows(renoise, i, size))
+      )
     }
     return parts.length === 1 ? parts[0]! : tf.concat(parts, 0)
   })
+
+/**
+ * A k-step generator's re-noise for all the latents' rows at once (`latentRenoise`: each row's from its own values),
+ * read from the latents before any chunk is sliced from them: on `webgpu` the latents' host values (fresh from
+ * `fixedLatents`, or kept by `cacheOnHost`) serve that read, a slice's would not. None for a one-step generator.
+ */
+const renoiseOf = (generator: Generator["Type"], latents: tf.Tensor): ReadonlyArray<tf.Tensor> | undefined =>
+  (generator.steps ?? 1) > 1 ? latentRenoise(latents, generator.steps!) : undefined
+
+const renoiseRows = (renoise: ReadonlyArray<tf.Tensor> | undefined, start: number, size: number) =>
+  renoise === undefined ? undefined : { renoise: renoise.map((e) => tf.slice(e, start, size)) }
 
 /**
  * Samples of the teacher's Heun sampler (N steps, 2N − 1 evaluations), in chunks of `chunk` samples; the caller owns
@@ -181,6 +197,8 @@ export const drawGeneratorSamples = (
       const made = labelsFor(generator.network.labelDim, n)
       return made === undefined ? undefined : held.add(made)
     }))
+    if ((generator.steps ?? 1) > 1) yield* Effect.promise(() => runReads(cacheOnHost([latents])))
+    const renoise = yield* Effect.sync(() => renoiseOf(generator, latents)?.map(held.add))
     const parts: Array<tf.Tensor> = []
     for (let i = 0; i < n; i += chunk) {
       const size = Math.min(chunk, n - i)
@@ -188,11 +206,17 @@ export const drawGeneratorSamples = (
       parts.push(
         yield* Effect.sync(() =>
           held.add(tf.tidy(() =>
-            generator.generate(tf.slice(latents, i, size), weights, c === undefined ? undefined : tf.slice(c, i, size))
+            generator.generate(
+              tf.slice(latents, i, size),
+              weights,
+              c === undefined ? undefined : tf.slice(c, i, size),
+              renoiseRows(renoise, i, size)
+            )
           ))
         )
       )
     }
+    for (const e of renoise ?? []) held.drop(e)
     if (labels === undefined) held.drop(c)
     return yield* concatHeld(held, parts)
   })

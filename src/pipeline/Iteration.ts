@@ -36,14 +36,18 @@ import { type GeneratorLoss, type GeneratorLossInput, nonFiniteRows } from "../d
 import type { ApplyOptions } from "../domain/nn/Network.js"
 import { FAKE_GRADIENT_CLIP, sidaFakeScoreLoss, sidaGeneratorLoss, sidaPhase, type SidaSchedule } from "../domain/sid/SidaLoss.js"
 import { broadcastPerSample } from "../domain/nn/Tensors.js"
-import { gradientStatistics } from "../domain/optim/GradientStatistics.js"
 import type { DataFreeSamplerShape, Draws } from "../services/DataFreeSampler.js"
 import type { FakeScoreShape } from "../services/FakeScore.js"
 import type { GenerateOptions, GeneratorShape } from "../services/Generator.js"
 import type { RealDataShape } from "../services/RealData.js"
 import type { TeacherShape } from "../services/Teacher.js"
-import type { ApplyGradientsOptions, StepStatistics, TrainableWeights } from "../services/TrainableWeights.js"
-import { type HostValues, read, type Reads, runAsync, runSync } from "./HostReads.js"
+import {
+  type ApplyGradientsOptions,
+  applyGradientsReads,
+  type StepStatistics,
+  type TrainableWeights
+} from "../services/TrainableWeights.js"
+import { cacheOnHost, type HostValues, read, type Reads, runAsync, runSync } from "./HostReads.js"
 
 /**
  * The services an iteration works on.
@@ -200,25 +204,12 @@ function* settleOne<A>(steps: Reads<Deferred<A>>): Reads<A> {
  * (`gradientStatistics` over the same gradients in the same order, as `applyGradients` itself measures them).
  * Host-optimiser weights measure while they read each gradient, so theirs are known at once.
  */
-const applyDeferred = (
+function* applyDeferred(
   weights: TrainableWeights,
   grads: tf.NamedTensorMap,
   options: ApplyGradientsOptions
-): Deferred<StepStatistics> => {
-  if (weights.optimizer.host !== undefined) return now(weights.applyGradients(grads, options))
-  const byName: Record<string, tf.Tensor> = {}
-  for (const [name, variable] of Object.entries(weights.variables)) {
-    const g = grads[variable.name]
-    if (g !== undefined) byName[name] = g
-  }
-  const { nonFinite: bad, norm } = gradientStatistics(byName)
-  try {
-    weights.applyGradients(grads, { ...options, statistics: { gradNorm: 0, nonFinite: 0 } })
-  } catch (error) {
-    tf.dispose([norm, bad])
-    throw error
-  }
-  return { tensors: [norm, bad], finish: ([n, b]) => ({ gradNorm: n![0]!, nonFinite: b![0]! }) }
+): Reads<Deferred<StepStatistics>> {
+  return yield* applyGradientsReads(weights, grads, options)
 }
 
 const drawnTensors = (d: Draws): Array<tf.Tensor> => [
@@ -308,10 +299,10 @@ export interface FakeUpdateResult {
  * @category utils
  */
 export const fakeScoreUpdate = (s: IterationServices, settings: IterationSettings): FakeUpdateResult =>
-  runSync(settle(fakeScoreStep(s, settings), now(undefined)))[0]
+  runSync(settleOne(fakeScoreStep(s, settings)))
 
 /** {@link fakeScoreUpdate} with its host reads deferred. */
-const fakeScoreStep = (s: IterationServices, settings: IterationSettings): Deferred<FakeUpdateResult> => {
+function* fakeScoreStep(s: IterationServices, settings: IterationSettings): Reads<Deferred<FakeUpdateResult>> {
   const n = settings.batchSize
   const draws = s.sampler.fakeStep(n)
   const train = trainMode(settings, draws)
@@ -363,7 +354,7 @@ const fakeScoreStep = (s: IterationServices, settings: IterationSettings): Defer
     })
     let stats: Deferred<StepStatistics>
     try {
-      stats = applyDeferred(s.fakeScore.weights, grads, adversarial === undefined ? {} : { clipValue: FAKE_GRADIENT_CLIP })
+      stats = yield* applyDeferred(s.fakeScore.weights, grads, adversarial === undefined ? {} : { clipValue: FAKE_GRADIENT_CLIP })
     } catch (error) {
       tf.dispose([value, ...(discriminator === undefined ? [] : [discriminator])])
       throw error
@@ -617,7 +608,7 @@ function* isolatedUpdate(
   const adversarial = result.adversarial
   let stats: Deferred<StepStatistics>
   try {
-    stats = applyDeferred(s.generator.weights, result.grads, {})
+    stats = yield* applyDeferred(s.generator.weights, result.grads, {})
   } catch (error) {
     tf.dispose([sigma, result.value, ...(adversarial === undefined ? [] : [adversarial])])
     throw error
@@ -736,7 +727,7 @@ export const iterateAsync = (s: IterationServices, settings: IterationSettings, 
   runAsync(iteration(s, settings, imagesSeen))
 
 function* iteration(s: IterationServices, settings: IterationSettings, imagesSeen: number): Reads<IterationResult> {
-  const fakeStep = fakeScoreStep(s, settings)
+  const fakeStep = yield* fakeScoreStep(s, settings)
   let genStep: Deferred<GeneratorUpdateResult> | undefined
   let beta: number
   try {
@@ -745,6 +736,7 @@ function* iteration(s: IterationServices, settings: IterationSettings, imagesSee
       ? frozenGeneratorStep(s, settings)
       : yield* isolatedUpdate(s, settings, settings.twoStageGenerator === true ? twoStagePass : fusedPass, objective)
     beta = emaBeta({ halfLifeKimg: settings.emaHalfLifeKimg, rampupRatio: settings.emaRampupRatio }, settings.batchSize, imagesSeen)
+    if (s.generator.emaInHost === true) yield* cacheOnHost(s.generator.weights.list)
     s.generator.updateEma(beta)
   } catch (error) {
     tf.dispose([...fakeStep.tensors, ...(genStep?.tensors ?? [])])

@@ -40,10 +40,19 @@ const checkInteger = (name: string, value: number, min: number): void => {
   if (!Number.isInteger(value) || value < min) throw new RangeError(`${name} must be an integer ≥ ${min}, got ${value}`)
 }
 
+/** uint8 = clip(⌊x·127.5 + 128⌋, 0, 255) in float32 arithmetic, as the engine's mul, add, floor and clip compute it. */
+const quantise = (values: ArrayLike<number>): Float32Array => {
+  const f = Math.fround
+  const out = new Float32Array(values.length)
+  for (let i = 0; i < values.length; i++) out[i] = Math.min(255, Math.max(0, Math.floor(f(f(values[i]! * 127.5) + 128))))
+  return out
+}
+
 /**
  * Encodes images [N, H, W, C] in [−1, 1] (C = 1 or 3; grayscale is replicated to RGB) as one PNG grid (RGB, 8 bit),
  * quantised with uint8 = clip(x·127.5 + 128, 0, 255) truncated (docs/algorithm.md §3). Throws a RangeError on other shapes or a
- * bad layout. The tensor is not disposed.
+ * bad layout. The tensor is not disposed; it is read synchronously (on an engine that reads only asynchronously, read
+ * it asynchronously first, e.g. with `cacheOnHost`, so the host copy serves the read).
  */
 export const imageGrid = (images: tf.Tensor4D, options: ImageGridOptions = {}): Uint8Array => {
   const [n, h, w, c] = images.shape
@@ -57,7 +66,7 @@ export const imageGrid = (images: tf.Tensor4D, options: ImageGridOptions = {}): 
   checkInteger("scale", scale, 1)
   if (options.columns !== undefined) checkInteger("columns", options.columns, 1)
   const size = gridSize(n, h, w, options)
-  const pixels = tf.tidy(() => tf.clipByValue(tf.floor(tf.add(tf.mul(images, 127.5), 128)), 0, 255).dataSync())
+  const pixels = quantise(images.dataSync())
   const png = new PNG({ width: size.width, height: size.height, colorType: 2, inputColorType: 2, inputHasAlpha: false })
   const out = Buffer.alloc(size.width * size.height * 3)
   for (let k = 0; k < n; k++) {

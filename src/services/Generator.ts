@@ -71,6 +71,11 @@ export interface GeneratorShape {
   readonly generate: (z: tf.Tensor, weights?: GeneratorWeights, labels?: tf.Tensor2D, options?: GenerateOptions) => tf.Tensor
   /** θ_ema ← β·θ_ema + (1−β)·θ (docs/algorithm.md §9.1). */
   readonly updateEma: (beta: number) => void
+  /**
+   * θ_ema lives in host memory (`GeneratorOptions.emaInHost`): `updateEma` then reads θ synchronously, so on an
+   * engine that reads only asynchronously the caller has the engine keep θ's host copies first (`cacheOnHost`).
+   */
+  readonly emaInHost?: boolean
   /** Overwrites θ_ema (from a checkpoint). */
   readonly restoreEma: (ema: Parameters) => void
 }
@@ -147,9 +152,14 @@ const engineEma = (params: Parameters) =>
 /** θ_ema in host memory: per-parameter float32 update (the ops of `emaUpdate`), tensors materialised on demand. */
 const hostEma = (params: Parameters) => {
   const names = Object.keys(params).sort()
-  const host: Record<string, Float32Array> = Object.fromEntries(
-    names.map((n) => [n, Float32Array.from(params[n]!.dataSync() as Float32Array)])
+  // Read asynchronously: every engine can (webgpu only so).
+  return Effect.flatMap(
+    Effect.promise(() => Promise.all(names.map((n) => params[n]!.data()))),
+    (values) => hostEmaOf(params, names, Object.fromEntries(names.map((n, i) => [n, Float32Array.from(values[i]!)])))
   )
+}
+
+const hostEmaOf = (params: Parameters, names: ReadonlyArray<string>, host: Record<string, Float32Array>) => {
   let cache: Record<string, tf.Tensor> | undefined
   const drop = () => {
     if (cache !== undefined) tf.dispose(Object.values(cache))
@@ -235,6 +245,7 @@ export const layer = (options: GeneratorOptions): Layer.Layer<Generator, never, 
           )
         },
         updateEma: (beta) => ema.update(weights.variables, beta),
+        emaInHost: options.emaInHost === true,
         restoreEma: (source) => ema.restore(source)
       } satisfies GeneratorShape)
     })

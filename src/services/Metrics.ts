@@ -9,8 +9,10 @@ import { Context, Schema, Effect, Layer } from "effect"
 import * as tf from "@tensorflow/tfjs"
 import { frechetDistance } from "../domain/metrics/FrechetDistance.js"
 import * as GaussianMixture from "../domain/data/GaussianMixture.js"
-import { type MmdTerms, mmdTermsByBandwidth } from "../domain/metrics/Mmd.js"
+import { type MmdTerms, mmdTermsByBandwidthReads } from "../domain/metrics/Mmd.js"
 import { type Engine, withEngine } from "../engine/Engine.js"
+import { cacheOnHost, read } from "../domain/data/HostReads.js"
+import { runReadsEffect } from "../engine/HostReadsEffect.js"
 
 /**
  * Sample-quality figures. Mixture-only and image-only figures are absent for other references.
@@ -208,36 +210,35 @@ export const layerGaussianMixture = (
                 reason: `samples must have shape [N ≥ 2, ${d}], got [${samples.shape.join(", ")}]`
               })
             }
-            const values = samples.dataSync() as Float32Array
-            if (values.some((v) => !Number.isFinite(v))) {
-              return yield* new MetricsError({ reason: "samples contain NaN or Inf (the generator diverged?)" })
-            }
             const n = samples.shape[0]!
-            return yield* Effect.try({
-              try: () => {
-                const fd = frechetDistance(samples, reference)
-                const m = Math.min(mmdSize, n, size)
-                const x = samples.slice([0, 0], [m, d])
-                const y = reference.slice([0, 0], [m, d])
-                let terms: ReadonlyArray<MmdTerms>
-                try {
-                  terms = mmdTermsByBandwidth(x, y, { bandwidth: [headline, ...others] })
-                } finally {
-                  tf.dispose([x, y])
-                }
-                return new SampleMetrics({
-                  samples: n,
-                  frechetDistance: fd,
-                  mmd: terms[0]!.unbiased,
-                  mmdByBandwidth: bandwidths.map((h) => ({
-                    bandwidth: h,
-                    mmd: h === headline ? terms[0]!.unbiased : terms[1 + others.indexOf(h)]!.unbiased
-                  })),
-                  ...shapeMetrics(mixture, values, n)
-                })
-              },
-              catch: (e) => new MetricsError({ reason: e instanceof Error ? e.message : String(e) })
-            })
+            return yield* runReadsEffect(function*() {
+              const values = (yield* read([samples]))[0]!
+              if (Array.prototype.some.call(values, (v: number) => !Number.isFinite(v))) {
+                throw new MetricsError({ reason: "samples contain NaN or Inf (the generator diverged?)" })
+              }
+              // frechetDistance reads both sets synchronously: from host copies on an engine that reads asynchronously.
+              yield* cacheOnHost([samples, reference])
+              const fd = frechetDistance(samples, reference)
+              const m = Math.min(mmdSize, n, size)
+              const x = samples.slice([0, 0], [m, d])
+              const y = reference.slice([0, 0], [m, d])
+              let terms: ReadonlyArray<MmdTerms>
+              try {
+                terms = yield* mmdTermsByBandwidthReads(x, y, { bandwidth: [headline, ...others] })
+              } finally {
+                tf.dispose([x, y])
+              }
+              return new SampleMetrics({
+                samples: n,
+                frechetDistance: fd,
+                mmd: terms[0]!.unbiased,
+                mmdByBandwidth: bandwidths.map((h) => ({
+                  bandwidth: h,
+                  mmd: h === headline ? terms[0]!.unbiased : terms[1 + others.indexOf(h)]!.unbiased
+                })),
+                ...shapeMetrics(mixture, values, n)
+              })
+            }, (e) => e instanceof MetricsError ? e : new MetricsError({ reason: e instanceof Error ? e.message : String(e) }))
           })
       })
     })

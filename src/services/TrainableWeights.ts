@@ -13,6 +13,7 @@ import { sanitizeGradients, sanitizeGradientValue } from "../domain/nn/Gradients
 import { gradientStatistics } from "../domain/optim/GradientStatistics.js"
 import { compareShapes, type Parameters, shapesMatch, shapesOf } from "../domain/nn/Parameters.js"
 import { type Engine, withEngineEffect } from "../engine/Engine.js"
+import { cacheOnHost, type HostValues, type Reads } from "../domain/data/HostReads.js"
 
 /**
  * Statistics of one optimiser step.
@@ -68,6 +69,55 @@ export interface TrainableWeights {
   readonly optimizerState: () => OptimizerState
   /** Restores parameters, optimiser slots and step count (from a checkpoint). Names and shapes must match. */
   readonly restore: (state: { readonly params: Parameters; readonly optimizer: OptimizerState }) => void
+}
+
+/**
+ * The statistics of an optimiser step whose values are still on the engine: the tensors to read (owned by the
+ * caller, who disposes them after reading) and how their values make the statistics.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface PendingStatistics {
+  readonly tensors: ReadonlyArray<tf.Tensor>
+  readonly finish: (values: HostValues) => StepStatistics
+}
+
+/**
+ * {@link TrainableWeights.applyGradients} with its host reads left to the caller, for engines that read only
+ * asynchronously (`webgpu`) and to batch a step's reads into one: weights whose optimiser state lives on the engine
+ * measure the statistics there (`gradientStatistics`, the same figures `applyGradients` reads) and return them
+ * unread; host-optimiser weights (which read every gradient and parameter) first have the engine keep host copies
+ * of them in one request ({@link cacheOnHost}), then update as `applyGradients` does. `grads` are keyed by variable
+ * name (as `tf.variableGrads` returns them). The same update as `applyGradients`.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export function* applyGradientsReads(
+  weights: TrainableWeights,
+  grads: Parameters,
+  options: Omit<ApplyGradientsOptions, "statistics"> = {}
+): Reads<PendingStatistics> {
+  if (weights.optimizer.host !== undefined) {
+    const used = weights.list.filter((v) => grads[v.name] !== undefined)
+    yield* cacheOnHost([...used.map((v) => grads[v.name]!), ...used])
+    const stats = weights.applyGradients(grads, options)
+    return { tensors: [], finish: () => stats }
+  }
+  const byName: Record<string, tf.Tensor> = {}
+  for (const [name, variable] of Object.entries(weights.variables)) {
+    const g = grads[variable.name]
+    if (g !== undefined) byName[name] = g
+  }
+  const { nonFinite: bad, norm } = gradientStatistics(byName)
+  try {
+    weights.applyGradients(grads, { ...options, statistics: { gradNorm: 0, nonFinite: 0 } })
+  } catch (error) {
+    tf.dispose([norm, bad])
+    throw error
+  }
+  return { tensors: [norm, bad], finish: ([n, b]) => ({ gradNorm: n![0]!, nonFinite: b![0]! }) }
 }
 
 /*

@@ -9,6 +9,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
+import { read, type Reads, runSync } from "../data/HostReads.js"
 import { MetricInputError } from "./Moments.js"
 
 const METRIC = "inceptionScore"
@@ -63,27 +64,50 @@ const splitScore = (p: tf.Tensor2D): tf.Scalar =>
  * @since 0.1.0
  * @category utils
  */
-export const inceptionScore = (probabilities: tf.Tensor, options: InceptionScoreOptions = {}): InceptionScore => {
+export const inceptionScore = (probabilities: tf.Tensor, options: InceptionScoreOptions = {}): InceptionScore =>
+  runSync(inceptionScoreReads(probabilities, options))
+
+/**
+ * {@link inceptionScore} as a {@link Reads} computation (for engines that read only asynchronously, e.g. `webgpu`):
+ * the validity checks in one request, every split's score in another. The same values.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export function* inceptionScoreReads(probabilities: tf.Tensor, options: InceptionScoreOptions = {}): Reads<InceptionScore> {
   const splits = options.splits ?? 1
   checkProbabilities(probabilities, splits)
   const [n, k] = probabilities.shape as [number, number]
-  const bad = tf.tidy(() => {
+  const checks = tf.tidy(() => {
     const p = probabilities as tf.Tensor2D
     const invalid = tf.logicalNot(tf.logicalAnd(tf.isFinite(p), tf.greaterEqual(p, 0)))
-    const rowError = tf.max(tf.abs(tf.sub(tf.sum(p, 1), 1)))
-    return [tf.any(invalid).dataSync()[0]!, rowError.dataSync()[0]!] as const
+    return [tf.any(invalid), tf.max(tf.abs(tf.sub(tf.sum(p, 1), 1)))]
   })
-  if (bad[0] !== 0) throw new MetricInputError(METRIC, "probabilities must be finite and ≥ 0")
-  if (!(bad[1] <= 1e-3)) throw new MetricInputError(METRIC, `rows must sum to 1 (largest deviation ${bad[1]})`)
-  const size = Math.floor(n / splits)
-  const scores: Array<number> = []
-  for (let s = 0; s < splits; s++) {
-    const start = s * size
-    const rows = s === splits - 1 ? n - start : size
-    scores.push(
-      tf.tidy(() => splitScore(tf.slice(probabilities as tf.Tensor2D, [start, 0], [rows, k])).dataSync()[0]!)
-    )
+  let bad: ReadonlyArray<ArrayLike<number>>
+  try {
+    bad = yield* read(checks)
+  } finally {
+    tf.dispose(checks)
   }
+  if (bad[0]![0] !== 0) throw new MetricInputError(METRIC, "probabilities must be finite and ≥ 0")
+  if (!(bad[1]![0]! <= 1e-3)) throw new MetricInputError(METRIC, `rows must sum to 1 (largest deviation ${bad[1]![0]})`)
+  const size = Math.floor(n / splits)
+  const perSplit = tf.tidy(() => {
+    const parts: Array<tf.Scalar> = []
+    for (let s = 0; s < splits; s++) {
+      const start = s * size
+      const rows = s === splits - 1 ? n - start : size
+      parts.push(splitScore(tf.slice(probabilities as tf.Tensor2D, [start, 0], [rows, k])))
+    }
+    return tf.stack(parts)
+  })
+  let values: ArrayLike<number>
+  try {
+    values = (yield* read([perSplit]))[0]!
+  } finally {
+    perSplit.dispose()
+  }
+  const scores = Array.from(values)
   const mean = scores.reduce((a, b) => a + b, 0) / splits
   const std = Math.sqrt(scores.reduce((a, b) => a + (b - mean) ** 2, 0) / splits)
   return { mean, std, splits: scores }
@@ -95,11 +119,20 @@ export const inceptionScore = (probabilities: tf.Tensor, options: InceptionScore
  * @since 0.1.0
  * @category utils
  */
-export const inceptionScoreFromLogits = (logits: tf.Tensor, options: InceptionScoreOptions = {}): InceptionScore => {
+export const inceptionScoreFromLogits = (logits: tf.Tensor, options: InceptionScoreOptions = {}): InceptionScore =>
+  runSync(inceptionScoreFromLogitsReads(logits, options))
+
+/**
+ * {@link inceptionScoreFromLogits} as a {@link Reads} computation. The same values.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export function* inceptionScoreFromLogitsReads(logits: tf.Tensor, options: InceptionScoreOptions = {}): Reads<InceptionScore> {
   if (logits.rank !== 2) throw new MetricInputError(METRIC, `logits must be [N, K], got shape [${logits.shape.join(", ")}]`)
   const p = tf.tidy(() => tf.softmax(logits as tf.Tensor2D))
   try {
-    return inceptionScore(p, options)
+    return yield* inceptionScoreReads(p, options)
   } finally {
     p.dispose()
   }

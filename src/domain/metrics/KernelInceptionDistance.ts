@@ -14,43 +14,54 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { MetricInputError } from "./Moments.js"
+import { read, type Reads, runSync } from "../data/HostReads.js"
 
 const METRIC = "kernelInceptionDistance"
 
 const BLOCK_ELEMENTS = 1 << 20
 
-const check = (name: string, x: tf.Tensor): void => {
+/** Whether every entry of `x` is finite: one host read of one flag. */
+function* allFinite(x: tf.Tensor): Reads<boolean> {
+  const flag = tf.tidy(() => tf.all(tf.isFinite(x)))
+  try {
+    return (yield* read([flag]))[0]![0]! !== 0
+  } finally {
+    flag.dispose()
+  }
+}
+
+function* check(name: string, x: tf.Tensor): Reads<void> {
   if (x.rank !== 2) throw new MetricInputError(METRIC, `${name} must be [N, d], got shape [${x.shape.join(", ")}]`)
   if (x.shape[0]! < 2) throw new MetricInputError(METRIC, `${name} needs at least 2 rows, got ${x.shape[0]}`)
-  if (tf.tidy(() => tf.all(tf.isFinite(x)).dataSync()[0]!) === 0) {
-    throw new MetricInputError(METRIC, `${name} has a non-finite value`)
-  }
+  if (!(yield* allFinite(x))) throw new MetricInputError(METRIC, `${name} has a non-finite value`)
 }
 
 const cube = (x: tf.Tensor): tf.Tensor => tf.mul(tf.square(x), x)
 
-/** Σ_{i,j} k(a_i, b_j) and, when `self`, the diagonal Σ_i k(a_i, a_i) to subtract. */
-const kernelSum = (a: tf.Tensor2D, b: tf.Tensor2D, self: boolean): number => {
-  const [n, d] = a.shape
-  const m = b.shape[0]
-  const step = Math.max(1, Math.floor(BLOCK_ELEMENTS / m))
-  const bT = tf.transpose(b)
-  let total = 0
-  try {
+/**
+ * Σ_{i,j} k(a_i, b_j) and, when `self`, the diagonal Σ_i k(a_i, a_i) to subtract: the row sums of every block and the
+ * diagonal, as tensors for one host read ({@link kernelTotal} adds them up).
+ */
+const kernelSum = (a: tf.Tensor2D, b: tf.Tensor2D, self: boolean): { readonly rows: tf.Tensor1D; readonly diagonal?: tf.Tensor1D } =>
+  tf.tidy(() => {
+    const [n, d] = a.shape
+    const m = b.shape[0]
+    const step = Math.max(1, Math.floor(BLOCK_ELEMENTS / m))
+    const bT = tf.transpose(b)
+    const blocks: Array<tf.Tensor1D> = []
     for (let start = 0; start < n; start += step) {
       const rows = Math.min(step, n - start)
-      const values = tf.tidy(() =>
-        tf.sum(cube(tf.add(tf.div(tf.matMul(a.slice([start, 0], [rows, d]), bT), d), 1)), 1).dataSync()
-      )
-      for (let i = 0; i < values.length; i++) total += values[i]!
+      blocks.push(tf.tidy(() => tf.sum(cube(tf.add(tf.div(tf.matMul(a.slice([start, 0], [rows, d]), bT), d), 1)), 1)))
     }
-  } finally {
-    bT.dispose()
-  }
-  if (self) {
-    const diagonal = tf.tidy(() => cube(tf.add(tf.div(tf.sum(tf.square(a), 1), d), 1)).dataSync())
-    for (let i = 0; i < diagonal.length; i++) total -= diagonal[i]!
-  }
+    const rows = (blocks.length === 1 ? blocks[0]! : tf.concat(blocks)) as tf.Tensor1D
+    return self ? { rows, diagonal: cube(tf.add(tf.div(tf.sum(tf.square(a), 1), d), 1)) as tf.Tensor1D } : { rows }
+  })
+
+/** The float64 total of a kernel sum's row sums (in order), less its diagonal. */
+const kernelTotal = (rows: ArrayLike<number>, diagonal: ArrayLike<number> | undefined): number => {
+  let total = 0
+  for (let i = 0; i < rows.length; i++) total += rows[i]!
+  if (diagonal !== undefined) for (let i = 0; i < diagonal.length; i++) total -= diagonal[i]!
   return total
 }
 
@@ -61,9 +72,18 @@ const kernelSum = (a: tf.Tensor2D, b: tf.Tensor2D, self: boolean): number => {
  * @since 0.1.0
  * @category utils
  */
-export const kernelInceptionDistance = (x: tf.Tensor, y: tf.Tensor): number => {
-  check("x", x)
-  check("y", y)
+export const kernelInceptionDistance = (x: tf.Tensor, y: tf.Tensor): number => runSync(kernelInceptionDistanceReads(x, y))
+
+/**
+ * {@link kernelInceptionDistance} as a {@link Reads} computation (for engines that read only asynchronously, e.g.
+ * `webgpu`): the finiteness of each set, then every kernel sum in one request. The same value.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export function* kernelInceptionDistanceReads(x: tf.Tensor, y: tf.Tensor): Reads<number> {
+  yield* check("x", x)
+  yield* check("y", y)
   if (x.shape[1] !== y.shape[1]) {
     throw new MetricInputError(METRIC, `x has ${x.shape[1]} features per row but y has ${y.shape[1]}`)
   }
@@ -71,8 +91,16 @@ export const kernelInceptionDistance = (x: tf.Tensor, y: tf.Tensor): number => {
   const m = y.shape[0]!
   const a = x as tf.Tensor2D
   const b = y as tf.Tensor2D
-  const kxx = kernelSum(a, a, true) / (n * (n - 1))
-  const kyy = kernelSum(b, b, true) / (m * (m - 1))
-  const kxy = kernelSum(a, b, false) / (n * m)
+  const sums = [kernelSum(a, a, true), kernelSum(b, b, true), kernelSum(a, b, false)]
+  const tensors = sums.flatMap((k) => (k.diagonal === undefined ? [k.rows] : [k.rows, k.diagonal]))
+  let values: ReadonlyArray<ArrayLike<number>>
+  try {
+    values = yield* read(tensors)
+  } finally {
+    tf.dispose(tensors)
+  }
+  const kxx = kernelTotal(values[0]!, values[1]!) / (n * (n - 1))
+  const kyy = kernelTotal(values[2]!, values[3]!) / (m * (m - 1))
+  const kxy = kernelTotal(values[4]!, undefined) / (n * m)
   return kxx + kyy - 2 * kxy
 }

@@ -19,6 +19,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { MetricInputError } from "./Moments.js"
+import { read, type Reads, runSync } from "../data/HostReads.js"
 
 const METRIC = "mmd"
 
@@ -174,13 +175,27 @@ const crossSum = (
   }
 }
 
-/** The weighted totals of the partial sums, one per bandwidth, added in float64. */
-const readTotals = (partials: Partials, bandwidths: number): Array<number> => {
-  const totals = new Array<number>(bandwidths).fill(0)
-  if (partials.length === 0) return totals
-  const values = tf.tidy(() => tf.stack(partials.map((p) => p.sum)).dataSync())
-  partials.forEach((p, i) => {
-    for (let b = 0; b < bandwidths; b++) totals[b]! += p.weight * values[i * bandwidths + b]!
+/**
+ * The weighted totals of each group of partial sums, one per bandwidth, added in float64: every partial of every
+ * group in one host read.
+ */
+function* readTotals(groups: ReadonlyArray<Partials>, bandwidths: number): Reads<Array<Array<number>>> {
+  const all = groups.flat()
+  const totals = groups.map(() => new Array<number>(bandwidths).fill(0))
+  if (all.length === 0) return totals
+  const stacked = tf.tidy(() => tf.stack(all.map((p) => p.sum)))
+  let values: ArrayLike<number>
+  try {
+    values = (yield* read([stacked]))[0]!
+  } finally {
+    stacked.dispose()
+  }
+  let i = 0
+  groups.forEach((partials, g) => {
+    for (const p of partials) {
+      for (let b = 0; b < bandwidths; b++) totals[g]![b]! += p.weight * values[i * bandwidths + b]!
+      i++
+    }
   })
   return totals
 }
@@ -199,12 +214,12 @@ const checkInputs = (x: tf.Tensor, y: tf.Tensor): { readonly n: number; readonly
 }
 
 /** Kernel sums over ordered pairs within x, within y and across, one per bandwidth (diagonals included). */
-const kernelSums = (
+function* kernelSums(
   x: tf.Tensor,
   y: tf.Tensor,
   scales: ReadonlyArray<number>,
   budget: number
-): { readonly xx: ReadonlyArray<number>; readonly yy: ReadonlyArray<number>; readonly xy: ReadonlyArray<number> } => {
+): Reads<{ readonly xx: ReadonlyArray<number>; readonly yy: ReadonlyArray<number>; readonly xy: ReadonlyArray<number> }> {
   const { m, n } = checkInputs(x, y)
   // one bandwidth: fold c = −1/(2h²) into the prepared rows; several: c = 1, the exponent is ‖a − b‖²
   const c = scales.length === 1 ? scales[0]! : 1
@@ -233,11 +248,8 @@ const kernelSums = (
     selfSum(px, scales, budget, partialsXX)
     selfSum(py, scales, budget, partialsYY)
     crossSum(px, py, scales, budget, partialsXY)
-    sums = {
-      xx: readTotals(partialsXX, scales.length),
-      yy: readTotals(partialsYY, scales.length),
-      xy: readTotals(partialsXY, scales.length)
-    }
+    const [xx, yy, xy] = yield* readTotals([partialsXX, partialsYY, partialsXY], scales.length)
+    sums = { xx: xx!, yy: yy!, xy: xy! }
   } finally {
     tf.dispose([t.xr, t.xs, t.xn, t.yr, t.ys, t.yn])
     for (const p of [...partialsXX, ...partialsYY, ...partialsXY]) p.sum.dispose()
@@ -268,7 +280,7 @@ const total = (values: ReadonlyArray<number>): number => values.reduce((a, b) =>
  */
 export const mmdTerms = (x: tf.Tensor, y: tf.Tensor, options: MmdOptions): MmdTerms => {
   const { budget, scales } = checkOptions(options)
-  const sums = kernelSums(x, y, scales, budget)
+  const sums = runSync(kernelSums(x, y, scales, budget))
   return termsOf(total(sums.xx), total(sums.yy), total(sums.xy), x.shape[0]!, y.shape[0]!, scales.length)
 }
 
@@ -280,9 +292,19 @@ export const mmdTerms = (x: tf.Tensor, y: tf.Tensor, options: MmdOptions): MmdTe
  * @since 0.2.0
  * @category utils
  */
-export const mmdTermsByBandwidth = (x: tf.Tensor, y: tf.Tensor, options: MmdOptions): ReadonlyArray<MmdTerms> => {
+export const mmdTermsByBandwidth = (x: tf.Tensor, y: tf.Tensor, options: MmdOptions): ReadonlyArray<MmdTerms> =>
+  runSync(mmdTermsByBandwidthReads(x, y, options))
+
+/**
+ * {@link mmdTermsByBandwidth} as a {@link Reads} computation: the kernel sums are read from the engine in one
+ * request (for engines that read only asynchronously, e.g. `webgpu`). The same values.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export function* mmdTermsByBandwidthReads(x: tf.Tensor, y: tf.Tensor, options: MmdOptions): Reads<ReadonlyArray<MmdTerms>> {
   const { budget, scales } = checkOptions(options)
-  const sums = kernelSums(x, y, scales, budget)
+  const sums = yield* kernelSums(x, y, scales, budget)
   return scales.map((_, b) => termsOf(sums.xx[b]!, sums.yy[b]!, sums.xy[b]!, x.shape[0]!, y.shape[0]!, 1))
 }
 

@@ -15,6 +15,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { MetricInputError } from "./Moments.js"
+import { read, type Reads, runSync } from "../data/HostReads.js"
 
 const METRIC = "precisionRecall"
 
@@ -51,9 +52,15 @@ export interface PrecisionRecall {
   readonly recall: number
 }
 
-const check = (name: string, x: tf.Tensor): void => {
+function* check(name: string, x: tf.Tensor): Reads<void> {
   if (x.rank !== 2) throw new MetricInputError(METRIC, `${name} must be [N, d], got shape [${x.shape.join(", ")}]`)
-  const finite = tf.tidy(() => tf.all(tf.isFinite(x)).dataSync()[0]!)
+  const flag = tf.tidy(() => tf.all(tf.isFinite(x)))
+  let finite: number
+  try {
+    finite = (yield* read([flag]))[0]![0]!
+  } finally {
+    flag.dispose()
+  }
   if (finite === 0) throw new MetricInputError(METRIC, `${name} has a non-finite value`)
 }
 
@@ -86,27 +93,37 @@ const squaredRadii = (x: tf.Tensor2D, k: number): tf.Tensor1D =>
     return tf.concat(parts) as tf.Tensor1D
   })
 
-/** Share of `query` rows within the ball (squared radius `radii2`) of at least one `reference` row. */
-const coverage = (query: tf.Tensor2D, reference: tf.Tensor2D, radii2: tf.Tensor1D): number => {
+/**
+ * Share of `query` rows within the ball (squared radius `radii2`) of at least one `reference` row: the count of each
+ * block of rows on the engine, all read in one request and added in order.
+ */
+function* coverage(query: tf.Tensor2D, reference: tf.Tensor2D, radii2: tf.Tensor1D): Reads<number> {
   const m = query.shape[0]
   const n = reference.shape[0]
   const step = Math.max(1, Math.floor(BLOCK_ELEMENTS / n))
-  let inside = 0
-  const refNorms = norms(reference)
-  const refT = tf.transpose(reference)
-  try {
+  const counts = tf.tidy(() => {
+    const refNorms = norms(reference)
+    const refT = tf.transpose(reference)
+    const blocks: Array<tf.Tensor> = []
     for (let start = 0; start < m; start += step) {
       const rows = Math.min(step, m - start)
-      inside += tf.tidy(() => {
+      blocks.push(tf.tidy(() => {
         const q = query.slice([start, 0], [rows, -1])
         const d2 = squaredDistances(q, norms(q), refT, refNorms)
         const margin = tf.min(tf.sub(d2, tf.reshape(radii2, [1, -1])), 1)
-        return tf.sum(tf.cast(tf.lessEqual(margin, 0), "int32")).dataSync()[0]!
-      })
+        return tf.reshape(tf.sum(tf.cast(tf.lessEqual(margin, 0), "int32")), [1])
+      }))
     }
+    return blocks.length === 1 ? blocks[0]! : tf.concat(blocks)
+  })
+  let values: ArrayLike<number>
+  try {
+    values = (yield* read([counts]))[0]!
   } finally {
-    tf.dispose([refNorms, refT])
+    counts.dispose()
   }
+  let inside = 0
+  for (let i = 0; i < values.length; i++) inside += values[i]!
   return inside / m
 }
 
@@ -117,9 +134,18 @@ const coverage = (query: tf.Tensor2D, reference: tf.Tensor2D, radii2: tf.Tensor1
  * @since 0.1.0
  * @category utils
  */
-export const nearestNeighbourRadii = (features: tf.Tensor, options: PrecisionRecallOptions = {}): tf.Tensor1D => {
+export const nearestNeighbourRadii = (features: tf.Tensor, options: PrecisionRecallOptions = {}): tf.Tensor1D =>
+  runSync(nearestNeighbourRadiiReads(features, options))
+
+/**
+ * {@link nearestNeighbourRadii} as a {@link Reads} computation (the finiteness check is its one host read).
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export function* nearestNeighbourRadiiReads(features: tf.Tensor, options: PrecisionRecallOptions = {}): Reads<tf.Tensor1D> {
   const k = options.k ?? DEFAULT_K
-  check("features", features)
+  yield* check("features", features)
   checkK(k, features.shape[0]!, "features")
   return tf.tidy(() => {
     const centred = tf.sub(features, tf.mean(features, 0, true)) as tf.Tensor2D
@@ -134,9 +160,19 @@ export const nearestNeighbourRadii = (features: tf.Tensor, options: PrecisionRec
  * @since 0.1.0
  * @category utils
  */
-export const manifoldCoverage = (query: tf.Tensor, reference: tf.Tensor, radii: tf.Tensor): number => {
-  check("query", query)
-  check("reference", reference)
+export const manifoldCoverage = (query: tf.Tensor, reference: tf.Tensor, radii: tf.Tensor): number =>
+  runSync(manifoldCoverageReads(query, reference, radii))
+
+/**
+ * {@link manifoldCoverage} as a {@link Reads} computation: the finiteness of each set, then the block counts in one
+ * request. The same value.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export function* manifoldCoverageReads(query: tf.Tensor, reference: tf.Tensor, radii: tf.Tensor): Reads<number> {
+  yield* check("query", query)
+  yield* check("reference", reference)
   if (query.shape[1] !== reference.shape[1]) {
     throw new MetricInputError(METRIC, `query has ${query.shape[1]} features per row but reference has ${reference.shape[1]}`)
   }
@@ -148,7 +184,7 @@ export const manifoldCoverage = (query: tf.Tensor, reference: tf.Tensor, radii: 
     return [tf.sub(query, centre), tf.sub(reference, centre), tf.square(radii)] as const
   })
   try {
-    return coverage(centred[0] as tf.Tensor2D, centred[1] as tf.Tensor2D, centred[2] as tf.Tensor1D)
+    return yield* coverage(centred[0] as tf.Tensor2D, centred[1] as tf.Tensor2D, centred[2] as tf.Tensor1D)
   } finally {
     tf.dispose([...centred])
   }
@@ -165,10 +201,22 @@ export const precisionRecall = (
   real: tf.Tensor,
   generated: tf.Tensor,
   options: PrecisionRecallOptions = {}
-): PrecisionRecall => {
+): PrecisionRecall => runSync(precisionRecallReads(real, generated, options))
+
+/**
+ * {@link precisionRecall} as a {@link Reads} computation. The same values.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export function* precisionRecallReads(
+  real: tf.Tensor,
+  generated: tf.Tensor,
+  options: PrecisionRecallOptions = {}
+): Reads<PrecisionRecall> {
   const k = options.k ?? DEFAULT_K
-  check("real", real)
-  check("generated", generated)
+  yield* check("real", real)
+  yield* check("generated", generated)
   if (real.shape[1] !== generated.shape[1]) {
     throw new MetricInputError(METRIC, `real has ${real.shape[1]} features per row but generated has ${generated.shape[1]}`)
   }
@@ -182,7 +230,8 @@ export const precisionRecall = (
     const realRadii2 = squaredRadii(r, k)
     const genRadii2 = squaredRadii(g, k)
     try {
-      return { precision: coverage(g, r, realRadii2), recall: coverage(r, g, genRadii2) }
+      const precision = yield* coverage(g, r, realRadii2)
+      return { precision, recall: yield* coverage(r, g, genRadii2) }
     } finally {
       tf.dispose([realRadii2, genRadii2])
     }

@@ -16,6 +16,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
+import { read, type Reads, runSync } from "../data/HostReads.js"
 import type { Parameters } from "./Parameters.js"
 import { normalTensor } from "../data/RandomStream.js"
 
@@ -190,5 +191,19 @@ export const crossEntropy = (logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scala
  * @since 0.1.0
  * @category utils
  */
-export const accuracy = (logits: tf.Tensor2D, labels: tf.Tensor1D): number =>
-  tf.tidy(() => tf.mean(tf.cast(tf.equal(tf.argMax(logits, 1), tf.cast(labels, "int32")), "float32")).dataSync()[0]!)
+export const accuracy = (logits: tf.Tensor2D, labels: tf.Tensor1D): number => runSync(accuracyReads(logits, labels))
+
+/**
+ * {@link accuracy} as a {@link Reads} computation (one host read of the mean). The same value.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export function* accuracyReads(logits: tf.Tensor2D, labels: tf.Tensor1D): Reads<number> {
+  const mean = tf.tidy(() => tf.mean(tf.cast(tf.equal(tf.argMax(logits, 1), tf.cast(labels, "int32")), "float32")))
+  try {
+    return (yield* read([mean]))[0]![0]!
+  } finally {
+    mean.dispose()
+  }
+}

@@ -31,7 +31,8 @@ import {
   teacherUNetSpec
 } from "../../domain/config/TeacherTrainingConfig.js"
 import { writeFileAtomic } from "../../platform/AtomicFile.js"
-import { denoiserStep } from "../../services/Teacher.js"
+import { denoiserStepReads } from "../../services/Teacher.js"
+import { cacheOnHost, runReads } from "../HostReads.js"
 import { yieldToEventLoop } from "../../engine/EventLoop.js"
 import { fromNamedArrays, toNamedArrays } from "../../domain/data/NamedTensors.js"
 import { encodeTeacherFile } from "../../services/Teacher.js"
@@ -281,6 +282,14 @@ export const trainTeacher = (
       }
       const save = Effect.gen(function*() {
         const p = yield* Ref.get(progress)
+        // On an engine that reads only asynchronously, the capture's synchronous reads are served from host copies.
+        yield* Effect.promise(() =>
+          runReads(cacheOnHost([
+            ...weights.list,
+            ...Object.values(weights.optimizerState().slots).flatMap((slot) => Object.values(slot)),
+            ...Object.values(ema)
+          ]))
+        )
         const { checkpoint, teacherBytes } = yield* Effect.sync(() => capture(p))
         yield* store.save(checkpoint)
         if (options.teacherFile !== undefined && teacherBytes !== undefined) {
@@ -299,7 +308,7 @@ export const trainTeacher = (
           const began = performance.now()
           const beta = emaBeta(emaConfig, config.batchSize, p.imagesSeen)
           const learningRate = learningRateAt(config, p.imagesSeen)
-          const r = yield* Effect.sync(() => {
+          const r = yield* Effect.uninterruptible(Effect.promise(async () => {
             const drawn = drawIndices(streams.data, config.batchSize, trainSize)
             const { labels, x0 } = tf.tidy(() => {
               const idx = tf.tensor1d(drawn.indices, "int32")
@@ -309,7 +318,7 @@ export const trainTeacher = (
               }
             })
             try {
-              const step = denoiserStep({
+              const step = await runReads(denoiserStepReads({
                 network,
                 weights,
                 ema,
@@ -320,13 +329,13 @@ export const trainTeacher = (
                 sigmaData: config.sigmaData,
                 pMean: config.pMean,
                 pStd: config.pStd
-              })
+              }))
               streams = { data: drawn.state, sigma: step.streams.sigma, noise: step.streams.noise }
               return step
             } finally {
               tf.dispose(labels === undefined ? [x0] : [x0, labels])
             }
-          })
+          }))
           const ms = performance.now() - began
           const next = { step: p.step + 1, imagesSeen: p.imagesSeen + config.batchSize }
           yield* Ref.set(progress, next)

@@ -24,7 +24,8 @@ import { logNormalSigma } from "../../domain/edm/Schedule.js"
 import type { Engine } from "../../engine/Engine.js"
 import type { TrainableWeights } from "../TrainableWeights.js"
 import { yieldToEventLoop } from "../../engine/EventLoop.js"
-import { makeTrainableWeights } from "../TrainableWeights.js"
+import { applyGradientsReads, makeTrainableWeights } from "../TrainableWeights.js"
+import { read, type Reads, runReads, runSync } from "../../domain/data/HostReads.js"
 
 /**
  * The random-stream states a denoiser step draws from: the standard normals behind σ, and the noise ε (docs/algorithm.md §2.4).
@@ -87,7 +88,17 @@ export interface DenoiserStepResult {
  * @since 0.1.0
  * @category utils
  */
-export const denoiserStep = (input: DenoiserStepInput): DenoiserStepResult => {
+export const denoiserStep = (input: DenoiserStepInput): DenoiserStepResult => runSync(denoiserStepReads(input))
+
+/**
+ * {@link denoiserStep} as a {@link Reads} computation: the loss and the gradient statistics are read in one request
+ * after the update and the EMA (one read per step on an engine that reads asynchronously, e.g. with `runAsync` or
+ * `runReads`). The same values as {@link denoiserStep}.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export function* denoiserStepReads(input: DenoiserStepInput): Reads<DenoiserStepResult> {
   const { network, weights, x0 } = input
   const batch = x0.shape[0] ?? 0
   const perSample = network.dataShape.reduce((a, b) => a * b, 1)
@@ -112,17 +123,24 @@ export const denoiserStep = (input: DenoiserStepInput): DenoiserStepResult => {
       [...weights.list]
     )
   })
-  const stats = weights.applyGradients(grads)
-  tf.tidy(() => {
-    const next = emaUpdate(input.ema, weights.variables, input.emaBeta)
-    for (const [n, t] of Object.entries(input.ema)) {
-      t.dispose()
-      input.ema[n] = tf.keep(next[n]!)
-    }
-  })
-  const loss = value.dataSync()[0]!
-  tf.dispose([value, ...Object.values(grads)])
-  return { loss, gradNorm: stats.gradNorm, nonFinite: stats.nonFinite, streams: { sigma: s.state, noise: e.state } }
+  const owned: Array<tf.Tensor> = [value, ...Object.values(grads)]
+  try {
+    const pending = yield* applyGradientsReads(weights, grads)
+    owned.push(...pending.tensors)
+    tf.dispose(Object.values(grads))
+    tf.tidy(() => {
+      const next = emaUpdate(input.ema, weights.variables, input.emaBeta)
+      for (const [n, t] of Object.entries(input.ema)) {
+        t.dispose()
+        input.ema[n] = tf.keep(next[n]!)
+      }
+    })
+    const values = yield* read([value, ...pending.tensors])
+    const stats = pending.finish(values.slice(1))
+    return { loss: values[0]![0]!, gradNorm: stats.gradNorm, nonFinite: stats.nonFinite, streams: { sigma: s.state, noise: e.state } }
+  } finally {
+    tf.dispose(owned)
+  }
 }
 
 /**
@@ -194,11 +212,11 @@ const fitLoop = (options: DenoiserFitOptions, ema: Record<string, tf.Tensor>): E
     let streams: DenoiserStreams = { sigma: makeStream(options.seed, "fit.sigma"), noise: makeStream(options.seed, "fit.noise") }
     const decay = options.emaDecay ?? 0.999
     for (let step = 0; step < options.steps; step++) {
-      const loss = yield* Effect.sync(() => {
+      const loss = yield* Effect.uninterruptible(Effect.promise(async () => {
         const drawn = options.sampleData(data, options.batchSize)
         data = drawn.state
         try {
-          const r = denoiserStep({
+          const r = await runReads(denoiserStepReads({
             network,
             weights,
             ema,
@@ -207,13 +225,13 @@ const fitLoop = (options: DenoiserFitOptions, ema: Record<string, tf.Tensor>): E
             streams,
             sigmaData: options.sigmaData,
             ...(options.exactDenoiser === undefined ? {} : { exactDenoiser: options.exactDenoiser })
-          })
+          }))
           streams = r.streams
           return r.loss
         } finally {
           drawn.x.dispose()
         }
-      })
+      }))
       if (options.onProgress !== undefined && (step % (options.reportEvery ?? 100) === 0 || step === options.steps - 1)) {
         options.onProgress(step, loss)
       }

@@ -13,10 +13,12 @@
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
 import { frechetDistance } from "../../domain/metrics/FrechetDistance.js"
-import { inceptionScoreFromLogits } from "../../domain/metrics/InceptionScore.js"
-import { kernelInceptionDistance } from "../../domain/metrics/KernelInceptionDistance.js"
-import { accuracy } from "../../domain/nn/LeNet.js"
-import { DEFAULT_K, manifoldCoverage, nearestNeighbourRadii } from "../../domain/metrics/PrecisionRecall.js"
+import { inceptionScoreFromLogitsReads } from "../../domain/metrics/InceptionScore.js"
+import { kernelInceptionDistanceReads } from "../../domain/metrics/KernelInceptionDistance.js"
+import { accuracyReads } from "../../domain/nn/LeNet.js"
+import { DEFAULT_K, manifoldCoverageReads, nearestNeighbourRadiiReads } from "../../domain/metrics/PrecisionRecall.js"
+import { cacheOnHost, read, type Reads, runSync } from "../../domain/data/HostReads.js"
+import { runReadsEffect } from "../../engine/HostReadsEffect.js"
 import { Dataset } from "../Dataset.js"
 import { type Engine, withEngine } from "../../engine/Engine.js"
 import {
@@ -78,10 +80,20 @@ export const validateImages = (
         })
       )
     }
-    const finite = tf.tidy(() => tf.all(tf.isFinite(samples)).dataSync()[0]!)
-    return finite === 0
-      ? Effect.fail(new MetricsError({ reason: "samples contain NaN or Inf (the generator diverged?)" }))
-      : Effect.succeed(samples as tf.Tensor4D)
+    return Effect.flatMap(
+      runReadsEffect(function*() {
+        const flag = tf.tidy(() => tf.all(tf.isFinite(samples)))
+        try {
+          return (yield* read([flag]))[0]![0]!
+        } finally {
+          flag.dispose()
+        }
+      }, metricsError),
+      (finite) =>
+        finite === 0
+          ? Effect.fail(new MetricsError({ reason: "samples contain NaN or Inf (the generator diverged?)" }))
+          : Effect.succeed(samples as tf.Tensor4D)
+    )
   })
 
 /**
@@ -98,22 +110,24 @@ export const makeReference = (
   k: number = DEFAULT_K
 ): Effect.Effect<Reference, MetricsError> =>
   Effect.flatMap(Effect.mapError(extractor.extract(images), fromExtractor), (extracted) =>
-    Effect.try({
-      try: (): Reference => {
+    runReadsEffect(function*(): Reads<Reference> {
+      try {
+        const radii = yield* nearestNeighbourRadiiReads(extracted.features, { k })
         try {
-          const radii = nearestNeighbourRadii(extracted.features, { k })
           return labels !== undefined && extracted.logits !== undefined
-            ? { features: extracted.features, radii, classifierAccuracy: accuracy(extracted.logits, labels) }
+            ? { features: extracted.features, radii, classifierAccuracy: yield* accuracyReads(extracted.logits, labels) }
             : { features: extracted.features, radii }
         } catch (e) {
-          extracted.features.dispose()
+          radii.dispose()
           throw e
-        } finally {
-          extracted.logits?.dispose()
         }
-      },
-      catch: metricsError
-    }))
+      } catch (e) {
+        extracted.features.dispose()
+        throw e
+      } finally {
+        extracted.logits?.dispose()
+      }
+    }, metricsError))
 
 /**
  * The figures of samples' features/logits against a reference (docs/algorithm.md §11). Pure; nothing is disposed.
@@ -126,19 +140,37 @@ export const featureMetrics = (
   features: tf.Tensor2D,
   logits: tf.Tensor2D | undefined,
   options: ImageMetricsOptions = {}
-): SampleMetrics => {
+): SampleMetrics => runSync(featureMetricsReads(reference, features, logits, options))
+
+/**
+ * {@link featureMetrics} as a {@link Reads} computation, for engines that read only asynchronously (`webgpu`). The
+ * same figures.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export function* featureMetricsReads(
+  reference: Reference,
+  features: tf.Tensor2D,
+  logits: tf.Tensor2D | undefined,
+  options: ImageMetricsOptions = {}
+): Reads<SampleMetrics> {
   const k = options.k ?? DEFAULT_K
+  // frechetDistance reads both sets synchronously: from host copies on an engine that reads asynchronously.
+  yield* cacheOnHost([features, reference.features])
   const fid = frechetDistance(features, reference.features)
-  const kid = kernelInceptionDistance(features, reference.features)
-  const precision = manifoldCoverage(features, reference.features, reference.radii)
-  const ownRadii = nearestNeighbourRadii(features, { k })
+  const kid = yield* kernelInceptionDistanceReads(features, reference.features)
+  const precision = yield* manifoldCoverageReads(features, reference.features, reference.radii)
+  const ownRadii = yield* nearestNeighbourRadiiReads(features, { k })
   let recall: number
   try {
-    recall = manifoldCoverage(reference.features, features, ownRadii)
+    recall = yield* manifoldCoverageReads(reference.features, features, ownRadii)
   } finally {
     ownRadii.dispose()
   }
-  const inceptionScore = logits === undefined ? undefined : inceptionScoreFromLogits(logits, { splits: options.splits ?? 1 }).mean
+  const inceptionScore = logits === undefined
+    ? undefined
+    : (yield* inceptionScoreFromLogitsReads(logits, { splits: options.splits ?? 1 })).mean
   return new SampleMetrics({
     samples: features.shape[0],
     frechetDistance: fid,
@@ -167,10 +199,7 @@ export const evaluateAgainst = (
   Effect.gen(function*() {
     const images = yield* validateImages(samples, imageShape, options.k ?? DEFAULT_K)
     const extracted = yield* Effect.mapError(extractor.extract(images), fromExtractor)
-    return yield* Effect.try({
-      try: () => featureMetrics(reference, extracted.features, extracted.logits, options),
-      catch: metricsError
-    }).pipe(
+    return yield* runReadsEffect(() => featureMetricsReads(reference, extracted.features, extracted.logits, options), metricsError).pipe(
       Effect.ensuring(Effect.sync(() => {
         extracted.features.dispose()
         extracted.logits?.dispose()
