@@ -3,9 +3,14 @@
  * in the web demo (Chromium, the page's engine: wasm, threaded where the page gets threads) beside Node (the `wasm`
  * engine, same config, same composition) on the same machine, one after the other.
  *
- *   npm run bench:web [-- --steps 300 --skip-build --threads N --out file.json]
+ *   npm run bench:web [-- --steps 300 --skip-build --threads N --engine auto|wasm|webgpu --out file.json]
  *
  * Writes bench/results/web-<date>.json. Needs Debian's chromium (see test/support/webDemo.ts).
+ *
+ * `--target` measures the issue's target instead: the real demo page, its defaults (ring8, exact teacher), started and
+ * left running; every FD the page reports (every 100 iterations) is recorded against the wall time since Start, until
+ * FD ≤ the teacher's Heun-35 FD or `--limit` seconds (default 300). The load average is recorded at start and end
+ * (the machine is shared). Writes bench/results/web-target-<date>.json.
  *
  * @module
  */
@@ -91,6 +96,79 @@ const inNode = async () => {
   )
   const ms = Chunk.toReadonlyArray(reports).flatMap((r) => (r instanceof StepReport ? [r.iterationMs] : []))
   return { engine: "wasm (Node, 1 thread)", threads: 1, ...summary(ms) }
+}
+
+/** The demo with its defaults until FD ≤ the teacher's or `limit` seconds: FD against wall time and iterations. */
+const target = async () => {
+  const missing = chromiumMissing()
+  if (missing !== undefined) throw new Error(missing)
+  const limit = Number(option("limit") ?? 300)
+  if (!flag("skip-build")) {
+    log("building the demo…")
+    await buildDemo(dist)
+  }
+  const server = await serveDemo(dist)
+  const browser = await launchChromium()
+  const loadAtStart = loadavg().map((x) => Math.round(x * 100) / 100)
+  try {
+    const page = await browser.newPage()
+    await page.goto(server.url)
+    await page.evaluate(() => localStorage.clear())
+    const settings = Object.fromEntries(
+      await Promise.all(["alpha", "tmax", "lr", "steps", "teacher", "preset"].map(async (id) => [id, await page.inputValue(`#${id}`)] as const))
+    )
+    const began = Date.now()
+    await page.click("#start")
+    const trace: Array<{ readonly seconds: number; readonly step: number; readonly fd: number }> = []
+    let teacherFd = Number.NaN
+    let teacherAtS = Number.NaN
+    let reached: { readonly seconds: number; readonly step: number; readonly fd: number } | undefined
+    while (reached === undefined && Date.now() - began < limit * 1000) {
+      await page.waitForTimeout(500)
+      const d = await page.evaluate(() => ({ ...document.body.dataset }))
+      const seconds = (Date.now() - began) / 1000
+      if (d["state"] === "error") throw new Error(`the page failed: ${await page.textContent("#message")}`)
+      if (Number.isNaN(teacherFd) && d["teacherFd"] !== undefined) {
+        teacherFd = Number(d["teacherFd"])
+        teacherAtS = seconds
+        log(`teacher Heun-35 FD ${teacherFd.toExponential(3)} at ${seconds.toFixed(1)} s`)
+      }
+      const step = Number(d["fdStep"] ?? Number.NaN)
+      if (Number.isFinite(step) && step !== trace.at(-1)?.step) {
+        const point = { seconds, step, fd: Number(d["fd"]) }
+        trace.push(point)
+        log(`step ${step}: FD ${point.fd.toExponential(3)} at ${seconds.toFixed(1)} s`)
+        if (point.fd <= teacherFd) reached = point
+      }
+      if (d["state"] === "done") break
+    }
+    return {
+      settings,
+      engine: await page.textContent("#engine-info"),
+      teacherFd,
+      teacherReadyAfterSeconds: teacherAtS,
+      limitSeconds: limit,
+      reached: reached ?? null,
+      trace,
+      loadAverage: { atStart: loadAtStart, atEnd: loadavg().map((x) => Math.round(x * 100) / 100) }
+    }
+  } finally {
+    await browser.close()
+    await server.close()
+  }
+}
+
+if (flag("target")) {
+  const measured = await target()
+  const targetReport = {
+    date: new Date().toISOString(),
+    what: "the web demo (defaults, ring8, exact teacher) in headless Chromium: the EMA generator's FD against wall time " +
+      "since Start, until FD <= the teacher's Heun-35 FD or the limit; the machine has 2 cores and is shared",
+    machine: { cores: 2 },
+    ...measured
+  }
+  writeReport("web-target", targetReport)
+  process.exit(0)
 }
 
 log(`page: ${steps} iterations…`)

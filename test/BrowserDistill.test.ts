@@ -12,6 +12,9 @@ import { ring } from "../src/domain/data/GaussianMixture.js"
 import { distill, StepReport } from "../src/pipeline/Distill.js"
 import { CheckpointStore } from "../src/services/CheckpointStore.js"
 import { Generator } from "../src/services/Generator.js"
+import { serveLibraryPage } from "./support/libraryPage.js"
+import type { PageCheck } from "./support/webGpuPage.js"
+import { chromiumMissing, launchChromium } from "./support/webDemo.js"
 
 /**
  * Bare module specifiers reachable from a source file through its runtime imports and re-exports, static and
@@ -165,4 +168,76 @@ describe("sid-ts/browser/distill", () => {
     const refused = await Effect.runPromise(Effect.flip(Layer.build(sida).pipe(Effect.scoped, Effect.provide(engineLayer("cpu")))))
     expect(refused.message).toMatch(/does not support SiDA/)
   })
+})
+
+/** Relative L2 distance of `got` from `want`. */
+const relativeL2 = (got: ReadonlyArray<number>, want: ReadonlyArray<number>): number => {
+  let d = 0
+  let n = 0
+  for (let i = 0; i < want.length; i++) {
+    d += (got[i]! - want[i]!) ** 2
+    n += want[i]! ** 2
+  }
+  return Math.sqrt(d / Math.max(n, 1e-30))
+}
+
+// Page-side globals inside `page.evaluate` callbacks (this file compiles without the DOM lib).
+declare const navigator: { gpu?: { requestAdapter(): Promise<{ info?: Record<string, string | boolean | undefined> } | null> } }
+
+const chromium = chromiumMissing()
+if (chromium !== undefined) console.log(`BrowserDistill: the page's webgpu engine check is skipped: ${chromium}`)
+
+describe.skipIf(chromium !== undefined)("sid-ts/browser's webgpu engine in Chromium (a software adapter where there is no GPU)", () => {
+  /** Tolerance of the kernels against the page's wasm engine (float32 on both; different summation orders). */
+  const TOLERANCE = 1e-5
+
+  it("installs the project's WebGPU kernels: addN of 12 inputs, Adam and GroupNorm (+ SiLU, gradient) equal the wasm engine's, and 3 ring8 SiD iterations give finite losses", async (ctx) => {
+    const server = await serveLibraryPage()
+    const browser = await launchChromium(true)
+    try {
+      const page = await browser.newPage()
+      await page.goto(server.url)
+      const adapter = await page.evaluate(async () => {
+        if (navigator.gpu === undefined) return "none: this Chromium has no navigator.gpu"
+        const a = await navigator.gpu.requestAdapter()
+        if (a === null) return "none: navigator.gpu.requestAdapter() returned null"
+        const info = a.info ?? {}
+        return ["vendor", "architecture", "device", "description", "isFallbackAdapter"].map((k) => `${k}: ${String(info[k])}`).join(", ")
+      })
+      console.log(`BrowserDistill: Chromium's WebGPU adapter: ${adapter}`)
+      if (adapter.startsWith("none:")) return ctx.skip()
+      await page.waitForFunction(() => "sidCheck" in globalThis)
+      const run = (engine: "webgpu" | "wasm", iterations: number) =>
+        page.evaluate(
+          ([e, n]) => (globalThis as unknown as { sidCheck: (e: string, n: number) => Promise<PageCheck> }).sidCheck(e, n),
+          [engine, iterations] as const
+        )
+      const gpu = await run("webgpu", 3)
+      const wasm = await run("wasm", 0)
+      console.log(`BrowserDistill: page engine ${gpu.engine} on "${gpu.adapter}", patched kernels: ${gpu.patchedKernels.join(", ")}`)
+      expect(gpu.engine).toMatch(/^webgpu \(backend webgpu\)/)
+      expect(wasm.engine).toMatch(/^wasm \(backend wasm\)/)
+      const sums = Array.from({ length: 16 }, (_, i) =>
+        Array.from({ length: gpu.addNInputs }, (_, k) => Math.fround(Math.sin(1.7 * i + k) * (1 + (i % 5) / 4))).reduce((a, b) => a + b, 0))
+      expect(relativeL2(gpu.addN, sums)).toBeLessThan(TOLERANCE)
+      expect(gpu.patchedKernels).toEqual(expect.arrayContaining(["webgpu/AddN", "webgpu/SidAdam", "webgpu/SidGroupNorm", "webgpu/SidGroupNormGrad"]))
+      const measured = {
+        addN: relativeL2(gpu.addN, wasm.addN),
+        adamParams: relativeL2(gpu.adam.params, wasm.adam.params),
+        adamM: relativeL2(gpu.adam.m, wasm.adam.m),
+        adamV: relativeL2(gpu.adam.v, wasm.adam.v),
+        groupNorm: relativeL2(gpu.groupNorm, wasm.groupNorm),
+        groupNormGrad: relativeL2(gpu.groupNormGrad, wasm.groupNormGrad)
+      }
+      console.log(`BrowserDistill: webgpu vs wasm in the page, relative L2: ${JSON.stringify(measured)}`)
+      for (const value of Object.values(measured)) expect(value).toBeLessThan(TOLERANCE)
+      console.log(`BrowserDistill: 3 SiD iterations on webgpu: ${JSON.stringify(gpu.losses)}`)
+      expect(gpu.losses).toHaveLength(3)
+      expect(gpu.losses.every((l) => Number.isFinite(l.fake) && Number.isFinite(l.generator))).toBe(true)
+      expect([gpu.tensorsLeaked, wasm.tensorsLeaked]).toEqual([0, 0])
+    } finally {
+      await browser.close()
+      await server.close()
+    }
+  }, 300_000)
 })

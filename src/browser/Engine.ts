@@ -7,12 +7,27 @@
  * A page runs one engine: build one of these layers once (e.g. in the worker that trains) and keep it. Releasing the
  * layer restores the replaced kernels and the previous backend.
  *
+ * `webgpu` is built as Node's `webgpu` engine is (`engine/WebGpuDevice.ts`): the engine requests the device itself with
+ * the adapter's limits (storage buffers per shader included), registers TF.js's WebGPU backend on it with the
+ * project's kernels (chunked `AddN`, fused Adam, fused GroupNorm (+ SiLU) and its gradient), and watches the device:
+ * an uncaptured device error or a device loss fails the next host read with `WebGpuDeviceError` / `WebGpuDeviceLost`
+ * instead of returning a result computed by failed work. Releasing it restores the kernels, the gradient, the
+ * previous `webgpu` backend registration and backend, and destroys the device.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer, Option, type Scope } from "effect"
 import { cpuPatches, install, type KernelPatch, labels, wasmPatches } from "../engine/kernels/Patches.js"
 import { Engine, EngineFacts, EngineInitFailed, EnginePackageNotInstalled } from "../engine/Engine.js"
+import {
+  guardReads,
+  installWebGpuKernels,
+  requiredLimits,
+  watchDevice,
+  type WatchedDevice,
+  webGpuPatches
+} from "../engine/WebGpuDevice.js"
 
 /**
  * The engines a page can run.
@@ -70,9 +85,14 @@ interface GpuAdapterInfo {
   readonly device?: string
   readonly description?: string
 }
+interface GpuDevice extends WatchedDevice {
+  readonly destroy: () => void
+}
 interface GpuAdapter {
   readonly info?: GpuAdapterInfo
   readonly requestAdapterInfo?: () => Promise<GpuAdapterInfo>
+  readonly limits?: object
+  readonly requestDevice?: (descriptor?: { requiredLimits?: Record<string, number> }) => Promise<GpuDevice>
 }
 interface GpuNavigator {
   readonly gpu?: { readonly requestAdapter: (options?: unknown) => Promise<GpuAdapter | null> }
@@ -192,25 +212,80 @@ const buildCpu = Effect.gen(function*() {
   return { service: facts(false, 1, false, cpuPatches), info: { name: "cpu" as const } }
 })
 
+const adapterWords = async (adapter: GpuAdapter): Promise<string> => {
+  const info = adapter.info ?? (adapter.requestAdapterInfo === undefined ? {} : await adapter.requestAdapterInfo())
+  const words = [info.vendor, info.architecture, info.device, info.description].filter((w) => w !== undefined && w !== "")
+  return words.length === 0 ? "unnamed adapter" : words.join(" ")
+}
+
+type BackendClass = new(device: GpuDevice, adapterInfo: unknown) => tf.KernelBackend
+
+const noAdapter = (detail: string) => new EngineInitFailed({ engine: "webgpu", detail, cause: null })
+
+/** Registers `factory` as the `webgpu` backend for the scope, restoring the registration it replaces on release. */
+const registerWebGpu = (factory: () => tf.KernelBackend) =>
+  Effect.acquireRelease(
+    Effect.try({
+      try: () => {
+        const previous = tf.findBackendFactory("webgpu") ?? undefined
+        if (previous !== undefined) tf.removeBackend("webgpu")
+        tf.registerBackend("webgpu", factory, 0)
+        return previous
+      },
+      catch: initFailed("webgpu", "registering the webgpu backend failed")
+    }),
+    (previous) =>
+      Effect.sync(() => {
+        if (tf.findBackendFactory("webgpu") != null) tf.removeBackend("webgpu")
+        if (previous !== undefined) tf.registerBackend("webgpu", previous as () => tf.KernelBackend, 0)
+      })
+  )
+
 const buildWebGpu = Effect.gen(function*() {
-  const adapter = yield* webGpuAdapter
-  if (Option.isNone(adapter)) {
-    return yield* new EngineInitFailed({
-      engine: "webgpu",
-      detail: nav()?.gpu === undefined
-        ? "this browser has no WebGPU (navigator.gpu is missing); use the wasm engine"
-        : "WebGPU gave no adapter (no usable GPU, or WebGPU is disabled); use the wasm engine",
-      cause: null
-    })
+  const gpu = nav()?.gpu
+  if (gpu === undefined) return yield* noAdapter("this browser has no WebGPU (navigator.gpu is missing); use the wasm engine")
+  const adapter = yield* Effect.tryPromise({
+    try: () => gpu.requestAdapter({ powerPreference: "high-performance" }),
+    catch: initFailed("webgpu", "navigator.gpu.requestAdapter() threw")
+  })
+  if (adapter === null || adapter.requestDevice === undefined) {
+    return yield* noAdapter("WebGPU gave no adapter (no usable GPU, or WebGPU is disabled); use the wasm engine")
   }
+  const words = yield* Effect.promise(() => adapterWords(adapter))
+  const limits = requiredLimits(adapter.limits ?? {})
+  const device = yield* Effect.tryPromise({
+    try: () => adapter.requestDevice!({ requiredLimits: limits }),
+    catch: initFailed("webgpu", "requestDevice() failed")
+  })
+  const health = watchDevice(device)
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      health.released = true
+      device.destroy()
+    })
+  )
   yield* keepBackend
-  yield* Effect.tryPromise({
+  const mod = yield* Effect.tryPromise({
     try: () => import("@tensorflow/tfjs-backend-webgpu"),
     catch: (cause) =>
       new EnginePackageNotInstalled({ engine: "webgpu", packageName: "@tensorflow/tfjs-backend-webgpu", cause })
   })
+  const Backend = mod.WebGPUBackend as unknown as BackendClass
+  yield* registerWebGpu(() => {
+    const backend = new Backend(device, adapter.info)
+    guardReads(backend, health)
+    return backend
+  })
+  const maxStorageBuffers = limits["maxStorageBuffersPerShaderStage"] ?? 8
+  yield* Effect.acquireRelease(
+    Effect.try({ try: () => installWebGpuKernels(maxStorageBuffers), catch: initFailed("webgpu", "installing kernel patches failed") }),
+    (restore) => Effect.sync(restore)
+  )
   yield* useBackend("webgpu", "webgpu")
-  return { service: facts(true, 1, true, []), info: { name: "webgpu" as const, adapter: adapter.value } }
+  return {
+    service: facts(true, 1, true, webGpuPatches(maxStorageBuffers)),
+    info: { name: "webgpu" as const, adapter: words }
+  }
 })
 
 /**

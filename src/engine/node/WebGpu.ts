@@ -28,22 +28,24 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { install, type KernelPatch, labels } from "../kernels/Patches.js"
+import { labels } from "../kernels/Patches.js"
 import { Engine, EngineFacts, EngineInitFailed, EnginePackageNotInstalled } from "../Engine.js"
-import { addNPatch } from "../kernels/webgpu/AddN.js"
-import { adamPatch } from "../kernels/webgpu/Adam.js"
-import { groupNormPatch } from "../kernels/webgpu/GroupNorm.js"
-import { groupNormGradPatch } from "../kernels/webgpu/GroupNormGrad.js"
-import { installGradients } from "../kernels/Gradients.js"
-import { groupNormGradient } from "../kernels/Native.js"
 import { WebGpuAdapterReport } from "../WebGpuAdapter.js"
+import {
+  guardReads,
+  installWebGpuKernels,
+  numericLimits,
+  requiredLimits,
+  watchDevice,
+  type WatchedDevice,
+  webGpuPatches
+} from "../WebGpuDevice.js"
 import {
   type WebGpuError,
   WebGpuDeviceError,
   WebGpuDeviceLost,
   WebGpuNoAdapter,
   WebGpuSoftwareAdapter,
-  WebGpuSyncRead,
   WebGpuVulkanMissing
 } from "../WebGpuErrors.js"
 
@@ -58,16 +60,9 @@ interface GpuAdapterInfo {
   readonly isFallbackAdapter?: boolean
 }
 
-interface GpuDeviceLostInfo {
-  readonly reason?: string
-  readonly message?: string
-}
-
 /** The part of `GPUDevice` the engine uses. */
-export interface GpuDevice {
+export interface GpuDevice extends WatchedDevice {
   readonly limits: object
-  readonly lost: Promise<GpuDeviceLostInfo>
-  readonly addEventListener: (type: "uncapturederror", listener: (event: { readonly error?: { readonly message?: string } }) => void) => void
   readonly destroy: () => void
 }
 
@@ -216,19 +211,6 @@ export const vulkanLoaderProblem = (library = "libvulkan.so.1"): string | undefi
   }
 }
 
-const numericLimits = (limits: object): Record<string, number> => {
-  const out: Record<string, number> = {}
-  // GPUSupportedLimits exposes its entries as prototype getters: walk the chain.
-  for (let o: object | null = limits; o !== null && o !== Object.prototype; o = Object.getPrototypeOf(o) as object | null) {
-    for (const key of Object.getOwnPropertyNames(o)) {
-      if (key === "constructor" || key in out) continue
-      const value = (limits as Record<string, unknown>)[key]
-      if (typeof value === "number") out[key] = value
-    }
-  }
-  return out
-}
-
 /**
  * The report of `adapter` ({@link WebGpuAdapterReport}).
  *
@@ -252,22 +234,6 @@ export const adapterReport = (
   })
 }
 
-/** The limits the engine raises on its device: the adapter's own, where they exceed WebGPU's defaults. */
-const LIMITS = [
-  "maxComputeWorkgroupStorageSize",
-  "maxComputeWorkgroupsPerDimension",
-  "maxStorageBufferBindingSize",
-  "maxBufferSize",
-  "maxComputeWorkgroupSizeX",
-  "maxComputeInvocationsPerWorkgroup",
-  "maxStorageBuffersPerShaderStage"
-] as const
-
-const requiredLimits = (adapter: GpuAdapter): Record<string, number> => {
-  const all = numericLimits(adapter.limits)
-  return Object.fromEntries(LIMITS.flatMap((k) => (all[k] === undefined ? [] : [[k, all[k]] as const])))
-}
-
 const requestAdapter = (gpu: Gpu, options: WebGpuOptions | undefined) =>
   Effect.tryPromise({
     try: () => gpu.requestAdapter({ powerPreference: options?.powerPreference ?? "high-performance" }),
@@ -287,90 +253,7 @@ const requestAdapter = (gpu: Gpu, options: WebGpuOptions | undefined) =>
     })
   )
 
-/**
- * What happened to a device: errors it raised that no read has reported yet, and whether (and why) it was lost.
- *
- * @since 0.1.0
- * @category models
- */
-export interface DeviceHealth {
-  readonly errors: Array<string>
-  lost: GpuDeviceLostInfo | undefined
-  released: boolean
-}
-
-/**
- * Fails with the first problem `health` records (loss first), clearing reported errors.
- *
- * @since 0.1.0
- * @category utils
- */
-export const checkHealth = (health: DeviceHealth): void => {
-  if (health.lost !== undefined) {
-    throw new WebGpuDeviceLost({ reason: health.lost.reason ?? "unknown", detail: health.lost.message ?? "" })
-  }
-  if (health.errors.length > 0) throw new WebGpuDeviceError({ errors: health.errors.splice(0) })
-}
-
-const watch = (device: GpuDevice): DeviceHealth => {
-  const health: DeviceHealth = { errors: [], lost: undefined, released: false }
-  device.addEventListener("uncapturederror", (event) => {
-    health.errors.push(event.error?.message ?? "unknown device error")
-  })
-  void device.lost.then((info) => {
-    if (!health.released) health.lost = { reason: info.reason ?? "unknown", message: info.message ?? "" }
-  })
-  return health
-}
-
-interface ReadingBackend {
-  read: (dataId: tf.DataId) => Promise<tf.BackendValues>
-  readSync: (dataId: tf.DataId) => tf.BackendValues
-  readonly tensorMap?: { get: (dataId: tf.DataId) => { shape?: Array<number> } | undefined }
-}
-
-/** Wraps the backend's reads: asynchronous reads fail on recorded device problems; synchronous ones are typed. */
-const guardReads = (backend: tf.KernelBackend, health: DeviceHealth): void => {
-  const be = backend as unknown as ReadingBackend
-  const read = be.read.bind(backend)
-  const readSync = be.readSync.bind(backend)
-  be.read = async (dataId) => {
-    checkHealth(health)
-    let values: tf.BackendValues
-    try {
-      values = await read(dataId)
-    } catch (error) {
-      checkHealth(health)
-      throw error
-    }
-    checkHealth(health)
-    return values
-  }
-  be.readSync = (dataId) => {
-    try {
-      return readSync(dataId)
-    } catch (error) {
-      if (error instanceof ReferenceError || /OffscreenCanvas/.test(text(error))) {
-        throw new WebGpuSyncRead({ shape: be.tensorMap?.get(dataId)?.shape ?? [] })
-      }
-      throw error
-    }
-  }
-}
-
-/**
- * The kernel patches of the `webgpu` engine for a device binding `maxStorageBuffers` storage buffers per shader:
- * the chunked `AddN`, the fused Adam update and the fused GroupNorm (+ SiLU) with its gradient kernel.
- *
- * @since 0.1.0
- * @category patches
- */
-export const webGpuPatches = (maxStorageBuffers: number): ReadonlyArray<KernelPatch> => [
-  addNPatch(maxStorageBuffers - 1),
-  adamPatch,
-  groupNormPatch,
-  groupNormGradPatch
-]
+export { checkHealth, type DeviceHealth, webGpuPatches } from "../WebGpuDevice.js"
 
 const initFailed = (detail: string) => (cause: unknown) =>
   new EngineInitFailed({ engine: "webgpu", detail: `${detail}: ${text(cause)}`, cause })
@@ -404,12 +287,12 @@ export const buildWebGpu = (options?: WebGpuOptions): Layer.Layer<Engine, Engine
       if (probe.isFallbackAdapter && !allowSoftware) {
         return yield* new WebGpuSoftwareAdapter({ description: probe.summary })
       }
-      const limits = requiredLimits(adapter)
+      const limits = requiredLimits(adapter.limits)
       const device = yield* Effect.tryPromise({
         try: () => adapter.requestDevice({ requiredLimits: limits }),
         catch: initFailed("requestDevice() failed")
       })
-      const health = watch(device)
+      const health = watchDevice(device)
       yield* Effect.addFinalizer(() =>
         Effect.sync(() => {
           health.released = true
@@ -453,13 +336,12 @@ export const buildWebGpu = (options?: WebGpuOptions): Layer.Layer<Engine, Engine
             if (tf.findBackendFactory("webgpu") != null) tf.removeBackend("webgpu")
           })
       )
-      const patches = webGpuPatches(report.limits["maxStorageBuffersPerShaderStage"] ?? 8)
+      const maxStorageBuffers = limits["maxStorageBuffersPerShaderStage"] ?? 8
+      const patches = webGpuPatches(maxStorageBuffers)
       yield* Effect.acquireRelease(
-        Effect.try({ try: () => install(patches), catch: initFailed("installing kernel patches failed") }),
+        Effect.try({ try: () => installWebGpuKernels(maxStorageBuffers), catch: initFailed("installing kernel patches failed") }),
         (restore) => Effect.sync(restore)
       )
-      // The fused GroupNorm's gradient (one SidGroupNormGrad call), as wasm-native registers it.
-      yield* Effect.acquireRelease(Effect.sync(() => installGradients([groupNormGradient])), (restore) => Effect.sync(restore))
       const ok = yield* Effect.tryPromise({
         try: () => {
           tf.env().set("PROD", true)

@@ -9,7 +9,7 @@ import type { RawKernelFunc } from "../Backend.js"
 import { type NativeAddon, type WasmHeapBackend, view } from "./Addon.js"
 import type { Shape4 } from "./Conv2D.js"
 
-import { GROUP_NORM_GRAD_KERNEL, GROUP_NORM_KERNEL, type GroupNormActivation } from "../../../domain/nn/GroupNorm.js"
+import type { GroupNormActivation } from "../../../domain/nn/GroupNorm.js"
 export interface GroupNormAttrs {
   readonly groups: number
   readonly epsilon: number
@@ -66,26 +66,4 @@ export const makeGroupNormGrad = (addon: NativeAddon): RawKernelFunc => (args) =
   return [dx, dgamma, dbeta]
 }
 
-/**
- * The gradient of the fused GroupNorm kernel: one {@link GROUP_NORM_GRAD_KERNEL} call gives dx, dγ and dβ. It runs
- * when the gradient function is called (outside the per-input scopes of the tape walk), so each input's gradient is
- * one of its outputs and the unused ones are freed with the backward pass.
- *
- * @since 0.1.0
- * @category gradients
- */
-export const groupNormGradient: tf.GradConfig = {
-  kernelName: GROUP_NORM_KERNEL,
-  inputsToSave: ["x", "gamma", "beta"],
-  outputsToSave: [false, true, true],
-  gradFunc: (dys, saved, attrs) => {
-    const [x, gamma, beta, mean, rstd] = saved
-    const dy = Array.isArray(dys) ? dys[0]! : dys
-    const [dx, dgamma, dbeta] = tf.engine().runKernel(
-      GROUP_NORM_GRAD_KERNEL,
-      { dy, x: x!, gamma: gamma!, beta: beta!, mean: mean!, rstd: rstd! },
-      attrs as unknown as tf.NamedAttrMap
-    ) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor]
-    return { x: () => dx, gamma: () => dgamma, beta: () => dbeta }
-  }
-}
+export { groupNormGradient } from "../GroupNormGradient.js"
