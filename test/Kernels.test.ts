@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { RawKernelFunc } from "../src/engine/kernels/Backend.js"
 import { cpuPatches, install, wasmPatches } from "../src/engine/kernels/Patches.js"
 import { resizeNearestNeighborGradValues } from "../src/engine/kernels/ResizeNearestNeighborGrad.js"
+import { relativeL2 } from "./support/errors.js"
 
 type Shape4 = [number, number, number, number]
 type Pad = "same" | "valid" | [[0, 0], [number, number], [number, number], [0, 0]]
@@ -27,17 +28,7 @@ const on = async <A>(backend: "wasm" | "cpu", f: () => A): Promise<A> => {
   return f()
 }
 
-/** ‖a − b‖ / ‖b‖, with ‖b‖ floored at 1e-2 so a tiny reference (cancellation in a 1-element gradient) stays stable. */
-const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  expect(a.length).toBe(b.length)
-  let num = 0
-  let den = 0
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2
-    den += b[i]! ** 2
-  }
-  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-2)
-}
+const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => relativeL2(a, b, 1e-2)
 
 const randoms = (n: number, seed: number): Float32Array => {
   let s = seed >>> 0

@@ -9,6 +9,7 @@ import * as EngineLayers from "../src/engine/node/Engine.js"
 import { loadNativeAddon, nativeAddonPath } from "../src/engine/kernels/Native.js"
 import { Engine } from "../src/engine/node/Engine.js"
 import { turn } from "./support/turn.js"
+import { relativeL2 } from "./support/errors.js"
 
 fc.configureGlobal({ asyncBeforeEach: turn })
 
@@ -20,17 +21,7 @@ const built = (() => {
   }
 })()
 
-/** ‖a − b‖ / max(‖b‖, 0.1) (the floor for sums with cancellation, as in NativeKernels.test.ts). */
-const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  expect(a.length).toBe(b.length)
-  let num = 0
-  let den = 0
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2
-    den += b[i]! ** 2
-  }
-  return Math.sqrt(num) / Math.max(Math.sqrt(den), 0.1)
-}
+const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => relativeL2(a, b, 0.1)
 
 const randoms = (n: number, seed: number, scale = 1): Float32Array => {
   let s = seed >>> 0

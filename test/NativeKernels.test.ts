@@ -18,6 +18,7 @@ import { ADAM_KERNEL, adamUpdate } from "../src/domain/optim/Adam.js"
 import { GROUP_NORM_GRAD_KERNEL, GROUP_NORM_KERNEL, groupNorm } from "../src/domain/nn/GroupNorm.js"
 import { Engine } from "../src/engine/node/Engine.js"
 import { turn } from "./support/turn.js"
+import { relativeL2 } from "./support/errors.js"
 
 // A turn of the event loop before each property case, so that vitest's worker RPC is served between cases.
 fc.configureGlobal({ asyncBeforeEach: turn })
@@ -108,16 +109,7 @@ describe("auto engine", () => {
  * gradient): native and cpu kernels sum in different orders, so their float32 results differ by about 1e-6 in absolute
  * terms however small the sum is. A wrong kernel is off by O(1).
  */
-const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  expect(a.length).toBe(b.length)
-  let num = 0
-  let den = 0
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2
-    den += b[i]! ** 2
-  }
-  return Math.sqrt(num) / Math.max(Math.sqrt(den), 0.1)
-}
+const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => relativeL2(a, b, 0.1)
 
 const randoms = (n: number, seed: number): Float32Array => {
   let s = seed >>> 0

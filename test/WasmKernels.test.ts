@@ -15,6 +15,7 @@ import { Engine } from "../src/engine/Engine.js"
 import { SidDense, SidSiluGrad } from "../src/engine/kernels/KernelNames.js"
 import { installCount } from "../src/engine/kernels/Patches.js"
 import { turn } from "./support/turn.js"
+import { relativeL2 } from "./support/errors.js"
 
 fc.configureGlobal({ asyncBeforeEach: turn })
 
@@ -26,17 +27,7 @@ const randoms = (n: number, seed: number, scale = 1): Float32Array => {
   })
 }
 
-/** ‖a − b‖ / max(‖b‖, 0.1). */
-const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  expect(a.length).toBe(b.length)
-  let num = 0
-  let den = 0
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2
-    den += b[i]! ** 2
-  }
-  return Math.sqrt(num) / Math.max(Math.sqrt(den), 0.1)
-}
+const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => relativeL2(a, b, 0.1)
 
 interface DenseCase {
   readonly m: number

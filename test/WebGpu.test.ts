@@ -21,6 +21,7 @@ import { decodeSafetensors } from "../src/domain/data/Safetensors.js"
 import { probeWebGpu, vulkanLoaderProblem } from "../src/engine/node/WebGpu.js"
 import * as EngineLayers from "../src/engine/node/Engine.js"
 import { Engine, type EngineError, type EngineShape } from "../src/engine/node/Engine.js"
+import { relativeL2 } from "./support/errors.js"
 
 const probe = await probeWebGpu()
 const reason = probe._tag === "None" ? probe.reason : ""
@@ -43,17 +44,6 @@ const maxRelative = (a: ArrayLike<number>, b: ArrayLike<number>, floor = 1e-3): 
   return worst
 }
 
-/** Relative L2 error ‖a − b‖ / ‖b‖ (float64). */
-const relativeL2 = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  expect(a.length).toBe(b.length)
-  let num = 0
-  let den = 0
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2
-    den += b[i]! ** 2
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30))
-}
 
 /** Seeded inputs (float32 values in [-1.5, 1.5)). */
 const values = (n: number, seed: number): Float32Array => {

@@ -20,6 +20,7 @@ import * as Engine from "../src/engine/node/Engine.js"
 import { probeWebGpu } from "../src/engine/node/WebGpu.js"
 import { loadGenerator } from "../src/services/node/Generator.js"
 import { spawnSid } from "./support/cli.js"
+import { relativeL2 } from "./support/errors.js"
 
 const probe = await probeWebGpu()
 const reason = probe._tag === "None" ? probe.reason : ""
@@ -60,16 +61,6 @@ const expectClean = (r: { readonly code: number | null; readonly output: string 
 
 const relative = (a: number, b: number): number => Math.abs(a - b) / Math.max(Math.abs(b), 1e-12)
 
-const relativeL2 = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  expect(a.length).toBe(b.length)
-  let num = 0
-  let den = 0
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2
-    den += b[i]! ** 2
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30))
-}
 
 type LogLine = Record<string, unknown> & { readonly step?: number }
 const logOf = (dir: string): Array<LogLine> =>
