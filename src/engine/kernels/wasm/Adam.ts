@@ -7,27 +7,18 @@
  * @since 0.2.0
  */
 import type * as tf from "@tensorflow/tfjs"
+import { adamUpdateHost } from "../../../domain/optim/Adam.js"
 import { SidAdam, SidAdamAll, type SidAdamAttrs } from "../KernelNames.js"
 import type { RawKernelFunc } from "../Backend.js"
 import type { KernelPatch } from "../Patches.js"
 import { f32, type WasmHeap } from "./Heap.js"
 
-const f = Math.fround
-
-/** Float32 constants of one step: β₁, β₂, 1 − β₁, 1 − β₂, 1 − β₁ᵗ, 1 − β₂ᵗ, ε, lr. */
-const constants = (a: SidAdamAttrs) => ({
-  b1: f(a.beta1),
-  b2: f(a.beta2),
-  g1: f(1 - a.beta1),
-  g2: f(1 - a.beta2),
-  c1: f(1 - Math.pow(a.beta1, a.step)),
-  c2: f(1 - Math.pow(a.beta2, a.step)),
-  eps: f(a.epsilon),
-  lr: f(a.learningRate)
-})
-
+/**
+ * One update into fresh outputs: the inputs are copied there and updated in place by the domain's host Adam, whose
+ * float32 operations follow `adamUpdate`'s order (attribute `step` is t, the host update takes the t − 1 before it).
+ */
 const update = (
-  k: ReturnType<typeof constants>,
+  a: SidAdamAttrs,
   p: Float32Array,
   g: Float32Array,
   m: Float32Array,
@@ -36,16 +27,10 @@ const update = (
   mOut: Float32Array,
   vOut: Float32Array
 ): void => {
-  const { b1, b2, c1, c2, eps, g1, g2, lr } = k
-  for (let i = 0; i < p.length; i++) {
-    const gi = g[i]!
-    const m1 = f(f(m[i]! * b1) + f(gi * g1))
-    const v1 = f(f(v[i]! * b2) + f(f(gi * gi) * g2))
-    const u = f(f(m1 / c1) / f(f(Math.sqrt(f(v1 / c2))) + eps))
-    pOut[i] = p[i]! - f(u * lr)
-    mOut[i] = m1
-    vOut[i] = v1
-  }
+  pOut.set(p)
+  mOut.set(m)
+  vOut.set(v)
+  adamUpdateHost(a, a.step - 1, pOut, g, mOut, vOut)
 }
 
 const adam: RawKernelFunc = (args) => {
@@ -54,7 +39,7 @@ const adam: RawKernelFunc = (args) => {
   const outs = [0, 1, 2].map(() => heap.makeOutput([...param!.shape], "float32"))
   const [pOut, mOut, vOut] = outs.map((t) => f32(heap, t))
   update(
-    constants(args.attrs as unknown as SidAdamAttrs),
+    args.attrs as unknown as SidAdamAttrs,
     f32(heap, param!),
     f32(heap, grad!),
     f32(heap, m!),
@@ -73,10 +58,9 @@ const adamAll: RawKernelFunc = (args) => {
   const indices = Array.from({ length: attrs.count }, (_, i) => i)
   const params = indices.map((i) => inputs[`p${i}`]!)
   const outs = [0, 1, 2].map(() => params.map((p) => heap.makeOutput([...p.shape], "float32")))
-  const k = constants(attrs)
   for (const i of indices) {
     update(
-      k,
+      attrs,
       f32(heap, params[i]!),
       f32(heap, inputs[`g${i}`]!),
       f32(heap, inputs[`m${i}`]!),
