@@ -18,6 +18,7 @@
 import { Context, type Effect, type Option, Schema } from "effect"
 import { NetworkDescription } from "../domain/config/Records.js"
 import type { NamedArray } from "../domain/data/Safetensors.js"
+import { describeNameLists } from "../domain/nn/Parameters.js"
 import { SamplerState } from "./DataFreeSampler.js"
 
 /**
@@ -153,10 +154,7 @@ export class CheckpointError extends Schema.TaggedError<CheckpointError>()("Chec
   misShaped: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] })
 }) {
   override get message(): string {
-    const list = (label: string, names: ReadonlyArray<string>) =>
-      names.length === 0 ? "" : `\n  ${label} (${names.length}): ${names.slice(0, 20).join(", ")}${names.length > 20 ? ", …" : ""}`
-    return `checkpoint ${this.path}: ${this.reason}` +
-      list("missing", this.missing) + list("unexpected", this.unexpected) + list("mis-shaped", this.misShaped) +
+    return `checkpoint ${this.path}: ${this.reason}` + describeNameLists(this) +
       (this.intactSteps.length === 0 ? "" : `\n  intact checkpoints at steps: ${this.intactSteps.join(", ")}`) +
       (this.advice === undefined ? "" : `\n  ${this.advice}`)
   }

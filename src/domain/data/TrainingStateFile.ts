@@ -22,6 +22,7 @@ import { type EdmArchitecture, edmConfigFromArchitecture } from "../edm/NetworkC
 import { songUNetEntries, type SongUNetSpec } from "../edm/SongUNet.js"
 import { EDM_MODEL_PREFIX, edmShapeFromParam, paramShapeFromEdm } from "../edm/StateDict.js"
 import { type Network, type NetworkDescription, networkFromDescription } from "../nn/Network.js"
+import { describeNameLists } from "../nn/Parameters.js"
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from "./Safetensors.js"
 
 /**
@@ -151,10 +152,7 @@ export class TrainingStateError extends Schema.TaggedError<TrainingStateError>()
   misShaped: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] })
 }) {
   override get message(): string {
-    const list = (label: string, names: ReadonlyArray<string>) =>
-      names.length === 0 ? "" : `\n  ${label} (${names.length}): ${names.slice(0, 20).join(", ")}${names.length > 20 ? ", …" : ""}`
-    return `training state ${this.path}: ${this.reason}` + list("missing", this.missing) + list("unexpected", this.unexpected) +
-      list("mis-shaped", this.misShaped) + `\n  ${this.fix}`
+    return `training state ${this.path}: ${this.reason}` + describeNameLists(this) + `\n  ${this.fix}`
   }
 }
 

@@ -114,3 +114,20 @@ export const compareShapes = (expected: ParameterShapes, actual: ParameterShapes
  */
 export const shapesMatch = (m: ShapeMismatch): boolean =>
   m.missing.length === 0 && m.unexpected.length === 0 && m.misShaped.length === 0
+
+/**
+ * The missing, unexpected and mis-shaped names of an error, one indented line each (the first 20 names of each; an
+ * empty list gives no line), for error messages.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const describeNameLists = (lists: {
+  readonly missing: ReadonlyArray<string>
+  readonly unexpected: ReadonlyArray<string>
+  readonly misShaped: ReadonlyArray<string>
+}): string => {
+  const list = (label: string, names: ReadonlyArray<string>) =>
+    names.length === 0 ? "" : `\n  ${label} (${names.length}): ${names.slice(0, 20).join(", ")}${names.length > 20 ? ", …" : ""}`
+  return list("missing", lists.missing) + list("unexpected", lists.unexpected) + list("mis-shaped", lists.misShaped)
+}
