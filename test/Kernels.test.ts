@@ -5,6 +5,7 @@ import type { RawKernelFunc } from "../src/engine/kernels/Backend.js"
 import { cpuPatches, install, wasmPatches } from "../src/engine/kernels/Patches.js"
 import { resizeNearestNeighborGradValues } from "../src/engine/kernels/ResizeNearestNeighborGrad.js"
 import { relativeL2 } from "./support/errors.js"
+import { randoms } from "./support/random.js"
 
 type Shape4 = [number, number, number, number]
 type Pad = "same" | "valid" | [[0, 0], [number, number], [number, number], [0, 0]]
@@ -30,13 +31,6 @@ const on = async <A>(backend: "wasm" | "cpu", f: () => A): Promise<A> => {
 
 const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => relativeL2(a, b, 1e-2)
 
-const randoms = (n: number, seed: number): Float32Array => {
-  let s = seed >>> 0
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
-    return s / 4294967296 - 0.5
-  })
-}
 
 const size = (shape: ReadonlyArray<number>) => shape.reduce((a, b) => a * b, 1)
 

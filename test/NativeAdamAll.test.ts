@@ -1,14 +1,14 @@
 import * as tf from "@tensorflow/tfjs"
-import { Effect, Exit, Layer, Scope } from "effect"
 import { existsSync } from "node:fs"
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { ADAM_KERNEL, adamUpdate } from "../src/domain/optim/Adam.js"
 import { ADAM_ALL_KERNEL } from "../src/domain/optim/AdamAll.js"
 import { hasNativeAdamAll } from "../src/engine/kernels/native/AdamAll.js"
-import * as EngineLayers from "../src/engine/node/Engine.js"
 import { loadNativeAddon, nativeAddonPath } from "../src/engine/kernels/Native.js"
 import { turn } from "./support/turn.js"
+import { randoms } from "./support/random.js"
+import { useEngine } from "./support/distillation.js"
 
 fc.configureGlobal({ asyncBeforeEach: turn })
 
@@ -20,13 +20,6 @@ const built = (() => {
   }
 })()
 
-const randoms = (n: number, seed: number): Float32Array => {
-  let s = seed >>> 0
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
-    return s / 4294967296 - 0.5
-  })
-}
 
 const config = fc.record({
   learningRate: fc.double({ min: 1e-6, max: 1e-1, noNaN: true }),
@@ -60,16 +53,13 @@ const run = (
   })
 
 describe.runIf(built)("all-parameters Adam kernel on wasm-native (addon built)", () => {
-  let scope: Scope.CloseableScope
+  let release: () => Promise<void>
 
   beforeAll(async () => {
-    scope = Effect.runSync(Scope.make())
-    await Effect.runPromise(Layer.buildWithScope(EngineLayers.makeWasmNative(), scope))
+    release = await useEngine("wasm-native")
   })
 
-  afterAll(async () => {
-    await Effect.runPromise(Scope.close(scope, Exit.void))
-  })
+  afterAll(() => release())
 
   it("gives the composed update's bits (the cpu backend's) in one dispatch, and leaks nothing", async () => {
     await fc.assert(

@@ -1,13 +1,13 @@
 import * as tf from "@tensorflow/tfjs"
-import { Effect, Exit, Layer, Scope } from "effect"
 import { existsSync } from "node:fs"
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { CONV2D_BIAS_KERNEL, CONV2D_FILTER_BIAS_GRAD_KERNEL, conv2dBias, type Conv2dPadding } from "../src/domain/nn/Conv2d.js"
-import * as EngineLayers from "../src/engine/node/Engine.js"
 import { loadNativeAddon, nativeAddonPath } from "../src/engine/kernels/Native.js"
 import { turn } from "./support/turn.js"
 import { relativeL2 } from "./support/errors.js"
+import { randoms } from "./support/random.js"
+import { useEngine } from "./support/distillation.js"
 
 fc.configureGlobal({ asyncBeforeEach: turn })
 
@@ -21,13 +21,6 @@ const built = (() => {
 
 const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => relativeL2(a, b, 0.1)
 
-const randoms = (n: number, seed: number): Float32Array => {
-  let s = seed >>> 0
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
-    return s / 4294967296 - 0.5
-  })
-}
 
 interface Case {
   readonly b: number
@@ -68,16 +61,13 @@ const run = (c: Case) =>
   })
 
 describe.runIf(built)("convolution-with-bias kernel on wasm-native (addon built)", () => {
-  let scope: Scope.CloseableScope
+  let release: () => Promise<void>
 
   beforeAll(async () => {
-    scope = Effect.runSync(Scope.make())
-    await Effect.runPromise(Layer.buildWithScope(EngineLayers.makeWasmNative(), scope))
+    release = await useEngine("wasm-native")
   })
 
-  afterAll(async () => {
-    await Effect.runPromise(Scope.close(scope, Exit.void))
-  })
+  afterAll(() => release())
 
   it("values and gradients for x, filter and bias equal tf.fused.conv2d on the cpu backend (kernels, strides, paddings)", async () => {
     await fc.assert(

@@ -1,14 +1,14 @@
 import * as tf from "@tensorflow/tfjs"
-import { Effect, Exit, Layer, Scope } from "effect"
 import { existsSync } from "node:fs"
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { emaUpdate } from "../src/domain/optim/Ema.js"
 import { EMA_ALL_KERNEL } from "../src/domain/optim/EmaAll.js"
 import { hasNativeEmaAll } from "../src/engine/kernels/native/EmaAll.js"
-import * as EngineLayers from "../src/engine/node/Engine.js"
 import { loadNativeAddon, nativeAddonPath } from "../src/engine/kernels/Native.js"
 import { turn } from "./support/turn.js"
+import { randoms } from "./support/random.js"
+import { useEngine } from "./support/distillation.js"
 
 fc.configureGlobal({ asyncBeforeEach: turn })
 
@@ -20,19 +20,11 @@ const built = (() => {
   }
 })()
 
-const randoms = (n: number, seed: number): Float32Array => {
-  let s = seed >>> 0
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
-    return (s / 4294967296 - 0.5) * 8
-  })
-}
-
 const shapes = fc.array(fc.array(fc.integer({ min: 1, max: 9 }), { minLength: 0, maxLength: 3 }), { minLength: 1, maxLength: 5 })
 
 const run = (shapesOf: ReadonlyArray<ReadonlyArray<number>>, beta: number, seed: number) =>
   tf.tidy(() => {
-    const t = (shape: ReadonlyArray<number>, k: number) => tf.tensor(randoms(shape.reduce((a, b) => a * b, 1), seed + k), [...shape])
+    const t = (shape: ReadonlyArray<number>, k: number) => tf.tensor(randoms(shape.reduce((a, b) => a * b, 1), seed + k, 8), [...shape])
     const names = shapesOf.map((_, i) => `p${i}`)
     const ema = Object.fromEntries(names.map((n, i) => [n, t(shapesOf[i]!, 2 * i)]))
     const params = Object.fromEntries(names.map((n, i) => [n, t(shapesOf[i]!, 2 * i + 1)]))
@@ -41,16 +33,13 @@ const run = (shapesOf: ReadonlyArray<ReadonlyArray<number>>, beta: number, seed:
   })
 
 describe.runIf(built)("all-parameters EMA kernel on wasm-native (addon built)", () => {
-  let scope: Scope.CloseableScope
+  let release: () => Promise<void>
 
   beforeAll(async () => {
-    scope = Effect.runSync(Scope.make())
-    await Effect.runPromise(Layer.buildWithScope(EngineLayers.makeWasmNative(), scope))
+    release = await useEngine("wasm-native")
   })
 
-  afterAll(async () => {
-    await Effect.runPromise(Scope.close(scope, Exit.void))
-  })
+  afterAll(() => release())
 
   it("gives the composed update's bits (the cpu backend's) in one dispatch, and leaks nothing", async () => {
     await fc.assert(

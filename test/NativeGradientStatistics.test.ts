@@ -1,13 +1,12 @@
 import * as tf from "@tensorflow/tfjs"
-import { Effect, Exit, Layer, Scope } from "effect"
 import { existsSync } from "node:fs"
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { GRADIENT_STATISTICS_KERNEL, gradientStatistics } from "../src/domain/optim/GradientStatistics.js"
 import { hasNativeGradientStatistics } from "../src/engine/kernels/native/GradientStatistics.js"
-import * as EngineLayers from "../src/engine/node/Engine.js"
 import { loadNativeAddon, nativeAddonPath } from "../src/engine/kernels/Native.js"
 import { turn } from "./support/turn.js"
+import { useEngine } from "./support/distillation.js"
 
 fc.configureGlobal({ asyncBeforeEach: turn })
 
@@ -45,16 +44,13 @@ describe("gradientStatistics without the kernel (cpu backend)", () => {
 })
 
 describe.runIf(built)("gradient statistics kernel on wasm-native (addon built)", () => {
-  let scope: Scope.CloseableScope
+  let release: () => Promise<void>
 
   beforeAll(async () => {
-    scope = Effect.runSync(Scope.make())
-    await Effect.runPromise(Layer.buildWithScope(EngineLayers.makeWasmNative(), scope))
+    release = await useEngine("wasm-native")
   })
 
-  afterAll(async () => {
-    await Effect.runPromise(Scope.close(scope, Exit.void))
-  })
+  afterAll(() => release())
 
   it("gives the norm (exact to float32 rounding, and the cpu backend's) and the cpu backend's non-finite count, in one dispatch", async () => {
     await tf.setBackend("wasm")

@@ -19,6 +19,7 @@ import { GROUP_NORM_GRAD_KERNEL, GROUP_NORM_KERNEL, groupNorm } from "../src/dom
 import { Engine } from "../src/engine/node/Engine.js"
 import { turn } from "./support/turn.js"
 import { relativeL2 } from "./support/errors.js"
+import { randoms } from "./support/random.js"
 
 // A turn of the event loop before each property case, so that vitest's worker RPC is served between cases.
 fc.configureGlobal({ asyncBeforeEach: turn })
@@ -111,13 +112,6 @@ describe("auto engine", () => {
  */
 const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => relativeL2(a, b, 0.1)
 
-const randoms = (n: number, seed: number): Float32Array => {
-  let s = seed >>> 0
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
-    return s / 4294967296 - 0.5
-  })
-}
 
 const size = (shape: ReadonlyArray<number>) => shape.reduce((a, b) => a * b, 1)
 

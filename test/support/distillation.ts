@@ -20,7 +20,7 @@ import { Teacher as TeacherTag, type TeacherError } from "../../src/services/nod
  * The engine, built once for a test file; returns its release. The layers a test builds share it through
  * {@link activeEngine} (`Engine.layerActive`), so each test need not start one.
  */
-export const useEngine = async (engine: "wasm" | "cpu" = "wasm"): Promise<() => Promise<void>> => {
+export const useEngine = async (engine: Engine.EngineName = "wasm"): Promise<() => Promise<void>> => {
   const scope = Effect.runSync(Scope.make())
   await Effect.runPromise(Layer.buildWithScope(Engine.layer(engine), scope))
   return () => Effect.runPromise(Scope.close(scope, Exit.void))
