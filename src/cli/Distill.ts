@@ -376,9 +376,13 @@ const startRun = (p: Plan) =>
       })
       const evaluating = ReferenceSpec.hasReference(yield* MetricsTag)
       const body = Effect.gen(function*() {
-        const adapter = (yield* EngineTag).facts.adapter
+        const engine = yield* EngineTag
+        const adapter = engine.facts.adapter
         if (adapter !== undefined) {
           yield* log.note(`engine webgpu on ${adapter.summary}`, { adapter: Schema.encodeSync(WebGpuAdapterReport)(adapter) })
+        } else if (engine.name === "wasm") {
+          const threads = engine.facts.threads
+          yield* log.note(`engine wasm on ${threads} thread${threads === 1 ? "" : "s"} (SID_WASM_THREADS sets how many)`, { threads })
         }
         if (!evaluating) yield* log.note("no reference set for this teacher: evaluations are skipped (see --reference)", {})
         if (evaluating && p.mode !== "resume" && p.baselineSamples > 0) {

@@ -39,8 +39,8 @@ export type EngineName = typeof EngineName.Type
  * Facts about a running engine.
  *
  * - `simd`: vector instructions in use (wasm: the SIMD binary was chosen; native TensorFlow: true; pure-JS cpu: false).
- * - `threads`: compute threads (wasm has no threads in Node, docs/engines.md §2.1; native: TensorFlow's default
- * intra-op pool).
+ * - `threads`: compute threads (wasm: XNNPACK's pool, which the Node engine module starts threaded, docs/engines.md
+ * §2.1; native: TensorFlow's default intra-op pool).
  * - `gpu`: TensorFlow runs on a GPU (`isUsingGpuDevice`).
  * - `patchedKernels`: `backend/Kernel` entries this engine registered (docs/engines.md §3).
  * - `adapter`: the `webgpu` engine's adapter (vendor, architecture, description, fallback or not, limits).
@@ -324,9 +324,9 @@ export const activeEngine: Effect.Effect<Option.Option<{ readonly name: EngineNa
   )
 
 /**
- * The wasm engine (default): `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD, one thread in Node) with the training
- * patches of docs/engines.md §3.2. Shares the process's engine when `wasm` is active; fails with `EngineConflict`
- * when another is.
+ * The wasm engine (default): `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD; in Node one thread from this module,
+ * threads from the Node engine module's `makeWasm`) with the training patches of docs/engines.md §3.2. Shares the
+ * process's engine when `wasm` is active; fails with `EngineConflict` when another is.
  *
  * @since 0.1.0
  * @category constructors

@@ -69,6 +69,11 @@ export interface EngineOptions {
    * `SID_WASM_KERNELS=stock`). False leaves the stock wasm kernels and the wasm patches only, for A/B measurements.
    */
   readonly wasmKernels?: boolean
+  /**
+   * `wasm` in Node: XNNPACK's thread count (default `SID_WASM_THREADS`, else the available parallelism, at most 4;
+   * docs/engines.md §2.1). Fixed by the first wasm engine a process starts.
+   */
+  readonly wasmThreads?: number
 }
 
 /** `SID_WASM_KERNELS` where there is a process environment (Node), else undefined (a browser). */
@@ -179,12 +184,21 @@ export const looksLikeTf = (mod: unknown): mod is typeof tf =>
   typeof (mod as { backend?: unknown }).backend === "function" && typeof (mod as { ready?: unknown }).ready === "function"
 
 /**
- * The wasm engine (default): `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD, one thread in Node) with the training
+ * Wraps a backend's initialisation (`tf.setBackend` and `tf.ready()`), given the loaded backend package: how a
+ * platform prepares what must be set before the backend starts (Node: XNNPACK's threads, `engine/node/internal`).
+ */
+export type BackendInit = (
+  init: Effect.Effect<void, EngineError>,
+  mod: unknown
+) => Effect.Effect<void, EngineError>
+
+/**
+ * The wasm engine (default): `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD; threads as `initWith` prepares them) with the training
  * patches of docs/engines.md §3.2 (`Conv2DBackpropFilter`, fast stride-1 `Conv2DBackpropInput`, cpu delegates for
  * depthwise
  * gradients and `UnsortedSegmentSum`, fixed `ResizeNearestNeighborGrad`).
  */
-export const buildWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+export const buildWasm = (options?: EngineOptions, initWith: BackendInit = (init) => init): Layer.Layer<Engine, EngineError> =>
   Layer.scoped(
     Engine,
     Effect.gen(function*() {
@@ -197,7 +211,7 @@ export const buildWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineEr
         yield* Effect.acquireRelease(Effect.sync(() => installGradients(wasmFusedGradients)), (restore) => Effect.sync(restore))
         yield* Effect.acquireRelease(Effect.sync(() => installSharedClone("wasm")), (restore) => Effect.sync(restore))
       }
-      yield* useBackend("wasm", tf, "wasm")
+      yield* initWith(useBackend("wasm", tf, "wasm"), mod)
       const simd = yield* Effect.tryPromise({
         try: () => tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"),
         catch: initFailed("wasm", "reading WASM_HAS_SIMD_SUPPORT failed")

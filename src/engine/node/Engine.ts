@@ -9,9 +9,9 @@
  */
 import { type ConfigError, Effect, Layer } from "effect"
 import { loadNativeAddon, nativeAddonPath } from "../kernels/Native.js"
-import { type Engine, type EngineError, type EngineName, EngineNameConfig, cpu, makeCpu, makeWasm, wasm } from "../Engine.js"
+import { type Engine, type EngineError, type EngineName, EngineNameConfig, cpu, makeCpu } from "../Engine.js"
 import { type EngineOptions, shared } from "../internal/engine.js"
-import { buildNative, buildWasmNative } from "./internal/engine.js"
+import { buildNative, buildWasmNative, buildWasmThreaded } from "./internal/engine.js"
 import { buildWebGpu, probeWebGpu } from "./WebGpu.js"
 
 export * from "../Engine.js"
@@ -43,6 +43,25 @@ const resolveCpu = (options?: EngineOptions): Effect.Effect<"wasm-native" | "was
       return "wasm" as const
     }
   })
+
+/**
+ * The wasm engine in Node: the portable one (`engine/Engine.ts`) with XNNPACK's threads, which TF.js leaves off in
+ * Node (docs/engines.md §2.1): `options.wasmThreads`, else `SID_WASM_THREADS`, else the available parallelism (at
+ * most 4). The thread count is fixed by the first wasm engine a process starts; results do not depend on it.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeWasm = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+  shared("wasm", buildWasmThreaded(options))
+
+/**
+ * The default wasm engine layer in Node (threaded, {@link makeWasm}).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const wasm: Layer.Layer<Engine, EngineError> = makeWasm()
 
 /**
  * The wasm engine with the native kernels (see the module docs); fails with `EngineNativeKernelsNotBuilt`

@@ -17,7 +17,18 @@ import {
   type EngineName,
   EngineNativeKernelsNotBuilt
 } from "../../Engine.js"
-import { dynamicImport, type EngineOptions, initFailed, keepBackend, load, looksLikeTf, packageName, patch, useBackend } from "../../internal/engine.js"
+import {
+  buildWasm,
+  dynamicImport,
+  type EngineOptions,
+  initFailed,
+  keepBackend,
+  load,
+  looksLikeTf,
+  packageName,
+  patch,
+  useBackend
+} from "../../internal/engine.js"
 import { fastReduceGradients, installGradients } from "../../kernels/Gradients.js"
 import { groupNormGradient, loadNativeAddon, nativeAddonPath, nativePatches } from "../../kernels/Native.js"
 import { labels, wasmPatches } from "../../kernels/Patches.js"
@@ -28,6 +39,14 @@ import { denseGradient, hasNativeDense, nativeDensePatches } from "../../kernels
 import { hasNativeGradientStatistics, nativeGradientStatisticsPatches } from "../../kernels/native/GradientStatistics.js"
 import { installSharedClone } from "../../SharedClone.js"
 import { probeWebGpu } from "../WebGpu.js"
+import { wasmThreadsWanted, withWasmThreads } from "./wasmThreads.js"
+
+/**
+ * The portable wasm engine started with XNNPACK's threads (`wasmThreads.ts`): `options.wasmThreads`, else
+ * `SID_WASM_THREADS`, else the available parallelism (at most 4).
+ */
+export const buildWasmThreaded = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
+  buildWasm(options, (init, mod) => withWasmThreads(wasmThreadsWanted(options?.wasmThreads), mod)(init))
 
 /**
  * What `auto` chooses here and why, in words (for the start of a run): `webgpu` on a hardware WebGPU adapter, else

@@ -1,0 +1,145 @@
+/**
+ * XNNPACK's threads for the `wasm` engine in Node (docs/engines.md §2.1). TF.js ships a threaded SIMD binary but
+ * turns it off in Node: its pthread workers would start from `blob:` URLs (Node's `worker_threads` refuse them), the
+ * worker evaluates the module's factory from another `blob:` URL, and the pool is capped at half the logical cores
+ * (one thread on two cores). For the few milliseconds of the backend's initialisation this module
+ *
+ * - records the text of the two scripts TF.js builds as `Blob`s and answers `URL.createObjectURL` for the worker
+ *   script with a file it writes (the worker reading the factory from a file beside it; the factory's free names, the
+ *   Node modules the bundle imported, are defined at its top),
+ * - reports twice the requested thread count as the logical cores, so the pool has the requested size,
+ *
+ * then restores `Blob`, `URL.createObjectURL` and `os.cpus`, and unreferences the pthread workers, so an idle pool
+ * does not keep the process alive. Matrix products and convolutions are split by output tiles, each output computed
+ * by one thread in the same order: results do not depend on the thread count (checked by `test/WasmThreads.test.ts`).
+ *
+ * @since 0.2.0
+ */
+import * as tf from "@tensorflow/tfjs"
+import { Effect } from "effect"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { createRequire } from "node:module"
+import * as os from "node:os"
+import { join } from "node:path"
+import { EngineInitFailed } from "../../Engine.js"
+
+const require = createRequire(import.meta.url)
+
+/** The mutable CommonJS `os` module (the object the TF.js bundle calls `cpus()` on). */
+const osModule = require("node:os") as { cpus: typeof os.cpus }
+
+const FACTORY = "WasmBackendModuleThreadedSimd"
+const WORKER_LOADS_FACTORY = "var objectUrl=URL.createObjectURL(e.data.urlOrBlob);importScripts(objectUrl);URL.revokeObjectURL(objectUrl)"
+const FACTORY_PRELUDE =
+  "var require$$0 = require(\"fs\"), require$$1 = require(\"path\"), require$$3 = require(\"perf_hooks\"), " +
+  "require$$4 = require(\"os\"), commonjsGlobal = globalThis;\n"
+
+/**
+ * The thread count the `wasm` engine asks for in Node: `SID_WASM_THREADS` when set (1 turns threads off), else the
+ * machine's available parallelism, at most 4.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const wasmThreadsWanted = (requested?: number): number => {
+  const fromEnv = Number(process.env["SID_WASM_THREADS"])
+  const wanted = requested ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : Math.min(4, os.availableParallelism()))
+  return Math.max(1, Math.floor(wanted))
+}
+
+interface PThreadWorker {
+  readonly unref?: () => void
+}
+
+interface WasmModule {
+  readonly PThread?: { readonly unusedWorkers: Array<PThreadWorker>; readonly runningWorkers: Array<PThreadWorker> }
+}
+
+/** Whether TF.js has already initialised its wasm backend in this process (threads are fixed from then on). */
+const initialised = (): boolean => {
+  try {
+    return tf.engine().registry["wasm"] !== undefined
+  } catch {
+    return false
+  }
+}
+
+const installShims = (threads: number, setThreadsCount: (n: number) => void): () => void => {
+  const NativeBlob = globalThis.Blob
+  const nativeCreate = URL.createObjectURL
+  const nativeCpus = osModule.cpus
+  const texts = new WeakMap<Blob, string>()
+  let factory: string | undefined
+  let dir: string | undefined
+  class RecordingBlob extends NativeBlob {
+    constructor(...args: ConstructorParameters<typeof NativeBlob>) {
+      super(...args)
+      const parts = args[0]
+      if (parts !== undefined && parts.every((p) => typeof p === "string")) {
+        const text = parts.join("")
+        texts.set(this, text)
+        if (text.startsWith(`var ${FACTORY}`)) factory = text
+      }
+    }
+  }
+  const createObjectURL = (blob: Blob): string => {
+    const text = texts.get(blob)
+    if (text === undefined || factory === undefined || !text.includes(WORKER_LOADS_FACTORY)) return nativeCreate(blob)
+    if (dir === undefined) {
+      const made = mkdtempSync(join(os.tmpdir(), "sid-ts-wasm-threads-"))
+      dir = made
+      process.once("exit", () => rmSync(made, { recursive: true, force: true }))
+    }
+    const factoryFile = join(dir, "factory.js")
+    const workerFile = join(dir, "worker.js")
+    writeFileSync(factoryFile, FACTORY_PRELUDE + factory)
+    writeFileSync(workerFile, text.replace(WORKER_LOADS_FACTORY, `importScripts(${JSON.stringify(factoryFile)})`))
+    return workerFile
+  }
+  const cpus = nativeCpus()
+  globalThis.Blob = RecordingBlob
+  URL.createObjectURL = createObjectURL
+  osModule.cpus = () => Array.from({ length: 2 * threads }, (_, i) => cpus[i % Math.max(1, cpus.length)]!)
+  tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", true)
+  setThreadsCount(threads)
+  return () => {
+    globalThis.Blob = NativeBlob
+    URL.createObjectURL = nativeCreate
+    osModule.cpus = nativeCpus
+  }
+}
+
+/** Lets an idle pthread pool end with the process. */
+const unrefWorkers = (): void => {
+  const wasm = (tf.backend() as unknown as { readonly wasm?: WasmModule }).wasm
+  const pool = wasm?.PThread
+  if (pool === undefined) return
+  for (const worker of [...pool.unusedWorkers, ...pool.runningWorkers]) worker.unref?.()
+}
+
+/**
+ * Runs `init` (the backend's initialisation: `tf.setBackend("wasm")` and `tf.ready()`) with XNNPACK's pool of
+ * `threads` threads. `mod` is the loaded `@tensorflow/tfjs-backend-wasm`. Runs `init` unchanged for one thread, when
+ * the backend is already initialised, or when the package lacks `setThreadsCount`.
+ *
+ * @since 0.2.0
+ * @category combinators
+ */
+export const withWasmThreads = (threads: number, mod: unknown) =>
+<A, E, R>(init: Effect.Effect<A, E, R>): Effect.Effect<A, E | EngineInitFailed, R> => {
+  const setThreadsCount = (mod as { setThreadsCount?: unknown } | null)?.setThreadsCount
+  if (threads <= 1 || initialised() || typeof setThreadsCount !== "function") return init
+  return Effect.acquireUseRelease(
+    Effect.try({
+      try: () => installShims(threads, setThreadsCount as (n: number) => void),
+      catch: (cause) =>
+        new EngineInitFailed({
+          engine: "wasm",
+          detail: `preparing ${threads} wasm threads failed (SID_WASM_THREADS=1 runs on one): ${String(cause)}`,
+          cause
+        })
+    }),
+    () => Effect.zipLeft(init, Effect.sync(unrefWorkers)),
+    (restore) => Effect.sync(restore)
+  )
+}

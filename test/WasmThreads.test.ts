@@ -1,0 +1,34 @@
+import { execFile } from "node:child_process"
+import { promisify } from "node:util"
+import { describe, expect, it } from "vitest"
+
+const run = promisify(execFile)
+
+interface ChildReport {
+  readonly threads: number
+  readonly restored: boolean
+  readonly results: ReadonlyArray<string>
+}
+
+/** The child of test/support/wasmThreadsChild.ts with `threads` threads; rejects if it does not end by itself. */
+const child = async (threads: number): Promise<ChildReport> => {
+  const { stdout } = await run(process.execPath, ["--import", "tsx", "test/support/wasmThreadsChild.ts", String(threads)], {
+    encoding: "utf8",
+    timeout: 100_000,
+    env: { ...process.env, SID_WASM_THREADS: "" }
+  })
+  return JSON.parse(stdout.trim().split("\n").at(-1)!) as ChildReport
+}
+
+describe("the wasm engine's threads in Node (docs/engines.md §2.1)", () => {
+  it("starts XNNPACK's pool with the count asked for, restores what it borrowed, ends by itself, and computes the same bits as one thread", async () => {
+    const one = await child(1)
+    const two = await child(2)
+    expect(one.threads).toBe(1)
+    expect(two.threads).toBe(2)
+    expect(one.restored).toBe(true)
+    expect(two.restored).toBe(true)
+    expect(two.results.length).toBe(6)
+    expect(two.results).toEqual(one.results)
+  })
+})
