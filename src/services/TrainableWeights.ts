@@ -13,7 +13,7 @@ import { sanitizeGradients, sanitizeGradientValue } from "../domain/nn/Gradients
 import { gradientStatistics } from "../domain/optim/GradientStatistics.js"
 import { compareShapes, type Parameters, shapesMatch, shapesOf } from "../domain/nn/Parameters.js"
 import { type Engine, withEngineEffect } from "../engine/Engine.js"
-import { cacheOnHost, type HostValues, type Reads } from "../domain/data/HostReads.js"
+import { cacheOnHost, type HostValues, needsAsyncReads, type Reads } from "../domain/data/HostReads.js"
 
 /**
  * Statistics of one optimiser step.
@@ -88,8 +88,11 @@ export interface PendingStatistics {
  * asynchronously (`webgpu`) and to batch a step's reads into one: weights whose optimiser state lives on the engine
  * measure the statistics there (`gradientStatistics`, the same figures `applyGradients` reads) and return them
  * unread; host-optimiser weights (which read every gradient and parameter) first have the engine keep host copies
- * of them in one request ({@link cacheOnHost}), then update as `applyGradients` does. `grads` are keyed by variable
- * name (as `tf.variableGrads` returns them). The same update as `applyGradients`.
+ * of them in one request ({@link cacheOnHost}), then update as `applyGradients` does. Where reads are synchronous
+ * (the CPU engines) a read is a copy, so it is `applyGradients` itself: the statistics read at once, the gradients
+ * sanitised only when one has a non-finite entry (deferred statistics must sanitise every step, about a hundred
+ * kernel dispatches per SiD iteration of the MLP). `grads` are keyed by variable name (as `tf.variableGrads` returns
+ * them). The same update as `applyGradients`.
  *
  * @since 0.2.0
  * @category utils
@@ -99,6 +102,10 @@ export function* applyGradientsReads(
   grads: Parameters,
   options: Omit<ApplyGradientsOptions, "statistics"> = {}
 ): Reads<PendingStatistics> {
+  if (!needsAsyncReads()) {
+    const stats = weights.applyGradients(grads, options)
+    return { tensors: [], finish: () => stats }
+  }
   if (weights.optimizer.host !== undefined) {
     const used = weights.list.filter((v) => grads[v.name] !== undefined)
     yield* cacheOnHost([...used.map((v) => grads[v.name]!), ...used])
