@@ -16,7 +16,11 @@ import * as DataFreeSampler from "../src/services/DataFreeSampler.js"
 import * as FakeScoreLayers from "../src/services/FakeScore.js"
 import * as GeneratorLayers from "../src/services/node/Generator.js"
 import * as TeacherLayers from "../src/services/node/Teacher.js"
-import type { IterationServices, IterationSettings } from "../src/pipeline/Iteration.js"
+import { fakeScoreUpdate, generatorUpdate, type IterationServices, type IterationSettings } from "../src/pipeline/Iteration.js"
+import { SIGMA_DATA } from "../src/domain/edm/Edm.js"
+import { mlpSpec } from "../src/domain/nn/Mlp.js"
+import { mlpNetwork } from "../src/domain/nn/Network.js"
+import { emaBeta } from "../src/domain/optim/Ema.js"
 import type { Engine } from "../src/engine/node/Engine.js"
 import { FakeScore } from "../src/services/FakeScore.js"
 import { Generator } from "../src/services/node/Generator.js"
@@ -81,4 +85,42 @@ export const benchServices = (
       },
       parameters: Object.values(params).reduce((a, p) => a + p.size, 0)
     }
+  })
+
+/** One timed SiD iteration's wall and CPU (`process.cpuUsage`, all threads) milliseconds. */
+export interface IterationTiming {
+  readonly wall: number
+  readonly cpu: number
+}
+
+const cpuMs = (): number => {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1000
+}
+
+/**
+ * `warmup` then `iterations` timed SiD iterations (fake step, generator step, EMA) of the 2-D MLP (4 × 128) at `batch`
+ * on the engine at hand, on fresh services: each timed iteration's wall and CPU time, every iteration's losses (fake,
+ * generator) in order, and the change of `tf.memory().numTensors` over the timed ones.
+ */
+export const timedMlpIterations = (batch: number, warmup: number, iterations: number) =>
+  Effect.gen(function*() {
+    const { services, settings } = yield* benchServices("mlp", mlpNetwork(mlpSpec(2)), SIGMA_DATA, batch)
+    const s = { ...settings, batchSize: batch }
+    let seen = 0
+    const losses: Array<number> = []
+    const one = (): IterationTiming => {
+      const c0 = cpuMs()
+      const t0 = performance.now()
+      const fake = fakeScoreUpdate(services, s)
+      const gen = generatorUpdate(services, s)
+      services.generator.updateEma(emaBeta({ halfLifeKimg: s.emaHalfLifeKimg, rampupRatio: s.emaRampupRatio }, batch, seen))
+      seen += batch
+      losses.push(fake.loss, gen.loss)
+      return { wall: performance.now() - t0, cpu: cpuMs() - c0 }
+    }
+    for (let i = 0; i < warmup; i++) one()
+    const before = tf.memory().numTensors
+    const runs = Array.from({ length: iterations }, one)
+    return { runs, losses, drift: tf.memory().numTensors - before }
   })

@@ -14,49 +14,21 @@
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
 import { cpus, loadavg } from "node:os"
-import { SIGMA_DATA } from "../src/domain/edm/Edm.js"
-import { mlpSpec } from "../src/domain/nn/Mlp.js"
-import { mlpNetwork } from "../src/domain/nn/Network.js"
-import { emaBeta } from "../src/domain/optim/Ema.js"
 import * as EngineLayers from "../src/engine/Engine.js"
-import { fakeScoreUpdate, generatorUpdate } from "../src/pipeline/Iteration.js"
-import { benchServices } from "./Services.js"
+import { timedMlpIterations } from "./Services.js"
 import { log, median, option, round, writeReport } from "./Support.js"
 
 const rounds = Number(option("rounds") ?? 4)
 const warmup = Number(option("warmup") ?? 3)
 const iterations = Number(option("iterations") ?? 8)
 const batches = (option("batches") ?? "512,1024").split(",").map(Number)
-const cpuMs = () => {
-  const u = process.cpuUsage()
-  return (u.user + u.system) / 1000
-}
 const load1 = () => round(loadavg()[0]!, 2)
 
 type Side = "stock" | "own"
 
 const measure = (side: Side, batch: number) =>
-  Effect.scoped(
-    Effect.gen(function*() {
-      const { services, settings } = yield* benchServices("mlp", mlpNetwork(mlpSpec(2)), SIGMA_DATA, batch)
-      const s = { ...settings, batchSize: batch }
-      let seen = 0
-      const losses: Array<number> = []
-      const one = () => {
-        const c0 = cpuMs()
-        const t0 = performance.now()
-        const fake = fakeScoreUpdate(services, s)
-        const gen = generatorUpdate(services, s)
-        services.generator.updateEma(emaBeta({ halfLifeKimg: s.emaHalfLifeKimg, rampupRatio: s.emaRampupRatio }, batch, seen))
-        seen += batch
-        losses.push(fake.loss, gen.loss)
-        return { wall: performance.now() - t0, cpu: cpuMs() - c0 }
-      }
-      for (let i = 0; i < warmup; i++) one()
-      const before = tf.memory().numTensors
-      const runs = Array.from({ length: iterations }, one)
-      return { runs, losses, drift: tf.memory().numTensors - before }
-    }).pipe(Effect.provide(EngineLayers.makeWasm({ wasmKernels: side === "own" })))
+  Effect.scoped(timedMlpIterations(batch, warmup, iterations)).pipe(
+    Effect.provide(EngineLayers.makeWasm({ wasmKernels: side === "own" }))
   )
 
 const program = Effect.gen(function*() {

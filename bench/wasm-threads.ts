@@ -15,13 +15,8 @@ import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import { execFileSync } from "node:child_process"
 import { cpus, loadavg } from "node:os"
-import { SIGMA_DATA } from "../src/domain/edm/Edm.js"
-import { mlpSpec } from "../src/domain/nn/Mlp.js"
-import { mlpNetwork } from "../src/domain/nn/Network.js"
-import { emaBeta } from "../src/domain/optim/Ema.js"
 import { Engine, makeWasm } from "../src/engine/node/Engine.js"
-import { fakeScoreUpdate, generatorUpdate } from "../src/pipeline/Iteration.js"
-import { benchServices } from "./Services.js"
+import { timedMlpIterations } from "./Services.js"
 import { log, median, option, round, writeReport } from "./Support.js"
 
 const warmup = Number(option("warmup") ?? 3)
@@ -35,38 +30,17 @@ interface ChildResult {
   readonly drift: number
 }
 
-const cpuMs = () => {
-  const u = process.cpuUsage()
-  return (u.user + u.system) / 1000
-}
-
 const child = (threads: number, batch: number) =>
   Effect.scoped(
     Effect.gen(function*() {
       const engine = yield* Engine
-      const { services, settings } = yield* benchServices("mlp", mlpNetwork(mlpSpec(2)), SIGMA_DATA, batch)
-      const s = { ...settings, batchSize: batch }
-      let seen = 0
-      const losses: Array<number> = []
-      const one = () => {
-        const c0 = cpuMs()
-        const t0 = performance.now()
-        const fake = fakeScoreUpdate(services, s)
-        const gen = generatorUpdate(services, s)
-        services.generator.updateEma(emaBeta({ halfLifeKimg: s.emaHalfLifeKimg, rampupRatio: s.emaRampupRatio }, batch, seen))
-        seen += batch
-        losses.push(fake.loss, gen.loss)
-        return { wall: performance.now() - t0, cpu: cpuMs() - c0 }
-      }
-      for (let i = 0; i < warmup; i++) one()
-      const before = tf.memory().numTensors
-      const runs = Array.from({ length: iterations }, one)
+      const m = yield* timedMlpIterations(batch, warmup, iterations)
       const result: ChildResult = {
         threads: engine.facts.threads,
-        wall: runs.map((r) => r.wall),
-        cpu: runs.map((r) => r.cpu),
-        losses,
-        drift: tf.memory().numTensors - before
+        wall: m.runs.map((r) => r.wall),
+        cpu: m.runs.map((r) => r.cpu),
+        losses: m.losses,
+        drift: m.drift
       }
       console.log(JSON.stringify(result))
     }).pipe(Effect.provide(makeWasm({ wasmThreads: threads })))

@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process"
 import { promisify } from "node:util"
 import { describe, expect, it } from "vitest"
+import { idleCores } from "../src/engine/node/internal/wasmThreads.js"
 
 const run = promisify(execFile)
 
@@ -30,5 +31,16 @@ describe("the wasm engine's threads in Node (docs/engines.md §2.1)", () => {
     expect(two.restored).toBe(true)
     expect(two.results.length).toBe(6)
     expect(two.results).toEqual(one.results)
+  })
+})
+
+describe("the default thread count", () => {
+  it("is the cores the 1-minute load average leaves idle, rounded, from 1 to 4", () => {
+    expect(idleCores(2, 0.1)).toBe(2)
+    expect(idleCores(2, 0.6)).toBe(1)
+    expect(idleCores(2, 1)).toBe(1)
+    expect(idleCores(2, 5)).toBe(1)
+    expect(idleCores(16, 0)).toBe(4)
+    expect(idleCores(8, 5.2)).toBe(3)
   })
 })

@@ -43,7 +43,7 @@ import { wasmThreadsWanted, withWasmThreads } from "./wasmThreads.js"
 
 /**
  * The portable wasm engine started with XNNPACK's threads (`wasmThreads.ts`): `options.wasmThreads`, else
- * `SID_WASM_THREADS`, else the available parallelism (at most 4).
+ * `SID_WASM_THREADS`, else the idle cores (`idleCores`: at least 1, at most 4).
  */
 export const buildWasmThreaded = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
   buildWasm(options, (init, mod) => withWasmThreads(wasmThreadsWanted(options?.wasmThreads), mod)(init))

@@ -35,15 +35,27 @@ const FACTORY_PRELUDE =
   "require$$4 = require(\"os\"), commonjsGlobal = globalThis;\n"
 
 /**
- * The thread count the `wasm` engine asks for in Node: `SID_WASM_THREADS` when set (1 turns threads off), else the
- * machine's available parallelism, at most 4.
+ * The cores nobody else is using: the available parallelism less the 1-minute load average, rounded, at least 1 and
+ * at most 4. XNNPACK's pool waits for all its threads at every operation, so a thread that must share its core with
+ * another busy process stalls the others: on two cores at load 5 two threads made the MLP iteration 1.7× slower than
+ * one (`bench/results/wasm-threads-2026-12-03-loaded.json`), while on an idle machine they make it faster.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const idleCores = (cores: number = os.availableParallelism(), load1: number = os.loadavg()[0] ?? 0): number =>
+  Math.max(1, Math.min(4, Math.round(cores - load1)))
+
+/**
+ * The thread count the `wasm` engine asks for in Node: `requested`, else `SID_WASM_THREADS` when set (1 turns threads
+ * off), else the idle cores ({@link idleCores}).
  *
  * @since 0.2.0
  * @category constructors
  */
 export const wasmThreadsWanted = (requested?: number): number => {
   const fromEnv = Number(process.env["SID_WASM_THREADS"])
-  const wanted = requested ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : Math.min(4, os.availableParallelism()))
+  const wanted = requested ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : idleCores())
   return Math.max(1, Math.floor(wanted))
 }
 
