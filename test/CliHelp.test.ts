@@ -101,6 +101,14 @@ describe("the command-line check", () => {
     expect(didYouMean("lr", ["glr", "ls", "lsd"])).toBeDefined()
   })
 
+  it("names a required flag that is missing, with what it is for", () => {
+    expect(invalid("export")).toMatch(/^sid export needs --out:\n {2}--out <file>: the safetensors file to write\n/)
+    expect(invalid("export", "--weights", "live")).toMatch(/^sid export needs --out/)
+    expect(invalid("state", "export", "--run-dir", "r")).toMatch(/^sid state export needs --out/)
+    expect(invalid("state", "import")).toMatch(/^sid state import needs --file/)
+    expect(check("export", "--out=g.safetensors")._tag).toBe("Run")
+  })
+
   it("passes what is well formed to @effect/cli, and --help anywhere shows the help of the command", () => {
     for (
       const args of [

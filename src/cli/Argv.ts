@@ -112,6 +112,7 @@ export const checkArgv = (args: ReadonlyArray<string>, root: CliNode, style: Hel
   const rest = args.slice(i)
   if (rest.includes("--help") || rest.includes("-h")) return { _tag: "Help", text: renderHelp(node, style) }
   const seeHelp = `\nRun '${commandName(node)} --help' for its flags.`
+  const given = new Set<string>()
   for (let j = 0; j < rest.length; j++) {
     const token = rest[j]!
     if (!token.startsWith("--")) {
@@ -135,6 +136,7 @@ export const checkArgv = (args: ReadonlyArray<string>, root: CliNode, style: Hel
         `unknown flag --${name} for ${commandName(node)}` + (suggestion === undefined ? "" : `; did you mean --${suggestion}?`) + seeHelp
       )
     }
+    given.add(flag.name)
     if (flag.value === "switch") {
       if (inline !== undefined) return invalid(`--${name} is a switch and takes no value (got '${inline}')`)
       continue
@@ -146,6 +148,11 @@ export const checkArgv = (args: ReadonlyArray<string>, root: CliNode, style: Hel
     if (inline === undefined) j++
     const problem = checkValue(flag, value)
     if (problem !== undefined) return invalid(`${problem} (${flag.description})`)
+  }
+  const missing = flags.filter((flag) => flag.required === true && !given.has(flag.name))
+  if (missing.length > 0) {
+    const lines = missing.map((flag) => `--${flag.name} ${flag.placeholder ?? ""}: ${flag.description}`.replace(/ +:/, ":"))
+    return invalid(`${commandName(node)} needs ${missing.map((f) => `--${f.name}`).join(" and ")}:\n  ${lines.join("\n  ")}${seeHelp}`)
   }
   return { _tag: "Run" }
 }

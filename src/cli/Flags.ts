@@ -49,6 +49,8 @@ export interface FlagDoc {
   readonly choices?: ReadonlyArray<string>
   /** A number flag that also accepts `null`. */
   readonly nullable?: boolean
+  /** A flag the command cannot run without. */
+  readonly required?: boolean
 }
 
 /** A flag: its `@effect/cli` option and its documentation. */
@@ -121,7 +123,7 @@ export const pathFlag = (name: string, placeholderText: string, description: str
 
 /** A text flag (a path, a name) that must be given. */
 export const requiredTextFlag = (name: string, placeholderText: string, description: string): Flag<string> => ({
-  doc: { name, value: "text", placeholder: placeholderText, description, default: "none: required" },
+  doc: { name, value: "text", placeholder: placeholderText, description, default: "none: required", required: true },
   options: Options.text(name).pipe(Options.withDescription(description))
 })
 
