@@ -1,7 +1,10 @@
 import { execFile } from "node:child_process"
 import { promisify } from "node:util"
 import { describe, expect, it } from "vitest"
-import { idleCores } from "../src/engine/node/internal/wasmThreads.js"
+import * as tf from "@tensorflow/tfjs"
+import "@tensorflow/tfjs-backend-wasm"
+import { Effect, Logger, LogLevel } from "effect"
+import { idleCores, withWasmThreads } from "../src/engine/node/internal/wasmThreads.js"
 
 const run = promisify(execFile)
 
@@ -42,5 +45,34 @@ describe("the default thread count", () => {
     expect(idleCores(2, 5)).toBe(1)
     expect(idleCores(16, 0)).toBe(4)
     expect(idleCores(8, 5.2)).toBe(3)
+  })
+})
+
+describe("a threaded start that fails", () => {
+  it("warns, restores what it borrowed and starts on one thread", async () => {
+    const asked: Array<number> = []
+    const mod = {
+      setThreadsCount: (n: number) => {
+        asked.push(n)
+        if (n > 1) throw new Error("no threads here")
+      }
+    }
+    const blob = globalThis.Blob
+    const flags: Array<boolean> = []
+    const init = Effect.sync(() => void flags.push(tf.env().getBool("WASM_HAS_MULTITHREAD_SUPPORT")))
+    const logs: Array<string> = []
+    const logger = Logger.make(({ message }) => void logs.push(String(message)))
+    await Effect.runPromise(
+      withWasmThreads(2, mod)(init).pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+        Logger.withMinimumLogLevel(LogLevel.Warning)
+      )
+    )
+    expect(asked).toEqual([2, 1])
+    expect(flags).toEqual([false])
+    expect(globalThis.Blob).toBe(blob)
+    expect(logs.join("\n")).toMatch(
+      /wasm threads could not start \(.*preparing 2 wasm threads failed: Error: no threads here\); running on one thread/
+    )
   })
 })

@@ -108,12 +108,12 @@ const installShims = (threads: number, setThreadsCount: (n: number) => void): ()
     writeFileSync(workerFile, text.replace(WORKER_LOADS_FACTORY, `importScripts(${JSON.stringify(factoryFile)})`))
     return workerFile
   }
+  setThreadsCount(threads)
+  tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", true)
   const cpus = nativeCpus()
   globalThis.Blob = RecordingBlob
   URL.createObjectURL = createObjectURL
   osModule.cpus = () => Array.from({ length: 2 * threads }, (_, i) => cpus[i % Math.max(1, cpus.length)]!)
-  tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", true)
-  setThreadsCount(threads)
   return () => {
     globalThis.Blob = NativeBlob
     URL.createObjectURL = nativeCreate
@@ -132,7 +132,8 @@ const unrefWorkers = (): void => {
 /**
  * Runs `init` (the backend's initialisation: `tf.setBackend("wasm")` and `tf.ready()`) with XNNPACK's pool of
  * `threads` threads. `mod` is the loaded `@tensorflow/tfjs-backend-wasm`. Runs `init` unchanged for one thread, when
- * the backend is already initialised, or when the package lacks `setThreadsCount`.
+ * the backend is already initialised, or when the package lacks `setThreadsCount`; where the threaded start fails
+ * (no writable temporary directory, a TF.js whose scripts differ), warns and starts on one thread.
  *
  * @since 0.2.0
  * @category combinators
@@ -141,17 +142,27 @@ export const withWasmThreads = (threads: number, mod: unknown) =>
 <A, E, R>(init: Effect.Effect<A, E, R>): Effect.Effect<A, E | EngineInitFailed, R> => {
   const setThreadsCount = (mod as { setThreadsCount?: unknown } | null)?.setThreadsCount
   if (threads <= 1 || initialised() || typeof setThreadsCount !== "function") return init
-  return Effect.acquireUseRelease(
+  const setCount = setThreadsCount as (n: number) => void
+  const threaded = Effect.acquireUseRelease(
     Effect.try({
-      try: () => installShims(threads, setThreadsCount as (n: number) => void),
+      try: () => installShims(threads, setCount),
       catch: (cause) =>
-        new EngineInitFailed({
-          engine: "wasm",
-          detail: `preparing ${threads} wasm threads failed (SID_WASM_THREADS=1 runs on one): ${String(cause)}`,
-          cause
-        })
+        new EngineInitFailed({ engine: "wasm", detail: `preparing ${threads} wasm threads failed: ${String(cause)}`, cause })
     }),
     () => Effect.zipLeft(init, Effect.sync(unrefWorkers)),
     (restore) => Effect.sync(restore)
   )
+  const single = Effect.suspend(() => {
+    tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", false)
+    setCount(1)
+    return init
+  })
+  return Effect.catchAll(threaded, (error) =>
+    Effect.zipRight(
+      Effect.logWarning(
+        `wasm threads could not start (${error instanceof Error ? error.message : String(error)}); running on one ` +
+          "thread (SID_WASM_THREADS=1 skips the attempt)"
+      ),
+      single
+    ))
 }
