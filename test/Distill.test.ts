@@ -67,26 +67,36 @@ describe("distill", () => {
     }
   })
 
-  it("resumes bit for bit: the next 5 steps after a checkpoint equal the uninterrupted run", async () => {
-    const config = smallConfig({ steps: 10, checkpointEvery: 5, seed: 11 })
+  it("resumes bit for bit: the next 5 steps after a checkpoint equal the uninterrupted run, also with a decaying rate", async () => {
     const teacher = Teacher.layerFile(teacherFile)
-    const run = (store: string, options: Parameters<typeof distill>[1], onStep: () => void = () => {}, cfg = config) =>
-      Effect.runPromise(
-        distill(cfg, options).pipe(
-          Stream.tap((r) => Effect.sync(() => r instanceof StepReport && onStep())),
-          Stream.runCollect,
-          Effect.provide(runLayers(cfg, teacher, CheckpointStore.layerDirectory(store)))
-        )
-      ).then((c) => steps(Array.from(c)))
-    const whole = await run(join(dir, "whole"), {})
-    expect(whole.map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
-    let completed = 0
-    const stopped = await run(join(dir, "stopped"), { shouldStop: Effect.sync(() => completed >= 5) }, () => completed++)
-    expect(stopped.map((r) => r.step)).toEqual([1, 2, 3, 4, 5])
-    expect(lossesOf(stopped)).toEqual(lossesOf(whole.slice(0, 5)))
-    const resumed = await run(join(dir, "stopped"), { resume: true })
-    expect(resumed.map((r) => r.step)).toEqual([6, 7, 8, 9, 10])
-    expect(lossesOf(resumed)).toEqual(lossesOf(whole.slice(5)))
+    const wholeRuns: Array<ReadonlyArray<StepReport>> = []
+    // lrDecayKimg 0.256: 256 images, two steps of batch 128, so the rates fall from the third update on.
+    for (const [name, config] of [["constant", smallConfig({ steps: 10, checkpointEvery: 5, seed: 11 })], [
+      "decaying",
+      smallConfig({ steps: 10, checkpointEvery: 5, seed: 11, lrDecayKimg: 0.256 })
+    ]] as const) {
+      const run = (store: string, options: Parameters<typeof distill>[1], onStep: () => void = () => {}) =>
+        Effect.runPromise(
+          distill(config, options).pipe(
+            Stream.tap((r) => Effect.sync(() => r instanceof StepReport && onStep())),
+            Stream.runCollect,
+            Effect.provide(runLayers(config, teacher, CheckpointStore.layerDirectory(store)))
+          )
+        ).then((c) => steps(Array.from(c)))
+      const whole = await run(join(dir, `whole-${name}`), {})
+      expect(whole.map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+      let completed = 0
+      const stopped = await run(join(dir, `stopped-${name}`), { shouldStop: Effect.sync(() => completed >= 5) }, () => completed++)
+      expect(stopped.map((r) => r.step)).toEqual([1, 2, 3, 4, 5])
+      expect(lossesOf(stopped)).toEqual(lossesOf(whole.slice(0, 5)))
+      const resumed = await run(join(dir, `stopped-${name}`), { resume: true })
+      expect(resumed.map((r) => r.step)).toEqual([6, 7, 8, 9, 10])
+      expect(lossesOf(resumed)).toEqual(lossesOf(whole.slice(5)))
+      wholeRuns.push(whole)
+    }
+    const [constant, decaying] = wholeRuns.map(lossesOf)
+    expect(decaying!.slice(0, 3)).toEqual(constant!.slice(0, 3))
+    expect(decaying!.slice(3)).not.toEqual(constant!.slice(3))
   })
 
   it("takes another optimiser (SGD with momentum) as a part: its slot is checkpointed and resume stays exact", async () => {

@@ -22,6 +22,8 @@
  */
 import { Layer } from "effect"
 import type { DistillConfig } from "../domain/config/DistillConfig.js"
+import type { AdamConfig } from "../domain/optim/Adam.js"
+import { inverseSqrtDecay, withLearningRateSchedule } from "../domain/optim/LearningRateSchedule.js"
 import { adam, adamHost, type Optimizer } from "../domain/optim/Optimizer.js"
 import { type RealData, SidaSetupError } from "../services/RealData.js"
 import type { CheckpointStore } from "../services/CheckpointStore.js"
@@ -76,7 +78,8 @@ export interface DistillationParts<E, M = never> {
 }
 
 /**
- * SiD's optimisers (docs/algorithm.md §9.1): Adam with β₁ = generatorBeta1 (0) for θ and 0 for ψ, the config's β₂, ε and rates;
+ * SiD's optimisers (docs/algorithm.md §9.1): Adam with β₁ = generatorBeta1 (0) for θ and 0 for ψ, the config's β₂, ε and rates
+ * (decaying as 1/√images after `lrDecayKimg` when that is positive, docs/algorithm.md §9.4);
  * with `config.lowMemory`, the same Adam with its moments in host memory (`adamHost`, bit-identical updates).
  *
  * @since 0.1.0
@@ -84,9 +87,18 @@ export interface DistillationParts<E, M = never> {
  */
 export const defaultOptimizers = (config: DistillConfig): { readonly generator: Optimizer; readonly fakeScore: Optimizer } => {
   const adamOf = config.lowMemory ? adamHost : adam
+  const decayed = (adamConfig: AdamConfig): Optimizer =>
+    config.lrDecayKimg > 0
+      ? withLearningRateSchedule(
+        adamOf,
+        adamConfig,
+        inverseSqrtDecay(config.lrDecayKimg * 1000, config.batchSize),
+        `lr / √(images / ${config.lrDecayKimg} kimg) after ${config.lrDecayKimg} kimg`
+      )
+      : adamOf(adamConfig)
   return {
-    generator: adamOf({ learningRate: config.generatorLr, beta1: config.generatorBeta1, beta2: config.beta2, epsilon: config.epsilon }),
-    fakeScore: adamOf({ learningRate: config.fakeLr, beta1: 0, beta2: config.beta2, epsilon: config.epsilon })
+    generator: decayed({ learningRate: config.generatorLr, beta1: config.generatorBeta1, beta2: config.beta2, epsilon: config.epsilon }),
+    fakeScore: decayed({ learningRate: config.fakeLr, beta1: 0, beta2: config.beta2, epsilon: config.epsilon })
   }
 }
 

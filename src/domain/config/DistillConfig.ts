@@ -22,6 +22,7 @@ import {
   AdversarialScale,
   Alpha,
   BatchSize,
+  DecayKimg,
   GeneratorSteps,
   DropoutRate,
   DropoutRateRule,
@@ -123,6 +124,13 @@ export const DISTILL_SETTINGS = {
   pStd: setting(LogNormalStd, P_STD, "p-std", "standard deviation of ln σ in the fake-score loss (EDM's P_std)"),
   generatorLr: setting(LearningRate, 3e-4, "glr", "generator Adam learning rate (image runs: 1e-5)"),
   fakeLr: setting(LearningRate, 3e-4, "lr", "fake-score Adam learning rate (image runs: 1e-5)"),
+  lrDecayKimg: setting(
+    DecayKimg,
+    0,
+    "lr-decay",
+    "learning-rate decay, in thousands of images: both rates fall as 1/√(images / this) once that many are seen " +
+      "(EDM2's schedule, docs/algorithm.md §9.4); 0: constant rates, as SiD"
+  ),
   batchSize: setting(BatchSize, 512, "batch", "generator samples per iteration", { placeholder: "<n>" }),
   steps: setting(Steps, 20_000, "steps", "SiD iterations in total, counting resumed ones", { placeholder: "<n>" }),
   generatorBeta1: setting(AdamBeta, 0, "g-beta1", "generator Adam β1 (the fake score's is 0)"),

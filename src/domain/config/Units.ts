@@ -624,6 +624,35 @@ export const AdversarialScale = brandedNumber(
 export type AdversarialScale = typeof AdversarialScale.Type
 
 /**
+ * Rule of {@link DecayKimg} (docs/algorithm.md §9.4).
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const DecayKimgRule =
+  "must be a finite number ≥ 0 of thousands of images (0: constant learning rates, as SiD; else both rates fall as 1/√(images / ref) once ref images are seen; docs/algorithm.md §9.4)"
+
+/**
+ * The reference of the learning-rate decay in thousands of images, finite and ≥ 0; 0 is no decay (docs/algorithm.md §9.4).
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const DecayKimg = brandedNumber(
+  "DecayKimg",
+  { min: 0 },
+  DecayKimgRule,
+  "The reference of the learning-rate decay in thousands of images, finite and ≥ 0; 0 is no decay (docs/algorithm.md §9.4)."
+)
+/**
+ * @see {@link DecayKimg}
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type DecayKimg = typeof DecayKimg.Type
+
+/**
  * Rule of {@link WarmupKimg} (docs/algorithm.md §13).
  *
  * @since 0.1.0
