@@ -114,6 +114,7 @@ describe("presets by teacher kind (issue 18.1)", () => {
       batchSize: "64",
       generatorLr: "2e-4",
       fakeLr: "5e-4",
+      lrDecayKimg: "100",
       emaHalfLifeKimg: "50",
       teacherFitSteps: "40",
       teacherHidden: "32",
@@ -121,7 +122,16 @@ describe("presets by teacher kind (issue 18.1)", () => {
     } as const
     const p = await planned({ teacher: "gmm:grid25", ...flags })
     const c = p.spec.config
-    expect([c.alpha, c.tmax, c.normalizer, c.batchSize, c.generatorLr, c.fakeLr, c.emaHalfLifeKimg]).toEqual([0.9, 700, true, 64, 2e-4, 5e-4, 50])
+    expect([c.alpha, c.tmax, c.normalizer, c.batchSize, c.generatorLr, c.fakeLr, c.lrDecayKimg, c.emaHalfLifeKimg]).toEqual([
+      0.9,
+      700,
+      true,
+      64,
+      2e-4,
+      5e-4,
+      100,
+      50
+    ])
     expect(p.spec.teacher.fitSteps).toBe(40)
     expect(p.spec.teacher.fitNetwork).toEqual({ hidden: 32, depth: 2 })
     // every setting of the preset (and of its fit) is named as overridden

@@ -260,7 +260,9 @@ export interface DistillPreset {
  *
  * - `lowDimensional`: mixture teachers (`gmm:`, `gmm-dsm:`) and any teacher of vector data: α 1.2, no per-sample
  *   normaliser (over two coordinates mean|x_g − f_φ| is noise, docs/algorithm.md §12), tmax 600, batch 1024 (examples/gmm-2d.ts),
- *   lr 1e-3 for both networks (per iteration the fastest of 3e-4…4e-3 on the ring), the fitted MLP 4 × 128 (smaller
+ *   lr 1e-3 for both networks (per iteration the fastest of 3e-4…4e-3 on the ring) decaying as 1/√images after
+ *   2,048 kimg (at constant rates 20,000-iteration runs fell apart late on two of the three mixtures; docs/presets-2d.md),
+ *   the fitted MLP 4 × 128 (smaller
  *   ones were slower per second of compute) and 3000 fit steps (a `gmm-dsm:` teacher is that MLP); measured on
  *   ring8, grid25 and aniso6 (docs/presets-2d.md).
  * - `images`: image teachers (EDM networks, sid-ts UNet teacher files): the paper's settings (docs/algorithm.md §9.2, CIFAR-10:
@@ -279,6 +281,7 @@ export const DISTILL_PRESETS = {
       batchSize: 1024,
       generatorLr: 1e-3,
       fakeLr: 1e-3,
+      lrDecayKimg: 2048,
       emaHalfLifeKimg: 500
     },
     teacherFit: { steps: 3000, hidden: 128, depth: 4 }
