@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest"
 import * as tf from "@tensorflow/tfjs"
 import "@tensorflow/tfjs-backend-wasm"
 import { Effect, Logger, LogLevel } from "effect"
-import { idleCores, withWasmThreads } from "../src/engine/node/internal/wasmThreads.js"
+import { availableParallelism } from "node:os"
+import { busyCoresNow, idleCores, withWasmThreads } from "../src/engine/node/internal/wasmThreads.js"
 
 const run = promisify(execFile)
 
@@ -38,13 +39,16 @@ describe("the wasm engine's threads in Node (docs/engines.md §2.1)", () => {
 })
 
 describe("the default thread count", () => {
-  it("is the cores the 1-minute load average leaves idle, rounded, from 1 to 4", () => {
+  it("is the cores others leave idle, rounded, from 1 to 4, the busy ones measured over a short window", async () => {
     expect(idleCores(2, 0.1)).toBe(2)
     expect(idleCores(2, 0.6)).toBe(1)
     expect(idleCores(2, 1)).toBe(1)
     expect(idleCores(2, 5)).toBe(1)
     expect(idleCores(16, 0)).toBe(4)
     expect(idleCores(8, 5.2)).toBe(3)
+    const busy = await Effect.runPromise(busyCoresNow(50))
+    expect(busy).toBeGreaterThanOrEqual(0)
+    expect(busy).toBeLessThanOrEqual(availableParallelism() + 0.01)
   })
 })
 

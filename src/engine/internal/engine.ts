@@ -70,7 +70,7 @@ export interface EngineOptions {
    */
   readonly wasmKernels?: boolean
   /**
-   * `wasm` in Node: XNNPACK's thread count (default `SID_WASM_THREADS`, else the cores the load average leaves idle, 1–4;
+   * `wasm` in Node: XNNPACK's thread count (default `SID_WASM_THREADS`, else the cores idle at its start, 1–4;
    * docs/engines.md §2.1). Fixed by the first wasm engine a process starts.
    */
   readonly wasmThreads?: number

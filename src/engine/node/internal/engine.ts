@@ -43,10 +43,11 @@ import { wasmThreadsWanted, withWasmThreads } from "./wasmThreads.js"
 
 /**
  * The portable wasm engine started with XNNPACK's threads (`wasmThreads.ts`): `options.wasmThreads`, else
- * `SID_WASM_THREADS`, else the idle cores (`idleCores`: at least 1, at most 4).
+ * `SID_WASM_THREADS`, else the cores idle at its start (`idleCores`, `busyCoresNow`: at least 1, at most 4).
  */
 export const buildWasmThreaded = (options?: EngineOptions): Layer.Layer<Engine, EngineError> =>
-  buildWasm(options, (init, mod) => withWasmThreads(wasmThreadsWanted(options?.wasmThreads), mod)(init))
+  buildWasm(options, (init, mod) =>
+    Effect.flatMap(wasmThreadsWanted(options?.wasmThreads), (threads) => withWasmThreads(threads, mod)(init)))
 
 /**
  * What `auto` chooses here and why, in words (for the start of a run): `webgpu` on a hardware WebGPU adapter, else

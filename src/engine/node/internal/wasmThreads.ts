@@ -35,28 +35,54 @@ const FACTORY_PRELUDE =
   "require$$4 = require(\"os\"), commonjsGlobal = globalThis;\n"
 
 /**
- * The cores nobody else is using: the available parallelism less the 1-minute load average, rounded, at least 1 and
- * at most 4. XNNPACK's pool waits for all its threads at every operation, so a thread that must share its core with
- * another busy process stalls the others: on two cores at load 5 two threads made the MLP iteration 1.7× slower than
- * one (`bench/results/wasm-threads-2026-12-03-loaded.json`), while on an idle machine they make it faster.
+ * The cores nobody else is using: `cores` less the `busy` cores, rounded, at least 1 and at most 4. XNNPACK's pool
+ * waits for all its threads at every operation, so a thread that must share its core with another busy process stalls
+ * the others: on two cores at load 5 two threads made the MLP iteration 1.7× slower than one
+ * (`bench/results/wasm-threads-2026-12-03-loaded.json`), while on an idle machine they make it faster.
  *
  * @since 0.2.0
  * @category utils
  */
-export const idleCores = (cores: number = os.availableParallelism(), load1: number = os.loadavg()[0] ?? 0): number =>
-  Math.max(1, Math.min(4, Math.round(cores - load1)))
+export const idleCores = (cores: number, busy: number): number => Math.max(1, Math.min(4, Math.round(cores - busy)))
+
+const cpuTimes = (): Array<{ readonly idle: number; readonly total: number }> =>
+  os.cpus().map(({ times }) => ({ idle: times.idle, total: times.user + times.nice + times.sys + times.idle + times.irq }))
+
+/**
+ * The cores busy right now: the machine's CPU times sampled `windowMs` apart (this process waits meanwhile, so it
+ * counts only what others run), Σ over cores of the busy share. Not the load average: that lags by a minute, and
+ * `npm ci && npm start` would count the install's own build.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const busyCoresNow = (windowMs = 200): Effect.Effect<number> =>
+  Effect.gen(function*() {
+    const before = cpuTimes()
+    yield* Effect.sleep(windowMs)
+    const after = cpuTimes()
+    let busy = 0
+    after.forEach((a, i) => {
+      const b = before[i]
+      const total = b === undefined ? 0 : a.total - b.total
+      if (b !== undefined && total > 0) busy += 1 - (a.idle - b.idle) / total
+    })
+    return busy
+  })
 
 /**
  * The thread count the `wasm` engine asks for in Node: `requested`, else `SID_WASM_THREADS` when set (1 turns threads
- * off), else the idle cores ({@link idleCores}).
+ * off), else the idle cores ({@link idleCores} of the available parallelism and {@link busyCoresNow}).
  *
  * @since 0.2.0
  * @category constructors
  */
-export const wasmThreadsWanted = (requested?: number): number => {
+export const wasmThreadsWanted = (requested?: number): Effect.Effect<number> => {
   const fromEnv = Number(process.env["SID_WASM_THREADS"])
-  const wanted = requested ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : idleCores())
-  return Math.max(1, Math.floor(wanted))
+  const given = requested ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : undefined)
+  return given !== undefined
+    ? Effect.succeed(Math.max(1, Math.floor(given)))
+    : Effect.map(busyCoresNow(), (busy) => idleCores(os.availableParallelism(), busy))
 }
 
 interface PThreadWorker {
