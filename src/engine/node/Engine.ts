@@ -46,8 +46,9 @@ const resolveCpu = (options?: EngineOptions): Effect.Effect<"wasm-native" | "was
 
 /**
  * The wasm engine in Node: the portable one (`engine/Engine.ts`) with XNNPACK's threads, which TF.js leaves off in
- * Node (docs/engines.md §2.1): `options.wasmThreads`, else `SID_WASM_THREADS`, else the cores found idle at its
- * leaves idle (at least 1, at most 4). The thread count is fixed by the first wasm engine a process starts; results do not depend on it.
+ * Node (docs/engines.md §2.1): `options.wasmThreads`, else `SID_WASM_THREADS`, else the cores found idle at its start
+ * (at least 1, at most 4). The thread count is fixed by the first wasm engine a process starts; results do not depend
+ * on it.
  *
  * @since 0.1.0
  * @category constructors

@@ -70,9 +70,19 @@ export const busyCoresNow = (windowMs = 200): Effect.Effect<number> =>
     return busy
   })
 
+/** Whether TF.js has already initialised its wasm backend in this process (threads are fixed from then on). */
+const initialised = (): boolean => {
+  try {
+    return tf.engine().registry["wasm"] !== undefined
+  } catch {
+    return false
+  }
+}
+
 /**
  * The thread count the `wasm` engine asks for in Node: `requested`, else `SID_WASM_THREADS` when set (1 turns threads
- * off), else the idle cores ({@link idleCores} of the available parallelism and {@link busyCoresNow}).
+ * off), else the idle cores ({@link idleCores} of the available parallelism and {@link busyCoresNow}); nothing is
+ * measured once the backend has started (its pool is fixed then).
  *
  * @since 0.2.0
  * @category constructors
@@ -80,9 +90,9 @@ export const busyCoresNow = (windowMs = 200): Effect.Effect<number> =>
 export const wasmThreadsWanted = (requested?: number): Effect.Effect<number> => {
   const fromEnv = Number(process.env["SID_WASM_THREADS"])
   const given = requested ?? (Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : undefined)
-  return given !== undefined
-    ? Effect.succeed(Math.max(1, Math.floor(given)))
-    : Effect.map(busyCoresNow(), (busy) => idleCores(os.availableParallelism(), busy))
+  if (given !== undefined) return Effect.succeed(Math.max(1, Math.floor(given)))
+  if (initialised()) return Effect.succeed(1)
+  return Effect.map(busyCoresNow(), (busy) => idleCores(os.availableParallelism(), busy))
 }
 
 interface PThreadWorker {
@@ -93,22 +103,13 @@ interface WasmModule {
   readonly PThread?: { readonly unusedWorkers: Array<PThreadWorker>; readonly runningWorkers: Array<PThreadWorker> }
 }
 
-/** Whether TF.js has already initialised its wasm backend in this process (threads are fixed from then on). */
-const initialised = (): boolean => {
-  try {
-    return tf.engine().registry["wasm"] !== undefined
-  } catch {
-    return false
-  }
-}
-
 const installShims = (threads: number, setThreadsCount: (n: number) => void): () => void => {
   const NativeBlob = globalThis.Blob
   const nativeCreate = URL.createObjectURL
   const nativeCpus = osModule.cpus
   const texts = new WeakMap<Blob, string>()
   let factory: string | undefined
-  let dir: string | undefined
+  let workerFile: string | undefined
   class RecordingBlob extends NativeBlob {
     constructor(...args: ConstructorParameters<typeof NativeBlob>) {
       super(...args)
@@ -120,18 +121,18 @@ const installShims = (threads: number, setThreadsCount: (n: number) => void): ()
       }
     }
   }
+  // TF.js asks once per pooled worker, with the same script: the files are written on the first request.
   const createObjectURL = (blob: Blob): string => {
     const text = texts.get(blob)
     if (text === undefined || factory === undefined || !text.includes(WORKER_LOADS_FACTORY)) return nativeCreate(blob)
-    if (dir === undefined) {
-      const made = mkdtempSync(join(os.tmpdir(), "sid-ts-wasm-threads-"))
-      dir = made
-      process.once("exit", () => rmSync(made, { recursive: true, force: true }))
+    if (workerFile === undefined) {
+      const dir = mkdtempSync(join(os.tmpdir(), "sid-ts-wasm-threads-"))
+      process.once("exit", () => rmSync(dir, { recursive: true, force: true }))
+      const factoryFile = join(dir, "factory.js")
+      writeFileSync(factoryFile, FACTORY_PRELUDE + factory)
+      writeFileSync(join(dir, "worker.js"), text.replace(WORKER_LOADS_FACTORY, `importScripts(${JSON.stringify(factoryFile)})`))
+      workerFile = join(dir, "worker.js")
     }
-    const factoryFile = join(dir, "factory.js")
-    const workerFile = join(dir, "worker.js")
-    writeFileSync(factoryFile, FACTORY_PRELUDE + factory)
-    writeFileSync(workerFile, text.replace(WORKER_LOADS_FACTORY, `importScripts(${JSON.stringify(factoryFile)})`))
     return workerFile
   }
   setThreadsCount(threads)
