@@ -130,8 +130,8 @@ export const SidAdamAll = "SidAdamAll"
 
 /**
  * Name of the optional fused dense kernel. Inputs `x` [M,K], `w` [K,N], `b` [N], all float32; attribute `activation`
- * ({@link DenseActivation}); outputs `y` [M,N] and, after SiLU only, the pre-activation `z` [M,N] (kept for the
- * gradient).
+ * ({@link DenseActivation}); outputs `y` [M,N] and, after SiLU only, the pre-activation `z` [M,N] and optionally
+ * σ(z) [M,N] (kept for the gradient).
  *
  * @since 0.2.0
  * @category kernels
@@ -148,8 +148,8 @@ export const SidDense = "SidDense"
 export const SidDenseGrad = "SidDenseGrad"
 
 /**
- * Name of the SiLU gradient kernel that an engine's lazy {@link SidDense} gradient may use. Inputs `dy` and `z`
- * (float32, one shape); no attributes; output ∂z = dy·s + (dy·z)·(s·(1 − s)) with s = σ(z), each operation rounded to
+ * Name of the SiLU gradient kernel that an engine's lazy {@link SidDense} gradient may use. Inputs `dy`, `z` and
+ * optionally `s` = σ(z) as the engine's `Sigmoid` computes it (float32, one shape); no attributes; output ∂z = dy·s + (dy·z)·(s·(1 − s)) with s = σ(z), each operation rounded to
  * float32 as TF.js's gradient of the composed `mul(z, sigmoid(z))` rounds it.
  *
  * @since 0.2.0
