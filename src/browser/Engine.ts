@@ -18,6 +18,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer, Option, type Scope } from "effect"
+import { keepBackend } from "../engine/BackendScope.js"
 import { cpuPatches, install, type KernelPatch, labels, wasmPatches } from "../engine/kernels/Patches.js"
 import { Engine, EngineFacts, EngineInitFailed, EnginePackageNotInstalled } from "../engine/Engine.js"
 import {
@@ -152,14 +153,6 @@ const patch = (engine: BrowserEngineName, patches: ReadonlyArray<KernelPatch>) =
     Effect.try({ try: () => install(patches), catch: initFailed(engine, "installing kernel patches failed") }),
     (restore) => Effect.sync(restore)
   )
-
-const keepBackend = Effect.acquireRelease(
-  Effect.sync(() => (tf.getBackend() as string | null | undefined) ?? undefined),
-  (previous) =>
-    previous === undefined || tf.getBackend() === previous || tf.findBackendFactory(previous) == null
-      ? Effect.void
-      : Effect.promise(() => tf.setBackend(previous)).pipe(Effect.asVoid)
-)
 
 const useBackend = (engine: BrowserEngineName, backend: string) =>
   Effect.tryPromise({

@@ -31,6 +31,7 @@ import {
   EnginePackageNotInstalled,
   EngineSharedLibraryMissing
 } from "../Engine.js"
+import { keepBackend } from "../BackendScope.js"
 import { installGradients } from "../kernels/Gradients.js"
 import { cpuPatches, install, type KernelPatch, labels, wasmPatches } from "../kernels/Patches.js"
 import { wasmFusedGradients, wasmFusedPatches } from "../kernels/Wasm.js"
@@ -141,17 +142,6 @@ export const load = (engine: EngineName, importer: Importer) =>
 
 export const initFailed = (engine: EngineName, detail: string) => (cause: unknown) =>
   new EngineInitFailed({ engine, detail: `${detail}: ${errorText(cause).split("\n")[0]}`, cause })
-
-/** Remembers the backend in use and restores it when the scope closes (if it is still registered). */
-export const keepBackend = Effect.acquireRelease(
-  Effect.sync(() => (tf.getBackend() as string | null | undefined) ?? undefined),
-  (previous) =>
-    previous === undefined || tf.getBackend() === previous || tf.findBackendFactory(previous) == null
-      ? Effect.void
-      : Effect.tryPromise(() => tf.setBackend(previous)).pipe(
-        Effect.catchAll((error) => Effect.logWarning(`could not restore TF.js backend "${previous}"`, error))
-      )
-)
 
 export const patch = (engine: EngineName, patches: ReadonlyArray<KernelPatch>) =>
   Effect.acquireRelease(

@@ -28,6 +28,7 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { keepBackend } from "../BackendScope.js"
 import { labels } from "../kernels/Patches.js"
 import { Engine, EngineFacts, EngineInitFailed, EnginePackageNotInstalled } from "../Engine.js"
 import { WebGpuAdapterReport } from "../WebGpuAdapter.js"
@@ -300,16 +301,7 @@ export const buildWebGpu = (options?: WebGpuOptions): Layer.Layer<Engine, Engine
         })
       )
       const report = adapterReport(adapter, limits)
-      // Remember the backend in use; restore it when the scope closes.
-      yield* Effect.acquireRelease(
-        Effect.sync(() => (tf.getBackend() as string | null | undefined) ?? undefined),
-        (previous) =>
-          previous === undefined || tf.getBackend() === previous || tf.findBackendFactory(previous) == null
-            ? Effect.void
-            : Effect.tryPromise(() => tf.setBackend(previous)).pipe(
-              Effect.catchAll((error) => Effect.logWarning(`could not restore TF.js backend "${previous}"`, error))
-            )
-      )
+      yield* keepBackend
       const mod = yield* loadPackage(importer, WEBGPU_BACKEND_PACKAGE)
       const Backend = (mod as { WebGPUBackend?: unknown } | null)?.WebGPUBackend
       if (typeof Backend !== "function") {

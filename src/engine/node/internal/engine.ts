@@ -17,12 +17,12 @@ import {
   type EngineName,
   EngineNativeKernelsNotBuilt
 } from "../../Engine.js"
+import { keepBackend } from "../../BackendScope.js"
 import {
   buildWasm,
   dynamicImport,
   type EngineOptions,
   initFailed,
-  keepBackend,
   load,
   looksLikeTf,
   packageName,
