@@ -49,6 +49,27 @@ describe("sid distill (the CLI)", () => {
     expect(after.slice(-3).map((r) => r.step)).toEqual([stopped.step + 1, stopped.step + 2, stopped.step + 3])
   })
 
+  it("a resumed exact-mixture run skips the teacher's network fit and continues bit for bit", async () => {
+    const root = await mkdtemp(join(tmpdir(), "sid-resume-gmm-"))
+    const losses = async (runDir: string) =>
+      (await readFile(join(runDir, "log.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l))
+        .filter((r) => typeof r.step === "number" && r.fakeLoss !== undefined)
+        .map((r) => [r.step, r.fakeLoss, r.generatorLoss, r.fakeGradNorm, r.generatorGradNorm])
+    const whole = join(root, "whole")
+    expect(await sid(["distill", ...small, "--steps", "6", "--run-dir", whole]).exit).toBe(0)
+    const split = join(root, "split")
+    expect(await sid(["distill", ...small, "--steps", "3", "--run-dir", split]).exit).toBe(0)
+    const resumed = sid(["distill", "--resume", "--steps", "6", "--run-dir", split])
+    expect(await resumed.exit).toBe(0)
+    expect(resumed.output()).toContain("the teacher's 30-step network fit is skipped")
+    expect(resumed.output()).not.toContain("fitting the teacher's network")
+    const expected = await losses(whole)
+    expect(expected.map((r) => r[0])).toEqual([1, 2, 3, 4, 5, 6])
+    expect(await losses(split)).toEqual(expected)
+    expect(JSON.parse(await readFile(join(split, "config.json"), "utf8")).teacher)
+      .toEqual(JSON.parse(await readFile(join(whole, "config.json"), "utf8")).teacher)
+  })
+
   it("keeps a run directory to one run: resume keeps the recorded spec, a fresh start and a second writer are refused", async () => {
     const runDir = await mkdtemp(join(tmpdir(), "sid-owned-"))
     const first = sid(["distill", ...small, "--alpha", "0.5", "--steps", "2", "--checkpoint-every", "2", "--run-dir", runDir])

@@ -346,10 +346,18 @@ const startRun = (p: Plan) =>
     const spec = TeacherSpec.parseTeacherSpec(p.spec.teacher.spec)
     const reference = yield* ReferenceSpec.parseReferenceSpec(p.spec.reference)
     const metrics = ReferenceSpec.layerFromReference(reference, spec, { name: p.spec.teacher.spec })
-    const fitSteps = p.spec.teacher.fitSteps ?? FIT.steps
+    const recordedFitSteps = p.spec.teacher.fitSteps ?? FIT.steps
+    // The exact mixture's fitted MLP only initialises G and ψ (docs/algorithm.md §12.1): a resumed run loads both.
+    const initialisesOnly = p.mode === "resume" && spec.kind === "gmm"
+    const fitSteps = initialisesOnly ? 1 : recordedFitSteps
     const fitNetwork = p.spec.teacher.fitNetwork ?? LEGACY_FIT_NETWORK
     const fitEvery = Math.max(1, Math.floor(fitSteps / 5))
-    yield* Effect.sync(() => console.log(presetLine(p)))
+    yield* Effect.sync(() => {
+      console.log(presetLine(p))
+      if (initialisesOnly) {
+        console.log(`resuming: the teacher's ${recordedFitSteps}-step network fit is skipped (it only initialises G and ψ, which the checkpoint holds)`)
+      }
+    })
     const services = Distillation.layer(config, {
       teacher: TeacherSpec.layerFromSpec(spec, {
         steps: fitSteps,
@@ -357,7 +365,7 @@ const startRun = (p: Plan) =>
         depth: fitNetwork.depth,
         seed: config.seed,
         onProgress: (step, loss) => {
-          if (step % fitEvery === 0 || step === fitSteps - 1) {
+          if (!initialisesOnly && (step % fitEvery === 0 || step === fitSteps - 1)) {
             console.log(`fitting the teacher's network: step ${step + 1}/${fitSteps}  loss ${loss.toFixed(4)}`)
           }
         }
