@@ -49,7 +49,7 @@ describe("sid distill (the CLI)", () => {
     expect(after.slice(-3).map((r) => r.step)).toEqual([stopped.step + 1, stopped.step + 2, stopped.step + 3])
   })
 
-  it("a resumed exact-mixture run skips the teacher's network fit and continues bit for bit", async () => {
+  it("a resumed exact-mixture run skips the teacher's network fit, keeps its evaluation size and continues bit for bit", async () => {
     const root = await mkdtemp(join(tmpdir(), "sid-resume-gmm-"))
     const losses = async (runDir: string) =>
       (await readFile(join(runDir, "log.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l))
@@ -68,6 +68,16 @@ describe("sid distill (the CLI)", () => {
     expect(await losses(split)).toEqual(expected)
     expect(JSON.parse(await readFile(join(split, "config.json"), "utf8")).teacher)
       .toEqual(JSON.parse(await readFile(join(whole, "config.json"), "utf8")).teacher)
+    const evaluationSizes = async (runDir: string) =>
+      (await readFile(join(runDir, "log.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l))
+        .filter((r) => r.evaluation !== undefined).map((r) => r.evaluation.samples as number)
+    expect(JSON.parse(await readFile(join(split, "config.json"), "utf8")).evalSamples).toBe(500)
+    expect(await evaluationSizes(split)).toEqual([500, 500, 500, 500])
+    const resized = sid(["distill", "--resume", "--steps", "7", "--eval-samples", "300", "--run-dir", split])
+    expect(await resized.exit).toBe(0)
+    expect(resized.output()).toContain("evaluations: 300 samples each (--eval-samples), the run recorded 500")
+    expect((await evaluationSizes(split)).slice(-2)).toEqual([300, 300])
+    expect(JSON.parse(await readFile(join(split, "config.json"), "utf8")).evalSamples).toBe(500)
   })
 
   it("keeps a run directory to one run: resume keeps the recorded spec, a fresh start and a second writer are refused", async () => {

@@ -201,8 +201,7 @@ export const planDistill = (o: Parsed) =>
       return yield* new FlagError({ flag: "overwrite", value: "", rule: "cannot be combined with --resume-from (choose one)" })
     }
     const mode: ClaimMode = o.resume || resumeFrom !== undefined ? "resume" : o.overwrite ? "overwrite" : "fresh"
-    const evalSamples = yield* countFlag("evalSamples", o.evalSamples, RUN.evalSamples.default)
-    const baselineSamples = yield* countFlag("baselineSamples", o.baselineSamples, evalSamples)
+    const givenEvalSamples = yield* countFlag("evalSamples", o.evalSamples, RUN.evalSamples.default)
     const keep = yield* countFlag("keep", o.keep, RUN.keep.default)
     const fromFile = yield* Option.match(o.config, {
       onNone: () => Effect.succeed<unknown>({}),
@@ -228,6 +227,8 @@ export const planDistill = (o: Parsed) =>
         )
       : undefined
     const recordedSpec = recorded?._tag === "RunSpec" ? recorded.spec : undefined
+    const evalSamples = Option.isNone(o.evalSamples) ? recordedSpec?.evalSamples ?? givenEvalSamples : givenEvalSamples
+    const baselineSamples = yield* countFlag("baselineSamples", o.baselineSamples, evalSamples)
     const teacherText = Option.getOrElse(o.teacher, () => recordedSpec?.teacher.spec ?? RUN.teacher.default)
     const kind = yield* TeacherSpec.teacherKind(TeacherSpec.parseTeacherSpec(teacherText))
     const preset = distillPreset(kind)
@@ -253,7 +254,8 @@ export const planDistill = (o: Parsed) =>
       config,
       teacher,
       reference: referenceText,
-      ...(presetName === undefined ? {} : { preset: presetName })
+      ...(presetName === undefined ? {} : { preset: presetName }),
+      ...(recorded === undefined ? { evalSamples } : recordedSpec?.evalSamples === undefined ? {} : { evalSamples: recordedSpec.evalSamples })
     })
     if (recorded !== undefined) {
       const differences = recorded._tag === "RunSpec"
@@ -354,6 +356,12 @@ const startRun = (p: Plan) =>
     const fitEvery = Math.max(1, Math.floor(fitSteps / 5))
     yield* Effect.sync(() => {
       console.log(presetLine(p))
+      const recordedSamples = p.spec.evalSamples
+      if (p.mode === "resume" && recordedSamples !== undefined && recordedSamples !== p.evalSamples) {
+        console.log(
+          `evaluations: ${p.evalSamples} samples each (--eval-samples), the run recorded ${recordedSamples}: metrics before and after this step are not comparable (FD and FID depend on the sample size)`
+        )
+      }
       if (initialisesOnly) {
         console.log(`resuming: the teacher's ${recordedFitSteps}-step network fit is skipped (it only initialises G and ψ, which the checkpoint holds)`)
       }

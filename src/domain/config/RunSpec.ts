@@ -43,7 +43,13 @@ export class RunSpec extends Schema.Class<RunSpec>("RunSpec")({
    * The preset the run started from (`DISTILL_PRESETS`: `lowDimensional` or `images`), for the record: the config
    * holds the resolved values, so a resume never reapplies it. Absent in runs started without one.
    */
-  preset: Schema.optional(Schema.String)
+  preset: Schema.optional(Schema.String),
+  /**
+   * Samples per evaluation at the start of the run: a resumed run evaluates on as many unless `--eval-samples` says
+   * otherwise (metrics on another sample size are not comparable, FD and FID least of all). Absent in runs recorded
+   * before it was.
+   */
+  evalSamples: Schema.optional(Schema.Positive.pipe(Schema.int()))
 }) {}
 
 /** One setting that differs between a recorded run and a request. */
