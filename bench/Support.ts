@@ -40,6 +40,12 @@ export const median = (xs: ReadonlyArray<number>): number => {
   return s.length === 0 ? NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
+/** The `q`-quantile of the values (0 ≤ q ≤ 1; nearest rank, NaN when empty). */
+export const quantile = (xs: ReadonlyArray<number>, q: number): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.max(0, Math.round(q * (s.length - 1))))]!
+}
+
 /** `x` rounded to `digits` decimals. */
 export const round = (x: number, digits = 2): number => Math.round(x * 10 ** digits) / 10 ** digits
 

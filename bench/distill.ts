@@ -3,11 +3,13 @@
  * EMA) for the 2-D MLP of docs/algorithm.md §12.3 and for the small UNet, one-step generation against the teacher's Heun-35
  * sampler (samples/s and their ratio), peak RSS and `tf.memory().numTensors` drift over the timed iterations.
  *
- *   npm run bench:distill -- [--quick] [--warmup N] [--iterations N] [--cases mlp,unet16,unet32] [--out FILE]
+ *   npm run bench:distill -- [--quick] [--warmup N] [--iterations N] [--cases mlp,unet16,unet32] [--torch] [--out FILE]
  *
  * Networks are freshly initialised (timing does not need a trained teacher): the teacher is `Teacher.fromWeights`
  * over the initial weights and G, ψ start from them as in a real run. The engine comes from `SID_ENGINE`
- * (default wasm). JSON goes to stdout and to bench/results/distill-<date>.json.
+ * (default wasm). With `--torch`, the MLP case also runs its PyTorch peer (bench/vs_torch_mlp.py: the same iteration,
+ * batch, warm-up and iteration count) under each OpenMP wait policy (`--torch-omp`, `--torch-threads`, `--python` as in
+ * bench:vs-torch) and reports the ratio of the medians. JSON goes to stdout and to bench/results/distill-<date>.json.
  *
  * @since 0.1.0
  */
@@ -24,13 +26,15 @@ import { fixedLatents, generatorSamples, teacherSamples } from "../src/pipeline/
 import { fakeScoreUpdate, generatorUpdate } from "../src/pipeline/Iteration.js"
 import { emaBeta } from "../src/domain/optim/Ema.js"
 import { benchServices } from "./Services.js"
-import { flag, log, maxRssMiB, median, option, round, writeReport } from "./Support.js"
+import { flag, log, maxRssMiB, median, option, quantile, round, writeReport } from "./Support.js"
 import { Engine } from "../src/engine/node/Engine.js"
+import { load1, runTorchScript, torchAvailable, torchPolicies, torchThreads } from "./Torch.js"
 
 const quick = flag("quick")
 const warmup = Number(option("warmup") ?? (quick ? 2 : 3))
 const iterations = Number(option("iterations") ?? (quick ? 5 : 20))
 const caseNames = (option("cases") ?? "mlp,unet16,unet32").split(",")
+const withTorch = flag("torch")
 
 interface Case {
   readonly name: string
@@ -40,10 +44,12 @@ interface Case {
   readonly generate: number
   /** Iterations scale (UNet iterations are slow). */
   readonly iterationFactor: number
+  /** The PyTorch peer script of this case, if it has one. */
+  readonly torchScript?: string
 }
 
 const CASES: Record<string, Case> = {
-  mlp: { name: "mlp 2-D 4x128 (docs/algorithm.md §12.3)", network: () => mlpNetwork(mlpSpec(2)), batch: 512, generate: 20_000, iterationFactor: 1 },
+  mlp: { name: "mlp 2-D 4x128 (docs/algorithm.md §12.3)", network: () => mlpNetwork(mlpSpec(2)), batch: 512, generate: 20_000, iterationFactor: 1, torchScript: "vs_torch_mlp.py" },
   unet16: {
     name: "unet 16x16x1",
     network: () => unetNetwork(unetSpec([16, 16, 1])),
@@ -72,6 +78,33 @@ const eventLoopTurn = Effect.gen(function*() {
   for (let i = 0; i < turns; i++) yield* yieldToEventLoop
   return { turns, meanUs: round(((performance.now() - t0) * 1000) / turns, 2) }
 })
+
+interface TorchPeer {
+  readonly medianMs: number
+  readonly minMs: number
+  readonly parameters: number
+}
+
+/**
+ * The case's PyTorch peer under each OpenMP policy, right after the case itself: its median and minimum, the load around
+ * it, and `ratio` = this engine's median / the faster policy's median (below 1: faster than PyTorch).
+ */
+const torchPeer = (script: string, batch: number, warm: number, timed: number, ownMedian: number) => {
+  const available = torchAvailable()
+  if (!available.ok) {
+    log(`  torch peer skipped: ${available.reason}`)
+    return { skipped: available.reason }
+  }
+  const runs = torchPolicies.map((policy) => {
+    const run = runTorchScript<TorchPeer>(script, ["--batch", String(batch), "--warmup", String(warm), "--iterations", String(timed)], policy)
+    log(`  torch ${available.version} (OMP ${policy}, ${torchThreads} threads): median ${run.output.medianMs} ms, min ${run.output.minMs} ms`)
+    return { policy, medianMs: run.output.medianMs, minMs: run.output.minMs, parameters: run.output.parameters, loadBefore: run.loadBefore, loadAfter: run.loadAfter }
+  })
+  const best = Math.min(...runs.map((r) => r.medianMs))
+  const ratio = round(ownMedian / best, 2)
+  log(`  ${round(ownMedian, 1)} ms vs PyTorch ${best} ms: ×${ratio} (load ${load1()})`)
+  return { version: available.version, threads: torchThreads, runs, ratio }
+}
 
 const benchCase = (c: Case, turnUs: number) =>
   Effect.scoped(
@@ -118,6 +151,7 @@ const benchCase = (c: Case, turnUs: number) =>
         }
         return parts.length === 1 ? parts[0]! : tf.concat(parts, 0)
       })
+      const ownMedian = median(runs.map((r) => r.total))
       const result = {
         case: c.name,
         dataShape: network.dataShape,
@@ -126,20 +160,23 @@ const benchCase = (c: Case, turnUs: number) =>
         warmup: warm,
         iterations: timed,
         iterationMs: {
-          median: round(median(runs.map((r) => r.total)), 1),
+          median: round(ownMedian, 1),
           min: round(Math.min(...runs.map((r) => r.total)), 1),
+          p10: round(quantile(runs.map((r) => r.total), 0.1), 1),
+          p90: round(quantile(runs.map((r) => r.total), 0.9), 1),
           fakeStepMedian: round(median(runs.map((r) => r.fake)), 1),
           generatorStepMedian: round(median(runs.map((r) => r.generator)), 1),
           emaMedian: round(median(runs.map((r) => r.ema)), 2)
         },
-        samplesPerSecondTraining: round((c.batch * 1000) / median(runs.map((r) => r.total)), 1),
-        eventLoopTurnShare: round(turnUs / 1000 / median(runs.map((r) => r.total)), 5),
+        samplesPerSecondTraining: round((c.batch * 1000) / ownMedian, 1),
+        eventLoopTurnShare: round(turnUs / 1000 / ownMedian, 5),
         generation: {
           oneStep,
           heun35: heun,
           speedup: round(oneStep.samplesPerSecond / heun.samplesPerSecond, 1)
         },
-        memory: { numTensorsBefore: tensorsBefore, numTensorsAfter: tensorsAfter, numTensorsDrift: tensorsAfter - tensorsBefore, maxRssMiBBefore: rssBefore, maxRssMiBAfter: rssAfter }
+        memory: { numTensorsBefore: tensorsBefore, numTensorsAfter: tensorsAfter, numTensorsDrift: tensorsAfter - tensorsBefore, maxRssMiBBefore: rssBefore, maxRssMiBAfter: rssAfter },
+        ...(withTorch && c.torchScript !== undefined ? { torch: torchPeer(c.torchScript, c.batch, warm, timed, ownMedian) } : {})
       }
       log(
         `  ${result.iterationMs.median} ms/iteration (fake ${result.iterationMs.fakeStepMedian}, G ${result.iterationMs.generatorStepMedian}), ` +

@@ -20,15 +20,13 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Context, Effect, Either, Layer } from "effect"
-import { spawnSync } from "node:child_process"
-import { cpus, loadavg, totalmem } from "node:os"
-import { dirname, join } from "node:path"
-import { fileURLToPath } from "node:url"
+import { cpus, totalmem } from "node:os"
 import * as EngineLayers from "../src/engine/node/Engine.js"
 import { loadNativeAddon } from "../src/engine/kernels/Native.js"
 import { Engine, type EngineName } from "../src/engine/node/Engine.js"
 import { convFlops, makeReferenceTraining } from "./ReferenceDenoiser.js"
-import { flag, log, maxRssMiB, median, option, parseShape, round, type Shape, writeReport } from "./Support.js"
+import { log, maxRssMiB, median, option, parseShape, round, type Shape, writeReport } from "./Support.js"
+import { load1, python, runTorchScript, torchAvailable, torchPolicies, torchThreads } from "./Torch.js"
 
 const key = (s: Shape) => `${s.height}x${s.width}x${s.channels}x${s.batch}`
 const shapes = (option("shapes") ?? "32x32x3x32,28x28x1x32,16x16x1x8").split(",").map(parseShape)
@@ -36,9 +34,6 @@ const engines = (option("engines") ?? "wasm,wasm-native").split(",") as Array<En
 const warmup = Number(option("warmup") ?? 5)
 const steps = Number(option("steps") ?? 10)
 const rounds = Number(option("rounds") ?? 1)
-const torchThreads = Number(option("torch-threads") ?? 2)
-const python = option("python") ?? "/usr/bin/python3"
-const load1 = () => round(loadavg()[0]!, 2)
 
 interface Run {
   readonly ms: ReadonlyArray<number>
@@ -115,19 +110,6 @@ interface TorchResult {
   readonly lossLast: number
 }
 
-const torchScript = join(dirname(fileURLToPath(import.meta.url)), "vs_torch.py")
-
-const torchAvailable = (): { readonly ok: boolean; readonly version?: string; readonly reason?: string } => {
-  if (flag("no-torch")) return { ok: false, reason: "--no-torch" }
-  const r = spawnSync(python, ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8" })
-  return r.status === 0
-    ? { ok: true, version: r.stdout.trim() }
-    : { ok: false, reason: `${python} -c "import torch" failed: ${(r.stderr || String(r.error ?? "")).trim().split("\n").pop()}` }
-}
-
-/** OpenMP wait policies PyTorch is run with: its default (spinning) and PASSIVE, the policy the native addon uses. */
-const torchPolicies = (option("torch-omp") ?? "default,passive").split(",")
-
 interface TorchRun {
   readonly policy: string
   readonly results: ReadonlyArray<TorchResult>
@@ -136,20 +118,14 @@ interface TorchRun {
 }
 
 const runTorch = (policy: string): TorchRun => {
-  const loadBefore = load1()
-  log(`torch (OMP ${policy}): ${shapes.map(key).join(",")} (${warmup}+${steps} steps, ${torchThreads} threads, load ${loadBefore})...`)
-  const env: Record<string, string | undefined> = { ...process.env, OPENBLAS_NUM_THREADS: "1", OMP_NUM_THREADS: String(torchThreads) }
-  if (policy === "default") delete env["OMP_WAIT_POLICY"]
-  else env["OMP_WAIT_POLICY"] = policy.toUpperCase()
-  const r = spawnSync(
-    python,
-    [torchScript, "--shapes", shapes.map(key).join(","), "--threads", String(torchThreads), "--warmup", String(warmup), "--steps", String(steps)],
-    { encoding: "utf8", env }
+  log(`torch (OMP ${policy}): ${shapes.map(key).join(",")} (${warmup}+${steps} steps, ${torchThreads} threads, load ${load1()})...`)
+  const run = runTorchScript<{ results: ReadonlyArray<TorchResult> }>(
+    "vs_torch.py",
+    ["--shapes", shapes.map(key).join(","), "--warmup", String(warmup), "--steps", String(steps)],
+    policy
   )
-  if (r.status !== 0) throw new Error(`vs_torch.py failed: ${r.stderr}`)
-  const parsed = JSON.parse(r.stdout) as { results: ReadonlyArray<TorchResult> }
-  for (const x of parsed.results) log(`  ${x.shape} B=${x.batch}: median ${round(median(x.ms), 1)} ms`)
-  return { policy, results: parsed.results, loadBefore, loadAfter: load1() }
+  for (const x of run.output.results) log(`  ${x.shape} B=${x.batch}: median ${round(median(x.ms), 1)} ms`)
+  return { policy, results: run.output.results, loadBefore: run.loadBefore, loadAfter: run.loadAfter }
 }
 
 const nativeLibrary = (): string => {

@@ -10,6 +10,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
+import { runFirstOutput } from "./FirstOutput.js"
 import { SidDense, SidDenseGrad } from "../../engine/kernels/KernelNames.js"
 import { silu } from "./Silu.js"
 
@@ -44,8 +45,7 @@ export const dense = (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor, activation: 
       throw new Error(`dense: expected x [M,K], w [K,N], b [N]; got [${x.shape}], [${w.shape}], [${b.shape}]`)
     }
     if (fusedAvailable(x, w, b)) {
-      const outputs = tf.engine().runKernel(DENSE_KERNEL, { x, w, b }, { activation }) as unknown as Array<tf.Tensor>
-      return outputs[0] as tf.Tensor2D
+      return runFirstOutput(DENSE_KERNEL, { x, w, b }, { activation }) as tf.Tensor2D
     }
     const z = tf.add(tf.matMul(x, w), b) as tf.Tensor2D
     return activation === "silu" ? silu(z) : z

@@ -12,6 +12,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs"
+import { runFirstOutput } from "./FirstOutput.js"
 import { type GroupNormActivation, SidGroupNorm, SidGroupNormGrad } from "../../engine/kernels/KernelNames.js"
 import { silu } from "./Silu.js"
 
@@ -89,12 +90,7 @@ export const groupNorm = (
   tf.tidy(() => {
     checkGroups(x, groups)
     if (fusedAvailable(x, weight, bias)) {
-      const outputs = tf.engine().runKernel(
-        GROUP_NORM_KERNEL,
-        { x, gamma: weight, beta: bias },
-        { groups, epsilon: eps, activation }
-      ) as unknown as Array<tf.Tensor>
-      return outputs[0] as tf.Tensor4D
+      return runFirstOutput(GROUP_NORM_KERNEL, { x, gamma: weight, beta: bias }, { groups, epsilon: eps, activation }) as tf.Tensor4D
     }
     const z = tf.add(tf.mul(groupNormalize(x, groups, eps), weight), bias)
     return (activation === "silu" ? silu(z) : z) as tf.Tensor4D
