@@ -180,7 +180,7 @@ describe("sid distill (the CLI)", () => {
     const onFile = sid(["distill", "--run-dir", file])
     expect(await onFile.exit).toBe(1)
     expect(onFile.output()).toMatch(/is a file, not a directory/)
-  })
+  }, 360_000) // ten CLI starts in a row: a few seconds each when idle, over ten on a busy 2-core machine
 
   it("rejects a bad config with exit 1 and a message naming the field, the value and the rule", async () => {
     const run = sid(["distill", "--alpha", "-1", "--tmax", "1200"])

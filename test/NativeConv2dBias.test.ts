@@ -107,4 +107,41 @@ describe.runIf(built)("convolution-with-bias kernel on wasm-native (addon built)
     expect(names).toContain(CONV2D_FILTER_BIAS_GRAD_KERNEL)
     expect(names).not.toContain("Conv2DBackpropInput")
   })
+
+  it("computes no filter or bias gradient for a frozen convolution, and the same bits either way", async () => {
+    await tf.setBackend("wasm")
+    const c: Case = { b: 2, h: 8, w: 8, cin: 3, cout: 4, k: 3, stride: 1, pad: "same", seed: 11 }
+    const inputs = () => [
+      tf.tensor4d(randoms(c.b * c.h * c.w * c.cin, c.seed), [c.b, c.h, c.w, c.cin]),
+      tf.tensor4d(randoms(c.k * c.k * c.cin * c.cout, c.seed + 1), [c.k, c.k, c.cin, c.cout]),
+      tf.tensor1d(randoms(c.cout, c.seed + 2))
+    ] as const
+    const loss = (x: tf.Tensor, f: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(conv2dBias(x as tf.Tensor4D, f as tf.Tensor4D, b)))
+    const inputOnly = await tf.profile(() =>
+      tf.tidy(() => {
+        const [x, f, b] = inputs()
+        return tf.grad((x: tf.Tensor) => loss(x, f, b))(x).dataSync()
+      })
+    )
+    const names = inputOnly.kernels.map((k) => k.name)
+    expect(names).toContain("Conv2DBackpropInput")
+    expect(names).not.toContain(CONV2D_FILTER_BIAS_GRAD_KERNEL)
+    const [dfilter, dbias] = tf.tidy(() => {
+      const [x, f, b] = inputs()
+      return tf.grads((f: tf.Tensor, b: tf.Tensor) => loss(x, f, b))([f, b]).map((g) => Array.from(g.dataSync()))
+    })
+    const [both, filterOnly, biasOnly] = tf.tidy(() => {
+      const [x, f] = inputs()
+      const dy = tf.mul(2, conv2dBias(x as tf.Tensor4D, f as tf.Tensor4D, inputs()[2]))
+      const attrs = { strides: [1, 1], pad: "same", dilations: [1, 1], filterShape: f.shape }
+      const run = (only?: string) =>
+        (tf.engine().runKernel(CONV2D_FILTER_BIAS_GRAD_KERNEL, { x, dy }, { ...attrs, ...(only === undefined ? {} : { only }) }) as unknown as Array<tf.Tensor>)
+          .map((t) => Array.from(t.dataSync()))
+      return [run(), run("filter"), run("bias")]
+    })
+    expect(filterOnly).toEqual([both[0]])
+    expect(biasOnly).toEqual([both[1]])
+    expect(dfilter).toEqual(both[0])
+    expect(dbias).toEqual(both[1])
+  })
 })

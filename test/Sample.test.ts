@@ -82,7 +82,7 @@ describe("sid sample (the CLI)", () => {
       tf.tidy(() => Array.from(teacherSamples(t, fixedLatents(0, 4, [16, 16, 3]), 4).dataSync()))
     ).pipe(Effect.provide(layerEdmFile(golden))))
     expect(Math.max(...inProcess.map((v, i) => Math.abs(v - samples.values[i]!)))).toBeLessThan(1e-4)
-  }, 30_000)
+  }, 120_000)
 
   it("--run-dir samples the EMA generator of the newest checkpoint of `sid distill`", async () => {
     const dir = await mkdtemp(join(tmpdir(), "sid-sample-"))
@@ -114,7 +114,7 @@ describe("sid sample (the CLI)", () => {
     const exported = await sid(["export", "--run-dir", runDir, "--out", join(dir, "g-export.safetensors")])
     expect(exported.code, exported.output).toBe(0)
     expect(maxAbsDiff(await browserSamples(join(dir, "g-export.safetensors"), 3, 0), samples.values)).toBe(0)
-  }, 60_000)
+  }, 240_000)
 
   it("a 2-D mixture teacher writes a scatter PNG and raw samples [N, 2]", async () => {
     const dir = await mkdtemp(join(tmpdir(), "sid-sample-"))
@@ -129,7 +129,7 @@ describe("sid sample (the CLI)", () => {
     const samples = await rawSamples(join(dir, "m.safetensors"))
     expect(samples.shape).toEqual([10, 2])
     expect(Array.from(samples.values).every(Number.isFinite)).toBe(true)
-  }, 30_000)
+  }, 120_000)
 
   it("--run-dir of a 2-D run writes a scatter PNG, and `sid export` + sid-ts/browser or loadGenerator draw the same samples for the same seed", async () => {
     const dir = await mkdtemp(join(tmpdir(), "sid-sample-"))
@@ -165,7 +165,7 @@ describe("sid sample (the CLI)", () => {
     const noRaw = await sid(["sample", "--run-dir", runDir, "--count", "8", "--out", join(dir, "default.png")])
     expect(noRaw.code, noRaw.output).toBe(0)
     expect(await exists(join(dir, "default.png"))).toBe(true)
-  }, 60_000)
+  }, 240_000)
 
   it("never exits 0 having written nothing: samples that are neither images nor 2-D points need --raw", async () => {
     const dir = await mkdtemp(join(tmpdir(), "sid-sample-"))
@@ -179,7 +179,7 @@ describe("sid sample (the CLI)", () => {
     expect(raw.code, raw.output).toBe(0)
     expect(raw.output).toContain("no PNG written")
     expect((await rawSamples(join(dir, "x.safetensors"))).shape).toEqual([10, 1])
-  }, 30_000)
+  }, 120_000)
 
   it("fails with exit 1 and a clear message when neither or both of --teacher / --run-dir are given", async () => {
     const neither = await sid(["sample", "--count", "2"])
@@ -188,5 +188,5 @@ describe("sid sample (the CLI)", () => {
     const both = await sid(["sample", "--teacher", "gmm:ring8", "--run-dir", tmpdir()])
     expect(both.code).toBe(1)
     expect(both.output).toContain("not both")
-  }, 30_000)
+  }, 120_000)
 })

@@ -6,7 +6,7 @@
  * {@link CONV2D_FILTER_BIAS_GRAD_KERNEL}; {@link conv2dBias} uses them where the active backend has them and
  * `tf.fused.conv2d` otherwise. Both compute the same function up to float32 rounding. The fused op's gradient takes
  * four kernel dispatches per convolution (input and filter gradients, the bias gradient's sum and a reshape) and a
- * custom-gradient scope; this one two (issue 18 point 5).
+ * custom-gradient scope; this one at most three, one per input whose gradient the tape asks for (issue 18 point 5).
  *
  * @module
  */

@@ -169,8 +169,9 @@ export const SidConv2DBias = "SidConv2DBias"
 
 /**
  * Name of the kernel giving the filter and bias gradients of {@link CONV2D_BIAS_KERNEL} in one call. Inputs `x`,
- * `dy` [N,OH,OW,Cout]; the forward attributes and `filterShape`; outputs `dfilter` [KH,KW,Cin,Cout], `dbias` [Cout].
- * The input gradient is the registered `Conv2DBackpropInput`.
+ * `dy` [N,OH,OW,Cout]; the forward attributes, `filterShape` and optionally `only` (`"filter"` or `"bias"`); outputs
+ * `dfilter` [KH,KW,Cin,Cout] and `dbias` [Cout], or only the one `only` names. The input gradient is the registered
+ * `Conv2DBackpropInput`.
  *
  * @since 0.2.0
  * @category kernels

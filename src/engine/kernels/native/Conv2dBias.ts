@@ -1,7 +1,7 @@
 /**
  * {@link CONV2D_BIAS_KERNEL} (`src/domain/nn/Conv2d.ts`) on the native addon for the wasm backend: the forward
- * convolution with its bias in one addon call, the filter and bias gradients in one dispatch, and the gradient that
- * runs them (the input gradient is the registered `Conv2DBackpropInput`, the addon's on this engine).
+ * convolution with its bias in one addon call, the filter and bias gradients in one dispatch (or either alone), and the
+ * gradient that runs them (the input gradient is the registered `Conv2DBackpropInput`, the addon's on this engine).
  *
  * @since 0.1.0
  */
@@ -17,6 +17,7 @@ interface Conv2dAttrs {
   readonly pad: "same" | "valid"
   readonly dilations: Pair
   readonly filterShape?: Shape4
+  readonly only?: "filter" | "bias"
 }
 
 const makeConv2dBias = (addon: NativeAddon): RawKernelFunc => (args) => {
@@ -33,18 +34,26 @@ const makeFilterBiasGrad = (addon: NativeAddon): RawKernelFunc => (args) => {
   const a = args.attrs as unknown as Conv2dAttrs
   const c = info4(x!.shape as Shape4, a.filterShape!, a)
   const be = args.backend as WasmHeapBackend
-  const dfilter = be.makeOutput([...a.filterShape!], "float32")
-  const dbias = be.makeOutput([c.outChannels], "float32")
   const dyView = view(be, dy!)
-  addon.conv2dBackpropFilter(view(be, x!), dyView, view(be, dfilter), dims(c))
-  addon.sum(dyView, [c.batchSize * c.outHeight * c.outWidth, c.outChannels], [0], view(be, dbias), 1)
-  return [dfilter, dbias]
+  const outputs: Array<tf.TensorInfo> = []
+  if (a.only !== "bias") {
+    const dfilter = be.makeOutput([...a.filterShape!], "float32")
+    addon.conv2dBackpropFilter(view(be, x!), dyView, view(be, dfilter), dims(c))
+    outputs.push(dfilter)
+  }
+  if (a.only !== "filter") {
+    const dbias = be.makeOutput([c.outChannels], "float32")
+    addon.sum(dyView, [c.batchSize * c.outHeight * c.outWidth, c.outChannels], [0], view(be, dbias), 1)
+    outputs.push(dbias)
+  }
+  return outputs
 }
 
 /**
- * The gradient of {@link CONV2D_BIAS_KERNEL}: the filter and bias gradients from one
- * {@link CONV2D_FILTER_BIAS_GRAD_KERNEL} call, run when the gradient function is called (as the fused GroupNorm's,
- * so an unused one is freed with the backward pass); the input gradient, when asked for, from `Conv2DBackpropInput`.
+ * The gradient of {@link CONV2D_BIAS_KERNEL}: each input's gradient only when the tape asks for it (a frozen
+ * network's convolutions, the teacher's and ψ's in the generator step, need only the input gradient): the input
+ * gradient from `Conv2DBackpropInput`, the filter's and the bias's each from one
+ * {@link CONV2D_FILTER_BIAS_GRAD_KERNEL} call restricted to it (`only`), the same bits as the call giving both.
  *
  * @since 0.1.0
  * @category gradients
@@ -56,11 +65,12 @@ export const conv2dBiasGradient: tf.GradConfig = {
     const [x, filter] = saved as [tf.Tensor4D, tf.Tensor4D]
     const dy = (Array.isArray(dys) ? dys[0]! : dys) as tf.Tensor4D
     const a = attrs as unknown as Conv2dAttrs
-    const [dfilter, dbias] = tf.engine().runKernel(
-      CONV2D_FILTER_BIAS_GRAD_KERNEL,
-      { x, dy },
-      { ...a, filterShape: filter.shape } as unknown as tf.NamedAttrMap
-    ) as unknown as [tf.Tensor, tf.Tensor]
+    const part = (only: "filter" | "bias") =>
+      (tf.engine().runKernel(
+        CONV2D_FILTER_BIAS_GRAD_KERNEL,
+        { x, dy },
+        { ...a, filterShape: filter.shape, only } as unknown as tf.NamedAttrMap
+      ) as unknown as [tf.Tensor])[0]
     return {
       x: () =>
         tf.engine().runKernel(
@@ -68,8 +78,8 @@ export const conv2dBiasGradient: tf.GradConfig = {
           { dy, filter },
           { strides: a.strides, pad: a.pad, dataFormat: "NHWC", dilations: a.dilations, inputShape: x.shape } as unknown as tf.NamedAttrMap
         ) as tf.Tensor,
-      filter: () => dfilter,
-      bias: () => dbias
+      filter: () => part("filter"),
+      bias: () => part("bias")
     }
   }
 }
