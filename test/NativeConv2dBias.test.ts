@@ -144,4 +144,41 @@ describe.runIf(built)("convolution-with-bias kernel on wasm-native (addon built)
     expect(dfilter).toEqual(both[0])
     expect(dbias).toEqual(both[1])
   })
+
+  it("allocates its outputs before taking heap views: a heap that grows at an allocation leaves the gradients as they were", async () => {
+    await tf.setBackend("wasm")
+    const backend = tf.backend() as unknown as {
+      makeOutput: (...args: Array<unknown>) => unknown
+      readonly wasm: { readonly HEAPU8: Uint8Array; readonly _malloc: (n: number) => number; readonly _free: (p: number) => void }
+    }
+    const grads = () =>
+      tf.tidy(() => {
+        const x = tf.tensor4d(randoms(2 * 8 * 8 * 3, 21), [2, 8, 8, 3])
+        const f = tf.tensor4d(randoms(3 * 3 * 3 * 4, 22), [3, 3, 3, 4])
+        const b = tf.tensor1d(randoms(4, 23))
+        return tf.grads((x: tf.Tensor, f: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(conv2dBias(x as tf.Tensor4D, f as tf.Tensor4D, b))))([x, f, b])
+          .map((g) => Array.from(g.dataSync()))
+      })
+    const expected = grads()
+    const makeOutput = backend.makeOutput
+    let grown = 0
+    // The filter gradient's allocation first grows the heap (a block as large as the heap, allocated and freed
+    // again), which detaches every view taken before it: WebAssembly memory growth replaces the heap's buffer.
+    backend.makeOutput = (...args) => {
+      if (grown < 4 && JSON.stringify(args[0]) === "[3,3,3,4]") {
+        const before = backend.wasm.HEAPU8.buffer
+        backend.wasm._free(backend.wasm._malloc(backend.wasm.HEAPU8.length))
+        if (backend.wasm.HEAPU8.buffer !== before) grown++
+      }
+      return makeOutput.apply(backend, args)
+    }
+    let again: Array<Array<number>>
+    try {
+      again = grads()
+    } finally {
+      backend.makeOutput = makeOutput
+    }
+    expect(grown).toBeGreaterThan(0)
+    expect(again).toEqual(expected)
+  })
 })

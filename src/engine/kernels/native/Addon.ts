@@ -195,6 +195,10 @@ export interface WasmHeapBackend {
 
 export const allFloat = (...ts: ReadonlyArray<tf.TensorInfo | undefined>) => ts.every((t) => t === undefined || t.dtype === "float32")
 
+/**
+ * A float32 view of a tensor's data in the wasm heap. Take views only after the kernel's last allocation
+ * (`makeOutput`): an allocation may grow the heap, which replaces its buffer and leaves earlier views empty.
+ */
 export const view = (be: WasmHeapBackend, t: tf.TensorInfo): Float32Array => be.typedArrayFromHeap(t) as Float32Array
 
 export const requireStock = (name: string, stock: RawKernelFunc | undefined): RawKernelFunc => {

@@ -34,19 +34,13 @@ const makeFilterBiasGrad = (addon: NativeAddon): RawKernelFunc => (args) => {
   const a = args.attrs as unknown as Conv2dAttrs
   const c = info4(x!.shape as Shape4, a.filterShape!, a)
   const be = args.backend as WasmHeapBackend
+  // Every output is allocated before any heap view is taken: an allocation may grow the heap and detach the views.
+  const dfilter = a.only === "bias" ? undefined : be.makeOutput([...a.filterShape!], "float32")
+  const dbias = a.only === "filter" ? undefined : be.makeOutput([c.outChannels], "float32")
   const dyView = view(be, dy!)
-  const outputs: Array<tf.TensorInfo> = []
-  if (a.only !== "bias") {
-    const dfilter = be.makeOutput([...a.filterShape!], "float32")
-    addon.conv2dBackpropFilter(view(be, x!), dyView, view(be, dfilter), dims(c))
-    outputs.push(dfilter)
-  }
-  if (a.only !== "filter") {
-    const dbias = be.makeOutput([c.outChannels], "float32")
-    addon.sum(dyView, [c.batchSize * c.outHeight * c.outWidth, c.outChannels], [0], view(be, dbias), 1)
-    outputs.push(dbias)
-  }
-  return outputs
+  if (dfilter !== undefined) addon.conv2dBackpropFilter(view(be, x!), dyView, view(be, dfilter), dims(c))
+  if (dbias !== undefined) addon.sum(dyView, [c.batchSize * c.outHeight * c.outWidth, c.outChannels], [0], view(be, dbias), 1)
+  return [dfilter, dbias].filter((t): t is tf.TensorInfo => t !== undefined)
 }
 
 /**
