@@ -151,7 +151,8 @@ const benchCase = (c: Case, turnUs: number) =>
         }
         return parts.length === 1 ? parts[0]! : tf.concat(parts, 0)
       })
-      const ownMedian = median(runs.map((r) => r.total))
+      const totals = runs.map((r) => r.total)
+      const ownMedian = median(totals)
       const result = {
         case: c.name,
         dataShape: network.dataShape,
@@ -161,9 +162,9 @@ const benchCase = (c: Case, turnUs: number) =>
         iterations: timed,
         iterationMs: {
           median: round(ownMedian, 1),
-          min: round(Math.min(...runs.map((r) => r.total)), 1),
-          p10: round(quantile(runs.map((r) => r.total), 0.1), 1),
-          p90: round(quantile(runs.map((r) => r.total), 0.9), 1),
+          min: round(Math.min(...totals), 1),
+          p10: round(quantile(totals, 0.1), 1),
+          p90: round(quantile(totals, 0.9), 1),
           fakeStepMedian: round(median(runs.map((r) => r.fake)), 1),
           generatorStepMedian: round(median(runs.map((r) => r.generator)), 1),
           emaMedian: round(median(runs.map((r) => r.ema)), 2)

@@ -1,11 +1,10 @@
 import * as tf from "@tensorflow/tfjs"
-import { Effect, Exit, Layer, Scope } from "effect"
 import { existsSync } from "node:fs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { DENSE_KERNEL, dense, type DenseActivation } from "../src/domain/nn/Dense.js"
 import { GROUP_NORM_KERNEL, groupNorm } from "../src/domain/nn/GroupNorm.js"
 import { loadNativeAddon, nativeAddonPath } from "../src/engine/kernels/Native.js"
-import * as EngineLayers from "../src/engine/node/Engine.js"
+import { useEngine } from "./support/distillation.js"
 import { randoms } from "./support/random.js"
 
 const randomTensor = (shape: Array<number>, seed: number): tf.Tensor =>
@@ -24,16 +23,13 @@ const denseOrdinary = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, activation: Den
   (tf.engine().runKernel(DENSE_KERNEL, { x, w, b }, { activation }) as unknown as Array<tf.Tensor>)[0]!
 
 describe("fused kernels on the tape with their first output only (runFirstOutput) on the wasm engine", () => {
-  let scope: Scope.CloseableScope
+  let release: () => Promise<void>
 
   beforeAll(async () => {
-    scope = Effect.runSync(Scope.make())
-    await Effect.runPromise(Layer.buildWithScope(EngineLayers.makeWasm(), scope))
+    release = await useEngine("wasm")
   })
 
-  afterAll(async () => {
-    await Effect.runPromise(Scope.close(scope, Exit.void))
-  })
+  afterAll(() => release())
 
   const [m, k, n] = [256, 24, 64]
   const gradsOf = (layer: (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor) =>
@@ -77,20 +73,16 @@ describe("fused kernels on the tape with their first output only (runFirstOutput
     expect(tf.memory().numTensors).toBe(before)
     tf.dispose([x, w, b])
   })
-
 })
 
 describe.runIf(nativeBuilt)("fused kernels with their first output only on wasm-native (addon built)", () => {
-  let scope: Scope.CloseableScope
+  let release: () => Promise<void>
 
   beforeAll(async () => {
-    scope = Effect.runSync(Scope.make())
-    await Effect.runPromise(Layer.buildWithScope(EngineLayers.makeWasmNative(), scope))
+    release = await useEngine("wasm-native")
   })
 
-  afterAll(async () => {
-    await Effect.runPromise(Scope.close(scope, Exit.void))
-  })
+  afterAll(() => release())
 
   it("dense and GroupNorm (+ SiLU) gradients are the same bits as the ordinary recording", () => {
     expect([DENSE_KERNEL, GROUP_NORM_KERNEL].map((name) => tf.getKernel(name, "wasm") !== undefined)).toEqual([true, true])
