@@ -10,7 +10,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { SIGMA_DATA } from "./Edm.js"
 import { lossWeight } from "./Preconditioning.js"
-import { broadcastPerSample, keepRows, replaceNaN, rowSum, type SigmaLike } from "../nn/Tensors.js"
+import { broadcastPerSample, keepRows, replaceNaN, rowSum, select, type SigmaLike } from "../nn/Tensors.js"
 
 /**
  * Inputs of {@link denoisingLoss} (docs/algorithm.md §7).
@@ -75,7 +75,7 @@ export const denoisingLoss = (input: DenoisingLossInput): DenoisingLossResult =>
       : broadcastPerSample(lossWeight(input.sigma, input.sigmaData ?? SIGMA_DATA), y)
     const sq = tf.mul(weight, tf.squaredDifference(replaceNaN(yHat), replaceNaN(y)))
     const raw = rowSum(sq)
-    const perRow = tf.where(keep, raw, tf.zerosLike(raw)) as tf.Tensor1D
+    const perRow = select(keep, raw, tf.zerosLike(raw)) as tf.Tensor1D
     const loss = perRow.sum().mul((input.lossScale ?? 1) / batchSize) as tf.Scalar
     return { loss, perRow, mask: keep.cast("float32") as tf.Tensor1D }
   })

@@ -107,10 +107,40 @@ export const keepRows = (...xs: ReadonlyArray<tf.Tensor>): tf.Tensor1D => {
 }
 
 /**
+ * `tf.where(condition, a, b)` without the broadcast copies: for a bool condition and two operands of its shape and one
+ * dtype it runs the `Select` kernel directly, where `tf.where` first dispatches an `Identity` kernel for each of the
+ * three (docs/engines.md §3.6); other shapes go through `tf.where`. The same values and the same gradient (the
+ * `Select` kernel's).
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const select = (condition: tf.Tensor, a: tf.Tensor, b: tf.Tensor): tf.Tensor =>
+  condition.dtype === "bool" && a.dtype === b.dtype && tf.util.arraysEqual(condition.shape, a.shape) &&
+    tf.util.arraysEqual(a.shape, b.shape)
+    ? (tf.engine().runKernel("Select", { condition, t: a, e: b }, {}) as tf.Tensor)
+    : tf.where(condition, a, b)
+
+const replaceNaNOp = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const [input, save] = args as [tf.Tensor, tf.GradSaveFunc]
+  const nan = tf.isNaN(input)
+  save([nan])
+  return {
+    value: select(nan, tf.zerosLike(input), input),
+    gradFunc: (dy: tf.Tensor | Array<tf.Tensor>, saved: Array<tf.Tensor>) => {
+      const g = Array.isArray(dy) ? dy[0]! : dy
+      return select(saved[0]!, tf.zerosLike(g), g)
+    }
+  }
+})
+
+/**
  * Replaces NaN entries by 0 through `tf.where`, so that a later multiply by a 0 mask gives 0 (NaN·0 = NaN; docs/algorithm.md §14).
- * The gradient to the replaced entries is 0; elsewhere it is the identity.
+ * The gradient to the replaced entries is 0; elsewhere it is the identity: one tape node whose gradient is a single
+ * `where` on the saved NaN mask (the stock `where` and `zerosLike` gradients would dispatch about nine kernels for the
+ * same values, docs/engines.md §3.6).
  *
  * @since 0.1.0
  * @category utils
  */
-export const replaceNaN = (x: tf.Tensor): tf.Tensor => tf.tidy(() => tf.where(tf.isNaN(x), tf.zerosLike(x), x))
+export const replaceNaN = (x: tf.Tensor): tf.Tensor => replaceNaNOp(x)

@@ -11,7 +11,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { stopGradient } from "../nn/StopGradient.js"
-import { keepRows, nonBatchAxes, replaceNaN, rowMean, rowSum } from "../nn/Tensors.js"
+import { keepRows, nonBatchAxes, replaceNaN, rowMean, rowSum, select } from "../nn/Tensors.js"
 
 /**
  * Inputs of {@link sidGeneratorLoss} (docs/algorithm.md §8.1). All tensors [N, ...] of one shape.
@@ -86,7 +86,7 @@ const prepare = (input: GeneratorLossInput, options: GeneratorLossOptions): Prep
 
 /** Masks the per-row values and scales their sum (docs/algorithm.md §8.1: dropped rows count in the divisor). */
 const finish = (input: GeneratorLossInput, options: GeneratorLossOptions, p: Prepared, raw: tf.Tensor1D): GeneratorLossResult => {
-  const perRow = tf.where(p.keep, raw, tf.zerosLike(raw)) as tf.Tensor1D
+  const perRow = select(p.keep, raw, tf.zerosLike(raw)) as tf.Tensor1D
   const batchSize = input.batchSize ?? (input.xg.shape[0] ?? 0)
   const loss = perRow.sum().mul((options.lossScale ?? 100) / batchSize) as tf.Scalar
   return { loss, perRow, mask: p.keep.cast("float32") as tf.Tensor1D }
@@ -145,7 +145,7 @@ export const sidLossTerms = (input: {
     const yr = replaceNaN(input.yReal)
     const yf = replaceNaN(input.yFake)
     const delta = tf.sub(yr, yf)
-    const masked = (t: tf.Tensor1D) => tf.where(keep, t, tf.zerosLike(t)) as tf.Tensor1D
+    const masked = (t: tf.Tensor1D) => select(keep, t, tf.zerosLike(t)) as tf.Tensor1D
     return {
       l1: masked(rowSum(tf.square(delta))),
       l2: masked(rowSum(tf.mul(delta, tf.sub(yr, xg)))),

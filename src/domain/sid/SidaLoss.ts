@@ -24,7 +24,7 @@ import { denoisingLoss } from "../edm/DenoisingLoss.js"
 import type { GeneratorLoss, GeneratorLossInput, GeneratorLossResult } from "./SidLoss.js"
 import { lossWeight } from "../edm/Preconditioning.js"
 import { stopGradient } from "../nn/StopGradient.js"
-import { keepRows, nonBatchAxes, replaceNaN, rowMean, type SigmaLike } from "../nn/Tensors.js"
+import { keepRows, nonBatchAxes, replaceNaN, rowMean, select, type SigmaLike } from "../nn/Tensors.js"
 
 /**
  * The clamp of the generator's logits before its BCE (official: `y_D.clamp(-10, 10)`).
@@ -57,7 +57,7 @@ export const bceWithLogits = (logits: tf.Tensor, target: 0 | 1, keep?: tf.Tensor
     const bce = tf.softplus(target === 1 ? tf.neg(clean) : clean)
     const perRow = logits.rank <= 1 ? bce : tf.mean(bce, nonBatchAxes(logits.rank))
     const kept = keep ?? (tf.ones([n], "bool") as tf.Tensor1D)
-    const masked = tf.where(kept, perRow, tf.zerosLike(perRow))
+    const masked = select(kept, perRow, tf.zerosLike(perRow))
     return tf.div(tf.sum(masked), tf.maximum(tf.sum(tf.cast(kept, "float32")), 1)) as tf.Scalar
   })
 
@@ -118,7 +118,7 @@ export const discriminatorLoss = (input: DiscriminatorLossInput): DiscriminatorL
     const weight = typeof input.sigma === "number"
       ? tf.fill([n], (input.sigma ** 2 + sigmaData ** 2) / (input.sigma * sigmaData) ** 2)
       : tf.broadcastTo(lossWeight(input.sigma.reshape([-1]), sigmaData), [n])
-    const keptWeight = tf.sum(tf.where(keep, weight, tf.zerosLike(weight)))
+    const keptWeight = tf.sum(select(keep, weight, tf.zerosLike(weight)))
     const loss = tf.mul(keptWeight, tf.add(bceReal, bceFake).div(2)).mul((input.lossScale ?? 1) / (input.batchSize ?? n))
     return { loss: loss as tf.Scalar, bceReal, bceFake }
   })
@@ -238,7 +238,7 @@ export const adversarialGeneratorLoss = (
       ? tf.maximum(stopGradient(rowMean(tf.abs(tf.sub(replaceNaN(input.xg), replaceNaN(input.yReal))))), input.wMin ?? 1e-5)
       : tf.ones([n])
     const raw = tf.div(tf.mul(bce, elements), w)
-    const perRow = tf.where(keep, raw, tf.zerosLike(raw)) as tf.Tensor1D
+    const perRow = select(keep, raw, tf.zerosLike(raw)) as tf.Tensor1D
     const loss = tf.sum(perRow).mul((input.lossScale ?? 0.01) / (input.batchSize ?? n)) as tf.Scalar
     return { loss, perRow }
   })

@@ -9,7 +9,7 @@
  * @since 0.2.0
  */
 import type * as tf from "@tensorflow/tfjs"
-import { fastReduceGradients } from "./Gradients.js"
+import { castFreeGradients, fastReduceGradients } from "./Gradients.js"
 import type { KernelPatch } from "./Patches.js"
 import { wasmAdamPatches } from "./wasm/Adam.js"
 import { wasmDenseGradient, wasmDensePatches } from "./wasm/Dense.js"
@@ -40,4 +40,4 @@ export const wasmFusedPatches: ReadonlyArray<KernelPatch> = [
  * @since 0.2.0
  * @category gradients
  */
-export const wasmFusedGradients: ReadonlyArray<tf.GradConfig> = [...fastReduceGradients, wasmDenseGradient]
+export const wasmFusedGradients: ReadonlyArray<tf.GradConfig> = [...fastReduceGradients, ...castFreeGradients, wasmDenseGradient]
