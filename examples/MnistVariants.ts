@@ -191,12 +191,17 @@ export const appendVariantRow = async (out: string, row: VariantRow, teacher: Sa
   const rows = (await readFile(jsonl, "utf8")).split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as VariantRow)
   const table = variantTable(rows, teacher)
   await Effect.runPromise(writeFileAtomic(join(out, "variants.md"), new TextEncoder().encode(table)))
-  const series = (await Promise.all(MNIST_VARIANTS.map(async (v) => ({ name: v, points: (await summaryEvaluations(out, v)).map((e) => [e.step, e.fid] as const) }))))
-    .filter((s) => s.points.length > 0)
+  const evaluations = await Promise.all(MNIST_VARIANTS.map((v) => summaryEvaluations(out, v)))
+  const sidEnd = Math.max(0, ...(evaluations[MNIST_VARIANTS.indexOf("sid")] ?? []).map((e) => e.step))
+  // SiD²A continues the sid variant's generator: its iterations are drawn after the ones it started from.
+  const series = MNIST_VARIANTS.map((v, i) => ({
+    name: v === "sid2a" ? "sid2a (after sid)" : v,
+    points: (evaluations[i] ?? []).map((e) => [e.step + (v === "sid2a" ? sidEnd : 0), e.fid] as const)
+  })).filter((s) => s.points.length > 0)
   const last = Math.max(1, ...series.flatMap((s) => s.points.map(([x]) => x)))
   const png = linePlot(
     [...series, { name: "teacher, Heun-35", points: [[0, fidOf(teacher)], [last, fidOf(teacher)]], dashed: true }],
-    { title: "MNIST-FID of the SiD variants (same teacher and budget)", xTitle: "iterations", yTitle: "MNIST-FID (log scale)" }
+    { title: "MNIST-FID of the SiD variants (same teacher)", xTitle: "iterations (SiD²A's after those of the sid run it starts from)", yTitle: "MNIST-FID (log scale)" }
   )
   await Effect.runPromise(Effect.flatMap(png, (bytes) => writeFileAtomic(join(out, "variants-fid.png"), bytes)))
 }
