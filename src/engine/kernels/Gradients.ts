@@ -58,6 +58,25 @@ const reducedTo = (res: tf.Tensor, shape: Array<number>, outShape: Array<number>
   return axes.length > 0 ? tf.reshape(tf.sum(res, axes), shape) : res
 }
 
+/** A two-input gradient whose products are summed back to each input's shape where the inputs were broadcast. */
+const binaryGradient = (
+  kernelName: string,
+  grads: (
+    dy: tf.Tensor,
+    a: tf.Tensor,
+    b: tf.Tensor,
+    reduce: (t: tf.Tensor, input: tf.Tensor) => tf.Tensor
+  ) => { readonly a: () => tf.Tensor; readonly b: () => tf.Tensor }
+): tf.GradConfig => ({
+  kernelName,
+  inputsToSave: ["a", "b"],
+  gradFunc: (dy, saved) => {
+    const [a, b] = saved as [tf.Tensor, tf.Tensor]
+    const outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape)
+    return grads(dy as tf.Tensor, a, b, (t, input) => reducedTo(t, input.shape, outShape))
+  }
+})
+
 /**
  * Element-wise gradients without the float32 casts of TF.js's stock ones. The stock gradients of `Multiply`,
  * `RealDiv`, `Square`, `Sqrt`, `Sin`, `Cos` and `Log` cast their saved inputs to float32 before use, and a cast of a
@@ -69,30 +88,14 @@ const reducedTo = (res: tf.Tensor, shape: Array<number>, outShape: Array<number>
  * @category gradients
  */
 export const castFreeGradients: ReadonlyArray<tf.GradConfig> = [
-  {
-    kernelName: "Multiply",
-    inputsToSave: ["a", "b"],
-    gradFunc: (dy, saved) => {
-      const [a, b] = saved as [tf.Tensor, tf.Tensor]
-      const outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape)
-      return {
-        a: () => reducedTo(tf.mul(dy as tf.Tensor, asFloat32(b)), a.shape, outShape),
-        b: () => reducedTo(tf.mul(dy as tf.Tensor, asFloat32(a)), b.shape, outShape)
-      }
-    }
-  },
-  {
-    kernelName: "RealDiv",
-    inputsToSave: ["a", "b"],
-    gradFunc: (dy, saved) => {
-      const [a, b] = saved as [tf.Tensor, tf.Tensor]
-      const outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape)
-      return {
-        a: () => reducedTo(tf.div(dy as tf.Tensor, asFloat32(b)), a.shape, outShape),
-        b: () => tf.neg(tf.div(reducedTo(tf.mul(dy as tf.Tensor, asFloat32(a)), b.shape, outShape), asFloat32(tf.square(b))))
-      }
-    }
-  },
+  binaryGradient("Multiply", (dy, a, b, reduce) => ({
+    a: () => reduce(tf.mul(dy, asFloat32(b)), a),
+    b: () => reduce(tf.mul(dy, asFloat32(a)), b)
+  })),
+  binaryGradient("RealDiv", (dy, a, b, reduce) => ({
+    a: () => reduce(tf.div(dy, asFloat32(b)), a),
+    b: () => tf.neg(tf.div(reduce(tf.mul(dy, asFloat32(a)), b), asFloat32(tf.square(b))))
+  })),
   {
     kernelName: "Square",
     inputsToSave: ["x"],
