@@ -10,7 +10,7 @@
         "src/fused.cc", "src/copy.cc"
       ],
       "cflags_cc!": ["-fno-exceptions"],
-      "cflags_cc": ["-O3", "-march=native", "-std=c++17", "-fexceptions", "-fopenmp", "-ffp-contract=off"],
+      "cflags_cc": ["-O3", "-march=native", "-std=c++17", "-fexceptions", "-fopenmp", "-ffp-contract=off", "-fno-math-errno"],
       "include_dirs": ["/usr/include/x86_64-linux-gnu/openblas-pthread", "/usr/include/openblas"],
       "libraries": ["-lopenblas", "-lpthread", "-fopenmp"],
       "conditions": [
