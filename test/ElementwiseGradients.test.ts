@@ -1,6 +1,8 @@
 import * as tf from "@tensorflow/tfjs"
+import { Effect, Exit, Layer, Scope } from "effect"
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { engineLayer } from "../src/browser/Engine.js"
 import { replaceNaN, select } from "../src/domain/nn/Tensors.js"
 import { castFreeGradients } from "../src/engine/kernels/Gradients.js"
 import { useEngine } from "./support/distillation.js"
@@ -138,5 +140,28 @@ describe("select and replaceNaN (wasm engine)", () => {
     })
     expect(grad).toEqual(composed)
     expect(grad.some((v) => v !== 0)).toBe(true)
+  })
+})
+
+describe("the page engine (sid-ts/browser)", () => {
+  it("installs the same gradients while it is held and gives TF.js's back on release", async () => {
+    const stockMultiply = stock[castFreeGradients.findIndex((c) => c.kernelName === "Multiply")]
+    const scope = Effect.runSync(Scope.make())
+    await Effect.runPromise(Layer.buildWithScope(engineLayer("cpu"), scope))
+    try {
+      for (const c of castFreeGradients) expect(tf.getGradient(c.kernelName)).toBe(c)
+      const c = { m: 3, n: 5, broadcast: "column", seed: 11 }
+      const grads = () =>
+        tf.tidy(() => {
+          const a = tf.tensor(randoms(15, c.seed, 4), [3, 5])
+          const b = tf.tensor(randoms(3, c.seed + 1, 4), [3, 1])
+          return tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.div(tf.mul(a, b), tf.add(tf.square(b), 1))))([a, b])
+            .map((g) => Array.from(g.dataSync()))
+        })
+      expect(grads()).toEqual(withGradients(stock, grads))
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+    expect(tf.getGradient("Multiply")).toBe(stockMultiply)
   })
 })

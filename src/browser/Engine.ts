@@ -19,6 +19,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer, Option, type Scope } from "effect"
 import { keepBackend } from "../engine/BackendScope.js"
+import { castFreeGradients, fastReduceGradients, installGradients } from "../engine/kernels/Gradients.js"
 import { cpuPatches, install, type KernelPatch, labels, wasmPatches } from "../engine/kernels/Patches.js"
 import { Engine, EngineFacts, EngineInitFailed, EnginePackageNotInstalled } from "../engine/Engine.js"
 import {
@@ -282,6 +283,15 @@ const buildWebGpu = Effect.gen(function*() {
 })
 
 /**
+ * TF.js's `Sum`/`Mean` gradients without the array of ones and its element-wise gradients without float32 casts
+ * (docs/engines.md §3.6): the same bits with fewer dispatches, for as long as the engine is held.
+ */
+const dispatchSavingGradients = Effect.acquireRelease(
+  Effect.sync(() => installGradients([...fastReduceGradients, ...castFreeGradients])),
+  (restore) => Effect.sync(restore)
+)
+
+/**
  * The engine `name` for a page or worker, and what it reports ({@link BrowserEngineInfo}). Fails with
  * `EngineInitFailed` (WebGPU without an adapter, a backend that does not start) or `EnginePackageNotInstalled`.
  *
@@ -297,11 +307,14 @@ export const makeEngine = (
   Scope.Scope
 > =>
   Effect.map(
-    (name === "wasm" ? buildWasm(options) : name === "cpu" ? buildCpu : buildWebGpu) as Effect.Effect<
-      { readonly service: EngineFacts; readonly info: { readonly name: BrowserEngineName; readonly adapter?: string } },
-      EngineInitFailed | EnginePackageNotInstalled,
-      Scope.Scope
-    >,
+    Effect.zipRight(
+      dispatchSavingGradients,
+      (name === "wasm" ? buildWasm(options) : name === "cpu" ? buildCpu : buildWebGpu) as Effect.Effect<
+        { readonly service: EngineFacts; readonly info: { readonly name: BrowserEngineName; readonly adapter?: string } },
+        EngineInitFailed | EnginePackageNotInstalled,
+        Scope.Scope
+      >
+    ),
     ({ info, service }) => ({
       engine: Engine.of({ tf, name, backend: name, facts: service }),
       info: { ...info, crossOriginIsolated: isCrossOriginIsolated() }
