@@ -26,10 +26,6 @@ void forChunks(const NormDims& d, F&& f) {
   parallelFor(d.n * chunks, task);
 }
 
-}  // namespace
-
-namespace {
-
 // The element loop of adam over [i0, i1), on restrict pointers so that it vectorises (sqrt and division stay
 // correctly rounded in the vector units; with -fno-math-errno sqrt needs no errno branch).
 void adamRange(const float* __restrict p, const float* __restrict g, const float* __restrict m,

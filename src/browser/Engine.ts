@@ -19,7 +19,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer, Option, type Scope } from "effect"
 import { keepBackend } from "../engine/BackendScope.js"
-import { castFreeGradients, fastReduceGradients, installGradients } from "../engine/kernels/Gradients.js"
+import { dispatchSavingGradients as gradientConfigs, installGradients } from "../engine/kernels/Gradients.js"
 import { cpuPatches, install, type KernelPatch, labels, wasmPatches } from "../engine/kernels/Patches.js"
 import { Engine, EngineFacts, EngineInitFailed, EnginePackageNotInstalled } from "../engine/Engine.js"
 import {
@@ -287,7 +287,7 @@ const buildWebGpu = Effect.gen(function*() {
  * (docs/engines.md §3.6): the same bits with fewer dispatches, for as long as the engine is held.
  */
 const dispatchSavingGradients = Effect.acquireRelease(
-  Effect.sync(() => installGradients([...fastReduceGradients, ...castFreeGradients])),
+  Effect.sync(() => installGradients(gradientConfigs)),
   (restore) => Effect.sync(restore)
 )
 

@@ -137,7 +137,7 @@ const replaceNaNOp = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>)
 /**
  * Replaces NaN entries by 0 through `tf.where`, so that a later multiply by a 0 mask gives 0 (NaN·0 = NaN; docs/algorithm.md §14).
  * The gradient to the replaced entries is 0; elsewhere it is the identity: one tape node whose gradient is a single
- * `where` on the saved NaN mask (the stock `where` and `zerosLike` gradients would dispatch about nine kernels for the
+ * {@link select} on the saved NaN mask (the stock `where` and `zerosLike` gradients would dispatch about nine kernels for the
  * same values, docs/engines.md §3.6).
  *
  * @since 0.1.0

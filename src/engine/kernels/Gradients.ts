@@ -1,5 +1,5 @@
 /**
- * Gradient replacements for the `wasm` and `wasm-native` engines (docs/engines.md §3.6). TF.js's stock `Sum` and `Mean` gradients broadcast dy
+ * Gradient replacements for the CPU engines and those of `sid-ts/browser` (docs/engines.md §3.6). TF.js's stock `Sum` and `Mean` gradients broadcast dy
  * by multiplying with `ones(x.shape)`, which fills a full-size array of ones in JavaScript and copies it into the
  * backend on every backward pass (GroupNorm statistics make that a large share of a training step). These compute the
  * same product with `onesLike(x)`, a backend kernel, so the values are bit-identical and nothing is filled in
@@ -122,6 +122,15 @@ export const castFreeGradients: ReadonlyArray<tf.GradConfig> = [
     gradFunc: (dy, saved) => ({ x: () => tf.div(dy as tf.Tensor, asFloat32(saved[0]!)) })
   }
 ]
+
+/**
+ * The replacements every engine that installs gradients takes: {@link fastReduceGradients} and
+ * {@link castFreeGradients} (same bits, fewer dispatches).
+ *
+ * @since 0.2.0
+ * @category gradients
+ */
+export const dispatchSavingGradients: ReadonlyArray<tf.GradConfig> = [...fastReduceGradients, ...castFreeGradients]
 
 interface Installed {
   count: number

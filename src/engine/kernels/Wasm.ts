@@ -9,7 +9,7 @@
  * @since 0.2.0
  */
 import type * as tf from "@tensorflow/tfjs"
-import { castFreeGradients, fastReduceGradients } from "./Gradients.js"
+import { dispatchSavingGradients } from "./Gradients.js"
 import type { KernelPatch } from "./Patches.js"
 import { wasmAdamPatches } from "./wasm/Adam.js"
 import { wasmDenseGradient, wasmDensePatches } from "./wasm/Dense.js"
@@ -35,9 +35,9 @@ export const wasmFusedPatches: ReadonlyArray<KernelPatch> = [
 
 /**
  * The gradients that go with {@link wasmFusedPatches}: the lazy fused-dense gradient, and `Sum` / `Mean` gradients
- * that broadcast with a backend kernel (`Gradients.fastReduceGradients`).
+ * that broadcast with a backend kernel and the cast-free element-wise ones (`Gradients.dispatchSavingGradients`).
  *
  * @since 0.2.0
  * @category gradients
  */
-export const wasmFusedGradients: ReadonlyArray<tf.GradConfig> = [...fastReduceGradients, ...castFreeGradients, wasmDenseGradient]
+export const wasmFusedGradients: ReadonlyArray<tf.GradConfig> = [...dispatchSavingGradients, wasmDenseGradient]

@@ -29,7 +29,7 @@ import {
   patch,
   useBackend
 } from "../../internal/engine.js"
-import { castFreeGradients, fastReduceGradients, installGradients } from "../../kernels/Gradients.js"
+import { dispatchSavingGradients, installGradients } from "../../kernels/Gradients.js"
 import { groupNormGradient, loadNativeAddon, nativeAddonPath, nativePatches } from "../../kernels/Native.js"
 import { labels, wasmPatches } from "../../kernels/Patches.js"
 import { hasNativeAdamAll, nativeAdamAllPatches } from "../../kernels/native/AdamAll.js"
@@ -110,7 +110,7 @@ export const buildWasmNative = (options?: EngineOptions): Layer.Layer<Engine, En
       ]
       yield* patch("wasm-native", native)
       yield* Effect.acquireRelease(
-        Effect.sync(() => installGradients([...fastReduceGradients, ...castFreeGradients, groupNormGradient, denseGradient, conv2dBiasGradient])),
+        Effect.sync(() => installGradients([...dispatchSavingGradients, groupNormGradient, denseGradient, conv2dBiasGradient])),
         (restore) => Effect.sync(restore)
       )
       yield* Effect.acquireRelease(Effect.sync(() => installSharedClone("wasm")), (restore) => Effect.sync(restore))
